@@ -1,0 +1,15 @@
+"""The in-container agent: phase driver, survivor watch, recorder.
+
+This subpackage runs *inside* the sandbox only, as root (never as the candidate
+uid), under the image's own interpreter. It uses the standard library and psutil
+only, and host-side code never imports it at run time: the image build copies
+these files to ``/opt/pkgsandbox/lib/pkgsandbox_agent``.
+
+Protocol with the host (``docker exec``):
+  ``agent setup``            prepare HOME, the venv and the trace directory
+  ``agent phase NAME``       run one phase under strace; JSON lines on stdout
+  ``agent collect``          tar of the output directory on stdout
+  ``agent probe``            what a candidate-uid process sees (doctor)
+"""
+
+AGENT_VERSION = "1"

@@ -1,0 +1,759 @@
+"""Agent entry point: ``agent {setup,phase NAME,collect,probe}`` (runs as root in the sandbox)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import guard, watch
+
+PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", "/stage/plan.json"))
+OUT = Path("/var/lib/pkgsandbox/out")
+RUN_DIR = Path("/opt/pkgsandbox/run")
+VENV_TEMPLATE = Path("/opt/pkgsandbox/venv")
+EXIT_OK, EXIT_USAGE, EXIT_FAIL = 0, 2, 3
+
+
+def emit(kind: str, **fields: Any) -> None:
+    """One JSON line to the host (our stdout is the docker exec stream, not the candidate's)."""
+    sys.stdout.write(json.dumps({"type": kind, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def load_plan() -> dict[str, Any]:
+    with PLAN_PATH.open() as fh:
+        plan: dict[str, Any] = json.load(fh)
+    return plan
+
+
+# --------------------------------------------------------------------------- setup
+
+HOME_FILES = {
+    ".bashrc": "# ~/.bashrc: executed by bash(1) for non-login shells.\n"
+    "case $- in *i*) ;; *) return;; esac\nHISTCONTROL=ignoreboth\nshopt -s histappend\n"
+    "HISTSIZE=1000\nHISTFILESIZE=2000\nalias ll='ls -alF'\nalias gs='git status'\n"
+    "export EDITOR=nano\n[ -f ~/.venv/bin/activate ] && . ~/.venv/bin/activate\n",
+    ".profile": "# ~/.profile: executed by the command interpreter for login shells.\n"
+    'if [ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi\n'
+    'if [ -d "$HOME/.local/bin" ] ; then PATH="$HOME/.local/bin:$PATH"; fi\n',
+    ".bash_history": "cd project\ngit pull\nsource .venv/bin/activate\npip install -r requirements.txt\n"
+    "pytest -q\ngit status\ngit commit -am 'fix flaky test'\ngit push\nls -la\nvim app/settings.py\n",
+    ".gitconfig": "[user]\n\tname = {name}\n\temail = {user}@{domain}\n[pull]\n\trebase = true\n"
+    "[init]\n\tdefaultBranch = main\n",
+}
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
+def copy_venv(dest: Path) -> None:
+    """Copy the pre-built venv template and point its scripts' shebangs at *dest*."""
+    shutil.copytree(VENV_TEMPLATE, dest, symlinks=True)
+    old, new = str(VENV_TEMPLATE).encode(), str(dest).encode()
+    for script in (dest / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        data = script.read_bytes()
+        if old in data[:4096]:
+            script.write_bytes(data.replace(old, new))
+    cfg = dest / "pyvenv.cfg"
+    if cfg.exists():
+        cfg.write_text(cfg.read_text().replace(str(VENV_TEMPLATE), str(dest)))
+
+
+def cmd_setup(plan: dict[str, Any]) -> int:
+    """Prepare the trace directory, a lived-in HOME and the project's venv."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    OUT.chmod(0o700)
+    home = Path(plan["home"])
+    project = Path(plan["project"])
+    ident = plan.get("identity", {})
+    fmt = {
+        "name": ident.get("full_name", "Alex Morgan"),
+        "user": plan["user"],
+        "domain": ident.get("domain", "example.com"),
+    }
+    for name, text in HOME_FILES.items():
+        _write(home / name, text.format(**fmt) if "{" in text else text)
+    for extra in (".cache", ".local/bin", ".config", "Downloads", "Documents"):
+        (home / extra).mkdir(parents=True, exist_ok=True)
+    project.mkdir(parents=True, exist_ok=True)
+    _write(project / "README.md", "# service\n\nInternal API service.\n")
+    _write(project / "requirements.txt", "flask==3.0.3\nrequests==2.32.3\n")
+    for rel, content in plan.get("home_files", {}).items():
+        target = home / rel
+        _write(target, content, 0o600)
+    copy_venv(Path(plan["venv"]))
+    home.chmod(0o750)  # before chown: root has no CAP_FOWNER here
+    _chown_tree(home, plan["uid"], plan["gid"])
+    emit("setup", ok=True, venv=plan["venv"])
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+def site_packages(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python*/site-packages"))
+    if not found:
+        raise RuntimeError(f"no site-packages under {venv}")
+    return found[0]
+
+
+def candidate_env(plan: dict[str, Any]) -> dict[str, str]:
+    """The environment a developer's shell would give the candidate."""
+    venv = plan["venv"]
+    env = {
+        "HOME": plan["home"],
+        "USER": plan["user"],
+        "LOGNAME": plan["user"],
+        "SHELL": "/bin/bash",
+        "PATH": f"{venv}/bin:{plan['home']}/.local/bin:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TERM": "xterm-256color",
+        "VIRTUAL_ENV": venv,
+        "PWD": plan["project"],
+        "HOSTNAME": plan.get("hostname", "localhost"),
+    }
+    env.update(plan.get("env", {}))
+    return env
+
+
+class Capture:
+    """Bounded head + tail capture of a byte stream (floods cannot exhaust memory)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.cap - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            if len(self.tail) > self.cap:
+                del self.tail[: len(self.tail) - self.cap]
+
+    def text(self) -> str:
+        body = bytes(self.head)
+        if self.tail:
+            skipped = self.total - len(self.head) - len(self.tail)
+            if skipped > 0:
+                body += f"\n[... {skipped} bytes not kept ...]\n".encode()
+            body += bytes(self.tail)
+        return body.decode("utf-8", "replace")
+
+
+def privilege_drop(plan: dict[str, Any]) -> list[str]:
+    """setpriv + choom: candidate uid, no capabilities at all, no-new-privs, OOM-first."""
+    return [
+        "setpriv",
+        f"--reuid={plan['uid']}",
+        f"--regid={plan['gid']}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        "choom",
+        "-n",
+        "1000",
+        "--",
+    ]
+
+
+class StepRun:
+    """One traced command: strace → setpriv → choom → argv, with watch and window."""
+
+    def __init__(self, plan: dict[str, Any], phase: str, tag: str, argv: list[str]) -> None:
+        self.plan = plan
+        self.phase = phase
+        self.tag = tag
+        self.argv = argv
+        self.trace = OUT / f"{phase}.{tag}.strace"
+        self.output = Capture(int(plan.get("output_cap", 65536)))
+        self.ctl_buffer = b""
+        self.messages: list[dict[str, Any]] = []
+        self.status = "ok"
+        self.exit_code: int | None = None
+        self.lingering: list[dict[str, Any]] = []
+        self.window_used = 0.0
+        self.problems: list[str] = []
+        self.strace_rc: int | None = None
+        self.main_pid: int | None = None
+
+    def command(self) -> list[str]:
+        strace = [a.replace("{output}", str(self.trace)) for a in self.plan["strace"]]
+        return [*strace, "--", *privilege_drop(self.plan), *self.argv]
+
+    def _read_ctl(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        self.ctl_buffer += data
+        if len(self.ctl_buffer) > 1 << 20:  # a candidate spamming fd 3: drop, keep going
+            self.ctl_buffer = b""
+        *lines, self.ctl_buffer = self.ctl_buffer.split(b"\n")
+        for line in lines:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict):
+                self.messages.append(msg)
+                self.on_message(msg)
+
+    def on_message(self, msg: dict[str, Any]) -> None:
+        """Hook for drivers that report progress on fd 3."""
+
+    def main_done(self) -> bool:
+        """Whether the step's own work is over (default: its first process exited)."""
+        return self.main_pid is not None and not _alive(self.main_pid)
+
+    def overdue(self, now: float) -> str | None:
+        """A reason to stop the step early, or None."""
+        return None
+
+    def run(self, timeout: float, window: float) -> StepRun:
+        uid, gid = self.plan["uid"], self.plan["gid"]
+        # Keep our own pipe ends above 10 so that fd 3 is free for the driver's
+        # progress pipe, which the tracee must find at exactly fd 3.
+        out_r, out_w = (_high_fd(fd) for fd in os.pipe())
+        ctl_r, ctl_w = (_high_fd(fd) for fd in os.pipe())
+        os.dup2(ctl_w, 3, inheritable=False)
+        os.close(ctl_w)
+        os.set_blocking(out_r, False)
+        os.set_blocking(ctl_r, False)
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=out_w,
+            pass_fds=(3,),
+            cwd=self.plan["project"],
+            env=candidate_env(self.plan),
+            preexec_fn=guard.recorder_preexec,
+        )
+        os.close(out_w)
+        os.close(3)
+        sel = selectors.DefaultSelector()
+        sel.register(out_r, selectors.EVENT_READ, "out")
+        sel.register(ctl_r, selectors.EVENT_READ, "ctl")
+        deadline = start + timeout
+        window_start: float | None = None
+        killed = False
+        try:
+            while True:
+                for key, _ in sel.select(timeout=0.05):
+                    if key.data == "out":
+                        try:
+                            data = os.read(out_r, 65536)
+                        except BlockingIOError:
+                            data = b"x"[:0]
+                        if data:
+                            self.output.feed(data)
+                        else:
+                            sel.unregister(out_r)
+                    else:
+                        self._read_ctl(ctl_r)
+                if self.main_pid is None:
+                    self.main_pid = _first_child(proc.pid)
+                now = time.monotonic()
+                if proc.poll() is not None:
+                    break
+                if killed:
+                    if now > deadline + 10:
+                        proc.terminate()  # strace detaches and flushes on SIGTERM
+                    continue
+                reason = self.overdue(now)
+                if reason:
+                    self.status = "timeout"
+                    self.problems.append(reason)
+                    self._finish(uid, gid, record=True)
+                    killed = True
+                    continue
+                if window_start is None:
+                    if self.main_done():
+                        window_start = now
+                    elif now > deadline:
+                        self.status = "timeout"
+                        self.problems.append(f"{self.tag}: still running after {timeout:.0f}s")
+                        self._finish(uid, gid, record=True)
+                        killed = True
+                    continue
+                survivors = watch.candidate_processes(uid)
+                if not survivors:
+                    continue  # strace is about to exit
+                if now - window_start >= window:
+                    self.lingering = [watch.describe(p) for p in survivors]
+                    self._finish(uid, gid, record=False)
+                    killed = True
+            self.window_used = (time.monotonic() - window_start) if window_start else 0.0
+        finally:
+            watch.kill_all(uid, gid)
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            # drain what is left of the output
+            try:
+                while True:
+                    data = os.read(out_r, 65536)
+                    if not data:
+                        break
+                    self.output.feed(data)
+            except (BlockingIOError, OSError):
+                pass
+            self._read_ctl(ctl_r)
+            sel.close()
+            os.close(out_r)
+            os.close(ctl_r)
+        self.strace_rc = proc.returncode
+        # strace exits with its tracee's status; the trace is the fallback when
+        # strace itself had to be stopped.
+        if self.status == "ok" and proc.returncode is not None and proc.returncode >= 0:
+            self.exit_code = proc.returncode
+        elif self.main_pid is not None:
+            self.exit_code = _exit_code_from_trace(self.trace, self.main_pid)
+        return self
+
+    def _finish(self, uid: int, gid: int, record: bool) -> None:
+        if record:
+            self.lingering = [watch.describe(p) for p in watch.candidate_processes(uid)]
+        watch.kill_all(uid, gid)
+
+    def result(self) -> dict[str, Any]:
+        size = self.trace.stat().st_size if self.trace.exists() else 0
+        complete = self.trace.exists() and _ends_with_newline(self.trace)
+        if _out_nearly_full():
+            complete = False
+            self.problems.append("trace storage full: trace truncated")
+        return {
+            "tag": self.tag,
+            "argv": self.argv,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "main_pid": self.main_pid,
+            "trace": self.trace.name,
+            "trace_bytes": size,
+            "trace_complete": complete,
+            "lingering": self.lingering,
+            "window": round(self.window_used, 3),
+            "output": self.output.text(),
+            "output_bytes": self.output.total,
+            "problems": self.problems,
+            "strace_rc": self.strace_rc,
+        }
+
+
+class ImportRun(StepRun):
+    """The import driver: per-module timeouts from its progress messages."""
+
+    def __init__(self, plan: dict[str, Any], tag: str, argv: list[str], module_timeout: float) -> None:
+        super().__init__(plan, "import", tag, argv)
+        self.module_timeout = module_timeout
+        self.current: tuple[str, float] | None = None
+        self.done = False
+        self.results: list[dict[str, Any]] = []
+
+    def on_message(self, msg: dict[str, Any]) -> None:
+        ev, name = msg.get("ev"), str(msg.get("m", ""))
+        if ev == "start":
+            self.current = (name, time.monotonic())
+        elif ev == "end" and self.current and self.current[0] == name:
+            took = time.monotonic() - self.current[1]
+            self.results.append(
+                {
+                    "name": name,
+                    "status": "ok" if msg.get("ok") else "error",
+                    "duration": round(took, 3),
+                    "detail": str(msg.get("err", ""))[:500],
+                }
+            )
+            self.current = None
+        elif ev == "done":
+            self.done = True
+
+    def main_done(self) -> bool:
+        return self.done or super().main_done()
+
+    def overdue(self, now: float) -> str | None:
+        if self.current and not self.done and now - self.current[1] > self.module_timeout:
+            name = self.current[0]
+            self.results.append(
+                {"name": name, "status": "timeout", "duration": round(now - self.current[1], 3), "detail": ""}
+            )
+            self.current = None
+            return f"import of {name} exceeded {self.module_timeout:.0f}s"
+        return None
+
+
+def _high_fd(fd: int) -> int:
+    new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return new
+
+
+def _first_child(pid: int) -> int | None:
+    try:
+        import psutil
+
+        kids = psutil.Process(pid).children()
+    except Exception:
+        return None
+    return kids[0].pid if kids else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        try:
+            fh.seek(-1, os.SEEK_END)
+        except OSError:
+            return True  # empty file
+        return fh.read(1) == b"\n"
+
+
+def _out_nearly_full() -> bool:
+    st = os.statvfs(OUT)
+    return st.f_bavail * st.f_frsize < 1 << 20
+
+
+_EXITED = re.compile(rb"^(\d+)\s+\S+\s+\+\+\+ (?:exited with (\d+)|killed by (\w+))")
+
+
+def _exit_code_from_trace(trace: Path, pid: int) -> int | None:
+    """The main process's exit status, read back from the trace's last lines."""
+    if not trace.exists():
+        return None
+    with trace.open("rb") as fh:
+        try:
+            fh.seek(-65536, os.SEEK_END)
+        except OSError:
+            fh.seek(0)
+        tail = fh.read().splitlines()
+    for line in reversed(tail):
+        m = _EXITED.match(line)
+        if m and int(m.group(1)) == pid:
+            return int(m.group(2)) if m.group(2) is not None else -1
+    return None
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def candidate_dist_info(site: Path, name: str) -> Path | None:
+    want = _norm(name)
+    for info in site.glob("*.dist-info"):
+        dist = info.name[: -len(".dist-info")].rsplit("-", 1)[0]
+        if _norm(dist) == want:
+            return info
+    return None
+
+
+_EXT_SUFFIX = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)?\.?so$")
+
+
+def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
+    """Importable module names of a distribution: its top-level names first, then RECORD."""
+    names: list[str] = []
+    seen: set[str] = set()
+    record = info / "RECORD"
+    rows = record.read_text(errors="replace").splitlines() if record.exists() else []
+    tops: list[str] = []
+    top_file = info / "top_level.txt"
+    if top_file.exists():
+        tops = [t.strip() for t in top_file.read_text().splitlines() if t.strip()]
+    for row in rows:
+        rel = row.split(",", 1)[0]
+        if rel.startswith(("..", "/")) or ".dist-info/" in rel or ".data/" in rel or "__pycache__" in rel:
+            continue
+        if rel.endswith(".py"):
+            dotted = rel[:-3]
+        elif rel.endswith(".so"):
+            dotted = _EXT_SUFFIX.sub("", rel)
+        else:
+            continue
+        parts = dotted.split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not parts or not all(p.isidentifier() for p in parts) or parts[-1] == "__main__":
+            continue
+        mod = ".".join(parts)
+        if mod not in seen:
+            seen.add(mod)
+            names.append(mod)
+    top_level = [t for t in tops if t.isidentifier()] or sorted({n.split(".")[0] for n in names})
+    ordered = [t for t in top_level if t not in ("__main__",)]
+    rest = sorted((n for n in names if n not in ordered), key=lambda n: (n.count("."), n))
+    full = ordered + rest
+    return full[:limit], max(0, len(full) - limit)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inventory(plan: dict[str, Any]) -> dict[str, Any]:
+    """What install put in place: distributions, .pth files, the candidate's modules."""
+    site = site_packages(Path(plan["venv"]))
+    dists = []
+    for info in sorted(site.glob("*.dist-info")):
+        stem = info.name[: -len(".dist-info")]
+        name, _, version = stem.rpartition("-")
+        dists.append({"name": name, "version": version})
+    pths = []
+    for pth in sorted(site.glob("*.pth")):
+        data = pth.read_bytes()
+        pths.append(
+            {
+                "path": str(pth),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "head": data[:4096].decode("utf-8", "replace"),
+                "executes": any(
+                    line.startswith(("import ", "import\t")) for line in data.decode("utf-8", "replace").splitlines()
+                ),
+            }
+        )
+    info = candidate_dist_info(site, plan["candidate"]["name"])
+    modules: list[str] = []
+    capped = 0
+    if info is not None:
+        modules, capped = modules_from_record(info, int(plan.get("max_modules", 5000)))
+    entry_points = ""
+    if info is not None and (info / "entry_points.txt").exists():
+        entry_points = (info / "entry_points.txt").read_text(errors="replace")[:65536]
+    return {
+        "site_packages": str(site),
+        "distributions": dists,
+        "pth_files": pths,
+        "candidate_dist_info": str(info) if info else None,
+        "modules": modules,
+        "modules_capped": capped,
+        "entry_points": entry_points,
+    }
+
+
+def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    py = f"{plan['venv']}/bin/python"
+    argv = [py, *plan["install_args"]]
+    step = StepRun(plan, "install", "0", argv).run(timeout, window)
+    res = step.result()
+    status = res["status"]
+    if status == "ok" and res["exit_code"] != 0:
+        status = "error"
+    inv: dict[str, Any] = {}
+    try:
+        inv = inventory(plan)
+    except Exception as exc:  # an install that failed may leave no site-packages
+        res["problems"].append(f"inventory failed: {exc}")
+    (OUT / "inventory.json").write_text(json.dumps(inv))
+    return {"phase": "install", "status": status, "steps": [res], "inventory": inv}
+
+
+def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    py = f"{plan['venv']}/bin/python"
+    commands = [
+        ("python-c-pass", [py, "-c", "pass"]),
+        ("pip-version", [py, "-m", "pip", "--version"]),
+        ("long-running", [py, str(RUN_DIR / "pkgsandbox_keep.py")]),
+    ]
+    steps = []
+    status = "ok"
+    end = time.monotonic() + timeout
+    for tag, argv in commands:
+        left = end - time.monotonic()
+        if left <= 0:
+            status = "timeout"
+            break
+        emit("status", phase="startup", msg=" ".join(argv[1:])[:120])
+        res = StepRun(plan, "startup", tag, argv).run(left, window).result()
+        steps.append(res)
+        if res["status"] == "timeout":
+            status = "timeout"
+        elif res["exit_code"] not in (0, None) and status == "ok":
+            status = "error"
+    return {"phase": "startup", "status": status, "steps": steps}
+
+
+def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    inv_path = OUT / "inventory.json"
+    inv = json.loads(inv_path.read_text()) if inv_path.exists() else {}
+    modules: list[str] = list(inv.get("modules") or [])
+    if not modules:
+        if inv.get("candidate_dist_info"):
+            return {"phase": "import", "status": "ok", "steps": [], "modules": [],
+                    "problems": ["the candidate installs no importable module"]}
+        return {"phase": "import", "status": "error", "steps": [], "modules": [],
+                "problems": ["the candidate's distribution was not found after install"]}
+    py = f"{plan['venv']}/bin/python"
+    module_timeout = float(plan.get("module_timeout", 30))
+    end = time.monotonic() + timeout
+    steps = []
+    results: list[dict[str, Any]] = []
+    status = "ok"
+    remaining = modules
+    attempt = 0
+    while remaining:
+        left = end - time.monotonic()
+        if left <= 0 or attempt >= 25:
+            status = "timeout"
+            results.extend({"name": m, "status": "skipped", "duration": 0, "detail": "not reached"} for m in remaining)
+            break
+        emit("status", phase="import", msg=f"importing {len(remaining)} modules (run {attempt + 1})")
+        run = ImportRun(plan, str(attempt), [py, str(RUN_DIR / "pkgsandbox_import.py"), *remaining], module_timeout)
+        run.run(left, window)
+        res = run.result()
+        res["argv"] = res["argv"][:2] + [f"<{len(remaining)} modules>"]
+        steps.append(res)
+        results.extend(run.results)
+        if res["status"] == "timeout":
+            status = "timeout"
+        attempted = {r["name"] for r in run.results}
+        if run.current is not None:  # the interpreter died inside this module
+            name = run.current[0]
+            results.append({"name": name, "status": "error", "duration": 0,
+                            "detail": "interpreter exited during import"})
+            attempted.add(name)
+        if run.done or not attempted:
+            break
+        idx = max(remaining.index(n) for n in attempted if n in remaining)
+        remaining = remaining[idx + 1:]
+        attempt += 1
+    return {"phase": "import", "status": status, "steps": steps, "modules": results,
+            "modules_capped": inv.get("modules_capped", 0)}
+
+
+PHASES = {"install": phase_install, "startup": phase_startup, "import": phase_import}
+
+
+def cmd_phase(plan: dict[str, Any], name: str) -> int:
+    if name not in PHASES:
+        emit("error", msg=f"unknown phase {name}")
+        return EXIT_USAGE
+    conf = plan["phases"][name]
+    guard.become_subreaper()
+    started = time.time()
+    emit("status", phase=name, msg="starting")
+    try:
+        result = PHASES[name](plan, float(conf["timeout"]), float(plan.get("window", 5.0)))
+    except Exception as exc:
+        emit("error", phase=name, msg=f"{type(exc).__name__}: {exc}")
+        return EXIT_FAIL
+    result["started"] = started
+    result["duration"] = round(time.time() - started, 3)
+    (OUT / f"{name}.result.json").write_text(json.dumps(result))
+    emit("result", **result)
+    return EXIT_OK
+
+
+def cmd_collect() -> int:
+    """Write a tar of the output directory to stdout (the host reads it from the exec stream)."""
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+        for path in sorted(OUT.iterdir()):
+            tar.add(path, arcname=path.name)
+    sys.stdout.buffer.flush()
+    return EXIT_OK
+
+
+def cmd_probe(plan: dict[str, Any]) -> int:
+    """Report what a process running exactly like the candidate sees (for doctor)."""
+    code = (
+        "import json,os,socket\n"
+        "st={k:v.strip() for k,v in (l.split(':',1) for l in open('/proc/self/status') if ':' in l)}\n"
+        "def can_write(p):\n"
+        "    try:\n"
+        "        f=open(p,'w'); f.close(); os.unlink(p); return True\n"
+        "    except OSError: return False\n"
+        "def can_connect():\n"
+        "    s=socket.socket(); s.settimeout(1)\n"
+        "    try: s.connect(('192.0.2.1',80)); return True\n"
+        "    except OSError as e: return str(e)\n"
+        "r={'uid':os.getuid(),'gid':os.getgid(),'groups':os.getgroups(),"
+        "'CapEff':st.get('CapEff'),'CapPrm':st.get('CapPrm'),'CapBnd':st.get('CapBnd'),"
+        "'CapAmb':st.get('CapAmb'),'NoNewPrivs':st.get('NoNewPrivs'),'Seccomp':st.get('Seccomp'),"
+        "'root_writable':can_write('/pkgsandbox-probe'),'home_writable':can_write(os.path.expanduser('~/.probe')),"
+        "'connect':can_connect(),'ifaces':sorted(os.listdir('/sys/class/net')),"
+        "'docker_sock':os.path.exists('/var/run/docker.sock'),'kill_init':None}\n"
+        "try:\n    os.kill(1,0); r['kill_init']='allowed'\nexcept OSError as e: r['kill_init']=e.strerror\n"
+        "print(json.dumps(r))\n"
+    )
+    argv = [*privilege_drop(plan), "python3", "-c", code]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=candidate_env(plan),
+                          cwd="/", preexec_fn=guard.recorder_preexec)
+    try:
+        seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        emit("error", msg=f"probe failed: {proc.stderr.strip()[:300]}")
+        return EXIT_FAIL
+    emit("probe", **seen)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        emit("error", msg="usage: agent {setup,phase NAME,collect,probe}")
+        return EXIT_USAGE
+    cmd = args[0]
+    if cmd == "collect":
+        return cmd_collect()
+    plan = load_plan()
+    if cmd == "setup":
+        return cmd_setup(plan)
+    if cmd == "phase" and len(args) == 2:
+        return cmd_phase(plan, args[1])
+    if cmd == "probe":
+        return cmd_probe(plan)
+    emit("error", msg=f"unknown command {' '.join(args)}")
+    return EXIT_USAGE

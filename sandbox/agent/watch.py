@@ -1,0 +1,92 @@
+"""Find, describe and kill the candidate's processes (psutil; agent runs as root)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import psutil
+
+
+def candidate_processes(uid: int, exclude: frozenset[int] = frozenset()) -> list[psutil.Process]:
+    """Every live (non-zombie) process whose real uid is the candidate's."""
+    found = []
+    for proc in psutil.process_iter(["uids", "status"]):
+        try:
+            if proc.pid in exclude or proc.info["uids"] is None:
+                continue
+            if proc.info["uids"].real != uid or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def describe(proc: psutil.Process) -> dict[str, Any]:
+    """A JSON-ready description of a surviving process."""
+    try:
+        with proc.oneshot():
+            return {
+                "pid": proc.pid,
+                "ppid": proc.ppid(),
+                "argv": proc.cmdline()[:64],
+                "threads": proc.num_threads(),
+                "status": proc.status(),
+            }
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return {"pid": proc.pid, "ppid": None, "argv": [], "threads": 0, "status": "gone"}
+
+
+def _kill_as(uid: int, gid: int) -> bool:
+    """kill(-1, SIGKILL) from a child running as the candidate uid.
+
+    The kernel delivers it to every process that uid may signal in one pass, which
+    beats a fork bomb that outruns a list-then-kill loop. Needs one free pid.
+    """
+    try:
+        child = os.fork()
+    except OSError:
+        return False
+    if child == 0:  # pragma: no cover - runs in the forked child
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            for _ in range(3):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except OSError:
+                    pass
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    return True
+
+
+def kill_all(uid: int, gid: int, deadline: float = 5.0) -> int:
+    """Kill every candidate process; returns how many rounds it took (0 = none alive)."""
+    end = time.monotonic() + deadline
+    rounds = 0
+    while time.monotonic() < end:
+        alive = candidate_processes(uid)
+        if not alive:
+            return rounds
+        rounds += 1
+        if not _kill_as(uid, gid):
+            # No pid left to fork (pids limit): stop them first so they cannot
+            # respawn, then kill; root holds CAP_KILL for this path.
+            for proc in alive:
+                try:
+                    proc.send_signal(signal.SIGSTOP)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            for proc in alive:
+                try:
+                    proc.send_signal(signal.SIGKILL)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+        time.sleep(0.02)
+    return rounds

@@ -1,0 +1,212 @@
+"""The ``pkgsandbox`` command line: composes the parts, renders, maps errors to exit codes.
+
+This is the only module that knows rich (through :mod:`sandbox.ui`) and process exit
+codes; :class:`~sandbox.errors.PkgSandboxError` is caught once, in :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from sandbox import __version__
+from sandbox.errors import ExitCode, InputError, Interrupted, PkgSandboxError, exit_code_for
+from sandbox.judge.verdict import exit_code_for_verdict
+from sandbox.models import Phase, Verdict
+from sandbox.report import OutputFormat, render
+from sandbox.runner.interface import Limits, RunOptions
+
+EXIT_HELP = "exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/input error, 3 sandbox/engine error or incomplete"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message}", advice=f"see `{self.prog} --help`")
+
+
+def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pkgsandbox", description="Vet third-party Python packages in a sealed, recorded sandbox.",
+                epilog=EXIT_HELP)
+    p.add_argument("--version", action="version", version=f"pkgsandbox {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    v = sub.add_parser("vet", help="install, start and import a package in the sandbox and judge it",
+                       epilog=EXIT_HELP)
+    v.add_argument("spec", help="NAME, NAME==VERSION, a PEP 508 requirement, or a path to a .whl/.tar.gz/.zip")
+    v.add_argument("--format", choices=["terminal", "json"], default="terminal",
+                   help="terminal summary (default) or the JSON report")
+    v.add_argument("-o", "--output", type=Path, help="write the report to FILE (JSON unless --format says otherwise)")
+    v.add_argument("--fail-on", choices=["suspicious", "malicious"], default="suspicious",
+                   help="lowest verdict that exits 1 (default: suspicious)")
+    v.add_argument("--phases", default="install,startup,import",
+                   help="comma-separated phases to run (install is always run)")
+    v.add_argument("--timeout", type=_positive(float), metavar="S", help="timeout of each phase in seconds")
+    v.add_argument("--module-timeout", type=_positive(float), default=30.0, metavar="S")
+    v.add_argument("--window", type=_positive(float), default=5.0, metavar="S",
+                   help="seconds to watch what outlives each step (ends early when nothing is left)")
+    v.add_argument("--memory", type=_positive(int), default=3072, metavar="MB")
+    v.add_argument("--pids", type=_positive(int), default=512)
+    v.add_argument("--cpus", type=_positive(float), default=1.5)
+    _image_args(v)
+    v.add_argument("-q", "--quiet", action="store_true", help="no live status")
+
+    d = sub.add_parser("doctor", help="check the engine, the image, strace and the hardening")
+    d.add_argument("--provision", action="store_true",
+                   help="as root on Debian: install docker.io, start dockerd, build the offline base image")
+    _image_args(d)
+
+    i = sub.add_parser("image", help="manage the sandbox image")
+    isub = i.add_subparsers(dest="image_command", metavar="ACTION", parser_class=_Parser)
+    ib = isub.add_parser("build", help="build the sandbox image (and the offline base with --offline)")
+    _image_args(ib)
+    ib.add_argument("--rebuild", action="store_true", help="rebuild even if the tagged image exists")
+
+    s = sub.add_parser("sweep", help="remove containers, networks and volumes left by dead runs")
+    s.add_argument("--all", action="store_true", help="remove every pkgsandbox resource, even of live runs")
+    return p
+
+
+def _image_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--offline", action="store_true", default=None,
+                   help="use the debootstrap offline base image (also PKGSANDBOX_OFFLINE=1)")
+    p.add_argument("--base-image", help="base image for the sandbox Dockerfile (also PKGSANDBOX_BASE_IMAGE)")
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pkgsandbox`` console script; returns the exit code."""
+    err = Console(stderr=True, highlight=False)
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "vet":
+            return int(cmd_vet(args, err))
+        if args.command == "doctor":
+            return int(cmd_doctor(args, err))
+        if args.command == "image" and args.image_command == "build":
+            return int(cmd_image_build(args, err))
+        if args.command == "sweep":
+            return int(cmd_sweep(args, err))
+        build_parser().print_help(sys.stderr)
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        e: PkgSandboxError = Interrupted("interrupted; sandbox resources removed")
+        err.print(f"[bold red]pkgsandbox:[/] {e.diagnostics()}")
+        return int(e.exit_code)
+    except PkgSandboxError as e:
+        err.print(f"[bold red]pkgsandbox:[/] {e.diagnostics()}", markup=True, highlight=False)
+        return int(exit_code_for(e))
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    names = [n.strip() for n in args.phases.split(",") if n.strip()]
+    try:
+        wanted = {Phase(n) for n in names}
+    except ValueError as exc:
+        raise InputError(f"unknown phase in --phases {args.phases!r}", advice="phases: install, startup, import") from exc
+    wanted.add(Phase.INSTALL)
+    phases = tuple(p for p in Phase if p in wanted)
+    defaults = RunOptions()
+    timeouts = dict(defaults.timeouts)
+    if args.timeout:
+        timeouts = {p: float(args.timeout) for p in Phase}
+    return RunOptions(
+        phases=phases,
+        timeouts=timeouts,
+        module_timeout=args.module_timeout,
+        window=args.window,
+        limits=Limits(memory_mb=args.memory, pids=args.pids, cpus=args.cpus),
+    )
+
+
+def _write_output(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PkgSandboxError(f"cannot write report to {path}: {exc.strerror or exc}") from exc
+
+
+def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
+    from sandbox.ui.terminal import LiveObserver, render_summary
+    from sandbox.vet import VetOptions, vet
+
+    options = VetOptions(run=_run_options(args), base_image=args.base_image, offline=args.offline)
+    with LiveObserver(err, quiet=args.quiet) as observer:
+        report = vet(args.spec, options, observer)
+    if args.format == "json":
+        text = render(report, OutputFormat.JSON)
+        if args.output:
+            _write_output(args.output, text)
+        else:
+            sys.stdout.write(text)
+    else:
+        render_summary(report, Console(highlight=False))
+        if args.output:
+            _write_output(args.output, render(report, OutputFormat.JSON))
+    return exit_code_for_verdict(report.verdict, Verdict(args.fail_on))
+
+
+def cmd_image_build(args: argparse.Namespace, err: Console) -> ExitCode:
+    from sandbox.runner.engine import connect
+    from sandbox.runner.image import ensure_image
+
+    client = connect()
+    info = ensure_image(client, base=args.base_image, offline=args.offline, rebuild=args.rebuild,
+                        log=lambda m: err.print(f"[dim]{m}[/]"))
+    print(f"{info.tag} (base {info.base}, Python {info.python}, {', '.join(info.platforms)})")
+    return ExitCode.CLEAN
+
+
+def cmd_sweep(args: argparse.Namespace, err: Console) -> ExitCode:
+    from sandbox.runner.engine import connect, sweep
+
+    removed = sweep(connect(), everything=args.all)
+    for item in removed:
+        print(f"removed {item}")
+    if not removed:
+        print("nothing to remove")
+    return ExitCode.CLEAN
+
+
+def cmd_doctor(args: argparse.Namespace, err: Console) -> ExitCode:
+    from sandbox.doctor import run_doctor
+
+    if args.provision:
+        from sandbox.doctor import provision
+
+        provision(lambda m: err.print(f"[dim]{m}[/]"))
+    ok = True
+    for check in run_doctor(base=args.base_image, offline=args.offline):
+        mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
+        err.print(f"{mark} {check.name}: {check.detail}")
+        ok = ok and check.ok
+        if not check.ok and check.fatal:
+            break
+    if os.environ.get("PKGSANDBOX_DEBUG"):
+        err.print(f"python {sys.version.split()[0]}, pkgsandbox {__version__}")
+    return ExitCode.CLEAN if ok else ExitCode.SANDBOX

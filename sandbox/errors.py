@@ -1,0 +1,90 @@
+"""One exception hierarchy, mapped to exit codes in one place (:data:`EXIT_CODES`).
+
+Every error carries a one-line user-facing message and, where useful, advice
+(:meth:`PkgSandboxError.diagnostics`). The CLI catches :class:`PkgSandboxError`
+once and prints it; nothing else calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented process exit codes of every ``pkgsandbox`` command."""
+
+    CLEAN = 0
+    FINDINGS = 1
+    USAGE = 2
+    SANDBOX = 3
+
+
+class PkgSandboxError(Exception):
+    """Base class of every error the tool reports to a user."""
+
+    exit_code: ExitCode = ExitCode.SANDBOX
+
+    def __init__(self, message: str, *, advice: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.advice = advice
+
+    def diagnostics(self) -> str:
+        """One clear line: what went wrong and, when known, what to do."""
+        if self.advice:
+            return f"{self.message} ({self.advice})"
+        return self.message
+
+
+class InputError(PkgSandboxError):
+    """The user's input cannot be vetted: bad spec, unknown package, corrupt archive."""
+
+    exit_code = ExitCode.USAGE
+
+
+class FetchError(InputError):
+    """An artifact or one of its dependencies could not be resolved or downloaded."""
+
+
+class ProfileError(InputError):
+    """A profile file is missing or invalid."""
+
+
+class EngineError(PkgSandboxError):
+    """The container engine is unreachable, refuses us, or failed mid-run."""
+
+    exit_code = ExitCode.SANDBOX
+
+
+class ImageError(EngineError):
+    """The sandbox image could not be built or found."""
+
+
+class SandboxError(EngineError):
+    """The sandbox could not run or record a phase (agent failure, lost trace)."""
+
+
+class Interrupted(PkgSandboxError):
+    """The run was interrupted (SIGINT/SIGTERM); resources were cleaned up."""
+
+    exit_code = ExitCode.SANDBOX
+
+
+EXIT_CODES: dict[type[PkgSandboxError], ExitCode] = {
+    PkgSandboxError: ExitCode.SANDBOX,
+    InputError: ExitCode.USAGE,
+    FetchError: ExitCode.USAGE,
+    ProfileError: ExitCode.USAGE,
+    EngineError: ExitCode.SANDBOX,
+    ImageError: ExitCode.SANDBOX,
+    SandboxError: ExitCode.SANDBOX,
+    Interrupted: ExitCode.SANDBOX,
+}
+
+
+def exit_code_for(error: BaseException) -> ExitCode:
+    """The exit code for *error*: the nearest class in :data:`EXIT_CODES`."""
+    for cls in type(error).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]  # type: ignore[index]
+    return ExitCode.SANDBOX

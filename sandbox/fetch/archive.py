@@ -1,0 +1,565 @@
+"""Read-only, in-memory inspection of wheels and sdists that may be hostile.
+
+Nothing here extracts to disk, imports or runs anything from an archive. Every
+archive is checked as a whole first (member names, types, counts, declared sizes,
+compression ratios) and only the few metadata members needed are read, streamed
+with a byte cap. Any problem is an :class:`~sandbox.errors.InputError` whose
+message names the file: ``"foo.whl is not a valid wheel: …"``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import posixpath
+import re
+import stat
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import Parser
+from pathlib import Path
+from typing import BinaryIO
+
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    canonicalize_version,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from sandbox.errors import InputError
+
+SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar", ".zip")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that bound the work and memory spent on one archive."""
+
+    max_members: int = 100_000
+    # Declared uncompressed size of all members together. Big enough for the
+    # largest real wheels (CUDA builds reach a few GiB), small enough to refuse
+    # bombs before touching their data.
+    max_total_size: int = 4 * 1024**3
+    # Per-member compression ratio, only judged for members above ratio_floor:
+    # real files rarely compress better than ~30x, deflate bombs reach ~1000x.
+    max_ratio: float = 200.0
+    ratio_floor: int = 10 * 1024**2
+    # Metadata members (METADATA, PKG-INFO, pyproject.toml …) are small.
+    max_read: int = 8 * 1024**2
+    # pax / GNU long-name headers are read into memory whole by tarfile.
+    max_header: int = 1024**2
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _Rejected(Exception):
+    """Internal: an archive failed a check; converted to InputError with the file name."""
+
+
+@dataclass(frozen=True)
+class WheelContents:
+    """What a wheel says about itself (validated against its filename)."""
+
+    path: Path
+    name: NormalizedName
+    version: Version
+    tags: frozenset[Tag]
+    dist_info: str
+    metadata: Message
+    wheel_file: Message
+
+    @property
+    def requires_dist(self) -> tuple[str, ...]:
+        return tuple(self.metadata.get_all("Requires-Dist") or ())
+
+    @property
+    def requires_python(self) -> str | None:
+        value = self.metadata.get("Requires-Python")
+        return str(value).strip() if value else None
+
+    @property
+    def display_name(self) -> str:
+        return str(self.metadata.get("Name", self.name))
+
+
+@dataclass(frozen=True)
+class SdistContents:
+    """The metadata members of a source distribution, read in memory."""
+
+    path: Path
+    top: str  # the single top-level directory, e.g. "foo-1.0"
+    filename_name: NormalizedName | None
+    filename_version: str | None
+    pkg_info: bytes | None = None
+    pyproject: bytes | None = None
+    setup_cfg: bytes | None = None
+    has_setup_py: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def _safe_name(raw: str) -> str:
+    """Normalise a member name and refuse absolute paths and ``..`` components."""
+    if "\x00" in raw:
+        raise _Rejected(f"member name {raw!r} contains a NUL byte")
+    # Windows separators and drive letters are refused on every platform: an
+    # installer on another system may honour them.
+    name = raw.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise _Rejected(f"member {raw!r} has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _Rejected(f"member {raw!r} escapes the archive with '..'")
+    return "/".join(parts)
+
+
+def _check_link(member: str, target: str, root: str, *, relative_to_member: bool) -> None:
+    """A link must resolve inside *root* (``""`` = the archive root)."""
+    if not target or "\x00" in target:
+        raise _Rejected(f"link {member!r} has an empty or invalid target")
+    target = target.replace("\\", "/")
+    if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
+        raise _Rejected(f"link {member!r} points to absolute path {target!r}")
+    base = posixpath.dirname(member) if relative_to_member else ""
+    resolved = posixpath.normpath(posixpath.join(base, target))
+    inside = resolved == root or resolved.startswith(root + "/") if root else not resolved.startswith("..")
+    if not inside or resolved.startswith("../") or resolved == "..":
+        raise _Rejected(f"link {member!r} points outside the archive ({target!r})")
+
+
+# --------------------------------------------------------------------------- readers
+
+
+@dataclass
+class _Member:
+    name: str  # normalised
+    is_dir: bool
+    size: int
+
+
+class _CappedReader(io.RawIOBase):
+    """A read-only stream that fails once more than *cap* bytes went through it."""
+
+    def __init__(self, inner: BinaryIO, cap: int) -> None:
+        self._inner = inner
+        self._left = cap
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        self._left -= len(data)
+        if self._left < 0:
+            raise _Rejected("decompressed data exceeds the size cap (archive bomb?)")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_capped(stream: BinaryIO, cap: int, what: str) -> bytes:
+    data = stream.read(cap + 1)
+    if len(data) > cap:
+        raise _Rejected(f"{what} is larger than {cap} bytes")
+    return data
+
+
+_HEADER_TYPES = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                 tarfile.GNUTYPE_LONGLINK}
+
+
+def _guarded_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
+    class GuardedTarInfo(tarfile.TarInfo):
+        # tarfile reads pax and GNU long-name headers into memory in one go;
+        # refuse huge ones before it does.
+        def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+            if self.type in _HEADER_TYPES and self.size > limits.max_header:
+                raise _Rejected(f"oversized extended header ({self.size} bytes)")
+            result: tarfile.TarInfo = tarfile.TarInfo._proc_member(self, tf)  # type: ignore[attr-defined]
+            return result
+
+    return GuardedTarInfo
+
+
+def _decompressor(path: Path, raw: BinaryIO) -> BinaryIO:
+    head = raw.read(262)
+    raw.seek(0)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(raw, mode="rb")
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw, mode="rb")
+    if head[257:262] == b"ustar":
+        return raw
+    raise _Rejected("not a tar archive (unknown compression or format)")
+
+
+def _iter_tar(
+    path: Path, limits: Limits, want: Callable[[str], bool]
+) -> Iterator[tuple[_Member, tarfile.TarInfo, bytes | None]]:
+    """Stream a tar archive once, yielding checked members and the data of wanted ones."""
+    with open(path, "rb") as raw:
+        inner = _decompressor(path, raw)
+        # Headers (512 bytes per member, plus pax data) come on top of member data.
+        budget = limits.max_total_size + limits.max_members * 1024 + 64 * limits.max_header
+        capped = io.BufferedReader(_CappedReader(inner, budget))
+        tf = tarfile.open(fileobj=capped, mode="r|", tarinfo=_guarded_tarinfo(limits))
+        count = 0
+        total = 0
+        for info in tf:
+            count += 1
+            if count > limits.max_members:
+                raise _Rejected(f"more than {limits.max_members} members")
+            name = _safe_name(info.name)
+            if info.isdev() or info.isfifo() or info.type == tarfile.CONTTYPE and False:
+                raise _Rejected(f"member {info.name!r} is a device or FIFO")
+            if info.type == tarfile.GNUTYPE_SPARSE or info.issparse():
+                raise _Rejected(f"member {info.name!r} is a sparse file")
+            if not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
+                raise _Rejected(f"member {info.name!r} has unsupported type {info.type!r}")
+            if info.size < 0:
+                raise _Rejected(f"member {info.name!r} has a negative size")
+            total += info.size
+            if total > limits.max_total_size:
+                raise _Rejected(f"declared content exceeds {limits.max_total_size} bytes (archive bomb?)")
+            member = _Member(name=name, is_dir=info.isdir(), size=info.size)
+            data: bytes | None = None
+            if info.isfile() and want(name):
+                if info.size > limits.max_read:
+                    raise _Rejected(f"metadata member {name!r} is larger than {limits.max_read} bytes")
+                extracted = tf.extractfile(info)
+                if extracted is None:
+                    raise _Rejected(f"cannot read member {name!r}")
+                data = _read_capped(extracted, limits.max_read, name)
+                if len(data) != info.size:
+                    raise _Rejected(f"member {name!r} is truncated")
+            yield member, info, data
+
+
+def _zip_entry_count(raw: BinaryIO, size: int) -> int:
+    """Entry count from the end-of-central-directory record, read before zipfile parses it all."""
+    tail_len = min(size, 65535 + 22)
+    raw.seek(size - tail_len)
+    tail = raw.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < 22:
+        raise _Rejected("not a zip archive (no end of central directory)")
+    entries = struct.unpack("<H", tail[pos + 10 : pos + 12])[0]
+    if entries == 0xFFFF and pos >= 20 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
+        (record_offset,) = struct.unpack("<Q", tail[pos - 12 : pos - 4])
+        raw.seek(record_offset)
+        record = raw.read(56)
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            entries = struct.unpack("<Q", record[32:40])[0]
+    raw.seek(0)
+    return int(entries)
+
+
+class _Zip:
+    """A zip archive whose central directory passed the safety checks."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        self.limits = limits
+        size = path.stat().st_size
+        self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
+        try:
+            if _zip_entry_count(self._raw, size) > limits.max_members:
+                raise _Rejected(f"more than {limits.max_members} members")
+            self.zf = zipfile.ZipFile(self._raw)
+            self.members = self._check(self.zf.infolist())
+        except BaseException:
+            self._raw.close()
+            raise
+
+    def close(self) -> None:
+        self.zf.close()
+        self._raw.close()
+
+    def __enter__(self) -> _Zip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+        limits = self.limits
+        if len(infos) > limits.max_members:
+            raise _Rejected(f"more than {limits.max_members} members")
+        out: dict[str, zipfile.ZipInfo] = {}
+        total = 0
+        for info in infos:
+            name = _safe_name(info.filename)
+            if info.is_dir():
+                name = name.rstrip("/")
+            if name in out and not info.is_dir():
+                # Readers disagree on which duplicate wins: a classic confusion trick.
+                raise _Rejected(f"member {name!r} appears twice")
+            mode = info.external_attr >> 16
+            if info.create_system == 3 and mode:
+                kind = stat.S_IFMT(mode)
+                if kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
+                    raise _Rejected(f"member {info.filename!r} is a device, FIFO or socket")
+                if kind == stat.S_IFLNK:
+                    target = self._read_info(info, 4096, "symlink target").decode("utf-8", "replace")
+                    _check_link(name, target, "", relative_to_member=True)
+            total += info.file_size
+            if total > limits.max_total_size:
+                raise _Rejected(f"declared content exceeds {limits.max_total_size} bytes (archive bomb?)")
+            if info.file_size > limits.ratio_floor:
+                ratio = info.file_size / max(info.compress_size, 1)
+                if ratio > limits.max_ratio:
+                    raise _Rejected(
+                        f"member {name!r} has compression ratio {ratio:.0f}:1 (archive bomb?)"
+                    )
+            out[name] = info
+        self._check_overlap(infos)
+        return out
+
+    @staticmethod
+    def _check_overlap(infos: list[zipfile.ZipInfo]) -> None:
+        # Overlapping local entries are how "better zip bombs" share one
+        # compressed stream between many members; real archives never overlap.
+        spans = sorted((i.header_offset, i.header_offset + 30 + i.compress_size, i.filename) for i in infos)
+        for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+            if start < end:
+                raise _Rejected(f"members {name!r} and {other!r} overlap (archive bomb?)")
+
+    def _read_info(self, info: zipfile.ZipInfo, cap: int, what: str) -> bytes:
+        if info.file_size > cap:
+            raise _Rejected(f"{what} {info.filename!r} is larger than {cap} bytes")
+        with self.zf.open(info) as stream:
+            data = _read_capped(stream, cap, info.filename)
+        if len(data) != info.file_size:
+            raise _Rejected(f"member {info.filename!r} is truncated")
+        return data
+
+    def read(self, name: str) -> bytes:
+        return self._read_info(self.members[name], self.limits.max_read, "member")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,
+    NotImplementedError,
+    struct.error,
+    KeyError,
+)
+
+
+def _invalid(path: Path, what: str, reason: object) -> InputError:
+    return InputError(f"{path.name} is not a valid {what}: {reason}")
+
+
+def parse_metadata(data: bytes) -> Message:
+    """Parse a METADATA / PKG-INFO document (RFC 822 style headers)."""
+    # Metadata is UTF-8 by spec; undecodable bytes must not abort vetting.
+    return Parser().parsestr(data.decode("utf-8", "replace"), headersonly=False)
+
+
+# --------------------------------------------------------------------------- wheels
+
+
+def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
+    """Validate a wheel and read its metadata, without extracting anything.
+
+    Checks the filename (PEP 427), the archive (see :class:`Limits`), that a
+    single ``NAME-VERSION.dist-info`` directory holds ``WHEEL``, ``METADATA``
+    and ``RECORD``, and that METADATA's Name/Version match the filename.
+    """
+    try:
+        fname, fversion, _build, tags = parse_wheel_filename(path.name)
+    except (InvalidWheelFilename, InvalidVersion) as exc:
+        raise _invalid(path, "wheel", f"bad wheel filename ({exc})") from None
+    try:
+        with _Zip(path, limits) as zf:
+            dist_infos = {
+                name.split("/", 1)[0]
+                for name in zf.members
+                if name.split("/", 1)[0].endswith(".dist-info")
+            }
+            matching = [d for d in dist_infos if _dist_info_matches(d, fname, fversion)]
+            if len(matching) != 1:
+                found = ", ".join(sorted(dist_infos)) or "none"
+                raise _Rejected(f"expected one {fname}-{fversion}.dist-info directory, found {found}")
+            dist_info = matching[0]
+            for required in ("WHEEL", "METADATA", "RECORD"):
+                if f"{dist_info}/{required}" not in zf.members:
+                    raise _Rejected(f"{dist_info}/{required} is missing")
+            metadata = parse_metadata(zf.read(f"{dist_info}/METADATA"))
+            wheel_file = parse_metadata(zf.read(f"{dist_info}/WHEEL"))
+    except _Rejected as exc:
+        raise _invalid(path, "wheel", exc) from None
+    except _CORRUPT as exc:
+        raise _invalid(path, "wheel", f"corrupt or truncated archive ({type(exc).__name__}: {exc})") from None
+    if not wheel_file.get("Wheel-Version"):
+        raise _invalid(path, "wheel", "WHEEL has no Wheel-Version")
+    meta_name, meta_version = metadata.get("Name"), metadata.get("Version")
+    if not meta_name or canonicalize_name(str(meta_name)) != fname:
+        raise _invalid(path, "wheel", f"METADATA names {meta_name!r}, the filename {fname!r}")
+    try:
+        if not meta_version or Version(str(meta_version)) != fversion:
+            raise _invalid(path, "wheel", f"METADATA version {meta_version!r} differs from filename {fversion}")
+    except InvalidVersion:
+        raise _invalid(path, "wheel", f"METADATA version {meta_version!r} is invalid") from None
+    return WheelContents(
+        path=path,
+        name=fname,
+        version=fversion,
+        tags=frozenset(tags),
+        dist_info=dist_info,
+        metadata=metadata,
+        wheel_file=wheel_file,
+    )
+
+
+def _dist_info_matches(directory: str, name: NormalizedName, version: Version) -> bool:
+    stem = directory[: -len(".dist-info")]
+    dname, sep, dversion = stem.rpartition("-")
+    if not sep:
+        return False
+    try:
+        return canonicalize_name(dname) == name and Version(dversion) == version
+    except InvalidVersion:
+        return False
+
+
+# --------------------------------------------------------------------------- sdists
+
+
+def split_sdist_filename(filename: str, project: str | None = None) -> tuple[NormalizedName, str] | None:
+    """``("foo-bar", "1.0")`` from ``foo_bar-1.0.tar.gz``, or None if it is not one.
+
+    With *project* given, the split point is chosen so that the name part
+    matches it (needed for legacy names with dashes, ``foo-bar-1.0.zip``).
+    """
+    lower = filename.lower()
+    suffix = next((s for s in SDIST_SUFFIXES if lower.endswith(s)), None)
+    if suffix is None:
+        return None
+    stem = filename[: -len(suffix)]
+    if project is not None:
+        want = canonicalize_name(project)
+        for i, ch in enumerate(stem):
+            if ch == "-" and canonicalize_name(stem[:i]) == want and stem[i + 1 :]:
+                return want, stem[i + 1 :]
+        return None
+    name, sep, version = stem.rpartition("-")
+    if not sep or not name or not version:
+        return None
+    return canonicalize_name(name), version
+
+
+_SDIST_MEMBERS = ("PKG-INFO", "pyproject.toml", "setup.cfg")
+
+
+def inspect_sdist(path: Path, limits: Limits = DEFAULT_LIMITS) -> SdistContents:
+    """Validate an sdist (``.tar.gz``/``.tar.bz2``/``.tar.xz``/``.zip``) and read its metadata files.
+
+    The archive must hold a single top-level directory containing ``PKG-INFO``,
+    ``pyproject.toml`` or ``setup.py``; links must stay inside that directory.
+    Only ``PKG-INFO``, ``pyproject.toml`` and ``setup.cfg`` are read (in memory).
+    """
+    split = split_sdist_filename(path.name)
+    if split is None:
+        raise _invalid(path, "sdist", "expected a .tar.gz, .tar.bz2, .tar.xz or .zip file")
+    found: dict[str, bytes] = {}
+    names: list[str] = []
+    links: list[tuple[str, str, bool]] = []  # (member, target, symlink?)
+
+    def want(name: str) -> bool:
+        parts = name.split("/")
+        return len(parts) == 2 and parts[1] in _SDIST_MEMBERS
+
+    def keep(name: str, data: bytes | None) -> None:
+        names.append(name)
+        if data is not None:
+            if name in found:
+                raise _Rejected(f"member {name!r} appears twice")
+            found[name] = data
+
+    try:
+        with open(path, "rb") as probe:
+            is_zip = probe.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+        if is_zip:
+            with _Zip(path, limits) as zf:
+                for name, info in zf.members.items():
+                    if info.is_dir():
+                        names.append(name)
+                        continue
+                    keep(name, zf.read(name) if want(name) else None)
+        else:
+            for member, info, data in _iter_tar(path, limits, want):
+                if info.issym() or info.islnk():
+                    links.append((member.name, info.linkname, info.issym()))
+                keep(member.name, data)
+        top = _single_top(names)
+        for member, target, symlink in links:
+            _check_link(member, target, top, relative_to_member=symlink)
+    except _Rejected as exc:
+        raise _invalid(path, "sdist", exc) from None
+    except _CORRUPT as exc:
+        raise _invalid(path, "sdist", f"corrupt or truncated archive ({type(exc).__name__}: {exc})") from None
+    has_setup_py = f"{top}/setup.py" in names
+    contents = SdistContents(
+        path=path,
+        top=top,
+        filename_name=split[0],
+        filename_version=split[1],
+        pkg_info=found.get(f"{top}/PKG-INFO"),
+        pyproject=found.get(f"{top}/pyproject.toml"),
+        setup_cfg=found.get(f"{top}/setup.cfg"),
+        has_setup_py=has_setup_py,
+        notes=_top_dir_notes(path, top, split),
+    )
+    if contents.pkg_info is None and contents.pyproject is None and not has_setup_py:
+        raise _invalid(path, "sdist", f"{top}/ has no PKG-INFO, pyproject.toml or setup.py")
+    return contents
+
+
+def _single_top(names: list[str]) -> str:
+    tops = {n.split("/", 1)[0] for n in names if n}
+    if not tops:
+        raise _Rejected("the archive is empty")
+    if len(tops) != 1:
+        shown = ", ".join(sorted(tops)[:5])
+        raise _Rejected(f"expected a single top-level directory, found {shown}")
+    top = tops.pop()
+    if top in names and not any(n.startswith(top + "/") for n in names):
+        raise _Rejected("the archive holds a single file, not a source tree")
+    return top
+
+
+def _top_dir_notes(path: Path, top: str, split: tuple[NormalizedName, str]) -> tuple[str, ...]:
+    name, _, version = top.rpartition("-")
+    try:
+        same = canonicalize_name(name) == split[0] and canonicalize_version(version) == canonicalize_version(
+            split[1]
+        )
+    except InvalidVersion:
+        same = False
+    if same:
+        return ()
+    return (f"{path.name}: top-level directory {top}/ does not match the filename",)

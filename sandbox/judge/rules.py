@@ -1,0 +1,446 @@
+"""Behaviour rules: stable ids, severities, evidence. No package name appears here.
+
+Each rule is a function ``Observation → list[Finding]`` registered in :data:`RULES`
+with its metadata in :data:`CATALOGUE`. Rules only look at candidate-attributed
+events (see :mod:`sandbox.judge.classify`); the harness and runtime noise are
+classified, not judged.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sandbox.models import (
+    Event,
+    EventKind,
+    Evidence,
+    Finding,
+    Observation,
+    Origin,
+    Phase,
+    PhaseStatus,
+    ProcessInfo,
+    Severity,
+)
+
+MAX_EVIDENCE = 20
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    id: str
+    title: str
+    severity: Severity
+    description: str
+
+
+CATALOGUE: dict[str, RuleInfo] = {
+    r.id: r
+    for r in (
+        RuleInfo(
+            "PS001",
+            "credential access",
+            Severity.MEDIUM,
+            "Opens, stats or lists a credential location (~/.ssh, ~/.aws, ~/.kube, ~/.docker/config.json, "
+            ".env, .netrc, .git-credentials, wallets …) or the cloud metadata address; HIGH when the run "
+            "also attempts any network connection.",
+        ),
+        RuleInfo(
+            "PS002",
+            "outbound connection attempt",
+            Severity.HIGH,
+            "Connects or sends to an address other than loopback during install, startup or import "
+            "(failed attempts count: the sandbox has no route).",
+        ),
+        RuleInfo(
+            "PS003",
+            "shell or downloader spawned",
+            Severity.HIGH,
+            "Executes a shell (sh, bash …) or a network tool (curl, wget, nc, socat …).",
+        ),
+        RuleInfo(
+            "PS004",
+            "executes a file it wrote",
+            Severity.HIGH,
+            "Executes a file that candidate code wrote (or renamed into place) earlier in the run.",
+        ),
+        RuleInfo(
+            "PS005",
+            "persistence write",
+            Severity.HIGH,
+            "Writes a shell start-up file, crontab, systemd user unit, XDG autostart entry, "
+            "authorized_keys, sitecustomize, or a .pth file after install.",
+        ),
+        RuleInfo(
+            "PS006",
+            "lingering process",
+            Severity.MEDIUM,
+            "A process or thread of the candidate was still running when the observation window closed.",
+        ),
+        RuleInfo(
+            "PS007",
+            "recorder tampering",
+            Severity.HIGH,
+            "Signals or ptraces a process outside its own tree (the recorder, init), or touches the "
+            "trace directory.",
+        ),
+        RuleInfo(
+            "PS008",
+            "container escape attempt",
+            Severity.HIGH,
+            "Touches the Docker socket, mounts, loads kernel modules, writes /proc/sysrq-trigger, "
+            "enters namespaces, reads another process's memory or environment.",
+        ),
+        RuleInfo(
+            "PS009",
+            "startup hook executes code",
+            Severity.INFO,
+            "Installs a .pth file with an import line: it runs at every interpreter start "
+            "(what it does is judged by the other rules).",
+        ),
+    )
+}
+
+_HOME = r"(?:/root|/home/[^/]+)"
+CREDENTIAL_PATHS = re.compile(
+    "|".join(
+        [
+            _HOME + r"/\.ssh(?:/|$)",
+            _HOME + r"/\.aws(?:/|$)",
+            _HOME + r"/\.kube(?:/|$)",
+            _HOME + r"/\.docker/config\.json$",
+            _HOME + r"/\.config/gcloud(?:/|$)",
+            _HOME + r"/\.azure(?:/|$)",
+            _HOME + r"/\.git-credentials$",
+            _HOME + r"/\.netrc$",
+            _HOME + r"/\.pypirc$",
+            _HOME + r"/\.npmrc$",
+            _HOME + r"/\.gnupg(?:/|$)",
+            _HOME + r"/\.config/gh/hosts\.yml$",
+            _HOME + r"/\.password-store(?:/|$)",
+            _HOME + r"/\.vault-token$",
+            _HOME + r"/\.terraform\.d/credentials",
+            _HOME + r"/\.(?:bitcoin|ethereum|electrum|monero|litecoin|dogecoin)(?:/|$)",
+            _HOME + r"/\.config/(?:Exodus|solana|Electrum|atomic)(?:/|$)",
+            _HOME + r"/\.local/share/keyrings(?:/|$)",
+            r"/\.env(?:\.[A-Za-z0-9_-]+)?$",
+            r"^/etc/shadow$",
+            r"^/etc/gshadow$",
+            r"^/var/run/secrets(?:/|$)",
+            r"^/run/secrets(?:/|$)",
+        ]
+    )
+)
+METADATA_HOSTS = frozenset({"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200"})
+
+PERSISTENCE_PATHS = re.compile(
+    "|".join(
+        [
+            _HOME + r"/\.(?:bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin|"
+            r"cshrc|tcshrc|kshrc|xinitrc|xprofile|xsessionrc)$",
+            _HOME + r"/\.config/(?:autostart|systemd/user|fish|environment\.d)(?:/|$)",
+            _HOME + r"/\.local/share/systemd(?:/|$)",
+            _HOME + r"/\.ssh/authorized_keys2?$",
+            r"^/etc/(?:systemd|cron[^/]*|init\.d|rc\.local|profile\.d|profile$|bash\.bashrc$|ld\.so\.preload$"
+            r"|environment$|sudoers)",
+            r"^/var/spool/cron(?:/|$)",
+            r"/(?:sitecustomize|usercustomize)\.py$",
+            r"/\.git/hooks/[^/]+$",
+        ]
+    )
+)
+PERSISTENCE_TOOLS = frozenset({"crontab", "systemctl", "at", "launchctl", "update-rc.d", "schtasks"})
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "ash"})
+DOWNLOADERS = frozenset(
+    {"curl", "wget", "nc", "ncat", "netcat", "socat", "telnet", "ssh", "scp", "sftp", "ftp", "tftp", "rsync",
+     "aria2c", "powershell", "pwsh", "openssl", "nslookup", "dig", "host"}
+)
+_WRITES = {EventKind.FILE_WRITE, EventKind.FILE_RENAME, EventKind.FILE_LINK, EventKind.FILE_CHMOD,
+           EventKind.FILE_DELETE, EventKind.DIR_CREATE}
+_TOUCH = {EventKind.FILE_READ, EventKind.FILE_STAT, EventKind.FILE_LIST, EventKind.FILE_WRITE,
+          EventKind.FILE_CHMOD, EventKind.FILE_RENAME, EventKind.FILE_LINK, EventKind.FILE_DELETE}
+_NET = {EventKind.CONNECT, EventKind.SEND}
+_ESCAPE_SYSCALLS = frozenset({"mount", "umount2", "init_module", "finit_module", "delete_module", "reboot",
+                              "setns", "unshare", "bpf", "pidfd_getfd", "process_vm_readv",
+                              "process_vm_writev", "keyctl", "add_key", "perf_event_open"})
+_ESCAPE_PATHS = re.compile(r"^(?:/var)?/run/docker\.sock$|^/proc/sysrq-trigger$|^/proc/sys/kernel/|"
+                           r"^/sys/kernel/|^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z])|^/proc/\d+/(?:mem|root)(?:/|$)"
+                           r"|^/proc/1/environ$|^/var/lib/docker(?:/|$)")
+_TRACE_DIR = "/var/lib/pkgsandbox"
+
+
+class Context:
+    """Indexes over an observation that several rules share."""
+
+    def __init__(self, obs: Observation) -> None:
+        self.obs = obs
+        self.events = [e for e in obs.events if e.origin is Origin.CANDIDATE]
+        self.procs: dict[tuple[Phase, int], ProcessInfo] = {(p.phase, p.pid): p for p in obs.processes}
+        self.traced_pids: dict[Phase, set[int]] = {}
+        for p in obs.processes:
+            self.traced_pids.setdefault(p.phase, set()).add(p.pid)
+
+    def argv(self, ev: Event) -> tuple[str, ...]:
+        p = self.procs.get((ev.phase, ev.pid))
+        return p.argv if p else ()
+
+    def evidence(self, ev: Event, detail: str = "") -> Evidence:
+        dest = None
+        if ev.address is not None:
+            dest = ev.address.render()
+        return Evidence(
+            phase=ev.phase,
+            pid=ev.pid,
+            time=ev.time,
+            syscall=ev.syscall,
+            process=self.argv(ev)[:32],
+            path=ev.path if ev.path is None or ev.path2 is None else f"{ev.path} -> {ev.path2}",
+            destination=dest,
+            bytes=ev.size,
+            data=ev.data[:512] if ev.data else None,
+            errno=ev.errno,
+            detail=detail or (" ".join(ev.argv)[:500] if ev.argv else ""),
+        )
+
+    def outbound(self) -> list[Event]:
+        return [e for e in self.events if e.kind in _NET and is_outbound(e)]
+
+
+def is_outbound(ev: Event) -> bool:
+    """A connect/send towards a non-loopback internet address."""
+    a = ev.address
+    return a is not None and a.family in ("inet", "inet6") and not a.is_loopback
+
+
+def _finding(rule: str, phase: Phase, message: str, evidence: list[Evidence],
+             severity: Severity | None = None) -> Finding:
+    info = CATALOGUE[rule]
+    return Finding(
+        rule_id=rule,
+        title=info.title,
+        severity=severity or info.severity,
+        phase=phase,
+        message=message,
+        evidence=tuple(evidence[:MAX_EVIDENCE]),
+    )
+
+
+def _per_phase(events: Iterable[Event]) -> dict[Phase, list[Event]]:
+    out: dict[Phase, list[Event]] = {}
+    for e in events:
+        out.setdefault(e.phase, []).append(e)
+    return dict(sorted(out.items(), key=lambda kv: kv[0].order))
+
+
+def _dedupe(events: Iterable[Event], key: Callable[[Event], object]) -> list[Event]:
+    seen: set[object] = set()
+    out = []
+    for e in events:
+        k = key(e)
+        if k not in seen:
+            seen.add(k)
+            out.append(e)
+    return out
+
+
+# ---------------------------------------------------------------------- rules
+
+
+def rule_credentials(ctx: Context) -> list[Finding]:
+    hits = [e for e in ctx.events if e.kind in _TOUCH and e.path and CREDENTIAL_PATHS.search(e.path)]
+    hits += [e for e in ctx.events if e.kind in _NET and e.address is not None and e.address.host in METADATA_HOSTS]
+    if not hits:
+        return []
+    networked = bool(ctx.outbound())
+    sev = Severity.HIGH if networked else Severity.MEDIUM
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.address))
+        places = sorted({e.path or (e.address.render() if e.address else "") for e in uniq})
+        msg = f"touched credential location(s): {', '.join(places[:6])}"
+        if networked:
+            msg += " — and the run attempts network connections"
+        out.append(_finding("PS001", phase, msg, [ctx.evidence(e) for e in uniq], sev))
+    return out
+
+
+def rule_outbound(ctx: Context) -> list[Finding]:
+    out = []
+    for phase, evs in _per_phase(ctx.outbound()).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.syscall, e.address))
+        dests = sorted({e.address.render() for e in uniq if e.address})
+        out.append(_finding("PS002", phase, f"attempted connection(s) to {', '.join(dests[:6])}",
+                            [ctx.evidence(e) for e in uniq]))
+    return out
+
+
+def _exec_name(ev: Event) -> str:
+    if ev.path:
+        return posixpath.basename(ev.path)
+    return posixpath.basename(ev.argv[0]) if ev.argv else ""
+
+
+def rule_spawn(ctx: Context) -> list[Finding]:
+    hits = []
+    for e in ctx.events:
+        if e.kind is not EventKind.EXEC:
+            continue
+        name = _exec_name(e)
+        if name in SHELLS or name in DOWNLOADERS:
+            # PATH search makes one failed execve per directory: keep the successful
+            # one, or the last attempt when none succeeded.
+            hits.append(e)
+    if not hits:
+        return []
+    hits = [e for e in hits if e.errno is None] or hits
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.argv))
+        names = sorted({_exec_name(e) for e in uniq})
+        out.append(_finding("PS003", phase, f"spawned {', '.join(names)}", [ctx.evidence(e) for e in uniq]))
+    return out
+
+
+def rule_exec_written(ctx: Context) -> list[Finding]:
+    written: dict[str, Event] = {}
+    hits: list[tuple[Event, Event]] = []
+    for e in sorted(ctx.events, key=lambda e: (e.phase.order, e.seq)):
+        if e.kind is EventKind.FILE_WRITE and e.path and e.errno is None:
+            written[e.path] = e
+        elif e.kind in (EventKind.FILE_RENAME, EventKind.FILE_LINK) and e.path2 and e.errno is None:
+            # rename(src, dst): path = src, path2 = dst; link: path = new link
+            target = e.path2 if e.kind is EventKind.FILE_RENAME else e.path
+            if target:
+                written[target] = e
+        elif e.kind is EventKind.EXEC and e.path and e.path in written and e.errno is None:
+            hits.append((e, written[e.path]))
+    out = []
+    for phase, evs in _per_phase(x[0] for x in hits).items():
+        evid = []
+        for e in evs:
+            w = written.get(e.path or "")
+            evid.append(ctx.evidence(e, detail=f"written by pid {w.pid} in {w.phase.value}" if w else ""))
+        out.append(_finding("PS004", phase, f"executed file(s) it wrote: {', '.join(sorted({e.path or '' for e in evs}))}",
+                            evid))
+    return out
+
+
+def rule_persistence(ctx: Context) -> list[Finding]:
+    hits = []
+    for e in ctx.events:
+        if e.kind in _WRITES and e.kind is not EventKind.FILE_DELETE:
+            target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
+            if target and PERSISTENCE_PATHS.search(target):
+                hits.append(e)
+            elif target and target.endswith(".pth") and e.phase is not Phase.INSTALL:
+                hits.append(e)
+        elif e.kind is EventKind.EXEC and _exec_name(e) in PERSISTENCE_TOOLS:
+            hits.append(e)
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.argv))
+        places = sorted({(e.path2 or e.path or _exec_name(e)) for e in uniq})
+        out.append(_finding("PS005", phase, f"persistence: {', '.join(places[:6])}", [ctx.evidence(e) for e in uniq]))
+    return out
+
+
+def rule_lingering(ctx: Context) -> list[Finding]:
+    out = []
+    for pr in ctx.obs.phases:
+        if not pr.lingering:
+            continue
+        evid = [
+            Evidence(phase=pr.phase, pid=lg.pid, time=0.0, syscall="(alive)", process=lg.argv[:32],
+                     detail=f"{lg.threads} thread(s), state {lg.status}, after a {pr.window:.1f}s window")
+            for lg in pr.lingering
+        ]
+        out.append(_finding("PS006", pr.phase,
+                            f"{len(pr.lingering)} process(es) still running when the window closed", evid))
+    return out
+
+
+def rule_tamper(ctx: Context) -> list[Finding]:
+    hits = []
+    for e in ctx.events:
+        if e.kind is EventKind.SIGNAL and e.target is not None:
+            own = ctx.traced_pids.get(e.phase, set())
+            if e.target <= 0 and e.target != 0:
+                if e.target == -1:
+                    hits.append(e)  # kill(-1): every process it may signal
+            elif e.target not in own and e.target != 0:
+                hits.append(e)
+        elif e.kind is EventKind.PTRACE and e.syscall == "ptrace" and (e.flags or "") != "PTRACE_TRACEME":
+            if e.target not in ctx.traced_pids.get(e.phase, set()) or e.target is None:
+                hits.append(e)
+        elif e.path and e.path.startswith(_TRACE_DIR):
+            hits.append(e)
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        out.append(_finding("PS007", phase, "tried to interfere with processes or files outside its own tree",
+                            [ctx.evidence(e, detail=f"target pid {e.target}" if e.target is not None else "")
+                             for e in _dedupe(evs, lambda e: (e.pid, e.syscall, e.target, e.path))]))
+    return out
+
+
+def rule_escape(ctx: Context) -> list[Finding]:
+    hits = []
+    for e in ctx.events:
+        if e.syscall in _ESCAPE_SYSCALLS:
+            hits.append(e)
+        elif e.path and _ESCAPE_PATHS.search(e.path):
+            hits.append(e)
+        elif e.address is not None and e.address.family == "unix" and _ESCAPE_PATHS.search(e.address.path):
+            hits.append(e)
+        elif e.path and re.match(r"^/proc/(\d+)/environ$", e.path) and e.kind is EventKind.FILE_READ:
+            pid = int(e.path.split("/")[2])
+            if pid not in ctx.traced_pids.get(e.phase, set()):
+                hits.append(e)
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.syscall, e.path, e.address))
+        what = sorted({e.path or (e.address.render() if e.address else e.syscall) for e in uniq})
+        out.append(_finding("PS008", phase, f"escape attempt: {', '.join(what[:6])}", [ctx.evidence(e) for e in uniq]))
+    return out
+
+
+def rule_pth(ctx: Context) -> list[Finding]:
+    execs = [p for p in ctx.obs.inventory.pth_files if p.executes]
+    if not execs:
+        return []
+    evid = [Evidence(phase=Phase.INSTALL, pid=0, time=0.0, syscall="(inventory)", path=p.path,
+                     bytes=p.size, data=p.head[:512], detail=f"sha256 {p.sha256}") for p in execs]
+    return [_finding("PS009", Phase.INSTALL, f"{len(execs)} .pth file(s) run code at interpreter start", evid)]
+
+
+RULES: tuple[Callable[[Context], list[Finding]], ...] = (
+    rule_credentials,
+    rule_outbound,
+    rule_spawn,
+    rule_exec_written,
+    rule_persistence,
+    rule_lingering,
+    rule_tamper,
+    rule_escape,
+    rule_pth,
+)
+
+
+def evaluate(obs: Observation) -> list[Finding]:
+    """Run every rule; findings ordered by severity (worst first), then phase."""
+    ctx = Context(obs)
+    findings = [f for rule in RULES for f in rule(ctx)]
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+
+
+def incomplete_reasons(obs: Observation) -> list[str]:
+    """Why the run could not look at everything (empty when it could)."""
+    reasons = []
+    for pr in obs.phases:
+        if pr.status is not PhaseStatus.OK:
+            reasons.append(f"{pr.phase.value} phase {pr.status.value}")
+        if not pr.trace_complete:
+            reasons.append(f"{pr.phase.value} trace incomplete")
+    return reasons

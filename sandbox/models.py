@@ -1,0 +1,333 @@
+"""Frozen pydantic models for everything that crosses a boundary.
+
+One event model flows one way: fetch → artifacts; runner → raw traces; parser →
+:class:`Event`; judge → :class:`Finding` and :class:`Verdict`; report → JSON.
+The JSON report (:class:`Report`) is versioned by :data:`SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class Frozen(BaseModel):
+    """Base of every boundary model: immutable and strict about unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Phase(str, Enum):
+    """Ordered phases of a vet run."""
+
+    INSTALL = "install"
+    STARTUP = "startup"
+    IMPORT = "import"
+
+    @property
+    def order(self) -> int:
+        """Position of the phase in a run."""
+        return list(Phase).index(self)
+
+
+class ArtifactKind(str, Enum):
+    WHEEL = "wheel"
+    SDIST = "sdist"
+
+
+class ArtifactRole(str, Enum):
+    CANDIDATE = "candidate"
+    DEPENDENCY = "dependency"
+    BUILD = "build"  # build requirement of an sdist
+
+
+class Artifact(Frozen):
+    """A distribution file staged for the sandbox, identified by its hash."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    kind: ArtifactKind
+    role: ArtifactRole
+    size: int
+    source: str = ""  # index URL, local path or "pip" (wheel-only resolve)
+
+
+class EventKind(str, Enum):
+    """What a syscall did, independent of which syscall did it."""
+
+    FILE_READ = "file_read"
+    FILE_WRITE = "file_write"
+    FILE_STAT = "file_stat"
+    FILE_LIST = "file_list"
+    FILE_DELETE = "file_delete"
+    FILE_RENAME = "file_rename"
+    FILE_CHMOD = "file_chmod"
+    FILE_LINK = "file_link"
+    DIR_CREATE = "dir_create"
+    EXEC = "exec"
+    SPAWN = "spawn"
+    EXIT = "exit"
+    SIGNAL = "signal"
+    SOCKET = "socket"
+    CONNECT = "connect"
+    SEND = "send"
+    RECV = "recv"
+    BIND = "bind"
+    LISTEN = "listen"
+    DNS = "dns"
+    PTRACE = "ptrace"
+    PRIVILEGED = "privileged"  # mount, module load, reboot, setuid …
+    OTHER = "other"
+
+
+class Origin(str, Enum):
+    """Who an event is attributed to.
+
+    ``harness`` is the tool's own command (exempted only by exact executable and
+    argv); ``runtime`` is the interpreter's or loader's start-up noise (reads of
+    the standard library, shared libraries); everything else is ``candidate``.
+    """
+
+    CANDIDATE = "candidate"
+    RUNTIME = "runtime"
+    HARNESS = "harness"
+
+
+class Address(Frozen):
+    """A socket address as decoded by strace."""
+
+    family: Literal["inet", "inet6", "unix", "netlink", "other"]
+    host: str = ""
+    port: int | None = None
+    path: str = ""  # AF_UNIX path ("@name" for the abstract namespace)
+
+    def render(self) -> str:
+        """Human form: ``host:port``, ``[v6]:port`` or the unix path."""
+        if self.family == "unix":
+            return f"unix:{self.path}"
+        if self.family == "inet6":
+            return f"[{self.host}]:{self.port}"
+        if self.family == "inet":
+            return f"{self.host}:{self.port}"
+        return f"{self.family}:{self.host or self.path}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.family == "unix":
+            return True
+        if self.family == "inet":
+            return self.host.startswith("127.") or self.host == "0.0.0.0"
+        if self.family == "inet6":
+            return self.host in ("::1", "::") or self.host.startswith("::ffff:127.")
+        return True
+
+
+class Event(Frozen):
+    """One observed syscall, normalised."""
+
+    phase: Phase
+    seq: int  # order within the phase's trace
+    pid: int
+    time: float
+    syscall: str
+    kind: EventKind
+    origin: Origin = Origin.CANDIDATE
+    path: str | None = None
+    path2: str | None = None  # rename/link target
+    argv: tuple[str, ...] | None = None
+    address: Address | None = None
+    target: int | None = None  # pid acted on (kill, ptrace) or child pid (spawn)
+    flags: str | None = None
+    size: int | None = None  # bytes moved (write/send) when known
+    data: str | None = None  # escaped prefix of the bytes, as strace printed it
+    result: int | None = None
+    errno: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.errno is not None
+
+
+class ProcessInfo(Frozen):
+    """A process seen in the trace, with its exec history."""
+
+    pid: int
+    ppid: int | None
+    phase: Phase
+    argv: tuple[str, ...]
+    exe: str
+    start: float
+    end: float | None = None
+    exit_code: int | None = None
+    killed_by: str | None = None
+    origin: Origin = Origin.CANDIDATE
+    execs: tuple[tuple[str, ...], ...] = ()
+
+
+class PhaseStatus(str, Enum):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
+class StepResult(Frozen):
+    """One unit of work inside a phase (a startup command, an imported module)."""
+
+    name: str
+    status: PhaseStatus
+    duration: float
+    detail: str = ""
+
+
+class Lingering(Frozen):
+    """A candidate process or thread still alive when the observation window closed."""
+
+    pid: int
+    ppid: int | None
+    argv: tuple[str, ...]
+    threads: int
+    status: str
+
+
+class PhaseResult(Frozen):
+    """How a phase ran: apart from what it did (the events)."""
+
+    phase: Phase
+    status: PhaseStatus
+    duration: float
+    exit_code: int | None = None
+    trace_complete: bool = True
+    trace_lines: int = 0
+    trace_bytes: int = 0
+    steps: tuple[StepResult, ...] = ()
+    lingering: tuple[Lingering, ...] = ()
+    window: float = 0.0  # seconds actually spent watching survivors
+    output_tail: str = ""
+    problems: tuple[str, ...] = ()
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class Evidence(Frozen):
+    """The concrete observation a finding rests on."""
+
+    phase: Phase
+    pid: int
+    time: float
+    syscall: str
+    process: tuple[str, ...] = ()  # argv of the acting process
+    path: str | None = None
+    destination: str | None = None
+    bytes: int | None = None
+    data: str | None = None
+    errno: str | None = None
+    detail: str = ""
+
+
+class Finding(Frozen):
+    rule_id: str
+    title: str
+    severity: Severity
+    phase: Phase
+    message: str
+    evidence: tuple[Evidence, ...] = Field(min_length=1)
+
+
+class Verdict(str, Enum):
+    CLEAN = "clean"
+    SUSPICIOUS = "suspicious"
+    MALICIOUS = "malicious"
+    INCOMPLETE = "incomplete"
+
+    @property
+    def rank(self) -> int:
+        return {"clean": 0, "incomplete": 1, "suspicious": 2, "malicious": 3}[self.value]
+
+
+class ImageInfo(Frozen):
+    tag: str
+    id: str
+    base: str
+    python: str  # "3.11"
+    platforms: tuple[str, ...]  # wheel platform tags the sandbox accepts, best first
+
+
+class PhaseSummary(Frozen):
+    phase: Phase
+    events: int
+    by_kind: dict[str, int]
+    by_origin: dict[str, int]
+    processes: int
+
+
+class PthFile(Frozen):
+    """A ``.pth`` file present in site-packages after install."""
+
+    path: str
+    sha256: str
+    size: int
+    head: str
+    executes: bool  # has an ``import`` line, i.e. runs code at every interpreter start
+
+
+class Inventory(Frozen):
+    """What install put in place."""
+
+    site_packages: str = ""
+    distributions: tuple[dict[str, str], ...] = ()
+    pth_files: tuple[PthFile, ...] = ()
+    candidate_dist_info: str | None = None
+    modules: tuple[str, ...] = ()
+    modules_capped: int = 0
+    entry_points: str = ""
+
+
+class Observation(Frozen):
+    """Everything the judge looks at for one run."""
+
+    events: tuple[Event, ...]
+    processes: tuple[ProcessInfo, ...]
+    phases: tuple[PhaseResult, ...]
+    inventory: Inventory = Inventory()
+    home: str = "/home/dev"
+    venv: str = "/home/dev/project/.venv"
+
+
+class Report(Frozen):
+    """The versioned JSON report of one vet run."""
+
+    schema_version: str = SCHEMA_VERSION
+    tool_version: str
+    target: str
+    started: float
+    finished: float
+    profile: str
+    image: ImageInfo | None
+    artifacts: tuple[Artifact, ...]
+    phases: tuple[PhaseResult, ...]
+    summary: tuple[PhaseSummary, ...]
+    processes: tuple[ProcessInfo, ...]
+    events: tuple[Event, ...]  # candidate-attributed events (noise counted in summary)
+    findings: tuple[Finding, ...]
+    verdict: Verdict
+    verdict_reason: str
+    inventory: Inventory = Inventory()
+    hostname: str = ""
+    notes: tuple[str, ...] = ()

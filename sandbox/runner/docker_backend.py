@@ -1,0 +1,276 @@
+"""The Docker backend: one hardened, network-less container for all phases.
+
+Hardening of every container (see README "Security model"):
+- ``--network none``; read-only root; size-capped tmpfs for every writable path
+  (exec allowed on HOME and /tmp so compiled extensions load); staging bind-mounted
+  read-only; no Docker socket, no other host mount;
+- ``cap_drop=ALL`` plus only what the *root* recorder needs (setuid/setgid/setpcap
+  to drop to the candidate uid, sys_ptrace + dac_read_search for strace to decode
+  fds of another uid, chown to hand HOME over, kill to reap); the candidate itself
+  runs under setpriv with an empty bounding set, no capabilities, no-new-privs;
+- ``no-new-privileges``, Docker's default seccomp plus an inherited filter that
+  denies io_uring; pids, memory (no swap) and CPU limits; private cgroup and IPC
+  namespaces; an in-container deadline (PID 1 is ``sleep DEADLINE`` under init).
+Every container carries labels (run id, owner, deadline) and is removed on success,
+error, timeout and interrupt; :func:`sandbox.runner.engine.sweep` removes what a
+killed run left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import secrets
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from sandbox.errors import EngineError, SandboxError
+from sandbox.models import ImageInfo, Phase, PhaseStatus
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, engine_call, owner_label, sweep
+from sandbox.runner.interface import AgentPhase, Backend, Observer, RawRun, RunOptions
+
+AGENT = "/opt/pkgsandbox/bin/agent"
+STAGE = "/stage"
+TRACE_MOUNT = "/var/lib/pkgsandbox"
+RECORDER_CAPS = ["CHOWN", "SETUID", "SETGID", "SETPCAP", "SYS_PTRACE", "DAC_READ_SEARCH", "KILL"]
+MAX_COLLECT_BYTES = 2 << 30
+
+_HOST_WORDS = ["dev", "work", "build", "laptop", "desktop", "ws", "station"]
+_HOST_NAMES = ["alex", "sam", "jordan", "taylor", "casey", "morgan", "riley", "jamie", "chris", "pat"]
+
+
+def realistic_hostname(rng: random.Random | None = None) -> str:
+    """A random developer-looking hostname (a fixed one gives a sandbox away)."""
+    r = rng or random.SystemRandom()
+    style = r.randrange(3)
+    if style == 0:
+        return f"{r.choice(_HOST_NAMES)}-{r.choice(['thinkpad', 'xps', 'laptop', 'desktop'])}"
+    if style == 1:
+        return f"{r.choice(_HOST_WORDS)}-{r.randrange(10, 999):03d}"
+    return f"{r.choice(_HOST_NAMES)}s-{r.choice(['mbp', 'pc', 'box', 'workstation'])}"
+
+
+class DockerBackend(Backend):
+    """Runs phases in a fresh hardened container; always removes it."""
+
+    def __init__(self, client: docker.DockerClient, image: ImageInfo) -> None:
+        self.client = client
+        self.image = image
+
+    # ------------------------------------------------------------------ lifecycle
+    def _create(self, run_id: str, staging: Path, deadline: float, options: RunOptions, hostname: str) -> Any:
+        lim = options.limits
+        user_home = "/home/dev"
+        tmpfs = {
+            "/tmp": f"rw,exec,nosuid,nodev,size={lim.tmp_mb}m,mode=1777",
+            "/var/tmp": f"rw,exec,nosuid,nodev,size={lim.tmp_mb}m,mode=1777",
+            user_home: f"rw,exec,nosuid,nodev,size={lim.home_mb}m,mode=755",
+            TRACE_MOUNT: f"rw,noexec,nosuid,nodev,size={lim.trace_mb}m,mode=700",
+            "/run": "rw,noexec,nosuid,nodev,size=16m,mode=755",
+        }
+        budget = int(deadline - time.time())
+        return engine_call(
+            "create sandbox container",
+            self.client.containers.create,
+            self.image.tag,
+            command=["sleep", str(max(budget, 30))],
+            name=f"pkgsandbox-{run_id}",
+            hostname=hostname,
+            labels={
+                LABEL: "run",
+                LABEL_RUN: run_id,
+                LABEL_OWNER: owner_label(),
+                LABEL_DEADLINE: str(int(deadline)),
+            },
+            network_mode="none",
+            read_only=True,
+            tmpfs=tmpfs,
+            mounts=[docker.types.Mount(STAGE, str(staging), type="bind", read_only=True)],
+            cap_drop=["ALL"],
+            cap_add=RECORDER_CAPS,
+            security_opt=["no-new-privileges"],
+            pids_limit=lim.pids,
+            mem_limit=f"{lim.memory_mb}m",
+            memswap_limit=f"{lim.memory_mb}m",
+            nano_cpus=int(lim.cpus * 1e9),
+            init=True,
+            ipc_mode="private",
+            cgroupns="private",
+            ulimits=[docker.types.Ulimit(name="core", soft=0, hard=0)],
+            user="root",
+            working_dir="/",
+            detach=True,
+        )
+
+    def run(self, staging: Path, plan: dict[str, Any], options: RunOptions, observer: Observer) -> RawRun:
+        run_id = secrets.token_hex(6)
+        sweep(self.client)
+        total = sum(options.timeouts[p] + options.window * 4 + 30 for p in options.phases) + 120
+        deadline = time.time() + total
+        hostname = realistic_hostname()
+        plan = {**plan, "hostname": hostname}
+        (staging / "plan.json").write_text(json.dumps(plan))
+        (staging / "plan.json").chmod(0o644)
+        container = None
+        trace_dir = staging.parent / "traces"
+        trace_dir.mkdir(exist_ok=True)
+        try:
+            container = self._create(run_id, staging, deadline, options, hostname)
+            engine_call("start sandbox container", container.start)
+            observer.status("sandbox container started")
+            self._exec_json(container, ["setup"], timeout=120, observer=observer)
+            phases: list[AgentPhase] = []
+            for phase in options.phases:
+                observer.phase_started(phase)
+                t0 = time.monotonic()
+                budget = options.timeouts[phase] + options.window * 6 + 60
+                if phase is Phase.IMPORT:
+                    budget += options.window * 20  # restarts after module timeouts
+                raw = self._exec_json(container, ["phase", phase.value], timeout=budget, observer=observer)
+                result = raw.get("result")
+                if result is None:
+                    raise SandboxError(f"agent gave no result for phase {phase.value}: {raw.get('error', '')}")
+                ap = AgentPhase.model_validate(result)
+                phases.append(ap)
+                observer.phase_finished(phase, ap.status, time.monotonic() - t0)
+                if phase is Phase.INSTALL and ap.status is not PhaseStatus.OK:
+                    break  # nothing installed: later phases would observe nothing
+            self._collect(container, trace_dir)
+            inventory = next((p.inventory for p in phases if p.phase is Phase.INSTALL), {})
+            harness = {f"{p.phase.value}.{s.tag}": tuple(s.argv) for p in phases for s in p.steps}
+            return RawRun(
+                run_id=run_id,
+                container=container.name,
+                hostname=hostname,
+                phases=tuple(phases),
+                trace_dir=str(trace_dir),
+                harness_argv=harness,
+                inventory=inventory,
+            )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"engine failed mid-run: {str(exc).splitlines()[0][:200]}") from exc
+        finally:
+            if container is not None:
+                self._remove(container)
+
+    def _remove(self, container: Any) -> None:
+        for _ in range(3):
+            try:
+                container.remove(force=True, v=True)
+                return
+            except docker.errors.NotFound:
+                return
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                time.sleep(0.5)
+
+    # ------------------------------------------------------------------ exec
+    def _exec_json(self, container: Any, args: list[str], *, timeout: float, observer: Observer) -> dict[str, Any]:
+        """Run an agent command; returns its last message of each type."""
+        api = self.client.api
+        exec_id = engine_call("exec agent", api.exec_create, container.id, [AGENT, *args], user="root",
+                              stdout=True, stderr=True)["Id"]
+        out: dict[str, Any] = {}
+        buf = b""
+        errtail = b""
+        start = time.monotonic()
+        stream = engine_call("exec agent", api.exec_start, exec_id, stream=True, demux=True)
+        for stdout, stderr in stream:
+            if stderr:
+                errtail = (errtail + stderr)[-4000:]
+            if stdout:
+                buf += stdout
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:
+                        continue
+                    kind = msg.pop("type", "")
+                    out[kind] = msg
+                    if kind == "status":
+                        observer.status(f"{msg.get('phase', '')}: {msg.get('msg', '')}")
+            if time.monotonic() - start > timeout:
+                raise SandboxError(f"agent {' '.join(args)} did not finish within {timeout:.0f}s")
+        info = engine_call("inspect exec", api.exec_inspect, exec_id)
+        code = info.get("ExitCode")
+        if code not in (0, None) or "error" in out:
+            detail = out.get("error", {}).get("msg") or errtail.decode("utf-8", "replace").strip()[-300:]
+            if not container_running(container):
+                raise SandboxError(f"sandbox container stopped during {' '.join(args)} (deadline or engine)")
+            raise SandboxError(f"agent {' '.join(args)} failed (exit {code}): {detail}")
+        return out
+
+    def _collect(self, container: Any, dest: Path) -> None:
+        """Stream the agent's output directory out of the container (tmpfs: no get_archive)."""
+        api = self.client.api
+        exec_id = engine_call("collect traces", api.exec_create, container.id, [AGENT, "collect"], user="root",
+                              stdout=True, stderr=False)["Id"]
+        buf = io.BytesIO()
+        for chunk in engine_call("collect traces", api.exec_start, exec_id, stream=True):
+            buf.write(chunk)
+            if buf.tell() > MAX_COLLECT_BYTES:
+                raise SandboxError("trace output exceeds 2 GiB")
+        buf.seek(0)
+        try:
+            with tarfile.open(fileobj=buf, mode="r|") as tar:
+                for member in tar:
+                    name = Path(member.name).name
+                    if not member.isfile() or name != member.name or name.startswith("."):
+                        continue
+                    src = tar.extractfile(member)
+                    if src is not None:
+                        (dest / name).write_bytes(src.read())
+        except tarfile.TarError as exc:
+            raise SandboxError(f"could not read traces from the sandbox: {exc}") from exc
+
+
+def container_running(container: Any) -> bool:
+    try:
+        container.reload()
+        return bool(container.status == "running")
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+
+
+def probe_container(client: docker.DockerClient, image: ImageInfo, plan: dict[str, Any],
+                    options: RunOptions, staging: Path) -> dict[str, Any]:
+    """Create a sandbox container exactly as a run does and report what the candidate
+    uid sees from inside it (capabilities, no-new-privs, seccomp, writable paths,
+    network), plus whether strace works under the recorder's privileges."""
+    backend = DockerBackend(client, image)
+    run_id = secrets.token_hex(6)
+    (staging / "plan.json").write_text(json.dumps({**plan, "hostname": "probe"}))
+    (staging / "plan.json").chmod(0o644)
+    container = backend._create(run_id, staging, time.time() + 300, options, realistic_hostname())
+    try:
+        engine_call("start probe container", container.start)
+        seen = backend._exec_json(container, ["probe"], timeout=60, observer=Observer())
+        code, out = container.exec_run(["strace", "-f", "-o", "/dev/null", "-e", "trace=%process", "true"],
+                                       user="root")
+        attrs = client.api.inspect_container(container.id)["HostConfig"]
+        return {
+            "probe": seen.get("probe", {}),
+            "strace_ok": code == 0,
+            "strace_output": out.decode("utf-8", "replace")[-300:],
+            "host_config": {
+                "NetworkMode": attrs.get("NetworkMode"),
+                "ReadonlyRootfs": attrs.get("ReadonlyRootfs"),
+                "PidsLimit": attrs.get("PidsLimit"),
+                "Memory": attrs.get("Memory"),
+                "NanoCpus": attrs.get("NanoCpus"),
+                "SecurityOpt": attrs.get("SecurityOpt"),
+                "CapAdd": attrs.get("CapAdd"),
+                "CapDrop": attrs.get("CapDrop"),
+                "Binds": attrs.get("Binds"),
+                "Mounts": attrs.get("Mounts"),
+            },
+        }
+    finally:
+        backend._remove(container)

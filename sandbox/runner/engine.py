@@ -1,0 +1,145 @@
+"""Connecting to the Docker engine, with errors that say what to do."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from sandbox.errors import EngineError
+
+LABEL = "pkgsandbox"
+LABEL_RUN = "pkgsandbox.run"
+LABEL_OWNER = "pkgsandbox.owner"
+LABEL_DEADLINE = "pkgsandbox.deadline"
+
+PROVISION_ADVICE = (
+    "start one: `sudo apt-get install -y docker.io && sudo dockerd &` on Debian, "
+    "or run `pkgsandbox doctor --provision` as root"
+)
+
+
+def _socket_path() -> str | None:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        return host[len("unix://") :]
+    return None
+
+
+def connect(timeout: float = 120.0) -> docker.DockerClient:
+    """A client for the engine at DOCKER_HOST (default socket), checked with a ping.
+
+    Fails fast (well under 2 s) with :class:`EngineError` when nothing answers.
+    """
+    path = _socket_path()
+    if path is not None:
+        if not os.path.exists(path):
+            raise EngineError(f"no Docker engine: {path} does not exist", advice=PROVISION_ADVICE)
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise EngineError(
+                f"no permission on {path}",
+                advice="add your user to the 'docker' group (then log in again) or run as root",
+            )
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.5)
+        try:
+            probe.connect(path)
+        except PermissionError as exc:
+            raise EngineError(f"no permission on {path}", advice="add your user to the 'docker' group") from exc
+        except OSError as exc:
+            raise EngineError(f"no Docker engine answers on {path} ({exc.strerror})", advice=PROVISION_ADVICE) from exc
+        finally:
+            probe.close()
+    try:
+        client = docker.DockerClient.from_env(timeout=int(timeout))
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineError(f"Docker engine unreachable: {_short(exc)}", advice=PROVISION_ADVICE) from exc
+    return client
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:300] if text else type(exc).__name__
+
+
+def engine_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the engine, turning its failures into :class:`EngineError` naming *what*."""
+    try:
+        return fn(*args, **kwargs)
+    except docker.errors.ImageNotFound:
+        raise
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineError(f"{what}: {_short(exc)}") from exc
+
+
+def owner_label() -> str:
+    """``host:pid:start`` of this process, so a later run can tell whether we are dead."""
+    return f"{socket.gethostname()}:{os.getpid()}:{int(_proc_start(os.getpid()))}"
+
+
+def _proc_start(pid: int) -> float:
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:
+        return 0.0
+
+
+def _owner_alive(owner: str) -> bool:
+    try:
+        host, pid_s, start_s = owner.rsplit(":", 2)
+        pid, start = int(pid_s), int(start_s)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's run: leave it to its deadline
+    try:
+        import psutil
+
+        return int(psutil.Process(pid).create_time()) == start
+    except Exception:
+        return False
+
+
+def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]:
+    """Remove containers, networks and volumes of dead or expired runs; returns their names.
+
+    A run is dead when its owner process no longer exists on this host, expired when
+    its deadline label has passed. ``everything`` removes all labelled resources.
+    """
+    removed: list[str] = []
+    now = time.time()
+
+    def stale(labels: dict[str, str]) -> bool:
+        if everything:
+            return True
+        try:
+            if float(labels.get(LABEL_DEADLINE, "0")) < now:
+                return True
+        except ValueError:
+            return True
+        return not _owner_alive(labels.get(LABEL_OWNER, ""))
+
+    try:
+        for c in client.containers.list(all=True, filters={"label": LABEL}):
+            if stale(c.labels):
+                c.remove(force=True, v=True)
+                removed.append(f"container {c.name}")
+        for n in client.networks.list(filters={"label": LABEL}):
+            if stale(n.attrs.get("Labels") or {}):
+                n.remove()
+                removed.append(f"network {n.name}")
+        for v in client.volumes.list(filters={"label": LABEL}):
+            if stale(v.attrs.get("Labels") or {}):
+                v.remove(force=True)
+                removed.append(f"volume {v.name}")
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        pass  # sweeping is best effort; the run itself reports engine trouble
+    return removed

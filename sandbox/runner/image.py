@@ -1,0 +1,204 @@
+"""Finding or building the sandbox image, tagged by a hash of its inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from sandbox.errors import ImageError
+from sandbox.models import ImageInfo
+from sandbox.runner.engine import LABEL, engine_call
+
+IMAGE_REPO = "pkgsandbox-sandbox"
+REGISTRY_BASE = "python:3.12-slim"
+OFFLINE_BASE = "pkgsandbox-base:bookworm"
+ENV_BASE = "PKGSANDBOX_BASE_IMAGE"
+ENV_OFFLINE = "PKGSANDBOX_OFFLINE"
+
+_PKG = Path(__file__).resolve().parents[1]
+
+
+def images_dir() -> Path:
+    """The ``images/`` directory: the repository's, or the copy shipped in the package."""
+    for candidate in (_PKG.parent / "images", _PKG / "data" / "images"):
+        if (candidate / "Dockerfile").is_file():
+            return candidate
+    raise ImageError("images/Dockerfile not found in the installation", advice="reinstall pkgsandbox")
+
+
+def agent_dir() -> Path:
+    return _PKG / "agent"
+
+
+def context_files() -> dict[str, bytes]:
+    """Every file of the build context, by its path in the context."""
+    imgs = images_dir()
+    files = {
+        "Dockerfile": (imgs / "Dockerfile").read_bytes(),
+        "agent-entry": (imgs / "agent-entry").read_bytes(),
+    }
+    for src in sorted(agent_dir().glob("*.py")):
+        files[f"agent/{src.name}"] = src.read_bytes()
+    return files
+
+
+def image_tag(files: dict[str, bytes], base_id: str) -> str:
+    """A tag that changes whenever the Dockerfile, the agent or the base image changes."""
+    h = hashlib.sha256(base_id.encode())
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return f"{IMAGE_REPO}:{h.hexdigest()[:16]}"
+
+
+def _context_tar(files: dict[str, bytes]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755 if name == "agent-entry" else 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def choose_base(client: docker.DockerClient, base: str | None, offline: bool | None) -> str:
+    """Which base image to build on.
+
+    Explicit choice (option or ``PKGSANDBOX_BASE_IMAGE``) wins; ``--offline`` /
+    ``PKGSANDBOX_OFFLINE=1`` selects the debootstrap base; otherwise the registry
+    base, falling back to the offline base when the registry cannot be reached.
+    """
+    base = base or os.environ.get(ENV_BASE)
+    if base:
+        return base
+    if offline is None:
+        offline = os.environ.get(ENV_OFFLINE, "") not in ("", "0", "false", "no")
+    if offline:
+        return OFFLINE_BASE
+    if _present(client, REGISTRY_BASE):
+        return REGISTRY_BASE
+    if _present(client, OFFLINE_BASE):
+        return OFFLINE_BASE
+    try:
+        client.images.pull(REGISTRY_BASE)
+        return REGISTRY_BASE
+    except docker.errors.DockerException as exc:
+        raise ImageError(
+            f"cannot pull {REGISTRY_BASE} and no offline base image is present ({str(exc)[:120]})",
+            advice="build one with `pkgsandbox image build --offline` (root, debootstrap) "
+            "or images/build-offline-base.sh",
+        ) from exc
+
+
+def _present(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def build_offline_base(log: Callable[[str], None] = lambda _m: None) -> None:
+    """Run images/build-offline-base.sh (debootstrap bookworm → docker import)."""
+    script = images_dir() / "build-offline-base.sh"
+    if shutil.which("debootstrap") is None:
+        raise ImageError("debootstrap is not installed", advice="apt-get install -y debootstrap (as root)")
+    log(f"building offline base {OFFLINE_BASE} with debootstrap (about a minute)")
+    proc = subprocess.run(["sh", str(script), OFFLINE_BASE], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise ImageError(f"offline base build failed: {' | '.join(tail)}")
+
+
+def ensure_image(
+    client: docker.DockerClient,
+    *,
+    base: str | None = None,
+    offline: bool | None = None,
+    rebuild: bool = False,
+    log: Callable[[str], None] = lambda _m: None,
+) -> ImageInfo:
+    """Return the sandbox image, building it (and, offline, its base) when missing."""
+    base_ref = choose_base(client, base, offline)
+    if base_ref == OFFLINE_BASE and not _present(client, OFFLINE_BASE):
+        build_offline_base(log)
+    try:
+        base_img = client.images.get(base_ref)
+    except docker.errors.ImageNotFound as exc:
+        raise ImageError(f"base image {base_ref} not found") from exc
+    files = context_files()
+    tag = image_tag(files, base_img.id)
+    if rebuild or not _present(client, tag):
+        log(f"building sandbox image {tag} from {base_ref}")
+        _build(client, files, tag, base_ref)
+    img = client.images.get(tag)
+    target = _read_target(client, tag)
+    return ImageInfo(
+        tag=tag,
+        id=img.id,
+        base=base_ref,
+        python=target["python"],
+        platforms=platform_tags(target.get("machine", "x86_64"), target.get("libc", "")),
+    )
+
+
+def _build(client: docker.DockerClient, files: dict[str, bytes], tag: str, base_ref: str) -> None:
+    ctx = _context_tar(files)
+    lines: list[str] = []
+    try:
+        for chunk in client.api.build(
+            fileobj=ctx,
+            custom_context=True,
+            tag=tag,
+            buildargs={"BASE_IMAGE": base_ref},
+            pull=False,
+            rm=True,
+            forcerm=True,
+            labels={LABEL: "image"},
+            decode=True,
+        ):
+            if "stream" in chunk:
+                lines.extend(s for s in chunk["stream"].splitlines() if s.strip())
+            if "error" in chunk:
+                raise ImageError(f"image build failed: {chunk['error'].strip()[:300]}")
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"image build failed: {exc}", advice=" | ".join(lines[-3:])) from exc
+
+
+def _read_target(client: docker.DockerClient, tag: str) -> dict[str, str]:
+    """The interpreter facts the image recorded at build time (no container is started)."""
+    container = engine_call("create probe container", client.containers.create, tag, command=["true"],
+                            labels={LABEL: "probe"}, network_mode="none")
+    try:
+        stream, _ = container.get_archive("/opt/pkgsandbox/target.json")
+        raw = b"".join(stream)
+    finally:
+        container.remove(force=True)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        member = tar.extractfile("target.json")
+        if member is None:
+            raise ImageError("sandbox image lacks /opt/pkgsandbox/target.json")
+        data: dict[str, str] = json.loads(member.read())
+    return data
+
+
+def platform_tags(machine: str, libc: str) -> tuple[str, ...]:
+    """Wheel platform tags the sandbox accepts, best first (pip expands manylinux downwards)."""
+    tags: list[str] = []
+    if libc.startswith("glibc "):
+        major, minor = libc.split()[1].split(".")[:2]
+        tags.append(f"manylinux_{major}_{minor}_{machine}")
+    tags.append(f"linux_{machine}")
+    return tuple(tags)

@@ -1,0 +1,120 @@
+"""The runner seam: what a backend takes, what it gives back, and its observer."""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox.models import Frozen, Phase, PhaseStatus
+
+
+class Limits(Frozen):
+    """Resource limits of one sandbox container."""
+
+    memory_mb: int = 3072
+    pids: int = 512
+    cpus: float = 1.5
+    home_mb: int = 2048  # tmpfs for HOME (the venv lives there); counts toward memory
+    tmp_mb: int = 512
+    trace_mb: int = 768  # root-only tmpfs for traces and captures
+
+
+class RunOptions(Frozen):
+    """How to run the phases."""
+
+    phases: tuple[Phase, ...] = (Phase.INSTALL, Phase.STARTUP, Phase.IMPORT)
+    timeouts: dict[Phase, float] = Field(
+        default_factory=lambda: {Phase.INSTALL: 600.0, Phase.STARTUP: 60.0, Phase.IMPORT: 300.0}
+    )
+    module_timeout: float = 30.0
+    window: float = 5.0  # observation window after each step for what outlives it
+    max_modules: int = 3000
+    output_cap: int = 65536
+    limits: Limits = Limits()
+
+
+class _Loose(BaseModel):
+    """Agent output: validated, but tolerant of fields a newer agent may add."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class AgentLingering(_Loose):
+    pid: int
+    ppid: int | None = None
+    argv: list[str] = []
+    threads: int = 0
+    status: str = ""
+
+
+class AgentStep(_Loose):
+    tag: str
+    argv: list[str]
+    status: str
+    exit_code: int | None = None
+    main_pid: int | None = None
+    trace: str
+    trace_bytes: int = 0
+    trace_complete: bool = False
+    lingering: list[AgentLingering] = []
+    window: float = 0.0
+    output: str = ""
+    output_bytes: int = 0
+    problems: list[str] = []
+    strace_rc: int | None = None
+
+
+class AgentModule(_Loose):
+    name: str
+    status: str
+    duration: float = 0.0
+    detail: str = ""
+
+
+class AgentPhase(_Loose):
+    phase: Phase
+    status: PhaseStatus
+    steps: list[AgentStep] = []
+    modules: list[AgentModule] = []
+    modules_capped: int = 0
+    problems: list[str] = []
+    inventory: dict[str, Any] = {}
+    started: float = 0.0
+    duration: float = 0.0
+
+
+class RawRun(Frozen):
+    """What a backend hands back: the agent's phase records and where the traces are."""
+
+    run_id: str
+    container: str
+    hostname: str
+    phases: tuple[AgentPhase, ...]
+    trace_dir: str
+    harness_argv: dict[str, tuple[str, ...]]  # step key "phase.tag" → exact argv the harness ran
+    inventory: dict[str, Any] = {}
+    problems: tuple[str, ...] = ()
+
+
+class Observer:
+    """Progress callbacks; the CLI renders them (the core never imports rich)."""
+
+    def status(self, message: str) -> None:
+        """A human-readable progress line."""
+
+    def phase_started(self, phase: Phase) -> None:
+        """A phase begins."""
+
+    def phase_finished(self, phase: Phase, status: PhaseStatus, seconds: float) -> None:
+        """A phase ended."""
+
+
+class Backend(abc.ABC):
+    """Runs the phases for a staged candidate and returns raw traces."""
+
+    @abc.abstractmethod
+    def run(self, staging: Path, plan: dict[str, Any], options: RunOptions, observer: Observer) -> RawRun:
+        """Run every phase of *options* over the artifacts in *staging*; always cleans up."""

@@ -1,0 +1,281 @@
+"""The vet pipeline: fetch → sandbox run → parse → classify → judge → report.
+
+The core knows nothing of terminals: progress flows through an
+:class:`~sandbox.runner.interface.Observer`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sandbox import __version__
+from sandbox.fetch import StagedSet, TargetEnv, fetch
+from sandbox.judge.classify import classify
+from sandbox.judge.rules import evaluate, incomplete_reasons
+from sandbox.judge.verdict import verdict_for
+from sandbox.models import (
+    Event,
+    Frozen,
+    ImageInfo,
+    Inventory,
+    Lingering,
+    Observation,
+    Origin,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+    PhaseSummary,
+    ProcessInfo,
+    Report,
+    StepResult,
+)
+from sandbox.runner.docker_backend import DockerBackend
+from sandbox.runner.engine import connect
+from sandbox.runner.image import ensure_image
+from sandbox.runner.interface import AgentPhase, Observer, RawRun, RunOptions
+from sandbox.trace.strace import parse_strace_file, strace_argv
+
+SANDBOX_USER = "dev"
+SANDBOX_UID = 1000
+HOME = f"/home/{SANDBOX_USER}"
+PROJECT = f"{HOME}/project"
+VENV = f"{PROJECT}/.venv"
+STAGE_ARTIFACTS = "/stage/artifacts"
+OUTPUT_TAIL = 4000
+
+
+class VetOptions(Frozen):
+    """Everything a vet run needs besides the spec."""
+
+    run: RunOptions = RunOptions()
+    base_image: str | None = None
+    offline: bool | None = None
+    profile: str = "default"
+
+
+def install_args(staged: StagedSet) -> list[str]:
+    """pip's argv (after the interpreter) for the offline install of the staged set."""
+    return [
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        STAGE_ARTIFACTS,
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        f"{STAGE_ARTIFACTS}/{staged.install_target}",
+    ]
+
+
+def build_plan(staged: StagedSet, options: RunOptions) -> dict[str, Any]:
+    """The JSON plan the in-container agent follows."""
+    return {
+        "user": SANDBOX_USER,
+        "uid": SANDBOX_UID,
+        "gid": SANDBOX_UID,
+        "home": HOME,
+        "project": PROJECT,
+        "venv": VENV,
+        "candidate": {"name": staged.candidate.name, "version": staged.candidate.version},
+        "install_args": install_args(staged),
+        "phases": {p.value: {"timeout": options.timeouts[p]} for p in options.phases},
+        "window": options.window,
+        "module_timeout": options.module_timeout,
+        "max_modules": options.max_modules,
+        "output_cap": options.output_cap,
+        "strace": strace_argv("{output}"),
+    }
+
+
+def observe(raw: RawRun) -> tuple[Observation, list[str]]:
+    """Parse every trace of a raw run into one observation (pure apart from file reads)."""
+    events: list[Event] = []
+    processes: list[ProcessInfo] = []
+    results: list[PhaseResult] = []
+    notes: list[str] = []
+    seq = 0
+    trace_dir = Path(raw.trace_dir)
+    for ap in raw.phases:
+        complete = True
+        lines = 0
+        nbytes = 0
+        phase_events: list[Event] = []
+        for step in ap.steps:
+            path = trace_dir / step.trace
+            if not path.exists():
+                complete = False
+                notes.append(f"{ap.phase.value}/{step.tag}: trace missing")
+                continue
+            parsed = parse_strace_file(path, ap.phase, seq_start=seq)
+            seq += parsed.lines + 1
+            lines += parsed.lines
+            nbytes += step.trace_bytes
+            phase_events.extend(parsed.events)
+            processes.extend(parsed.processes)
+            if not (parsed.complete and step.trace_complete):
+                complete = False
+                notes.append(f"{ap.phase.value}/{step.tag}: trace incomplete")
+            if parsed.unparsed:
+                notes.append(f"{ap.phase.value}/{step.tag}: {parsed.unparsed} trace line(s) not understood")
+        events.extend(phase_events)
+        results.append(_phase_result(ap, complete, lines, nbytes))
+    harness = [tuple(raw.harness_argv[k]) for k in raw.harness_argv if k.startswith("install.")]
+    events, processes = classify(events, processes, harness, VENV)
+    inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
+    obs = Observation(
+        events=tuple(events),
+        processes=tuple(processes),
+        phases=tuple(results),
+        inventory=inventory,
+        home=HOME,
+        venv=VENV,
+    )
+    return obs, notes
+
+
+def _phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> PhaseResult:
+    if ap.phase is Phase.IMPORT:
+        steps = tuple(
+            StepResult(name=m.name, status=_status(m.status), duration=m.duration, detail=m.detail)
+            for m in ap.modules
+        )
+    else:
+        steps = tuple(
+            StepResult(
+                name=s.tag if ap.phase is not Phase.INSTALL else "pip install",
+                status=_status(s.status) if s.exit_code in (0, None) else PhaseStatus.ERROR,
+                duration=0.0,
+                detail=f"exit {s.exit_code}" if s.exit_code not in (0, None) else "",
+            )
+            for s in ap.steps
+        )
+    lingering = tuple(
+        Lingering(pid=lg.pid, ppid=lg.ppid, argv=tuple(lg.argv), threads=lg.threads, status=lg.status)
+        for s in ap.steps
+        for lg in s.lingering
+    )
+    output = "\n".join(s.output for s in ap.steps if s.output)
+    problems = tuple(ap.problems) + tuple(p for s in ap.steps for p in s.problems)
+    exit_code = ap.steps[-1].exit_code if ap.steps else None
+    return PhaseResult(
+        phase=ap.phase,
+        status=ap.status,
+        duration=ap.duration,
+        exit_code=exit_code,
+        trace_complete=complete,
+        trace_lines=lines,
+        trace_bytes=nbytes,
+        steps=steps,
+        lingering=lingering,
+        window=max((s.window for s in ap.steps), default=0.0),
+        output_tail=output[-OUTPUT_TAIL:],
+        problems=problems,
+    )
+
+
+def _status(value: str) -> PhaseStatus:
+    try:
+        return PhaseStatus(value)
+    except ValueError:
+        return PhaseStatus.ERROR
+
+
+def summarise(obs: Observation) -> tuple[PhaseSummary, ...]:
+    """Per-phase event counts by kind and origin."""
+    out = []
+    for pr in obs.phases:
+        evs = [e for e in obs.events if e.phase is pr.phase]
+        out.append(
+            PhaseSummary(
+                phase=pr.phase,
+                events=len(evs),
+                by_kind=dict(Counter(e.kind.value for e in evs)),
+                by_origin=dict(Counter(e.origin.value for e in evs)),
+                processes=sum(1 for p in obs.processes if p.phase is pr.phase),
+            )
+        )
+    return tuple(out)
+
+
+def judge(
+    obs: Observation,
+    *,
+    target: str,
+    started: float,
+    image: ImageInfo | None,
+    staged: StagedSet | None,
+    profile: str,
+    hostname: str = "",
+    notes: Iterable[str] = (),
+) -> Report:
+    """Findings and verdict for an observation, as a report."""
+    findings = evaluate(obs)
+    verdict, reason = verdict_for(findings, incomplete_reasons(obs))
+    return Report(
+        tool_version=__version__,
+        target=target,
+        started=started,
+        finished=time.time(),
+        profile=profile,
+        image=image,
+        artifacts=staged.artifacts if staged else (),
+        phases=obs.phases,
+        summary=summarise(obs),
+        processes=obs.processes,
+        events=tuple(e for e in obs.events if e.origin is Origin.CANDIDATE),
+        findings=tuple(findings),
+        verdict=verdict,
+        verdict_reason=reason,
+        inventory=obs.inventory,
+        hostname=hostname,
+        notes=tuple(notes) + (staged.notes if staged else ()),
+    )
+
+
+def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
+    """Vet one package spec or local artifact end to end; always cleans up."""
+    started = time.time()
+    client = connect()
+    observer.status("checking the sandbox image")
+    image = ensure_image(client, base=options.base_image, offline=options.offline, log=observer.status)
+    workdir = Path(tempfile.mkdtemp(prefix="pkgsandbox-"))
+    try:
+        os.chmod(workdir, 0o755)
+        stage = workdir / "stage"
+        artifacts = stage / "artifacts"
+        artifacts.mkdir(parents=True)
+        os.chmod(stage, 0o755)
+        observer.status(f"fetching {spec} (no code is executed on this host)")
+        staged = fetch(
+            spec,
+            TargetEnv(python_version=image.python, platforms=image.platforms),
+            artifacts,
+        )
+        observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
+        plan = build_plan(staged, options.run)
+        raw = DockerBackend(client, image).run(stage, plan, options.run, observer)
+        observer.status("parsing traces and judging")
+        obs, notes = observe(raw)
+        return judge(
+            obs,
+            target=spec,
+            started=started,
+            image=image,
+            staged=staged,
+            profile=options.profile,
+            hostname=raw.hostname,
+            notes=notes,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
