@@ -131,7 +131,7 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
         events.extend(phase_events)
         results.append(_phase_result(ap, complete, lines, nbytes))
     harness = [tuple(raw.harness_argv[k]) for k in raw.harness_argv if k.startswith("install.")]
-    events, processes = classify(events, processes, harness, VENV)
+    events, processes = classify(events, processes, harness, VENV, PROJECT)
     inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
     obs = Observation(
         events=tuple(events),
@@ -266,6 +266,9 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         plan = build_plan(staged, options.run)
         raw = DockerBackend(client, image).run(stage, plan, options.run, observer)
         observer.status("parsing traces and judging")
+        keep = os.environ.get("PKGSANDBOX_KEEP_TRACES")
+        if keep:  # debugging aid; the evidence bundle (--evidence) is the user-facing way
+            shutil.copytree(raw.trace_dir, keep, dirs_exist_ok=True)
         obs, notes = observe(raw)
         return judge(
             obs,

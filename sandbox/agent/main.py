@@ -552,8 +552,11 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
         name, _, version = stem.rpartition("-")
         dists.append({"name": name, "version": version})
     pths = []
+    template = {p.name: p.read_bytes() for p in site_packages(VENV_TEMPLATE).glob("*.pth")}
     for pth in sorted(site.glob("*.pth")):
         data = pth.read_bytes()
+        if template.get(pth.name) == data:
+            continue  # shipped with the venv template, not by what was installed
         pths.append(
             {
                 "path": str(pth),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import itertools
 import lzma
 import posixpath
 import re
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import Parser
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Protocol
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -136,9 +137,11 @@ def _check_link(member: str, target: str, root: str, *, relative_to_member: bool
         raise _Rejected(f"link {member!r} points to absolute path {target!r}")
     base = posixpath.dirname(member) if relative_to_member else ""
     resolved = posixpath.normpath(posixpath.join(base, target))
-    inside = resolved == root or resolved.startswith(root + "/") if root else not resolved.startswith("..")
-    if not inside or resolved.startswith("../") or resolved == "..":
-        raise _Rejected(f"link {member!r} points outside the archive ({target!r})")
+    outside = resolved == ".." or resolved.startswith("../")
+    if root and not (resolved == root or resolved.startswith(root + "/")):
+        outside = True
+    if outside:
+        raise _Rejected(f"link {member!r} points outside {root or 'the archive'}/ ({target!r})")
 
 
 # --------------------------------------------------------------------------- readers
@@ -151,10 +154,14 @@ class _Member:
     size: int
 
 
+class _Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
 class _CappedReader(io.RawIOBase):
     """A read-only stream that fails once more than *cap* bytes went through it."""
 
-    def __init__(self, inner: BinaryIO, cap: int) -> None:
+    def __init__(self, inner: _Readable, cap: int) -> None:
         self._inner = inner
         self._left = cap
 
@@ -170,15 +177,20 @@ class _CappedReader(io.RawIOBase):
         return len(data)
 
 
-def _read_capped(stream: BinaryIO, cap: int, what: str) -> bytes:
+def _read_capped(stream: _Readable, cap: int, what: str) -> bytes:
     data = stream.read(cap + 1)
     if len(data) > cap:
         raise _Rejected(f"{what} is larger than {cap} bytes")
     return data
 
 
-_HEADER_TYPES = {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                 tarfile.GNUTYPE_LONGLINK}
+_HEADER_TYPES = {
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+}
 
 
 def _guarded_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
@@ -194,7 +206,7 @@ def _guarded_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
     return GuardedTarInfo
 
 
-def _decompressor(path: Path, raw: BinaryIO) -> BinaryIO:
+def _decompressor(raw: IO[bytes]) -> _Readable:
     head = raw.read(262)
     raw.seek(0)
     if head.startswith(b"\x1f\x8b"):
@@ -213,44 +225,48 @@ def _iter_tar(
 ) -> Iterator[tuple[_Member, tarfile.TarInfo, bytes | None]]:
     """Stream a tar archive once, yielding checked members and the data of wanted ones."""
     with open(path, "rb") as raw:
-        inner = _decompressor(path, raw)
+        inner = _decompressor(raw)
         # Headers (512 bytes per member, plus pax data) come on top of member data.
         budget = limits.max_total_size + limits.max_members * 1024 + 64 * limits.max_header
         capped = io.BufferedReader(_CappedReader(inner, budget))
-        tf = tarfile.open(fileobj=capped, mode="r|", tarinfo=_guarded_tarinfo(limits))
-        count = 0
-        total = 0
-        for info in tf:
-            count += 1
-            if count > limits.max_members:
-                raise _Rejected(f"more than {limits.max_members} members")
-            name = _safe_name(info.name)
-            if info.isdev() or info.isfifo() or info.type == tarfile.CONTTYPE and False:
-                raise _Rejected(f"member {info.name!r} is a device or FIFO")
-            if info.type == tarfile.GNUTYPE_SPARSE or info.issparse():
-                raise _Rejected(f"member {info.name!r} is a sparse file")
-            if not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
-                raise _Rejected(f"member {info.name!r} has unsupported type {info.type!r}")
-            if info.size < 0:
-                raise _Rejected(f"member {info.name!r} has a negative size")
-            total += info.size
-            if total > limits.max_total_size:
-                raise _Rejected(f"declared content exceeds {limits.max_total_size} bytes (archive bomb?)")
-            member = _Member(name=name, is_dir=info.isdir(), size=info.size)
-            data: bytes | None = None
-            if info.isfile() and want(name):
-                if info.size > limits.max_read:
-                    raise _Rejected(f"metadata member {name!r} is larger than {limits.max_read} bytes")
-                extracted = tf.extractfile(info)
-                if extracted is None:
-                    raise _Rejected(f"cannot read member {name!r}")
-                data = _read_capped(extracted, limits.max_read, name)
-                if len(data) != info.size:
-                    raise _Rejected(f"member {name!r} is truncated")
-            yield member, info, data
+        with tarfile.open(fileobj=capped, mode="r|", tarinfo=_guarded_tarinfo(limits)) as tf:
+            yield from _walk_tar(tf, limits, want)
 
 
-def _zip_entry_count(raw: BinaryIO, size: int) -> int:
+def _walk_tar(
+    tf: tarfile.TarFile, limits: Limits, want: Callable[[str], bool]
+) -> Iterator[tuple[_Member, tarfile.TarInfo, bytes | None]]:
+    total = 0
+    for count, info in enumerate(tf, start=1):
+        if count > limits.max_members:
+            raise _Rejected(f"more than {limits.max_members} members")
+        name = _safe_name(info.name)
+        if info.isdev() or info.isfifo():
+            raise _Rejected(f"member {info.name!r} is a device or FIFO")
+        if info.type == tarfile.GNUTYPE_SPARSE or info.issparse():
+            raise _Rejected(f"member {info.name!r} is a sparse file")
+        if not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
+            raise _Rejected(f"member {info.name!r} has unsupported type {info.type!r}")
+        if info.size < 0:
+            raise _Rejected(f"member {info.name!r} has a negative size")
+        total += info.size
+        if total > limits.max_total_size:
+            raise _Rejected(f"declared content exceeds {limits.max_total_size} bytes (archive bomb?)")
+        member = _Member(name=name, is_dir=info.isdir(), size=info.size)
+        data: bytes | None = None
+        if info.isfile() and want(name):
+            if info.size > limits.max_read:
+                raise _Rejected(f"metadata member {name!r} is larger than {limits.max_read} bytes")
+            extracted = tf.extractfile(info)
+            if extracted is None:
+                raise _Rejected(f"cannot read member {name!r}")
+            data = _read_capped(extracted, limits.max_read, name)
+            if len(data) != info.size:
+                raise _Rejected(f"member {name!r} is truncated")
+        yield member, info, data
+
+
+def _zip_entry_count(raw: IO[bytes], size: int) -> int:
     """Entry count from the end-of-central-directory record, read before zipfile parses it all."""
     tail_len = min(size, 65535 + 22)
     raw.seek(size - tail_len)
@@ -275,6 +291,7 @@ class _Zip:
     def __init__(self, path: Path, limits: Limits) -> None:
         self.limits = limits
         size = path.stat().st_size
+        self.links: list[tuple[str, str]] = []  # (member, symlink target)
         self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
         try:
             if _zip_entry_count(self._raw, size) > limits.max_members:
@@ -316,15 +333,14 @@ class _Zip:
                 if kind == stat.S_IFLNK:
                     target = self._read_info(info, 4096, "symlink target").decode("utf-8", "replace")
                     _check_link(name, target, "", relative_to_member=True)
+                    self.links.append((name, target))
             total += info.file_size
             if total > limits.max_total_size:
                 raise _Rejected(f"declared content exceeds {limits.max_total_size} bytes (archive bomb?)")
             if info.file_size > limits.ratio_floor:
                 ratio = info.file_size / max(info.compress_size, 1)
                 if ratio > limits.max_ratio:
-                    raise _Rejected(
-                        f"member {name!r} has compression ratio {ratio:.0f}:1 (archive bomb?)"
-                    )
+                    raise _Rejected(f"member {name!r} has compression ratio {ratio:.0f}:1 (archive bomb?)")
             out[name] = info
         self._check_overlap(infos)
         return out
@@ -334,7 +350,7 @@ class _Zip:
         # Overlapping local entries are how "better zip bombs" share one
         # compressed stream between many members; real archives never overlap.
         spans = sorted((i.header_offset, i.header_offset + 30 + i.compress_size, i.filename) for i in infos)
-        for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+        for (_, end, name), (start, _, other) in itertools.pairwise(spans):
             if start < end:
                 raise _Rejected(f"members {name!r} and {other!r} overlap (archive bomb?)")
 
@@ -396,9 +412,7 @@ def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
     try:
         with _Zip(path, limits) as zf:
             dist_infos = {
-                name.split("/", 1)[0]
-                for name in zf.members
-                if name.split("/", 1)[0].endswith(".dist-info")
+                name.split("/", 1)[0] for name in zf.members if name.split("/", 1)[0].endswith(".dist-info")
             }
             matching = [d for d in dist_infos if _dist_info_matches(d, fname, fversion)]
             if len(matching) != 1:
@@ -421,7 +435,9 @@ def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
         raise _invalid(path, "wheel", f"METADATA names {meta_name!r}, the filename {fname!r}")
     try:
         if not meta_version or Version(str(meta_version)) != fversion:
-            raise _invalid(path, "wheel", f"METADATA version {meta_version!r} differs from filename {fversion}")
+            raise _invalid(
+                path, "wheel", f"METADATA version {meta_version!r} differs from filename {fversion}"
+            )
     except InvalidVersion:
         raise _invalid(path, "wheel", f"METADATA version {meta_version!r} is invalid") from None
     return WheelContents(
@@ -505,19 +521,20 @@ def inspect_sdist(path: Path, limits: Limits = DEFAULT_LIMITS) -> SdistContents:
             is_zip = probe.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
         if is_zip:
             with _Zip(path, limits) as zf:
+                links.extend((member, target, True) for member, target in zf.links)
                 for name, info in zf.members.items():
                     if info.is_dir():
                         names.append(name)
                         continue
                     keep(name, zf.read(name) if want(name) else None)
         else:
-            for member, info, data in _iter_tar(path, limits, want):
-                if info.issym() or info.islnk():
-                    links.append((member.name, info.linkname, info.issym()))
+            for member, tinfo, data in _iter_tar(path, limits, want):
+                if tinfo.issym() or tinfo.islnk():
+                    links.append((member.name, tinfo.linkname, tinfo.issym()))
                 keep(member.name, data)
         top = _single_top(names)
-        for member, target, symlink in links:
-            _check_link(member, target, top, relative_to_member=symlink)
+        for link, target, symlink in links:
+            _check_link(link, target, top, relative_to_member=symlink)
     except _Rejected as exc:
         raise _invalid(path, "sdist", exc) from None
     except _CORRUPT as exc:

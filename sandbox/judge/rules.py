@@ -127,13 +127,12 @@ CREDENTIAL_PATHS = re.compile(
             _HOME + r"/\.config/(?:Exodus|solana|Electrum|atomic)(?:/|$)",
             _HOME + r"/\.local/share/keyrings(?:/|$)",
             r"/\.env(?:\.[A-Za-z0-9_-]+)?$",
-            r"^/etc/shadow$",
-            r"^/etc/gshadow$",
             r"^/var/run/secrets(?:/|$)",
             r"^/run/secrets(?:/|$)",
         ]
     )
 )
+SYSTEM_SECRETS = re.compile(r"^/etc/(?:g?shadow-?|sudoers)$")
 METADATA_HOSTS = frozenset({"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200"})
 
 PERSISTENCE_PATHS = re.compile(
@@ -251,6 +250,9 @@ def _dedupe(events: Iterable[Event], key: Callable[[Event], object]) -> list[Eve
 
 def rule_credentials(ctx: Context) -> list[Finding]:
     hits = [e for e in ctx.events if e.kind in _TOUCH and e.path and CREDENTIAL_PATHS.search(e.path)]
+    # System password hashes: opening counts; a stat while walking /etc does not.
+    hits += [e for e in ctx.events if e.kind in (EventKind.FILE_READ, EventKind.FILE_WRITE) and e.path
+             and SYSTEM_SECRETS.match(e.path)]
     hits += [e for e in ctx.events if e.kind in _NET and e.address is not None and e.address.host in METADATA_HOSTS]
     if not hits:
         return []

@@ -1,4 +1,5 @@
-"""Lexical helpers for strace ``-f -yy -ttt -s N`` output (no state, no models).
+# ruff: noqa: E501  (captured strace lines are quoted verbatim above each regex)
+"""Lexical helpers for strace ``-f -yy -ttt -s N`` output (stateless).
 
 House rule: every regex has a real captured line directly above it (from
 ``tests/data/strace/``).  The regexes are written so that alternatives never
@@ -11,11 +12,13 @@ from __future__ import annotations
 import posixpath
 import re
 
+from sandbox.models import Address
+
 # --- strings -----------------------------------------------------------------
 
 # 20    1795628174.070201 write(4</tmp/d1/sub/rel.txt>, "hello\0\1world\n", 13) = 13
-# 21    1795628332.947231 write(6</tmp/copy>, "xxxxxxxx"..., 2000) = 2000   (cut at -s, shortened here)
-STRING_RE = re.compile(r'"((?:[^"\\]|\\.)*)"(\.\.\.)?', re.S)
+# 21    1795628332.947231 write(6</tmp/copy>, "xxxx[… 1024 x in all …]xxxx"..., 2000) = 2000
+STRING_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?', re.S)
 
 # 21    1795628333.084926 execve("/usr/local/sbin/sh", ["sh", "-c", "echo \"quoted \\\"x\\\"\" 'single' \303\251 > /dev/null"], 0x7fff3fb90650 /* 7 vars */) = -1 ENOENT (No such file or directory)
 _ESCAPE_RE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.S)
@@ -107,7 +110,7 @@ RESULT_RE = re.compile(
 # Groups: dirfd, its path decoration, path string, cut marker, pointer, the next argument.
 AT_PATH_RE = re.compile(
     r"(AT_FDCWD|-?\d+)(?:<([^<>]*)(?:<[^<>]*>)?>(?:\(deleted\))?)?, "
-    r'(?:"((?:[^"\\]|\\.)*)"(\.\.\.)?|(0x[0-9a-fA-F]+|NULL))'
+    r'(?:"([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?|(0x[0-9a-fA-F]+|NULL))'
     r"(?:, ([^,)]*))?",
     re.S,
 )
@@ -116,16 +119,16 @@ AT_PATH_RE = re.compile(
 # 20    1795628173.998615 readlink("/usr/bin/python3.11", 0x7ffe09838670, 4096) = -1 EINVAL (Invalid argument)
 # Groups: path string, cut marker, pointer, the next argument.
 PATH_RE = re.compile(
-    r'(?:"((?:[^"\\]|\\.)*)"(\.\.\.)?|(0x[0-9a-fA-F]+|NULL))(?:, ([^,)]*))?',
+    r'(?:"([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?|(0x[0-9a-fA-F]+|NULL))(?:, ([^,)]*))?',
     re.S,
 )
 
 # 20    1795628173.967097 execve("/usr/bin/setpriv", ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", "env", "HOME=/home/dev", "python3", "/cap/behave.py"], 0x7ffe10593030 /* 7 vars */) = 0
-# 19    1795628474.225135 execve("/bin/true", ["/bin/true", "a", "a", ...], 0x7ffe9dc04150 /* 8 vars */ <unfinished ...>  (shortened here)
-ARGV_RE = re.compile(r'\[((?:"(?:[^"\\]|\\.)*"(?:\.\.\.)?(?:, )?)*)(\.\.\.)?\]', re.S)
+# 19    1795628474.225135 execve("/bin/true", ["/bin/true", "a", "a", [… 1021 more "a" …], ...], 0x7ffe9dc04150 /* 8 vars */ <unfinished ...>
+ARGV_RE = re.compile(r'\[((?:"[^"\\]*(?:\\.[^"\\]*)*"(?:\.\.\.)?(?:, )?)*)(\.\.\.)?\]', re.S)
 
 # 21    1795628332.943885 writev(4</tmp/x/y/g.txt>, [{iov_base="vec1-", iov_len=5}, {iov_base="vec2\n", iov_len=5}], 2) = 10
-IOV_BASE_RE = re.compile(r'iov_base="((?:[^"\\]|\\.)*)"(\.\.\.)?', re.S)
+IOV_BASE_RE = re.compile(r'iov_base="([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?', re.S)
 
 # 20    1795628174.075282 clone(child_stack=0x7f07e03aef70, flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, parent_tid=[21], tls=0x7f07e03af6c0, child_tidptr=0x7f07e03af990) = 21
 CLONE_NEW_RE = re.compile(r"CLONE_NEW[A-Z]+")
@@ -251,3 +254,108 @@ def normalise(path: str) -> str:
         if path.startswith("//"):
             path = "/" + path.lstrip("/")
     return path
+
+
+# --- socket addresses -----------------------------------------------------------
+
+# 20    1795628174.072140 connect(4<TCP:[22276]>, {sa_family=AF_INET, sin_port=htons(8443), sin_addr=inet_addr("192.0.2.10")}, 16) = -1 ENETUNREACH (Network is unreachable)
+_SA_INET_RE = re.compile(r'\{sa_family=AF_INET, sin_port=htons\((\d+)\), sin_addr=inet_addr\("([0-9.]*)"\)')
+
+# 20    1795628174.073154 connect(6<TCPv6:[22278]>, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "2001:db8::1", &sin6_addr), sin6_scope_id=0}, 28) = -1 EADDRNOTAVAIL (Cannot assign requested address)
+_SA_INET6_RE = re.compile(
+    r'\{sa_family=AF_INET6, sin6_port=htons\((\d+)\), [^{}"]*inet_pton\(AF_INET6, "([0-9a-fA-F:.]*)"'
+)
+
+# 20    1795628174.073625 connect(7<UNIX-STREAM:[22279]>, {sa_family=AF_UNIX, sun_path="/var/run/docker.sock"}, 23) = -1 ENOENT (No such file or directory)
+# 21    1795628332.955394 bind(17<UNIX-STREAM:[25614]>, {sa_family=AF_UNIX, sun_path=@"abstract-name"}, 16) = 0
+_SA_UNIX_RE = re.compile(r'\{sa_family=AF_UNIX(?:, sun_path=(@?)"([^"\\]*(?:\\.[^"\\]*)*)")?')
+
+# 21    1795628332.956180 sendto(19<NETLINK:[ROUTE:21]>, [{nlmsg_len=20, nlmsg_type=RTM_GETLINK, nlmsg_flags=NLM_F_REQUEST|NLM_F_DUMP, nlmsg_seq=1, nlmsg_pid=0}, {ifi_family=AF_UNSPEC, ...}], 20, 0, {sa_family=AF_NETLINK, nl_pad=0x25ce, nl_pid=0, nl_groups=00000000}, 12) = 20
+_SA_NETLINK_RE = re.compile(r"\{sa_family=AF_NETLINK, (?:nl_pad=[0-9a-fx]+, )?nl_pid=(\d+)")
+
+# 20    1795628174.412574 getsockname(7<UNIX-STREAM:[22279]>, {sa_family=AF_UNIX}, [110 => 2]) = 0
+_SA_FAMILY_RE = re.compile(r"\{sa_family=(\w+)")
+
+# 21    1795628332.953506 write(13<TCP:[127.0.0.1:45968->127.0.0.1:41099]>, "write tcp", 9) = 9
+# 10    1795628826.556242 sendto(6<UDPv6:[[::1]:51884->[::1]:9]>, "udp6", 4, 0, NULL, 0) = 4
+# 21    1795628332.948116 listen(12<TCP:[127.0.0.1:41099]>, 1) = 0
+# Groups: v6 marker, local v6 host, local v4 host, local port, remote v6, remote v4, remote port.
+_INET_DECO_RE = re.compile(
+    r"[A-Z][A-Z0-9/]*(v6)?:\[(?:\[([0-9a-fA-F:.]*)\]|([0-9.]*)):(\d+)"
+    r"(?:->(?:\[([0-9a-fA-F:.]*)\]|([0-9.]*)):(\d+))?\]$"
+)
+
+# 20    1795628174.074310 write(8<UNIX-STREAM:[22280->22281]>, "raw write on socket", 19) = 19
+# 21    1795628332.955514 listen(17<UNIX-STREAM:[25614,@"abstract-name"]>, 1) = 0
+_UNIX_DECO_RE = re.compile(r'UNIX(?:-[A-Z]+)?:\[(\d+)(?:->(\d+))?(?:,(@?)"([^"\\]*(?:\\.[^"\\]*)*)")?\]$')
+
+# 21    1795628333.103383 getsockname(19<NETLINK:[ROUTE:21]>, {sa_family=AF_NETLINK, nl_pid=21, nl_groups=00000000}, [12]) = 0
+# 21    1795628332.956042 bind(19<NETLINK:[25616]>, {sa_family=AF_NETLINK, nl_pid=0, nl_groups=00000000}, 12) = 0
+_NETLINK_DECO_RE = re.compile(r"NETLINK:\[(?:([A-Z_0-9]+):)?(\d+)\]$")
+
+# 20    1795628174.072502 socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP) = 5<UDP:[22277]>
+_INODE_DECO_RE = re.compile(r"([A-Za-z][A-Za-z0-9/-]*):\[(\d+)(?:\]|->|,)")
+
+
+def parse_sockaddr(arg: str) -> tuple[Address | None, bool]:
+    """Parse one printed ``struct sockaddr`` argument.
+
+    Returns ``(address, degraded)``: a hex pointer (strace could not read the
+    memory) is degraded, ``NULL`` or an absent address is not.
+    """
+    if not arg.startswith("{sa_family="):
+        return None, arg.startswith("0x")
+    m = _SA_INET_RE.match(arg)
+    if m:
+        return Address(family="inet", host=m.group(2), port=int(m.group(1))), False
+    m = _SA_INET6_RE.match(arg)
+    if m:
+        return Address(family="inet6", host=m.group(2), port=int(m.group(1))), False
+    m = _SA_UNIX_RE.match(arg)
+    if m:
+        path = unescape(m.group(2)) if m.group(2) is not None else ""
+        return Address(family="unix", path=(m.group(1) or "") + path), False
+    m = _SA_NETLINK_RE.match(arg)
+    if m:
+        return Address(family="netlink", port=int(m.group(1))), False
+    m = _SA_FAMILY_RE.match(arg)
+    return Address(family="other", host=m.group(1) if m else ""), False
+
+
+def msg_name(arg: str) -> tuple[Address | None, bool]:
+    """Address of a printed ``struct msghdr`` (sendmsg) or ``struct mmsghdr[]`` (sendmmsg).
+
+    ``msg_name`` is printed first, before any data the package controls, so only
+    that position is trusted.
+    """
+    for prefix in ("{msg_name=", "[{msg_hdr={msg_name="):
+        if arg.startswith(prefix):
+            return parse_sockaddr(arg[len(prefix) :])
+    return None, False
+
+
+def socket_inode(deco: str) -> str | None:
+    """``'TCP:[22276]'`` → ``'TCP:22276'`` (a key that survives dup and fork)."""
+    m = _INODE_DECO_RE.match(deco)
+    return f"{m.group(1)}:{m.group(2)}" if m else None
+
+
+def deco_addresses(deco: str) -> tuple[Address | None, Address | None]:
+    """Local and remote addresses of a socket decoration (either may be None)."""
+    m = _INET_DECO_RE.match(deco)
+    if m:
+        family = "inet6" if m.group(1) else "inet"
+        local = Address(family=family, host=m.group(2) or m.group(3) or "", port=int(m.group(4)))
+        remote = None
+        if m.group(7) is not None:
+            remote = Address(family=family, host=m.group(5) or m.group(6) or "", port=int(m.group(7)))
+        return local, remote
+    m = _UNIX_DECO_RE.match(deco)
+    if m:
+        path = (m.group(3) or "") + unescape(m.group(4)) if m.group(4) is not None else ""
+        local = Address(family="unix", path=path)
+        return local, Address(family="unix") if m.group(2) else None
+    m = _NETLINK_DECO_RE.match(deco)
+    if m:
+        return Address(family="netlink", host=m.group(1) or "", port=int(m.group(2))), None
+    return None, None

@@ -1,0 +1,94 @@
+"""Bad input and missing engine: one clear line, the documented exit code, nothing left running."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
+def pkgsandbox(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "sandbox", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip() and not ln.startswith("[pkgsandbox ")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    p = pkgsandbox("vet", str(tmp_path / "nope-1.0-py3-none-any.whl"), "-q")
+    assert p.returncode == 2
+    assert "nope-1.0-py3-none-any.whl" in one_line(p.stderr)
+
+
+def test_not_a_distribution(tmp_path: Path) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("hello")
+    p = pkgsandbox("vet", str(f), "-q")
+    assert p.returncode == 2, p.stderr
+    one_line(p.stderr)
+
+
+def test_corrupt_wheel(tmp_path: Path) -> None:
+    f = tmp_path / "broken-1.0-py3-none-any.whl"
+    f.write_bytes(b"PK\x03\x04 this is not really a zip")
+    p = pkgsandbox("vet", str(f), "-q")
+    assert p.returncode == 2, p.stderr
+    assert "broken" in one_line(p.stderr)
+
+
+def test_wheel_without_metadata(tmp_path: Path) -> None:
+    f = tmp_path / "hollow-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(f, "w") as zf:
+        zf.writestr("hollow/__init__.py", "")
+    p = pkgsandbox("vet", str(f), "-q")
+    assert p.returncode == 2, p.stderr
+    one_line(p.stderr)
+
+
+def test_bad_spec() -> None:
+    p = pkgsandbox("vet", "not a ==== requirement", "-q")
+    assert p.returncode == 2
+    one_line(p.stderr)
+
+
+def test_usage_error() -> None:
+    p = pkgsandbox("vet", "--fail-on", "sometimes", "six")
+    assert p.returncode == 2
+    one_line(p.stderr)
+
+
+def test_no_engine_fails_fast(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    p = pkgsandbox("vet", "six", "-q", env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
+    took = time.monotonic() - t0
+    assert p.returncode == 3
+    line = one_line(p.stderr)
+    assert "no Docker engine" in line and "start one" in line
+    assert took < 2.0 + 1.5  # interpreter start-up included
+
+
+@pytest.mark.online
+def test_unknown_package() -> None:
+    p = pkgsandbox("vet", "pkgsandbox-no-such-package-zzqx", "-q")
+    assert p.returncode == 2, p.stderr
+    assert "pkgsandbox-no-such-package-zzqx" in one_line(p.stderr)
+
+
+@pytest.mark.online
+def test_unknown_version() -> None:
+    p = pkgsandbox("vet", "six==0.0.999", "-q")
+    assert p.returncode == 2, p.stderr
+    assert "six" in one_line(p.stderr)
