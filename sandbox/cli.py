@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 
 from sandbox import __version__
 from sandbox.errors import ExitCode, InputError, Interrupted, PkgSandboxError, exit_code_for
@@ -116,11 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.USAGE)
     except KeyboardInterrupt:
         e: PkgSandboxError = Interrupted("interrupted; sandbox resources removed")
-        err.print(f"[bold red]pkgsandbox:[/] {e.diagnostics()}")
+        _print_error(err, e)
         return int(e.exit_code)
     except PkgSandboxError as e:
-        err.print(f"[bold red]pkgsandbox:[/] {e.diagnostics()}", markup=True, highlight=False)
+        _print_error(err, e)
         return int(exit_code_for(e))
+
+
+def _print_error(err: Console, e: PkgSandboxError) -> None:
+    """Exactly one line, however long (no wrapping: scripts grep it)."""
+    err.print(f"[bold red]pkgsandbox:[/] {escape(e.diagnostics())}", soft_wrap=True, highlight=False)
 
 
 def _run_options(args: argparse.Namespace) -> RunOptions:

@@ -86,5 +86,5 @@ def exit_code_for(error: BaseException) -> ExitCode:
     """The exit code for *error*: the nearest class in :data:`EXIT_CODES`."""
     for cls in type(error).__mro__:
         if cls in EXIT_CODES:
-            return EXIT_CODES[cls]  # type: ignore[index]
+            return EXIT_CODES[cls]
     return ExitCode.SANDBOX

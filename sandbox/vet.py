@@ -11,12 +11,13 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from sandbox import __version__
-from sandbox.fetch import StagedSet, TargetEnv, fetch
+from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.judge.classify import classify
 from sandbox.judge.rules import evaluate, incomplete_reasons
 from sandbox.judge.verdict import verdict_for
@@ -243,28 +244,39 @@ def judge(
     )
 
 
+def base_plan() -> dict[str, Any]:
+    """The part of the plan the agent needs before the candidate is known (setup)."""
+    return {"user": SANDBOX_USER, "uid": SANDBOX_UID, "gid": SANDBOX_UID, "home": HOME, "project": PROJECT,
+            "venv": VENV}
+
+
 def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
-    """Vet one package spec or local artifact end to end; always cleans up."""
+    """Vet one package spec or local artifact end to end; always cleans up.
+
+    The fetch (host, executes nothing) runs while the sandbox container starts.
+    """
     started = time.time()
+    parse_spec(spec)  # bad input is reported before touching the engine
     client = connect()
     observer.status("checking the sandbox image")
     image = ensure_image(client, base=options.base_image, offline=options.offline, log=observer.status)
     workdir = Path(tempfile.mkdtemp(prefix="pkgsandbox-"))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-fetch")
+    session = None
     try:
         os.chmod(workdir, 0o755)
         stage = workdir / "stage"
-        artifacts = stage / "artifacts"
-        artifacts.mkdir(parents=True)
+        stage.mkdir()
         os.chmod(stage, 0o755)
+        artifacts = stage / "artifacts"
         observer.status(f"fetching {spec} (no code is executed on this host)")
-        staged = fetch(
-            spec,
-            TargetEnv(python_version=image.python, platforms=image.platforms),
-            artifacts,
-        )
+        target = TargetEnv(python_version=image.python, platforms=image.platforms)
+        fetched = pool.submit(fetch, spec, target, artifacts)
+        session = DockerBackend(client, image).open(stage, base_plan(), options.run, observer)
+        staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
-        plan = build_plan(staged, options.run)
-        raw = DockerBackend(client, image).run(stage, plan, options.run, observer)
+        raw = session.run_phases(build_plan(staged, options.run), observer)
+        session.close()
         observer.status("parsing traces and judging")
         keep = os.environ.get("PKGSANDBOX_KEEP_TRACES")
         if keep:  # debugging aid; the evidence bundle (--evidence) is the user-facing way
@@ -281,4 +293,7 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             notes=notes,
         )
     finally:
+        if session is not None:
+            session.close()
+        pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)

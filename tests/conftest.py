@@ -30,18 +30,31 @@ def sandbox_image(docker_client: Any) -> Any:
 
 @pytest.fixture()
 def no_leaks(docker_client: Any) -> Iterator[None]:
-    """Assert that a test leaves no labelled container, network or volume behind."""
-    from sandbox.runner.engine import LABEL
+    """Assert that a test leaves no labelled container, network or volume behind.
 
-    def ours() -> set[str]:
-        names = {c.name for c in docker_client.containers.list(all=True, filters={"label": f"{LABEL}=run"})}
-        names |= {n.name for n in docker_client.networks.list(filters={"label": LABEL})}
-        names |= {v.name for v in docker_client.volumes.list(filters={"label": LABEL})}
-        return names
+    Left behind = still there after the test while owned by this process, or owned
+    by a process that no longer exists (a CLI subprocess of the test). Resources of
+    other live processes (a concurrent run) are not ours to judge.
+    """
+    from sandbox.runner.engine import LABEL, LABEL_OWNER, _owner_alive, owner_label
 
-    before = ours()
+    me = owner_label()
+
+    def leaked() -> set[str]:
+        found = set()
+        for c in docker_client.containers.list(all=True, filters={"label": LABEL}):
+            owner = c.labels.get(LABEL_OWNER, "")
+            if owner and (owner == me or not _owner_alive(owner)):
+                found.add(c.name)
+        for n in docker_client.networks.list(filters={"label": LABEL}):
+            owner = (n.attrs.get("Labels") or {}).get(LABEL_OWNER, "")
+            if owner and (owner == me or not _owner_alive(owner)):
+                found.add(n.name)
+        return found
+
+    before = leaked()
     yield
-    left = ours() - before
+    left = leaked() - before
     assert not left, f"resources left behind: {left}"
 
 

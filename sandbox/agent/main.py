@@ -680,6 +680,22 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
 PHASES = {"install": phase_install, "startup": phase_startup, "import": phase_import}
 
 
+def cmd_run(names: list[str]) -> int:
+    """Run several phases in one exec (saves a round trip per phase); stops after a
+    failed install. The plan is re-read: the host writes the candidate's part late."""
+    for name in names:
+        plan = load_plan()
+        code = cmd_phase(plan, name)
+        if code != EXIT_OK:
+            return code
+        if name == "install":
+            res = json.loads((OUT / "install.result.json").read_text())
+            if res.get("status") != "ok":
+                break
+    emit("done")
+    return EXIT_OK
+
+
 def cmd_phase(plan: dict[str, Any], name: str) -> int:
     if name not in PHASES:
         emit("error", msg=f"unknown phase {name}")
@@ -687,7 +703,7 @@ def cmd_phase(plan: dict[str, Any], name: str) -> int:
     conf = plan["phases"][name]
     guard.become_subreaper()
     started = time.time()
-    emit("status", phase=name, msg="starting")
+    emit("phase", phase=name)
     try:
         result = PHASES[name](plan, float(conf["timeout"]), float(plan.get("window", 5.0)))
     except Exception as exc:
@@ -756,6 +772,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_setup(plan)
     if cmd == "phase" and len(args) == 2:
         return cmd_phase(plan, args[1])
+    if cmd == "run" and len(args) >= 2:
+        return cmd_run(args[1:])
     if cmd == "probe":
         return cmd_probe(plan)
     emit("error", msg=f"unknown command {' '.join(args)}")

@@ -83,15 +83,18 @@ class WheelContents:
 
     @property
     def requires_dist(self) -> tuple[str, ...]:
+        """The Requires-Dist entries of METADATA, as written."""
         return tuple(self.metadata.get_all("Requires-Dist") or ())
 
     @property
     def requires_python(self) -> str | None:
+        """METADATA's Requires-Python, if any."""
         value = self.metadata.get("Requires-Python")
         return str(value).strip() if value else None
 
     @property
     def display_name(self) -> str:
+        """The project name as METADATA spells it."""
         return str(self.metadata.get("Name", self.name))
 
 

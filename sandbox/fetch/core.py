@@ -54,7 +54,7 @@ from sandbox.models import Artifact, ArtifactKind, ArtifactRole, Frozen
 
 log = logging.getLogger(__name__)
 
-MAX_ROUNDS = 10  # pip runs per resolution (stubs added, target-only deps added)
+MAX_ROUNDS = 20  # pip runs per resolution (each adds a stub or target-only deps)
 MAX_BUILD_DEPTH = 3  # build requirements of build requirements of …
 MAX_SDIST_TRIES = 3  # sdists downloaded per requirement before giving up
 _ROLE_ORDER = {ArtifactRole.CANDIDATE: 0, ArtifactRole.DEPENDENCY: 1, ArtifactRole.BUILD: 2}
@@ -218,12 +218,19 @@ class _Fetcher:
         newer = self._newer_sdist_release(candidate) if spec.kind is SpecKind.REQUIREMENT else None
         if newer is not None:
             pinned = f"{spec.name}{spec.extras_suffix()}=={newer}"
-            self._note(
-                f"{spec.name} {newer} is only published as an sdist for {self.target.describe()}; "
-                f"staged it rather than the wheel of {candidate.version}"
-            )
-            resolution = self.resolve([_Root(pinned, roots[0].name, roots[0].extras)], label=pinned)
-            candidate = self._candidate(resolution)
+            try:
+                resolution = self.resolve([_Root(pinned, roots[0].name, roots[0].extras)], label=pinned)
+            except InputError as exc:
+                self._note(
+                    f"{spec.name} {newer} (sdist only) could not be staged ({exc.message}); "
+                    f"staged {candidate.version} instead"
+                )
+            else:
+                self._note(
+                    f"{spec.name} {newer} is only published as an sdist for {self.target.describe()}; "
+                    f"staged it rather than the wheel of {candidate.version}"
+                )
+                candidate = self._candidate(resolution)
         if spec.is_file:
             # Stage the user's own file, not pip's copy of it (or of its stub).
             local = Path(spec.path)
@@ -369,7 +376,7 @@ class _Fetcher:
                 continue
             tried.add(key)
             try:
-                sdist = self._sdist_for(problem, roots, stubbed)
+                sdist = self._sdist_for(problem, roots, stubbed, result.summary())
             except InputError as exc:
                 first_error = first_error or exc
                 continue
@@ -378,6 +385,8 @@ class _Fetcher:
             progressed = True
         if progressed:
             return
+        if result.conflict():
+            raise FetchError(f"conflicting dependencies while resolving {label}: {result.conflict()}")
         if first_error is not None:
             raise first_error
         problem = problems[0]
@@ -404,7 +413,11 @@ class _Fetcher:
         return problem.requester is None and any(r.name == name for r in roots)
 
     def _sdist_for(
-        self, problem: Unsatisfied, roots: Sequence[_Root], stubbed: set[tuple[NormalizedName, str]]
+        self,
+        problem: Unsatisfied,
+        roots: Sequence[_Root],
+        stubbed: set[tuple[NormalizedName, str]],
+        pip_summary: str,
     ) -> _Sdist:
         """The best sdist on the index for a requirement pip found no wheel for (or an error)."""
         req = problem.requirement
@@ -436,6 +449,23 @@ class _Fetcher:
                     f"(available: {shown})"
                 )
             raise FetchError(f"cannot stage {what}: no version on the index matches (available: {shown})")
+        tags = self.target.tags()
+        wheels = [
+            f
+            for f in best_first(listing.files)
+            if f.kind == "wheel"
+            and f.version in versions
+            and not f.yanked
+            and f.python_ok(self.target.full_version)
+            and f.tags & tags
+        ]
+        if wheels:
+            # pip should have taken this wheel: a network hiccup or a conflict,
+            # not a missing wheel. Staging the sdist instead would vet the wrong thing.
+            raise FetchError(
+                f"cannot stage {what}: the index lists {wheels[0].filename} but pip did not use it "
+                f"({pip_summary})"
+            )
         sdists = [
             f
             for f in best_first(listing.files)

@@ -72,10 +72,12 @@ class IndexConfig:
 
     @property
     def indexes(self) -> tuple[str, ...]:
+        """Index URLs in pip's order (none with --no-index)."""
         first = (self.index_url,) if self.index_url else ()
         return first + (self.extra_index_urls if self.index_url else ())
 
     def describe(self) -> str:
+        """Where packages are looked for, for messages."""
         places = [*self.indexes, *self.find_links]
         return ", ".join(redact(p) for p in places) or "no index (--no-index)"
 
@@ -127,6 +129,7 @@ def load_config(pip: PipRunner) -> IndexConfig:
 
 
 def redact(url: str) -> str:
+    """*url* without its password (for messages and artifact sources)."""
     parts = urllib.parse.urlsplit(url)
     if parts.password or parts.username:
         netloc = parts.hostname or ""
@@ -227,6 +230,15 @@ class Http:
         proxy = urllib.request.ProxyHandler(proxies) if proxies else urllib.request.ProxyHandler()
         return urllib.request.build_opener(proxy, urllib.request.HTTPSHandler(context=context))
 
+    def secure(self, url: str) -> bool:
+        """Would pip use *url*? pip ignores plain-http locations unless trusted or local."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http":
+            return True
+        host = parts.hostname or ""
+        local = host == "localhost" or host == "::1" or host.startswith("127.")
+        return local or self._trusted_host(parts)
+
     def _trusted_host(self, parts: urllib.parse.SplitResult) -> bool:
         host = parts.hostname or ""
         hostport = f"{host}:{parts.port}" if parts.port else host
@@ -247,8 +259,6 @@ class Http:
             if parts.port:
                 netloc += f":{parts.port}"
             url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-        if parts.scheme == "http" and not self._trusted_host(parts):
-            log.debug("plain-http index %s (allowed, as pip warns but proceeds for find-links)", url)
         opener = self._trusted if self._trusted_host(parts) else self._verified
         return urllib.request.Request(url, headers=headers), opener
 
@@ -303,7 +313,10 @@ class Http:
         size = 0
         try:
             if url.startswith("file:"):
-                source: Any = open(_file_path(url), "rb")  # noqa: SIM115 - closed below
+                local = _file_path(url)
+                if not local.is_file():
+                    raise NotFound(url)
+                source: Any = open(local, "rb")  # noqa: SIM115 - closed below
             else:
                 source, _, _ = self.open(url, "*/*", what)
             with source, open(dest, "wb") as out:
@@ -344,9 +357,11 @@ class IndexFile:
     tags: frozenset[Tag] = frozenset()
 
     def hash(self, algorithm: str) -> str | None:
+        """The hex digest the index gives for *algorithm*, if any."""
         return dict(self.hashes).get(algorithm)
 
     def python_ok(self, python_full_version: str) -> bool:
+        """Does the file's Requires-Python (from the index) admit this Python?"""
         if not self.requires_python:
             return True
         try:
@@ -366,9 +381,11 @@ class Listing:
 
     @property
     def exists(self) -> bool:
+        """Did any source know the project?"""
         return bool(self.found_in)
 
     def versions(self) -> list[Version]:
+        """Every version offered, ascending."""
         return sorted({f.version for f in self.files})
 
 
@@ -396,6 +413,9 @@ def _fragment_hashes(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def _classify(filename: str, project: NormalizedName) -> tuple[str, Version, frozenset[Tag]] | None:
+    # The filename names a file we write: no separators, no hidden or special names.
+    if not filename or any(c in filename for c in "/\\\x00") or filename.startswith("."):
+        return None
     if filename.lower().endswith(".whl"):
         try:
             name, version, _, tags = parse_wheel_filename(filename)
@@ -409,6 +429,15 @@ def _classify(filename: str, project: NormalizedName) -> tuple[str, Version, fro
         return "sdist", Version(split[1]), frozenset()
     except InvalidVersion:
         return None
+
+
+def _same_realm(page: str, file: str) -> bool:
+    """A remote page may only point at remote files: never let it read local paths."""
+    page_scheme = urllib.parse.urlsplit(page).scheme
+    file_scheme = urllib.parse.urlsplit(file).scheme
+    if file_scheme == "file":
+        return page_scheme == "file"
+    return file_scheme in ("http", "https")
 
 
 class IndexClient:
@@ -427,6 +456,11 @@ class IndexClient:
             return self._cache[name]
         listing = Listing(name)
         for index in self.config.indexes:
+            if not self.http.secure(index):
+                listing.errors.append(
+                    (redact(index), "plain http and not a trusted host (pip ignores it too)")
+                )
+                continue
             url = index.rstrip("/") + f"/{name}/"
             try:
                 final, kind, body = self.http.get(url, ACCEPT, f"reading {redact(url)}")
@@ -464,6 +498,11 @@ class IndexClient:
                 listing.files += files
             return
         url = path.as_uri() if path is not None else location
+        if not self.http.secure(url):
+            listing.errors.append(
+                (redact(location), "plain http and not a trusted host (pip ignores it too)")
+            )
+            return
         try:
             final, kind, body = self.http.get(url, "text/html", f"reading {redact(location)}")
         except NotFound:
@@ -493,7 +532,7 @@ class IndexClient:
         for entry in data.get("files", []):
             filename = str(entry["filename"])
             classified = _classify(filename, name)
-            if classified is None:
+            if classified is None or not _same_realm(url, urllib.parse.urljoin(url, str(entry["url"]))):
                 continue
             kind, version, tags = classified
             hashes = tuple((str(k).lower(), str(v).lower()) for k, v in (entry.get("hashes") or {}).items())
@@ -525,7 +564,7 @@ class IndexClient:
             full, hashes = _fragment_hashes(urllib.parse.urljoin(base, href))
             filename = urllib.parse.unquote(urllib.parse.urlsplit(full).path.rsplit("/", 1)[-1])
             classified = _classify(filename, name)
-            if classified is None:
+            if classified is None or not _same_realm(url, full):
                 continue
             kind, version, tags = classified
             out.append(

@@ -85,10 +85,23 @@ class PipResult:
 
     @property
     def ok(self) -> bool:
+        """Did pip exit 0?"""
         return self.returncode == 0
 
     def error_lines(self) -> list[str]:
+        """pip's ``ERROR:`` lines."""
         return [line.strip() for line in self.stderr.splitlines() if line.strip().startswith("ERROR:")]
+
+    def conflict(self) -> str:
+        """pip's explanation of a resolution conflict ("a 1.0 depends on b<2; …"), or ""."""
+        if "ResolutionImpossible" not in self.stderr and "conflicting dependencies" not in self.stderr:
+            return ""
+        causes = [
+            line.strip()
+            for line in self.stdout.splitlines()
+            if _DEPENDS.match(line) or line.strip().startswith("The user requested")
+        ]
+        return "; ".join(causes) or self.summary()
 
     def summary(self) -> str:
         """pip's error lines, or the tail of its output."""
@@ -119,6 +132,7 @@ class PipRunner:
         self._python: str | None = None
 
     def env(self) -> dict[str, str]:
+        """The environment pip runs with: the user's, plus non-interactive settings."""
         env = dict(os.environ)
         # Never prompt (no stdin), never nag; the rest of the user's PIP_* stays.
         env.update(
@@ -148,14 +162,22 @@ class PipRunner:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            self._kill(proc)
             raise FetchError(f"fetch timed out after {self.deadline.total:.0f} s while {what}") from None
+        except BaseException:
+            # Interrupted (Ctrl-C does not reach pip's own session): take pip down too.
+            self._kill(proc)
+            raise
         result = PipResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
         if REFUSED in result.stderr:
             raise FetchError(refusal_message(result.stderr))
         return result
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
 
     def download(
         self,
@@ -183,6 +205,9 @@ class PipRunner:
 
     def python_version(self) -> str | None:
         """``"3.11"``: the interpreter pip runs on (its markers are evaluated for it)."""
+        if self._python is None and self.prefix[0] == sys.executable:
+            # our own interpreter: no need to spend a pip start-up (~0.3 s) asking
+            self._python = f"{sys.version_info[0]}.{sys.version_info[1]}"
         if self._python is None:
             result = self.run(["--version"], "asking pip for its version")
             m = re.search(r"\(python (\d+\.\d+)\)", result.stdout)
@@ -218,6 +243,7 @@ def parse_config_list(text: str) -> dict[str, str]:
 
 
 def refusal_message(stderr: str) -> str:
+    """The user-facing message for a build the guard refused."""
     what = ""
     for line in stderr.splitlines():
         if REFUSED in line:

@@ -45,6 +45,7 @@ class Spec(Frozen):
 
     @property
     def is_file(self) -> bool:
+        """A local wheel or sdist rather than a requirement."""
         return self.kind is not SpecKind.REQUIREMENT
 
     def extras_suffix(self) -> str:

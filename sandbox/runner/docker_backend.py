@@ -24,6 +24,7 @@ import random
 import secrets
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,55 +111,30 @@ class DockerBackend(Backend):
         )
 
     def run(self, staging: Path, plan: dict[str, Any], options: RunOptions, observer: Observer) -> RawRun:
+        session = self.open(staging, plan, options, observer)
+        try:
+            return session.run_phases(plan, observer)
+        finally:
+            session.close()
+
+    def open(self, staging: Path, plan: dict[str, Any], options: RunOptions, observer: Observer) -> Session:
+        """Create, start and set up a sandbox container (the candidate's artifacts may
+        arrive in *staging* later: the read-only bind mount shows them when they do)."""
         run_id = secrets.token_hex(6)
         sweep(self.client)
         total = sum(options.timeouts[p] + options.window * 4 + 30 for p in options.phases) + 120
         deadline = time.time() + total
-        hostname = realistic_hostname()
-        plan = {**plan, "hostname": hostname}
-        (staging / "plan.json").write_text(json.dumps(plan))
-        (staging / "plan.json").chmod(0o644)
-        container = None
-        trace_dir = staging.parent / "traces"
-        trace_dir.mkdir(exist_ok=True)
+        session = Session(self, run_id, staging, options, realistic_hostname())
+        session.write_plan(plan)
         try:
-            container = self._create(run_id, staging, deadline, options, hostname)
-            engine_call("start sandbox container", container.start)
+            session.container = self._create(run_id, staging, deadline, options, session.hostname)
+            engine_call("start sandbox container", session.container.start)
             observer.status("sandbox container started")
-            self._exec_json(container, ["setup"], timeout=120, observer=observer)
-            phases: list[AgentPhase] = []
-            for phase in options.phases:
-                observer.phase_started(phase)
-                t0 = time.monotonic()
-                budget = options.timeouts[phase] + options.window * 6 + 60
-                if phase is Phase.IMPORT:
-                    budget += options.window * 20  # restarts after module timeouts
-                raw = self._exec_json(container, ["phase", phase.value], timeout=budget, observer=observer)
-                result = raw.get("result")
-                if result is None:
-                    raise SandboxError(f"agent gave no result for phase {phase.value}: {raw.get('error', '')}")
-                ap = AgentPhase.model_validate(result)
-                phases.append(ap)
-                observer.phase_finished(phase, ap.status, time.monotonic() - t0)
-                if phase is Phase.INSTALL and ap.status is not PhaseStatus.OK:
-                    break  # nothing installed: later phases would observe nothing
-            self._collect(container, trace_dir)
-            inventory = next((p.inventory for p in phases if p.phase is Phase.INSTALL), {})
-            harness = {f"{p.phase.value}.{s.tag}": tuple(s.argv) for p in phases for s in p.steps}
-            return RawRun(
-                run_id=run_id,
-                container=container.name,
-                hostname=hostname,
-                phases=tuple(phases),
-                trace_dir=str(trace_dir),
-                harness_argv=harness,
-                inventory=inventory,
-            )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"engine failed mid-run: {str(exc).splitlines()[0][:200]}") from exc
-        finally:
-            if container is not None:
-                self._remove(container)
+            self._exec_json(session.container, ["setup"], timeout=120, observer=observer)
+        except BaseException:
+            session.close()
+            raise
+        return session
 
     def _remove(self, container: Any) -> None:
         for _ in range(3):
@@ -171,8 +147,9 @@ class DockerBackend(Backend):
                 time.sleep(0.5)
 
     # ------------------------------------------------------------------ exec
-    def _exec_json(self, container: Any, args: list[str], *, timeout: float, observer: Observer) -> dict[str, Any]:
-        """Run an agent command; returns its last message of each type."""
+    def _exec_json(self, container: Any, args: list[str], *, timeout: float, observer: Observer,
+                   on_message: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Run an agent command; returns its last message of each type (all go to *on_message*)."""
         api = self.client.api
         exec_id = engine_call("exec agent", api.exec_create, container.id, [AGENT, *args], user="root",
                               stdout=True, stderr=True)["Id"]
@@ -194,6 +171,8 @@ class DockerBackend(Backend):
                         continue
                     kind = msg.pop("type", "")
                     out[kind] = msg
+                    if on_message is not None:
+                        on_message(kind, msg)
                     if kind == "status":
                         observer.status(f"{msg.get('phase', '')}: {msg.get('msg', '')}")
             if time.monotonic() - start > timeout:
@@ -229,6 +208,73 @@ class DockerBackend(Backend):
                         (dest / name).write_bytes(src.read())
         except tarfile.TarError as exc:
             raise SandboxError(f"could not read traces from the sandbox: {exc}") from exc
+
+
+class Session:
+    """One open sandbox container: phases run in it, then :meth:`close` removes it."""
+
+    def __init__(self, backend: DockerBackend, run_id: str, staging: Path, options: RunOptions,
+                 hostname: str) -> None:
+        self.backend = backend
+        self.run_id = run_id
+        self.staging = staging
+        self.options = options
+        self.hostname = hostname
+        self.container: Any = None
+
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        path = self.staging / "plan.json"
+        tmp = self.staging / ".plan.json.tmp"
+        tmp.write_text(json.dumps({**plan, "hostname": self.hostname}))
+        tmp.chmod(0o644)
+        tmp.replace(path)  # atomic: the agent never reads half a plan
+
+    def run_phases(self, plan: dict[str, Any], observer: Observer) -> RawRun:
+        """Run every phase, collect the traces; the container stays until :meth:`close`."""
+        backend, container, options = self.backend, self.container, self.options
+        self.write_plan(plan)
+        trace_dir = self.staging.parent / "traces"
+        trace_dir.mkdir(exist_ok=True)
+        phases: list[AgentPhase] = []
+        t0 = [time.monotonic()]
+
+        def on_message(kind: str, msg: dict[str, Any]) -> None:
+            if kind == "phase":
+                t0[0] = time.monotonic()
+                observer.phase_started(Phase(msg["phase"]))
+            elif kind == "result":
+                ap = AgentPhase.model_validate(msg)
+                phases.append(ap)
+                observer.phase_finished(ap.phase, ap.status, time.monotonic() - t0[0])
+
+        # One exec runs every phase (a failed install stops it: later phases would
+        # observe nothing); the budget covers each phase, its windows and restarts.
+        budget = sum(options.timeouts[p] + options.window * 6 + 60 for p in options.phases)
+        budget += options.window * 20
+        try:
+            raw = backend._exec_json(container, ["run", *(p.value for p in options.phases)], timeout=budget,
+                                     observer=observer, on_message=on_message)
+            if "done" not in raw or not phases:
+                raise SandboxError(f"agent stopped before finishing the phases: {raw.get('error', {})}")
+            backend._collect(container, trace_dir)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"engine failed mid-run: {str(exc).splitlines()[0][:200]}") from exc
+        inventory = next((p.inventory for p in phases if p.phase is Phase.INSTALL), {})
+        harness = {f"{p.phase.value}.{s.tag}": tuple(s.argv) for p in phases for s in p.steps}
+        return RawRun(
+            run_id=self.run_id,
+            container=container.name,
+            hostname=self.hostname,
+            phases=tuple(phases),
+            trace_dir=str(trace_dir),
+            harness_argv=harness,
+            inventory=inventory,
+        )
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.backend._remove(self.container)
+            self.container = None
 
 
 def container_running(container: Any) -> bool:

@@ -195,7 +195,7 @@ def _read_target(client: docker.DockerClient, tag: str) -> dict[str, str]:
 
 
 def platform_tags(machine: str, libc: str) -> tuple[str, ...]:
-    """Wheel platform tags the sandbox accepts, best first (pip expands manylinux downwards)."""
+    """The sandbox platform's own wheel tags, best first (fetch expands manylinux downwards)."""
     tags: list[str] = []
     if libc.startswith("glibc "):
         major, minor = libc.split()[1].split(".")[:2]

@@ -50,8 +50,10 @@ Event conventions beyond :class:`~sandbox.models.Event`'s docstring:
 
 from __future__ import annotations
 
+import copy
 import gc
 import gzip
+import pickle
 import posixpath
 import re
 from operator import itemgetter
@@ -166,9 +168,35 @@ def parse_strace_file(path: Path, phase: Phase, **kw: Any) -> ParsedTrace:
 _EVENT_TEMPLATE: dict[str, Any] = {
     name: (None if field.is_required() else field.get_default()) for name, field in Event.model_fields.items()
 }
-_EVENT_FIELDS = frozenset(_EVENT_TEMPLATE)
 
 
+class _ReadOnlyFieldSet(set[str]):
+    """One ``model_fields_set`` shared by every parsed event.
+
+    A 17-name set costs more to allocate than the rest of an event; the parser
+    sets every field, so all events have the same one.  Sharing is safe because
+    it cannot be changed in place and its copies (``model_copy`` takes one
+    before updating) are ordinary sets.
+    """
+
+    def _read_only(self, *_: object) -> Any:
+        raise TypeError("the fields set of a parsed Event is shared and read-only")
+
+    add = discard = remove = pop = clear = update = _read_only
+    intersection_update = difference_update = symmetric_difference_update = _read_only
+    __ior__ = __iand__ = __isub__ = __ixor__ = _read_only
+
+    def __copy__(self) -> set[str]:
+        return set(self)
+
+    def __deepcopy__(self, memo: object) -> set[str]:
+        return set(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (set, (list(self),))
+
+
+_ALL_FIELDS = _ReadOnlyFieldSet(_EVENT_TEMPLATE)
 _new_model = Event.__new__
 _set_attr = object.__setattr__
 _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
@@ -182,7 +210,7 @@ def _make_event_fast(fields: dict[str, Any]) -> Event:
     # parser's budget).  _fast_construction_works() checks the equivalence.
     event = _new_model(Event)
     _set_attr(event, "__dict__", fields)
-    _set_fields_set(event, set(_EVENT_FIELDS))
+    _set_fields_set(event, _ALL_FIELDS)
     _set_extra(event, None)
     _set_private(event, None)
     return event
@@ -213,12 +241,16 @@ def _fast_construction_works() -> bool:
     }
     try:
         fast, slow = _make_event_fast(dict(sample)), _make_event_slow(dict(sample))
+        copied = fast.model_copy(update={"seq": 2})
         return (
             fast == slow
             and fast.model_fields_set == slow.model_fields_set
             and fast.model_dump_json() == slow.model_dump_json()
-            and fast.model_copy(update={"seq": 2}).seq == 2
+            and copied.seq == 2
             and fast.seq == 1
+            and type(copied.model_fields_set) is set
+            and pickle.loads(pickle.dumps(fast)) == fast
+            and copy.deepcopy(fast) == fast
         )
     except Exception:
         return False
@@ -393,19 +425,31 @@ _SOCK_CALLS: dict[str, EventKind] = {
     "recvmmsg": K.RECV,
 }
 _SILENT = frozenset({"exit", "exit_group"})
-_MISSING: Any = object()
+_COUNTS_OWN_CUTS = frozenset({"write", "pwrite64"})  # their handler counts the one buffer
 # The result shapes the fast path accepts (decimal, a quote-free decoration, an errno):
 # 20    1795628174.069999 openat(3</tmp/d1>, "sub/rel.txt", O_WRONLY|O_CREAT|O_CLOEXEC, 0644) = 4</tmp/d1/sub/rel.txt>
 # 20    1795628173.969377 openat(AT_FDCWD</>, "/usr/lib/locale/locale-archive", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)
 _FAST_RESULT_RE = re.compile(r'(-?\d+)(?:<([^"<>]*(?:<[^"<>]*>)?)>| (E[A-Z0-9]+) \([^()"]*\))?')
-# The calls the inline fast path takes (kind None → decided from the open flags).
-_FAST_CALLS: dict[str, EventKind | None] = {
-    "openat": None,
-    "newfstatat": K.FILE_STAT,
-    "statx": K.FILE_STAT,
-    "faccessat": K.FILE_STAT,
-    "faccessat2": K.FILE_STAT,
-    "readlinkat": K.FILE_STAT,
+# The calls the inline fast path takes: (shape, kind); shape 0 = dirfd + path,
+# 1 = path first, 2 = fd only; kind None = decided from the open flags.
+_FAST_CALLS: dict[str, tuple[int, EventKind | None]] = {
+    "openat": (0, None),
+    "newfstatat": (0, K.FILE_STAT),
+    "statx": (0, K.FILE_STAT),
+    "faccessat": (0, K.FILE_STAT),
+    "faccessat2": (0, K.FILE_STAT),
+    "readlinkat": (0, K.FILE_STAT),
+    "open": (1, None),
+    "stat": (1, K.FILE_STAT),
+    "lstat": (1, K.FILE_STAT),
+    "access": (1, K.FILE_STAT),
+    "readlink": (1, K.FILE_STAT),
+    "mkdir": (1, K.DIR_CREATE),
+    "unlink": (1, K.FILE_DELETE),
+    "rmdir": (1, K.FILE_DELETE),
+    "chmod": (1, K.FILE_CHMOD),
+    "getdents64": (2, K.FILE_LIST),
+    "getdents": (2, K.FILE_LIST),
 }
 # Two names: (index of old dirfd, old path, new dirfd, new path) in the arguments; -1 = no dirfd.
 _TWO_PATHS: dict[str, tuple[EventKind, int, int, int, int]] = {
@@ -477,8 +521,9 @@ class _Parser:
         self.all_procs: list[_Proc] = []
         self.pending: dict[int, _Pending] = {}
         self.changed: dict[int, _Pending] = {}  # execve from a thread: <pid changed to N ...>
-        # tid -> (parent tgid, is thread, events so far) until its spawn call returns.
-        self.provisional: dict[int, tuple[int, bool, list[dict[str, Any]]]] = {}
+        # tid -> (parent tgid, is thread, its events so far, line of the spawn call
+        # guessed) until a spawn call returns it.
+        self.provisional: dict[int, tuple[int, bool, list[dict[str, Any]], int]] = {}
         self.sock_peer: dict[str, Address] = {}
         self.unparsed = 0
         self.samples: list[str] = []
@@ -503,14 +548,18 @@ class _Parser:
         try:
             self.loop(lines)
             self.finish()
-            self.events.sort(key=_by_seq)  # "seq" holds the (start) line number so far
-            events = []
-            for seq, fields in enumerate(self.events, seq_start):
-                fields["seq"] = seq
-                events.append(make_event(fields))
+            return self.result(len(lines), seq_start)
         finally:
             if gc_was_enabled:
                 gc.enable()
+
+    def result(self, lines: int, seq_start: int) -> ParsedTrace:
+        """Number the events in (start) line order and build the models."""
+        self.events.sort(key=_by_seq)  # "seq" holds the line number so far
+        events = []
+        for seq, fields in enumerate(self.events, seq_start):
+            fields["seq"] = seq
+            events.append(make_event(fields))
         processes = tuple(
             ProcessInfo.model_construct(
                 pid=p.pid,
@@ -529,7 +578,7 @@ class _Parser:
         return ParsedTrace.model_construct(
             events=tuple(events),
             processes=processes,
-            lines=len(lines),
+            lines=lines,
             unparsed=self.unparsed,
             unparsed_samples=tuple(self.samples),
             truncated_strings=self.truncated,
@@ -538,7 +587,7 @@ class _Parser:
         )
 
     def loop(self, lines: list[str]) -> None:
-        """Parse every line; the common shape is handled inline, the rest by :meth:`line`."""
+        """Parse every line; the common shapes are handled inline, the rest by :meth:`line`."""
         phase = self.phase
         fast = _FAST_CALLS if self.fast_path else {}
         tgid_cache = self.tgid_cache
@@ -546,79 +595,108 @@ class _Parser:
         provisional = self.provisional
         events = self.events
         result_match = _FAST_RESULT_RE.fullmatch
-        template = _EVENT_TEMPLATE
+        tails: dict[str, tuple[int, str | None]] = {}  # result texts without a decoration
+        templates = {
+            name: _EVENT_TEMPLATE | {"phase": phase, "syscall": name, "kind": kind}
+            for name, (_, kind) in _FAST_CALLS.items()
+        }
+        flag_calls = _FLAGS_ARG
         for no, line in enumerate(lines):
-            # Fast path: a complete dirfd+path stat/open call on an absolute or
-            # fd-relative path from a known task, e.g.
+            # Fast path: a complete call on an absolute (or fd-relative) path from a
+            # known task, in one of three shapes:
             # 20    1795628174.003092 openat(AT_FDCWD</>, "/usr/lib/python3.11", O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY) = 3</usr/lib/python3.11>
-            # Anything unusual (escapes, cut strings, relative paths, padding,
-            # quotes after the result, unknown or provisional tasks) falls
-            # through to self.line(), which gives the same answer slowly.
+            # 38    1795628177.961227 mkdir("/tmp/pip-build-tracker-g4awa5fp", 0700) = 0
+            # 20    1795628174.003387 getdents64(3</usr/lib/python3.11>, 0x2b25eb40 /* 207 entries */, 32768) = 6896
+            # Anything unusual (escapes, cut strings, relative paths, padding, quotes
+            # after the result, unknown or provisional tasks) falls through to
+            # self.line(), which gives the same answer more slowly.
             parts = line.split(None, 2)
             if len(parts) == 3:
                 body = parts[2]
                 p = body.find("(")
                 name = body[:p]
-                kind = fast.get(name, _MISSING)
-                if kind is not _MISSING:
+                spec = fast.get(name)
+                if spec is not None:
                     k = body.rfind(" = ")
-                    m = result_match(body, k + 3) if k > p and body[k - 1] == ")" else None
+                    res = None
+                    if k > p and body[k - 1] == ")":
+                        tail = body[k + 3 :]
+                        res = tails.get(tail)
+                        if res is None:
+                            m = result_match(tail)
+                            if m is not None:
+                                ret, rdeco, errno = m.groups()
+                                res = (int(ret), errno)
+                                if rdeco is None and len(tails) < 512:
+                                    tails[tail] = res
                     tgid = tgid_cache.get(parts[0])
-                    i = body.find(', "', p)
+                    t = -1.0
+                    if res is not None and tgid is not None and parts[1][:1].isdigit():
+                        try:
+                            t = float(parts[1])
+                        except ValueError:
+                            t = -1.0  # self.line() reports it
                     if (
-                        m is not None
+                        t >= 0
+                        and res is not None
                         and tgid is not None
-                        and i > 0
                         and "\\" not in body
                         and not provisional
-                        and parts[1][:1].isdigit()
                     ):
-                        j = body.find('"', i + 3)
-                        raw = body[i + 3 : j]
-                        lt = body.find("<", p, i)
+                        shape, kind = spec
+                        path = None
                         deco = None
-                        ok = True
-                        if lt < 0:
-                            dirfd = body[p + 1 : i]
-                        elif body[i - 1] == ">" and body.find("<", lt + 1, i) < 0:
-                            dirfd = body[p + 1 : lt]
-                            deco = body[lt + 1 : i - 1]
-                        else:
-                            ok = False
-                        if raw[:1] == "/":
-                            path = raw
-                            if "/." in path or "//" in path or path[-1] == "/":
+                        j = -1
+                        if shape == 0:  # dirfd, "path", …
+                            i = body.find(', "', p)
+                            if i > 0:
+                                j = body.find('"', i + 3)
+                                raw = body[i + 3 : j]
+                                lt = body.find("<", p, i)
+                                if lt < 0:
+                                    dirfd = body[p + 1 : i]
+                                elif body[i - 1] == ">" and body.find("<", lt + 1, i) < 0 > body.find(
+                                    ">", lt, i - 1
+                                ):
+                                    dirfd = body[p + 1 : lt]
+                                    deco = body[lt + 1 : i - 1]
+                                else:
+                                    dirfd = ""
+                                if dirfd == "AT_FDCWD" or dirfd.isdigit():
+                                    if raw[:1] == "/":
+                                        path = raw
+                                    elif not raw and deco is not None and deco[:1] == "/":
+                                        path = deco
+                                    if deco is not None and dirfd == "AT_FDCWD" and deco[:1] == "/" and path:
+                                        procs[tgid].cwd = deco
+                        elif shape == 1:  # "path", …
+                            if body.startswith('"/', p + 1):
+                                j = body.find('"', p + 2)
+                                path = body[p + 2 : j]
+                        else:  # fd<path>, …
+                            lt = body.find("<", p)
+                            e = body.find(">, ", lt)
+                            if lt > p + 1 and e > 0 and body[p + 1 : lt].isdigit():
+                                deco = body[lt + 1 : e]
+                                if deco[:1] == "/" and deco.find("<") < 0 and deco.find(">") < 0:
+                                    path = deco
+                        if path is not None and (j < 0 or not body.startswith("...", j + 1)):
+                            if path is not deco and ("/." in path or "//" in path or path[-1] == "/"):
                                 path = normalise(path)
-                        elif not raw and deco is not None and deco[:1] == "/":
-                            path = deco
-                        else:
-                            ok = False
-                        if (
-                            ok
-                            and (dirfd == "AT_FDCWD" or dirfd.isdigit())
-                            and not body.startswith("...", j + 1)
-                        ):
-                            fields = template.copy()
-                            if kind is None or name in _FLAGS_ARG:
+                            fields = templates[name].copy()
+                            if kind is None or name in flag_calls:
                                 flags = None
                                 if body.startswith(", ", j + 1):
                                     e = body.find(",", j + 3, k)
                                     flags = body[j + 3 : e if e >= 0 else k - 1]
                                 fields["flags"] = flags
                                 if kind is None:
-                                    kind = _open_kind(flags)
-                            if deco is not None and dirfd == "AT_FDCWD" and deco[:1] == "/":
-                                procs[tgid].cwd = deco
-                            ret, _, errno = m.groups()
-                            fields["phase"] = phase
+                                    fields["kind"] = _open_kind(flags)
                             fields["seq"] = no
                             fields["pid"] = tgid
-                            fields["time"] = float(parts[1])
-                            fields["syscall"] = name
-                            fields["kind"] = kind
+                            fields["time"] = t
                             fields["path"] = path
-                            fields["result"] = int(ret)
-                            fields["errno"] = errno
+                            fields["result"], fields["errno"] = res
                             events.append(fields)
                             continue
             try:
@@ -790,7 +868,7 @@ class _Parser:
             return tid
         ptgid = self.tgid_of.get(parent.tid, parent.tid)
         thread = "CLONE_THREAD" in parent.args
-        self.provisional[tid] = (ptgid, thread, [])
+        self.provisional[tid] = (ptgid, thread, [], parent.no)
         self.tgid_cache.clear()
         if thread:
             self.tgid_of[tid] = ptgid
@@ -806,10 +884,14 @@ class _Parser:
         self.tgid_of[pid] = pid
         return proc
 
-    def spawned(self, child: int, ptgid: int, thread: bool, t: float) -> None:
-        """A spawn call returned *child*: record it, or confirm/fix the provisional guess."""
+    def spawned(self, no: int, child: int, ptgid: int, thread: bool, t: float) -> None:
+        """The spawn call of line *no* returned *child*: record it, or confirm/fix the guess."""
         self.tgid_cache.clear()
         guess = self.provisional.pop(child, None)
+        # Tasks guessed to come from this call are someone else's: stop tracking them
+        # (they keep the guess; the fast path only runs while nothing is provisional).
+        for tid in [tid for tid, g in self.provisional.items() if g[3] == no]:
+            del self.provisional[tid]
         if guess is None:
             known = self.procs.get(child) if self.tgid_of.get(child) == child else None
             if known is not None and known.end is None and not thread:
@@ -821,7 +903,7 @@ class _Parser:
             else:
                 self.new_proc(child, ptgid, t, self.procs.get(ptgid))
             return
-        gparent, gthread, events = guess
+        gparent, gthread, events, _ = guess
         if gthread == thread:
             if gparent == ptgid:
                 return
@@ -877,7 +959,7 @@ class _Parser:
             errno = e1 or e2 or (f"errno {e3}" if e3 else None)
         elif forced:
             result = 0
-        if '"...' in args:
+        if '"...' in args and name not in _COUNTS_OWN_CUTS:
             self.truncated += count_truncated(args)
         values: dict[str, Any] = {
             "phase": self.phase,
@@ -901,7 +983,7 @@ class _Parser:
         elif name in _SOCK_CALLS:
             self.sock_call(name, args, _SOCK_CALLS[name], result, errno, values)
         elif name in _SPAWN:
-            self.spawn_call(tgid, t, name, args, result, values)
+            self.spawn_call(no, tgid, t, name, args, result, values)
         elif name == "execve" or name == "execveat":
             self.exec_call(proc, name, args, result, errno, values)
         elif name in _SIGNALS:
@@ -1075,9 +1157,7 @@ class _Parser:
             rest = args[end:]
             if rest.startswith(", "):
                 if name in ("write", "pwrite64"):
-                    m = STRING_RE.match(rest, 2)
-                    if m:
-                        values["data"] = m.group(1)
+                    values["data"] = self.buffer_arg(rest[2:], 1 if name == "write" else 2)
                 else:
                     chunks = [m.group(1) for m in IOV_BASE_RE.finditer(rest)]
                     if chunks:
@@ -1096,6 +1176,21 @@ class _Parser:
                 elif deco[:1] != "/":  # pipe:[…], anon_inode:[…]: not a path, keep what it is
                     values["flags"] = deco
             values["path"] = path
+
+    def buffer_arg(self, text: str, after: int) -> str | None:
+        """The printed buffer followed by *after* numeric arguments, without quotes.
+
+        It is the call's only string, so it ends at the last ``, `` before those
+        numbers (quotes inside it are escaped).  Counts a buffer cut at ``-s``.
+        """
+        pieces = text.rsplit(", ", after)
+        buf = pieces[0]
+        if len(pieces) != after + 1 or len(buf) < 2 or buf[0] != '"':
+            return None
+        if buf.endswith('"...'):
+            self.truncated += 1
+            return buf[1:-4]
+        return buf[1:-1] if buf[-1] == '"' else None
 
     def peer(self, deco: str | None) -> Address | None:
         """Where a socket fd sends: the decoration's remote end or an earlier connect."""
@@ -1162,7 +1257,7 @@ class _Parser:
         values["address"] = address
 
     def spawn_call(
-        self, tgid: int, t: float, name: str, args: str, result: int | None, values: dict[str, Any]
+        self, no: int, tgid: int, t: float, name: str, args: str, result: int | None, values: dict[str, Any]
     ) -> None:
         values["kind"] = K.SPAWN
         flags = set()
@@ -1182,7 +1277,7 @@ class _Parser:
             if "CLONE_PARENT" in flags and not thread:
                 parent = self.procs.get(tgid)
                 ptgid = parent.ppid if parent is not None and parent.ppid is not None else tgid
-            self.spawned(result, ptgid, thread, t)
+            self.spawned(no, result, ptgid, thread, t)
 
     def exec_call(
         self, proc: _Proc, name: str, args: str, result: int | None, errno: str | None, values: dict[str, Any]

@@ -6,6 +6,8 @@ index; pip is configured through environment variables only (see
 execute an sdist's build code: ``no_execution`` asserts the marker is absent.
 """
 
+# ruff: noqa: F811 - pytest fixtures are imported from test_fetch_fixtures and used as arguments
+
 from __future__ import annotations
 
 import os
@@ -260,7 +262,9 @@ def test_unknown_package(index: Index, tmp_path: Path) -> None:
 def test_unknown_version_lists_available_ones(index: Index, tmp_path: Path) -> None:
     for version in ("1.0", "1.1", "2.0"):
         index.wheel("app", version)
-    with pytest.raises(InputError, match=r"'app' has no version matching '==9\.9'.*available: 1\.0, 1\.1, 2\.0"):
+    with pytest.raises(
+        InputError, match=r"'app' has no version matching '==9\.9'.*available: 1\.0, 1\.1, 2\.0"
+    ):
         run("app==9.9", tmp_path / "stage")
 
 
@@ -285,7 +289,7 @@ def test_direct_url_dependency_is_never_built(index: Index, tmp_path: Path, no_e
     # pip builds direct references even in --only-binary mode; the guard stops it.
     evil = make_sdist(tmp_path / "elsewhere", "evil", "1.0", no_execution)
     index.wheel("app", "1.0", [f"evil @ {evil.as_uri()}"])
-    with pytest.raises(FetchError, match="refusing to fetch .*evil-1.0.tar.gz"):
+    with pytest.raises(FetchError, match=r"refusing to fetch .*evil-1\.0\.tar\.gz"):
         run("app", tmp_path / "stage")
     assert not no_execution.exists()
 
@@ -398,7 +402,7 @@ def test_local_sdist(index: Index, tmp_path: Path, no_execution: Path) -> None:
 def test_local_file_that_is_not_a_distribution(index: Index, tmp_path: Path) -> None:
     path = tmp_path / "photos-1.0.tar.gz"
     write_tar(path, {"photos-1.0/cat.jpg": b"\xff\xd8"})
-    with pytest.raises(InputError, match="has no PKG-INFO, pyproject.toml or setup.py"):
+    with pytest.raises(InputError, match=r"has no PKG-INFO, pyproject\.toml or setup\.py"):
         run(str(path), tmp_path / "stage")
 
 
@@ -479,12 +483,16 @@ def test_roles_and_order_are_stable(index: Index, tmp_path: Path) -> None:
     index.wheel("zbuild", "1.0")
     first = run("app", tmp_path / "one")
     second = run("app", tmp_path / "two")
-    assert staged_names(first) == staged_names(second) == [
-        ("candidate", "wheel", "app", "1.0"),
-        ("dependency", "sdist", "sdonly", "1.0"),
-        ("dependency", "wheel", "setuptools", "69.0"),
-        ("build", "wheel", "zbuild", "1.0"),
-    ]
+    assert (
+        staged_names(first)
+        == staged_names(second)
+        == [
+            ("candidate", "wheel", "app", "1.0"),
+            ("dependency", "sdist", "sdonly", "1.0"),
+            ("dependency", "wheel", "setuptools", "69.0"),
+            ("build", "wheel", "zbuild", "1.0"),
+        ]
+    )
     assert all(a.role is not ArtifactRole.CANDIDATE for a in first.artifacts[1:])
 
 
@@ -496,3 +504,14 @@ def test_evil_setup_py_fixture_really_writes_marker(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         exec(compile(script.read_text(), str(script), "exec"), {})
     assert marker.exists()
+
+
+def test_dependency_conflict_is_reported_as_such(index: Index, tmp_path: Path) -> None:
+    index.wheel("app", "1.0", ["x<2", "y"])
+    index.wheel("y", "1.0", ["x>=2"])
+    index.wheel("x", "1.0")
+    index.wheel("x", "2.0")
+    with pytest.raises(
+        FetchError, match=r"conflicting dependencies .*app 1\.0 depends on x<2; y 1\.0 depends on x>=2"
+    ):
+        run("app", tmp_path / "stage")

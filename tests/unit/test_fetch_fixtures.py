@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.utils import canonicalize_name
@@ -71,7 +72,9 @@ def make_wheel(
     members = {
         f"{escaped}/__init__.py": b"raise SystemExit('imported on host!')\n",
         f"{dist_info}/METADATA": ("\n".join(lines) + "\n").encode(),
-        f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
+        f"{dist_info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"
+        ).encode(),
         f"{dist_info}/RECORD": b"",
         **(files or {}),
     }
@@ -109,11 +112,13 @@ def sdist_members(
         members[f"{top}/evil_backend.py"] = evil_backend(marker).encode()
     if setup_cfg is not None:
         members[f"{top}/setup.cfg"] = setup_cfg.encode()
-    members[f"{top}/{canonicalize_name(name).replace('-', '_')}/__init__.py"] = b"raise SystemExit('imported!')\n"
+    members[f"{top}/{canonicalize_name(name).replace('-', '_')}/__init__.py"] = (
+        b"raise SystemExit('imported!')\n"
+    )
     return members
 
 
-def write_tar(path: Path, members: dict[str, bytes], mode: str = "w:gz") -> Path:
+def write_tar(path: Path, members: dict[str, bytes], mode: Any = "w:gz") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, mode) as tf:
         dirs = sorted({m.split("/", 1)[0] for m in members})
@@ -138,9 +143,11 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def make_sdist(directory: Path, name: str, version: str, marker: Path, *, fmt: str = "tar.gz", **kwargs: object) -> Path:
+def make_sdist(
+    directory: Path, name: str, version: str, marker: Path, *, fmt: str = "tar.gz", **kwargs: Any
+) -> Path:
     """An sdist whose setup.py (and in-tree backend) would write *marker* if executed."""
-    members = sdist_members(name, version, marker, **kwargs)  # type: ignore[arg-type]
+    members = sdist_members(name, version, marker, **kwargs)
     filename = f"{canonicalize_name(name).replace('-', '_')}-{version}.{fmt}"
     if fmt == "zip":
         return write_zip(directory / filename, members)
@@ -180,10 +187,10 @@ class Index:
         self.write()
         return path
 
-    def wheel(self, name: str, version: str, requires: Sequence[str] = (), **kwargs: object) -> Path:
-        return self.add(make_wheel(self.files, name, version, requires, **kwargs))  # type: ignore[arg-type]
+    def wheel(self, name: str, version: str, requires: Sequence[str] = (), **kwargs: Any) -> Path:
+        return self.add(make_wheel(self.files, name, version, requires, **kwargs))
 
-    def sdist(self, name: str, version: str, **kwargs: object) -> Path:
+    def sdist(self, name: str, version: str, **kwargs: Any) -> Path:
         return self.add(make_sdist(self.files, name, version, self.marker, **kwargs))
 
     def digest(self, path: Path) -> str:
@@ -202,7 +209,9 @@ class Index:
                 rp = self.requires_python.get(p.name)
                 attr = f' data-requires-python="{rp.replace(">", "&gt;").replace("<", "&lt;")}"' if rp else ""
                 anchors.append(f'<a href="../../files/{p.name}#sha256={self.digest(p)}"{attr}>{p.name}</a>')
-            (page / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(anchors) + "\n</body></html>\n")
+            (page / "index.html").write_text(
+                "<!DOCTYPE html><html><body>\n" + "\n".join(anchors) + "\n</body></html>\n"
+            )
         (simple / "index.html").write_text("<html><body>" + "".join(links) + "</body></html>")
 
     def json_page(self, name: str, base: str) -> dict[str, object]:

@@ -1,11 +1,15 @@
 """Static metadata of sdists, stub wheels, and index page parsing (no pip involved)."""
 
+# ruff: noqa: F811 - pytest fixtures are imported from test_fetch_fixtures and used as arguments
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from sandbox.errors import FetchError
@@ -19,12 +23,17 @@ from sandbox.fetch.index import (
     best_first,
     redact,
 )
-from sandbox.fetch.metadata import LEGACY_BUILD_REQUIRES, StaticMetadata, read_static_metadata, write_stub_wheel
+from sandbox.fetch.metadata import (
+    LEGACY_BUILD_REQUIRES,
+    StaticMetadata,
+    read_static_metadata,
+    write_stub_wheel,
+)
 from sandbox.fetch.pip import Deadline
 from tests.unit.test_fetch_fixtures import make_sdist, no_execution  # noqa: F401
 
 
-def meta_of(tmp_path: Path, marker: Path, **kwargs: object) -> StaticMetadata:
+def meta_of(tmp_path: Path, marker: Path, **kwargs: Any) -> StaticMetadata:
     return read_static_metadata(inspect_sdist(make_sdist(tmp_path, "foo", "1.0", marker, **kwargs)))
 
 
@@ -145,9 +154,14 @@ def test_json_page_parsing(tmp_path: Path) -> None:
 
 def test_version_selection_like_pip() -> None:
     versions = [Version(v) for v in ("1.0", "1.1", "2.0b1")]
-    assert allowed_versions(Requirement("foo"), versions, pre=False, constraint=None) == {Version("1.0"), Version("1.1")}
+    assert allowed_versions(Requirement("foo"), versions, pre=False, constraint=None) == {
+        Version("1.0"),
+        Version("1.1"),
+    }
     assert Version("2.0b1") in allowed_versions(Requirement("foo"), versions, pre=True, constraint=None)
-    assert allowed_versions(Requirement("foo>=2.0b1"), versions, pre=False, constraint=None) == {Version("2.0b1")}
+    assert allowed_versions(Requirement("foo>=2.0b1"), versions, pre=False, constraint=None) == {
+        Version("2.0b1")
+    }
     only_pre = [Version("3.0rc1")]
     assert allowed_versions(Requirement("foo"), only_pre, pre=False, constraint=None) == {Version("3.0rc1")}
 
@@ -162,7 +176,25 @@ def test_best_first_prefers_tar_gz() -> None:
 
 
 def test_cli_options_and_redaction() -> None:
-    opts = _cli_options(["python", "-m", "pip", "--cert", "/ca.pem", "--proxy=http://p:3128", "--trusted-host", "h"])
+    opts = _cli_options(
+        ["python", "-m", "pip", "--cert", "/ca.pem", "--proxy=http://p:3128", "--trusted-host", "h"]
+    )
     assert opts == {"--cert": ["/ca.pem"], "--proxy": ["http://p:3128"], "--trusted-host": ["h"]}
     assert redact("https://user:secret@host:8443/simple") == "https://***@host:8443/simple"
     assert redact("https://host/simple") == "https://host/simple"
+
+
+def test_hostile_index_entries_are_ignored(tmp_path: Path) -> None:
+    data = {
+        "files": [
+            # A remote page must not make us read local files into the staging dir.
+            {"filename": "foo-1.0.tar.gz", "url": "file:///etc/shadow", "hashes": {}},
+            {"filename": "../foo-1.0.tar.gz", "url": "https://x/foo-1.0.tar.gz", "hashes": {}},
+            {"filename": ".foo-1.0.tar.gz", "url": "https://x/.foo-1.0.tar.gz", "hashes": {}},
+            {"filename": "foo-2.0.tar.gz", "url": "https://x/foo-2.0.tar.gz", "hashes": {}},
+        ]
+    }
+    files = IndexClient._parse_json("https://idx/simple/foo/", data, NormalizedName("foo"), "s")
+    assert [f.filename for f in files] == ["foo-2.0.tar.gz"]
+    html = '<a href="..%2F..%2Ffoo-1.0.tar.gz">x</a><a href="javascript:foo-1.0.tar.gz">y</a>'
+    assert IndexClient._parse_html("https://idx/simple/foo/", html, NormalizedName("foo"), "s") == []

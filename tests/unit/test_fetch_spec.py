@@ -1,5 +1,7 @@
 """Spec parsing, the target environment, and parsing of pip's output and configuration."""
 
+# ruff: noqa: F811 - pytest fixtures are imported from test_fetch_fixtures and used as arguments
+
 from __future__ import annotations
 
 import sys
@@ -31,7 +33,9 @@ from tests.unit.test_fetch_fixtures import TARGET, make_sdist, make_wheel, no_ex
         ("zope.interface", "zope-interface", "", (), ""),
     ],
 )
-def test_requirement_specs(spec: str, name: str, specifier: str, extras: tuple[str, ...], marker: str) -> None:
+def test_requirement_specs(
+    spec: str, name: str, specifier: str, extras: tuple[str, ...], marker: str
+) -> None:
     parsed = parse_spec(spec)
     assert parsed.kind is SpecKind.REQUIREMENT
     assert (parsed.name, parsed.specifier, parsed.extras, parsed.marker) == (name, specifier, extras, marker)
@@ -55,7 +59,10 @@ def test_requirement_string_and_pin() -> None:
         ("foo>=1,,", "invalid package spec"),
         ("https://example.com/foo-1.0.tar.gz", "URLs and direct references are not supported"),
         ("git+https://github.com/x/y", "URLs and direct references are not supported"),
-        ("foo @ https://example.com/foo-1.0-py3-none-any.whl", "URLs and direct references are not supported"),
+        (
+            "foo @ https://example.com/foo-1.0-py3-none-any.whl",
+            "URLs and direct references are not supported",
+        ),
         ("foo@file:///tmp/foo.whl", "URLs and direct references are not supported"),
     ],
 )
@@ -68,7 +75,12 @@ def test_bad_specs(spec: str, message: str) -> None:
 def test_local_wheel_spec(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, "Foo", "1.0")
     parsed = parse_spec(str(wheel))
-    assert (parsed.kind, parsed.name, parsed.version, parsed.path) == (SpecKind.WHEEL, "foo", "1.0", str(wheel))
+    assert (parsed.kind, parsed.name, parsed.version, parsed.path) == (
+        SpecKind.WHEEL,
+        "foo",
+        "1.0",
+        str(wheel),
+    )
     with_extras = parse_spec(f"{wheel}[cli, x]")
     assert with_extras.extras == ("cli", "x") and with_extras.path == str(wheel)
 
@@ -109,7 +121,15 @@ def test_directory_is_refused(tmp_path: Path) -> None:
 
 def test_pip_args_expand_manylinux_and_select_the_abi() -> None:
     args = TARGET.pip_args()
-    assert args[:7] == ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
+    assert args[:7] == [
+        "--only-binary=:all:",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ]
     platforms = [args[i + 1] for i, a in enumerate(args) if a == "--platform"]
     assert platforms[0] == "manylinux_2_36_x86_64"
     for tag in ("manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64", "linux_x86_64"):
@@ -132,7 +152,12 @@ def test_expand_platform() -> None:
 
 def test_target_tags() -> None:
     tags = TARGET.tags()
-    for tag in ("cp311-cp311-manylinux_2_17_x86_64", "cp38-abi3-manylinux1_x86_64", "py3-none-any", "cp311-none-any"):
+    for tag in (
+        "cp311-cp311-manylinux_2_17_x86_64",
+        "cp38-abi3-manylinux1_x86_64",
+        "py3-none-any",
+        "cp311-none-any",
+    ):
         assert Tag(*tag.split("-")) in tags
     assert Tag("cp312", "cp312", "manylinux_2_17_x86_64") not in tags
     assert Tag("cp311", "cp311", "manylinux_2_38_x86_64") not in tags
@@ -160,7 +185,7 @@ def test_target_markers() -> None:
 )
 def test_invalid_targets(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
-        TargetEnv(**kwargs)  # type: ignore[arg-type]
+        TargetEnv(**kwargs)
 
 
 def test_target_for_image() -> None:
@@ -225,7 +250,8 @@ def test_unsatisfied_root() -> None:
 
 def test_unsatisfied_from_conflict_explanation() -> None:
     stdout = (
-        "The conflict is caused by:\n    The user requested capped\n    The user requested (constraint) capped<2\n"
+        "The conflict is caused by:\n    The user requested capped\n"
+        "    The user requested (constraint) capped<2\n"
         "    app 1.0 depends on other>=3\n"
     )
     stderr = "ERROR: Cannot install capped because these package versions have conflicting dependencies.\n"

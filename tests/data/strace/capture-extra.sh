@@ -36,3 +36,9 @@ sleep 1; kill -INT $!; wait $!; kill $T
 #   an excerpt: start-up lines (python3.11, locale, .so, ld.so, LC_, gconv, /x) grepped out.
 #   strace -f --seccomp-bpf -s 1024 -yy -ttt -e trace=$E -o /tmp/v6 python3 /x/ipv6_loopback.py
 #   grep -v 'python3.11\|locale\|\.so\|ld.so\|LC_\|gconv\|/x' /tmp/v6 > /x/ipv6-loopback.strace
+# hostile-names.strace: hostile_names.py (file names, data and a unix socket path that
+#   imitate strace syntax, opened from two threads so calls split), root, plain strace;
+#   lines from its chdir("/tmp") on (start-up lines dropped with awk). Two churn threads
+#   die on 'f", O_RDONLY) = 3</g>' (no such directory), which is fine.
+#   strace -f --seccomp-bpf -s 1024 -yy -ttt -e trace=$E -o /tmp/h python3 /x/hostile_names.py
+#   awk 'f || /chdir\("\/tmp"\)/ {f=1; print}' /tmp/h > /x/hostile-names.strace

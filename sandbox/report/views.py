@@ -1,0 +1,814 @@
+"""View models of a report, shared by the terminal (``pkgsandbox show``) and the HTML page.
+
+Everything here is a pure function of a :class:`~sandbox.models.Report`: no I/O, no
+rich, no HTML.  The renderers only lay out what these builders decide, so the
+terminal and the HTML page show the same process tree, timeline, network table,
+file groups and findings, whichever command (``vet``, ``diff``, ``gate``) wrote
+the report.
+
+Every string that came out of the sandbox (paths, argv, payload bytes, even pip's
+output) is attacker-controlled.  :func:`printable` is applied once, here, so that
+neither renderer can be handed a raw control character (a terminal escape
+sequence), a line break that forges a row, or a bidirectional override that makes
+``exe.txt`` read as ``txt.exe``.  Markup escaping (rich, HTML) stays the
+renderers' job.
+
+The builders are written for 100k-event reports: one pass over the events per
+view, no per-event pydantic objects (frozen slotted dataclasses instead), and
+sanitising only the strings that need it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.judge.rules import CATALOGUE, CREDENTIAL_PATHS, SYSTEM_SECRETS
+from sandbox.models import (
+    Address,
+    ArtifactRole,
+    Event,
+    EventKind,
+    Evidence,
+    Finding,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+    ProcessInfo,
+    Report,
+    Severity,
+    Verdict,
+)
+
+# ---------------------------------------------------------------- sanitising
+
+# C0/C1 controls (ESC starts terminal escape sequences; CR/LF forge lines), DEL,
+# bidirectional embeddings/overrides/isolates and marks, zero-width characters and
+# the BOM, plus lone surrogates, which cannot even be encoded as UTF-8.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    ch = m.group(0)
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """*text* with every control, bidi and invisible character shown as an escape, cut at *limit*.
+
+    Cutting marks the cut with ``…`` so a reader never mistakes a prefix for the whole.
+    """
+    if _UNSAFE.search(text) is not None:
+        text = _UNSAFE.sub(_escape_char, text)
+    if limit is not None and len(text) > limit:
+        return text[: max(0, limit - 1)] + "…"
+    return text
+
+
+def argv_text(argv: Sequence[str], limit: int | None = None) -> str:
+    """A command line as a shell would read it (quoted where needed), made printable."""
+    if not argv:
+        return ""
+    return printable(shlex.join(argv), limit)
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceView:
+    """One observation a finding rests on, with its time relative to the phase start."""
+
+    phase: Phase
+    pid: int
+    t: float | None  # None for evidence that is not a syscall (inventory, lingering)
+    syscall: str
+    process: str
+    path: str
+    destination: str
+    bytes: int | None
+    data: str
+    errno: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindingView:
+    """A finding with the catalogue's description of its rule and its evidence."""
+
+    rule_id: str
+    title: str
+    severity: Severity
+    phase: Phase
+    message: str
+    description: str
+    evidence: tuple[EvidenceView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessNode:
+    """A process of one phase and its children (by ``ppid`` within the phase)."""
+
+    pid: int
+    ppid: int | None
+    argv: str
+    exe: str
+    origin: str
+    start: float | None  # seconds since the phase start
+    end: float | None
+    status: str  # "exit 0", "killed by SIGKILL", "no exit seen"
+    failed: bool  # non-zero exit or killed
+    execs: tuple[str, ...]  # earlier images of this pid (setpriv → choom → python)
+    rules: tuple[str, ...]  # ids of findings whose evidence names this pid
+    events: int  # candidate events of this pid in the report
+    lingering: bool
+    known: bool  # False: the pid only appears in events or evidence (no process record)
+    children: tuple[ProcessNode, ...] = ()
+
+    def walk(self) -> Iterator[tuple[int, ProcessNode]]:
+        """Depth-first (depth, node) pairs, without recursion (trees can be thousands deep)."""
+        stack: list[tuple[int, ProcessNode]] = [(0, self)]
+        while stack:
+            depth, node = stack.pop()
+            yield depth, node
+            stack.extend((depth + 1, c) for c in reversed(node.children))
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    """One event of the per-phase timeline."""
+
+    seq: int
+    t: float  # seconds since the phase start
+    pid: int
+    kind: str
+    syscall: str
+    subject: str  # what it acted on: a path, an address, a command line, a pid
+    detail: str  # the rest: flags, rename target, bytes and data
+    errno: str
+    rules: tuple[str, ...]  # ids of findings citing this very event
+
+    @property
+    def description(self) -> str:
+        """The row as one line: ``syscall subject detail (ERRNO)``."""
+        text = f"{self.syscall} {self.subject}" if self.subject else self.syscall
+        if self.detail:
+            text += f" {self.detail}"
+        if self.errno:
+            text += f" ({self.errno})"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRow:
+    """Identical network operations of one process, grouped (a retry loop is one row)."""
+
+    pid: int
+    process: str
+    syscall: str
+    kind: str
+    destination: str
+    protocol: str
+    outbound: bool  # towards a non-loopback internet address
+    count: int
+    bytes: int | None
+    errno: str
+    first: float  # seconds since the phase start
+    data: str  # a sample of the bytes (strace's escaped form)
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """Every access to one path in one phase."""
+
+    path: str
+    access: tuple[str, ...]  # "read", "write", "stat", "exec" …, in a fixed order
+    count: int
+    errnos: tuple[str, ...]  # distinct errors ("" when every access succeeded)
+    ok: int  # accesses that succeeded
+    pids: tuple[int, ...]
+    first: float
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileGroup:
+    """Paths in one location class (home, credentials, site-packages, system, temp, other)."""
+
+    location: str
+    label: str
+    rows: tuple[FileRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseView:
+    """Everything shown for one phase."""
+
+    phase: Phase
+    status: str
+    ran: bool  # False when the phase has no result record (not run, or not in this report)
+    duration: float
+    exit_code: int | None
+    trace_complete: bool
+    total_events: int  # everything traced, noise included (from the summary)
+    t0: float  # absolute time the relative seconds count from
+    notes: tuple[str, ...]
+    output_tail: str
+    steps: tuple[tuple[str, str, float, str], ...]  # (name, status, seconds, detail)
+    processes: tuple[ProcessNode, ...]  # roots
+    process_count: int
+    timeline: tuple[TimelineRow, ...]
+    network: tuple[NetworkRow, ...]
+    files: tuple[FileGroup, ...]
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in (PhaseStatus.OK.value, "")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportView:
+    """The whole report, ready to lay out."""
+
+    title: str
+    target: str
+    verdict: Verdict
+    verdict_reason: str
+    tool_version: str
+    schema_version: str
+    profile: str
+    started: float
+    finished: float
+    image: str
+    candidate: str  # "file.whl sha256 …" or ""
+    artifacts: tuple[tuple[str, str, str, str], ...]  # (role, name==version, filename, sha256)
+    findings: tuple[FindingView, ...]
+    phases: tuple[PhaseView, ...]
+    notes: tuple[str, ...]
+    pth_files: tuple[tuple[str, str, bool], ...] = field(default=())  # (path, head, executes)
+
+    def phase(self, phase: Phase) -> PhaseView | None:
+        return next((p for p in self.phases if p.phase is phase), None)
+
+
+# ---------------------------------------------------------------- locations
+
+LOCATIONS: tuple[tuple[str, str], ...] = (
+    ("credentials", "credentials (keys, tokens, cloud config, secrets)"),
+    ("home", "home directory"),
+    ("site-packages", "site-packages and the virtualenv"),
+    ("temp", "temporary directories"),
+    ("system", "system (/usr, /etc, /proc, /dev …)"),
+    ("other", "other"),
+)
+_LOCATION_ORDER = {name: i for i, (name, _) in enumerate(LOCATIONS)}
+_LABELS = dict(LOCATIONS)
+_TEMP = re.compile(r"^/(?:tmp|var/tmp|dev/shm)(?:/|$)")
+_HOME = re.compile(r"^/(?:root|home/[^/]+)(?:/|$)")
+_SITE = re.compile(r"/(?:site|dist)-packages(?:/|$)")
+_SYSTEM = re.compile(r"^/(?:usr|etc|lib|lib32|lib64|libx32|bin|sbin|opt|var|run|proc|sys|dev|boot|srv)(?:/|$)")
+
+
+def venv_root(site_packages: str) -> str:
+    """The virtualenv a site-packages directory belongs to (``…/.venv`` of ``…/.venv/lib/pythonX/site-packages``)."""
+    m = re.match(r"^(.*)/lib\d*/python[^/]*/(?:site|dist)-packages/?$", site_packages)
+    return m.group(1) if m else ""
+
+
+def location_of(path: str, venv: str = "") -> str:
+    """The location class of an absolute path; credentials win over where they live."""
+    if CREDENTIAL_PATHS.search(path) or SYSTEM_SECRETS.match(path):
+        return "credentials"
+    if venv and (path == venv or path.startswith(venv + "/")):
+        return "site-packages"
+    if _TEMP.match(path):
+        return "temp"  # pip's build environments live here, site-packages or not
+    if _HOME.match(path):
+        return "home"
+    if _SITE.search(path):
+        return "site-packages"
+    if _SYSTEM.match(path):
+        return "system"
+    return "other"
+
+
+# ---------------------------------------------------------------- descriptions
+
+_ACCESS = {
+    EventKind.FILE_READ: "read",
+    EventKind.FILE_WRITE: "write",
+    EventKind.FILE_STAT: "stat",
+    EventKind.FILE_LIST: "list",
+    EventKind.FILE_DELETE: "delete",
+    EventKind.FILE_RENAME: "rename",
+    EventKind.FILE_CHMOD: "chmod",
+    EventKind.FILE_LINK: "link",
+    EventKind.DIR_CREATE: "mkdir",
+    EventKind.EXEC: "exec",
+}
+ACCESS_ORDER: tuple[str, ...] = ("exec", "write", "rename", "rename-to", "link", "chmod", "delete", "mkdir",
+                                 "read", "list", "stat")
+_ACCESS_RANK = {a: i for i, a in enumerate(ACCESS_ORDER)}
+_NET_KINDS = {EventKind.CONNECT, EventKind.SEND, EventKind.RECV, EventKind.BIND, EventKind.LISTEN,
+              EventKind.DNS}
+_ADDRESS_KINDS = _NET_KINDS | {EventKind.SOCKET}
+_SOCK_TYPE = re.compile(r"SOCK_(STREAM|DGRAM|RAW|SEQPACKET)")
+_PROTO = {"STREAM": "tcp", "DGRAM": "udp", "RAW": "raw", "SEQPACKET": "seqpacket"}
+# Bounds on what one row carries: the JSON report keeps everything, the views are for reading.
+SUBJECT_LIMIT = 1000
+DETAIL_LIMIT = 300
+DATA_LIMIT = 200
+
+
+def _address(a: Address) -> str:
+    return printable(a.render(), SUBJECT_LIMIT)
+
+
+def describe(ev: Event) -> tuple[str, str]:
+    """(subject, detail) of an event: what it acted on, and the rest worth a glance."""
+    kind = ev.kind
+    if kind is EventKind.EXEC:
+        subject = printable(ev.path or (ev.argv[0] if ev.argv else ""), SUBJECT_LIMIT)
+        return subject, argv_text(ev.argv, DETAIL_LIMIT) if ev.argv else ""
+    if kind is EventKind.SPAWN:
+        return (f"pid {ev.target}" if ev.target is not None else "?"), printable(ev.flags or "", DETAIL_LIMIT)
+    if kind is EventKind.EXIT:
+        if ev.syscall == "killed":
+            return printable(ev.flags or "signal", DETAIL_LIMIT), ""
+        return f"status {ev.result}" if ev.result is not None else "", ""
+    if kind in (EventKind.SIGNAL, EventKind.PTRACE):
+        subject = f"pid {ev.target}" if ev.target is not None else printable(ev.path or "", SUBJECT_LIMIT)
+        return subject, printable(ev.flags or "", DETAIL_LIMIT)
+    if kind in _ADDRESS_KINDS:
+        subject = _address(ev.address) if ev.address is not None else printable(ev.path or "", SUBJECT_LIMIT)
+        parts = []
+        if kind is EventKind.SOCKET and ev.flags:
+            return printable(ev.flags, SUBJECT_LIMIT), ""
+        if ev.size is not None:
+            parts.append(f"{ev.size} B")
+        if ev.data:
+            parts.append('"' + printable(ev.data, DATA_LIMIT) + '"')
+        return subject, " ".join(parts)
+    # files and the rest: the path (or what strace printed for a path-less fd)
+    subject = printable(ev.path, SUBJECT_LIMIT) if ev.path else printable(ev.flags or "", SUBJECT_LIMIT)
+    if ev.path2:
+        return subject, "→ " + printable(ev.path2, DETAIL_LIMIT)
+    if ev.path and ev.flags:
+        return subject, printable(ev.flags, DETAIL_LIMIT)
+    return subject, ""
+
+
+# ---------------------------------------------------------------- builders
+
+
+def _evidence_keys(findings: Iterable[Finding]) -> tuple[dict[tuple[str, int, float, str], tuple[str, ...]],
+                                                          dict[tuple[str, int], tuple[str, ...]]]:
+    """Rule ids by cited event (phase, pid, time, syscall) and by cited process (phase, pid)."""
+    by_event: dict[tuple[str, int, float, str], list[str]] = {}
+    by_pid: dict[tuple[str, int], list[str]] = {}
+    for f in findings:
+        for ev in f.evidence:
+            for table, key in ((by_event, (ev.phase.value, ev.pid, ev.time, ev.syscall)),
+                               (by_pid, (ev.phase.value, ev.pid))):
+                ids = table.setdefault(key, [])  # type: ignore[attr-defined]
+                if f.rule_id not in ids:
+                    ids.append(f.rule_id)
+    return ({k: tuple(v) for k, v in by_event.items()}, {k: tuple(v) for k, v in by_pid.items()})
+
+
+def phase_order(report: Report) -> list[Phase]:
+    """Phases in run order: those with a result, then any that only appear in events or processes."""
+    seen = [p.phase for p in report.phases]
+    extra = {e.phase for e in report.events} | {p.phase for p in report.processes} | {
+        f.phase for f in report.findings}
+    return seen + sorted(extra - set(seen), key=lambda p: p.order)
+
+
+def _phase_starts(report: Report) -> dict[Phase, float]:
+    """The earliest timestamp seen in each phase: relative seconds count from it."""
+    t0: dict[Phase, float] = {}
+    for p in report.processes:
+        if p.start > 0 and p.start < t0.get(p.phase, float("inf")):
+            t0[p.phase] = p.start
+    for e in report.events:
+        if e.time > 0 and e.time < t0.get(e.phase, float("inf")):
+            t0[e.phase] = e.time
+    return t0
+
+
+def build_findings(report: Report, t0: dict[Phase, float] | None = None) -> tuple[FindingView, ...]:
+    """Findings, worst first, each with its rule's description and its evidence."""
+    starts = t0 if t0 is not None else _phase_starts(report)
+    out = []
+    for f in sorted(report.findings, key=lambda f: (-f.severity.rank, f.phase.order)):
+        info = CATALOGUE.get(f.rule_id)
+        out.append(FindingView(
+            rule_id=printable(f.rule_id, 40),
+            title=printable(f.title, 200),
+            severity=f.severity,
+            phase=f.phase,
+            message=printable(f.message, 2000),
+            description=info.description if info else "",
+            evidence=tuple(_evidence(ev, starts) for ev in f.evidence),
+        ))
+    return tuple(out)
+
+
+def _evidence(ev: Evidence, t0: dict[Phase, float]) -> EvidenceView:
+    start = t0.get(ev.phase, 0.0)
+    return EvidenceView(
+        phase=ev.phase,
+        pid=ev.pid,
+        t=(ev.time - start) if ev.time > 0 and start > 0 else None,
+        syscall=printable(ev.syscall, 60),
+        process=argv_text(ev.process, DETAIL_LIMIT),
+        path=printable(ev.path or "", SUBJECT_LIMIT),
+        destination=printable(ev.destination or "", 300),
+        bytes=ev.bytes,
+        data=printable(ev.data or "", 600),
+        errno=printable(ev.errno or "", 40),
+        detail=printable(ev.detail, 600),
+    )
+
+
+def _status(p: ProcessInfo) -> tuple[str, bool]:
+    if p.killed_by:
+        return f"killed by {printable(p.killed_by, 60)}", True
+    if p.exit_code is not None:
+        return f"exit {p.exit_code}", p.exit_code != 0
+    return "no exit seen", False
+
+
+def build_process_tree(
+    phase: Phase,
+    processes: Sequence[ProcessInfo],
+    *,
+    t0: float = 0.0,
+    event_counts: dict[int, int] | None = None,
+    rules_by_pid: dict[tuple[str, int], tuple[str, ...]] | None = None,
+    lingering: Iterable[int] = (),
+    extra_pids: Iterable[int] = (),
+) -> tuple[ProcessNode, ...]:
+    """The process forest of one phase.
+
+    A process whose parent is not a process of the phase (the harness, or a pid the
+    trace never saw) is a root.  Parent links are followed without recursion and a
+    cycle (pid reuse, or a hostile report) cannot loop: each pid is placed once.
+    *extra_pids* (pids that appear in events or evidence without a process record)
+    become roots marked ``known=False``.
+    """
+    counts = event_counts or {}
+    rules = rules_by_pid or {}
+    linger = set(lingering)
+    procs: dict[int, ProcessInfo] = {}
+    for p in processes:
+        procs.setdefault(p.pid, p)  # first record wins when a pid repeats
+
+    def rel(t: float | None) -> float | None:
+        return (t - t0) if t is not None and t > 0 and t0 > 0 else None
+
+    children: dict[int | None, list[int]] = {}
+    for pid, p in procs.items():
+        parent = p.ppid if p.ppid in procs and p.ppid != pid else None
+        children.setdefault(parent, []).append(pid)
+    for kids in children.values():
+        kids.sort(key=lambda k: (procs[k].start, k))
+
+    # Pids reachable from the roots; anything left sits in a cycle: break it at its earliest pid.
+    placed: set[int] = set()
+    order: list[int] = []
+    roots = list(children.get(None, []))
+    pending = sorted(procs, key=lambda k: (procs[k].start, k))
+    while True:
+        stack = list(reversed(roots))
+        while stack:
+            pid = stack.pop()
+            if pid in placed:
+                continue
+            placed.add(pid)
+            order.append(pid)
+            stack.extend(reversed(children.get(pid, [])))
+        rest = [pid for pid in pending if pid not in placed]
+        if not rest:
+            break
+        roots.append(rest[0])
+        roots = [rest[0]]
+    root_set = {pid for pid in procs if pid not in placed} | set(children.get(None, []))
+    cycle_roots = [pid for pid in order if pid not in set(children.get(None, [])) and (
+        procs[pid].ppid not in procs or procs[pid].ppid == pid or _first_in_cycle(pid, procs, order))]
+    root_set |= set(cycle_roots)
+
+    # Build nodes bottom-up (reverse placement order) so no recursion is needed.
+    built: dict[int, ProcessNode] = {}
+    index = {pid: i for i, pid in enumerate(order)}
+    for pid in reversed(order):
+        p = procs[pid]
+        status, failed = _status(p)
+        kids = tuple(built[c] for c in children.get(pid, []) if c in built and c not in root_set
+                     and index[c] > index[pid])
+        built[pid] = ProcessNode(
+            pid=pid,
+            ppid=p.ppid,
+            argv=argv_text(p.argv, SUBJECT_LIMIT),
+            exe=printable(p.exe, SUBJECT_LIMIT),
+            origin=p.origin.value,
+            start=rel(p.start),
+            end=rel(p.end),
+            status=status,
+            failed=failed,
+            execs=tuple(argv_text(x, SUBJECT_LIMIT) for x in p.execs[:-1]),
+            rules=rules.get((phase.value, pid), ()),
+            events=counts.get(pid, 0),
+            lingering=pid in linger,
+            known=True,
+            children=kids,
+        )
+    out = [built[pid] for pid in order if pid in root_set]
+    for pid in sorted(set(extra_pids) - set(procs)):
+        out.append(ProcessNode(
+            pid=pid, ppid=None, argv="", exe="", origin="", start=None, end=None,
+            status="no process record", failed=False, execs=(), rules=rules.get((phase.value, pid), ()),
+            events=counts.get(pid, 0), lingering=pid in linger, known=False,
+        ))
+    return tuple(out)
+
+
+def _first_in_cycle(pid: int, procs: dict[int, ProcessInfo], order: list[int]) -> bool:
+    """Whether *pid* was chosen to break a ppid cycle (its ancestors lead back to it)."""
+    seen = {pid}
+    cur = procs[pid].ppid
+    while cur is not None and cur in procs:
+        if cur == pid:
+            return True
+        if cur in seen:
+            return False
+        seen.add(cur)
+        cur = procs[cur].ppid
+    return False
+
+
+def build_timeline(events: Sequence[Event], t0: float,
+                   rules_by_event: dict[tuple[str, int, float, str], tuple[str, ...]] | None = None,
+                   ) -> tuple[TimelineRow, ...]:
+    """One phase's events by time (then trace order), each as one row."""
+    cited = rules_by_event or {}
+    rows = []
+    for ev in sorted(events, key=lambda e: (e.time, e.seq)):
+        subject, detail = describe(ev)
+        rules = cited.get((ev.phase.value, ev.pid, ev.time, ev.syscall), ()) if cited else ()
+        rows.append(TimelineRow(
+            seq=ev.seq,
+            t=ev.time - t0 if t0 > 0 else ev.time,
+            pid=ev.pid,
+            kind=ev.kind.value,
+            syscall=ev.syscall if _UNSAFE.search(ev.syscall) is None else printable(ev.syscall, 40),
+            subject=subject,
+            detail=detail,
+            errno=ev.errno or "",
+            rules=rules,
+        ))
+    return tuple(rows)
+
+
+def protocol_of(socket_flags: str | None, address: Address | None) -> str:
+    """``tcp``/``udp``/``raw`` from a socket() call's flags, else the address family."""
+    if socket_flags:
+        m = _SOCK_TYPE.search(socket_flags)
+        if m:
+            proto = _PROTO[m.group(1)]
+            return f"unix/{proto}" if socket_flags.startswith("AF_UNIX") else proto
+    if address is not None:
+        return address.family
+    return ""
+
+
+def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str],
+                  rules_by_event: dict[tuple[str, int, float, str], tuple[str, ...]] | None = None,
+                  ) -> tuple[NetworkRow, ...]:
+    """Connect/send/recv/bind/listen/DNS events of one phase, identical ones grouped.
+
+    The protocol comes from the last ``socket()`` the same process made with the same
+    address family: events carry no fd, so this is a heuristic that holds for the
+    usual socket-then-connect sequence.
+    """
+    cited = rules_by_event or {}
+    last_socket: dict[tuple[int, str], str] = {}
+    groups: dict[tuple[int, str, str, str, str], list[Any]] = {}
+    for ev in sorted(events, key=lambda e: (e.time, e.seq)):
+        if ev.kind is EventKind.SOCKET:
+            flags = ev.flags or ""
+            family = flags.split(",", 1)[0].strip()
+            last_socket[(ev.pid, family)] = flags
+            continue
+        if ev.kind not in _NET_KINDS:
+            continue
+        a = ev.address
+        family = {"inet": "AF_INET", "inet6": "AF_INET6", "unix": "AF_UNIX"}.get(a.family, "") if a else ""
+        proto = protocol_of(last_socket.get((ev.pid, family)), a)
+        dest = _address(a) if a is not None else printable(ev.path or "", SUBJECT_LIMIT)
+        key = (ev.pid, ev.syscall, dest, proto, ev.errno or "")
+        rules = cited.get((ev.phase.value, ev.pid, ev.time, ev.syscall), ())
+        g = groups.get(key)
+        if g is None:
+            outbound = a is not None and a.family in ("inet", "inet6") and not a.is_loopback
+            groups[key] = [ev.kind.value, outbound, 1, ev.size, ev.time - t0 if t0 > 0 else ev.time,
+                           printable(ev.data, DATA_LIMIT) if ev.data else "", list(rules)]
+        else:
+            g[2] += 1
+            if ev.size is not None:
+                g[3] = (g[3] or 0) + ev.size
+            if not g[5] and ev.data:
+                g[5] = printable(ev.data, DATA_LIMIT)
+            g[6].extend(r for r in rules if r not in g[6])
+    return tuple(
+        NetworkRow(pid=pid, process=argv_of.get(pid, ""), syscall=printable(syscall, 40), kind=g[0],
+                   destination=dest, protocol=proto, outbound=g[1], count=g[2], bytes=g[3], errno=errno,
+                   first=g[4], data=g[5], rules=tuple(g[6]))
+        for (pid, syscall, dest, proto, errno), g in groups.items()
+    )
+
+
+def build_files(events: Sequence[Event], t0: float, venv: str = "",
+                rules_by_event: dict[tuple[str, int, float, str], tuple[str, ...]] | None = None,
+                ) -> tuple[FileGroup, ...]:
+    """Paths one phase touched, grouped by location; within a group, flagged and written paths first."""
+    cited = rules_by_event or {}
+    # path -> [access set, count, errno set, ok, pid set, first, rules]
+    agg: dict[str, list[Any]] = {}
+
+    def note(path: str, access: str, ev: Event, rules: tuple[str, ...]) -> None:
+        a = agg.get(path)
+        if a is None:
+            a = agg[path] = [set(), 0, set(), 0, set(), ev.time - t0 if t0 > 0 else ev.time, []]
+        a[0].add(access)
+        a[1] += 1
+        if ev.errno:
+            a[2].add(ev.errno)
+        else:
+            a[3] += 1
+        a[4].add(ev.pid)
+        if rules:
+            a[6].extend(r for r in rules if r not in a[6])
+
+    for ev in events:
+        access = _ACCESS.get(ev.kind)
+        if access is None or not ev.path:
+            continue
+        rules = cited.get((ev.phase.value, ev.pid, ev.time, ev.syscall), ()) if cited else ()
+        if ev.kind is EventKind.FILE_RENAME and ev.path2:
+            note(ev.path, "rename", ev, rules)
+            note(ev.path2, "rename-to", ev, rules)
+        else:
+            note(ev.path, access, ev, rules)
+
+    grouped: dict[str, list[FileRow]] = {}
+    for path, (acc, count, errnos, ok, pids, first, rules) in agg.items():
+        row = FileRow(
+            path=printable(path, SUBJECT_LIMIT),
+            access=tuple(sorted(acc, key=_ACCESS_RANK.__getitem__)),
+            count=count,
+            errnos=tuple(sorted(errnos)),
+            ok=ok,
+            pids=tuple(sorted(pids)),
+            first=first,
+            rules=tuple(rules),
+        )
+        grouped.setdefault(location_of(path, venv), []).append(row)
+    out = []
+    for loc in sorted(grouped, key=_LOCATION_ORDER.__getitem__):
+        rows = grouped[loc]
+        # Most telling first: cited by a finding, then changed (exec/write…) before read, then path.
+        rows.sort(key=lambda r: (not r.rules, _ACCESS_RANK[r.access[0]] > _ACCESS_RANK["mkdir"], r.path))
+        out.append(FileGroup(location=loc, label=_LABELS[loc], rows=tuple(rows)))
+    return tuple(out)
+
+
+def _phase_notes(pr: PhaseResult | None) -> tuple[str, ...]:
+    if pr is None:
+        return ("not run",)
+    notes = []
+    if pr.phase is Phase.IMPORT and pr.steps:
+        bad = sum(1 for st in pr.steps if st.status is not PhaseStatus.OK)
+        notes.append(f"{len(pr.steps)} modules, {bad} failed")
+    if pr.lingering:
+        notes.append(f"{len(pr.lingering)} lingering")
+    if not pr.trace_complete:
+        notes.append("trace incomplete")
+    notes.extend(printable(x, 300) for x in pr.problems)
+    return tuple(notes)
+
+
+def build_view(report: Report, *, phases: Iterable[Phase] | None = None) -> ReportView:
+    """The view model of a whole report (or of the given *phases* only)."""
+    wanted = set(phases) if phases is not None else None
+    order = [p for p in phase_order(report) if wanted is None or p in wanted]
+    t0 = _phase_starts(report)
+    by_event, by_pid = _evidence_keys(report.findings)
+    results = {pr.phase: pr for pr in report.phases}
+    summaries = {s.phase: s for s in report.summary}
+    venv = venv_root(report.inventory.site_packages) if report.inventory.site_packages else ""
+
+    events_by_phase: dict[Phase, list[Event]] = {p: [] for p in order}
+    for ev in report.events:
+        bucket = events_by_phase.get(ev.phase)
+        if bucket is not None:
+            bucket.append(ev)
+    procs_by_phase: dict[Phase, list[ProcessInfo]] = {p: [] for p in order}
+    for proc in report.processes:
+        plist = procs_by_phase.get(proc.phase)
+        if plist is not None:
+            plist.append(proc)
+
+    views = []
+    for phase in order:
+        events = events_by_phase[phase]
+        procs = procs_by_phase[phase]
+        start = t0.get(phase, 0.0)
+        pr = results.get(phase)
+        counts: dict[int, int] = {}
+        for ev in events:
+            counts[ev.pid] = counts.get(ev.pid, 0) + 1
+        known = {p.pid for p in procs}
+        cited_pids = {pid for (ph, pid) in by_pid if ph == phase.value and pid > 0}
+        extra = (set(counts) | cited_pids) - known
+        lingering = [lg.pid for lg in pr.lingering] if pr else []
+        argv_of = {p.pid: argv_text(p.argv, 200) for p in procs}
+        summary = summaries.get(phase)
+        views.append(PhaseView(
+            phase=phase,
+            status=pr.status.value if pr else "",
+            ran=pr is not None,
+            duration=pr.duration if pr else 0.0,
+            exit_code=pr.exit_code if pr else None,
+            trace_complete=pr.trace_complete if pr else True,
+            total_events=summary.events if summary else len(events),
+            t0=start,
+            notes=_phase_notes(pr),
+            output_tail=printable(pr.output_tail, 4000).replace("\\n", "\n") if pr else "",
+            steps=tuple((printable(s.name, 200), s.status.value, s.duration, printable(s.detail, 300))
+                        for s in pr.steps) if pr else (),
+            processes=build_process_tree(phase, procs, t0=start, event_counts=counts, rules_by_pid=by_pid,
+                                         lingering=lingering, extra_pids=extra),
+            process_count=len(known) + len(extra),
+            timeline=build_timeline(events, start, by_event),
+            network=build_network(events, start, argv_of, by_event),
+            files=build_files(events, start, venv, by_event),
+        ))
+
+    cand = next((a for a in report.artifacts if a.role is ArtifactRole.CANDIDATE), None)
+    title = f"{cand.name} {cand.version}" if cand else report.target
+    return ReportView(
+        title=printable(title, 200),
+        target=printable(report.target, 500),
+        verdict=report.verdict,
+        verdict_reason=printable(report.verdict_reason, 1000),
+        tool_version=printable(report.tool_version, 60),
+        schema_version=printable(report.schema_version, 20),
+        profile=printable(report.profile, 100),
+        started=report.started,
+        finished=report.finished,
+        image=printable(f"{report.image.tag} (Python {report.image.python})", 200) if report.image else "",
+        candidate=printable(f"{cand.filename} sha256 {cand.sha256}", 300) if cand else "",
+        artifacts=tuple((a.role.value, printable(f"{a.name}=={a.version}", 200), printable(a.filename, 300),
+                         printable(a.sha256, 64)) for a in report.artifacts),
+        findings=tuple(f for f in build_findings(report, t0) if wanted is None or f.phase in wanted),
+        phases=tuple(views),
+        notes=tuple(printable(n, 500) for n in report.notes),
+        pth_files=tuple((printable(p.path, 500), printable(p.head, 500), p.executes)
+                        for p in report.inventory.pth_files),
+    )
+
+
+# ---------------------------------------------------------------- documents holding reports
+
+
+def find_reports(document: object, *, where: str = "") -> list[tuple[str, Report]]:
+    """Every report inside a JSON document, with where it was found.
+
+    ``vet`` writes a report at the top level; a diff or gate result may hold several
+    (``old``/``new``, one per package).  Any object with ``schema_version``, ``events``
+    and ``findings`` is validated as a :class:`Report`; the label is its JSON path
+    (``"$"`` for the top level) followed by the report's target.
+    """
+    found: list[tuple[str, Report]] = []
+    stack: list[tuple[str, object]] = [(where or "$", document)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            if {"schema_version", "events", "findings"} <= node.keys():
+                report = Report.model_validate(node)
+                found.append((path, report))
+                continue
+            stack.extend((f"{path}.{k}", v) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node))))
+    return found
