@@ -299,7 +299,7 @@ class StepRun:
                 if reason:
                     self.status = "timeout"
                     self.problems.append(reason)
-                    self._finish(uid, gid, record=True)
+                    self._finish(uid, gid, record=False)  # the step itself overran: not a survivor
                     killed = True
                     continue
                 if window_start is None:
@@ -308,7 +308,7 @@ class StepRun:
                     elif now > deadline:
                         self.status = "timeout"
                         self.problems.append(f"{self.tag}: still running after {timeout:.0f}s")
-                        self._finish(uid, gid, record=True)
+                        self._finish(uid, gid, record=False)
                         killed = True
                     continue
                 survivors = watch.candidate_processes(uid)

@@ -275,11 +275,12 @@ _LABELS = dict(LOCATIONS)
 _TEMP = re.compile(r"^/(?:tmp|var/tmp|dev/shm)(?:/|$)")
 _HOME = re.compile(r"^/(?:root|home/[^/]+)(?:/|$)")
 _SITE = re.compile(r"/(?:site|dist)-packages(?:/|$)")
-_SYSTEM = re.compile(r"^/(?:usr|etc|lib|lib32|lib64|libx32|bin|sbin|opt|var|run|proc|sys|dev|boot|srv)(?:/|$)")
+_SYSTEM = re.compile(r"^/(?:usr|etc|lib|lib32|lib64|libx32|bin|sbin|opt|var|run|proc|sys|dev|boot|srv)"
+                     r"(?:/|$)")
 
 
 def venv_root(site_packages: str) -> str:
-    """The virtualenv a site-packages directory belongs to (``…/.venv`` of ``…/.venv/lib/pythonX/site-packages``)."""
+    """The virtualenv of a site-packages directory: ``…/.venv`` for ``…/.venv/lib/pythonX/site-packages``."""
     m = re.match(r"^(.*)/lib\d*/python[^/]*/(?:site|dist)-packages/?$", site_packages)
     return m.group(1) if m else ""
 
@@ -377,11 +378,12 @@ def _evidence_keys(findings: Iterable[Finding]) -> tuple[dict[tuple[str, int, fl
     by_pid: dict[tuple[str, int], list[str]] = {}
     for f in findings:
         for ev in f.evidence:
-            for table, key in ((by_event, (ev.phase.value, ev.pid, ev.time, ev.syscall)),
-                               (by_pid, (ev.phase.value, ev.pid))):
-                ids = table.setdefault(key, [])  # type: ignore[attr-defined]
-                if f.rule_id not in ids:
-                    ids.append(f.rule_id)
+            ids = by_event.setdefault((ev.phase.value, ev.pid, ev.time, ev.syscall), [])
+            if f.rule_id not in ids:
+                ids.append(f.rule_id)
+            ids = by_pid.setdefault((ev.phase.value, ev.pid), [])
+            if f.rule_id not in ids:
+                ids.append(f.rule_id)
     return ({k: tuple(v) for k, v in by_event.items()}, {k: tuple(v) for k, v in by_pid.items()})
 
 
@@ -476,45 +478,54 @@ def build_process_tree(
     def rel(t: float | None) -> float | None:
         return (t - t0) if t is not None and t > 0 and t0 > 0 else None
 
-    children: dict[int | None, list[int]] = {}
+    children: dict[int, list[int]] = {}
+    roots: list[int] = []
     for pid, p in procs.items():
-        parent = p.ppid if p.ppid in procs and p.ppid != pid else None
-        children.setdefault(parent, []).append(pid)
-    for kids in children.values():
-        kids.sort(key=lambda k: (procs[k].start, k))
+        if p.ppid is not None and p.ppid in procs and p.ppid != pid:
+            children.setdefault(p.ppid, []).append(pid)
+        else:
+            roots.append(pid)
 
-    # Pids reachable from the roots; anything left sits in a cycle: break it at its earliest pid.
-    placed: set[int] = set()
+    def by_start(k: int) -> tuple[float, int]:
+        return (procs[k].start, k)
+
+    for kids in children.values():
+        kids.sort(key=by_start)
+    roots.sort(key=by_start)
+
+    # Depth-first placement from the roots.  A pid left unplaced sits in a ppid cycle
+    # (pid reuse, or a forged report): it becomes a root, which breaks the cycle.
+    tree_parent: dict[int, int] = {}
     order: list[int] = []
-    roots = list(children.get(None, []))
-    pending = sorted(procs, key=lambda k: (procs[k].start, k))
-    while True:
-        stack = list(reversed(roots))
+    placed: set[int] = set()
+    root_list: list[int] = []
+
+    def place(root: int) -> None:
+        root_list.append(root)
+        stack = [root]
         while stack:
             pid = stack.pop()
             if pid in placed:
                 continue
             placed.add(pid)
             order.append(pid)
-            stack.extend(reversed(children.get(pid, [])))
-        rest = [pid for pid in pending if pid not in placed]
-        if not rest:
-            break
-        roots.append(rest[0])
-        roots = [rest[0]]
-    root_set = {pid for pid in procs if pid not in placed} | set(children.get(None, []))
-    cycle_roots = [pid for pid in order if pid not in set(children.get(None, [])) and (
-        procs[pid].ppid not in procs or procs[pid].ppid == pid or _first_in_cycle(pid, procs, order))]
-    root_set |= set(cycle_roots)
+            for c in reversed(children.get(pid, [])):
+                if c not in placed:
+                    tree_parent[c] = pid
+                    stack.append(c)
 
-    # Build nodes bottom-up (reverse placement order) so no recursion is needed.
+    for r in roots:
+        place(r)
+    for pid in sorted(procs, key=by_start):
+        if pid not in placed:
+            place(pid)
+
+    # Build nodes bottom-up (reverse pre-order: children before parents), no recursion.
     built: dict[int, ProcessNode] = {}
-    index = {pid: i for i, pid in enumerate(order)}
     for pid in reversed(order):
         p = procs[pid]
         status, failed = _status(p)
-        kids = tuple(built[c] for c in children.get(pid, []) if c in built and c not in root_set
-                     and index[c] > index[pid])
+        child_nodes = tuple(built[c] for c in children.get(pid, []) if tree_parent.get(c) == pid)
         built[pid] = ProcessNode(
             pid=pid,
             ppid=p.ppid,
@@ -530,9 +541,9 @@ def build_process_tree(
             events=counts.get(pid, 0),
             lingering=pid in linger,
             known=True,
-            children=kids,
+            children=child_nodes,
         )
-    out = [built[pid] for pid in order if pid in root_set]
+    out = [built[pid] for pid in root_list]
     for pid in sorted(set(extra_pids) - set(procs)):
         out.append(ProcessNode(
             pid=pid, ppid=None, argv="", exe="", origin="", start=None, end=None,
@@ -540,20 +551,6 @@ def build_process_tree(
             events=counts.get(pid, 0), lingering=pid in linger, known=False,
         ))
     return tuple(out)
-
-
-def _first_in_cycle(pid: int, procs: dict[int, ProcessInfo], order: list[int]) -> bool:
-    """Whether *pid* was chosen to break a ppid cycle (its ancestors lead back to it)."""
-    seen = {pid}
-    cur = procs[pid].ppid
-    while cur is not None and cur in procs:
-        if cur == pid:
-            return True
-        if cur in seen:
-            return False
-        seen.add(cur)
-        cur = procs[cur].ppid
-    return False
 
 
 def build_timeline(events: Sequence[Event], t0: float,

@@ -20,7 +20,7 @@ from sandbox.models import Address
 # 21    1795628332.947231 write(6</tmp/copy>, "xxxx[… 1024 x in all …]xxxx"..., 2000) = 2000
 STRING_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?', re.S)
 
-# 21    1795628333.084926 execve("/usr/local/sbin/sh", ["sh", "-c", "echo \"quoted \\\"x\\\"\" 'single' \303\251 > /dev/null"], 0x7fff3fb90650 /* 7 vars */) = -1 ENOENT (No such file or directory)
+# 24    1795628333.084926 execve("/usr/local/sbin/sh", ["sh", "-c", "echo \"quoted \\\"x\\\"\" 'single' \303\251 > /dev/null"], 0x7fff3fb90650 /* 7 vars */) = -1 ENOENT (No such file or directory)
 _ESCAPE_RE = re.compile(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", re.S)
 
 _SIMPLE_ESCAPES = {
@@ -104,10 +104,10 @@ RESULT_RE = re.compile(
 
 # --- arguments -----------------------------------------------------------------
 
+# Groups: dirfd, its path decoration, path string, cut marker, pointer, the next argument.
 # 20    1795628174.070791 newfstatat(4</tmp/d1/sub/moved.txt>, "", {st_mode=S_IFREG|0755, st_size=13, ...}, AT_EMPTY_PATH) = 0
 # 20    1795628174.009803 newfstatat(0</dev/null<char 1:3>>, "", {st_mode=S_IFCHR|0666, st_rdev=makedev(0x1, 0x3), ...}, AT_EMPTY_PATH) = 0
 # 21    1795628332.946789 openat(AT_FDCWD</tmp>, 0x1234, O_RDONLY) = -1 EFAULT (Bad address)
-# Groups: dirfd, its path decoration, path string, cut marker, pointer, the next argument.
 AT_PATH_RE = re.compile(
     r"(AT_FDCWD|-?\d+)(?:<([^<>]*)(?:<[^<>]*>)?>(?:\(deleted\))?)?, "
     r'(?:"([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?|(0x[0-9a-fA-F]+|NULL))'
@@ -115,9 +115,9 @@ AT_PATH_RE = re.compile(
     re.S,
 )
 
+# Groups: path string, cut marker, pointer, the next argument.
 # 20    1795628174.070468 chmod("d1/sub/moved.txt", 0755) = 0
 # 20    1795628173.998615 readlink("/usr/bin/python3.11", 0x7ffe09838670, 4096) = -1 EINVAL (Invalid argument)
-# Groups: path string, cut marker, pointer, the next argument.
 PATH_RE = re.compile(
     r'(?:"([^"\\]*(?:\\.[^"\\]*)*)"(\.\.\.)?|(0x[0-9a-fA-F]+|NULL))(?:, ([^,)]*))?',
     re.S,
@@ -276,10 +276,10 @@ _SA_NETLINK_RE = re.compile(r"\{sa_family=AF_NETLINK, (?:nl_pad=[0-9a-fx]+, )?nl
 # 20    1795628174.412574 getsockname(7<UNIX-STREAM:[22279]>, {sa_family=AF_UNIX}, [110 => 2]) = 0
 _SA_FAMILY_RE = re.compile(r"\{sa_family=(\w+)")
 
+# Groups: v6 marker, local v6 host, local v4 host, local port, remote v6, remote v4, remote port.
 # 21    1795628332.953506 write(13<TCP:[127.0.0.1:45968->127.0.0.1:41099]>, "write tcp", 9) = 9
 # 10    1795628826.556242 sendto(6<UDPv6:[[::1]:51884->[::1]:9]>, "udp6", 4, 0, NULL, 0) = 4
 # 21    1795628332.948116 listen(12<TCP:[127.0.0.1:41099]>, 1) = 0
-# Groups: v6 marker, local v6 host, local v4 host, local port, remote v6, remote v4, remote port.
 _INET_DECO_RE = re.compile(
     r"[A-Z][A-Z0-9/]*(v6)?:\[(?:\[([0-9a-fA-F:.]*)\]|([0-9.]*)):(\d+)"
     r"(?:->(?:\[([0-9a-fA-F:.]*)\]|([0-9.]*)):(\d+))?\]$"

@@ -686,9 +686,11 @@ class _Parser:
                             fields = templates[name].copy()
                             if kind is None or name in flag_calls:
                                 flags = None
-                                if body.startswith(", ", j + 1):
+                                if body.startswith(", ", j + 1):  # up to "," or ")" as AT_PATH_RE
                                     e = body.find(",", j + 3, k)
-                                    flags = body[j + 3 : e if e >= 0 else k - 1]
+                                    e = e if e >= 0 else k - 1
+                                    r = body.find(")", j + 3, e)
+                                    flags = body[j + 3 : r if r >= 0 else e]
                                 fields["flags"] = flags
                                 if kind is None:
                                     fields["kind"] = _open_kind(flags)

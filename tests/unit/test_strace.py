@@ -1079,3 +1079,26 @@ def test_spliced_real_lines_agree_on_both_paths(lines: list[str]) -> None:
     parsers[1].fast_path = False
     fast, slow = (p.run(text, 0) for p in parsers)
     assert fast.model_dump() == slow.model_dump()
+
+
+TOKENS = [*'0123456789 .()<>"\\,=-+[]{}/aAE_?\n', " = ", "1 1.0 ", "\n2 2.0 ", " <unfinished ...>"]
+TOKENS += [
+    "<... openat resumed>",
+    "AT_FDCWD</t>",
+    "openat(",
+    "newfstatat(",
+    "mkdir(",
+    "getdents64(",
+    "clone(",
+]
+TOKENS += ["CLONE_THREAD", "+++ exited with 1 +++", '"/a"', ") = 0", ") = 3</x>"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=120).map("".join))
+def test_token_soup_agrees_on_both_paths(text: str) -> None:
+    parsers = [strace_mod._Parser(Phase.INSTALL, None) for _ in range(2)]
+    parsers[1].fast_path = False
+    fast, slow = (p.run(text, 0) for p in parsers)
+    _check(fast)
+    assert fast.model_dump() == slow.model_dump()

@@ -1,0 +1,122 @@
+"""Survivors, timeouts and interruption: nothing is silently clean, nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.models import Phase, PhaseStatus, Verdict
+from sandbox.runner.engine import LABEL, LABEL_OWNER, sweep
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+
+def test_daemonised_child_outliving_the_window_is_lingering(tmp_path: Path) -> None:
+    r = Randomised()
+    name = r.name("daemon")
+    # double fork: the grandchild is re-parented and would outlive a naive watcher
+    src = """
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(60)
+    os._exit(0)
+"""
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--window", "2")
+    assert report is not None and report.verdict is Verdict.SUSPICIOUS and code == 1
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    assert imp.lingering and any("python" in " ".join(lg.argv) for lg in imp.lingering)
+    f = next(f for f in report.findings if f.rule_id == "PS006")
+    assert f.phase is Phase.IMPORT and f.evidence[0].pid > 0
+
+
+def test_import_that_never_returns_times_out_and_is_incomplete(tmp_path: Path) -> None:
+    r = Randomised()
+    name = r.name("hang")
+    whl = build_wheel(tmp_path, name, "1.0", {
+        f"{name}/__init__.py": "X = 1\n",
+        f"{name}/a_stuck.py": "import time\nopen('/tmp/before-hang', 'w').write('x')\nwhile True:\n    time.sleep(1)\n",
+        f"{name}/z_after.py": "Y = 2\n",
+    })
+    t0 = time.monotonic()
+    code, report = run_cli(tmp_path, str(whl), "--module-timeout", "3", "--window", "1")
+    took = time.monotonic() - t0
+    assert report is not None and report.verdict is Verdict.INCOMPLETE and code == 3
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    assert imp.status is PhaseStatus.TIMEOUT
+    steps = {s.name: s.status for s in imp.steps}
+    assert steps[f"{name}.a_stuck"] is PhaseStatus.TIMEOUT
+    assert steps[f"{name}.z_after"] is PhaseStatus.OK  # the driver restarted after the hung module
+    # what it did before hanging is kept
+    assert any(e.path == "/tmp/before-hang" for e in report.events)
+    assert took < 60
+
+
+def _labelled(client: Any, pid: int) -> list[Any]:
+    return [c for c in client.containers.list(all=True, filters={"label": LABEL})
+            if c.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]]
+
+
+def _start_slow_vet(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    r = Randomised()
+    name = r.name("slow")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "import time\ntime.sleep(40)\n"})
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "vet", str(whl), "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    return proc, whl
+
+
+def _wait_for_container(client: Any, pid: int, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        running = [c for c in _labelled(client, pid) if c.status == "running"]
+        if running:
+            time.sleep(3)  # let it get into the import phase
+            return
+        time.sleep(0.3)
+    raise AssertionError("the sandbox container never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_cleans_up_within_5s(tmp_path: Path, docker_client: Any, sig: signal.Signals) -> None:
+    proc, _ = _start_slow_vet(tmp_path)
+    try:
+        _wait_for_container(docker_client, proc.pid)
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=15)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err
+    assert "interrupted" in err
+    assert took < 5.0
+    assert _labelled(docker_client, proc.pid) == []
+
+
+def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path, docker_client: Any) -> None:
+    proc, _ = _start_slow_vet(tmp_path)
+    try:
+        _wait_for_container(docker_client, proc.pid)
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = _labelled(docker_client, proc.pid)
+    assert left, "SIGKILL should have left the container (finally blocks do not run)"
+    removed = sweep(docker_client)
+    assert any(c.name in " ".join(removed) for c in left)
+    assert _labelled(docker_client, proc.pid) == []
