@@ -41,6 +41,7 @@ from sandbox.runner.docker_backend import DockerBackend
 from sandbox.runner.engine import connect
 from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import AgentPhase, Observer, RawRun, RunOptions
+from sandbox.runner.seccomp import TRACED_DENIED
 from sandbox.trace.strace import parse_strace_file, strace_argv
 
 SANDBOX_USER = "dev"
@@ -95,7 +96,7 @@ def build_plan(staged: StagedSet, options: RunOptions) -> dict[str, Any]:
         "module_timeout": options.module_timeout,
         "max_modules": options.max_modules,
         "output_cap": options.output_cap,
-        "strace": strace_argv("{output}"),
+        "strace": strace_argv("{output}", denied=TRACED_DENIED),
     }
 
 

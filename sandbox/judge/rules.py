@@ -164,7 +164,11 @@ _TOUCH = {EventKind.FILE_READ, EventKind.FILE_STAT, EventKind.FILE_LIST, EventKi
 _NET = {EventKind.CONNECT, EventKind.SEND}
 _ESCAPE_SYSCALLS = frozenset({"mount", "umount2", "init_module", "finit_module", "delete_module", "reboot",
                               "setns", "unshare", "bpf", "pidfd_getfd", "process_vm_readv",
-                              "process_vm_writev", "keyctl", "add_key", "perf_event_open"})
+                              "process_vm_writev", "keyctl", "add_key", "request_key", "perf_event_open",
+                              "pivot_root", "swapon", "swapoff", "kexec_load", "kexec_file_load", "iopl",
+                              "ioperm", "userfaultfd", "open_by_handle_at", "fsopen", "fsmount", "move_mount",
+                              "open_tree", "mount_setattr", "syslog", "sethostname", "setdomainname",
+                              "settimeofday", "clock_settime", "acct", "fanotify_init", "kcmp"})
 _ESCAPE_PATHS = re.compile(r"^(?:/var)?/run/docker\.sock$|^/proc/sysrq-trigger$|^/proc/sys/kernel/|"
                            r"^/sys/kernel/|^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z])|^/proc/\d+/(?:mem|root)(?:/|$)"
                            r"|^/proc/1/environ$|^/var/lib/docker(?:/|$)")

@@ -20,6 +20,7 @@ sanitising only the strings that need it.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
@@ -126,7 +127,8 @@ class ProcessNode:
     end: float | None
     status: str  # "exit 0", "killed by SIGKILL", "no exit seen"
     failed: bool  # non-zero exit or killed
-    execs: tuple[str, ...]  # earlier images of this pid (setpriv → choom → python)
+    execs: tuple[str, ...]  # earlier images of this pid, full command lines (setpriv …, choom …)
+    via: tuple[str, ...]  # their program names, for a one-line "via setpriv → choom"
     rules: tuple[str, ...]  # ids of findings whose evidence names this pid
     events: int  # candidate events of this pid in the report
     lingering: bool
@@ -338,8 +340,12 @@ def describe(ev: Event) -> tuple[str, str]:
     """(subject, detail) of an event: what it acted on, and the rest worth a glance."""
     kind = ev.kind
     if kind is EventKind.EXEC:
-        subject = printable(ev.path or (ev.argv[0] if ev.argv else ""), SUBJECT_LIMIT)
-        return subject, argv_text(ev.argv, DETAIL_LIMIT) if ev.argv else ""
+        argv = ev.argv or ()
+        if ev.path and argv and argv[0] == ev.path:
+            # the usual case: argv[0] repeats the path, show it once
+            return printable(ev.path, SUBJECT_LIMIT), argv_text(argv[1:], DETAIL_LIMIT)
+        # argv[0] differs from what ran (PATH lookup, or a process lying about its name): show both
+        return printable(ev.path or "", SUBJECT_LIMIT), argv_text(argv, DETAIL_LIMIT)
     if kind is EventKind.SPAWN:
         return (f"pid {ev.target}" if ev.target is not None else "?"), printable(ev.flags or "", DETAIL_LIMIT)
     if kind is EventKind.EXIT:
@@ -361,11 +367,16 @@ def describe(ev: Event) -> tuple[str, str]:
         return subject, " ".join(parts)
     # files and the rest: the path (or what strace printed for a path-less fd)
     subject = printable(ev.path, SUBJECT_LIMIT) if ev.path else printable(ev.flags or "", SUBJECT_LIMIT)
+    parts = []
     if ev.path2:
-        return subject, "→ " + printable(ev.path2, DETAIL_LIMIT)
-    if ev.path and ev.flags:
-        return subject, printable(ev.flags, DETAIL_LIMIT)
-    return subject, ""
+        parts.append("→ " + printable(ev.path2, DETAIL_LIMIT))
+    elif ev.path and ev.flags:
+        parts.append(printable(ev.flags, DETAIL_LIMIT))
+    if ev.size is not None:
+        parts.append(f"{ev.size} B")
+    if ev.data:  # what was written: often the most telling part of a file or pipe write
+        parts.append('"' + printable(ev.data, DATA_LIMIT) + '"')
+    return subject, " ".join(parts)
 
 
 # ---------------------------------------------------------------- builders
@@ -537,6 +548,7 @@ def build_process_tree(
             status=status,
             failed=failed,
             execs=tuple(argv_text(x, SUBJECT_LIMIT) for x in p.execs[:-1]),
+            via=tuple(printable(posixpath.basename(x[0]), 80) for x in p.execs[:-1] if x),
             rules=rules.get((phase.value, pid), ()),
             events=counts.get(pid, 0),
             lingering=pid in linger,
@@ -547,8 +559,9 @@ def build_process_tree(
     for pid in sorted(set(extra_pids) - set(procs)):
         out.append(ProcessNode(
             pid=pid, ppid=None, argv="", exe="", origin="", start=None, end=None,
-            status="no process record", failed=False, execs=(), rules=rules.get((phase.value, pid), ()),
-            events=counts.get(pid, 0), lingering=pid in linger, known=False,
+            status="no process record", failed=False, execs=(), via=(),
+            rules=rules.get((phase.value, pid), ()), events=counts.get(pid, 0), lingering=pid in linger,
+            known=False,
         ))
     return tuple(out)
 

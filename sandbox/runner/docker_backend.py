@@ -34,6 +34,7 @@ import requests.exceptions
 
 from sandbox.errors import EngineError, SandboxError
 from sandbox.models import ImageInfo, Phase, PhaseStatus
+from sandbox.runner import seccomp
 from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, engine_call, owner_label, sweep
 from sandbox.runner.interface import AgentPhase, Backend, Observer, RawRun, RunOptions
 
@@ -96,7 +97,7 @@ class DockerBackend(Backend):
             mounts=[docker.types.Mount(STAGE, str(staging), type="bind", read_only=True)],
             cap_drop=["ALL"],
             cap_add=RECORDER_CAPS,
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", seccomp.security_opt()],
             pids_limit=lim.pids,
             mem_limit=f"{lim.memory_mb}m",
             memswap_limit=f"{lim.memory_mb}m",

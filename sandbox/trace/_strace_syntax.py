@@ -91,6 +91,8 @@ def odd_quotes(text: str) -> bool:
 # 21    1795628332.946504 memfd_create("payload", MFD_CLOEXEC) = 10</memfd:payload>(deleted)
 # 28    1795628333.097443 <... execve resumed>) = -1 (errno 18446744073709551595)
 # 20    1795628174.416680 exit_group(0)   = ?
+# Fault injection by the sandbox's seccomp TRACE + strace -e inject (see runner/seccomp.py):
+# 11    1795628144.161801 mount("none", "/tmp", "tmpfs", 0, NULL) = -1 EPERM (Operation not permitted) (INJECTED)
 RESULT_RE = re.compile(
     r"(-?\d+|\?|0x[0-9a-fA-F]+)"
     r"(?:<(.*)>(?:\(deleted\))?"
@@ -98,7 +100,8 @@ RESULT_RE = re.compile(
     r"| (E[A-Z0-9]+)"
     r"| \(errno (\d+)\)"
     r"| \([^()]*\)"
-    r"| <unavailable>)?",
+    r"| <unavailable>)?"
+    r"(?: \(INJECTED\))?",
     re.S,
 )
 

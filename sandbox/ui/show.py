@@ -190,6 +190,8 @@ def _node_label(n: ProcessNode) -> Text:
             label.append(f"  +{n.start:.3f}s", style="dim")
     else:
         label.append(n.status, style="yellow")
+    if n.via:
+        label.append(f"  via {' → '.join(n.via)}", style="dim")
     if n.origin and n.origin != "candidate":
         label.append(f"  [{n.origin}]", style="dim")
     if n.lingering:
@@ -214,8 +216,6 @@ def _tree(pv: PhaseView, console: Console, max_processes: int) -> None:
             break
         del branches[depth + 1:]
         branch = branches[depth].add(_node_label(node))
-        for image in node.execs:
-            branch.add(Text(f"earlier image: {image}", style="dim"))
         branches.append(branch)
         shown += 1
     console.print(tree)
@@ -253,7 +253,8 @@ def _timeline(rows: Sequence[TimelineRow], console: Console, limit: int) -> None
     prev = -1
     for i in picked:
         if i != prev + 1:
-            table.add_row("", "", "", Text(f"⋮ {i - prev - 1} events not shown", style="dim italic"), "")
+            gap = _plural(i - prev - 1, "event")
+            table.add_row("", "", "", Text(f"⋮ {gap} not shown", style="dim italic"), "")
         r = rows[i]
         desc = r.description
         if len(desc) > DESCRIPTION_WIDTH:
@@ -265,8 +266,8 @@ def _timeline(rows: Sequence[TimelineRow], console: Console, limit: int) -> None
     console.print(table)
     if len(picked) < len(rows):
         console.print(Text(
-            f"showing {len(picked)} of {len(rows)} events (the first {limit}, and every event a finding cites); "
-            "the HTML report (--format html) and the JSON report have them all", style="yellow"))
+            f"showing {len(picked)} of {len(rows)} events (the first {limit}, and every event a finding "
+            "cites); the HTML report (--format html) and the JSON report have them all", style="yellow"))
 
 
 def _network(rows: Sequence[NetworkRow], console: Console, limit: int) -> None:
@@ -297,18 +298,24 @@ def _network(rows: Sequence[NetworkRow], console: Console, limit: int) -> None:
                            style="yellow"))
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _files(groups: Sequence[FileGroup], console: Console, per_group: int) -> None:
     console.print()
     if not groups:
         console.print(Text("files: none touched", style="dim"))
         return
     total = sum(len(g.rows) for g in groups)
-    console.print(Text(f"files ({total} paths, by location)", style="bold"))
+    console.print(Text(f"files ({_plural(total, 'path')}, by location)", style="bold"))
     for g in groups:
         # Credentials are what an investigator reads first: never cut that group short.
         cap = max(per_group, 200) if g.location == "credentials" else per_group
         style = "bold red" if g.location == "credentials" else "bold"
-        console.print(Text.assemble(("  " + g.location, style), (f" — {g.label}, {len(g.rows)} paths", "dim")))
+        n = len(g.rows)
+        console.print(Text.assemble(("  " + g.location, style),
+                                    (f" — {g.label}, {_plural(n, 'path')}", "dim")))
         table = Table(box=None, pad_edge=False, show_header=False, padding=(0, 1))
         table.add_column("", width=3)
         table.add_column("path", overflow="fold", ratio=1)
@@ -321,7 +328,8 @@ def _files(groups: Sequence[FileGroup], console: Console, per_group: int) -> Non
             result = "ok" if not r.errnos else (" ".join(r.errnos) + (f" ({r.ok} ok)" if r.ok else ""))
             pids = " ".join(str(p) for p in r.pids[:4]) + (" …" if len(r.pids) > 4 else "")
             table.add_row("", Text(r.path, style="bold red" if r.rules else ""), ",".join(r.access),
-                          f"×{r.count}", Text(result, style="dim" if r.errnos else ""), Text(pids, style="dim"),
+                          f"x{r.count}", Text(result, style="dim" if r.errnos else ""),
+                          Text(pids, style="dim"),
                           Text(FLAG + " ".join(r.rules), style="bold red") if r.rules else "")
         console.print(table)
         if len(g.rows) > cap:

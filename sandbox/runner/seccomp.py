@@ -1,0 +1,73 @@
+"""The sandbox's seccomp profile: Docker's default denials, but *visible* to strace.
+
+Docker's default profile answers EPERM to mount, unshare, bpf, keyctl … Under
+``strace --seccomp-bpf`` (which keeps tracing cheap) a seccomp ERRNO outranks the
+TRACE strace relies on, so those attempts would never appear in the trace. Here the
+security-relevant ones return ``SCMP_ACT_TRACE`` instead: strace sees the call and
+fails it with EPERM through fault injection (``-e inject=…:error=EPERM``); a process
+that is not traced (nothing of the candidate's) gets ENOSYS. Either way the call
+never runs. Everything else mirrors Docker's default: namespace-creating clones,
+NUMA policy calls and obsolete calls are denied with EPERM, clone3 and io_uring with
+ENOSYS (io_uring's I/O would never show in strace; libraries fall back).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Any
+
+from sandbox.runner.syscalls import X86_64_SYSCALLS
+
+# Denied, recorded: every one is also in strace's trace set and its inject set.
+TRACED_DENIED: tuple[str, ...] = (
+    "mount", "umount2", "pivot_root", "swapon", "swapoff", "reboot", "sethostname", "setdomainname",
+    "iopl", "ioperm", "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "acct", "settimeofday", "clock_settime", "clock_adjtime", "keyctl", "add_key", "request_key", "bpf",
+    "perf_event_open", "userfaultfd", "unshare", "setns", "open_by_handle_at", "name_to_handle_at",
+    "syslog", "quotactl", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree",
+    "mount_setattr", "lookup_dcookie", "uselib", "fanotify_init", "vhangup", "kcmp",
+)
+# Denied quietly, as Docker does (common in benign code, e.g. NUMA probes).
+DENIED_EPERM: tuple[str, ...] = (
+    "mbind", "set_mempolicy", "get_mempolicy", "move_pages", "migrate_pages", "set_mempolicy_home_node",
+    "ustat", "sysfs", "_sysctl", "nfsservctl", "create_module", "get_kernel_syms", "query_module",
+    "quotactl_fd", "vm86", "vm86old",
+)
+DENIED_ENOSYS: tuple[str, ...] = ("clone3", "io_uring_setup", "io_uring_enter", "io_uring_register")
+# CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET: only root may create namespaces.
+CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+EPERM, ENOSYS = 1, 38
+
+_ARCHES = {
+    "x86_64": {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+    "aarch64": {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
+}
+
+
+def profile(machine: str | None = None) -> dict[str, Any]:
+    """The Docker seccomp profile (JSON-ready dict) for the sandbox container."""
+    special = set(TRACED_DENIED) | set(DENIED_EPERM) | set(DENIED_ENOSYS) | {"clone"}
+    allowed = sorted(n for n in X86_64_SYSCALLS if n not in special)
+    arch = _ARCHES.get(machine or platform.machine(), _ARCHES["x86_64"])
+    return {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": EPERM,
+        "archMap": [arch],
+        "syscalls": [
+            {"names": allowed, "action": "SCMP_ACT_ALLOW"},
+            {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ALLOW",
+                "args": [{"index": 0, "value": CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+            },
+            {"names": list(TRACED_DENIED), "action": "SCMP_ACT_TRACE", "errnoRet": EPERM},
+            {"names": list(DENIED_EPERM), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
+            {"names": list(DENIED_ENOSYS), "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+        ],
+    }
+
+
+def security_opt() -> str:
+    """``seccomp=<json>`` for the container's ``security_opt``."""
+    return "seccomp=" + json.dumps(profile(), separators=(",", ":"))

@@ -1,0 +1,49 @@
+"""Escape attempts are denied *and* recorded with their errno (syscall-level evidence)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox.models import Phase, Verdict
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+ATTEMPTS = r'''
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount(b"none", b"/mnt", b"tmpfs", 0, None)
+libc.unshare(0x10000000)                       # CLONE_NEWUSER
+libc.syscall(175, None, 0, b"")                # init_module
+libc.syscall(321, 0, None, 0)                  # bpf
+for path, mode in (("/proc/sysrq-trigger", "w"), ("/proc/1/environ", "r")):
+    try:
+        open(path, mode).close()
+    except OSError:
+        pass
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect("/var/run/docker.sock")
+except OSError:
+    pass
+'''
+
+
+def test_escape_attempts_are_recorded_and_denied(tmp_path: Path) -> None:
+    r = Randomised()
+    name = r.name("escape")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": ATTEMPTS})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
+    f = next(f for f in report.findings if f.rule_id == "PS008" and f.phase is Phase.IMPORT)
+    by_call = {(e.syscall, e.path or e.destination or ""): e.errno for e in f.evidence}
+    assert by_call.get(("mount", "/mnt")) == "EPERM", by_call
+    assert any(k[0] == "unshare" and v == "EPERM" for k, v in by_call.items()), by_call
+    assert any(k[0] == "init_module" and v == "EPERM" for k, v in by_call.items()), by_call
+    assert any(k[0] == "bpf" and v == "EPERM" for k, v in by_call.items()), by_call
+    assert any(k[1] == "/proc/sysrq-trigger" and v in ("EACCES", "EROFS", "ENOENT") for k, v in by_call.items())
+    assert any(k[1] == "/proc/1/environ" and v in ("EACCES", "EPERM") for k, v in by_call.items()), by_call
+    assert any(k[1] == "unix:/var/run/docker.sock" and v == "ENOENT" for k, v in by_call.items()), by_call
