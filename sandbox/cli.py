@@ -22,7 +22,9 @@ from sandbox.errors import ExitCode, InputError, Interrupted, PkgSandboxError, e
 from sandbox.judge.verdict import exit_code_for_verdict
 from sandbox.models import Phase, Verdict
 from sandbox.report import OutputFormat, render
+from sandbox.judge.profiles import Profile, load_profile
 from sandbox.runner.interface import Limits, RunOptions
+from sandbox.vet import run_options
 
 EXIT_HELP = "exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/input error, 3 sandbox/engine error or incomplete"
 
@@ -61,15 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", type=Path, help="write the report to FILE (JSON unless --format says otherwise)")
     v.add_argument("--fail-on", choices=["suspicious", "malicious"], default="suspicious",
                    help="lowest verdict that exits 1 (default: suspicious)")
-    v.add_argument("--phases", default="install,startup,import",
-                   help="comma-separated phases to run (install is always run)")
+    v.add_argument("--phases", help="comma-separated phases to run (install is always run; default: the profile's)")
+    v.add_argument("--profile", default="default", metavar="NAME|PATH",
+                   help="profile: a shipped name (default, strict, build) or a TOML file")
     v.add_argument("--timeout", type=_positive(float), metavar="S", help="timeout of each phase in seconds")
-    v.add_argument("--module-timeout", type=_positive(float), default=30.0, metavar="S")
-    v.add_argument("--window", type=_positive(float), default=5.0, metavar="S",
+    v.add_argument("--module-timeout", type=_positive(float), metavar="S", help="per-module import timeout")
+    v.add_argument("--window", type=_positive(float), metavar="S",
                    help="seconds to watch what outlives each step (ends early when nothing is left)")
-    v.add_argument("--memory", type=_positive(int), default=3072, metavar="MB")
-    v.add_argument("--pids", type=_positive(int), default=512)
-    v.add_argument("--cpus", type=_positive(float), default=1.5)
+    v.add_argument("--memory", type=_positive(int), metavar="MB")
+    v.add_argument("--pids", type=_positive(int))
+    v.add_argument("--cpus", type=_positive(float))
     _image_args(v)
     v.add_argument("-q", "--quiet", action="store_true", help="no live status")
 
@@ -129,25 +132,25 @@ def _print_error(err: Console, e: PkgSandboxError) -> None:
     err.print(f"[bold red]pkgsandbox:[/] {escape(e.diagnostics())}", soft_wrap=True, highlight=False)
 
 
-def _run_options(args: argparse.Namespace) -> RunOptions:
-    names = [n.strip() for n in args.phases.split(",") if n.strip()]
-    try:
-        wanted = {Phase(n) for n in names}
-    except ValueError as exc:
-        raise InputError(f"unknown phase in --phases {args.phases!r}", advice="phases: install, startup, import") from exc
-    wanted.add(Phase.INSTALL)
-    phases = tuple(p for p in Phase if p in wanted)
-    defaults = RunOptions()
-    timeouts = dict(defaults.timeouts)
-    if args.timeout:
-        timeouts = {p: float(args.timeout) for p in Phase}
-    return RunOptions(
-        phases=phases,
-        timeouts=timeouts,
-        module_timeout=args.module_timeout,
-        window=args.window,
-        limits=Limits(memory_mb=args.memory, pids=args.pids, cpus=args.cpus),
-    )
+def _run_options(args: argparse.Namespace, profile: Profile) -> RunOptions:
+    phases = None
+    if args.phases:
+        names = [n.strip() for n in args.phases.split(",") if n.strip()]
+        try:
+            wanted = {Phase(n) for n in names}
+        except ValueError as exc:
+            raise InputError(f"unknown phase in --phases {args.phases!r}",
+                             advice="phases: install, startup, import") from exc
+        wanted.add(Phase.INSTALL)
+        phases = tuple(p for p in Phase if p in wanted)
+    base = run_options(profile)
+    timeouts = {p: float(args.timeout) for p in Phase} if args.timeout else None
+    limits = None
+    if args.memory or args.pids or args.cpus:
+        limits = Limits(memory_mb=args.memory or base.limits.memory_mb, pids=args.pids or base.limits.pids,
+                        cpus=args.cpus or base.limits.cpus)
+    return run_options(profile, phases=phases, timeouts=timeouts, module_timeout=args.module_timeout,
+                       window=args.window, limits=limits)
 
 
 def _write_output(path: Path, text: str) -> None:
@@ -161,7 +164,9 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
     from sandbox.ui.terminal import LiveObserver, render_summary
     from sandbox.vet import VetOptions, vet
 
-    options = VetOptions(run=_run_options(args), base_image=args.base_image, offline=args.offline)
+    profile = load_profile(args.profile)
+    options = VetOptions(run=_run_options(args, profile), base_image=args.base_image, offline=args.offline,
+                         profile=profile)
     with LiveObserver(err, quiet=args.quiet) as observer:
         report = vet(args.spec, options, observer)
     if args.format == "json":

@@ -40,7 +40,8 @@ from sandbox.models import (
 from sandbox.runner.docker_backend import DockerBackend
 from sandbox.runner.engine import connect
 from sandbox.runner.image import ensure_image
-from sandbox.runner.interface import AgentPhase, Observer, RawRun, RunOptions
+from sandbox.runner.interface import AgentPhase, Limits, Observer, RawRun, RunOptions
+from sandbox.judge.profiles import Profile, load_profile
 from sandbox.runner.seccomp import TRACED_DENIED
 from sandbox.trace.strace import parse_strace_file, strace_argv
 
@@ -59,7 +60,22 @@ class VetOptions(Frozen):
     run: RunOptions = RunOptions()
     base_image: str | None = None
     offline: bool | None = None
-    profile: str = "default"
+    profile: Profile | None = None  # None: the shipped default profile
+
+
+def run_options(profile: Profile, **overrides: Any) -> RunOptions:
+    """RunOptions from a profile's phases and limits; non-None *overrides* win."""
+    lim = profile.limits
+    values: dict[str, Any] = {
+        "phases": profile.phases.run,
+        "timeouts": {Phase.INSTALL: lim.install_timeout, Phase.STARTUP: lim.startup_timeout,
+                     Phase.IMPORT: lim.import_timeout},
+        "module_timeout": lim.module_timeout,
+        "window": lim.window,
+        "limits": Limits(memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RunOptions(**values)
 
 
 def install_args(staged: StagedSet) -> list[str]:
@@ -217,19 +233,19 @@ def judge(
     started: float,
     image: ImageInfo | None,
     staged: StagedSet | None,
-    profile: str,
+    profile: Profile,
     hostname: str = "",
     notes: Iterable[str] = (),
 ) -> Report:
-    """Findings and verdict for an observation, as a report."""
-    findings = evaluate(obs)
+    """Findings and verdict for an observation under *profile*, as a report."""
+    findings = evaluate(obs, profile)
     verdict, reason = verdict_for(findings, incomplete_reasons(obs))
     return Report(
         tool_version=__version__,
         target=target,
         started=started,
         finished=time.time(),
-        profile=profile,
+        profile=f"{profile.name} ({profile.digest()})",
         image=image,
         artifacts=staged.artifacts if staged else (),
         phases=obs.phases,
@@ -258,6 +274,7 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
     """
     started = time.time()
     parse_spec(spec)  # bad input is reported before touching the engine
+    profile = options.profile or load_profile("default")
     client = connect()
     observer.status("checking the sandbox image")
     image = ensure_image(client, base=options.base_image, offline=options.offline, log=observer.status)
@@ -276,7 +293,8 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         session = DockerBackend(client, image).open(stage, base_plan(), options.run, observer)
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
-        raw = session.run_phases(build_plan(staged, options.run), observer)
+        plan = {**build_plan(staged, options.run), "honeytokens": profile.honeytokens.enabled}
+        raw = session.run_phases(plan, observer)
         session.close()
         observer.status("parsing traces and judging")
         keep = os.environ.get("PKGSANDBOX_KEEP_TRACES")
@@ -289,7 +307,7 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             started=started,
             image=image,
             staged=staged,
-            profile=options.profile,
+            profile=profile,
             hostname=raw.hostname,
             notes=notes,
         )

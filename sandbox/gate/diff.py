@@ -34,8 +34,10 @@ GIT_TIMEOUT = 60.0
 def vet_spec(req: LockedRequirement) -> str:
     """What ``vet()`` receives for *req*: ``NAME[extras]==VERSION``, an unpinned specifier, or a path.
 
-    ``""`` for sources the sandbox cannot vet (URLs, VCS, source trees). The
-    marker is kept so the vet itself says when it excludes the sandbox.
+    ``""`` for sources the sandbox cannot vet (URLs, VCS, source trees).
+    Environment markers are left out on purpose: the gate looks at every artifact
+    the lock can install, also one meant for another platform (if it cannot be
+    installed in the sandbox, the vet says so and the entry is not passed).
     """
     extras = f"[{','.join(req.extras)}]" if req.extras else ""
     if req.kind is SourceKind.LOCAL and req.path:
@@ -47,8 +49,7 @@ def vet_spec(req: LockedRequirement) -> str:
         spec = req.specifier if pinned_version(req.specifier) == req.version else f"=={req.version}"
     else:
         spec = req.specifier
-    marker = f" ; {req.markers}" if req.markers else ""
-    return f"{req.name}{extras}{spec}{marker}"
+    return f"{req.name}{extras}{spec}"
 
 
 def _identity(req: LockedRequirement) -> tuple[object, ...]:

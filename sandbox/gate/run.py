@@ -147,7 +147,18 @@ def cache_context(options: VetOptions, image: ImageInfo, index_urls: Sequence[st
     """The cache key parts of a run with *options* in *image* against the configured indexes."""
     from sandbox.cache import index_scope, profile_hash, tool_version
 
-    return CacheContext(profile_hash=profile_hash(options), tool_version=tool_version(), image_id=image.id,
+    data: dict[str, object] = options.model_dump(mode="json", exclude={"profile"})
+    profile = getattr(options, "profile", None)
+    if profile is None:
+        # "None" means the shipped default: hash what it is now, so editing it invalidates.
+        from sandbox.judge.profiles import load_profile
+
+        profile = load_profile("default")
+    # The profile's own digest leaves out where it was loaded from, so checkouts at
+    # different paths (CI runners) share cache entries.
+    digest = getattr(profile, "digest", None)
+    data["profile"] = digest() if callable(digest) else str(profile)
+    return CacheContext(profile_hash=profile_hash(data), tool_version=tool_version(), image_id=image.id,
                         index=index_scope(index_urls))
 
 

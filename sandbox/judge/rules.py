@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from sandbox.judge.profiles import Allowlist, Profile
 from sandbox.models import (
     Event,
     EventKind,
@@ -176,15 +177,33 @@ _TRACE_DIR = "/var/lib/pkgsandbox"
 
 
 class Context:
-    """Indexes over an observation that several rules share."""
+    """Indexes over an observation that several rules share; the profile's allowlist
+    removes explicitly allowed events before any rule sees them."""
 
-    def __init__(self, obs: Observation) -> None:
+    def __init__(self, obs: Observation, allow: Allowlist | None = None) -> None:
         self.obs = obs
-        self.events = [e for e in obs.events if e.origin is Origin.CANDIDATE]
+        self.allow = allow
         self.procs: dict[tuple[Phase, int], ProcessInfo] = {(p.phase, p.pid): p for p in obs.processes}
+        cand = [e for e in obs.events if e.origin is Origin.CANDIDATE]
+        self.allowed = 0
+        if allow is not None:
+            kept = [e for e in cand if not self._allowed(e)]
+            self.allowed = len(cand) - len(kept)
+            cand = kept
+        self.events = cand
         self.traced_pids: dict[Phase, set[int]] = {}
         for p in obs.processes:
             self.traced_pids.setdefault(p.phase, set()).add(p.pid)
+
+    def _allowed(self, ev: Event) -> bool:
+        assert self.allow is not None
+        if ev.kind is EventKind.EXEC:
+            proc = self.procs.get((ev.phase, ev.pid))
+            parent = self.procs.get((ev.phase, proc.ppid)) if proc and proc.ppid is not None else None
+            return self.allow.exec_allowed(ev, parent.exe if parent else None)
+        if ev.kind in _NET:
+            return self.allow.network_allowed(ev)
+        return self.allow.file_allowed(ev)
 
     def argv(self, ev: Event) -> tuple[str, ...]:
         p = self.procs.get((ev.phase, ev.pid))
@@ -413,7 +432,8 @@ def rule_escape(ctx: Context) -> list[Finding]:
 
 
 def rule_pth(ctx: Context) -> list[Finding]:
-    execs = [p for p in ctx.obs.inventory.pth_files if p.executes]
+    execs = [p for p in ctx.obs.inventory.pth_files
+             if p.executes and not (ctx.allow is not None and ctx.allow.pth_allowed(p.sha256))]
     if not execs:
         return []
     evid = [Evidence(phase=Phase.INSTALL, pid=0, time=0.0, syscall="(inventory)", path=p.path,
@@ -434,10 +454,19 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
 )
 
 
-def evaluate(obs: Observation) -> list[Finding]:
-    """Run every rule; findings ordered by severity (worst first), then phase."""
-    ctx = Context(obs)
+def evaluate(obs: Observation, profile: Profile | None = None) -> list[Finding]:
+    """Run every rule under *profile* (allowlist, disabled rules, severity overrides);
+    findings ordered by severity (worst first), then phase."""
+    allow = Allowlist(profile, obs.home, obs.inventory.site_packages or obs.venv) if profile else None
+    ctx = Context(obs, allow)
     findings = [f for rule in RULES for f in rule(ctx)]
+    if profile is not None:
+        findings = [
+            f.model_copy(update={"severity": profile.rules.severity[f.rule_id]})
+            if f.rule_id in profile.rules.severity else f
+            for f in findings
+            if f.rule_id not in profile.rules.disabled
+        ]
     return sorted(findings, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
 
 

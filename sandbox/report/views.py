@@ -25,7 +25,9 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any, overload
 
 from sandbox.judge.rules import CATALOGUE, CREDENTIAL_PATHS, SYSTEM_SECRETS
 from sandbox.models import (
@@ -228,7 +230,7 @@ class PhaseView:
     steps: tuple[tuple[str, str, float, str], ...]  # (name, status, seconds, detail)
     processes: tuple[ProcessNode, ...]  # roots
     process_count: int
-    timeline: tuple[TimelineRow, ...]
+    timeline: Timeline
     network: tuple[NetworkRow, ...]
     files: tuple[FileGroup, ...]
 
@@ -321,6 +323,14 @@ _ACCESS = {
 ACCESS_ORDER: tuple[str, ...] = ("exec", "write", "rename", "rename-to", "link", "chmod", "delete", "mkdir",
                                  "read", "list", "stat")
 _ACCESS_RANK = {a: i for i, a in enumerate(ACCESS_ORDER)}
+_ACCESS_BIT = {a: 1 << i for i, a in enumerate(ACCESS_ORDER)}
+_KIND_BIT = {k: _ACCESS_BIT[a] for k, a in _ACCESS.items()}
+
+
+@lru_cache(maxsize=4096)
+def _access_names(mask: int) -> tuple[str, ...]:
+    """Access kinds of a bit mask, in :data:`ACCESS_ORDER`."""
+    return tuple(a for a in ACCESS_ORDER if mask & _ACCESS_BIT[a])
 _NET_KINDS = {EventKind.CONNECT, EventKind.SEND, EventKind.RECV, EventKind.BIND, EventKind.LISTEN,
               EventKind.DNS}
 _ADDRESS_KINDS = _NET_KINDS | {EventKind.SOCKET}
@@ -381,21 +391,28 @@ def describe(ev: Event) -> tuple[str, str]:
 
 # ---------------------------------------------------------------- builders
 
+Cited = dict[tuple[int, float, str], tuple[str, ...]]
+"""Rule ids by cited event of one phase: (pid, time, syscall) → ids."""
 
-def _evidence_keys(findings: Iterable[Finding]) -> tuple[dict[tuple[str, int, float, str], tuple[str, ...]],
-                                                          dict[tuple[str, int], tuple[str, ...]]]:
-    """Rule ids by cited event (phase, pid, time, syscall) and by cited process (phase, pid)."""
-    by_event: dict[tuple[str, int, float, str], list[str]] = {}
+
+def _evidence_keys(findings: Iterable[Finding],
+                   ) -> tuple[dict[Phase, Cited], dict[tuple[str, int], tuple[str, ...]]]:
+    """Rule ids by cited event (per phase: pid, time, syscall) and by cited process (phase, pid).
+
+    Evidence copies the event's time exactly, so (pid, time, syscall) finds the event.
+    """
+    by_event: dict[Phase, dict[tuple[int, float, str], list[str]]] = {}
     by_pid: dict[tuple[str, int], list[str]] = {}
     for f in findings:
         for ev in f.evidence:
-            ids = by_event.setdefault((ev.phase.value, ev.pid, ev.time, ev.syscall), [])
+            ids = by_event.setdefault(ev.phase, {}).setdefault((ev.pid, ev.time, ev.syscall), [])
             if f.rule_id not in ids:
                 ids.append(f.rule_id)
             ids = by_pid.setdefault((ev.phase.value, ev.pid), [])
             if f.rule_id not in ids:
                 ids.append(f.rule_id)
-    return ({k: tuple(v) for k, v in by_event.items()}, {k: tuple(v) for k, v in by_pid.items()})
+    return ({ph: {k: tuple(v) for k, v in d.items()} for ph, d in by_event.items()},
+            {k: tuple(v) for k, v in by_pid.items()})
 
 
 def phase_order(report: Report) -> list[Phase]:
@@ -566,27 +583,68 @@ def build_process_tree(
     return tuple(out)
 
 
-def build_timeline(events: Sequence[Event], t0: float,
-                   rules_by_event: dict[tuple[str, int, float, str], tuple[str, ...]] | None = None,
-                   ) -> tuple[TimelineRow, ...]:
-    """One phase's events by time (then trace order), each as one row."""
-    cited = rules_by_event or {}
-    rows = []
-    for ev in sorted(events, key=lambda e: (e.time, e.seq)):
+class Timeline(Sequence[TimelineRow]):
+    """One phase's events by time (then trace order), as rows built on access.
+
+    ``pkgsandbox show`` prints a few hundred rows of a 100k-event phase: building
+    every row up front would be most of its run time.  The sequence is immutable
+    (the events are a sorted tuple); :attr:`cited` lists the indices of rows a
+    finding cites, found without building any row.
+    """
+
+    __slots__ = ("_cited", "_events", "_t0", "cited")
+
+    def __init__(self, events: Iterable[Event], t0: float, cited: Cited | None = None) -> None:
+        self._events: tuple[Event, ...] = tuple(sorted(events, key=_by_time))
+        self._t0 = t0
+        self._cited: Cited = cited or {}
+        self.cited: tuple[int, ...] = tuple(
+            i for i, ev in enumerate(self._events) if (ev.pid, ev.time, ev.syscall) in self._cited
+        ) if self._cited else ()
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> TimelineRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[TimelineRow]: ...
+
+    def __getitem__(self, index: int | slice) -> TimelineRow | Sequence[TimelineRow]:
+        if isinstance(index, slice):
+            return [self._row(ev) for ev in self._events[index]]
+        return self._row(self._events[index])
+
+    def __iter__(self) -> Iterator[TimelineRow]:
+        row = self._row
+        for ev in self._events:
+            yield row(ev)
+
+    def _row(self, ev: Event) -> TimelineRow:
         subject, detail = describe(ev)
-        rules = cited.get((ev.phase.value, ev.pid, ev.time, ev.syscall), ()) if cited else ()
-        rows.append(TimelineRow(
+        syscall = ev.syscall
+        t0 = self._t0
+        return TimelineRow(
             seq=ev.seq,
             t=ev.time - t0 if t0 > 0 else ev.time,
             pid=ev.pid,
-            kind=ev.kind.value,
-            syscall=ev.syscall if _UNSAFE.search(ev.syscall) is None else printable(ev.syscall, 40),
+            kind=_KIND_VALUE[ev.kind],
+            syscall=syscall if _UNSAFE.search(syscall) is None else printable(syscall, 40),
             subject=subject,
             detail=detail,
             errno=ev.errno or "",
-            rules=rules,
-        ))
-    return tuple(rows)
+            rules=self._cited.get((ev.pid, ev.time, syscall), ()) if self._cited else (),
+        )
+
+
+def build_timeline(events: Sequence[Event], t0: float, cited: Cited | None = None) -> Timeline:
+    """One phase's timeline (see :class:`Timeline`)."""
+    return Timeline(events, t0, cited)
+
+
+_KIND_VALUE = {k: k.value for k in EventKind}  # Enum.value is a descriptor call: too slow per event
+_by_time = attrgetter("time", "seq")
 
 
 def protocol_of(socket_flags: str | None, address: Address | None) -> str:
@@ -601,8 +659,7 @@ def protocol_of(socket_flags: str | None, address: Address | None) -> str:
     return ""
 
 
-def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str],
-                  rules_by_event: dict[tuple[str, int, float, str], tuple[str, ...]] | None = None,
+def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str], cited: Cited | None = None,
                   ) -> tuple[NetworkRow, ...]:
     """Connect/send/recv/bind/listen/DNS events of one phase, identical ones grouped.
 
@@ -610,10 +667,10 @@ def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str],
     address family: events carry no fd, so this is a heuristic that holds for the
     usual socket-then-connect sequence.
     """
-    cited = rules_by_event or {}
+    cited = cited or {}
     last_socket: dict[tuple[int, str], str] = {}
     groups: dict[tuple[int, str, str, str, str], list[Any]] = {}
-    for ev in sorted(events, key=lambda e: (e.time, e.seq)):
+    for ev in sorted((e for e in events if e.kind in _NET_KINDS or e.kind is EventKind.SOCKET), key=_by_time):
         if ev.kind is EventKind.SOCKET:
             flags = ev.flags or ""
             family = flags.split(",", 1)[0].strip()
@@ -626,7 +683,7 @@ def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str],
         proto = protocol_of(last_socket.get((ev.pid, family)), a)
         dest = _address(a) if a is not None else printable(ev.path or "", SUBJECT_LIMIT)
         key = (ev.pid, ev.syscall, dest, proto, ev.errno or "")
-        rules = cited.get((ev.phase.value, ev.pid, ev.time, ev.syscall), ())
+        rules = cited.get((ev.pid, ev.time, ev.syscall), ())
         g = groups.get(key)
         if g is None:
             outbound = a is not None and a.family in ("inet", "inet6") and not a.is_loopback
@@ -647,50 +704,69 @@ def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str],
     )
 
 
-def build_files(events: Sequence[Event], t0: float, venv: str = "",
-                rules_by_event: dict[tuple[str, int, float, str], tuple[str, ...]] | None = None,
+def build_files(events: Sequence[Event], t0: float, venv: str = "", cited: Cited | None = None,
                 ) -> tuple[FileGroup, ...]:
     """Paths one phase touched, grouped by location; within a group, flagged and written paths first."""
-    cited = rules_by_event or {}
-    # path -> [access set, count, errno set, ok, pid set, first, rules]
+    cited = cited or {}
+    # path -> [access bits, count, errnos or None, ok, pids, first time, rules or None]; plain lists
+    # and bit masks because this loop runs once per event.
     agg: dict[str, list[Any]] = {}
-
-    def note(path: str, access: str, ev: Event, rules: tuple[str, ...]) -> None:
+    rename_bit, rename_to_bit = _ACCESS_BIT["rename"], _ACCESS_BIT["rename-to"]
+    renames = []
+    for ev in events:
+        bit = _KIND_BIT.get(ev.kind)
+        path = ev.path
+        if bit is None or not path:
+            continue
+        if ev.path2 and ev.kind is EventKind.FILE_RENAME:
+            renames.append(ev)
+            continue
         a = agg.get(path)
         if a is None:
-            a = agg[path] = [set(), 0, set(), 0, set(), ev.time - t0 if t0 > 0 else ev.time, []]
-        a[0].add(access)
-        a[1] += 1
+            a = agg[path] = [bit, 1, None, 0, {ev.pid}, ev.time, None]
+        else:
+            a[0] |= bit
+            a[1] += 1
+            a[4].add(ev.pid)
         if ev.errno:
+            if a[2] is None:
+                a[2] = set()
             a[2].add(ev.errno)
         else:
             a[3] += 1
-        a[4].add(ev.pid)
-        if rules:
-            a[6].extend(r for r in rules if r not in a[6])
-
-    for ev in events:
-        access = _ACCESS.get(ev.kind)
-        if access is None or not ev.path:
-            continue
-        rules = cited.get((ev.phase.value, ev.pid, ev.time, ev.syscall), ()) if cited else ()
-        if ev.kind is EventKind.FILE_RENAME and ev.path2:
-            note(ev.path, "rename", ev, rules)
-            note(ev.path2, "rename-to", ev, rules)
-        else:
-            note(ev.path, access, ev, rules)
+        if cited:
+            rules = cited.get((ev.pid, ev.time, ev.syscall))
+            if rules:
+                a[6] = list(dict.fromkeys((a[6] or []) + list(rules)))
+    for ev in renames:  # rare: the source and the target both count
+        rules = cited.get((ev.pid, ev.time, ev.syscall)) if cited else None
+        for p, b in ((ev.path or "", rename_bit), (ev.path2 or "", rename_to_bit)):
+            a = agg.get(p)
+            if a is None:
+                a = agg[p] = [0, 0, None, 0, set(), ev.time, None]
+            a[0] |= b
+            a[1] += 1
+            if ev.errno:
+                a[2] = (a[2] or set()) | {ev.errno}
+            else:
+                a[3] += 1
+            a[4].add(ev.pid)
+            if ev.time < a[5]:
+                a[5] = ev.time
+            if rules:
+                a[6] = list(dict.fromkeys((a[6] or []) + list(rules)))
 
     grouped: dict[str, list[FileRow]] = {}
-    for path, (acc, count, errnos, ok, pids, first, rules) in agg.items():
+    for path, (mask, count, errnos, ok, pids, first, rules) in agg.items():
         row = FileRow(
             path=printable(path, SUBJECT_LIMIT),
-            access=tuple(sorted(acc, key=_ACCESS_RANK.__getitem__)),
+            access=_access_names(mask),
             count=count,
-            errnos=tuple(sorted(errnos)),
+            errnos=tuple(sorted(errnos)) if errnos else (),
             ok=ok,
             pids=tuple(sorted(pids)),
-            first=first,
-            rules=tuple(rules),
+            first=first - t0 if t0 > 0 else first,
+            rules=tuple(rules) if rules else (),
         )
         grouped.setdefault(location_of(path, venv), []).append(row)
     out = []
@@ -769,9 +845,9 @@ def build_view(report: Report, *, phases: Iterable[Phase] | None = None) -> Repo
             processes=build_process_tree(phase, procs, t0=start, event_counts=counts, rules_by_pid=by_pid,
                                          lingering=lingering, extra_pids=extra),
             process_count=len(known) + len(extra),
-            timeline=build_timeline(events, start, by_event),
-            network=build_network(events, start, argv_of, by_event),
-            files=build_files(events, start, venv, by_event),
+            timeline=build_timeline(events, start, by_event.get(phase)),
+            network=build_network(events, start, argv_of, by_event.get(phase)),
+            files=build_files(events, start, venv, by_event.get(phase)),
         ))
 
     cand = next((a for a in report.artifacts if a.role is ArtifactRole.CANDIDATE), None)
