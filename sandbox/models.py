@@ -194,6 +194,8 @@ class Lingering(Frozen):
     argv: tuple[str, ...]
     threads: int
     status: str
+    cpu: float = 0.0  # CPU seconds used during the window
+    active: bool = True  # False: the step's own process with only idle threads left
 
 
 class PhaseResult(Frozen):

@@ -179,7 +179,8 @@ def _phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Ph
             for s in ap.steps
         )
     lingering = tuple(
-        Lingering(pid=lg.pid, ppid=lg.ppid, argv=tuple(lg.argv), threads=lg.threads, status=lg.status)
+        Lingering(pid=lg.pid, ppid=lg.ppid, argv=tuple(lg.argv), threads=lg.threads, status=lg.status,
+                  cpu=lg.cpu, active=lg.active)
         for s in ap.steps
         for lg in s.lingering
     )

@@ -271,6 +271,7 @@ class StepRun:
         sel.register(ctl_r, selectors.EVENT_READ, "ctl")
         deadline = start + timeout
         window_start: float | None = None
+        cpu_at_start: dict[int, float] = {}
         killed = False
         try:
             while True:
@@ -305,6 +306,7 @@ class StepRun:
                 if window_start is None:
                     if self.main_done():
                         window_start = now
+                        cpu_at_start = watch.cpu_snapshot(watch.candidate_processes(uid))
                     elif now > deadline:
                         self.status = "timeout"
                         self.problems.append(f"{self.tag}: still running after {timeout:.0f}s")
@@ -315,7 +317,11 @@ class StepRun:
                 if not survivors:
                     continue  # strace is about to exit
                 if now - window_start >= window:
-                    self.lingering = [watch.describe(p) for p in survivors]
+                    # Judge survivors by what they did *during* the window: idle worker
+                    # threads (BLAS pools) are noted, active ones and extra processes count.
+                    self.lingering = [
+                        watch.describe(p, cpu_at_start.get(p.pid), self.main_pid) for p in survivors
+                    ]
                     self._finish(uid, gid, record=False)
                     killed = True
             self.window_used = (time.monotonic() - window_start) if window_start else 0.0

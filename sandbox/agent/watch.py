@@ -25,19 +25,47 @@ def candidate_processes(uid: int, exclude: frozenset[int] = frozenset()) -> list
     return found
 
 
-def describe(proc: psutil.Process) -> dict[str, Any]:
-    """A JSON-ready description of a surviving process."""
+def cpu_snapshot(procs: list[psutil.Process]) -> dict[int, float]:
+    """CPU seconds used so far by each process (all its threads)."""
+    out = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+# A survivor that burnt less CPU than this during the whole window was idle
+# (a thread pool parked on a condition variable), not working.
+IDLE_CPU_SECONDS = 0.05
+
+
+def describe(proc: psutil.Process, cpu_before: float | None = None, main_pid: int | None = None) -> dict[str, Any]:
+    """A JSON-ready description of a surviving process.
+
+    ``active`` is False only for the step's own main process when all it has left
+    are idle threads; any other process (a daemon, a forked child) is active.
+    """
     try:
         with proc.oneshot():
+            t = proc.cpu_times()
+            cpu = t.user + t.system
+            delta = cpu - cpu_before if cpu_before is not None else cpu
+            extra = proc.pid != main_pid
             return {
                 "pid": proc.pid,
                 "ppid": proc.ppid(),
                 "argv": proc.cmdline()[:64],
                 "threads": proc.num_threads(),
                 "status": proc.status(),
+                "cpu": round(delta, 3),
+                "active": extra or delta >= IDLE_CPU_SECONDS,
             }
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return {"pid": proc.pid, "ppid": None, "argv": [], "threads": 0, "status": "gone"}
+        return {"pid": proc.pid, "ppid": None, "argv": [], "threads": 0, "status": "gone", "cpu": 0.0,
+                "active": False}
 
 
 def _kill_as(uid: int, gid: int) -> bool:

@@ -124,7 +124,7 @@ def _compare(req: LockedRequirement, olds: list[LockedRequirement]) -> tuple[Cha
         return ChangeKind.UNCHANGED, None, ""
     previous = max((o.version for o in olds), key=_sort_key)
     old = next(o for o in olds if o.version == previous)
-    if req.version != previous:
+    if _identity(old)[1] != _identity(req)[1]:
         was = previous or f"unpinned {old.specifier}".strip()
         now = req.version or f"unpinned {req.specifier}".strip()
         return ChangeKind.CHANGED, previous, f"{was} -> {now}"
@@ -204,7 +204,7 @@ def read_lockfile_at_ref(path: Path, ref: str, *, fmt: LockFormat | None = None)
                         notes=(f"{rel} did not exist at {ref}: every package is new",))
     # Parse with the path as it is in the work tree so relative includes and local
     # paths resolve the same way as in the head; contents come from the ref.
-    return read_lockfile(absolute, fmt=fmt, reader=reader, display=display)
+    return read_lockfile(absolute, fmt=fmt, reader=reader, display=rel, prefix=f"{ref}:")
 
 
 def plan_gate(

@@ -132,20 +132,23 @@ def read_lockfile(
     fmt: LockFormat | None = None,
     reader: Reader = read_text,
     display: str | None = None,
+    prefix: str = "",
 ) -> Lockfile:
     """Parse the dependency file at *path* (any supported format).
 
     *display* is how the file is named in records and messages (default: *path*
-    as given); *reader* supplies file contents (default: the disk).
+    as given), after *prefix* (``"origin/main:"`` for a file read at a git ref);
+    *reader* supplies file contents (default: the disk).
     """
     p = Path(path)
-    shown = display if display is not None else str(path)
+    plain = display if display is not None else str(path)
+    shown = prefix + plain
     text = reader(p)
     fmt = fmt or detect_format(p, text)
     notes: list[str] = []
     reqs: list[LockedRequirement]
     if fmt is LockFormat.REQUIREMENTS:
-        reqs = parse_requirements(text, p, reader=reader, display=shown, notes=notes)
+        reqs = parse_requirements(text, p, reader=reader, display=plain, prefix=prefix, notes=notes)
     elif fmt is LockFormat.PYPROJECT:
         reqs = parse_pyproject(text, p, display=shown)
     elif fmt is LockFormat.UV_LOCK:
@@ -304,6 +307,7 @@ class _Constraint:
 @dataclass
 class _RequirementsParser:
     reader: Reader
+    prefix: str = ""
     requirements: list[LockedRequirement] = field(default_factory=list)
     constraints: dict[str, _Constraint] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -311,11 +315,12 @@ class _RequirementsParser:
 
     def parse(self, text: str, path: Path, display: str, *, constraint: bool) -> None:
         key = os.path.normpath(str(path))
+        shown = self.prefix + display
         if key in self.stack:
             chain = " -> ".join([*self.stack, key])
-            raise InputError(f"{display}: requirement files include each other ({chain})")
+            raise InputError(f"{shown}: requirement files include each other ({chain})")
         if len(self.stack) >= _MAX_INCLUDE_DEPTH:
-            raise InputError(f"{display}: requirement files nested more than {_MAX_INCLUDE_DEPTH} deep")
+            raise InputError(f"{shown}: requirement files nested more than {_MAX_INCLUDE_DEPTH} deep")
         self.stack.append(key)
         try:
             for lineno, line in _logical_lines(text):
@@ -324,7 +329,7 @@ class _RequirementsParser:
             self.stack.pop()
 
     def _line(self, line: str, path: Path, display: str, lineno: int, *, constraint: bool) -> None:
-        where = _Where(display, lineno)
+        where = _Where(self.prefix + display, lineno)
         args, options = _break_args_options(line)
         try:
             opts = shlex.split(options)
@@ -497,16 +502,16 @@ def _clean(number: int, line: str) -> Iterator[tuple[int, str]]:
 
 
 def parse_requirements(
-    text: str, path: Path, *, reader: Reader = read_text, display: str | None = None,
+    text: str, path: Path, *, reader: Reader = read_text, display: str | None = None, prefix: str = "",
     notes: list[str] | None = None,
 ) -> list[LockedRequirement]:
     """Requirements of a pip requirements file, ``-r`` includes and ``-c`` constraints applied.
 
     ``-r``/``-c`` paths resolve against the including file's directory and are
-    read with *reader*. A constraint that pins an otherwise unpinned requirement
+    read with *reader*; records and messages name them *prefix* + their path. A constraint that pins an otherwise unpinned requirement
     supplies its version (recorded in ``pinned_by``); constraints add no requirement.
     """
-    parser = _RequirementsParser(reader=reader)
+    parser = _RequirementsParser(reader=reader, prefix=prefix)
     parser.parse(text, path, display if display is not None else str(path), constraint=False)
     out = []
     for req in parser.requirements:

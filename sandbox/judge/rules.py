@@ -308,6 +308,33 @@ def _exec_name(ev: Event) -> str:
     return posixpath.basename(ev.argv[0]) if ev.argv else ""
 
 
+# Read-only system probes that old build helpers run through a shell (CPU and
+# platform detection). A shell running only these is noted, not condemned; its
+# children are traced like everything else.
+PROBE_COMMANDS = frozenset({"uname", "arch", "nproc", "getconf", "lscpu", "ldconfig", "ldconfig.real",
+                            "lsb_release", "sw_vers", "sysctl", "hostname", "id", "whoami", "true", "false",
+                            "echo", "gcc", "cc", "clang", "ld", "which", "command", "test", "["})
+
+
+def shell_probe_only(argv: tuple[str, ...] | None) -> bool:
+    """``sh -c 'uname -m'``: a shell whose command line only runs read-only probes."""
+    import shlex
+
+    if not argv or len(argv) < 3 or argv[1] != "-c":
+        return False
+    script = argv[2]
+    if any(ch in script for ch in (">", "<", "`", "$(", "\n")):
+        return False
+    try:
+        tokens = shlex.split(script.replace(";", " ; ").replace("&&", " ; ").replace("||", " ; ")
+                             .replace("|", " ; "))
+    except ValueError:
+        return False
+    starts = [True] + [t == ";" for t in tokens[:-1]]
+    programs = [posixpath.basename(t) for t, first in zip(tokens, starts) if first and t != ";"]
+    return bool(programs) and all(p in PROBE_COMMANDS for p in programs)
+
+
 def rule_spawn(ctx: Context) -> list[Finding]:
     hits = []
     for e in ctx.events:
@@ -324,8 +351,14 @@ def rule_spawn(ctx: Context) -> list[Finding]:
     out = []
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.argv))
-        names = sorted({_exec_name(e) for e in uniq})
-        out.append(_finding("PS003", phase, f"spawned {', '.join(names)}", [ctx.evidence(e) for e in uniq]))
+        probes = [e for e in uniq if _exec_name(e) in SHELLS and shell_probe_only(e.argv)]
+        real = [e for e in uniq if e not in probes]
+        if real:
+            names = sorted({_exec_name(e) for e in real})
+            out.append(_finding("PS003", phase, f"spawned {', '.join(names)}", [ctx.evidence(e) for e in real]))
+        if probes:
+            out.append(_finding("PS003", phase, "spawned a shell for read-only system probes only",
+                                [ctx.evidence(e) for e in probes], Severity.LOW))
     return out
 
 
@@ -375,15 +408,17 @@ def rule_persistence(ctx: Context) -> list[Finding]:
 def rule_lingering(ctx: Context) -> list[Finding]:
     out = []
     for pr in ctx.obs.phases:
-        if not pr.lingering:
-            continue
+        active = [lg for lg in pr.lingering if lg.active]
+        if not active:
+            continue  # idle worker threads of the step's own process are noted, not judged
         evid = [
             Evidence(phase=pr.phase, pid=lg.pid, time=0.0, syscall="(alive)", process=lg.argv[:32],
-                     detail=f"{lg.threads} thread(s), state {lg.status}, after a {pr.window:.1f}s window")
-            for lg in pr.lingering
+                     detail=f"{lg.threads} thread(s), state {lg.status}, {lg.cpu:.2f}s CPU in the last "
+                     f"{pr.window:.1f}s window")
+            for lg in active
         ]
         out.append(_finding("PS006", pr.phase,
-                            f"{len(pr.lingering)} process(es) still running when the window closed", evid))
+                            f"{len(active)} process(es) still running when the window closed", evid))
     return out
 
 

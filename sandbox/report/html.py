@@ -28,6 +28,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -35,11 +36,9 @@ from sandbox.models import Report, Verdict
 from sandbox.report.views import (
     FileGroup,
     FindingView,
-    NetworkRow,
     PhaseView,
     ProcessNode,
     ReportView,
-    TimelineRow,
     build_view,
 )
 
@@ -66,6 +65,18 @@ def _json_for_script(data: object) -> str:
 
 
 # ---------------------------------------------------------------- embedded data
+#
+# Layout of the JSON block (``S`` is the string table, 0 is ""; "str" columns hold indices into it):
+#   tl    [t µs, pid, op "kind syscall", dir, name, detail, errno, rules]  t as a delta from the previous
+#         row (rows are in time order); dir + name is the subject split after its last "/" (a directory
+#         is shared by many paths); trailing zero columns are left off
+#   net   [first µs, pid, syscall, destination, protocol, count, bytes|null, errno, process, data, rules,
+#          outbound 0/1]
+#   files {location: [[dir, name, access, count, ok, errnos, pids, rules], ...]}  trailing zeros left off
+_TL_STR = (2, 3, 4, 5, 6, 7)
+_NET_STR = (2, 3, 4, 7, 8, 9, 10)
+_FILE_STR = (0, 1, 2, 5, 6, 7)
+_TL_RULES, _NET_RULES, _FILE_RULES = 7, 10, 7
 
 
 class _Strings:
@@ -74,14 +85,12 @@ class _Strings:
     def __init__(self) -> None:
         self.items: list[str] = [""]
         self.index: dict[str, int] = {"": 0}
-        self.chars = 0
 
     def __call__(self, s: str) -> int:
         i = self.index.get(s)
         if i is None:
             i = self.index[s] = len(self.items)
             self.items.append(s)
-            self.chars += len(s) + 3
         return i
 
 
@@ -89,66 +98,126 @@ def _us(t: float) -> int:
     return round(t * 1_000_000)
 
 
-def _keep(rows: Sequence[Any], fraction: float, cited: Any) -> tuple[list[Any], int]:
-    """The first *fraction* of *rows* plus every cited one; and how many were dropped."""
+def _split(path: str) -> tuple[str, str]:
+    """("/usr/lib/", "x.py") for "/usr/lib/x.py"; ("", text) when there is no directory part."""
+    i = path.rfind("/")
+    return (path[: i + 1], path[i + 1:]) if i > 0 else ("", path)
+
+
+@dataclass
+class _Encoded:
+    """Rows of every phase with indices into one string table, before the size budget is applied."""
+
+    strings: _Strings
+    phases: dict[str, dict[str, Any]]
+
+
+def _encode(view: ReportView) -> _Encoded:
+    s = _Strings()
+    phases: dict[str, dict[str, Any]] = {}
+    for pv in view.phases:
+        ops: dict[tuple[str, str], int] = {}
+        tl = []
+        for _seq, t, pid, kind, syscall, subject, detail, errno, rules in pv.timeline.fields():
+            op = ops.get((kind, syscall))
+            if op is None:
+                op = ops[(kind, syscall)] = s(f"{kind} {syscall}")
+            d, n = _split(subject if len(subject) <= HTML_SUBJECT else _cut(subject, HTML_SUBJECT))
+            tl.append([round(t * 1_000_000), pid, op, s(d), s(n),
+                       s(detail if len(detail) <= HTML_DETAIL else _cut(detail, HTML_DETAIL)), s(errno),
+                       s(" ".join(rules)) if rules else 0])
+        net = [[_us(r.first), r.pid, s(r.syscall), s(_cut(r.destination, HTML_SUBJECT)), s(r.protocol),
+                r.count, r.bytes, s(r.errno), s(_cut(r.process, HTML_DETAIL)), s(_cut(r.data, HTML_DETAIL)),
+                s(" ".join(r.rules)), 1 if r.outbound else 0]
+               for r in sorted(pv.network, key=lambda r: (not r.rules, not r.outbound, r.first))]
+        files: dict[str, list[list[Any]]] = {}
+        for g in pv.files:
+            rows = []
+            for f in g.rows:
+                d, n = _split(_cut(f.path, HTML_SUBJECT))
+                pids = " ".join(map(str, f.pids[:20])) + (" …" if len(f.pids) > 20 else "")
+                rows.append([s(d), s(n), s(",".join(f.access)), f.count, f.ok, s(" ".join(f.errnos)), s(pids),
+                             s(" ".join(f.rules))])
+            files[g.location] = rows
+        phases[pv.phase.value] = {"tl": tl, "net": net, "files": files}
+    return _Encoded(s, phases)
+
+
+def _keep(rows: list[list[Any]], fraction: float, rules_col: int) -> tuple[list[list[Any]], int]:
+    """The first *fraction* of *rows* plus every row a finding cites; and how many were left out."""
     if fraction >= 1.0:
-        return list(rows), 0
+        return rows, 0
     n = int(len(rows) * fraction)
-    kept = list(rows[:n]) + [r for r in rows[n:] if cited(r)]
+    kept = rows[:n] + [r for r in rows[n:] if r[rules_col]]
     return kept, len(rows) - len(kept)
 
 
-def _phase_data(pv: PhaseView, s: _Strings, fraction: float) -> tuple[dict[str, Any], int]:
-    timeline, dropped_t = _keep(pv.timeline, fraction, lambda r: bool(r.rules))
-    network, dropped_n = _keep(pv.network, fraction, lambda r: bool(r.rules))
-    tl = [_timeline_row(r, s) for r in timeline]
-    net = [_network_row(r, s) for r in sorted(network, key=lambda r: (not r.rules, not r.outbound, r.first))]
-    files: dict[str, list[list[Any]]] = {}
-    dropped_f = 0
-    for g in pv.files:
-        rows, dropped = _keep(g.rows, fraction, lambda r: bool(r.rules))
-        dropped_f += dropped
-        files[g.location] = [
-            [s(_cut(r.path, HTML_SUBJECT)), s(",".join(r.access)), r.count, r.ok, s(" ".join(r.errnos)),
-             s(" ".join(map(str, r.pids[:20])) + (" …" if len(r.pids) > 20 else "")), s(" ".join(r.rules)),
-             _us(r.first)]
-            for r in rows
-        ]
-    out: dict[str, Any] = {"tl": tl, "net": net, "files": files}
-    counts = {"tl": dropped_t, "net": dropped_n, "files": dropped_f}
-    if any(counts.values()):
-        out["dropped"] = counts
-    return out, sum(counts.values())
+def _trim(row: list[Any]) -> list[Any]:
+    while len(row) > 2 and row[-1] == 0:
+        row.pop()
+    return row
 
 
-def _timeline_row(r: TimelineRow, s: _Strings) -> list[int]:
-    return [_us(r.t), r.pid, s(r.kind), s(r.syscall), s(_cut(r.subject, HTML_SUBJECT)),
-            s(_cut(r.detail, HTML_DETAIL)), s(r.errno), s(" ".join(r.rules))]
+def _serialise(enc: _Encoded, fraction: float) -> tuple[str, int]:
+    """The JSON text keeping *fraction* of each list (cited rows always), with an unused-free string table."""
+    strings = enc.strings.items
+    used: dict[int, int] = {0: 0}
+    table = [""]
+    if fraction >= 1.0:  # every interned string is used: keep the table as it is
+        table = strings
 
+    def remap(row: list[Any], cols: tuple[int, ...]) -> list[Any]:
+        out = list(row)
+        if fraction >= 1.0:
+            return out
+        for c in cols:
+            i = out[c]
+            j = used.get(i)
+            if j is None:
+                j = used[i] = len(table)
+                table.append(strings[i])
+            out[c] = j
+        return out
 
-def _network_row(r: NetworkRow, s: _Strings) -> list[Any]:
-    return [_us(r.first), r.pid, s(r.syscall), s(_cut(r.destination, HTML_SUBJECT)), s(r.protocol), r.count,
-            r.bytes, s(r.errno), s(_cut(r.process, HTML_DETAIL)), s(_cut(r.data, HTML_DETAIL)),
-            s(" ".join(r.rules)), 1 if r.outbound else 0]
+    phases: dict[str, Any] = {}
+    dropped_all = 0
+    for name, pd in enc.phases.items():
+        tl, d_tl = _keep(pd["tl"], fraction, _TL_RULES)
+        net, d_net = _keep(pd["net"], fraction, _NET_RULES)
+        prev = 0
+        tl_rows = []
+        for r in tl:
+            row = remap(r, _TL_STR)
+            row[0], prev = r[0] - prev, r[0]  # delta-encode the time: a few digits instead of eight
+            tl_rows.append(_trim(row))
+        files = {}
+        d_files = 0
+        for loc, rows in pd["files"].items():
+            kept, d = _keep(rows, fraction, _FILE_RULES)
+            d_files += d
+            files[loc] = [_trim(remap(r, _FILE_STR)) for r in kept]
+        out: dict[str, Any] = {"tl": tl_rows, "net": [remap(r, _NET_STR) for r in net], "files": files}
+        if d_tl or d_net or d_files:
+            out["dropped"] = {"tl": d_tl, "net": d_net, "files": d_files}
+        dropped_all += d_tl + d_net + d_files
+        phases[name] = out
+    return _json_for_script({"s": table, "phases": phases}), dropped_all
 
 
 def _data(view: ReportView, budget: int) -> tuple[str, int]:
-    """The JSON block for one report within *budget* characters; and how many rows it had to drop."""
+    """The JSON block for one report within *budget* bytes; and how many rows it had to leave out."""
+    enc = _encode(view)
     fraction = 1.0
-    for _ in range(6):
-        s = _Strings()
-        phases: dict[str, Any] = {}
-        dropped = 0
-        for pv in view.phases:
-            phases[pv.phase.value], d = _phase_data(pv, s, fraction)
-            dropped += d
-        text = _json_for_script({"s": s.items, "phases": phases})
-        if len(text) <= budget or fraction == 0.0:
-            return text, dropped
-        # Shrink in proportion, a little more than needed: interned strings do not shrink linearly.
-        fraction = max(0.0, fraction * budget / len(text) * 0.9)
+    text, dropped = _serialise(enc, fraction)
+    for _ in range(8):
+        size = len(text.encode("utf-8"))
+        if size <= budget or fraction == 0.0:
+            break
+        # Shrink in proportion, a little more than needed: shared strings do not shrink linearly.
+        fraction = fraction * budget / size * 0.9
         if fraction < 0.001:
             fraction = 0.0
+        text, dropped = _serialise(enc, fraction)
     return text, dropped
 
 
@@ -228,7 +297,8 @@ def _findings(findings: Sequence[FindingView], rid: str) -> str:
                 what.append(f"<span class=\"detail\">{_e(ev.detail)}</span>")
             rows.append(f"<tr><td>{_pid_link(rid, ev.phase.value, ev.pid)}</td>"
                         f"<td class=\"num\">{'' if ev.t is None else f'{ev.t:.6f}'}</td>"
-                        f"<td class=\"nw\">{_e(ev.syscall)}</td><td><code class=\"argv\">{_e(ev.process)}</code></td>"
+                        f"<td class=\"nw\">{_e(ev.syscall)}</td>"
+                        f"<td><code class=\"argv\">{_e(ev.process)}</code></td>"
                         f"<td>{' '.join(what)}</td></tr>")
         more = ""
         if len(f.evidence) > MAX_EVIDENCE:
@@ -360,8 +430,7 @@ def _report_body(view: ReportView, rid: str, label: str, dropped: int, budget: i
     tabs = "".join(
         f"<button type=\"button\" role=\"tab\" data-phase=\"{_e(pv.phase.value)}\">{_e(pv.phase.value)}"
         f"<span class=\"count\">{len(pv.timeline)}</span>"
-        + (f"<span class=\"flag\">⚑ {sum(1 for r in pv.timeline if r.rules)}</span>"
-           if any(r.rules for r in pv.timeline) else "")
+        + (f"<span class=\"flag\">⚑ {len(pv.timeline.cited)}</span>" if pv.timeline.cited else "")
         + "</button>" for pv in view.phases)
     tabs += "<button type=\"button\" role=\"tab\" data-phase=\"*\">all phases</button>"
     note = ""
@@ -620,30 +689,42 @@ _SCRIPT = r"""
   function initReport(root) {
     var rid = root.id;
     var node = document.getElementById(rid + "-data");
-    var data = JSON.parse(node.textContent), S = data.s;
+    var data = JSON.parse(node.textContent), S = data.s, ops = {};
+    function str(r, i) { return S[r[i] || 0]; }  // trailing zero columns are left off
+    function op(i) {  // "kind syscall" → [kind, syscall], split once per distinct value
+      if (!ops[i]) { var t = S[i], k = t.indexOf(" "); ops[i] = [t.slice(0, k), t.slice(k + 1)]; }
+      return ops[i];
+    }
 
     function specFor(kind, phase, group) {
       var pd = data.phases[phase];
       if (!pd) { return null; }
       if (kind === "tl") {
+        if (!pd.tlReady) {  // times are deltas from the previous row: make them absolute once
+          var acc = 0;
+          pd.tl.forEach(function (r) { acc += r[0]; r[0] = acc; });
+          pd.tlReady = true;
+        }
         return {
           rows: pd.tl, cls: "tl", dropped: droppedNote(pd.dropped, "tl"),
           head: ["t (s)", "pid", "kind", "event", ""],
           placeholder: "filter: words, pid:123, kind:connect, PS002, -stat (exclude)",
-          flagged: function (r) { return r[7] !== 0; },
+          flagged: function (r) { return (r[7] || 0) !== 0; },
           text: function (r) {
-            return "pid:" + r[1] + " kind:" + S[r[2]] + " " + S[r[3]] + " " + S[r[4]] + " " + S[r[5]] + " " +
-              S[r[6]] + " " + S[r[7]];
+            var o = op(r[2]);
+            return "pid:" + r[1] + " kind:" + o[0] + " " + o[1] + " " + str(r, 3) + str(r, 4) + " " +
+              str(r, 5) + " " + str(r, 6) + " " + str(r, 7);
           },
           render: function (r) {
-            var tr = el("tr", r[7] ? "flagged" : (r[6] ? "failed" : ""));
+            var o = op(r[2]), err = str(r, 6), rules = str(r, 7), det = str(r, 5);
+            var subj = str(r, 3) + str(r, 4);
+            var tr = el("tr", rules ? "flagged" : (err ? "failed" : ""));
             cell(tr, "num", secs(r[0]));
             cell(tr, "num", pidLink(rid, phase, r[1]));
-            cell(tr, "nw", S[r[2]]);
-            var ev = S[r[3]] + (S[r[4]] ? " " + S[r[4]] : "") + (S[r[5]] ? " " + S[r[5]] : "") +
-              (S[r[6]] ? " (" + S[r[6]] + ")" : "");
-            cell(tr, "evt mono", ev);
-            cell(tr, "flagcell", S[r[7]] ? "⚑ " + S[r[7]] : "");
+            cell(tr, "nw", o[0]);
+            cell(tr, "evt mono", o[1] + (subj ? " " + subj : "") + (det ? " " + det : "") +
+              (err ? " (" + err + ")" : ""));
+            cell(tr, "flagcell", rules ? "⚑ " + rules : "");
             return tr;
           }
         };
@@ -680,20 +761,20 @@ _SCRIPT = r"""
         rows: rows, cls: "files", dropped: group === "credentials" ? droppedNote(pd.dropped, "files") : "",
         head: ["path", "access", "count", "result", "pids", ""],
         placeholder: "filter: path words, write, exec, ENOENT …",
-        flagged: function (r) { return r[6] !== 0; },
+        flagged: function (r) { return (r[7] || 0) !== 0; },
         text: function (r) {
-          return S[r[0]] + " " + S[r[1]] + " " + S[r[4]] + " pid:" + S[r[5]].split(" ").join(" pid:") + " " +
-            S[r[6]];
+          return str(r, 0) + str(r, 1) + " " + str(r, 2) + " " + str(r, 5) + " pid:" +
+            str(r, 6).split(" ").join(" pid:") + " " + str(r, 7);
         },
         render: function (r) {
-          var tr = el("tr", r[6] ? "flagged" : "");
-          cell(tr, "path", S[r[0]]);
-          cell(tr, "", S[r[1]]);
-          cell(tr, "num", "x" + r[2]);
-          var errs = S[r[4]];
-          cell(tr, "", errs ? errs + (r[3] ? " (" + r[3] + " ok)" : "") : "ok");
-          cell(tr, "mono", S[r[5]]);
-          cell(tr, "flagcell", S[r[6]] ? "⚑ " + S[r[6]] : "");
+          var rules = str(r, 7), errs = str(r, 5), ok = r[4] || 0;
+          var tr = el("tr", rules ? "flagged" : "");
+          cell(tr, "path", str(r, 0) + str(r, 1));
+          cell(tr, "", str(r, 2));
+          cell(tr, "num", "x" + r[3]);
+          cell(tr, "", errs ? errs + (ok ? " (" + ok + " ok)" : "") : "ok");
+          cell(tr, "mono", str(r, 6));
+          cell(tr, "flagcell", rules ? "⚑ " + rules : "");
           return tr;
         }
       };

@@ -69,7 +69,9 @@ def printable(text: str, limit: int | None = None) -> str:
 
     Cutting marks the cut with ``…`` so a reader never mistakes a prefix for the whole.
     """
-    if _UNSAFE.search(text) is not None:
+    # isprintable() (C, fast) is False for every character _UNSAFE matches (all are in Unicode's
+    # "Other" or "Separator" categories), so the regex runs only on the rare strings that need a look.
+    if not text.isprintable() and _UNSAFE.search(text) is not None:
         text = _UNSAFE.sub(_escape_char, text)
     if limit is not None and len(text) > limit:
         return text[: max(0, limit - 1)] + "…"
@@ -289,11 +291,20 @@ def venv_root(site_packages: str) -> str:
     return m.group(1) if m else ""
 
 
+def _maybe_secret(path: str) -> bool:
+    """A cheap superset test of the judge's credential patterns (a hidden name, ``secrets``, ``/etc/``).
+
+    The full patterns cost microseconds per path and most paths are nowhere near a
+    credential; ``test_views`` checks that every credential pattern stays inside this test.
+    """
+    return "/." in path or "secrets" in path or path.startswith("/etc/")
+
+
 def location_of(path: str, venv: str = "") -> str:
     """The location class of an absolute path; credentials win over where they live."""
-    if CREDENTIAL_PATHS.search(path) or SYSTEM_SECRETS.match(path):
+    if _maybe_secret(path) and (CREDENTIAL_PATHS.search(path) or SYSTEM_SECRETS.match(path)):
         return "credentials"
-    if venv and (path == venv or path.startswith(venv + "/")):
+    if venv and (path == venv or (path.startswith(venv) and path[len(venv):len(venv) + 1] == "/")):
         return "site-packages"
     if _TEMP.match(path):
         return "temp"  # pip's build environments live here, site-packages or not
@@ -622,19 +633,32 @@ class Timeline(Sequence[TimelineRow]):
             yield row(ev)
 
     def _row(self, ev: Event) -> TimelineRow:
+        return TimelineRow(*self._fields(ev))
+
+    def fields(self) -> Iterator[tuple[int, float, int, str, str, str, str, str, tuple[str, ...]]]:
+        """Every row as a plain tuple, in :class:`TimelineRow` field order.
+
+        For a renderer that converts every row (the HTML page): it skips building
+        100k dataclass instances it would throw away at once.
+        """
+        fields = self._fields
+        for ev in self._events:
+            yield fields(ev)
+
+    def _fields(self, ev: Event) -> tuple[int, float, int, str, str, str, str, str, tuple[str, ...]]:
         subject, detail = describe(ev)
         syscall = ev.syscall
         t0 = self._t0
-        return TimelineRow(
-            seq=ev.seq,
-            t=ev.time - t0 if t0 > 0 else ev.time,
-            pid=ev.pid,
-            kind=_KIND_VALUE[ev.kind],
-            syscall=syscall if _UNSAFE.search(syscall) is None else printable(syscall, 40),
-            subject=subject,
-            detail=detail,
-            errno=ev.errno or "",
-            rules=self._cited.get((ev.pid, ev.time, syscall), ()) if self._cited else (),
+        return (
+            ev.seq,
+            ev.time - t0 if t0 > 0 else ev.time,
+            ev.pid,
+            _KIND_VALUE[ev.kind],
+            syscall if syscall.isprintable() else printable(syscall, 40),
+            subject,
+            detail,
+            ev.errno or "",
+            self._cited.get((ev.pid, ev.time, syscall), ()) if self._cited else (),
         )
 
 
@@ -764,7 +788,7 @@ def build_files(events: Sequence[Event], t0: float, venv: str = "", cited: Cited
             count=count,
             errnos=tuple(sorted(errnos)) if errnos else (),
             ok=ok,
-            pids=tuple(sorted(pids)),
+            pids=tuple(pids) if len(pids) == 1 else tuple(sorted(pids)),
             first=first - t0 if t0 > 0 else first,
             rules=tuple(rules) if rules else (),
         )

@@ -48,6 +48,8 @@ class AgentLingering(_Loose):
     argv: list[str] = []
     threads: int = 0
     status: str = ""
+    cpu: float = 0.0
+    active: bool = True
 
 
 class AgentStep(_Loose):

@@ -29,7 +29,7 @@ from sandbox.report.views import (
     PhaseView,
     ProcessNode,
     ReportView,
-    TimelineRow,
+    Timeline,
     build_view,
 )
 
@@ -229,41 +229,72 @@ def _walk(roots: Iterable[ProcessNode]) -> Iterable[tuple[int, ProcessNode]]:
         yield from root.walk()
 
 
-def _selected(rows: Sequence[TimelineRow], limit: int) -> list[int]:
+def _selected(rows: Timeline, limit: int) -> list[int]:
     """Indices to show: the first *limit* rows, then every row a finding cites (up to *limit* more)."""
     if len(rows) <= limit:
         return list(range(len(rows)))
-    extra = [i for i in range(limit, len(rows)) if rows[i].rules][:limit]
-    return list(range(limit)) + extra
+    return list(range(limit)) + [i for i in rows.cited if i >= limit][:limit]
 
 
-def _timeline(rows: Sequence[TimelineRow], console: Console, limit: int) -> None:
+class _Lines:
+    """Rows printed as wrapped lines with a hanging indent.
+
+    A rich Table measures every cell of every row to size its columns: for the
+    hundreds of rows of a timeline that is most of the run time.  These rows have
+    fixed-width leading columns, so plain lines do the same job in a fraction of it.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.width = console.width
+        self.text = Text()
+
+    def add(self, prefix: str, body: Text) -> None:
+        avail = max(20, self.width - len(prefix))
+        lines = body.wrap(self.console, avail, overflow="fold") if body.cell_len > avail else [body]
+        pad = " " * len(prefix)
+        for i, line in enumerate(lines):
+            if self.text:
+                self.text.append("\n")
+            self.text.append(prefix if i == 0 else pad, style="dim" if i == 0 else "")
+            self.text.append_text(line)
+
+    def note(self, text: str, style: str) -> None:
+        if self.text:
+            self.text.append("\n")
+        self.text.append(text, style=style)
+
+    def print(self) -> None:
+        if self.text:
+            self.console.print(self.text, crop=False, overflow="ignore", soft_wrap=True)
+
+
+def _flags(rules: Sequence[str]) -> Text:
+    return Text("  " + FLAG + " ".join(rules), style="bold red") if rules else Text()
+
+
+def _timeline(rows: Timeline, console: Console, limit: int) -> None:
     console.print()
     if not rows:
         console.print(Text("timeline: no candidate events", style="dim"))
         return
     console.print(Text(f"timeline ({len(rows)} events, seconds since the phase start)", style="bold"))
-    table = Table(box=None, pad_edge=False, show_header=True, header_style="dim", padding=(0, 1))
-    table.add_column("t", justify="right", no_wrap=True)
-    table.add_column("pid", justify="right", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("event", overflow="fold", ratio=1)
-    table.add_column("", no_wrap=True)
+    console.print(Text(f"{'t':>10} {'pid':>7}  {'kind':<10}  event", style="dim"))
+    out = _Lines(console)
     picked = _selected(rows, limit)
     prev = -1
     for i in picked:
         if i != prev + 1:
-            gap = _plural(i - prev - 1, "event")
-            table.add_row("", "", "", Text(f"⋮ {gap} not shown", style="dim italic"), "")
+            out.note(f"{'':>10} {'':>7}  ⋮ {_plural(i - prev - 1, 'event')} not shown", "dim italic")
         r = rows[i]
         desc = r.description
         if len(desc) > DESCRIPTION_WIDTH:
             desc = desc[: DESCRIPTION_WIDTH - 1] + "…"
-        style = "bold red" if r.rules else ("dim" if r.errno else "")
-        table.add_row(f"{r.t:.6f}", str(r.pid), r.kind, Text(desc, style=style),
-                      Text(FLAG + " ".join(r.rules), style="bold red") if r.rules else "")
+        body = Text(desc, style="bold red" if r.rules else ("dim" if r.errno else ""))
+        body.append_text(_flags(r.rules))
+        out.add(f"{r.t:>10.6f} {r.pid:>7}  {r.kind:<10}  ", body)
         prev = i
-    console.print(table)
+    out.print()
     if len(picked) < len(rows):
         console.print(Text(
             f"showing {len(picked)} of {len(rows)} events (the first {limit}, and every event a finding "
@@ -275,24 +306,24 @@ def _network(rows: Sequence[NetworkRow], console: Console, limit: int) -> None:
     if not rows:
         console.print(Text("network: no connect, send, bind or listen", style="dim"))
         return
-    console.print(Text(f"network ({len(rows)} distinct operations)", style="bold"))
-    table = Table(box=None, pad_edge=False, show_header=True, header_style="dim", padding=(0, 1))
-    for col, kw in (("t", {"justify": "right"}), ("pid", {"justify": "right"}), ("op", {}),
-                    ("destination", {"overflow": "fold"}), ("proto", {}), ("count", {"justify": "right"}),
-                    ("bytes", {"justify": "right"}), ("result", {}), ("process", {"overflow": "fold"}),
-                    ("", {})):
-        table.add_column(col, **kw)  # type: ignore[arg-type]
+    console.print(Text(f"network ({len(rows)} distinct operations, identical ones counted)", style="bold"))
+    console.print(Text(f"{'first':>8} {'pid':>7}  {'op':<9}  destination, protocol, count, bytes, result, "
+                       "process", style="dim"))
+    out = _Lines(console)
     # Outbound attempts and cited rows first: they are what the table is for.
     ordered = sorted(rows, key=lambda r: (not r.rules, not r.outbound, r.first))
     for r in ordered[:limit]:
-        dest = Text(r.destination, style="bold red" if r.outbound else "")
+        body = Text(r.destination, style="bold red" if r.outbound else "bold")
+        body.append(f"  {r.protocol or '?'}  x{r.count}")
+        if r.bytes is not None:
+            body.append(f"  {r.bytes} B")
+        body.append(f"  {r.errno or 'ok'}", style="dim" if r.errno else "green")
+        body.append(f"  {r.process}", style="cyan")
         if r.data:
-            dest.append(f'  "{r.data}"', style="dim")
-        table.add_row(f"{r.first:.3f}", str(r.pid), r.syscall, dest, r.protocol, str(r.count),
-                      str(r.bytes) if r.bytes is not None else "-", r.errno or "ok",
-                      Text(r.process, style="cyan"),
-                      Text(FLAG + " ".join(r.rules), style="bold red") if r.rules else "")
-    console.print(table)
+            body.append(f'  "{r.data}"', style="dim")
+        body.append_text(_flags(r.rules))
+        out.add(f"{r.first:>8.3f} {r.pid:>7}  {r.syscall:<9}  ", body)
+    out.print()
     if len(rows) > limit:
         console.print(Text(f"… {len(rows) - limit} more network rows (see the HTML or JSON report)",
                            style="yellow"))
@@ -309,28 +340,23 @@ def _files(groups: Sequence[FileGroup], console: Console, per_group: int) -> Non
         return
     total = sum(len(g.rows) for g in groups)
     console.print(Text(f"files ({_plural(total, 'path')}, by location)", style="bold"))
+    out = _Lines(console)
     for g in groups:
         # Credentials are what an investigator reads first: never cut that group short.
         cap = max(per_group, 200) if g.location == "credentials" else per_group
-        style = "bold red" if g.location == "credentials" else "bold"
-        n = len(g.rows)
-        console.print(Text.assemble(("  " + g.location, style),
-                                    (f" — {g.label}, {_plural(n, 'path')}", "dim")))
-        table = Table(box=None, pad_edge=False, show_header=False, padding=(0, 1))
-        table.add_column("", width=3)
-        table.add_column("path", overflow="fold", ratio=1)
-        table.add_column("access", no_wrap=True)
-        table.add_column("count", justify="right", no_wrap=True)
-        table.add_column("result", no_wrap=True)
-        table.add_column("pids", no_wrap=True)
-        table.add_column("", no_wrap=True)
+        out.note("", "")
+        out.text.append_text(Text.assemble(
+            ("  " + g.location, "bold red" if g.location == "credentials" else "bold"),
+            (f" — {g.label}, {_plural(len(g.rows), 'path')}", "dim")))
         for r in g.rows[:cap]:
             result = "ok" if not r.errnos else (" ".join(r.errnos) + (f" ({r.ok} ok)" if r.ok else ""))
             pids = " ".join(str(p) for p in r.pids[:4]) + (" …" if len(r.pids) > 4 else "")
-            table.add_row("", Text(r.path, style="bold red" if r.rules else ""), ",".join(r.access),
-                          f"x{r.count}", Text(result, style="dim" if r.errnos else ""),
-                          Text(pids, style="dim"),
-                          Text(FLAG + " ".join(r.rules), style="bold red") if r.rules else "")
-        console.print(table)
+            body = Text(r.path, style="bold red" if r.rules else "")
+            body.append(f"  {','.join(r.access)} x{r.count}")
+            body.append(f"  {result}", style="dim" if r.errnos else "")
+            body.append(f"  pid {pids}", style="dim")
+            body.append_text(_flags(r.rules))
+            out.add("    ", body)
         if len(g.rows) > cap:
-            console.print(Text(f"     … {len(g.rows) - cap} more paths in {g.location}", style="yellow"))
+            out.note(f"    … {len(g.rows) - cap} more paths in {g.location}", "yellow")
+    out.print()

