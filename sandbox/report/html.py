@@ -534,6 +534,7 @@ th,td{text-align:left;vertical-align:top;padding:3px 8px;border-bottom:1px solid
 th{font-weight:600;color:var(--mute);font-size:12px}
 td.num{text-align:right;white-space:nowrap}
 td.nw{white-space:nowrap;overflow-wrap:normal}
+.evidence td:last-child{min-width:16em}.evidence td:nth-child(4){max-width:36em}
 .st-ok,.st.ok{color:var(--green)}.st-bad,.st.bad{color:var(--red)}.st.unknown{color:var(--amber)}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600;padding:2px 0}
 .finding{border:1px solid var(--line);border-left:6px solid var(--mute);border-radius:4px;padding:6px 10px}

@@ -20,6 +20,7 @@ sanitising only the strings that need it.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shlex
@@ -27,10 +28,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, overload
 
+from pydantic import ValidationError
+
+from sandbox.errors import InputError
 from sandbox.judge.rules import CATALOGUE, CREDENTIAL_PATHS, SYSTEM_SECRETS
 from sandbox.models import (
+    SCHEMA_VERSION,
     Address,
     ArtifactRole,
     Event,
@@ -875,9 +881,8 @@ def build_view(report: Report, *, phases: Iterable[Phase] | None = None) -> Repo
         ))
 
     cand = next((a for a in report.artifacts if a.role is ArtifactRole.CANDIDATE), None)
-    title = f"{cand.name} {cand.version}" if cand else report.target
     return ReportView(
-        title=printable(title, 200),
+        title=report_title(report),
         target=printable(report.target, 500),
         verdict=report.verdict,
         verdict_reason=printable(report.verdict_reason, 1000),
@@ -901,24 +906,70 @@ def build_view(report: Report, *, phases: Iterable[Phase] | None = None) -> Repo
 # ---------------------------------------------------------------- documents holding reports
 
 
-def find_reports(document: object, *, where: str = "") -> list[tuple[str, Report]]:
-    """Every report inside a JSON document, with where it was found.
+def _is_report(node: dict[str, Any]) -> bool:
+    return "schema_version" in node and "events" in node and "findings" in node
 
-    ``vet`` writes a report at the top level; a diff or gate result may hold several
-    (``old``/``new``, one per package).  Any object with ``schema_version``, ``events``
-    and ``findings`` is validated as a :class:`Report`; the label is its JSON path
-    (``"$"`` for the top level) followed by the report's target.
+
+def find_reports(document: object) -> list[tuple[str, dict[str, Any]]]:
+    """Every report object inside a JSON document, with its JSON path (``$`` for the top level).
+
+    ``vet`` writes a report at the top level; a gate result holds one per package
+    (``$.outcomes[3].report``), a diff two.  An object with ``schema_version``,
+    ``events`` and ``findings`` is taken for a report and not searched further.
     """
-    found: list[tuple[str, Report]] = []
-    stack: list[tuple[str, object]] = [(where or "$", document)]
+    found: list[tuple[str, dict[str, Any]]] = []
+    stack: list[tuple[str, object]] = [("$", document)]
     while stack:
         path, node = stack.pop()
         if isinstance(node, dict):
-            if {"schema_version", "events", "findings"} <= node.keys():
-                report = Report.model_validate(node)
-                found.append((path, report))
+            if _is_report(node):
+                found.append((path, node))
                 continue
             stack.extend((f"{path}.{k}", v) for k, v in reversed(list(node.items())))
         elif isinstance(node, list):
             stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node))))
     return found
+
+
+def report_title(report: Report) -> str:
+    """``name version`` of the candidate, else the target."""
+    cand = next((a for a in report.artifacts if a.role is ArtifactRole.CANDIDATE), None)
+    return printable(f"{cand.name} {cand.version}" if cand else report.target, 200)
+
+
+def load_reports(path: Path) -> list[tuple[str, Report]]:
+    """The reports in a JSON file written by ``vet``, ``gate`` or ``diff``, each with a label.
+
+    A ``vet`` report gives one entry labelled with its candidate; a document holding
+    several gives one per report, labelled with the candidate and where it sits in
+    the document.  Anything else is one clear :class:`~sandbox.errors.InputError`
+    (exit 2), as :func:`~sandbox.report.json_format.load_report` does for one report.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read report {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{path} is not JSON: {exc}") from exc
+    del text  # a 100k-event report is ~40 MB of text: do not hold it while validating
+    found = find_reports(data)
+    if not found:
+        raise InputError(f"{path} holds no pkgsandbox report (no object with schema_version, events and "
+                         "findings)")
+    major = SCHEMA_VERSION.split(".")[0]
+    out = []
+    for where, node in found:
+        version = str(node.get("schema_version"))
+        if version.split(".")[0] != major:
+            raise InputError(f"{path}: {where} has report schema {version}, this tool reads {SCHEMA_VERSION}")
+        try:
+            report = Report.model_validate(node)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(x) for x in first["loc"])
+            raise InputError(f"{path} is not a valid report: {where}.{loc}: {first['msg']}") from exc
+        title = report_title(report)
+        out.append((title if where == "$" else f"{title} ({where})", report))
+    return out
