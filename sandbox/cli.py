@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from sandbox import __version__
-from sandbox.errors import ExitCode, InputError, Interrupted, PkgSandboxError, exit_code_for
+from sandbox.errors import ExitCode, InputError, Interrupted, PkgSandboxError, SandboxError, exit_code_for
 from sandbox.judge.verdict import exit_code_for_verdict
-from sandbox.models import Phase, Verdict
+from sandbox.models import Phase, Report, Verdict
 from sandbox.report import OutputFormat, render
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.runner.interface import Limits, RunOptions
@@ -73,8 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--memory", type=_positive(int), metavar="MB")
     v.add_argument("--pids", type=_positive(int))
     v.add_argument("--cpus", type=_positive(float))
+    v.add_argument("--baseline", type=Path, metavar="FILE",
+                   help="a baseline from `pkgsandbox baseline`: behaviour absent from it is a deviation")
     _image_args(v)
     v.add_argument("-q", "--quiet", action="store_true", help="no live status")
+
+    b = sub.add_parser("baseline", help="record a trusted version's behaviour as a baseline (allowlist)",
+                       epilog=EXIT_HELP)
+    b.add_argument("spec", help="the trusted version: NAME==VERSION or a local artifact")
+    b.add_argument("-o", "--output", type=Path, required=True, help="baseline JSON file to write")
+    b.add_argument("--profile", default="default", metavar="NAME|PATH")
+    _image_args(b)
+    b.add_argument("-q", "--quiet", action="store_true")
+
+    df = sub.add_parser("diff", help="vet two versions and show what the new one does differently",
+                        epilog=EXIT_HELP)
+    df.add_argument("old", help="the trusted version (spec or artifact)")
+    df.add_argument("new", help="the candidate version (spec or artifact)")
+    df.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    df.add_argument("-o", "--output", type=Path, help="write the JSON diff to FILE")
+    df.add_argument("--fail-on", choices=["suspicious", "malicious"], default="suspicious")
+    df.add_argument("--profile", default="default", metavar="NAME|PATH")
+    _image_args(df)
+    df.add_argument("-q", "--quiet", action="store_true")
 
     d = sub.add_parser("doctor", help="check the engine, the image, strace and the hardening")
     d.add_argument("--provision", action="store_true",
@@ -110,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "vet":
             return int(cmd_vet(args, err))
+        if args.command == "baseline":
+            return int(cmd_baseline(args, err))
+        if args.command == "diff":
+            return int(cmd_diff(args, err))
         if args.command == "doctor":
             return int(cmd_doctor(args, err))
         if args.command == "image" and args.image_command == "build":
@@ -167,8 +192,17 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
     profile = load_profile(args.profile)
     options = VetOptions(run=_run_options(args, profile), base_image=args.base_image, offline=args.offline,
                          profile=profile)
+    baseline = None
+    if args.baseline:
+        from sandbox.judge.baseline import load_baseline
+
+        baseline = load_baseline(args.baseline)  # bad input fails before any container starts
     with LiveObserver(err, quiet=args.quiet) as observer:
         report = vet(args.spec, options, observer)
+    if baseline is not None:
+        from sandbox.judge.baseline import apply_baseline
+
+        report = apply_baseline(report, baseline)
     if args.format == "json":
         text = render(report, OutputFormat.JSON)
         if args.output:
@@ -180,6 +214,54 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
         if args.output:
             _write_output(args.output, render(report, OutputFormat.JSON))
     return exit_code_for_verdict(report.verdict, Verdict(args.fail_on))
+
+
+def _plain_vet(spec: str, args: argparse.Namespace, err: Console) -> Report:
+    from sandbox.ui.terminal import LiveObserver
+    from sandbox.vet import VetOptions, vet
+
+    profile = load_profile(args.profile)
+    options = VetOptions(run=run_options(profile), base_image=args.base_image, offline=args.offline,
+                         profile=profile)
+    with LiveObserver(err, quiet=args.quiet) as observer:
+        return vet(spec, options, observer)
+
+
+def cmd_baseline(args: argparse.Namespace, err: Console) -> ExitCode:
+    from sandbox.judge.baseline import make_baseline
+
+    report = _plain_vet(args.spec, args, err)
+    if report.verdict is Verdict.INCOMPLETE:
+        raise SandboxError(f"the run of {args.spec} was incomplete ({report.verdict_reason}); no baseline written")
+    base = make_baseline(report)
+    _write_output(args.output, base.model_dump_json(indent=1) + "\n")
+    counts = ", ".join(f"{len(base.behaviour.get(c))} {c}" for c in ("files", "processes", "endpoints", "pth"))
+    print(f"baseline of {args.spec} ({report.verdict.value}) written to {args.output}: {counts}")
+    if report.verdict is not Verdict.CLEAN:
+        err.print(f"[yellow]warning:[/] the trusted version itself is {report.verdict.value}: "
+                  f"its findings are now part of the baseline")
+    return ExitCode.CLEAN
+
+
+def cmd_diff(args: argparse.Namespace, err: Console) -> ExitCode:
+    from sandbox.judge.baseline import DiffReport, apply_baseline, diff, extract, make_baseline
+    from sandbox.ui.terminal import render_diff
+
+    old = _plain_vet(args.old, args, err)
+    new = _plain_vet(args.new, args, err)
+    judged = apply_baseline(new, make_baseline(old))
+    result = DiffReport(old=args.old, new=args.new, old_verdict=old.verdict, new_verdict=judged.verdict,
+                        changes=diff(extract(old), extract(new)),
+                        deviations=tuple(f for f in judged.findings if f.rule_id == "PS024"))
+    text = result.model_dump_json(indent=1) + "\n"
+    if args.format == "json" and not args.output:
+        sys.stdout.write(text)
+    else:
+        if args.format == "terminal":
+            render_diff(result, judged, Console(highlight=False))
+        if args.output:
+            _write_output(args.output, text)
+    return exit_code_for_verdict(judged.verdict, Verdict(args.fail_on))
 
 
 def cmd_image_build(args: argparse.Namespace, err: Console) -> ExitCode:

@@ -69,3 +69,56 @@ def recorder_preexec() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     install_io_uring_deny()
     os.setsid()
+
+
+# --------------------------------------------------------------------------- capabilities
+
+CAP_CHOWN, CAP_DAC_READ_SEARCH, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP = 0, 2, 5, 6, 7, 8
+CAP_NET_ADMIN, CAP_SYS_PTRACE = 12, 19
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _set_capabilities(allowed: int) -> None:
+    """Mask this process's capability sets (all of them, bounding included) with *allowed*."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        if not allowed >> cap & 1:
+            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability: ignored
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capget(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    for i in range(2):
+        mask = (allowed >> (32 * i)) & 0xFFFFFFFF
+        data[i].effective &= mask
+        data[i].permitted &= mask
+        data[i].inheritable &= mask
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def limit_capabilities(keep: set[int]) -> None:
+    """Keep only the capabilities in *keep* (the sinkhole daemon keeps what it needs
+    to read other processes' /proc/PID/fd)."""
+    _set_capabilities(sum(1 << c for c in keep))
+
+
+def drop_capabilities(drop: set[int]) -> None:
+    """Remove *drop* from every capability set of this process and its future children.
+
+    The phase driver drops NET_ADMIN (granted to the container only so that
+    ``setup`` can install the sinkhole's rules) before it starts strace, so no
+    process that runs during a phase — recorder or candidate — can hold it.
+    """
+    _set_capabilities(((1 << 64) - 1) & ~sum(1 << c for c in drop))

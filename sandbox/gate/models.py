@@ -98,6 +98,8 @@ class GateEntry(Frozen):
         """``name==version`` (or ``name (unpinned >=1)``) for humans."""
         if self.version:
             return f"{self.name}=={self.version}"
+        if self.requirement.kind is not SourceKind.INDEX:
+            return f"{self.name} ({self.requirement.kind.value})"
         if self.requirement.specifier:
             return f"{self.name} (unpinned {self.requirement.specifier})"
         return f"{self.name} (unpinned)"

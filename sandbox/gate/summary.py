@@ -21,6 +21,7 @@ from sandbox.gate.models import (
     GateResult,
     LockedRequirement,
     LockFormat,
+    SourceKind,
 )
 from sandbox.models import ArtifactRole, Evidence, Finding, Report, Verdict
 
@@ -109,6 +110,8 @@ def version_text(o: GateOutcome) -> str:
     """The version vetted; unpinned requirements say what they resolved to."""
     if o.entry.version:
         return o.entry.version
+    if o.entry.requirement.kind is not SourceKind.INDEX:
+        return o.entry.requirement.kind.value
     resolved = o.resolved_version
     spec = o.entry.requirement.specifier or "any"
     return f"{resolved} (unpinned {spec})" if resolved else f"unpinned {spec}"

@@ -96,6 +96,13 @@ CATALOGUE: dict[str, RuleInfo] = {
             "enters namespaces, reads another process's memory or environment.",
         ),
         RuleInfo(
+            "PS024",
+            "deviation from baseline",
+            Severity.MEDIUM,
+            "With --baseline or diff: behaviour absent from the trusted version's baseline — new endpoints, "
+            "processes or start-up hooks (MEDIUM), new file accesses (LOW).",
+        ),
+        RuleInfo(
             "PS009",
             "startup hook executes code",
             Severity.INFO,

@@ -90,7 +90,8 @@ def to_junit(value: GateResult | Sequence[Report]) -> str:
                 _el(case, "skipped", message=f"{outcome_word(o)} (allowed): {why}")
             else:
                 errors += 1
-                _el(case, "error", body or why, message=f"{outcome_word(o)}: {why}", type=o.status.value)
+                kind = o.verdict.value if o.verdict is not None else o.status.value
+                _el(case, "error", body or why, message=f"{outcome_word(o)}: {why}", type=kind)
         out = [f"status: {o.status.value}", f"change: {change_text(o)}"]
         if o.detail:
             out.append(f"detail: {o.detail}")

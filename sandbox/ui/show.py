@@ -31,6 +31,7 @@ from sandbox.report.views import (
     ReportView,
     Timeline,
     build_view,
+    phase_order,
 )
 
 DEFAULT_LIMIT = 200
@@ -82,7 +83,7 @@ def render_show(report: Report, console: Console, *, phase: Phase | str | None =
     _phase_table(view, console)
     _findings(view.findings, console)
     if wanted is not None and view.phase(wanted) is None:
-        present = ", ".join(p.phase.value for p in build_view(report, phases=()).phases) or "none"
+        present = ", ".join(p.value for p in phase_order(report)) or "none"
         console.print(Text(f"phase {wanted.value} is not in this report (phases: {present})", style="yellow"))
     for pv in view.phases:
         _phase(pv, console, limit=limit, files_per_group=files_per_group, max_processes=max_processes)

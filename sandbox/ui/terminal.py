@@ -140,3 +140,30 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
             console.print(f"           [dim]… {len(f.evidence) - max_evidence} more (see the JSON report)[/]")
     for note in report.notes[:5]:
         console.print(f"[dim]note: {escape(note)}[/]")
+
+
+def render_diff(result: Any, judged: Report, console: Console) -> None:
+    """``pkgsandbox diff``: verdicts, then added (+) and removed (-) behaviour per category."""
+    old_style, new_style = VERDICT_STYLE[result.old_verdict], VERDICT_STYLE[result.new_verdict]
+    console.print()
+    console.print(f"[bold]{escape(result.old)}[/] [{old_style}]{result.old_verdict.value}[/]  →  "
+                  f"[bold]{escape(result.new)}[/] [{new_style}]{result.new_verdict.value}[/]")
+    any_change = False
+    for cat, change in result.changes.items():
+        if not change.added and not change.removed:
+            continue
+        any_change = True
+        console.print(f"[bold]{cat}[/]")
+        for key in change.added[:40]:
+            console.print(f"  [red]+ {escape(key)}[/]")
+        for key in change.removed[:20]:
+            console.print(f"  [green]- {escape(key)}[/]")
+        hidden = max(0, len(change.added) - 40) + max(0, len(change.removed) - 20)
+        if hidden:
+            console.print(f"  [dim]… {hidden} more (see --format json)[/]")
+    if not any_change:
+        console.print("[green]no behavioural change[/]")
+    top = [f for f in judged.findings if f.rule_id != "PS024"]
+    for f in top:
+        console.print(f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] "
+                      f"{escape(f.title)} [dim]({f.phase.value})[/] — {escape(f.message)}")

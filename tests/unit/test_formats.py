@@ -123,7 +123,7 @@ def test_junit_one_suite_one_case_per_package() -> None:
     slow_err = cases["slow==2.0"].find("error")
     assert slow_err is not None and "incomplete" in (slow_err.get("message") or "")
     assert cases["u==1.0"].find("error") is not None
-    assert cases["proj (unpinned)"].find("skipped") is not None
+    assert cases["proj (directory)"].find("skipped") is not None
 
 
 def test_junit_below_fail_on_passes_and_allowed_incomplete_is_skipped() -> None:
@@ -173,7 +173,7 @@ def test_markdown_passed_gate() -> None:
 
 def test_markdown_cannot_be_broken_by_package_controlled_text() -> None:
     assert code("a|b", in_table=True) == "`a\\|b`"
-    assert code("has `tick`") == "``has `tick` ``"
+    assert code("has `tick`") == "`` has `tick` ``"
     span = code("x ``` y")
     assert span.startswith("````") and span.endswith("````")
     assert code("`edge`") == "`` `edge` ``"

@@ -1,0 +1,137 @@
+"""The gate end to end with the real engine: a bumped package that turns malicious fails the
+gate, and a re-run is served from the cache without creating a single sandbox container.
+
+The fixture repository's wheels are built by the test and are defanged (TEST-NET
+addresses only); they are only ever run inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.cache import ResultCache
+from sandbox.errors import ExitCode
+from sandbox.gate import EntryStatus, GateResult, cache_context, make_vet_fn, plan_gate, run_gate
+from sandbox.models import Report, Verdict
+from sandbox.report.junit import to_junit
+from sandbox.report.markdown import to_markdown
+from sandbox.report.sarif import to_sarif
+from sandbox.runner.engine import LABEL, LABEL_OWNER, owner_label
+from sandbox.vet import VetOptions
+from tests.fixtures.builders import Randomised, build_wheel, exfil_source, pth_line
+from tests.unit.test_formats import validate_sarif
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sandbox_image")]
+
+
+class CountingVet:
+    """The real vet, counting its calls."""
+
+    def __init__(self, options: VetOptions) -> None:
+        self.inner = make_vet_fn(options)
+        self.calls: list[str] = []
+
+    def __call__(self, spec: str) -> Report:
+        self.calls.append(spec)
+        return self.inner(spec)
+
+
+def sandbox_containers_created(client: Any, since: float, until: float) -> list[str]:
+    """Sandbox containers this process created between *since* and *until* (engine events)."""
+    filters = {"type": "container", "event": "create", "label": [f"{LABEL}=run", f"{LABEL_OWNER}={owner_label()}"]}
+    events = client.events(since=int(since), until=int(until) + 1, filters=filters, decode=True)
+    return [e.get("id", "") for e in events]
+
+
+def gate(repo: Path, cache: ResultCache, image: Any, base: str = "requirements-base.txt") -> tuple[GateResult, CountingVet]:
+    options = VetOptions()
+    vet = CountingVet(options)
+    plan = plan_gate(repo / "requirements.txt", base=repo / base)
+    result = run_gate(plan, vet_fn=vet, workers=2, cache=cache, cache_context=cache_context(options, image))
+    return result, vet
+
+
+def test_bump_to_malicious_fails_then_reruns_come_from_the_cache(
+    tmp_path: Path, docker_client: Any, sandbox_image: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = Randomised()
+    alpha, beta = r.name("alpha"), r.name("beta")
+    cred, host, port = r.credential(), r.address(), r.port()
+    repo = tmp_path / "repo"
+    pkgs = repo / "pkgs"
+    pkgs.mkdir(parents=True)
+    a10 = build_wheel(pkgs, alpha, "1.0", {f"{alpha}/__init__.py": "X = 1\n"})
+    a11 = build_wheel(pkgs, alpha, "1.1", {f"{alpha}/__init__.py": "import json\nX = 2\n"})
+    b10 = build_wheel(pkgs, beta, "1.0", {f"{beta}/__init__.py": "Y = 1\n"})
+    b11 = build_wheel(pkgs, beta, "1.1", {
+        f"{beta}/__init__.py": "Y = 2\n",
+        f"{beta}_init.pth": pth_line(exfil_source(cred, host, port)),
+    })
+    (repo / "requirements-base.txt").write_text(f"# base\n./pkgs/{a10.name}\n./pkgs/{b10.name}\n")
+    (repo / "requirements.txt").write_text(f"# head\n./pkgs/{a11.name}\n./pkgs/{b11.name}\n")
+    monkeypatch.chdir(repo)
+    cache = ResultCache(tmp_path / "cache" / "results.sqlite")
+
+    # 1. cold: both bumped packages are vetted in the sandbox; beta 1.1 exfiltrates at startup
+    t0 = time.time()
+    cold, vet = gate(repo, cache, sandbox_image)
+    created = sandbox_containers_created(docker_client, t0, time.time())
+    assert sorted(vet.calls) == sorted([str(pkgs / a11.name), str(pkgs / b11.name)])
+    everything = [(e["Actor"]["Attributes"].get(LABEL), e["Actor"]["Attributes"].get(LABEL_OWNER), e.get("time"))
+                  for e in docker_client.events(since=int(t0), until=int(time.time()) + 1,
+                                                filters={"type": "container", "event": "create"}, decode=True)]
+    assert len(created) == 2, (created, everything, owner_label(), t0)  # the counter sees real sandbox runs
+    assert cold.exit_code is ExitCode.FINDINGS
+    outcomes = {o.entry.name: o for o in cold.outcomes}
+    assert outcomes[alpha].verdict is Verdict.CLEAN, outcomes[alpha].report and outcomes[alpha].report.findings
+    assert outcomes[beta].verdict is Verdict.MALICIOUS and outcomes[beta].entry.previous == "1.0"
+
+    sarif_path = tmp_path / "gate.sarif"
+    sarif_path.write_text(to_sarif(cold, root=repo))
+    log = validate_sarif(sarif_path.read_text())
+    results = log["runs"][0]["results"]
+    outbound = [x for x in results if x["ruleId"] == "PS002"]
+    assert outbound, [x["ruleId"] for x in results]
+    assert any(ev.get("destination") == f"{host}:{port}" for x in outbound for ev in x["properties"]["evidence"])
+    loc = outbound[0]["locations"][0]
+    assert loc["physicalLocation"]["artifactLocation"]["uri"] == "requirements.txt"
+    assert loc["physicalLocation"]["region"]["startLine"] == 3
+    assert loc["logicalLocations"][0]["name"] == f"{beta}==1.1"
+    creds = [x for x in results if x["ruleId"] == "PS001"]
+    assert any((ev.get("path") or "").endswith("/" + cred) for x in creds for ev in x["properties"]["evidence"])
+
+    junit = ET.fromstring(to_junit(cold))
+    cases = {c.get("name"): c for c in junit.iter("testcase")}
+    failure = cases[f"{beta}==1.1 (1.0 -> 1.1)"].find("failure")
+    assert failure is not None and failure.get("type") == "malicious"
+    assert f"{host}:{port}" in (failure.text or "")
+    assert cases[f"{alpha}==1.1 (1.0 -> 1.1)"].find("failure") is None
+    assert "🔴 malicious" in to_markdown(cold)
+
+    # 2. the same gate again: every verdict from the cache, no sandbox, still exit 1
+    time.sleep(1.1)  # engine events have one-second resolution
+    t1 = time.time()
+    warm, vet = gate(repo, cache, sandbox_image)
+    assert vet.calls == []
+    assert sandbox_containers_created(docker_client, t1, time.time()) == []
+    assert {o.status for o in warm.outcomes} == {EntryStatus.CACHED}
+    assert warm.exit_code is ExitCode.FINDINGS
+
+    # 3. the malicious bump is dropped; the remaining change (alpha 1.1) was vetted before: exit 0, no container
+    (repo / "requirements.txt").write_text(f"# head\n./pkgs/{a11.name}\n./pkgs/{b10.name}\n")
+    time.sleep(1.1)
+    t2 = time.time()
+    clean, vet = gate(repo, cache, sandbox_image)
+    elapsed = time.time() - t2
+    assert vet.calls == []
+    assert sandbox_containers_created(docker_client, t2, time.time()) == []
+    assert clean.exit_code is ExitCode.CLEAN
+    assert [(o.entry.name, o.status, o.verdict) for o in clean.outcomes] == [(alpha, EntryStatus.CACHED, Verdict.CLEAN)]
+    assert json.loads(clean.model_dump_json())["exit_code"] == 0
+    print(f"warm gate: {elapsed:.2f}s")  # informative; the assertion is the container count
