@@ -819,10 +819,10 @@ class Recorder:
         self.fh.close()
 
 
-def current_phase() -> str:
+def current_phase(path: Path = PHASE_FILE) -> str:
     """The phase the agent is running (``setup`` before the first)."""
     try:
-        return PHASE_FILE.read_text().strip()[:32] or "setup"
+        return path.read_text().strip()[:32] or "setup"
     except OSError:
         return "setup"
 
@@ -886,8 +886,11 @@ class Flow:
 class Daemon:
     """The selector loop serving every listener (see the module docstring)."""
 
-    def __init__(self, socks: dict[str, list[socket.socket]], limits: Limits, net: NetConfig, out: Path) -> None:
+    def __init__(self, socks: dict[str, list[socket.socket]], limits: Limits, net: NetConfig, out: Path,
+                 phase_file: Path = PHASE_FILE) -> None:
         self.socks = socks
+        self.phase_file = phase_file
+        self.wake_r, self.wake_w = socket.socketpair()
         self.limits = limits
         self.net = net
         self.rec = Recorder(out, limits)
@@ -902,9 +905,13 @@ class Daemon:
         self.problems = 0
 
     # -- plumbing
-    def run(self) -> None:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+    def run(self, signals: bool = True) -> None:
+        """Serve until SIGTERM (or :meth:`request_stop`), then write what is still open."""
+        if signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.wake_r.setblocking(False)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         for kind, socks in self.socks.items():
             for s in socks:
                 s.setblocking(False)
@@ -917,6 +924,8 @@ class Daemon:
             for key, mask in events:
                 kind, flow = key.data
                 try:
+                    if kind == "wake":
+                        continue
                     if kind in ("tcp", "dns_tcp"):
                         self._accept(key.fileobj, "tcp" if kind == "tcp" else "dns")  # type: ignore[arg-type]
                     elif kind == "udp":
@@ -940,8 +949,16 @@ class Daemon:
                         "lookup_seconds": round(self.owners.spent, 3)})
         self.rec.close()
 
-    def _stop(self, *_: object) -> None:
+    def _on_signal(self, *_: object) -> None:
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Stop serving (from a signal handler or another thread)."""
         self.stopping = True
+        try:
+            self.wake_w.send(b"x")
+        except OSError:
+            pass
 
     def _problem(self, msg: str) -> None:
         self.stats["errors"] += 1
@@ -964,7 +981,7 @@ class Daemon:
             dst = original_dst(conn) or tuple(conn.getsockname()[:2])
             self.next_id += 1
             self.stats["tcp_accepted"] += 1
-            phase = current_phase()
+            phase = current_phase(self.phase_file)
             if len(self.flows) >= self.limits.max_flows:
                 self.stats["tcp_dropped"] += 1
                 self.rec.write({"kind": "tcp", "id": self.next_id, "t": time.time(), "phase": phase,
@@ -1160,7 +1177,7 @@ class Daemon:
     def _dns(self, msg: bytes, src: tuple[Any, ...], transport: str, pid: int | None, argv: list[str],
              dst: str | None) -> bytes | None:
         self.stats["dns_queries"] += 1
-        base: dict[str, Any] = {"kind": "dns", "t": time.time(), "phase": current_phase(), "transport": transport,
+        base: dict[str, Any] = {"kind": "dns", "t": time.time(), "phase": current_phase(self.phase_file), "transport": transport,
                                 "src": _hostport(src), "resolver": dst, "pid": pid, "argv": argv, "size": len(msg)}
         try:
             q = parse_query(msg)
@@ -1193,7 +1210,7 @@ class Daemon:
             keep = data[: self.limits.udp_capture_bytes]
             if not self.rec.room(len(keep) * 2):
                 keep = b""
-            self.rec.write({"kind": "udp", "t": time.time(), "phase": current_phase(), "src": _hostport(src),
+            self.rec.write({"kind": "udp", "t": time.time(), "phase": current_phase(self.phase_file), "src": _hostport(src),
                             "bytes": len(data), "captured": len(keep), "truncated": len(keep) < len(data),
                             "data_b64": _b64(keep), "pid": pid, "argv": argv})
 

@@ -96,6 +96,33 @@ CATALOGUE: dict[str, RuleInfo] = {
             "enters namespaces, reads another process's memory or environment.",
         ),
         RuleInfo(
+            "PS020",
+            "write outside allowed paths",
+            Severity.LOW,
+            "Creates, writes, renames or deletes files outside the venv, temp dirs, caches and the profile's "
+            "allowed paths (e.g. in HOME or the project).",
+        ),
+        RuleInfo(
+            "PS021",
+            "obfuscated or decoded exec",
+            Severity.HIGH,
+            "Runs code decoded at run time (exec/eval of base64/hex/zlib/marshal data) in a process's command "
+            "line or in a start-up hook.",
+        ),
+        RuleInfo(
+            "PS022",
+            "process explosion",
+            Severity.MEDIUM,
+            "Spawns more than 256 processes in a phase, or hits the pids limit (fork bomb); HIGH when the "
+            "limit was hit.",
+        ),
+        RuleInfo(
+            "PS023",
+            "CPU burn",
+            Severity.MEDIUM,
+            "A survivor kept a CPU busy for at least half of the observation window (miner-like).",
+        ),
+        RuleInfo(
             "PS024",
             "deviation from baseline",
             Severity.MEDIUM,
@@ -483,6 +510,76 @@ def rule_pth(ctx: Context) -> list[Finding]:
     return [_finding("PS009", Phase.INSTALL, f"{len(execs)} .pth file(s) run code at interpreter start", evid)]
 
 
+_WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/self/", "/proc/thread-self/", "/run/user/")
+_DECODE = re.compile(r"\b(?:exec|eval|compile)\s*\(.*(?:b64decode|b32decode|b16decode|fromhex|unhexlify|"
+                     r"decompress|marshal\.loads|codecs\.decode|rot13|\[::-1\])", re.S)
+
+
+def rule_write_outside(ctx: Context) -> list[Finding]:
+    venv, home = ctx.obs.venv, ctx.obs.home
+    allowed_roots = (venv + "/", home + "/.cache/", *_WRITABLE)
+    hits = []
+    for e in ctx.events:
+        if e.kind not in (EventKind.FILE_WRITE, EventKind.DIR_CREATE, EventKind.FILE_RENAME, EventKind.FILE_DELETE,
+                          EventKind.FILE_LINK):
+            continue
+        target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
+        if not target or target.startswith(allowed_roots) or re.match(r"^/proc/\d+/(?:oom_score_adj|fd/)", target):
+            continue
+        if PERSISTENCE_PATHS.search(target) or target.startswith(_TRACE_DIR):
+            continue  # judged by PS005 / PS007
+        hits.append(e)
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.path, e.path2, e.kind))
+        places = sorted({e.path2 or e.path or "" for e in uniq})
+        out.append(_finding("PS020", phase, f"wrote outside allowed paths: {', '.join(places[:6])}",
+                            [ctx.evidence(e) for e in uniq]))
+    return out
+
+
+def rule_decoded_exec(ctx: Context) -> list[Finding]:
+    out = []
+    hits = [e for e in ctx.events if e.kind is EventKind.EXEC and e.argv and _DECODE.search(" ".join(e.argv))]
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.argv))
+        out.append(_finding("PS021", phase, "ran code decoded at run time (exec of encoded data)",
+                            [ctx.evidence(e) for e in uniq]))
+    pths = [p for p in ctx.obs.inventory.pth_files if p.executes and _DECODE.search(p.head)]
+    if pths:
+        evid = [Evidence(phase=Phase.INSTALL, pid=0, time=0.0, syscall="(inventory)", path=p.path, bytes=p.size,
+                         data=p.head[:512], detail=f"sha256 {p.sha256}") for p in pths]
+        out.append(_finding("PS021", Phase.INSTALL, "a start-up hook (.pth) executes decoded, hidden code", evid))
+    return out
+
+
+def rule_explosion(ctx: Context) -> list[Finding]:
+    out = []
+    for phase, evs in _per_phase(ctx.obs.events).items():
+        spawns = [e for e in evs if e.kind is EventKind.SPAWN and (e.flags or "") != "thread"
+                  and e.origin is Origin.CANDIDATE]
+        limited = [e for e in evs if e.syscall in ("clone", "fork", "vfork", "clone3") and e.errno == "EAGAIN"]
+        # native builds legitimately run hundreds of compiler processes during install
+        threshold = 2000 if phase is Phase.INSTALL else 256
+        if len(spawns) > threshold or len(limited) >= 5:
+            sample = (limited or spawns)[:MAX_EVIDENCE]
+            sev = Severity.HIGH if limited else Severity.MEDIUM
+            out.append(_finding("PS022", phase, f"{len(spawns)} processes spawned, {len(limited)} refused by the "
+                                "pids limit", [ctx.evidence(e) for e in sample], sev))
+    return out
+
+
+def rule_cpu_burn(ctx: Context) -> list[Finding]:
+    out = []
+    for pr in ctx.obs.phases:
+        burners = [lg for lg in pr.lingering if pr.window > 0 and lg.cpu >= 0.5 * pr.window]
+        if burners:
+            evid = [Evidence(phase=pr.phase, pid=lg.pid, time=0.0, syscall="(cpu)", process=lg.argv[:32],
+                             detail=f"{lg.cpu:.1f}s CPU during a {pr.window:.1f}s window") for lg in burners]
+            out.append(_finding("PS023", pr.phase, f"{len(burners)} survivor(s) burning CPU", evid))
+    return out
+
+
 RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_credentials,
     rule_outbound,
@@ -493,6 +590,10 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_tamper,
     rule_escape,
     rule_pth,
+    rule_write_outside,
+    rule_decoded_exec,
+    rule_explosion,
+    rule_cpu_burn,
 )
 
 

@@ -309,3 +309,47 @@ def test_shell_probe_only(script: str, probe: bool) -> None:
     o = obs([ev(EventKind.EXEC, "execve", path="/bin/sh", argv=("/bin/sh", "-c", script))])
     f = next(f for f in evaluate(o) if f.rule_id == "PS003")
     assert (f.severity is Severity.LOW) is probe
+
+
+def test_write_outside_allowed_paths_is_low() -> None:
+    o = obs([ev(EventKind.FILE_WRITE, "openat", path="/home/dev/project/log.txt"),
+             ev(EventKind.FILE_WRITE, "openat", path="/tmp/x", seq=2),
+             ev(EventKind.FILE_WRITE, "openat", path=f"{VENV}/lib/python3.11/site-packages/x.pyc", seq=3)])
+    fs = [f for f in evaluate(o) if f.rule_id == "PS020"]
+    assert len(fs) == 1 and fs[0].severity is Severity.LOW
+    assert [e.path for e in fs[0].evidence] == ["/home/dev/project/log.txt"]
+
+
+@pytest.mark.parametrize("argv,fires", [
+    (("python3", "-c", "import base64; exec(base64.b64decode('cHJpbnQoMSk='))"), True),
+    (("python3", "-c", "exec(zlib.decompress(bytes.fromhex('78')))"), True),
+    (("python3", "-c", "print('hello')"), False),
+    (("python3", "-m", "pip", "--version"), False),
+])
+def test_decoded_exec(argv: tuple[str, ...], fires: bool) -> None:
+    o = obs([ev(EventKind.EXEC, "execve", path="/usr/bin/python3", argv=argv)])
+    assert ("PS021" in rules_of(o)) is fires
+
+
+def test_decoded_pth_hook() -> None:
+    inv = Inventory(pth_files=(PthFile(path=f"{VENV}/x.pth", sha256="1" * 64, size=10, executes=True,
+                                       head="import base64; exec(base64.b64decode('aW1wb3J0IG9z'))"),))
+    assert "PS021" in rules_of(obs([], inventory=inv))
+
+
+def test_process_explosion() -> None:
+    spawns = [ev(EventKind.SPAWN, "clone", seq=i, target=100 + i, flags="process") for i in range(300)]
+    f = next(f for f in evaluate(obs(spawns)) if f.rule_id == "PS022")
+    assert f.severity is Severity.MEDIUM
+    refused = [ev(EventKind.SPAWN, "clone", seq=i, errno="EAGAIN", flags="process") for i in range(6)]
+    f = next(f for f in evaluate(obs(refused)) if f.rule_id == "PS022")
+    assert f.severity is Severity.HIGH
+
+
+def test_cpu_burn_only_for_busy_survivors() -> None:
+    def phases(cpu: float) -> list[PhaseResult]:
+        return [PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1, window=5.0,
+                            lingering=(Lingering(pid=5, ppid=1, argv=("python",), threads=3, status="running",
+                                                 cpu=cpu, active=True),))]
+    assert "PS023" in rules_of(obs([], phases=phases(4.9)))
+    assert "PS023" not in rules_of(obs([], phases=phases(0.1)))
