@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import threading
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,7 +127,8 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pkgsandbox`` console script; returns the exit code."""
     err = Console(stderr=True, highlight=False)
-    signal.signal(signal.SIGTERM, _on_term)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_term)  # SIGTERM cleans up like Ctrl-C
     try:
         args = build_parser().parse_args(argv)
         if args.command == "vet":

@@ -211,6 +211,8 @@ class PhaseResult(Frozen):
     steps: tuple[StepResult, ...] = ()
     lingering: tuple[Lingering, ...] = ()
     window: float = 0.0  # seconds actually spent watching survivors
+    oom_kills: int = 0  # processes the kernel's OOM killer killed (memory limit)
+    output_bytes: int = 0  # total bytes the candidate wrote to stdout/stderr (only a head/tail is kept)
     output_tail: str = ""
     problems: tuple[str, ...] = ()
 
@@ -333,3 +335,147 @@ class Report(Frozen):
     inventory: Inventory = Inventory()
     hostname: str = ""
     notes: tuple[str, ...] = ()
+    network: NetworkCapture | None = None  # None in reports written before the sinkhole existed
+
+
+# --------------------------------------------------------------------------- network (sinkhole)
+# What the sinkhole inside the sandbox received (see sandbox/agent/sinkhole.py): no
+# byte ever left the sandbox; these are the attempts, answered locally.
+
+
+class HttpExchange(Frozen):
+    """One HTTP request as the sinkhole parsed it (it answered 200 with an empty body)."""
+
+    method: str
+    target: str
+    version: str
+    host: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body_bytes: int = 0
+    body: str = ""  # escaped prefix of the (de-chunked) body
+    complete: bool = True  # False: the client stopped mid-request (slowloris, cut body)
+    body_truncated: bool = False  # more body than the capture keeps
+
+
+class TlsHello(Frozen):
+    """What a TLS ClientHello gave away (the sinkhole answered with an alert)."""
+
+    sni: str | None = None
+    alpn: tuple[str, ...] = ()
+    version: str = ""
+    error: str = ""  # not a readable ClientHello (garbage on a TLS port …)
+
+
+class DnsQuery(Frozen):
+    """One question a process asked the resolver (every A/AAAA got a sinkhole address)."""
+
+    phase: Phase
+    time: float
+    name: str
+    qtype: str
+    transport: Literal["udp", "tcp"] = "udp"
+    answer: str | None = None
+    resolver: str | None = None  # the address the query was sent to, when known
+    pid: int | None = None
+    process: tuple[str, ...] = ()
+    malformed: bool = False
+    detail: str = ""  # parse error of a malformed query, with its first bytes
+
+
+class NetConnection(Frozen):
+    """One TCP connection the sinkhole accepted in place of its destination."""
+
+    phase: Phase
+    time: float
+    duration: float = 0.0
+    destination: str  # original destination, host:port or [v6]:port
+    host: str | None = None  # the name it was resolved from, the SNI or the Host header
+    protocol: str = "unknown"  # http, tls, dns, smtp, unknown, empty
+    bytes: int = 0  # client bytes received
+    captured: int = 0  # of which kept
+    truncated: bool = False
+    close_reason: str = ""  # eof, reset, idle, lifetime, limit, shutdown …
+    http: tuple[HttpExchange, ...] = ()
+    tls: TlsHello | None = None
+    smtp: tuple[str, ...] = ()
+    data: str = ""  # escaped prefix of the client bytes
+    labels: tuple[str, ...] = ()  # e.g. "cloud-metadata"
+    pid: int | None = None
+    process: tuple[str, ...] = ()
+
+
+class NetDatagram(Frozen):
+    """One UDP datagram (DNS excluded: see :class:`DnsQuery`)."""
+
+    phase: Phase
+    time: float
+    destination: str | None = None  # from the syscall trace: REDIRECT hides it from the listener
+    bytes: int = 0
+    captured: int = 0
+    truncated: bool = False
+    data: str = ""
+    labels: tuple[str, ...] = ()
+    pid: int | None = None
+    process: tuple[str, ...] = ()
+
+
+class Exfiltration(Frozen):
+    """A planted canary found in outbound bytes: proof that a credential was sent."""
+
+    canary: str  # which secret (e.g. "AWS_SECRET_ACCESS_KEY")
+    location: str  # where it was planted ("~/.aws/credentials", "env GITHUB_TOKEN")
+    channel: Literal["dns", "http", "tls", "tcp", "udp", "smtp"]
+    encoding: str  # how it was wrapped: "plain", "base64", "base64>gzip", "hex (dns labels)" …
+    phase: Phase
+    time: float
+    destination: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    process: tuple[str, ...] = ()
+    bytes: int = 0  # size of the message it was found in
+    excerpt: str = ""  # the bytes around the match, escaped
+
+
+class HoneytokenInfo(Frozen):
+    """A planted credential (the value itself stays out of the report)."""
+
+    name: str
+    location: str
+    fingerprint: str
+
+
+class HoneytokenRead(Frozen):
+    """A planted credential file opened for reading by candidate code."""
+
+    phase: Phase
+    time: float
+    pid: int
+    path: str
+    location: str
+    process: tuple[str, ...] = ()
+
+
+class NetworkCapture(Frozen):
+    """The report's ``network`` section: every outbound attempt, per phase, as the
+    sinkhole saw it, and the proof of exfiltration when there is one."""
+
+    enabled: bool = False  # False: the sinkhole could not be set up (see problems)
+    dns: tuple[DnsQuery, ...] = ()
+    connections: tuple[NetConnection, ...] = ()
+    datagrams: tuple[NetDatagram, ...] = ()
+    exfiltration: tuple[Exfiltration, ...] = ()
+    honeytokens: tuple[HoneytokenInfo, ...] = ()
+    honeytoken_reads: tuple[HoneytokenRead, ...] = ()
+    dropped: int = 0  # connections, datagrams or queries not recorded (limits)
+    truncated: bool = False  # some capture was cut at a limit
+    problems: tuple[str, ...] = ()
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing was resolved, connected or sent."""
+        return not (self.dns or self.connections or self.datagrams)
+
+
+
+# Report.network refers to NetworkCapture, defined after Report (appended).
+Report.model_rebuild()

@@ -186,6 +186,9 @@ def _phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Ph
     )
     output = "\n".join(s.output for s in ap.steps if s.output)
     problems = tuple(ap.problems) + tuple(p for s in ap.steps for p in s.problems)
+    oom = sum(s.oom_kills for s in ap.steps)
+    if oom:
+        problems += (f"the OOM killer killed {oom} process(es) (memory limit)",)
     exit_code = ap.steps[-1].exit_code if ap.steps else None
     return PhaseResult(
         phase=ap.phase,
@@ -198,6 +201,8 @@ def _phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Ph
         steps=steps,
         lingering=lingering,
         window=max((s.window for s in ap.steps), default=0.0),
+        oom_kills=oom,
+        output_bytes=sum(s.output_bytes for s in ap.steps),
         output_tail=output[-OUTPUT_TAIL:],
         problems=problems,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -130,7 +131,8 @@ def _git_checkout(project: Path, fmt: dict[str, str]) -> None:
     _write(git / "description", "Unnamed repository; edit this file 'description' to name the repository.\n")
     _write(git / "info" / "exclude", "# git ls-files --others --exclude-from=.git/info/exclude\n")
     _write(git / "config", "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
-           f"\tlogallrefupdates = true\n[remote \"origin\"]\n\turl = git@github.com:{fmt['user']}/service.git\n"
+           "\tlogallrefupdates = true\n[remote \"origin\"]\n"
+           f"\turl = git@github.com:{fmt['user']}/service.git\n"
            "\tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch \"main\"]\n\tremote = origin\n"
            "\tmerge = refs/heads/main\n")
 
@@ -266,6 +268,7 @@ class StepRun:
         self.problems: list[str] = []
         self.strace_rc: int | None = None
         self.main_pid: int | None = None
+        self.oom_before = 0
 
     def command(self) -> list[str]:
         strace = [a.replace("{output}", str(self.trace)) for a in self.plan["strace"]]
@@ -313,6 +316,7 @@ class StepRun:
         os.set_blocking(out_r, False)
         os.set_blocking(ctl_r, False)
         start = time.monotonic()
+        self.oom_before = _oom_kills()
         proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,
@@ -441,6 +445,7 @@ class StepRun:
             "output_bytes": self.output.total,
             "problems": self.problems,
             "strace_rc": self.strace_rc,
+            "oom_kills": max(0, _oom_kills() - self.oom_before),
         }
 
 
@@ -484,6 +489,20 @@ class ImportRun(StepRun):
             self.current = None
             return f"import of {name} exceeded {self.module_timeout:.0f}s"
         return None
+
+
+def _oom_kills() -> int:
+    """The container's OOM-kill counter (cgroup v1 memory controller, private cgroupns)."""
+    for path in ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"):
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
 
 
 def _high_fd(fd: int) -> int:
@@ -633,19 +652,19 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
                 ),
             }
         )
-    info = candidate_dist_info(site, plan["candidate"]["name"])
+    cand = candidate_dist_info(site, plan["candidate"]["name"])
     modules: list[str] = []
     capped = 0
-    if info is not None:
-        modules, capped = modules_from_record(info, int(plan.get("max_modules", 5000)))
+    if cand is not None:
+        modules, capped = modules_from_record(cand, int(plan.get("max_modules", 5000)))
     entry_points = ""
-    if info is not None and (info / "entry_points.txt").exists():
-        entry_points = (info / "entry_points.txt").read_text(errors="replace")[:65536]
+    if cand is not None and (cand / "entry_points.txt").exists():
+        entry_points = (cand / "entry_points.txt").read_text(errors="replace")[:65536]
     return {
         "site_packages": str(site),
         "distributions": dists,
         "pth_files": pths,
-        "candidate_dist_info": str(info) if info else None,
+        "candidate_dist_info": str(cand) if cand else None,
         "modules": modules,
         "modules_capped": capped,
         "entry_points": entry_points,
@@ -769,10 +788,8 @@ def cmd_phase(plan: dict[str, Any], name: str) -> int:
     guard.become_subreaper()
     # NET_ADMIN was for setup's sinkhole rules only: nothing that runs in a phase keeps it.
     guard.drop_capabilities({guard.CAP_NET_ADMIN})
-    try:
+    with contextlib.suppress(OSError):
         sinkhole.PHASE_FILE.write_text(name)  # the sinkhole tags what it captures with it
-    except OSError:
-        pass
     started = time.time()
     emit("phase", phase=name)
     try:

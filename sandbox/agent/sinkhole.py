@@ -41,6 +41,7 @@ on flow N; ``sinkhole.json``, what :func:`start` set up.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
 import os
@@ -335,16 +336,17 @@ def parse_client_hello(buf: bytes) -> tuple[str, dict[str, Any]]:
     ``sni``, ``alpn``, ``version``; ``("bad", {"error": ...})`` for anything else."""
     hs = bytearray()
     pos = 0
-    record_version = ""
     while True:
         if len(buf) - pos < 5:
-            return ("need", {}) if len(hs) < 4 or len(hs) < 4 + int.from_bytes(hs[1:4], "big") else _hello(hs, record_version)
-        ctype, major, minor, length = buf[pos], buf[pos + 1], buf[pos + 2], int.from_bytes(buf[pos + 3:pos + 5], "big")
+            if len(hs) < 4 or len(hs) < 4 + int.from_bytes(hs[1:4], "big"):
+                return "need", {}
+            return _hello(hs)
+        ctype, major, minor = buf[pos], buf[pos + 1], buf[pos + 2]
+        length = int.from_bytes(buf[pos + 3:pos + 5], "big")
         if ctype != 22 or major != 3:
             return "bad", {"error": f"record type {ctype} version {major}.{minor}: not a TLS handshake"}
         if length == 0 or length > 18432:
             return "bad", {"error": f"record length {length}"}
-        record_version = record_version or f"{major}.{minor}"
         if len(buf) - pos - 5 < length:
             return "need", {}
         hs += buf[pos + 5:pos + 5 + length]
@@ -356,13 +358,14 @@ def parse_client_hello(buf: bytes) -> tuple[str, dict[str, Any]]:
             if need > 65536:
                 return "bad", {"error": "ClientHello longer than 64 KiB"}
             if len(hs) >= need:
-                return _hello(hs[:need], record_version)
+                return _hello(hs[:need])
 
 
-_TLS_VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
+_TLS_VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2",
+                 0x0304: "TLS 1.3"}
 
 
-def _hello(hs: bytes | bytearray, record_version: str) -> tuple[str, dict[str, Any]]:
+def _hello(hs: bytes | bytearray) -> tuple[str, dict[str, Any]]:
     try:
         return "ok", _hello_fields(bytes(hs))
     except (IndexError, ValueError, struct.error) as exc:
@@ -630,7 +633,8 @@ BANNERS = {
     22: b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n",
     25: b"220 mail ESMTP Postfix (Debian/GNU)\r\n",
     110: b"+OK Dovecot (Debian) ready.\r\n",
-    143: b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE AUTH=PLAIN] Dovecot ready.\r\n",
+    143: b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE AUTH=PLAIN] "
+         b"Dovecot ready.\r\n",
     465: b"",
     587: b"220 mail ESMTP Postfix (Debian/GNU)\r\n",
     2525: b"220 mail ESMTP Postfix (Debian/GNU)\r\n",
@@ -799,8 +803,8 @@ class Recorder:
             self.dns_records += 1
         line = json.dumps(rec, separators=(",", ":")) + "\n"
         if not self.room(len(line)) and kind not in ("stats", "problem"):
-            slim = {k: rec[k] for k in ("kind", "id", "t", "phase", "src", "dst", "bytes", "name", "qtype")
-                    if k in rec}
+            keys = ("kind", "id", "t", "phase", "src", "dst", "bytes", "name", "qtype")
+            slim: dict[str, Any] = {k: rec[k] for k in keys if k in rec}
             slim["slim"] = True
             line = json.dumps(slim, separators=(",", ":")) + "\n"
         self.written += len(line)
@@ -955,10 +959,8 @@ class Daemon:
     def request_stop(self) -> None:
         """Stop serving (from a signal handler or another thread)."""
         self.stopping = True
-        try:
+        with contextlib.suppress(OSError):
             self.wake_w.send(b"x")
-        except OSError:
-            pass
 
     def _problem(self, msg: str) -> None:
         self.stats["errors"] += 1
@@ -1045,8 +1047,8 @@ class Daemon:
                 flow.proto = ""
                 if flow.http_done.leftover:
                     self._protocol(flow, flow.http_done.leftover)
-            elif flow.http.close_after and not flow.http.buf and flow.http.state == "head" and flow.http.requests:
-                self._shut_write(flow)
+            elif flow.http.close_after and flow.http.state == "head" and not flow.http.buf:
+                self._shut_write(flow)  # HTTP/1.0 or "Connection: close": answered, done
         elif flow.proto == "tls" and flow.tls is None:
             if len(flow.tls_buf) < 70000:
                 flow.tls_buf += data
@@ -1082,10 +1084,8 @@ class Daemon:
                 break
             del flow.pending[:n]
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if flow.pending else 0)
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.sel.modify(flow.sock, events, ("flow", flow))
-        except (KeyError, ValueError, OSError):
-            pass
         if not flow.pending and flow.closing_at is not None:
             self._do_shutdown(flow)
 
@@ -1099,10 +1099,8 @@ class Daemon:
         if flow.write_shut:
             return
         flow.write_shut = True
-        try:
+        with contextlib.suppress(OSError):
             flow.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
     def _sweep(self, now: float) -> None:
         for flow in list(self.flows.values()):
@@ -1115,13 +1113,12 @@ class Daemon:
 
     def _finish(self, flow: Flow, reason: str) -> None:
         self.flows.pop(flow.fid, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.sel.unregister(flow.sock)
-        except (KeyError, ValueError, OSError):
-            pass
         flow.sock.close()
         rec: dict[str, Any] = {
-            "kind": "tcp", "id": flow.fid, "t": flow.opened, "duration": round(time.monotonic() - flow.mono, 3),
+            "kind": "tcp", "id": flow.fid, "t": flow.opened,
+            "duration": round(time.monotonic() - flow.mono, 3),
             "phase": flow.phase, "transport": "dns" if flow.kind == "dns" else "tcp",
             "src": _hostport(flow.src), "dst": _hostport(flow.dst), "name": self.fake.name_for(flow.dst[0]),
             "bytes": flow.total, "captured": len(flow.capture), "truncated": flow.total > len(flow.capture),
@@ -1177,8 +1174,9 @@ class Daemon:
     def _dns(self, msg: bytes, src: tuple[Any, ...], transport: str, pid: int | None, argv: list[str],
              dst: str | None) -> bytes | None:
         self.stats["dns_queries"] += 1
-        base: dict[str, Any] = {"kind": "dns", "t": time.time(), "phase": current_phase(self.phase_file), "transport": transport,
-                                "src": _hostport(src), "resolver": dst, "pid": pid, "argv": argv, "size": len(msg)}
+        base: dict[str, Any] = {"kind": "dns", "t": time.time(), "phase": current_phase(self.phase_file),
+                                "transport": transport, "src": _hostport(src), "resolver": dst, "pid": pid,
+                                "argv": argv, "size": len(msg)}
         try:
             q = parse_query(msg)
         except DnsError as exc:
@@ -1210,8 +1208,9 @@ class Daemon:
             keep = data[: self.limits.udp_capture_bytes]
             if not self.rec.room(len(keep) * 2):
                 keep = b""
-            self.rec.write({"kind": "udp", "t": time.time(), "phase": current_phase(self.phase_file), "src": _hostport(src),
-                            "bytes": len(data), "captured": len(keep), "truncated": len(keep) < len(data),
+            self.rec.write({"kind": "udp", "t": time.time(), "phase": current_phase(self.phase_file),
+                            "src": _hostport(src), "bytes": len(data), "captured": len(keep),
+                            "truncated": len(keep) < len(data),
                             "data_b64": _b64(keep), "pid": pid, "argv": argv})
 
 
@@ -1233,8 +1232,8 @@ def _bind(family: int, kind: int, host: str, port: int) -> socket.socket:
     return s
 
 
-def bind_listeners(v6: bool, rng: random.Random | None = None,
-                   host4: str = "127.0.0.1", host6: str = "::1") -> tuple[Ports, dict[str, list[socket.socket]]]:
+def bind_listeners(v6: bool, rng: random.Random | None = None, host4: str = "127.0.0.1",
+                   host6: str = "::1") -> tuple[Ports, dict[str, list[socket.socket]]]:
     """Bind TCP, UDP and DNS (UDP + TCP) listeners on random high ports of loopback."""
     r = rng or random.Random()
     last: OSError | None = None
@@ -1247,7 +1246,8 @@ def bind_listeners(v6: bool, rng: random.Random | None = None,
         try:
             fams = [(socket.AF_INET, host4)] + ([(socket.AF_INET6, host6)] if v6 else [])
             for fam, host in fams:
-                for key, kind, port in (("tcp", socket.SOCK_STREAM, ports.tcp), ("udp", socket.SOCK_DGRAM, ports.udp),
+                for key, kind, port in (("tcp", socket.SOCK_STREAM, ports.tcp),
+                                        ("udp", socket.SOCK_DGRAM, ports.udp),
                                         ("dns_udp", socket.SOCK_DGRAM, ports.dns),
                                         ("dns_tcp", socket.SOCK_STREAM, ports.dns)):
                     s = _bind(fam, kind, host, port)
@@ -1302,7 +1302,8 @@ def link_commands(net: NetConfig, v6: bool) -> str:
 def _restore_tool(v6: bool) -> list[str] | None:
     """iptables-nft first: Debian's default, and it needs only NET_ADMIN (legacy
     iptables opens a raw socket, which needs NET_RAW, which we never grant)."""
-    names = ["ip6tables-nft-restore", "ip6tables-restore"] if v6 else ["iptables-nft-restore", "iptables-restore"]
+    family = "ip6tables" if v6 else "iptables"
+    names = [f"{family}-nft-restore", f"{family}-restore"]
     for name in names:
         for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
             if os.access(f"{d}/{name}", os.X_OK):
@@ -1329,7 +1330,8 @@ def configure_network(net: NetConfig, ports: Ports, v6: bool) -> list[str]:
         if tool is None:
             problems.append(f"no {'ip6' if fam6 else 'ip'}tables-restore in the image")
             continue
-        p = subprocess.Popen(tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
         procs.append((fam6, p))
         assert p.stdin is not None
         p.stdin.write(nat_rules(ports, net.address6 if fam6 else net.address, fam6))
@@ -1440,10 +1442,8 @@ def _daemon_main(socks: dict[str, list[socket.socket]], limits: Limits, net: Net
     for entry in os.listdir("/proc/self/fd"):
         fd = int(entry)
         if fd > 2 and fd not in keep:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
     # Only what the daemon needs: read other processes' /proc/PID/fd to name the
     # process behind a socket. NET_ADMIN, SETUID, KILL … go.
     guard.limit_capabilities({guard.CAP_SYS_PTRACE, guard.CAP_DAC_READ_SEARCH})
@@ -1476,13 +1476,9 @@ def stop(timeout: float = 3.0) -> bool:
             break
         time.sleep(0.01)
     else:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
         return False
-    try:
+    with contextlib.suppress(OSError):
         PID_FILE.unlink()
-    except OSError:
-        pass
     return True

@@ -232,12 +232,15 @@ def _iter_tar(
         # Headers (512 bytes per member, plus pax data) come on top of member data.
         budget = limits.max_total_size + limits.max_members * 1024 + 64 * limits.max_header
         capped = io.BufferedReader(_CappedReader(inner, budget))
+        # A compressed tar has no per-member sizes to compare, so judge the whole
+        # archive: more than max_ratio:1 over ratio_floor is a bomb.
+        expand_cap = max(limits.ratio_floor, int(path.stat().st_size * limits.max_ratio))
         with tarfile.open(fileobj=capped, mode="r|", tarinfo=_guarded_tarinfo(limits)) as tf:
-            yield from _walk_tar(tf, limits, want)
+            yield from _walk_tar(tf, limits, want, expand_cap)
 
 
 def _walk_tar(
-    tf: tarfile.TarFile, limits: Limits, want: Callable[[str], bool]
+    tf: tarfile.TarFile, limits: Limits, want: Callable[[str], bool], expand_cap: int | None = None
 ) -> Iterator[tuple[_Member, tarfile.TarInfo, bytes | None]]:
     total = 0
     for count, info in enumerate(tf, start=1):
@@ -255,6 +258,8 @@ def _walk_tar(
         total += info.size
         if total > limits.max_total_size:
             raise _Rejected(f"declared content exceeds {limits.max_total_size} bytes (archive bomb?)")
+        if expand_cap is not None and total > expand_cap:
+            raise _Rejected(f"content expands more than {limits.max_ratio:.0f}:1 (archive bomb?)")
         member = _Member(name=name, is_dir=info.isdir(), size=info.size)
         data: bytes | None = None
         if info.isfile() and want(name):

@@ -123,6 +123,12 @@ CATALOGUE: dict[str, RuleInfo] = {
             "A survivor kept a CPU busy for at least half of the observation window (miner-like).",
         ),
         RuleInfo(
+            "PS025",
+            "memory exhaustion",
+            Severity.MEDIUM,
+            "The kernel's OOM killer killed processes: the candidate exhausted the sandbox's memory limit.",
+        ),
+        RuleInfo(
             "PS024",
             "deviation from baseline",
             Severity.MEDIUM,
@@ -580,6 +586,19 @@ def rule_cpu_burn(ctx: Context) -> list[Finding]:
     return out
 
 
+def rule_oom(ctx: Context) -> list[Finding]:
+    out = []
+    for pr in ctx.obs.phases:
+        if pr.oom_kills:
+            killed = [p for p in ctx.obs.processes if p.phase is pr.phase and p.killed_by == "SIGKILL"]
+            evid = [Evidence(phase=pr.phase, pid=p.pid, time=p.end or 0.0, syscall="(killed)", process=p.argv[:32],
+                             detail="killed by SIGKILL") for p in killed[:MAX_EVIDENCE]]
+            if not evid:
+                evid = [Evidence(phase=pr.phase, pid=0, time=0.0, syscall="(oom)", detail="memory cgroup oom_kill")]
+            out.append(_finding("PS025", pr.phase, f"the OOM killer killed {pr.oom_kills} process(es)", evid))
+    return out
+
+
 RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_credentials,
     rule_outbound,
@@ -594,6 +613,7 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_decoded_exec,
     rule_explosion,
     rule_cpu_burn,
+    rule_oom,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -9,7 +11,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -141,8 +143,10 @@ def ensure_image(
     files = context_files()
     tag = image_tag(files, base_img.id)
     if rebuild or not _present(client, tag):
-        log(f"building sandbox image {tag} from {base_ref}")
-        _build(client, files, tag, base_ref)
+        with _build_lock():  # two runs starting at once build the image only once
+            if rebuild or not _present(client, tag):
+                log(f"building sandbox image {tag} from {base_ref}")
+                _build(client, files, tag, base_ref)
     img = client.images.get(tag)
     target = _read_target(client, tag)
     return ImageInfo(
@@ -152,6 +156,20 @@ def ensure_image(
         python=target["python"],
         platforms=platform_tags(target.get("machine", "x86_64"), target.get("libc", "")),
     )
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkgsandbox"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        fh = open(cache / "image-build.lock", "w")  # noqa: SIM115 - held for the with-block
+    except OSError:
+        yield  # no writable cache dir: build unlocked rather than not at all
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def _build(client: docker.DockerClient, files: dict[str, bytes], tag: str, base_ref: str) -> None:

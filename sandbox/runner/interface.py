@@ -67,6 +67,7 @@ class AgentStep(_Loose):
     output_bytes: int = 0
     problems: list[str] = []
     strace_rc: int | None = None
+    oom_kills: int = 0
 
 
 class AgentModule(_Loose):

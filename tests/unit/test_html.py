@@ -388,13 +388,13 @@ def test_lone_surrogates_never_break_writing(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- size
 
 
-def test_size_per_event_is_small() -> None:
-    r = bench().synth_report(20_000)
+def test_a_100k_event_report_fits_in_5_mb_without_dropping_rows() -> None:
+    """The issue's size target, checked on the benchmark's realistic report (a size, not a time)."""
+    r = bench().synth_report(100_000)
     page = to_html(r)
-    size = len(page.encode("utf-8"))
+    assert len(r.events) >= 100_000
+    assert len(page.encode("utf-8")) < 5_000_000
     assert "leaves out" not in page
-    # 100k such events must fit in 5 MB: well under 50 bytes an event (measured: ~38)
-    assert size / len(r.events) < 45, size / len(r.events)
 
 
 def test_over_budget_pages_drop_rows_but_keep_cited_ones() -> None:

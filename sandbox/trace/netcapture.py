@@ -1,0 +1,381 @@
+"""The sinkhole's capture files → the report's ``network`` section.
+
+Pure apart from reading the files the agent's ``collect`` brought back
+(``sinkhole.json``, ``net.jsonl``, ``net-tcp-N.bin``; see
+``sandbox/agent/sinkhole.py``). What the listeners cannot know is taken from
+the syscall trace: the destination of a UDP datagram (REDIRECT keeps the
+original destination for TCP only) and, when the listener could not name it,
+the process behind a query or a connection — by pid, address, size and time.
+
+Canary search (:mod:`sandbox.judge.canary`) runs over every captured byte:
+TCP streams, de-chunked HTTP bodies, datagrams, and the sequence of queried
+names; a match is an :class:`~sandbox.models.Exfiltration`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sandbox.judge.canary import CanaryMatch, CanaryMatcher, HoneytokenSet
+from sandbox.models import (
+    DnsQuery,
+    Event,
+    EventKind,
+    Exfiltration,
+    HoneytokenInfo,
+    HoneytokenRead,
+    HttpExchange,
+    NetConnection,
+    NetDatagram,
+    NetworkCapture,
+    Origin,
+    Phase,
+    ProcessInfo,
+    TlsHello,
+)
+
+METADATA = frozenset({"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200",
+                      "metadata.google.internal", "metadata", "metadata.azure.internal"})
+MAX_LINES = 50000
+MAX_DNS, MAX_CONNECTIONS, MAX_DATAGRAMS, MAX_EXFIL = 2000, 1000, 1000, 100
+DATA_PREVIEW = 512
+BODY_PREVIEW = 1024
+CORRELATE_SECONDS = 3.0
+
+Channel = Literal["dns", "http", "tls", "tcp", "udp", "smtp"]
+
+
+def escape(data: bytes, limit: int = DATA_PREVIEW) -> str:
+    """Printable form of captured bytes (``\\xNN``, ``\\n`` …), cut at *limit* bytes."""
+    text = data[:limit].decode("latin-1").encode("unicode_escape").decode("ascii")
+    return text + ("…" if len(data) > limit else "")
+
+
+def _b64(text: object) -> bytes:
+    if not isinstance(text, str) or not text:
+        return b""
+    try:
+        return base64.b64decode(text)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _host_of(dest: str) -> str:
+    return dest[1:].split("]", 1)[0] if dest.startswith("[") else dest.rsplit(":", 1)[0]
+
+
+def _strs(value: object, limit: int = 64) -> tuple[str, ...]:
+    return tuple(str(v) for v in value[:limit]) if isinstance(value, list) else ()
+
+
+@dataclass
+class _Index:
+    """Lookups over the parsed trace used to fill what the listener did not know."""
+
+    argv: dict[tuple[Phase, int], tuple[str, ...]] = field(default_factory=dict)
+    net: list[Event] = field(default_factory=list)  # connect/send to inet addresses, by time
+
+    @classmethod
+    def build(cls, events: Iterable[Event], processes: Iterable[ProcessInfo]) -> _Index:
+        idx = cls()
+        idx.argv = {(p.phase, p.pid): p.argv for p in processes}
+        idx.net = sorted((e for e in events if e.kind in (EventKind.CONNECT, EventKind.SEND) and e.address is not None
+                          and e.address.family in ("inet", "inet6")), key=lambda e: e.time)
+        return idx
+
+    def process(self, phase: Phase, pid: int | None, fallback: object = None) -> tuple[str, ...]:
+        if pid is not None and (phase, pid) in self.argv:
+            return self.argv[(phase, pid)][:32]
+        return _strs(fallback, 32)
+
+    def nearest(self, t: float, want: Any) -> Event | None:
+        """The trace event closest in time to *t* (within a few seconds) that *want* accepts."""
+        best: Event | None = None
+        for e in self.net:
+            if abs(e.time - t) <= CORRELATE_SECONDS and want(e) and (
+                    best is None or abs(e.time - t) < abs(best.time - t)):
+                best = e
+        return best
+
+
+def _phase(value: object, t: float, windows: dict[Phase, tuple[float, float]]) -> Phase:
+    """The record's phase tag; by time when the tag is not a phase (``setup``)."""
+    try:
+        return Phase(str(value))
+    except ValueError:
+        pass
+    for ph, (lo, hi) in windows.items():
+        if lo - 1 <= t <= hi + 1:
+            return ph
+    return min(windows, key=lambda p: p.order) if windows else Phase.INSTALL
+
+
+@dataclass
+class _Haystack:
+    """Captured outbound bytes with what an exfiltration finding needs to cite."""
+
+    data: bytes
+    channel: Channel
+    phase: Phase
+    time: float
+    destination: str | None
+    host: str | None
+    pid: int | None
+    process: tuple[str, ...]
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh):
+            if n >= MAX_LINES:
+                break
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out
+
+
+def network_capture(
+    trace_dir: Path,
+    events: Sequence[Event],
+    processes: Sequence[ProcessInfo],
+    windows: dict[Phase, tuple[float, float]],
+    tokens: HoneytokenSet | None = None,
+    home: str = "/home/dev",
+) -> NetworkCapture:
+    """Build the network section from the capture files in *trace_dir*.
+
+    *windows* maps each phase to its (start, end) wall-clock time, for records
+    made between phases; *tokens* are the run's honeytokens (None: none planted).
+    """
+    info: dict[str, Any] = {}
+    setup = trace_dir / "sinkhole.json"
+    if setup.exists():
+        try:
+            info = json.loads(setup.read_text())
+        except ValueError:
+            info = {"problems": ["sinkhole.json unreadable"]}
+    problems = [str(p) for p in info.get("problems", [])]
+    idx = _Index.build(events, processes)
+    recs = _records(trace_dir / "net.jsonl")
+    answers: dict[str, str] = {}
+    dns: list[DnsQuery] = []
+    conns: list[NetConnection] = []
+    grams: list[NetDatagram] = []
+    hay: list[_Haystack] = []
+    dropped = 0
+    truncated = False
+    for rec in sorted((r for r in recs if r.get("kind") == "dns"), key=lambda r: float(r.get("t", 0))):
+        q = _dns(rec, idx, windows)
+        if q.answer and q.name:
+            answers.setdefault(q.answer, q.name.rstrip("."))
+        if len(dns) < MAX_DNS:
+            dns.append(q)
+        else:
+            dropped += 1
+    for rec in sorted((r for r in recs if r.get("kind") in ("tcp", "udp")), key=lambda r: float(r.get("t", 0))):
+        if rec.get("kind") == "tcp":
+            conn, stacks = _tcp(rec, idx, windows, answers, trace_dir)
+            hay.extend(stacks)
+            truncated = truncated or conn.truncated
+            if len(conns) < MAX_CONNECTIONS:
+                conns.append(conn)
+            else:
+                dropped += 1
+        else:
+            gram, data = _udp(rec, idx, windows)
+            truncated = truncated or gram.truncated
+            hay.append(_Haystack(data, "udp", gram.phase, gram.time, gram.destination, None, gram.pid,
+                                 gram.process))
+            if len(grams) < MAX_DATAGRAMS:
+                grams.append(gram)
+            else:
+                dropped += 1
+    for rec in recs:
+        if rec.get("kind") == "stats":
+            dropped += int(rec.get("tcp_dropped", 0) or 0)
+            dropped += sum(int(v or 0) for v in (rec.get("suppressed") or {}).values())
+            if rec.get("budget_hit"):
+                truncated = True
+                problems.append("capture byte budget reached: later flows kept without their bytes")
+        elif rec.get("kind") == "problem":
+            problems.append(f"sinkhole: {str(rec.get('msg', ''))[:200]}")
+    exfil: list[Exfiltration] = []
+    reads: list[HoneytokenRead] = []
+    planted: tuple[HoneytokenInfo, ...] = ()
+    if tokens is not None:
+        planted = tuple(HoneytokenInfo(name=c.name, location=c.location, fingerprint=c.fingerprint)
+                        for c in tokens.canaries)
+        exfil = _exfiltration(CanaryMatcher(tokens.canaries), hay, dns)
+        reads = _reads(events, idx, tokens.paths(home))
+    return NetworkCapture(
+        enabled=bool(info.get("enabled")),
+        dns=tuple(dns),
+        connections=tuple(conns),
+        datagrams=tuple(grams),
+        exfiltration=tuple(exfil),
+        honeytokens=planted,
+        honeytoken_reads=tuple(reads),
+        dropped=dropped,
+        truncated=truncated,
+        problems=tuple(dict.fromkeys(problems))[:20],
+    )
+
+
+def _dns(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]]) -> DnsQuery:
+    t = float(rec.get("t", 0.0))
+    phase = _phase(rec.get("phase"), t, windows)
+    pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
+    resolver = rec.get("resolver") if isinstance(rec.get("resolver"), str) else None
+    if pid is None or resolver is None:
+        ev = idx.nearest(t, lambda e: e.address is not None and e.address.port == 53 and e.phase is phase
+                         and (pid is None or e.pid == pid))
+        if ev is not None and ev.address is not None:
+            pid = ev.pid if pid is None else pid
+            resolver = resolver or ev.address.render()
+    malformed = bool(rec.get("malformed"))
+    detail = ""
+    if malformed:
+        detail = f"{rec.get('error', 'malformed')}: {escape(_b64(rec.get('raw_b64')), 64)}"
+    transport: Literal["udp", "tcp"] = "tcp" if rec.get("transport") == "tcp" else "udp"
+    return DnsQuery(phase=phase, time=t, name=str(rec.get("name", ""))[:300], qtype=str(rec.get("qtype", "")),
+                    transport=transport, answer=rec.get("answer") if isinstance(rec.get("answer"), str) else None,
+                    resolver=resolver, pid=pid, process=idx.process(phase, pid, rec.get("argv")),
+                    malformed=malformed, detail=detail)
+
+
+def _labels(host: str | None, dest: str | None) -> tuple[str, ...]:
+    cands = {h.lower().rstrip(".") for h in (host, _host_of(dest) if dest else None) if h}
+    return ("cloud-metadata",) if cands & METADATA else ()
+
+
+def _http(req: dict[str, Any]) -> HttpExchange:
+    headers = tuple((str(k)[:200], str(v)[:1024]) for k, v in (req.get("headers") or [])[:64]
+                    if isinstance(k, str))
+    host = next((v for k, v in headers if k.lower() == "host"), None)
+    body = _b64(req.get("body_b64"))
+    return HttpExchange(method=str(req.get("method", ""))[:32], target=str(req.get("target", ""))[:2048],
+                        version=str(req.get("version", ""))[:16], host=host, headers=headers,
+                        body_bytes=int(req.get("body_bytes", 0) or 0), body=escape(body, BODY_PREVIEW),
+                        complete=bool(req.get("complete", True)), body_truncated=bool(req.get("body_truncated")))
+
+
+def _tcp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]], answers: dict[str, str],
+         trace_dir: Path) -> tuple[NetConnection, list[_Haystack]]:
+    t = float(rec.get("t", 0.0))
+    phase = _phase(rec.get("phase"), t, windows)
+    dest = str(rec.get("dst", ""))
+    pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
+    if pid is None:
+        ev = idx.nearest(t, lambda e: e.kind is EventKind.CONNECT and e.address is not None
+                         and e.address.render() == dest)
+        pid = ev.pid if ev is not None else None
+    payload = b""
+    name = rec.get("payload")
+    if isinstance(name, str) and re.fullmatch(r"net-tcp-\d+\.bin", name) and (trace_dir / name).is_file():
+        payload = (trace_dir / name).read_bytes()
+    http = tuple(_http(r) for r in (rec.get("http") or [])[:16] if isinstance(r, dict))
+    tls_rec = rec.get("tls")
+    tls = None
+    if isinstance(tls_rec, dict):
+        tls = TlsHello(sni=tls_rec.get("sni") if isinstance(tls_rec.get("sni"), str) else None,
+                       alpn=_strs(tls_rec.get("alpn"), 16), version=str(tls_rec.get("version", "")),
+                       error=str(tls_rec.get("error", ""))[:300])
+    host = rec.get("name") if isinstance(rec.get("name"), str) else None
+    host = host or answers.get(_host_of(dest)) or (tls.sni if tls else None) or next(
+        (h.host for h in http if h.host), None)
+    proto = "dns" if rec.get("transport") == "dns" else str(rec.get("proto", "unknown"))
+    process = idx.process(phase, pid, rec.get("argv"))
+    conn = NetConnection(
+        phase=phase, time=t, duration=float(rec.get("duration", 0.0) or 0.0), destination=dest, host=host,
+        protocol=proto, bytes=int(rec.get("bytes", 0) or 0), captured=int(rec.get("captured", 0) or 0),
+        truncated=bool(rec.get("truncated")), close_reason=str(rec.get("close_reason", "")), http=http, tls=tls,
+        smtp=_strs(rec.get("smtp")), data=escape(payload, 256), labels=_labels(host, dest), pid=pid,
+        process=process)
+    channel: Channel = {"http": "http", "tls": "tls", "smtp": "smtp", "dns": "dns"}.get(proto, "tcp")  # type: ignore[assignment]
+    stacks = [_Haystack(payload, channel, phase, t, dest, host, pid, process)]
+    for r in (rec.get("http") or [])[:16]:
+        body = _b64(r.get("body_b64")) if isinstance(r, dict) else b""
+        if body:
+            stacks.append(_Haystack(body, "http", phase, t, dest, host, pid, process))
+    return conn, stacks
+
+
+def _udp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]]) -> tuple[NetDatagram, bytes]:
+    t = float(rec.get("t", 0.0))
+    phase = _phase(rec.get("phase"), t, windows)
+    pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
+    size = int(rec.get("bytes", 0) or 0)
+    data = _b64(rec.get("data_b64"))
+
+    def send_of_this(e: Event) -> bool:
+        a = e.address
+        return (e.kind is EventKind.SEND and a is not None and a.port != 53 and not a.is_loopback
+                and (pid is None or e.pid == pid) and (e.size is None or e.size == size))
+
+    ev = idx.nearest(t, send_of_this)
+    dest = ev.address.render() if ev is not None and ev.address is not None else None
+    pid = pid if pid is not None else (ev.pid if ev is not None else None)
+    gram = NetDatagram(phase=phase, time=t, destination=dest, bytes=size, captured=int(rec.get("captured", 0) or 0),
+                       truncated=bool(rec.get("truncated")), data=escape(data, 256), labels=_labels(None, dest),
+                       pid=pid, process=idx.process(phase, pid, rec.get("argv")))
+    return gram, data
+
+
+def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:
+    return Exfiltration(canary=m.canary.name, location=m.canary.location, channel=h.channel, encoding=m.encoding,
+                        phase=h.phase, time=h.time, destination=h.destination, host=h.host, pid=h.pid,
+                        process=h.process, bytes=len(h.data), excerpt=m.excerpt)
+
+
+def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQuery]) -> list[Exfiltration]:
+    out: list[Exfiltration] = []
+    seen: set[tuple[str, str, str | None]] = set()
+    for h in hay:
+        if not h.data:
+            continue
+        for m in matcher.search(h.data):
+            key = (m.canary.value, h.channel, h.destination)
+            if key not in seen and len(out) < MAX_EXFIL:
+                seen.add(key)
+                out.append(_exfil(m, h))
+    queries = [q for q in dns if q.name and not q.malformed]
+    for phase in dict.fromkeys(q.phase for q in queries):
+        in_phase = [q for q in queries if q.phase is phase]
+        for m, spans in matcher.search_dns([q.name for q in in_phase]):
+            first = in_phase[spans[0]]
+            key = (m.canary.value, "dns", first.name)
+            if key in seen or len(out) >= MAX_EXFIL:
+                continue
+            seen.add(key)
+            names = " ".join(dict.fromkeys(in_phase[i].name for i in spans))
+            out.append(Exfiltration(
+                canary=m.canary.name, location=m.canary.location, channel="dns", encoding=m.encoding, phase=phase,
+                time=first.time, destination=first.resolver, host=first.name, pid=first.pid, process=first.process,
+                bytes=sum(len(in_phase[i].name) for i in spans), excerpt=names[:240]))
+    return out
+
+
+def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> list[HoneytokenRead]:
+    out: list[HoneytokenRead] = []
+    seen: set[tuple[Phase, int, str]] = set()
+    for e in events:
+        if (e.origin is Origin.CANDIDATE and e.kind is EventKind.FILE_READ and e.errno is None and e.path
+                and e.path in planted and (e.phase, e.pid, e.path) not in seen):
+            seen.add((e.phase, e.pid, e.path))
+            out.append(HoneytokenRead(phase=e.phase, time=e.time, pid=e.pid, path=e.path, location=planted[e.path],
+                                      process=idx.process(e.phase, e.pid)))
+    return out
