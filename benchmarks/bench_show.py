@@ -46,7 +46,8 @@ from sandbox.models import (
     Verdict,
 )
 from sandbox.report.html import to_html
-from sandbox.report.json_format import load_report, to_json
+from sandbox.report.json_format import to_json
+from sandbox.report.views import load_reports
 from sandbox.ui.show import render_show
 
 VENV = "/home/dev/project/.venv"
@@ -360,7 +361,7 @@ def main() -> None:
         path = Path(tmp) / "r.json"
         path.write_text(to_json(report), encoding="utf-8")
         json_mb = path.stat().st_size / 1e6
-        load = _best(lambda: load_report(path), opts.rounds)
+        load = _best(lambda: load_reports(path), opts.rounds)
 
     def show() -> None:
         render_show(report, Console(file=io.StringIO(), width=160, force_terminal=False, highlight=False))
@@ -384,7 +385,7 @@ def main() -> None:
     t_html = _best(lambda: to_html(report), opts.rounds)
     size = len(html.encode("utf-8"))
     dropped = "leaves out" in html
-    print(f"JSON report: {json_mb:.1f} MB, load_report: {load:.2f} s")
+    print(f"JSON report: {json_mb:.1f} MB, load_reports (what `show` reads it with): {load:.2f} s")
     print(f"render_show (file console): {t_show:.2f} s   [target < 2 s: {'ok' if t_show < 2 else 'MISSED'}]")
     print(f"render_show (truecolor terminal): {t_term:.2f} s")
     print(

@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="check the engine, the image, strace and the hardening")
     d.add_argument("--provision", action="store_true",
                    help="as root on Debian: install docker.io, start dockerd, build the offline base image")
+    d.add_argument("--security", action="store_true",
+                   help="only the effective hardening of a sandbox container, probed from inside as the "
+                   "candidate user; fails if anything is weaker than the profile asks")
+    d.add_argument("--profile", default="default", metavar="NAME|PATH")
     _image_args(d)
 
     i = sub.add_parser("image", help="manage the sandbox image")
@@ -296,7 +300,8 @@ def cmd_doctor(args: argparse.Namespace, err: Console) -> ExitCode:
 
         provision(lambda m: err.print(f"[dim]{m}[/]"))
     ok = True
-    for check in run_doctor(base=args.base_image, offline=args.offline):
+    for check in run_doctor(base=args.base_image, offline=args.offline, profile=load_profile(args.profile),
+                            security_only=args.security):
         mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
         err.print(f"{mark} {check.name}: {check.detail}")
         ok = ok and check.ok

@@ -7,19 +7,22 @@ The core knows nothing of terminals: progress flows through an
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sandbox import __version__
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
+from sandbox.judge.canary import HoneytokenSet, make_honeytokens
 from sandbox.judge.classify import classify
-from sandbox.judge.rules import evaluate, incomplete_reasons
+from sandbox.judge.profiles import Profile, load_profile
+from sandbox.judge.rules import evaluate, evaluate_network, incomplete_reasons
 from sandbox.judge.verdict import verdict_for
 from sandbox.models import (
     Event,
@@ -27,6 +30,7 @@ from sandbox.models import (
     ImageInfo,
     Inventory,
     Lingering,
+    NetworkCapture,
     Observation,
     Origin,
     Phase,
@@ -41,8 +45,8 @@ from sandbox.runner.docker_backend import DockerBackend
 from sandbox.runner.engine import connect
 from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import AgentPhase, Limits, Observer, RawRun, RunOptions
-from sandbox.judge.profiles import Profile, load_profile
 from sandbox.runner.seccomp import TRACED_DENIED
+from sandbox.trace.netcapture import network_capture
 from sandbox.trace.strace import parse_strace_file, strace_argv
 
 SANDBOX_USER = "dev"
@@ -61,6 +65,8 @@ class VetOptions(Frozen):
     base_image: str | None = None
     offline: bool | None = None
     profile: Profile | None = None  # None: the shipped default profile
+    sinkhole: bool = True  # capture outbound attempts (False: a bare network-less namespace)
+    capture_kib: int = 64  # client bytes kept per TCP connection
 
 
 def run_options(profile: Profile, **overrides: Any) -> RunOptions:
@@ -242,9 +248,12 @@ def judge(
     profile: Profile,
     hostname: str = "",
     notes: Iterable[str] = (),
+    network: NetworkCapture | None = None,
 ) -> Report:
-    """Findings and verdict for an observation under *profile*, as a report."""
-    findings = evaluate(obs, profile)
+    """Findings and verdict for an observation under *profile*, as a report (with the
+    sinkhole's *network* section and its rules when there is one)."""
+    findings = evaluate(obs, profile) + evaluate_network(network, profile, hostname)
+    findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     verdict, reason = verdict_for(findings, incomplete_reasons(obs))
     return Report(
         tool_version=__version__,
@@ -264,13 +273,41 @@ def judge(
         inventory=obs.inventory,
         hostname=hostname,
         notes=tuple(notes) + (staged.notes if staged else ()),
+        network=network,
     )
 
 
-def base_plan() -> dict[str, Any]:
-    """The part of the plan the agent needs before the candidate is known (setup)."""
-    return {"user": SANDBOX_USER, "uid": SANDBOX_UID, "gid": SANDBOX_UID, "home": HOME, "project": PROJECT,
-            "venv": VENV}
+def base_plan(tokens: HoneytokenSet | None = None, sinkhole: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The part of the plan the agent needs before the candidate is known (setup):
+    with the run's honeytokens (``env``, ``home_files``) and sinkhole settings."""
+    plan: dict[str, Any] = {"user": SANDBOX_USER, "uid": SANDBOX_UID, "gid": SANDBOX_UID, "home": HOME,
+                            "project": PROJECT, "venv": VENV}
+    if tokens is not None:
+        plan.update(tokens.plan())
+    if sinkhole is not None:
+        plan["sinkhole"] = sinkhole
+    return plan
+
+
+def sinkhole_plan(options: VetOptions, rng: random.Random | None = None) -> dict[str, Any]:
+    """Sinkhole settings for one run: capture bounds, and the home LAN the sandbox
+    pretends to be on (random per run: a fixed address would be a fingerprint)."""
+    r = rng or random.SystemRandom()
+    third = r.choice([0, 1, 1, 2, 8, 10, 31, 178])
+    ula = f"fd{r.randrange(256):02x}:{r.randrange(65536):x}:{r.randrange(65536):x}:{r.randrange(1, 16):x}"
+    return {
+        "enabled": options.sinkhole,
+        "capture_bytes": max(1, options.capture_kib) * 1024,
+        "net": {"address": f"192.168.{third}.{r.randrange(20, 230)}", "prefix": 24,
+                "gateway": f"192.168.{third}.1", "address6": f"{ula}::{r.randrange(2, 65535):x}",
+                "gateway6": "fe80::1"},
+    }
+
+
+def observe_network(raw: RawRun, obs: Observation, tokens: HoneytokenSet | None) -> NetworkCapture:
+    """The report's network section: the sinkhole's capture, completed from the trace."""
+    windows = {ap.phase: (ap.started, ap.started + ap.duration) for ap in raw.phases}
+    return network_capture(Path(raw.trace_dir), obs.events, obs.processes, windows, tokens, HOME)
 
 
 def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
@@ -296,10 +333,15 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         observer.status(f"fetching {spec} (no code is executed on this host)")
         target = TargetEnv(python_version=image.python, platforms=image.platforms)
         fetched = pool.submit(fetch, spec, target, artifacts)
-        session = DockerBackend(client, image).open(stage, base_plan(), options.run, observer)
+        # Honeytokens are unique per run (host-generated): the agent plants them in
+        # setup; the candidate's environment gets the variables in every phase.
+        tokens = make_honeytokens(user=SANDBOX_USER) if profile.honeytokens.enabled else None
+        sinkhole = sinkhole_plan(options)
+        setup_plan = base_plan(tokens, sinkhole)
+        session = DockerBackend(client, image).open(stage, setup_plan, options.run, observer)
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
-        plan = {**build_plan(staged, options.run), "honeytokens": profile.honeytokens.enabled}
+        plan = {**setup_plan, **build_plan(staged, options.run), "honeytokens": profile.honeytokens.enabled}
         raw = session.run_phases(plan, observer)
         session.close()
         observer.status("parsing traces and judging")
@@ -307,6 +349,7 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         if keep:  # debugging aid; the evidence bundle (--evidence) is the user-facing way
             shutil.copytree(raw.trace_dir, keep, dirs_exist_ok=True)
         obs, notes = observe(raw)
+        network = observe_network(raw, obs, tokens) if options.sinkhole else None
         return judge(
             obs,
             target=spec,
@@ -315,7 +358,8 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             staged=staged,
             profile=profile,
             hostname=raw.hostname,
-            notes=notes,
+            notes=[*notes, *(f"network: {p}" for p in (network.problems if network else ()))],
+            network=network,
         )
     finally:
         if session is not None:

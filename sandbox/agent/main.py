@@ -648,7 +648,8 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
                 "size": len(data),
                 "head": data[:4096].decode("utf-8", "replace"),
                 "executes": any(
-                    line.startswith(("import ", "import\t")) for line in data.decode("utf-8", "replace").splitlines()
+                    line.startswith(("import ", "import\t"))
+                    for line in data.decode("utf-8", "replace").splitlines()
                 ),
             }
         )
@@ -735,13 +736,15 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         left = end - time.monotonic()
         if left <= 0 or attempt >= 25:
             status = "timeout"
-            results.extend({"name": m, "status": "skipped", "duration": 0, "detail": "not reached"} for m in remaining)
+            results.extend({"name": m, "status": "skipped", "duration": 0, "detail": "not reached"}
+                           for m in remaining)
             break
         emit("status", phase="import", msg=f"importing {len(remaining)} modules (run {attempt + 1})")
-        run = ImportRun(plan, str(attempt), [py, str(RUN_DIR / "pkgsandbox_import.py"), *remaining], module_timeout)
+        driver = str(RUN_DIR / "pkgsandbox_import.py")
+        run = ImportRun(plan, str(attempt), [py, driver, *remaining], module_timeout)
         run.run(left, window)
         res = run.result()
-        res["argv"] = res["argv"][:2] + [f"<{len(remaining)} modules>"]
+        res["argv"] = [*res["argv"][:2], f"<{len(remaining)} modules>"]
         steps.append(res)
         results.extend(run.results)
         if res["status"] == "timeout":
@@ -825,6 +828,9 @@ def cmd_probe(plan: dict[str, Any]) -> int:
         "    try:\n"
         "        f=open(p,'w'); f.close(); os.unlink(p); return True\n"
         "    except OSError: return False\n"
+        "def rd(p):\n"
+        "    try: return open(p).read().strip()\n"
+        "    except OSError: return None\n"
         "def can_connect():\n"
         "    s=socket.socket(); s.settimeout(1)\n"
         "    try: s.connect(('192.0.2.1',80)); return True\n"
@@ -834,7 +840,12 @@ def cmd_probe(plan: dict[str, Any]) -> int:
         "'CapAmb':st.get('CapAmb'),'NoNewPrivs':st.get('NoNewPrivs'),'Seccomp':st.get('Seccomp'),"
         "'root_writable':can_write('/pkgsandbox-probe'),'home_writable':can_write(os.path.expanduser('~/.probe')),"
         "'connect':can_connect(),'ifaces':sorted(os.listdir('/sys/class/net')),"
-        "'docker_sock':os.path.exists('/var/run/docker.sock'),'kill_init':None}\n"
+        "'docker_sock':os.path.exists('/var/run/docker.sock'),'kill_init':None,"
+        "'pids_max':rd('/sys/fs/cgroup/pids/pids.max'),"
+        "'memory_limit':rd('/sys/fs/cgroup/memory/memory.limit_in_bytes'),"
+        "'cpu_quota':rd('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'),'cpu_period':rd('/sys/fs/cgroup/cpu/cpu.cfs_period_us'),"
+        "'etc_writable':can_write('/etc/pkgsandbox-probe'),'usr_writable':can_write('/usr/pkgsandbox-probe'),"
+        "'dockerenv':os.path.exists('/.dockerenv'),'cgroup':open('/proc/self/cgroup').read()[:300]}\n"
         "try:\n    os.kill(1,0); r['kill_init']='allowed'\nexcept OSError as e: r['kill_init']=e.strerror\n"
         "print(json.dumps(r))\n"
     )

@@ -111,7 +111,7 @@ def version_text(o: GateOutcome) -> str:
     if o.entry.version:
         return o.entry.version
     if o.entry.requirement.kind is not SourceKind.INDEX:
-        return o.entry.requirement.kind.value
+        return str(o.entry.requirement.kind.value)
     resolved = o.resolved_version
     spec = o.entry.requirement.specifier or "any"
     return f"{resolved} (unpinned {spec})" if resolved else f"unpinned {spec}"

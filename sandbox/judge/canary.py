@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bz2
+import contextlib
 import json
 import lzma
 import random
@@ -82,38 +83,44 @@ def _fake_openssh_key(rng: random.Random) -> tuple[str, str]:
     prefix = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABlwAAAAdzc2gtcn"
     body = prefix + "NhAAAAAwEAAQAAAYEA" + _rand(rng, _B64, 2480) + "=="
     lines = [body[i:i + 70] for i in range(0, len(body), 70)]
-    text = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    text = ("-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines)
+            + "\n-----END OPENSSH PRIVATE KEY-----\n")
     return text, lines[3][6:54]
 
 
 def make_honeytokens(rng: random.Random | None = None, *, user: str = "dev", project_rel: str = "project",
-                     hostname: str = "localhost") -> HoneytokenSet:
+                     hostname: str = "") -> HoneytokenSet:
     """A fresh, realistic, unique set of credentials (from :mod:`secrets` unless *rng*)."""
     r = rng or random.Random(secrets.randbits(128))
     company = r.choice(["acme", "northwind", "globex", "initech", "umbrella", "hooli", "vandelay"])
+    hostname = hostname or f"{user}-{r.choice(['laptop', 'thinkpad', 'xps', 'mbp'])}"
     canaries: list[Canary] = []
 
     def canary(name: str, value: str, location: str) -> str:
         canaries.append(Canary(name, value, location))
         return value
 
+    def env_canary(name: str, value: str) -> str:
+        return canary(name, value, f"env {name}")
+
     env: dict[str, str] = {
-        "AWS_ACCESS_KEY_ID": canary("AWS_ACCESS_KEY_ID", "AKIA" + _rand(r, _B32, 16), "env AWS_ACCESS_KEY_ID"),
-        "AWS_SECRET_ACCESS_KEY": canary("AWS_SECRET_ACCESS_KEY", _rand(r, _B64, 40), "env AWS_SECRET_ACCESS_KEY"),
+        "AWS_ACCESS_KEY_ID": env_canary("AWS_ACCESS_KEY_ID", "AKIA" + _rand(r, _B32, 16)),
+        "AWS_SECRET_ACCESS_KEY": env_canary("AWS_SECRET_ACCESS_KEY", _rand(r, _B64, 40)),
         "AWS_DEFAULT_REGION": "eu-west-1",
-        "GITHUB_TOKEN": canary("GITHUB_TOKEN", "ghp_" + _rand(r, _ALNUM, 36), "env GITHUB_TOKEN"),
-        "OPENAI_API_KEY": canary("OPENAI_API_KEY", "sk-proj-" + _rand(r, _ALNUM + "-_", 48), "env OPENAI_API_KEY"),
-        "ANTHROPIC_API_KEY": canary("ANTHROPIC_API_KEY", "sk-ant-api03-" + _rand(r, _ALNUM + "-_", 93) + "AA",
-                                    "env ANTHROPIC_API_KEY"),
-        "HF_TOKEN": canary("HF_TOKEN", "hf_" + _rand(r, _ALNUM, 34), "env HF_TOKEN"),
-        "NPM_TOKEN": canary("NPM_TOKEN", "npm_" + _rand(r, _ALNUM, 36), "env NPM_TOKEN"),
+        "GITHUB_TOKEN": env_canary("GITHUB_TOKEN", "ghp_" + _rand(r, _ALNUM, 36)),
+        "OPENAI_API_KEY": env_canary("OPENAI_API_KEY", "sk-proj-" + _rand(r, _ALNUM + "-_", 48)),
+        "ANTHROPIC_API_KEY": env_canary("ANTHROPIC_API_KEY",
+                                        "sk-ant-api03-" + _rand(r, _ALNUM + "-_", 93) + "AA"),
+        "HF_TOKEN": env_canary("HF_TOKEN", "hf_" + _rand(r, _ALNUM, 34)),
+        "NPM_TOKEN": env_canary("NPM_TOKEN", "npm_" + _rand(r, _ALNUM, 36)),
     }
     files: dict[str, str] = {}
 
     key_text, key_canary = _fake_openssh_key(r)
     canary("id_rsa", key_canary, "~/.ssh/id_rsa")
     files[".ssh/id_rsa"] = key_text
-    files[".ssh/id_rsa.pub"] = f"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQ{_rand(r, _B64, 500)}= {user}@{hostname}\n"
+    files[".ssh/id_rsa.pub"] = (f"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQ{_rand(r, _B64, 500)}= "
+                                f"{user}@{hostname}\n")
     files[".ssh/known_hosts"] = (
         "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
         f"|1|{_rand(r, _B64, 27)}=|{_rand(r, _B64, 27)}= ecdsa-sha2-nistp256 "
@@ -123,13 +130,15 @@ def make_honeytokens(rng: random.Random | None = None, *, user: str = "dev", pro
 
     aws_id = canary("aws_access_key_id", "AKIA" + _rand(r, _B32, 16), "~/.aws/credentials")
     aws_secret = canary("aws_secret_access_key", _rand(r, _B64, 40), "~/.aws/credentials")
-    files[".aws/credentials"] = (f"[default]\naws_access_key_id = {aws_id}\naws_secret_access_key = {aws_secret}\n\n"
+    files[".aws/credentials"] = (f"[default]\naws_access_key_id = {aws_id}\n"
+                                 f"aws_secret_access_key = {aws_secret}\n\n"
                                  f"[{company}-prod]\naws_access_key_id = AKIA{_rand(r, _B32, 16)}\n"
                                  f"aws_secret_access_key = {_rand(r, _B64, 40)}\n")
     files[".aws/config"] = "[default]\nregion = eu-west-1\noutput = json\n\n" \
                            f"[profile {company}-prod]\nregion = us-east-1\n"
 
-    kube = canary("kube token", "eyJhbGciOiJSUzI1NiIsImtpZCI6I" + _rand(r, _ALNUM + "-_", 60), "~/.kube/config")
+    kube = canary("kube token", "eyJhbGciOiJSUzI1NiIsImtpZCI6I" + _rand(r, _ALNUM + "-_", 60),
+                  "~/.kube/config")
     files[".kube/config"] = (
         "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: "
         f"LS0tLS1CRUdJTi{_rand(r, _B64, 120)}\n    server: https://k8s.{company}.internal:6443\n"
@@ -152,11 +161,13 @@ def make_honeytokens(rng: random.Random | None = None, *, user: str = "dev", pro
     db_pw = canary("DATABASE_URL password", _rand(r, _ALNUM, 24), f"~/{project_rel}/.env")
     app_secret = canary("SECRET_KEY", _rand(r, _ALNUM, 50), f"~/{project_rel}/.env")
     stripe = canary("STRIPE_SECRET_KEY", "sk_live_" + _rand(r, _ALNUM, 40), f"~/{project_rel}/.env")
-    files[f"{project_rel}/.env"] = (f"DEBUG=false\nDATABASE_URL=postgres://app:{db_pw}@db.{company}.internal:5432/app\n"
-                                    f"SECRET_KEY={app_secret}\nSTRIPE_SECRET_KEY={stripe}\n"
-                                    f"SENTRY_DSN=https://{_rand(r, '0123456789abcdef', 32)}@o1.ingest.sentry.io/42\n")
+    files[f"{project_rel}/.env"] = (
+        f"DEBUG=false\nDATABASE_URL=postgres://app:{db_pw}@db.{company}.internal:5432/app\n"
+        f"SECRET_KEY={app_secret}\nSTRIPE_SECRET_KEY={stripe}\n"
+        f"SENTRY_DSN=https://{_rand(r, '0123456789abcdef', 32)}@o1.ingest.sentry.io/42\n")
 
-    xprv = canary("wallet xprv", "xprv9s21ZrQH143K" + _rand(r, _B58, 95), "~/.electrum/wallets/default_wallet")
+    xprv = canary("wallet xprv", "xprv9s21ZrQH143K" + _rand(r, _B58, 95),
+                  "~/.electrum/wallets/default_wallet")
     files[".electrum/wallets/default_wallet"] = json.dumps({
         "keystore": {"type": "bip32", "xprv": xprv, "xpub": "xpub661MyMwAqRbc" + _rand(r, _B58, 95),
                      "derivation": "m/0'"},
@@ -318,10 +329,8 @@ def derived_views(data: bytes, depth: int = MAX_DEPTH) -> list[tuple[str, bytes]
                 if out and len(out) >= 8:
                     found.append((kind, out))
         for m in list(_HEX_RUN.finditer(view))[:32]:
-            try:
+            with contextlib.suppress(ValueError):
                 found.append(("hex", bytes.fromhex(m.group(0).decode())))
-            except ValueError:
-                pass
         for kind, out in found:
             if out in seen or total + len(out) > MAX_VIEW_BYTES * 4:
                 continue
@@ -359,7 +368,8 @@ class CanaryMatcher:
                 for needle, enc in needles.exact:
                     at = view.find(needle)
                     if at >= 0:
-                        found[c.value] = CanaryMatch(c, _chain(view_name, enc), at, _excerpt(view, at, len(needle)))
+                        found[c.value] = CanaryMatch(c, _chain(view_name, enc), at,
+                                                     _excerpt(view, at, len(needle)))
                         break
                 else:
                     for needle, enc in needles.folded:

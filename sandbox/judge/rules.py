@@ -13,12 +13,14 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sandbox.judge.profiles import Allowlist, Profile
+from sandbox.judge.profiles import Allowlist, Profile, glob_regex
 from sandbox.models import (
     Event,
     EventKind,
     Evidence,
+    Exfiltration,
     Finding,
+    NetworkCapture,
     Observation,
     Origin,
     Phase,
@@ -134,6 +136,29 @@ CATALOGUE: dict[str, RuleInfo] = {
             Severity.MEDIUM,
             "With --baseline or diff: behaviour absent from the trusted version's baseline — new endpoints, "
             "processes or start-up hooks (MEDIUM), new file accesses (LOW).",
+        ),
+        RuleInfo(
+            "PS010",
+            "credential exfiltration proven",
+            Severity.CRITICAL,
+            "A honeytoken planted for this run (fake cloud keys, tokens, SSH key, .env secrets, wallet …) "
+            "was found in outbound bytes the sinkhole captured — plain, base64, base32, hex, URL-encoded, "
+            "compressed or split into DNS labels. Evidence: the channel, the destination and the bytes.",
+        ),
+        RuleInfo(
+            "PS011",
+            "DNS lookup",
+            Severity.HIGH,
+            "Resolves a name through DNS during install, startup or import (the sinkhole answered; nothing "
+            "left the sandbox). Catches lookups a loopback resolver would hide from PS002; the machine's own "
+            "name, localhost and names the profile allows are not counted.",
+        ),
+        RuleInfo(
+            "PS012",
+            "honeytoken read",
+            Severity.MEDIUM,
+            "Opens a credential file planted for this run (~/.aws/credentials, ~/.ssh/id_rsa, the project's "
+            ".env …) for reading; PS010 says whether its content then left.",
         ),
         RuleInfo(
             "PS009",
@@ -623,6 +648,85 @@ def evaluate(obs: Observation, profile: Profile | None = None) -> list[Finding]:
     allow = Allowlist(profile, obs.home, obs.inventory.site_packages or obs.venv) if profile else None
     ctx = Context(obs, allow)
     findings = [f for rule in RULES for f in rule(ctx)]
+    if profile is not None:
+        findings = [
+            f.model_copy(update={"severity": profile.rules.severity[f.rule_id]})
+            if f.rule_id in profile.rules.severity else f
+            for f in findings
+            if f.rule_id not in profile.rules.disabled
+        ]
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+
+
+# ---------------------------------------------------------------------- network rules (sinkhole)
+# They read the report's network section, not events: evaluated by evaluate_network.
+
+
+def rule_exfiltration(net: NetworkCapture) -> list[Finding]:
+    out = []
+    by_phase: dict[Phase, list[Exfiltration]] = {}
+    for x in net.exfiltration:
+        by_phase.setdefault(x.phase, []).append(x)
+    for phase in sorted(by_phase, key=lambda p: p.order):
+        hits = by_phase[phase]
+        what = sorted({f"{x.canary} ({x.location}) via {x.channel}" for x in hits})
+        evid = [Evidence(phase=x.phase, pid=x.pid or 0, time=x.time, syscall=f"(sinkhole {x.channel})",
+                         process=x.process, path=x.location, destination=x.destination, bytes=x.bytes,
+                         data=x.excerpt[:512], detail=f"{x.canary} found {x.encoding}"
+                         + (f" in traffic for {x.host}" if x.host else ""))
+                for x in hits]
+        out.append(_finding("PS010", phase, f"credential exfiltration proven: {', '.join(what[:6])}", evid))
+    return out
+
+
+def _name_allowed(profile: Profile | None, name: str, phase: Phase) -> bool:
+    if profile is None:
+        return False
+    for rule in profile.allow.network:
+        if rule.phases and phase not in rule.phases:
+            continue
+        if glob_regex(rule.host.replace("/", "\0"), "", "").match(name.rstrip(".")):
+            return True
+    return False
+
+
+def rule_dns(net: NetworkCapture, profile: Profile | None, hostname: str) -> list[Finding]:
+    own = {"localhost", "localhost.localdomain", hostname.lower()} - {""}
+    hits = [q for q in net.dns if q.malformed or (
+        q.name.lower().rstrip(".") not in own and not q.name.lower().endswith(".in-addr.arpa")
+        and not _name_allowed(profile, q.name, q.phase))]
+    out = []
+    for phase in sorted({q.phase for q in hits}, key=lambda p: p.order):
+        qs = [q for q in hits if q.phase is phase]
+        uniq = list({(q.pid, q.name, q.malformed): q for q in qs}.values())
+        names = sorted({q.name or "(malformed query)" for q in uniq})
+        evid = [Evidence(phase=q.phase, pid=q.pid or 0, time=q.time, syscall=f"(dns {q.qtype or '?'})",
+                         process=q.process, destination=q.resolver,
+                         detail=q.detail or f"{q.name} → {q.answer}")
+                for q in uniq]
+        out.append(_finding("PS011", phase, f"resolved {', '.join(names[:6])}"
+                            + (f" (+{len(names) - 6} more)" if len(names) > 6 else ""), evid))
+    return out
+
+
+def rule_honeytoken_read(net: NetworkCapture) -> list[Finding]:
+    out = []
+    for phase in sorted({r.phase for r in net.honeytoken_reads}, key=lambda p: p.order):
+        rs = [r for r in net.honeytoken_reads if r.phase is phase]
+        evid = [Evidence(phase=r.phase, pid=r.pid, time=r.time, syscall="(open for read)", process=r.process,
+                         path=r.path, detail=f"honeytoken {r.location}") for r in rs]
+        places = sorted({r.location for r in rs})
+        out.append(_finding("PS012", phase, f"read planted credential(s): {', '.join(places[:6])}", evid))
+    return out
+
+
+def evaluate_network(net: NetworkCapture | None, profile: Profile | None = None,
+                     hostname: str = "") -> list[Finding]:
+    """The sinkhole rules (PS010 to PS012) over the report's network section, under the
+    profile's disabled rules and severity overrides; worst first."""
+    if net is None:
+        return []
+    findings = rule_exfiltration(net) + rule_dns(net, profile, hostname) + rule_honeytoken_read(net)
     if profile is not None:
         findings = [
             f.model_copy(update={"severity": profile.rules.severity[f.rule_id]})

@@ -1,13 +1,19 @@
 """The Docker backend: one hardened, network-less container for all phases.
 
 Hardening of every container (see README "Security model"):
-- ``--network none``; read-only root; size-capped tmpfs for every writable path
-  (exec allowed on HOME and /tmp so compiled extensions load); staging bind-mounted
-  read-only; no Docker socket, no other host mount;
+- ``--network none``: the namespace has no route out. Inside it, ``agent setup``
+  builds the sinkhole (a veth pair whose both ends stay in the namespace, NAT
+  redirection to local listeners; see sandbox/agent/sinkhole.py);
+- a root filesystem nothing but root can write (see :data:`WRITABLE_ROOT`);
+  size-capped tmpfs for every path the candidate writes (exec allowed on HOME and
+  /tmp so compiled extensions load); staging bind-mounted read-only; no Docker
+  socket, no other host mount;
 - ``cap_drop=ALL`` plus only what the *root* recorder needs (setuid/setgid/setpcap
   to drop to the candidate uid, sys_ptrace + dac_read_search for strace to decode
-  fds of another uid, chown to hand HOME over, kill to reap); the candidate itself
-  runs under setpriv with an empty bounding set, no capabilities, no-new-privs;
+  fds of another uid, chown to hand HOME over, kill to reap, net_admin for setup
+  to install the sinkhole's NAT rules — dropped by the agent before any phase);
+  the candidate itself runs under setpriv with an empty bounding set, no
+  capabilities, no-new-privs;
 - ``no-new-privileges``, Docker's default seccomp plus an inherited filter that
   denies io_uring; pids, memory (no swap) and CPU limits; private cgroup and IPC
   namespaces; an in-container deadline (PID 1 is ``sleep DEADLINE`` under init).
@@ -33,15 +39,41 @@ import docker.errors
 import requests.exceptions
 
 from sandbox.errors import EngineError, SandboxError
-from sandbox.models import ImageInfo, Phase, PhaseStatus
+from sandbox.models import ImageInfo, Phase
 from sandbox.runner import seccomp
-from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, engine_call, owner_label, sweep
+from sandbox.runner.engine import (
+    LABEL,
+    LABEL_DEADLINE,
+    LABEL_OWNER,
+    LABEL_RUN,
+    engine_call,
+    owner_label,
+    sweep,
+)
 from sandbox.runner.interface import AgentPhase, Backend, Observer, RawRun, RunOptions
 
 AGENT = "/opt/pkgsandbox/bin/agent"
 STAGE = "/stage"
 TRACE_MOUNT = "/var/lib/pkgsandbox"
-RECORDER_CAPS = ["CHOWN", "SETUID", "SETGID", "SETPCAP", "SYS_PTRACE", "DAC_READ_SEARCH", "KILL"]
+# NET_ADMIN: `agent setup` creates the sinkhole's interface and NAT rules in the
+# container's own network namespace before any candidate code exists. A sidecar
+# container sharing the namespace would keep NET_ADMIN out of this container
+# altogether but costs a second container start per run (~0.5 s, more than the
+# whole sinkhole budget); here the capability never reaches the candidate (setpriv
+# empties its bounding set; doctor checks CapBnd is 0) and the agent drops it from
+# its own sets before it runs any phase (guard.drop_capabilities).
+RECORDER_CAPS = ["CHOWN", "SETUID", "SETGID", "SETPCAP", "SYS_PTRACE", "DAC_READ_SEARCH", "KILL", "NET_ADMIN"]
+# Docker puts /.dockerenv into every container's init layer (whatever the image
+# holds), a file malware checks first. Only a writable root lets `agent setup`
+# remove it, so the root filesystem is writable — by root only: the candidate
+# runs as uid 1000, and every path it may write (HOME, /tmp, /var/tmp, /run) is a
+# size-capped tmpfs; the image build fails if any other path is world-writable
+# (images/Dockerfile). What stays visible is listed in README "What gives the
+# sandbox away".
+WRITABLE_ROOT = True
+# IPv6 on, so that IPv6 attempts reach the sinkhole (ip6tables) instead of failing.
+SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0",
+           "net.ipv6.conf.lo.disable_ipv6": "0"}
 MAX_COLLECT_BYTES = 2 << 30
 
 _HOST_WORDS = ["dev", "work", "build", "laptop", "desktop", "ws", "station"]
@@ -67,7 +99,8 @@ class DockerBackend(Backend):
         self.image = image
 
     # ------------------------------------------------------------------ lifecycle
-    def _create(self, run_id: str, staging: Path, deadline: float, options: RunOptions, hostname: str) -> Any:
+    def _create(self, run_id: str, staging: Path, deadline: float, options: RunOptions, hostname: str,
+                net: dict[str, Any] | None = None) -> Any:
         lim = options.limits
         user_home = "/home/dev"
         tmpfs = {
@@ -92,7 +125,11 @@ class DockerBackend(Backend):
                 LABEL_DEADLINE: str(int(deadline)),
             },
             network_mode="none",
-            read_only=True,
+            read_only=not WRITABLE_ROOT,
+            sysctls=SYSCTLS,
+            # a laptop resolves its own name from /etc/hosts, and asks its router
+            dns=[net["gateway"]] if net and net.get("gateway") else None,
+            extra_hosts={hostname: "127.0.1.1"},
             tmpfs=tmpfs,
             mounts=[docker.types.Mount(STAGE, str(staging), type="bind", read_only=True)],
             cap_drop=["ALL"],
@@ -128,7 +165,8 @@ class DockerBackend(Backend):
         session = Session(self, run_id, staging, options, realistic_hostname())
         session.write_plan(plan)
         try:
-            session.container = self._create(run_id, staging, deadline, options, session.hostname)
+            net = (plan.get("sinkhole") or {}).get("net")
+            session.container = self._create(run_id, staging, deadline, options, session.hostname, net)
             engine_call("start sandbox container", session.container.start)
             observer.status("sandbox container started")
             self._exec_json(session.container, ["setup"], timeout=120, observer=observer)
@@ -190,8 +228,8 @@ class DockerBackend(Backend):
     def _collect(self, container: Any, dest: Path) -> None:
         """Stream the agent's output directory out of the container (tmpfs: no get_archive)."""
         api = self.client.api
-        exec_id = engine_call("collect traces", api.exec_create, container.id, [AGENT, "collect"], user="root",
-                              stdout=True, stderr=False)["Id"]
+        exec_id = engine_call("collect traces", api.exec_create, container.id, [AGENT, "collect"],
+                              user="root", stdout=True, stderr=False)["Id"]
         buf = io.BytesIO()
         for chunk in engine_call("collect traces", api.exec_start, exec_id, stream=True):
             buf.write(chunk)

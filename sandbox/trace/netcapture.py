@@ -86,8 +86,9 @@ class _Index:
     def build(cls, events: Iterable[Event], processes: Iterable[ProcessInfo]) -> _Index:
         idx = cls()
         idx.argv = {(p.phase, p.pid): p.argv for p in processes}
-        idx.net = sorted((e for e in events if e.kind in (EventKind.CONNECT, EventKind.SEND) and e.address is not None
-                          and e.address.family in ("inet", "inet6")), key=lambda e: e.time)
+        idx.net = sorted((e for e in events if e.kind in (EventKind.CONNECT, EventKind.SEND)
+                          and e.address is not None and e.address.family in ("inet", "inet6")),
+                         key=lambda e: e.time)
         return idx
 
     def process(self, phase: Phase, pid: int | None, fallback: object = None) -> tuple[str, ...]:
@@ -186,7 +187,8 @@ def network_capture(
             dns.append(q)
         else:
             dropped += 1
-    for rec in sorted((r for r in recs if r.get("kind") in ("tcp", "udp")), key=lambda r: float(r.get("t", 0))):
+    flows = [r for r in recs if r.get("kind") in ("tcp", "udp")]
+    for rec in sorted(flows, key=lambda r: float(r.get("t", 0))):
         if rec.get("kind") == "tcp":
             conn, stacks = _tcp(rec, idx, windows, answers, trace_dir)
             hay.extend(stacks)
@@ -251,10 +253,10 @@ def _dns(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
     if malformed:
         detail = f"{rec.get('error', 'malformed')}: {escape(_b64(rec.get('raw_b64')), 64)}"
     transport: Literal["udp", "tcp"] = "tcp" if rec.get("transport") == "tcp" else "udp"
+    answer = rec.get("answer") if isinstance(rec.get("answer"), str) else None
     return DnsQuery(phase=phase, time=t, name=str(rec.get("name", ""))[:300], qtype=str(rec.get("qtype", "")),
-                    transport=transport, answer=rec.get("answer") if isinstance(rec.get("answer"), str) else None,
-                    resolver=resolver, pid=pid, process=idx.process(phase, pid, rec.get("argv")),
-                    malformed=malformed, detail=detail)
+                    transport=transport, answer=answer, resolver=resolver, pid=pid,
+                    process=idx.process(phase, pid, rec.get("argv")), malformed=malformed, detail=detail)
 
 
 def _labels(host: str | None, dest: str | None) -> tuple[str, ...]:
@@ -270,7 +272,8 @@ def _http(req: dict[str, Any]) -> HttpExchange:
     return HttpExchange(method=str(req.get("method", ""))[:32], target=str(req.get("target", ""))[:2048],
                         version=str(req.get("version", ""))[:16], host=host, headers=headers,
                         body_bytes=int(req.get("body_bytes", 0) or 0), body=escape(body, BODY_PREVIEW),
-                        complete=bool(req.get("complete", True)), body_truncated=bool(req.get("body_truncated")))
+                        complete=bool(req.get("complete", True)),
+                        body_truncated=bool(req.get("body_truncated")))
 
 
 def _tcp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]], answers: dict[str, str],
@@ -302,8 +305,8 @@ def _tcp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
     conn = NetConnection(
         phase=phase, time=t, duration=float(rec.get("duration", 0.0) or 0.0), destination=dest, host=host,
         protocol=proto, bytes=int(rec.get("bytes", 0) or 0), captured=int(rec.get("captured", 0) or 0),
-        truncated=bool(rec.get("truncated")), close_reason=str(rec.get("close_reason", "")), http=http, tls=tls,
-        smtp=_strs(rec.get("smtp")), data=escape(payload, 256), labels=_labels(host, dest), pid=pid,
+        truncated=bool(rec.get("truncated")), close_reason=str(rec.get("close_reason", "")), http=http,
+        tls=tls, smtp=_strs(rec.get("smtp")), data=escape(payload, 256), labels=_labels(host, dest), pid=pid,
         process=process)
     channel: Channel = {"http": "http", "tls": "tls", "smtp": "smtp", "dns": "dns"}.get(proto, "tcp")  # type: ignore[assignment]
     stacks = [_Haystack(payload, channel, phase, t, dest, host, pid, process)]
@@ -314,7 +317,8 @@ def _tcp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
     return conn, stacks
 
 
-def _udp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]]) -> tuple[NetDatagram, bytes]:
+def _udp(rec: dict[str, Any], idx: _Index,
+         windows: dict[Phase, tuple[float, float]]) -> tuple[NetDatagram, bytes]:
     t = float(rec.get("t", 0.0))
     phase = _phase(rec.get("phase"), t, windows)
     pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
@@ -329,16 +333,17 @@ def _udp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
     ev = idx.nearest(t, send_of_this)
     dest = ev.address.render() if ev is not None and ev.address is not None else None
     pid = pid if pid is not None else (ev.pid if ev is not None else None)
-    gram = NetDatagram(phase=phase, time=t, destination=dest, bytes=size, captured=int(rec.get("captured", 0) or 0),
-                       truncated=bool(rec.get("truncated")), data=escape(data, 256), labels=_labels(None, dest),
-                       pid=pid, process=idx.process(phase, pid, rec.get("argv")))
+    gram = NetDatagram(phase=phase, time=t, destination=dest, bytes=size,
+                       captured=int(rec.get("captured", 0) or 0), truncated=bool(rec.get("truncated")),
+                       data=escape(data, 256), labels=_labels(None, dest), pid=pid,
+                       process=idx.process(phase, pid, rec.get("argv")))
     return gram, data
 
 
 def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:
-    return Exfiltration(canary=m.canary.name, location=m.canary.location, channel=h.channel, encoding=m.encoding,
-                        phase=h.phase, time=h.time, destination=h.destination, host=h.host, pid=h.pid,
-                        process=h.process, bytes=len(h.data), excerpt=m.excerpt)
+    return Exfiltration(canary=m.canary.name, location=m.canary.location, channel=h.channel,
+                        encoding=m.encoding, phase=h.phase, time=h.time, destination=h.destination,
+                        host=h.host, pid=h.pid, process=h.process, bytes=len(h.data), excerpt=m.excerpt)
 
 
 def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQuery]) -> list[Exfiltration]:
@@ -363,8 +368,9 @@ def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQue
             seen.add(key)
             names = " ".join(dict.fromkeys(in_phase[i].name for i in spans))
             out.append(Exfiltration(
-                canary=m.canary.name, location=m.canary.location, channel="dns", encoding=m.encoding, phase=phase,
-                time=first.time, destination=first.resolver, host=first.name, pid=first.pid, process=first.process,
+                canary=m.canary.name, location=m.canary.location, channel="dns", encoding=m.encoding,
+                phase=phase, time=first.time, destination=first.resolver, host=first.name, pid=first.pid,
+                process=first.process,
                 bytes=sum(len(in_phase[i].name) for i in spans), excerpt=names[:240]))
     return out
 
@@ -376,6 +382,6 @@ def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> lis
         if (e.origin is Origin.CANDIDATE and e.kind is EventKind.FILE_READ and e.errno is None and e.path
                 and e.path in planted and (e.phase, e.pid, e.path) not in seen):
             seen.add((e.phase, e.pid, e.path))
-            out.append(HoneytokenRead(phase=e.phase, time=e.time, pid=e.pid, path=e.path, location=planted[e.path],
-                                      process=idx.process(e.phase, e.pid)))
+            out.append(HoneytokenRead(phase=e.phase, time=e.time, pid=e.pid, path=e.path,
+                                      location=planted[e.path], process=idx.process(e.phase, e.pid)))
     return out

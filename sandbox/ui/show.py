@@ -157,7 +157,7 @@ def _findings(findings: Sequence[FindingView], console: Console) -> None:
                                 f'"{ev.data}"' if ev.data else "", f"({ev.errno})" if ev.errno else "",
                                 ev.detail) if x]
             table.add_row("", str(ev.pid) if ev.pid else "-",
-                          f"{ev.t:.6f}" if ev.t is not None else "-", ev.syscall,
+                          f"{ev.t:.6f}" if ev.t is not None else "-", Text(ev.syscall),
                           Text(ev.process, style="cyan"), Text(" ".join(what)))
         console.print(table)
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sandbox.models import Evidence, Phase, PhaseStatus, Report, Severity, Verdict
+from sandbox.models import Evidence, NetworkCapture, Phase, PhaseStatus, Report, Severity, Verdict
 from sandbox.runner.interface import Observer
 
 VERDICT_STYLE = {
@@ -128,6 +128,8 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
             escape("; ".join(notes))[:100],
         )
     console.print(table)
+    if report.network is not None:
+        render_network(report.network, console)
     if not report.findings:
         console.print("[green]no findings[/]")
     for f in report.findings:
@@ -140,6 +142,68 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
             console.print(f"           [dim]… {len(f.evidence) - max_evidence} more (see the JSON report)[/]")
     for note in report.notes[:5]:
         console.print(f"[dim]note: {escape(note)}[/]")
+
+
+def _network_lines(net: NetworkCapture) -> list[tuple[float, str, str]]:
+    """(time, phase, text) per DNS name, connection and datagram, in time order."""
+    rows: list[tuple[float, str, str]] = []
+    seen_names: set[tuple[str, str]] = set()
+    for q in net.dns:
+        if (q.phase.value, q.name) in seen_names:
+            continue  # A and AAAA of one lookup: one line
+        seen_names.add((q.phase.value, q.name))
+        who = f" · pid {q.pid}" if q.pid else ""
+        what = (f"malformed query ({q.detail[:60]})" if q.malformed
+                else f"{q.name} {q.qtype} → {q.answer or '-'}")
+        rows.append((q.time, q.phase.value, f"dns   {what}{who}"))
+    for c in net.connections:
+        dest = c.destination + (f" ({c.host})" if c.host else "")
+        detail = []
+        for h in c.http[:2]:
+            detail.append(f"{h.method} {h.target[:60]}" + (f" body {h.body_bytes} B" if h.body_bytes else ""))
+        if c.tls is not None:
+            detail.append(f"SNI {c.tls.sni}" + (f" ALPN {','.join(c.tls.alpn)}" if c.tls.alpn else "")
+                          if c.tls.sni else f"TLS: {c.tls.error[:40] or 'no SNI'}")
+        if c.truncated:
+            detail.append("truncated")
+        if c.labels:
+            detail.append(", ".join(c.labels).upper())
+        rows.append((c.time, c.phase.value, f"{c.protocol:<5} → {dest} {c.bytes} B"
+                     + (f" · {'; '.join(detail)}" if detail else "")))
+    for d in net.datagrams:
+        dest = d.destination or "(destination not in trace)"
+        cut = " · truncated" if d.truncated else ""
+        rows.append((d.time, d.phase.value, f"udp   → {dest} {d.bytes} B{cut}"))
+    return sorted(rows)
+
+
+def render_network(net: NetworkCapture, console: Console, *, max_lines: int = 12) -> None:
+    """The network section: what the sinkhole received (nothing left the sandbox)."""
+    if not net.enabled:
+        why = escape("; ".join(net.problems)[:200])
+        console.print(f"[magenta]network capture unavailable[/] [dim]{why}[/]")
+        return
+    if net.quiet:
+        console.print("[dim]network: no DNS query, connection or datagram[/]")
+    else:
+        names = len({q.name for q in net.dns})
+        console.print(f"[bold]network[/] [dim](sinkhole: answered inside the sandbox, nothing left it)[/] "
+                      f"{names} name(s) resolved, {len(net.connections)} connection(s), "
+                      f"{len(net.datagrams)} datagram(s)"
+                      + (f", {net.dropped} not recorded" if net.dropped else ""))
+        rows = _network_lines(net)
+        for _t, phase, text in rows[:max_lines]:
+            console.print(f"  [dim]{phase:<8}[/] {escape(text[:150])}")
+        if len(rows) > max_lines:
+            console.print(f"  [dim]… {len(rows) - max_lines} more (see the JSON report)[/]")
+    for x in net.exfiltration[:6]:
+        to = x.destination or "?"
+        console.print(f"  [bold red]EXFILTRATION[/] {escape(x.canary)} [dim]({escape(x.location)})[/] "
+                      f"{escape(x.encoding)} via {x.channel} → {escape(to)}"
+                      + (f" ({escape(x.host[:60])})" if x.host else ""))
+    if net.honeytoken_reads:
+        places = sorted({r.location for r in net.honeytoken_reads})
+        console.print(f"  [yellow]honeytokens read[/]: {escape(', '.join(places[:6]))}")
 
 
 def render_diff(result: Any, judged: Report, console: Console) -> None:

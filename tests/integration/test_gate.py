@@ -83,10 +83,8 @@ def test_bump_to_malicious_fails_then_reruns_come_from_the_cache(
     cold, vet = gate(repo, cache, sandbox_image)
     created = sandbox_containers_created(docker_client, t0, time.time())
     assert sorted(vet.calls) == sorted([str(pkgs / a11.name), str(pkgs / b11.name)])
-    everything = [(e["Actor"]["Attributes"].get(LABEL), e["Actor"]["Attributes"].get(LABEL_OWNER), e.get("time"))
-                  for e in docker_client.events(since=int(t0), until=int(time.time()) + 1,
-                                                filters={"type": "container", "event": "create"}, decode=True)]
-    assert len(created) == 2, (created, everything, [(o.entry.name, o.status, o.detail) for o in cold.outcomes])
+    # the counter sees real sandbox runs (so its zeros below mean something)
+    assert len(created) == 2, (created, [(o.entry.name, o.status, o.detail) for o in cold.outcomes])
     assert cold.exit_code is ExitCode.FINDINGS
     outcomes = {o.entry.name: o for o in cold.outcomes}
     assert outcomes[alpha].verdict is Verdict.CLEAN, outcomes[alpha].report and outcomes[alpha].report.findings
