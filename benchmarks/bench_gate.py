@@ -65,7 +65,9 @@ def timed_gate(lock: Path, cache: ResultCache, workers: int) -> tuple[float, Gat
     t0 = time.monotonic()
     image = ensure_image(connect())
     plan = plan_gate(lock)
-    result = run_gate(plan, vet_fn=vet_fn, workers=workers, cache=cache, cache_context=cache_context(options, image))
+    result = run_gate(
+        plan, vet_fn=vet_fn, workers=workers, cache=cache, cache_context=cache_context(options, image)
+    )
     return time.monotonic() - t0, result, len(calls)
 
 
@@ -90,15 +92,23 @@ def main(worker_counts: list[int]) -> None:
         for workers in worker_counts:
             cache = ResultCache(tmp / f"cache-{workers}.sqlite")
             cold_s, cold, cold_calls = timed_gate(lock, cache, workers)
-            print(f"cold  workers={workers}: {cold_s:7.1f}s  vets={cold_calls:2d}  exit={int(cold.exit_code)}  "
-                  f"[{describe(cold)}]", flush=True)
+            print(
+                f"cold  workers={workers}: {cold_s:7.1f}s  vets={cold_calls:2d}  exit={int(cold.exit_code)}  "
+                f"[{describe(cold)}]",
+                flush=True,
+            )
             for o in cold.outcomes:
                 if o.verdict is None or o.verdict.value != "clean":
-                    print(f"      {o.entry.label}: {o.verdict.value if o.verdict else o.status.value} "
-                          f"{o.detail or (o.report.verdict_reason if o.report else '')}"[:200])
+                    print(
+                        f"      {o.entry.label}: {o.verdict.value if o.verdict else o.status.value} "
+                        f"{o.detail or (o.report.verdict_reason if o.report else '')}"[:200]
+                    )
             warm_s, warm, warm_calls = timed_gate(lock, cache, workers)
-            print(f"warm  workers={workers}: {warm_s:7.2f}s  vets={warm_calls:2d}  exit={int(warm.exit_code)}  "
-                  f"[{describe(warm)}]", flush=True)
+            print(
+                f"warm  workers={workers}: {warm_s:7.2f}s  vets={warm_calls:2d}  exit={int(warm.exit_code)}  "
+                f"[{describe(warm)}]",
+                flush=True,
+            )
             assert warm_calls == 0, "a warm gate started a vet"
             rows.append((workers, cold_s, warm_s))
         print()

@@ -173,8 +173,10 @@ class ResultCache:
             yield conn
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc) or "malformed" in str(exc):
-                raise InputError(f"{self.path} is not a usable pkgsandbox cache ({exc})",
-                                 advice="remove it, or pass another --cache PATH") from None
+                raise InputError(
+                    f"{self.path} is not a usable pkgsandbox cache ({exc})",
+                    advice="remove it, or pass another --cache PATH",
+                ) from None
             raise PkgSandboxError(f"result cache {self.path}: {exc}") from None
         finally:
             conn.close()
@@ -192,8 +194,10 @@ class ResultCache:
                     conn.execute("PRAGMA synchronous=NORMAL")
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
                     if version > CACHE_SCHEMA:
-                        raise InputError(f"{self.path} was written by a newer pkgsandbox (cache schema {version})",
-                                         advice="use another --cache PATH, or clear it")
+                        raise InputError(
+                            f"{self.path} was written by a newer pkgsandbox (cache schema {version})",
+                            advice="use another --cache PATH, or clear it",
+                        )
                     if version < CACHE_SCHEMA:
                         conn.execute("BEGIN IMMEDIATE")
                         try:
@@ -248,8 +252,15 @@ class ResultCache:
             ).fetchall()
         return self._load(rows)
 
-    def find(self, ctx: CacheContext, *, name: str | None = None, version: str | None = None,
-             hashes: Iterable[str] = (), sha256: str | None = None) -> Report | None:
+    def find(
+        self,
+        ctx: CacheContext,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        hashes: Iterable[str] = (),
+        sha256: str | None = None,
+    ) -> Report | None:
         """The best lookup for what is known: the file's sha256, else the lock's hashes, else name and version.
 
         When a lockfile lists hashes only a report of one of *those* files answers:
@@ -273,8 +284,19 @@ class ResultCache:
                 "created, length(report) FROM results ORDER BY created DESC"
             ).fetchall()
         return [
-            CacheEntry(name=r[0], version=r[1], filename=r[2], sha256=r[3], verdict=Verdict(r[4]), origin=r[5],
-                       profile_hash=r[6], tool_version=r[7], image_id=r[8], created=r[9], size=r[10])
+            CacheEntry(
+                name=r[0],
+                version=r[1],
+                filename=r[2],
+                sha256=r[3],
+                verdict=Verdict(r[4]),
+                origin=r[5],
+                profile_hash=r[6],
+                tool_version=r[7],
+                image_id=r[8],
+                created=r[9],
+                size=r[10],
+            )
             for r in rows
         ]
 
@@ -293,9 +315,20 @@ class ResultCache:
                 conn.execute(
                     "INSERT OR REPLACE INTO results (sha256, profile_hash, tool_version, image_id, name, version, "
                     "filename, origin, index_scope, verdict, created, report) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (sha.lower(), ctx.profile_hash, ctx.tool_version, ctx.image_id, name, version, filename, origin,
-                     ctx.index if origin == ORIGIN_INDEX else "", report.verdict.value, time.time(),
-                     sqlite3.Binary(blob)),
+                    (
+                        sha.lower(),
+                        ctx.profile_hash,
+                        ctx.tool_version,
+                        ctx.image_id,
+                        name,
+                        version,
+                        filename,
+                        origin,
+                        ctx.index if origin == ORIGIN_INDEX else "",
+                        report.verdict.value,
+                        time.time(),
+                        sqlite3.Binary(blob),
+                    ),
                 )
                 conn.execute("COMMIT")
             except BaseException:

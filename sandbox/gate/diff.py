@@ -54,8 +54,13 @@ def vet_spec(req: LockedRequirement) -> str:
 
 def _identity(req: LockedRequirement) -> tuple[object, ...]:
     """What must match for a head requirement to be the same thing as a base one."""
-    where = req.path if req.kind in (SourceKind.LOCAL, SourceKind.DIRECTORY) else req.url if req.kind in (
-        SourceKind.URL, SourceKind.VCS) else None
+    where = (
+        req.path
+        if req.kind in (SourceKind.LOCAL, SourceKind.DIRECTORY)
+        else req.url
+        if req.kind in (SourceKind.URL, SourceKind.VCS)
+        else None
+    )
     # An unpinned requirement is "the same" only with the same specifier: what it
     # resolves to is decided at vet time either way.
     pin = req.version if req.version is not None else f"unpinned:{req.specifier}"
@@ -98,10 +103,17 @@ def diff_requirements(
         if seen is not None:
             groups = tuple(dict.fromkeys(seen.requirement.groups + req.groups))
             target[spec] = seen.model_copy(
-                update={"requirement": seen.requirement.model_copy(update={"groups": groups})})
+                update={"requirement": seen.requirement.model_copy(update={"groups": groups})}
+            )
             continue
         target[spec] = GateEntry(
-            name=req.name, version=req.version, previous=previous, change=change, reason=reason, requirement=req, spec=vet_spec(req),
+            name=req.name,
+            version=req.version,
+            previous=previous,
+            change=change,
+            reason=reason,
+            requirement=req,
+            spec=vet_spec(req),
         )
     # An entry both unchanged (one occurrence) and changed (another) is vetted.
     for spec in list(unchanged):
@@ -141,8 +153,14 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     if git is None:
         raise InputError("--base-ref needs git, and git is not on PATH")
     try:
-        return subprocess.run([git, *args], cwd=cwd, capture_output=True, timeout=GIT_TIMEOUT, check=False,
-                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"})
+        return subprocess.run(
+            [git, *args],
+            cwd=cwd,
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+        )
     except subprocess.TimeoutExpired:
         raise InputError(f"git {' '.join(args[:2])} did not answer within {GIT_TIMEOUT:.0f}s") from None
 
@@ -152,8 +170,10 @@ def repo_root(path: Path) -> Path:
     start = path.parent if not path.is_dir() else path
     proc = _git(["rev-parse", "--show-toplevel"], start if start.exists() else Path.cwd())
     if proc.returncode != 0:
-        raise InputError(f"{path} is not inside a git work tree, so --base-ref cannot be used",
-                         advice="pass the base lockfile with --base FILE")
+        raise InputError(
+            f"{path} is not inside a git work tree, so --base-ref cannot be used",
+            advice="pass the base lockfile with --base FILE",
+        )
     return Path(proc.stdout.decode().strip())
 
 
@@ -200,8 +220,12 @@ def read_lockfile_at_ref(path: Path, ref: str, *, fmt: LockFormat | None = None)
     reader = git_reader(ref, root)
     exists = _git(["cat-file", "-e", f"{ref}:{rel}"], root).returncode == 0
     if not exists:
-        return Lockfile(path=display, format=fmt or LockFormat.REQUIREMENTS, requirements=(),
-                        notes=(f"{rel} did not exist at {ref}: every package is new",))
+        return Lockfile(
+            path=display,
+            format=fmt or LockFormat.REQUIREMENTS,
+            requirements=(),
+            notes=(f"{rel} did not exist at {ref}: every package is new",),
+        )
     # Parse with the path as it is in the work tree so relative includes and local
     # paths resolve the same way as in the head; contents come from the ref.
     return read_lockfile(absolute, fmt=fmt, reader=reader, display=rel, prefix=f"{ref}:")
@@ -234,5 +258,11 @@ def plan_gate(
     entries, unchanged, removed = diff_requirements(
         head_lock.requirements, base_lock.requirements if base_lock is not None else None
     )
-    return GatePlan(head=head_lock, base=base_lock, base_label=label, entries=tuple(entries),
-                    unchanged=tuple(unchanged), removed=tuple(removed))
+    return GatePlan(
+        head=head_lock,
+        base=base_lock,
+        base_label=label,
+        entries=tuple(entries),
+        unchanged=tuple(unchanged),
+        removed=tuple(removed),
+    )

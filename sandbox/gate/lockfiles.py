@@ -229,13 +229,24 @@ class _Where:
 
 
 def _direct_reference(
-    url: str, *, name: str | None, base_dir: Path, where: _Where, extras: tuple[str, ...], markers: str,
-    hashes: tuple[str, ...], editable: bool,
+    url: str,
+    *,
+    name: str | None,
+    base_dir: Path,
+    where: _Where,
+    extras: tuple[str, ...],
+    markers: str,
+    hashes: tuple[str, ...],
+    editable: bool,
 ) -> LockedRequirement:
     """A requirement given as a URL or VCS reference (``name @ url`` or a bare URL)."""
     common: dict[str, Any] = {
-        "extras": extras, "markers": markers, "hashes": hashes, "editable": editable,
-        "source_file": where.display, "line": where.line,
+        "extras": extras,
+        "markers": markers,
+        "hashes": hashes,
+        "editable": editable,
+        "source_file": where.display,
+        "line": where.line,
     }
     if url.lower().startswith("file:"):
         return _local_path(_file_url_path(url), name=name, base_dir=base_dir, where=where, **common)
@@ -252,7 +263,12 @@ def _direct_reference(
 
 
 def _local_path(
-    raw: str, *, name: str | None, base_dir: Path, where: _Where, **common: Any,
+    raw: str,
+    *,
+    name: str | None,
+    base_dir: Path,
+    where: _Where,
+    **common: Any,
 ) -> LockedRequirement:
     """A local archive (vetted by path) or source tree (the project's own code)."""
     path = Path(os.path.expanduser(raw))
@@ -267,14 +283,20 @@ def _local_path(
             raise where.error(f"{path.name} is not a valid wheel or sdist file name")
         if name is not None and canonicalize_name(name) != parsed[0]:
             raise where.error(f"{raw!r} is named {parsed[0]}, not {canonicalize_name(name)}")
-        return LockedRequirement(name=parsed[0], version=parsed[1], kind=SourceKind.LOCAL, path=str(path),
-                                 **common)
+        return LockedRequirement(
+            name=parsed[0], version=parsed[1], kind=SourceKind.LOCAL, path=str(path), **common
+        )
     guess = canonicalize_name(name) if name else canonicalize_name(path.name or "project")
     return LockedRequirement(name=guess, kind=SourceKind.DIRECTORY, path=str(path), **common)
 
 
 def _from_pep508(
-    text: str, *, base_dir: Path, where: _Where, hashes: tuple[str, ...] = (), editable: bool = False,
+    text: str,
+    *,
+    base_dir: Path,
+    where: _Where,
+    hashes: tuple[str, ...] = (),
+    editable: bool = False,
     groups: tuple[str, ...] = (),
 ) -> LockedRequirement:
     try:
@@ -284,13 +306,28 @@ def _from_pep508(
     extras = tuple(sorted({canonicalize_name(e) for e in req.extras}))
     markers = str(req.marker) if req.marker is not None else ""
     if req.url:
-        out = _direct_reference(req.url, name=canonicalize_name(req.name), base_dir=base_dir, where=where,
-                                extras=extras, markers=markers, hashes=hashes, editable=editable)
+        out = _direct_reference(
+            req.url,
+            name=canonicalize_name(req.name),
+            base_dir=base_dir,
+            where=where,
+            extras=extras,
+            markers=markers,
+            hashes=hashes,
+            editable=editable,
+        )
         return out.model_copy(update={"groups": groups})
     spec = str(req.specifier)
     return LockedRequirement(
-        name=canonicalize_name(req.name), version=pinned_version(spec), specifier=spec, markers=markers,
-        extras=extras, hashes=hashes, editable=editable, groups=groups, source_file=where.display,
+        name=canonicalize_name(req.name),
+        version=pinned_version(spec),
+        specifier=spec,
+        markers=markers,
+        extras=extras,
+        hashes=hashes,
+        editable=editable,
+        groups=groups,
+        source_file=where.display,
         line=where.line,
     )
 
@@ -348,28 +385,47 @@ class _RequirementsParser:
         elif req.version is not None and req.kind is SourceKind.INDEX:
             self.constraints[req.name] = _Constraint(req.version, f"{where.display}:{where.line}")
 
-    def _requirement(self, text: str, base_dir: Path, where: _Where, *, hashes: tuple[str, ...],
-                     editable: bool) -> LockedRequirement:
+    def _requirement(
+        self, text: str, base_dir: Path, where: _Where, *, hashes: tuple[str, ...], editable: bool
+    ) -> LockedRequirement:
         if _URL.match(text) or _VCS.match(text):
             # For URLs pip only takes "; " as the marker separator (";" may be part of a URL).
             url, _, marker = text.partition("; ")
             body = _EXTRAS_SUFFIX.match(url.strip())
             extras = _extras_of(body.group("extras")) if body and body.group("extras") else ()
             url = body.group("body") if body else url.strip()
-            return _direct_reference(url, name=None, base_dir=base_dir, where=where, extras=extras,
-                                     markers=marker.strip(), hashes=hashes, editable=editable)
+            return _direct_reference(
+                url,
+                name=None,
+                base_dir=base_dir,
+                where=where,
+                extras=extras,
+                markers=marker.strip(),
+                hashes=hashes,
+                editable=editable,
+            )
         if _looks_like_path(text):
             raw, _, marker = text.partition(";")
             body = _EXTRAS_SUFFIX.match(raw.strip())
             extras = _extras_of(body.group("extras")) if body and body.group("extras") else ()
             raw = body.group("body") if body else raw.strip()
-            return _local_path(raw, name=None, base_dir=base_dir, where=where, extras=extras,
-                               markers=marker.strip(), hashes=hashes, editable=editable,
-                               source_file=where.display, line=where.line)
+            return _local_path(
+                raw,
+                name=None,
+                base_dir=base_dir,
+                where=where,
+                extras=extras,
+                markers=marker.strip(),
+                hashes=hashes,
+                editable=editable,
+                source_file=where.display,
+                line=where.line,
+            )
         return _from_pep508(text, base_dir=base_dir, where=where, hashes=hashes, editable=editable)
 
-    def _global_option(self, opts: list[str], path: Path, display: str, where: _Where, *,
-                       constraint: bool) -> None:
+    def _global_option(
+        self, opts: list[str], path: Path, display: str, where: _Where, *, constraint: bool
+    ) -> None:
         i = 0
         while i < len(opts):
             token = opts[i]
@@ -388,8 +444,10 @@ class _RequirementsParser:
             i += 1
             if canon in ("--index-url", "--extra-index-url", "--find-links") and not constraint:
                 # The vet fetches with the user's pip configuration, not with the file's.
-                self.notes.append(f"{where.display}:{where.line}: {canon} {value} is not used by the vet "
-                                  "(it fetches with your pip configuration)")
+                self.notes.append(
+                    f"{where.display}:{where.line}: {canon} {value} is not used by the vet "
+                    "(it fetches with your pip configuration)"
+                )
             if canon in ("--requirement", "--constraint"):
                 self._include(value, path, display, where, constraint=constraint or canon == "--constraint")
             elif canon == "--editable":
@@ -398,10 +456,14 @@ class _RequirementsParser:
 
     def _include(self, target: str, path: Path, display: str, where: _Where, *, constraint: bool) -> None:
         if _URL.match(target):
-            raise where.error(f"remote requirement files are not supported ({target})",
-                              advice="download it and include the local copy")
+            raise where.error(
+                f"remote requirement files are not supported ({target})",
+                advice="download it and include the local copy",
+            )
         # pip resolves a nested -r/-c against the directory of the file that names it.
-        child = Path(os.path.normpath(path.parent / target)) if not Path(target).is_absolute() else Path(target)
+        child = (
+            Path(os.path.normpath(path.parent / target)) if not Path(target).is_absolute() else Path(target)
+        )
         child_display = os.path.normpath(os.path.join(os.path.dirname(display), target))
         try:
             text = self.reader(child)
@@ -502,7 +564,12 @@ def _clean(number: int, line: str) -> Iterator[tuple[int, str]]:
 
 
 def parse_requirements(
-    text: str, path: Path, *, reader: Reader = read_text, display: str | None = None, prefix: str = "",
+    text: str,
+    path: Path,
+    *,
+    reader: Reader = read_text,
+    display: str | None = None,
+    prefix: str = "",
     notes: list[str] | None = None,
 ) -> list[LockedRequirement]:
     """Requirements of a pip requirements file, ``-r`` includes and ``-c`` constraints applied.
@@ -657,14 +724,22 @@ def parse_pyproject(text: str, path: Path, *, display: str | None = None) -> lis
             out.append(_from_pep508(item, base_dir=base_dir, where=_Where(shown, line), groups=group))
 
     proj_line = _line_of(text, "[project]")
-    add(_array(project.get("dependencies"), "[project].dependencies", top), "[project].dependencies",
-        _line_of(text, "dependencies", proj_line) or proj_line, ())
+    add(
+        _array(project.get("dependencies"), "[project].dependencies", top),
+        "[project].dependencies",
+        _line_of(text, "dependencies", proj_line) or proj_line,
+        (),
+    )
     optional = _table(project.get("optional-dependencies"), "[project.optional-dependencies]", top)
     opt_line = _line_of(text, "optional-dependencies") or proj_line
     for extra, items in optional.items():
         where = _Where(shown, _line_of(text, extra, opt_line) or opt_line)
-        add(_array(items, f"optional-dependencies.{extra}", where), f"optional-dependencies.{extra}", where.line,
-            (canonicalize_name(extra),))
+        add(
+            _array(items, f"optional-dependencies.{extra}", where),
+            f"optional-dependencies.{extra}",
+            where.line,
+            (canonicalize_name(extra),),
+        )
     grp_line = _line_of(text, "[dependency-groups]")
     for group, items in groups.items():
         where = _Where(shown, _line_of(text, group, grp_line) or grp_line)
@@ -694,7 +769,8 @@ def parse_uv_lock(text: str, path: Path, *, display: str | None = None) -> list[
     version = data.get("version")
     if version != 1:
         raise _Where(shown, _line_of(text, "version")).error(
-            f"unsupported uv.lock version {version!r} (this tool reads version 1)")
+            f"unsupported uv.lock version {version!r} (this tool reads version 1)"
+        )
     base_dir = path.parent
     out: list[LockedRequirement] = []
     for where, pkg in _Packages(data, "package", text, shown):
@@ -702,15 +778,29 @@ def parse_uv_lock(text: str, path: Path, *, display: str | None = None) -> list[
         ver = _version(pkg.get("version"), where, name)
         source = _table(pkg.get("source"), f"source of {name}", where)
         sdist = _table(pkg.get("sdist"), f"sdist of {name}", where)
-        wheels = [_table(w, f"wheel of {name}", where) for w in _array(pkg.get("wheels"), f"wheels of {name}", where)]
+        wheels = [
+            _table(w, f"wheel of {name}", where)
+            for w in _array(pkg.get("wheels"), f"wheels of {name}", where)
+        ]
         hashes = _hash_list([sdist.get("hash"), *(w.get("hash") for w in wheels)])
         # resolution-markers only say which fork of the resolution a version belongs to; the
         # gate vets every locked version in the sandbox, so they are not carried as markers.
-        common: dict[str, Any] = {"name": name, "version": ver, "hashes": hashes,
-                                  "source_file": shown, "line": where.line}
+        common: dict[str, Any] = {
+            "name": name,
+            "version": ver,
+            "hashes": hashes,
+            "source_file": shown,
+            "line": where.line,
+        }
         if "registry" in source:
-            out.append(LockedRequirement(kind=SourceKind.INDEX, url=str(source["registry"]),
-                                         specifier=f"=={ver}" if ver else "", **common))
+            out.append(
+                LockedRequirement(
+                    kind=SourceKind.INDEX,
+                    url=str(source["registry"]),
+                    specifier=f"=={ver}" if ver else "",
+                    **common,
+                )
+            )
         elif "git" in source:
             out.append(LockedRequirement(kind=SourceKind.VCS, url=f"git+{source['git']}", **common))
         elif "url" in source:
@@ -721,8 +811,14 @@ def parse_uv_lock(text: str, path: Path, *, display: str | None = None) -> list[
             out.append(LockedRequirement(kind=kind, path=str(local), **common))
         elif any(k in source for k in ("editable", "virtual", "directory")):
             rel = source.get("editable") or source.get("virtual") or source.get("directory")
-            out.append(LockedRequirement(kind=SourceKind.DIRECTORY, path=str(Path(os.path.normpath(base_dir / str(rel)))),
-                                         editable="editable" in source, **common))
+            out.append(
+                LockedRequirement(
+                    kind=SourceKind.DIRECTORY,
+                    path=str(Path(os.path.normpath(base_dir / str(rel)))),
+                    editable="editable" in source,
+                    **common,
+                )
+            )
         else:
             raise where.error(f"package {name} has no source uv knows ({sorted(source)})")
     return out
@@ -736,7 +832,8 @@ def parse_poetry_lock(text: str, path: Path, *, display: str | None = None) -> l
     lock_version = str(meta.get("lock-version", ""))
     if lock_version and lock_version.split(".")[0] not in ("1", "2"):
         raise _Where(shown, _line_of(text, "lock-version")).error(
-            f"unsupported poetry.lock lock-version {lock_version!r} (this tool reads 1.x and 2.x)")
+            f"unsupported poetry.lock lock-version {lock_version!r} (this tool reads 1.x and 2.x)"
+        )
     legacy_files = _table(meta.get("files"), "[metadata.files]", _Where(shown, 0))  # lock-version 1.1
     base_dir = path.parent
     out: list[LockedRequirement] = []
@@ -747,7 +844,9 @@ def parse_poetry_lock(text: str, path: Path, *, display: str | None = None) -> l
         files = pkg.get("files")
         if files is None:
             files = legacy_files.get(raw_name, legacy_files.get(name, []))
-        hashes = _hash_list([_table(f, f"file of {name}", where).get("hash") for f in _array(files, "files", where)])
+        hashes = _hash_list(
+            [_table(f, f"file of {name}", where).get("hash") for f in _array(files, "files", where)]
+        )
         raw_groups = pkg.get("groups")
         if raw_groups is None and isinstance(pkg.get("category"), str):
             raw_groups = [pkg["category"]]
@@ -759,11 +858,24 @@ def parse_poetry_lock(text: str, path: Path, *, display: str | None = None) -> l
             markers = str(markers_value or "")
         source = _table(pkg.get("source"), f"source of {name}", where)
         stype = str(source.get("type", ""))
-        common: dict[str, Any] = {"name": name, "version": ver, "hashes": hashes, "markers": markers,
-                                  "groups": groups, "source_file": shown, "line": where.line}
+        common: dict[str, Any] = {
+            "name": name,
+            "version": ver,
+            "hashes": hashes,
+            "markers": markers,
+            "groups": groups,
+            "source_file": shown,
+            "line": where.line,
+        }
         if stype in ("", "legacy"):
-            out.append(LockedRequirement(kind=SourceKind.INDEX, url=source.get("url") or None,
-                                         specifier=f"=={ver}" if ver else "", **common))
+            out.append(
+                LockedRequirement(
+                    kind=SourceKind.INDEX,
+                    url=source.get("url") or None,
+                    specifier=f"=={ver}" if ver else "",
+                    **common,
+                )
+            )
         elif stype == "git":
             out.append(LockedRequirement(kind=SourceKind.VCS, url=f"git+{source.get('url', '')}", **common))
         elif stype == "url":
@@ -771,7 +883,9 @@ def parse_poetry_lock(text: str, path: Path, *, display: str | None = None) -> l
         elif stype in ("file", "directory"):
             local = Path(os.path.normpath(base_dir / str(source.get("url", ""))))
             kind = SourceKind.LOCAL if stype == "file" and _is_archive(local.name) else SourceKind.DIRECTORY
-            out.append(LockedRequirement(kind=kind, path=str(local), editable=bool(pkg.get("develop")), **common))
+            out.append(
+                LockedRequirement(kind=kind, path=str(local), editable=bool(pkg.get("develop")), **common)
+            )
         else:
             raise where.error(f"package {name} has an unknown source type {stype!r}")
     return out
@@ -792,23 +906,40 @@ def parse_pylock(text: str, path: Path, *, display: str | None = None) -> list[L
         ver = _version(pkg.get("version"), where, name)
         marker = _string(pkg.get("marker"), f"marker of {name}", where) or ""
         sdist = _table(pkg.get("sdist"), f"sdist of {name}", where)
-        wheels = [_table(w, f"wheel of {name}", where) for w in _array(pkg.get("wheels"), f"wheels of {name}", where)]
+        wheels = [
+            _table(w, f"wheel of {name}", where)
+            for w in _array(pkg.get("wheels"), f"wheels of {name}", where)
+        ]
         archive = _table(pkg.get("archive"), f"archive of {name}", where)
         hashes: list[str | None] = []
         for item in (sdist, archive, *wheels):
             for algo, digest in _table(item.get("hashes"), f"hashes of {name}", where).items():
                 hashes.append(f"{algo}:{digest}")
-        common: dict[str, Any] = {"name": name, "version": ver, "hashes": _hash_list(hashes), "markers": marker,
-                                  "source_file": shown, "line": where.line}
+        common: dict[str, Any] = {
+            "name": name,
+            "version": ver,
+            "hashes": _hash_list(hashes),
+            "markers": marker,
+            "source_file": shown,
+            "line": where.line,
+        }
         if "vcs" in pkg:
             vcs = _table(pkg["vcs"], f"vcs of {name}", where)
-            out.append(LockedRequirement(kind=SourceKind.VCS, url=f"{vcs.get('type', 'git')}+{vcs.get('url') or vcs.get('path')}",
-                                         **common))
+            out.append(
+                LockedRequirement(
+                    kind=SourceKind.VCS,
+                    url=f"{vcs.get('type', 'git')}+{vcs.get('url') or vcs.get('path')}",
+                    **common,
+                )
+            )
         elif "directory" in pkg:
             d = _table(pkg["directory"], f"directory of {name}", where)
             local = Path(os.path.normpath(base_dir / str(d.get("path", "."))))
-            out.append(LockedRequirement(kind=SourceKind.DIRECTORY, path=str(local), editable=bool(d.get("editable")),
-                                         **common))
+            out.append(
+                LockedRequirement(
+                    kind=SourceKind.DIRECTORY, path=str(local), editable=bool(d.get("editable")), **common
+                )
+            )
         elif archive:
             if archive.get("path"):
                 local = Path(os.path.normpath(base_dir / str(archive["path"])))
@@ -817,8 +948,11 @@ def parse_pylock(text: str, path: Path, *, display: str | None = None) -> list[L
                 out.append(LockedRequirement(kind=SourceKind.URL, url=str(archive.get("url", "")), **common))
         elif sdist or wheels:
             index = _string(pkg.get("index"), f"index of {name}", where)
-            out.append(LockedRequirement(kind=SourceKind.INDEX, url=index, specifier=f"=={ver}" if ver else "",
-                                         **common))
+            out.append(
+                LockedRequirement(
+                    kind=SourceKind.INDEX, url=index, specifier=f"=={ver}" if ver else "", **common
+                )
+            )
         else:
             raise where.error(f"package {name} names no source (sdist, wheels, archive, vcs or directory)")
     return out

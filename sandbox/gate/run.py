@@ -122,7 +122,9 @@ class PlainGateObserver(GateObserver):
         self._line(f"{self._labels.get(spec, spec)}: {phase.value} {status.value} ({seconds:.1f}s)")
 
     def finished(self, outcome: GateOutcome) -> None:
-        what = outcome.verdict.value if outcome.verdict is not None else outcome.status.value.replace("_", " ")
+        what = (
+            outcome.verdict.value if outcome.verdict is not None else outcome.status.value.replace("_", " ")
+        )
         extra = f" — {outcome.detail}" if outcome.detail else ""
         source = " (cached)" if outcome.status is EntryStatus.CACHED else ""
         self._line(f"{outcome.entry.label}: {what}{source}{extra}")
@@ -153,7 +155,9 @@ def make_vet_fn(options: VetOptions, observer: GateObserver | None = None) -> Ve
                 if attempt == 1 and exc.status_code in (404, 409):
                     gate_observer.status(spec, f"engine conflict ({exc.status_code}), retrying once")
                     continue
-                raise EngineError(f"container engine error while vetting {spec}: {exc.explanation or exc}") from exc
+                raise EngineError(
+                    f"container engine error while vetting {spec}: {exc.explanation or exc}"
+                ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     return run
@@ -174,8 +178,12 @@ def cache_context(options: VetOptions, image: ImageInfo, index_urls: Sequence[st
     # different paths (CI runners) share cache entries.
     digest = getattr(profile, "digest", None)
     data["profile"] = digest() if callable(digest) else str(profile)
-    return CacheContext(profile_hash=profile_hash(data), tool_version=tool_version(), image_id=image.id,
-                        index=index_scope(index_urls))
+    return CacheContext(
+        profile_hash=profile_hash(data),
+        tool_version=tool_version(),
+        image_id=image.id,
+        index=index_scope(index_urls),
+    )
 
 
 # --------------------------------------------------------------------------- the gate
@@ -213,14 +221,17 @@ def _check_hashes(entry: GateEntry, report: Report) -> tuple[bool, str]:
         if art.role.value == "candidate":
             if art.sha256.lower() in allowed:
                 return True, ""
-            return False, (f"the vetted file {art.filename} (sha256 {art.sha256[:16]}…) is not one the lock pins "
-                           f"({entry.requirement.location})")
+            return False, (
+                f"the vetted file {art.filename} (sha256 {art.sha256[:16]}…) is not one the lock pins "
+                f"({entry.requirement.location})"
+            )
     return False, "the report names no candidate artifact"
 
 
 class _Gate:
-    def __init__(self, vet_fn: VetFn, cache: ResultCache | None, ctx: CacheContext | None,
-                 observer: GateObserver) -> None:
+    def __init__(
+        self, vet_fn: VetFn, cache: ResultCache | None, ctx: CacheContext | None, observer: GateObserver
+    ) -> None:
         self.vet_fn = vet_fn
         self.cache = cache
         self.ctx = ctx
@@ -230,28 +241,43 @@ class _Gate:
         """The outcome of an entry that needs no vet (not vettable, or a cache hit), else None."""
         req = entry.requirement
         if req.kind is SourceKind.DIRECTORY:
-            return GateOutcome(entry=entry, status=EntryStatus.SKIPPED,
-                               detail=f"local source tree {req.path}: the project's own code, not an artifact")
+            return GateOutcome(
+                entry=entry,
+                status=EntryStatus.SKIPPED,
+                detail=f"local source tree {req.path}: the project's own code, not an artifact",
+            )
         if req.kind in (SourceKind.URL, SourceKind.VCS) or not entry.spec:
-            return GateOutcome(entry=entry, status=EntryStatus.NOT_VETTED,
-                               detail=f"{req.kind.value} reference {req.url}: the sandbox vets index releases and "
-                                      "local files only (download the artifact and reference its path)")
+            return GateOutcome(
+                entry=entry,
+                status=EntryStatus.NOT_VETTED,
+                detail=f"{req.kind.value} reference {req.url}: the sandbox vets index releases and "
+                "local files only (download the artifact and reference its path)",
+            )
         sha: str | None = None
         if req.kind is SourceKind.LOCAL and req.path:
             try:
                 sha = file_sha256(Path(req.path))
             except OSError as exc:
-                return GateOutcome(entry=entry, status=EntryStatus.ERROR,
-                                   detail=f"cannot read {req.path} ({req.location}): {exc.strerror or exc}")
+                return GateOutcome(
+                    entry=entry,
+                    status=EntryStatus.ERROR,
+                    detail=f"cannot read {req.path} ({req.location}): {exc.strerror or exc}",
+                )
         if self.cache is None or self.ctx is None:
             return None
         if req.kind is SourceKind.INDEX and entry.version is None:
             return None  # unpinned: what it resolves to is only known by fetching
-        report = self.cache.find(self.ctx, name=entry.name, version=entry.version, hashes=req.hashes, sha256=sha)
+        report = self.cache.find(
+            self.ctx, name=entry.name, version=entry.version, hashes=req.hashes, sha256=sha
+        )
         if report is None:
             return None
-        return GateOutcome(entry=entry, status=EntryStatus.CACHED, report=report,
-                           detail=f"cached result of {time.strftime('%Y-%m-%d %H:%M', time.localtime(report.finished))}")
+        return GateOutcome(
+            entry=entry,
+            status=EntryStatus.CACHED,
+            report=report,
+            detail=f"cached result of {time.strftime('%Y-%m-%d %H:%M', time.localtime(report.finished))}",
+        )
 
     def vet(self, entry: GateEntry) -> GateOutcome:
         """Run the vet of one entry (in a worker thread); every failure becomes an outcome."""
@@ -259,12 +285,19 @@ class _Gate:
         try:
             report = self.vet_fn(entry.spec)
         except PkgSandboxError as exc:
-            return GateOutcome(entry=entry, status=EntryStatus.ERROR, detail=exc.diagnostics(),
-                               seconds=time.monotonic() - start)
+            return GateOutcome(
+                entry=entry,
+                status=EntryStatus.ERROR,
+                detail=exc.diagnostics(),
+                seconds=time.monotonic() - start,
+            )
         except Exception as exc:  # a bug must not pass the gate: it is reported as not vetted
-            return GateOutcome(entry=entry, status=EntryStatus.ERROR,
-                               detail=f"internal error: {type(exc).__name__}: {exc}",
-                               seconds=time.monotonic() - start)
+            return GateOutcome(
+                entry=entry,
+                status=EntryStatus.ERROR,
+                detail=f"internal error: {type(exc).__name__}: {exc}",
+                seconds=time.monotonic() - start,
+            )
         seconds = time.monotonic() - start
         ok, why = _check_hashes(entry, report)
         if self.cache is not None and self.ctx is not None:
@@ -278,8 +311,14 @@ class _Gate:
             resolved = next((a.version for a in report.artifacts if a.role.value == "candidate"), "?")
             note = f"unpinned requirement resolved to {resolved}"
             detail = f"{note}; {detail}" if detail else note
-        return GateOutcome(entry=entry, status=EntryStatus.VETTED, report=report, detail=detail,
-                           hash_mismatch=not ok, seconds=seconds)
+        return GateOutcome(
+            entry=entry,
+            status=EntryStatus.VETTED,
+            report=report,
+            detail=detail,
+            hash_mismatch=not ok,
+            seconds=seconds,
+        )
 
 
 def run_gate(
@@ -363,8 +402,10 @@ def run_gate(
             pool.shutdown(wait=False, cancel_futures=True)
         for entry in queue:
             outcome = GateOutcome(
-                entry=entry, status=EntryStatus.NOT_VETTED,
-                detail=f"not started: the --max-time budget of {max_time:g}s was spent" if max_time is not None
+                entry=entry,
+                status=EntryStatus.NOT_VETTED,
+                detail=f"not started: the --max-time budget of {max_time:g}s was spent"
+                if max_time is not None
                 else "not started",
             )
             outcomes[entry.spec] = outcome

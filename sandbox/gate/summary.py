@@ -34,8 +34,9 @@ def candidate_of(report: Report) -> tuple[str, str, str] | None:
     return None
 
 
-def result_from_reports(reports: Sequence[Report], *, fail_on: Verdict = Verdict.SUSPICIOUS,
-                        allow_incomplete: bool = False) -> GateResult:
+def result_from_reports(
+    reports: Sequence[Report], *, fail_on: Verdict = Verdict.SUSPICIOUS, allow_incomplete: bool = False
+) -> GateResult:
     """A gate result holding plain vet *reports* (one entry each, all "new")."""
     from sandbox.gate.run import gate_exit_code
 
@@ -45,14 +46,28 @@ def result_from_reports(reports: Sequence[Report], *, fail_on: Verdict = Verdict
         name = canonicalize_name(cand[0]) if cand else report.target
         version = cand[1] if cand else None
         req = LockedRequirement(name=name, version=version, source_file=report.target, line=0)
-        entry = GateEntry(name=name, version=version, change=ChangeKind.NEW, requirement=req, spec=report.target)
-        outcomes.append(GateOutcome(entry=entry, status=EntryStatus.VETTED, report=report,
-                                    seconds=max(0.0, report.finished - report.started)))
+        entry = GateEntry(
+            name=name, version=version, change=ChangeKind.NEW, requirement=req, spec=report.target
+        )
+        outcomes.append(
+            GateOutcome(
+                entry=entry,
+                status=EntryStatus.VETTED,
+                report=report,
+                seconds=max(0.0, report.finished - report.started),
+            )
+        )
     started = min((r.started for r in reports), default=time.time())
     finished = max((r.finished for r in reports), default=started)
     return GateResult(
-        tool_version=__version__, lockfile="", lock_format=LockFormat.REQUIREMENTS, outcomes=tuple(outcomes),
-        fail_on=fail_on, allow_incomplete=allow_incomplete, started=started, finished=finished,
+        tool_version=__version__,
+        lockfile="",
+        lock_format=LockFormat.REQUIREMENTS,
+        outcomes=tuple(outcomes),
+        fail_on=fail_on,
+        allow_incomplete=allow_incomplete,
+        started=started,
+        finished=finished,
         exit_code=gate_exit_code(outcomes, fail_on, allow_incomplete),
     )
 

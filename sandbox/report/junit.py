@@ -26,6 +26,7 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\
 
 def xml_safe(text: str) -> str:
     """*text* with characters illegal in XML 1.0 written as ``\\xNN`` / ``\\uNNNN``."""
+
     def sub(m: re.Match[str]) -> str:
         code = ord(m.group(0))
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
@@ -49,7 +50,9 @@ def _findings_text(o: GateOutcome) -> str:
         for ev in f.evidence[:MAX_EVIDENCE_PER_FINDING]:
             lines.append(f"    {evidence_text(ev)}")
         if len(f.evidence) > MAX_EVIDENCE_PER_FINDING:
-            lines.append(f"    … {len(f.evidence) - MAX_EVIDENCE_PER_FINDING} more (see the SARIF or JSON report)")
+            lines.append(
+                f"    … {len(f.evidence) - MAX_EVIDENCE_PER_FINDING} more (see the SARIF or JSON report)"
+            )
     return "\n".join(lines)
 
 
@@ -65,13 +68,22 @@ def to_junit(value: GateResult | Sequence[Report]) -> str:
     classname = f"pkgsandbox.{result.lockfile or 'vet'}"
     failures = errors = skipped = 0
     root = ET.Element("testsuites", {"name": "pkgsandbox"})
-    suite = _el(root, "testsuite", name=suite_name,
-                timestamp=datetime.fromtimestamp(result.started, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
-                time=f"{max(0.0, result.finished - result.started):.3f}")
+    suite = _el(
+        root,
+        "testsuite",
+        name=suite_name,
+        timestamp=datetime.fromtimestamp(result.started, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        time=f"{max(0.0, result.finished - result.started):.3f}",
+    )
     props = _el(suite, "properties")
-    for key, val in (("tool_version", result.tool_version), ("lockfile", result.lockfile), ("base", result.base),
-                     ("fail_on", result.fail_on.value), ("allow_incomplete", str(result.allow_incomplete).lower()),
-                     ("exit_code", str(int(result.exit_code)))):
+    for key, val in (
+        ("tool_version", result.tool_version),
+        ("lockfile", result.lockfile),
+        ("base", result.base),
+        ("fail_on", result.fail_on.value),
+        ("allow_incomplete", str(result.allow_incomplete).lower()),
+        ("exit_code", str(int(result.exit_code))),
+    ):
         _el(props, "property", name=key, value=val)
     for o in result.outcomes:
         case = _el(suite, "testcase", name=_case_name(o), classname=classname, time=f"{o.seconds:.3f}")
@@ -95,7 +107,9 @@ def to_junit(value: GateResult | Sequence[Report]) -> str:
         out = [f"status: {o.status.value}", f"change: {change_text(o)}"]
         if o.detail:
             out.append(f"detail: {o.detail}")
-        cand = next((a for a in o.report.artifacts if a.role.value == "candidate"), None) if o.report else None
+        cand = (
+            next((a for a in o.report.artifacts if a.role.value == "candidate"), None) if o.report else None
+        )
         if cand is not None:
             out.append(f"artifact: {cand.filename} sha256 {cand.sha256}")
         if body and not (o.verdict is not None and fails(o.verdict, result.fail_on)):

@@ -13,7 +13,13 @@ import re
 from collections.abc import Sequence
 
 from sandbox.gate.models import EntryStatus, GateOutcome, GateResult, fails
-from sandbox.gate.summary import as_result, change_text, evidence_text, finding_title, outcome_word, version_text
+from sandbox.gate.summary import (
+    as_result,
+    change_text,
+    evidence_text,
+    outcome_word,
+    version_text,
+)
 from sandbox.models import Report, Verdict
 
 DEFAULT_MAX_CHARS = 60_000
@@ -74,7 +80,9 @@ def _counts(result: GateResult) -> str:
         key = o.verdict.value if o.verdict is not None else o.status.value.replace("_", " ")
         by[key] = by.get(key, 0) + 1
     order = ["malicious", "suspicious", "incomplete", "clean", "not vetted", "error", "skipped"]
-    parts = [f"**{by[k]} {k}**" if k in ("malicious", "suspicious") else f"{by[k]} {k}" for k in order if by.get(k)]
+    parts = [
+        f"**{by[k]} {k}**" if k in ("malicious", "suspicious") else f"{by[k]} {k}" for k in order if by.get(k)
+    ]
     cached = sum(1 for o in result.outcomes if o.status is EntryStatus.CACHED)
     tail = f" · {cached} from cache" if cached else ""
     allow = ", incomplete allowed" if result.allow_incomplete else ""
@@ -87,8 +95,11 @@ def _render(result: GateResult, evidence_limit: int | None) -> str:
         scope = f"{code(result.lockfile)}"
         if result.base:
             scope += f" compared with {code(result.base)}"
-        lines.append(f"{scope}: {len(result.outcomes)} package(s) new or changed, {result.unchanged} unchanged"
-                     + (f", {len(result.removed)} removed" if result.removed else "") + ".")
+        lines.append(
+            f"{scope}: {len(result.outcomes)} package(s) new or changed, {result.unchanged} unchanged"
+            + (f", {len(result.removed)} removed" if result.removed else "")
+            + "."
+        )
     lines += [_counts(result), ""]
     if result.outcomes:
         lines += ["| Package | Version | Change | Verdict | Findings | How |", "|---|---|---|---|---|---|"]
@@ -108,8 +119,10 @@ def _render(result: GateResult, evidence_limit: int | None) -> str:
             lines.append(f"#### {code(o.entry.label)} — {o.report.verdict.value}{gate}")
             lines.append("")
             for f in o.report.findings:
-                lines.append(f"- **{f.rule_id} {f.title}** ({f.severity.value}, {f.phase.value} phase): "
-                             f"{code(f.message, limit=500)}")
+                lines.append(
+                    f"- **{f.rule_id} {f.title}** ({f.severity.value}, {f.phase.value} phase): "
+                    f"{code(f.message, limit=500)}"
+                )
                 if evidence_limit == 0:
                     continue
                 shown = f.evidence if evidence_limit is None else f.evidence[:evidence_limit]

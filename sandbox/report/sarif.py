@@ -24,7 +24,9 @@ from sandbox.judge.rules import CATALOGUE, RuleInfo
 from sandbox.models import Finding, Report, Severity
 
 SARIF_VERSION = "2.1.0"
-SARIF_SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA_URI = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 NOT_VETTED_RULE = RuleInfo(
     "PSG001",
     "package not vetted",
@@ -92,11 +94,13 @@ def _location(o: GateOutcome, phase: str | None, root: Path | None) -> dict[str,
     version = o.resolved_version or e.version or ""
     label = f"{e.name}=={version}" if version else e.name
     loc: dict[str, Any] = {
-        "logicalLocations": [{
-            "name": label,
-            "fullyQualifiedName": f"{label}/{phase}" if phase else label,
-            "kind": "module",
-        }],
+        "logicalLocations": [
+            {
+                "name": label,
+                "fullyQualifiedName": f"{label}/{phase}" if phase else label,
+                "kind": "module",
+            }
+        ],
     }
     req = e.requirement
     # A plain `vet` report has no lockfile line (line 0): its "source_file" is the spec.
@@ -123,7 +127,9 @@ def _finding_result(o: GateOutcome, f: Finding, rule_index: int, root: Path | No
         "level": _LEVEL[f.severity],
         "message": {"text": f"{where} ({f.phase.value} phase): {f.message}"},
         "locations": [_location(o, f.phase.value, root)],
-        "partialFingerprints": {"pkgsandboxFinding/v1": _fingerprint(f.rule_id, e.name, version, f.phase.value)},
+        "partialFingerprints": {
+            "pkgsandboxFinding/v1": _fingerprint(f.rule_id, e.name, version, f.phase.value)
+        },
         "properties": {
             "package": e.name,
             "version": version,
@@ -147,7 +153,9 @@ def _not_vetted_result(o: GateOutcome, rule_index: int, failing: bool, root: Pat
         "level": "error" if failing else "warning",
         "message": {"text": f"{e.label} was not vetted ({outcome_word(o)}): {why}"},
         "locations": [_location(o, None, root)],
-        "partialFingerprints": {"pkgsandboxFinding/v1": _fingerprint(NOT_VETTED_RULE.id, e.name, e.version or "")},
+        "partialFingerprints": {
+            "pkgsandboxFinding/v1": _fingerprint(NOT_VETTED_RULE.id, e.name, e.version or "")
+        },
         "properties": {"package": e.name, "version": e.version, "status": o.status.value, "detail": why},
     }
 
@@ -173,7 +181,9 @@ def to_sarif(value: GateResult | Sequence[Report], *, root: Path | None = None) 
                     rules.append(_rule(info))
                 results.append(_finding_result(o, f, index[f.rule_id], root))
         if o.incomplete:
-            results.append(_not_vetted_result(o, index[NOT_VETTED_RULE.id], not result.allow_incomplete, root))
+            results.append(
+                _not_vetted_result(o, index[NOT_VETTED_RULE.id], not result.allow_incomplete, root)
+            )
     packages = [
         {
             "name": o.entry.name,
@@ -196,12 +206,14 @@ def to_sarif(value: GateResult | Sequence[Report], *, root: Path | None = None) 
                 "rules": rules,
             }
         },
-        "invocations": [{
-            "executionSuccessful": int(result.exit_code) in (0, 1),
-            "exitCode": int(result.exit_code),
-            "startTimeUtc": _iso(result.started),
-            "endTimeUtc": _iso(result.finished),
-        }],
+        "invocations": [
+            {
+                "executionSuccessful": int(result.exit_code) in (0, 1),
+                "exitCode": int(result.exit_code),
+                "startTimeUtc": _iso(result.started),
+                "endTimeUtc": _iso(result.finished),
+            }
+        ],
         "results": results,
         "properties": {
             "lockfile": result.lockfile,

@@ -44,12 +44,18 @@ class CountingVet:
 
 def sandbox_containers_created(client: Any, since: float, until: float) -> list[str]:
     """Sandbox containers this process created between *since* and *until* (engine events)."""
-    filters = {"type": "container", "event": "create", "label": [f"{LABEL}=run", f"{LABEL_OWNER}={owner_label()}"]}
+    filters = {
+        "type": "container",
+        "event": "create",
+        "label": [f"{LABEL}=run", f"{LABEL_OWNER}={owner_label()}"],
+    }
     events = client.events(since=int(since), until=int(until) + 1, filters=filters, decode=True)
     return [e.get("id", "") for e in events]
 
 
-def gate(repo: Path, cache: ResultCache, image: Any, base: str = "requirements-base.txt") -> tuple[GateResult, CountingVet]:
+def gate(
+    repo: Path, cache: ResultCache, image: Any, base: str = "requirements-base.txt"
+) -> tuple[GateResult, CountingVet]:
     options = VetOptions()
     vet = CountingVet(options)
     plan = plan_gate(repo / "requirements.txt", base=repo / base)
@@ -69,10 +75,15 @@ def test_bump_to_malicious_fails_then_reruns_come_from_the_cache(
     a10 = build_wheel(pkgs, alpha, "1.0", {f"{alpha}/__init__.py": "X = 1\n"})
     a11 = build_wheel(pkgs, alpha, "1.1", {f"{alpha}/__init__.py": "import json\nX = 2\n"})
     b10 = build_wheel(pkgs, beta, "1.0", {f"{beta}/__init__.py": "Y = 1\n"})
-    b11 = build_wheel(pkgs, beta, "1.1", {
-        f"{beta}/__init__.py": "Y = 2\n",
-        f"{beta}_init.pth": pth_line(exfil_source(cred, host, port)),
-    })
+    b11 = build_wheel(
+        pkgs,
+        beta,
+        "1.1",
+        {
+            f"{beta}/__init__.py": "Y = 2\n",
+            f"{beta}_init.pth": pth_line(exfil_source(cred, host, port)),
+        },
+    )
     (repo / "requirements-base.txt").write_text(f"# base\n./pkgs/{a10.name}\n./pkgs/{b10.name}\n")
     (repo / "requirements.txt").write_text(f"# head\n./pkgs/{a11.name}\n./pkgs/{b11.name}\n")
     monkeypatch.chdir(repo)
@@ -87,7 +98,9 @@ def test_bump_to_malicious_fails_then_reruns_come_from_the_cache(
     assert len(created) == 2, (created, [(o.entry.name, o.status, o.detail) for o in cold.outcomes])
     assert cold.exit_code is ExitCode.FINDINGS
     outcomes = {o.entry.name: o for o in cold.outcomes}
-    assert outcomes[alpha].verdict is Verdict.CLEAN, outcomes[alpha].report and outcomes[alpha].report.findings
+    assert outcomes[alpha].verdict is Verdict.CLEAN, (
+        outcomes[alpha].report and outcomes[alpha].report.findings
+    )
     assert outcomes[beta].verdict is Verdict.MALICIOUS and outcomes[beta].entry.previous == "1.0"
 
     sarif_path = tmp_path / "gate.sarif"
@@ -96,13 +109,17 @@ def test_bump_to_malicious_fails_then_reruns_come_from_the_cache(
     results = log["runs"][0]["results"]
     outbound = [x for x in results if x["ruleId"] == "PS002"]
     assert outbound, [x["ruleId"] for x in results]
-    assert any(ev.get("destination") == f"{host}:{port}" for x in outbound for ev in x["properties"]["evidence"])
+    assert any(
+        ev.get("destination") == f"{host}:{port}" for x in outbound for ev in x["properties"]["evidence"]
+    )
     loc = outbound[0]["locations"][0]
     assert loc["physicalLocation"]["artifactLocation"]["uri"] == "requirements.txt"
     assert loc["physicalLocation"]["region"]["startLine"] == 3
     assert loc["logicalLocations"][0]["name"] == f"{beta}==1.1"
     creds = [x for x in results if x["ruleId"] == "PS001"]
-    assert any((ev.get("path") or "").endswith("/" + cred) for x in creds for ev in x["properties"]["evidence"])
+    assert any(
+        (ev.get("path") or "").endswith("/" + cred) for x in creds for ev in x["properties"]["evidence"]
+    )
 
     junit = ET.fromstring(to_junit(cold))
     cases = {c.get("name"): c for c in junit.iter("testcase")}
@@ -130,6 +147,8 @@ def test_bump_to_malicious_fails_then_reruns_come_from_the_cache(
     assert vet.calls == []
     assert sandbox_containers_created(docker_client, t2, time.time()) == []
     assert clean.exit_code is ExitCode.CLEAN
-    assert [(o.entry.name, o.status, o.verdict) for o in clean.outcomes] == [(alpha, EntryStatus.CACHED, Verdict.CLEAN)]
+    assert [(o.entry.name, o.status, o.verdict) for o in clean.outcomes] == [
+        (alpha, EntryStatus.CACHED, Verdict.CLEAN)
+    ]
     assert json.loads(clean.model_dump_json())["exit_code"] == 0
     print(f"warm gate: {elapsed:.2f}s")  # informative; the assertion is the container count

@@ -120,3 +120,37 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path, docker_clie
     removed = sweep(docker_client)
     assert any(c.name in " ".join(removed) for c in left)
     assert _labelled(docker_client, proc.pid) == []
+
+
+@pytest.mark.slow
+def test_engine_restart_mid_run_exits_3_and_leaks_nothing(tmp_path: Path, docker_client: Any) -> None:
+    import psutil
+
+    daemons = [p for p in psutil.process_iter(["name", "cmdline"]) if p.info["name"] == "dockerd"]
+    if len(daemons) != 1 or os.geteuid() != 0:
+        pytest.skip("needs exactly one dockerd that this (root) test may restart")
+    dockerd = daemons[0]
+    cmdline = dockerd.info["cmdline"]
+    proc, _ = _start_slow_vet(tmp_path)
+    try:
+        _wait_for_container(docker_client, proc.pid)
+        dockerd.terminate()
+        dockerd.wait(30)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with open("/var/log/pkgsandbox-test-dockerd.log", "ab") as log:
+            subprocess.Popen(cmdline, stdout=log, stderr=log, start_new_session=True)
+        for _ in range(60):
+            if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+                break
+            time.sleep(1)
+    assert proc.returncode == 3, err
+    assert err.strip() and len([ln for ln in err.strip().splitlines() if ln.startswith("pkgsandbox:")]) == 1
+    # what the dead engine could not remove is swept by the next run (or `pkgsandbox sweep`)
+    import docker as docker_sdk
+
+    client = docker_sdk.from_env()
+    sweep(client)
+    assert _labelled(client, proc.pid) == []

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from sandbox import cache as cache_mod
-from sandbox.cache import CacheContext, ResultCache, default_cache_path, index_scope, profile_hash, tool_version
+from sandbox.cache import (
+    CacheContext,
+    ResultCache,
+    default_cache_path,
+    index_scope,
+    profile_hash,
+    tool_version,
+)
 from sandbox.errors import InputError
 from sandbox.models import Verdict
 from tests.unit.test_gate_fakes import make_report
@@ -67,7 +74,9 @@ def test_find_prefers_the_strongest_key(tmp_path: Path) -> None:
     c.put(r, CTX)
     assert c.find(CTX, name="a", version="1.0") == r
     assert c.find(CTX, name="a", version="1.0", hashes=[f"sha256:{sha}", "sha256:" + "0" * 64]) == r
-    assert c.find(CTX, name="a", version="1.0", hashes=["sha256:" + "0" * 64]) is None  # lock pins other files
+    assert (
+        c.find(CTX, name="a", version="1.0", hashes=["sha256:" + "0" * 64]) is None
+    )  # lock pins other files
     assert c.find(CTX, name="a", version="1.0", sha256="1" * 64) is None
     assert c.find(CTX) is None
 
@@ -88,7 +97,10 @@ def test_ls_and_clear(tmp_path: Path) -> None:
     c.put(report("b", "2.0", "malicious"), CTX)
     c.put(report("b", "2.0", "malicious"), CTX)  # replacing is not duplicating
     rows = cache_mod.ls(path)
-    assert [(e.name, e.version, e.verdict) for e in rows] == [("b", "2.0", Verdict.MALICIOUS), ("a", "1.0", Verdict.CLEAN)]
+    assert [(e.name, e.version, e.verdict) for e in rows] == [
+        ("b", "2.0", Verdict.MALICIOUS),
+        ("a", "1.0", Verdict.CLEAN),
+    ]
     assert rows[0].size > 0 and rows[0].image_id == "sha256:img" and len(rows[0].sha256) == 64
     assert cache_mod.clear(path, older_than=3600) == 0
     assert cache_mod.clear(path) == 2
@@ -144,7 +156,9 @@ def _writer(path: str, worker: int, count: int, template_json: str) -> None:
         time.sleep(0.001)
     start = time.time()
     for i in range(count):
-        art = template.artifacts[0].model_copy(update={"sha256": f"{worker:02d}{i:062d}", "name": f"w{worker}-{i}"})
+        art = template.artifacts[0].model_copy(
+            update={"sha256": f"{worker:02d}{i:062d}", "name": f"w{worker}-{i}"}
+        )
         cache.put(template.model_copy(update={"artifacts": (art,)}), ctx)
         cache.get(art.sha256, ctx)
     Path(f"{path}.span{worker}").write_text(f"{start} {time.time()}")
@@ -193,7 +207,9 @@ def test_threads_share_one_cache_object(tmp_path: Path) -> None:
 def test_key_helpers_are_stable() -> None:
     assert profile_hash({"b": 1, "a": [1, 2]}) == profile_hash({"a": [1, 2], "b": 1})
     assert profile_hash({"a": 1}) != profile_hash({"a": 2})
-    assert index_scope(["https://pypi.org/simple/", " https://pypi.org/simple"]) == index_scope(["https://pypi.org/simple"])
+    assert index_scope(["https://pypi.org/simple/", " https://pypi.org/simple"]) == index_scope(
+        ["https://pypi.org/simple"]
+    )
     assert index_scope([]) == ""
     version = tool_version()
     assert version.startswith("0.") and "+" in version and version == tool_version()

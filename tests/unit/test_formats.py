@@ -22,7 +22,9 @@ SCHEMA = Path(__file__).resolve().parents[1] / "data" / "sarif" / "sarif-schema-
 
 def validate_sarif(text: str) -> dict[str, Any]:
     """Parse *text* and validate it against the vendored official SARIF 2.1.0 schema."""
-    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema validates SARIF against the official schema")
+    jsonschema = pytest.importorskip(
+        "jsonschema", reason="jsonschema validates SARIF against the official schema"
+    )
     log: dict[str, Any] = json.loads(text)
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
@@ -33,15 +35,21 @@ def validate_sarif(text: str) -> dict[str, Any]:
 
 def req(name: str, version: str | None = None, line: int = 3, **kw: object) -> LockedRequirement:
     spec = kw.pop("specifier", f"=={version}" if version else "")
-    return LockedRequirement(name=name, version=version, specifier=spec, source_file="requirements.txt", line=line,
-                             **kw)  # type: ignore[arg-type]
+    return LockedRequirement(
+        name=name, version=version, specifier=spec, source_file="requirements.txt", line=line, **kw
+    )  # type: ignore[arg-type]
 
 
 def gate_result(**kw: Any) -> GateResult:
     base = [req("bad", "1.0"), req("fine", "1.0")]
-    head = [req("bad", "1.1", line=4), req("fine", "1.0"), req("odd", "0.3", line=5), req("slow", "2.0", line=6),
-            req("u", "1.0", specifier="", kind=SourceKind.URL, url="https://example.org/u-1.0.tar.gz", line=7),
-            req("proj", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj", line=8)]
+    head = [
+        req("bad", "1.1", line=4),
+        req("fine", "1.0"),
+        req("odd", "0.3", line=5),
+        req("slow", "2.0", line=6),
+        req("u", "1.0", specifier="", kind=SourceKind.URL, url="https://example.org/u-1.0.tar.gz", line=7),
+        req("proj", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj", line=8),
+    ]
     todo, _, _ = diff_requirements(head, base)
     vet = FakeVet({"bad": "malicious", "odd": "suspicious", "slow": "incomplete"})
     return run_gate(todo, vet_fn=vet, workers=2, **kw)
@@ -49,7 +57,10 @@ def gate_result(**kw: Any) -> GateResult:
 
 def test_schema_is_the_official_oasis_file() -> None:
     schema = json.loads(SCHEMA.read_text())
-    assert schema["id"] == "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+    assert (
+        schema["id"]
+        == "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+    )
     assert "$schema" in schema["properties"] and "run" in schema["definitions"]
 
 
@@ -65,10 +76,15 @@ def test_sarif_is_schema_valid_and_carries_the_findings(tmp_path: Path) -> None:
     results = run["results"]
     outbound = next(r for r in results if r["ruleId"] == "PS002")
     assert outbound["level"] == "error" and rules[outbound["ruleIndex"]]["id"] == "PS002"
-    assert outbound["message"]["text"].startswith("bad 1.1 (startup phase): attempted connection(s) to 192.0.2.7:443")
+    assert outbound["message"]["text"].startswith(
+        "bad 1.1 (startup phase): attempted connection(s) to 192.0.2.7:443"
+    )
     (loc,) = outbound["locations"]
     assert loc["logicalLocations"][0]["fullyQualifiedName"] == "bad==1.1/startup"
-    assert loc["physicalLocation"] == {"artifactLocation": {"uri": "requirements.txt"}, "region": {"startLine": 4}}
+    assert loc["physicalLocation"] == {
+        "artifactLocation": {"uri": "requirements.txt"},
+        "region": {"startLine": 4},
+    }
     ev = outbound["properties"]["evidence"][0]
     assert ev["destination"] == "192.0.2.7:443" and ev["syscall"] == "connect" and ev["pid"] == 42
     assert outbound["properties"]["previousVersion"] == "1.0"
@@ -77,7 +93,13 @@ def test_sarif_is_schema_valid_and_carries_the_findings(tmp_path: Path) -> None:
     assert set(not_vetted) == {"slow", "u"} and not_vetted["u"]["level"] == "error"
     assert run["invocations"][0]["exitCode"] == 1 and run["invocations"][0]["executionSuccessful"] is True
     statuses = {p["name"]: p["status"] for p in run["properties"]["packages"]}
-    assert statuses == {"bad": "vetted", "odd": "vetted", "slow": "vetted", "u": "not_vetted", "proj": "skipped"}
+    assert statuses == {
+        "bad": "vetted",
+        "odd": "vetted",
+        "slow": "vetted",
+        "u": "not_vetted",
+        "proj": "skipped",
+    }
 
 
 def test_sarif_marks_allowed_incomplete_as_warnings_and_handles_plain_reports() -> None:
@@ -98,8 +120,14 @@ def test_sarif_of_an_empty_gate_is_valid() -> None:
 def test_sarif_describes_rules_it_does_not_know() -> None:
     report = make_report("x==1", "clean", name="x", version="1")
     ev = Evidence(phase=Phase.IMPORT, pid=1, time=0.0, syscall="openat", path="/x")
-    novel = Finding(rule_id="PS999", title="something new", severity=Severity.LOW, phase=Phase.IMPORT,
-                    message="m", evidence=(ev,))
+    novel = Finding(
+        rule_id="PS999",
+        title="something new",
+        severity=Severity.LOW,
+        phase=Phase.IMPORT,
+        message="m",
+        evidence=(ev,),
+    )
     log = validate_sarif(to_sarif([report.model_copy(update={"findings": (novel,)})]))
     rules = log["runs"][0]["tool"]["driver"]["rules"]
     assert rules[log["runs"][0]["results"][0]["ruleIndex"]]["id"] == "PS999"
@@ -191,7 +219,9 @@ def test_markdown_stays_under_the_limit() -> None:
     report = make_report("big==1", "malicious", name="big", version="1")
     f = report.findings[0]
     many = tuple(f.evidence[0].model_copy(update={"path": f"/home/dev/.ssh/key{i}"}) for i in range(20))
-    big = report.model_copy(update={"findings": tuple(f.model_copy(update={"evidence": many}) for _ in range(40))})
+    big = report.model_copy(
+        update={"findings": tuple(f.model_copy(update={"evidence": many}) for _ in range(40))}
+    )
     full = to_markdown([big], max_chars=1_000_000)
     assert "key19" in full
     short = to_markdown([big], max_chars=6000)
@@ -201,8 +231,10 @@ def test_markdown_stays_under_the_limit() -> None:
 
 
 def test_renderers_accept_plain_reports() -> None:
-    reports: list[Report] = [make_report("a==1", "clean", name="a", version="1"),
-                             make_report("b==2", "incomplete", name="b", version="2")]
+    reports: list[Report] = [
+        make_report("a==1", "clean", name="a", version="1"),
+        make_report("b==2", "incomplete", name="b", version="2"),
+    ]
     assert "b==2" in to_markdown(reports) and "⚪ incomplete" in to_markdown(reports)
     root = ET.fromstring(to_junit(reports))
     assert root.find("testsuite") is not None and root.find("testsuite").get("errors") == "1"  # type: ignore[union-attr]

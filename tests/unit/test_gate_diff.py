@@ -44,7 +44,9 @@ def test_new_file_hash_at_the_same_version_is_a_change() -> None:
     base = [req("a", "1.0", hashes=("sha256:" + "1" * 64,))]
     grown = [req("a", "1.0", hashes=("sha256:" + "1" * 64, "sha256:" + "2" * 64))]
     todo, _, _ = diff_requirements(grown, base)
-    assert todo and todo[0].change is ChangeKind.CHANGED and "1 file hash(es) not in the base" in todo[0].reason
+    assert (
+        todo and todo[0].change is ChangeKind.CHANGED and "1 file hash(es) not in the base" in todo[0].reason
+    )
     shrunk = [req("a", "1.0", hashes=())]
     todo, same, _ = diff_requirements(shrunk, base)
     assert todo == [] and len(same) == 1
@@ -88,7 +90,10 @@ def test_vet_spec_forms() -> None:
     assert vet_spec(req("a", "2024.1-custom", specifier="===2024.1-custom")) == "a===2024.1-custom"
     assert vet_spec(req("a", "8.3.3", specifier=">=8.0", pinned_by="c.txt:3")) == "a==8.3.3"
     assert vet_spec(req("a", specifier="<2,>=1")) == "a<2,>=1"
-    assert vet_spec(req("a", "1.0", specifier="", kind=SourceKind.LOCAL, path="/w/a.whl", extras=("x",))) == "/w/a.whl[x]"
+    assert (
+        vet_spec(req("a", "1.0", specifier="", kind=SourceKind.LOCAL, path="/w/a.whl", extras=("x",)))
+        == "/w/a.whl[x]"
+    )
     assert vet_spec(req("a", "1.0", specifier="", kind=SourceKind.URL, url="https://x/a-1.0.tar.gz")) == ""
     assert vet_spec(req("a", specifier="", kind=SourceKind.VCS, url="git+https://x")) == ""
 
@@ -111,10 +116,21 @@ def test_base_and_base_ref_are_exclusive(tmp_path: Path) -> None:
 
 
 def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
-                         env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-                              "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-                              "HOME": str(repo), "PATH": "/usr/bin:/bin:/usr/local/bin"})
+    out = subprocess.run(
+        ["git", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.invalid",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.invalid",
+            "HOME": str(repo),
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+        },
+    )
     return out.stdout.strip()
 
 
@@ -136,21 +152,30 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def test_base_ref_reads_the_lockfile_and_its_includes_at_the_ref(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_base_ref_reads_the_lockfile_and_its_includes_at_the_ref(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(repo)
     plan = plan_gate(Path("reqs/requirements.txt"), base_ref="v1")
     got = {(e.name, e.previous, e.version, e.change) for e in plan.entries}
-    assert got == {("shared", "1.0", "1.1", ChangeKind.CHANGED), ("beta", "2.0", "2.1", ChangeKind.CHANGED),
-                   ("gamma", None, "0.1", ChangeKind.NEW)}
+    assert got == {
+        ("shared", "1.0", "1.1", ChangeKind.CHANGED),
+        ("beta", "2.0", "2.1", ChangeKind.CHANGED),
+        ("gamma", None, "0.1", ChangeKind.NEW),
+    }
     assert plan.base_label == "v1:reqs/requirements.txt"
     assert plan.base is not None
-    assert {r.source_file for r in plan.base.requirements} == {"v1:reqs/common.txt", "v1:reqs/requirements.txt"}
+    assert {r.source_file for r in plan.base.requirements} == {
+        "v1:reqs/common.txt",
+        "v1:reqs/requirements.txt",
+    }
     # head records keep plain paths so SARIF can point at the file
     assert {e.requirement.source_file for e in plan.entries} == {"reqs/requirements.txt", "reqs/common.txt"}
 
 
-def test_base_ref_from_outside_the_repo_uses_absolute_paths(repo: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_base_ref_from_outside_the_repo_uses_absolute_paths(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     plan = plan_gate(repo / "reqs" / "requirements.txt", base_ref="HEAD")
     assert {e.name for e in plan.entries} == {"shared", "beta", "gamma"}

@@ -43,8 +43,13 @@ try:  # the profiles issue turned judge()'s profile from a name into a Profile
 except ImportError:  # pragma: no cover
     PROFILE = "default"
 
-IMAGE = ImageInfo(tag="pkgsandbox-sandbox:test", id="sha256:" + "ab" * 32, base="python:3.12-slim",
-                  python="3.12", platforms=("manylinux_2_36_x86_64", "linux_x86_64"))
+IMAGE = ImageInfo(
+    tag="pkgsandbox-sandbox:test",
+    id="sha256:" + "ab" * 32,
+    base="python:3.12-slim",
+    python="3.12",
+    platforms=("manylinux_2_36_x86_64", "linux_x86_64"),
+)
 
 
 def fake_sha(name: str, version: str) -> str:
@@ -61,36 +66,84 @@ def observation(behaviour: str) -> Observation:
             lingering = (Lingering(pid=77, ppid=1, argv=("python", "-c", "import x"), threads=2, status="S"),)
         phases.append(PhaseResult(phase=p, status=status, duration=0.5, lingering=lingering, window=5.0))
     events: list[Event] = []
-    processes = [ProcessInfo(pid=42, ppid=1, phase=Phase.STARTUP, argv=("python", "-c", "pass"),
-                             exe="/usr/local/bin/python3", start=1.0)]
+    processes = [
+        ProcessInfo(
+            pid=42,
+            ppid=1,
+            phase=Phase.STARTUP,
+            argv=("python", "-c", "pass"),
+            exe="/usr/local/bin/python3",
+            start=1.0,
+        )
+    ]
     if behaviour == "malicious":
         events = [
-            Event(phase=Phase.STARTUP, seq=1, pid=42, time=1.1, syscall="openat", kind=EventKind.FILE_READ,
-                  path="/home/dev/.ssh/id_rsa", result=3),
-            Event(phase=Phase.STARTUP, seq=2, pid=42, time=1.2, syscall="connect", kind=EventKind.CONNECT,
-                  address=Address(family="inet", host="192.0.2.7", port=443), result=-1, errno="ENETUNREACH"),
+            Event(
+                phase=Phase.STARTUP,
+                seq=1,
+                pid=42,
+                time=1.1,
+                syscall="openat",
+                kind=EventKind.FILE_READ,
+                path="/home/dev/.ssh/id_rsa",
+                result=3,
+            ),
+            Event(
+                phase=Phase.STARTUP,
+                seq=2,
+                pid=42,
+                time=1.2,
+                syscall="connect",
+                kind=EventKind.CONNECT,
+                address=Address(family="inet", host="192.0.2.7", port=443),
+                result=-1,
+                errno="ENETUNREACH",
+            ),
         ]
     return Observation(events=tuple(events), processes=tuple(processes), phases=tuple(phases))
 
 
-def make_report(spec: str, behaviour: str = "clean", *, name: str | None = None, version: str | None = None,
-                sha256: str | None = None) -> Report:
+def make_report(
+    spec: str,
+    behaviour: str = "clean",
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    sha256: str | None = None,
+) -> Report:
     """A real report (real rules, real verdict) for a package behaving as *behaviour*."""
     name = name or "pkg"
     version = version or "1.0"
     filename = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-    art = Artifact(name=name, version=version, filename=filename, sha256=sha256 or fake_sha(name, version),
-                   kind=ArtifactKind.WHEEL, role=ArtifactRole.CANDIDATE, size=1234, source="pip")
-    staged = StagedSet(directory="/stage", artifacts=(art,), candidate=art, install_target=filename, requested=spec)
-    return judge(observation(behaviour), target=spec, started=time.time(), image=IMAGE, staged=staged,
-                 profile=PROFILE)  # type: ignore[arg-type]
+    art = Artifact(
+        name=name,
+        version=version,
+        filename=filename,
+        sha256=sha256 or fake_sha(name, version),
+        kind=ArtifactKind.WHEEL,
+        role=ArtifactRole.CANDIDATE,
+        size=1234,
+        source="pip",
+    )
+    staged = StagedSet(
+        directory="/stage", artifacts=(art,), candidate=art, install_target=filename, requested=spec
+    )
+    return judge(
+        observation(behaviour), target=spec, started=time.time(), image=IMAGE, staged=staged, profile=PROFILE
+    )  # type: ignore[arg-type]
 
 
 class FakeVet:
     """``vet_fn`` for :func:`sandbox.gate.run_gate`: records calls, behaves by package name."""
 
-    def __init__(self, behaviours: dict[str, str] | None = None, *, delay: float = 0.0,
-                 resolve: str = "9.9.9", on_call: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        behaviours: dict[str, str] | None = None,
+        *,
+        delay: float = 0.0,
+        resolve: str = "9.9.9",
+        on_call: Callable[[str], None] | None = None,
+    ) -> None:
         self.behaviours = behaviours or {}
         self.delay = delay
         self.resolve = resolve

@@ -36,8 +36,9 @@ def entries(*reqs: LockedRequirement) -> list[GateEntry]:
 
 def req(name: str, version: str | None = None, **kw: object) -> LockedRequirement:
     spec = kw.pop("specifier", f"=={version}" if version else "")
-    return LockedRequirement(name=name, version=version, specifier=spec, source_file="requirements.txt", line=3,
-                             **kw)  # type: ignore[arg-type]
+    return LockedRequirement(
+        name=name, version=version, specifier=spec, source_file="requirements.txt", line=3, **kw
+    )  # type: ignore[arg-type]
 
 
 def statuses(result: object) -> dict[str, tuple[EntryStatus, Verdict | None]]:
@@ -49,7 +50,10 @@ def test_clean_gate_passes_and_vets_pinned_versions() -> None:
     result = run_gate(entries(req("a", "1.0"), req("b", "2.0", extras=("x",))), vet_fn=vet, workers=2)
     assert result.exit_code is ExitCode.CLEAN
     assert sorted(vet.calls) == ["a==1.0", "b[x]==2.0"]
-    assert statuses(result) == {"a": (EntryStatus.VETTED, Verdict.CLEAN), "b": (EntryStatus.VETTED, Verdict.CLEAN)}
+    assert statuses(result) == {
+        "a": (EntryStatus.VETTED, Verdict.CLEAN),
+        "b": (EntryStatus.VETTED, Verdict.CLEAN),
+    }
     assert [o.entry.name for o in result.outcomes] == ["a", "b"]  # plan order, whatever finished first
 
 
@@ -93,8 +97,11 @@ def test_urls_and_vcs_are_not_vetted_and_source_trees_are_skipped() -> None:
     )
     result = run_gate(es, vet_fn=vet)
     assert vet.calls == []
-    assert statuses(result) == {"u": (EntryStatus.NOT_VETTED, None), "g": (EntryStatus.NOT_VETTED, None),
-                                "proj": (EntryStatus.SKIPPED, None)}
+    assert statuses(result) == {
+        "u": (EntryStatus.NOT_VETTED, None),
+        "g": (EntryStatus.NOT_VETTED, None),
+        "proj": (EntryStatus.SKIPPED, None),
+    }
     assert result.exit_code is ExitCode.SANDBOX
     skipped_only = run_gate(es[2:], vet_fn=vet)
     assert skipped_only.exit_code is ExitCode.CLEAN
@@ -112,8 +119,13 @@ def test_max_time_zero_starts_nothing_and_never_passes() -> None:
 def test_budget_spent_mid_run_reports_the_rest_as_not_vetted() -> None:
     now = [0.0]
     vet = FakeVet(on_call=lambda spec: now.__setitem__(0, now[0] + 10.0))  # each vet "takes" 10 s
-    result = run_gate(entries(req("a", "1"), req("b", "2"), req("c", "3")), vet_fn=vet, workers=1, max_time=15,
-                      clock=lambda: now[0])
+    result = run_gate(
+        entries(req("a", "1"), req("b", "2"), req("c", "3")),
+        vet_fn=vet,
+        workers=1,
+        max_time=15,
+        clock=lambda: now[0],
+    )
     assert vet.calls == ["a==1", "b==2"]  # b started at t=10 < 15; c would start at t=20
     assert statuses(result)["c"] == (EntryStatus.NOT_VETTED, None)
     assert result.exit_code is ExitCode.SANDBOX
@@ -146,7 +158,10 @@ def test_cache_hits_skip_the_vet(tmp_path: Path) -> None:
     second = FakeVet()
     r2 = run_gate(es, vet_fn=second, cache=cache, cache_context=CTX)
     assert second.calls == []
-    assert statuses(r2) == {"a": (EntryStatus.CACHED, Verdict.CLEAN), "b": (EntryStatus.CACHED, Verdict.MALICIOUS)}
+    assert statuses(r2) == {
+        "a": (EntryStatus.CACHED, Verdict.CLEAN),
+        "b": (EntryStatus.CACHED, Verdict.MALICIOUS),
+    }
     assert r2.exit_code is ExitCode.FINDINGS  # a cached malicious verdict still fails
     other = CTX.model_copy(update={"image_id": "sha256:other"})
     third = FakeVet()
@@ -163,8 +178,9 @@ def test_locked_hashes_decide_cache_hits(tmp_path: Path) -> None:
     assert hit.calls == []
     # the lock pins other files of a==1.0: the cached result is not about them
     miss = FakeVet()
-    result = run_gate(entries(req("a", "1.0", hashes=("sha256:" + "f" * 64,))), vet_fn=miss, cache=cache,
-                      cache_context=CTX)
+    result = run_gate(
+        entries(req("a", "1.0", hashes=("sha256:" + "f" * 64,))), vet_fn=miss, cache=cache, cache_context=CTX
+    )
     assert miss.calls == ["a==1.0"]
     out = result.outcomes[0]
     assert out.hash_mismatch and "is not one the lock pins" in out.detail and out.incomplete
@@ -226,8 +242,11 @@ def test_observer_sees_every_entry(tmp_path: Path) -> None:
         def finished(self, outcome: GateOutcome) -> None:
             seen.append(("finished", outcome.entry.name))
 
-    run_gate(entries(req("a", "1"), req("u", "1", specifier="", kind=SourceKind.URL, url="https://x/u-1.tar.gz")),
-             vet_fn=FakeVet(), observer=Recorder())
+    run_gate(
+        entries(req("a", "1"), req("u", "1", specifier="", kind=SourceKind.URL, url="https://x/u-1.tar.gz")),
+        vet_fn=FakeVet(),
+        observer=Recorder(),
+    )
     assert seen[0] == ("planned", "0")
     assert ("started", "a") in seen and ("finished", "a") in seen and ("finished", "u") in seen
     assert ("started", "u") not in seen

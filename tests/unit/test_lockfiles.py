@@ -38,7 +38,13 @@ def test_pip_compile_output_with_hashes_continuations_and_via_comments() -> None
     lock = read_lockfile(DATA / "requirements" / "prod.txt")
     assert lock.format is LockFormat.REQUIREMENTS
     assert [r.name for r in lock.requirements] == [
-        "certifi", "charset-normalizer", "idna", "requests", "tomli", "urllib3"]
+        "certifi",
+        "charset-normalizer",
+        "idna",
+        "requests",
+        "tomli",
+        "urllib3",
+    ]
     req = one(lock, "requests")
     assert req.version == "2.32.3" and req.extras == ("socks",) and req.kind is SourceKind.INDEX
     assert len(req.hashes) == 2 and all(h.startswith("sha256:") and len(h) == 71 for h in req.hashes)
@@ -59,12 +65,19 @@ def test_includes_constraints_editable_url_vcs_and_local_paths() -> None:
     assert one(lock, "ruff").version == "0.7.1"
     assert "mypy" not in names
     editable = next(r for r in lock.requirements if r.editable and r.kind is SourceKind.DIRECTORY)
-    assert Path(editable.path or "") == (DATA / "requirements").resolve() or editable.path.endswith("requirements")
+    assert Path(editable.path or "") == (DATA / "requirements").resolve() or editable.path.endswith(
+        "requirements"
+    )
     local = one(lock, "tidy-helper")
     assert local.kind is SourceKind.LOCAL and local.version == "0.4.0"
     assert local.path and local.path.endswith("requirements/wheels/tidy_helper-0.4.0-py3-none-any.whl")
     django = one(lock, "django")
-    assert django.kind is SourceKind.URL and django.version == "5.1.2" and django.url and "Django-5.1.2" in django.url
+    assert (
+        django.kind is SourceKind.URL
+        and django.version == "5.1.2"
+        and django.url
+        and "Django-5.1.2" in django.url
+    )
     legacy = one(lock, "legacy-lib")
     assert legacy.kind is SourceKind.VCS and legacy.version is None
     assert one(lock, "hypothesis").extras == ("cli",)
@@ -146,7 +159,10 @@ def test_requirements_syntax_details(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert pkg.markers == 'python_version >= "3.8"'
     thing = one(lock, "thing")
     assert thing.kind is SourceKind.LOCAL and thing.extras == ("cli",) and thing.version == "0.5"
-    assert thing.path == str(tmp_path / "vendor" / "thing-0.5.tar.gz") and thing.markers == "sys_platform == 'linux'"
+    assert (
+        thing.path == str(tmp_path / "vendor" / "thing-0.5.tar.gz")
+        and thing.markers == "sys_platform == 'linux'"
+    )
 
 
 def test_constraint_that_does_not_satisfy_the_requirement_is_not_applied(tmp_path: Path) -> None:
@@ -177,7 +193,9 @@ def test_pyproject_dependencies_optional_and_dependency_groups() -> None:
     lock = read_lockfile(DATA / "pyproject.toml")
     assert lock.format is LockFormat.PYPROJECT
     httpx = one(lock, "httpx")
-    assert httpx.version is None and httpx.specifier == "<1,>=0.27" and httpx.groups == () and httpx.line == 11
+    assert (
+        httpx.version is None and httpx.specifier == "<1,>=0.27" and httpx.groups == () and httpx.line == 11
+    )
     pyd = one(lock, "pydantic")
     assert pyd.version == "2.9.2" and pyd.extras == ("email",) and pyd.line == 12
     assert one(lock, "tomli").markers == 'python_version < "3.11"' and one(lock, "tomli").line == 14
@@ -223,15 +241,25 @@ def test_uv_lock_packages_sources_hashes_and_forks() -> None:
     root = one(lock, "acme-service")
     assert root.kind is SourceKind.DIRECTORY and root.editable and root.line == 9
     anyio = one(lock, "anyio")
-    assert anyio.version == "4.6.2.post1" and anyio.kind is SourceKind.INDEX and anyio.url == "https://pypi.org/simple"
+    assert (
+        anyio.version == "4.6.2.post1"
+        and anyio.kind is SourceKind.INDEX
+        and anyio.url == "https://pypi.org/simple"
+    )
     assert len(anyio.hashes) == 2 and anyio.line == 29
     numpy = by_name(lock)["numpy"]
     assert sorted(r.version for r in numpy) == ["1.26.4", "2.1.2"]  # a forked resolution keeps both
     assert [len(r.hashes) for r in numpy] == [2, 3]
     git = one(lock, "internal-tool")
-    assert git.kind is SourceKind.VCS and git.url and git.url.startswith("git+https://github.com/example/internal-tool")
+    assert (
+        git.kind is SourceKind.VCS
+        and git.url
+        and git.url.startswith("git+https://github.com/example/internal-tool")
+    )
     vend = one(lock, "vendored-wheel")
-    assert vend.kind is SourceKind.LOCAL and vend.path == str(DATA / "vendor" / "vendored_wheel-1.0.0-py3-none-any.whl")
+    assert vend.kind is SourceKind.LOCAL and vend.path == str(
+        DATA / "vendor" / "vendored_wheel-1.0.0-py3-none-any.whl"
+    )
 
 
 def test_uv_lock_invalid_toml_names_the_line() -> None:
@@ -245,9 +273,14 @@ def test_uv_lock_invalid_toml_names_the_line() -> None:
     [
         ("version = 2\n", "unsupported uv.lock version 2"),
         ('version = 1\n\n[[package]]\nversion = "1.0"\n', "package name is missing"),
-        ('version = 1\n\n[[package]]\nname = "a"\nversion = "not a version"\nsource = { registry = "x" }\n',
-         "invalid version 'not a version'"),
-        ('version = 1\n\n[[package]]\nname = "a"\nversion = "1"\nsource = { weird = "x" }\n', "no source uv knows"),
+        (
+            'version = 1\n\n[[package]]\nname = "a"\nversion = "not a version"\nsource = { registry = "x" }\n',
+            "invalid version 'not a version'",
+        ),
+        (
+            'version = 1\n\n[[package]]\nname = "a"\nversion = "1"\nsource = { weird = "x" }\n',
+            "no source uv knows",
+        ),
     ],
 )
 def test_bad_uv_lock(tmp_path: Path, text: str, needle: str) -> None:
@@ -270,9 +303,13 @@ def test_poetry_lock_2_groups_markers_sources() -> None:
     lock = read_lockfile(DATA / "poetry.lock")
     assert lock.format is LockFormat.POETRY_LOCK
     click = one(lock, "click")
-    assert click.version == "8.1.7" and click.groups == ("main",) and len(click.hashes) == 2 and click.line == 3
+    assert (
+        click.version == "8.1.7" and click.groups == ("main",) and len(click.hashes) == 2 and click.line == 3
+    )
     colorama = one(lock, "colorama")
-    assert colorama.groups == ("main", "dev") and "Windows" in colorama.markers and "win32" in colorama.markers
+    assert (
+        colorama.groups == ("main", "dev") and "Windows" in colorama.markers and "win32" in colorama.markers
+    )
     assert one(lock, "flask").name == "flask"  # canonical
     mylib = one(lock, "mylib")
     assert mylib.kind is SourceKind.DIRECTORY and mylib.editable
@@ -290,8 +327,10 @@ def test_poetry_lock_1_1_reads_hashes_from_metadata_files() -> None:
 
 def test_poetry_lock_unknown_source_and_version(tmp_path: Path) -> None:
     path = tmp_path / "poetry.lock"
-    path.write_text('[[package]]\nname = "a"\nversion = "1"\n\n[package.source]\ntype = "svn"\n\n'
-                    '[metadata]\nlock-version = "2.1"\n')
+    path.write_text(
+        '[[package]]\nname = "a"\nversion = "1"\n\n[package.source]\ntype = "svn"\n\n'
+        '[metadata]\nlock-version = "2.1"\n'
+    )
     with pytest.raises(InputError) as exc:
         read_lockfile(path)
     assert input_error(exc) == f"{path}:1: package a has an unknown source type 'svn'"
@@ -314,7 +353,9 @@ def test_pylock(name: str) -> None:
     cattrs = one(lock, "cattrs")
     assert cattrs.markers == "'dev' in dependency_groups" and len(cattrs.hashes) == 1
     plugin = one(lock, "local-plugin")
-    assert plugin.kind is SourceKind.LOCAL and plugin.path == str(DATA / "dist" / "local_plugin-0.2.0-py3-none-any.whl")
+    assert plugin.kind is SourceKind.LOCAL and plugin.path == str(
+        DATA / "dist" / "local_plugin-0.2.0-py3-none-any.whl"
+    )
     assert one(lock, "pip-tools-fork").kind is SourceKind.VCS
     app = one(lock, "workspace-app")
     assert app.kind is SourceKind.DIRECTORY and app.editable
@@ -374,7 +415,7 @@ def test_detect_by_content(tmp_path: Path, sample: str, fmt: LockFormat) -> None
 
 def test_undetectable_toml_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "deps.cfg"
-    path.write_text('[tool.other]\nx = 1\n')
+    path.write_text("[tool.other]\nx = 1\n")
     with pytest.raises(InputError) as exc:
         read_lockfile(path)
     assert "cannot tell the format" in input_error(exc)
@@ -388,8 +429,15 @@ def test_parse_requirements_reads_includes_through_the_reader(tmp_path: Path) ->
         seen.append(path)
         return files[path]
 
-    reqs = parse_requirements(files[tmp_path / "top.txt"], tmp_path / "top.txt", reader=reader, display="top.txt",
-                              prefix="origin/main:")
+    reqs = parse_requirements(
+        files[tmp_path / "top.txt"],
+        tmp_path / "top.txt",
+        reader=reader,
+        display="top.txt",
+        prefix="origin/main:",
+    )
     assert [(r.name, r.version, r.source_file) for r in reqs] == [
-        ("a", "1", "origin/main:inc.txt"), ("b", "2", "origin/main:top.txt")]
+        ("a", "1", "origin/main:inc.txt"),
+        ("b", "2", "origin/main:top.txt"),
+    ]
     assert seen == [tmp_path / "inc.txt"]
