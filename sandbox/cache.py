@@ -261,7 +261,7 @@ class ResultCache:
         hashes: Iterable[str] = (),
         sha256: str | None = None,
     ) -> Report | None:
-        """The best lookup for what is known: the file's sha256, else the lock's hashes, else name and version.
+        """The best lookup for what is known: the file's sha256, else the lock's hashes, else name+version.
 
         When a lockfile lists hashes only a report of one of *those* files answers:
         a same-version report of another file (say a wheel added to the release
@@ -280,8 +280,8 @@ class ResultCache:
         """Every cached result, newest first."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT name, version, filename, sha256, verdict, origin, profile_hash, tool_version, image_id, "
-                "created, length(report) FROM results ORDER BY created DESC"
+                "SELECT name, version, filename, sha256, verdict, origin, profile_hash, tool_version, "
+                "image_id, created, length(report) FROM results ORDER BY created DESC"
             ).fetchall()
         return [
             CacheEntry(
@@ -313,8 +313,9 @@ class ResultCache:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(
-                    "INSERT OR REPLACE INTO results (sha256, profile_hash, tool_version, image_id, name, version, "
-                    "filename, origin, index_scope, verdict, created, report) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR REPLACE INTO results (sha256, profile_hash, tool_version, image_id, name, "
+                    "version, filename, origin, index_scope, verdict, created, report) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         sha.lower(),
                         ctx.profile_hash,

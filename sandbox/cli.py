@@ -153,9 +153,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         e: PkgSandboxError = Interrupted("interrupted; sandbox resources removed")
         _print_error(err, e)
         return int(e.exit_code)
+    except Interrupted as e:
+        _write_partial(e, argv)
+        _print_error(err, e)
+        return int(e.exit_code)
     except PkgSandboxError as e:
         _print_error(err, e)
         return int(exit_code_for(e))
+
+
+def _write_partial(e: Interrupted, argv: Sequence[str] | None) -> None:
+    """When an output file was asked for, leave the partial report there."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    out = None
+    for i, a in enumerate(args):
+        if a in ("-o", "--output") and i + 1 < len(args):
+            out = args[i + 1]
+        elif a.startswith("--output="):
+            out = a.split("=", 1)[1]
+    if out and isinstance(e.partial, Report):
+        try:
+            Path(out).write_text(render(e.partial, OutputFormat.JSON), encoding="utf-8")
+        except OSError:
+            pass
 
 
 def _print_error(err: Console, e: PkgSandboxError) -> None:

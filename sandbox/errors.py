@@ -65,9 +65,17 @@ class SandboxError(EngineError):
 
 
 class Interrupted(PkgSandboxError):
-    """The run was interrupted (SIGINT/SIGTERM); resources were cleaned up."""
+    """The run was interrupted (SIGINT/SIGTERM); resources were cleaned up.
+
+    ``partial`` holds what was known when it happened (a report with verdict
+    ``incomplete``), for the CLI to write when an output file was asked for.
+    """
 
     exit_code = ExitCode.SANDBOX
+
+    def __init__(self, message: str, *, advice: str | None = None, partial: object = None) -> None:
+        super().__init__(message, advice=advice)
+        self.partial = partial
 
 
 EXIT_CODES: dict[type[PkgSandboxError], ExitCode] = {

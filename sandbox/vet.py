@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import __version__
+from sandbox.errors import Interrupted
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.judge.canary import HoneytokenSet, make_honeytokens
 from sandbox.judge.classify import classify
@@ -40,6 +41,7 @@ from sandbox.models import (
     ProcessInfo,
     Report,
     StepResult,
+    Verdict,
 )
 from sandbox.runner.docker_backend import DockerBackend
 from sandbox.runner.engine import connect
@@ -324,6 +326,7 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
     workdir = Path(tempfile.mkdtemp(prefix="pkgsandbox-"))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-fetch")
     session = None
+    staged: StagedSet | None = None
     try:
         os.chmod(workdir, 0o755)
         stage = workdir / "stage"
@@ -361,8 +364,27 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             notes=[*notes, *(f"network: {p}" for p in (network.problems if network else ()))],
             network=network,
         )
+    except KeyboardInterrupt:
+        finished = list(session.finished) if session is not None else []
+        if session is not None:
+            session.close()  # first: cleanup must happen within seconds
+        raise Interrupted("interrupted; sandbox resources removed",
+                          partial=_partial(spec, started, image, staged, profile, finished)) from None
     finally:
         if session is not None:
             session.close()
         pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _partial(spec: str, started: float, image: ImageInfo, staged: StagedSet | None, profile: Profile,
+             finished: list[AgentPhase]) -> Report:
+    """What an interrupted run knew: finished phases' status, no verdict but incomplete."""
+    phases = tuple(_phase_result(ap, False, 0, 0) for ap in finished)
+    return Report(
+        tool_version=__version__, target=spec, started=started, finished=time.time(),
+        profile=f"{profile.name} ({profile.digest()})", image=image,
+        artifacts=staged.artifacts if staged else (), phases=phases, summary=(), processes=(), events=(),
+        findings=(), verdict=Verdict.INCOMPLETE, verdict_reason="interrupted before the run finished",
+        notes=("partial report: traces of an interrupted run are not collected",),
+    )

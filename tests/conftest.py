@@ -42,10 +42,11 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
 
     def leaked() -> set[str]:
         found = set()
-        for c in docker_client.containers.list(all=True, filters={"label": LABEL}):
-            owner = c.labels.get(LABEL_OWNER, "")
+        # one list call (no per-container inspect that races with other runs' removals)
+        for c in docker_client.api.containers(all=True, filters={"label": LABEL}):
+            owner = (c.get("Labels") or {}).get(LABEL_OWNER, "")
             if owner and (owner == me or not _owner_alive(owner)):
-                found.add(c.name)
+                found.add(c["Names"][0].lstrip("/"))
         for n in docker_client.networks.list(filters={"label": LABEL}):
             owner = (n.attrs.get("Labels") or {}).get(LABEL_OWNER, "")
             if owner and (owner == me or not _owner_alive(owner)):

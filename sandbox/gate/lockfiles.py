@@ -163,6 +163,11 @@ def read_lockfile(
 # --------------------------------------------------------------------------- shared helpers
 
 
+def _under(base_dir: Path, rel: str) -> Path:
+    """*rel* (as a lockfile writes it) made absolute against the lockfile's directory."""
+    return Path(os.path.abspath(base_dir / os.path.expanduser(rel)))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -276,7 +281,9 @@ def _local_path(
         # Relative to the file that names it, so a gate gives the same answer from any
         # working directory (pip itself resolves archive paths against the cwd).
         path = base_dir / path
-    path = Path(os.path.normpath(path))
+    # Absolute, so the vet (which resolves paths against its working directory) and the
+    # records agree whatever directory the gate runs from.
+    path = Path(os.path.abspath(path))
     if _is_archive(path.name):
         parsed = _name_version_from_filename(path.name)
         if parsed is None:
@@ -575,17 +582,24 @@ def parse_requirements(
     """Requirements of a pip requirements file, ``-r`` includes and ``-c`` constraints applied.
 
     ``-r``/``-c`` paths resolve against the including file's directory and are
-    read with *reader*; records and messages name them *prefix* + their path. A constraint that pins an otherwise unpinned requirement
-    supplies its version (recorded in ``pinned_by``); constraints add no requirement.
+    read with *reader*; records and messages name them *prefix* + their path. A
+    constraint that pins an otherwise unpinned requirement supplies its version
+    (recorded in ``pinned_by``); constraints add no requirement.
     """
     parser = _RequirementsParser(reader=reader, prefix=prefix)
     parser.parse(text, path, display if display is not None else str(path), constraint=False)
     out = []
     for req in parser.requirements:
         pin = parser.constraints.get(req.name)
-        if req.version is None and req.kind is SourceKind.INDEX and pin is not None:
-            if not req.specifier or Version(pin.version) in SpecifierSet(req.specifier, prereleases=True):
-                req = req.model_copy(update={"version": pin.version, "pinned_by": pin.location})
+        # A constraint the requirement's own range excludes is not applied: pip would
+        # refuse the combination, and guessing a version would vet the wrong thing.
+        if (
+            req.version is None
+            and req.kind is SourceKind.INDEX
+            and pin is not None
+            and (not req.specifier or Version(pin.version) in SpecifierSet(req.specifier, prereleases=True))
+        ):
+            req = req.model_copy(update={"version": pin.version, "pinned_by": pin.location})
         out.append(req)
     if notes is not None:
         notes.extend(parser.notes)
@@ -659,7 +673,7 @@ class _Packages:
         self.lines = lines if len(lines) == len(self.items) else [0] * len(self.items)
 
     def __iter__(self) -> Iterator[tuple[_Where, dict[str, Any]]]:
-        for line, item in zip(self.lines, self.items):
+        for line, item in zip(self.lines, self.items, strict=True):
             where = _Where(self.display, line)
             if not isinstance(item, dict):
                 raise where.error("a package entry must be a table")
@@ -702,7 +716,7 @@ def parse_pyproject(text: str, path: Path, *, display: str | None = None) -> lis
     if not project and not groups:
         raise InputError(
             f"{shown}: no [project] table and no [dependency-groups]: nothing to gate",
-            advice="for Poetry or other tool-specific tables, gate the tool's lockfile (poetry.lock, uv.lock)",
+            advice="for Poetry or other tool-specific tables, gate the tool's lockfile (poetry.lock …)",
         )
     dynamic = _array(project.get("dynamic"), "[project].dynamic", top)
     if "dependencies" in dynamic and "dependencies" not in project:
@@ -806,7 +820,7 @@ def parse_uv_lock(text: str, path: Path, *, display: str | None = None) -> list[
         elif "url" in source:
             out.append(LockedRequirement(kind=SourceKind.URL, url=str(source["url"]), **common))
         elif "path" in source:
-            local = Path(os.path.normpath(base_dir / str(source["path"])))
+            local = _under(base_dir, str(source["path"]))
             kind = SourceKind.LOCAL if _is_archive(local.name) else SourceKind.DIRECTORY
             out.append(LockedRequirement(kind=kind, path=str(local), **common))
         elif any(k in source for k in ("editable", "virtual", "directory")):
@@ -814,7 +828,7 @@ def parse_uv_lock(text: str, path: Path, *, display: str | None = None) -> list[
             out.append(
                 LockedRequirement(
                     kind=SourceKind.DIRECTORY,
-                    path=str(Path(os.path.normpath(base_dir / str(rel)))),
+                    path=str(_under(base_dir, str(rel))),
                     editable="editable" in source,
                     **common,
                 )
@@ -881,7 +895,7 @@ def parse_poetry_lock(text: str, path: Path, *, display: str | None = None) -> l
         elif stype == "url":
             out.append(LockedRequirement(kind=SourceKind.URL, url=str(source.get("url", "")), **common))
         elif stype in ("file", "directory"):
-            local = Path(os.path.normpath(base_dir / str(source.get("url", ""))))
+            local = _under(base_dir, str(source.get("url", "")))
             kind = SourceKind.LOCAL if stype == "file" and _is_archive(local.name) else SourceKind.DIRECTORY
             out.append(
                 LockedRequirement(kind=kind, path=str(local), editable=bool(pkg.get("develop")), **common)
@@ -934,7 +948,7 @@ def parse_pylock(text: str, path: Path, *, display: str | None = None) -> list[L
             )
         elif "directory" in pkg:
             d = _table(pkg["directory"], f"directory of {name}", where)
-            local = Path(os.path.normpath(base_dir / str(d.get("path", "."))))
+            local = _under(base_dir, str(d.get("path", ".")))
             out.append(
                 LockedRequirement(
                     kind=SourceKind.DIRECTORY, path=str(local), editable=bool(d.get("editable")), **common
@@ -942,7 +956,7 @@ def parse_pylock(text: str, path: Path, *, display: str | None = None) -> list[L
             )
         elif archive:
             if archive.get("path"):
-                local = Path(os.path.normpath(base_dir / str(archive["path"])))
+                local = _under(base_dir, str(archive["path"]))
                 out.append(LockedRequirement(kind=SourceKind.LOCAL, path=str(local), **common))
             else:
                 out.append(LockedRequirement(kind=SourceKind.URL, url=str(archive.get("url", "")), **common))

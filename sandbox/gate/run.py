@@ -364,7 +364,7 @@ def run_gate(
     outcomes: dict[str, GateOutcome] = {}
     queue: deque[GateEntry] = deque()
     for entry in entries:
-        key = entry.spec or f"{entry.requirement.kind.value}:{entry.name}:{entry.requirement.url}"
+        key = _key(entry)
         if key in outcomes or any(q.spec == entry.spec and entry.spec for q in queue):
             continue
         done = gate.precheck(entry)
@@ -394,7 +394,7 @@ def run_gate(
                 for fut in finished:
                     entry = running.pop(fut)
                     outcome = fut.result()
-                    outcomes[entry.spec] = outcome
+                    outcomes[_key(entry)] = outcome
                     obs.finished(outcome)
         finally:
             # On Ctrl-C, vets already running finish and clean up their own
@@ -408,12 +408,12 @@ def run_gate(
                 if max_time is not None
                 else "not started",
             )
-            outcomes[entry.spec] = outcome
+            outcomes[_key(entry)] = outcome
             obs.finished(outcome)
 
     ordered = []
     for entry in entries:
-        key = entry.spec or f"{entry.requirement.kind.value}:{entry.name}:{entry.requirement.url}"
+        key = _key(entry)
         if key in outcomes:
             ordered.append(outcomes.pop(key))
     return GateResult(
@@ -433,6 +433,12 @@ def run_gate(
         exit_code=gate_exit_code(ordered, fail_on, allow_incomplete),
         notes=tuple(notes),
     )
+
+
+def _key(entry: GateEntry) -> str:
+    """What makes two entries the same piece of work (the spec; the source for unvettable ones)."""
+    req = entry.requirement
+    return entry.spec or f"{req.kind.value}:{entry.name}:{req.path or req.url}"
 
 
 def _label(name: str, version: str | None) -> str:

@@ -430,10 +430,11 @@ def dns_streams(names: Sequence[str]) -> list[tuple[str, tuple[int, ...]]]:
         data, domain = _split_name(name)
         if not data:
             continue
-        streams.append(("".join(data), (i,)))
         seq = by_domain.setdefault(domain, [])
-        if not seq or seq[-1][1] != data:  # A and AAAA of the same name: once
-            seq.append((i, data))
+        if seq and seq[-1][1] == data:
+            continue  # A and AAAA (or a retry) of the same name: once
+        seq.append((i, data))
+        streams.append(("".join(data), (i,)))
     for seq in by_domain.values():
         if len(seq) < 2:
             continue

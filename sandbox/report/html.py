@@ -299,7 +299,7 @@ def _findings(findings: Sequence[FindingView], rid: str) -> str:
                 what.append(f"<span class=\"errno\">({_e(ev.errno)})</span>")
             if ev.detail:
                 what.append(f"<span class=\"detail\">{_e(ev.detail)}</span>")
-            rows.append(f"<tr><td>{_pid_link(rid, ev.phase.value, ev.pid)}</td>"
+            rows.append(f"<tr><td class=\"num\">{_pid_link(rid, ev.phase.value, ev.pid)}</td>"
                         f"<td class=\"num\">{'' if ev.t is None else f'{ev.t:.6f}'}</td>"
                         f"<td class=\"nw\">{_e(ev.syscall)}</td>"
                         f"<td><code class=\"argv\">{_e(ev.process)}</code></td>"

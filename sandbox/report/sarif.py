@@ -31,9 +31,9 @@ NOT_VETTED_RULE = RuleInfo(
     "PSG001",
     "package not vetted",
     Severity.HIGH,
-    "The gate could not vet this package (over the time budget, a URL or VCS reference, an engine or fetch "
-    "error, an incomplete run, or the vetted file is not one the lock pins). It was not passed: fix the cause "
-    "or run the gate with --allow-incomplete.",
+    "The gate could not vet this package (over the time budget, a URL or VCS reference, an engine or "
+    "fetch error, an incomplete run, or the vetted file is not one the lock pins). It was not passed: "
+    "fix the cause or run the gate with --allow-incomplete.",
 )
 
 _LEVEL = {

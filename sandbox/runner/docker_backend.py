@@ -260,6 +260,7 @@ class Session:
         self.options = options
         self.hostname = hostname
         self.container: Any = None
+        self.finished: list[AgentPhase] = []
 
     def write_plan(self, plan: dict[str, Any]) -> None:
         path = self.staging / "plan.json"
@@ -274,7 +275,7 @@ class Session:
         self.write_plan(plan)
         trace_dir = self.staging.parent / "traces"
         trace_dir.mkdir(exist_ok=True)
-        phases: list[AgentPhase] = []
+        phases = self.finished  # also read after an interrupt, for a partial report
         t0 = [time.monotonic()]
 
         def on_message(kind: str, msg: dict[str, Any]) -> None:

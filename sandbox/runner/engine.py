@@ -128,10 +128,14 @@ def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]
         return not _owner_alive(labels.get(LABEL_OWNER, ""))
 
     try:
-        for c in client.containers.list(all=True, filters={"label": LABEL}):
-            if stale(c.labels):
-                c.remove(force=True, v=True)
-                removed.append(f"container {c.name}")
+        # one list call: inspecting each container would race with other runs removing theirs
+        for c in client.api.containers(all=True, filters={"label": LABEL}):
+            if stale(c.get("Labels") or {}):
+                try:
+                    client.api.remove_container(c["Id"], force=True, v=True)
+                except docker.errors.NotFound:
+                    continue
+                removed.append(f"container {c['Names'][0].lstrip('/')}")
         for n in client.networks.list(filters={"label": LABEL}):
             if stale(n.attrs.get("Labels") or {}):
                 n.remove()

@@ -138,7 +138,8 @@ def test_bump_to_malicious_fails_then_reruns_come_from_the_cache(
     assert {o.status for o in warm.outcomes} == {EntryStatus.CACHED}
     assert warm.exit_code is ExitCode.FINDINGS
 
-    # 3. the malicious bump is dropped; the remaining change (alpha 1.1) was vetted before: exit 0, no container
+    # 3. the malicious bump is dropped; the remaining change (alpha 1.1) was vetted before:
+    #    exit 0, and still no container
     (repo / "requirements.txt").write_text(f"# head\n./pkgs/{a11.name}\n./pkgs/{b10.name}\n")
     time.sleep(1.1)
     t2 = time.time()

@@ -63,16 +63,23 @@ def test_import_that_never_returns_times_out_and_is_incomplete(tmp_path: Path) -
     assert took < 60
 
 
+class _C:
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.name = d["Names"][0].lstrip("/")
+        self.status = "running" if d.get("State") == "running" else d.get("State", "")
+
+
 def _labelled(client: Any, pid: int) -> list[Any]:
-    return [c for c in client.containers.list(all=True, filters={"label": LABEL})
-            if c.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]]
+    return [_C(c) for c in client.api.containers(all=True, filters={"label": LABEL})
+            if (c.get("Labels") or {}).get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]]
 
 
 def _start_slow_vet(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     r = Randomised()
     name = r.name("slow")
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "import time\ntime.sleep(40)\n"})
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "vet", str(whl), "-q"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "vet", str(whl), "-q", "--format", "json",
+                             "-o", str(tmp_path / "partial.json")], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ})
     return proc, whl
 
@@ -104,6 +111,15 @@ def test_interrupt_cleans_up_within_5s(tmp_path: Path, docker_client: Any, sig: 
     assert "interrupted" in err
     assert took < 5.0
     assert _labelled(docker_client, proc.pid) == []
+    import json
+
+    from sandbox.models import Report
+
+    partial = Report.model_validate(json.loads((tmp_path / "partial.json").read_text()))
+    assert partial.verdict is Verdict.INCOMPLETE
+    done = [p.phase for p in partial.phases]
+    assert done == [Phase.INSTALL, Phase.STARTUP][: len(done)]  # the phases that had finished, in order
+    assert partial.verdict_reason.startswith("interrupted")
 
 
 def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path, docker_client: Any) -> None:

@@ -274,7 +274,8 @@ def test_uv_lock_invalid_toml_names_the_line() -> None:
         ("version = 2\n", "unsupported uv.lock version 2"),
         ('version = 1\n\n[[package]]\nversion = "1.0"\n', "package name is missing"),
         (
-            'version = 1\n\n[[package]]\nname = "a"\nversion = "not a version"\nsource = { registry = "x" }\n',
+            'version = 1\n\n[[package]]\nname = "a"\nversion = "not a version"\n'
+            'source = { registry = "x" }\n',
             "invalid version 'not a version'",
         ),
         (
@@ -290,7 +291,10 @@ def test_bad_uv_lock(tmp_path: Path, text: str, needle: str) -> None:
 
 
 def test_uv_lock_error_points_at_the_package_line(tmp_path: Path) -> None:
-    text = 'version = 1\n\n[[package]]\nname = "ok"\nversion = "1"\nsource = { registry = "x" }\n\n[[package]]\nversion = "2"\n'
+    text = (
+        'version = 1\n\n[[package]]\nname = "ok"\nversion = "1"\nsource = { registry = "x" }\n\n'
+        '[[package]]\nversion = "2"\n'
+    )
     with pytest.raises(InputError) as exc:
         parse_uv_lock(text, tmp_path / "uv.lock")
     assert input_error(exc).startswith(f"{tmp_path / 'uv.lock'}:8: ")

@@ -1,0 +1,218 @@
+"""Honeytokens and canary matching (sandbox.judge.canary): property-based.
+
+Every test draws its canaries from a freshly generated honeytoken set, embeds one
+at a random offset in random bytes, encodes the whole message the way
+exfiltration code does, and checks that the matcher names the right canary.
+"""
+
+from __future__ import annotations
+
+import base64
+import bz2
+import gzip
+import json
+import lzma
+import random
+import string
+import zlib
+from urllib.parse import quote, quote_plus
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from sandbox.judge.canary import (
+    Canary,
+    CanaryMatcher,
+    _b32_fragments,
+    _b64_fragments,
+    derived_views,
+    dns_streams,
+    make_honeytokens,
+)
+
+TOKENS = make_honeytokens(random.Random(20261125))
+MATCHER = CanaryMatcher(TOKENS.canaries)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+canaries = st.sampled_from(TOKENS.canaries)
+noise = st.binary(max_size=300)
+text_noise = st.text(alphabet=string.ascii_letters + string.digits + " =&:/,{}\"\n", max_size=200)
+
+
+def found(data: bytes, c: Canary, matcher: CanaryMatcher = MATCHER) -> str | None:
+    for m in matcher.search(data):
+        if m.canary == c:
+            return m.encoding
+    return None
+
+
+# ---------------------------------------------------------------------- generation
+
+
+def test_honeytokens_are_unique_per_run_and_realistic() -> None:
+    a, b = make_honeytokens(), make_honeytokens()
+    assert not {c.value for c in a.canaries} & {c.value for c in b.canaries}
+    assert a.env["AWS_ACCESS_KEY_ID"].startswith("AKIA") and len(a.env["AWS_ACCESS_KEY_ID"]) == 20
+    assert a.env["GITHUB_TOKEN"].startswith("ghp_") and len(a.env["GITHUB_TOKEN"]) == 40
+    assert a.files[".ssh/id_rsa"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    for rel in (".ssh/id_rsa", ".ssh/known_hosts", ".ssh/config", ".aws/credentials", ".kube/config",
+                ".docker/config.json", ".git-credentials", ".netrc", "project/.env",
+                ".electrum/wallets/default_wallet"):
+        assert rel in a.files, rel
+    json.loads(a.files[".docker/config.json"])
+    json.loads(a.files[".electrum/wallets/default_wallet"])
+    for c in a.canaries:
+        assert len(c.value) >= 16, c
+        if c.location.startswith("env "):
+            assert a.env[c.location[4:]] == c.value
+        else:
+            rel = c.location[2:]
+            text = a.files[rel]
+            # the docker password is only in the file inside base64("user:password")
+            assert c.value in text or found(text.encode(), c, CanaryMatcher(a.canaries)), c
+    plan = a.plan()
+    assert plan["env"] == a.env and plan["home_files"] == a.files
+    assert "/home/dev/.aws/credentials" in a.paths("/home/dev")
+    assert all(c.fingerprint not in (c.value, "") and c.value not in c.fingerprint for c in a.canaries)
+
+
+def test_reading_a_whole_planted_file_carries_its_canaries() -> None:
+    for c in TOKENS.canaries:
+        if c.location.startswith("~/"):
+            data = TOKENS.files[c.location[2:]].encode()
+            assert found(data, c) and found(base64.b64encode(data), c), c
+
+
+# ---------------------------------------------------------------------- encodings
+
+
+def test_base64_fragments_are_exactly_the_bytes_fixed_by_the_value() -> None:
+    value = b"AKIAIOSFODNN7EXAMPLE"
+    for prefix_len in range(6):
+        for prefix in (b"\0" * prefix_len, b"\xff" * prefix_len):
+            enc = base64.b64encode(prefix + value + b"\xaa").decode()
+            assert any(f in enc for f in _b64_fragments(value, False))
+            enc32 = base64.b32encode(prefix + value + b"\xaa").decode().lower()
+            assert any(f in enc32 for f in _b32_fragments(value))
+
+
+@SETTINGS
+@given(canaries, noise, noise)
+def test_plain_at_any_offset(c: Canary, pre: bytes, post: bytes) -> None:
+    assert found(pre + c.value.encode() + post, c)
+
+
+@SETTINGS
+@given(canaries, noise, noise, st.booleans())
+def test_base64_every_alignment(c: Canary, pre: bytes, post: bytes, urlsafe: bool) -> None:
+    enc = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    for shift in range(3):  # every alignment of the canary in 3-byte groups
+        data = enc(pre + b"x" * shift + c.value.encode() + post)
+        assert found(data, c), (shift, data[:80])
+        # and embedded in a larger message, after an odd number of characters
+        assert found(b'{"d": "' + data + b'"}', c)
+
+
+@SETTINGS
+@given(canaries, text_noise, text_noise, st.booleans())
+def test_hex_either_case(c: Canary, pre: str, post: str, upper: bool) -> None:
+    h = (pre + c.value + post).encode().hex()
+    assert found((h.upper() if upper else h).encode(), c)
+
+
+@SETTINGS
+@given(canaries, text_noise, text_noise, st.booleans())
+def test_url_encoded(c: Canary, pre: str, post: str, plus: bool) -> None:
+    q = quote_plus if plus else quote
+    data = f"GET /c?d={q(pre + c.value + post, safe='')}&v=1 HTTP/1.1\r\nHost: x.invalid\r\n\r\n".encode()
+    assert found(data, c)
+
+
+@SETTINGS
+@given(canaries, noise, noise, st.sampled_from(["gzip", "zlib", "bz2", "xz", "b64gzip", "hexzlib", "gzip-in-http"]))
+def test_compressed_and_nested(c: Canary, pre: bytes, post: bytes, how: str) -> None:
+    raw = pre + c.value.encode() + post
+    data = {
+        "gzip": lambda: gzip.compress(raw),
+        "zlib": lambda: zlib.compress(raw),
+        "bz2": lambda: bz2.compress(raw),
+        "xz": lambda: lzma.compress(raw),
+        "b64gzip": lambda: base64.b64encode(gzip.compress(raw)),
+        "hexzlib": lambda: zlib.compress(raw).hex().encode(),
+        "gzip-in-http": lambda: b"POST / HTTP/1.1\r\nContent-Encoding: gzip\r\n\r\n" + gzip.compress(raw),
+    }[how]()
+    assert found(data, c), how
+
+
+@SETTINGS
+@given(canaries, st.data())
+def test_json_escaped(c: Canary, data: st.DataObject) -> None:
+    payload = json.dumps({"k": c.value, "pad": data.draw(text_noise)}).replace("/", "\\/").encode()
+    assert found(payload, c)
+
+
+@SETTINGS
+@given(st.binary(min_size=0, max_size=4000))
+def test_no_false_positive_in_random_bytes(data: bytes) -> None:
+    assert MATCHER.search(data) == []
+    assert MATCHER.search(base64.b64encode(data)) == []
+
+
+def test_views_are_bounded() -> None:
+    # a decompression bomb and a long base64 run must not blow up the search
+    bomb = gzip.compress(b"\0" * (64 << 20))
+    views = derived_views(base64.b64encode(bomb) * 2)
+    assert sum(len(v) for _, v in views) <= 4 * (8 << 20) + len(bomb) * 6
+
+
+# ---------------------------------------------------------------------- DNS
+
+
+def _labels(text: str, rng: random.Random) -> list[str]:
+    out, i = [], 0
+    while i < len(text):
+        n = rng.randrange(1, 64)
+        out.append(text[i:i + n])
+        i += n
+    return out
+
+
+@SETTINGS
+@given(canaries, st.integers(0, 2**32), st.sampled_from(["hex", "HEX", "base32"]), st.booleans())
+def test_dns_labels_random_splits(c: Canary, seed: int, enc: str, seq_label: bool) -> None:
+    rng = random.Random(seed)
+    raw = c.value.encode()
+    text = {"hex": raw.hex(), "HEX": raw.hex().upper(),
+            "base32": base64.b32encode(raw).decode().rstrip("=").lower()}[enc]
+    domain = f"{rng.choice(['c2', 'x7', 'cdn-check'])}{rng.randrange(1000)}.invalid"
+    labels = _labels(text, rng)
+    # one name, or spread over several queries (with a sequence-number label or not)
+    per = rng.randrange(1, 4)
+    names = []
+    for q, i in enumerate(range(0, len(labels), per)):
+        chunk = labels[i:i + per]
+        names.append(".".join(([str(q)] if seq_label else []) + chunk + [domain]))
+    noise_names = ["pypi.org", f"{rng.randrange(99)}.other.invalid"]
+    hits = MATCHER.search_dns(noise_names + names)
+    assert any(m.canary == c and "dns labels" in m.encoding for m, _ in hits), (names, hits)
+    spans = next(idx for m, idx in hits if m.canary == c)
+    assert all(i >= len(noise_names) for i in spans)
+
+
+def test_dns_streams_skip_plain_names_and_repeats() -> None:
+    assert dns_streams(["pypi.org", "localhost"]) == []
+    streams = dns_streams(["a.b.c2.invalid", "a.b.c2.invalid", "0.d.c2.invalid"])
+    assert streams == [("ab", (0,)), ("0d", (2,)), ("ab0d", (0, 2)), ("bd", (0, 2)), ("abd", (0, 2))]
+
+
+@pytest.mark.parametrize("name", ["www.example.com", "a.b.c.d.e.f.g.invalid", "xn--bcher-kva.example"])
+def test_no_match_in_ordinary_names(name: str) -> None:
+    assert MATCHER.search_dns([name]) == []
+
+
+@SETTINGS
+@given(st.lists(st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,4}\.invalid", fullmatch=True), max_size=20))
+def test_no_false_positive_in_random_names(names: list[str]) -> None:
+    assume(all(len(n) < 253 for n in names))
+    assert MATCHER.search_dns(names) == []
