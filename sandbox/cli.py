@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     _image_args(df)
     df.add_argument("-q", "--quiet", action="store_true")
 
+    sh = sub.add_parser("show", help="lay out a saved report: findings, process tree, timeline, network, files",
+                        epilog=EXIT_HELP)
+    sh.add_argument("report", type=Path, help="a JSON report written by vet (or a JSON document holding reports)")
+    sh.add_argument("--format", choices=["terminal", "html"], default="terminal")
+    sh.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    sh.add_argument("--phase", choices=[p.value for p in Phase], help="only this phase (terminal)")
+    sh.add_argument("--limit", type=_positive(int), default=200, metavar="N",
+                    help="timeline and network rows per phase in the terminal (cited events are always shown)")
+
     d = sub.add_parser("doctor", help="check the engine, the image, strace and the hardening")
     d.add_argument("--provision", action="store_true",
                    help="as root on Debian: install docker.io, start dockerd, build the offline base image")
@@ -141,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(cmd_baseline(args, err))
         if args.command == "diff":
             return int(cmd_diff(args, err))
+        if args.command == "show":
+            return int(cmd_show(args, err))
         if args.command == "doctor":
             return int(cmd_doctor(args, err))
         if args.command == "image" and args.image_command == "build":
@@ -278,7 +289,8 @@ def cmd_diff(args: argparse.Namespace, err: Console) -> ExitCode:
     judged = apply_baseline(new, make_baseline(old))
     result = DiffReport(old=args.old, new=args.new, old_verdict=old.verdict, new_verdict=judged.verdict,
                         changes=diff(extract(old), extract(new)),
-                        deviations=tuple(f for f in judged.findings if f.rule_id == "PS024"))
+                        deviations=tuple(f for f in judged.findings if f.rule_id == "PS024"),
+                        old_report=old, new_report=judged)
     text = result.model_dump_json(indent=1) + "\n"
     if args.format == "json" and not args.output:
         sys.stdout.write(text)
@@ -288,6 +300,39 @@ def cmd_diff(args: argparse.Namespace, err: Console) -> ExitCode:
         if args.output:
             _write_output(args.output, text)
     return exit_code_for_verdict(judged.verdict, Verdict(args.fail_on))
+
+
+def cmd_show(args: argparse.Namespace, err: Console) -> ExitCode:
+    """Lay out saved report(s); exit 0 once shown (2 for a file that is not a report)."""
+    from sandbox.report.views import load_reports
+
+    reports = load_reports(args.report)
+    if args.format == "html":
+        from sandbox.report.html import to_html_many
+
+        page = to_html_many(reports)
+        if args.output:
+            _write_output(args.output, page)
+        else:
+            sys.stdout.write(page)
+        return ExitCode.CLEAN
+    from sandbox.ui.show import render_show
+
+    def render_all(console: Console) -> None:
+        for label, report in reports:
+            if len(reports) > 1:
+                console.rule(label, characters="═")
+            render_show(report, console, phase=args.phase, limit=args.limit)
+
+    if args.output:
+        try:
+            with args.output.open("w", encoding="utf-8") as fh:
+                render_all(Console(file=fh, width=160, highlight=False))
+        except OSError as exc:
+            raise PkgSandboxError(f"cannot write to {args.output}: {exc.strerror or exc}") from exc
+    else:
+        render_all(Console(highlight=False))
+    return ExitCode.CLEAN
 
 
 def cmd_image_build(args: argparse.Namespace, err: Console) -> ExitCode:

@@ -90,6 +90,8 @@ class DiffReport(Frozen):
     new_verdict: Verdict
     changes: dict[str, CategoryDiff]
     deviations: tuple[Finding, ...] = ()
+    old_report: Report | None = None  # both full reports, so `pkgsandbox show` renders a diff too
+    new_report: Report | None = None
 
 
 class Normaliser:
