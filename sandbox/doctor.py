@@ -148,6 +148,7 @@ def security_checks(p: dict[str, object], hc: dict[str, object], options: RunOpt
     yield Check("signal init", p.get("kill_init") not in ("allowed",), f"kill(1, 0): {p.get('kill_init')}")
     yield Check("limits", bool(hc.get("PidsLimit")) and bool(hc.get("Memory")) and bool(hc.get("NanoCpus")),
                 f"pids {hc.get('PidsLimit')}, memory {hc.get('Memory')}, nano_cpus {hc.get('NanoCpus')}")
-    mounts = hc.get("Mounts") or []
-    ro = all(bool(m.get("ReadOnly")) for m in mounts if isinstance(m, dict))
-    yield Check("host mounts", ro, f"{len(mounts) if isinstance(mounts, list) else 0} bind mount(s), all read-only: {ro}")
+    raw = hc.get("Mounts")
+    mounts = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+    ro = all(bool(m.get("ReadOnly")) for m in mounts)
+    yield Check("host mounts", ro, f"{len(mounts)} bind mount(s), all read-only: {ro}")

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,9 +214,21 @@ class _Fetcher:
             roots = [root]
             preset[stub.name] = (sdist, _sha256(stub))
         label = spec.raw.strip()
-        resolution = self.resolve(roots, label=label, preset=preset)
-        candidate = self._candidate(resolution)
-        newer = self._newer_sdist_release(candidate) if spec.kind is SpecKind.REQUIREMENT else None
+        # The index listing for the newer-sdist check does not depend on pip's answer:
+        # fetch it (pip config + HTTP, ~0.4 s) while pip resolves.
+        listing_job = None
+        pool = None
+        if spec.kind is SpecKind.REQUIREMENT and spec.pinned_version is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-index")
+            listing_job = pool.submit(lambda: self.index.listing(spec.name))
+        try:
+            resolution = self.resolve(roots, label=label, preset=preset)
+            candidate = self._candidate(resolution)
+            self._listing_job = listing_job
+            newer = self._newer_sdist_release(candidate) if spec.kind is SpecKind.REQUIREMENT else None
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         if newer is not None:
             pinned = f"{spec.name}{spec.extras_suffix()}=={newer}"
             try:
@@ -623,7 +636,8 @@ class _Fetcher:
         if self.spec.pinned_version is not None or candidate.kind is ArtifactKind.SDIST:
             return None
         try:
-            listing = self.index.listing(self.spec.name)
+            job = getattr(self, "_listing_job", None)
+            listing = job.result() if job is not None else self.index.listing(self.spec.name)
         except FetchError as exc:
             self._note(f"could not check the index for a newer sdist-only release: {exc.message}")
             return None

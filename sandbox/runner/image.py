@@ -141,7 +141,7 @@ def ensure_image(
     except docker.errors.ImageNotFound as exc:
         raise ImageError(f"base image {base_ref} not found") from exc
     files = context_files()
-    tag = image_tag(files, base_img.id)
+    tag = image_tag(files, str(base_img.id))
     if rebuild or not _present(client, tag):
         with _build_lock():  # two runs starting at once build the image only once
             if rebuild or not _present(client, tag):

@@ -130,7 +130,8 @@ def test_url_encoded(c: Canary, pre: str, post: str, plus: bool) -> None:
 
 
 @SETTINGS
-@given(canaries, noise, noise, st.sampled_from(["gzip", "zlib", "bz2", "xz", "b64gzip", "hexzlib", "gzip-in-http"]))
+@given(canaries, noise, noise,
+       st.sampled_from(["gzip", "zlib", "bz2", "xz", "b64gzip", "hexzlib", "gzip-in-http"]))
 def test_compressed_and_nested(c: Canary, pre: bytes, post: bytes, how: str) -> None:
     raw = pre + c.value.encode() + post
     data = {
@@ -212,7 +213,8 @@ def test_no_match_in_ordinary_names(name: str) -> None:
 
 
 @SETTINGS
-@given(st.lists(st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,4}\.invalid", fullmatch=True), max_size=20))
+@given(st.lists(st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,4}\.invalid", fullmatch=True),
+                max_size=20))
 def test_no_false_positive_in_random_names(names: list[str]) -> None:
     assume(all(len(n) < 253 for n in names))
     assert MATCHER.search_dns(names) == []
