@@ -27,6 +27,7 @@ class Phase(str, Enum):
     INSTALL = "install"
     STARTUP = "startup"
     IMPORT = "import"
+    EXECUTE = "execute"  # console scripts and public functions (the deep profile)
 
     @property
     def order(self) -> int:
@@ -148,6 +149,7 @@ class Event(Frozen):
     data: str | None = None  # escaped prefix of the bytes, as strace printed it
     result: int | None = None
     errno: str | None = None
+    context: str | None = None  # execute phase: the entry point or function call that caused it
 
     @property
     def failed(self) -> bool:
@@ -243,6 +245,7 @@ class Evidence(Frozen):
     data: str | None = None
     errno: str | None = None
     detail: str = ""
+    context: str | None = None  # the entry point or function call that caused it (execute phase)
 
 
 class Finding(Frozen):

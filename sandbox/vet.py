@@ -6,13 +6,14 @@ The core knows nothing of terminals: progress flows through an
 
 from __future__ import annotations
 
+import bisect
 import os
 import random
 import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from sandbox.models import (
 from sandbox.runner.docker_backend import DockerBackend
 from sandbox.runner.engine import connect
 from sandbox.runner.image import ensure_image
-from sandbox.runner.interface import AgentPhase, Limits, Observer, RawRun, RunOptions
+from sandbox.runner.interface import AgentModule, AgentPhase, Limits, Observer, RawRun, RunOptions
 from sandbox.runner.seccomp import TRACED_DENIED
 from sandbox.trace.netcapture import network_capture
 from sandbox.trace.strace import parse_strace_file, strace_argv
@@ -77,8 +78,9 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
     values: dict[str, Any] = {
         "phases": profile.phases.run,
         "timeouts": {Phase.INSTALL: lim.install_timeout, Phase.STARTUP: lim.startup_timeout,
-                     Phase.IMPORT: lim.import_timeout},
+                     Phase.IMPORT: lim.import_timeout, Phase.EXECUTE: lim.execute_timeout},
         "module_timeout": lim.module_timeout,
+        "call_timeout": lim.call_timeout,
         "window": lim.window,
         "limits": Limits(memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus),
     }
@@ -118,6 +120,7 @@ def build_plan(staged: StagedSet, options: RunOptions) -> dict[str, Any]:
         "phases": {p.value: {"timeout": options.timeouts[p]} for p in options.phases},
         "window": options.window,
         "module_timeout": options.module_timeout,
+        "call_timeout": options.call_timeout,
         "max_modules": options.max_modules,
         "output_cap": options.output_cap,
         "strace": strace_argv("{output}", denied=TRACED_DENIED),
@@ -147,7 +150,10 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
             seq += parsed.lines + 1
             lines += parsed.lines
             nbytes += step.trace_bytes
-            phase_events.extend(parsed.events)
+            step_events = list(parsed.events)
+            if ap.phase is Phase.EXECUTE:
+                step_events = attribute_calls(step_events, step.context, ap.modules)
+            phase_events.extend(step_events)
             processes.extend(parsed.processes)
             if not (parsed.complete and step.trace_complete):
                 complete = False
@@ -170,8 +176,26 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
     return obs, notes
 
 
+def attribute_calls(events: list[Event], step_context: str, calls: Sequence[AgentModule]) -> list[Event]:
+    """Execute phase: tag each event with the entry point or function call that caused it
+    (calls run one at a time, so the call whose [start, end] holds the event's time)."""
+    if step_context:
+        return [e.model_copy(update={"context": step_context}) for e in events]
+    spans = sorted((c.t0, c.t1 or c.t0 + c.duration, c.name) for c in calls if c.t0 and not c.name.startswith("entry point"))
+    if not spans:
+        return events
+    starts = [s[0] for s in spans]
+    out = []
+    for e in events:
+        i = bisect.bisect_right(starts, e.time) - 1
+        if i >= 0 and e.time <= spans[i][1] + 0.05:
+            e = e.model_copy(update={"context": f"call {spans[i][2]}"})
+        out.append(e)
+    return out
+
+
 def _phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> PhaseResult:
-    if ap.phase is Phase.IMPORT:
+    if ap.phase in (Phase.IMPORT, Phase.EXECUTE):
         steps = tuple(
             StepResult(name=m.name, status=_status(m.status), duration=m.duration, detail=m.detail)
             for m in ap.modules

@@ -6,9 +6,11 @@ only, and host-side code never imports it at run time: the image build copies
 these files to ``/opt/pkgsandbox/lib/pkgsandbox_agent``.
 
 Protocol with the host (``docker exec``):
-  ``agent setup``            prepare HOME, the venv and the trace directory
+  ``agent setup``            prepare HOME (honeytokens included), the venv, the trace
+                             directory and the network sinkhole (sinkhole.py)
   ``agent phase NAME``       run one phase under strace; JSON lines on stdout
-  ``agent collect``          tar of the output directory on stdout
+  ``agent run PHASES…``      several phases in one exec
+  ``agent collect``          stop the sinkhole; tar of the output directory on stdout
   ``agent probe``            what a candidate-uid process sees (doctor)
 """
 

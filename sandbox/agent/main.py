@@ -452,10 +452,12 @@ class StepRun:
 class ImportRun(StepRun):
     """The import driver: per-module timeouts from its progress messages."""
 
-    def __init__(self, plan: dict[str, Any], tag: str, argv: list[str], module_timeout: float) -> None:
-        super().__init__(plan, "import", tag, argv)
+    def __init__(self, plan: dict[str, Any], tag: str, argv: list[str], module_timeout: float,
+                 phase: str = "import") -> None:
+        super().__init__(plan, phase, tag, argv)
         self.module_timeout = module_timeout
         self.current: tuple[str, float] | None = None
+        self.current_t0 = 0.0
         self.done = False
         self.results: list[dict[str, Any]] = []
 
@@ -463,14 +465,18 @@ class ImportRun(StepRun):
         ev, name = msg.get("ev"), str(msg.get("m", ""))
         if ev == "start":
             self.current = (name, time.monotonic())
+            self.current_t0 = time.time()
         elif ev == "end" and self.current and self.current[0] == name:
             took = time.monotonic() - self.current[1]
+            err = str(msg.get("err", ""))[:500]
             self.results.append(
                 {
                     "name": name,
-                    "status": "ok" if msg.get("ok") else "error",
+                    "status": "ok" if msg.get("ok") else ("timeout" if err == "timeout" else "error"),
                     "duration": round(took, 3),
-                    "detail": str(msg.get("err", ""))[:500],
+                    "detail": err,
+                    "t0": self.current_t0,
+                    "t1": time.time(),
                 }
             )
             self.current = None
@@ -764,7 +770,79 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
             "modules_capped": inv.get("modules_capped", 0)}
 
 
-PHASES = {"install": phase_install, "startup": phase_startup, "import": phase_import}
+def entry_point_scripts(text: str) -> list[str]:
+    """Names of console_scripts and gui_scripts in an entry_points.txt."""
+    names, section = [], ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif "=" in line and section in ("console_scripts", "gui_scripts"):
+            name = line.split("=", 1)[0].strip()
+            if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+                names.append(name)
+    return names
+
+
+def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    """Run each console/gui script with --help and --version, then call the public
+    functions and classes of the candidate's modules with mock arguments."""
+    inv_path = OUT / "inventory.json"
+    inv = json.loads(inv_path.read_text()) if inv_path.exists() else {}
+    venv = plan["venv"]
+    per_call = float(plan.get("call_timeout", 10))
+    end = time.monotonic() + timeout
+    steps: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    status = "ok"
+    for name in entry_point_scripts(inv.get("entry_points", ""))[:50]:
+        for flag in ("--help", "--version"):
+            left = end - time.monotonic()
+            if left <= 0:
+                status = "timeout"
+                break
+            emit("status", phase="execute", msg=f"{name} {flag}")
+            tag = "script-" + re.sub(r"[^A-Za-z0-9._-]", "_", name) + flag
+            t0 = time.time()
+            step = StepRun(plan, "execute", tag, [f"{venv}/bin/{name}", flag])
+            res = step.run(min(left, per_call * 3), window).result()
+            res["context"] = f"entry point {name} {flag}"
+            steps.append(res)
+            calls.append({"name": f"entry point {name} {flag}", "status": "timeout" if res["status"] == "timeout"
+                          else "ok", "duration": round(time.time() - t0, 3),
+                          "detail": f"exit {res['exit_code']}", "t0": t0, "t1": time.time()})
+            if res["status"] == "timeout":
+                status = "timeout"
+    modules = [m for m in (inv.get("modules") or []) if not any(p.startswith("_") for p in m.split("."))][:300]
+    remaining = modules
+    attempt = 0
+    py = f"{venv}/bin/python"
+    while remaining and status != "timeout":
+        left = end - time.monotonic()
+        if left <= 0 or attempt >= 25:
+            status = "timeout"
+            break
+        emit("status", phase="execute", msg=f"calling public functions of {len(remaining)} modules")
+        run = ImportRun(plan, f"calls-{attempt}", [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), *remaining],
+                        per_call + 5, phase="execute")
+        run.run(left, window)
+        res = run.result()
+        res["argv"] = res["argv"][:3] + [f"<{len(remaining)} modules>"]
+        res["context"] = ""
+        steps.append(res)
+        calls.extend(run.results)
+        if res["status"] == "timeout":
+            status = "timeout"
+        if run.done or not run.results:
+            break
+        last_module = run.results[-1]["name"].rsplit(".", 1)[0]
+        idx = remaining.index(last_module) if last_module in remaining else len(remaining) - 1
+        remaining = remaining[idx + 1:]
+        attempt += 1
+    return {"phase": "execute", "status": status, "steps": steps, "modules": calls}
+
+
+PHASES = {"install": phase_install, "startup": phase_startup, "import": phase_import, "execute": phase_execute}
 
 
 def cmd_run(names: list[str]) -> int:

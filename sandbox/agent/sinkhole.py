@@ -25,8 +25,8 @@ container start (~0.5 s) per run; the capability is confined to root here.
 
 The daemon is single-threaded (one selector loop): it needs no new pid when a
 fork bomb has used them all, and every flow is bounded — bytes kept
-(``capture_bytes``), concurrent flows (``max_flows``, the rest are accepted and
-closed at once), records written (``max_records``), per-flow idle time and
+(``capture_bytes``), concurrent flows (``max_flows``: a new connection evicts the
+flow that has been quiet longest), records written (``max_records``), per-flow idle time and
 lifetime, and a byte budget for everything written to the output directory.
 Limits that bite are recorded (``truncated``, ``close_reason``, the final
 ``stats`` record), never silently applied.
@@ -82,7 +82,7 @@ class Limits:
     capture_bytes: int = 65536  # client bytes kept per TCP flow
     udp_capture_bytes: int = 4096  # bytes kept per datagram
     body_keep: int = 16384  # de-chunked HTTP body bytes kept per request (in the record)
-    max_flows: int = 256  # concurrent TCP flows; more are accepted and closed at once
+    max_flows: int = 256  # concurrent TCP flows; a new one evicts the longest-quiet one
     max_records: int = 2000  # tcp + udp records written; more are only counted
     max_dns_records: int = 5000
     idle_seconds: float = 10.0  # a flow silent this long is closed
@@ -904,7 +904,7 @@ class Daemon:
         self.flows: dict[int, Flow] = {}
         self.next_id = 0
         self.stopping = False
-        self.stats: dict[str, int] = {"tcp_accepted": 0, "tcp_dropped": 0, "udp_datagrams": 0,
+        self.stats: dict[str, int] = {"tcp_accepted": 0, "tcp_evicted": 0, "udp_datagrams": 0,
                                       "dns_queries": 0, "dns_malformed": 0, "errors": 0}
         self.problems = 0
 
@@ -985,12 +985,11 @@ class Daemon:
             self.stats["tcp_accepted"] += 1
             phase = current_phase(self.phase_file)
             if len(self.flows) >= self.limits.max_flows:
-                self.stats["tcp_dropped"] += 1
-                self.rec.write({"kind": "tcp", "id": self.next_id, "t": time.time(), "phase": phase,
-                                "src": _hostport(src), "dst": _hostport(dst), "bytes": 0, "captured": 0,
-                                "close_reason": "limit", "truncated": True, "proto": ""})
-                conn.close()
-                continue
+                # Full: close the flow that has been quiet longest rather than refuse the
+                # new one, so that a flood of idle connections cannot blind the sinkhole
+                # to the one that carries the data.
+                self.stats["tcp_evicted"] += 1
+                self._finish(min(self.flows.values(), key=lambda f: f.last), "evicted")
             pid, argv = self.owners.lookup("tcp", int(src[1]))
             conn.setblocking(False)
             flow = Flow(self.next_id, conn, kind, tuple(src), (str(dst[0]), int(dst[1])), phase, time.time(),
@@ -1111,7 +1110,30 @@ class Daemon:
             elif flow.write_shut and now - (flow.closing_at or now) > 2.0:
                 self._finish(flow, "closed")
 
+    def _drain(self, flow: Flow, limit: int = 1 << 20) -> None:
+        """Read what the client already sent before closing on our side (eviction,
+        lifetime, shutdown): bytes that arrived are evidence, whatever the reason."""
+        got = 0
+        while got < limit:
+            try:
+                data = flow.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            got += len(data)
+            flow.total += len(data)
+            room = self.limits.capture_bytes - len(flow.capture)
+            if room > 0:
+                flow.capture += data[:room]
+            self._protocol(flow, data)
+
     def _finish(self, flow: Flow, reason: str) -> None:
+        if flow.fid not in self.flows:
+            return
+        if reason in ("evicted", "lifetime", "idle", "shutdown", "closed"):
+            with contextlib.suppress(Exception):
+                self._drain(flow)
         self.flows.pop(flow.fid, None)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.sel.unregister(flow.sock)
@@ -1121,7 +1143,8 @@ class Daemon:
             "duration": round(time.monotonic() - flow.mono, 3),
             "phase": flow.phase, "transport": "dns" if flow.kind == "dns" else "tcp",
             "src": _hostport(flow.src), "dst": _hostport(flow.dst), "name": self.fake.name_for(flow.dst[0]),
-            "bytes": flow.total, "captured": len(flow.capture), "truncated": flow.total > len(flow.capture),
+            "bytes": flow.total, "captured": len(flow.capture),
+            "truncated": flow.total > len(flow.capture) or reason in ("evicted", "lifetime"),
             "close_reason": reason, "proto": flow.proto or ("empty" if not flow.total else "unknown"),
             "pid": flow.pid, "argv": flow.argv,
         }

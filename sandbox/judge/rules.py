@@ -289,7 +289,8 @@ class Context:
             bytes=ev.size,
             data=ev.data[:512] if ev.data else None,
             errno=ev.errno,
-            detail=detail or (" ".join(ev.argv)[:500] if ev.argv else ""),
+            detail=(f"during {ev.context}; " if ev.context else "") + (detail or (" ".join(ev.argv)[:500] if ev.argv else "")),
+            context=ev.context,
         )
 
     def outbound(self) -> list[Event]:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import docker.errors
 
 from sandbox.errors import ImageError
 from sandbox.models import ImageInfo
-from sandbox.runner.engine import LABEL, engine_call
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, engine_call, owner_label
 
 IMAGE_REPO = "pkgsandbox-sandbox"
 REGISTRY_BASE = "python:3.12-slim"
@@ -160,7 +161,7 @@ def ensure_image(
 
 @contextlib.contextmanager
 def _build_lock() -> Iterator[None]:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkgsandbox"
+    cache = _cache_dir()
     try:
         cache.mkdir(parents=True, exist_ok=True)
         fh = open(cache / "image-build.lock", "w")  # noqa: SIM115 - held for the with-block
@@ -195,20 +196,45 @@ def _build(client: docker.DockerClient, files: dict[str, bytes], tag: str, base_
         raise ImageError(f"image build failed: {exc}", advice=" | ".join(lines[-3:])) from exc
 
 
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkgsandbox"
+
+
 def _read_target(client: docker.DockerClient, tag: str) -> dict[str, str]:
-    """The interpreter facts the image recorded at build time (no container is started)."""
-    container = engine_call("create probe container", client.containers.create, tag, command=["true"],
-                            labels={LABEL: "probe"}, network_mode="none")
+    """The interpreter facts the image recorded at build time, cached per image id
+    (reading them needs a created — never started — container, ~0.2 s)."""
+    image_id = str(client.images.get(tag).id)
+    cache = _cache_dir() / "targets.json"
+    try:
+        known: dict[str, dict[str, str]] = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if image_id in known:
+        return known[image_id]
+    container = engine_call(
+        "create probe container", client.containers.create, tag, command=["true"], network_mode="none",
+        labels={LABEL: "probe", LABEL_OWNER: owner_label(), LABEL_DEADLINE: str(int(time.time()) + 120)},
+    )
     try:
         stream, _ = container.get_archive("/opt/pkgsandbox/target.json")
         raw = b"".join(stream)
     finally:
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError:
+            pass  # already being removed (a concurrent sweep of expired probes)
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         member = tar.extractfile("target.json")
         if member is None:
             raise ImageError("sandbox image lacks /opt/pkgsandbox/target.json")
         data: dict[str, str] = json.loads(member.read())
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**known, image_id: data}))
+        tmp.replace(cache)
+    except OSError:
+        pass  # caching is an optimisation
     return data
 
 

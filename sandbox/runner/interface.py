@@ -27,8 +27,10 @@ class RunOptions(Frozen):
 
     phases: tuple[Phase, ...] = (Phase.INSTALL, Phase.STARTUP, Phase.IMPORT)
     timeouts: dict[Phase, float] = Field(
-        default_factory=lambda: {Phase.INSTALL: 600.0, Phase.STARTUP: 60.0, Phase.IMPORT: 300.0}
+        default_factory=lambda: {Phase.INSTALL: 600.0, Phase.STARTUP: 60.0, Phase.IMPORT: 300.0,
+                                 Phase.EXECUTE: 300.0}
     )
+    call_timeout: float = 10.0  # execute phase: each entry point / function call
     module_timeout: float = 30.0
     window: float = 5.0  # observation window after each step for what outlives it
     max_modules: int = 3000
@@ -68,6 +70,7 @@ class AgentStep(_Loose):
     problems: list[str] = []
     strace_rc: int | None = None
     oom_kills: int = 0
+    context: str = ""  # execute phase: the entry point this step ran
 
 
 class AgentModule(_Loose):
@@ -75,6 +78,8 @@ class AgentModule(_Loose):
     status: str
     duration: float = 0.0
     detail: str = ""
+    t0: float = 0.0  # wall-clock start/end (execute phase: attributes events to the call)
+    t1: float = 0.0
 
 
 class AgentPhase(_Loose):

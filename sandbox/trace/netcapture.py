@@ -208,7 +208,6 @@ def network_capture(
                 dropped += 1
     for rec in recs:
         if rec.get("kind") == "stats":
-            dropped += int(rec.get("tcp_dropped", 0) or 0)
             dropped += sum(int(v or 0) for v in (rec.get("suppressed") or {}).values())
             if rec.get("budget_hit"):
                 truncated = True

