@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--memory", type=_positive(int), metavar="MB")
     v.add_argument("--pids", type=_positive(int))
     v.add_argument("--cpus", type=_positive(float))
+    v.add_argument("--evidence", type=Path, metavar="DIR",
+                   help="write an evidence bundle: raw traces, captures, dropped files, filesystem diff, report")
+    v.add_argument("--keep", action="store_true",
+                   help="keep the container after the run (running until its deadline) and print how to inspect it")
     v.add_argument("--baseline", type=Path, metavar="FILE",
                    help="a baseline from `pkgsandbox baseline`: behaviour absent from it is a deviation")
     _image_args(v)
@@ -228,7 +232,7 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
 
     profile = load_profile(args.profile)
     options = VetOptions(run=_run_options(args, profile), base_image=args.base_image, offline=args.offline,
-                         profile=profile)
+                         profile=profile, evidence=args.evidence, keep=args.keep)
     baseline = None
     if args.baseline:
         from sandbox.judge.baseline import load_baseline

@@ -7,6 +7,7 @@ The core knows nothing of terminals: progress flows through an
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import random
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import __version__
-from sandbox.errors import Interrupted
+from sandbox.errors import Interrupted, PkgSandboxError
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.judge.canary import HoneytokenSet, make_honeytokens
 from sandbox.judge.classify import classify
@@ -68,6 +69,8 @@ class VetOptions(Frozen):
     base_image: str | None = None
     offline: bool | None = None
     profile: Profile | None = None  # None: the shipped default profile
+    evidence: Path | None = None  # write an evidence bundle here
+    keep: bool = False  # leave the container (running until its deadline) for inspection
     sinkhole: bool = True  # capture outbound attempts (False: a bare network-less namespace)
     capture_kib: int = 64  # client bytes kept per TCP connection
 
@@ -364,12 +367,14 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         # setup; the candidate's environment gets the variables in every phase.
         tokens = make_honeytokens(user=SANDBOX_USER) if profile.honeytokens.enabled else None
         sinkhole = sinkhole_plan(options)
-        setup_plan = base_plan(tokens, sinkhole)
+        setup_plan = {**base_plan(tokens, sinkhole), "evidence": options.evidence is not None}
         session = DockerBackend(client, image).open(stage, setup_plan, options.run, observer)
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
-        plan = {**setup_plan, **build_plan(staged, options.run), "honeytokens": profile.honeytokens.enabled}
+        plan = {**setup_plan, **build_plan(staged, options.run), "honeytokens": profile.honeytokens.enabled,
+                "evidence": options.evidence is not None}
         raw = session.run_phases(plan, observer)
+        kept = session.keep() if options.keep else None
         session.close()
         observer.status("parsing traces and judging")
         keep = os.environ.get("PKGSANDBOX_KEEP_TRACES")
@@ -377,7 +382,7 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             shutil.copytree(raw.trace_dir, keep, dirs_exist_ok=True)
         obs, notes = observe(raw)
         network = observe_network(raw, obs, tokens) if options.sinkhole else None
-        return judge(
+        report = judge(
             obs,
             target=spec,
             started=started,
@@ -385,9 +390,12 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             staged=staged,
             profile=profile,
             hostname=raw.hostname,
-            notes=[*notes, *(f"network: {p}" for p in (network.problems if network else ()))],
+            notes=[*notes, *(f"network: {p}" for p in (network.problems if network else ())), *([kept] if kept else [])],
             network=network,
         )
+        if options.evidence is not None:
+            write_evidence(options.evidence, raw, report)
+        return report
     except KeyboardInterrupt:
         finished = list(session.finished) if session is not None else []
         if session is not None:
@@ -399,6 +407,30 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             session.close()
         pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_evidence(dest: Path, raw: RawRun, report: Report) -> None:
+    """The evidence bundle: raw strace logs and captures per phase (``raw/``), copies of the
+    files the candidate wrote or dropped (``files/<sha256>``, size-capped), the
+    filesystem diff (``fsdiff.json``) and the JSON report."""
+    from sandbox.report.json_format import to_json
+
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        src = Path(raw.trace_dir)
+        (dest / "raw").mkdir(exist_ok=True)
+        diff: dict[str, Any] = {}
+        for item in sorted(src.iterdir()):
+            if item.is_dir():
+                shutil.copytree(item, dest / item.name, dirs_exist_ok=True)
+            elif item.name.startswith("fsdiff.") and item.suffix == ".json":
+                diff[item.name.split(".")[1]] = json.loads(item.read_text())
+            else:
+                shutil.copy2(item, dest / "raw" / item.name)
+        (dest / "fsdiff.json").write_text(json.dumps(diff, indent=1))
+        (dest / "report.json").write_text(to_json(report))
+    except OSError as exc:
+        raise PkgSandboxError(f"cannot write the evidence bundle to {dest}: {exc.strerror or exc}") from exc
 
 
 def _partial(spec: str, started: float, image: ImageInfo, staged: StagedSet | None, profile: Profile,

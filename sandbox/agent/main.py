@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import guard, sinkhole, watch
+from . import fsdiff, guard, sinkhole, watch
 
 PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", "/stage/plan.json"))
 OUT = Path("/var/lib/pkgsandbox/out")
@@ -118,6 +118,8 @@ def cmd_setup(plan: dict[str, Any]) -> int:
     if plan.get("sinkhole", {}).get("enabled"):
         net = sinkhole.start(plan, OUT)
     look_like_a_workstation(plan)
+    if plan.get("evidence"):
+        fsdiff.save(OUT, fsdiff.snapshot())
     emit("setup", ok=True, venv=plan["venv"], sinkhole=net)
     return EXIT_OK
 
@@ -880,6 +882,12 @@ def cmd_phase(plan: dict[str, Any], name: str) -> int:
         return EXIT_FAIL
     result["started"] = started
     result["duration"] = round(time.time() - started, 3)
+    if plan.get("evidence"):
+        try:
+            site = site_packages(Path(plan["venv"]))
+        except RuntimeError:
+            site = None
+        fsdiff.save(OUT, fsdiff.diff_and_keep(OUT, name, fsdiff.load(OUT), site))
     (OUT / f"{name}.result.json").write_text(json.dumps(result))
     emit("result", **result)
     return EXIT_OK

@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import secrets
 import tarfile
 import time
@@ -75,6 +76,7 @@ WRITABLE_ROOT = True
 SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0",
            "net.ipv6.conf.lo.disable_ipv6": "0"}
 MAX_COLLECT_BYTES = 2 << 30
+_KEPT_FILE = re.compile(r"files/[0-9a-f]{64}")
 
 _HOST_WORDS = ["dev", "work", "build", "laptop", "desktop", "ws", "station"]
 _HOST_NAMES = ["alex", "sam", "jordan", "taylor", "casey", "morgan", "riley", "jamie", "chris", "pat"]
@@ -239,8 +241,15 @@ class DockerBackend(Backend):
         try:
             with tarfile.open(fileobj=buf, mode="r|") as tar:
                 for member in tar:
-                    name = Path(member.name).name
-                    if not member.isfile() or name != member.name or name.startswith("."):
+                    # Only plain names we expect: top-level files and kept evidence
+                    # files/<sha256>; the agent is ours, but the bytes pass through a
+                    # container the candidate ran in, so never trust a path.
+                    name = member.name
+                    if not member.isfile():
+                        continue
+                    if _KEPT_FILE.fullmatch(name):
+                        (dest / "files").mkdir(exist_ok=True)
+                    elif "/" in name or name.startswith(".") or not name:
                         continue
                     src = tar.extractfile(member)
                     if src is not None:
@@ -310,6 +319,16 @@ class Session:
             harness_argv=harness,
             inventory=inventory,
         )
+
+    def keep(self) -> str:
+        """Leave the container for inspection (it stops itself at its deadline; `pkgsandbox
+        sweep` removes it); the candidate's processes are already gone."""
+        container, self.container = self.container, None
+        if container is None:
+            return ""
+        return (f"kept container {container.name}: `docker exec -it {container.name} bash` to inspect "
+                f"(traces in /var/lib/pkgsandbox/out); it stops at its deadline; `pkgsandbox sweep --all` "
+                "removes it")
 
     def close(self) -> None:
         if self.container is not None:
