@@ -7,6 +7,7 @@ codes; :class:`~sandbox.errors.PkgSandboxError` is caught once, in :func:`main`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import threading
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -102,6 +104,32 @@ def build_parser() -> argparse.ArgumentParser:
     _image_args(df)
     df.add_argument("-q", "--quiet", action="store_true")
 
+    g = sub.add_parser("gate", help="vet only what a lockfile change introduces (CI): SARIF, JUnit, Markdown",
+                       epilog=EXIT_HELP)
+    g.add_argument("lockfile", type=Path,
+                   help="requirements.txt, pyproject.toml, uv.lock, poetry.lock or pylock.toml")
+    base = g.add_mutually_exclusive_group()
+    base.add_argument("--base", type=Path, metavar="FILE", help="the base lockfile to compare with")
+    base.add_argument("--base-ref", metavar="GIT_REF", help="compare with the lockfile at this git ref")
+    g.add_argument("--workers", type=_positive(int), help="parallel vets (default: number of cores)")
+    g.add_argument("--max-time", type=_positive(float), metavar="S",
+                   help="overall budget; packages not started in time are reported as not vetted")
+    g.add_argument("--cache", type=Path, metavar="PATH", help="result cache (SQLite; default under the user cache dir)")
+    g.add_argument("--no-cache", action="store_true", help="vet everything again")
+    g.add_argument("--format", action="append", choices=["sarif", "junit", "markdown", "json"], default=[],
+                   help="output format; repeat with one -o per format")
+    g.add_argument("-o", "--output", action="append", type=Path, default=[], metavar="FILE")
+    g.add_argument("--fail-on", choices=["suspicious", "malicious"], default="suspicious")
+    g.add_argument("--allow-incomplete", action="store_true",
+                   help="packages that could not be vetted (incomplete, over budget) do not fail the gate")
+    g.add_argument("--profile", default="default", metavar="NAME|PATH")
+    _image_args(g)
+    g.add_argument("-q", "--quiet", action="store_true")
+
+    ca = sub.add_parser("cache", help="list or clear the gate's result cache")
+    ca.add_argument("action", choices=["ls", "clear"])
+    ca.add_argument("--cache", type=Path, metavar="PATH")
+
     sh = sub.add_parser("show", help="lay out a saved report: findings, process tree, timeline, network, files",
                         epilog=EXIT_HELP)
     sh.add_argument("report", type=Path, help="a JSON report written by vet (or a JSON document holding reports)")
@@ -156,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(cmd_diff(args, err))
         if args.command == "show":
             return int(cmd_show(args, err))
+        if args.command == "gate":
+            return int(cmd_gate(args, err))
+        if args.command == "cache":
+            return int(cmd_cache(args, err))
         if args.command == "doctor":
             return int(cmd_doctor(args, err))
         if args.command == "image" and args.image_command == "build":
@@ -304,6 +336,92 @@ def cmd_diff(args: argparse.Namespace, err: Console) -> ExitCode:
         if args.output:
             _write_output(args.output, text)
     return exit_code_for_verdict(judged.verdict, Verdict(args.fail_on))
+
+
+def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
+    """Vet what a lockfile change introduces; write the asked formats; the gate's exit code."""
+    from sandbox.cache import ResultCache
+    from sandbox.gate import PlainGateObserver, cache_context, make_vet_fn, plan_gate, run_gate
+    from sandbox.report import junit, markdown, sarif
+    from sandbox.runner.engine import connect
+    from sandbox.runner.image import ensure_image
+    from sandbox.vet import VetOptions
+
+    if len(args.output) > len(args.format):
+        raise InputError("each -o needs a --format before it", advice="e.g. --format sarif -o gate.sarif")
+    plan = plan_gate(args.lockfile, base=args.base, base_ref=args.base_ref)  # bad input: exit 2, no engine
+    profile = load_profile(args.profile)
+    options = VetOptions(run=run_options(profile), base_image=args.base_image, offline=args.offline,
+                         profile=profile)
+    image = ensure_image(connect(), base=options.base_image, offline=options.offline)
+    cache = None if args.no_cache else ResultCache(args.cache)
+    ctx = cache_context(options, image, _index_urls())
+    interactive = err.is_terminal and not os.environ.get("CI") and not args.quiet
+    observer: Any
+    if interactive:
+        from sandbox.ui.terminal import RichGateObserver
+
+        observer = RichGateObserver(err)
+    else:
+        observer = PlainGateObserver(sys.stderr if not args.quiet else open(os.devnull, "w"))  # noqa: SIM115
+    with observer if interactive else contextlib.nullcontext():
+        result = run_gate(plan, vet_fn=make_vet_fn(options, observer), workers=args.workers,
+                          max_time=args.max_time, cache=cache, cache_context=ctx, fail_on=Verdict(args.fail_on),
+                          allow_incomplete=args.allow_incomplete, observer=observer)
+    root = _git_root(args.lockfile)
+    outputs = dict(zip(args.format, [*args.output, *[None] * len(args.format)]))
+    for fmt, path in outputs.items():
+        text = {
+            "sarif": lambda: sarif.to_sarif(result, root=root),
+            "junit": lambda: junit.to_junit(result),
+            "markdown": lambda: markdown.to_markdown(result),
+            "json": lambda: result.model_dump_json(indent=1) + "\n",
+        }[fmt]()
+        if path is None:
+            sys.stdout.write(text)
+        else:
+            _write_output(path, text)
+    if not args.format:
+        sys.stdout.write(markdown.to_markdown(result))
+    return ExitCode(result.exit_code)
+
+
+def _index_urls() -> list[str]:
+    try:
+        from sandbox.fetch.index import load_config
+        from sandbox.fetch.pip import Deadline, PipRunner
+
+        cfg = load_config(PipRunner(None, Deadline(60)))
+        return [u for u in (cfg.index_url, *cfg.extra_index_urls, *cfg.find_links) if u]
+    except PkgSandboxError:
+        return []
+
+
+def _git_root(path: Path) -> Path | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "-C", str(path.resolve().parent), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def cmd_cache(args: argparse.Namespace, err: Console) -> ExitCode:
+    from sandbox import cache
+
+    if args.action == "clear":
+        n = cache.clear(args.cache)
+        print(f"removed {n} cached result(s)")
+        return ExitCode.CLEAN
+    entries = cache.ls(args.cache)
+    for e in entries:
+        print(f"{e.name} {e.version}  {e.verdict.value:<11} {e.filename}  sha256 {e.sha256[:12]}  "
+              f"profile {e.profile_hash[:8]}  tool {e.tool_version}  image {e.image_id[7:19]}")
+    if not entries:
+        print("the cache is empty")
+    return ExitCode.CLEAN
 
 
 def cmd_show(args: argparse.Namespace, err: Console) -> ExitCode:

@@ -87,6 +87,9 @@ def cmd_setup(plan: dict[str, Any]) -> int:
     """Prepare the trace directory, a lived-in HOME and the project's venv."""
     OUT.mkdir(parents=True, exist_ok=True)
     OUT.chmod(0o700)
+    # The sinkhole first: its rules install in the background while HOME and the
+    # venv are prepared below, and nothing of the candidate runs before setup ends.
+    net = sinkhole.Setup(plan, OUT) if plan.get("sinkhole", {}).get("enabled") else None
     home = Path(plan["home"])
     project = Path(plan["project"])
     ident = plan.get("identity", {})
@@ -114,13 +117,10 @@ def cmd_setup(plan: dict[str, Any]) -> int:
     copy_venv(Path(plan["venv"]))
     home.chmod(0o750)  # before chown: root has no CAP_FOWNER here
     _chown_tree(home, plan["uid"], plan["gid"])
-    net: dict[str, Any] = {}
-    if plan.get("sinkhole", {}).get("enabled"):
-        net = sinkhole.start(plan, OUT)
     look_like_a_workstation(plan)
     if plan.get("evidence"):
         fsdiff.save(OUT, fsdiff.snapshot())
-    emit("setup", ok=True, venv=plan["venv"], sinkhole=net)
+    emit("setup", ok=True, venv=plan["venv"], sinkhole=net.wait() if net else {})
     return EXIT_OK
 
 

@@ -52,6 +52,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -1388,36 +1389,62 @@ def _ipv6_available() -> bool:
         return False
 
 
-def start(plan: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Bind, fork the daemon, install the rules; returns what was set up (also
-    written to ``out/sinkhole.json``). Never raises: a sinkhole that could not be
-    set up leaves the namespace as network-less as before, and says why."""
-    t0 = time.monotonic()
-    conf = dict(plan.get("sinkhole") or {})
-    limits = Limits.from_plan(conf)
-    net = NetConfig.from_plan(plan)
-    info: dict[str, Any] = {"enabled": False, "problems": [], "net": net.__dict__, "limits": limits.__dict__}
-    try:
-        v6 = _ipv6_available()
-        ports, socks = bind_listeners(v6)
-        info["ports"] = ports.__dict__
-        info["ipv6"] = v6
-        pid = spawn_daemon(socks, limits, net, out)
-        info["pid"] = pid
-        for group in socks.values():  # the daemon has its own copies
-            for s in group:
-                s.close()
-        problems = configure_network(net, ports, v6)
-        info["problems"] = problems
-        info["enabled"] = not any(p.startswith(("ip:", "iptables", "no iptables")) for p in problems)
-        info["ipv6"] = v6 and not any(p.startswith(("ip6tables", "no ip6tables")) for p in problems)
-        if not info["enabled"]:
+class Setup:
+    """The sinkhole's set-up in two halves: the constructor binds the listeners and
+    forks the daemon (milliseconds), then installs the interface and NAT rules in a
+    thread (tens of milliseconds of ``ip`` and ``iptables-restore``) while
+    ``agent setup`` prepares HOME and the venv; :meth:`wait` joins it. Never
+    raises: a sinkhole that could not be set up leaves the namespace as
+    network-less as before, and says why."""
+
+    def __init__(self, plan: dict[str, Any], out: Path) -> None:
+        self.t0 = time.monotonic()
+        self.out = out
+        conf = dict(plan.get("sinkhole") or {})
+        self.limits = Limits.from_plan(conf)
+        self.net = NetConfig.from_plan(plan)
+        self.info: dict[str, Any] = {"enabled": False, "problems": [], "net": self.net.__dict__,
+                                     "limits": self.limits.__dict__}
+        self.thread: threading.Thread | None = None
+        try:
+            v6 = _ipv6_available()
+            ports, socks = bind_listeners(v6)
+            self.info.update(ports=ports.__dict__, ipv6=v6)
+            self.info["pid"] = spawn_daemon(socks, self.limits, self.net, out)
+            for group in socks.values():  # the daemon has its own copies
+                for sock in group:
+                    sock.close()
+            self.thread = threading.Thread(target=self._configure, args=(ports, v6), daemon=True)
+            self.thread.start()
+        except Exception as exc:
+            self.info["problems"].append(f"{type(exc).__name__}: {exc}")
+
+    def _configure(self, ports: Ports, v6: bool) -> None:
+        try:
+            problems = configure_network(self.net, ports, v6)
+        except Exception as exc:
+            problems = [f"ip: {type(exc).__name__}: {exc}"]
+        self.info["problems"] = problems
+        self.info["enabled"] = not any(p.startswith(("ip:", "iptables", "no iptables")) for p in problems)
+        self.info["ipv6"] = v6 and not any(p.startswith(("ip6tables", "no ip6tables")) for p in problems)
+
+    def wait(self) -> dict[str, Any]:
+        """Finish the set-up; returns what was set up (also in ``out/sinkhole.json``)."""
+        if self.thread is not None:
+            self.thread.join(30)
+            if self.thread.is_alive():
+                self.info["problems"].append("network set-up did not finish within 30 s")
+                self.info["enabled"] = False
+        if not self.info["enabled"] and "pid" in self.info:
             stop(2.0)
-    except Exception as exc:
-        info["problems"].append(f"{type(exc).__name__}: {exc}")
-    info["seconds"] = round(time.monotonic() - t0, 3)
-    (out / "sinkhole.json").write_text(json.dumps(info))
-    return info
+        self.info["seconds"] = round(time.monotonic() - self.t0, 3)
+        (self.out / "sinkhole.json").write_text(json.dumps(self.info))
+        return self.info
+
+
+def start(plan: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Set the sinkhole up and wait for it (see :class:`Setup`)."""
+    return Setup(plan, out).wait()
 
 
 def spawn_daemon(socks: dict[str, list[socket.socket]], limits: Limits, net: NetConfig, out: Path) -> int:

@@ -91,6 +91,7 @@ class GateEntry(Frozen):
 
     @property
     def unpinned(self) -> bool:
+        """An index requirement without an exact pin: the vet resolves it."""
         return self.version is None and self.requirement.kind is SourceKind.INDEX
 
     @property
@@ -138,6 +139,7 @@ class GateOutcome(Frozen):
 
     @property
     def verdict(self) -> Verdict | None:
+        """The report's verdict; None when nothing was vetted."""
         return self.report.verdict if self.report is not None else None
 
     @property
@@ -151,6 +153,7 @@ class GateOutcome(Frozen):
 
     @property
     def candidate_sha256(self) -> str | None:
+        """sha256 of the file that was vetted."""
         if self.report is not None:
             for art in self.report.artifacts:
                 if art.role.value == "candidate":

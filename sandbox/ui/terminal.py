@@ -231,3 +231,57 @@ def render_diff(result: Any, judged: Report, console: Console) -> None:
     for f in top:
         console.print(f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] "
                       f"{escape(f.title)} [dim]({f.phase.value})[/] — {escape(f.message)}")
+
+
+class RichGateObserver:
+    """Live gate progress on a terminal: one row per package with its current phase."""
+
+    def __init__(self, console: Console) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 console=console, transient=False)
+        self.tasks: dict[str, Any] = {}
+        self.labels: dict[str, str] = {}
+
+    def __enter__(self) -> RichGateObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _set(self, spec: str, text: str) -> None:
+        label = escape(self.labels.get(spec, spec))
+        if spec not in self.tasks:
+            self.tasks[spec] = self.progress.add_task(f"{label}: {text}", total=None)
+        else:
+            self.progress.update(self.tasks[spec], description=f"{label}: {text}")
+
+    def planned(self, entries: Any, cached: int) -> None:
+        self.labels.update({e.spec: e.label for e in entries})
+        self.progress.console.print(f"{len(entries)} package(s) to vet, {cached} served from the cache")
+
+    def started(self, entry: Any) -> None:
+        self._set(entry.spec, "starting")
+
+    def status(self, spec: str, message: str) -> None:
+        self._set(spec, escape(message)[:80])
+
+    def phase_started(self, spec: str, phase: Phase) -> None:
+        self._set(spec, f"phase {phase.value}")
+
+    def phase_finished(self, spec: str, phase: Phase, status: PhaseStatus, seconds: float) -> None:
+        self._set(spec, f"{phase.value} {status.value} ({seconds:.1f}s)")
+
+    def finished(self, outcome: Any) -> None:
+        verdict = outcome.verdict
+        what = verdict.value if verdict is not None else outcome.status.value.replace("_", " ")
+        style = VERDICT_STYLE.get(verdict, "magenta") if verdict is not None else "magenta"
+        spec = outcome.entry.spec
+        text = f"[{style}]{what}[/]" + (f" [dim]{escape(outcome.detail)[:80]}[/]" if outcome.detail else "")
+        if spec in self.tasks:
+            self.progress.update(self.tasks[spec], description=f"{escape(outcome.entry.label)}: {text}",
+                                 total=1, completed=1)
+        else:
+            self.progress.console.print(f"{escape(outcome.entry.label)}: {text}")
