@@ -897,7 +897,7 @@ def cmd_collect() -> int:
     """Write a tar of the output directory to stdout (the host reads it from the exec stream).
 
     The sinkhole daemon is stopped first so that it writes the flows still open."""
-    sinkhole.stop()
+    sinkhole.stop(out=OUT)
     with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
         for path in sorted(OUT.iterdir()):
             tar.add(path, arcname=path.name)

@@ -1503,8 +1503,15 @@ def _daemon_main(socks: dict[str, list[socket.socket]], limits: Limits, net: Net
     Daemon(socks, limits, net, out).run()
 
 
-def stop(timeout: float = 3.0) -> bool:
-    """SIGTERM the daemon and wait until it has written its last records."""
+def _note(out: Path | None, msg: str) -> None:
+    if out is not None:
+        with contextlib.suppress(OSError), (out / "net.jsonl").open("a") as fh:
+            fh.write(json.dumps({"kind": "problem", "t": time.time(), "msg": msg}) + "\n")
+
+
+def stop(timeout: float = 3.0, out: Path | None = None) -> bool:
+    """SIGTERM the daemon and wait until it has written its last records; a daemon
+    that was already gone (OOM killer) or had to be killed is noted in *out*."""
     try:
         pid = int(PID_FILE.read_text().strip())
     except (OSError, ValueError):
@@ -1512,7 +1519,8 @@ def stop(timeout: float = 3.0) -> bool:
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return True
+        _note(out, "the sinkhole daemon had died before the end of the run: later attempts were refused")
+        return False
     except PermissionError:
         return False
     end = time.monotonic() + timeout
@@ -1528,6 +1536,7 @@ def stop(timeout: float = 3.0) -> bool:
     else:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+        _note(out, f"the sinkhole daemon did not stop within {timeout:.0f}s: flows still open are lost")
         return False
     with contextlib.suppress(OSError):
         PID_FILE.unlink()

@@ -102,7 +102,7 @@ class DockerBackend(Backend):
 
     # ------------------------------------------------------------------ lifecycle
     def _create(self, run_id: str, staging: Path, deadline: float, options: RunOptions, hostname: str,
-                net: dict[str, Any] | None = None) -> Any:
+                net: dict[str, Any] | None = None, sysctls: dict[str, str] | None = None) -> Any:
         lim = options.limits
         user_home = "/home/dev"
         tmpfs = {
@@ -128,7 +128,7 @@ class DockerBackend(Backend):
             },
             network_mode="none",
             read_only=not WRITABLE_ROOT,
-            sysctls=SYSCTLS,
+            sysctls=SYSCTLS if sysctls is None else sysctls,
             # a laptop resolves its own name from /etc/hosts, and asks its router
             dns=[net["gateway"]] if net and net.get("gateway") else None,
             extra_hosts={hostname: "127.0.1.1"},
@@ -169,7 +169,17 @@ class DockerBackend(Backend):
         try:
             net = (plan.get("sinkhole") or {}).get("net")
             session.container = self._create(run_id, staging, deadline, options, session.hostname, net)
-            engine_call("start sandbox container", session.container.start)
+            try:
+                engine_call("start sandbox container", session.container.start)
+            except EngineError as exc:
+                if "ipv6" not in str(exc):
+                    raise
+                # A kernel booted with ipv6.disable=1 has no IPv6 sysctls: run without
+                # IPv6 (the sinkhole then covers IPv4; IPv6 attempts fail at once).
+                self._remove(session.container)
+                session.container = self._create(run_id, staging, deadline, options, session.hostname, net,
+                                                 sysctls={})
+                engine_call("start sandbox container", session.container.start)
             observer.status("sandbox container started")
             self._exec_json(session.container, ["setup"], timeout=120, observer=observer)
         except BaseException:

@@ -63,7 +63,12 @@ def test_requests_with_dependencies(tmp_path: Path) -> None:
     _check_staged(tmp_path / "stage", [a.filename for a in staged.artifacts])
 
 
-def test_sdist_only_package_is_fetched_not_built(tmp_path: Path) -> None:
+def test_sdist_only_package_is_fetched_not_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a private temp dir: other runs on this host (parallel vets) must not be counted
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     tmp_before = set(os.listdir(tempfile.gettempdir()))
     cwd_before = set(os.listdir(Path.cwd()))
     staged = fetch("docopt==0.6.2", TARGET, tmp_path / "stage", pip=PIP)

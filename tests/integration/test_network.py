@@ -235,6 +235,7 @@ def test_tls_sni_raw_udp_and_ctypes_connect_are_recorded(tmp_path: Path, leak_ch
     r = Randomised()
     sni = f"{MARKER}.{r.domain().replace('.example', '.invalid')}"
     udp_host, c_host = r.address(), r.address()
+    v6_host = f"2001:db8::{r.rng.randrange(1, 0xffff):x}"
     payload = f"{MARKER}-{secrets.token_hex(4)}"
     src = textwrap.dedent(f"""\
         import json, os, socket, ssl, subprocess
@@ -248,6 +249,12 @@ def test_tls_sni_raw_udp_and_ctypes_connect_are_recorded(tmp_path: Path, leak_ch
             facts["tls"] = type(exc).__name__
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.sendto({payload.encode()!r}, ({udp_host!r}, {LEAK_PORT}))
+        try:  # IPv6 reaches the sinkhole too (ip6tables)
+            s6 = socket.create_connection(({v6_host!r}, {LEAK_PORT}), timeout=5)
+            s6.sendall({payload.encode()!r})
+            s6.close()
+        except OSError as exc:
+            facts["v6"] = str(exc)
         # the candidate can neither see nor change the rules
         for cmd in (["/usr/sbin/iptables", "-t", "nat", "-F"], ["ip", "link", "set", "eth0", "down"],
                     ["ip", "route", "del", "default"]):
@@ -275,6 +282,9 @@ def test_tls_sni_raw_udp_and_ctypes_connect_are_recorded(tmp_path: Path, leak_ch
     ctc = next(c for c in net.connections if c.destination == f"{c_host}:{LEAK_PORT}")
     assert ctc.protocol == "empty" and ctc.pid
     facts = output_facts(report)
+    assert "v6" not in facts, facts
+    v6 = next(c for c in net.connections if c.destination == f"[{v6_host}]:{LEAK_PORT}")
+    assert v6.bytes == len(payload) and MARKER in v6.data
     assert facts["tls"] in ("SSLError", "SSLCertVerificationError") or "SSL" in facts["tls"]
     assert facts["/usr/sbin/iptables"] != 0 and facts["ip"] != 0
     assert int(facts["cap_bnd"], 16) == 0
