@@ -390,7 +390,8 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             staged=staged,
             profile=profile,
             hostname=raw.hostname,
-            notes=[*notes, *(f"network: {p}" for p in (network.problems if network else ())), *([kept] if kept else [])],
+            notes=[*notes, *(f"network: {p}" for p in (network.problems if network else ())),
+                   *([kept] if kept else [])],
             network=network,
         )
         if options.evidence is not None:

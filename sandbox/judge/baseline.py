@@ -47,7 +47,9 @@ _FILE_ACCESS = {
 _VERSION = re.compile(r"(?<![A-Za-z0-9])v?\d+(?:\.\d+)+(?:[._-]?(?:a|b|rc|post|dev)\d*)*(?![A-Za-z0-9])")
 _TMP = re.compile(r"^/(?:var/)?tmp/[^/]+")
 _PROC = re.compile(r"^/proc/\d+/")
-_RANDOM = re.compile(r"(?<=[-_.])[A-Za-z0-9]{8,}(?=$|[-_./])|[0-9a-f]{12,}")
+# random suffixes (tmpabc12x9, build-3f9a0c1d…) contain digits; words like
+# ".git-credentials" do not and must survive normalisation
+_RANDOM = re.compile(r"(?<=[-_.])(?=[A-Za-z]*\d)[A-Za-z0-9]{8,}(?=$|[-_./])|(?=[a-f]*\d)[0-9a-f]{12,}")
 
 
 class Behaviour(Frozen):

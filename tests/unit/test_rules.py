@@ -353,3 +353,15 @@ def test_cpu_burn_only_for_busy_survivors() -> None:
                                                  cpu=cpu, active=True),))]
     assert "PS023" in rules_of(obs([], phases=phases(4.9)))
     assert "PS023" not in rules_of(obs([], phases=phases(0.1)))
+
+
+def test_baseline_normalisation_keeps_words_and_abstracts_randomness() -> None:
+    from sandbox.judge.baseline import _RANDOM, _VERSION
+
+    def norm(p: str) -> str:
+        return _RANDOM.sub("*", _VERSION.sub("*", p))
+
+    assert norm("~/.git-credentials") == "~/.git-credentials"
+    assert norm("~/.cache/matplotlib/fontlist-v390.json") == "~/.cache/matplotlib/fontlist-v390.json"
+    assert norm("{site}/foo-1.2.3.dist-info/RECORD") == "{site}/foo-*.dist-info/RECORD"
+    assert norm("/tmp/x/build-3f9a0c1d22/obj") == "/tmp/x/build-*/obj"
