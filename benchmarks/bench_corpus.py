@@ -18,14 +18,45 @@ from sandbox.runner.interface import Observer
 from sandbox.vet import VetOptions, run_options, vet
 
 CORPUS = [
-    "setuptools==80.9.0", "matplotlib==3.10.3", "numpy==2.3.1", "cryptography==45.0.5", "boto3==1.39.4",
-    "requests==2.32.4", "pydantic==2.11.7", "rich==14.0.0", "six==1.17.0", "urllib3==2.5.0",
-    "certifi==2025.7.9", "idna==3.10", "charset-normalizer==3.4.2", "python-dateutil==2.9.0.post0",
-    "pyyaml==6.0.2", "packaging==25.0", "attrs==25.3.0", "click==8.2.1", "jinja2==3.1.6",
-    "markupsafe==3.0.2", "pytz==2025.2", "typing-extensions==4.14.1", "wheel==0.45.1", "pip==25.1.1",
-    "filelock==3.18.0", "platformdirs==4.3.8", "tomli==2.2.1", "pluggy==1.6.0", "iniconfig==2.1.0",
-    "pygments==2.19.2", "jmespath==1.0.1", "s3transfer==0.13.0", "botocore==1.39.4", "psutil==7.0.0",
-    "pandas==2.3.1", "lxml==6.0.0", "pillow==11.3.0", "sqlalchemy==2.0.41", "flask==3.1.1",
+    "setuptools==80.9.0",
+    "matplotlib==3.10.3",
+    "numpy==2.3.1",
+    "cryptography==45.0.5",
+    "boto3==1.39.4",
+    "requests==2.32.4",
+    "pydantic==2.11.7",
+    "rich==14.0.0",
+    "six==1.17.0",
+    "urllib3==2.5.0",
+    "certifi==2025.7.9",
+    "idna==3.10",
+    "charset-normalizer==3.4.2",
+    "python-dateutil==2.9.0.post0",
+    "pyyaml==6.0.2",
+    "packaging==25.0",
+    "attrs==25.3.0",
+    "click==8.2.1",
+    "jinja2==3.1.6",
+    "markupsafe==3.0.2",
+    "pytz==2025.2",
+    "typing-extensions==4.14.1",
+    "wheel==0.45.1",
+    "pip==25.1.1",
+    "filelock==3.18.0",
+    "platformdirs==4.3.8",
+    "tomli==2.2.1",
+    "pluggy==1.6.0",
+    "iniconfig==2.1.0",
+    "pygments==2.19.2",
+    "jmespath==1.0.1",
+    "s3transfer==0.13.0",
+    "botocore==1.39.4",
+    "psutil==7.0.0",
+    "pandas==2.3.1",
+    "lxml==6.0.0",
+    "pillow==11.3.0",
+    "sqlalchemy==2.0.41",
+    "flask==3.1.1",
 ]
 
 
@@ -50,7 +81,9 @@ def main() -> None:
         verdicts[report.verdict.value] += 1
         hit = sorted({f"{f.rule_id}:{f.severity.value}" for f in report.findings})
         rules.update(hit)
-        print(f"{spec:<32} {report.verdict.value:<11} {time.monotonic() - t0:6.1f}s {' '.join(hit)}", flush=True)
+        print(
+            f"{spec:<32} {report.verdict.value:<11} {time.monotonic() - t0:6.1f}s {' '.join(hit)}", flush=True
+        )
         if report.verdict.value in ("malicious", "suspicious", "incomplete"):
             for f in report.findings[:3]:
                 print(f"    {f.rule_id} {f.phase.value}: {f.message[:160]}")

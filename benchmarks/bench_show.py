@@ -393,5 +393,6 @@ def main() -> None:
     ok = "ok" if size < 5_000_000 else "MISSED"
     print(f"to_html: {t_html:.2f} s, {size / 1e6:.2f} MB ({size:,} bytes){dropped}   [target < 5 MB: {ok}]")
 
+
 if __name__ == "__main__":
     main()

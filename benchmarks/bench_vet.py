@@ -26,7 +26,7 @@ from sandbox.vet import VetOptions, vet
 
 
 def bare_run(image: str, stage: Path, target: str, modules: list[str]) -> float:
-    imports = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n    except BaseException: pass\n"
+    imports = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n    except BaseException: pass\n"  # noqa: E501
     script = (
         "set -e; cp -a /opt/pkgsandbox/venv /tmp/v; "
         "/tmp/v/bin/python -m pip install -q --no-index --find-links /stage --no-cache-dir "
@@ -35,8 +35,11 @@ def bare_run(image: str, stage: Path, target: str, modules: list[str]) -> float:
         f"/tmp/v/bin/python -c '{imports}' {' '.join(modules)}"
     )
     t0 = time.monotonic()
-    subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{stage}:/stage:ro", image,
-                    "sh", "-c", script], check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{stage}:/stage:ro", image, "sh", "-c", script],
+        check=True,
+        capture_output=True,
+    )
     return time.monotonic() - t0
 
 
@@ -45,7 +48,9 @@ def main(specs: list[str]) -> None:
     image = ensure_image(client)
     target = TargetEnv(python_version=image.python, platforms=image.platforms)
     print(f"image {image.tag} (Python {image.python})")
-    print(f"{'package':<12} {'vet s':>7} {'fetch s':>8} {'bare s':>7} {'vet/(bare+fetch)':>17} {'sandbox/bare':>13}")
+    print(
+        f"{'package':<12} {'vet s':>7} {'fetch s':>8} {'bare s':>7} {'vet/(bare+fetch)':>17} {'sandbox/bare':>13}"  # noqa: E501
+    )
     for spec in specs:
         vet(spec, VetOptions(), Observer())  # warm pip's cache so both sides fetch alike
         t0 = time.monotonic()
@@ -60,9 +65,11 @@ def main(specs: list[str]) -> None:
             t_bare = bare_run(image.tag, tmp / "a", staged.install_target, list(report.inventory.modules))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        print(f"{spec:<12} {t_vet:7.2f} {t_fetch:8.2f} {t_bare:7.2f} {t_vet / (t_bare + t_fetch):17.2f} "
-              f"{(t_vet - t_fetch) / t_bare:13.2f}   verdict={report.verdict.value} "
-              f"modules={len(report.inventory.modules)}")
+        print(
+            f"{spec:<12} {t_vet:7.2f} {t_fetch:8.2f} {t_bare:7.2f} {t_vet / (t_bare + t_fetch):17.2f} "
+            f"{(t_vet - t_fetch) / t_bare:13.2f}   verdict={report.verdict.value} "
+            f"modules={len(report.inventory.modules)}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import argparse
 import contextlib
 import os
 import signal
-import threading
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -22,14 +22,14 @@ from rich.markup import escape
 
 from sandbox import __version__
 from sandbox.errors import ExitCode, InputError, Interrupted, PkgSandboxError, SandboxError, exit_code_for
+from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.verdict import exit_code_for_verdict
 from sandbox.models import Phase, Report, Verdict
 from sandbox.report import OutputFormat, render
-from sandbox.judge.profiles import Profile, load_profile
 from sandbox.runner.interface import Limits, RunOptions
 from sandbox.vet import run_options
 
-EXIT_HELP = "exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/input error, 3 sandbox/engine error or incomplete"
+EXIT_HELP = "exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/input error, 3 sandbox/engine error or incomplete"  # noqa: E501
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,48 +53,87 @@ def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pkgsandbox", description="Vet third-party Python packages in a sealed, recorded sandbox.",
-                epilog=EXIT_HELP)
+    p = _Parser(
+        prog="pkgsandbox",
+        description="Vet third-party Python packages in a sealed, recorded sandbox.",
+        epilog=EXIT_HELP,
+    )
     p.add_argument("--version", action="version", version=f"pkgsandbox {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    v = sub.add_parser("vet", help="install, start and import a package in the sandbox and judge it",
-                       epilog=EXIT_HELP)
-    v.add_argument("spec", help="NAME, NAME==VERSION, a PEP 508 requirement, or a path to a .whl/.tar.gz/.zip")
-    v.add_argument("--format", choices=["terminal", "json"], default="terminal",
-                   help="terminal summary (default) or the JSON report")
-    v.add_argument("-o", "--output", type=Path, help="write the report to FILE (JSON unless --format says otherwise)")
-    v.add_argument("--fail-on", choices=["suspicious", "malicious"], default="suspicious",
-                   help="lowest verdict that exits 1 (default: suspicious)")
-    v.add_argument("--phases", help="comma-separated phases to run (install is always run; default: the profile's)")
-    v.add_argument("--profile", default="default", metavar="NAME|PATH",
-                   help="profile: a shipped name (default, strict, build) or a TOML file")
+    v = sub.add_parser(
+        "vet", help="install, start and import a package in the sandbox and judge it", epilog=EXIT_HELP
+    )
+    v.add_argument(
+        "spec", help="NAME, NAME==VERSION, a PEP 508 requirement, or a path to a .whl/.tar.gz/.zip"
+    )
+    v.add_argument(
+        "--format",
+        choices=["terminal", "json"],
+        default="terminal",
+        help="terminal summary (default) or the JSON report",
+    )
+    v.add_argument(
+        "-o", "--output", type=Path, help="write the report to FILE (JSON unless --format says otherwise)"
+    )
+    v.add_argument(
+        "--fail-on",
+        choices=["suspicious", "malicious"],
+        default="suspicious",
+        help="lowest verdict that exits 1 (default: suspicious)",
+    )
+    v.add_argument(
+        "--phases", help="comma-separated phases to run (install is always run; default: the profile's)"
+    )
+    v.add_argument(
+        "--profile",
+        default="default",
+        metavar="NAME|PATH",
+        help="profile: a shipped name (default, strict, build) or a TOML file",
+    )
     v.add_argument("--timeout", type=_positive(float), metavar="S", help="timeout of each phase in seconds")
     v.add_argument("--module-timeout", type=_positive(float), metavar="S", help="per-module import timeout")
-    v.add_argument("--window", type=_positive(float), metavar="S",
-                   help="seconds to watch what outlives each step (ends early when nothing is left)")
+    v.add_argument(
+        "--window",
+        type=_positive(float),
+        metavar="S",
+        help="seconds to watch what outlives each step (ends early when nothing is left)",
+    )
     v.add_argument("--memory", type=_positive(int), metavar="MB")
     v.add_argument("--pids", type=_positive(int))
     v.add_argument("--cpus", type=_positive(float))
-    v.add_argument("--evidence", type=Path, metavar="DIR",
-                   help="write an evidence bundle: raw traces, captures, dropped files, filesystem diff, report")
-    v.add_argument("--keep", action="store_true",
-                   help="keep the container after the run (running until its deadline) and print how to inspect it")
-    v.add_argument("--baseline", type=Path, metavar="FILE",
-                   help="a baseline from `pkgsandbox baseline`: behaviour absent from it is a deviation")
+    v.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="DIR",
+        help="write an evidence bundle: raw traces, captures, dropped files, filesystem diff, report",
+    )
+    v.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the container after the run (running until its deadline) and print how to inspect it",
+    )
+    v.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="a baseline from `pkgsandbox baseline`: behaviour absent from it is a deviation",
+    )
     _image_args(v)
     v.add_argument("-q", "--quiet", action="store_true", help="no live status")
 
-    b = sub.add_parser("baseline", help="record a trusted version's behaviour as a baseline (allowlist)",
-                       epilog=EXIT_HELP)
+    b = sub.add_parser(
+        "baseline", help="record a trusted version's behaviour as a baseline (allowlist)", epilog=EXIT_HELP
+    )
     b.add_argument("spec", help="the trusted version: NAME==VERSION or a local artifact")
     b.add_argument("-o", "--output", type=Path, required=True, help="baseline JSON file to write")
     b.add_argument("--profile", default="default", metavar="NAME|PATH")
     _image_args(b)
     b.add_argument("-q", "--quiet", action="store_true")
 
-    df = sub.add_parser("diff", help="vet two versions and show what the new one does differently",
-                        epilog=EXIT_HELP)
+    df = sub.add_parser(
+        "diff", help="vet two versions and show what the new one does differently", epilog=EXIT_HELP
+    )
     df.add_argument("old", help="the trusted version (spec or artifact)")
     df.add_argument("new", help="the candidate version (spec or artifact)")
     df.add_argument("--format", choices=["terminal", "json"], default="terminal")
@@ -104,24 +143,42 @@ def build_parser() -> argparse.ArgumentParser:
     _image_args(df)
     df.add_argument("-q", "--quiet", action="store_true")
 
-    g = sub.add_parser("gate", help="vet only what a lockfile change introduces (CI): SARIF, JUnit, Markdown",
-                       epilog=EXIT_HELP)
-    g.add_argument("lockfile", type=Path,
-                   help="requirements.txt, pyproject.toml, uv.lock, poetry.lock or pylock.toml")
+    g = sub.add_parser(
+        "gate",
+        help="vet only what a lockfile change introduces (CI): SARIF, JUnit, Markdown",
+        epilog=EXIT_HELP,
+    )
+    g.add_argument(
+        "lockfile", type=Path, help="requirements.txt, pyproject.toml, uv.lock, poetry.lock or pylock.toml"
+    )
     base = g.add_mutually_exclusive_group()
     base.add_argument("--base", type=Path, metavar="FILE", help="the base lockfile to compare with")
     base.add_argument("--base-ref", metavar="GIT_REF", help="compare with the lockfile at this git ref")
     g.add_argument("--workers", type=_positive(int), help="parallel vets (default: number of cores)")
-    g.add_argument("--max-time", type=_positive(float), metavar="S",
-                   help="overall budget; packages not started in time are reported as not vetted")
-    g.add_argument("--cache", type=Path, metavar="PATH", help="result cache (SQLite; default under the user cache dir)")
+    g.add_argument(
+        "--max-time",
+        type=_positive(float),
+        metavar="S",
+        help="overall budget; packages not started in time are reported as not vetted",
+    )
+    g.add_argument(
+        "--cache", type=Path, metavar="PATH", help="result cache (SQLite; default under the user cache dir)"
+    )
     g.add_argument("--no-cache", action="store_true", help="vet everything again")
-    g.add_argument("--format", action="append", choices=["sarif", "junit", "markdown", "json"], default=[],
-                   help="output format; repeat with one -o per format")
+    g.add_argument(
+        "--format",
+        action="append",
+        choices=["sarif", "junit", "markdown", "json"],
+        default=[],
+        help="output format; repeat with one -o per format",
+    )
     g.add_argument("-o", "--output", action="append", type=Path, default=[], metavar="FILE")
     g.add_argument("--fail-on", choices=["suspicious", "malicious"], default="suspicious")
-    g.add_argument("--allow-incomplete", action="store_true",
-                   help="packages that could not be vetted (incomplete, over budget) do not fail the gate")
+    g.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="packages that could not be vetted (incomplete, over budget) do not fail the gate",
+    )
     g.add_argument("--profile", default="default", metavar="NAME|PATH")
     _image_args(g)
     g.add_argument("-q", "--quiet", action="store_true")
@@ -130,21 +187,37 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("action", choices=["ls", "clear"])
     ca.add_argument("--cache", type=Path, metavar="PATH")
 
-    sh = sub.add_parser("show", help="lay out a saved report: findings, process tree, timeline, network, files",
-                        epilog=EXIT_HELP)
-    sh.add_argument("report", type=Path, help="a JSON report written by vet (or a JSON document holding reports)")
+    sh = sub.add_parser(
+        "show",
+        help="lay out a saved report: findings, process tree, timeline, network, files",
+        epilog=EXIT_HELP,
+    )
+    sh.add_argument(
+        "report", type=Path, help="a JSON report written by vet (or a JSON document holding reports)"
+    )
     sh.add_argument("--format", choices=["terminal", "html"], default="terminal")
     sh.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
     sh.add_argument("--phase", choices=[p.value for p in Phase], help="only this phase (terminal)")
-    sh.add_argument("--limit", type=_positive(int), default=200, metavar="N",
-                    help="timeline and network rows per phase in the terminal (cited events are always shown)")
+    sh.add_argument(
+        "--limit",
+        type=_positive(int),
+        default=200,
+        metavar="N",
+        help="timeline and network rows per phase in the terminal (cited events are always shown)",
+    )
 
     d = sub.add_parser("doctor", help="check the engine, the image, strace and the hardening")
-    d.add_argument("--provision", action="store_true",
-                   help="as root on Debian: install docker.io, start dockerd, build the offline base image")
-    d.add_argument("--security", action="store_true",
-                   help="only the effective hardening of a sandbox container, probed from inside as the "
-                   "candidate user; fails if anything is weaker than the profile asks")
+    d.add_argument(
+        "--provision",
+        action="store_true",
+        help="as root on Debian: install docker.io, start dockerd, build the offline base image",
+    )
+    d.add_argument(
+        "--security",
+        action="store_true",
+        help="only the effective hardening of a sandbox container, probed from inside as the "
+        "candidate user; fails if anything is weaker than the profile asks",
+    )
     d.add_argument("--profile", default="default", metavar="NAME|PATH")
     _image_args(d)
 
@@ -160,8 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _image_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--offline", action="store_true", default=None,
-                   help="use the debootstrap offline base image (also PKGSANDBOX_OFFLINE=1)")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        default=None,
+        help="use the debootstrap offline base image (also PKGSANDBOX_OFFLINE=1)",
+    )
     p.add_argument("--base-image", help="base image for the sandbox Dockerfile (also PKGSANDBOX_BASE_IMAGE)")
 
 
@@ -219,10 +296,8 @@ def _write_partial(e: Interrupted, argv: Sequence[str] | None) -> None:
         elif a.startswith("--output="):
             out = a.split("=", 1)[1]
     if out and isinstance(e.partial, Report):
-        try:
+        with contextlib.suppress(OSError):
             Path(out).write_text(render(e.partial, OutputFormat.JSON), encoding="utf-8")
-        except OSError:
-            pass
 
 
 def _print_error(err: Console, e: PkgSandboxError) -> None:
@@ -237,18 +312,28 @@ def _run_options(args: argparse.Namespace, profile: Profile) -> RunOptions:
         try:
             wanted = {Phase(n) for n in names}
         except ValueError as exc:
-            raise InputError(f"unknown phase in --phases {args.phases!r}",
-                             advice="phases: install, startup, import") from exc
+            raise InputError(
+                f"unknown phase in --phases {args.phases!r}", advice="phases: install, startup, import"
+            ) from exc
         wanted.add(Phase.INSTALL)
         phases = tuple(p for p in Phase if p in wanted)
     base = run_options(profile)
     timeouts = {p: float(args.timeout) for p in Phase} if args.timeout else None
     limits = None
     if args.memory or args.pids or args.cpus:
-        limits = Limits(memory_mb=args.memory or base.limits.memory_mb, pids=args.pids or base.limits.pids,
-                        cpus=args.cpus or base.limits.cpus)
-    return run_options(profile, phases=phases, timeouts=timeouts, module_timeout=args.module_timeout,
-                       window=args.window, limits=limits)
+        limits = Limits(
+            memory_mb=args.memory or base.limits.memory_mb,
+            pids=args.pids or base.limits.pids,
+            cpus=args.cpus or base.limits.cpus,
+        )
+    return run_options(
+        profile,
+        phases=phases,
+        timeouts=timeouts,
+        module_timeout=args.module_timeout,
+        window=args.window,
+        limits=limits,
+    )
 
 
 def _write_output(path: Path, text: str) -> None:
@@ -263,8 +348,14 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
     from sandbox.vet import VetOptions, vet
 
     profile = load_profile(args.profile)
-    options = VetOptions(run=_run_options(args, profile), base_image=args.base_image, offline=args.offline,
-                         profile=profile, evidence=args.evidence, keep=args.keep)
+    options = VetOptions(
+        run=_run_options(args, profile),
+        base_image=args.base_image,
+        offline=args.offline,
+        profile=profile,
+        evidence=args.evidence,
+        keep=args.keep,
+    )
     baseline = None
     if args.baseline:
         from sandbox.judge.baseline import load_baseline
@@ -294,8 +385,9 @@ def _plain_vet(spec: str, args: argparse.Namespace, err: Console) -> Report:
     from sandbox.vet import VetOptions, vet
 
     profile = load_profile(args.profile)
-    options = VetOptions(run=run_options(profile), base_image=args.base_image, offline=args.offline,
-                         profile=profile)
+    options = VetOptions(
+        run=run_options(profile), base_image=args.base_image, offline=args.offline, profile=profile
+    )
     with LiveObserver(err, quiet=args.quiet) as observer:
         return vet(spec, options, observer)
 
@@ -305,14 +397,20 @@ def cmd_baseline(args: argparse.Namespace, err: Console) -> ExitCode:
 
     report = _plain_vet(args.spec, args, err)
     if report.verdict is Verdict.INCOMPLETE:
-        raise SandboxError(f"the run of {args.spec} was incomplete ({report.verdict_reason}); no baseline written")
+        raise SandboxError(
+            f"the run of {args.spec} was incomplete ({report.verdict_reason}); no baseline written"
+        )
     base = make_baseline(report)
     _write_output(args.output, base.model_dump_json(indent=1) + "\n")
-    counts = ", ".join(f"{len(base.behaviour.get(c))} {c}" for c in ("files", "processes", "endpoints", "pth"))
+    counts = ", ".join(
+        f"{len(base.behaviour.get(c))} {c}" for c in ("files", "processes", "endpoints", "pth")
+    )
     print(f"baseline of {args.spec} ({report.verdict.value}) written to {args.output}: {counts}")
     if report.verdict is not Verdict.CLEAN:
-        err.print(f"[yellow]warning:[/] the trusted version itself is {report.verdict.value}: "
-                  f"its findings are now part of the baseline")
+        err.print(
+            f"[yellow]warning:[/] the trusted version itself is {report.verdict.value}: "
+            f"its findings are now part of the baseline"
+        )
     return ExitCode.CLEAN
 
 
@@ -323,10 +421,16 @@ def cmd_diff(args: argparse.Namespace, err: Console) -> ExitCode:
     old = _plain_vet(args.old, args, err)
     new = _plain_vet(args.new, args, err)
     judged = apply_baseline(new, make_baseline(old))
-    result = DiffReport(old=args.old, new=args.new, old_verdict=old.verdict, new_verdict=judged.verdict,
-                        changes=diff(extract(old), extract(new)),
-                        deviations=tuple(f for f in judged.findings if f.rule_id == "PS024"),
-                        old_report=old, new_report=judged)
+    result = DiffReport(
+        old=args.old,
+        new=args.new,
+        old_verdict=old.verdict,
+        new_verdict=judged.verdict,
+        changes=diff(extract(old), extract(new)),
+        deviations=tuple(f for f in judged.findings if f.rule_id == "PS024"),
+        old_report=old,
+        new_report=judged,
+    )
     text = result.model_dump_json(indent=1) + "\n"
     if args.format == "json" and not args.output:
         sys.stdout.write(text)
@@ -351,8 +455,9 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
         raise InputError("each -o needs a --format before it", advice="e.g. --format sarif -o gate.sarif")
     plan = plan_gate(args.lockfile, base=args.base, base_ref=args.base_ref)  # bad input: exit 2, no engine
     profile = load_profile(args.profile)
-    options = VetOptions(run=run_options(profile), base_image=args.base_image, offline=args.offline,
-                         profile=profile)
+    options = VetOptions(
+        run=run_options(profile), base_image=args.base_image, offline=args.offline, profile=profile
+    )
     image = ensure_image(connect(), base=options.base_image, offline=options.offline)
     cache = None if args.no_cache else ResultCache(args.cache)
     ctx = cache_context(options, image, _index_urls())
@@ -365,11 +470,19 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
     else:
         observer = PlainGateObserver(sys.stderr if not args.quiet else open(os.devnull, "w"))  # noqa: SIM115
     with observer if interactive else contextlib.nullcontext():
-        result = run_gate(plan, vet_fn=make_vet_fn(options, observer), workers=args.workers,
-                          max_time=args.max_time, cache=cache, cache_context=ctx, fail_on=Verdict(args.fail_on),
-                          allow_incomplete=args.allow_incomplete, observer=observer)
+        result = run_gate(
+            plan,
+            vet_fn=make_vet_fn(options, observer),
+            workers=args.workers,
+            max_time=args.max_time,
+            cache=cache,
+            cache_context=ctx,
+            fail_on=Verdict(args.fail_on),
+            allow_incomplete=args.allow_incomplete,
+            observer=observer,
+        )
     root = _git_root(args.lockfile)
-    outputs = dict(zip(args.format, [*args.output, *[None] * len(args.format)]))
+    outputs = dict(zip(args.format, [*args.output, *[None] * len(args.format)], strict=False))
     for fmt, path in outputs.items():
         text = {
             "sarif": lambda: sarif.to_sarif(result, root=root),
@@ -401,8 +514,12 @@ def _git_root(path: Path) -> Path | None:
     import subprocess
 
     try:
-        out = subprocess.run(["git", "-C", str(path.resolve().parent), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(path.resolve().parent), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
@@ -417,8 +534,10 @@ def cmd_cache(args: argparse.Namespace, err: Console) -> ExitCode:
         return ExitCode.CLEAN
     entries = cache.ls(args.cache)
     for e in entries:
-        print(f"{e.name} {e.version}  {e.verdict.value:<11} {e.filename}  sha256 {e.sha256[:12]}  "
-              f"profile {e.profile_hash[:8]}  tool {e.tool_version}  image {e.image_id[7:19]}")
+        print(
+            f"{e.name} {e.version}  {e.verdict.value:<11} {e.filename}  sha256 {e.sha256[:12]}  "
+            f"profile {e.profile_hash[:8]}  tool {e.tool_version}  image {e.image_id[7:19]}"
+        )
     if not entries:
         print("the cache is empty")
     return ExitCode.CLEAN
@@ -462,8 +581,13 @@ def cmd_image_build(args: argparse.Namespace, err: Console) -> ExitCode:
     from sandbox.runner.image import ensure_image
 
     client = connect()
-    info = ensure_image(client, base=args.base_image, offline=args.offline, rebuild=args.rebuild,
-                        log=lambda m: err.print(f"[dim]{m}[/]"))
+    info = ensure_image(
+        client,
+        base=args.base_image,
+        offline=args.offline,
+        rebuild=args.rebuild,
+        log=lambda m: err.print(f"[dim]{m}[/]"),
+    )
     print(f"{info.tag} (base {info.base}, Python {info.python}, {', '.join(info.platforms)})")
     return ExitCode.CLEAN
 
@@ -487,8 +611,12 @@ def cmd_doctor(args: argparse.Namespace, err: Console) -> ExitCode:
 
         provision(lambda m: err.print(f"[dim]{m}[/]"))
     ok = True
-    for check in run_doctor(base=args.base_image, offline=args.offline, profile=load_profile(args.profile),
-                            security_only=args.security):
+    for check in run_doctor(
+        base=args.base_image,
+        offline=args.offline,
+        profile=load_profile(args.profile),
+        security_only=args.security,
+    ):
         mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
         err.print(f"{mark} {check.name}: {check.detail}")
         ok = ok and check.ok

@@ -25,7 +25,11 @@ class Check:
 
 
 def _engine_answers() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0 if shutil.which("docker") else False
+    return (
+        subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+        if shutil.which("docker")
+        else False
+    )
 
 
 def provision(log: Callable[[str], None]) -> None:
@@ -41,7 +45,10 @@ def provision(log: Callable[[str], None]) -> None:
         if shutil.which("dockerd") is None:
             log("installing Debian's docker.io (apt-get)")
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "docker.io", "debootstrap"]):
+            for cmd in (
+                ["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "docker.io", "debootstrap"],
+            ):
                 if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
                     raise EngineError(f"`{' '.join(cmd)}` failed") from None
         log("starting dockerd (log: /var/log/pkgsandbox-dockerd.log)")
@@ -69,8 +76,9 @@ def provision(log: Callable[[str], None]) -> None:
         build_offline_base(log)
 
 
-def run_doctor(*, base: str | None, offline: bool | None, profile: Profile | None = None,
-               security_only: bool = False) -> Iterator[Check]:
+def run_doctor(
+    *, base: str | None, offline: bool | None, profile: Profile | None = None, security_only: bool = False
+) -> Iterator[Check]:
     """Yield each check in order; stops being useful after a fatal one."""
     from sandbox.runner.docker_backend import probe_container
     from sandbox.runner.engine import connect
@@ -91,8 +99,14 @@ def run_doctor(*, base: str | None, offline: bool | None, profile: Profile | Non
     except PkgSandboxError as exc:
         yield Check("image", False, exc.diagnostics(), fatal=True)
         return
-    plan = {"user": SANDBOX_USER, "uid": SANDBOX_UID, "gid": SANDBOX_UID, "home": HOME, "project": PROJECT,
-            "venv": VENV}
+    plan = {
+        "user": SANDBOX_USER,
+        "uid": SANDBOX_UID,
+        "gid": SANDBOX_UID,
+        "home": HOME,
+        "project": PROJECT,
+        "venv": VENV,
+    }
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:
         stage = Path(tmp)
         stage.chmod(0o755)
@@ -105,8 +119,11 @@ def run_doctor(*, base: str | None, offline: bool | None, profile: Profile | Non
             yield Check("probe", False, exc.diagnostics(), fatal=True)
             return
     if not security_only:
-        yield Check("strace", bool(seen["strace_ok"]), "strace -f works for the recorder" if seen["strace_ok"]
-                    else seen["strace_output"])
+        yield Check(
+            "strace",
+            bool(seen["strace_ok"]),
+            "strace -f works for the recorder" if seen["strace_ok"] else seen["strace_output"],
+        )
     yield from security_checks(seen["probe"], seen["host_config"], options)
 
 
@@ -117,37 +134,60 @@ def _int(value: object) -> int | None:
         return None
 
 
-def security_checks(p: dict[str, object], hc: dict[str, object], options: RunOptions | None = None) -> Iterator[Check]:
+def security_checks(
+    p: dict[str, object], hc: dict[str, object], options: RunOptions | None = None
+) -> Iterator[Check]:
     """Judge the effective hardening *as seen by a candidate-uid process* (not the
     configuration we asked for) against what the profile asks."""
     lim = (options or RunOptions()).limits
     pids = _int(p.get("pids_max"))
-    yield Check("pids limit (seen)", pids is not None and pids <= lim.pids, f"pids.max {p.get('pids_max')}, "
-                f"profile asks ≤ {lim.pids}")
+    yield Check(
+        "pids limit (seen)",
+        pids is not None and pids <= lim.pids,
+        f"pids.max {p.get('pids_max')}, profile asks ≤ {lim.pids}",
+    )
     mem = _int(p.get("memory_limit"))
-    yield Check("memory limit (seen)", mem is not None and mem <= lim.memory_mb * 1024 * 1024,
-                f"memory.limit_in_bytes {p.get('memory_limit')}, profile asks ≤ {lim.memory_mb} MB")
+    yield Check(
+        "memory limit (seen)",
+        mem is not None and mem <= lim.memory_mb * 1024 * 1024,
+        f"memory.limit_in_bytes {p.get('memory_limit')}, profile asks ≤ {lim.memory_mb} MB",
+    )
     quota, period = _int(p.get("cpu_quota")), _int(p.get("cpu_period"))
     cpus = quota / period if quota and period and quota > 0 else None
-    yield Check("cpu limit (seen)", cpus is not None and cpus <= lim.cpus + 0.01, f"{cpus} CPUs, profile asks ≤ {lim.cpus}")
-    yield Check("system dirs read-only", p.get("etc_writable") is False and p.get("usr_writable") is False,
-                f"/etc writable: {p.get('etc_writable')}, /usr writable: {p.get('usr_writable')}")
+    yield Check(
+        "cpu limit (seen)",
+        cpus is not None and cpus <= lim.cpus + 0.01,
+        f"{cpus} CPUs, profile asks ≤ {lim.cpus}",
+    )
+    yield Check(
+        "system dirs read-only",
+        p.get("etc_writable") is False and p.get("usr_writable") is False,
+        f"/etc writable: {p.get('etc_writable')}, /usr writable: {p.get('usr_writable')}",
+    )
     yield Check("user", p.get("uid") not in (0, None), f"candidate runs as uid {p.get('uid')}")
     for key in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
         val = str(p.get(key))
         yield Check(f"capabilities {key}", val.strip("0") == "", val)
     yield Check("no-new-privileges", p.get("NoNewPrivs") == "1", f"NoNewPrivs {p.get('NoNewPrivs')}")
     yield Check("seccomp", p.get("Seccomp") == "2", f"Seccomp mode {p.get('Seccomp')} (2 = filter)")
-    yield Check("read-only root", p.get("root_writable") is False, f"writing / allowed: {p.get('root_writable')}")
+    yield Check(
+        "read-only root", p.get("root_writable") is False, f"writing / allowed: {p.get('root_writable')}"
+    )
     # The container has no network of Docker's (mode none); inside it only loopback and,
     # when the sinkhole is on, its veth pair exist, so a connect reaches at most the sinkhole.
-    yield Check("network", hc.get("NetworkMode") == "none",
-                f"network mode {hc.get('NetworkMode')}, interfaces {p.get('ifaces')}, "
-                f"connect to 192.0.2.1: {p.get('connect')}")
+    yield Check(
+        "network",
+        hc.get("NetworkMode") == "none",
+        f"network mode {hc.get('NetworkMode')}, interfaces {p.get('ifaces')}, "
+        f"connect to 192.0.2.1: {p.get('connect')}",
+    )
     yield Check("docker socket", p.get("docker_sock") is False, f"present: {p.get('docker_sock')}")
     yield Check("signal init", p.get("kill_init") not in ("allowed",), f"kill(1, 0): {p.get('kill_init')}")
-    yield Check("limits", bool(hc.get("PidsLimit")) and bool(hc.get("Memory")) and bool(hc.get("NanoCpus")),
-                f"pids {hc.get('PidsLimit')}, memory {hc.get('Memory')}, nano_cpus {hc.get('NanoCpus')}")
+    yield Check(
+        "limits",
+        bool(hc.get("PidsLimit")) and bool(hc.get("Memory")) and bool(hc.get("NanoCpus")),
+        f"pids {hc.get('PidsLimit')}, memory {hc.get('Memory')}, nano_cpus {hc.get('NanoCpus')}",
+    )
     raw = hc.get("Mounts")
     mounts = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
     ro = all(bool(m.get("ReadOnly")) for m in mounts)

@@ -479,6 +479,5 @@ class NetworkCapture(Frozen):
         return not (self.dns or self.connections or self.datagrams)
 
 
-
 # Report.network refers to NetworkCapture, defined after Report (appended).
 Report.model_rebuild()

@@ -80,8 +80,12 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
     lim = profile.limits
     values: dict[str, Any] = {
         "phases": profile.phases.run,
-        "timeouts": {Phase.INSTALL: lim.install_timeout, Phase.STARTUP: lim.startup_timeout,
-                     Phase.IMPORT: lim.import_timeout, Phase.EXECUTE: lim.execute_timeout},
+        "timeouts": {
+            Phase.INSTALL: lim.install_timeout,
+            Phase.STARTUP: lim.startup_timeout,
+            Phase.IMPORT: lim.import_timeout,
+            Phase.EXECUTE: lim.execute_timeout,
+        },
         "module_timeout": lim.module_timeout,
         "call_timeout": lim.call_timeout,
         "window": lim.window,
@@ -184,7 +188,11 @@ def attribute_calls(events: list[Event], step_context: str, calls: Sequence[Agen
     (calls run one at a time, so the call whose [start, end] holds the event's time)."""
     if step_context:
         return [e.model_copy(update={"context": step_context}) for e in events]
-    spans = sorted((c.t0, c.t1 or c.t0 + c.duration, c.name) for c in calls if c.t0 and not c.name.startswith("entry point"))
+    spans = sorted(
+        (c.t0, c.t1 or c.t0 + c.duration, c.name)
+        for c in calls
+        if c.t0 and not c.name.startswith("entry point")
+    )
     if not spans:
         return events
     starts = [s[0] for s in spans]
@@ -214,8 +222,15 @@ def _phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Ph
             for s in ap.steps
         )
     lingering = tuple(
-        Lingering(pid=lg.pid, ppid=lg.ppid, argv=tuple(lg.argv), threads=lg.threads, status=lg.status,
-                  cpu=lg.cpu, active=lg.active)
+        Lingering(
+            pid=lg.pid,
+            ppid=lg.ppid,
+            argv=tuple(lg.argv),
+            threads=lg.threads,
+            status=lg.status,
+            cpu=lg.cpu,
+            active=lg.active,
+        )
         for s in ap.steps
         for lg in s.lingering
     )
@@ -309,8 +324,14 @@ def judge(
 def base_plan(tokens: HoneytokenSet | None = None, sinkhole: dict[str, Any] | None = None) -> dict[str, Any]:
     """The part of the plan the agent needs before the candidate is known (setup):
     with the run's honeytokens (``env``, ``home_files``) and sinkhole settings."""
-    plan: dict[str, Any] = {"user": SANDBOX_USER, "uid": SANDBOX_UID, "gid": SANDBOX_UID, "home": HOME,
-                            "project": PROJECT, "venv": VENV}
+    plan: dict[str, Any] = {
+        "user": SANDBOX_USER,
+        "uid": SANDBOX_UID,
+        "gid": SANDBOX_UID,
+        "home": HOME,
+        "project": PROJECT,
+        "venv": VENV,
+    }
     if tokens is not None:
         plan.update(tokens.plan())
     if sinkhole is not None:
@@ -327,9 +348,13 @@ def sinkhole_plan(options: VetOptions, rng: random.Random | None = None) -> dict
     return {
         "enabled": options.sinkhole,
         "capture_bytes": max(1, options.capture_kib) * 1024,
-        "net": {"address": f"192.168.{third}.{r.randrange(20, 230)}", "prefix": 24,
-                "gateway": f"192.168.{third}.1", "address6": f"{ula}::{r.randrange(2, 65535):x}",
-                "gateway6": "fe80::1"},
+        "net": {
+            "address": f"192.168.{third}.{r.randrange(20, 230)}",
+            "prefix": 24,
+            "gateway": f"192.168.{third}.1",
+            "address6": f"{ula}::{r.randrange(2, 65535):x}",
+            "gateway6": "fe80::1",
+        },
     }
 
 
@@ -371,8 +396,12 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         session = DockerBackend(client, image).open(stage, setup_plan, options.run, observer)
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
-        plan = {**setup_plan, **build_plan(staged, options.run), "honeytokens": profile.honeytokens.enabled,
-                "evidence": options.evidence is not None}
+        plan = {
+            **setup_plan,
+            **build_plan(staged, options.run),
+            "honeytokens": profile.honeytokens.enabled,
+            "evidence": options.evidence is not None,
+        }
         raw = session.run_phases(plan, observer)
         kept = session.keep() if options.keep else None
         session.close()
@@ -390,8 +419,11 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
             staged=staged,
             profile=profile,
             hostname=raw.hostname,
-            notes=[*notes, *(f"network: {p}" for p in (network.problems if network else ())),
-                   *([kept] if kept else [])],
+            notes=[
+                *notes,
+                *(f"network: {p}" for p in (network.problems if network else ())),
+                *([kept] if kept else []),
+            ],
             network=network,
         )
         if options.evidence is not None:
@@ -401,8 +433,10 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         finished = list(session.finished) if session is not None else []
         if session is not None:
             session.close()  # first: cleanup must happen within seconds
-        raise Interrupted("interrupted; sandbox resources removed",
-                          partial=_partial(spec, started, image, staged, profile, finished)) from None
+        raise Interrupted(
+            "interrupted; sandbox resources removed",
+            partial=_partial(spec, started, image, staged, profile, finished),
+        ) from None
     finally:
         if session is not None:
             session.close()
@@ -434,14 +468,30 @@ def write_evidence(dest: Path, raw: RawRun, report: Report) -> None:
         raise PkgSandboxError(f"cannot write the evidence bundle to {dest}: {exc.strerror or exc}") from exc
 
 
-def _partial(spec: str, started: float, image: ImageInfo, staged: StagedSet | None, profile: Profile,
-             finished: list[AgentPhase]) -> Report:
+def _partial(
+    spec: str,
+    started: float,
+    image: ImageInfo,
+    staged: StagedSet | None,
+    profile: Profile,
+    finished: list[AgentPhase],
+) -> Report:
     """What an interrupted run knew: finished phases' status, no verdict but incomplete."""
     phases = tuple(_phase_result(ap, False, 0, 0) for ap in finished)
     return Report(
-        tool_version=__version__, target=spec, started=started, finished=time.time(),
-        profile=f"{profile.name} ({profile.digest()})", image=image,
-        artifacts=staged.artifacts if staged else (), phases=phases, summary=(), processes=(), events=(),
-        findings=(), verdict=Verdict.INCOMPLETE, verdict_reason="interrupted before the run finished",
+        tool_version=__version__,
+        target=spec,
+        started=started,
+        finished=time.time(),
+        profile=f"{profile.name} ({profile.digest()})",
+        image=image,
+        artifacts=staged.artifacts if staged else (),
+        phases=phases,
+        summary=(),
+        processes=(),
+        events=(),
+        findings=(),
+        verdict=Verdict.INCOMPLETE,
+        verdict_reason="interrupted before the run finished",
         notes=("partial report: traces of an interrupted run are not collected",),
     )

@@ -52,7 +52,9 @@ def _recorded(site: Path | None) -> set[str]:
     return paths
 
 
-def diff_and_keep(out: Path, phase: str, before: dict[str, list[int]], site: Path | None) -> dict[str, list[int]]:
+def diff_and_keep(
+    out: Path, phase: str, before: dict[str, list[int]], site: Path | None
+) -> dict[str, list[int]]:
     """Write ``fsdiff.<phase>.json`` and keep copies; returns the new snapshot."""
     after = snapshot()
     files_dir = out / "files"
@@ -64,9 +66,15 @@ def diff_and_keep(out: Path, phase: str, before: dict[str, list[int]], site: Pat
         old = before.get(path)
         if old is not None and old[:2] == meta[:2]:
             continue
-        entry: dict[str, Any] = {"path": path, "change": "created" if old is None else "modified",
-                                 "size": meta[0], "mode": oct(meta[2] & 0o7777), "sha256": None, "kept": False,
-                                 "installed": path in recorded}
+        entry: dict[str, Any] = {
+            "path": path,
+            "change": "created" if old is None else "modified",
+            "size": meta[0],
+            "mode": oct(meta[2] & 0o7777),
+            "sha256": None,
+            "kept": False,
+            "installed": path in recorded,
+        }
         if not entry["installed"] and os.path.isfile(path) and not os.path.islink(path):
             try:
                 h = hashlib.sha256()
@@ -86,8 +94,16 @@ def diff_and_keep(out: Path, phase: str, before: dict[str, list[int]], site: Pat
                 pass
         changes.append(entry)
     for path in sorted(set(before) - set(after)):
-        changes.append({"path": path, "change": "deleted", "size": before[path][0], "sha256": None, "kept": False,
-                        "installed": False})
+        changes.append(
+            {
+                "path": path,
+                "change": "deleted",
+                "size": before[path][0],
+                "sha256": None,
+                "kept": False,
+                "installed": False,
+            }
+        )
     (out / f"fsdiff.{phase}.json").write_text(json.dumps(changes))
     return after
 

@@ -132,11 +132,14 @@ def _git_checkout(project: Path, fmt: dict[str, str]) -> None:
     _write(git / "HEAD", "ref: refs/heads/main\n")
     _write(git / "description", "Unnamed repository; edit this file 'description' to name the repository.\n")
     _write(git / "info" / "exclude", "# git ls-files --others --exclude-from=.git/info/exclude\n")
-    _write(git / "config", "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
-           "\tlogallrefupdates = true\n[remote \"origin\"]\n"
-           f"\turl = git@github.com:{fmt['user']}/service.git\n"
-           "\tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch \"main\"]\n\tremote = origin\n"
-           "\tmerge = refs/heads/main\n")
+    _write(
+        git / "config",
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
+        '\tlogallrefupdates = true\n[remote "origin"]\n'
+        f"\turl = git@github.com:{fmt['user']}/service.git\n"
+        '\tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch "main"]\n\tremote = origin\n'
+        "\tmerge = refs/heads/main\n",
+    )
 
 
 ETC_HOSTS = """127.0.0.1\tlocalhost
@@ -454,8 +457,9 @@ class StepRun:
 class ImportRun(StepRun):
     """The import driver: per-module timeouts from its progress messages."""
 
-    def __init__(self, plan: dict[str, Any], tag: str, argv: list[str], module_timeout: float,
-                 phase: str = "import") -> None:
+    def __init__(
+        self, plan: dict[str, Any], tag: str, argv: list[str], module_timeout: float, phase: str = "import"
+    ) -> None:
         super().__init__(plan, phase, tag, argv)
         self.module_timeout = module_timeout
         self.current: tuple[str, float] | None = None
@@ -728,10 +732,20 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
     modules: list[str] = list(inv.get("modules") or [])
     if not modules:
         if inv.get("candidate_dist_info"):
-            return {"phase": "import", "status": "ok", "steps": [], "modules": [],
-                    "problems": ["the candidate installs no importable module"]}
-        return {"phase": "import", "status": "error", "steps": [], "modules": [],
-                "problems": ["the candidate's distribution was not found after install"]}
+            return {
+                "phase": "import",
+                "status": "ok",
+                "steps": [],
+                "modules": [],
+                "problems": ["the candidate installs no importable module"],
+            }
+        return {
+            "phase": "import",
+            "status": "error",
+            "steps": [],
+            "modules": [],
+            "problems": ["the candidate's distribution was not found after install"],
+        }
     py = f"{plan['venv']}/bin/python"
     module_timeout = float(plan.get("module_timeout", 30))
     end = time.monotonic() + timeout
@@ -744,8 +758,9 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         left = end - time.monotonic()
         if left <= 0 or attempt >= 25:
             status = "timeout"
-            results.extend({"name": m, "status": "skipped", "duration": 0, "detail": "not reached"}
-                           for m in remaining)
+            results.extend(
+                {"name": m, "status": "skipped", "duration": 0, "detail": "not reached"} for m in remaining
+            )
             break
         emit("status", phase="import", msg=f"importing {len(remaining)} modules (run {attempt + 1})")
         driver = str(RUN_DIR / "pkgsandbox_import.py")
@@ -760,16 +775,22 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         attempted = {r["name"] for r in run.results}
         if run.current is not None:  # the interpreter died inside this module
             name = run.current[0]
-            results.append({"name": name, "status": "error", "duration": 0,
-                            "detail": "interpreter exited during import"})
+            results.append(
+                {"name": name, "status": "error", "duration": 0, "detail": "interpreter exited during import"}
+            )
             attempted.add(name)
         if run.done or not attempted:
             break
         idx = max(remaining.index(n) for n in attempted if n in remaining)
-        remaining = remaining[idx + 1:]
+        remaining = remaining[idx + 1 :]
         attempt += 1
-    return {"phase": "import", "status": status, "steps": steps, "modules": results,
-            "modules_capped": inv.get("modules_capped", 0)}
+    return {
+        "phase": "import",
+        "status": status,
+        "steps": steps,
+        "modules": results,
+        "modules_capped": inv.get("modules_capped", 0),
+    }
 
 
 def entry_point_scripts(text: str) -> list[str]:
@@ -810,12 +831,21 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             res = step.run(min(left, per_call * 3), window).result()
             res["context"] = f"entry point {name} {flag}"
             steps.append(res)
-            calls.append({"name": f"entry point {name} {flag}", "status": "timeout" if res["status"] == "timeout"
-                          else "ok", "duration": round(time.time() - t0, 3),
-                          "detail": f"exit {res['exit_code']}", "t0": t0, "t1": time.time()})
+            calls.append(
+                {
+                    "name": f"entry point {name} {flag}",
+                    "status": "timeout" if res["status"] == "timeout" else "ok",
+                    "duration": round(time.time() - t0, 3),
+                    "detail": f"exit {res['exit_code']}",
+                    "t0": t0,
+                    "t1": time.time(),
+                }
+            )
             if res["status"] == "timeout":
                 status = "timeout"
-    modules = [m for m in (inv.get("modules") or []) if not any(p.startswith("_") for p in m.split("."))][:300]
+    modules = [m for m in (inv.get("modules") or []) if not any(p.startswith("_") for p in m.split("."))][
+        :300
+    ]
     remaining = modules
     attempt = 0
     py = f"{venv}/bin/python"
@@ -825,11 +855,16 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             status = "timeout"
             break
         emit("status", phase="execute", msg=f"calling public functions of {len(remaining)} modules")
-        run = ImportRun(plan, f"calls-{attempt}", [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), *remaining],
-                        per_call + 5, phase="execute")
+        run = ImportRun(
+            plan,
+            f"calls-{attempt}",
+            [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), *remaining],
+            per_call + 5,
+            phase="execute",
+        )
         run.run(left, window)
         res = run.result()
-        res["argv"] = res["argv"][:3] + [f"<{len(remaining)} modules>"]
+        res["argv"] = [*res["argv"][:3], f"<{len(remaining)} modules>"]
         res["context"] = ""
         steps.append(res)
         calls.extend(run.results)
@@ -839,12 +874,17 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             break
         last_module = run.results[-1]["name"].rsplit(".", 1)[0]
         idx = remaining.index(last_module) if last_module in remaining else len(remaining) - 1
-        remaining = remaining[idx + 1:]
+        remaining = remaining[idx + 1 :]
         attempt += 1
     return {"phase": "execute", "status": status, "steps": steps, "modules": calls}
 
 
-PHASES = {"install": phase_install, "startup": phase_startup, "import": phase_import, "execute": phase_execute}
+PHASES = {
+    "install": phase_install,
+    "startup": phase_startup,
+    "import": phase_import,
+    "execute": phase_execute,
+}
 
 
 def cmd_run(names: list[str]) -> int:
@@ -936,8 +976,15 @@ def cmd_probe(plan: dict[str, Any]) -> int:
         "print(json.dumps(r))\n"
     )
     argv = [*privilege_drop(plan), "python3", "-c", code]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=candidate_env(plan),
-                          cwd="/", preexec_fn=guard.recorder_preexec)
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=candidate_env(plan),
+        cwd="/",
+        preexec_fn=guard.recorder_preexec,
+    )
     try:
         seen = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):

@@ -9,7 +9,7 @@ write there too, which only affects progress bookkeeping, never the syscall reco
 # Keeps the interpreter alive while any other thread of it exists, so that daemon
 # threads started by .pth hooks or imports get the chance to act (a real program
 # would live on). The agent's observation window bounds how long this can last.
-LINGER = r'''
+LINGER = r"""
 def _pkgsandbox_linger():
     import os, time
     while True:
@@ -20,13 +20,18 @@ def _pkgsandbox_linger():
         if n <= 1:
             return
         time.sleep(0.05)
-'''
+"""
 
-KEEP = LINGER + r'''
+KEEP = (
+    LINGER
+    + r"""
 _pkgsandbox_linger()
-'''
+"""
+)
 
-IMPORTER = LINGER + r'''
+IMPORTER = (
+    LINGER
+    + r"""
 def _pkgsandbox_main():
     import importlib, json, os, sys, time, traceback
     try:
@@ -59,13 +64,16 @@ def _pkgsandbox_main():
     _pkgsandbox_linger()
 
 _pkgsandbox_main()
-'''
+"""
+)
 
 # Calls the public functions and classes of the candidate's modules with mock
 # arguments, one at a time, reporting each call on fd 3 so behaviour can be
 # attributed to the call that caused it. Coroutines are awaited, generators
 # drained (bounded); each call also gets a SIGALRM deadline.
-CALLER = LINGER + r'''
+CALLER = (
+    LINGER
+    + r'''
 def _pkgsandbox_main():
     import asyncio, importlib, inspect, json, os, signal, sys, time, traceback
     try:
@@ -186,6 +194,7 @@ def _pkgsandbox_main():
 
 _pkgsandbox_main()
 '''
+)
 
 SCRIPTS = {
     "pkgsandbox_keep.py": KEEP,

@@ -69,8 +69,16 @@ SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h; IP6T_SO_ORIGINAL_DST has the sam
 FAKE_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking: never routed
 FAKE_NET6_PREFIX = "64:ff9b::"  # the NAT64 well-known prefix, + the fake IPv4 address
 TLS_ALERT_HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
-METADATA_HOSTS = frozenset({"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200",
-                            "metadata.google.internal", "metadata"})
+METADATA_HOSTS = frozenset(
+    {
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "169.254.170.2",
+        "100.100.100.200",
+        "metadata.google.internal",
+        "metadata",
+    }
+)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -141,8 +149,25 @@ class Ports:
 # --------------------------------------------------------------------------- DNS
 
 
-QTYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV",
-          35: "NAPTR", 43: "DS", 48: "DNSKEY", 64: "SVCB", 65: "HTTPS", 99: "SPF", 255: "ANY", 257: "CAA"}
+QTYPES = {
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    12: "PTR",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    35: "NAPTR",
+    43: "DS",
+    48: "DNSKEY",
+    64: "SVCB",
+    65: "HTTPS",
+    99: "SPF",
+    255: "ANY",
+    257: "CAA",
+}
 
 
 class DnsError(ValueError):
@@ -190,7 +215,7 @@ def read_name(msg: bytes, pos: int) -> tuple[list[bytes], int]:
             break
         if pos + n > len(msg):
             raise DnsError("label runs past the end")
-        labels.append(msg[pos:pos + n])
+        labels.append(msg[pos : pos + n])
         total += n + 1
         if total > 255:
             raise DnsError("name longer than 255 bytes")
@@ -226,7 +251,7 @@ def parse_query(msg: bytes) -> DnsQuery:
         labels, pos = read_name(msg, pos)
         if pos + 4 > len(msg):
             raise DnsError("question runs past the end")
-        qtype, qclass = struct.unpack("!HH", msg[pos:pos + 4])
+        qtype, qclass = struct.unpack("!HH", msg[pos : pos + 4])
         pos += 4
         questions.append((labels, qtype, qclass))
     return DnsQuery(ident, flags, questions)
@@ -307,8 +332,11 @@ class FakeDns:
             v4 = self.address(name)
             if qtype == 1 or qtype == 255:
                 return [(1, socket.inet_aton(v4))], v4
-            v6 = "::1" if v4.startswith("127.") else (
-                self.net.address6 if v4 == self.net.address else FAKE_NET6_PREFIX + v4)
+            v6 = (
+                "::1"
+                if v4.startswith("127.")
+                else (self.net.address6 if v4 == self.net.address else FAKE_NET6_PREFIX + v4)
+            )
             return [(28, socket.inet_pton(socket.AF_INET6, v6))], v6
         if qtype == 12:
             target = self._reverse(name)
@@ -343,14 +371,14 @@ def parse_client_hello(buf: bytes) -> tuple[str, dict[str, Any]]:
                 return "need", {}
             return _hello(hs)
         ctype, major, minor = buf[pos], buf[pos + 1], buf[pos + 2]
-        length = int.from_bytes(buf[pos + 3:pos + 5], "big")
+        length = int.from_bytes(buf[pos + 3 : pos + 5], "big")
         if ctype != 22 or major != 3:
             return "bad", {"error": f"record type {ctype} version {major}.{minor}: not a TLS handshake"}
         if length == 0 or length > 18432:
             return "bad", {"error": f"record length {length}"}
         if len(buf) - pos - 5 < length:
             return "need", {}
-        hs += buf[pos + 5:pos + 5 + length]
+        hs += buf[pos + 5 : pos + 5 + length]
         pos += 5 + length
         if len(hs) >= 4:
             if hs[0] != 1:
@@ -362,8 +390,13 @@ def parse_client_hello(buf: bytes) -> tuple[str, dict[str, Any]]:
                 return _hello(hs[:need])
 
 
-_TLS_VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2",
-                 0x0304: "TLS 1.3"}
+_TLS_VERSIONS = {
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+}
 
 
 def _hello(hs: bytes | bytearray) -> tuple[str, dict[str, Any]]:
@@ -376,10 +409,10 @@ def _hello(hs: bytes | bytearray) -> tuple[str, dict[str, Any]]:
 def _hello_fields(hs: bytes) -> dict[str, Any]:
     body = hs[4:]
     p = 0
-    version = int.from_bytes(body[p:p + 2], "big")
+    version = int.from_bytes(body[p : p + 2], "big")
     p += 2 + 32
     p += 1 + body[p]  # session id
-    cs_len = int.from_bytes(body[p:p + 2], "big")
+    cs_len = int.from_bytes(body[p : p + 2], "big")
     p += 2 + cs_len
     p += 1 + body[p]  # compression methods
     if p > len(body):
@@ -387,28 +420,28 @@ def _hello_fields(hs: bytes) -> dict[str, Any]:
     info: dict[str, Any] = {"sni": None, "alpn": [], "version": _TLS_VERSIONS.get(version, hex(version))}
     if p + 2 > len(body):
         return info
-    ext_end = p + 2 + int.from_bytes(body[p:p + 2], "big")
+    ext_end = p + 2 + int.from_bytes(body[p : p + 2], "big")
     p += 2
     while p + 4 <= min(ext_end, len(body)):
-        etype, elen = struct.unpack("!HH", body[p:p + 4])
-        data = body[p + 4:p + 4 + elen]
+        etype, elen = struct.unpack("!HH", body[p : p + 4])
+        data = body[p + 4 : p + 4 + elen]
         p += 4 + elen
         if etype == 0 and len(data) >= 5:  # server_name
             q = 2
             while q + 3 <= len(data):
-                kind, n = data[q], int.from_bytes(data[q + 1:q + 3], "big")
+                kind, n = data[q], int.from_bytes(data[q + 1 : q + 3], "big")
                 if kind == 0:
-                    info["sni"] = data[q + 3:q + 3 + n].decode("ascii", "backslashreplace")
+                    info["sni"] = data[q + 3 : q + 3 + n].decode("ascii", "backslashreplace")
                     break
                 q += 3 + n
         elif etype == 16 and len(data) >= 2:  # ALPN
             q = 2
             while q < len(data):
                 n = data[q]
-                info["alpn"].append(data[q + 1:q + 1 + n].decode("ascii", "backslashreplace"))
+                info["alpn"].append(data[q + 1 : q + 1 + n].decode("ascii", "backslashreplace"))
                 q += 1 + n
         elif etype == 43 and data:  # supported_versions
-            vs = [int.from_bytes(data[i:i + 2], "big") for i in range(1, 1 + data[0], 2)]
+            vs = [int.from_bytes(data[i : i + 2], "big") for i in range(1, 1 + data[0], 2)]
             known = [v for v in vs if v in _TLS_VERSIONS]
             if known:
                 info["version"] = _TLS_VERSIONS[max(known)]
@@ -430,9 +463,11 @@ def looks_like_http(head: bytes) -> bool:
 
 def http_response(status: str = "200 OK", close: bool = False) -> bytes:
     """What an ordinary nginx answers with an empty body."""
-    return (f"HTTP/1.1 {status}\r\nServer: nginx\r\nDate: {formatdate(usegmt=True)}\r\n"
-            "Content-Type: text/html; charset=utf-8\r\nContent-Length: 0\r\n"
-            f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n").encode()
+    return (
+        f"HTTP/1.1 {status}\r\nServer: nginx\r\nDate: {formatdate(usegmt=True)}\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Length: 0\r\n"
+        f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
+    ).encode()
 
 
 class HttpStream:
@@ -476,7 +511,7 @@ class HttpStream:
                 self.state = "stop"
             return
         head = bytes(self.buf[:end])
-        del self.buf[:end + sep]
+        del self.buf[: end + sep]
         req = self._begin(head, complete=True)
         if req is None:
             self.state = "stop"
@@ -522,7 +557,7 @@ class HttpStream:
                 self.state = "stop"
             return
         line = bytes(self.buf[:end]).strip().split(b";", 1)[0]
-        del self.buf[:end + 1]
+        del self.buf[: end + 1]
         try:
             size = int(line, 16)
         except ValueError:
@@ -549,7 +584,7 @@ class HttpStream:
             if len(self.buf) > 2:
                 self.state = "stop"
             return
-        del self.buf[:end + 1]
+        del self.buf[: end + 1]
         self.state = "chunk_size"
 
     def _trailer(self, replies: list[bytes]) -> None:
@@ -559,7 +594,7 @@ class HttpStream:
                 self.state = "stop"
             return
         line = bytes(self.buf[:end]).strip()
-        del self.buf[:end + 1]
+        del self.buf[: end + 1]
         if not line:
             self._done(replies)
 
@@ -580,9 +615,15 @@ class HttpStream:
             k, _, v = raw.partition(b":")
             headers.append([k.strip().decode("latin-1")[:200], v.strip().decode("latin-1")[:MAX_VALUE]])
         req: dict[str, Any] = {
-            "method": m.group(1).decode(), "target": m.group(2).decode("latin-1")[:4096],
-            "version": m.group(3).decode(), "headers": headers, "headers_dropped": extra,
-            "complete": complete, "body_bytes": 0, "body_b64": "", "body_truncated": False,
+            "method": m.group(1).decode(),
+            "target": m.group(2).decode("latin-1")[:4096],
+            "version": m.group(3).decode(),
+            "headers": headers,
+            "headers_dropped": extra,
+            "complete": complete,
+            "body_bytes": 0,
+            "body_b64": "",
+            "body_truncated": False,
         }
         self.current = req
         self.body = bytearray()
@@ -614,9 +655,19 @@ class HttpStream:
         if self.requests:
             self.requests[-1].setdefault("errors", []).append(why[:300])
         else:
-            self.requests.append({"method": "", "target": "", "version": "", "headers": [], "complete": False,
-                                  "body_bytes": 0, "body_b64": "", "body_truncated": False,
-                                  "errors": [why[:300]]})
+            self.requests.append(
+                {
+                    "method": "",
+                    "target": "",
+                    "version": "",
+                    "headers": [],
+                    "complete": False,
+                    "body_bytes": 0,
+                    "body_b64": "",
+                    "body_truncated": False,
+                    "errors": [why[:300]],
+                }
+            )
 
     def finish(self) -> None:
         """At close: keep what a half-sent request had (slowloris, cut bodies)."""
@@ -635,7 +686,7 @@ BANNERS = {
     25: b"220 mail ESMTP Postfix (Debian/GNU)\r\n",
     110: b"+OK Dovecot (Debian) ready.\r\n",
     143: b"* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE AUTH=PLAIN] "
-         b"Dovecot ready.\r\n",
+    b"Dovecot ready.\r\n",
     465: b"",
     587: b"220 mail ESMTP Postfix (Debian/GNU)\r\n",
     2525: b"220 mail ESMTP Postfix (Debian/GNU)\r\n",
@@ -661,7 +712,7 @@ class SmtpStream:
                     if len(self.buf) > 8:
                         del self.buf[:-8]  # the kept capture has the bytes; keep only a tail to find the end
                     return out
-                del self.buf[:end + 5]
+                del self.buf[: end + 5]
                 self.in_data = False
                 out.append(b"250 2.0.0 Ok: queued\r\n")
                 continue
@@ -671,13 +722,17 @@ class SmtpStream:
                     self.buf.clear()
                 return out
             line = bytes(self.buf[:end]).strip()
-            del self.buf[:end + 1]
+            del self.buf[: end + 1]
             verb = line.split(b" ", 1)[0].upper()
             if len(self.commands) < 64:
                 self.commands.append(line[:200].decode("latin-1"))
             if verb in (b"EHLO", b"HELO"):
-                out.append(b"250-mail\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n"
-                           b"250 8BITMIME\r\n" if verb == b"EHLO" else b"250 mail\r\n")
+                out.append(
+                    b"250-mail\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN LOGIN\r\n"
+                    b"250 8BITMIME\r\n"
+                    if verb == b"EHLO"
+                    else b"250 mail\r\n"
+                )
             elif verb == b"DATA":
                 self.in_data = True
                 out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
@@ -891,8 +946,14 @@ class Flow:
 class Daemon:
     """The selector loop serving every listener (see the module docstring)."""
 
-    def __init__(self, socks: dict[str, list[socket.socket]], limits: Limits, net: NetConfig, out: Path,
-                 phase_file: Path = PHASE_FILE) -> None:
+    def __init__(
+        self,
+        socks: dict[str, list[socket.socket]],
+        limits: Limits,
+        net: NetConfig,
+        out: Path,
+        phase_file: Path = PHASE_FILE,
+    ) -> None:
         self.socks = socks
         self.phase_file = phase_file
         self.wake_r, self.wake_w = socket.socketpair()
@@ -905,8 +966,14 @@ class Daemon:
         self.flows: dict[int, Flow] = {}
         self.next_id = 0
         self.stopping = False
-        self.stats: dict[str, int] = {"tcp_accepted": 0, "tcp_evicted": 0, "udp_datagrams": 0,
-                                      "dns_queries": 0, "dns_malformed": 0, "errors": 0}
+        self.stats: dict[str, int] = {
+            "tcp_accepted": 0,
+            "tcp_evicted": 0,
+            "udp_datagrams": 0,
+            "dns_queries": 0,
+            "dns_malformed": 0,
+            "errors": 0,
+        }
         self.problems = 0
 
     # -- plumbing
@@ -949,9 +1016,16 @@ class Daemon:
             self._sweep(time.monotonic())
         for flow in list(self.flows.values()):
             self._finish(flow, "shutdown")
-        self.rec.write({"kind": "stats", "t": time.time(), **self.stats,
-                        "suppressed": self.rec.suppressed, "budget_hit": self.rec.budget_hit,
-                        "lookup_seconds": round(self.owners.spent, 3)})
+        self.rec.write(
+            {
+                "kind": "stats",
+                "t": time.time(),
+                **self.stats,
+                "suppressed": self.rec.suppressed,
+                "budget_hit": self.rec.budget_hit,
+                "lookup_seconds": round(self.owners.spent, 3),
+            }
+        )
         self.rec.close()
 
     def _on_signal(self, *_: object) -> None:
@@ -967,8 +1041,14 @@ class Daemon:
         self.stats["errors"] += 1
         self.problems += 1
         if self.problems <= 50:
-            self.rec.write({"kind": "problem", "t": time.time(), "msg": msg[:500],
-                            "trace": traceback.format_exc(limit=4)[-1500:]})
+            self.rec.write(
+                {
+                    "kind": "problem",
+                    "t": time.time(),
+                    "msg": msg[:500],
+                    "trace": traceback.format_exc(limit=4)[-1500:],
+                }
+            )
 
     # -- TCP
     def _accept(self, lsock: socket.socket, kind: str) -> None:
@@ -993,8 +1073,19 @@ class Daemon:
                 self._finish(min(self.flows.values(), key=lambda f: f.last), "evicted")
             pid, argv = self.owners.lookup("tcp", int(src[1]))
             conn.setblocking(False)
-            flow = Flow(self.next_id, conn, kind, tuple(src), (str(dst[0]), int(dst[1])), phase, time.time(),
-                        now, pid, argv, last=now)
+            flow = Flow(
+                self.next_id,
+                conn,
+                kind,
+                tuple(src),
+                (str(dst[0]), int(dst[1])),
+                phase,
+                time.time(),
+                now,
+                pid,
+                argv,
+                last=now,
+            )
             self.flows[flow.fid] = flow
             self.sel.register(conn, selectors.EVENT_READ, ("flow", flow))
             if kind == "dns":
@@ -1140,14 +1231,22 @@ class Daemon:
             self.sel.unregister(flow.sock)
         flow.sock.close()
         rec: dict[str, Any] = {
-            "kind": "tcp", "id": flow.fid, "t": flow.opened,
+            "kind": "tcp",
+            "id": flow.fid,
+            "t": flow.opened,
             "duration": round(time.monotonic() - flow.mono, 3),
-            "phase": flow.phase, "transport": "dns" if flow.kind == "dns" else "tcp",
-            "src": _hostport(flow.src), "dst": _hostport(flow.dst), "name": self.fake.name_for(flow.dst[0]),
-            "bytes": flow.total, "captured": len(flow.capture),
+            "phase": flow.phase,
+            "transport": "dns" if flow.kind == "dns" else "tcp",
+            "src": _hostport(flow.src),
+            "dst": _hostport(flow.dst),
+            "name": self.fake.name_for(flow.dst[0]),
+            "bytes": flow.total,
+            "captured": len(flow.capture),
             "truncated": flow.total > len(flow.capture) or reason in ("evicted", "lifetime"),
-            "close_reason": reason, "proto": flow.proto or ("empty" if not flow.total else "unknown"),
-            "pid": flow.pid, "argv": flow.argv,
+            "close_reason": reason,
+            "proto": flow.proto or ("empty" if not flow.total else "unknown"),
+            "pid": flow.pid,
+            "argv": flow.argv,
         }
         http = flow.http or flow.http_done
         if http is not None:
@@ -1175,8 +1274,8 @@ class Daemon:
                 if len(flow.dns_buf) > 70000:
                     flow.dns_buf.clear()
                 return
-            msg = bytes(flow.dns_buf[2:2 + n])
-            del flow.dns_buf[:2 + n]
+            msg = bytes(flow.dns_buf[2 : 2 + n])
+            del flow.dns_buf[: 2 + n]
             reply = self._dns(msg, flow.src, "tcp", flow.pid, flow.argv, _hostport(flow.dst))
             if reply:
                 self._send(flow, len(reply).to_bytes(2, "big") + reply)
@@ -1195,12 +1294,27 @@ class Daemon:
                 except OSError as exc:
                     self._problem(f"dns reply: {exc}")
 
-    def _dns(self, msg: bytes, src: tuple[Any, ...], transport: str, pid: int | None, argv: list[str],
-             dst: str | None) -> bytes | None:
+    def _dns(
+        self,
+        msg: bytes,
+        src: tuple[Any, ...],
+        transport: str,
+        pid: int | None,
+        argv: list[str],
+        dst: str | None,
+    ) -> bytes | None:
         self.stats["dns_queries"] += 1
-        base: dict[str, Any] = {"kind": "dns", "t": time.time(), "phase": current_phase(self.phase_file),
-                                "transport": transport, "src": _hostport(src), "resolver": dst, "pid": pid,
-                                "argv": argv, "size": len(msg)}
+        base: dict[str, Any] = {
+            "kind": "dns",
+            "t": time.time(),
+            "phase": current_phase(self.phase_file),
+            "transport": transport,
+            "src": _hostport(src),
+            "resolver": dst,
+            "pid": pid,
+            "argv": argv,
+            "size": len(msg),
+        }
         try:
             q = parse_query(msg)
         except DnsError as exc:
@@ -1208,16 +1322,24 @@ class Daemon:
             self.rec.write({**base, "malformed": True, "error": str(exc), "raw_b64": _b64(msg[:512])})
             return formerr(msg)
         if q.opcode != 0:
-            self.rec.write({**base, "name": name_text(q.questions[0][0]), "qtype": f"OPCODE{q.opcode}",
-                            "answer": None})
+            self.rec.write(
+                {**base, "name": name_text(q.questions[0][0]), "qtype": f"OPCODE{q.opcode}", "answer": None}
+            )
             return build_response(q, [], rcode=4)  # NOTIMP, as a real resolver answers an UPDATE
         answers: list[tuple[int, bytes]] = []
         for i, (labels, qtype, _qclass) in enumerate(q.questions):
             got, text = self.fake.answer(labels, qtype)
             if i == 0:
                 answers = got
-            self.rec.write({**base, "name": name_text(labels), "qtype": QTYPES.get(qtype, f"TYPE{qtype}"),
-                            "answer": text, "raw_b64": _b64(msg[:512]) if i == 0 else ""})
+            self.rec.write(
+                {
+                    **base,
+                    "name": name_text(labels),
+                    "qtype": QTYPES.get(qtype, f"TYPE{qtype}"),
+                    "answer": text,
+                    "raw_b64": _b64(msg[:512]) if i == 0 else "",
+                }
+            )
         return build_response(q, answers)
 
     # -- UDP
@@ -1232,10 +1354,20 @@ class Daemon:
             keep = data[: self.limits.udp_capture_bytes]
             if not self.rec.room(len(keep) * 2):
                 keep = b""
-            self.rec.write({"kind": "udp", "t": time.time(), "phase": current_phase(self.phase_file),
-                            "src": _hostport(src), "bytes": len(data), "captured": len(keep),
-                            "truncated": len(keep) < len(data),
-                            "data_b64": _b64(keep), "pid": pid, "argv": argv})
+            self.rec.write(
+                {
+                    "kind": "udp",
+                    "t": time.time(),
+                    "phase": current_phase(self.phase_file),
+                    "src": _hostport(src),
+                    "bytes": len(data),
+                    "captured": len(keep),
+                    "truncated": len(keep) < len(data),
+                    "data_b64": _b64(keep),
+                    "pid": pid,
+                    "argv": argv,
+                }
+            )
 
 
 # --------------------------------------------------------------------------- set-up
@@ -1256,8 +1388,9 @@ def _bind(family: int, kind: int, host: str, port: int) -> socket.socket:
     return s
 
 
-def bind_listeners(v6: bool, rng: random.Random | None = None, host4: str = "127.0.0.1",
-                   host6: str = "::1") -> tuple[Ports, dict[str, list[socket.socket]]]:
+def bind_listeners(
+    v6: bool, rng: random.Random | None = None, host4: str = "127.0.0.1", host6: str = "::1"
+) -> tuple[Ports, dict[str, list[socket.socket]]]:
     """Bind TCP, UDP and DNS (UDP + TCP) listeners on random high ports of loopback."""
     r = rng or random.Random()
     last: OSError | None = None
@@ -1270,10 +1403,12 @@ def bind_listeners(v6: bool, rng: random.Random | None = None, host4: str = "127
         try:
             fams = [(socket.AF_INET, host4)] + ([(socket.AF_INET6, host6)] if v6 else [])
             for fam, host in fams:
-                for key, kind, port in (("tcp", socket.SOCK_STREAM, ports.tcp),
-                                        ("udp", socket.SOCK_DGRAM, ports.udp),
-                                        ("dns_udp", socket.SOCK_DGRAM, ports.dns),
-                                        ("dns_tcp", socket.SOCK_STREAM, ports.dns)):
+                for key, kind, port in (
+                    ("tcp", socket.SOCK_STREAM, ports.tcp),
+                    ("udp", socket.SOCK_DGRAM, ports.udp),
+                    ("dns_udp", socket.SOCK_DGRAM, ports.dns),
+                    ("dns_tcp", socket.SOCK_STREAM, ports.dns),
+                ):
                     s = _bind(fam, kind, host, port)
                     made.append(s)
                     socks[key].append(s)
@@ -1294,18 +1429,20 @@ def nat_rules(ports: Ports, own: str, v6: bool) -> str:
     """
     loop = "::1/128" if v6 else "127.0.0.0/8"
     me = f"{own}/128" if v6 else f"{own}/32"
-    return "\n".join([
-        "*nat",
-        ":OUTPUT ACCEPT [0:0]",
-        f"-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports {ports.dns}",
-        f"-A OUTPUT -p tcp --dport 53 -j REDIRECT --to-ports {ports.dns}",
-        f"-A OUTPUT -d {loop} -j RETURN",
-        f"-A OUTPUT -d {me} -j RETURN",
-        f"-A OUTPUT -p tcp -j REDIRECT --to-ports {ports.tcp}",
-        f"-A OUTPUT -p udp -j REDIRECT --to-ports {ports.udp}",
-        "COMMIT",
-        "",
-    ])
+    return "\n".join(
+        [
+            "*nat",
+            ":OUTPUT ACCEPT [0:0]",
+            f"-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports {ports.dns}",
+            f"-A OUTPUT -p tcp --dport 53 -j REDIRECT --to-ports {ports.dns}",
+            f"-A OUTPUT -d {loop} -j RETURN",
+            f"-A OUTPUT -d {me} -j RETURN",
+            f"-A OUTPUT -p tcp -j REDIRECT --to-ports {ports.tcp}",
+            f"-A OUTPUT -p udp -j REDIRECT --to-ports {ports.udp}",
+            "COMMIT",
+            "",
+        ]
+    )
 
 
 def link_commands(net: NetConfig, v6: bool) -> str:
@@ -1318,8 +1455,10 @@ def link_commands(net: NetConfig, v6: bool) -> str:
         f"route add default via {net.gateway} dev eth0 onlink",
     ]
     if v6:
-        lines += [f"addr add {net.address6}/64 dev eth0 nodad",
-                  f"route add ::/0 via {net.gateway6} dev eth0 onlink"]
+        lines += [
+            f"addr add {net.address6}/64 dev eth0 nodad",
+            f"route add ::/0 via {net.gateway6} dev eth0 onlink",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -1343,19 +1482,21 @@ def configure_network(net: NetConfig, ports: Ports, v6: bool) -> list[str]:
     ARP instead of failing at once (nothing would leave either way).
     """
     problems: list[str] = []
-    ip = subprocess.run(["ip", "-batch", "-"], input=link_commands(net, v6), capture_output=True, text=True,
-                        timeout=10)
+    ip = subprocess.run(
+        ["ip", "-batch", "-"], input=link_commands(net, v6), capture_output=True, text=True, timeout=10
+    )
     if ip.returncode != 0:
         subprocess.run(["ip", "link", "del", "eth0"], capture_output=True, timeout=10)
         return [f"ip: {ip.stderr.strip()[:300]}"]
     procs: list[tuple[bool, subprocess.Popen[str]]] = []
-    for fam6 in ([False, True] if v6 else [False]):
+    for fam6 in [False, True] if v6 else [False]:
         tool = _restore_tool(fam6)
         if tool is None:
             problems.append(f"no {'ip6' if fam6 else 'ip'}tables-restore in the image")
             continue
-        p = subprocess.Popen(tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+        p = subprocess.Popen(
+            tool, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         procs.append((fam6, p))
         assert p.stdin is not None
         p.stdin.write(nat_rules(ports, net.address6 if fam6 else net.address, fam6))
@@ -1373,8 +1514,11 @@ def configure_network(net: NetConfig, ports: Ports, v6: bool) -> list[str]:
         else:
             problems.append(f"{'ip6' if fam6 else 'ip'}tables: {err[:300] or f'exit {p.returncode}'}")
             if fam6:  # IPv6 without redirection: take its address and route away again
-                subprocess.run(["ip", "-6", "addr", "flush", "dev", "eth0", "scope", "global"],
-                               capture_output=True, timeout=10)
+                subprocess.run(
+                    ["ip", "-6", "addr", "flush", "dev", "eth0", "scope", "global"],
+                    capture_output=True,
+                    timeout=10,
+                )
                 subprocess.run(["ip", "-6", "route", "flush", "default"], capture_output=True, timeout=10)
     if not ok4:
         subprocess.run(["ip", "link", "del", "eth0"], capture_output=True, timeout=10)
@@ -1403,8 +1547,12 @@ class Setup:
         conf = dict(plan.get("sinkhole") or {})
         self.limits = Limits.from_plan(conf)
         self.net = NetConfig.from_plan(plan)
-        self.info: dict[str, Any] = {"enabled": False, "problems": [], "net": self.net.__dict__,
-                                     "limits": self.limits.__dict__}
+        self.info: dict[str, Any] = {
+            "enabled": False,
+            "problems": [],
+            "net": self.net.__dict__,
+            "limits": self.limits.__dict__,
+        }
         self.thread: threading.Thread | None = None
         try:
             v6 = _ipv6_available()
@@ -1480,8 +1628,14 @@ def spawn_daemon(socks: dict[str, list[socket.socket]], limits: Limits, net: Net
         raise OSError("the sinkhole daemon did not start") from None
 
 
-def _daemon_main(socks: dict[str, list[socket.socket]], limits: Limits, net: NetConfig, out: Path,
-                 keep: set[int], ready_fd: int) -> None:  # pragma: no cover - runs in the daemon
+def _daemon_main(
+    socks: dict[str, list[socket.socket]],
+    limits: Limits,
+    net: NetConfig,
+    out: Path,
+    keep: set[int],
+    ready_fd: int,
+) -> None:  # pragma: no cover - runs in the daemon
     # Our stdout/stderr are the docker exec's stream: holding them open would keep
     # `agent setup` from returning. Everything else inherited goes too.
     log = os.open(str(out / "sinkhole.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -42,7 +43,9 @@ def cpu_snapshot(procs: list[psutil.Process]) -> dict[int, float]:
 IDLE_CPU_SECONDS = 0.05
 
 
-def describe(proc: psutil.Process, cpu_before: float | None = None, main_pid: int | None = None) -> dict[str, Any]:
+def describe(
+    proc: psutil.Process, cpu_before: float | None = None, main_pid: int | None = None
+) -> dict[str, Any]:
     """A JSON-ready description of a surviving process.
 
     ``active`` is False only for the step's own main process when all it has left
@@ -64,8 +67,15 @@ def describe(proc: psutil.Process, cpu_before: float | None = None, main_pid: in
                 "active": extra or delta >= IDLE_CPU_SECONDS,
             }
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return {"pid": proc.pid, "ppid": None, "argv": [], "threads": 0, "status": "gone", "cpu": 0.0,
-                "active": False}
+        return {
+            "pid": proc.pid,
+            "ppid": None,
+            "argv": [],
+            "threads": 0,
+            "status": "gone",
+            "cpu": 0.0,
+            "active": False,
+        }
 
 
 def _kill_as(uid: int, gid: int) -> bool:
@@ -84,10 +94,8 @@ def _kill_as(uid: int, gid: int) -> bool:
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
             for _ in range(3):
-                try:
+                with contextlib.suppress(OSError):
                     os.kill(-1, signal.SIGKILL)
-                except OSError:
-                    pass
         finally:
             os._exit(0)
     os.waitpid(child, 0)
@@ -107,14 +115,10 @@ def kill_all(uid: int, gid: int, deadline: float = 5.0) -> int:
             # No pid left to fork (pids limit): stop them first so they cannot
             # respawn, then kill; root holds CAP_KILL for this path.
             for proc in alive:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                     proc.send_signal(signal.SIGSTOP)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
             for proc in alive:
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                     proc.send_signal(signal.SIGKILL)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
         time.sleep(0.02)
     return rounds

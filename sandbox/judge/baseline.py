@@ -107,11 +107,11 @@ class Normaliser:
     def path(self, path: str) -> str:
         p = path
         if self.site and p.startswith(self.site):
-            p = "{site}" + p[len(self.site):]
+            p = "{site}" + p[len(self.site) :]
         elif self.venv and p.startswith(self.venv):
-            p = "{venv}" + p[len(self.venv):]
+            p = "{venv}" + p[len(self.venv) :]
         elif p == self.home or p.startswith(self.home + "/"):
-            p = "~" + p[len(self.home):]
+            p = "~" + p[len(self.home) :]
         p = _TMP.sub("/tmp/*", p)
         p = _PROC.sub("/proc/*/", p)
         p = _VERSION.sub("*", p)
@@ -164,7 +164,9 @@ def extract(report: Report) -> Behaviour:
 
 
 def make_baseline(report: Report) -> Baseline:
-    return Baseline(target=report.target, profile=report.profile, verdict=report.verdict, behaviour=extract(report))
+    return Baseline(
+        target=report.target, profile=report.profile, verdict=report.verdict, behaviour=extract(report)
+    )
 
 
 def load_baseline(path: Path) -> Baseline:
@@ -177,8 +179,9 @@ def load_baseline(path: Path) -> Baseline:
         return Baseline.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InputError(f"{path} is not a pkgsandbox baseline: {'.'.join(map(str, first['loc']))}: "
-                         f"{first['msg']}") from exc
+        raise InputError(
+            f"{path} is not a pkgsandbox baseline: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from exc
 
 
 def diff(old: Behaviour, new: Behaviour) -> dict[str, CategoryDiff]:
@@ -191,8 +194,12 @@ def diff(old: Behaviour, new: Behaviour) -> dict[str, CategoryDiff]:
     }
 
 
-_DEVIATION_SEVERITY = {"endpoints": Severity.MEDIUM, "processes": Severity.MEDIUM, "pth": Severity.MEDIUM,
-                       "files": Severity.LOW}
+_DEVIATION_SEVERITY = {
+    "endpoints": Severity.MEDIUM,
+    "processes": Severity.MEDIUM,
+    "pth": Severity.MEDIUM,
+    "files": Severity.LOW,
+}
 
 
 def apply_baseline(report: Report, baseline: Baseline) -> Report:
@@ -212,18 +219,30 @@ def apply_baseline(report: Report, baseline: Baseline) -> Report:
         added = changes[cat].added
         if not added:
             continue
-        evid = [Evidence(phase=_phase_of(key), pid=0, time=0.0, syscall="(baseline)", detail=key) for key in added]
-        deviations.append(Finding(rule_id="PS024", title="deviation from baseline", severity=sev,
-                                  phase=min((e.phase for e in evid), key=lambda p: p.order),
-                                  message=f"{len(added)} new {cat} not seen in the baseline of {baseline.target}",
-                                  evidence=tuple(evid[:50])))
+        evid = [
+            Evidence(phase=_phase_of(key), pid=0, time=0.0, syscall="(baseline)", detail=key) for key in added
+        ]
+        deviations.append(
+            Finding(
+                rule_id="PS024",
+                title="deviation from baseline",
+                severity=sev,
+                phase=min((e.phase for e in evid), key=lambda p: p.order),
+                message=f"{len(added)} new {cat} not seen in the baseline of {baseline.target}",
+                evidence=tuple(evid[:50]),
+            )
+        )
     findings = sorted([*kept, *deviations], key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     reasons = [r for r in report.verdict_reason.split("; ")] if report.verdict is Verdict.INCOMPLETE else []
     verdict, reason = verdict_for(findings, reasons)
-    notes = (*report.notes, f"baseline {baseline.target}: {dropped} finding(s) matched it, "
-             f"{sum(len(d.added) for d in changes.values())} new behaviour key(s)")
-    return report.model_copy(update={"findings": tuple(findings), "verdict": verdict, "verdict_reason": reason,
-                                     "notes": notes})
+    notes = (
+        *report.notes,
+        f"baseline {baseline.target}: {dropped} finding(s) matched it, "
+        f"{sum(len(d.added) for d in changes.values())} new behaviour key(s)",
+    )
+    return report.model_copy(
+        update={"findings": tuple(findings), "verdict": verdict, "verdict_reason": reason, "notes": notes}
+    )
 
 
 def _phase_of(key: str) -> Phase:

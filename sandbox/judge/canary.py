@@ -82,14 +82,16 @@ def _fake_openssh_key(rng: random.Random) -> tuple[str, str]:
     """
     prefix = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABlwAAAAdzc2gtcn"
     body = prefix + "NhAAAAAwEAAQAAAYEA" + _rand(rng, _B64, 2480) + "=="
-    lines = [body[i:i + 70] for i in range(0, len(body), 70)]
-    text = ("-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines)
-            + "\n-----END OPENSSH PRIVATE KEY-----\n")
+    lines = [body[i : i + 70] for i in range(0, len(body), 70)]
+    text = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
     return text, lines[3][6:54]
 
 
-def make_honeytokens(rng: random.Random | None = None, *, user: str = "dev", project_rel: str = "project",
-                     hostname: str = "") -> HoneytokenSet:
+def make_honeytokens(
+    rng: random.Random | None = None, *, user: str = "dev", project_rel: str = "project", hostname: str = ""
+) -> HoneytokenSet:
     """A fresh, realistic, unique set of credentials (from :mod:`secrets` unless *rng*)."""
     r = rng or random.Random(secrets.randbits(128))
     company = r.choice(["acme", "northwind", "globex", "initech", "umbrella", "hooli", "vandelay"])
@@ -109,8 +111,9 @@ def make_honeytokens(rng: random.Random | None = None, *, user: str = "dev", pro
         "AWS_DEFAULT_REGION": "eu-west-1",
         "GITHUB_TOKEN": env_canary("GITHUB_TOKEN", "ghp_" + _rand(r, _ALNUM, 36)),
         "OPENAI_API_KEY": env_canary("OPENAI_API_KEY", "sk-proj-" + _rand(r, _ALNUM + "-_", 48)),
-        "ANTHROPIC_API_KEY": env_canary("ANTHROPIC_API_KEY",
-                                        "sk-ant-api03-" + _rand(r, _ALNUM + "-_", 93) + "AA"),
+        "ANTHROPIC_API_KEY": env_canary(
+            "ANTHROPIC_API_KEY", "sk-ant-api03-" + _rand(r, _ALNUM + "-_", 93) + "AA"
+        ),
         "HF_TOKEN": env_canary("HF_TOKEN", "hf_" + _rand(r, _ALNUM, 34)),
         "NPM_TOKEN": env_canary("NPM_TOKEN", "npm_" + _rand(r, _ALNUM, 36)),
     }
@@ -119,44 +122,57 @@ def make_honeytokens(rng: random.Random | None = None, *, user: str = "dev", pro
     key_text, key_canary = _fake_openssh_key(r)
     canary("id_rsa", key_canary, "~/.ssh/id_rsa")
     files[".ssh/id_rsa"] = key_text
-    files[".ssh/id_rsa.pub"] = (f"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQ{_rand(r, _B64, 500)}= "
-                                f"{user}@{hostname}\n")
+    files[".ssh/id_rsa.pub"] = (
+        f"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQ{_rand(r, _B64, 500)}= {user}@{hostname}\n"
+    )
     files[".ssh/known_hosts"] = (
         "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
         f"|1|{_rand(r, _B64, 27)}=|{_rand(r, _B64, 27)}= ecdsa-sha2-nistp256 "
-        f"AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBB{_rand(r, _B64, 88)}=\n")
-    files[".ssh/config"] = (f"Host bastion\n    HostName bastion.{company}.internal\n    User {user}\n"
-                            "    IdentityFile ~/.ssh/id_rsa\n\nHost *.internal\n    ProxyJump bastion\n")
+        f"AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBB{_rand(r, _B64, 88)}=\n"
+    )
+    files[".ssh/config"] = (
+        f"Host bastion\n    HostName bastion.{company}.internal\n    User {user}\n"
+        "    IdentityFile ~/.ssh/id_rsa\n\nHost *.internal\n    ProxyJump bastion\n"
+    )
 
     aws_id = canary("aws_access_key_id", "AKIA" + _rand(r, _B32, 16), "~/.aws/credentials")
     aws_secret = canary("aws_secret_access_key", _rand(r, _B64, 40), "~/.aws/credentials")
-    files[".aws/credentials"] = (f"[default]\naws_access_key_id = {aws_id}\n"
-                                 f"aws_secret_access_key = {aws_secret}\n\n"
-                                 f"[{company}-prod]\naws_access_key_id = AKIA{_rand(r, _B32, 16)}\n"
-                                 f"aws_secret_access_key = {_rand(r, _B64, 40)}\n")
-    files[".aws/config"] = "[default]\nregion = eu-west-1\noutput = json\n\n" \
-                           f"[profile {company}-prod]\nregion = us-east-1\n"
+    files[".aws/credentials"] = (
+        f"[default]\naws_access_key_id = {aws_id}\n"
+        f"aws_secret_access_key = {aws_secret}\n\n"
+        f"[{company}-prod]\naws_access_key_id = AKIA{_rand(r, _B32, 16)}\n"
+        f"aws_secret_access_key = {_rand(r, _B64, 40)}\n"
+    )
+    files[".aws/config"] = (
+        f"[default]\nregion = eu-west-1\noutput = json\n\n[profile {company}-prod]\nregion = us-east-1\n"
+    )
 
-    kube = canary("kube token", "eyJhbGciOiJSUzI1NiIsImtpZCI6I" + _rand(r, _ALNUM + "-_", 60),
-                  "~/.kube/config")
+    kube = canary(
+        "kube token", "eyJhbGciOiJSUzI1NiIsImtpZCI6I" + _rand(r, _ALNUM + "-_", 60), "~/.kube/config"
+    )
     files[".kube/config"] = (
         "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: "
         f"LS0tLS1CRUdJTi{_rand(r, _B64, 120)}\n    server: https://k8s.{company}.internal:6443\n"
         f"  name: {company}-prod\ncontexts:\n- context:\n    cluster: {company}-prod\n    user: {user}\n"
         f"  name: {company}-prod\ncurrent-context: {company}-prod\nkind: Config\npreferences: {{}}\n"
-        f"users:\n- name: {user}\n  user:\n    token: {kube}\n")
+        f"users:\n- name: {user}\n  user:\n    token: {kube}\n"
+    )
 
     docker_pw = canary("docker registry password", _rand(r, _ALNUM, 32), "~/.docker/config.json")
     auth = base64.b64encode(f"{user}:{docker_pw}".encode()).decode()
-    files[".docker/config.json"] = json.dumps(
-        {"auths": {f"registry.{company}.io": {"auth": auth}}, "credsStore": ""}, indent="\t") + "\n"
+    files[".docker/config.json"] = (
+        json.dumps({"auths": {f"registry.{company}.io": {"auth": auth}}, "credsStore": ""}, indent="\t")
+        + "\n"
+    )
 
     git_tok = canary("git credential", "ghp_" + _rand(r, _ALNUM, 36), "~/.git-credentials")
     files[".git-credentials"] = f"https://{user}:{git_tok}@github.com\n"
 
     netrc_pw = canary("netrc password", _rand(r, _ALNUM, 28), "~/.netrc")
-    files[".netrc"] = (f"machine api.heroku.com\n  login {user}@{company}.com\n  password {netrc_pw}\n"
-                       f"machine git.{company}.internal\n  login {user}\n  password {_rand(r, _ALNUM, 20)}\n")
+    files[".netrc"] = (
+        f"machine api.heroku.com\n  login {user}@{company}.com\n  password {netrc_pw}\n"
+        f"machine git.{company}.internal\n  login {user}\n  password {_rand(r, _ALNUM, 20)}\n"
+    )
 
     db_pw = canary("DATABASE_URL password", _rand(r, _ALNUM, 24), f"~/{project_rel}/.env")
     app_secret = canary("SECRET_KEY", _rand(r, _ALNUM, 50), f"~/{project_rel}/.env")
@@ -164,14 +180,29 @@ def make_honeytokens(rng: random.Random | None = None, *, user: str = "dev", pro
     files[f"{project_rel}/.env"] = (
         f"DEBUG=false\nDATABASE_URL=postgres://app:{db_pw}@db.{company}.internal:5432/app\n"
         f"SECRET_KEY={app_secret}\nSTRIPE_SECRET_KEY={stripe}\n"
-        f"SENTRY_DSN=https://{_rand(r, '0123456789abcdef', 32)}@o1.ingest.sentry.io/42\n")
+        f"SENTRY_DSN=https://{_rand(r, '0123456789abcdef', 32)}@o1.ingest.sentry.io/42\n"
+    )
 
-    xprv = canary("wallet xprv", "xprv9s21ZrQH143K" + _rand(r, _B58, 95),
-                  "~/.electrum/wallets/default_wallet")
-    files[".electrum/wallets/default_wallet"] = json.dumps({
-        "keystore": {"type": "bip32", "xprv": xprv, "xpub": "xpub661MyMwAqRbc" + _rand(r, _B58, 95),
-                     "derivation": "m/0'"},
-        "wallet_type": "standard", "seed_version": 18, "use_encryption": False}, indent=4) + "\n"
+    xprv = canary(
+        "wallet xprv", "xprv9s21ZrQH143K" + _rand(r, _B58, 95), "~/.electrum/wallets/default_wallet"
+    )
+    files[".electrum/wallets/default_wallet"] = (
+        json.dumps(
+            {
+                "keystore": {
+                    "type": "bip32",
+                    "xprv": xprv,
+                    "xpub": "xpub661MyMwAqRbc" + _rand(r, _B58, 95),
+                    "derivation": "m/0'",
+                },
+                "wallet_type": "standard",
+                "seed_version": 18,
+                "use_encryption": False,
+            },
+            indent=4,
+        )
+        + "\n"
+    )
     files[".electrum/config"] = json.dumps({"config_version": 3, "auto_connect": True}) + "\n"
     return HoneytokenSet(env=env, files=files, canaries=tuple(canaries))
 
@@ -256,8 +287,15 @@ def _needles(c: Canary) -> _Needles:
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_RUN = re.compile(rb"(?:[0-9a-fA-F]{2}){12,}")
 _B32_RUN = re.compile(rb"[A-Za-z2-7]{16,}={0,6}")
-_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x78\x01", "zlib"), (b"\x78\x5e", "zlib"), (b"\x78\x9c", "zlib"),
-          (b"\x78\xda", "zlib"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x78\x01", "zlib"),
+    (b"\x78\x5e", "zlib"),
+    (b"\x78\x9c", "zlib"),
+    (b"\x78\xda", "zlib"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
 
 
 def _decompress(data: bytes, kind: str, limit: int) -> bytes | None:
@@ -360,7 +398,7 @@ class CanaryMatcher:
         if not self.canaries or not data:
             return []
         found: dict[str, CanaryMatch] = {}
-        for view_name, view in (derived_views(data) if decode else [("", data)]):
+        for view_name, view in derived_views(data) if decode else [("", data)]:
             lowered = view.lower()
             for c, needles in self._needles:
                 if c.value in found:
@@ -368,15 +406,17 @@ class CanaryMatcher:
                 for needle, enc in needles.exact:
                     at = view.find(needle)
                     if at >= 0:
-                        found[c.value] = CanaryMatch(c, _chain(view_name, enc), at,
-                                                     _excerpt(view, at, len(needle)))
+                        found[c.value] = CanaryMatch(
+                            c, _chain(view_name, enc), at, _excerpt(view, at, len(needle))
+                        )
                         break
                 else:
                     for needle, enc in needles.folded:
                         at = lowered.find(needle)
                         if at >= 0:
-                            found[c.value] = CanaryMatch(c, _chain(view_name, enc), at,
-                                                         _excerpt(view, at, len(needle)))
+                            found[c.value] = CanaryMatch(
+                                c, _chain(view_name, enc), at, _excerpt(view, at, len(needle))
+                            )
                             break
             if len(found) == len(self.canaries):
                 break

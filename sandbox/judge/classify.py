@@ -80,7 +80,9 @@ _RUNTIME_EXACT = frozenset(
 # Commands pip itself runs (platform/distro probes for its user agent). Exempt only
 # with exactly this argv *and* a harness parent: never as a blanket exemption.
 HARNESS_CHILDREN = frozenset({("uname", "-rs"), ("uname", "-p"), ("lsb_release", "-a")})
-_SELF_PROC = re.compile(r"^/proc/(self|thread-self|\d+)/(status|stat|maps|fd|task|cgroup|mountinfo|oom_score_adj)$")
+_SELF_PROC = re.compile(
+    r"^/proc/(self|thread-self|\d+)/(status|stat|maps|fd|task|cgroup|mountinfo|oom_score_adj)$"
+)
 
 
 def is_runtime_path(path: str, venv: str, project: str = "") -> bool:
@@ -131,8 +133,13 @@ def classify(
             origin = Origin.CANDIDATE
         out.append(ev if ev.origin is origin else ev.model_copy(update={"origin": origin}))
     procs_out = [
-        p.model_copy(update={"origin": Origin.HARNESS if harness_image.get(p.pid, _is_harness(p.argv, harness_set))
-                             else Origin.CANDIDATE})
+        p.model_copy(
+            update={
+                "origin": Origin.HARNESS
+                if harness_image.get(p.pid, _is_harness(p.argv, harness_set))
+                else Origin.CANDIDATE
+            }
+        )
         for p in processes
     ]
     return out, procs_out

@@ -135,7 +135,9 @@ def _read(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise ProfileError(f"profile not found: {path}", advice=f"shipped: {', '.join(shipped_profiles())}") from exc
+        raise ProfileError(
+            f"profile not found: {path}", advice=f"shipped: {', '.join(shipped_profiles())}"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
     except OSError as exc:
@@ -150,7 +152,9 @@ def _locate(ref: str, relative_to: Path | None = None) -> Path:
         return p
     path = profiles_dir() / f"{ref}.toml"
     if not path.exists():
-        raise ProfileError(f"no shipped profile named {ref!r}", advice=f"shipped: {', '.join(shipped_profiles())}")
+        raise ProfileError(
+            f"no shipped profile named {ref!r}", advice=f"shipped: {', '.join(shipped_profiles())}"
+        )
     return path
 
 
@@ -262,8 +266,10 @@ class Allowlist:
         if access is None or not paths:
             return False
         for rule in self.profile.allow.files:
-            if access in rule.access and _in_phase(rule.phases, ev.phase) and all(
-                self._rx(rule.path).match(p) for p in paths
+            if (
+                access in rule.access
+                and _in_phase(rule.phases, ev.phase)
+                and all(self._rx(rule.path).match(p) for p in paths)
             ):
                 return True
         return False

@@ -108,7 +108,7 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS021",
             "obfuscated or decoded exec",
             Severity.HIGH,
-            "Runs code decoded at run time (exec/eval of base64/hex/zlib/marshal data) in a process's command "
+            "Runs code decoded at run time (exec/eval of base64/hex/zlib/marshal data) in a command "
             "line or in a start-up hook.",
         ),
         RuleInfo(
@@ -220,24 +220,95 @@ PERSISTENCE_PATHS = re.compile(
 PERSISTENCE_TOOLS = frozenset({"crontab", "systemctl", "at", "launchctl", "update-rc.d", "schtasks"})
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "ash"})
 DOWNLOADERS = frozenset(
-    {"curl", "wget", "nc", "ncat", "netcat", "socat", "telnet", "ssh", "scp", "sftp", "ftp", "tftp", "rsync",
-     "aria2c", "powershell", "pwsh", "openssl", "nslookup", "dig", "host"}
+    {
+        "curl",
+        "wget",
+        "nc",
+        "ncat",
+        "netcat",
+        "socat",
+        "telnet",
+        "ssh",
+        "scp",
+        "sftp",
+        "ftp",
+        "tftp",
+        "rsync",
+        "aria2c",
+        "powershell",
+        "pwsh",
+        "openssl",
+        "nslookup",
+        "dig",
+        "host",
+    }
 )
-_WRITES = {EventKind.FILE_WRITE, EventKind.FILE_RENAME, EventKind.FILE_LINK, EventKind.FILE_CHMOD,
-           EventKind.FILE_DELETE, EventKind.DIR_CREATE}
-_TOUCH = {EventKind.FILE_READ, EventKind.FILE_STAT, EventKind.FILE_LIST, EventKind.FILE_WRITE,
-          EventKind.FILE_CHMOD, EventKind.FILE_RENAME, EventKind.FILE_LINK, EventKind.FILE_DELETE}
+_WRITES = {
+    EventKind.FILE_WRITE,
+    EventKind.FILE_RENAME,
+    EventKind.FILE_LINK,
+    EventKind.FILE_CHMOD,
+    EventKind.FILE_DELETE,
+    EventKind.DIR_CREATE,
+}
+_TOUCH = {
+    EventKind.FILE_READ,
+    EventKind.FILE_STAT,
+    EventKind.FILE_LIST,
+    EventKind.FILE_WRITE,
+    EventKind.FILE_CHMOD,
+    EventKind.FILE_RENAME,
+    EventKind.FILE_LINK,
+    EventKind.FILE_DELETE,
+}
 _NET = {EventKind.CONNECT, EventKind.SEND}
-_ESCAPE_SYSCALLS = frozenset({"mount", "umount2", "init_module", "finit_module", "delete_module", "reboot",
-                              "setns", "unshare", "bpf", "pidfd_getfd", "process_vm_readv",
-                              "process_vm_writev", "keyctl", "add_key", "request_key", "perf_event_open",
-                              "pivot_root", "swapon", "swapoff", "kexec_load", "kexec_file_load", "iopl",
-                              "ioperm", "userfaultfd", "open_by_handle_at", "fsopen", "fsmount", "move_mount",
-                              "open_tree", "mount_setattr", "syslog", "sethostname", "setdomainname",
-                              "settimeofday", "clock_settime", "acct", "fanotify_init", "kcmp"})
-_ESCAPE_PATHS = re.compile(r"^(?:/var)?/run/docker\.sock$|^/proc/sysrq-trigger$|^/proc/sys/kernel/|"
-                           r"^/sys/kernel/|^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z])|^/proc/\d+/(?:mem|root)(?:/|$)"
-                           r"|^/proc/1/environ$|^/var/lib/docker(?:/|$)")
+_ESCAPE_SYSCALLS = frozenset(
+    {
+        "mount",
+        "umount2",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "setns",
+        "unshare",
+        "bpf",
+        "pidfd_getfd",
+        "process_vm_readv",
+        "process_vm_writev",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "perf_event_open",
+        "pivot_root",
+        "swapon",
+        "swapoff",
+        "kexec_load",
+        "kexec_file_load",
+        "iopl",
+        "ioperm",
+        "userfaultfd",
+        "open_by_handle_at",
+        "fsopen",
+        "fsmount",
+        "move_mount",
+        "open_tree",
+        "mount_setattr",
+        "syslog",
+        "sethostname",
+        "setdomainname",
+        "settimeofday",
+        "clock_settime",
+        "acct",
+        "fanotify_init",
+        "kcmp",
+    }
+)
+_ESCAPE_PATHS = re.compile(
+    r"^(?:/var)?/run/docker\.sock$|^/proc/sysrq-trigger$|^/proc/sys/kernel/|"
+    r"^/sys/kernel/|^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z])|^/proc/\d+/(?:mem|root)(?:/|$)"
+    r"|^/proc/1/environ$|^/var/lib/docker(?:/|$)"
+)
 _TRACE_DIR = "/var/lib/pkgsandbox"
 
 
@@ -289,7 +360,8 @@ class Context:
             bytes=ev.size,
             data=ev.data[:512] if ev.data else None,
             errno=ev.errno,
-            detail=(f"during {ev.context}; " if ev.context else "") + (detail or (" ".join(ev.argv)[:500] if ev.argv else "")),
+            detail=(f"during {ev.context}; " if ev.context else "")
+            + (detail or (" ".join(ev.argv)[:500] if ev.argv else "")),
             context=ev.context,
         )
 
@@ -303,8 +375,9 @@ def is_outbound(ev: Event) -> bool:
     return a is not None and a.family in ("inet", "inet6") and not a.is_loopback
 
 
-def _finding(rule: str, phase: Phase, message: str, evidence: list[Evidence],
-             severity: Severity | None = None) -> Finding:
+def _finding(
+    rule: str, phase: Phase, message: str, evidence: list[Evidence], severity: Severity | None = None
+) -> Finding:
     info = CATALOGUE[rule]
     return Finding(
         rule_id=rule,
@@ -340,9 +413,14 @@ def _dedupe(events: Iterable[Event], key: Callable[[Event], object]) -> list[Eve
 def rule_credentials(ctx: Context) -> list[Finding]:
     hits = [e for e in ctx.events if e.kind in _TOUCH and e.path and CREDENTIAL_PATHS.search(e.path)]
     # System password hashes: opening counts; a stat while walking /etc does not.
-    hits += [e for e in ctx.events if e.kind in (EventKind.FILE_READ, EventKind.FILE_WRITE) and e.path
-             and SYSTEM_SECRETS.match(e.path)]
-    hits += [e for e in ctx.events if e.kind in _NET and e.address is not None and e.address.host in METADATA_HOSTS]
+    hits += [
+        e
+        for e in ctx.events
+        if e.kind in (EventKind.FILE_READ, EventKind.FILE_WRITE) and e.path and SYSTEM_SECRETS.match(e.path)
+    ]
+    hits += [
+        e for e in ctx.events if e.kind in _NET and e.address is not None and e.address.host in METADATA_HOSTS
+    ]
     if not hits:
         return []
     networked = bool(ctx.outbound())
@@ -363,8 +441,14 @@ def rule_outbound(ctx: Context) -> list[Finding]:
     for phase, evs in _per_phase(ctx.outbound()).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.syscall, e.address))
         dests = sorted({e.address.render() for e in uniq if e.address})
-        out.append(_finding("PS002", phase, f"attempted connection(s) to {', '.join(dests[:6])}",
-                            [ctx.evidence(e) for e in uniq]))
+        out.append(
+            _finding(
+                "PS002",
+                phase,
+                f"attempted connection(s) to {', '.join(dests[:6])}",
+                [ctx.evidence(e) for e in uniq],
+            )
+        )
     return out
 
 
@@ -377,9 +461,34 @@ def _exec_name(ev: Event) -> str:
 # Read-only system probes that old build helpers run through a shell (CPU and
 # platform detection). A shell running only these is noted, not condemned; its
 # children are traced like everything else.
-PROBE_COMMANDS = frozenset({"uname", "arch", "nproc", "getconf", "lscpu", "ldconfig", "ldconfig.real",
-                            "lsb_release", "sw_vers", "sysctl", "hostname", "id", "whoami", "true", "false",
-                            "echo", "gcc", "cc", "clang", "ld", "which", "command", "test", "["})
+PROBE_COMMANDS = frozenset(
+    {
+        "uname",
+        "arch",
+        "nproc",
+        "getconf",
+        "lscpu",
+        "ldconfig",
+        "ldconfig.real",
+        "lsb_release",
+        "sw_vers",
+        "sysctl",
+        "hostname",
+        "id",
+        "whoami",
+        "true",
+        "false",
+        "echo",
+        "gcc",
+        "cc",
+        "clang",
+        "ld",
+        "which",
+        "command",
+        "test",
+        "[",
+    }
+)
 
 
 def shell_probe_only(argv: tuple[str, ...] | None) -> bool:
@@ -392,12 +501,13 @@ def shell_probe_only(argv: tuple[str, ...] | None) -> bool:
     if any(ch in script for ch in (">", "<", "`", "$(", "\n")):
         return False
     try:
-        tokens = shlex.split(script.replace(";", " ; ").replace("&&", " ; ").replace("||", " ; ")
-                             .replace("|", " ; "))
+        tokens = shlex.split(
+            script.replace(";", " ; ").replace("&&", " ; ").replace("||", " ; ").replace("|", " ; ")
+        )
     except ValueError:
         return False
     starts = [True] + [t == ";" for t in tokens[:-1]]
-    programs = [posixpath.basename(t) for t, first in zip(tokens, starts) if first and t != ";"]
+    programs = [posixpath.basename(t) for t, first in zip(tokens, starts, strict=False) if first and t != ";"]
     return bool(programs) and all(p in PROBE_COMMANDS for p in programs)
 
 
@@ -421,10 +531,19 @@ def rule_spawn(ctx: Context) -> list[Finding]:
         real = [e for e in uniq if e not in probes]
         if real:
             names = sorted({_exec_name(e) for e in real})
-            out.append(_finding("PS003", phase, f"spawned {', '.join(names)}", [ctx.evidence(e) for e in real]))
+            out.append(
+                _finding("PS003", phase, f"spawned {', '.join(names)}", [ctx.evidence(e) for e in real])
+            )
         if probes:
-            out.append(_finding("PS003", phase, "spawned a shell for read-only system probes only",
-                                [ctx.evidence(e) for e in probes], Severity.LOW))
+            out.append(
+                _finding(
+                    "PS003",
+                    phase,
+                    "spawned a shell for read-only system probes only",
+                    [ctx.evidence(e) for e in probes],
+                    Severity.LOW,
+                )
+            )
     return out
 
 
@@ -447,8 +566,14 @@ def rule_exec_written(ctx: Context) -> list[Finding]:
         for e in evs:
             w = written.get(e.path or "")
             evid.append(ctx.evidence(e, detail=f"written by pid {w.pid} in {w.phase.value}" if w else ""))
-        out.append(_finding("PS004", phase, f"executed file(s) it wrote: {', '.join(sorted({e.path or '' for e in evs}))}",
-                            evid))
+        out.append(
+            _finding(
+                "PS004",
+                phase,
+                f"executed file(s) it wrote: {', '.join(sorted({e.path or '' for e in evs}))}",
+                evid,
+            )
+        )
     return out
 
 
@@ -457,9 +582,9 @@ def rule_persistence(ctx: Context) -> list[Finding]:
     for e in ctx.events:
         if e.kind in _WRITES and e.kind is not EventKind.FILE_DELETE:
             target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
-            if target and PERSISTENCE_PATHS.search(target):
-                hits.append(e)
-            elif target and target.endswith(".pth") and e.phase is not Phase.INSTALL:
+            if (target and PERSISTENCE_PATHS.search(target)) or (
+                target and target.endswith(".pth") and e.phase is not Phase.INSTALL
+            ):
                 hits.append(e)
         elif e.kind is EventKind.EXEC and _exec_name(e) in PERSISTENCE_TOOLS:
             hits.append(e)
@@ -467,7 +592,9 @@ def rule_persistence(ctx: Context) -> list[Finding]:
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.argv))
         places = sorted({(e.path2 or e.path or _exec_name(e)) for e in uniq})
-        out.append(_finding("PS005", phase, f"persistence: {', '.join(places[:6])}", [ctx.evidence(e) for e in uniq]))
+        out.append(
+            _finding("PS005", phase, f"persistence: {', '.join(places[:6])}", [ctx.evidence(e) for e in uniq])
+        )
     return out
 
 
@@ -478,13 +605,22 @@ def rule_lingering(ctx: Context) -> list[Finding]:
         if not active:
             continue  # idle worker threads of the step's own process are noted, not judged
         evid = [
-            Evidence(phase=pr.phase, pid=lg.pid, time=0.0, syscall="(alive)", process=lg.argv[:32],
-                     detail=f"{lg.threads} thread(s), state {lg.status}, {lg.cpu:.2f}s CPU in the last "
-                     f"{pr.window:.1f}s window")
+            Evidence(
+                phase=pr.phase,
+                pid=lg.pid,
+                time=0.0,
+                syscall="(alive)",
+                process=lg.argv[:32],
+                detail=f"{lg.threads} thread(s), state {lg.status}, {lg.cpu:.2f}s CPU in the last "
+                f"{pr.window:.1f}s window",
+            )
             for lg in active
         ]
-        out.append(_finding("PS006", pr.phase,
-                            f"{len(active)} process(es) still running when the window closed", evid))
+        out.append(
+            _finding(
+                "PS006", pr.phase, f"{len(active)} process(es) still running when the window closed", evid
+            )
+        )
     return out
 
 
@@ -505,20 +641,28 @@ def rule_tamper(ctx: Context) -> list[Finding]:
             hits.append(e)
     out = []
     for phase, evs in _per_phase(hits).items():
-        out.append(_finding("PS007", phase, "tried to interfere with processes or files outside its own tree",
-                            [ctx.evidence(e, detail=f"target pid {e.target}" if e.target is not None else "")
-                             for e in _dedupe(evs, lambda e: (e.pid, e.syscall, e.target, e.path))]))
+        out.append(
+            _finding(
+                "PS007",
+                phase,
+                "tried to interfere with processes or files outside its own tree",
+                [
+                    ctx.evidence(e, detail=f"target pid {e.target}" if e.target is not None else "")
+                    for e in _dedupe(evs, lambda e: (e.pid, e.syscall, e.target, e.path))
+                ],
+            )
+        )
     return out
 
 
 def rule_escape(ctx: Context) -> list[Finding]:
     hits = []
     for e in ctx.events:
-        if e.syscall in _ESCAPE_SYSCALLS:
-            hits.append(e)
-        elif e.path and _ESCAPE_PATHS.search(e.path):
-            hits.append(e)
-        elif e.address is not None and e.address.family == "unix" and _ESCAPE_PATHS.search(e.address.path):
+        if (
+            e.syscall in _ESCAPE_SYSCALLS
+            or (e.path and _ESCAPE_PATHS.search(e.path))
+            or (e.address is not None and e.address.family == "unix" and _ESCAPE_PATHS.search(e.address.path))
+        ):
             hits.append(e)
         elif e.path and re.match(r"^/proc/(\d+)/environ$", e.path) and e.kind is EventKind.FILE_READ:
             pid = int(e.path.split("/")[2])
@@ -528,23 +672,46 @@ def rule_escape(ctx: Context) -> list[Finding]:
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.syscall, e.path, e.address))
         what = sorted({e.path or (e.address.render() if e.address else e.syscall) for e in uniq})
-        out.append(_finding("PS008", phase, f"escape attempt: {', '.join(what[:6])}", [ctx.evidence(e) for e in uniq]))
+        out.append(
+            _finding(
+                "PS008", phase, f"escape attempt: {', '.join(what[:6])}", [ctx.evidence(e) for e in uniq]
+            )
+        )
     return out
 
 
 def rule_pth(ctx: Context) -> list[Finding]:
-    execs = [p for p in ctx.obs.inventory.pth_files
-             if p.executes and not (ctx.allow is not None and ctx.allow.pth_allowed(p.sha256))]
+    execs = [
+        p
+        for p in ctx.obs.inventory.pth_files
+        if p.executes and not (ctx.allow is not None and ctx.allow.pth_allowed(p.sha256))
+    ]
     if not execs:
         return []
-    evid = [Evidence(phase=Phase.INSTALL, pid=0, time=0.0, syscall="(inventory)", path=p.path,
-                     bytes=p.size, data=p.head[:512], detail=f"sha256 {p.sha256}") for p in execs]
-    return [_finding("PS009", Phase.INSTALL, f"{len(execs)} .pth file(s) run code at interpreter start", evid)]
+    evid = [
+        Evidence(
+            phase=Phase.INSTALL,
+            pid=0,
+            time=0.0,
+            syscall="(inventory)",
+            path=p.path,
+            bytes=p.size,
+            data=p.head[:512],
+            detail=f"sha256 {p.sha256}",
+        )
+        for p in execs
+    ]
+    return [
+        _finding("PS009", Phase.INSTALL, f"{len(execs)} .pth file(s) run code at interpreter start", evid)
+    ]
 
 
 _WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/self/", "/proc/thread-self/", "/run/user/")
-_DECODE = re.compile(r"\b(?:exec|eval|compile)\s*\(.*(?:b64decode|b32decode|b16decode|fromhex|unhexlify|"
-                     r"decompress|marshal\.loads|codecs\.decode|rot13|\[::-1\])", re.S)
+_DECODE = re.compile(
+    r"\b(?:exec|eval|compile)\s*\(.*(?:b64decode|b32decode|b16decode|fromhex|unhexlify|"
+    r"decompress|marshal\.loads|codecs\.decode|rot13|\[::-1\])",
+    re.S,
+)
 
 
 def rule_write_outside(ctx: Context) -> list[Finding]:
@@ -552,11 +719,20 @@ def rule_write_outside(ctx: Context) -> list[Finding]:
     allowed_roots = (venv + "/", home + "/.cache/", *_WRITABLE)
     hits = []
     for e in ctx.events:
-        if e.kind not in (EventKind.FILE_WRITE, EventKind.DIR_CREATE, EventKind.FILE_RENAME, EventKind.FILE_DELETE,
-                          EventKind.FILE_LINK):
+        if e.kind not in (
+            EventKind.FILE_WRITE,
+            EventKind.DIR_CREATE,
+            EventKind.FILE_RENAME,
+            EventKind.FILE_DELETE,
+            EventKind.FILE_LINK,
+        ):
             continue
         target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
-        if not target or target.startswith(allowed_roots) or re.match(r"^/proc/\d+/(?:oom_score_adj|fd/)", target):
+        if (
+            not target
+            or target.startswith(allowed_roots)
+            or re.match(r"^/proc/\d+/(?:oom_score_adj|fd/)", target)
+        ):
             continue
         if PERSISTENCE_PATHS.search(target) or target.startswith(_TRACE_DIR):
             continue  # judged by PS005 / PS007
@@ -565,8 +741,14 @@ def rule_write_outside(ctx: Context) -> list[Finding]:
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.path, e.path2, e.kind))
         places = sorted({e.path2 or e.path or "" for e in uniq})
-        out.append(_finding("PS020", phase, f"wrote outside allowed paths: {', '.join(places[:6])}",
-                            [ctx.evidence(e) for e in uniq]))
+        out.append(
+            _finding(
+                "PS020",
+                phase,
+                f"wrote outside allowed paths: {', '.join(places[:6])}",
+                [ctx.evidence(e) for e in uniq],
+            )
+        )
     return out
 
 
@@ -575,29 +757,60 @@ def rule_decoded_exec(ctx: Context) -> list[Finding]:
     hits = [e for e in ctx.events if e.kind is EventKind.EXEC and e.argv and _DECODE.search(" ".join(e.argv))]
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.argv))
-        out.append(_finding("PS021", phase, "ran code decoded at run time (exec of encoded data)",
-                            [ctx.evidence(e) for e in uniq]))
+        out.append(
+            _finding(
+                "PS021",
+                phase,
+                "ran code decoded at run time (exec of encoded data)",
+                [ctx.evidence(e) for e in uniq],
+            )
+        )
     pths = [p for p in ctx.obs.inventory.pth_files if p.executes and _DECODE.search(p.head)]
     if pths:
-        evid = [Evidence(phase=Phase.INSTALL, pid=0, time=0.0, syscall="(inventory)", path=p.path, bytes=p.size,
-                         data=p.head[:512], detail=f"sha256 {p.sha256}") for p in pths]
-        out.append(_finding("PS021", Phase.INSTALL, "a start-up hook (.pth) executes decoded, hidden code", evid))
+        evid = [
+            Evidence(
+                phase=Phase.INSTALL,
+                pid=0,
+                time=0.0,
+                syscall="(inventory)",
+                path=p.path,
+                bytes=p.size,
+                data=p.head[:512],
+                detail=f"sha256 {p.sha256}",
+            )
+            for p in pths
+        ]
+        out.append(
+            _finding("PS021", Phase.INSTALL, "a start-up hook (.pth) executes decoded, hidden code", evid)
+        )
     return out
 
 
 def rule_explosion(ctx: Context) -> list[Finding]:
     out = []
     for phase, evs in _per_phase(ctx.obs.events).items():
-        spawns = [e for e in evs if e.kind is EventKind.SPAWN and (e.flags or "") != "thread"
-                  and e.origin is Origin.CANDIDATE]
-        limited = [e for e in evs if e.syscall in ("clone", "fork", "vfork", "clone3") and e.errno == "EAGAIN"]
+        spawns = [
+            e
+            for e in evs
+            if e.kind is EventKind.SPAWN and (e.flags or "") != "thread" and e.origin is Origin.CANDIDATE
+        ]
+        limited = [
+            e for e in evs if e.syscall in ("clone", "fork", "vfork", "clone3") and e.errno == "EAGAIN"
+        ]
         # native builds legitimately run hundreds of compiler processes during install
         threshold = 2000 if phase is Phase.INSTALL else 256
         if len(spawns) > threshold or len(limited) >= 5:
             sample = (limited or spawns)[:MAX_EVIDENCE]
             sev = Severity.HIGH if limited else Severity.MEDIUM
-            out.append(_finding("PS022", phase, f"{len(spawns)} processes spawned, {len(limited)} refused by the "
-                                "pids limit", [ctx.evidence(e) for e in sample], sev))
+            out.append(
+                _finding(
+                    "PS022",
+                    phase,
+                    f"{len(spawns)} processes spawned, {len(limited)} refused by the pids limit",
+                    [ctx.evidence(e) for e in sample],
+                    sev,
+                )
+            )
     return out
 
 
@@ -611,8 +824,17 @@ def rule_cpu_burn(ctx: Context) -> list[Finding]:
         # host (or with a CPU quota) that may be well under one full core
         burners = [lg for lg in pr.lingering if pr.window > 0 and lg.cpu >= BURN_SHARE * pr.window]
         if burners:
-            evid = [Evidence(phase=pr.phase, pid=lg.pid, time=0.0, syscall="(cpu)", process=lg.argv[:32],
-                             detail=f"{lg.cpu:.1f}s CPU during a {pr.window:.1f}s window") for lg in burners]
+            evid = [
+                Evidence(
+                    phase=pr.phase,
+                    pid=lg.pid,
+                    time=0.0,
+                    syscall="(cpu)",
+                    process=lg.argv[:32],
+                    detail=f"{lg.cpu:.1f}s CPU during a {pr.window:.1f}s window",
+                )
+                for lg in burners
+            ]
             out.append(_finding("PS023", pr.phase, f"{len(burners)} survivor(s) burning CPU", evid))
     return out
 
@@ -622,10 +844,23 @@ def rule_oom(ctx: Context) -> list[Finding]:
     for pr in ctx.obs.phases:
         if pr.oom_kills:
             killed = [p for p in ctx.obs.processes if p.phase is pr.phase and p.killed_by == "SIGKILL"]
-            evid = [Evidence(phase=pr.phase, pid=p.pid, time=p.end or 0.0, syscall="(killed)", process=p.argv[:32],
-                             detail="killed by SIGKILL") for p in killed[:MAX_EVIDENCE]]
+            evid = [
+                Evidence(
+                    phase=pr.phase,
+                    pid=p.pid,
+                    time=p.end or 0.0,
+                    syscall="(killed)",
+                    process=p.argv[:32],
+                    detail="killed by SIGKILL",
+                )
+                for p in killed[:MAX_EVIDENCE]
+            ]
             if not evid:
-                evid = [Evidence(phase=pr.phase, pid=0, time=0.0, syscall="(oom)", detail="memory cgroup oom_kill")]
+                evid = [
+                    Evidence(
+                        phase=pr.phase, pid=0, time=0.0, syscall="(oom)", detail="memory cgroup oom_kill"
+                    )
+                ]
             out.append(_finding("PS025", pr.phase, f"the OOM killer killed {pr.oom_kills} process(es)", evid))
     return out
 
@@ -657,7 +892,8 @@ def evaluate(obs: Observation, profile: Profile | None = None) -> list[Finding]:
     if profile is not None:
         findings = [
             f.model_copy(update={"severity": profile.rules.severity[f.rule_id]})
-            if f.rule_id in profile.rules.severity else f
+            if f.rule_id in profile.rules.severity
+            else f
             for f in findings
             if f.rule_id not in profile.rules.disabled
         ]
@@ -676,11 +912,21 @@ def rule_exfiltration(net: NetworkCapture) -> list[Finding]:
     for phase in sorted(by_phase, key=lambda p: p.order):
         hits = by_phase[phase]
         what = sorted({f"{x.canary} ({x.location}) via {x.channel}" for x in hits})
-        evid = [Evidence(phase=x.phase, pid=x.pid or 0, time=x.time, syscall=f"(sinkhole {x.channel})",
-                         process=x.process, path=x.location, destination=x.destination, bytes=x.bytes,
-                         data=x.excerpt[:512], detail=f"{x.canary} found {x.encoding}"
-                         + (f" in traffic for {x.host}" if x.host else ""))
-                for x in hits]
+        evid = [
+            Evidence(
+                phase=x.phase,
+                pid=x.pid or 0,
+                time=x.time,
+                syscall=f"(sinkhole {x.channel})",
+                process=x.process,
+                path=x.location,
+                destination=x.destination,
+                bytes=x.bytes,
+                data=x.excerpt[:512],
+                detail=f"{x.canary} found {x.encoding}" + (f" in traffic for {x.host}" if x.host else ""),
+            )
+            for x in hits
+        ]
         out.append(_finding("PS010", phase, f"credential exfiltration proven: {', '.join(what[:6])}", evid))
     return out
 
@@ -698,20 +944,41 @@ def _name_allowed(profile: Profile | None, name: str, phase: Phase) -> bool:
 
 def rule_dns(net: NetworkCapture, profile: Profile | None, hostname: str) -> list[Finding]:
     own = {"localhost", "localhost.localdomain", hostname.lower()} - {""}
-    hits = [q for q in net.dns if q.malformed or (
-        q.name.lower().rstrip(".") not in own and not q.name.lower().endswith(".in-addr.arpa")
-        and not _name_allowed(profile, q.name, q.phase))]
+    hits = [
+        q
+        for q in net.dns
+        if q.malformed
+        or (
+            q.name.lower().rstrip(".") not in own
+            and not q.name.lower().endswith(".in-addr.arpa")
+            and not _name_allowed(profile, q.name, q.phase)
+        )
+    ]
     out = []
     for phase in sorted({q.phase for q in hits}, key=lambda p: p.order):
         qs = [q for q in hits if q.phase is phase]
         uniq = list({(q.pid, q.name, q.malformed): q for q in qs}.values())
         names = sorted({q.name or "(malformed query)" for q in uniq})
-        evid = [Evidence(phase=q.phase, pid=q.pid or 0, time=q.time, syscall=f"(dns {q.qtype or '?'})",
-                         process=q.process, destination=q.resolver,
-                         detail=q.detail or f"{q.name} → {q.answer}")
-                for q in uniq]
-        out.append(_finding("PS011", phase, f"resolved {', '.join(names[:6])}"
-                            + (f" (+{len(names) - 6} more)" if len(names) > 6 else ""), evid))
+        evid = [
+            Evidence(
+                phase=q.phase,
+                pid=q.pid or 0,
+                time=q.time,
+                syscall=f"(dns {q.qtype or '?'})",
+                process=q.process,
+                destination=q.resolver,
+                detail=q.detail or f"{q.name} → {q.answer}",
+            )
+            for q in uniq
+        ]
+        out.append(
+            _finding(
+                "PS011",
+                phase,
+                f"resolved {', '.join(names[:6])}" + (f" (+{len(names) - 6} more)" if len(names) > 6 else ""),
+                evid,
+            )
+        )
     return out
 
 
@@ -719,15 +986,26 @@ def rule_honeytoken_read(net: NetworkCapture) -> list[Finding]:
     out = []
     for phase in sorted({r.phase for r in net.honeytoken_reads}, key=lambda p: p.order):
         rs = [r for r in net.honeytoken_reads if r.phase is phase]
-        evid = [Evidence(phase=r.phase, pid=r.pid, time=r.time, syscall="(open for read)", process=r.process,
-                         path=r.path, detail=f"honeytoken {r.location}") for r in rs]
+        evid = [
+            Evidence(
+                phase=r.phase,
+                pid=r.pid,
+                time=r.time,
+                syscall="(open for read)",
+                process=r.process,
+                path=r.path,
+                detail=f"honeytoken {r.location}",
+            )
+            for r in rs
+        ]
         places = sorted({r.location for r in rs})
         out.append(_finding("PS012", phase, f"read planted credential(s): {', '.join(places[:6])}", evid))
     return out
 
 
-def evaluate_network(net: NetworkCapture | None, profile: Profile | None = None,
-                     hostname: str = "") -> list[Finding]:
+def evaluate_network(
+    net: NetworkCapture | None, profile: Profile | None = None, hostname: str = ""
+) -> list[Finding]:
     """The sinkhole rules (PS010 to PS012) over the report's network section, under the
     profile's disabled rules and severity overrides; worst first."""
     if net is None:
@@ -736,7 +1014,8 @@ def evaluate_network(net: NetworkCapture | None, profile: Profile | None = None,
     if profile is not None:
         findings = [
             f.model_copy(update={"severity": profile.rules.severity[f.rule_id]})
-            if f.rule_id in profile.rules.severity else f
+            if f.rule_id in profile.rules.severity
+            else f
             for f in findings
             if f.rule_id not in profile.rules.disabled
         ]

@@ -30,7 +30,9 @@ def load_report(path: Path) -> Report:
         raise InputError(f"{path} is not a pkgsandbox report (no schema_version)")
     major = str(data["schema_version"]).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
-        raise InputError(f"{path} has report schema {data['schema_version']}, this tool reads {SCHEMA_VERSION}")
+        raise InputError(
+            f"{path} has report schema {data['schema_version']}, this tool reads {SCHEMA_VERSION}"
+        )
     try:
         return Report.model_validate(data)
     except ValidationError as exc:

@@ -290,8 +290,10 @@ _LABELS = dict(LOCATIONS)
 _TEMP = re.compile(r"^/(?:tmp|var/tmp|dev/shm)(?:/|$)")
 _HOME = re.compile(r"^/(?:root|home/[^/]+)(?:/|$)")
 _SITE = re.compile(r"/(?:site|dist)-packages(?:/|$)")
-_SYSTEM = re.compile(r"^/(?:usr|etc|lib|lib32|lib64|libx32|bin|sbin|opt|var|run|proc|sys|dev|boot|srv)"
-                     r"(?:/|$)")
+_SYSTEM = re.compile(
+    r"^/(?:usr|etc|lib|lib32|lib64|libx32|bin|sbin|opt|var|run|proc|sys|dev|boot|srv)"
+    r"(?:/|$)"
+)
 
 
 def venv_root(site_packages: str) -> str:
@@ -313,7 +315,7 @@ def location_of(path: str, venv: str = "") -> str:
     """The location class of an absolute path; credentials win over where they live."""
     if _maybe_secret(path) and (CREDENTIAL_PATHS.search(path) or SYSTEM_SECRETS.match(path)):
         return "credentials"
-    if venv and (path == venv or (path.startswith(venv) and path[len(venv):len(venv) + 1] == "/")):
+    if venv and (path == venv or (path.startswith(venv) and path[len(venv) : len(venv) + 1] == "/")):
         return "site-packages"
     if _TEMP.match(path):
         return "temp"  # pip's build environments live here, site-packages or not
@@ -340,8 +342,19 @@ _ACCESS = {
     EventKind.DIR_CREATE: "mkdir",
     EventKind.EXEC: "exec",
 }
-ACCESS_ORDER: tuple[str, ...] = ("exec", "write", "rename", "rename-to", "link", "chmod", "delete", "mkdir",
-                                 "read", "list", "stat")
+ACCESS_ORDER: tuple[str, ...] = (
+    "exec",
+    "write",
+    "rename",
+    "rename-to",
+    "link",
+    "chmod",
+    "delete",
+    "mkdir",
+    "read",
+    "list",
+    "stat",
+)
 _ACCESS_RANK = {a: i for i, a in enumerate(ACCESS_ORDER)}
 _ACCESS_BIT = {a: 1 << i for i, a in enumerate(ACCESS_ORDER)}
 _KIND_BIT = {k: _ACCESS_BIT[a] for k, a in _ACCESS.items()}
@@ -351,8 +364,16 @@ _KIND_BIT = {k: _ACCESS_BIT[a] for k, a in _ACCESS.items()}
 def _access_names(mask: int) -> tuple[str, ...]:
     """Access kinds of a bit mask, in :data:`ACCESS_ORDER`."""
     return tuple(a for a in ACCESS_ORDER if mask & _ACCESS_BIT[a])
-_NET_KINDS = {EventKind.CONNECT, EventKind.SEND, EventKind.RECV, EventKind.BIND, EventKind.LISTEN,
-              EventKind.DNS}
+
+
+_NET_KINDS = {
+    EventKind.CONNECT,
+    EventKind.SEND,
+    EventKind.RECV,
+    EventKind.BIND,
+    EventKind.LISTEN,
+    EventKind.DNS,
+}
 _ADDRESS_KINDS = _NET_KINDS | {EventKind.SOCKET}
 _SOCK_TYPE = re.compile(r"SOCK_(STREAM|DGRAM|RAW|SEQPACKET)")
 _PROTO = {"STREAM": "tcp", "DGRAM": "udp", "RAW": "raw", "SEQPACKET": "seqpacket"}
@@ -415,8 +436,9 @@ Cited = dict[tuple[int, float, str], tuple[str, ...]]
 """Rule ids by cited event of one phase: (pid, time, syscall) → ids."""
 
 
-def _evidence_keys(findings: Iterable[Finding],
-                   ) -> tuple[dict[Phase, Cited], dict[tuple[str, int], tuple[str, ...]]]:
+def _evidence_keys(
+    findings: Iterable[Finding],
+) -> tuple[dict[Phase, Cited], dict[tuple[str, int], tuple[str, ...]]]:
     """Rule ids by cited event (per phase: pid, time, syscall) and by cited process (phase, pid).
 
     Evidence copies the event's time exactly, so (pid, time, syscall) finds the event.
@@ -431,15 +453,20 @@ def _evidence_keys(findings: Iterable[Finding],
             ids = by_pid.setdefault((ev.phase.value, ev.pid), [])
             if f.rule_id not in ids:
                 ids.append(f.rule_id)
-    return ({ph: {k: tuple(v) for k, v in d.items()} for ph, d in by_event.items()},
-            {k: tuple(v) for k, v in by_pid.items()})
+    return (
+        {ph: {k: tuple(v) for k, v in d.items()} for ph, d in by_event.items()},
+        {k: tuple(v) for k, v in by_pid.items()},
+    )
 
 
 def phase_order(report: Report) -> list[Phase]:
     """Phases in run order: those with a result, then any that only appear in events or processes."""
     seen = list(dict.fromkeys(p.phase for p in report.phases))
-    extra = {e.phase for e in report.events} | {p.phase for p in report.processes} | {
-        f.phase for f in report.findings}
+    extra = (
+        {e.phase for e in report.events}
+        | {p.phase for p in report.processes}
+        | {f.phase for f in report.findings}
+    )
     return seen + sorted(extra - set(seen), key=lambda p: p.order)
 
 
@@ -461,15 +488,17 @@ def build_findings(report: Report, t0: dict[Phase, float] | None = None) -> tupl
     out = []
     for f in sorted(report.findings, key=lambda f: (-f.severity.rank, f.phase.order)):
         info = CATALOGUE.get(f.rule_id)
-        out.append(FindingView(
-            rule_id=printable(f.rule_id, 40),
-            title=printable(f.title, 200),
-            severity=f.severity,
-            phase=f.phase,
-            message=printable(f.message, 2000),
-            description=info.description if info else "",
-            evidence=tuple(_evidence(ev, starts) for ev in f.evidence),
-        ))
+        out.append(
+            FindingView(
+                rule_id=printable(f.rule_id, 40),
+                title=printable(f.title, 200),
+                severity=f.severity,
+                phase=f.phase,
+                message=printable(f.message, 2000),
+                description=info.description if info else "",
+                evidence=tuple(_evidence(ev, starts) for ev in f.evidence),
+            )
+        )
     return tuple(out)
 
 
@@ -594,12 +623,25 @@ def build_process_tree(
         )
     out = [built[pid] for pid in root_list]
     for pid in sorted(set(extra_pids) - set(procs)):
-        out.append(ProcessNode(
-            pid=pid, ppid=None, argv="", exe="", origin="", start=None, end=None,
-            status="no process record", failed=False, execs=(), via=(),
-            rules=rules.get((phase.value, pid), ()), events=counts.get(pid, 0), lingering=pid in linger,
-            known=False,
-        ))
+        out.append(
+            ProcessNode(
+                pid=pid,
+                ppid=None,
+                argv="",
+                exe="",
+                origin="",
+                start=None,
+                end=None,
+                status="no process record",
+                failed=False,
+                execs=(),
+                via=(),
+                rules=rules.get((phase.value, pid), ()),
+                events=counts.get(pid, 0),
+                lingering=pid in linger,
+                known=False,
+            )
+        )
     return tuple(out)
 
 
@@ -618,9 +660,11 @@ class Timeline(Sequence[TimelineRow]):
         self._events: tuple[Event, ...] = tuple(sorted(events, key=_by_time))
         self._t0 = t0
         self._cited: Cited = cited or {}
-        self.cited: tuple[int, ...] = tuple(
-            i for i, ev in enumerate(self._events) if (ev.pid, ev.time, ev.syscall) in self._cited
-        ) if self._cited else ()
+        self.cited: tuple[int, ...] = (
+            tuple(i for i, ev in enumerate(self._events) if (ev.pid, ev.time, ev.syscall) in self._cited)
+            if self._cited
+            else ()
+        )
 
     def __len__(self) -> int:
         return len(self._events)
@@ -692,8 +736,12 @@ def protocol_of(socket_flags: str | None, address: Address | None) -> str:
     return ""
 
 
-def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str], cited: Cited | None = None,
-                  ) -> tuple[NetworkRow, ...]:
+def build_network(
+    events: Sequence[Event],
+    t0: float,
+    argv_of: dict[int, str],
+    cited: Cited | None = None,
+) -> tuple[NetworkRow, ...]:
     """Connect/send/recv/bind/listen/DNS events of one phase, identical ones grouped.
 
     The protocol comes from the last ``socket()`` the same process made with the same
@@ -720,8 +768,15 @@ def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str], c
         g = groups.get(key)
         if g is None:
             outbound = a is not None and a.family in ("inet", "inet6") and not a.is_loopback
-            groups[key] = [ev.kind.value, outbound, 1, ev.size, ev.time - t0 if t0 > 0 else ev.time,
-                           printable(ev.data, DATA_LIMIT) if ev.data else "", list(rules)]
+            groups[key] = [
+                ev.kind.value,
+                outbound,
+                1,
+                ev.size,
+                ev.time - t0 if t0 > 0 else ev.time,
+                printable(ev.data, DATA_LIMIT) if ev.data else "",
+                list(rules),
+            ]
         else:
             g[2] += 1
             if ev.size is not None:
@@ -730,15 +785,31 @@ def build_network(events: Sequence[Event], t0: float, argv_of: dict[int, str], c
                 g[5] = printable(ev.data, DATA_LIMIT)
             g[6].extend(r for r in rules if r not in g[6])
     return tuple(
-        NetworkRow(pid=pid, process=argv_of.get(pid, ""), syscall=printable(syscall, 40), kind=g[0],
-                   destination=dest, protocol=proto, outbound=g[1], count=g[2], bytes=g[3], errno=errno,
-                   first=g[4], data=g[5], rules=tuple(g[6]))
+        NetworkRow(
+            pid=pid,
+            process=argv_of.get(pid, ""),
+            syscall=printable(syscall, 40),
+            kind=g[0],
+            destination=dest,
+            protocol=proto,
+            outbound=g[1],
+            count=g[2],
+            bytes=g[3],
+            errno=errno,
+            first=g[4],
+            data=g[5],
+            rules=tuple(g[6]),
+        )
         for (pid, syscall, dest, proto, errno), g in groups.items()
     )
 
 
-def build_files(events: Sequence[Event], t0: float, venv: str = "", cited: Cited | None = None,
-                ) -> tuple[FileGroup, ...]:
+def build_files(
+    events: Sequence[Event],
+    t0: float,
+    venv: str = "",
+    cited: Cited | None = None,
+) -> tuple[FileGroup, ...]:
     """Paths one phase touched, grouped by location; within a group, flagged and written paths first."""
     cited = cited or {}
     # path -> [access bits, count, errnos or None, ok, pids, first time, rules or None]; plain lists
@@ -889,26 +960,39 @@ def _build_view(report: Report, phases: Iterable[Phase] | None) -> ReportView:
         lingering = [lg.pid for lg in pr.lingering] if pr else []
         argv_of = {p.pid: argv_text(p.argv, 200) for p in procs}
         summary = summaries.get(phase)
-        views.append(PhaseView(
-            phase=phase,
-            status=pr.status.value if pr else "",
-            ran=pr is not None,
-            duration=pr.duration if pr else 0.0,
-            exit_code=pr.exit_code if pr else None,
-            trace_complete=pr.trace_complete if pr else True,
-            total_events=summary.events if summary else len(events),
-            t0=start,
-            notes=_phase_notes(pr),
-            output_tail=_tail(pr.output_tail) if pr else "",
-            steps=tuple((printable(s.name, 200), s.status.value, s.duration, printable(s.detail, 300))
-                        for s in pr.steps) if pr else (),
-            processes=build_process_tree(phase, procs, t0=start, event_counts=counts, rules_by_pid=by_pid,
-                                         lingering=lingering, extra_pids=extra),
-            process_count=len(known) + len(extra),
-            timeline=build_timeline(events, start, by_event.get(phase)),
-            network=build_network(events, start, argv_of, by_event.get(phase)),
-            files=build_files(events, start, venv, by_event.get(phase)),
-        ))
+        views.append(
+            PhaseView(
+                phase=phase,
+                status=pr.status.value if pr else "",
+                ran=pr is not None,
+                duration=pr.duration if pr else 0.0,
+                exit_code=pr.exit_code if pr else None,
+                trace_complete=pr.trace_complete if pr else True,
+                total_events=summary.events if summary else len(events),
+                t0=start,
+                notes=_phase_notes(pr),
+                output_tail=_tail(pr.output_tail) if pr else "",
+                steps=tuple(
+                    (printable(s.name, 200), s.status.value, s.duration, printable(s.detail, 300))
+                    for s in pr.steps
+                )
+                if pr
+                else (),
+                processes=build_process_tree(
+                    phase,
+                    procs,
+                    t0=start,
+                    event_counts=counts,
+                    rules_by_pid=by_pid,
+                    lingering=lingering,
+                    extra_pids=extra,
+                ),
+                process_count=len(known) + len(extra),
+                timeline=build_timeline(events, start, by_event.get(phase)),
+                network=build_network(events, start, argv_of, by_event.get(phase)),
+                files=build_files(events, start, venv, by_event.get(phase)),
+            )
+        )
 
     cand = next((a for a in report.artifacts if a.role is ArtifactRole.CANDIDATE), None)
     return ReportView(
@@ -923,13 +1007,21 @@ def _build_view(report: Report, phases: Iterable[Phase] | None) -> ReportView:
         finished=report.finished,
         image=printable(f"{report.image.tag} (Python {report.image.python})", 200) if report.image else "",
         candidate=printable(f"{cand.filename} sha256 {cand.sha256}", 300) if cand else "",
-        artifacts=tuple((a.role.value, printable(f"{a.name}=={a.version}", 200), printable(a.filename, 300),
-                         printable(a.sha256, 64)) for a in report.artifacts),
+        artifacts=tuple(
+            (
+                a.role.value,
+                printable(f"{a.name}=={a.version}", 200),
+                printable(a.filename, 300),
+                printable(a.sha256, 64),
+            )
+            for a in report.artifacts
+        ),
         findings=tuple(f for f in build_findings(report, t0) if wanted is None or f.phase in wanted),
         phases=tuple(views),
         notes=tuple(printable(n, 500) for n in report.notes),
-        pth_files=tuple((printable(p.path, 500), printable(p.head, 500), p.executes)
-                        for p in report.inventory.pth_files),
+        pth_files=tuple(
+            (printable(p.path, 500), printable(p.head, 500), p.executes) for p in report.inventory.pth_files
+        ),
     )
 
 
@@ -997,8 +1089,9 @@ def load_reports(path: Path) -> list[tuple[str, Report]]:
     del text  # a 100k-event report is ~40 MB of text: do not hold it while validating
     found = find_reports(data)
     if not found:
-        raise InputError(f"{path} holds no pkgsandbox report (no object with schema_version, events and "
-                         "findings)")
+        raise InputError(
+            f"{path} holds no pkgsandbox report (no object with schema_version, events and findings)"
+        )
     out = []
     for where, node in found:
         version = str(node.get("schema_version"))

@@ -73,8 +73,11 @@ RECORDER_CAPS = ["CHOWN", "SETUID", "SETGID", "SETPCAP", "SYS_PTRACE", "DAC_READ
 # sandbox away".
 WRITABLE_ROOT = True
 # IPv6 on, so that IPv6 attempts reach the sinkhole (ip6tables) instead of failing.
-SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0",
-           "net.ipv6.conf.lo.disable_ipv6": "0"}
+SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
+    "net.ipv6.conf.lo.disable_ipv6": "0",
+}
 MAX_COLLECT_BYTES = 2 << 30
 _KEPT_FILE = re.compile(r"files/[0-9a-f]{64}")
 
@@ -101,8 +104,16 @@ class DockerBackend(Backend):
         self.image = image
 
     # ------------------------------------------------------------------ lifecycle
-    def _create(self, run_id: str, staging: Path, deadline: float, options: RunOptions, hostname: str,
-                net: dict[str, Any] | None = None, sysctls: dict[str, str] | None = None) -> Any:
+    def _create(
+        self,
+        run_id: str,
+        staging: Path,
+        deadline: float,
+        options: RunOptions,
+        hostname: str,
+        net: dict[str, Any] | None = None,
+        sysctls: dict[str, str] | None = None,
+    ) -> Any:
         lim = options.limits
         user_home = "/home/dev"
         tmpfs = {
@@ -177,8 +188,9 @@ class DockerBackend(Backend):
                 # A kernel booted with ipv6.disable=1 has no IPv6 sysctls: run without
                 # IPv6 (the sinkhole then covers IPv4; IPv6 attempts fail at once).
                 self._remove(session.container)
-                session.container = self._create(run_id, staging, deadline, options, session.hostname, net,
-                                                 sysctls={})
+                session.container = self._create(
+                    run_id, staging, deadline, options, session.hostname, net, sysctls={}
+                )
                 engine_call("start sandbox container", session.container.start)
             observer.status("sandbox container started")
             self._exec_json(session.container, ["setup"], timeout=120, observer=observer)
@@ -198,12 +210,20 @@ class DockerBackend(Backend):
                 time.sleep(0.5)
 
     # ------------------------------------------------------------------ exec
-    def _exec_json(self, container: Any, args: list[str], *, timeout: float, observer: Observer,
-                   on_message: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def _exec_json(
+        self,
+        container: Any,
+        args: list[str],
+        *,
+        timeout: float,
+        observer: Observer,
+        on_message: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Run an agent command; returns its last message of each type (all go to *on_message*)."""
         api = self.client.api
-        exec_id = engine_call("exec agent", api.exec_create, container.id, [AGENT, *args], user="root",
-                              stdout=True, stderr=True)["Id"]
+        exec_id = engine_call(
+            "exec agent", api.exec_create, container.id, [AGENT, *args], user="root", stdout=True, stderr=True
+        )["Id"]
         out: dict[str, Any] = {}
         buf = b""
         errtail = b""
@@ -240,8 +260,15 @@ class DockerBackend(Backend):
     def _collect(self, container: Any, dest: Path) -> None:
         """Stream the agent's output directory out of the container (tmpfs: no get_archive)."""
         api = self.client.api
-        exec_id = engine_call("collect traces", api.exec_create, container.id, [AGENT, "collect"],
-                              user="root", stdout=True, stderr=False)["Id"]
+        exec_id = engine_call(
+            "collect traces",
+            api.exec_create,
+            container.id,
+            [AGENT, "collect"],
+            user="root",
+            stdout=True,
+            stderr=False,
+        )["Id"]
         buf = io.BytesIO()
         for chunk in engine_call("collect traces", api.exec_start, exec_id, stream=True):
             buf.write(chunk)
@@ -271,8 +298,9 @@ class DockerBackend(Backend):
 class Session:
     """One open sandbox container: phases run in it, then :meth:`close` removes it."""
 
-    def __init__(self, backend: DockerBackend, run_id: str, staging: Path, options: RunOptions,
-                 hostname: str) -> None:
+    def __init__(
+        self, backend: DockerBackend, run_id: str, staging: Path, options: RunOptions, hostname: str
+    ) -> None:
         self.backend = backend
         self.run_id = run_id
         self.staging = staging
@@ -311,8 +339,13 @@ class Session:
         budget = sum(options.timeouts[p] + options.window * 6 + 60 for p in options.phases)
         budget += options.window * 20
         try:
-            raw = backend._exec_json(container, ["run", *(p.value for p in options.phases)], timeout=budget,
-                                     observer=observer, on_message=on_message)
+            raw = backend._exec_json(
+                container,
+                ["run", *(p.value for p in options.phases)],
+                timeout=budget,
+                observer=observer,
+                on_message=on_message,
+            )
             if "done" not in raw or not phases:
                 raise SandboxError(f"agent stopped before finishing the phases: {raw.get('error', {})}")
             backend._collect(container, trace_dir)
@@ -336,9 +369,11 @@ class Session:
         container, self.container = self.container, None
         if container is None:
             return ""
-        return (f"kept container {container.name}: `docker exec -it {container.name} bash` to inspect "
-                f"(traces in /var/lib/pkgsandbox/out); it stops at its deadline; `pkgsandbox sweep --all` "
-                "removes it")
+        return (
+            f"kept container {container.name}: `docker exec -it {container.name} bash` to inspect "
+            f"(traces in /var/lib/pkgsandbox/out); it stops at its deadline; `pkgsandbox sweep --all` "
+            "removes it"
+        )
 
     def close(self) -> None:
         if self.container is not None:
@@ -354,8 +389,9 @@ def container_running(container: Any) -> bool:
         return False
 
 
-def probe_container(client: docker.DockerClient, image: ImageInfo, plan: dict[str, Any],
-                    options: RunOptions, staging: Path) -> dict[str, Any]:
+def probe_container(
+    client: docker.DockerClient, image: ImageInfo, plan: dict[str, Any], options: RunOptions, staging: Path
+) -> dict[str, Any]:
     """Create a sandbox container exactly as a run does and report what the candidate
     uid sees from inside it (capabilities, no-new-privs, seccomp, writable paths,
     network), plus whether strace works under the recorder's privileges."""
@@ -367,8 +403,9 @@ def probe_container(client: docker.DockerClient, image: ImageInfo, plan: dict[st
     try:
         engine_call("start probe container", container.start)
         seen = backend._exec_json(container, ["probe"], timeout=60, observer=Observer())
-        code, out = container.exec_run(["strace", "-f", "-o", "/dev/null", "-e", "trace=%process", "true"],
-                                       user="root")
+        code, out = container.exec_run(
+            ["strace", "-f", "-o", "/dev/null", "-e", "trace=%process", "true"], user="root"
+        )
         attrs = client.api.inspect_container(container.id)["HostConfig"]
         return {
             "probe": seen.get("probe", {}),

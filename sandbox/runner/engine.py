@@ -50,9 +50,13 @@ def connect(timeout: float = 120.0) -> docker.DockerClient:
         try:
             probe.connect(path)
         except PermissionError as exc:
-            raise EngineError(f"no permission on {path}", advice="add your user to the 'docker' group") from exc
+            raise EngineError(
+                f"no permission on {path}", advice="add your user to the 'docker' group"
+            ) from exc
         except OSError as exc:
-            raise EngineError(f"no Docker engine answers on {path} ({exc.strerror})", advice=PROVISION_ADVICE) from exc
+            raise EngineError(
+                f"no Docker engine answers on {path} ({exc.strerror})", advice=PROVISION_ADVICE
+            ) from exc
         finally:
             probe.close()
     try:

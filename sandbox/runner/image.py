@@ -212,17 +212,20 @@ def _read_target(client: docker.DockerClient, tag: str) -> dict[str, str]:
     if image_id in known:
         return known[image_id]
     container = engine_call(
-        "create probe container", client.containers.create, tag, command=["true"], network_mode="none",
+        "create probe container",
+        client.containers.create,
+        tag,
+        command=["true"],
+        network_mode="none",
         labels={LABEL: "probe", LABEL_OWNER: owner_label(), LABEL_DEADLINE: str(int(time.time()) + 120)},
     )
     try:
         stream, _ = container.get_archive("/opt/pkgsandbox/target.json")
         raw = b"".join(stream)
     finally:
-        try:
+        # already being removed: a concurrent sweep of expired probes
+        with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
-        except docker.errors.APIError:
-            pass  # already being removed (a concurrent sweep of expired probes)
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         member = tar.extractfile("target.json")
         if member is None:

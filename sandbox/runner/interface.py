@@ -27,8 +27,12 @@ class RunOptions(Frozen):
 
     phases: tuple[Phase, ...] = (Phase.INSTALL, Phase.STARTUP, Phase.IMPORT)
     timeouts: dict[Phase, float] = Field(
-        default_factory=lambda: {Phase.INSTALL: 600.0, Phase.STARTUP: 60.0, Phase.IMPORT: 300.0,
-                                 Phase.EXECUTE: 300.0}
+        default_factory=lambda: {
+            Phase.INSTALL: 600.0,
+            Phase.STARTUP: 60.0,
+            Phase.IMPORT: 300.0,
+            Phase.EXECUTE: 300.0,
+        }
     )
     call_timeout: float = 10.0  # execute phase: each entry point / function call
     module_timeout: float = 30.0

@@ -41,8 +41,17 @@ from sandbox.models import (
     TlsHello,
 )
 
-METADATA = frozenset({"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200",
-                      "metadata.google.internal", "metadata", "metadata.azure.internal"})
+METADATA = frozenset(
+    {
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "169.254.170.2",
+        "100.100.100.200",
+        "metadata.google.internal",
+        "metadata",
+        "metadata.azure.internal",
+    }
+)
 MAX_LINES = 50000
 MAX_DNS, MAX_CONNECTIONS, MAX_DATAGRAMS, MAX_EXFIL = 2000, 1000, 1000, 100
 DATA_PREVIEW = 512
@@ -86,9 +95,16 @@ class _Index:
     def build(cls, events: Iterable[Event], processes: Iterable[ProcessInfo]) -> _Index:
         idx = cls()
         idx.argv = {(p.phase, p.pid): p.argv for p in processes}
-        idx.net = sorted((e for e in events if e.kind in (EventKind.CONNECT, EventKind.SEND)
-                          and e.address is not None and e.address.family in ("inet", "inet6")),
-                         key=lambda e: e.time)
+        idx.net = sorted(
+            (
+                e
+                for e in events
+                if e.kind in (EventKind.CONNECT, EventKind.SEND)
+                and e.address is not None
+                and e.address.family in ("inet", "inet6")
+            ),
+            key=lambda e: e.time,
+        )
         return idx
 
     def process(self, phase: Phase, pid: int | None, fallback: object = None) -> tuple[str, ...]:
@@ -100,8 +116,11 @@ class _Index:
         """The trace event closest in time to *t* (within a few seconds) that *want* accepts."""
         best: Event | None = None
         for e in self.net:
-            if abs(e.time - t) <= CORRELATE_SECONDS and want(e) and (
-                    best is None or abs(e.time - t) < abs(best.time - t)):
+            if (
+                abs(e.time - t) <= CORRELATE_SECONDS
+                and want(e)
+                and (best is None or abs(e.time - t) < abs(best.time - t))
+            ):
                 best = e
         return best
 
@@ -200,8 +219,9 @@ def network_capture(
         else:
             gram, data = _udp(rec, idx, windows)
             truncated = truncated or gram.truncated
-            hay.append(_Haystack(data, "udp", gram.phase, gram.time, gram.destination, None, gram.pid,
-                                 gram.process))
+            hay.append(
+                _Haystack(data, "udp", gram.phase, gram.time, gram.destination, None, gram.pid, gram.process)
+            )
             if len(grams) < MAX_DATAGRAMS:
                 grams.append(gram)
             else:
@@ -218,8 +238,10 @@ def network_capture(
     reads: list[HoneytokenRead] = []
     planted: tuple[HoneytokenInfo, ...] = ()
     if tokens is not None:
-        planted = tuple(HoneytokenInfo(name=c.name, location=c.location, fingerprint=c.fingerprint)
-                        for c in tokens.canaries)
+        planted = tuple(
+            HoneytokenInfo(name=c.name, location=c.location, fingerprint=c.fingerprint)
+            for c in tokens.canaries
+        )
         exfil = _exfiltration(CanaryMatcher(tokens.canaries), hay, dns)
         reads = _reads(events, idx, tokens.paths(home))
     return NetworkCapture(
@@ -242,8 +264,15 @@ def _dns(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
     pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
     resolver = rec.get("resolver") if isinstance(rec.get("resolver"), str) else None
     if pid is None or resolver is None:
-        ev = idx.nearest(t, lambda e: e.address is not None and e.address.port == 53 and e.phase is phase
-                         and (pid is None or e.pid == pid))
+        ev = idx.nearest(
+            t,
+            lambda e: (
+                e.address is not None
+                and e.address.port == 53
+                and e.phase is phase
+                and (pid is None or e.pid == pid)
+            ),
+        )
         if ev is not None and ev.address is not None:
             pid = ev.pid if pid is None else pid
             resolver = resolver or ev.address.render()
@@ -253,9 +282,19 @@ def _dns(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
         detail = f"{rec.get('error', 'malformed')}: {escape(_b64(rec.get('raw_b64')), 64)}"
     transport: Literal["udp", "tcp"] = "tcp" if rec.get("transport") == "tcp" else "udp"
     answer = rec.get("answer") if isinstance(rec.get("answer"), str) else None
-    return DnsQuery(phase=phase, time=t, name=str(rec.get("name", ""))[:300], qtype=str(rec.get("qtype", "")),
-                    transport=transport, answer=answer, resolver=resolver, pid=pid,
-                    process=idx.process(phase, pid, rec.get("argv")), malformed=malformed, detail=detail)
+    return DnsQuery(
+        phase=phase,
+        time=t,
+        name=str(rec.get("name", ""))[:300],
+        qtype=str(rec.get("qtype", "")),
+        transport=transport,
+        answer=answer,
+        resolver=resolver,
+        pid=pid,
+        process=idx.process(phase, pid, rec.get("argv")),
+        malformed=malformed,
+        detail=detail,
+    )
 
 
 def _labels(host: str | None, dest: str | None) -> tuple[str, ...]:
@@ -264,26 +303,39 @@ def _labels(host: str | None, dest: str | None) -> tuple[str, ...]:
 
 
 def _http(req: dict[str, Any]) -> HttpExchange:
-    headers = tuple((str(k)[:200], str(v)[:1024]) for k, v in (req.get("headers") or [])[:64]
-                    if isinstance(k, str))
+    headers = tuple(
+        (str(k)[:200], str(v)[:1024]) for k, v in (req.get("headers") or [])[:64] if isinstance(k, str)
+    )
     host = next((v for k, v in headers if k.lower() == "host"), None)
     body = _b64(req.get("body_b64"))
-    return HttpExchange(method=str(req.get("method", ""))[:32], target=str(req.get("target", ""))[:2048],
-                        version=str(req.get("version", ""))[:16], host=host, headers=headers,
-                        body_bytes=int(req.get("body_bytes", 0) or 0), body=escape(body, BODY_PREVIEW),
-                        complete=bool(req.get("complete", True)),
-                        body_truncated=bool(req.get("body_truncated")))
+    return HttpExchange(
+        method=str(req.get("method", ""))[:32],
+        target=str(req.get("target", ""))[:2048],
+        version=str(req.get("version", ""))[:16],
+        host=host,
+        headers=headers,
+        body_bytes=int(req.get("body_bytes", 0) or 0),
+        body=escape(body, BODY_PREVIEW),
+        complete=bool(req.get("complete", True)),
+        body_truncated=bool(req.get("body_truncated")),
+    )
 
 
-def _tcp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]], answers: dict[str, str],
-         trace_dir: Path) -> tuple[NetConnection, list[_Haystack]]:
+def _tcp(
+    rec: dict[str, Any],
+    idx: _Index,
+    windows: dict[Phase, tuple[float, float]],
+    answers: dict[str, str],
+    trace_dir: Path,
+) -> tuple[NetConnection, list[_Haystack]]:
     t = float(rec.get("t", 0.0))
     phase = _phase(rec.get("phase"), t, windows)
     dest = str(rec.get("dst", ""))
     pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
     if pid is None:
-        ev = idx.nearest(t, lambda e: e.kind is EventKind.CONNECT and e.address is not None
-                         and e.address.render() == dest)
+        ev = idx.nearest(
+            t, lambda e: e.kind is EventKind.CONNECT and e.address is not None and e.address.render() == dest
+        )
         pid = ev.pid if ev is not None else None
     payload = b""
     name = rec.get("payload")
@@ -293,20 +345,40 @@ def _tcp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
     tls_rec = rec.get("tls")
     tls = None
     if isinstance(tls_rec, dict):
-        tls = TlsHello(sni=tls_rec.get("sni") if isinstance(tls_rec.get("sni"), str) else None,
-                       alpn=_strs(tls_rec.get("alpn"), 16), version=str(tls_rec.get("version", "")),
-                       error=str(tls_rec.get("error", ""))[:300])
+        tls = TlsHello(
+            sni=tls_rec.get("sni") if isinstance(tls_rec.get("sni"), str) else None,
+            alpn=_strs(tls_rec.get("alpn"), 16),
+            version=str(tls_rec.get("version", "")),
+            error=str(tls_rec.get("error", ""))[:300],
+        )
     host = rec.get("name") if isinstance(rec.get("name"), str) else None
-    host = host or answers.get(_host_of(dest)) or (tls.sni if tls else None) or next(
-        (h.host for h in http if h.host), None)
+    host = (
+        host
+        or answers.get(_host_of(dest))
+        or (tls.sni if tls else None)
+        or next((h.host for h in http if h.host), None)
+    )
     proto = "dns" if rec.get("transport") == "dns" else str(rec.get("proto", "unknown"))
     process = idx.process(phase, pid, rec.get("argv"))
     conn = NetConnection(
-        phase=phase, time=t, duration=float(rec.get("duration", 0.0) or 0.0), destination=dest, host=host,
-        protocol=proto, bytes=int(rec.get("bytes", 0) or 0), captured=int(rec.get("captured", 0) or 0),
-        truncated=bool(rec.get("truncated")), close_reason=str(rec.get("close_reason", "")), http=http,
-        tls=tls, smtp=_strs(rec.get("smtp")), data=escape(payload, 256), labels=_labels(host, dest), pid=pid,
-        process=process)
+        phase=phase,
+        time=t,
+        duration=float(rec.get("duration", 0.0) or 0.0),
+        destination=dest,
+        host=host,
+        protocol=proto,
+        bytes=int(rec.get("bytes", 0) or 0),
+        captured=int(rec.get("captured", 0) or 0),
+        truncated=bool(rec.get("truncated")),
+        close_reason=str(rec.get("close_reason", "")),
+        http=http,
+        tls=tls,
+        smtp=_strs(rec.get("smtp")),
+        data=escape(payload, 256),
+        labels=_labels(host, dest),
+        pid=pid,
+        process=process,
+    )
     channel: Channel = {"http": "http", "tls": "tls", "smtp": "smtp", "dns": "dns"}.get(proto, "tcp")  # type: ignore[assignment]
     stacks = [_Haystack(payload, channel, phase, t, dest, host, pid, process)]
     for r in (rec.get("http") or [])[:16]:
@@ -316,8 +388,9 @@ def _tcp(rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, flo
     return conn, stacks
 
 
-def _udp(rec: dict[str, Any], idx: _Index,
-         windows: dict[Phase, tuple[float, float]]) -> tuple[NetDatagram, bytes]:
+def _udp(
+    rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]]
+) -> tuple[NetDatagram, bytes]:
     t = float(rec.get("t", 0.0))
     phase = _phase(rec.get("phase"), t, windows)
     pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
@@ -326,23 +399,48 @@ def _udp(rec: dict[str, Any], idx: _Index,
 
     def send_of_this(e: Event) -> bool:
         a = e.address
-        return (e.kind is EventKind.SEND and a is not None and a.port != 53 and not a.is_loopback
-                and (pid is None or e.pid == pid) and (e.size is None or e.size == size))
+        return (
+            e.kind is EventKind.SEND
+            and a is not None
+            and a.port != 53
+            and not a.is_loopback
+            and (pid is None or e.pid == pid)
+            and (e.size is None or e.size == size)
+        )
 
     ev = idx.nearest(t, send_of_this)
     dest = ev.address.render() if ev is not None and ev.address is not None else None
     pid = pid if pid is not None else (ev.pid if ev is not None else None)
-    gram = NetDatagram(phase=phase, time=t, destination=dest, bytes=size,
-                       captured=int(rec.get("captured", 0) or 0), truncated=bool(rec.get("truncated")),
-                       data=escape(data, 256), labels=_labels(None, dest), pid=pid,
-                       process=idx.process(phase, pid, rec.get("argv")))
+    gram = NetDatagram(
+        phase=phase,
+        time=t,
+        destination=dest,
+        bytes=size,
+        captured=int(rec.get("captured", 0) or 0),
+        truncated=bool(rec.get("truncated")),
+        data=escape(data, 256),
+        labels=_labels(None, dest),
+        pid=pid,
+        process=idx.process(phase, pid, rec.get("argv")),
+    )
     return gram, data
 
 
 def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:
-    return Exfiltration(canary=m.canary.name, location=m.canary.location, channel=h.channel,
-                        encoding=m.encoding, phase=h.phase, time=h.time, destination=h.destination,
-                        host=h.host, pid=h.pid, process=h.process, bytes=len(h.data), excerpt=m.excerpt)
+    return Exfiltration(
+        canary=m.canary.name,
+        location=m.canary.location,
+        channel=h.channel,
+        encoding=m.encoding,
+        phase=h.phase,
+        time=h.time,
+        destination=h.destination,
+        host=h.host,
+        pid=h.pid,
+        process=h.process,
+        bytes=len(h.data),
+        excerpt=m.excerpt,
+    )
 
 
 def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQuery]) -> list[Exfiltration]:
@@ -366,11 +464,22 @@ def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQue
                 continue
             seen.add(key)
             names = " ".join(dict.fromkeys(in_phase[i].name for i in spans))
-            out.append(Exfiltration(
-                canary=m.canary.name, location=m.canary.location, channel="dns", encoding=m.encoding,
-                phase=phase, time=first.time, destination=first.resolver, host=first.name, pid=first.pid,
-                process=first.process,
-                bytes=sum(len(in_phase[i].name) for i in spans), excerpt=names[:240]))
+            out.append(
+                Exfiltration(
+                    canary=m.canary.name,
+                    location=m.canary.location,
+                    channel="dns",
+                    encoding=m.encoding,
+                    phase=phase,
+                    time=first.time,
+                    destination=first.resolver,
+                    host=first.name,
+                    pid=first.pid,
+                    process=first.process,
+                    bytes=sum(len(in_phase[i].name) for i in spans),
+                    excerpt=names[:240],
+                )
+            )
     return out
 
 
@@ -378,9 +487,23 @@ def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> lis
     out: list[HoneytokenRead] = []
     seen: set[tuple[Phase, int, str]] = set()
     for e in events:
-        if (e.origin is Origin.CANDIDATE and e.kind is EventKind.FILE_READ and e.errno is None and e.path
-                and e.path in planted and (e.phase, e.pid, e.path) not in seen):
+        if (
+            e.origin is Origin.CANDIDATE
+            and e.kind is EventKind.FILE_READ
+            and e.errno is None
+            and e.path
+            and e.path in planted
+            and (e.phase, e.pid, e.path) not in seen
+        ):
             seen.add((e.phase, e.pid, e.path))
-            out.append(HoneytokenRead(phase=e.phase, time=e.time, pid=e.pid, path=e.path,
-                                      location=planted[e.path], process=idx.process(e.phase, e.pid)))
+            out.append(
+                HoneytokenRead(
+                    phase=e.phase,
+                    time=e.time,
+                    pid=e.pid,
+                    path=e.path,
+                    location=planted[e.path],
+                    process=idx.process(e.phase, e.pid),
+                )
+            )
     return out

@@ -118,8 +118,19 @@ def strace_argv(output: str, *, denied: tuple[str, ...] = (), seccomp_bpf: bool 
     failed with EPERM by fault injection, so escape attempts are recorded even
     though ``--seccomp-bpf`` keeps everything else cheap.
     """
-    argv = ["strace", "-f", *(["--seccomp-bpf"] if seccomp_bpf else []), "-o", output,
-            "-s", str(STRACE_STRING_LIMIT), "-yy", "-ttt", "-e", "trace=" + ",".join([STRACE_SYSCALLS, *denied])]
+    argv = [
+        "strace",
+        "-f",
+        *(["--seccomp-bpf"] if seccomp_bpf else []),
+        "-o",
+        output,
+        "-s",
+        str(STRACE_STRING_LIMIT),
+        "-yy",
+        "-ttt",
+        "-e",
+        "trace=" + ",".join([STRACE_SYSCALLS, *denied]),
+    ]
     if denied:
         argv += ["-e", "inject=" + ",".join(denied) + ":error=EPERM"]
     return argv

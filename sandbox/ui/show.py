@@ -65,9 +65,15 @@ def _phase_arg(phase: Phase | str | None) -> Phase | None:
         raise ValueError(f"unknown phase {phase!r} (phases: {names})") from None
 
 
-def render_show(report: Report, console: Console, *, phase: Phase | str | None = None,
-                limit: int = DEFAULT_LIMIT, files_per_group: int = FILES_PER_GROUP,
-                max_processes: int = MAX_PROCESSES) -> None:
+def render_show(
+    report: Report,
+    console: Console,
+    *,
+    phase: Phase | str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    files_per_group: int = FILES_PER_GROUP,
+    max_processes: int = MAX_PROCESSES,
+) -> None:
     """Print the investigation view of *report*: header, phases, findings, then per phase
     the process tree, the timeline, the network table and the files by location.
 
@@ -101,12 +107,19 @@ def _when(t: float) -> str:
 def _header(view: ReportView, console: Console) -> None:
     style = VERDICT_STYLE[view.verdict]
     console.print()
-    console.rule(Text.assemble((view.title, "bold"), "  verdict: ", (view.verdict.value.upper(), style)),
-                 style=style.replace("bold ", ""))
+    console.rule(
+        Text.assemble((view.title, "bold"), "  verdict: ", (view.verdict.value.upper(), style)),
+        style=style.replace("bold ", ""),
+    )
     console.print(Text(view.verdict_reason, style=style.replace("bold ", "")))
-    facts = [f"target {view.target}", f"pkgsandbox {view.tool_version}", f"profile {view.profile}",
-             f"report schema {view.schema_version}", f"run {_when(view.started)}",
-             f"{max(0.0, view.finished - view.started):.1f}s"]
+    facts = [
+        f"target {view.target}",
+        f"pkgsandbox {view.tool_version}",
+        f"profile {view.profile}",
+        f"report schema {view.schema_version}",
+        f"run {_when(view.started)}",
+        f"{max(0.0, view.finished - view.started):.1f}s",
+    ]
     if view.image:
         facts.append(f"image {view.image}")
     console.print(Text(" · ".join(facts), style="dim"))
@@ -143,8 +156,17 @@ def _findings(findings: Sequence[FindingView], console: Console) -> None:
     console.print(Text(f"findings ({len(findings)})", style="bold"))
     for f in findings:
         sev = SEVERITY_STYLE[f.severity]
-        console.print(Text.assemble((f"{f.severity.value.upper():8} ", sev), (f.rule_id, "bold"), " ",
-                                    f.title, (f" ({f.phase.value}) ", "dim"), "— ", f.message))
+        console.print(
+            Text.assemble(
+                (f"{f.severity.value.upper():8} ", sev),
+                (f.rule_id, "bold"),
+                " ",
+                f.title,
+                (f" ({f.phase.value}) ", "dim"),
+                "— ",
+                f.message,
+            )
+        )
         if f.description:
             console.print(Text(f"         {f.description}", style="dim"))
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim", padding=(0, 1))
@@ -152,13 +174,26 @@ def _findings(findings: Sequence[FindingView], console: Console) -> None:
         for col in ("pid", "t", "syscall", "process", "what"):
             table.add_column(col, overflow="fold")
         for ev in f.evidence:
-            what = [x for x in (ev.path, f"→ {ev.destination}" if ev.destination else "",
-                                f"{ev.bytes} B" if ev.bytes is not None else "",
-                                f'"{ev.data}"' if ev.data else "", f"({ev.errno})" if ev.errno else "",
-                                ev.detail) if x]
-            table.add_row("", str(ev.pid) if ev.pid else "-",
-                          f"{ev.t:.6f}" if ev.t is not None else "-", Text(ev.syscall),
-                          Text(ev.process, style="cyan"), Text(" ".join(what)))
+            what = [
+                x
+                for x in (
+                    ev.path,
+                    f"→ {ev.destination}" if ev.destination else "",
+                    f"{ev.bytes} B" if ev.bytes is not None else "",
+                    f'"{ev.data}"' if ev.data else "",
+                    f"({ev.errno})" if ev.errno else "",
+                    ev.detail,
+                )
+                if x
+            ]
+            table.add_row(
+                "",
+                str(ev.pid) if ev.pid else "-",
+                f"{ev.t:.6f}" if ev.t is not None else "-",
+                Text(ev.syscall),
+                Text(ev.process, style="cyan"),
+                Text(" ".join(what)),
+            )
         console.print(table)
 
 
@@ -215,14 +250,15 @@ def _tree(pv: PhaseView, console: Console, max_processes: int) -> None:
     for depth, node in _walk(pv.processes):
         if shown >= max_processes:
             break
-        del branches[depth + 1:]
+        del branches[depth + 1 :]
         branch = branches[depth].add(_node_label(node))
         branches.append(branch)
         shown += 1
     console.print(tree)
     if shown < pv.process_count:
-        console.print(Text(f"… {pv.process_count - shown} more processes (see the HTML or JSON report)",
-                           style="yellow"))
+        console.print(
+            Text(f"… {pv.process_count - shown} more processes (see the HTML or JSON report)", style="yellow")
+        )
 
 
 def _walk(roots: Iterable[ProcessNode]) -> Iterable[tuple[int, ProcessNode]]:
@@ -297,9 +333,13 @@ def _timeline(rows: Timeline, console: Console, limit: int) -> None:
         prev = i
     out.print()
     if len(picked) < len(rows):
-        console.print(Text(
-            f"showing {len(picked)} of {len(rows)} events (the first {limit}, and every event a finding "
-            "cites); the HTML report (--format html) and the JSON report have them all", style="yellow"))
+        console.print(
+            Text(
+                f"showing {len(picked)} of {len(rows)} events (the first {limit}, and every event a finding "
+                "cites); the HTML report (--format html) and the JSON report have them all",
+                style="yellow",
+            )
+        )
 
 
 def _network(rows: Sequence[NetworkRow], console: Console, limit: int) -> None:
@@ -308,8 +348,12 @@ def _network(rows: Sequence[NetworkRow], console: Console, limit: int) -> None:
         console.print(Text("network: no connect, send, bind or listen", style="dim"))
         return
     console.print(Text(f"network ({len(rows)} distinct operations, identical ones counted)", style="bold"))
-    console.print(Text(f"{'first':>8} {'pid':>7}  {'op':<9}  destination, protocol, count, bytes, result, "
-                       "process", style="dim"))
+    console.print(
+        Text(
+            f"{'first':>8} {'pid':>7}  {'op':<9}  destination, protocol, count, bytes, result, process",
+            style="dim",
+        )
+    )
     out = _Lines(console)
     # Outbound attempts and cited rows first: they are what the table is for.
     ordered = sorted(rows, key=lambda r: (not r.rules, not r.outbound, r.first))
@@ -326,8 +370,9 @@ def _network(rows: Sequence[NetworkRow], console: Console, limit: int) -> None:
         out.add(f"{r.first:>8.3f} {r.pid:>7}  {r.syscall:<9}  ", body)
     out.print()
     if len(rows) > limit:
-        console.print(Text(f"… {len(rows) - limit} more network rows (see the HTML or JSON report)",
-                           style="yellow"))
+        console.print(
+            Text(f"… {len(rows) - limit} more network rows (see the HTML or JSON report)", style="yellow")
+        )
 
 
 def _plural(n: int, word: str) -> str:
@@ -346,9 +391,12 @@ def _files(groups: Sequence[FileGroup], console: Console, per_group: int) -> Non
         # Credentials are what an investigator reads first: never cut that group short.
         cap = max(per_group, 200) if g.location == "credentials" else per_group
         out.note("", "")
-        out.text.append_text(Text.assemble(
-            ("  " + g.location, "bold red" if g.location == "credentials" else "bold"),
-            (f" — {g.label}, {_plural(len(g.rows), 'path')}", "dim")))
+        out.text.append_text(
+            Text.assemble(
+                ("  " + g.location, "bold red" if g.location == "credentials" else "bold"),
+                (f" — {g.label}, {_plural(len(g.rows), 'path')}", "dim"),
+            )
+        )
         for r in g.rows[:cap]:
             result = "ok" if not r.errnos else (" ".join(r.errnos) + (f" ({r.ok} ok)" if r.ok else ""))
             pids = " ".join(str(p) for p in r.pids[:4]) + (" …" if len(r.pids) > 4 else "")

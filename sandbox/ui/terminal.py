@@ -101,8 +101,10 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
     console.print(f"[bold]{escape(title)}[/]  verdict: [{style}]{report.verdict.value.upper()}[/]")
     console.print(f"[dim]{escape(report.verdict_reason)}[/]")
     if cand:
-        console.print(f"[dim]{escape(cand.filename)} sha256 {cand.sha256[:16]}…  "
-                      f"image {report.image.tag if report.image else '?'}[/]")
+        console.print(
+            f"[dim]{escape(cand.filename)} sha256 {cand.sha256[:16]}…  "
+            f"image {report.image.tag if report.image else '?'}[/]"
+        )
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("phase", "status", "time", "events", "processes", "notes"):
         table.add_column(col)
@@ -134,8 +136,10 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
         console.print("[green]no findings[/]")
     for f in report.findings:
         sev = SEVERITY_STYLE[f.severity]
-        console.print(f"[{sev}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] {escape(f.title)} "
-                      f"[dim]({f.phase.value})[/] — {escape(f.message)}")
+        console.print(
+            f"[{sev}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] {escape(f.title)} "
+            f"[dim]({f.phase.value})[/] — {escape(f.message)}"
+        )
         for ev in f.evidence[:max_evidence]:
             console.print(f"           [dim]{escape(_evidence_line(ev))}[/]")
         if len(f.evidence) > max_evidence:
@@ -153,8 +157,9 @@ def _network_lines(net: NetworkCapture) -> list[tuple[float, str, str]]:
             continue  # A and AAAA of one lookup: one line
         seen_names.add((q.phase.value, q.name))
         who = f" · pid {q.pid}" if q.pid else ""
-        what = (f"malformed query ({q.detail[:60]})" if q.malformed
-                else f"{q.name} {q.qtype} → {q.answer or '-'}")
+        what = (
+            f"malformed query ({q.detail[:60]})" if q.malformed else f"{q.name} {q.qtype} → {q.answer or '-'}"
+        )
         rows.append((q.time, q.phase.value, f"dns   {what}{who}"))
     for c in net.connections:
         dest = c.destination + (f" ({c.host})" if c.host else "")
@@ -162,14 +167,22 @@ def _network_lines(net: NetworkCapture) -> list[tuple[float, str, str]]:
         for h in c.http[:2]:
             detail.append(f"{h.method} {h.target[:60]}" + (f" body {h.body_bytes} B" if h.body_bytes else ""))
         if c.tls is not None:
-            detail.append(f"SNI {c.tls.sni}" + (f" ALPN {','.join(c.tls.alpn)}" if c.tls.alpn else "")
-                          if c.tls.sni else f"TLS: {c.tls.error[:40] or 'no SNI'}")
+            detail.append(
+                f"SNI {c.tls.sni}" + (f" ALPN {','.join(c.tls.alpn)}" if c.tls.alpn else "")
+                if c.tls.sni
+                else f"TLS: {c.tls.error[:40] or 'no SNI'}"
+            )
         if c.truncated:
             detail.append("truncated")
         if c.labels:
             detail.append(", ".join(c.labels).upper())
-        rows.append((c.time, c.phase.value, f"{c.protocol:<5} → {dest} {c.bytes} B"
-                     + (f" · {'; '.join(detail)}" if detail else "")))
+        rows.append(
+            (
+                c.time,
+                c.phase.value,
+                f"{c.protocol:<5} → {dest} {c.bytes} B" + (f" · {'; '.join(detail)}" if detail else ""),
+            )
+        )
     for d in net.datagrams:
         dest = d.destination or "(destination not in trace)"
         cut = " · truncated" if d.truncated else ""
@@ -187,10 +200,11 @@ def render_network(net: NetworkCapture, console: Console, *, max_lines: int = 12
         console.print("[dim]network: no DNS query, connection or datagram[/]")
     else:
         names = len({q.name for q in net.dns})
-        console.print(f"[bold]network[/] [dim](sinkhole: answered inside the sandbox, nothing left it)[/] "
-                      f"{names} name(s) resolved, {len(net.connections)} connection(s), "
-                      f"{len(net.datagrams)} datagram(s)"
-                      + (f", {net.dropped} not recorded" if net.dropped else ""))
+        console.print(
+            f"[bold]network[/] [dim](sinkhole: answered inside the sandbox, nothing left it)[/] "
+            f"{names} name(s) resolved, {len(net.connections)} connection(s), "
+            f"{len(net.datagrams)} datagram(s)" + (f", {net.dropped} not recorded" if net.dropped else "")
+        )
         rows = _network_lines(net)
         for _t, phase, text in rows[:max_lines]:
             console.print(f"  [dim]{phase:<8}[/] {escape(text[:150])}")
@@ -198,9 +212,11 @@ def render_network(net: NetworkCapture, console: Console, *, max_lines: int = 12
             console.print(f"  [dim]… {len(rows) - max_lines} more (see the JSON report)[/]")
     for x in net.exfiltration[:6]:
         to = x.destination or "?"
-        console.print(f"  [bold red]EXFILTRATION[/] {escape(x.canary)} [dim]({escape(x.location)})[/] "
-                      f"{escape(x.encoding)} via {x.channel} → {escape(to)}"
-                      + (f" ({escape(x.host[:60])})" if x.host else ""))
+        console.print(
+            f"  [bold red]EXFILTRATION[/] {escape(x.canary)} [dim]({escape(x.location)})[/] "
+            f"{escape(x.encoding)} via {x.channel} → {escape(to)}"
+            + (f" ({escape(x.host[:60])})" if x.host else "")
+        )
     if net.honeytoken_reads:
         places = sorted({r.location for r in net.honeytoken_reads})
         console.print(f"  [yellow]honeytokens read[/]: {escape(', '.join(places[:6]))}")
@@ -210,8 +226,10 @@ def render_diff(result: Any, judged: Report, console: Console) -> None:
     """``pkgsandbox diff``: verdicts, then added (+) and removed (-) behaviour per category."""
     old_style, new_style = VERDICT_STYLE[result.old_verdict], VERDICT_STYLE[result.new_verdict]
     console.print()
-    console.print(f"[bold]{escape(result.old)}[/] [{old_style}]{result.old_verdict.value}[/]  →  "
-                  f"[bold]{escape(result.new)}[/] [{new_style}]{result.new_verdict.value}[/]")
+    console.print(
+        f"[bold]{escape(result.old)}[/] [{old_style}]{result.old_verdict.value}[/]  →  "
+        f"[bold]{escape(result.new)}[/] [{new_style}]{result.new_verdict.value}[/]"
+    )
     any_change = False
     for cat, change in result.changes.items():
         if not change.added and not change.removed:
@@ -229,8 +247,10 @@ def render_diff(result: Any, judged: Report, console: Console) -> None:
         console.print("[green]no behavioural change[/]")
     top = [f for f in judged.findings if f.rule_id != "PS024"]
     for f in top:
-        console.print(f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] "
-                      f"{escape(f.title)} [dim]({f.phase.value})[/] — {escape(f.message)}")
+        console.print(
+            f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] "
+            f"{escape(f.title)} [dim]({f.phase.value})[/] — {escape(f.message)}"
+        )
 
 
 class RichGateObserver:
@@ -239,8 +259,13 @@ class RichGateObserver:
     def __init__(self, console: Console) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                 console=console, transient=False)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
         self.tasks: dict[str, Any] = {}
         self.labels: dict[str, str] = {}
 
@@ -281,7 +306,8 @@ class RichGateObserver:
         spec = outcome.entry.spec
         text = f"[{style}]{what}[/]" + (f" [dim]{escape(outcome.detail)[:80]}[/]" if outcome.detail else "")
         if spec in self.tasks:
-            self.progress.update(self.tasks[spec], description=f"{escape(outcome.entry.label)}: {text}",
-                                 total=1, completed=1)
+            self.progress.update(
+                self.tasks[spec], description=f"{escape(outcome.entry.label)}: {text}", total=1, completed=1
+            )
         else:
             self.progress.console.print(f"{escape(outcome.entry.label)}: {text}")

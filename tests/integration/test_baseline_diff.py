@@ -24,7 +24,9 @@ def pair(tmp_path: Path) -> tuple[Path, Path, str, str, str]:
     (tmp_path / "v1").mkdir()
     (tmp_path / "v2").mkdir()
     v1 = build_wheel(tmp_path / "v1", name, "1.82.6", src)
-    v2 = build_wheel(tmp_path / "v2", name, "1.82.8", {**src, f"{name}_init.pth": pth_line(exfil_source(cred, host, port))})
+    v2 = build_wheel(
+        tmp_path / "v2", name, "1.82.8", {**src, f"{name}_init.pth": pth_line(exfil_source(cred, host, port))}
+    )
     return v1, v2, name, cred, f"{host}:{port}"
 
 

@@ -12,7 +12,7 @@ from tests.fixtures.builders import Randomised, build_wheel
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
-ATTEMPTS = r'''
+ATTEMPTS = r"""
 import ctypes, os, socket
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount(b"none", b"/mnt", b"tmpfs", 0, None)
@@ -29,7 +29,7 @@ try:
     s.connect("/var/run/docker.sock")
 except OSError:
     pass
-'''
+"""
 
 
 def test_escape_attempts_are_recorded_and_denied(tmp_path: Path) -> None:
@@ -44,6 +44,8 @@ def test_escape_attempts_are_recorded_and_denied(tmp_path: Path) -> None:
     assert any(k[0] == "unshare" and v == "EPERM" for k, v in by_call.items()), by_call
     assert any(k[0] == "init_module" and v == "EPERM" for k, v in by_call.items()), by_call
     assert any(k[0] == "bpf" and v == "EPERM" for k, v in by_call.items()), by_call
-    assert any(k[1] == "/proc/sysrq-trigger" and v in ("EACCES", "EROFS", "ENOENT") for k, v in by_call.items())
+    assert any(
+        k[1] == "/proc/sysrq-trigger" and v in ("EACCES", "EROFS", "ENOENT") for k, v in by_call.items()
+    )
     assert any(k[1] == "/proc/1/environ" and v in ("EACCES", "EPERM") for k, v in by_call.items()), by_call
     assert any(k[1] == "unix:/var/run/docker.sock" and v == "ENOENT" for k, v in by_call.items()), by_call

@@ -21,13 +21,17 @@ def test_evidence_bundle_holds_traces_dropped_files_and_report(tmp_path: Path) -
     name, host, port = r.name("dropper"), r.address(), r.port()
     blob = f"payload-{r.name('x')}".encode()
     drop = f"/tmp/.{r.name('cache')}/agent.bin"
-    src = (f"import os\nos.makedirs(os.path.dirname({drop!r}), exist_ok=True)\n"
-           f"open({drop!r}, 'wb').write({blob!r})\n" + exfil_source(".netrc", host, port))
+    src = (
+        f"import os\nos.makedirs(os.path.dirname({drop!r}), exist_ok=True)\n"
+        f"open({drop!r}, 'wb').write({blob!r})\n" + exfil_source(".netrc", host, port)
+    )
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     bundle = tmp_path / "evidence"
     code, report = run_cli(tmp_path, str(whl), "--evidence", str(bundle))
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
-    assert Report.model_validate(json.loads((bundle / "report.json").read_text())).verdict is Verdict.MALICIOUS
+    assert (
+        Report.model_validate(json.loads((bundle / "report.json").read_text())).verdict is Verdict.MALICIOUS
+    )
     raw = {p.name for p in (bundle / "raw").iterdir()}
     assert {"install.0.strace", "import.0.strace", "startup.python-c-pass.strace"} <= raw
     diff = json.loads((bundle / "fsdiff.json").read_text())

@@ -23,10 +23,16 @@ def _payload_fn(fn: str, cred: str, host: str, port: int, params: str = "") -> s
 def test_console_script_payload_found_in_execute_phase(tmp_path: Path) -> None:
     r = Randomised()
     name, script, host, port = r.name("tool"), r.name("run-"), r.address(), r.port()
-    whl = build_wheel(tmp_path, name, "1.0", {
-        f"{name}/__init__.py": "VERSION = '1.0'\n",
-        f"{name}/cli.py": _payload_fn("main", r.credential(), host, port),
-    }, entry_points=f"[console_scripts]\n{script} = {name}.cli:main\n")
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {
+            f"{name}/__init__.py": "VERSION = '1.0'\n",
+            f"{name}/cli.py": _payload_fn("main", r.credential(), host, port),
+        },
+        entry_points=f"[console_scripts]\n{script} = {name}.cli:main\n",
+    )
     code, report = run_cli(tmp_path, str(whl), "--profile", "deep", "--window", "1")
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     assert [p.phase for p in report.phases][-1] is Phase.EXECUTE
@@ -41,10 +47,16 @@ def test_console_script_payload_found_in_execute_phase(tmp_path: Path) -> None:
 def test_function_payload_found_with_the_function_named(tmp_path: Path) -> None:
     r = Randomised()
     name, fn, host, port = r.name("api"), f"fetch_{r.name('cfg')}", r.address(), r.port()
-    whl = build_wheel(tmp_path, name, "1.0", {
-        f"{name}/__init__.py": "",
-        f"{name}/client.py": "import json\n\n" + _payload_fn(fn, r.credential(), host, port, "url, timeout=3"),
-    })
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {
+            f"{name}/__init__.py": "",
+            f"{name}/client.py": "import json\n\n"
+            + _payload_fn(fn, r.credential(), host, port, "url, timeout=3"),
+        },
+    )
     code, report = run_cli(tmp_path, str(whl), "--profile", "deep", "--window", "1")
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     f = next(f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.EXECUTE)

@@ -57,7 +57,7 @@ for _ in range(3000):
 
 def test_memory_bomb_is_oom_killed(tmp_path: Path) -> None:
     src = "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n"
-    code, report, took = _timed(tmp_path, src, "--memory", "512", "--module-timeout", "30")
+    code, report, _took = _timed(tmp_path, src, "--memory", "512", "--module-timeout", "30")
     imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
     assert imp.oom_kills >= 1, imp
     assert "PS025" in _rules(report)
@@ -76,7 +76,7 @@ try:
 except OSError as exc:
     assert exc.errno == errno.ENOSPC, exc
 """
-    code, report, took = _timed(tmp_path, src, "--window", "1")
+    _code, report, _took = _timed(tmp_path, src, "--window", "1")
     imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
     assert imp.status is PhaseStatus.OK and imp.trace_complete
     writes = [e for e in report.events if e.path and e.path.endswith("/fill.bin") and e.errno == "ENOSPC"]
@@ -93,14 +93,14 @@ def burn():
         x += 1
 threading.Thread(target=burn, daemon=True).start()
 """
-    code, report, took = _timed(tmp_path, src, "--window", "3")
+    code, report, _took = _timed(tmp_path, src, "--window", "3")
     assert "PS023" in _rules(report), report.findings
     assert code == 1
 
 
 def test_output_flood_is_bounded(tmp_path: Path) -> None:
-    src = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(100):\n    sys.stdout.write(chunk)\nsys.stdout.flush()\n"
-    code, report, took = _timed(tmp_path, src, "--window", "1")
+    src = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(100):\n    sys.stdout.write(chunk)\nsys.stdout.flush()\n"  # noqa: E501
+    code, report, _took = _timed(tmp_path, src, "--window", "1")
     imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
     assert imp.status is PhaseStatus.OK
     assert imp.output_bytes >= 100 << 20
@@ -120,8 +120,10 @@ def test_self_sigstop_ends_within_the_module_timeout(tmp_path: Path) -> None:
 def _sdist_with(tmp_path: Path, name: str, member: tarfile.TarInfo, data: bytes = b"") -> Path:
     path = tmp_path / f"{name}-1.0.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
-        for rel, text in (("PKG-INFO", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"),
-                          ("setup.py", "raise SystemExit('must never run on the host')\n")):
+        for rel, text in (
+            ("PKG-INFO", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"),
+            ("setup.py", "raise SystemExit('must never run on the host')\n"),
+        ):
             ti = tarfile.TarInfo(f"{name}-1.0/{rel}")
             ti.size = len(text)
             tar.addfile(ti, io.BytesIO(text.encode()))
@@ -176,8 +178,27 @@ def test_two_runs_at_once_do_not_collide(tmp_path: Path) -> None:
         d = tmp_path / str(i)
         d.mkdir()
         whl = build_wheel(d, name, "1.0", {f"{name}/__init__.py": f"X = {i}\n"})
-        procs.append((subprocess.Popen([sys.executable, "-m", "sandbox", "vet", str(whl), "--format", "json",
-                                        "-o", str(d / "r.json"), "-q"], stderr=subprocess.PIPE, text=True), d))
+        procs.append(
+            (
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "sandbox",
+                        "vet",
+                        str(whl),
+                        "--format",
+                        "json",
+                        "-o",
+                        str(d / "r.json"),
+                        "-q",
+                    ],
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+                d,
+            )
+        )
     for p, _ in procs:
         p.wait(300)
     reports = [Report.model_validate(json.loads((d / "r.json").read_text())) for _, d in procs]

@@ -136,10 +136,23 @@ class Dom(HTMLParser):
 
 def chromium(page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM is not None
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-           "--enable-logging=stderr", "--v=0", f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars",
-           *action, page.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        "--hide-scrollbars",
+        *action,
+        page.as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
 
 
@@ -173,8 +186,9 @@ def open_and_check(report: Report, tmp_path: Path, argv_fragment: str) -> Path:
     assert not [n for n in nodes if any(a.startswith("on") for a in n.attrs)]
 
     # the findings are visible
-    summaries = [n for n in nodes
-                 if n.tag == "summary" and n.parent is not None and n.parent.has_class("finding")]
+    summaries = [
+        n for n in nodes if n.tag == "summary" and n.parent is not None and n.parent.has_class("finding")
+    ]
     visible_rules = {n.parent.attrs.get("data-rule") for n in summaries if n.visible() and n.parent}
     assert {"PS001", "PS002"} <= visible_rules, visible_rules
     # the process tree is visible, with the process that acted, flagged by the findings
@@ -182,8 +196,15 @@ def open_and_check(report: Report, tmp_path: Path, argv_fragment: str) -> Path:
     acting = [n for n in procs if argv_fragment in n.text() and n.has_class("flagged")]
     assert acting, [n.text()[:120] for n in procs]
     # the timeline of the shown phase was laid out by the script
-    rows = [n for n in nodes if n.tag == "tr" and n.parent is not None and n.parent.parent is not None
-            and n.parent.parent.has_class("tl") and n.visible()]
+    rows = [
+        n
+        for n in nodes
+        if n.tag == "tr"
+        and n.parent is not None
+        and n.parent.parent is not None
+        and n.parent.parent.has_class("tl")
+        and n.visible()
+    ]
     assert rows and any(n.has_class("flagged") for n in rows)
 
     shot = tmp_path / "report.png"
@@ -227,9 +248,10 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     assert any("Uncaught" in m for m in messages), messages
     blocked = tmp_path / "blocked.html"
     blocked.write_text(
-        "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" "
+        '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
         "content=\"script-src 'sha256-AAAA'\"></head><body><section hidden><p id=a>x</p></section>"
-        "<details><summary id=b>s</summary><p id=c>y</p></details><script>var x = 1;</script></body></html>")
+        "<details><summary id=b>s</summary><p id=c>y</p></details><script>var x = 1;</script></body></html>"
+    )
     run = chromium(blocked, tmp_path / "p2", "--dump-dom")
     assert console_messages(run.stderr), "a blocked inline script must show up as a console message"
     nodes = {n.attrs.get("id"): n for n in Dom(run.stdout).all()}
@@ -275,8 +297,9 @@ _DRIVER = """
 
 
 def test_tabs_filter_paging_and_links_work(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_show", Path(__file__).resolve().parents[2]
-                                                  / "benchmarks" / "bench_show.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_show", Path(__file__).resolve().parents[2] / "benchmarks" / "bench_show.py"
+    )
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -284,8 +307,9 @@ def test_tabs_filter_paging_and_links_work(tmp_path: Path) -> None:
     page = to_html(report)
     digest = base64.b64encode(hashlib.sha256(_DRIVER.encode()).digest()).decode()
     # the policy is in an attribute, its quotes written as &#x27;
-    page, n = re.subn(r"script-src (&#x27;sha256-[^&]+&#x27;)", rf"script-src \1 &#x27;sha256-{digest}&#x27;",
-                      page, count=1)
+    page, n = re.subn(
+        r"script-src (&#x27;sha256-[^&]+&#x27;)", rf"script-src \1 &#x27;sha256-{digest}&#x27;", page, count=1
+    )
     assert n == 1
     page = page.replace("</body>", f"<script>{_DRIVER}</script></body>")
     html = tmp_path / "driven.html"
@@ -297,8 +321,11 @@ def test_tabs_filter_paging_and_links_work(tmp_path: Path) -> None:
     startup = sum(1 for e in report.events if e.phase.value == "startup")
     assert seen["startupShown"] and not seen["importShown"]
     assert seen["before"] == startup < 500  # one page
-    wanted = [e for e in report.events if e.phase.value == "startup" and e.pid == 30
-              and e.kind.value == "file_stat" and e.errno is None]
+    wanted = [
+        e
+        for e in report.events
+        if e.phase.value == "startup" and e.pid == 30 and e.kind.value == "file_stat" and e.errno is None
+    ]
     assert len(seen["filtered"]) == len(wanted) > 0, seen["filtered"]
     assert all("file_stat" in row and "ENOENT" not in row for row in seen["filtered"])
     assert seen["installBefore"] == 500 and seen["installAfter"] == 1000

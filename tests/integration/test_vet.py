@@ -31,17 +31,24 @@ def finding(report: Report, rule: str, phase: Phase | None = None) -> Any:
     for f in report.findings:
         if f.rule_id == rule and (phase is None or f.phase is phase):
             return f
-    raise AssertionError(f"no {rule} finding in {phase}: {[(f.rule_id, f.phase.value) for f in report.findings]}")
+    raise AssertionError(
+        f"no {rule} finding in {phase}: {[(f.rule_id, f.phase.value) for f in report.findings]}"
+    )
 
 
 def test_benign_wheel_is_clean(tmp_path: Path) -> None:
     r = Randomised()
     name = r.name("tidy")
-    whl = build_wheel(tmp_path, name, "1.0.0", {
-        f"{name}/__init__.py": "from .core import add\n__all__ = ['add']\n",
-        f"{name}/core.py": "import json, os, re\n\ndef add(a, b):\n    return a + b\n",
-        f"{name}/util/__init__.py": "VALUE = 3\n",
-    })
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0.0",
+        {
+            f"{name}/__init__.py": "from .core import add\n__all__ = ['add']\n",
+            f"{name}/core.py": "import json, os, re\n\ndef add(a, b):\n    return a + b\n",
+            f"{name}/util/__init__.py": "VALUE = 3\n",
+        },
+    )
     code, report = run_cli(tmp_path, str(whl))
     assert report is not None
     assert report.verdict is Verdict.CLEAN, (report.verdict_reason, report.findings)
@@ -70,10 +77,15 @@ def test_benign_sdist_is_clean(tmp_path: Path) -> None:
 def test_pth_credential_exfiltration_is_malicious(tmp_path: Path) -> None:
     r = Randomised()
     name, cred, host, port = r.name("helper"), r.credential(), r.address(), r.port()
-    whl = build_wheel(tmp_path, name, "2.0.0", {
-        f"{name}/__init__.py": "VERSION = '2.0.0'\n",
-        f"{name}_init.pth": pth_line(exfil_source(cred, host, port)),
-    })
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "2.0.0",
+        {
+            f"{name}/__init__.py": "VERSION = '2.0.0'\n",
+            f"{name}_init.pth": pth_line(exfil_source(cred, host, port)),
+        },
+    )
     code, report = run_cli(tmp_path, str(whl))
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     cred_f = finding(report, "PS001", Phase.STARTUP)
@@ -134,7 +146,7 @@ def test_delayed_thread_after_import_is_caught(tmp_path: Path) -> None:
     code, report = run_cli(tmp_path, str(whl))
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     f = finding(report, "PS002", Phase.IMPORT)
-    ev = next(e for e in f.evidence if e.destination == f"{host}:{port}")
+    next(e for e in f.evidence if e.destination == f"{host}:{port}")
     imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
     assert imp.window >= delay - 0.5  # the window kept watching until the thread acted
 
@@ -179,5 +191,8 @@ for path in ("/var/lib/pkgsandbox/out/x", "/var/lib/pkgsandbox/out/startup.pytho
 def test_popular_packages_are_clean(tmp_path: Path, spec: str) -> None:
     code, report = run_cli(tmp_path, spec)
     assert report is not None
-    assert report.verdict is Verdict.CLEAN, (report.verdict_reason, [(f.rule_id, f.message) for f in report.findings])
+    assert report.verdict is Verdict.CLEAN, (
+        report.verdict_reason,
+        [(f.rule_id, f.message) for f in report.findings],
+    )
     assert code == 0

@@ -37,7 +37,7 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 canaries = st.sampled_from(TOKENS.canaries)
 noise = st.binary(max_size=300)
-text_noise = st.text(alphabet=string.ascii_letters + string.digits + " =&:/,{}\"\n", max_size=200)
+text_noise = st.text(alphabet=string.ascii_letters + string.digits + ' =&:/,{}"\n', max_size=200)
 
 
 def found(data: bytes, c: Canary, matcher: CanaryMatcher = MATCHER) -> str | None:
@@ -56,9 +56,18 @@ def test_honeytokens_are_unique_per_run_and_realistic() -> None:
     assert a.env["AWS_ACCESS_KEY_ID"].startswith("AKIA") and len(a.env["AWS_ACCESS_KEY_ID"]) == 20
     assert a.env["GITHUB_TOKEN"].startswith("ghp_") and len(a.env["GITHUB_TOKEN"]) == 40
     assert a.files[".ssh/id_rsa"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
-    for rel in (".ssh/id_rsa", ".ssh/known_hosts", ".ssh/config", ".aws/credentials", ".kube/config",
-                ".docker/config.json", ".git-credentials", ".netrc", "project/.env",
-                ".electrum/wallets/default_wallet"):
+    for rel in (
+        ".ssh/id_rsa",
+        ".ssh/known_hosts",
+        ".ssh/config",
+        ".aws/credentials",
+        ".kube/config",
+        ".docker/config.json",
+        ".git-credentials",
+        ".netrc",
+        "project/.env",
+        ".electrum/wallets/default_wallet",
+    ):
         assert rel in a.files, rel
     json.loads(a.files[".docker/config.json"])
     json.loads(a.files[".electrum/wallets/default_wallet"])
@@ -130,8 +139,12 @@ def test_url_encoded(c: Canary, pre: str, post: str, plus: bool) -> None:
 
 
 @SETTINGS
-@given(canaries, noise, noise,
-       st.sampled_from(["gzip", "zlib", "bz2", "xz", "b64gzip", "hexzlib", "gzip-in-http"]))
+@given(
+    canaries,
+    noise,
+    noise,
+    st.sampled_from(["gzip", "zlib", "bz2", "xz", "b64gzip", "hexzlib", "gzip-in-http"]),
+)
 def test_compressed_and_nested(c: Canary, pre: bytes, post: bytes, how: str) -> None:
     raw = pre + c.value.encode() + post
     data = {
@@ -174,7 +187,7 @@ def _labels(text: str, rng: random.Random) -> list[str]:
     out, i = [], 0
     while i < len(text):
         n = rng.randrange(1, 64)
-        out.append(text[i:i + n])
+        out.append(text[i : i + n])
         i += n
     return out
 
@@ -184,15 +197,18 @@ def _labels(text: str, rng: random.Random) -> list[str]:
 def test_dns_labels_random_splits(c: Canary, seed: int, enc: str, seq_label: bool) -> None:
     rng = random.Random(seed)
     raw = c.value.encode()
-    text = {"hex": raw.hex(), "HEX": raw.hex().upper(),
-            "base32": base64.b32encode(raw).decode().rstrip("=").lower()}[enc]
+    text = {
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+        "base32": base64.b32encode(raw).decode().rstrip("=").lower(),
+    }[enc]
     domain = f"{rng.choice(['c2', 'x7', 'cdn-check'])}{rng.randrange(1000)}.invalid"
     labels = _labels(text, rng)
     # one name, or spread over several queries (with a sequence-number label or not)
     per = rng.randrange(1, 4)
     names = []
     for q, i in enumerate(range(0, len(labels), per)):
-        chunk = labels[i:i + per]
+        chunk = labels[i : i + per]
         names.append(".".join(([str(q)] if seq_label else []) + chunk + [domain]))
     noise_names = ["pypi.org", f"{rng.randrange(99)}.other.invalid"]
     hits = MATCHER.search_dns(noise_names + names)
@@ -213,8 +229,9 @@ def test_no_match_in_ordinary_names(name: str) -> None:
 
 
 @SETTINGS
-@given(st.lists(st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,4}\.invalid", fullmatch=True),
-                max_size=20))
+@given(
+    st.lists(st.from_regex(r"[a-z0-9]{1,20}(\.[a-z0-9]{1,20}){0,4}\.invalid", fullmatch=True), max_size=20)
+)
 def test_no_false_positive_in_random_names(names: list[str]) -> None:
     assume(all(len(n) < 253 for n in names))
     assert MATCHER.search_dns(names) == []

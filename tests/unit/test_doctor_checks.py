@@ -5,13 +5,33 @@ from __future__ import annotations
 from sandbox.doctor import security_checks
 from sandbox.runner.interface import Limits, RunOptions
 
-GOOD = {"uid": 1000, "CapEff": "0000000000000000", "CapPrm": "0000000000000000", "CapBnd": "0000000000000000",
-        "CapAmb": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2", "root_writable": False,
-        "etc_writable": False, "usr_writable": False, "docker_sock": False, "kill_init": "Operation not permitted",
-        "pids_max": "512", "memory_limit": str(3072 << 20), "cpu_quota": "150000", "cpu_period": "100000",
-        "ifaces": ["lo"], "connect": "[Errno 101] Network is unreachable"}
-HC = {"NetworkMode": "none", "PidsLimit": 512, "Memory": 3072 << 20, "NanoCpus": 1_500_000_000,
-      "Mounts": [{"ReadOnly": True}]}
+GOOD = {
+    "uid": 1000,
+    "CapEff": "0000000000000000",
+    "CapPrm": "0000000000000000",
+    "CapBnd": "0000000000000000",
+    "CapAmb": "0000000000000000",
+    "NoNewPrivs": "1",
+    "Seccomp": "2",
+    "root_writable": False,
+    "etc_writable": False,
+    "usr_writable": False,
+    "docker_sock": False,
+    "kill_init": "Operation not permitted",
+    "pids_max": "512",
+    "memory_limit": str(3072 << 20),
+    "cpu_quota": "150000",
+    "cpu_period": "100000",
+    "ifaces": ["lo"],
+    "connect": "[Errno 101] Network is unreachable",
+}
+HC = {
+    "NetworkMode": "none",
+    "PidsLimit": 512,
+    "Memory": 3072 << 20,
+    "NanoCpus": 1_500_000_000,
+    "Mounts": [{"ReadOnly": True}],
+}
 
 
 def failed(probe: dict[str, object], hc: dict[str, object] = HC, opts: RunOptions | None = None) -> set[str]:

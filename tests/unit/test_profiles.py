@@ -9,7 +9,17 @@ import pytest
 from sandbox.errors import ExitCode, ProfileError
 from sandbox.judge.profiles import Allowlist, glob_regex, load_profile, shipped_profiles
 from sandbox.judge.rules import evaluate
-from sandbox.models import Address, Event, EventKind, Observation, Phase, PhaseResult, PhaseStatus, ProcessInfo, Severity
+from sandbox.models import (
+    Address,
+    Event,
+    EventKind,
+    Observation,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+    ProcessInfo,
+    Severity,
+)
 
 HOME = "/home/dev"
 SITE = "/home/dev/project/.venv/lib/python3.11/site-packages"
@@ -34,26 +44,45 @@ def test_strict_extends_default_and_overrides() -> None:
 def test_build_profile_allows_compilers_only_in_install() -> None:
     b = load_profile("build")
     allow = Allowlist(b, HOME, SITE)
-    gcc = Event(phase=Phase.INSTALL, seq=1, pid=3, time=0, syscall="execve", kind=EventKind.EXEC,
-                path="/usr/bin/x86_64-linux-gnu-gcc-12", argv=("gcc", "-c", "x.c"))
+    gcc = Event(
+        phase=Phase.INSTALL,
+        seq=1,
+        pid=3,
+        time=0,
+        syscall="execve",
+        kind=EventKind.EXEC,
+        path="/usr/bin/x86_64-linux-gnu-gcc-12",
+        argv=("gcc", "-c", "x.c"),
+    )
     assert allow.exec_allowed(gcc, None)
     assert not allow.exec_allowed(gcc.model_copy(update={"phase": Phase.IMPORT}), None)
-    sh = Event(phase=Phase.INSTALL, seq=2, pid=4, time=0, syscall="execve", kind=EventKind.EXEC,
-               path="/bin/sh", argv=("sh", "-c", "cc x.c"))
+    sh = Event(
+        phase=Phase.INSTALL,
+        seq=2,
+        pid=4,
+        time=0,
+        syscall="execve",
+        kind=EventKind.EXEC,
+        path="/bin/sh",
+        argv=("sh", "-c", "cc x.c"),
+    )
     assert allow.exec_allowed(sh, "/usr/bin/make")
     assert not allow.exec_allowed(sh, "/home/dev/project/.venv/bin/python")
     curl = gcc.model_copy(update={"path": "/usr/bin/curl", "argv": ("curl", "x")})
     assert not allow.exec_allowed(curl, "/usr/bin/make")
 
 
-@pytest.mark.parametrize("body,key", [
-    ('name = "x"\n[limits]\nwindow = -1\n', "limits.window"),
-    ('name = "x"\n[limits]\nwindwo = 3\n', "limits.windwo"),
-    ('name = "x"\n[[allow.pth]]\nsha256 = "nothex"\n', "allow.pth.0.sha256"),
-    ('name = "x"\n[phases]\nrun = ["install", "explode"]\n', "phases.run.1"),
-    ('name = "x"\nextends = "nosuch"\n', "nosuch"),
-    ('name = \n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "body,key",
+    [
+        ('name = "x"\n[limits]\nwindow = -1\n', "limits.window"),
+        ('name = "x"\n[limits]\nwindwo = 3\n', "limits.windwo"),
+        ('name = "x"\n[[allow.pth]]\nsha256 = "nothex"\n', "allow.pth.0.sha256"),
+        ('name = "x"\n[phases]\nrun = ["install", "explode"]\n', "phases.run.1"),
+        ('name = "x"\nextends = "nosuch"\n', "nosuch"),
+        ("name = \n", "not valid TOML"),
+    ],
+)
 def test_bad_profiles_name_key_and_file(tmp_path: Path, body: str, key: str) -> None:
     f = tmp_path / "mine.toml"
     f.write_text(body)
@@ -88,8 +117,15 @@ def test_allowlisted_network_exception_silences_only_that_endpoint(tmp_path: Pat
     procs = (ProcessInfo(pid=1, ppid=None, phase=Phase.IMPORT, argv=("python",), exe="python", start=0),)
 
     def connect(host: str, port: int) -> Event:
-        return Event(phase=Phase.IMPORT, seq=1, pid=1, time=0, syscall="connect", kind=EventKind.CONNECT,
-                     address=Address(family="inet", host=host, port=port))
+        return Event(
+            phase=Phase.IMPORT,
+            seq=1,
+            pid=1,
+            time=0,
+            syscall="connect",
+            kind=EventKind.CONNECT,
+            address=Address(family="inet", host=host, port=port),
+        )
 
     allowed = Observation(events=(connect("198.51.100.7", 443),), processes=procs, phases=phases)
     assert [f.rule_id for f in evaluate(allowed, prof)] == []
@@ -104,10 +140,24 @@ def test_disabled_rule_and_severity_override(tmp_path: Path) -> None:
     phases = tuple(PhaseResult(phase=p, status=PhaseStatus.OK, duration=1) for p in Phase)
     procs = (ProcessInfo(pid=1, ppid=None, phase=Phase.IMPORT, argv=("python",), exe="python", start=0),)
     evs = (
-        Event(phase=Phase.IMPORT, seq=1, pid=1, time=0, syscall="openat", kind=EventKind.FILE_READ,
-              path="/home/dev/.aws/credentials"),
-        Event(phase=Phase.IMPORT, seq=2, pid=1, time=0, syscall="connect", kind=EventKind.CONNECT,
-              address=Address(family="inet", host="192.0.2.1", port=80)),
+        Event(
+            phase=Phase.IMPORT,
+            seq=1,
+            pid=1,
+            time=0,
+            syscall="openat",
+            kind=EventKind.FILE_READ,
+            path="/home/dev/.aws/credentials",
+        ),
+        Event(
+            phase=Phase.IMPORT,
+            seq=2,
+            pid=1,
+            time=0,
+            syscall="connect",
+            kind=EventKind.CONNECT,
+            address=Address(family="inet", host="192.0.2.1", port=80),
+        ),
     )
     fs = evaluate(Observation(events=evs, processes=procs, phases=phases), prof)
     assert [(x.rule_id, x.severity) for x in fs] == [("PS001", Severity.LOW)]

