@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--pids", type=_positive(int))
     v.add_argument("--cpus", type=_positive(float))
     v.add_argument(
+        "--capture-kib",
+        type=_positive(int),
+        metavar="KIB",
+        help="bytes of each outbound connection the sinkhole keeps (default 64 KiB)",
+    )
+    v.add_argument(
+        "--no-sinkhole",
+        action="store_true",
+        help="a bare network-less namespace: connection attempts fail and carry no payload",
+    )
+    v.add_argument(
         "--evidence",
         type=Path,
         metavar="DIR",
@@ -355,6 +366,8 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
         profile=profile,
         evidence=args.evidence,
         keep=args.keep,
+        sinkhole=not args.no_sinkhole,
+        **({"capture_kib": args.capture_kib} if args.capture_kib else {}),
     )
     baseline = None
     if args.baseline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,26 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
                 found.add(n.name)
         return found
 
+    def temp_dirs() -> set[str]:
+        import tempfile
+
+        root = Path(tempfile.gettempdir())
+        return {p.name for p in root.glob("pkgsandbox-*") if p.is_dir() and p.stat().st_uid == os.getuid()}
+
     before = leaked()
+    tmp_before = temp_dirs()
     yield
     left = leaked() - before
     assert not left, f"resources left behind: {left}"
+    # staging/fetch temp dirs: removed on every path (a concurrent run's may come and go)
+    import time
+
+    for _ in range(20):
+        extra = temp_dirs() - tmp_before
+        if not extra:
+            break
+        time.sleep(0.25)
+    assert not extra, f"temp directories left behind: {extra}"
 
 
 def run_cli(tmp_path: Path, *args: str) -> tuple[int, Report | None]:

@@ -13,6 +13,7 @@ interface. Progress goes to a :class:`GateObserver`; nothing here imports rich.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -230,12 +231,18 @@ def _check_hashes(entry: GateEntry, report: Report) -> tuple[bool, str]:
 
 class _Gate:
     def __init__(
-        self, vet_fn: VetFn, cache: ResultCache | None, ctx: CacheContext | None, observer: GateObserver
+        self,
+        vet_fn: VetFn,
+        cache: ResultCache | None,
+        ctx: CacheContext | None,
+        observer: GateObserver,
+        baseline_previous: bool = True,
     ) -> None:
         self.vet_fn = vet_fn
         self.cache = cache
         self.ctx = ctx
         self.observer = observer
+        self.baseline_previous = baseline_previous
 
     def precheck(self, entry: GateEntry) -> GateOutcome | None:
         """The outcome of an entry that needs no vet (not vettable, or a cache hit), else None."""
@@ -272,12 +279,42 @@ class _Gate:
         )
         if report is None:
             return None
+        report, note = self.with_baseline(entry, report)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(report.finished))
         return GateOutcome(
             entry=entry,
             status=EntryStatus.CACHED,
             report=report,
-            detail=f"cached result of {time.strftime('%Y-%m-%d %H:%M', time.localtime(report.finished))}",
+            detail="; ".join(x for x in (f"cached result of {when}", note) if x),
         )
+
+    def with_baseline(self, entry: GateEntry, report: Report) -> tuple[Report, str]:
+        """Judge an upgrade against the previous version's behaviour (issue: a learned
+        baseline): behaviour the previous version did not show is a PS024 deviation and
+        findings it already showed are dropped. The previous report comes from the cache,
+        else from a vet of ``NAME==PREVIOUS`` (then cached); without one, no baseline."""
+        from sandbox.judge.baseline import apply_baseline, make_baseline
+
+        if not entry.previous or entry.requirement.kind is not SourceKind.INDEX or not self.baseline_previous:
+            return report, ""
+        prev: Report | None = None
+        if self.cache is not None and self.ctx is not None:
+            prev = self.cache.lookup(entry.name, entry.previous, self.ctx)
+        if prev is None:
+            try:
+                prev = self.vet_fn(f"{entry.name}=={entry.previous}")
+            except PkgSandboxError as exc:
+                return (
+                    report,
+                    f"no baseline: {entry.name} {entry.previous} could not be vetted ({exc.message})",
+                )
+            if self.cache is not None and self.ctx is not None:
+                with contextlib.suppress(PkgSandboxError):
+                    self.cache.put(prev, self.ctx, origin=ORIGIN_INDEX)
+        if prev.verdict is Verdict.INCOMPLETE:
+            return report, f"no baseline: the run of {entry.name} {entry.previous} was incomplete"
+        judged = apply_baseline(report, make_baseline(prev))
+        return judged, f"judged against {entry.name} {entry.previous}'s behaviour"
 
     def vet(self, entry: GateEntry) -> GateOutcome:
         """Run the vet of one entry (in a worker thread); every failure becomes an outcome."""
@@ -306,7 +343,8 @@ class _Gate:
                 self.cache.put(report, self.ctx, origin=origin)
             except PkgSandboxError as exc:
                 why = "; ".join(x for x in (why, f"not cached: {exc.message}") if x)
-        detail = why
+        report, note = self.with_baseline(entry, report)
+        detail = "; ".join(x for x in (why, note) if x)
         if entry.version is None and entry.requirement.kind is SourceKind.INDEX:
             resolved = next((a.version for a in report.artifacts if a.role.value == "candidate"), "?")
             note = f"unpinned requirement resolved to {resolved}"
@@ -333,6 +371,7 @@ def run_gate(
     allow_incomplete: bool = False,
     observer: GateObserver | None = None,
     clock: Callable[[], float] = time.monotonic,
+    baseline_previous: bool = True,
 ) -> GateResult:
     """Vet every entry of *plan* and decide the gate.
 
@@ -359,7 +398,7 @@ def run_gate(
         fmt, base, unchanged, removed, notes = None, "", 0, (), ()
     started_wall = time.time()
     t0 = clock()
-    gate = _Gate(vet_fn, cache, cache_context, obs)
+    gate = _Gate(vet_fn, cache, cache_context, obs, baseline_previous)
 
     outcomes: dict[str, GateOutcome] = {}
     queue: deque[GateEntry] = deque()

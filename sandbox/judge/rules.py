@@ -131,6 +131,24 @@ CATALOGUE: dict[str, RuleInfo] = {
             "The kernel's OOM killer killed processes: the candidate exhausted the sandbox's memory limit.",
         ),
         RuleInfo(
+            "PS026",
+            "storage exhaustion",
+            Severity.MEDIUM,
+            "Writes failed because the sandbox's capped storage was full (ENOSPC/EDQUOT): a disk-fill attempt.",
+        ),
+        RuleInfo(
+            "PS027",
+            "output flood",
+            Severity.LOW,
+            "More than 16 MiB written to stdout/stderr in a phase (only a bounded head and tail are kept).",
+        ),
+        RuleInfo(
+            "PS028",
+            "stops itself",
+            Severity.MEDIUM,
+            "Sends SIGSTOP to its own process or thread group: hangs the run (anti-analysis) until a timeout.",
+        ),
+        RuleInfo(
             "PS024",
             "deviation from baseline",
             Severity.MEDIUM,
@@ -865,6 +883,68 @@ def rule_oom(ctx: Context) -> list[Finding]:
     return out
 
 
+FLOOD_BYTES = 16 << 20
+
+
+def rule_storage(ctx: Context) -> list[Finding]:
+    hits = [
+        e
+        for e in ctx.events
+        if e.errno in ("ENOSPC", "EDQUOT") and e.kind in _WRITES | {EventKind.FILE_WRITE}
+    ]
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.path))
+        out.append(
+            _finding(
+                "PS026", phase, f"{len(evs)} write(s) refused: storage full", [ctx.evidence(e) for e in uniq]
+            )
+        )
+    return out
+
+
+def rule_flood(ctx: Context) -> list[Finding]:
+    out = []
+    for pr in ctx.obs.phases:
+        if pr.output_bytes > FLOOD_BYTES:
+            evid = [
+                Evidence(
+                    phase=pr.phase,
+                    pid=0,
+                    time=0.0,
+                    syscall="(output)",
+                    bytes=pr.output_bytes,
+                    detail=f"{pr.output_bytes} bytes to stdout/stderr; head and tail kept",
+                )
+            ]
+            out.append(
+                _finding("PS027", pr.phase, f"wrote {pr.output_bytes >> 20} MiB to stdout/stderr", evid)
+            )
+    return out
+
+
+def rule_self_stop(ctx: Context) -> list[Finding]:
+    hits = [
+        e
+        for e in ctx.events
+        if e.kind is EventKind.SIGNAL
+        and (e.flags or "").startswith("SIGSTOP")
+        and e.target is not None
+        and e.target in (e.pid, 0)
+    ]
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        out.append(
+            _finding(
+                "PS028",
+                phase,
+                "a process stopped itself with SIGSTOP",
+                [ctx.evidence(e) for e in _dedupe(evs, lambda e: e.pid)],
+            )
+        )
+    return out
+
+
 RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_credentials,
     rule_outbound,
@@ -880,6 +960,9 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_explosion,
     rule_cpu_burn,
     rule_oom,
+    rule_storage,
+    rule_flood,
+    rule_self_stop,
 )
 
 

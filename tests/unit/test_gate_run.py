@@ -266,3 +266,34 @@ def test_result_serialises_and_reads_back() -> None:
     result = run_gate(entries(req("bad", "1")), vet_fn=FakeVet({"bad": "malicious"}))
     back = GateResult.model_validate_json(result.model_dump_json())
     assert back == result and back.exit_code is ExitCode.FINDINGS
+
+
+def test_upgrade_is_judged_against_the_previous_versions_behaviour() -> None:
+    from sandbox.fetch import parse_spec
+    from sandbox.gate import diff_requirements
+    from tests.unit.test_gate_fakes import make_report
+
+    behaviour = {"1.0": "clean", "2.0": "malicious", "3.0": "malicious"}
+    calls: list[str] = []
+
+    def vet(spec: str) -> object:
+        calls.append(spec)
+        version = parse_spec(spec).pinned_version or "?"
+        return make_report(spec, behaviour[version], name="lib", version=version)
+
+    # 1.0 (clean) -> 2.0 (connects out): the new behaviour is a deviation, and still malicious
+    todo, _, _ = diff_requirements([req("lib", "2.0")], [req("lib", "1.0")])
+    result = run_gate(todo, vet_fn=vet, workers=1)  # type: ignore[arg-type]
+    out = result.outcomes[0]
+    assert out.verdict is Verdict.MALICIOUS and "judged against lib 1.0" in out.detail
+    assert any(f.rule_id == "PS024" for f in out.report.findings)  # type: ignore[union-attr]
+    assert sorted(calls) == ["lib==1.0", "lib==2.0"]
+    # 2.0 -> 3.0 with the same behaviour: the trusted previous version already did it
+    calls.clear()
+    todo, _, _ = diff_requirements([req("lib", "3.0")], [req("lib", "2.0")])
+    result = run_gate(todo, vet_fn=vet, workers=1)  # type: ignore[arg-type]
+    out = result.outcomes[0]
+    assert out.verdict is Verdict.CLEAN, [f.rule_id for f in out.report.findings]  # type: ignore[union-attr]
+    # and without a baseline the same upgrade is judged on its own
+    result = run_gate(todo, vet_fn=vet, workers=1, baseline_previous=False)  # type: ignore[arg-type]
+    assert result.outcomes[0].verdict is Verdict.MALICIOUS

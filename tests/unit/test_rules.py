@@ -488,3 +488,21 @@ def test_baseline_normalisation_keeps_words_and_abstracts_randomness() -> None:
     assert norm("~/.cache/matplotlib/fontlist-v390.json") == "~/.cache/matplotlib/fontlist-v390.json"
     assert norm("{site}/foo-1.2.3.dist-info/RECORD") == "{site}/foo-*.dist-info/RECORD"
     assert norm("/tmp/x/build-3f9a0c1d22/obj") == "/tmp/x/build-*/obj"
+
+
+def test_storage_exhaustion_flood_and_self_stop() -> None:
+    full = obs([ev(EventKind.FILE_WRITE, "write", path="/home/dev/fill.bin", errno="ENOSPC")])
+    assert "PS026" in rules_of(full)
+    assert "PS026" not in rules_of(obs([ev(EventKind.FILE_WRITE, "write", path="/home/dev/fill.bin")]))
+    flood = [PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1, output_bytes=100 << 20)]
+    fs = [f for f in evaluate(obs([], phases=flood)) if f.rule_id == "PS027"]
+    assert fs and fs[0].severity is Severity.LOW
+    quiet = [PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1, output_bytes=1 << 20)]
+    assert "PS027" not in rules_of(obs([], phases=quiet))
+    stop = obs([ev(EventKind.SIGNAL, "kill", pid=10, target=10, flags="SIGSTOP")])
+    assert "PS028" in rules_of(stop)
+    child = obs(
+        [ev(EventKind.SIGNAL, "kill", pid=10, target=11, flags="SIGSTOP")],
+        [proc(10, ["python"]), proc(11, ["sleep"], ppid=10)],
+    )
+    assert "PS028" not in rules_of(child)
