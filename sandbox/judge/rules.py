@@ -134,7 +134,7 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS026",
             "storage exhaustion",
             Severity.MEDIUM,
-            "Writes failed because the sandbox's capped storage was full (ENOSPC/EDQUOT): a disk-fill attempt.",
+            "Writes failed because the capped storage was full (ENOSPC/EDQUOT): a disk-fill attempt.",
         ),
         RuleInfo(
             "PS027",
@@ -146,7 +146,7 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS028",
             "stops itself",
             Severity.MEDIUM,
-            "Sends SIGSTOP to its own process or thread group: hangs the run (anti-analysis) until a timeout.",
+            "Sends SIGSTOP to its own process: hangs the run (anti-analysis) until a timeout.",
         ),
         RuleInfo(
             "PS024",
