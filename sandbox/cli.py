@@ -606,9 +606,9 @@ def cmd_image_build(args: argparse.Namespace, err: Console) -> ExitCode:
 
 
 def cmd_sweep(args: argparse.Namespace, err: Console) -> ExitCode:
-    from sandbox.runner.engine import connect, sweep
+    from sandbox.runner.engine import connect, sweep, sweep_temp
 
-    removed = sweep(connect(), everything=args.all)
+    removed = sweep(connect(), everything=args.all) + sweep_temp()
     for item in removed:
         print(f"removed {item}")
     if not removed:

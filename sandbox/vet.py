@@ -46,7 +46,7 @@ from sandbox.models import (
     Verdict,
 )
 from sandbox.runner.docker_backend import DockerBackend
-from sandbox.runner.engine import connect
+from sandbox.runner.engine import connect, mark_owner, sweep_temp
 from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import AgentModule, AgentPhase, Limits, Observer, RawRun, RunOptions
 from sandbox.runner.seccomp import TRACED_DENIED
@@ -375,7 +375,9 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
     client = connect()
     observer.status("checking the sandbox image")
     image = ensure_image(client, base=options.base_image, offline=options.offline, log=observer.status)
+    sweep_temp()  # staging dirs of runs that were killed with SIGKILL
     workdir = Path(tempfile.mkdtemp(prefix="pkgsandbox-"))
+    mark_owner(workdir)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-fetch")
     session = None
     staged: StagedSet | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import socket
 import time
 from typing import Any
@@ -150,4 +151,34 @@ def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]
                 removed.append(f"volume {v.name}")
     except (docker.errors.DockerException, requests.exceptions.RequestException):
         pass  # sweeping is best effort; the run itself reports engine trouble
+    return removed
+
+
+OWNER_FILE = ".owner"
+
+
+def mark_owner(workdir: Path) -> None:
+    """Record which process owns a staging directory, for :func:`sweep_temp`."""
+    (workdir / OWNER_FILE).write_text(owner_label())
+
+
+def sweep_temp(root: Path | None = None) -> list[str]:
+    """Remove ``pkgsandbox-*`` staging directories whose owner process is dead (a run
+    killed with SIGKILL cannot clean up after itself)."""
+    import shutil
+    import tempfile
+
+    base = root or Path(tempfile.gettempdir())
+    removed = []
+    for d in base.glob("pkgsandbox-*"):
+        marker = d / OWNER_FILE
+        try:
+            if not d.is_dir() or d.is_symlink() or d.stat().st_uid != os.getuid() or not marker.is_file():
+                continue
+            if _owner_alive(marker.read_text().strip()):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(f"temp dir {d}")
     return removed

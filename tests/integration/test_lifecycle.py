@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sandbox.models import Phase, PhaseStatus, Verdict
-from sandbox.runner.engine import LABEL, LABEL_OWNER, sweep
+from sandbox.runner.engine import LABEL, LABEL_OWNER, sweep, sweep_temp
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
@@ -156,8 +156,9 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path, docker_clie
             proc.kill()
     left = _labelled(docker_client, proc.pid)
     assert left, "SIGKILL should have left the container (finally blocks do not run)"
-    removed = sweep(docker_client)
+    removed = sweep(docker_client) + sweep_temp()
     assert any(c.name in " ".join(removed) for c in left)
+    assert any(r.startswith("temp dir ") for r in removed), removed  # its staging dir too
     assert _labelled(docker_client, proc.pid) == []
 
 
