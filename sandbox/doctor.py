@@ -83,7 +83,7 @@ def run_doctor(
     from sandbox.runner.docker_backend import probe_container
     from sandbox.runner.engine import connect
     from sandbox.runner.image import ensure_image
-    from sandbox.vet import HOME, PROJECT, SANDBOX_UID, SANDBOX_USER, VENV
+    from sandbox.vet import base_plan
 
     try:
         client = connect()
@@ -99,14 +99,7 @@ def run_doctor(
     except PkgSandboxError as exc:
         yield Check("image", False, exc.diagnostics(), fatal=True)
         return
-    plan = {
-        "user": SANDBOX_USER,
-        "uid": SANDBOX_UID,
-        "gid": SANDBOX_UID,
-        "home": HOME,
-        "project": PROJECT,
-        "venv": VENV,
-    }
+    plan = base_plan()
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:
         stage = Path(tmp)
         stage.chmod(0o755)

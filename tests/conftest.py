@@ -55,10 +55,20 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
         return found
 
     def temp_dirs() -> set[str]:
+        """Staging dirs owned by this process or by a dead one (a CLI subprocess of the test)."""
         import tempfile
 
-        root = Path(tempfile.gettempdir())
-        return {p.name for p in root.glob("pkgsandbox-*") if p.is_dir() and p.stat().st_uid == os.getuid()}
+        from sandbox.runner.engine import OWNER_FILE
+
+        found = set()
+        for p in Path(tempfile.gettempdir()).glob("pkgsandbox-*"):
+            try:
+                owner = (p / OWNER_FILE).read_text().strip()
+            except OSError:
+                continue
+            if owner == me or not _owner_alive(owner):
+                found.add(p.name)
+        return found
 
     before = leaked()
     tmp_before = temp_dirs()

@@ -203,15 +203,19 @@ _DEVIATION_SEVERITY = {
 
 
 def apply_baseline(report: Report, baseline: Baseline) -> Report:
-    """Report behaviour absent from *baseline* as deviations (rule PS024); findings whose
-    every piece of evidence the baseline already showed are dropped — a baseline is the
-    allowlist of a version the user trusts."""
+    """Report behaviour absent from *baseline* as deviations (rule PS024); medium and lower
+    findings the baseline already showed are dropped — a baseline is the allowlist of a
+    version the user trusts — while high and critical ones always stay."""
     from sandbox.judge.verdict import verdict_for
 
     n = Normaliser(report)
     base = baseline.behaviour
     known = set(base.findings)
-    kept = [f for f in report.findings if _finding_key(n, f) not in known]
+    # A baseline explains away what the trusted version also did — but never a high or
+    # critical finding: a compromised "trusted" version must not whitelist its successor.
+    kept = [
+        f for f in report.findings if f.severity.rank >= Severity.HIGH.rank or _finding_key(n, f) not in known
+    ]
     dropped = len(report.findings) - len(kept)
     changes = diff(base, extract(report))
     deviations = []

@@ -972,15 +972,7 @@ def evaluate(obs: Observation, profile: Profile | None = None) -> list[Finding]:
     allow = Allowlist(profile, obs.home, obs.inventory.site_packages or obs.venv) if profile else None
     ctx = Context(obs, allow)
     findings = [f for rule in RULES for f in rule(ctx)]
-    if profile is not None:
-        findings = [
-            f.model_copy(update={"severity": profile.rules.severity[f.rule_id]})
-            if f.rule_id in profile.rules.severity
-            else f
-            for f in findings
-            if f.rule_id not in profile.rules.disabled
-        ]
-    return sorted(findings, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+    return apply_profile(findings, profile)
 
 
 # ---------------------------------------------------------------------- network rules (sinkhole)
@@ -1094,6 +1086,11 @@ def evaluate_network(
     if net is None:
         return []
     findings = rule_exfiltration(net) + rule_dns(net, profile, hostname) + rule_honeytoken_read(net)
+    return apply_profile(findings, profile)
+
+
+def apply_profile(findings: list[Finding], profile: Profile | None) -> list[Finding]:
+    """Drop the profile's disabled rules, apply its severity overrides, order worst first."""
     if profile is not None:
         findings = [
             f.model_copy(update={"severity": profile.rules.severity[f.rule_id]})

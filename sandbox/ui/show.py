@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from sandbox.models import Phase, Report, Severity, Verdict
+from sandbox.models import Phase, Report
 from sandbox.report.views import (
     FileGroup,
     FindingView,
@@ -37,21 +37,10 @@ from sandbox.report.views import (
 DEFAULT_LIMIT = 200
 FILES_PER_GROUP = 25
 MAX_PROCESSES = 300
+from sandbox.ui.terminal import SEVERITY_STYLE, VERDICT_STYLE  # noqa: E402 - one palette
+
 DESCRIPTION_WIDTH = 300  # characters of one timeline row; the HTML page shows the whole row
 
-VERDICT_STYLE = {
-    Verdict.CLEAN: "bold green",
-    Verdict.SUSPICIOUS: "bold yellow",
-    Verdict.MALICIOUS: "bold red",
-    Verdict.INCOMPLETE: "bold magenta",
-}
-SEVERITY_STYLE = {
-    Severity.CRITICAL: "bold red",
-    Severity.HIGH: "red",
-    Severity.MEDIUM: "yellow",
-    Severity.LOW: "cyan",
-    Severity.INFO: "dim",
-}
 FLAG = "⚑ "
 
 

@@ -288,12 +288,11 @@ def test_upgrade_is_judged_against_the_previous_versions_behaviour() -> None:
     assert out.verdict is Verdict.MALICIOUS and "judged against lib 1.0" in out.detail
     assert any(f.rule_id == "PS024" for f in out.report.findings)  # type: ignore[union-attr]
     assert sorted(calls) == ["lib==1.0", "lib==2.0"]
-    # 2.0 -> 3.0 with the same behaviour: the trusted previous version already did it
+    # 2.0 -> 3.0 with the same behaviour: nothing new (no deviation), but a baseline never
+    # explains away high findings: a compromised "trusted" version cannot whitelist the next
     calls.clear()
     todo, _, _ = diff_requirements([req("lib", "3.0")], [req("lib", "2.0")])
     result = run_gate(todo, vet_fn=vet, workers=1)  # type: ignore[arg-type]
     out = result.outcomes[0]
-    assert out.verdict is Verdict.CLEAN, [f.rule_id for f in out.report.findings]  # type: ignore[union-attr]
-    # and without a baseline the same upgrade is judged on its own
-    result = run_gate(todo, vet_fn=vet, workers=1, baseline_previous=False)  # type: ignore[arg-type]
-    assert result.outcomes[0].verdict is Verdict.MALICIOUS
+    assert out.verdict is Verdict.MALICIOUS
+    assert not any(f.rule_id == "PS024" for f in out.report.findings)  # type: ignore[union-attr]
