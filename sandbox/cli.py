@@ -288,27 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         e: PkgSandboxError = Interrupted("interrupted; sandbox resources removed")
         _print_error(err, e)
         return int(e.exit_code)
-    except Interrupted as e:
-        _write_partial(e, argv)
-        _print_error(err, e)
-        return int(e.exit_code)
     except PkgSandboxError as e:
         _print_error(err, e)
         return int(exit_code_for(e))
-
-
-def _write_partial(e: Interrupted, argv: Sequence[str] | None) -> None:
-    """When an output file was asked for, leave the partial report there."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    out = None
-    for i, a in enumerate(args):
-        if a in ("-o", "--output") and i + 1 < len(args):
-            out = args[i + 1]
-        elif a.startswith("--output="):
-            out = a.split("=", 1)[1]
-    if out and isinstance(e.partial, Report):
-        with contextlib.suppress(OSError):
-            Path(out).write_text(render(e.partial, OutputFormat.JSON), encoding="utf-8")
 
 
 def _print_error(err: Console, e: PkgSandboxError) -> None:
@@ -374,8 +356,15 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
         from sandbox.judge.baseline import load_baseline
 
         baseline = load_baseline(args.baseline)  # bad input fails before any container starts
-    with LiveObserver(err, quiet=args.quiet) as observer:
-        report = vet(args.spec, options, observer)
+    try:
+        with LiveObserver(err, quiet=args.quiet) as observer:
+            report = vet(args.spec, options, observer)
+    except Interrupted as e:
+        # leave what the interrupted run knew where the report was asked for
+        if args.output and isinstance(e.partial, Report):
+            with contextlib.suppress(OSError):
+                args.output.write_text(render(e.partial, OutputFormat.JSON), encoding="utf-8")
+        raise
     if baseline is not None:
         from sandbox.judge.baseline import apply_baseline
 

@@ -65,14 +65,14 @@ def provision(log: Callable[[str], None]) -> None:
             raise EngineError("dockerd did not come up in 60 s", advice="see /var/log/pkgsandbox-dockerd.log")
     if shutil.which("debootstrap") is None and os.geteuid() == 0:
         subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], capture_output=True)
-    from sandbox.runner.engine import connect as _connect
+    import docker.errors
+
     from sandbox.runner.image import OFFLINE_BASE, build_offline_base
 
-    client = _connect()
     try:
-        client.images.get(OFFLINE_BASE)
+        connect().images.get(OFFLINE_BASE)
         log(f"offline base {OFFLINE_BASE} present")
-    except Exception:
+    except docker.errors.ImageNotFound:
         build_offline_base(log)
 
 

@@ -19,8 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import docker.errors
+import requests.exceptions
+
 from sandbox import __version__
-from sandbox.errors import Interrupted, PkgSandboxError
+from sandbox.errors import EngineError, Interrupted, PkgSandboxError
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.judge.canary import HoneytokenSet, make_honeytokens
 from sandbox.judge.classify import classify
@@ -369,6 +372,15 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
 
     The fetch (host, executes nothing) runs while the sandbox container starts.
     """
+    try:
+        return _vet(spec, options, observer)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        # The one place engine failures that escaped a narrower handler become EngineError
+        # (exit 3): callers (CLI, gate workers) never see a raw docker exception.
+        raise EngineError(f"container engine error: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def _vet(spec: str, options: VetOptions, observer: Observer) -> Report:
     started = time.time()
     parse_spec(spec)  # bad input is reported before touching the engine
     profile = options.profile or load_profile("default")
@@ -398,19 +410,11 @@ def vet(spec: str, options: VetOptions, observer: Observer) -> Report:
         session = DockerBackend(client, image).open(stage, setup_plan, options.run, observer)
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
-        plan = {
-            **setup_plan,
-            **build_plan(staged, options.run),
-            "honeytokens": profile.honeytokens.enabled,
-            "evidence": options.evidence is not None,
-        }
+        plan = {**setup_plan, **build_plan(staged, options.run), "honeytokens": profile.honeytokens.enabled}
         raw = session.run_phases(plan, observer)
         kept = session.keep() if options.keep else None
         session.close()
         observer.status("parsing traces and judging")
-        keep = os.environ.get("PKGSANDBOX_KEEP_TRACES")
-        if keep:  # debugging aid; the evidence bundle (--evidence) is the user-facing way
-            shutil.copytree(raw.trace_dir, keep, dirs_exist_ok=True)
         obs, notes = observe(raw)
         network = observe_network(raw, obs, tokens) if options.sinkhole else None
         report = judge(

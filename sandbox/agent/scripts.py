@@ -22,18 +22,10 @@ def _pkgsandbox_linger():
         time.sleep(0.05)
 """
 
-KEEP = (
-    LINGER
-    + r"""
-_pkgsandbox_linger()
-"""
-)
-
-IMPORTER = (
-    LINGER
-    + r"""
-def _pkgsandbox_main():
-    import importlib, json, os, sys, time, traceback
+# Progress reports to the agent: JSON lines on fd 3 (kept out of the candidate's children).
+PROGRESS = r"""
+def _pkgsandbox_progress():
+    import json, os
     try:
         ctl = os.fdopen(3, "w", buffering=1)
         os.set_inheritable(3, False)
@@ -48,6 +40,24 @@ def _pkgsandbox_main():
             ctl.flush()
         except Exception:
             pass
+
+    return say
+"""
+
+KEEP = (
+    LINGER
+    + r"""
+_pkgsandbox_linger()
+"""
+)
+
+IMPORTER = (
+    LINGER
+    + PROGRESS
+    + r"""
+def _pkgsandbox_main():
+    import importlib, json, os, sys, time, traceback
+    say = _pkgsandbox_progress()
 
     modules = sys.argv[1:]
     del sys.argv[1:]
@@ -73,22 +83,11 @@ _pkgsandbox_main()
 # drained (bounded); each call also gets a SIGALRM deadline.
 CALLER = (
     LINGER
+    + PROGRESS
     + r'''
 def _pkgsandbox_main():
     import asyncio, importlib, inspect, json, os, signal, sys, time, traceback
-    try:
-        ctl = os.fdopen(3, "w", buffering=1)
-        os.set_inheritable(3, False)
-    except OSError:
-        ctl = None
-
-    def say(**kw):
-        if ctl is not None:
-            try:
-                ctl.write(json.dumps(kw) + "\n")
-                ctl.flush()
-            except Exception:
-                pass
+    say = _pkgsandbox_progress()
 
     per_call = float(sys.argv[1])
     modules = sys.argv[2:]

@@ -136,30 +136,12 @@ class PlainGateObserver(GateObserver):
 
 def make_vet_fn(options: VetOptions, observer: GateObserver | None = None) -> VetFn:
     """The real vet (:func:`sandbox.vet.vet`) with *options*, reporting to *observer*."""
-    import docker.errors
-
-    from sandbox.errors import EngineError
     from sandbox.vet import vet
 
     gate_observer = observer or GateObserver()
 
     def run(spec: str) -> Report:
-        for attempt in (1, 2):
-            try:
-                return vet(spec, options, _EntryObserver(gate_observer, spec))
-            except docker.errors.APIError as exc:
-                # Known race (reported to the runner's owners): image.ensure_image's probe
-                # container carries no owner/deadline labels, so the start-up sweep of a
-                # parallel vet (this gate's other workers, or any other pkgsandbox process)
-                # removes it mid-use: 404 "No such container" / 409 "removal … in progress".
-                # It happens before the candidate runs, so one retry is safe.
-                if attempt == 1 and exc.status_code in (404, 409):
-                    gate_observer.status(spec, f"engine conflict ({exc.status_code}), retrying once")
-                    continue
-                raise EngineError(
-                    f"container engine error while vetting {spec}: {exc.explanation or exc}"
-                ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        return vet(spec, options, _EntryObserver(gate_observer, spec))
 
     return run
 

@@ -26,6 +26,7 @@ from sandbox.models import (
     Phase,
     PhaseStatus,
     ProcessInfo,
+    PthFile,
     Severity,
 )
 
@@ -698,6 +699,20 @@ def rule_escape(ctx: Context) -> list[Finding]:
     return out
 
 
+def _pth_evidence(p: PthFile) -> Evidence:
+    """A start-up hook found in site-packages after install, as evidence."""
+    return Evidence(
+        phase=Phase.INSTALL,
+        pid=0,
+        time=0.0,
+        syscall="(inventory)",
+        path=p.path,
+        bytes=p.size,
+        data=p.head[:512],
+        detail=f"sha256 {p.sha256}",
+    )
+
+
 def rule_pth(ctx: Context) -> list[Finding]:
     execs = [
         p
@@ -706,19 +721,7 @@ def rule_pth(ctx: Context) -> list[Finding]:
     ]
     if not execs:
         return []
-    evid = [
-        Evidence(
-            phase=Phase.INSTALL,
-            pid=0,
-            time=0.0,
-            syscall="(inventory)",
-            path=p.path,
-            bytes=p.size,
-            data=p.head[:512],
-            detail=f"sha256 {p.sha256}",
-        )
-        for p in execs
-    ]
+    evid = [_pth_evidence(p) for p in execs]
     return [
         _finding("PS009", Phase.INSTALL, f"{len(execs)} .pth file(s) run code at interpreter start", evid)
     ]
@@ -737,13 +740,7 @@ def rule_write_outside(ctx: Context) -> list[Finding]:
     allowed_roots = (venv + "/", home + "/.cache/", *_WRITABLE)
     hits = []
     for e in ctx.events:
-        if e.kind not in (
-            EventKind.FILE_WRITE,
-            EventKind.DIR_CREATE,
-            EventKind.FILE_RENAME,
-            EventKind.FILE_DELETE,
-            EventKind.FILE_LINK,
-        ):
+        if e.kind not in _WRITES or e.kind is EventKind.FILE_CHMOD:
             continue
         target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
         if (
@@ -785,19 +782,7 @@ def rule_decoded_exec(ctx: Context) -> list[Finding]:
         )
     pths = [p for p in ctx.obs.inventory.pth_files if p.executes and _DECODE.search(p.head)]
     if pths:
-        evid = [
-            Evidence(
-                phase=Phase.INSTALL,
-                pid=0,
-                time=0.0,
-                syscall="(inventory)",
-                path=p.path,
-                bytes=p.size,
-                data=p.head[:512],
-                detail=f"sha256 {p.sha256}",
-            )
-            for p in pths
-        ]
+        evid = [_pth_evidence(p) for p in pths]
         out.append(
             _finding("PS021", Phase.INSTALL, "a start-up hook (.pth) executes decoded, hidden code", evid)
         )
@@ -887,11 +872,7 @@ FLOOD_BYTES = 16 << 20
 
 
 def rule_storage(ctx: Context) -> list[Finding]:
-    hits = [
-        e
-        for e in ctx.events
-        if e.errno in ("ENOSPC", "EDQUOT") and e.kind in _WRITES | {EventKind.FILE_WRITE}
-    ]
+    hits = [e for e in ctx.events if e.errno in ("ENOSPC", "EDQUOT") and e.kind in _WRITES]
     out = []
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.path))

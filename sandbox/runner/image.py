@@ -149,7 +149,7 @@ def ensure_image(
                 log(f"building sandbox image {tag} from {base_ref}")
                 _build(client, files, tag, base_ref)
     img = client.images.get(tag)
-    target = _read_target(client, tag)
+    target = _read_target(client, tag, str(img.id))
     return ImageInfo(
         tag=tag,
         id=img.id,
@@ -200,10 +200,9 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkgsandbox"
 
 
-def _read_target(client: docker.DockerClient, tag: str) -> dict[str, str]:
+def _read_target(client: docker.DockerClient, tag: str, image_id: str) -> dict[str, str]:
     """The interpreter facts the image recorded at build time, cached per image id
     (reading them needs a created — never started — container, ~0.2 s)."""
-    image_id = str(client.images.get(tag).id)
     cache = _cache_dir() / "targets.json"
     try:
         known: dict[str, dict[str, str]] = json.loads(cache.read_text())

@@ -33,11 +33,11 @@ from sandbox.report.views import (
     build_view,
     phase_order,
 )
+from sandbox.ui.terminal import SEVERITY_STYLE, VERDICT_STYLE
 
 DEFAULT_LIMIT = 200
 FILES_PER_GROUP = 25
 MAX_PROCESSES = 300
-from sandbox.ui.terminal import SEVERITY_STYLE, VERDICT_STYLE  # noqa: E402 - one palette
 
 DESCRIPTION_WIDTH = 300  # characters of one timeline row; the HTML page shows the whole row
 
