@@ -397,32 +397,26 @@ class _RequirementsParser:
     ) -> LockedRequirement:
         if _URL.match(text) or _VCS.match(text):
             # For URLs pip only takes "; " as the marker separator (";" may be part of a URL).
-            url, _, marker = text.partition("; ")
-            body = _EXTRAS_SUFFIX.match(url.strip())
-            extras = _extras_of(body.group("extras")) if body and body.group("extras") else ()
-            url = body.group("body") if body else url.strip()
+            url, extras, marker = _split_extras_marker(text, "; ")
             return _direct_reference(
                 url,
                 name=None,
                 base_dir=base_dir,
                 where=where,
                 extras=extras,
-                markers=marker.strip(),
+                markers=marker,
                 hashes=hashes,
                 editable=editable,
             )
         if _looks_like_path(text):
-            raw, _, marker = text.partition(";")
-            body = _EXTRAS_SUFFIX.match(raw.strip())
-            extras = _extras_of(body.group("extras")) if body and body.group("extras") else ()
-            raw = body.group("body") if body else raw.strip()
+            raw, extras, marker = _split_extras_marker(text, ";")
             return _local_path(
                 raw,
                 name=None,
                 base_dir=base_dir,
                 where=where,
                 extras=extras,
-                markers=marker.strip(),
+                markers=marker,
                 hashes=hashes,
                 editable=editable,
                 source_file=where.display,
@@ -523,6 +517,14 @@ def _break_args_options(line: str) -> tuple[str, str]:
 
 
 _PEP508_DIRECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@")
+
+
+def _split_extras_marker(text: str, separator: str) -> tuple[str, tuple[str, ...], str]:
+    """``path-or-url[extra1,extra2] <sep> marker`` → (body, extras, marker)."""
+    head, _, marker = text.partition(separator)
+    body = _EXTRAS_SUFFIX.match(head.strip())
+    extras = _extras_of(body.group("extras")) if body and body.group("extras") else ()
+    return (body.group("body") if body else head.strip()), extras, marker.strip()
 
 
 def _looks_like_path(text: str) -> bool:
