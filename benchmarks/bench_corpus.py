@@ -15,7 +15,8 @@ from collections import Counter
 from sandbox.errors import PkgSandboxError
 from sandbox.judge.profiles import load_profile
 from sandbox.runner.interface import Observer
-from sandbox.vet import VetOptions, run_options, vet
+from sandbox.runner.plan import run_options
+from sandbox.vet import VetOptions, vet
 
 CORPUS = [
     "setuptools==80.9.0",

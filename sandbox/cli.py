@@ -26,8 +26,8 @@ from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.verdict import exit_code_for_verdict
 from sandbox.models import Phase, Report, Verdict
 from sandbox.report import OutputFormat, render
-from sandbox.runner.interface import Limits, RunOptions
-from sandbox.vet import run_options
+from sandbox.runner.interface import Limits, Observer, RunOptions, Sandbox
+from sandbox.runner.plan import run_options
 
 EXIT_HELP = "exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage/input error, 3 sandbox/engine error or incomplete"  # noqa: E501
 
@@ -358,7 +358,7 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
         baseline = load_baseline(args.baseline)  # bad input fails before any container starts
     try:
         with LiveObserver(err, quiet=args.quiet) as observer:
-            report = vet(args.spec, options, observer)
+            report = vet(args.spec, options, observer, _sandbox(args, observer))
     except Interrupted as e:
         # leave what the interrupted run knew where the report was asked for
         if args.output and isinstance(e.partial, Report):
@@ -382,6 +382,16 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
     return exit_code_for_verdict(report.verdict, Verdict(args.fail_on))
 
 
+def _sandbox(args: argparse.Namespace, observer: Observer, spec: str | None = None) -> Sandbox:
+    """The sandbox every vet of this command runs in, built once (engine, image); bad
+    input is reported before the engine is touched."""
+    from sandbox.fetch import parse_spec
+    from sandbox.runner.docker_backend import DockerSandbox
+
+    parse_spec(spec or args.spec)
+    return DockerSandbox.connect(base_image=args.base_image, offline=args.offline, observer=observer)
+
+
 def _plain_vet(spec: str, args: argparse.Namespace, err: Console) -> Report:
     from sandbox.ui.terminal import LiveObserver
     from sandbox.vet import VetOptions, vet
@@ -391,7 +401,7 @@ def _plain_vet(spec: str, args: argparse.Namespace, err: Console) -> Report:
         run=run_options(profile), base_image=args.base_image, offline=args.offline, profile=profile
     )
     with LiveObserver(err, quiet=args.quiet) as observer:
-        return vet(spec, options, observer)
+        return vet(spec, options, observer, _sandbox(args, observer, spec))
 
 
 def cmd_baseline(args: argparse.Namespace, err: Console) -> ExitCode:
@@ -449,8 +459,7 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
     from sandbox.cache import ResultCache
     from sandbox.gate import PlainGateObserver, cache_context, make_vet_fn, plan_gate, run_gate
     from sandbox.report import junit, markdown, sarif
-    from sandbox.runner.engine import connect
-    from sandbox.runner.image import ensure_image
+    from sandbox.runner.docker_backend import DockerSandbox
     from sandbox.vet import VetOptions
 
     if len(args.output) > len(args.format):
@@ -460,9 +469,9 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
     options = VetOptions(
         run=run_options(profile), base_image=args.base_image, offline=args.offline, profile=profile
     )
-    image = ensure_image(connect(), base=options.base_image, offline=options.offline)
+    sandbox = DockerSandbox.connect(base_image=options.base_image, offline=options.offline)
     cache = None if args.no_cache else ResultCache(args.cache)
-    ctx = cache_context(options, image, _index_urls())
+    ctx = cache_context(options, sandbox.image, _index_urls())
     interactive = err.is_terminal and not os.environ.get("CI") and not args.quiet
     observer: Any
     if interactive:
@@ -474,7 +483,7 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
     with observer if interactive else contextlib.nullcontext():
         result = run_gate(
             plan,
-            vet_fn=make_vet_fn(options, observer),
+            vet_fn=make_vet_fn(options, observer, sandbox),
             workers=args.workers,
             max_time=args.max_time,
             cache=cache,

@@ -83,7 +83,7 @@ def run_doctor(
     from sandbox.runner.docker_backend import probe_container
     from sandbox.runner.engine import connect
     from sandbox.runner.image import ensure_image
-    from sandbox.vet import base_plan
+    from sandbox.runner.plan import base_plan
 
     try:
         client = connect()
@@ -103,7 +103,7 @@ def run_doctor(
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:
         stage = Path(tmp)
         stage.chmod(0o755)
-        from sandbox.vet import run_options
+        from sandbox.runner.plan import run_options
 
         options = run_options(profile) if profile is not None else RunOptions()
         try:

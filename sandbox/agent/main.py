@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, sinkhole, watch
+from . import fsdiff, guard, protocol, sinkhole, watch
 
-PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", "/stage/plan.json"))
-OUT = Path("/var/lib/pkgsandbox/out")
-RUN_DIR = Path("/opt/pkgsandbox/run")
-VENV_TEMPLATE = Path("/opt/pkgsandbox/venv")
+PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", protocol.PLAN_PATH))
+OUT = Path(protocol.OUT)
+RUN_DIR = Path(protocol.RUN_DIR)
+VENV_TEMPLATE = Path(protocol.VENV_TEMPLATE)
 EXIT_OK, EXIT_USAGE, EXIT_FAIL = 0, 2, 3
 
 

@@ -39,7 +39,7 @@ from sandbox.gate.models import (
     fails,
 )
 from sandbox.models import Phase, PhaseStatus, Report, Verdict
-from sandbox.runner.interface import Observer
+from sandbox.runner.interface import Observer, Sandbox
 
 if TYPE_CHECKING:
     from sandbox.models import ImageInfo
@@ -134,14 +134,17 @@ class PlainGateObserver(GateObserver):
 # --------------------------------------------------------------------------- wiring
 
 
-def make_vet_fn(options: VetOptions, observer: GateObserver | None = None) -> VetFn:
-    """The real vet (:func:`sandbox.vet.vet`) with *options*, reporting to *observer*."""
+def make_vet_fn(
+    options: VetOptions, observer: GateObserver | None = None, sandbox: Sandbox | None = None
+) -> VetFn:
+    """The real vet (:func:`sandbox.vet.vet`) with *options* in *sandbox* (one for every
+    worker), reporting to *observer*."""
     from sandbox.vet import vet
 
     gate_observer = observer or GateObserver()
 
     def run(spec: str) -> Report:
-        return vet(spec, options, _EntryObserver(gate_observer, spec))
+        return vet(spec, options, _EntryObserver(gate_observer, spec), sandbox)
 
     return run
 

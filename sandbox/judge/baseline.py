@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from sandbox import __version__
+from sandbox.agent.protocol import HOME
 from sandbox.errors import InputError
 from sandbox.models import (
     Event,
@@ -101,7 +102,7 @@ class Normaliser:
 
     def __init__(self, report: Report) -> None:
         self.site = report.inventory.site_packages
-        self.home = "/home/dev"
+        self.home = HOME
         self.venv = self.site.split("/lib/")[0] if "/lib/" in self.site else ""
 
     def path(self, path: str) -> str:

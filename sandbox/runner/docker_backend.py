@@ -39,6 +39,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from sandbox.agent.protocol import AGENT, HOME, OUT, STAGE, TRACE_MOUNT, Plan
 from sandbox.errors import EngineError, SandboxError
 from sandbox.models import ImageInfo, Phase
 from sandbox.runner import seccomp
@@ -47,15 +48,15 @@ from sandbox.runner.engine import (
     LABEL_DEADLINE,
     LABEL_OWNER,
     LABEL_RUN,
+    connect,
     engine_call,
     owner_label,
     sweep,
 )
-from sandbox.runner.interface import AgentPhase, Backend, Observer, RawRun, RunOptions
+from sandbox.runner.image import ensure_image
+from sandbox.runner.interface import AgentPhase, Observer, RawRun, RunOptions, Sandbox
+from sandbox.runner.interface import Session as SessionABC
 
-AGENT = "/opt/pkgsandbox/bin/agent"
-STAGE = "/stage"
-TRACE_MOUNT = "/var/lib/pkgsandbox"
 # NET_ADMIN: `agent setup` creates the sinkhole's interface and NAT rules in the
 # container's own network namespace before any candidate code exists. A sidecar
 # container sharing the namespace would keep NET_ADMIN out of this container
@@ -96,12 +97,22 @@ def realistic_hostname(rng: random.Random | None = None) -> str:
     return f"{r.choice(_HOST_NAMES)}s-{r.choice(['mbp', 'pc', 'box', 'workstation'])}"
 
 
-class DockerBackend(Backend):
-    """Runs phases in a fresh hardened container; always removes it."""
+class DockerSandbox(Sandbox):
+    """Runs each vet in a fresh hardened container (runc, strace inside); always removes it."""
 
     def __init__(self, client: docker.DockerClient, image: ImageInfo) -> None:
         self.client = client
         self.image = image
+
+    @classmethod
+    def connect(
+        cls, *, base_image: str | None = None, offline: bool | None = None, observer: Observer | None = None
+    ) -> DockerSandbox:
+        """Connect to the engine and make sure the sandbox image exists (built on first use)."""
+        client = connect()
+        observer = observer or Observer()
+        observer.status("checking the sandbox image")
+        return cls(client, ensure_image(client, base=base_image, offline=offline, log=observer.status))
 
     # ------------------------------------------------------------------ lifecycle
     def _create(
@@ -115,7 +126,7 @@ class DockerBackend(Backend):
         sysctls: dict[str, str] | None = None,
     ) -> Any:
         lim = options.limits
-        user_home = "/home/dev"
+        user_home = HOME
         tmpfs = {
             "/tmp": f"rw,exec,nosuid,nodev,size={lim.tmp_mb}m,mode=1777",
             "/var/tmp": f"rw,exec,nosuid,nodev,size={lim.tmp_mb}m,mode=1777",
@@ -161,21 +172,15 @@ class DockerBackend(Backend):
             detach=True,
         )
 
-    def run(self, staging: Path, plan: dict[str, Any], options: RunOptions, observer: Observer) -> RawRun:
-        session = self.open(staging, plan, options, observer)
-        try:
-            return session.run_phases(plan, observer)
-        finally:
-            session.close()
-
-    def open(self, staging: Path, plan: dict[str, Any], options: RunOptions, observer: Observer) -> Session:
+    def open(self, staging: Path, setup: Plan, options: RunOptions, observer: Observer) -> DockerSession:
         """Create, start and set up a sandbox container (the candidate's artifacts may
         arrive in *staging* later: the read-only bind mount shows them when they do)."""
+        plan = setup
         run_id = secrets.token_hex(6)
         sweep(self.client)
         total = sum(options.timeouts[p] + options.window * 4 + 30 for p in options.phases) + 120
         deadline = time.time() + total
-        session = Session(self, run_id, staging, options, realistic_hostname())
+        session = DockerSession(self, run_id, staging, options, realistic_hostname())
         session.write_plan(plan)
         try:
             net = (plan.get("sinkhole") or {}).get("net")
@@ -295,11 +300,11 @@ class DockerBackend(Backend):
             raise SandboxError(f"could not read traces from the sandbox: {exc}") from exc
 
 
-class Session:
+class DockerSession(SessionABC):
     """One open sandbox container: phases run in it, then :meth:`close` removes it."""
 
     def __init__(
-        self, backend: DockerBackend, run_id: str, staging: Path, options: RunOptions, hostname: str
+        self, backend: DockerSandbox, run_id: str, staging: Path, options: RunOptions, hostname: str
     ) -> None:
         self.backend = backend
         self.run_id = run_id
@@ -309,14 +314,14 @@ class Session:
         self.container: Any = None
         self.finished: list[AgentPhase] = []
 
-    def write_plan(self, plan: dict[str, Any]) -> None:
+    def write_plan(self, plan: Plan) -> None:
         path = self.staging / "plan.json"
         tmp = self.staging / ".plan.json.tmp"
         tmp.write_text(json.dumps({**plan, "hostname": self.hostname}))
         tmp.chmod(0o644)
         tmp.replace(path)  # atomic: the agent never reads half a plan
 
-    def run_phases(self, plan: dict[str, Any], observer: Observer) -> RawRun:
+    def run_phases(self, plan: Plan, observer: Observer) -> RawRun:
         """Run every phase, collect the traces; the container stays until :meth:`close`."""
         backend, container, options = self.backend, self.container, self.options
         self.write_plan(plan)
@@ -371,7 +376,7 @@ class Session:
             return ""
         return (
             f"kept container {container.name}: `docker exec -it {container.name} bash` to inspect "
-            f"(traces in /var/lib/pkgsandbox/out); it stops at its deadline; `pkgsandbox sweep --all` "
+            f"(traces in {OUT}); it stops at its deadline; `pkgsandbox sweep --all` "
             "removes it"
         )
 
@@ -390,12 +395,12 @@ def container_running(container: Any) -> bool:
 
 
 def probe_container(
-    client: docker.DockerClient, image: ImageInfo, plan: dict[str, Any], options: RunOptions, staging: Path
+    client: docker.DockerClient, image: ImageInfo, plan: Plan, options: RunOptions, staging: Path
 ) -> dict[str, Any]:
     """Create a sandbox container exactly as a run does and report what the candidate
     uid sees from inside it (capabilities, no-new-privs, seccomp, writable paths,
     network), plus whether strace works under the recorder's privileges."""
-    backend = DockerBackend(client, image)
+    backend = DockerSandbox(client, image)
     run_id = secrets.token_hex(6)
     (staging / "plan.json").write_text(json.dumps({**plan, "hostname": "probe"}))
     (staging / "plan.json").chmod(0o644)

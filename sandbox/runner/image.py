@@ -18,6 +18,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from sandbox.agent.protocol import TARGET_JSON
 from sandbox.errors import ImageError
 from sandbox.models import ImageInfo
 from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, engine_call, owner_label
@@ -219,7 +220,7 @@ def _read_target(client: docker.DockerClient, tag: str, image_id: str) -> dict[s
         labels={LABEL: "probe", LABEL_OWNER: owner_label(), LABEL_DEADLINE: str(int(time.time()) + 120)},
     )
     try:
-        stream, _ = container.get_archive("/opt/pkgsandbox/target.json")
+        stream, _ = container.get_archive(TARGET_JSON)
         raw = b"".join(stream)
     finally:
         # already being removed: a concurrent sweep of expired probes
@@ -228,7 +229,7 @@ def _read_target(client: docker.DockerClient, tag: str, image_id: str) -> dict[s
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         member = tar.extractfile("target.json")
         if member is None:
-            raise ImageError("sandbox image lacks /opt/pkgsandbox/target.json")
+            raise ImageError(f"sandbox image lacks {TARGET_JSON}")
         data: dict[str, str] = json.loads(member.read())
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""The runner seam: what a backend takes, what it gives back, and its observer."""
+"""The runner seam: the :class:`Sandbox` a vet runs in, what it takes, what it gives
+back, and the progress observer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox.models import Frozen, Phase, PhaseStatus
+from sandbox.agent.protocol import Plan
+from sandbox.models import Frozen, ImageInfo, Phase, PhaseStatus
 
 
 class Limits(Frozen):
@@ -124,9 +126,36 @@ class Observer:
         """A phase ended."""
 
 
-class Backend(abc.ABC):
-    """Runs the phases for a staged candidate and returns raw traces."""
+class Session(abc.ABC):
+    """One open sandbox: phases run in it (possibly several times, e.g. in rounds), then
+    :meth:`close` removes it. Closing twice is harmless."""
+
+    #: phases finished so far, readable after an interrupt (for a partial report)
+    finished: list[AgentPhase]
+    #: the hostname the sandbox shows the candidate
+    hostname: str
 
     @abc.abstractmethod
-    def run(self, staging: Path, plan: dict[str, Any], options: RunOptions, observer: Observer) -> RawRun:
-        """Run every phase of *options* over the artifacts in *staging*; always cleans up."""
+    def run_phases(self, plan: Plan, observer: Observer) -> RawRun:
+        """Run the plan's phases, collect the traces; the sandbox stays until :meth:`close`."""
+
+    @abc.abstractmethod
+    def keep(self) -> str:
+        """Leave the sandbox for inspection; returns how to reach it ("" when nothing is kept)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Remove the sandbox and everything it holds."""
+
+
+class Sandbox(abc.ABC):
+    """Where candidates run: built once (engine, image, leftovers swept), then one
+    :class:`Session` per vet. The recorder and the runtime are choices behind it."""
+
+    #: the sandbox image (its Python and platforms decide what is fetched)
+    image: ImageInfo
+
+    @abc.abstractmethod
+    def open(self, staging: Path, setup: Plan, options: RunOptions, observer: Observer) -> Session:
+        """Start a sandbox with *staging* mounted read-only (artifacts may arrive there
+        later) and run setup (HOME, honeytokens, sinkhole) from the *setup* plan."""

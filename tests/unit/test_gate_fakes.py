@@ -2,7 +2,7 @@
 
 ``FakeVet(spec) -> Report`` behaves like :func:`sandbox.vet.vet` without a sandbox:
 the behaviour of a package is chosen by name, and the report comes out of
-:func:`sandbox.vet.judge`, so findings, verdicts and evidence are the real ones.
+:func:`sandbox.judge.report.judge`, so findings, verdicts and evidence are the real ones.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from packaging.utils import parse_wheel_filename
 from sandbox.errors import FetchError
 from sandbox.fetch import StagedSet
 from sandbox.fetch.spec import parse_spec
+from sandbox.judge.report import judge
 from sandbox.models import (
     Address,
     Artifact,
@@ -34,7 +35,6 @@ from sandbox.models import (
     ProcessInfo,
     Report,
 )
-from sandbox.vet import judge
 
 try:  # the profiles issue turned judge()'s profile from a name into a Profile
     from sandbox.judge.profiles import load_profile

@@ -1,0 +1,88 @@
+"""The host ↔ agent protocol: container paths, the plan the host writes, the messages
+the agent prints. Stdlib only: the one agent module the host may import.
+
+The plan is JSON (``/stage/plan.json``, written atomically by the host, re-read by the
+agent before each phase); the agent answers with one JSON object per line on the
+``docker exec`` stream, each with a ``type`` (see :data:`MESSAGE_TYPES`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+# --------------------------------------------------------------------------- who and where
+SANDBOX_USER = "dev"
+SANDBOX_UID = 1000
+HOME = f"/home/{SANDBOX_USER}"
+PROJECT = f"{HOME}/project"
+VENV = f"{PROJECT}/.venv"
+
+STAGE = "/stage"  # read-only bind mount of the host's staging directory
+STAGE_ARTIFACTS = f"{STAGE}/artifacts"
+PLAN_PATH = f"{STAGE}/plan.json"
+
+TRACE_MOUNT = "/var/lib/pkgsandbox"  # root-only tmpfs: traces and captures
+OUT = f"{TRACE_MOUNT}/out"
+
+TOOL_ROOT = "/opt/pkgsandbox"  # the image's own files (root-owned, read-only to the candidate)
+AGENT = f"{TOOL_ROOT}/bin/agent"
+RUN_DIR = f"{TOOL_ROOT}/run"  # driver scripts the candidate's interpreter runs
+VENV_TEMPLATE = f"{TOOL_ROOT}/venv"
+TARGET_JSON = f"{TOOL_ROOT}/target.json"
+
+# --------------------------------------------------------------------------- plan
+
+
+class PhasePlan(TypedDict):
+    timeout: float
+
+
+class CandidateRef(TypedDict):
+    name: str
+    version: str
+
+
+class Plan(TypedDict, total=False):
+    """What the agent follows. Setup needs only the identity, HOME and sinkhole parts;
+    the candidate's part (``candidate``, ``install_args``, ``phases`` …) arrives later."""
+
+    user: str
+    uid: int
+    gid: int
+    home: str
+    project: str
+    venv: str
+    hostname: str
+    evidence: bool
+    honeytokens: bool
+    env: dict[str, str]  # honeytoken variables in the candidate's environment
+    home_files: dict[str, str]  # honeytoken files, relative to HOME
+    identity: dict[str, str]
+    sinkhole: dict[str, Any]
+    candidate: CandidateRef
+    install_args: list[str]
+    phases: dict[str, PhasePlan]
+    window: float
+    module_timeout: float
+    call_timeout: float
+    max_modules: int
+    output_cap: int
+    strace: list[str]  # the recorder's argv, "{output}" standing for the trace file
+
+
+# --------------------------------------------------------------------------- messages
+# "status" (progress: phase, msg), "phase" (a phase starts: phase), "result" (a phase's
+# record, see sandbox.runner.interface.AgentPhase), "setup", "probe", "done", "error" (msg).
+MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "done", "error"})
+
+
+def identity_plan() -> Plan:
+    """The identity part of every plan: the candidate's user, HOME, project and venv."""
+    return {
+        "user": SANDBOX_USER,
+        "uid": SANDBOX_UID,
+        "gid": SANDBOX_UID,
+        "home": HOME,
+        "project": PROJECT,
+        "venv": VENV,
+    }

@@ -1,0 +1,107 @@
+"""Observation → report: findings, verdict and the per-phase summary."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from sandbox import __version__
+from sandbox.fetch import StagedSet
+from sandbox.judge.profiles import Profile
+from sandbox.judge.rules import evaluate, evaluate_network, incomplete_reasons
+from sandbox.judge.verdict import verdict_for
+from sandbox.models import (
+    ImageInfo,
+    NetworkCapture,
+    Observation,
+    Origin,
+    PhaseResult,
+    PhaseSummary,
+    Report,
+    Verdict,
+)
+
+
+def summarise(obs: Observation) -> tuple[PhaseSummary, ...]:
+    """Per-phase event counts by kind and origin."""
+    out = []
+    for pr in obs.phases:
+        evs = [e for e in obs.events if e.phase is pr.phase]
+        out.append(
+            PhaseSummary(
+                phase=pr.phase,
+                events=len(evs),
+                by_kind=dict(Counter(e.kind.value for e in evs)),
+                by_origin=dict(Counter(e.origin.value for e in evs)),
+                processes=sum(1 for p in obs.processes if p.phase is pr.phase),
+            )
+        )
+    return tuple(out)
+
+
+def judge(
+    obs: Observation,
+    *,
+    target: str,
+    started: float,
+    image: ImageInfo | None,
+    staged: StagedSet | None,
+    profile: Profile,
+    hostname: str = "",
+    notes: Iterable[str] = (),
+    network: NetworkCapture | None = None,
+) -> Report:
+    """Findings and verdict for an observation under *profile*, as a report (with the
+    sinkhole's *network* section and its rules when there is one)."""
+    findings = evaluate(obs, profile) + evaluate_network(network, profile, hostname)
+    findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+    verdict, reason = verdict_for(findings, incomplete_reasons(obs))
+    return Report(
+        tool_version=__version__,
+        target=target,
+        started=started,
+        finished=time.time(),
+        profile=f"{profile.name} ({profile.digest()})",
+        image=image,
+        artifacts=staged.artifacts if staged else (),
+        phases=obs.phases,
+        summary=summarise(obs),
+        processes=obs.processes,
+        events=tuple(e for e in obs.events if e.origin is Origin.CANDIDATE),
+        findings=tuple(findings),
+        verdict=verdict,
+        verdict_reason=reason,
+        inventory=obs.inventory,
+        hostname=hostname,
+        notes=tuple(notes) + (staged.notes if staged else ()),
+        network=network,
+    )
+
+
+def partial_report(
+    target: str,
+    started: float,
+    image: ImageInfo | None,
+    staged: StagedSet | None,
+    profile: Profile,
+    phases: Sequence[PhaseResult],
+) -> Report:
+    """What an interrupted run knew: finished phases' status, no verdict but incomplete."""
+    return Report(
+        tool_version=__version__,
+        target=target,
+        started=started,
+        finished=time.time(),
+        profile=f"{profile.name} ({profile.digest()})",
+        image=image,
+        artifacts=staged.artifacts if staged else (),
+        phases=tuple(phases),
+        summary=(),
+        processes=(),
+        events=(),
+        findings=(),
+        verdict=Verdict.INCOMPLETE,
+        verdict_reason="interrupted before the run finished",
+        notes=("partial report: traces of an interrupted run are not collected",),
+    )

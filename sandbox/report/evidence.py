@@ -1,0 +1,36 @@
+"""The evidence bundle (``vet --evidence DIR``): what a security engineer needs to
+check a verdict without re-running it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import PkgSandboxError
+from sandbox.models import Report
+from sandbox.report.json_format import to_json
+from sandbox.runner.interface import RawRun
+
+
+def write_evidence(dest: Path, raw: RawRun, report: Report) -> None:
+    """Raw strace logs and captures per phase (``raw/``), copies of the files the
+    candidate wrote or dropped (``files/<sha256>``, size-capped), the filesystem diff
+    (``fsdiff.json``) and the JSON report."""
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        src = Path(raw.trace_dir)
+        (dest / "raw").mkdir(exist_ok=True)
+        diff: dict[str, Any] = {}
+        for item in sorted(src.iterdir()):
+            if item.is_dir():
+                shutil.copytree(item, dest / item.name, dirs_exist_ok=True)
+            elif item.name.startswith("fsdiff.") and item.suffix == ".json":
+                diff[item.name.split(".")[1]] = json.loads(item.read_text())
+            else:
+                shutil.copy2(item, dest / "raw" / item.name)
+        (dest / "fsdiff.json").write_text(json.dumps(diff, indent=1))
+        (dest / "report.json").write_text(to_json(report))
+    except OSError as exc:
+        raise PkgSandboxError(f"cannot write the evidence bundle to {dest}: {exc.strerror or exc}") from exc

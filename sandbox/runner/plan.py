@@ -1,0 +1,102 @@
+"""What the agent is asked to do: run options from a profile, and the plan it follows."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from sandbox.agent.protocol import STAGE_ARTIFACTS, Plan, identity_plan
+from sandbox.fetch import StagedSet
+from sandbox.judge.canary import HoneytokenSet
+from sandbox.judge.profiles import Profile
+from sandbox.models import Phase
+from sandbox.runner.interface import Limits, RunOptions
+from sandbox.runner.seccomp import TRACED_DENIED
+from sandbox.trace.strace import strace_argv
+
+
+def run_options(profile: Profile, **overrides: Any) -> RunOptions:
+    """RunOptions from a profile's phases and limits; non-None *overrides* win."""
+    lim = profile.limits
+    values: dict[str, Any] = {
+        "phases": profile.phases.run,
+        "timeouts": {
+            Phase.INSTALL: lim.install_timeout,
+            Phase.STARTUP: lim.startup_timeout,
+            Phase.IMPORT: lim.import_timeout,
+            Phase.EXECUTE: lim.execute_timeout,
+        },
+        "module_timeout": lim.module_timeout,
+        "call_timeout": lim.call_timeout,
+        "window": lim.window,
+        "limits": Limits(memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RunOptions(**values)
+
+
+def install_args(staged: StagedSet) -> list[str]:
+    """pip's argv (after the interpreter) for the offline install of the staged set."""
+    return [
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        STAGE_ARTIFACTS,
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        f"{STAGE_ARTIFACTS}/{staged.install_target}",
+    ]
+
+
+def build_plan(staged: StagedSet, options: RunOptions) -> Plan:
+    """The candidate's part of the plan: what to install and how to run each phase."""
+    plan = identity_plan()
+    plan.update(
+        {
+            "candidate": {"name": staged.candidate.name, "version": staged.candidate.version},
+            "install_args": install_args(staged),
+            "phases": {p.value: {"timeout": options.timeouts[p]} for p in options.phases},
+            "window": options.window,
+            "module_timeout": options.module_timeout,
+            "call_timeout": options.call_timeout,
+            "max_modules": options.max_modules,
+            "output_cap": options.output_cap,
+            "strace": strace_argv("{output}", denied=TRACED_DENIED),
+        }
+    )
+    return plan
+
+
+def base_plan(tokens: HoneytokenSet | None = None, sinkhole: dict[str, Any] | None = None) -> Plan:
+    """The part of the plan the agent needs before the candidate is known (setup):
+    with the run's honeytokens (``env``, ``home_files``) and sinkhole settings."""
+    plan = identity_plan()
+    if tokens is not None:
+        plan.update(tokens.plan())  # type: ignore[typeddict-item]
+    if sinkhole is not None:
+        plan["sinkhole"] = sinkhole
+    return plan
+
+
+def sinkhole_plan(enabled: bool, capture_kib: int, rng: random.Random | None = None) -> dict[str, Any]:
+    """Sinkhole settings for one run: capture bounds, and the home LAN the sandbox
+    pretends to be on (random per run: a fixed address would be a fingerprint)."""
+    r = rng or random.SystemRandom()
+    third = r.choice([0, 1, 1, 2, 8, 10, 31, 178])
+    ula = f"fd{r.randrange(256):02x}:{r.randrange(65536):x}:{r.randrange(65536):x}:{r.randrange(1, 16):x}"
+    return {
+        "enabled": enabled,
+        "capture_bytes": max(1, capture_kib) * 1024,
+        "net": {
+            "address": f"192.168.{third}.{r.randrange(20, 230)}",
+            "prefix": 24,
+            "gateway": f"192.168.{third}.1",
+            "address6": f"{ula}::{r.randrange(2, 65535):x}",
+            "gateway6": "fe80::1",
+        },
+    }

@@ -1,0 +1,168 @@
+"""Raw run → observation: parse every step's trace, attribute, classify (pure apart
+from reading the trace files)."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from pathlib import Path
+
+from sandbox.agent.protocol import HOME, PROJECT, VENV
+from sandbox.judge.canary import HoneytokenSet
+from sandbox.judge.classify import classify
+from sandbox.models import (
+    Event,
+    Inventory,
+    Lingering,
+    NetworkCapture,
+    Observation,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+    ProcessInfo,
+    StepResult,
+)
+from sandbox.runner.interface import AgentModule, AgentPhase, RawRun
+from sandbox.trace.netcapture import network_capture
+from sandbox.trace.strace import parse_strace_file
+
+OUTPUT_TAIL = 4000
+
+
+def observe(raw: RawRun) -> tuple[Observation, list[str]]:
+    """Parse every trace of a raw run into one observation, with notes on what was
+    missing or not understood."""
+    events: list[Event] = []
+    processes: list[ProcessInfo] = []
+    results: list[PhaseResult] = []
+    notes: list[str] = []
+    seq = 0
+    trace_dir = Path(raw.trace_dir)
+    for ap in raw.phases:
+        complete = True
+        lines = 0
+        nbytes = 0
+        phase_events: list[Event] = []
+        for step in ap.steps:
+            path = trace_dir / step.trace
+            if not path.exists():
+                complete = False
+                notes.append(f"{ap.phase.value}/{step.tag}: trace missing")
+                continue
+            parsed = parse_strace_file(path, ap.phase, seq_start=seq)
+            seq += parsed.lines + 1
+            lines += parsed.lines
+            nbytes += step.trace_bytes
+            step_events = list(parsed.events)
+            if ap.phase is Phase.EXECUTE:
+                step_events = attribute_calls(step_events, step.context, ap.modules)
+            phase_events.extend(step_events)
+            processes.extend(parsed.processes)
+            if not (parsed.complete and step.trace_complete):
+                complete = False
+                notes.append(f"{ap.phase.value}/{step.tag}: trace incomplete")
+            if parsed.unparsed:
+                notes.append(f"{ap.phase.value}/{step.tag}: {parsed.unparsed} trace line(s) not understood")
+        events.extend(phase_events)
+        results.append(phase_result(ap, complete, lines, nbytes))
+    harness = [tuple(raw.harness_argv[k]) for k in raw.harness_argv if k.startswith("install.")]
+    events, processes = classify(events, processes, harness, VENV, PROJECT)
+    inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
+    obs = Observation(
+        events=tuple(events),
+        processes=tuple(processes),
+        phases=tuple(results),
+        inventory=inventory,
+        home=HOME,
+        venv=VENV,
+    )
+    return obs, notes
+
+
+def attribute_calls(events: list[Event], step_context: str, calls: Sequence[AgentModule]) -> list[Event]:
+    """Execute phase: tag each event with the entry point or function call that caused it
+    (calls run one at a time, so the call whose [start, end] holds the event's time)."""
+    if step_context:
+        return [e.model_copy(update={"context": step_context}) for e in events]
+    spans = sorted(
+        (c.t0, c.t1 or c.t0 + c.duration, c.name)
+        for c in calls
+        if c.t0 and not c.name.startswith("entry point")
+    )
+    if not spans:
+        return events
+    starts = [s[0] for s in spans]
+    out = []
+    for e in events:
+        i = bisect.bisect_right(starts, e.time) - 1
+        if i >= 0 and e.time <= spans[i][1] + 0.05:
+            e = e.model_copy(update={"context": f"call {spans[i][2]}"})
+        out.append(e)
+    return out
+
+
+def phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> PhaseResult:
+    """How one phase ran (status, steps, survivors, output), apart from its events."""
+    if ap.phase in (Phase.IMPORT, Phase.EXECUTE):
+        steps = tuple(
+            StepResult(name=m.name, status=_status(m.status), duration=m.duration, detail=m.detail)
+            for m in ap.modules
+        )
+    else:
+        steps = tuple(
+            StepResult(
+                name=s.tag if ap.phase is not Phase.INSTALL else "pip install",
+                status=_status(s.status) if s.exit_code in (0, None) else PhaseStatus.ERROR,
+                duration=0.0,
+                detail=f"exit {s.exit_code}" if s.exit_code not in (0, None) else "",
+            )
+            for s in ap.steps
+        )
+    lingering = tuple(
+        Lingering(
+            pid=lg.pid,
+            ppid=lg.ppid,
+            argv=tuple(lg.argv),
+            threads=lg.threads,
+            status=lg.status,
+            cpu=lg.cpu,
+            active=lg.active,
+        )
+        for s in ap.steps
+        for lg in s.lingering
+    )
+    output = "\n".join(s.output for s in ap.steps if s.output)
+    problems = tuple(ap.problems) + tuple(p for s in ap.steps for p in s.problems)
+    oom = sum(s.oom_kills for s in ap.steps)
+    if oom:
+        problems += (f"the OOM killer killed {oom} process(es) (memory limit)",)
+    exit_code = ap.steps[-1].exit_code if ap.steps else None
+    return PhaseResult(
+        phase=ap.phase,
+        status=ap.status,
+        duration=ap.duration,
+        exit_code=exit_code,
+        trace_complete=complete,
+        trace_lines=lines,
+        trace_bytes=nbytes,
+        steps=steps,
+        lingering=lingering,
+        window=max((s.window for s in ap.steps), default=0.0),
+        oom_kills=oom,
+        output_bytes=sum(s.output_bytes for s in ap.steps),
+        output_tail=output[-OUTPUT_TAIL:],
+        problems=problems,
+    )
+
+
+def _status(value: str) -> PhaseStatus:
+    try:
+        return PhaseStatus(value)
+    except ValueError:
+        return PhaseStatus.ERROR
+
+
+def observe_network(raw: RawRun, obs: Observation, tokens: HoneytokenSet | None) -> NetworkCapture:
+    """The report's network section: the sinkhole's capture, completed from the trace."""
+    windows = {ap.phase: (ap.started, ap.started + ap.duration) for ap in raw.phases}
+    return network_capture(Path(raw.trace_dir), obs.events, obs.processes, windows, tokens, HOME)
