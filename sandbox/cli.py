@@ -22,10 +22,10 @@ from rich.markup import escape
 
 from sandbox import __version__
 from sandbox.errors import ExitCode, InputError, Interrupted, PkgSandboxError, SandboxError, exit_code_for
+from sandbox.gate.formats import GATE_FORMATS, VET_FORMATS, OutputFormat, render
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.verdict import exit_code_for_verdict
 from sandbox.models import Phase, Report, Verdict
-from sandbox.report import OutputFormat, render
 from sandbox.runner.interface import Limits, Observer, RunOptions, Sandbox
 from sandbox.runner.plan import run_options
 
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument(
         "--format",
-        choices=["terminal", "json"],
+        choices=["terminal", *(f.value for f in VET_FORMATS)],
         default="terminal",
         help="terminal summary (default) or the JSON report",
     )
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--format",
         action="append",
-        choices=["sarif", "junit", "markdown", "json"],
+        choices=[f.value for f in GATE_FORMATS],
         default=[],
         help="output format; repeat with one -o per format",
     )
@@ -458,7 +458,6 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
     """Vet what a lockfile change introduces; write the asked formats; the gate's exit code."""
     from sandbox.cache import ResultCache
     from sandbox.gate import PlainGateObserver, cache_context, make_vet_fn, plan_gate, run_gate
-    from sandbox.report import junit, markdown, sarif
     from sandbox.runner.docker_backend import DockerSandbox
     from sandbox.vet import VetOptions
 
@@ -495,18 +494,13 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
     root = _git_root(args.lockfile)
     outputs = dict(zip(args.format, [*args.output, *[None] * len(args.format)], strict=False))
     for fmt, path in outputs.items():
-        text = {
-            "sarif": lambda: sarif.to_sarif(result, root=root),
-            "junit": lambda: junit.to_junit(result),
-            "markdown": lambda: markdown.to_markdown(result),
-            "json": lambda: result.model_dump_json(indent=1) + "\n",
-        }[fmt]()
+        text = render(result, OutputFormat(fmt), root=root)
         if path is None:
             sys.stdout.write(text)
         else:
             _write_output(path, text)
     if not args.format:
-        sys.stdout.write(markdown.to_markdown(result))
+        sys.stdout.write(render(result, OutputFormat.MARKDOWN))
     return ExitCode(result.exit_code)
 
 

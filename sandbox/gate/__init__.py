@@ -3,9 +3,8 @@
 Flow: :func:`plan_gate` parses the head lockfile (and a base file or git ref) and
 decides which packages are new or changed; :func:`run_gate` vets them in
 parallel through an injected vet function, serves unchanged artifacts from the
-:class:`~sandbox.cache.ResultCache`, and computes the exit code; the renderers in
-:mod:`sandbox.report` (SARIF, JUnit, Markdown) and ``GateResult.model_dump_json``
-write the result.
+:class:`~sandbox.cache.ResultCache`, and computes the exit code; the format registry
+:mod:`sandbox.gate.formats` (JSON, SARIF, JUnit, Markdown) writes the result.
 """
 
 from sandbox.gate.diff import diff_requirements, plan_gate, read_lockfile_at_ref, vet_spec

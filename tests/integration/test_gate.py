@@ -18,10 +18,10 @@ import pytest
 from sandbox.cache import ResultCache
 from sandbox.errors import ExitCode
 from sandbox.gate import EntryStatus, GateResult, cache_context, make_vet_fn, plan_gate, run_gate
+from sandbox.gate.formats.junit import to_junit
+from sandbox.gate.formats.markdown import to_markdown
+from sandbox.gate.formats.sarif import to_sarif
 from sandbox.models import Phase, Report, Verdict
-from sandbox.report.junit import to_junit
-from sandbox.report.markdown import to_markdown
-from sandbox.report.sarif import to_sarif
 from sandbox.runner.engine import LABEL, LABEL_OWNER, owner_label
 from sandbox.runner.interface import RunOptions
 from sandbox.vet import VetOptions

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from sandbox.gate import GateResult, LockedRequirement, SourceKind, diff_requirements, run_gate
+from sandbox.gate.formats.junit import to_junit, xml_safe
+from sandbox.gate.formats.markdown import code, to_markdown
+from sandbox.gate.formats.sarif import to_sarif
 from sandbox.judge.rules import CATALOGUE
 from sandbox.models import Evidence, Finding, Phase, Report, Severity
-from sandbox.report.junit import to_junit, xml_safe
-from sandbox.report.markdown import code, to_markdown
-from sandbox.report.sarif import to_sarif
 from tests.unit.test_gate_fakes import FakeVet, make_report
 
 SCHEMA = Path(__file__).resolve().parents[1] / "data" / "sarif" / "sarif-schema-2.1.0.json"
@@ -239,3 +239,37 @@ def test_renderers_accept_plain_reports() -> None:
     root = ET.fromstring(to_junit(reports))
     assert root.find("testsuite") is not None and root.find("testsuite").get("errors") == "1"  # type: ignore[union-attr]
     validate_sarif(to_sarif(reports))
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_every_format_has_a_renderer_and_the_cli_offers_the_registry() -> None:
+    """The enum is exhaustive: each member dispatches, renders both input shapes, and is offered."""
+    from sandbox.cli import build_parser
+    from sandbox.gate.formats import GATE_FORMATS, VET_FORMATS, OutputFormat, render
+
+    result = gate_result()
+    report = make_report("b==2", "malicious", name="b", version="2")
+    for fmt in OutputFormat:
+        assert callable(fmt.to_format())
+        for value in (result, report, [report]):
+            text = render(value, fmt, root=Path.cwd())
+            assert text.endswith("\n") or fmt is OutputFormat.MARKDOWN
+            assert "b" in text and len(text) > 100
+    assert set(GATE_FORMATS) == set(OutputFormat) and set(VET_FORMATS) <= set(OutputFormat)
+    assert json.loads(render(report, OutputFormat.JSON))["verdict"] == "malicious"
+    validate_sarif(render(report, OutputFormat.SARIF))
+    for fmt in GATE_FORMATS:
+        assert build_parser().parse_args(["gate", "r.txt", "--format", fmt.value]).format == [fmt.value]
+    for fmt in VET_FORMATS:
+        assert build_parser().parse_args(["vet", "x", "--format", fmt.value]).format == fmt.value
+
+
+def test_an_unknown_member_is_refused_loudly() -> None:
+    from sandbox.gate.formats import OutputFormat, assert_never
+
+    with pytest.raises(AssertionError, match="unhandled format"):
+        assert_never("yaml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        OutputFormat("yaml")

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sandbox.gate.formats.summary import as_result, candidate_of, outcome_word
 from sandbox.gate.models import GateOutcome, GateResult
-from sandbox.gate.summary import as_result, candidate_of, outcome_word
 from sandbox.judge.rules import CATALOGUE, RuleInfo
 from sandbox.models import Finding, Report, Severity
 

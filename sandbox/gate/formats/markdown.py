@@ -12,14 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sandbox.gate.models import EntryStatus, GateOutcome, GateResult, fails
-from sandbox.gate.summary import (
+from sandbox.gate.formats.summary import (
     as_result,
     change_text,
     evidence_text,
     outcome_word,
     version_text,
 )
+from sandbox.gate.models import EntryStatus, GateOutcome, GateResult, fails
 from sandbox.models import Report, Verdict
 
 DEFAULT_MAX_CHARS = 60_000

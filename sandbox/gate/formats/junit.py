@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from sandbox.gate.formats.summary import as_result, change_text, evidence_text, finding_title, outcome_word
 from sandbox.gate.models import EntryStatus, GateOutcome, GateResult, fails
-from sandbox.gate.summary import as_result, change_text, evidence_text, finding_title, outcome_word
 from sandbox.models import Report
 
 MAX_EVIDENCE_PER_FINDING = 10
