@@ -39,6 +39,7 @@ from sandbox.gate.models import (
     fails,
 )
 from sandbox.models import Phase, PhaseStatus, Report, Verdict
+from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Observer, Sandbox
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class PlainGateObserver(GateObserver):
 
     def _line(self, text: str) -> None:
         with self._lock:
-            self.stream.write(f"pkgsandbox gate: {text}\n")
+            self.stream.write(f"pkgsandbox gate: {printable(text)}\n")  # labels, errors: untrusted
             self.stream.flush()
 
     def planned(self, entries: Sequence[GateEntry], cached: int) -> None:

@@ -7,11 +7,11 @@ file groups and findings, whichever command (``vet``, ``diff``, ``gate``) wrote
 the report.
 
 Every string that came out of the sandbox (paths, argv, payload bytes, even pip's
-output) is attacker-controlled.  :func:`printable` is applied once, here, so that
-neither renderer can be handed a raw control character (a terminal escape
-sequence), a line break that forges a row, or a bidirectional override that makes
-``exe.txt`` read as ``txt.exe``.  Markup escaping (rich, HTML) stays the
-renderers' job.
+output) is attacker-controlled.  The one sanitiser, :func:`~sandbox.report.sanitize.printable`,
+is applied once, here, so that neither renderer can be handed a raw control character
+(a terminal escape sequence), a line break that forges a row, or a bidirectional
+override that makes ``exe.txt`` read as ``txt.exe``.  Markup escaping (rich, HTML)
+stays the renderers' job.
 
 The builders are written for 100k-event reports: one pass over the events per
 view, no per-event pydantic objects (frozen slotted dataclasses instead), and
@@ -24,7 +24,6 @@ import gc
 import json
 import posixpath
 import re
-import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,45 +52,7 @@ from sandbox.models import (
     Severity,
     Verdict,
 )
-
-# ---------------------------------------------------------------- sanitising
-
-# C0/C1 controls (ESC starts terminal escape sequences; CR/LF forge lines), DEL,
-# bidirectional embeddings/overrides/isolates and marks, zero-width characters and
-# the BOM, plus lone surrogates, which cannot even be encoded as UTF-8.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
-
-
-def _escape_char(m: re.Match[str]) -> str:
-    ch = m.group(0)
-    named = _NAMED.get(ch)
-    if named is not None:
-        return named
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str, limit: int | None = None) -> str:
-    """*text* with every control, bidi and invisible character shown as an escape, cut at *limit*.
-
-    Cutting marks the cut with ``…`` so a reader never mistakes a prefix for the whole.
-    """
-    # isprintable() (C, fast) is False for every character _UNSAFE matches (all are in Unicode's
-    # "Other" or "Separator" categories), so the regex runs only on the rare strings that need a look.
-    if not text.isprintable() and _UNSAFE.search(text) is not None:
-        text = _UNSAFE.sub(_escape_char, text)
-    if limit is not None and len(text) > limit:
-        return text[: max(0, limit - 1)] + "…"
-    return text
-
-
-def argv_text(argv: Sequence[str], limit: int | None = None) -> str:
-    """A command line as a shell would read it (quoted where needed), made printable."""
-    if not argv:
-        return ""
-    return printable(shlex.join(argv), limit)
-
+from sandbox.report.sanitize import argv_text, printable, printable_lines
 
 # ---------------------------------------------------------------- models
 
@@ -884,7 +845,7 @@ def build_files(
 
 def _tail(output: str, limit: int = 4000) -> str:
     """The end of a phase's output, line breaks kept, every line made printable."""
-    return "\n".join(printable(line) for line in output[-limit:].split("\n"))
+    return printable_lines(output[-limit:])
 
 
 def _phase_notes(pr: PhaseResult | None) -> tuple[str, ...]:

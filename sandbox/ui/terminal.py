@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandbox.models import Evidence, NetworkCapture, Phase, PhaseStatus, Report, Severity, Verdict
+from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Observer
 
 VERDICT_STYLE = {
@@ -26,6 +27,11 @@ SEVERITY_STYLE = {
     Severity.LOW: "cyan",
     Severity.INFO: "dim",
 }
+
+
+def safe(text: str, limit: int | None = None) -> str:
+    """Untrusted *text* for rich markup: made printable (inert controls, bidi), then markup-escaped."""
+    return escape(printable(text, limit))
 
 
 class LiveObserver(Observer):
@@ -54,9 +60,9 @@ class LiveObserver(Observer):
             return
         stamp = f"{time.monotonic() - self._t0:6.1f}s"
         if self._status is not None:
-            self._status.update(f"[dim]{stamp}[/] {escape(text)}")
+            self._status.update(f"[dim]{stamp}[/] {safe(text)}")
         else:
-            print(f"[pkgsandbox {stamp}] {text}", file=sys.stderr, flush=True)
+            print(f"[pkgsandbox {stamp}] {printable(text)}", file=sys.stderr, flush=True)
 
     def status(self, message: str) -> None:
         self._line(message)
@@ -70,25 +76,26 @@ class LiveObserver(Observer):
         text = f"phase {phase.value}: {status.value} in {seconds:.1f}s"
         if self._status is not None:
             style = "green" if status is PhaseStatus.OK else "magenta"
-            self.console.print(f"  [{style}]●[/] {escape(text)}")
+            self.console.print(f"  [{style}]●[/] {safe(text)}")
         else:
             self._line(text)
 
 
 def _evidence_line(ev: Evidence) -> str:
-    parts = [f"{ev.phase.value}", f"pid {ev.pid}", ev.syscall]
+    """One line of evidence, every untrusted part made printable (not yet markup-escaped)."""
+    parts = [f"{ev.phase.value}", f"pid {ev.pid}", printable(ev.syscall, 40)]
     if ev.process:
-        parts.append("`" + " ".join(ev.process)[:100] + "`")
+        parts.append("`" + printable(" ".join(ev.process), 100) + "`")
     if ev.path:
-        parts.append(ev.path)
+        parts.append(printable(ev.path, 300))
     if ev.destination:
-        parts.append(f"→ {ev.destination}")
+        parts.append(f"→ {printable(ev.destination, 200)}")
     if ev.bytes is not None:
         parts.append(f"{ev.bytes} B")
     if ev.errno:
-        parts.append(f"({ev.errno})")
+        parts.append(f"({printable(ev.errno, 40)})")
     if ev.detail and not ev.process:
-        parts.append(ev.detail[:120])
+        parts.append(printable(ev.detail, 120))
     return " · ".join(parts)
 
 
@@ -98,12 +105,12 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
     cand = next((a for a in report.artifacts if a.role.value == "candidate"), None)
     title = f"{cand.name} {cand.version}" if cand else report.target
     console.print()
-    console.print(f"[bold]{escape(title)}[/]  verdict: [{style}]{report.verdict.value.upper()}[/]")
-    console.print(f"[dim]{escape(report.verdict_reason)}[/]")
+    console.print(f"[bold]{safe(title, 200)}[/]  verdict: [{style}]{report.verdict.value.upper()}[/]")
+    console.print(f"[dim]{safe(report.verdict_reason, 1000)}[/]")
     if cand:
         console.print(
-            f"[dim]{escape(cand.filename)} sha256 {cand.sha256[:16]}…  "
-            f"image {report.image.tag if report.image else '?'}[/]"
+            f"[dim]{safe(cand.filename, 300)} sha256 {safe(cand.sha256[:16])}…  "
+            f"image {safe(report.image.tag) if report.image else '?'}[/]"
         )
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("phase", "status", "time", "events", "processes", "notes"):
@@ -127,7 +134,7 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
             f"{pr.duration:.1f}s",
             str(s.by_origin.get("candidate", 0)) + f" / {s.events}" if s else "-",
             str(s.processes) if s else "-",
-            escape("; ".join(notes))[:100],
+            safe("; ".join(notes), 100),
         )
     console.print(table)
     if report.network is not None:
@@ -137,15 +144,15 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
     for f in report.findings:
         sev = SEVERITY_STYLE[f.severity]
         console.print(
-            f"[{sev}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] {escape(f.title)} "
-            f"[dim]({f.phase.value})[/] — {escape(f.message)}"
+            f"[{sev}]{f.severity.value.upper():8}[/] [bold]{safe(f.rule_id, 40)}[/] {safe(f.title, 200)} "
+            f"[dim]({f.phase.value})[/] — {safe(f.message, 2000)}"
         )
         for ev in f.evidence[:max_evidence]:
             console.print(f"           [dim]{escape(_evidence_line(ev))}[/]")
         if len(f.evidence) > max_evidence:
             console.print(f"           [dim]… {len(f.evidence) - max_evidence} more (see the JSON report)[/]")
     for note in report.notes[:5]:
-        console.print(f"[dim]note: {escape(note)}[/]")
+        console.print(f"[dim]note: {safe(note, 500)}[/]")
 
 
 def _network_lines(net: NetworkCapture) -> list[tuple[float, str, str]]:
@@ -193,7 +200,7 @@ def _network_lines(net: NetworkCapture) -> list[tuple[float, str, str]]:
 def render_network(net: NetworkCapture, console: Console, *, max_lines: int = 12) -> None:
     """The network section: what the sinkhole received (nothing left the sandbox)."""
     if not net.enabled:
-        why = escape("; ".join(net.problems)[:200])
+        why = safe("; ".join(net.problems), 200)
         console.print(f"[magenta]network capture unavailable[/] [dim]{why}[/]")
         return
     if net.quiet:
@@ -207,19 +214,19 @@ def render_network(net: NetworkCapture, console: Console, *, max_lines: int = 12
         )
         rows = _network_lines(net)
         for _t, phase, text in rows[:max_lines]:
-            console.print(f"  [dim]{phase:<8}[/] {escape(text[:150])}")
+            console.print(f"  [dim]{phase:<8}[/] {safe(text, 150)}")
         if len(rows) > max_lines:
             console.print(f"  [dim]… {len(rows) - max_lines} more (see the JSON report)[/]")
     for x in net.exfiltration[:6]:
         to = x.destination or "?"
         console.print(
-            f"  [bold red]EXFILTRATION[/] {escape(x.canary)} [dim]({escape(x.location)})[/] "
-            f"{escape(x.encoding)} via {x.channel} → {escape(to)}"
-            + (f" ({escape(x.host[:60])})" if x.host else "")
+            f"  [bold red]EXFILTRATION[/] {safe(x.canary)} [dim]({safe(x.location)})[/] "
+            f"{safe(x.encoding)} via {safe(str(x.channel))} → {safe(to)}"
+            + (f" ({safe(x.host, 60)})" if x.host else "")
         )
     if net.honeytoken_reads:
         places = sorted({r.location for r in net.honeytoken_reads})
-        console.print(f"  [yellow]honeytokens read[/]: {escape(', '.join(places[:6]))}")
+        console.print(f"  [yellow]honeytokens read[/]: {safe(', '.join(places[:6]))}")
 
 
 def render_diff(result: Any, judged: Report, console: Console) -> None:
@@ -227,8 +234,8 @@ def render_diff(result: Any, judged: Report, console: Console) -> None:
     old_style, new_style = VERDICT_STYLE[result.old_verdict], VERDICT_STYLE[result.new_verdict]
     console.print()
     console.print(
-        f"[bold]{escape(result.old)}[/] [{old_style}]{result.old_verdict.value}[/]  →  "
-        f"[bold]{escape(result.new)}[/] [{new_style}]{result.new_verdict.value}[/]"
+        f"[bold]{safe(result.old)}[/] [{old_style}]{result.old_verdict.value}[/]  →  "
+        f"[bold]{safe(result.new)}[/] [{new_style}]{result.new_verdict.value}[/]"
     )
     any_change = False
     for cat, change in result.changes.items():
@@ -237,9 +244,9 @@ def render_diff(result: Any, judged: Report, console: Console) -> None:
         any_change = True
         console.print(f"[bold]{cat}[/]")
         for key in change.added[:40]:
-            console.print(f"  [red]+ {escape(key)}[/]")
+            console.print(f"  [red]+ {safe(key, 500)}[/]")
         for key in change.removed[:20]:
-            console.print(f"  [green]- {escape(key)}[/]")
+            console.print(f"  [green]- {safe(key, 500)}[/]")
         hidden = max(0, len(change.added) - 40) + max(0, len(change.removed) - 20)
         if hidden:
             console.print(f"  [dim]… {hidden} more (see --format json)[/]")
@@ -249,7 +256,7 @@ def render_diff(result: Any, judged: Report, console: Console) -> None:
     for f in top:
         console.print(
             f"[{SEVERITY_STYLE[f.severity]}]{f.severity.value.upper():8}[/] [bold]{f.rule_id}[/] "
-            f"{escape(f.title)} [dim]({f.phase.value})[/] — {escape(f.message)}"
+            f"{safe(f.title, 200)} [dim]({f.phase.value})[/] — {safe(f.message, 2000)}"
         )
 
 
@@ -277,7 +284,7 @@ class RichGateObserver:
         self.progress.stop()
 
     def _set(self, spec: str, text: str) -> None:
-        label = escape(self.labels.get(spec, spec))
+        label = safe(self.labels.get(spec, spec), 200)
         if spec not in self.tasks:
             self.tasks[spec] = self.progress.add_task(f"{label}: {text}", total=None)
         else:
@@ -291,7 +298,7 @@ class RichGateObserver:
         self._set(entry.spec, "starting")
 
     def status(self, spec: str, message: str) -> None:
-        self._set(spec, escape(message)[:80])
+        self._set(spec, safe(message, 80))
 
     def phase_started(self, spec: str, phase: Phase) -> None:
         self._set(spec, f"phase {phase.value}")
@@ -304,10 +311,9 @@ class RichGateObserver:
         what = verdict.value if verdict is not None else outcome.status.value.replace("_", " ")
         style = VERDICT_STYLE.get(verdict, "magenta") if verdict is not None else "magenta"
         spec = outcome.entry.spec
-        text = f"[{style}]{what}[/]" + (f" [dim]{escape(outcome.detail)[:80]}[/]" if outcome.detail else "")
+        text = f"[{style}]{what}[/]" + (f" [dim]{safe(outcome.detail, 80)}[/]" if outcome.detail else "")
         if spec in self.tasks:
-            self.progress.update(
-                self.tasks[spec], description=f"{escape(outcome.entry.label)}: {text}", total=1, completed=1
-            )
+            label = safe(outcome.entry.label, 200)
+            self.progress.update(self.tasks[spec], description=f"{label}: {text}", total=1, completed=1)
         else:
-            self.progress.console.print(f"{escape(outcome.entry.label)}: {text}")
+            self.progress.console.print(f"{safe(outcome.entry.label, 200)}: {text}")

@@ -205,7 +205,7 @@ def test_markdown_cannot_be_broken_by_package_controlled_text() -> None:
     span = code("x ``` y")
     assert span.startswith("````") and span.endswith("````")
     assert code("`edge`") == "`` `edge` ``"
-    assert code("line\nbreak") == "`line break`"
+    assert code("line\nbreak") == "`line\\nbreak`"  # shown as an escape, like every renderer
     report = make_report("h==1", "malicious", name="h", version="1")
     f = report.findings[0]
     ev = f.evidence[0].model_copy(update={"path": "/x/`](http://evil.example)<img src=x> @admin | ## h"})

@@ -120,7 +120,7 @@ def render(r: Report, **kw: Any) -> str:
     [
         ("plain/path.py", "plain/path.py"),
         ("caf\u00e9 \u6f22\u5b57", "caf\u00e9 \u6f22\u5b57"),
-        ("a\x1b[31mred", "a\\e[31mred"),
+        ("a\x1b[31mred", "a\\x1b[31mred"),
         ("line\nforged row\r", "line\\nforged row\\r"),
         ("gnp\u202eexe.txt", "gnp\\u202eexe.txt"),
         ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
@@ -506,7 +506,7 @@ def test_show_is_inert_on_hostile_strings() -> None:
     assert (
         "\x1b" not in out and "\u202e" not in out
     )  # no terminal escape, no bidi override reaches the terminal
-    assert "\\e[31m" in out and "\\u202egnp.exe" in out  # shown, as escapes
+    assert "\\x1b[31m" in out and "\\u202egnp.exe" in out  # shown, as escapes
     assert "</script>" in out  # and the rest literally
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from sandbox.gate.formats.summary import as_result, change_text, evidence_text, finding_title, outcome_word
 from sandbox.gate.models import EntryStatus, GateOutcome, GateResult, fails
 from sandbox.models import Report
+from sandbox.report.sanitize import printable, printable_lines
 
 MAX_EVIDENCE_PER_FINDING = 10
 
@@ -35,18 +36,20 @@ def xml_safe(text: str) -> str:
 
 
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, {k: xml_safe(v) for k, v in attrs.items()})
+    # Attributes are single lines, bodies blocks of lines; both inert (the one sanitiser),
+    # then whatever XML cannot carry at all.
+    el = ET.SubElement(parent, tag, {k: xml_safe(printable(v)) for k, v in attrs.items()})
     if text is not None:
-        el.text = xml_safe(text)
+        el.text = xml_safe(printable_lines(text))
     return el
 
 
 def _findings_text(o: GateOutcome) -> str:
     if o.report is None:
         return ""
-    lines = [f"verdict: {o.report.verdict.value} — {o.report.verdict_reason}"]
+    lines = [f"verdict: {o.report.verdict.value} — {printable(o.report.verdict_reason)}"]
     for f in o.report.findings:
-        lines.append(f"{finding_title(f)} [{f.severity.value}, {f.phase.value}]: {f.message}")
+        lines.append(f"{finding_title(f)} [{f.severity.value}, {f.phase.value}]: {printable(f.message)}")
         for ev in f.evidence[:MAX_EVIDENCE_PER_FINDING]:
             lines.append(f"    {evidence_text(ev)}")
         if len(f.evidence) > MAX_EVIDENCE_PER_FINDING:
@@ -96,7 +99,7 @@ def to_junit(value: GateResult | Sequence[Report]) -> str:
             skipped += 1
             _el(case, "skipped", message=o.detail or "skipped")
         elif o.incomplete:
-            why = o.detail or (o.report.verdict_reason if o.report is not None else "")
+            why = printable(o.detail or (o.report.verdict_reason if o.report is not None else ""))
             if result.allow_incomplete:
                 skipped += 1
                 _el(case, "skipped", message=f"{outcome_word(o)} (allowed): {why}")
@@ -104,14 +107,14 @@ def to_junit(value: GateResult | Sequence[Report]) -> str:
                 errors += 1
                 kind = o.verdict.value if o.verdict is not None else o.status.value
                 _el(case, "error", body or why, message=f"{outcome_word(o)}: {why}", type=kind)
-        out = [f"status: {o.status.value}", f"change: {change_text(o)}"]
+        out = [f"status: {o.status.value}", f"change: {printable(change_text(o))}"]
         if o.detail:
-            out.append(f"detail: {o.detail}")
+            out.append(f"detail: {printable(o.detail)}")
         cand = (
             next((a for a in o.report.artifacts if a.role.value == "candidate"), None) if o.report else None
         )
         if cand is not None:
-            out.append(f"artifact: {cand.filename} sha256 {cand.sha256}")
+            out.append(f"artifact: {printable(cand.filename)} sha256 {printable(cand.sha256)}")
         if body and not (o.verdict is not None and fails(o.verdict, result.fail_on)):
             out.append(body)  # findings below fail_on are shown, not failed
         _el(case, "system-out", "\n".join(out))

@@ -1,8 +1,9 @@
 """A Markdown summary of a gate: a table of packages, then the findings with their evidence.
 
 Fit for ``$GITHUB_STEP_SUMMARY`` and pull-request comments. Everything that came
-from a package (paths, argv, addresses) is untrusted: it is only ever written
-inside code spans, so it cannot inject links, HTML or @-mentions, and the output
+from a package (paths, argv, addresses) is untrusted: it is made printable
+(:func:`~sandbox.report.sanitize.printable`) and only ever written inside code
+spans, so it cannot inject links, HTML, @-mentions or terminal controls, and the output
 is kept under *max_chars* (a PR comment holds 65,536 characters) by dropping
 evidence first.
 """
@@ -16,11 +17,13 @@ from sandbox.gate.formats.summary import (
     as_result,
     change_text,
     evidence_text,
+    finding_title,
     outcome_word,
     version_text,
 )
 from sandbox.gate.models import EntryStatus, GateOutcome, GateResult, fails
 from sandbox.models import Report, Verdict
+from sandbox.report.sanitize import printable
 
 DEFAULT_MAX_CHARS = 60_000
 _ICON = {
@@ -29,14 +32,11 @@ _ICON = {
     Verdict.INCOMPLETE: "⚪",
     Verdict.CLEAN: "🟢",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def code(text: str, *, in_table: bool = False, limit: int = 300) -> str:
     """*text* as an inline code span that nothing inside can break out of."""
-    text = _CONTROL.sub(" ", text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
+    text = printable(text, limit)  # controls, line breaks and bidi shown as escapes
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
@@ -120,7 +120,7 @@ def _render(result: GateResult, evidence_limit: int | None) -> str:
             lines.append("")
             for f in o.report.findings:
                 lines.append(
-                    f"- **{f.rule_id} {f.title}** ({f.severity.value}, {f.phase.value} phase): "
+                    f"- **{finding_title(f)}** ({f.severity.value}, {f.phase.value} phase): "
                     f"{code(f.message, limit=500)}"
                 )
                 if evidence_limit == 0:

@@ -22,6 +22,7 @@ from sandbox.gate.formats.summary import as_result, candidate_of, outcome_word
 from sandbox.gate.models import GateOutcome, GateResult
 from sandbox.judge.rules import CATALOGUE, RuleInfo
 from sandbox.models import Finding, Report, Severity
+from sandbox.report.sanitize import printable
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = (
@@ -51,6 +52,17 @@ _SECURITY_SEVERITY = {
     Severity.MEDIUM: "5.5",
     Severity.LOW: "3.0",
 }
+
+
+def _inert(value: Any) -> Any:
+    """Every string in *value* made printable: results carry paths, argv and messages from packages."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _inert(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_inert(v) for v in value]
+    return value
 
 
 def _rule_name(info: RuleInfo) -> str:
@@ -175,7 +187,8 @@ def to_sarif(value: GateResult | Sequence[Report], *, root: Path | None = None) 
         if o.report is not None:
             for f in o.report.findings:
                 if f.rule_id not in index:  # a rule newer than this catalogue: describe it from the finding
-                    info = RuleInfo(f.rule_id, f.title, f.severity, f.title)
+                    title = printable(f.title, 200)
+                    info = RuleInfo(printable(f.rule_id, 40), title, f.severity, title)
                     index[f.rule_id] = len(infos)
                     infos.append(info)
                     rules.append(_rule(info))
@@ -225,5 +238,6 @@ def to_sarif(value: GateResult | Sequence[Report], *, root: Path | None = None) 
             "packages": packages,
         },
     }
-    log = {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
+    # Every string inert, ours included (the catalogue's are already): one pass, nothing missed.
+    log = {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [_inert(run)]}
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"

@@ -24,6 +24,7 @@ from sandbox.gate.models import (
     SourceKind,
 )
 from sandbox.models import ArtifactRole, Evidence, Finding, Report, Verdict
+from sandbox.report.sanitize import printable
 
 
 def candidate_of(report: Report) -> tuple[str, str, str] | None:
@@ -80,27 +81,28 @@ def as_result(value: GateResult | Sequence[Report]) -> GateResult:
 
 
 def evidence_text(ev: Evidence) -> str:
-    """One line for one piece of evidence: who did what to what."""
-    parts = [f"[{ev.phase.value}] pid {ev.pid} {ev.syscall}"]
+    """One inert line for one piece of evidence: who did what to what (every part made printable)."""
+    parts = [f"[{ev.phase.value}] pid {ev.pid} {printable(ev.syscall, 60)}"]
     if ev.process:
-        parts.append("by " + " ".join(ev.process)[:300])
+        parts.append("by " + printable(" ".join(ev.process), 300))
     if ev.path:
-        parts.append(f"path {ev.path}")
+        parts.append(f"path {printable(ev.path)}")
     if ev.destination:
-        parts.append(f"to {ev.destination}")
+        parts.append(f"to {printable(ev.destination)}")
     if ev.bytes is not None:
         parts.append(f"{ev.bytes} bytes")
     if ev.errno:
-        parts.append(f"-> {ev.errno}")
+        parts.append(f"-> {printable(ev.errno, 40)}")
     if ev.data:
-        parts.append(f"data {ev.data[:120]}")
+        parts.append(f"data {printable(ev.data, 120)}")
     if ev.detail:
-        parts.append(f"({ev.detail[:300]})")
+        parts.append(f"({printable(ev.detail, 300)})")
     return " ".join(parts)
 
 
 def finding_title(f: Finding) -> str:
-    return f"{f.rule_id} {f.title}"
+    """``PS002 outbound connection attempt``, made printable (a report file can be forged)."""
+    return printable(f"{f.rule_id} {f.title}", 300)
 
 
 def outcome_word(o: GateOutcome) -> str:
