@@ -26,6 +26,7 @@ from sandbox.gate.formats import GATE_FORMATS, VET_FORMATS, OutputFormat, render
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.verdict import exit_code_for_verdict
 from sandbox.models import Phase, Report, Verdict
+from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Limits, Observer, RunOptions, Sandbox
 from sandbox.runner.plan import run_options
 
@@ -286,16 +287,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.USAGE)
     except KeyboardInterrupt:
         e: PkgSandboxError = Interrupted("interrupted; sandbox resources removed")
-        _print_error(err, e)
+        _print_error(err, e.diagnostics())
         return int(e.exit_code)
     except PkgSandboxError as e:
-        _print_error(err, e)
+        _print_error(err, e.diagnostics())
+        return int(exit_code_for(e))
+    except Exception as e:  # a bug: still one line and exit 3, never 1 ("findings")
+        if os.environ.get("PKGSANDBOX_DEBUG"):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        _print_error(err, f"internal error: {type(e).__name__}: {e} (PKGSANDBOX_DEBUG=1 shows the traceback)")
         return int(exit_code_for(e))
 
 
-def _print_error(err: Console, e: PkgSandboxError) -> None:
-    """Exactly one line, however long (no wrapping: scripts grep it)."""
-    err.print(f"[bold red]pkgsandbox:[/] {escape(e.diagnostics())}", soft_wrap=True, highlight=False)
+def _print_error(err: Console, message: str) -> None:
+    """Exactly one line, however long (no wrapping: scripts grep it); untrusted text made inert."""
+    err.print(f"[bold red]pkgsandbox:[/] {escape(printable(message))}", soft_wrap=True, highlight=False)
 
 
 def _run_options(args: argparse.Namespace, profile: Profile) -> RunOptions:

@@ -1,8 +1,9 @@
-"""One exception hierarchy, mapped to exit codes in one place (:data:`EXIT_CODES`).
+"""One exception hierarchy; each class states its exit code once (its ``exit_code``).
 
 Every error carries a one-line user-facing message and, where useful, advice
 (:meth:`PkgSandboxError.diagnostics`). The CLI catches :class:`PkgSandboxError`
-once and prints it; nothing else calls ``sys.exit``.
+once and prints it (anything else is a bug: exit 3, one line); nothing else calls
+``sys.exit``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ class ProfileError(InputError):
     """A profile file is missing or invalid."""
 
 
+class IndexUnavailable(PkgSandboxError):
+    """The package index could not be read (network error, HTTP 5xx, timeout).
+
+    Not bad input: the same command may work once the index answers, and a
+    package that could not be looked at is never reported as unknown.
+    """
+
+    exit_code = ExitCode.SANDBOX
+
+
 class EngineError(PkgSandboxError):
     """The container engine is unreachable, refuses us, or failed mid-run."""
 
@@ -78,21 +89,8 @@ class Interrupted(PkgSandboxError):
         self.partial = partial
 
 
-EXIT_CODES: dict[type[PkgSandboxError], ExitCode] = {
-    PkgSandboxError: ExitCode.SANDBOX,
-    InputError: ExitCode.USAGE,
-    FetchError: ExitCode.USAGE,
-    ProfileError: ExitCode.USAGE,
-    EngineError: ExitCode.SANDBOX,
-    ImageError: ExitCode.SANDBOX,
-    SandboxError: ExitCode.SANDBOX,
-    Interrupted: ExitCode.SANDBOX,
-}
-
-
 def exit_code_for(error: BaseException) -> ExitCode:
-    """The exit code for *error*: the nearest class in :data:`EXIT_CODES`."""
-    for cls in type(error).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
+    """The exit code for *error*: its class's ``exit_code``; 3 for anything unexpected."""
+    if isinstance(error, PkgSandboxError):
+        return error.exit_code
     return ExitCode.SANDBOX

@@ -28,7 +28,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from sandbox.errors import FetchError, InputError
+from sandbox.errors import FetchError, IndexUnavailable, InputError
 from sandbox.fetch.archive import inspect_sdist, inspect_wheel
 from sandbox.fetch.index import (
     IndexClient,
@@ -233,7 +233,7 @@ class _Fetcher:
             pinned = f"{spec.name}{spec.extras_suffix()}=={newer}"
             try:
                 resolution = self.resolve([_Root(pinned, roots[0].name, roots[0].extras)], label=pinned)
-            except InputError as exc:
+            except (InputError, IndexUnavailable) as exc:
                 self._note(
                     f"{spec.name} {newer} (sdist only) could not be staged ({exc.message}); "
                     f"staged {candidate.version} instead"
@@ -440,9 +440,9 @@ class _Fetcher:
         listing = self.index.listing(name)
         where = self.config.describe()
         if not listing.exists:
-            if listing.errors:
+            if listing.errors:  # an outage, not an unknown package: exit 3, not 2
                 location, reason = listing.errors[0]
-                raise FetchError(f"cannot read the index {location} (looking for {name}): {reason}")
+                raise IndexUnavailable(f"cannot read the index {location} (looking for {name}): {reason}")
             if is_root:
                 raise InputError(f"no such package '{req.name}' on the index ({where})")
             raise FetchError(f"cannot stage {what}: no such package on the index ({where})")
@@ -638,7 +638,7 @@ class _Fetcher:
         try:
             job = getattr(self, "_listing_job", None)
             listing = job.result() if job is not None else self.index.listing(self.spec.name)
-        except FetchError as exc:
+        except (FetchError, IndexUnavailable) as exc:
             self._note(f"could not check the index for a newer sdist-only release: {exc.message}")
             return None
         for location, reason in listing.errors:
@@ -669,7 +669,7 @@ class _Fetcher:
     def _python_note(self) -> None:
         try:
             host = self.pip.python_version()
-        except FetchError:
+        except (FetchError, IndexUnavailable):
             return
         if host and host != self.target.major_minor:
             self._note(

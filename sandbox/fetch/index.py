@@ -37,7 +37,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from sandbox.errors import FetchError
+from sandbox.errors import FetchError, IndexUnavailable
 from sandbox.fetch.archive import split_sdist_filename
 from sandbox.fetch.pip import Deadline, PipRunner
 
@@ -589,10 +589,12 @@ class IndexClient:
         what = f"downloading {file.filename}"
         try:
             sha256, digests = self.http.download(file.url, partial, what)
-        except (NotFound, Unavailable) as exc:
+        except NotFound:
             partial.unlink(missing_ok=True)
-            reason = "not found" if isinstance(exc, NotFound) else str(exc)
-            raise FetchError(f"cannot download {file.filename} from {file.source}: {reason}") from None
+            raise FetchError(f"cannot download {file.filename} from {file.source}: not found") from None
+        except Unavailable as exc:
+            partial.unlink(missing_ok=True)
+            raise IndexUnavailable(f"cannot download {file.filename} from {file.source}: {exc}") from None
         for algorithm, expected in file.hashes:
             if algorithm in digests and digests[algorithm] != expected:
                 partial.unlink(missing_ok=True)

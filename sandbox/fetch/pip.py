@@ -26,7 +26,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from sandbox.errors import FetchError, InputError
+from sandbox.errors import FetchError, IndexUnavailable, InputError
 from sandbox.fetch.target import TargetEnv
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ class Deadline:
         self.end = time.monotonic() + seconds
 
     def remaining(self, what: str) -> float:
-        """Seconds left; raises FetchError when the budget is spent."""
+        """Seconds left; raises IndexUnavailable (exit 3, not bad input) when the budget is spent."""
         left = self.end - time.monotonic()
         if left <= 0:
-            raise FetchError(f"fetch timed out after {self.total:.0f} s while {what}")
+            raise IndexUnavailable(f"fetch timed out after {self.total:.0f} s while {what}")
         return left
 
 
@@ -163,7 +163,9 @@ class PipRunner:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self._kill(proc)
-            raise FetchError(f"fetch timed out after {self.deadline.total:.0f} s while {what}") from None
+            raise IndexUnavailable(
+                f"fetch timed out after {self.deadline.total:.0f} s while {what}"
+            ) from None
         except BaseException:
             # Interrupted (Ctrl-C does not reach pip's own session): take pip down too.
             self._kill(proc)

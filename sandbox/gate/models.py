@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import Enum
 
 from sandbox.errors import ExitCode
+from sandbox.judge.verdict import fails as fails  # the one "at or above fail-on", re-exported
 from sandbox.models import Frozen, Report, Verdict
 
 GATE_SCHEMA_VERSION = "1.0"
@@ -197,8 +198,3 @@ class GateResult(Frozen):
     def incomplete(self) -> tuple[GateOutcome, ...]:
         """Outcomes that could not be vetted (fully)."""
         return tuple(o for o in self.outcomes if o.incomplete)
-
-
-def fails(verdict: Verdict, fail_on: Verdict) -> bool:
-    """A finding verdict at or above *fail_on* (incomplete is handled apart: it is not a finding)."""
-    return verdict not in (Verdict.CLEAN, Verdict.INCOMPLETE) and verdict.rank >= fail_on.rank

@@ -24,10 +24,15 @@ def verdict_for(findings: Sequence[Finding], incomplete: Sequence[str]) -> tuple
     return Verdict.CLEAN, "no finding at or above medium; every phase completed with a full trace"
 
 
+def fails(verdict: Verdict, fail_on: Verdict) -> bool:
+    """A finding verdict at or above *fail_on* (``incomplete`` is handled apart: it is not a finding)."""
+    return verdict not in (Verdict.CLEAN, Verdict.INCOMPLETE) and verdict.rank >= fail_on.rank
+
+
 def exit_code_for_verdict(verdict: Verdict, fail_on: Verdict = Verdict.SUSPICIOUS) -> ExitCode:
     """0 clean, 1 findings at or above *fail_on*, 3 incomplete."""
     if verdict is Verdict.INCOMPLETE:
         return ExitCode.SANDBOX
-    if verdict is not Verdict.CLEAN and verdict.rank >= fail_on.rank:
+    if fails(verdict, fail_on):
         return ExitCode.FINDINGS
     return ExitCode.CLEAN

@@ -99,3 +99,31 @@ def test_unknown_version() -> None:
     p = pkgsandbox("vet", "six==0.0.999", "-q")
     assert p.returncode == 2, p.stderr
     assert "six" in one_line(p.stderr)
+
+
+def test_index_outage_exits_3_not_2(tmp_path: Path) -> None:
+    """An index that refuses connections: the package was not looked at (3), not unknown (2)."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # released: nothing listens there
+    conf = tmp_path / "pip.conf"
+    links = tmp_path / "no-links"
+    links.mkdir()
+    conf.write_text(f"[global]\nindex-url = http://127.0.0.1:{port}/simple\nfind-links = {links}\n")
+    empty = tmp_path / "xdg"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=str(conf), XDG_CONFIG_DIRS=str(empty), PIP_RETRIES="0", PIP_TIMEOUT="5")
+    p = subprocess.run(
+        [sys.executable, "-m", "sandbox", "vet", "app-no-index==1.0", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert p.returncode == 3, p.stderr
+    line = one_line(p.stderr)
+    assert "cannot read the index" in line and str(port) in line

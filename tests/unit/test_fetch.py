@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.errors import FetchError, InputError
+from sandbox.errors import FetchError, IndexUnavailable, InputError
 from sandbox.fetch import StagedSet, TargetEnv, fetch
 from sandbox.models import ArtifactKind, ArtifactRole
 from tests.unit.test_fetch_fixtures import (  # noqa: F401 - fixtures
@@ -324,7 +324,7 @@ def test_pip_must_be_run_as_a_module(index: Index, tmp_path: Path) -> None:
 
 def test_timeout(index: Index, tmp_path: Path) -> None:
     index.wheel("app", "1.0")
-    with pytest.raises(FetchError, match="timed out"):
+    with pytest.raises(IndexUnavailable, match="timed out"):
         run("app", tmp_path / "stage", timeout=0.05)
 
 
@@ -460,7 +460,7 @@ def test_http_index_server_error(index: Index, pip_setup: PipSetup, tmp_path: Pa
     with JsonIndexServer(index) as server:
         pip_setup.configure(index_url=f"{server.url}/simple")
         server.fail_with = 503
-        with pytest.raises(FetchError, match=rf"{server.url}/simple.*503"):
+        with pytest.raises(IndexUnavailable, match=rf"{server.url}/simple.*503"):
             run("app", tmp_path / "stage")
 
 
