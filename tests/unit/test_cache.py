@@ -213,3 +213,34 @@ def test_key_helpers_are_stable() -> None:
     assert index_scope([]) == ""
     version = tool_version()
     assert version.startswith("0.") and "+" in version and version == tool_version()
+
+
+def _package_modules() -> set[str]:
+    root = Path(cache_mod.__file__).resolve().parent
+    names = set()
+    for path in root.rglob("*.py"):
+        parts = ["sandbox", *path.relative_to(root).with_suffix("").parts]
+        names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_every_module_is_named_judging_or_not() -> None:
+    """A new or moved module must be placed in one list: its source is in the cache key or it is not."""
+    judging, not_judging = set(cache_mod.JUDGING_MODULES), set(cache_mod.NOT_JUDGING_MODULES)
+    assert len(judging) == len(cache_mod.JUDGING_MODULES) and not judging & not_judging
+    modules = _package_modules()
+    unlisted = sorted(modules - judging - not_judging)
+    assert not unlisted, f"add {unlisted} to JUDGING_MODULES or NOT_JUDGING_MODULES in sandbox/cache.py"
+    gone = sorted((judging | not_judging) - modules)
+    assert not gone, f"{gone} no longer exist: remove them from sandbox/cache.py"
+    assert {"sandbox.judge.rules", "sandbox.trace.strace", "sandbox.models"} <= judging
+    assert {"sandbox.ui.terminal", "sandbox.gate.formats.sarif", "sandbox.cli"} <= not_judging
+
+
+def test_the_tool_version_hashes_the_judging_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    full = cache_mod.tool_version.__wrapped__()
+    assert full == tool_version()
+    assert cache_mod.module_source("sandbox.judge").name == "__init__.py"
+    assert cache_mod.module_source("sandbox.judge.rules").is_file()
+    monkeypatch.setattr(cache_mod, "JUDGING_MODULES", cache_mod.JUDGING_MODULES[:-1])
+    assert cache_mod.tool_version.__wrapped__() != full  # every listed module counts
