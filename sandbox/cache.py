@@ -124,6 +124,8 @@ NOT_JUDGING_MODULES = (
     "sandbox.report.builders",
     "sandbox.report.describe",
     "sandbox.report.html",
+    "sandbox.report.html_assets",
+    "sandbox.report.html_data",
     "sandbox.report.json_format",
     "sandbox.report.sanitize",
     "sandbox.report.view_models",
