@@ -11,8 +11,8 @@ from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.profiles import Profile
 from sandbox.models import Phase
 from sandbox.runner.interface import Limits, RunOptions
+from sandbox.runner.recorder import strace_argv
 from sandbox.runner.seccomp import TRACED_DENIED
-from sandbox.trace.strace import strace_argv
 
 
 def run_options(profile: Profile, **overrides: Any) -> RunOptions:

@@ -63,6 +63,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sandbox.models import Address, Event, EventKind, Frozen, Phase, ProcessInfo
+from sandbox.runner.recorder import STRACE_STRING_LIMIT, STRACE_SYSCALLS, strace_argv
 from sandbox.trace._strace_syntax import (
     ARGV_RE,
     AT_PATH_RE,
@@ -95,45 +96,10 @@ __all__ = [
     "strace_argv",
 ]
 
-STRACE_STRING_LIMIT = 1024
-STRACE_SYSCALLS = (
-    "%file,%process,%network,write,writev,pwrite64,pwritev,pwritev2,sendfile,splice,fchdir,fchmod,"
-    "fchown,ftruncate,getdents64,kill,tkill,tgkill,ptrace,process_vm_readv,process_vm_writev,"
-    "pidfd_open,pidfd_getfd,memfd_create,init_module,finit_module,delete_module,reboot,setuid,"
-    "setgid,setreuid,setregid,setresuid,setresgid,setgroups,capset,unshare,setns,bpf,"
-    "perf_event_open,keyctl,add_key,personality,io_uring_setup"
-)
-
 _SAMPLE_LIMIT = 20
 _SAMPLE_CHARS = 500
 _UNFINISHED = " <unfinished ...>"
 _DETACHED = " <detached ...>"
-
-
-def strace_argv(output: str, *, denied: tuple[str, ...] = (), seccomp_bpf: bool = True) -> list[str]:
-    """The strace command line (without the traced command) writing to *output*.
-
-    *denied* are syscalls the sandbox's seccomp profile hands to the tracer
-    (``SCMP_ACT_TRACE``, see :mod:`sandbox.runner.seccomp`): they are traced and
-    failed with EPERM by fault injection, so escape attempts are recorded even
-    though ``--seccomp-bpf`` keeps everything else cheap.
-    """
-    argv = [
-        "strace",
-        "-f",
-        *(["--seccomp-bpf"] if seccomp_bpf else []),
-        "-o",
-        output,
-        "-s",
-        str(STRACE_STRING_LIMIT),
-        "-yy",
-        "-ttt",
-        "-e",
-        "trace=" + ",".join([STRACE_SYSCALLS, *denied]),
-    ]
-    if denied:
-        argv += ["-e", "inject=" + ",".join(denied) + ":error=EPERM"]
-    return argv
 
 
 class ParsedTrace(Frozen):
