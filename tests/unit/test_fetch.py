@@ -331,7 +331,7 @@ def test_timeout(index: Index, tmp_path: Path) -> None:
 def test_unreachable_index_names_the_url(pip_setup: PipSetup, tmp_path: Path, no_execution: Path) -> None:
     url = "http://127.0.0.1:9/simple"  # discard port: nothing listens
     pip_setup.configure(index_url=url)
-    with pytest.raises(FetchError, match=r"127\.0\.0\.1:9/simple"):
+    with pytest.raises(IndexUnavailable, match=r"127\.0\.0\.1:9/simple"):  # exit 3: an outage
         run("app", tmp_path / "stage")
 
 
