@@ -3,7 +3,7 @@
 The content comes from :mod:`sandbox.report.views` (shared with the HTML page); this
 module only lays it out.  Every value from the sandbox goes into a :class:`~rich.text.Text`
 as plain text, never through console markup, so a path like ``[bold]x[/]`` prints as
-itself, and :func:`~sandbox.report.views.printable` has already made control characters
+itself, and :func:`~sandbox.report.sanitize.printable` has already made control characters
 visible.
 
 Long traces are cut: at most *limit* timeline rows and network rows per phase, plus
