@@ -84,6 +84,7 @@ JUDGING_MODULES = (
     "sandbox.judge.profiles",
     "sandbox.judge.report",
     "sandbox.judge.rules",
+    "sandbox.judge.static",
     "sandbox.judge.verdict",
     "sandbox.models",
     "sandbox.runner",
@@ -217,6 +218,10 @@ def tool_version() -> str:
     digest = hashlib.sha256()
     for name in JUDGING_MODULES:
         digest.update(name.encode() + b"\0" + module_source(name).read_bytes() + b"\0")
+    from sandbox.judge.static import RULES_DIR  # the static rules judge too
+
+    for rule_file in sorted(RULES_DIR.iterdir()):
+        digest.update(rule_file.name.encode() + b"\0" + rule_file.read_bytes() + b"\0")
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 

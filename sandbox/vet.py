@@ -24,7 +24,7 @@ from sandbox.errors import EngineError, Interrupted
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.judge.canary import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
-from sandbox.judge.report import judge, partial_report
+from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.models import Frozen, Report
 from sandbox.report.evidence import write_evidence
 from sandbox.runner.engine import mark_owner, sweep_temp
@@ -116,6 +116,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             ],
             network=network,
         )
+        report = with_static_opinion(report, stage / "artifacts" / staged.candidate.filename, profile)
         if options.evidence is not None:
             write_evidence(options.evidence, raw, report)
         return report

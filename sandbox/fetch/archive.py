@@ -588,3 +588,35 @@ def _top_dir_notes(path: Path, top: str, split: tuple[NormalizedName, str]) -> t
     if same:
         return ()
     return (f"{path.name}: top-level directory {top}/ does not match the filename",)
+
+
+def iter_text_members(
+    path: Path, want: Callable[[str], bool], *, max_member: int = 2 * 1024**2, max_total: int = 64 * 1024**2
+) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, bytes)`` of the wanted regular members of a wheel or sdist, read in
+    memory under the archive checks (for static scanning: nothing is extracted or run).
+    Members over *max_member* bytes are skipped; reading stops after *max_total* bytes."""
+    limits = Limits(max_read=max(max_member, 16 * 1024**2))  # larger members are read, then skipped
+    total = 0
+    try:
+        with open(path, "rb") as probe:
+            is_zip = probe.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+        if is_zip:
+            with _Zip(path, limits) as zf:
+                for name, info in zf.members.items():
+                    if info.is_dir() or info.file_size > max_member or not want(name):
+                        continue
+                    total += info.file_size
+                    if total > max_total:
+                        return
+                    yield name, zf.read(name)
+        else:
+            for member, _info, data in _iter_tar(path, limits, lambda n: want(n)):
+                if data is None or member.size > max_member:
+                    continue
+                total += len(data)
+                if total > max_total:
+                    return
+                yield member.name, data
+    except (_Rejected, *_CORRUPT) as exc:
+        raise _invalid(path, "archive", exc) from None

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from sandbox import __version__
 from sandbox.fetch import StagedSet
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import evaluate, evaluate_network, incomplete_reasons
+from sandbox.judge.static import RULE_ID as STATIC_RULE
+from sandbox.judge.static import second_opinion
 from sandbox.judge.verdict import verdict_for
 from sandbox.models import (
     ImageInfo,
@@ -76,6 +79,25 @@ def judge(
         hostname=hostname,
         notes=tuple(notes) + (staged.notes if staged else ()),
         network=network,
+    )
+
+
+def with_static_opinion(report: Report, artifact: Path, profile: Profile) -> Report:
+    """A run that could not look gets a second opinion from static rules over the
+    candidate's sources: a hit makes it ``suspicious`` (never ``malicious``), with the
+    evidence marked static and the reason it was incomplete kept."""
+    if report.verdict is not Verdict.INCOMPLETE or STATIC_RULE in profile.rules.disabled:
+        return report
+    finding, note = second_opinion(artifact)
+    if finding is None:
+        return report.model_copy(update={"notes": (*report.notes, note)})
+    return report.model_copy(
+        update={
+            "findings": (*report.findings, finding),
+            "verdict": Verdict.SUSPICIOUS,
+            "verdict_reason": f"{finding.message} (static: the run could not look: {report.verdict_reason})",
+            "notes": (*report.notes, note),
+        }
     )
 
 

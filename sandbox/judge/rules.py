@@ -180,6 +180,14 @@ CATALOGUE: dict[str, RuleInfo] = {
             ".env …) for reading; PS010 says whether its content then left.",
         ),
         RuleInfo(
+            "PS040",
+            "static second opinion",
+            Severity.MEDIUM,
+            "Only for a run that could not look (incomplete): the candidate's Python sources match "
+            "GuardDog's YARA threat rules (exec of decoded data, webhooks, credential paths, network in "
+            "setup.py …). Raises incomplete to suspicious, never to malicious; evidence is marked static.",
+        ),
+        RuleInfo(
             "PS009",
             "startup hook executes code",
             Severity.INFO,

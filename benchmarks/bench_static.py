@@ -1,0 +1,97 @@
+"""False positives of the static second opinion on the most-downloaded projects.
+
+    python benchmarks/bench_static.py [--n 150] [--max-mb 40]
+
+Downloads (files only: nothing is built, installed or run) the newest release's sdist
+and one wheel of the top-N projects of the committed rank list, scans each with
+:func:`sandbox.judge.static.scan`, and prints the projects and rules that hit. The
+static pass only speaks for runs that ended ``incomplete``, and only up to
+``suspicious``; this measures how often it would speak on benign code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import ssl
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from sandbox.judge.static import scan
+
+TOP = Path(__file__).parent / "data" / "top-pypi-2026-12-01.txt"
+CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _get(url: str, ctx: ssl.SSLContext) -> bytes:
+    with urllib.request.urlopen(url, timeout=60, context=ctx) as resp:
+        data: bytes = resp.read()
+        return data
+
+
+def _files(name: str, ctx: ssl.SSLContext, max_bytes: int) -> list[tuple[str, str]]:
+    api = f"https://pypi.org/pypi/{name}/json"
+    meta = json.loads(_get(api, ctx))
+    urls = meta.get("urls", [])
+    sdist = [u for u in urls if u["packagetype"] == "sdist"]
+    wheels = sorted(
+        (u for u in urls if u["packagetype"] == "bdist_wheel"),
+        key=lambda u: ("none-any" not in u["filename"], "manylinux" not in u["filename"]),
+    )
+    picked = sdist[:1] + wheels[:1]
+    return [(u["filename"], urllib.parse.urljoin(api, u["url"])) for u in picked if u["size"] <= max_bytes]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=150)
+    ap.add_argument("--max-mb", type=int, default=40)
+    args = ap.parse_args()
+    names = [
+        ln.split("\t")[1].strip() for ln in TOP.read_text().splitlines() if ln and not ln.startswith("#")
+    ]
+    ctx = ssl.create_default_context(cafile=CA if Path(CA).exists() else None)
+    by_rule: collections.Counter[str] = collections.Counter()
+    hit: dict[str, list[str]] = {}
+    scanned = 0
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names[: args.n]:
+            try:
+                files = _files(name, ctx, args.max_mb << 20)
+            except Exception as exc:
+                print(f"skip {name}: {exc}", file=sys.stderr)
+                continue
+            for filename, url in files:
+                path = Path(tmp) / filename
+                try:
+                    path.write_bytes(_get(url, ctx))
+                    rules = sorted({h.rule for h in scan(path)})
+                except Exception as exc:
+                    print(f"skip {filename}: {exc}", file=sys.stderr)
+                    continue
+                finally:
+                    path.unlink(missing_ok=True)
+                scanned += 1
+                if rules:
+                    hit[filename] = rules
+                    by_rule.update(rules)
+    for filename, rules in sorted(hit.items()):
+        print(f"{filename:60} {', '.join(rules)}")
+    print("\nrule hits on benign files:")
+    for rule, count in by_rule.most_common():
+        print(f"  {count:4}  {rule}")
+    share = 100 * len(hit) / max(1, scanned)
+    print(
+        f"static: {scanned} benign files scanned, {len(hit)} with a hit ({share:.1f} %), {time.time() - t0:.0f}s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

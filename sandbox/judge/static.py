@@ -1,0 +1,123 @@
+"""A second opinion for code that never ran: GuardDog's YARA source rules over the
+candidate's own files, read in memory on the host (nothing is unpacked or executed).
+
+Only used when a run could not look (verdict ``incomplete``): a hit raises it to
+``suspicious`` with evidence marked ``static`` (``syscall="(static)"``), never to
+``malicious``: a pattern in source is not behaviour. The rules and why these ones:
+``sandbox/judge/yara/README.md``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sandbox.errors import InputError
+from sandbox.fetch.archive import iter_text_members
+from sandbox.models import Evidence, Finding, Phase, Severity
+
+RULES_DIR = Path(__file__).parent / "yara" / "guarddog"
+RULE_ID = "PS040"
+MAX_HITS = 20
+_SOURCE = re.compile(r"\.(?:py|pyi|pyx|pth)$")
+
+
+@dataclass(frozen=True)
+class StaticHit:
+    """One rule matching one file of the candidate."""
+
+    rule: str
+    description: str
+    severity: str
+    path: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    description: str
+    severity: str
+    include: tuple[str, ...]
+
+
+@cache
+def _compiled() -> tuple[Any, dict[str, _Rule]]:
+    import yara  # a maintained engine for exactly this; imported only when a run was incomplete
+
+    # by file: their `include "x.meta"` lines resolve next to them
+    rules = yara.compile(filepaths={p.stem: str(p) for p in sorted(RULES_DIR.glob("*.yar"))})
+    meta: dict[str, _Rule] = {}
+    for r in rules:
+        m = r.meta
+        if "identifies" not in m:
+            continue  # a shared private pattern (*.meta), not a verdict of its own
+        meta[r.identifier] = _Rule(
+            name=str(m.get("identifies", r.identifier)),
+            description=str(m.get("description", "")),
+            severity=str(m.get("severity", "medium")),
+            include=tuple(g.strip() for g in str(m.get("path_include", "*.py")).split(",") if g.strip()),
+        )
+    return rules, meta
+
+
+def _included(path: str, globs: tuple[str, ...]) -> bool:
+    base = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(base, g) for g in globs)
+
+
+def scan(artifact: Path) -> list[StaticHit]:
+    """Every rule hit in the Python sources of a wheel or sdist (``setup.py`` included)."""
+    rules, meta = _compiled()
+    hits: list[StaticHit] = []
+    for name, data in iter_text_members(artifact, lambda n: bool(_SOURCE.search(n))):
+        for match in rules.match(data=data, timeout=10):
+            info = meta.get(match.rule)
+            if info is None or not _included(name, info.include):
+                continue
+            excerpt = ""
+            for s in match.strings[:1]:
+                for inst in s.instances[:1]:
+                    excerpt = bytes(inst.matched_data[:160]).decode("utf-8", "replace")
+            hits.append(StaticHit(info.name, info.description, info.severity, name, excerpt))
+    return hits
+
+
+def second_opinion(artifact: Path) -> tuple[Finding | None, str]:
+    """A MEDIUM finding (static evidence) when the rules hit, and a note on what was
+    scanned; (None, note) when nothing hit or the archive could not be read."""
+    try:
+        hits = scan(artifact)
+    except InputError as exc:
+        return None, f"static second opinion: not scanned ({exc.message})"
+    except Exception as exc:  # a rule engine failure must not lose the run's report
+        return None, f"static second opinion: failed ({type(exc).__name__}: {exc})"
+    if not hits:
+        return None, f"static second opinion: no rule matched {artifact.name}"
+    ranked = sorted(hits, key=lambda h: (h.severity != "high", h.rule, h.path))
+    evidence = tuple(
+        Evidence(
+            phase=Phase.INSTALL,
+            pid=0,
+            time=0.0,
+            syscall="(static)",
+            path=h.path,
+            data=h.excerpt or None,
+            detail=f"static: {h.rule} ({h.severity}): {h.description}",
+        )
+        for h in ranked[:MAX_HITS]
+    )
+    rules = sorted({h.rule for h in hits})
+    finding = Finding(
+        rule_id=RULE_ID,
+        title="static second opinion",
+        severity=Severity.MEDIUM,
+        phase=Phase.INSTALL,
+        message=f"code that never ran matches {len(rules)} source rule(s): {', '.join(rules[:6])}",
+        evidence=evidence,
+    )
+    return finding, f"static second opinion: {len(hits)} hit(s) in {artifact.name}"
