@@ -87,9 +87,8 @@ def main() -> int:
     for rule, count in by_rule.most_common():
         print(f"  {count:4}  {rule}")
     share = 100 * len(hit) / max(1, scanned)
-    print(
-        f"static: {scanned} benign files scanned, {len(hit)} with a hit ({share:.1f} %), {time.time() - t0:.0f}s"
-    )
+    took = time.time() - t0
+    print(f"static: {scanned} benign files scanned, {len(hit)} with a hit ({share:.1f} %), {took:.0f}s")
     return 0
 
 
