@@ -51,6 +51,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=150)
     ap.add_argument("--max-mb", type=int, default=40)
+    ap.add_argument("--all-rules", action="store_true", help="also the rules left out as noisy")
     args = ap.parse_args()
     names = [
         ln.split("\t")[1].strip() for ln in TOP.read_text().splitlines() if ln and not ln.startswith("#")
@@ -71,7 +72,7 @@ def main() -> int:
                 path = Path(tmp) / filename
                 try:
                     path.write_bytes(_get(url, ctx))
-                    rules = sorted({h.rule for h in scan(path)})
+                    rules = sorted({h.rule for h in scan(path, all_rules=args.all_rules)})
                 except Exception as exc:
                     print(f"skip {filename}: {exc}", file=sys.stderr)
                     continue

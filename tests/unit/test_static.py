@@ -44,7 +44,7 @@ def _report(verdict: Verdict, reason: str = "import phase error") -> Report:
 def test_decoded_exec_in_setup_py_is_found_in_memory(tmp_path: Path) -> None:
     hits = scan(_hidden_exec_sdist(tmp_path))
     assert any(
-        h.rule == "threat.runtime.obfuscation.base64exec" and h.path.endswith("setup.py") for h in hits
+        h.rule == "threat_runtime_obfuscation_base64exec" and h.path.endswith("setup.py") for h in hits
     )
 
 
@@ -72,3 +72,12 @@ def test_static_never_touches_a_run_that_looked_or_a_profile_that_disables_it(tm
     profile = profile.model_copy(update={"rules": profile.rules.model_copy(update={"disabled": (RULE_ID,)})})
     incomplete = _report(Verdict.INCOMPLETE)
     assert with_static_opinion(incomplete, sdist, profile).verdict is Verdict.INCOMPLETE
+
+
+def test_rules_noisy_on_benign_code_stay_silent_unless_measured(tmp_path: Path) -> None:
+    from sandbox.judge.static import NOISY_ON_BENIGN
+
+    whl = build_wheel(tmp_path, "uni", "1.0", {"uni/__init__.py": "HOST = 'p\u0430ypal'\n"})
+    measured = {h.rule for h in scan(whl, all_rules=True)}
+    assert measured & NOISY_ON_BENIGN, measured  # the rule exists and matches this file
+    assert scan(whl) == []  # but does not speak for a run
