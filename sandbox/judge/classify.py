@@ -1,8 +1,10 @@
 """Attribute every event to the candidate, the runtime's start-up noise, or the harness.
 
-The harness (setpriv, choom, pip's own process during install) is exempted only by
-an exact (executable image, argv) match, and only while a process runs that image:
-a child of pip that execs a build backend runs candidate code and is ``candidate``.
+The harness (setpriv, choom, pip's own process during install) is decided by
+lineage: the exact processes the agent started, each with its executable image
+checked (see :func:`classify`), never by argv alone; a child of pip that execs a
+build backend runs candidate code and is ``candidate``.  Harness events are kept
+(labelled), not dropped.
 Runtime noise (the interpreter and loader reading the standard library, shared
 libraries, locale files, its own site-packages) is classified, never dropped.
 """
@@ -13,7 +15,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 
-from sandbox.models import Event, EventKind, Origin, ProcessInfo
+from sandbox.models import Event, EventKind, Origin, Phase, ProcessInfo
 
 _READS = {EventKind.FILE_READ, EventKind.FILE_STAT, EventKind.FILE_LIST}
 
@@ -77,12 +79,24 @@ _RUNTIME_EXACT = frozenset(
         "/home",
     }
 )
-# Commands pip itself runs (platform/distro probes for its user agent). Exempt only
-# with exactly this argv *and* a harness parent: never as a blanket exemption.
-HARNESS_CHILDREN = frozenset({("uname", "-rs"), ("uname", "-p"), ("lsb_release", "-a")})
+# Commands pip itself runs (platform/distro probes for its user agent): exempt only
+# with exactly this argv, this executable image, and the harness pip as parent.
+HARNESS_CHILDREN: dict[tuple[str, ...], frozenset[str]] = {
+    ("uname", "-rs"): frozenset({"/usr/bin/uname", "/bin/uname"}),
+    ("uname", "-p"): frozenset({"/usr/bin/uname", "/bin/uname"}),
+    ("lsb_release", "-a"): frozenset({"/usr/bin/lsb_release"}),
+}
+# The agent's privilege drop in front of every step (see sandbox/agent/main.py
+# privilege_drop): the step root execs exactly these images, in this order.
+SETPRIV = "/usr/bin/setpriv"
+CHOOM = "/usr/bin/choom"
+CHOOM_ARGV = ("choom", "-n", "1000", "--")
+_SETPRIV_REQUIRED = ("--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs")
 _SELF_PROC = re.compile(
     r"^/proc/(self|thread-self|\d+)/(status|stat|maps|fd|task|cgroup|mountinfo|oom_score_adj)$"
 )
+# A file Python would import as ``pip`` (what ``-m pip`` runs) outside the venv.
+_PIP_MODULE = re.compile(r"/pip(?:/__main__\.py|/__init__\.py|\.py|/__init__\.[^/]*\.so|\.[^/]*\.so)$")
 
 
 def is_runtime_path(path: str, venv: str, project: str = "") -> bool:
@@ -100,6 +114,16 @@ def is_runtime_path(path: str, venv: str, project: str = "") -> bool:
     return bool(_SELF_PROC.match(path))
 
 
+# Lineage labels: what the image a process runs at a given moment is.
+_CAND = "candidate"
+_ROOT = "root"  # a step root before its first exec
+_SETPRIV_L = "setpriv"
+_CHOOM_L = "choom"
+_PIP = "pip"  # the install step's pip (harness once verified)
+_PIP_CHILD = "pip-child"  # forked by the harness pip, not yet exec'd
+_PIP_TOOL = "pip-tool"  # a probe or build-env pip started by the harness pip
+
+
 def classify(
     events: Iterable[Event],
     processes: Iterable[ProcessInfo],
@@ -107,42 +131,120 @@ def classify(
     venv: str,
     project: str = "",
 ) -> tuple[list[Event], list[ProcessInfo]]:
-    """Set ``origin`` on every event and process (see module docstring)."""
+    """Set ``origin`` on every event and process (see module docstring).
+
+    Harness is decided by lineage, never by argv alone: a step root is a process
+    with no traced parent whose first exec is ``/usr/bin/setpriv`` running the
+    agent's privilege drop; it must then exec ``/usr/bin/choom`` with the agent's
+    argv, then the step command.  Only during install, and only when that command
+    is exactly a *harness* argv, is the step command's process (pip) harness, and
+    only if it ran the venv's own pip (no ``pip`` module found anywhere else);
+    pip's children are harness only for the exact probes (argv *and* system
+    executable) and pip's own build-env installer.  Everything else is candidate.
+    """
     harness_set = {tuple(a) for a in harness}
-    # Each process's image at any moment: the argv of its last successful exec,
-    # else its parent's at fork time. Walk events in order to track it.
-    image: dict[int, tuple[str, ...] | None] = {}
-    harness_image: dict[int, bool] = {}  # is the pid's current image the harness?
-    out: list[Event] = []
-    for ev in sorted(events, key=lambda e: (e.phase.order, e.seq)):
-        if ev.kind is EventKind.EXEC and ev.errno is None and ev.argv is not None:
-            parent_was_harness = harness_image.get(ev.pid, False)
-            image[ev.pid] = ev.argv
-            harness_image[ev.pid] = _is_harness(ev.argv, harness_set) or (
-                parent_was_harness
-                and (_basename_argv(ev.argv) in HARNESS_CHILDREN or _is_pip_build_env(ev.argv, venv))
-            )
+    ordered = sorted(events, key=lambda e: (e.phase.order, e.seq))
+    procs = list(processes)
+    roots = {(p.phase, p.pid) for p in procs if p.ppid is None}
+    label: dict[tuple[Phase, int], tuple[str, tuple[str, ...]]] = {}
+    pip_of: dict[tuple[Phase, int], tuple[Phase, int]] = {}  # a pip-labelled pid → its main pip
+    labels: list[tuple[str, tuple[Phase, int] | None]] = []
+    for ev in ordered:
+        key = (ev.phase, ev.pid)
+        if key not in label:
+            label[key] = (_ROOT if key in roots else _CAND, ())
+        state, cmd = label[key]
+        if ev.kind is EventKind.EXEC and ev.errno is None:
+            state, cmd = _after_exec(ev, state, cmd, harness_set, venv)
+            label[key] = (state, cmd)
+            if state == _PIP and key not in pip_of:
+                pip_of[key] = key
         elif ev.kind is EventKind.SPAWN and ev.target is not None and ev.flags != "thread":
-            image.setdefault(ev.target, image.get(ev.pid))
-            harness_image.setdefault(ev.target, harness_image.get(ev.pid, False))
-        if harness_image.get(ev.pid, False):
+            child = (ev.phase, ev.target)
+            if state in (_PIP, _PIP_TOOL) and key in pip_of:
+                label.setdefault(child, (_PIP_CHILD, ()))
+                pip_of.setdefault(child, pip_of[key])
+            else:
+                label.setdefault(child, (_CAND, ()))
+        labels.append((state, pip_of.get(key) if state in (_PIP, _PIP_CHILD, _PIP_TOOL) else None))
+    verified = _verified_pips(ordered, labels, venv)
+    out: list[Event] = []
+    for ev, (state, pip) in zip(ordered, labels, strict=True):
+        if state in (_SETPRIV_L, _CHOOM_L) or (pip is not None and pip in verified):
             origin = Origin.HARNESS
         elif ev.kind in _READS and ev.path is not None and is_runtime_path(ev.path, venv, project):
             origin = Origin.RUNTIME
         else:
             origin = Origin.CANDIDATE
         out.append(ev if ev.origin is origin else ev.model_copy(update={"origin": origin}))
-    procs_out = [
-        p.model_copy(
-            update={
-                "origin": Origin.HARNESS
-                if harness_image.get(p.pid, _is_harness(p.argv, harness_set))
-                else Origin.CANDIDATE
-            }
+    procs_out = []
+    for p in procs:
+        key = (p.phase, p.pid)
+        state = label.get(key, (_CAND, ()))[0]
+        harness_proc = state in (_SETPRIV_L, _CHOOM_L) or (
+            state in (_PIP, _PIP_CHILD, _PIP_TOOL) and pip_of.get(key) in verified
         )
-        for p in processes
-    ]
+        origin = Origin.HARNESS if harness_proc else Origin.CANDIDATE
+        procs_out.append(p if p.origin is origin else p.model_copy(update={"origin": origin}))
     return out, procs_out
+
+
+def _after_exec(
+    ev: Event, state: str, cmd: tuple[str, ...], harness: set[tuple[str, ...]], venv: str
+) -> tuple[str, tuple[str, ...]]:
+    """The label of a process after a successful exec of *ev* from *state*."""
+    argv = ev.argv or ()
+    if state == _ROOT:
+        step = _step_command(argv)
+        if ev.path == SETPRIV and step is not None:
+            return _SETPRIV_L, step
+    elif state == _SETPRIV_L:
+        if ev.path == CHOOM and argv == (*CHOOM_ARGV, *cmd):
+            return _CHOOM_L, cmd
+    elif state == _CHOOM_L:
+        exact_image = not cmd or not cmd[0].startswith("/") or ev.path == cmd[0]
+        if ev.phase is Phase.INSTALL and argv == cmd and cmd in harness and exact_image:
+            return _PIP, cmd
+    elif state == _PIP_CHILD:
+        images = HARNESS_CHILDREN.get(_basename_argv(argv))
+        if (images is not None and ev.path in images) or (
+            _is_pip_build_env(argv, venv) and ev.path == argv[0]
+        ):
+            return _PIP_TOOL, ()
+    return _CAND, ()
+
+
+def _step_command(argv: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The command of the agent's privilege drop: ``setpriv OPTS -- choom -n 1000 -- CMD``."""
+    if not argv or argv[0] != "setpriv" or "--" not in argv:
+        return None
+    i = argv.index("--")
+    opts = argv[1:i]
+    if not all(o.startswith("--") for o in opts) or not all(r in opts for r in _SETPRIV_REQUIRED):
+        return None
+    rest = argv[i + 1 :]
+    if rest[: len(CHOOM_ARGV)] != CHOOM_ARGV or len(rest) <= len(CHOOM_ARGV):
+        return None
+    return rest[len(CHOOM_ARGV) :]
+
+
+def _verified_pips(
+    ordered: list[Event], labels: list[tuple[str, tuple[Phase, int] | None]], venv: str
+) -> set[tuple[Phase, int]]:
+    """Main pips that ran the venv's own pip: they found ``pip/__main__.py`` in the venv's
+    site-packages and no ``pip`` module anywhere else (a look-alike in the cwd)."""
+    own = re.compile(re.escape(venv) + r"/lib/python3\.\d+/site-packages/pip/__main__\.py$")
+    found: set[tuple[Phase, int]] = set()
+    spoofed: set[tuple[Phase, int]] = set()
+    for ev, (_, pip) in zip(ordered, labels, strict=True):
+        if pip is None or ev.errno is not None or ev.path is None or ev.kind not in _READS:
+            continue
+        if own.match(ev.path):
+            if (ev.phase, ev.pid) == pip:
+                found.add(pip)
+        elif _PIP_MODULE.search(ev.path) and not ev.path.startswith(venv + "/lib/"):
+            spoofed.add(pip)
+    return found - spoofed
 
 
 def _is_pip_build_env(argv: tuple[str, ...], venv: str) -> bool:
@@ -164,13 +266,3 @@ def _is_pip_build_env(argv: tuple[str, ...], venv: str) -> bool:
 
 def _basename_argv(argv: tuple[str, ...]) -> tuple[str, ...]:
     return (posixpath.basename(argv[0]), *argv[1:]) if argv else ()
-
-
-def _is_harness(argv: tuple[str, ...], harness: set[tuple[str, ...]]) -> bool:
-    if argv in harness:
-        return True
-    # setpriv/choom are the privilege drop in front of every step's command
-    name = argv[0].rsplit("/", 1)[-1] if argv else ""
-    if name == "setpriv" and "--no-new-privs" in argv and "--bounding-set=-all" in argv:
-        return True
-    return name == "choom" and argv[1:4] == ("-n", "1000", "--")

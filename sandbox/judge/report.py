@@ -71,7 +71,8 @@ def judge(
         phases=obs.phases,
         summary=summarise(obs),
         processes=obs.processes,
-        events=tuple(e for e in obs.events if e.origin is Origin.CANDIDATE),
+        # harness events stay, labelled (what was exempted is shown); runtime noise does not
+        events=tuple(e for e in obs.events if e.origin is not Origin.RUNTIME),
         findings=tuple(findings),
         verdict=verdict,
         verdict_reason=reason,

@@ -285,24 +285,69 @@ def test_pth_inventory_is_info_only() -> None:
 # ---------------------------------------------------------------- classification
 
 
-def test_harness_exempt_only_by_exact_argv_and_not_descendants() -> None:
-    pip = ("/v/bin/python", "-m", "pip", "install", "x.whl")
-    backend = ("/v/bin/python", "/v/lib/pip/_in_process.py", "build_wheel", "/tmp/t")
+PRIV = ("setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--inh-caps=-all")
+PRIV += ("--bounding-set=-all", "--no-new-privs", "--", "choom", "-n", "1000", "--")
+
+
+def step_root(pid: int, cmd: tuple[str, ...], phase: Phase = Phase.INSTALL) -> list[Event]:
+    """The agent's step root: setpriv → choom → the command, exec'd in one process."""
+    return [
+        ev(EventKind.EXEC, "execve", phase, pid=pid, seq=0, path="/usr/bin/setpriv", argv=(*PRIV, *cmd)),
+        ev(EventKind.EXEC, "execve", phase, pid=pid, seq=1, path="/usr/bin/choom", argv=(*PRIV[8:], *cmd)),
+        ev(EventKind.EXEC, "execve", phase, pid=pid, seq=2, path=cmd[0], argv=cmd),
+    ]
+
+
+def pip_main(pid: int, seq: int, where: str = f"{VENV}/lib/python3.11/site-packages") -> Event:
+    return ev(
+        EventKind.FILE_STAT, "newfstatat", Phase.INSTALL, pid=pid, seq=seq, path=f"{where}/pip/__main__.py"
+    )
+
+
+def test_harness_exempt_only_by_lineage_and_not_descendants() -> None:
+    pip = (f"{VENV}/bin/python", "-m", "pip", "install", "x.whl")
+    backend = (f"{VENV}/bin/python", "/v/lib/pip/_in_process.py", "build_wheel", "/tmp/t")
     events = [
-        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=5, seq=1, path="/v/bin/python", argv=pip),
-        ev(EventKind.FILE_WRITE, "openat", Phase.INSTALL, pid=5, seq=2, path=f"{VENV}/lib/x.py"),
-        ev(EventKind.SPAWN, "clone", Phase.INSTALL, pid=5, seq=3, target=6),
-        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=6, seq=4, path="/v/bin/python", argv=backend),
-        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=6, seq=5, path="/usr/bin/curl", argv=("curl", "x")),
+        *step_root(5, pip),
+        pip_main(5, 3),
+        ev(EventKind.FILE_WRITE, "openat", Phase.INSTALL, pid=5, seq=4, path=f"{VENV}/lib/x.py"),
+        ev(EventKind.SPAWN, "clone", Phase.INSTALL, pid=5, seq=5, target=6),
+        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=6, seq=6, path=backend[0], argv=backend),
+        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=6, seq=7, path="/usr/bin/curl", argv=("curl", "x")),
     ]
     procs = [proc(5, pip, Phase.INSTALL), proc(6, ("curl", "x"), Phase.INSTALL, ppid=5)]
-    out, _ = classify(events, procs, [pip], VENV)
+    out, procs_out = classify(events, procs, [pip], VENV)
     origins = [e.origin for e in out]
-    assert origins[:3] == [Origin.HARNESS] * 3
-    assert origins[3:] == [Origin.CANDIDATE, Origin.CANDIDATE]
-    # and a near-miss argv is not exempt
+    assert origins[:6] == [Origin.HARNESS] * 6
+    assert origins[6:] == [Origin.CANDIDATE, Origin.CANDIDATE]
+    assert [p.origin for p in procs_out] == [Origin.HARNESS, Origin.CANDIDATE]
+    # a near-miss argv is not exempt
     out2, _ = classify(events, procs, [(*pip, "--extra")], VENV)
-    assert out2[1].origin is Origin.CANDIDATE
+    assert out2[4].origin is Origin.CANDIDATE
+    # nor the exact argv without the agent's lineage (no setpriv/choom root) …
+    out3, _ = classify(events[2:], procs, [pip], VENV)
+    assert out3[2].origin is Origin.CANDIDATE
+    # … nor a process that is not a step root (it has a traced parent)
+    out4, _ = classify(events, [proc(5, pip, Phase.INSTALL, ppid=4)], [pip], VENV)
+    assert out4[4].origin is Origin.CANDIDATE
+
+
+def test_harness_pip_must_run_the_venvs_pip() -> None:
+    pip = (f"{VENV}/bin/python", "-m", "pip", "install", "x.whl")
+    write = ev(EventKind.FILE_WRITE, "openat", Phase.INSTALL, pid=5, seq=9, path="/home/dev/.bashrc")
+    procs = [proc(5, pip, Phase.INSTALL)]
+    ok, _ = classify([*step_root(5, pip), pip_main(5, 3), write], procs, [pip], VENV)
+    assert ok[-1].origin is Origin.HARNESS
+    # a look-alike pip package in the working directory shadows the real one
+    spoof = pip_main(5, 4, "/tmp/lk")
+    bad, _ = classify([*step_root(5, pip), pip_main(5, 3), spoof, write], procs, [pip], VENV)
+    assert bad[-1].origin is Origin.CANDIDATE
+    # a choom from the venv's bin (PATH comes first there) is not the harness's
+    hijack = step_root(5, pip)
+    hijack[1] = hijack[1].model_copy(update={"path": f"{VENV}/bin/choom"})
+    out, _ = classify([*hijack, pip_main(5, 3), write], procs, [pip], VENV)
+    assert Origin.HARNESS not in {e.origin for e in out[1:]}
+    assert out[-1].origin is Origin.CANDIDATE
 
 
 def test_runtime_noise_classified_not_dropped() -> None:
@@ -376,15 +421,31 @@ def test_pip_build_env_installer_is_harness_only_under_pip() -> None:
         "setuptools",
     )
     events = [
-        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=5, seq=1, argv=pip, path=pip[0]),
-        ev(EventKind.SPAWN, "clone", Phase.INSTALL, pid=5, seq=2, target=6),
-        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=6, seq=3, argv=runner, path=runner[0]),
-        ev(EventKind.FILE_STAT, "newfstatat", Phase.INSTALL, pid=6, seq=4, path="/home/dev/notes.txt"),
+        *step_root(5, pip),
+        pip_main(5, 3),
+        ev(EventKind.SPAWN, "clone", Phase.INSTALL, pid=5, seq=4, target=6),
+        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=6, seq=5, argv=runner, path=runner[0]),
+        ev(EventKind.FILE_STAT, "newfstatat", Phase.INSTALL, pid=6, seq=6, path="/home/dev/notes.txt"),
+        ev(EventKind.SPAWN, "clone", Phase.INSTALL, pid=5, seq=7, target=7),
+        ev(
+            EventKind.EXEC,
+            "execve",
+            Phase.INSTALL,
+            pid=7,
+            seq=8,
+            argv=("uname", "-rs"),
+            path="/usr/bin/uname",
+        ),
+        ev(EventKind.SPAWN, "clone", Phase.INSTALL, pid=5, seq=9, target=8),
+        ev(EventKind.EXEC, "execve", Phase.INSTALL, pid=8, seq=10, argv=("uname", "-rs"), path="/tmp/uname"),
     ]
-    out, _ = classify(events, [], [pip], VENV)
-    assert out[3].origin is Origin.HARNESS
+    procs = [proc(5, pip, Phase.INSTALL)] + [proc(i, ["x"], Phase.INSTALL, ppid=5) for i in (6, 7, 8)]
+    out, _ = classify(events, procs, [pip], VENV)
+    assert out[6].origin is Origin.HARNESS
+    assert out[8].origin is Origin.HARNESS  # pip's own probe, system executable
+    assert out[10].origin is Origin.CANDIDATE  # the same argv, a dropped executable
     # the same argv exec'd by a candidate process is not exempt
-    out2, _ = classify(events[2:], [], [pip], VENV)
+    out2, _ = classify(events[6:8], [], [pip], VENV)
     assert out2[1].origin is Origin.CANDIDATE
 
 
