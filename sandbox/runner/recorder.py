@@ -13,7 +13,7 @@ STRACE_SYSCALLS = (
     "fchown,ftruncate,getdents64,kill,tkill,tgkill,ptrace,process_vm_readv,process_vm_writev,"
     "pidfd_open,pidfd_getfd,memfd_create,init_module,finit_module,delete_module,reboot,setuid,"
     "setgid,setreuid,setregid,setresuid,setresgid,setgroups,capset,unshare,setns,bpf,"
-    "perf_event_open,keyctl,add_key,personality,io_uring_setup"
+    "perf_event_open,keyctl,add_key,personality,io_uring_setup,fallocate,copy_file_range"
 )
 
 

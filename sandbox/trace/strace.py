@@ -334,6 +334,7 @@ _PATH_CALLS: dict[str, EventKind | None] = {
 _CHOWN = frozenset({"chown", "lchown", "chown32", "lchown32", "fchown", "fchown32", "fchownat"})
 # fd first, the fd's path is the event's path.
 _FD_CALLS: dict[str, EventKind] = {
+    "fallocate": K.FILE_WRITE,
     "getdents64": K.FILE_LIST,
     "getdents": K.FILE_LIST,
     "fchdir": K.FILE_STAT,
@@ -346,7 +347,24 @@ _FD_CALLS: dict[str, EventKind] = {
     "fremovexattr": K.OTHER,
 }
 _WRITES = frozenset(
-    {"write", "pwrite64", "writev", "pwritev", "pwritev2", "sendfile", "sendfile64", "splice"}
+    {
+        "write",
+        "pwrite64",
+        "writev",
+        "pwritev",
+        "pwritev2",
+        "sendfile",
+        "sendfile64",
+        "splice",
+        "copy_file_range",
+    }
+)
+_OPENS = frozenset({"openat", "openat2", "open", "creat"})
+# /proc/<self|pid>/{cwd,root,fd/N} and /dev/fd/N: magic links the kernel follows to the
+# process's cwd, root or open file; resolved before lexical normalisation, or
+# ``/proc/self/cwd/../.ssh/id_rsa`` would become ``/proc/self/.ssh/id_rsa``.
+_PROC_LINK_RE = re.compile(
+    r"^(?:/proc/(self|thread-self|\d+)(?:/task/\d+)?/(cwd|root|fd/(\d+))|/dev/fd/(\d+))(?=/|$)"
 )
 _PRIVILEGED = frozenset(
     {
@@ -461,7 +479,19 @@ def _int(text: str) -> int | None:
 class _Proc:
     """Mutable process state while parsing (becomes a ProcessInfo)."""
 
-    __slots__ = ("argv", "cwd", "end", "exe", "execs", "exit_code", "killed_by", "pid", "ppid", "start")
+    __slots__ = (
+        "argv",
+        "cwd",
+        "end",
+        "exe",
+        "execs",
+        "exit_code",
+        "fds",
+        "killed_by",
+        "pid",
+        "ppid",
+        "start",
+    )
 
     def __init__(self, pid: int, ppid: int | None, start: float, parent: _Proc | None) -> None:
         self.pid = pid
@@ -474,6 +504,9 @@ class _Proc:
         self.exe: str = parent.exe if parent else ""
         self.cwd: str | None = parent.cwd if parent else None
         self.execs: list[tuple[str, ...]] = []
+        # fd → file path, from open results (inherited at fork; close is not traced, so
+        # an entry may be stale): resolves /proc/self/fd/N and /dev/fd/N paths.
+        self.fds: dict[int, str] = dict(parent.fds) if parent else {}
 
 
 class _Pending:
@@ -504,6 +537,7 @@ class _Parser:
         # guessed) until a spawn call returns it.
         self.provisional: dict[int, tuple[int, bool, list[dict[str, Any]], int]] = {}
         self.sock_peer: dict[str, Address] = {}
+        self.links: dict[str, str] = {}  # symlinks created in this trace: link path → target
         self.unparsed = 0
         self.samples: list[str] = []
         self.truncated = 0
@@ -574,7 +608,7 @@ class _Parser:
         provisional = self.provisional
         events = self.events
         result_match = _FAST_RESULT_RE.fullmatch
-        tails: dict[str, tuple[int, str | None]] = {}  # result texts without a decoration
+        tails: dict[str, tuple[int, str | None, str | None]] = {}  # result texts without a decoration
         templates = {
             name: _EVENT_TEMPLATE | {"phase": phase, "syscall": name, "kind": kind}
             for name, (_, kind) in _FAST_CALLS.items()
@@ -605,7 +639,7 @@ class _Parser:
                             m = result_match(tail)
                             if m is not None:
                                 ret, rdeco, errno = m.groups()
-                                res = (int(ret), errno)
+                                res = (int(ret), errno, rdeco)
                                 if rdeco is None and len(tails) < 512:
                                     tails[tail] = res
                     tgid = tgid_cache.get(parts[0])
@@ -660,8 +694,21 @@ class _Parser:
                                 if deco[:1] == "/" and deco.find("<") < 0 and deco.find(">") < 0:
                                     path = deco
                         if path is not None and (j < 0 or not body.startswith("...", j + 1)):
-                            if path is not deco and ("/." in path or "//" in path or path[-1] == "/"):
-                                path = normalise(path)
+                            rdeco = res[2]
+                            if kind is None and rdeco is not None and rdeco[:1] == "/":
+                                # an open: the file the kernel opened, through every link
+                                lt = rdeco.find("<")
+                                path = rdeco if lt < 0 else rdeco[:lt]
+                                procs[tgid].fds[res[0]] = path
+                            else:
+                                if path[:6] == "/proc/" or path[:8] == "/dev/fd/":
+                                    path = self.proc_link(procs[tgid], path)
+                                if path is not deco and ("/." in path or "//" in path or path[-1] == "/"):
+                                    path = normalise(path)
+                                if self.links:
+                                    path = self.through_links(path)
+                                    if kind is K.FILE_DELETE and res[0] == 0:
+                                        self.links.pop(path, None)
                             fields = templates[name].copy()
                             if kind is None or name in flag_calls:
                                 flags = None
@@ -677,7 +724,7 @@ class _Parser:
                             fields["pid"] = tgid
                             fields["time"] = t
                             fields["path"] = path
-                            fields["result"], fields["errno"] = res
+                            fields["result"], fields["errno"] = res[0], res[1]
                             events.append(fields)
                             continue
             try:
@@ -977,12 +1024,24 @@ class _Parser:
             return
         else:
             self.other_call(proc, name, args, rdeco, values)
+        if result is not None and result >= 0 and rdeco is not None and rdeco[:1] == "/":
+            if name in _OPENS:
+                # the file the kernel opened (through /proc links, symlinks, "..")
+                values["path"] = deco_path(rdeco)
+            if name in _OPENS or name == "memfd_create":
+                proc.fds[result] = values["path"]
+        elif result == 0 and name in ("symlink", "symlinkat"):
+            link, target = values.get("path"), values.get("path2")
+            if link and target and link.startswith("/") and target.startswith("/"):
+                self.links[link] = target
+        elif result == 0 and self.links and values.get("kind") is K.FILE_DELETE:
+            self.links.pop(values.get("path") or "", None)
         self.emit(no, tid, values)
 
     def resolve(self, proc: _Proc, rel: str, base: str | None, at_cwd: bool) -> str | None:
         """Absolute form of *rel* (already unescaped) against a dirfd path or the cwd."""
         if rel.startswith("/"):
-            return normalise(rel)
+            return self.kernel_path(proc, rel)
         if base is None and at_cwd:
             base = proc.cwd
         if base is None:
@@ -990,7 +1049,59 @@ class _Parser:
             return rel or None
         if not rel:
             return base
-        return normalise(base.rstrip("/") + "/" + rel)
+        return self.kernel_path(proc, base.rstrip("/") + "/" + rel)
+
+    def kernel_path(self, proc: _Proc, path: str) -> str:
+        """An absolute path as the kernel resolves it, as far as the trace tells: /proc
+        magic links, then "..", then the symlinks created earlier in this trace."""
+        if path.startswith(("/proc/", "/dev/fd/")):
+            path = self.proc_link(proc, path)
+        path = normalise(path)
+        return self.through_links(path) if self.links else path
+
+    def proc_link(self, proc: _Proc, path: str) -> str:
+        """``/proc/self/cwd/x`` → ``<cwd>/x`` (also ``root``, ``fd/N``, ``/dev/fd/N``, a
+        known pid); unchanged when the target is not known."""
+        m = _PROC_LINK_RE.match(path)
+        if m is None:
+            return path
+        who, what, fd, devfd = m.groups()
+        if devfd is not None:
+            target: _Proc | None = proc
+            what, fd = "fd", devfd
+        elif who in ("self", "thread-self"):
+            target = proc
+        else:
+            target = self.procs.get(self.tgid_of.get(int(who), int(who)))
+        if target is None:
+            return path
+        if what == "cwd":
+            base = target.cwd
+        elif what == "root":
+            base = ""
+        else:
+            base = target.fds.get(int(fd))
+        if base is None:
+            return path
+        return (base.rstrip("/") + path[m.end() :]) or "/"
+
+    def through_links(self, path: str) -> str:
+        """Follow the symlinks this trace created in *path*'s directory part (not its last
+        component: lstat/unlink act on a link itself; opens report the kernel's path)."""
+        for _ in range(8):  # link chains, bounded
+            head = path
+            hit = None
+            while hit is None:
+                i = head.rfind("/")
+                if i <= 0:
+                    break
+                head = head[:i]
+                if head in self.links:
+                    hit = head
+            if hit is None:
+                return path
+            path = normalise(self.links[hit] + path[len(hit) :])
+        return path
 
     def at_call(
         self, proc: _Proc, name: str, args: str, kind: EventKind | None, values: dict[str, Any]
@@ -1128,9 +1239,9 @@ class _Parser:
             values["flags"] = args[end:].lstrip(", ").strip()
 
     def write_call(self, name: str, args: str, result: int | None, values: dict[str, Any]) -> None:
-        if name in ("sendfile", "sendfile64", "splice"):
+        if name in ("sendfile", "sendfile64", "splice", "copy_file_range"):
             parts = [*split_args(args, 4), "", "", ""]
-            out, src = (parts[2], parts[0]) if name == "splice" else (parts[0], parts[1])
+            out, src = (parts[2], parts[0]) if name in ("splice", "copy_file_range") else (parts[0], parts[1])
             deco = split_fd(out)[1]
             values["path2"] = deco_path(split_fd(src)[1])
         else:
@@ -1276,7 +1387,15 @@ class _Parser:
         m = STRING_RE.fullmatch(parts[0]) if parts else None
         if m is not None:
             raw = m.group(1)
-            path = self.resolve(proc, unescape(raw) if "\\" in raw else raw, base, at_cwd)
+            text = unescape(raw) if "\\" in raw else raw
+            fdm = _PROC_LINK_RE.match(text)
+            if fdm is not None and (fdm.group(3) or fdm.group(4)) and fdm.end() == len(text):
+                # exec through an fd: the path as given (PS029), the file behind it in path2
+                path = normalise(text)
+                real = self.proc_link(proc, text)
+                values["path2"] = real if real != text else None
+            else:
+                path = self.resolve(proc, text, base, at_cwd)
         else:
             self.degraded += 1
         values["path"] = path
