@@ -76,7 +76,9 @@ CATALOGUE: dict[str, RuleInfo] = {
             "persistence write",
             Severity.HIGH,
             "Writes a shell start-up file, crontab, systemd user unit, XDG autostart entry, "
-            "authorized_keys, sitecustomize, or a .pth file after install.",
+            "authorized_keys, sitecustomize, or a .pth file after install; links one of those (or a "
+            "credential) elsewhere; or ships sitecustomize.py/usercustomize.py/bin/activate in the "
+            "installed files.",
         ),
         RuleInfo(
             "PS006",
@@ -97,6 +99,24 @@ CATALOGUE: dict[str, RuleInfo] = {
             Severity.HIGH,
             "Touches the Docker socket, mounts, loads kernel modules, writes /proc/sysrq-trigger, "
             "enters namespaces, reads another process's memory or environment.",
+        ),
+        RuleInfo(
+            "PS029",
+            "exec through a file descriptor",
+            Severity.HIGH,
+            "Executes a program through /proc/self/fd/N or /dev/fd/N, or an anonymous memory file "
+            "(memfd_create then fexecve/execveat with AT_EMPTY_PATH): fileless execution that hides "
+            "what runs from path-based checks.",
+        ),
+        RuleInfo(
+            "PS030",
+            "evasion probe",
+            Severity.MEDIUM,
+            "Looks for a debugger or a sandbox: reads its own /proc status (TracerPid), calls "
+            "ptrace(PTRACE_TRACEME), or probes for a container (/.dockerenv, /run/.containerenv, "
+            "/proc/1/cgroup, /proc/self/cgroup, /proc/1/sched, /proc/1/cmdline …). MEDIUM alone; when the "
+            "run has any other finding at MEDIUM or above, each of those is raised one severity step "
+            "(MEDIUM→HIGH, HIGH→CRITICAL).",
         ),
         RuleInfo(
             "PS020",
@@ -340,25 +360,33 @@ _TRACE_DIR = "/var/lib/pkgsandbox"
 
 
 class Context:
-    """Indexes over an observation that several rules share; the profile's allowlist
-    removes explicitly allowed events before any rule sees them."""
+    """Indexes over an observation that several rules share.
+
+    Every rule sees every candidate event.  The profile's allowlist only marks
+    events as allowed (:meth:`is_allowed`): file exceptions silence PS020, process
+    exceptions PS003 for that exec, network exceptions PS002 for that destination;
+    nothing else consults it (a payload dropped under an allowed ``/tmp/**`` and
+    executed is still PS004; a disk fill there is still PS026)."""
 
     def __init__(self, obs: Observation, allow: Allowlist | None = None) -> None:
         self.obs = obs
         self.allow = allow
         self.procs: dict[tuple[Phase, int], ProcessInfo] = {(p.phase, p.pid): p for p in obs.processes}
-        cand = [e for e in obs.events if e.origin is Origin.CANDIDATE]
-        self.allowed = 0
+        self.events = [e for e in obs.events if e.origin is Origin.CANDIDATE]
+        self.harness = [e for e in obs.events if e.origin is Origin.HARNESS]
+        self._allowed: set[tuple[Phase, int]] = set()
         if allow is not None:
-            kept = [e for e in cand if not self._allowed(e)]
-            self.allowed = len(cand) - len(kept)
-            cand = kept
-        self.events = cand
+            self._allowed = {(e.phase, e.seq) for e in self.events if self._allowed_by_profile(e)}
+        self.allowed = len(self._allowed)
         self.traced_pids: dict[Phase, set[int]] = {}
         for p in obs.processes:
             self.traced_pids.setdefault(p.phase, set()).add(p.pid)
 
-    def _allowed(self, ev: Event) -> bool:
+    def is_allowed(self, ev: Event) -> bool:
+        """Whether the profile lists *ev* as an explicit exception (see class docstring)."""
+        return (ev.phase, ev.seq) in self._allowed
+
+    def _allowed_by_profile(self, ev: Event) -> bool:
         assert self.allow is not None
         if ev.kind is EventKind.EXEC:
             proc = self.procs.get((ev.phase, ev.pid))
@@ -393,7 +421,8 @@ class Context:
         )
 
     def outbound(self) -> list[Event]:
-        return [e for e in self.events if e.kind in _NET and is_outbound(e)]
+        """Outbound attempts, the profile's reviewed network exceptions excepted."""
+        return [e for e in self.events if e.kind in _NET and is_outbound(e) and not self.is_allowed(e)]
 
 
 def is_outbound(ev: Event) -> bool:
@@ -439,6 +468,12 @@ def _dedupe(events: Iterable[Event], key: Callable[[Event], object]) -> list[Eve
 
 def rule_credentials(ctx: Context) -> list[Finding]:
     hits = [e for e in ctx.events if e.kind in _TOUCH and e.path and CREDENTIAL_PATHS.search(e.path)]
+    # a link to a credential: reading through it later shows only the link's name
+    hits += [
+        e
+        for e in ctx.events
+        if e.kind is EventKind.FILE_LINK and e.path2 and CREDENTIAL_PATHS.search(e.path2) and e not in hits
+    ]
     # System password hashes: opening counts; a stat while walking /etc does not.
     hits += [
         e
@@ -454,13 +489,19 @@ def rule_credentials(ctx: Context) -> list[Finding]:
     sev = Severity.HIGH if networked else Severity.MEDIUM
     out = []
     for phase, evs in _per_phase(hits).items():
-        uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.address))
-        places = sorted({e.path or (e.address.render() if e.address else "") for e in uniq})
+        uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.address))
+        places = sorted({_cred_place(e) for e in uniq})
         msg = f"touched credential location(s): {', '.join(places[:6])}"
         if networked:
             msg += " — and the run attempts network connections"
         out.append(_finding("PS001", phase, msg, [ctx.evidence(e) for e in uniq], sev))
     return out
+
+
+def _cred_place(e: Event) -> str:
+    if e.kind is EventKind.FILE_LINK and e.path2 and CREDENTIAL_PATHS.search(e.path2):
+        return e.path2
+    return e.path or (e.address.render() if e.address else "")
 
 
 def rule_outbound(ctx: Context) -> list[Finding]:
@@ -479,10 +520,40 @@ def rule_outbound(ctx: Context) -> list[Finding]:
     return out
 
 
-def _exec_name(ev: Event) -> str:
-    if ev.path:
-        return posixpath.basename(ev.path)
+def _exec_name(ev: Event, interpreters: dict[str, str] | None = None) -> str:
+    """The program an exec really runs: the file behind an fd path (``path2``), the
+    interpreter of a ``#!`` script, else the path or argv[0]."""
+    image = ev.path2 or ev.path
+    if interpreters and image in interpreters:
+        image = interpreters[image]
+    if image:
+        return posixpath.basename(image)
     return posixpath.basename(ev.argv[0]) if ev.argv else ""
+
+
+def _shebang(data: str) -> str | None:
+    """The interpreter named by a ``#!`` line in strace's escaped data (``/usr/bin/env X`` → X)."""
+    line = data[2:].split("\\n", 1)[0].strip()
+    words = line.split()
+    if not words:
+        return None
+    if posixpath.basename(words[0]) == "env":
+        rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        return rest[0] if rest else None
+    return words[0]
+
+
+def interpreters(events: Iterable[Event]) -> dict[str, str]:
+    """Script path → its ``#!`` interpreter, from the heads written to it by anyone
+    (the candidate, or pip installing a wheel's scripts): a script run directly
+    shows only its own execve, the kernel starts the interpreter unseen."""
+    out: dict[str, str] = {}
+    for e in events:
+        if e.kind is EventKind.FILE_WRITE and e.path and e.data and e.data.startswith("#!"):
+            interp = _shebang(e.data)
+            if interp:
+                out[e.path] = interp
+    return out
 
 
 # Read-only system probes that old build helpers run through a shell (CPU and
@@ -539,11 +610,12 @@ def shell_probe_only(argv: tuple[str, ...] | None) -> bool:
 
 
 def rule_spawn(ctx: Context) -> list[Finding]:
+    interps = interpreters(sorted(ctx.obs.events, key=lambda e: (e.phase.order, e.seq)))
     hits = []
     for e in ctx.events:
-        if e.kind is not EventKind.EXEC:
+        if e.kind is not EventKind.EXEC or ctx.is_allowed(e):
             continue
-        name = _exec_name(e)
+        name = _exec_name(e, interps)
         if name in SHELLS or name in DOWNLOADERS:
             # PATH search makes one failed execve per directory: keep the successful
             # one, or the last attempt when none succeeded.
@@ -554,10 +626,10 @@ def rule_spawn(ctx: Context) -> list[Finding]:
     out = []
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.argv))
-        probes = [e for e in uniq if _exec_name(e) in SHELLS and shell_probe_only(e.argv)]
+        probes = [e for e in uniq if _exec_name(e, interps) in SHELLS and shell_probe_only(e.argv)]
         real = [e for e in uniq if e not in probes]
         if real:
-            names = sorted({_exec_name(e) for e in real})
+            names = sorted({_exec_name(e, interps) for e in real})
             out.append(
                 _finding("PS003", phase, f"spawned {', '.join(names)}", [ctx.evidence(e) for e in real])
             )
@@ -604,6 +676,93 @@ def rule_exec_written(ctx: Context) -> list[Finding]:
     return out
 
 
+_FD_EXEC = re.compile(r"^(?:/proc/(?:self|thread-self|\d+)/fd/\d+|/dev/fd/\d+|/memfd:.*)$")
+
+
+def rule_fd_exec(ctx: Context) -> list[Finding]:
+    hits = [
+        e
+        for e in ctx.events
+        if e.kind is EventKind.EXEC
+        and (
+            (e.path is not None and _FD_EXEC.match(e.path))
+            or (e.syscall == "execveat" and "AT_EMPTY_PATH" in (e.flags or ""))
+        )
+    ]
+    hits = [e for e in hits if e.errno is None] or hits
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.argv))
+        what = sorted({f"{e.path} ({e.path2})" if e.path2 else (e.path or "?") for e in uniq})
+        out.append(
+            _finding(
+                "PS029",
+                phase,
+                f"executed through a file descriptor: {', '.join(what[:6])}",
+                [ctx.evidence(e) for e in uniq],
+            )
+        )
+    return out
+
+
+# Debugger and sandbox probes. Not /proc/self/mountinfo: benign code reads it (filelock
+# does at import, to learn the file system), and the runtime's own status reads are
+# the harness's (setpriv), not the interpreter's.
+PROBE_PATHS = re.compile(
+    r"^/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/status$"
+    r"|^/\.dockerenv$|^/run/\.containerenv$"
+    r"|^/proc/1/(?:cgroup|sched|mountinfo|mounts|cmdline|comm)$"
+    r"|^/proc/(?:self|thread-self|\d+)/cgroup$"
+)
+
+
+def rule_evasion_probe(ctx: Context) -> list[Finding]:
+    # Runtime-labelled reads count too: /proc/self/status and cgroup are classified as
+    # runtime noise, but no interpreter start reads them (measured: six, requests).
+    hits = [
+        e
+        for e in ctx.obs.events
+        if e.origin is not Origin.HARNESS
+        and (
+            (e.kind in (EventKind.FILE_READ, EventKind.FILE_STAT) and e.path and PROBE_PATHS.match(e.path))
+            or (e.kind is EventKind.PTRACE and e.syscall == "ptrace" and e.flags == "PTRACE_TRACEME")
+        )
+    ]
+    out = []
+    for phase, evs in _per_phase(hits).items():
+        uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.syscall))
+        what = sorted({e.path or f"{e.syscall}({e.flags})" for e in uniq})
+        out.append(
+            _finding(
+                "PS030",
+                phase,
+                f"probed for a debugger or sandbox: {', '.join(what[:6])}",
+                [ctx.evidence(e) for e in uniq],
+            )
+        )
+    return out
+
+
+def escalate(findings: list[Finding]) -> list[Finding]:
+    """PS030 raises every other finding at MEDIUM or above one step (MEDIUM→HIGH,
+    HIGH→CRITICAL): code that checks for analysis first and then acts is worse than
+    either alone.  Alone, PS030 stays MEDIUM.  Applied once, after the profile."""
+    if not any(f.rule_id == "PS030" for f in findings):
+        return findings
+    ranks = list(Severity)
+    out = []
+    for f in findings:
+        if f.rule_id != "PS030" and Severity.MEDIUM.rank <= f.severity.rank < Severity.CRITICAL.rank:
+            f = f.model_copy(
+                update={
+                    "severity": ranks[f.severity.rank + 1],
+                    "message": f.message + " (raised one step: the run also probed for analysis, PS030)",
+                }
+            )
+        out.append(f)
+    return sorted(out, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+
+
 def rule_persistence(ctx: Context) -> list[Finding]:
     hits = []
     for e in ctx.events:
@@ -613,8 +772,17 @@ def rule_persistence(ctx: Context) -> list[Finding]:
                 target and target.endswith(".pth") and e.phase is not Phase.INSTALL
             ):
                 hits.append(e)
+            elif e.kind is EventKind.FILE_LINK and e.path2 and PERSISTENCE_PATHS.search(e.path2):
+                hits.append(e)  # a link to a start-up file: writes through it hide the path
         elif e.kind is EventKind.EXEC and _exec_name(e) in PERSISTENCE_TOOLS:
             hits.append(e)
+    # Start-up hooks shipped in the wheel: pip (harness) writes them during install.
+    hooks = _installed_hooks(ctx.obs.venv)
+    hits += [
+        e
+        for e in ctx.harness
+        if e.phase is Phase.INSTALL and e.kind is EventKind.FILE_WRITE and e.path and hooks.match(e.path)
+    ]
     out = []
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.argv))
@@ -623,6 +791,15 @@ def rule_persistence(ctx: Context) -> list[Finding]:
             _finding("PS005", phase, f"persistence: {', '.join(places[:6])}", [ctx.evidence(e) for e in uniq])
         )
     return out
+
+
+def _installed_hooks(venv: str) -> re.Pattern[str]:
+    """Files that run at every interpreter start or venv activation when installed."""
+    v = re.escape(venv)
+    return re.compile(
+        rf"^{v}/lib/python3\.\d+/site-packages/(?:sitecustomize|usercustomize)\.py$"
+        rf"|^{v}/bin/activate(?:\.[a-z]+|_this\.py)?$"
+    )
 
 
 def rule_lingering(ctx: Context) -> list[Finding]:
@@ -735,12 +912,18 @@ def rule_pth(ctx: Context) -> list[Finding]:
     ]
 
 
-_WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/self/", "/proc/thread-self/", "/run/user/")
-_DECODE = re.compile(
-    r"\b(?:exec|eval|compile)\s*\(.*(?:b64decode|b32decode|b16decode|fromhex|unhexlify|"
-    r"decompress|marshal\.loads|codecs\.decode|rot13|\[::-1\])",
-    re.S,
+_WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/self/", "/proc/thread-self/", "/run/user/", "/memfd:")
+# Decoded exec: an exec/eval/compile call and a decoder anywhere in the same command
+# line or .pth, in either order (``p=b64decode(..); exec(p)`` as well as ``exec(b64decode(..))``).
+_EXEC_CALL = re.compile(r"\b(?:exec|eval|compile)\s*\(")
+_DECODER = re.compile(
+    r"b64decode|b32decode|b16decode|b85decode|a85decode|fromhex|unhexlify|decompress|marshal\.loads|"
+    r"codecs\.decode|rot13|\[::-1\]"
 )
+
+
+def _decoded_exec(text: str) -> bool:
+    return bool(_EXEC_CALL.search(text) and _DECODER.search(text))
 
 
 def rule_write_outside(ctx: Context) -> list[Finding]:
@@ -748,7 +931,7 @@ def rule_write_outside(ctx: Context) -> list[Finding]:
     allowed_roots = (venv + "/", home + "/.cache/", *_WRITABLE)
     hits = []
     for e in ctx.events:
-        if e.kind not in _WRITES or e.kind is EventKind.FILE_CHMOD:
+        if e.kind not in _WRITES or e.kind is EventKind.FILE_CHMOD or ctx.is_allowed(e):
             continue
         target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
         if (
@@ -777,7 +960,7 @@ def rule_write_outside(ctx: Context) -> list[Finding]:
 
 def rule_decoded_exec(ctx: Context) -> list[Finding]:
     out = []
-    hits = [e for e in ctx.events if e.kind is EventKind.EXEC and e.argv and _DECODE.search(" ".join(e.argv))]
+    hits = [e for e in ctx.events if e.kind is EventKind.EXEC and e.argv and _decoded_exec(" ".join(e.argv))]
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.argv))
         out.append(
@@ -788,7 +971,7 @@ def rule_decoded_exec(ctx: Context) -> list[Finding]:
                 [ctx.evidence(e) for e in uniq],
             )
         )
-    pths = [p for p in ctx.obs.inventory.pth_files if p.executes and _DECODE.search(p.head)]
+    pths = [p for p in ctx.obs.inventory.pth_files if p.executes and _decoded_exec(p.head)]
     if pths:
         evid = [_pth_evidence(p) for p in pths]
         out.append(
@@ -939,6 +1122,7 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_outbound,
     rule_spawn,
     rule_exec_written,
+    rule_fd_exec,
     rule_persistence,
     rule_lingering,
     rule_tamper,
@@ -952,16 +1136,27 @@ RULES: tuple[Callable[[Context], list[Finding]], ...] = (
     rule_storage,
     rule_flood,
     rule_self_stop,
+    rule_evasion_probe,
 )
 
 
-def evaluate(obs: Observation, profile: Profile | None = None) -> list[Finding]:
-    """Run every rule under *profile* (allowlist, disabled rules, severity overrides);
-    findings ordered by severity (worst first), then phase."""
+def evaluate(
+    obs: Observation,
+    profile: Profile | None = None,
+    network: NetworkCapture | None = None,
+    hostname: str = "",
+) -> list[Finding]:
+    """Run every rule under *profile* (disabled rules, severity overrides, exceptions
+    as :class:`Context` says), plus the sinkhole rules over *network* when given; then
+    :func:`escalate`.  Findings ordered by severity (worst first), then phase."""
     allow = Allowlist(profile, obs.home, obs.inventory.site_packages or obs.venv) if profile else None
     ctx = Context(obs, allow)
     findings = [f for rule in RULES for f in rule(ctx)]
-    return apply_profile(findings, profile)
+    findings = apply_profile(findings, profile)
+    if network is not None:
+        traced = {(e.phase, e.address.render()) for e in ctx.outbound() if e.address is not None}
+        findings += evaluate_network(network, profile, hostname, traced)
+    return escalate(findings)
 
 
 # ---------------------------------------------------------------------- network rules (sinkhole)
@@ -1006,6 +1201,18 @@ def _name_allowed(profile: Profile | None, name: str, phase: Phase) -> bool:
     return False
 
 
+def _loopback_reverse(name: str) -> bool:
+    """A well-formed reverse name of a loopback address (``1.0.0.127.in-addr.arpa``): what
+    resolvers ask for the machine itself.  Any other ``.in-addr.arpa``/``.ip6.arpa`` name
+    is a DNS query like any other (labels there carry data as well as anywhere); no
+    benign run here asked the sinkhole any reverse name at all."""
+    n = name.lower().rstrip(".")
+    if n.endswith(".in-addr.arpa"):
+        octets = n[: -len(".in-addr.arpa")].split(".")
+        return len(octets) == 4 and all(o.isdigit() and int(o) < 256 for o in octets) and octets[3] == "127"
+    return n == ".".join(["1"] + ["0"] * 31) + ".ip6.arpa"
+
+
 def rule_dns(net: NetworkCapture, profile: Profile | None, hostname: str) -> list[Finding]:
     own = {"localhost", "localhost.localdomain", hostname.lower()} - {""}
     hits = [
@@ -1014,7 +1221,7 @@ def rule_dns(net: NetworkCapture, profile: Profile | None, hostname: str) -> lis
         if q.malformed
         or (
             q.name.lower().rstrip(".") not in own
-            and not q.name.lower().endswith(".in-addr.arpa")
+            and not _loopback_reverse(q.name)
             and not _name_allowed(profile, q.name, q.phase)
         )
     ]
@@ -1067,14 +1274,83 @@ def rule_honeytoken_read(net: NetworkCapture) -> list[Finding]:
     return out
 
 
-def evaluate_network(
-    net: NetworkCapture | None, profile: Profile | None = None, hostname: str = ""
+def rule_sinkhole_outbound(
+    net: NetworkCapture, profile: Profile | None, traced: set[tuple[Phase, str]]
 ) -> list[Finding]:
-    """The sinkhole rules (PS010 to PS012) over the report's network section, under the
-    profile's disabled rules and severity overrides; worst first."""
+    """PS002 from the sinkhole itself: a connection or datagram it received is an outbound
+    attempt even when the trace shows no matching connect (a syscall the tracer missed,
+    io_uring, a lost line).  Destinations the trace already shows are left to rule_outbound."""
+    hits: list[tuple[Phase, str, Evidence]] = []
+    for c in net.connections:
+        if (c.phase, c.destination) in traced or _name_allowed(profile, c.host or c.destination, c.phase):
+            continue
+        hits.append(
+            (
+                c.phase,
+                c.destination,
+                Evidence(
+                    phase=c.phase,
+                    pid=c.pid or 0,
+                    time=c.time,
+                    syscall=f"(sinkhole tcp {c.protocol})",
+                    process=c.process,
+                    destination=c.destination,
+                    bytes=c.bytes,
+                    data=c.data[:512] or None,
+                    detail="received by the sinkhole; no matching connect in the trace",
+                ),
+            )
+        )
+    for g in net.datagrams:
+        dest = g.destination or "(unknown destination)"
+        if (g.phase, dest) in traced:
+            continue
+        hits.append(
+            (
+                g.phase,
+                dest,
+                Evidence(
+                    phase=g.phase,
+                    pid=g.pid or 0,
+                    time=g.time,
+                    syscall="(sinkhole udp)",
+                    process=g.process,
+                    destination=g.destination,
+                    bytes=g.bytes,
+                    data=g.data[:512] or None,
+                    detail="received by the sinkhole; no matching send in the trace",
+                ),
+            )
+        )
+    out = []
+    for phase in sorted({h[0] for h in hits}, key=lambda p: p.order):
+        mine = [h for h in hits if h[0] is phase]
+        dests = sorted({h[1] for h in mine})
+        out.append(
+            _finding(
+                "PS002",
+                phase,
+                f"sinkhole received connection(s) to {', '.join(dests[:6])}",
+                [h[2] for h in mine],
+            )
+        )
+    return out
+
+
+def evaluate_network(
+    net: NetworkCapture | None,
+    profile: Profile | None = None,
+    hostname: str = "",
+    traced: set[tuple[Phase, str]] | None = None,
+) -> list[Finding]:
+    """The sinkhole rules (PS010 to PS012, and PS002 for what the trace missed) over the
+    report's network section, under the profile's disabled rules and severity
+    overrides; worst first.  *traced*: (phase, destination) of the outbound attempts the
+    trace shows (judged by rule_outbound); None: judge every sinkhole connection."""
     if net is None:
         return []
     findings = rule_exfiltration(net) + rule_dns(net, profile, hostname) + rule_honeytoken_read(net)
+    findings += rule_sinkhole_outbound(net, profile, traced or set())
     return apply_profile(findings, profile)
 
 
