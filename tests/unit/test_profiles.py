@@ -72,6 +72,28 @@ def test_build_profile_allows_compilers_only_in_install() -> None:
     assert not allow.exec_allowed(curl, "/usr/bin/make")
 
 
+@pytest.mark.parametrize("name", ["gcc", "make", "cc1", "x86_64-linux-gnu-gcc-12", "ld"])
+def test_build_profile_allows_only_the_system_toolchain(name: str) -> None:
+    """M2: a dropped binary named like a compiler, and what it runs, are not allowed."""
+    allow = Allowlist(load_profile("build"), HOME, SITE)
+    exe = Event(
+        phase=Phase.INSTALL,
+        seq=1,
+        pid=3,
+        time=0,
+        syscall="execve",
+        kind=EventKind.EXEC,
+        path=f"/tmp/pip-install-x/{name}",
+        argv=(name, "x"),
+    )
+    assert not allow.exec_allowed(exe, None)
+    assert not allow.exec_allowed(exe.model_copy(update={"path": f"{HOME}/.local/bin/{name}"}), None)
+    sh = exe.model_copy(update={"path": "/bin/sh", "argv": ("sh", "-c", "anything")})
+    assert not allow.exec_allowed(sh, f"/tmp/pip-install-x/{name}")
+    assert not allow.exec_allowed(sh, f"{HOME}/project/.venv/bin/{name}")
+    assert allow.exec_allowed(sh, "/usr/bin/make")
+
+
 @pytest.mark.parametrize(
     "body,key",
     [
