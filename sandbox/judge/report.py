@@ -10,7 +10,7 @@ from pathlib import Path
 from sandbox import __version__
 from sandbox.fetch import StagedSet
 from sandbox.judge.profiles import Profile
-from sandbox.judge.rules import evaluate, evaluate_network, incomplete_reasons
+from sandbox.judge.rules import evaluate, incomplete_reasons
 from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.static import second_opinion
 from sandbox.judge.verdict import verdict_for
@@ -57,8 +57,9 @@ def judge(
 ) -> Report:
     """Findings and verdict for an observation under *profile*, as a report (with the
     sinkhole's *network* section and its rules when there is one)."""
-    findings = evaluate(obs, profile) + evaluate_network(network, profile, hostname)
-    findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+    # one call: sinkhole connections the trace already shows are not judged twice, and
+    # PS030's escalation sees every finding
+    findings = evaluate(obs, profile, network, hostname)
     verdict, reason = verdict_for(findings, incomplete_reasons(obs))
     return Report(
         tool_version=__version__,
