@@ -374,9 +374,9 @@ class Context:
         self.procs: dict[tuple[Phase, int], ProcessInfo] = {(p.phase, p.pid): p for p in obs.processes}
         self.events = [e for e in obs.events if e.origin is Origin.CANDIDATE]
         self.harness = [e for e in obs.events if e.origin is Origin.HARNESS]
-        self._allowed: set[tuple[Phase, int]] = set()
+        self._allowed: set[int] = set()  # id() of the allowed events (the same objects as self.events)
         if allow is not None:
-            self._allowed = {(e.phase, e.seq) for e in self.events if self._allowed_by_profile(e)}
+            self._allowed = {id(e) for e in self.events if self._allowed_by_profile(e)}
         self.allowed = len(self._allowed)
         self.traced_pids: dict[Phase, set[int]] = {}
         for p in obs.processes:
@@ -384,7 +384,7 @@ class Context:
 
     def is_allowed(self, ev: Event) -> bool:
         """Whether the profile lists *ev* as an explicit exception (see class docstring)."""
-        return (ev.phase, ev.seq) in self._allowed
+        return id(ev) in self._allowed
 
     def _allowed_by_profile(self, ev: Event) -> bool:
         assert self.allow is not None

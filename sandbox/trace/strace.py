@@ -705,7 +705,7 @@ class _Parser:
                                     path = self.proc_link(procs[tgid], path)
                                 if path is not deco and ("/." in path or "//" in path or path[-1] == "/"):
                                     path = normalise(path)
-                                if self.links:
+                                if self.links and path is not deco:  # a decoration is already real
                                     path = self.through_links(path)
                                     if kind is K.FILE_DELETE and res[0] == 0:
                                         self.links.pop(path, None)
@@ -1030,6 +1030,8 @@ class _Parser:
                 values["path"] = deco_path(rdeco)
             if name in _OPENS or name == "memfd_create":
                 proc.fds[result] = values["path"]
+        elif result is not None and result >= 0 and rdeco is not None:
+            proc.fds.pop(result, None)  # that fd number is now a socket, pipe …
         elif result == 0 and name in ("symlink", "symlinkat"):
             link, target = values.get("path"), values.get("path2")
             if link and target and link.startswith("/") and target.startswith("/"):
