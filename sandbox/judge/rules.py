@@ -748,7 +748,7 @@ def escalate(findings: list[Finding]) -> list[Finding]:
     HIGH→CRITICAL): code that checks for analysis first and then acts is worse than
     either alone.  Alone, PS030 stays MEDIUM.  Applied once, after the profile."""
     if not any(f.rule_id == "PS030" for f in findings):
-        return findings
+        return sorted(findings, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     ranks = list(Severity)
     out = []
     for f in findings:

@@ -289,6 +289,14 @@ def test_m1_sinkhole_connection_without_a_traced_connect_is_judged() -> None:
     )
     obs2 = obs.model_copy(update={"events": (connect,)})
     assert [f.rule_id for f in evaluate(obs2, load_profile("default"), net)] == ["PS002"]
+    # one list, worst first, event and sinkhole rules together
+    dns = DnsQuery(phase=Phase.INSTALL, time=1.0, name="x.invalid", qtype="A")
+    net2 = net.model_copy(update={"dns": (dns,)})
+    low = Event(
+        phase=Phase.IMPORT, seq=2, pid=9, time=1, syscall="openat", kind=EventKind.FILE_WRITE, path="/opt/x"
+    )
+    fs = evaluate(obs2.model_copy(update={"events": (connect, low)}), load_profile("default"), net2)
+    assert [f.rule_id for f in fs] == ["PS011", "PS002", "PS020"]
 
 
 def test_m5_wheel_shipping_sitecustomize_or_activate_is_persistence() -> None:
