@@ -361,12 +361,19 @@ class HttpExchange(Frozen):
 
 
 class TlsHello(Frozen):
-    """What a TLS ClientHello gave away (the sinkhole answered with an alert)."""
+    """What a TLS ClientHello gave away, and how the sinkhole's termination went: it
+    answers as the named server with a certificate of the run's CA, which the
+    sandbox trusts; a client that refuses it (pinning, its own store) leaves only
+    this hello and the reason of the failed handshake."""
 
     sni: str | None = None
     alpn: tuple[str, ...] = ()
     version: str = ""
     error: str = ""  # not a readable ClientHello (garbage on a TLS port …)
+    intercepted: bool = False  # handshake completed: the connection's bytes were decrypted
+    handshake_error: str = ""  # why it did not (e.g. TLSV1_ALERT_UNKNOWN_CA: the client refused the CA)
+    negotiated_version: str = ""
+    negotiated_alpn: str = ""
 
 
 class DnsQuery(Frozen):
@@ -393,7 +400,7 @@ class NetConnection(Frozen):
     duration: float = 0.0
     destination: str  # original destination, host:port or [v6]:port
     host: str | None = None  # the name it was resolved from, the SNI or the Host header
-    protocol: str = "unknown"  # http, tls, dns, smtp, unknown, empty
+    protocol: str = "unknown"  # http, https (HTTP in terminated TLS), tls, dns, smtp, unknown, empty
     bytes: int = 0  # client bytes received
     captured: int = 0  # of which kept
     truncated: bool = False
@@ -402,6 +409,8 @@ class NetConnection(Frozen):
     tls: TlsHello | None = None
     smtp: tuple[str, ...] = ()
     data: str = ""  # escaped prefix of the client bytes
+    decrypted: int = 0  # client bytes inside the terminated TLS session
+    plain: str = ""  # escaped prefix of those decrypted bytes
     labels: tuple[str, ...] = ()  # e.g. "cloud-metadata"
     pid: int | None = None
     process: tuple[str, ...] = ()
@@ -427,7 +436,7 @@ class Exfiltration(Frozen):
 
     canary: str  # which secret (e.g. "AWS_SECRET_ACCESS_KEY")
     location: str  # where it was planted ("~/.aws/credentials", "env GITHUB_TOKEN")
-    channel: Literal["dns", "http", "tls", "tcp", "udp", "smtp"]
+    channel: Literal["dns", "http", "https", "tls", "tcp", "udp", "smtp"]  # https/tls: decrypted
     encoding: str  # how it was wrapped: "plain", "base64", "base64>gzip", "hex (dns labels)" …
     phase: Phase
     time: float
@@ -437,6 +446,7 @@ class Exfiltration(Frozen):
     process: tuple[str, ...] = ()
     bytes: int = 0  # size of the message it was found in
     excerpt: str = ""  # the bytes around the match, escaped
+    request: str = ""  # the HTTP request line it travelled with (http, https)
 
 
 class HoneytokenInfo(Frozen):

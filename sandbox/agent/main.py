@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, protocol, sinkhole, watch
+from . import fsdiff, guard, protocol, sinkhole, trust, watch
 
 PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", protocol.PLAN_PATH))
 OUT = Path(protocol.OUT)
@@ -115,6 +115,8 @@ def cmd_setup(plan: dict[str, Any]) -> int:
         if (home / private).is_dir():
             (home / private).chmod(0o700)
     copy_venv(Path(plan["venv"]))
+    if net is not None and net.authority is not None:
+        trust_ca(net, Path(plan["venv"]))
     home.chmod(0o750)  # before chown: root has no CAP_FOWNER here
     _chown_tree(home, plan["uid"], plan["gid"])
     look_like_a_workstation(plan)
@@ -122,6 +124,33 @@ def cmd_setup(plan: dict[str, Any]) -> int:
         fsdiff.save(OUT, fsdiff.snapshot())
     emit("setup", ok=True, venv=plan["venv"], sinkhole=net.wait() if net else {})
     return EXIT_OK
+
+
+def trust_ca(net: sinkhole.Setup, venv: Path) -> None:
+    """The run's CA into the system store and the Python bundles (see trust.py)."""
+    auth = net.authority
+    assert auth is not None
+    t0 = time.monotonic()
+    tls: dict[str, Any] = net.info.setdefault("tls", {})
+    problems = trust.install_system(auth.ca_pem, auth.file_stem, auth.name)
+    patched, more = trust.patch_bundles(trust.python_roots(venv), auth.ca_pem)
+    try:
+        trust.save_state(auth.ca_pem, auth.file_stem)
+    except OSError as exc:
+        problems.append(f"state: {exc}")
+    tls.update(bundles=patched, problems=problems + more, seconds=round(time.monotonic() - t0, 3))
+
+
+def patch_venv_bundles(plan: dict[str, Any]) -> None:
+    """Before a phase that follows install: certifi and friends the install brought
+    now trust the CA too (their files belong to the candidate: see trust.append_ca)."""
+    state = trust.load_state()
+    if state is None:
+        return
+    patched, problems = trust.patch_bundles(trust.python_roots(Path(plan["venv"])), state["ca_pem"])
+    if patched or problems:
+        with contextlib.suppress(OSError), (OUT / "trust.jsonl").open("a") as fh:
+            fh.write(json.dumps({"t": time.time(), "patched": patched, "problems": problems}) + "\n")
 
 
 def _git_checkout(project: Path, fmt: dict[str, str]) -> None:
@@ -202,6 +231,7 @@ def candidate_env(plan: dict[str, Any]) -> dict[str, str]:
         "PWD": plan["project"],
         "HOSTNAME": plan.get("hostname", "localhost"),
     }
+    env.update(trust.env_vars(trust.load_state()))
     env.update(plan.get("env", {}))
     return env
 
@@ -913,6 +943,8 @@ def cmd_phase(plan: dict[str, Any], name: str) -> int:
     guard.drop_capabilities({guard.CAP_NET_ADMIN})
     with contextlib.suppress(OSError):
         sinkhole.PHASE_FILE.write_text(name)  # the sinkhole tags what it captures with it
+    if name != "install":
+        patch_venv_bundles(plan)
     started = time.time()
     emit("phase", phase=name)
     try:

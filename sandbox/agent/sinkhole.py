@@ -50,6 +50,7 @@ import re
 import selectors
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -60,11 +61,12 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-from . import guard
+from . import guard, tlsca
 
 STATE_DIR = Path("/var/lib/pkgsandbox")
 PHASE_FILE = STATE_DIR / "phase"
 PID_FILE = STATE_DIR / "sinkhole.pid"
+TLS_DIR = STATE_DIR / "tls"  # the leaves' key (root-only tmpfs, never collected)
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h; IP6T_SO_ORIGINAL_DST has the same value
 FAKE_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking: never routed
 FAKE_NET6_PREFIX = "64:ff9b::"  # the NAT64 well-known prefix, + the fake IPv4 address
@@ -692,6 +694,7 @@ BANNERS = {
     2525: b"220 mail ESMTP Postfix (Debian/GNU)\r\n",
 }
 SMTP_PORTS = frozenset({25, 587, 2525})
+IMPLICIT_TLS = {465: 25, 993: 143, 995: 110}  # what speaks inside TLS on these ports
 
 
 class SmtpStream:
@@ -896,6 +899,21 @@ def _hostport(addr: tuple[Any, ...]) -> str:
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
+def _ssl_reason(exc: BaseException) -> str:
+    """The short OpenSSL reason (``TLSV1_ALERT_UNKNOWN_CA``) or the message."""
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc or type(exc).__name__)[:300]
+
+
+def _record_proto(flow: Flow) -> str:
+    """``https`` for HTTP inside a terminated TLS session, ``tls`` for anything else in one."""
+    if flow.tls_up:
+        return "https" if flow.proto == "http" else "tls"
+    if flow.tls is not None:
+        return "tls"
+    return flow.proto or ("empty" if not flow.total else "unknown")
+
+
 def original_dst(sock: socket.socket) -> tuple[str, int] | None:
     """Where the client meant to connect before REDIRECT (None: it connected to us)."""
     try:
@@ -941,6 +959,12 @@ class Flow:
     dns_buf: bytearray = field(default_factory=bytearray)
     errors: list[str] = field(default_factory=list)
     closing_at: float | None = None
+    tls_obj: ssl.SSLObject | None = None  # the terminated TLS session (see Daemon._tls_start)
+    tls_in: ssl.MemoryBIO | None = None
+    tls_out: ssl.MemoryBIO | None = None
+    tls_up: bool = False  # handshake done: what follows is decrypted
+    plain: bytearray = field(default_factory=bytearray)  # decrypted client bytes kept
+    plain_total: int = 0
 
 
 class Daemon:
@@ -953,8 +977,10 @@ class Daemon:
         net: NetConfig,
         out: Path,
         phase_file: Path = PHASE_FILE,
+        authority: tlsca.Authority | None = None,
     ) -> None:
         self.socks = socks
+        self.authority = authority
         self.phase_file = phase_file
         self.wake_r, self.wake_w = socket.socketpair()
         self.limits = limits
@@ -972,6 +998,8 @@ class Daemon:
             "udp_datagrams": 0,
             "dns_queries": 0,
             "dns_malformed": 0,
+            "tls_terminated": 0,
+            "tls_refused": 0,
             "errors": 0,
         }
         self.problems = 0
@@ -1112,7 +1140,14 @@ class Daemon:
         room = self.limits.capture_bytes - len(flow.capture)
         if room > 0:
             flow.capture += data[:room]
-        self._protocol(flow, data)
+        self._incoming(flow, data)
+
+    def _incoming(self, flow: Flow, data: bytes) -> None:
+        """Client bytes: through the TLS session when one was terminated."""
+        if flow.tls_obj is not None:
+            self._tls_feed(flow, data)
+        else:
+            self._protocol(flow, data)
 
     def _protocol(self, flow: Flow, data: bytes) -> None:
         if flow.proto == "":
@@ -1146,7 +1181,9 @@ class Daemon:
             status, info = parse_client_hello(bytes(flow.tls_buf))
             if status != "need" or len(flow.tls_buf) >= 70000:
                 flow.tls = info if status == "ok" else {"error": info.get("error", "incomplete ClientHello")}
-                flow.tls_buf = bytearray()
+                hello, flow.tls_buf = bytes(flow.tls_buf), bytearray()
+                if status == "ok" and self.authority is not None and self._tls_start(flow, hello):
+                    return
                 self._send(flow, TLS_ALERT_HANDSHAKE_FAILURE)
                 self._shut_write(flow)
         elif flow.proto == "dns":
@@ -1155,7 +1192,98 @@ class Daemon:
             for reply in flow.smtp.feed(data):
                 self._send(flow, reply)
 
+    # -- TLS termination
+    def _tls_start(self, flow: Flow, hello: bytes) -> bool:
+        """Answer the ClientHello as the server it named, with a leaf of the run's CA
+        for its SNI (the original destination address without SNI). False: not
+        possible (no leaf), the caller refuses as before."""
+        assert self.authority is not None and flow.tls is not None
+        host = flow.tls.get("sni") or flow.dst[0]
+        try:
+            ctx = self.authority.context(str(host))
+        except (tlsca.LeafBudget, OSError, ssl.SSLError, ValueError) as exc:
+            flow.tls["handshake_error"] = f"no certificate for {str(host)[:100]}: {exc}"[:300]
+            return False
+        flow.tls_in, flow.tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        flow.tls_obj = ctx.wrap_bio(flow.tls_in, flow.tls_out, server_side=True)
+        self._tls_feed(flow, hello)
+        return True
+
+    def _tls_feed(self, flow: Flow, data: bytes) -> None:
+        obj, tin = flow.tls_obj, flow.tls_in
+        assert obj is not None and tin is not None and flow.tls is not None
+        if data:
+            tin.write(data)
+        if not flow.tls_up:
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                self._tls_flush(flow)
+                return
+            except (ssl.SSLError, OSError) as exc:
+                # the usual case: the client does not trust the CA (pinning, its own
+                # store) and says so with an alert; that reason is the record
+                self.stats["tls_refused"] += 1
+                flow.tls["handshake_error"] = _ssl_reason(exc)
+                self._tls_flush(flow)
+                flow.tls_obj = None
+                self._shut_write(flow)
+                return
+            flow.tls_up = True
+            self.stats["tls_terminated"] += 1
+            flow.tls["intercepted"] = True
+            flow.tls["negotiated"] = {
+                "version": obj.version() or "",
+                "alpn": obj.selected_alpn_protocol() or "",
+                "cipher": (obj.cipher() or ("",))[0],
+            }
+            flow.proto = ""  # sniff again: what the client says inside
+            inner = IMPLICIT_TLS.get(flow.dst[1])
+            if inner is not None:
+                self._send(flow, BANNERS[inner])
+                flow.proto = "smtp" if inner in SMTP_PORTS else "unknown"
+                flow.smtp = SmtpStream() if flow.proto == "smtp" else None
+        while flow.tls_obj is not None:
+            try:
+                plain = obj.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # close_notify
+                self._shut_write(flow)
+                break
+            except (ssl.SSLError, OSError) as exc:
+                flow.errors.append(f"TLS: {_ssl_reason(exc)}")
+                flow.tls_obj = None
+                self._shut_write(flow)
+                break
+            if not plain:
+                break
+            flow.plain_total += len(plain)
+            room = self.limits.capture_bytes - len(flow.plain)
+            if room > 0:
+                flow.plain += plain[:room]
+            self._protocol(flow, plain)
+        self._tls_flush(flow)
+
+    def _tls_flush(self, flow: Flow) -> None:
+        """Move what the TLS session wrote (handshake, records, alerts) to the socket."""
+        if flow.tls_out is not None and flow.tls_out.pending:
+            self._send_raw(flow, flow.tls_out.read())
+
     def _send(self, flow: Flow, data: bytes) -> None:
+        if flow.tls_up and flow.tls_obj is not None:
+            if flow.write_shut or flow.closing_at is not None:
+                return
+            try:
+                flow.tls_obj.write(data)
+            except (ssl.SSLError, OSError) as exc:
+                flow.errors.append(f"TLS write: {_ssl_reason(exc)}")
+                return
+            self._tls_flush(flow)
+            return
+        self._send_raw(flow, data)
+
+    def _send_raw(self, flow: Flow, data: bytes) -> None:
         if flow.write_shut:
             return
         if len(flow.pending) + len(data) > 65536:
@@ -1182,6 +1310,10 @@ class Daemon:
 
     def _shut_write(self, flow: Flow) -> None:
         """Half-close once the reply is out; keep reading what the client still sends."""
+        if flow.tls_up and flow.tls_obj is not None and flow.closing_at is None:
+            with contextlib.suppress(ssl.SSLError, OSError):
+                flow.tls_obj.unwrap()  # close_notify, as a server does before FIN
+            self._tls_flush(flow)
         flow.closing_at = time.monotonic()
         if not flow.pending:
             self._do_shutdown(flow)
@@ -1218,7 +1350,7 @@ class Daemon:
             room = self.limits.capture_bytes - len(flow.capture)
             if room > 0:
                 flow.capture += data[:room]
-            self._protocol(flow, data)
+            self._incoming(flow, data)
 
     def _finish(self, flow: Flow, reason: str) -> None:
         if flow.fid not in self.flows:
@@ -1244,7 +1376,7 @@ class Daemon:
             "captured": len(flow.capture),
             "truncated": flow.total > len(flow.capture) or reason in ("evicted", "lifetime"),
             "close_reason": reason,
-            "proto": flow.proto or ("empty" if not flow.total else "unknown"),
+            "proto": _record_proto(flow),
             "pid": flow.pid,
             "argv": flow.argv,
         }
@@ -1263,6 +1395,11 @@ class Daemon:
         if flow.errors:
             rec["errors"] = flow.errors[:10]
         rec["payload"] = self.rec.payload(f"net-tcp-{flow.fid}.bin", bytes(flow.capture))
+        if flow.tls_up:
+            rec["decrypted"] = flow.plain_total
+            rec["plain_payload"] = self.rec.payload(f"net-tcp-{flow.fid}.plain.bin", bytes(flow.plain))
+            if flow.plain_total > len(flow.plain):
+                rec["truncated"] = True
         self.rec.write(rec)
 
     # -- DNS
@@ -1554,11 +1691,20 @@ class Setup:
             "limits": self.limits.__dict__,
         }
         self.thread: threading.Thread | None = None
+        self.authority: tlsca.Authority | None = None
         try:
+            if conf.get("tls", True):
+                # before the fork: the daemon signs leaves with this CA's key, which
+                # never touches a disk (a few ms of arithmetic)
+                try:
+                    self.authority = tlsca.Authority(TLS_DIR)
+                    self.info["tls"] = {"enabled": True, "ca": self.authority.org}
+                except Exception as exc:
+                    self.info["tls"] = {"enabled": False, "problems": [f"CA: {type(exc).__name__}: {exc}"]}
             v6 = _ipv6_available()
             ports, socks = bind_listeners(v6)
             self.info.update(ports=ports.__dict__, ipv6=v6)
-            self.info["pid"] = spawn_daemon(socks, self.limits, self.net, out)
+            self.info["pid"] = spawn_daemon(socks, self.limits, self.net, out, self.authority)
             for group in socks.values():  # the daemon has its own copies
                 for sock in group:
                     sock.close()
@@ -1595,7 +1741,13 @@ def start(plan: dict[str, Any], out: Path) -> dict[str, Any]:
     return Setup(plan, out).wait()
 
 
-def spawn_daemon(socks: dict[str, list[socket.socket]], limits: Limits, net: NetConfig, out: Path) -> int:
+def spawn_daemon(
+    socks: dict[str, list[socket.socket]],
+    limits: Limits,
+    net: NetConfig,
+    out: Path,
+    authority: tlsca.Authority | None = None,
+) -> int:
     """Double-fork the daemon (re-parented to the container's init, so it survives
     this exec); returns its pid, also written to :data:`PID_FILE`."""
     keep = {s.fileno() for group in socks.values() for s in group}
@@ -1608,7 +1760,7 @@ def spawn_daemon(socks: dict[str, list[socket.socket]], limits: Limits, net: Net
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _daemon_main(socks, limits, net, out, keep | {w}, w)
+            _daemon_main(socks, limits, net, out, keep | {w}, w, authority)
         except BaseException:
             code = 1
         finally:
@@ -1635,6 +1787,7 @@ def _daemon_main(
     out: Path,
     keep: set[int],
     ready_fd: int,
+    authority: tlsca.Authority | None = None,
 ) -> None:  # pragma: no cover - runs in the daemon
     # Our stdout/stderr are the docker exec's stream: holding them open would keep
     # `agent setup` from returning. Everything else inherited goes too.
@@ -1654,7 +1807,7 @@ def _daemon_main(
     PID_FILE.write_text(str(os.getpid()))
     os.write(ready_fd, str(os.getpid()).encode())
     os.close(ready_fd)
-    Daemon(socks, limits, net, out).run()
+    Daemon(socks, limits, net, out, authority=authority).run()
 
 
 def _note(out: Path | None, msg: str) -> None:

@@ -1182,7 +1182,9 @@ def rule_exfiltration(net: NetworkCapture) -> list[Finding]:
                 destination=x.destination,
                 bytes=x.bytes,
                 data=x.excerpt[:512],
-                detail=f"{x.canary} found {x.encoding}" + (f" in traffic for {x.host}" if x.host else ""),
+                detail=f"{x.canary} found {x.encoding}"
+                + (f" in traffic for {x.host}" if x.host else "")
+                + (f" ({x.channel}: {x.request})" if x.request else ""),
             )
             for x in hits
         ]

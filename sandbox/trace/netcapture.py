@@ -58,7 +58,7 @@ DATA_PREVIEW = 512
 BODY_PREVIEW = 1024
 CORRELATE_SECONDS = 3.0
 
-Channel = Literal["dns", "http", "tls", "tcp", "udp", "smtp"]
+Channel = Literal["dns", "http", "https", "tls", "tcp", "udp", "smtp"]
 
 
 def escape(data: bytes, limit: int = DATA_PREVIEW) -> str:
@@ -149,6 +149,7 @@ class _Haystack:
     host: str | None
     pid: int | None
     process: tuple[str, ...]
+    request: str = ""
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -337,10 +338,8 @@ def _tcp(
             t, lambda e: e.kind is EventKind.CONNECT and e.address is not None and e.address.render() == dest
         )
         pid = ev.pid if ev is not None else None
-    payload = b""
-    name = rec.get("payload")
-    if isinstance(name, str) and re.fullmatch(r"net-tcp-\d+\.bin", name) and (trace_dir / name).is_file():
-        payload = (trace_dir / name).read_bytes()
+    payload = _payload(trace_dir, rec.get("payload"), r"net-tcp-\d+\.bin")
+    plain = _payload(trace_dir, rec.get("plain_payload"), r"net-tcp-\d+\.plain\.bin")
     http = tuple(_http(r) for r in (rec.get("http") or [])[:16] if isinstance(r, dict))
     tls_rec = rec.get("tls")
     tls = None
@@ -350,6 +349,10 @@ def _tcp(
             alpn=_strs(tls_rec.get("alpn"), 16),
             version=str(tls_rec.get("version", "")),
             error=str(tls_rec.get("error", ""))[:300],
+            intercepted=bool(tls_rec.get("intercepted")),
+            handshake_error=str(tls_rec.get("handshake_error", ""))[:300],
+            negotiated_version=str((tls_rec.get("negotiated") or {}).get("version", ""))[:32],
+            negotiated_alpn=str((tls_rec.get("negotiated") or {}).get("alpn", ""))[:64],
         )
     host = rec.get("name") if isinstance(rec.get("name"), str) else None
     host = (
@@ -375,17 +378,41 @@ def _tcp(
         tls=tls,
         smtp=_strs(rec.get("smtp")),
         data=escape(payload, 256),
+        decrypted=int(rec.get("decrypted", 0) or 0),
+        plain=escape(plain, 256) if plain else "",
         labels=_labels(host, dest),
         pid=pid,
         process=process,
     )
-    channel: Channel = {"http": "http", "tls": "tls", "smtp": "smtp", "dns": "dns"}.get(proto, "tcp")  # type: ignore[assignment]
-    stacks = [_Haystack(payload, channel, phase, t, dest, host, pid, process)]
-    for r in (rec.get("http") or [])[:16]:
-        body = _b64(r.get("body_b64")) if isinstance(r, dict) else b""
+    channels: dict[str, Channel] = {
+        "http": "http",
+        "https": "https",
+        "tls": "tls",
+        "smtp": "smtp",
+        "dns": "dns",
+    }
+    channel = channels.get(proto, "tcp")
+    first = _request_line(http[0]) if http else ""
+    # the raw bytes of a terminated session are ciphertext: its decrypted bytes stand in
+    stacks = [_Haystack(plain if plain else payload, channel, phase, t, dest, host, pid, process, first)]
+    body_channel: Channel = "https" if proto == "https" else "http"
+    requests = [r for r in (rec.get("http") or [])[:16] if isinstance(r, dict)]
+    for r, ex in zip(requests, http, strict=True):
+        body = _b64(r.get("body_b64"))
         if body:
-            stacks.append(_Haystack(body, "http", phase, t, dest, host, pid, process))
+            line = _request_line(ex)
+            stacks.append(_Haystack(body, body_channel, phase, t, dest, host, pid, process, line))
     return conn, stacks
+
+
+def _payload(trace_dir: Path, name: object, pattern: str) -> bytes:
+    if isinstance(name, str) and re.fullmatch(pattern, name) and (trace_dir / name).is_file():
+        return (trace_dir / name).read_bytes()
+    return b""
+
+
+def _request_line(ex: HttpExchange) -> str:
+    return f"{ex.method} {ex.target} {ex.version}".strip()[:300] if ex.method else ""
 
 
 def _udp(
@@ -440,6 +467,7 @@ def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:
         process=h.process,
         bytes=len(h.data),
         excerpt=m.excerpt,
+        request=h.request,
     )
 
 

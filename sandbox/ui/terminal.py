@@ -179,6 +179,10 @@ def _network_lines(net: NetworkCapture) -> list[tuple[float, str, str]]:
                 if c.tls.sni
                 else f"TLS: {c.tls.error[:40] or 'no SNI'}"
             )
+            if c.tls.intercepted:
+                detail.append(f"decrypted {c.decrypted} B")
+            elif c.tls.handshake_error:
+                detail.append(f"refused the CA: {c.tls.handshake_error[:40]}")
         if c.truncated:
             detail.append("truncated")
         if c.labels:
@@ -223,6 +227,7 @@ def render_network(net: NetworkCapture, console: Console, *, max_lines: int = 12
             f"  [bold red]EXFILTRATION[/] {safe(x.canary)} [dim]({safe(x.location)})[/] "
             f"{safe(x.encoding)} via {safe(str(x.channel))} → {safe(to)}"
             + (f" ({safe(x.host, 60)})" if x.host else "")
+            + (f" [dim]{safe(x.request, 80)}[/]" if x.request else "")
         )
     if net.honeytoken_reads:
         places = sorted({r.location for r in net.honeytoken_reads})
