@@ -115,8 +115,11 @@ def cmd_setup(plan: dict[str, Any]) -> int:
         if (home / private).is_dir():
             (home / private).chmod(0o700)
     copy_venv(Path(plan["venv"]))
-    if net is not None and net.authority is not None:
-        trust_ca(net, Path(plan["venv"]))
+    if net is not None and net.tls and "pid" in net.info:
+        try:
+            trust_ca(net, Path(plan["venv"]))
+        except Exception as exc:  # TLS capture is a bonus: never the reason setup fails
+            net.info.setdefault("tls", {}).setdefault("problems", []).append(f"{type(exc).__name__}: {exc}")
     home.chmod(0o750)  # before chown: root has no CAP_FOWNER here
     _chown_tree(home, plan["uid"], plan["gid"])
     look_like_a_workstation(plan)
@@ -127,18 +130,23 @@ def cmd_setup(plan: dict[str, Any]) -> int:
 
 
 def trust_ca(net: sinkhole.Setup, venv: Path) -> None:
-    """The run's CA into the system store and the Python bundles (see trust.py)."""
-    auth = net.authority
-    assert auth is not None
+    """The run's CA (made by the sinkhole daemon) into the system store and the
+    Python bundles (see trust.py); what was done goes to sinkhole.json."""
     t0 = time.monotonic()
     tls: dict[str, Any] = net.info.setdefault("tls", {})
-    problems = trust.install_system(auth.ca_pem, auth.file_stem, auth.name)
-    patched, more = trust.patch_bundles(trust.python_roots(venv), auth.ca_pem)
-    try:
-        trust.save_state(auth.ca_pem, auth.file_stem)
-    except OSError as exc:
-        problems.append(f"state: {exc}")
-    tls.update(bundles=patched, problems=problems + more, seconds=round(time.monotonic() - t0, 3))
+    state = trust.wait_state(5.0)
+    if not state.get("ca_pem"):
+        tls.update(enabled=False, problems=[state.get("error", "no CA")])
+        return
+    problems = trust.install_system(state["ca_pem"], state["stem"], state["hash"])
+    patched, more = trust.patch_bundles(trust.python_roots(venv), state["ca_pem"])
+    tls.update(
+        enabled=True,
+        ca=state["stem"],
+        bundles=patched,
+        problems=problems + more,
+        seconds=round(time.monotonic() - t0, 3),
+    )
 
 
 def patch_venv_bundles(plan: dict[str, Any]) -> None:
@@ -147,7 +155,10 @@ def patch_venv_bundles(plan: dict[str, Any]) -> None:
     state = trust.load_state()
     if state is None:
         return
-    patched, problems = trust.patch_bundles(trust.python_roots(Path(plan["venv"])), state["ca_pem"])
+    try:
+        patched, problems = trust.patch_bundles(trust.python_roots(Path(plan["venv"])), state["ca_pem"])
+    except Exception as exc:  # never the reason a phase fails
+        patched, problems = [], [f"{type(exc).__name__}: {exc}"]
     if patched or problems:
         with contextlib.suppress(OSError), (OUT / "trust.jsonl").open("a") as fh:
             fh.write(json.dumps({"t": time.time(), "patched": patched, "problems": problems}) + "\n")

@@ -61,7 +61,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-from . import guard, tlsca
+from . import guard, tlsca, trust
 
 STATE_DIR = Path("/var/lib/pkgsandbox")
 PHASE_FILE = STATE_DIR / "phase"
@@ -1691,20 +1691,12 @@ class Setup:
             "limits": self.limits.__dict__,
         }
         self.thread: threading.Thread | None = None
-        self.authority: tlsca.Authority | None = None
+        self.tls = bool(conf.get("tls", True))
         try:
-            if conf.get("tls", True):
-                # before the fork: the daemon signs leaves with this CA's key, which
-                # never touches a disk (a few ms of arithmetic)
-                try:
-                    self.authority = tlsca.Authority(TLS_DIR)
-                    self.info["tls"] = {"enabled": True, "ca": self.authority.org}
-                except Exception as exc:
-                    self.info["tls"] = {"enabled": False, "problems": [f"CA: {type(exc).__name__}: {exc}"]}
             v6 = _ipv6_available()
             ports, socks = bind_listeners(v6)
             self.info.update(ports=ports.__dict__, ipv6=v6)
-            self.info["pid"] = spawn_daemon(socks, self.limits, self.net, out, self.authority)
+            self.info["pid"] = spawn_daemon(socks, self.limits, self.net, out, self.tls)
             for group in socks.values():  # the daemon has its own copies
                 for sock in group:
                     sock.close()
@@ -1746,7 +1738,7 @@ def spawn_daemon(
     limits: Limits,
     net: NetConfig,
     out: Path,
-    authority: tlsca.Authority | None = None,
+    tls: bool = False,
 ) -> int:
     """Double-fork the daemon (re-parented to the container's init, so it survives
     this exec); returns its pid, also written to :data:`PID_FILE`."""
@@ -1760,7 +1752,7 @@ def spawn_daemon(
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _daemon_main(socks, limits, net, out, keep | {w}, w, authority)
+            _daemon_main(socks, limits, net, out, keep | {w}, w, tls)
         except BaseException:
             code = 1
         finally:
@@ -1787,7 +1779,7 @@ def _daemon_main(
     out: Path,
     keep: set[int],
     ready_fd: int,
-    authority: tlsca.Authority | None = None,
+    tls: bool = False,
 ) -> None:  # pragma: no cover - runs in the daemon
     # Our stdout/stderr are the docker exec's stream: holding them open would keep
     # `agent setup` from returning. Everything else inherited goes too.
@@ -1807,6 +1799,18 @@ def _daemon_main(
     PID_FILE.write_text(str(os.getpid()))
     os.write(ready_fd, str(os.getpid()).encode())
     os.close(ready_fd)
+    # The CA is made here, once set-up goes on without us: its arithmetic (tens of
+    # ms of pure Python) overlaps HOME and venv preparation instead of adding to
+    # them. Its key stays in this process's memory; set-up gets the certificate.
+    authority = None
+    if tls:
+        try:
+            authority = tlsca.Authority(TLS_DIR)
+            trust.publish(authority)
+        except Exception as exc:
+            authority = None
+            with contextlib.suppress(OSError):
+                trust.save_state({"error": f"CA: {type(exc).__name__}: {exc}"[:300]})
     Daemon(socks, limits, net, out, authority=authority).run()
 
 

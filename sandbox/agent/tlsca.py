@@ -307,7 +307,7 @@ class Authority:
         self.issued = 0
         self.org = r.choice(ORGS)
         self.key = EcKey.generate()
-        self.leaf_key = EcKey.generate()
+        self._leaf_key: EcKey | None = None  # made at the first leaf: not on set-up's path
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
         self.name = name((OID_C, "US"), (OID_O, self.org), (OID_CN, f"{self.org} TLS Inspection Root CA"))
         self.key_id = _key_id(self.key)
@@ -327,6 +327,14 @@ class Authority:
         self.ca_pem = _pem("CERTIFICATE", self.ca_der)
         self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
         self._key_file: Path | None = None
+
+    @property
+    def leaf_key(self) -> EcKey:
+        """The one key of every leaf (a fresh key per name would cost a scalar
+        multiplication each and buy nothing: it never leaves the daemon)."""
+        if self._leaf_key is None:
+            self._leaf_key = EcKey.generate()
+        return self._leaf_key
 
     @property
     def file_stem(self) -> str:

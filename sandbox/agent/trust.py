@@ -28,7 +28,10 @@ import json
 import os
 import re
 import stat
+import time
 from pathlib import Path
+
+from . import tlsca
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SYSTEM_DIR = Path("/etc/ssl/certs")
@@ -43,8 +46,6 @@ def subject_hash(name_der: bytes) -> str:
     """OpenSSL's ``X509_NAME_hash`` of a Name whose values are plain ASCII (ours):
     SHA-1 of the canonical form (each RDN's value as a lower-cased, whitespace-
     collapsed UTF8String, the RDN sets concatenated), first 4 bytes little-endian."""
-    from . import tlsca
-
     canon = b""
     for oid_tlv, value in _rdns(name_der):
         text = " ".join(value.decode("utf-8", "replace").split()).lower()
@@ -76,8 +77,9 @@ def _rdns(name_der: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def install_system(ca_pem: str, stem: str, name_der: bytes) -> list[str]:
-    """Put the CA into the system store; returns problems (empty: done)."""
+def install_system(ca_pem: str, stem: str, subject: str) -> list[str]:
+    """Put the CA into the system store (*subject*: its subject hash, for the
+    ``HASH.0`` link); returns problems (empty: done)."""
     problems = []
     local = LOCAL_DIR / f"{stem}.crt"
     try:
@@ -95,9 +97,11 @@ def install_system(ca_pem: str, stem: str, name_der: bytes) -> list[str]:
         problems.append(f"{SYSTEM_BUNDLE}: {exc.strerror or exc}")
     for link, target in (
         (SYSTEM_DIR / f"{stem}.pem", str(local)),
-        (SYSTEM_DIR / f"{subject_hash(name_der)}.0", f"{stem}.pem"),
+        (SYSTEM_DIR / f"{subject}.0", f"{stem}.pem"),
     ):
         try:
+            if link.is_symlink() and os.readlink(link) == target:
+                continue
             if link.is_symlink() or link.exists():  # a hash collision: the next free suffix
                 if link.suffix == ".0":
                     link = next(
@@ -113,19 +117,42 @@ def install_system(ca_pem: str, stem: str, name_der: bytes) -> list[str]:
     return problems
 
 
-def save_state(ca_pem: str, stem: str) -> None:
-    """What later phases need (``agent phase`` is another process)."""
-    STATE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    STATE.write_text(json.dumps({"ca_pem": ca_pem, "stem": stem}))
-    STATE.chmod(0o600)
+def save_state(state: dict[str, str], path: Path | None = None) -> None:
+    """The CA certificate (``ca_pem``, ``stem``, ``hash``) or the ``error`` that
+    prevented it, for ``agent setup`` and later phases (other processes); atomic."""
+    path = path or STATE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(state))
+    os.replace(tmp, path)
 
 
-def load_state() -> dict[str, str] | None:
+def load_state(path: Path | None = None) -> dict[str, str] | None:
+    """The CA's state when there is a CA (None: TLS termination is off or failed)."""
     try:
-        data = json.loads(STATE.read_text())
+        data = json.loads((path or STATE).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("ca_pem") else None
+
+
+def wait_state(timeout: float, path: Path | None = None) -> dict[str, str]:
+    """Wait for the sinkhole daemon to publish its CA (it makes it while set-up
+    prepares HOME and the venv); ``{"error": …}`` when it did not in time."""
+    end = time.monotonic() + timeout
+    path = path or STATE
+    while True:
+        try:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict):
+                return data
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= end:
+            return {"error": f"no CA from the sinkhole within {timeout:.0f}s"}
+        time.sleep(0.005)
 
 
 def env_vars(state: dict[str, str] | None) -> dict[str, str]:
@@ -241,6 +268,12 @@ def patch_bundles(roots: list[Path], ca_pem: str) -> tuple[list[str], list[str]]
 def python_roots(venv: Path) -> list[Path]:
     """site-packages of the venv and the system interpreters' package directories."""
     roots = sorted(venv.glob("lib/python*/site-packages"))
-    roots += sorted(Path("/usr/lib/python3/dist-packages").glob("."))
+    roots.append(Path("/usr/lib/python3/dist-packages"))
     roots += sorted(Path("/usr/local/lib").glob("python3*/site-packages"))
     return [r for r in roots if r.is_dir()]
+
+
+def publish(authority: tlsca.Authority) -> None:
+    """The daemon's side of :func:`wait_state`."""
+    stem, subject = authority.file_stem, subject_hash(authority.name)
+    save_state({"ca_pem": authority.ca_pem, "stem": stem, "hash": subject})

@@ -286,7 +286,8 @@ def test_tls_sni_raw_udp_and_ctypes_connect_are_recorded(tmp_path: Path, leak_ch
     assert "v6" not in facts, facts
     v6 = next(c for c in net.connections if c.destination == f"[{v6_host}]:{LEAK_PORT}")
     assert v6.bytes == len(payload) and MARKER in v6.data
-    assert facts["tls"] in ("SSLError", "SSLCertVerificationError") or "SSL" in facts["tls"]
+    assert "tls" not in facts, facts  # the sandbox trusts the run's CA: the handshake completes
+    assert tls.tls.intercepted and tls.tls.negotiated_alpn == "http/1.1" and tls.protocol == "tls"
     assert facts["/usr/sbin/iptables"] != 0 and facts["ip"] != 0
     assert int(facts["cap_bnd"], 16) == 0
     assert not int(facts["tracer_capeff"], 16) & (1 << 12), "strace must not hold NET_ADMIN"

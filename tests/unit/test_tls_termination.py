@@ -158,6 +158,34 @@ def test_bundles_are_patched_in_place_without_following_symlinks(tmp_path: Path)
     _handshake(auth.context("pypi.invalid"), client, "pypi.invalid")
 
 
+def test_system_store_and_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    certs, local = tmp_path / "etc-ssl-certs", tmp_path / "local-share"
+    certs.mkdir()
+    public_root = tlsca.Authority(tmp_path / "other").ca_pem
+    (certs / "ca-certificates.crt").write_text(public_root)
+    monkeypatch.setattr(trust, "SYSTEM_DIR", certs)
+    monkeypatch.setattr(trust, "SYSTEM_BUNDLE", certs / "ca-certificates.crt")
+    monkeypatch.setattr(trust, "LOCAL_DIR", local)
+    state_file = tmp_path / "state" / "trust.json"
+    assert trust.wait_state(0.05, state_file)["error"].startswith("no CA")
+    auth = tlsca.Authority(tmp_path / "tls")
+    monkeypatch.setattr(trust, "STATE", state_file)
+    trust.publish(auth)
+    state = trust.wait_state(1.0, state_file)
+    assert trust.load_state(state_file) == state and state["ca_pem"] == auth.ca_pem
+    assert oct(state_file.stat().st_mode)[-3:] == "600"
+    for _ in range(2):  # idempotent
+        assert trust.install_system(state["ca_pem"], state["stem"], state["hash"]) == []
+    bundle = (certs / "ca-certificates.crt").read_text()
+    assert bundle.count(auth.ca_pem) == 1 and bundle.startswith(public_root)
+    assert (local / f"{auth.file_stem}.crt").read_text() == auth.ca_pem
+    assert os.readlink(certs / f"{state['hash']}.0") == f"{auth.file_stem}.pem"
+    assert not (certs / f"{state['hash']}.1").exists()
+    # the capath lookup OpenSSL does by subject hash finds it
+    client = ssl.create_default_context(capath=str(certs))
+    _handshake(auth.context("hashed.invalid"), client, "hashed.invalid")
+
+
 def test_environment_names_the_bundles() -> None:
     assert trust.env_vars(None) == {}
     env = trust.env_vars({"ca_pem": "x", "stem": "acme-corp-root-ca"})
