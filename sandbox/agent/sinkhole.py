@@ -1380,11 +1380,13 @@ class Daemon:
             "pid": flow.pid,
             "argv": flow.argv,
         }
-        http = flow.http or flow.http_done
-        if http is not None:
-            http.finish()
-            rec["http"] = http.requests
-            if any(r.get("body_truncated") or not r.get("complete") for r in http.requests):
+        streams = [h for h in (flow.http_done, flow.http) if h is not None]  # CONNECT, then inside
+        if streams:
+            for h in streams:
+                h.finish()
+            requests = [r for h in streams for r in h.requests][: self.limits.max_requests]
+            rec["http"] = requests
+            if any(r.get("body_truncated") or not r.get("complete") for r in requests):
                 rec["truncated"] = True
         if flow.tls is not None:
             rec["tls"] = flow.tls

@@ -272,6 +272,24 @@ def test_https_is_decrypted_parsed_and_answered(running: Running) -> None:
     assert "UNKNOWN_CA" in pinned["tls"]["handshake_error"] or "ALERT" in pinned["tls"]["handshake_error"]
 
 
+def test_tls_inside_a_connect_tunnel_is_decrypted_too(running: Running) -> None:
+    trusting = ssl.create_default_context(cadata=running.auth.ca_pem)
+    raw = socket.create_connection(("127.0.0.1", running.ports.tcp), timeout=5)
+    raw.sendall(b"CONNECT api.c2.invalid:443 HTTP/1.1\r\nHost: api.c2.invalid:443\r\n\r\n")
+    assert raw.recv(100).startswith(b"HTTP/1.1 200")
+    with trusting.wrap_socket(raw, server_hostname="api.c2.invalid") as s:
+        s.sendall(b"GET /inside HTTP/1.1\r\nHost: api.c2.invalid\r\n\r\n")
+        assert s.recv(200).startswith(b"HTTP/1.1 200 OK")
+    time.sleep(0.3)
+    recs = [r for r in running.stop() if r["kind"] == "tcp"]
+    rec = next(r for r in recs if r.get("http"))
+    assert [(h["method"], h["target"]) for h in rec["http"]] == [
+        ("CONNECT", "api.c2.invalid:443"),
+        ("GET", "/inside"),
+    ]
+    assert rec["proto"] == "https" and rec["tls"]["sni"] == "api.c2.invalid"
+
+
 def test_decrypted_https_proves_exfiltration_in_the_report(tmp_path: Path) -> None:
     tokens = make_honeytokens(random.Random(3))
     aws = tokens.files[".aws/credentials"].encode()
