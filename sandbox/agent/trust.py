@@ -31,12 +31,12 @@ import stat
 import time
 from pathlib import Path
 
-from . import tlsca
+from . import protocol, tlsca
 
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SYSTEM_DIR = Path("/etc/ssl/certs")
 LOCAL_DIR = Path("/usr/local/share/ca-certificates")
-STATE = Path("/var/lib/pkgsandbox/tls/trust.json")  # root-only tmpfs (0700)
+STATE = Path(protocol.TRACE_MOUNT) / "tls" / "trust.json"  # root-only tmpfs (0700), never collected
 BUNDLE_NAMES = ("cacert.pem", "cacerts.txt")
 MAX_BUNDLE = 8 << 20
 MAX_SCAN = 5000
