@@ -56,7 +56,8 @@ def _net(report: Report) -> NetworkCapture:
 
 
 def _facts(report: Report) -> dict[str, Any]:
-    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    imp = next((p for p in report.phases if p.phase is Phase.IMPORT), None)
+    assert imp is not None, [(p.phase.value, p.status.value, p.exit_code) for p in report.phases]
     m = re.search(r"FACTS (\{.*\})", imp.output_tail)
     assert m, imp.output_tail
     facts: dict[str, Any] = json.loads(m.group(1))
