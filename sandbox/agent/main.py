@@ -574,13 +574,25 @@ def _high_fd(fd: int) -> int:
 
 
 def _first_child(pid: int) -> int | None:
+    """The step's main process: strace's child once it has exec'd. strace also forks
+    short-lived children of its own (the ``--seccomp-bpf`` probe); taking one of
+    those for the main process ended the step at once under load (exit code lost,
+    the real main process reported as lingering), so a child still running strace's
+    own image is not taken (the caller asks again on its next turn)."""
     try:
         import psutil
 
-        kids = psutil.Process(pid).children()
+        parent = psutil.Process(pid)
+        own = parent.cmdline()[:1]
+        for kid in parent.children():
+            try:
+                if kid.cmdline()[:1] != own:
+                    return int(kid.pid)
+            except psutil.Error:
+                continue
     except Exception:
         return None
-    return kids[0].pid if kids else None
+    return None
 
 
 def _alive(pid: int) -> bool:
