@@ -1,0 +1,622 @@
+"""Pure decoder of the eBPF recorder's output: records in, :class:`ParsedTrace` per step out.
+
+The recorder (:mod:`sandbox.runner.ebpf_recorder`) runs the program of
+:mod:`sandbox.trace.ebpf_program` on the host for the whole run; the steps run
+one after another and the agent kills what a step leaves before the next starts,
+so a record belongs to the last step that started before it (monotonic clock,
+shared by host and container). The result is the same model the strace parser
+gives, so the judge is unchanged; pids are the container's (``NS_TGID``), as
+strace inside the container prints them.
+
+Fail closed: ``Lost N events`` (bpftrace's perf buffer overflowed), a record that
+does not parse (a ``\\x1e`` inside a string cuts one), or a missing ``READY``
+make the trace incomplete.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno as errno_mod
+import posixpath
+import re
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from sandbox.models import Address, Event, EventKind, Frozen, Phase, ProcessInfo
+from sandbox.trace._strace_syntax import normalise
+from sandbox.trace.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
+from sandbox.trace.strace import ParsedTrace, _open_kind
+
+__all__ = ["EbpfTrace", "StepWindow", "parse_ebpf"]
+
+K = EventKind
+_NAMES = {nr: name for name, nr in syscall_numbers().items()}
+_LOST_RE = re.compile(r"(?m)^Lost (\d+) events$")
+_AT_FDCWD = -100
+_SAMPLES = 20
+# Fixed numeric fields after the 7-field header, and strings, per record kind.
+_SHAPE: dict[str, tuple[int, int]] = {
+    "P": (2, 1),
+    "A": (3, 1),
+    "R": (3, 1),
+    "r": (0, 1),
+    "G": (3, 0),
+    "K": (4, 0),
+    "T": (3, 0),
+    "V": (3, 0),
+    "F": (3, 0),
+    "M": (2, 1),
+    "O": (4, 0),
+    "U": (3, 0),
+    "C": (9, 0),
+    "u": (1, 1),
+    "S": (11, 1),
+    "E": (2, 1),
+    "a": (1, 1),
+    "e": (1, 0),
+    "X": (2, 0),
+}
+_KIND_OF: dict[str, EventKind] = {
+    "stat": K.FILE_STAT,
+    "lstat": K.FILE_STAT,
+    "access": K.FILE_STAT,
+    "readlink": K.FILE_STAT,
+    "chdir": K.FILE_STAT,
+    "newfstatat": K.FILE_STAT,
+    "statx": K.FILE_STAT,
+    "faccessat": K.FILE_STAT,
+    "faccessat2": K.FILE_STAT,
+    "readlinkat": K.FILE_STAT,
+    "mkdir": K.DIR_CREATE,
+    "mkdirat": K.DIR_CREATE,
+    "mknodat": K.DIR_CREATE,
+    "unlink": K.FILE_DELETE,
+    "rmdir": K.FILE_DELETE,
+    "unlinkat": K.FILE_DELETE,
+    "chmod": K.FILE_CHMOD,
+    "chown": K.FILE_CHMOD,
+    "lchown": K.FILE_CHMOD,
+    "fchmodat": K.FILE_CHMOD,
+    "fchownat": K.FILE_CHMOD,
+    "fchmod": K.FILE_CHMOD,
+    "fchown": K.FILE_CHMOD,
+    "creat": K.FILE_WRITE,
+    "truncate": K.FILE_WRITE,
+    "ftruncate": K.FILE_WRITE,
+    "fchdir": K.FILE_STAT,
+    "chroot": K.PRIVILEGED,
+    "rename": K.FILE_RENAME,
+    "renameat": K.FILE_RENAME,
+    "renameat2": K.FILE_RENAME,
+    "link": K.FILE_LINK,
+    "linkat": K.FILE_LINK,
+    "symlink": K.FILE_LINK,
+    "symlinkat": K.FILE_LINK,
+}
+_OPEN_FLAGS = (
+    (0o1, "O_WRONLY"),
+    (0o2, "O_RDWR"),
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o20000000, "O_PATH"),
+    (0o20200000, "O_TMPFILE"),
+)
+_CLONE_THREAD = 0x10000
+_CLONE_NEW = {
+    0x00020000: "CLONE_NEWNS",
+    0x02000000: "CLONE_NEWCGROUP",
+    0x04000000: "CLONE_NEWUTS",
+    0x08000000: "CLONE_NEWIPC",
+    0x10000000: "CLONE_NEWUSER",
+    0x20000000: "CLONE_NEWPID",
+    0x40000000: "CLONE_NEWNET",
+}
+_PTRACE = {0: "PTRACE_TRACEME", 1: "PTRACE_PEEKTEXT", 2: "PTRACE_PEEKDATA", 16: "PTRACE_ATTACH", 0x4206: "PTRACE_SEIZE"}
+_FAMILIES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET"}
+_SOCK_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 5: "SOCK_SEQPACKET"}
+
+
+class StepWindow(Frozen):
+    """One step as the agent ran it: its key (``phase.tag``) and when it started
+    (``CLOCK_MONOTONIC`` nanoseconds, the clock bpftrace's ``nsecs`` reads)."""
+
+    key: str
+    phase: Phase
+    start_ns: int
+    cwd: str = "/"
+
+
+class EbpfTrace(Frozen):
+    """The decoded recorder output: one parsed trace per step key."""
+
+    steps: dict[str, ParsedTrace]
+    records: int
+    lost: int  # events bpftrace reported lost (perf buffer overflow)
+    unparsed: int
+    samples: tuple[str, ...]
+    stray: int  # records from before the first step (none expected)
+    ready: bool  # the recorder attached before the steps (its READY record)
+    complete: bool
+
+
+def parse_ebpf(
+    text: str, windows: Sequence[StepWindow], *, wall_offset: float = 0.0, seq_start: int = 0
+) -> EbpfTrace:
+    """Decode the recorder's output *text* into one :class:`ParsedTrace` per window.
+
+    *wall_offset* turns monotonic seconds into wall-clock time (events carry the
+    wall clock, like strace's ``-ttt``). Never raises on malformed input.
+    """
+    lost = sum(int(n) for n in _LOST_RE.findall(text))
+    text = _LOST_RE.sub("", text)
+    chunks = text.split("\x1e")
+    ready = False
+    unparsed: list[str] = []
+    records: list[tuple[str, list[int], list[str]]] = []
+    for chunk in chunks[1:]:
+        body = chunk[:-1] if chunk.endswith("\n") else None
+        if body is None and chunk.rstrip("\n") != chunk:
+            body = chunk.rstrip("\n")  # END's blank lines after the last record
+        if body == "READY":
+            ready = True
+            continue
+        rec = _split(body) if body else None
+        if rec is None:
+            unparsed.append(chunk[:300])
+            continue
+        records.append(rec)
+    ordered = sorted(windows, key=lambda w: w.start_ns)
+    starts = [w.start_ns for w in ordered]
+    per_step: list[list[tuple[str, list[int], list[str]]]] = [[] for _ in ordered]
+    stray = 0
+    for rec in sorted(records, key=lambda r: r[1][1]):
+        i = bisect.bisect_right(starts, rec[1][1]) - 1
+        if i < 0:
+            stray += 1
+        else:
+            per_step[i].append(rec)
+    steps: dict[str, ParsedTrace] = {}
+    seq = seq_start
+    for window, recs in zip(ordered, per_step, strict=True):
+        parsed = _Step(window, wall_offset).run(recs, seq)
+        seq += len(recs) + 1
+        steps[window.key] = parsed
+    complete = ready and lost == 0 and not unparsed
+    return EbpfTrace(
+        steps=steps,
+        records=len(records),
+        lost=lost,
+        unparsed=len(unparsed),
+        samples=tuple(unparsed[:_SAMPLES]),
+        stray=stray,
+        ready=ready,
+        complete=complete,
+    )
+
+
+def _split(body: str) -> tuple[str, list[int], list[str]] | None:
+    kind = body[:1]
+    shape = _SHAPE.get(kind)
+    if shape is None:
+        return None
+    nnums, nstrs = shape
+    head, sep, tail = body[2:].partition("\x1f")
+    try:
+        nums = [int(x) for x in head.split()]
+    except ValueError:
+        return None
+    if len(nums) != 7 + nnums or bool(sep) != bool(nstrs):
+        return None
+    strs = [tail] if nstrs else []  # one string at most, always last: keep any \x1f in it
+    return kind, nums, strs
+
+
+def _errno(ret: int) -> str | None:
+    return errno_mod.errorcode.get(-ret, f"E{-ret}") if ret < 0 else None
+
+
+def _open_flags(flags: int) -> str:
+    names = [name for bit, name in _OPEN_FLAGS if flags & bit == bit and name != "O_TMPFILE"]
+    if flags & 0o20200000 == 0o20200000:
+        names.append("O_TMPFILE")
+    return "|".join(["O_RDONLY"] + names if not flags & 3 else names) or "O_RDONLY"
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)
+
+
+def _address(fam: int, port: int, words: Sequence[int], unix: tuple[int, str] | None) -> Address | None:
+    port = ((port & 0xFF) << 8) | (port >> 8)  # read as a little-endian u16, sent big-endian
+    if fam == 2:
+        return Address(family="inet", host=".".join(str(b) for b in words[0].to_bytes(4, "little")), port=port)
+    if fam == 10:
+        raw = b"".join(w.to_bytes(4, "little") for w in words[1:5])
+        import ipaddress
+
+        return Address(family="inet6", host=str(ipaddress.IPv6Address(raw)), port=port)
+    if fam == 1:
+        if unix is None:
+            return Address(family="unix")
+        abstract, path = unix
+        return Address(family="unix", path=("@" + path) if abstract else path)
+    if fam == 16:
+        return Address(family="netlink")
+    if fam == 0:
+        return None
+    return Address(family="other", host=_FAMILIES.get(fam, str(fam)))
+
+
+def _escape(data: bytes) -> str:
+    out = []
+    for b in data:
+        if b == 0x5C:
+            out.append("\\\\")
+        elif b == 0x22:
+            out.append('\\"')
+        elif 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        elif b == 0x0A:
+            out.append("\\n")
+        elif b == 0x09:
+            out.append("\\t")
+        elif b == 0x0D:
+            out.append("\\r")
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
+
+
+_R_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def _unbuf(text: str) -> bytes:
+    """Bytes of a bpftrace ``%r`` buffer (printable ASCII as is, the rest ``\\xNN``)."""
+    out = bytearray()
+    pos = 0
+    for m in _R_ESCAPE.finditer(text):
+        out += text[pos : m.start()].encode("utf-8", "surrogateescape")
+        out.append(int(m.group(1), 16))
+        pos = m.end()
+    out += text[pos:].encode("utf-8", "surrogateescape")
+    return bytes(out)
+
+
+class _Proc:
+    __slots__ = ("argv", "cwd", "end", "exe", "execs", "exit_code", "fds", "killed_by", "pid", "ppid", "start")
+
+    def __init__(self, pid: int, ppid: int | None, start: float, cwd: str, parent: _Proc | None) -> None:
+        self.pid = pid
+        self.ppid = ppid
+        self.start = start
+        self.end: float | None = None
+        self.exit_code: int | None = None
+        self.killed_by: str | None = None
+        self.argv: tuple[str, ...] = parent.argv if parent else ()
+        self.exe = parent.exe if parent else ""
+        self.cwd = parent.cwd if parent else cwd
+        self.fds: dict[int, str | Address | None] = dict(parent.fds) if parent else {}
+        self.execs: list[tuple[str, ...]] = []
+
+
+class _Step:
+    """Decode the records of one step (sorted by time) into events and processes."""
+
+    def __init__(self, window: StepWindow, wall_offset: float) -> None:
+        self.window = window
+        self.phase = window.phase
+        self.wall = wall_offset
+        self.procs: dict[int, _Proc] = {}
+        self.order: list[_Proc] = []
+        self.host_to_ns: dict[int, int] = {}
+        self.spawned: dict[int, _Proc] = {}  # child ns pid -> parent, until the child shows
+        self.events: list[dict[str, Any]] = []
+        self.pending_exec: dict[int, tuple[float, str, int, list[str], str, _Proc]] = {}
+        self.pending_two: dict[int, dict[str, Any]] = {}  # host tid -> R event waiting for its r
+        self.pending_unix: dict[int, tuple[int, str]] = {}
+        self.waiting_unix: dict[int, dict[str, Any]] = {}
+        self.degraded = 0
+        self.truncated = 0
+
+    def run(self, records: Sequence[tuple[str, list[int], list[str]]], seq: int) -> ParsedTrace:
+        for n, (kind, nums, strs) in enumerate(records):
+            self.record(n, kind, nums, strs)
+        for t, path, _flags, argv, name, proc in self.pending_exec.values():
+            self.exec_event(proc, t, name, path, argv, None)  # never returned: killed mid-exec
+        for ev in self.pending_two.values():
+            ev.pop("_d2", None)
+            self.degraded += 1
+        self.events.sort(key=lambda f: (f["time"], f["seq"]))
+        events = []
+        for i, fields in enumerate(self.events, seq):
+            fields["seq"] = i
+            events.append(Event.model_construct(**fields))
+        processes = tuple(
+            ProcessInfo.model_construct(
+                pid=p.pid,
+                ppid=p.ppid,
+                phase=self.phase,
+                argv=p.argv,
+                exe=p.exe,
+                start=p.start,
+                end=p.end,
+                exit_code=p.exit_code,
+                killed_by=p.killed_by,
+                execs=tuple(p.execs),
+            )
+            for p in self.order
+        )
+        return ParsedTrace.model_construct(
+            events=tuple(events),
+            processes=processes,
+            lines=len(records),
+            unparsed=0,
+            unparsed_samples=(),
+            truncated_strings=self.truncated,
+            degraded=self.degraded,
+            complete=True,
+        )
+
+    # --- helpers ------------------------------------------------------------------
+
+    def proc(self, ns_tgid: int, host_tgid: int, host_ppid: int, t: float) -> _Proc:
+        proc = self.procs.get(ns_tgid)
+        if proc is not None:
+            return proc
+        parent = self.spawned.pop(ns_tgid, None)
+        if parent is None:
+            ppid = self.host_to_ns.get(host_ppid)
+            parent = self.procs.get(ppid) if ppid is not None else None
+        proc = _Proc(ns_tgid, parent.pid if parent else None, t, self.window.cwd, parent)
+        self.procs[ns_tgid] = proc
+        self.host_to_ns[host_tgid] = ns_tgid
+        self.order.append(proc)
+        return proc
+
+    def string(self, s: str) -> str:
+        if len(s.encode("utf-8", "surrogateescape")) >= STRLEN - 1:
+            self.truncated += 1
+        return s
+
+    def resolve(self, proc: _Proc, raw: str, dirfd: int = _AT_FDCWD) -> str | None:
+        path = self.string(raw)
+        if path.startswith("/"):
+            return normalise(path)
+        if dirfd == _AT_FDCWD:
+            base: str | Address | None = proc.cwd
+        else:
+            base = proc.fds.get(dirfd)
+        if not isinstance(base, str):
+            self.degraded += 1
+            return path or None
+        if not path:
+            return base
+        return normalise(base.rstrip("/") + "/" + path)
+
+    def event(self, n: int, t: float, proc: _Proc, name: str, kind: EventKind, ret: int | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "phase": self.phase,
+            "seq": n,
+            "pid": proc.pid,
+            "time": t,
+            "syscall": name,
+            "kind": kind,
+            "origin": Event.model_fields["origin"].default,
+            "path": None,
+            "path2": None,
+            "argv": None,
+            "address": None,
+            "target": None,
+            "flags": None,
+            "size": None,
+            "data": None,
+            "result": ret,
+            "errno": _errno(ret) if ret is not None else None,
+            "context": None,
+        }
+        self.events.append(fields)
+        return fields
+
+    # --- records ------------------------------------------------------------------
+
+    def record(self, n: int, kind: str, nums: list[int], strs: list[str]) -> None:
+        sid, nsecs, host_tgid, host_tid, ns_tgid, ns_tid, host_ppid = nums[:7]
+        rest = nums[7:]
+        t = nsecs / 1e9 + self.wall
+        proc = self.proc(ns_tgid, host_tgid, host_ppid, t)
+        name = _NAMES.get(sid, f"syscall_{sid}")
+        s = strs[0] if strs else ""
+        if kind == "P":
+            ret, arg = rest
+            path = self.resolve(proc, s)
+            if name == "open":
+                ev = self.event(n, t, proc, name, _open_kind(_open_flags(arg)), ret)
+                ev["flags"] = _open_flags(arg)
+                if ret >= 0:
+                    proc.fds[ret] = path
+            else:
+                ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
+                if name in ("mkdir", "chmod", "access", "creat"):
+                    ev["flags"] = oct(arg) if name != "access" else str(arg)
+            ev["path"] = path
+            if name == "chdir" and ret == 0 and path:
+                proc.cwd = path
+        elif kind == "A":
+            ret, dirfd, arg = rest
+            path = self.resolve(proc, s, dirfd)
+            if name in ("openat", "openat2"):
+                flags = _open_flags(arg)
+                ev = self.event(n, t, proc, name, _open_kind(flags), ret)
+                ev["flags"] = flags
+                if ret >= 0:
+                    proc.fds[ret] = path
+            else:
+                ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
+                if name == "unlinkat":
+                    ev["flags"] = "AT_REMOVEDIR" if arg & 0x200 else "0"
+                elif name in ("mkdirat", "fchmodat"):
+                    ev["flags"] = oct(arg)
+            ev["path"] = path
+        elif kind == "R":
+            ret, d1, d2 = rest
+            ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
+            ev["path"] = self.resolve(proc, s, d1) if not name.startswith("symlink") else self.string(s)
+            ev["_d2"] = d2
+            self.pending_two[host_tid] = ev
+        elif kind == "r":
+            ev2 = self.pending_two.pop(host_tid, None)
+            if ev2 is None:
+                self.degraded += 1
+                return
+            d2 = ev2.pop("_d2")
+            second = self.resolve(proc, s, d2)
+            if ev2["syscall"].startswith("symlink"):
+                target = ev2["path"]
+                if target and not target.startswith("/") and second and second.startswith("/"):
+                    target = normalise(posixpath.dirname(second).rstrip("/") + "/" + target)
+                ev2["path"], ev2["path2"] = second, target
+            elif ev2["kind"] is K.FILE_LINK:
+                ev2["path"], ev2["path2"] = second, ev2["path"]
+            else:
+                ev2["path2"] = second
+        elif kind == "G":
+            ret, fd, arg = rest
+            ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
+            target = proc.fds.get(fd)
+            ev["path"] = target if isinstance(target, str) else None
+            if ev["path"] is None:
+                self.degraded += 1
+            if name == "fchmod":
+                ev["flags"] = oct(arg)
+            if name == "fchdir" and ret == 0 and isinstance(target, str):
+                proc.cwd = target
+        elif kind == "K":
+            ret, a0, a1, a2 = rest
+            ev = self.event(n, t, proc, name, K.SIGNAL, ret)
+            ev["target"], ev["flags"] = (a0, _signame(a2)) if name == "tgkill" else (a0, _signame(a1))
+        elif kind == "T":
+            ret, req, pid = rest
+            ev = self.event(n, t, proc, name, K.PTRACE, ret)
+            if name == "ptrace":
+                ev["flags"] = _PTRACE.get(req, str(req))
+                ev["target"] = pid
+            else:
+                ev["target"] = req
+        elif kind == "V":
+            ret, arg, stashed = rest
+            ev = self.event(n, t, proc, name, K.PRIVILEGED, ret)
+            ev["flags"] = hex(arg) if stashed == sid else ""
+        elif kind == "F":
+            ret, flags, stashed = rest
+            known = stashed == sid and name in ("clone", "clone3")
+            thread = known and bool(flags & _CLONE_THREAD)
+            spaces = sorted(v for bit, v in _CLONE_NEW.items() if known and flags & bit)
+            ev = self.event(n, t, proc, name, K.SPAWN, ret)
+            ev["flags"] = "|".join(["thread" if thread else "process", *spaces])
+            if ret > 0:
+                ev["target"] = ret
+                if not thread:
+                    self.spawned[ret] = proc
+        elif kind == "M":
+            ret, flags = rest
+            ev = self.event(n, t, proc, name, K.OTHER, ret)
+            ev["path"] = "/memfd:" + s
+            ev["flags"] = hex(flags)
+            if ret >= 0:
+                proc.fds[ret] = ev["path"]
+        elif kind == "O":
+            ret, fam, typ, proto = rest
+            ev = self.event(n, t, proc, name, K.SOCKET, ret)
+            base = _SOCK_TYPES.get(typ & 0xF, str(typ & 0xF))
+            extra = "|SOCK_NONBLOCK" * bool(typ & 0o4000) + "|SOCK_CLOEXEC" * bool(typ & 0o2000000)
+            ev["flags"] = f"{_FAMILIES.get(fam, str(fam))}, {base}{extra}, {proto}"
+            if ret >= 0:
+                proc.fds[ret] = None
+        elif kind == "U":
+            ret, old, _new = rest
+            if ret >= 0:
+                proc.fds[ret] = proc.fds.get(old)
+        elif kind == "C":
+            ret, fd, fam, port, *words = rest
+            ev = self.event(n, t, proc, name, K.CONNECT if name == "connect" else K.BIND, ret)
+            ev["address"] = _address(fam, port, words, self.pending_unix.pop(host_tid, None))
+            if fam == 1 and ev["address"] is not None and not ev["address"].path:
+                self.waiting_unix[host_tid] = ev
+            if name == "connect" and (ret == 0 or ret == -errno_mod.EINPROGRESS):
+                proc.fds[fd] = ev["address"]
+        elif kind == "u":
+            (abstract,) = rest
+            waiting = self.waiting_unix.pop(host_tid, None)
+            if waiting is not None:
+                path = ("@" + s) if abstract else s
+                waiting["address"] = Address(family="unix", path=path)
+            else:
+                self.pending_unix[host_tid] = (abstract, s)
+        elif kind == "S":
+            ret, fd, length, own, fam, port, *words = rest
+            ev = self.event(n, t, proc, name, K.SEND, ret)
+            address = _address(fam, port, words, self.pending_unix.pop(host_tid, None) if own else None)
+            known = proc.fds.get(fd)
+            if fam == 1 and not own and isinstance(known, Address):
+                address = known
+            ev["address"] = address
+            if own and fam == 1 and address is not None and not address.path:
+                self.waiting_unix[host_tid] = ev
+            keep = min(length, ret if ret >= 0 else length)
+            ev["data"] = _escape(_unbuf(s)[:keep])
+            if ret >= 0:
+                ev["size"] = ret
+        elif kind == "E":
+            dirfd, flags = rest
+            path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
+            self.pending_exec[host_tgid] = (t, path or "", flags, [], name, proc)
+        elif kind == "a":
+            pend = self.pending_exec.get(host_tgid)
+            if pend is not None:
+                if rest[0] >= MAX_ARGS:
+                    pend[3].append("...")
+                    self.truncated += 1
+                else:
+                    pend[3].append(self.string(s))
+        elif kind == "e":
+            (ret,) = rest
+            pend = self.pending_exec.pop(host_tgid, None)
+            if pend is None:
+                self.degraded += 1
+                return
+            t0, path, _flags, argv, exec_name, _p = pend
+            self.exec_event(proc, t0, exec_name, path, argv, ret)
+        elif kind == "X":
+            code, group_code = rest
+            if ns_tid != ns_tgid:
+                return  # a thread: the process's exit is its leader's
+            status = group_code or code
+            proc.end = t
+            ev = self.event(n, t, proc, "exited", K.EXIT, None)
+            if status & 0x7F:
+                proc.killed_by = _signame(status & 0x7F) + (" (core dumped)" if status & 0x80 else "")
+                ev["syscall"] = "killed"
+                ev["flags"] = proc.killed_by
+            else:
+                proc.exit_code = (status >> 8) & 0xFF
+                ev["result"] = proc.exit_code
+
+    def exec_event(self, proc: _Proc, t: float, name: str, path: str, argv: list[str], ret: int | None) -> None:
+        ev = self.event(len(self.events), t, proc, name, K.EXEC, ret)
+        ev["path"] = path or None
+        ev["argv"] = tuple(argv)
+        if ret == 0:
+            proc.argv = tuple(argv)
+            proc.exe = path
+            proc.execs.append(proc.argv)

@@ -1,0 +1,307 @@
+"""The bpftrace program of the eBPF recorder, generated for one run.
+
+Tracepoints only (this kernel has no kprobes, no fentry): ``syscalls:sys_enter_*``
+stash the arguments per thread, ``syscalls:sys_exit_*`` print one record with the
+result, reading user memory *after* the call (the kernel has faulted the pages in
+by then). ``sched:sched_process_exit`` gives exits. Every probe keeps only tasks of
+the run's pid namespace (``pid_ns_for_children`` inum) running as the candidate's
+uid, so the root agent and anything of the host are never recorded.
+
+Record grammar (decoded by :mod:`sandbox.trace.ebpf`): each record starts with
+``\\x1e`` and ends with ``\\n``::
+
+    \\x1e KIND SYSCALL NSECS HOST_TGID HOST_TID NS_TGID NS_TID HOST_PPID NUM... [\\x1f STRING]...
+
+Strings are printed raw (``%s``, cut at :data:`STRLEN`); payloads with ``%r``
+(non-printable bytes as ``\\xNN``). A string holding ``\\x1e`` or ``\\x1f`` breaks its
+record: the decoder counts it as not understood and the run is then incomplete
+(fail closed). bpftrace itself prints ``Lost N events`` when the perf buffer
+overflows: the decoder counts those too.
+"""
+
+from __future__ import annotations
+
+STRLEN = 184  # string bytes read (bpftrace 0.17 allows 200; 184 keeps every program within the BPF stack)
+MAX_ARGS = 24  # argv elements read per execve; one more marks the argv as cut
+# Payload bytes read per send. A literal size: a variable one makes bpftrace reserve
+# STRLEN bytes and the send programs overflow the BPF stack. The bytes past the
+# call's length are garbage the decoder cuts off.
+DATA_CAP = 128
+PERF_PAGES = 1024  # perf ring per CPU (4 MiB): fewer drops on bursts
+
+PATH_CALLS = (
+    "open",
+    "creat",
+    "stat",
+    "lstat",
+    "access",
+    "readlink",
+    "mkdir",
+    "unlink",
+    "rmdir",
+    "chmod",
+    "chown",
+    "lchown",
+    "chdir",
+    "truncate",
+    "chroot",
+)
+AT_CALLS = (
+    "openat",
+    "openat2",
+    "newfstatat",
+    "statx",
+    "faccessat",
+    "faccessat2",
+    "readlinkat",
+    "unlinkat",
+    "mkdirat",
+    "mknodat",
+    "fchmodat",
+    "fchownat",
+)
+TWO_PATH_CALLS = ("rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat")
+FD_CALLS = ("fchdir", "fchmod", "fchown", "ftruncate")
+SIGNAL_CALLS = ("kill", "tkill", "tgkill")
+PTRACE_CALLS = ("ptrace", "process_vm_readv", "process_vm_writev")
+# Seccomp denies most of these before sys_enter fires; sys_exit still does (with
+# -ENOSYS/-EPERM), so they are recorded at exit, their first argument when known.
+PRIVILEGED_CALLS = (
+    "mount",
+    "umount2",
+    "pivot_root",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "kexec_load",
+    "kexec_file_load",
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
+    "capset",
+    "unshare",
+    "setns",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "personality",
+    "io_uring_setup",
+    "swapon",
+    "swapoff",
+    "acct",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "sethostname",
+    "setdomainname",
+    "move_mount",
+    "open_tree",
+    "iopl",
+    "ioperm",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "userfaultfd",
+)
+SPAWN_CALLS = ("clone", "clone3", "fork", "vfork")
+
+SOCKET_CALLS = ("connect", "bind")
+SEND_CALLS = ("sendto", "sendmsg", "write", "writev")
+OTHER_CALLS = ("memfd_create", "socket", "dup", "dup2", "dup3")
+EXEC_CALLS = ("execve", "execveat")
+
+# Record kinds, one code per shape of the arguments (see the decoder).
+KINDS: dict[str, tuple[str, ...]] = {
+    "P": PATH_CALLS,
+    "A": AT_CALLS,
+    "R": TWO_PATH_CALLS,
+    "G": FD_CALLS,
+    "K": SIGNAL_CALLS,
+    "T": PTRACE_CALLS,
+    "V": PRIVILEGED_CALLS,
+    "F": SPAWN_CALLS,
+    "M": ("memfd_create",),
+    "O": ("socket",),
+    "U": ("dup", "dup2", "dup3"),
+    "C": SOCKET_CALLS,
+    "S": SEND_CALLS,
+    "e": EXEC_CALLS,
+}
+_CODES = {kind: n for n, kind in enumerate(KINDS, 1)}
+
+
+def syscall_numbers() -> dict[str, int]:
+    """x86_64 syscall numbers by name (the table lists 0-334, then 424 on)."""
+    from sandbox.runner.syscalls import X86_64_SYSCALLS
+
+    return {name: (i if i < 335 else i + 89) for i, name in enumerate(X86_64_SYSCALLS)}
+
+
+_HDR_FMT = "%d %llu %d %d %d %d %d"
+
+
+def _nspid(task: str, offset: str) -> str:
+    # struct pid ends with upid numbers[] (16 bytes each); numbers[level].nr is the
+    # pid as the container sees it. bpftrace 0.17 refuses [] on a flexible array.
+    return f"*(int32*)((uint64){task}->thread_pid + {offset})"
+
+
+def _sockaddr(ptr: str) -> str:
+    return (
+        f"*(uint16*)uptr({ptr}), *(uint16*)uptr({ptr} + 2), *(uint32*)uptr({ptr} + 4), "
+        f"*(uint32*)uptr({ptr} + 8), *(uint32*)uptr({ptr} + 12), *(uint32*)uptr({ptr} + 16), "
+        f"*(uint32*)uptr({ptr} + 20)"
+    )
+
+
+_SA_FMT = "%d %d %u %u %u %u %u"
+
+
+def build_program(pidns: int, uid: int, level: int) -> str:
+    """The bpftrace program for one run: tasks of pid namespace *pidns* (inum, at
+    nesting *level*: 1 for a container of the host) running as *uid*.
+
+    Two raw_syscalls probes and a table of wanted syscall numbers keep the program
+    small: bpftrace 0.17 compiles every probe separately, and 160 per-syscall
+    probes took 43 s and 130 MB to start here.
+    """
+    nrs = syscall_numbers()
+    offset = f"sizeof(struct pid) + {16 * level}"
+    flt = f"curtask->nsproxy->pid_ns_for_children->ns.inum == {pidns} && uid == {uid}"
+    hdr = (
+        f"$id, nsecs, pid, tid, {_nspid('curtask->group_leader', offset)}, "
+        f"{_nspid('curtask', offset)}, curtask->real_parent->tgid"
+    )
+    want = " ".join(
+        f"@want[{nrs[name]}] = {_CODES[kind]};" for kind, names in KINDS.items() for name in names if name in nrs
+    )
+    stash = " ".join(f"@a{i}[tid] = args->args[{i}];" for i in range(5))
+    argv = []
+    for i in range(MAX_ARGS + 1):
+        value = '"..."' if i == MAX_ARGS else f"str(uptr($p{i}))"
+        argv.append(
+            f"$p{i} = *(uint64*)uptr($v + {8 * i}); if ($p{i} == 0) {{ return; }} "
+            f'printf("\\x1ea {_HDR_FMT} {i}\\x1f%s\\n", {hdr}, {value});'
+        )
+    enter = (
+        f"tracepoint:raw_syscalls:sys_enter /{flt}/ {{ $id = args->id; $k = @want[$id]; "
+        "if ($k == 0) { return; } "
+        f"{stash} "
+        # sendmsg/writev: the first iovec and the name, read at entry (pointers into
+        # the caller's structs); openat2: the flags inside struct open_how.
+        f"if ($id == {nrs['sendmsg']}) {{ $m = (struct user_msghdr *)uptr(args->args[1]); "
+        "$iov = (struct iovec *)uptr($m->msg_iov); @a1[tid] = (uint64)$iov->iov_base; "
+        "@a2[tid] = (uint64)$iov->iov_len; @a4[tid] = (uint64)$m->msg_name; } "
+        f"if ($id == {nrs['writev']}) {{ $iov = (struct iovec *)uptr(args->args[1]); "
+        "@a1[tid] = (uint64)$iov->iov_base; @a2[tid] = (uint64)$iov->iov_len; } "
+        f"if ($id == {nrs['write']} || $id == {nrs['writev']}) {{ @a4[tid] = 0; }} "
+        f"@a5[tid] = $id; "
+        f"if ($id == {nrs['clone3']}) {{ @a0[tid] = *(uint64*)uptr(args->args[0]); }} "
+        f"if ($id == {nrs['openat2']}) {{ @a2[tid] = *(uint64*)uptr(args->args[2]); }} "
+        # two-path calls as (old dirfd, old, new dirfd, new, flags) whatever their form
+        f"if ($id == {nrs['rename']} || $id == {nrs['link']} || $id == {nrs['symlink']}) {{ "
+        "@a0[tid] = (uint64)-100; @a1[tid] = args->args[0]; @a2[tid] = (uint64)-100; "
+        "@a3[tid] = args->args[1]; @a4[tid] = 0; } "
+        f"if ($id == {nrs['symlinkat']}) {{ @a0[tid] = (uint64)-100; @a3[tid] = args->args[2]; "
+        "@a2[tid] = args->args[1]; @a1[tid] = args->args[0]; @a4[tid] = 0; } "
+        f"if ($id == {nrs['renameat']}) {{ @a4[tid] = 0; }} "
+        f"if ($k == {_CODES['C']}) {{ @a4[tid] = args->args[1]; }} "
+        f"if ($k == {_CODES['e']}) {{ $path = args->args[0]; $v = args->args[1]; "
+        f"if ($id == {nrs['execveat']}) {{ $path = args->args[1]; $v = args->args[2]; }} "
+        f'printf("\\x1eE {_HDR_FMT} %d %d\\x1f%s\\n", {hdr}, (int32)args->args[0], '
+        f"(int32)args->args[4], str(uptr($path))); "
+        + " ".join(argv)
+        + " } }"
+    )
+    a = [f"$a{i}" for i in range(5)]  # loaded once per program: every map lookup costs stack
+    c = _CODES
+    # The connected peer as the kernel's socket has it (a send on a connected socket
+    # carries no address); sk fields are read inline: every variable costs stack.
+    peer = (
+        f"$f = (struct file *)*(uint64*)((uint64)curtask->files->fdt->fd + 8 * ({a[0]} & 0xffff)); "
+        "if (($f->f_inode->i_mode & 0xf000) != 0xc000) { return; } "
+        "$sk = ((struct socket *)$f->private_data)->sk; "
+    )
+    sk_addr = ", ".join(
+        ["$sk->__sk_common.skc_family", "$sk->__sk_common.skc_dport", "$sk->__sk_common.skc_daddr"]
+        + [f"$sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[{i}]" for i in range(4)]
+    )
+    # Sends: the payload prefix and the destination: the call's own address ("S …
+    # 1"), else the connected peer as the kernel's socket has it ("S … 0");
+    # write/writev only on sockets. An AF_UNIX address's path comes in a "u" record.
+    send_to = (
+        f"if ({a[4]} == 0) {{ return; }} $a = {a[4]}; "
+        f'printf("\\x1eS {_HDR_FMT} %d %d %llu 1 {_SA_FMT}\\x1f%r\\n", {hdr}, $r, '
+        f"(int32){a[0]}, {a[2]}, {_sockaddr('$a')}, buf(uptr({a[1]}), {DATA_CAP}));"
+    )
+    send_connected = (
+        f"if ({a[4]} != 0) {{ return; }} {peer}"
+        f'printf("\\x1eS {_HDR_FMT} %d %d %llu 0 {_SA_FMT}\\x1f%r\\n", {hdr}, $r, (int32){a[0]}, '
+        f"{a[2]}, {sk_addr}, buf(uptr({a[1]}), {DATA_CAP}));"
+    )
+    unix_path = (
+        f"$a = {a[4]}; if ($a == 0 || *(uint16*)uptr($a) != 1) {{ return; }} "
+        "$u = $a + 2; $abs = 0; if (*(uint8*)uptr($u) == 0) { $u = $a + 3; $abs = 1; } "
+        f'printf("\\x1eu {_HDR_FMT} %d\\x1f%s\\n", {hdr}, $abs, str(uptr($u)));'
+    )
+    branches = {
+        "P": f'printf("\\x1eP {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
+        "A": f'printf("\\x1eA {_HDR_FMT} %d %d %llu\\x1f%s\\n", {hdr}, $r, (int32){a[0]}, {a[2]}, '
+        f"str(uptr({a[1]})));",
+        # Two strings do not fit the BPF stack at once: the second name comes in an
+        # "r" record from another program on the same exit (paired by thread).
+        "R": f'printf("\\x1eR {_HDR_FMT} %d %lld %lld\\x1f%s\\n", {hdr}, $r, {a[0]}, {a[2]}, str(uptr({a[1]})));',
+        "r": f'printf("\\x1er {_HDR_FMT}\\x1f%s\\n", {hdr}, str(uptr({a[3]})));',
+        "G": f'printf("\\x1eG {_HDR_FMT} %d %d %llu\\n", {hdr}, $r, (int32){a[0]}, {a[1]});',
+        "K": f'printf("\\x1eK {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
+        f"(int32){a[2]});",
+        "T": f'printf("\\x1eT {_HDR_FMT} %d %lld %d\\n", {hdr}, $r, (int64){a[0]}, (int32){a[1]});',
+        # V and F: seccomp may refuse the call before sys_enter runs; the stashed
+        # syscall number says whether the argument printed is this call's.
+        "V": f'printf("\\x1eV {_HDR_FMT} %d %llu %d\\n", {hdr}, $r, {a[0]}, $a5);',
+        "F": f'printf("\\x1eF {_HDR_FMT} %d %llu %d\\n", {hdr}, $r, {a[0]}, $a5);',
+        "M": f'printf("\\x1eM {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
+        "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]});',
+        "U": f'printf("\\x1eU {_HDR_FMT} %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]});',
+        "C": f'printf("\\x1eC {_HDR_FMT} %d %d {_SA_FMT}\\n", {hdr}, $r, (int32){a[0]}, '
+        f"{_sockaddr(a[4])});",
+        "S": send_to,
+        "s": send_connected,
+        "u": unix_path,
+        "e": f'printf("\\x1ee {_HDR_FMT} %d\\n", {hdr}, $r);',
+    }
+    # One exit program per record kind: the BPF stack (512 bytes) holds one
+    # record's strings at a time, and LLVM does not share the slots of different
+    # printf calls. No program deletes the stashed arguments (programs on one
+    # tracepoint run in no promised order): the thread's next wanted call
+    # overwrites them, sched_process_exit deletes them.
+    def load(text: str) -> str:
+        return " ".join(f"$a{i} = @a{i}[tid];" for i in range(6) if f"$a{i}" in text)
+
+    def wanted(kind: str) -> str:
+        if kind == "u":
+            return f"$k != {c['C']} && $k != {c['S']}"
+        return f"$k != {c[kind if kind in c else kind.upper()]}"
+
+    exits = [
+        f"tracepoint:raw_syscalls:sys_exit /{flt}/ {{ $id = args->id; $k = @want[$id]; "
+        f"if ({wanted(kind)}) {{ return; }} $r = args->ret; {load(text)} {text} }}"
+        for kind, text in branches.items()
+    ]
+    proc_exit = (
+        f"tracepoint:sched:sched_process_exit /{flt}/ {{ $id = -1; "
+        f'printf("\\x1eX {_HDR_FMT} %d %d\\n", {hdr}, curtask->exit_code, curtask->signal->group_exit_code); '
+        "delete(@a0[tid]); delete(@a1[tid]); delete(@a2[tid]); delete(@a3[tid]); delete(@a4[tid]); "
+        "delete(@a5[tid]); }"
+    )
+    begin = f'BEGIN {{ {want} printf("\\x1eREADY\\n"); }}'
+    end = "END { " + " ".join(f"clear(@{m});" for m in ("want", "a0", "a1", "a2", "a3", "a4", "a5")) + " }"
+    return "\n".join([begin, enter, *exits, proc_exit, end]) + "\n"
