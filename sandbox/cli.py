@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a baseline from `pkgsandbox baseline`: behaviour absent from it is a deviation",
     )
+    v.add_argument(
+        "--recorder",
+        choices=["auto", "ebpf", "strace"],
+        default="strace",
+        help="strace inside the sandbox (default), eBPF tracepoints on the host (root; invisible to "
+        "the candidate), or auto: eBPF where `pkgsandbox doctor` proved it works, else strace",
+    )
     _image_args(v)
     v.add_argument("-q", "--quiet", action="store_true", help="no live status")
 
@@ -334,7 +341,25 @@ def _run_options(args: argparse.Namespace, profile: Profile) -> RunOptions:
         module_timeout=args.module_timeout,
         window=args.window,
         limits=limits,
+        recorder=_recorder(getattr(args, "recorder", None)),
     )
+
+
+def _recorder(choice: str | None) -> str | None:
+    """The recorder a run uses: ``auto`` becomes eBPF only where doctor proved it."""
+    if choice in (None, "strace"):
+        return choice
+    from sandbox.runner.ebpf_recorder import ebpf_support
+
+    support = ebpf_support(mount=True)
+    if choice == "ebpf":
+        if not support.usable:
+            raise SandboxError(
+                "the eBPF recorder is not usable here",
+                advice="it needs root, bpftrace, tracefs, BTF and x86_64: see `pkgsandbox doctor`",
+            )
+        return "ebpf"
+    return "ebpf" if support.usable and support.proven else "strace"
 
 
 def _write_output(path: Path, text: str) -> None:

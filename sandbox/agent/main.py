@@ -288,24 +288,18 @@ class Capture:
 
 def privilege_drop(plan: dict[str, Any]) -> list[str]:
     """setpriv + choom: candidate uid, no capabilities at all, no-new-privs, OOM-first."""
-    return [
-        "setpriv",
-        f"--reuid={plan['uid']}",
-        f"--regid={plan['gid']}",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--no-new-privs",
-        "--",
-        "choom",
-        "-n",
-        "1000",
-        "--",
-    ]
+    return protocol.privilege_drop(plan["uid"], plan["gid"])
 
 
 class StepRun:
-    """One traced command: strace → setpriv → choom → argv, with watch and window."""
+    """One traced command: strace → setpriv → choom → argv, with watch and window.
+
+    Under the eBPF recorder (``plan["recorder"] == "ebpf"``) nothing traces from
+    inside: the host records the container's candidate-uid tasks, and the step is
+    setpriv → choom → argv with no tracer to see (``TracerPid: 0``). The step's
+    start on the monotonic clock (the one the recorder stamps records with) tells
+    the host's decoder which records are this step's.
+    """
 
     def __init__(self, plan: dict[str, Any], phase: str, tag: str, argv: list[str]) -> None:
         self.plan = plan
@@ -324,8 +318,12 @@ class StepRun:
         self.strace_rc: int | None = None
         self.main_pid: int | None = None
         self.oom_before = 0
+        self.ebpf = plan.get("recorder") == "ebpf"
+        self.start_ns = 0
 
     def command(self) -> list[str]:
+        if self.ebpf:
+            return [*privilege_drop(self.plan), *self.argv]
         strace = [a.replace("{output}", str(self.trace)) for a in self.plan["strace"]]
         return [*strace, "--", *privilege_drop(self.plan), *self.argv]
 
@@ -372,6 +370,7 @@ class StepRun:
         os.set_blocking(ctl_r, False)
         start = time.monotonic()
         self.oom_before = _oom_kills()
+        self.start_ns = time.monotonic_ns()
         proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,
@@ -406,7 +405,8 @@ class StepRun:
                     else:
                         self._read_ctl(ctl_r)
                 if self.main_pid is None:
-                    self.main_pid = _first_child(proc.pid)
+                    # no tracer in between under eBPF: the step's process is ours
+                    self.main_pid = proc.pid if self.ebpf else _first_child(proc.pid)
                 now = time.monotonic()
                 if proc.poll() is not None:
                     break
@@ -481,7 +481,8 @@ class StepRun:
 
     def result(self) -> dict[str, Any]:
         size = self.trace.stat().st_size if self.trace.exists() else 0
-        complete = self.trace.exists() and _ends_with_newline(self.trace)
+        # eBPF: the host holds the trace and judges whether it is complete
+        complete = self.ebpf or (self.trace.exists() and _ends_with_newline(self.trace))
         if _out_nearly_full():
             complete = False
             self.problems.append("trace storage full: trace truncated")
@@ -491,7 +492,8 @@ class StepRun:
             "status": self.status,
             "exit_code": self.exit_code,
             "main_pid": self.main_pid,
-            "trace": self.trace.name,
+            "trace": "" if self.ebpf else self.trace.name,
+            "start_ns": self.start_ns,
             "trace_bytes": size,
             "trace_complete": complete,
             "lingering": self.lingering,

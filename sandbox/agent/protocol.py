@@ -68,12 +68,36 @@ class Plan(TypedDict, total=False):
     max_modules: int
     output_cap: int
     strace: list[str]  # the recorder's argv, "{output}" standing for the trace file
+    recorder: str  # "strace" (inside, per step) or "ebpf" (on the host: steps run untraced)
 
 
 # --------------------------------------------------------------------------- messages
 # "status" (progress: phase, msg), "phase" (a phase starts: phase), "result" (a phase's
 # record, see sandbox.runner.interface.AgentPhase), "setup", "probe", "done", "error" (msg).
 MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "done", "error"})
+
+
+SETPRIV = "/usr/bin/setpriv"
+
+
+def privilege_drop(uid: int, gid: int) -> list[str]:
+    """setpriv + choom in front of every step: candidate uid, no capabilities at all,
+    no-new-privs, OOM-first. (The host needs it too: under the eBPF recorder the
+    setpriv exec happens as root, out of the recorder's sight.)"""
+    return [
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        "choom",
+        "-n",
+        "1000",
+        "--",
+    ]
 
 
 def identity_plan() -> Plan:

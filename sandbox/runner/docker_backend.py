@@ -43,6 +43,7 @@ from sandbox.agent.protocol import AGENT, HOME, OUT, STAGE, TRACE_MOUNT, Plan
 from sandbox.errors import EngineError, SandboxError
 from sandbox.models import ImageInfo, Phase
 from sandbox.runner import seccomp
+from sandbox.runner.ebpf_recorder import EbpfRecorder
 from sandbox.runner.engine import (
     LABEL,
     LABEL_DEADLINE,
@@ -198,6 +199,9 @@ class DockerSandbox(Sandbox):
                 )
                 engine_call("start sandbox container", session.container.start)
             observer.status("sandbox container started")
+            if options.recorder == "ebpf":
+                # bpftrace compiles and attaches while setup runs; run_phases waits for it
+                session.start_recorder()
             self._exec_json(session.container, ["setup"], timeout=120, observer=observer)
         except BaseException:
             session.close()
@@ -313,6 +317,16 @@ class DockerSession(SessionABC):
         self.hostname = hostname
         self.container: Any = None
         self.finished: list[AgentPhase] = []
+        self.recorder: EbpfRecorder | None = None
+
+    def start_recorder(self) -> None:
+        """Start the host-side eBPF recorder on this session's container."""
+        self.container.reload()
+        pid = int(self.container.attrs["State"]["Pid"])
+        out = self.staging.parent / "ebpf"  # not the trace dir: collected files land there
+        out.mkdir(exist_ok=True)
+        self.recorder = EbpfRecorder(pid, out)
+        self.recorder.start()
 
     def write_plan(self, plan: Plan) -> None:
         path = self.staging / "plan.json"
@@ -343,6 +357,9 @@ class DockerSession(SessionABC):
         # observe nothing); the budget covers each phase, its windows and restarts.
         budget = sum(options.timeouts[p] + options.window * 6 + 60 for p in options.phases)
         budget += options.window * 20
+        if self.recorder is not None:
+            observer.status("waiting for the eBPF recorder to attach")
+            self.recorder.wait_ready()  # never a step before every probe is attached
         try:
             raw = backend._exec_json(
                 container,
@@ -358,6 +375,18 @@ class DockerSession(SessionABC):
             raise EngineError(f"engine failed mid-run: {str(exc).splitlines()[0][:200]}") from exc
         inventory = next((p.inventory for p in phases if p.phase is Phase.INSTALL), {})
         harness = {f"{p.phase.value}.{s.tag}": tuple(s.argv) for p in phases for s in p.steps}
+        recorded: dict[str, Any] = {}
+        if self.recorder is not None:
+            stats = self.recorder.stop()
+            recorded = {
+                "recorder": "ebpf",
+                "recorder_trace": str(self.recorder.trace_path),
+                "wall_offset": stats.wall_offset,
+                "recorder_rss_kb": stats.peak_rss_kb,
+                "problems": (f"eBPF recorder exited with {stats.exit_code}: {stats.stderr_tail}",)
+                if stats.exit_code not in (0, None)
+                else (),
+            }
         return RawRun(
             run_id=self.run_id,
             container=container.name,
@@ -366,6 +395,7 @@ class DockerSession(SessionABC):
             trace_dir=str(trace_dir),
             harness_argv=harness,
             inventory=inventory,
+            **recorded,
         )
 
     def keep(self) -> str:
@@ -381,6 +411,8 @@ class DockerSession(SessionABC):
         )
 
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.kill()
         if self.container is not None:
             self.backend._remove(self.container)
             self.container = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,7 @@ class RunOptions(Frozen):
     max_modules: int = 3000
     output_cap: int = 65536
     limits: Limits = Limits()
+    recorder: Literal["strace", "ebpf"] = "strace"  # resolved: `auto` is the CLI's choice
 
 
 class _Loose(BaseModel):
@@ -77,6 +78,7 @@ class AgentStep(_Loose):
     strace_rc: int | None = None
     oom_kills: int = 0
     context: str = ""  # execute phase: the entry point this step ran
+    start_ns: int = 0  # CLOCK_MONOTONIC at the step's start (eBPF: which records are its)
 
 
 class AgentModule(_Loose):
@@ -111,6 +113,10 @@ class RawRun(Frozen):
     harness_argv: dict[str, tuple[str, ...]]  # step key "phase.tag" → exact argv the harness ran
     inventory: dict[str, Any] = {}
     problems: tuple[str, ...] = ()
+    recorder: Literal["strace", "ebpf"] = "strace"
+    recorder_trace: str = ""  # eBPF: the recorder's output in trace_dir
+    wall_offset: float = 0.0  # eBPF: wall clock minus monotonic clock (records carry the latter)
+    recorder_rss_kb: int = 0  # eBPF: peak RSS of the host-side recorder
 
 
 class Observer:

@@ -67,6 +67,7 @@ def build_plan(staged: StagedSet, options: RunOptions) -> Plan:
             "max_modules": options.max_modules,
             "output_cap": options.output_cap,
             "strace": strace_argv("{output}", denied=TRACED_DENIED),
+            "recorder": options.recorder,
         }
     )
     return plan

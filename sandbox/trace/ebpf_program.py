@@ -181,7 +181,10 @@ def build_program(pidns: int, uid: int, level: int) -> str:
         f"{_nspid('curtask', offset)}, curtask->real_parent->tgid"
     )
     want = " ".join(
-        f"@want[{nrs[name]}] = {_CODES[kind]};" for kind, names in KINDS.items() for name in names if name in nrs
+        f"@want[{nrs[name]}] = {_CODES[kind]};"
+        for kind, names in KINDS.items()
+        for name in names
+        if name in nrs
     )
     stash = " ".join(f"@a{i}[tid] = args->args[{i}];" for i in range(5))
     argv = []
@@ -217,9 +220,7 @@ def build_program(pidns: int, uid: int, level: int) -> str:
         f"if ($k == {_CODES['e']}) {{ $path = args->args[0]; $v = args->args[1]; "
         f"if ($id == {nrs['execveat']}) {{ $path = args->args[1]; $v = args->args[2]; }} "
         f'printf("\\x1eE {_HDR_FMT} %d %d\\x1f%s\\n", {hdr}, (int32)args->args[0], '
-        f"(int32)args->args[4], str(uptr($path))); "
-        + " ".join(argv)
-        + " } }"
+        f"(int32)args->args[4], str(uptr($path))); " + " ".join(argv) + " } }"
     )
     a = [f"$a{i}" for i in range(5)]  # loaded once per program: every map lookup costs stack
     c = _CODES
@@ -258,7 +259,8 @@ def build_program(pidns: int, uid: int, level: int) -> str:
         f"str(uptr({a[1]})));",
         # Two strings do not fit the BPF stack at once: the second name comes in an
         # "r" record from another program on the same exit (paired by thread).
-        "R": f'printf("\\x1eR {_HDR_FMT} %d %lld %lld\\x1f%s\\n", {hdr}, $r, {a[0]}, {a[2]}, str(uptr({a[1]})));',
+        "R": f'printf("\\x1eR {_HDR_FMT} %d %lld %lld\\x1f%s\\n", {hdr}, $r, {a[0]}, {a[2]}, '
+        f"str(uptr({a[1]})));",
         "r": f'printf("\\x1er {_HDR_FMT}\\x1f%s\\n", {hdr}, str(uptr({a[3]})));',
         "G": f'printf("\\x1eG {_HDR_FMT} %d %d %llu\\n", {hdr}, $r, (int32){a[0]}, {a[1]});',
         "K": f'printf("\\x1eK {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
@@ -271,13 +273,13 @@ def build_program(pidns: int, uid: int, level: int) -> str:
         "M": f'printf("\\x1eM {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
         "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]});',
         "U": f'printf("\\x1eU {_HDR_FMT} %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]});',
-        "C": f'printf("\\x1eC {_HDR_FMT} %d %d {_SA_FMT}\\n", {hdr}, $r, (int32){a[0]}, '
-        f"{_sockaddr(a[4])});",
+        "C": f'printf("\\x1eC {_HDR_FMT} %d %d {_SA_FMT}\\n", {hdr}, $r, (int32){a[0]}, {_sockaddr(a[4])});',
         "S": send_to,
         "s": send_connected,
         "u": unix_path,
         "e": f'printf("\\x1ee {_HDR_FMT} %d\\n", {hdr}, $r);',
     }
+
     # One exit program per record kind: the BPF stack (512 bytes) holds one
     # record's strings at a time, and LLVM does not share the slots of different
     # printf calls. No program deletes the stashed arguments (programs on one

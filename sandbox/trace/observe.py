@@ -7,7 +7,7 @@ import bisect
 from collections.abc import Sequence
 from pathlib import Path
 
-from sandbox.agent.protocol import HOME, PROJECT, VENV
+from sandbox.agent.protocol import HOME, PROJECT, SANDBOX_UID, SETPRIV, VENV, privilege_drop
 from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.classify import classify
 from sandbox.models import (
@@ -23,8 +23,9 @@ from sandbox.models import (
     StepResult,
 )
 from sandbox.runner.interface import AgentModule, AgentPhase, RawRun
+from sandbox.trace.ebpf import StepWindow, parse_ebpf
 from sandbox.trace.netcapture import network_capture
-from sandbox.trace.strace import parse_strace_file
+from sandbox.trace.strace import ParsedTrace, parse_strace_file
 
 OUTPUT_TAIL = 4000
 
@@ -38,18 +39,29 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
     notes: list[str] = []
     seq = 0
     trace_dir = Path(raw.trace_dir)
+    recorded = _ebpf_steps(raw, notes) if raw.recorder == "ebpf" else None
     for ap in raw.phases:
         complete = True
         lines = 0
         nbytes = 0
         phase_events: list[Event] = []
         for step in ap.steps:
-            path = trace_dir / step.trace
-            if not path.exists():
-                complete = False
-                notes.append(f"{ap.phase.value}/{step.tag}: trace missing")
-                continue
-            parsed = parse_strace_file(path, ap.phase, seq_start=seq)
+            if recorded is not None:
+                found, ok = recorded
+                parsed_or_none = found.get(f"{ap.phase.value}.{step.tag}")
+                if parsed_or_none is None or not ok:
+                    complete = False
+                if parsed_or_none is None:
+                    notes.append(f"{ap.phase.value}/{step.tag}: no eBPF records for this step")
+                    continue
+                parsed = parsed_or_none.model_copy(update={"events": _renumber(parsed_or_none.events, seq)})
+            else:
+                path = trace_dir / step.trace
+                if not path.exists():
+                    complete = False
+                    notes.append(f"{ap.phase.value}/{step.tag}: trace missing")
+                    continue
+                parsed = parse_strace_file(path, ap.phase, seq_start=seq)
             seq += parsed.lines + 1
             lines += parsed.lines
             nbytes += step.trace_bytes
@@ -77,6 +89,49 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
         venv=VENV,
     )
     return obs, notes
+
+
+def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], bool]:
+    """Decode the eBPF recorder's one trace into per-step traces; whether it is whole.
+
+    A step's records are those after its start and before the next step's (the
+    agent kills what a step leaves before the next one starts)."""
+    drop = tuple(privilege_drop(SANDBOX_UID, SANDBOX_UID))
+    windows = [
+        StepWindow(
+            key=f"{ap.phase.value}.{s.tag}",
+            phase=ap.phase,
+            start_ns=s.start_ns,
+            cwd=PROJECT,
+            main_pid=s.main_pid,
+            root_argv=(*drop, *s.argv),
+            root_exe=SETPRIV,
+        )
+        for ap in raw.phases
+        for s in ap.steps
+    ]
+    path = Path(raw.recorder_trace)
+    if not path.exists():
+        notes.append("eBPF recorder: trace missing")
+        return {}, False
+    text = path.read_bytes().decode("utf-8", "backslashreplace")
+    decoded = parse_ebpf(text, windows, wall_offset=raw.wall_offset)
+    notes.append(
+        f"recorder: eBPF (host-side bpftrace, {decoded.records} records, peak RSS "
+        f"{raw.recorder_rss_kb // 1024} MiB)"
+    )
+    if decoded.lost:
+        notes.append(f"eBPF recorder lost {decoded.lost} event(s): the trace is incomplete")
+    if not decoded.ready:
+        notes.append("eBPF recorder: no proof it attached before the first step")
+    if decoded.unparsed:
+        notes.append(f"eBPF recorder: {decoded.unparsed} record(s) not understood")
+    notes.extend(raw.problems)
+    return dict(decoded.steps), decoded.complete and not any(s.start_ns == 0 for s in windows)
+
+
+def _renumber(events: Sequence[Event], start: int) -> tuple[Event, ...]:
+    return tuple(e.model_copy(update={"seq": i}) for i, e in enumerate(events, start))
 
 
 def attribute_calls(events: list[Event], step_context: str, calls: Sequence[AgentModule]) -> list[Event]:

@@ -1,0 +1,262 @@
+"""The eBPF recorder: bpftrace on the host, attached to one sandbox container.
+
+It runs outside the candidate's container (root on the host): nothing in the
+container can see, signal or ptrace it. It keeps only tasks of the container's pid
+namespace running as the candidate's uid, so the root agent's own work is never
+recorded. :meth:`EbpfRecorder.wait_ready` returns only once every probe is
+attached (the program's ``BEGIN`` record follows the attach), and the session
+starts the candidate's first step only after it.
+
+What :func:`ebpf_support` checks is what ``doctor`` reports and what ``--recorder
+auto`` relies on (with a proof stamp written by ``doctor`` after a live attach).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from sandbox.agent.protocol import SANDBOX_UID
+from sandbox.errors import SandboxError
+from sandbox.models import Frozen
+from sandbox.trace.ebpf_program import PERF_PAGES, STRLEN, build_program
+
+TRACEFS = Path("/sys/kernel/tracing")
+BTF = Path("/sys/kernel/btf/vmlinux")
+READY = b"\x1eREADY\n"
+TRACE_NAME = "ebpf.trace"
+_PROOF = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pkgsandbox" / "ebpf-proof.json"
+
+
+class RecorderStats(Frozen):
+    """How the recorder ran (for the report's notes and the benchmark)."""
+
+    trace: str  # file name in the run's trace directory
+    wall_offset: float  # wall clock minus monotonic clock, seconds
+    attach_seconds: float
+    peak_rss_kb: int  # VmHWM of the bpftrace process
+    exit_code: int | None
+    stderr_tail: str = ""
+
+
+class EbpfSupport(Frozen):
+    """What this host offers the eBPF recorder (doctor's report, auto's choice)."""
+
+    root: bool
+    bpftrace: str | None  # path of the binary
+    tracefs: bool
+    btf: bool
+    tracepoints: bool  # raw_syscalls and sched_process_exit
+    x86_64: bool
+    proven: bool  # doctor attached it on this kernel with this bpftrace
+
+    @property
+    def usable(self) -> bool:
+        return (
+            self.root
+            and bool(self.bpftrace)
+            and self.tracefs
+            and self.btf
+            and self.tracepoints
+            and self.x86_64
+        )
+
+
+def mount_tracefs() -> bool:
+    """Mount tracefs where the kernel exposes it when it is not (root only)."""
+    if (TRACEFS / "events").is_dir():
+        return True
+    if os.geteuid() != 0 or not TRACEFS.is_dir():
+        return False
+    subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], capture_output=True, check=False)
+    return (TRACEFS / "events").is_dir()
+
+
+def _fingerprint(bpftrace: str | None) -> dict[str, str]:
+    try:
+        version = subprocess.run([bpftrace or "bpftrace", "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        version = ""
+    return {"kernel": os.uname().release, "bpftrace": version.strip()}
+
+
+def ebpf_support(*, mount: bool = False) -> EbpfSupport:
+    """What the host offers; *mount* tries to mount tracefs first."""
+    tracefs = mount_tracefs() if mount else (TRACEFS / "events").is_dir()
+    events = TRACEFS / "events"
+    tracepoints = (events / "raw_syscalls" / "sys_enter").is_dir() and (
+        events / "sched" / "sched_process_exit"
+    ).is_dir()
+    binary = shutil.which("bpftrace")
+    proven = False
+    try:
+        proven = json.loads(_PROOF.read_text()) == _fingerprint(binary) if binary else False
+    except (OSError, ValueError):
+        proven = False
+    return EbpfSupport(
+        root=os.geteuid() == 0,
+        bpftrace=binary,
+        tracefs=tracefs,
+        btf=BTF.exists(),
+        tracepoints=tracepoints,
+        x86_64=os.uname().machine == "x86_64",
+        proven=proven,
+    )
+
+
+def prove(timeout: float = 120.0) -> tuple[bool, str]:
+    """Attach the recorder's program (to this process's own namespace, uid nobody)
+    and detach: the live proof ``--recorder auto`` needs. Stamps it on success."""
+    support = ebpf_support(mount=True)
+    if not support.usable:
+        return False, "eBPF recorder unsupported here (see doctor)"
+    out = Path(f"/tmp/pkgsandbox-ebpf-proof-{os.getpid()}")
+    out.mkdir(exist_ok=True)
+    recorder = EbpfRecorder(os.getpid(), out, uid=65534)
+    try:
+        recorder.start()
+        recorder.wait_ready(timeout)
+        stats = recorder.stop()
+    except SandboxError as exc:
+        recorder.kill()
+        return False, str(exc)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    _PROOF.parent.mkdir(parents=True, exist_ok=True)
+    _PROOF.write_text(json.dumps(_fingerprint(support.bpftrace)))
+    return True, f"attached in {stats.attach_seconds:.1f}s, peak RSS {stats.peak_rss_kb // 1024} MiB"
+
+
+class EbpfRecorder:
+    """bpftrace recording one container's candidate tasks into ``out_dir/ebpf.trace``."""
+
+    def __init__(self, container_pid: int, out_dir: Path, *, uid: int = SANDBOX_UID) -> None:
+        self.container_pid = container_pid
+        self.out_dir = out_dir
+        self.uid = uid
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.ready_after = 0.0
+        self.peak_rss_kb = 0
+
+    @property
+    def trace_path(self) -> Path:
+        return self.out_dir / TRACE_NAME
+
+    def start(self) -> None:
+        """Build the program for the container's pid namespace and start bpftrace."""
+        binary = shutil.which("bpftrace")
+        if binary is None or not mount_tracefs():
+            raise SandboxError(
+                "eBPF recorder: bpftrace or tracefs missing (run `pkgsandbox doctor --provision`)"
+            )
+        try:
+            inum = os.stat(f"/proc/{self.container_pid}/ns/pid").st_ino
+            level = _ns_level(self.container_pid)
+        except OSError as exc:
+            raise SandboxError(f"eBPF recorder: cannot read the container's pid namespace: {exc}") from exc
+        program = self.out_dir / "ebpf.bt"
+        program.write_text(build_program(inum, self.uid, level))
+        env = {
+            **os.environ,
+            "BPFTRACE_STRLEN": str(STRLEN),
+            "BPFTRACE_PERF_RB_PAGES": str(PERF_PAGES),
+            "BPFTRACE_MAP_KEYS_MAX": "65536",
+        }
+        self.started = time.monotonic()
+        with self.trace_path.open("wb") as out, (self.out_dir / "ebpf.stderr").open("wb") as err:
+            self.proc = subprocess.Popen(
+                [binary, "-B", "none", "--no-warnings", str(program)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=env,
+                start_new_session=True,  # a Ctrl-C of the tool reaches it through stop(), in order
+                preexec_fn=_die_with_parent,  # a SIGKILLed tool leaves no recorder behind
+            )
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """Block until every probe is attached; raise if bpftrace fails or times out."""
+        if self.proc is None:
+            raise SandboxError("eBPF recorder was not started")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with self.trace_path.open("rb") as fh:
+                    if READY in fh.read(65536):
+                        self.ready_after = time.monotonic() - self.started
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise SandboxError(f"eBPF recorder failed to attach: {self.stderr_tail()}")
+            time.sleep(0.05)
+        self.kill()
+        raise SandboxError(f"eBPF recorder did not attach within {timeout:.0f}s")
+
+    def stderr_tail(self) -> str:
+        try:
+            text = (self.out_dir / "ebpf.stderr").read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln for ln in text.splitlines() if "RLIMIT_MEMLOCK" not in ln and ln.strip()]
+        return "\n".join(lines)[-600:]
+
+    def _sample_rss(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_rss_kb = max(self.peak_rss_kb, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            pass
+
+    def stop(self) -> RecorderStats:
+        """Detach (SIGINT: bpftrace drains its buffers and exits) and describe the run."""
+        code: int | None = None
+        if self.proc is not None:
+            self._sample_rss()
+            if self.proc.poll() is None:
+                # let bpftrace read what the last step wrote into the perf buffers
+                time.sleep(0.2)
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                code = self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                code = None
+        return RecorderStats(
+            trace=TRACE_NAME,
+            wall_offset=time.time() - time.monotonic(),
+            attach_seconds=round(self.ready_after, 3),
+            peak_rss_kb=self.peak_rss_kb,
+            exit_code=code,
+            stderr_tail=self.stderr_tail(),
+        )
+
+    def kill(self) -> None:
+        """Stop bpftrace at once (error paths); safe to call twice."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+def _ns_level(pid: int) -> int:
+    """How deep the process's pid namespace is (1 for a container of the host)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return len(line.split()) - 2
+    return 0

@@ -1,0 +1,140 @@
+"""The eBPF recorder's program generator and decoder, on records bpftrace really printed.
+
+tests/data/ebpf/python-probe.trace: the recorder's program (sandbox.trace.ebpf_program)
+run by bpftrace 0.17 on this machine kind against a container of the base image, while
+``python3 /tmp/t.py`` ran as uid 1000 in it, t.py being:
+
+    os.chdir('/tmp'); open('/tmp/x','w'); os.mkdir('d'); os.chdir('d'); open('rel.txt','w')
+    os.rename('rel.txt','r2.txt'); os.symlink('r2.txt','ln'); os.unlink('ln'); os.chmod('r2.txt',0o755)
+    fd = os.open('/tmp', O_RDONLY|O_DIRECTORY); os.mkdir('viafd', dir_fd=fd); os.fchdir(fd)
+    open('after-fchdir','w')
+    a.send(b'x'); a.sendmsg([b'msgdata'])          # a socketpair
+    u.sendto(b'to-testnet\\n"q"\\\\', ('192.0.2.5', 53))  # ENETUNREACH (no route)
+    s.connect('\\0abstract')                       # AF_UNIX, ECONNREFUSED
+    libc.unshare(CLONE_NEWUSER); libc.mount(...)   # EPERM
+    a thread; sh -c 'echo hi > /tmp/o; exit 3'; sh -c 'kill -9 $$'
+    os.kill(os.getpid(), 0); os.execv('/nonexistent', ['nope'])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.models import EventKind, Phase
+from sandbox.trace.ebpf import StepWindow, parse_ebpf
+from sandbox.trace.ebpf_program import build_program
+
+DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
+ROOT = ("setpriv", "--reuid=1000", "--no-new-privs", "--bounding-set=-all", "--", "python3", "/tmp/t.py")
+
+
+def _text() -> str:
+    return DATA.read_bytes().decode("utf-8", "backslashreplace")
+
+
+def _window(start: int = 0, key: str = "import.0") -> StepWindow:
+    return StepWindow(
+        key=key,
+        phase=Phase.IMPORT,
+        start_ns=start,
+        cwd="/home/dev/project",
+        main_pid=7,
+        root_argv=ROOT,
+        root_exe="/usr/bin/setpriv",
+    )
+
+
+def test_program_filters_on_namespace_and_uid_in_every_probe() -> None:
+    prog = build_program(4026532182, 1000, 1)
+    probes = [line for line in prog.splitlines() if line.startswith("tracepoint:")]
+    assert len(probes) >= 10
+    flt = "curtask->nsproxy->pid_ns_for_children->ns.inum == 4026532182 && uid == 1000"
+    assert all(flt in p for p in probes)
+    assert prog.startswith("BEGIN {") and "READY" in prog.splitlines()[0]
+    assert "sizeof(struct pid) + 16" in prog  # the container's level-1 pid
+
+
+def test_decodes_the_captured_run() -> None:
+    trace = parse_ebpf(_text(), [_window()])
+    assert trace.ready and trace.complete and trace.lost == 0 and trace.unparsed == 0
+    parsed = trace.steps["import.0"]
+    evs = parsed.events
+    assert [e.seq for e in evs] == list(range(len(evs)))
+
+    def one(syscall: str, **want: object) -> None:
+        hits = [e for e in evs if e.syscall == syscall and all(getattr(e, k) == v for k, v in want.items())]
+        assert hits, (syscall, want, [e for e in evs if e.syscall == syscall])
+
+    one("openat", kind=EventKind.FILE_WRITE, path="/tmp/x", flags="O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC")
+    one("mkdir", kind=EventKind.DIR_CREATE, path="/tmp/d")
+    one("openat", kind=EventKind.FILE_WRITE, path="/tmp/d/rel.txt")  # relative: chdir learnt
+    one("rename", kind=EventKind.FILE_RENAME, path="/tmp/d/rel.txt", path2="/tmp/d/r2.txt")
+    one("symlink", kind=EventKind.FILE_LINK, path="/tmp/d/ln", path2="/tmp/d/r2.txt")
+    one("unlink", kind=EventKind.FILE_DELETE, path="/tmp/d/ln")
+    one("chmod", kind=EventKind.FILE_CHMOD, path="/tmp/d/r2.txt", flags="0o755")
+    one("mkdirat", path="/tmp/viafd")  # dirfd from the fd table
+    one("openat", path="/tmp/after-fchdir")  # cwd from fchdir
+    one("sendto", kind=EventKind.SEND, errno="ENETUNREACH", data='to-testnet\\n\\"q\\"\\\\')
+    send = next(e for e in evs if e.syscall == "sendto" and e.errno == "ENETUNREACH")
+    assert send.address is not None and send.address.render() == "192.0.2.5:53"
+    one("sendmsg", kind=EventKind.SEND, data="msgdata", size=7)
+    conn = next(e for e in evs if e.syscall == "connect")
+    assert conn.address is not None and conn.address.path == "@abstract" and conn.errno == "ECONNREFUSED"
+    one("unshare", kind=EventKind.PRIVILEGED, errno="EPERM")
+    one("mount", kind=EventKind.PRIVILEGED, errno="EPERM")
+    one("clone", kind=EventKind.SPAWN, flags="thread")
+    one("kill", kind=EventKind.SIGNAL, target=15, flags="SIGKILL", pid=15)
+    one("execve", kind=EventKind.EXEC, path="/nonexistent", argv=("nope",), errno="ENOENT")
+    one("execve", path="/bin/sh", argv=("/bin/sh", "-c", "echo hi > /tmp/o; exit 3"), pid=14)
+    one("openat", path="/tmp/o", pid=14)
+    # the spawn precedes the child's events (vfork returns in the parent last)
+    spawn = next(e for e in evs if e.syscall == "vfork" and e.target == 14)
+    first_child = min(e.seq for e in evs if e.pid == 14)
+    assert spawn.seq < first_child and spawn.pid == 7
+    assert not [e for e in evs if e.kind is EventKind.SPAWN and e.result == 0]  # children's returns
+    procs = {p.pid: p for p in parsed.processes}
+    assert procs[14].ppid == 7 and procs[14].exit_code == 3 and procs[14].exe == "/bin/sh"
+    assert procs[15].killed_by == "SIGKILL" and procs[15].exit_code is None
+    assert procs[7].exit_code == 0 and procs[7].execs[0] == ROOT  # the harness's exec, stated
+    assert evs[0].syscall == "execve" and evs[0].argv == ROOT
+
+
+def test_lost_events_make_the_trace_incomplete() -> None:
+    text = _text()
+    cut = text.index("\x1eS ")
+    flooded = text[:cut] + "Lost 17 events\n" + text[cut:] + "Lost 3 events\n"
+    trace = parse_ebpf(flooded, [_window()])
+    assert trace.lost == 20 and not trace.complete
+    assert trace.unparsed == 0  # the notices are not records
+
+
+def test_a_record_separator_inside_a_string_fails_closed() -> None:
+    text = _text().replace("after-fchdir", "after\x1eP 2 1 2 3 7 7 1 0 0\x1f/forged", 1)
+    trace = parse_ebpf(text, [_window()])
+    assert not trace.complete and trace.unparsed >= 1
+
+
+def test_no_ready_record_is_incomplete() -> None:
+    trace = parse_ebpf(_text().replace("\x1eREADY\n", ""), [_window()])
+    assert not trace.ready and not trace.complete
+
+
+def test_records_split_by_step_start() -> None:
+    text = _text()
+    kill_ns = int(next(c for c in text.split("\x1e") if c.startswith("K 62 ")).split()[2])
+    first, second = _window(0, "startup.a"), _window(kill_ns, "startup.b")
+    trace = parse_ebpf(text, [second, first])
+    a, b = trace.steps["startup.a"], trace.steps["startup.b"]
+    assert a.events and b.events
+    assert max(e.time for e in a.events) < min(e.time for e in b.events)
+    assert any(e.syscall == "kill" for e in b.events) and not any(e.syscall == "kill" for e in a.events)
+    assert trace.stray == 0
+    late = parse_ebpf(text, [_window(kill_ns)])
+    assert late.stray > 0  # records before the first step belong to no step
+
+
+def test_wall_offset_and_garbage_never_raise() -> None:
+    trace = parse_ebpf(_text(), [_window()], wall_offset=1_700_000_000.0)
+    assert all(e.time > 1_700_000_000 for e in trace.steps["import.0"].events)
+    junk = parse_ebpf("\x1eQ nonsense\n\x1eP 1 2\n\x1e\n", [_window()])
+    assert junk.unparsed == 3 and not junk.complete
