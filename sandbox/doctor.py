@@ -65,6 +65,14 @@ def provision(log: Callable[[str], None]) -> None:
             raise EngineError("dockerd did not come up in 60 s", advice="see /var/log/pkgsandbox-dockerd.log")
     if shutil.which("debootstrap") is None and os.geteuid() == 0:
         subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], capture_output=True)
+    if shutil.which("bpftrace") is None and os.geteuid() == 0:
+        log("installing Debian's bpftrace (the eBPF recorder)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", "bpftrace"], env=env, capture_output=True)
+    from sandbox.runner.ebpf_recorder import mount_tracefs
+
+    if os.geteuid() == 0 and mount_tracefs():
+        log("tracefs mounted (the eBPF recorder's tracepoints)")
     import docker.errors
 
     from sandbox.runner.image import OFFLINE_BASE, build_offline_base
@@ -117,7 +125,30 @@ def run_doctor(
             bool(seen["strace_ok"]),
             "strace -f works for the recorder" if seen["strace_ok"] else seen["strace_output"],
         )
+        yield ebpf_check()
     yield from security_checks(seen["probe"], seen["host_config"], options)
+
+
+def ebpf_check(*, attach: bool = True) -> Check:
+    """Whether the eBPF recorder works here: kernel support, privileges, tracefs,
+    bpftrace, then a live attach (its proof is what ``--recorder auto`` relies on).
+    Informational: strace is the recorder wherever this says no."""
+    from sandbox.runner.ebpf_recorder import ebpf_support, prove
+
+    support = ebpf_support(mount=True)
+    facts = (
+        f"root={'yes' if support.root else 'no'}, bpftrace={support.bpftrace or 'missing'}, "
+        f"tracefs={'yes' if support.tracefs else 'no'}, BTF={'yes' if support.btf else 'no'}, "
+        f"tracepoints={'yes' if support.tracepoints else 'no'}"
+    )
+    if not support.usable:
+        return Check("ebpf", True, f"not usable ({facts}): --recorder auto uses strace")
+    if not attach:
+        return Check("ebpf", True, f"usable ({facts}), not proven")
+    ok, detail = prove()
+    if not ok:
+        return Check("ebpf", True, f"attach failed ({detail}): --recorder auto uses strace")
+    return Check("ebpf", True, f"proven: {detail} ({facts}); --recorder auto uses eBPF")
 
 
 def _int(value: object) -> int | None:

