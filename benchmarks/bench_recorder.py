@@ -76,20 +76,10 @@ def main() -> None:
             staged = fetch(spec, target, tmp / "a")
             (tmp / "a").chmod(0o755)
             import_names = [spec.replace("-", "_")] if spec != "boto3" else ["boto3", "botocore"]
+            stage = f"{tmp / 'a'}:/stage:ro"
+            start = ["docker", "run", "-d", "--rm", "--name", name, "--network", "none", "--cap-add"]
             subprocess.run(
-                [
-                    "docker",
-                    "run",
-                    "-d",
-                    "--rm",
-                    "--name",
-                    name,
-                    "--network",
-                    "none",
-                    "--cap-add",
-                    "SYS_PTRACE",
-                ]
-                + ["-v", f"{tmp / 'a'}:/stage:ro", image.tag, "sleep", "3600"],
+                [*start, "SYS_PTRACE", "-v", stage, image.tag, "sleep", "3600"],
                 check=True,
                 capture_output=True,
             )
