@@ -24,7 +24,7 @@ from pathlib import Path
 from sandbox.agent.protocol import SANDBOX_UID
 from sandbox.errors import SandboxError
 from sandbox.models import Frozen
-from sandbox.trace.ebpf_program import PERF_PAGES, STRLEN, build_program
+from sandbox.runner.ebpf_program import PERF_PAGES, STRLEN, build_program
 
 TRACEFS = Path("/sys/kernel/tracing")
 BTF = Path("/sys/kernel/btf/vmlinux")

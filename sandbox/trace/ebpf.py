@@ -1,7 +1,7 @@
 """Pure decoder of the eBPF recorder's output: records in, :class:`ParsedTrace` per step out.
 
 The recorder (:mod:`sandbox.runner.ebpf_recorder`) runs the program of
-:mod:`sandbox.trace.ebpf_program` on the host for the whole run; the steps run
+:mod:`sandbox.runner.ebpf_program` on the host for the whole run; the steps run
 one after another and the agent kills what a step leaves before the next starts,
 so a record belongs to the last step that started before it (monotonic clock,
 shared by host and container). The result is the same model the strace parser
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sandbox.models import Address, Event, EventKind, Frozen, Phase, ProcessInfo
+from sandbox.runner.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
 from sandbox.trace._strace_syntax import normalise
-from sandbox.trace.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
 from sandbox.trace.strace import ParsedTrace, _open_kind
 
 __all__ = ["EbpfTrace", "StepWindow", "parse_ebpf"]

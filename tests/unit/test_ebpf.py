@@ -1,6 +1,6 @@
 """The eBPF recorder's program generator and decoder, on records bpftrace really printed.
 
-tests/data/ebpf/python-probe.trace: the recorder's program (sandbox.trace.ebpf_program)
+tests/data/ebpf/python-probe.trace: the recorder's program (sandbox.runner.ebpf_program)
 run by bpftrace 0.17 on this machine kind against a container of the base image, while
 ``python3 /tmp/t.py`` ran as uid 1000 in it, t.py being:
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.models import EventKind, Phase
+from sandbox.runner.ebpf_program import build_program
 from sandbox.trace.ebpf import StepWindow, parse_ebpf
-from sandbox.trace.ebpf_program import build_program
 
 DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
 ROOT = ("setpriv", "--reuid=1000", "--no-new-privs", "--bounding-set=-all", "--", "python3", "/tmp/t.py")
