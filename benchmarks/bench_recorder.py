@@ -28,7 +28,7 @@ from pathlib import Path
 from sandbox.agent.protocol import SANDBOX_UID, privilege_drop
 from sandbox.fetch import TargetEnv, fetch
 from sandbox.runner.ebpf_recorder import EbpfRecorder
-from sandbox.runner.engine import connect
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect, owner_label
 from sandbox.runner.image import ensure_image
 from sandbox.runner.seccomp import TRACED_DENIED
 from sandbox.trace.ebpf import parse_ebpf
@@ -77,9 +77,13 @@ def main() -> None:
             (tmp / "a").chmod(0o755)
             import_names = [spec.replace("-", "_")] if spec != "boto3" else ["boto3", "botocore"]
             stage = f"{tmp / 'a'}:/stage:ro"
-            start = ["docker", "run", "-d", "--rm", "--name", name, "--network", "none", "--cap-add"]
+            # labelled as a live run of ours: sweeps of other runs leave it alone
+            labels = [f"{LABEL}=bench", f"{LABEL_RUN}={name}", f"{LABEL_OWNER}={owner_label()}"]
+            labels.append(f"{LABEL_DEADLINE}={int(time.time()) + 3600}")
+            start = ["docker", "run", "-d", "--rm", "--name", name, "--network", "none"]
+            start += [arg for label in labels for arg in ("--label", label)]
             subprocess.run(
-                [*start, "SYS_PTRACE", "-v", stage, image.tag, "sleep", "3600"],
+                [*start, "--cap-add", "SYS_PTRACE", "-v", stage, image.tag, "sleep", "3600"],
                 check=True,
                 capture_output=True,
             )
