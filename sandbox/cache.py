@@ -67,6 +67,8 @@ JUDGING_MODULES = (
     "sandbox.agent.protocol",
     "sandbox.agent.scripts",
     "sandbox.agent.sinkhole",
+    "sandbox.agent.tlsca",
+    "sandbox.agent.trust",
     "sandbox.agent.watch",
     "sandbox.errors",
     "sandbox.fetch",
