@@ -303,7 +303,10 @@ class StepRun:
         """Hook for drivers that report progress on fd 3."""
 
     def main_done(self) -> bool:
-        """Whether the step's own work is over (default: its first process exited)."""
+        """Whether the step's own work is over: its first process exited, or its driver
+        said ``done`` on fd 3 and only lingers for the threads it leaves."""
+        if any(m.get("ev") == "done" for m in self.messages):
+            return True
         return self.main_pid is not None and not _alive(self.main_pid)
 
     def overdue(self, now: float) -> str | None:
@@ -340,6 +343,7 @@ class StepRun:
         deadline = start + timeout
         window_start: float | None = None
         cpu_at_start: dict[int, float] = {}
+        wake_at_start: dict[int, dict[int, int]] = {}
         killed = False
         try:
             while True:
@@ -374,7 +378,9 @@ class StepRun:
                 if window_start is None:
                     if self.main_done():
                         window_start = now
-                        cpu_at_start = watch.cpu_snapshot(watch.candidate_processes(uid))
+                        alive = watch.candidate_processes(uid)
+                        cpu_at_start = watch.cpu_snapshot(alive)
+                        wake_at_start = watch.thread_snapshot(alive)
                     elif now > deadline:
                         self.status = "timeout"
                         self.problems.append(f"{self.tag}: still running after {timeout:.0f}s")
@@ -385,10 +391,13 @@ class StepRun:
                 if not survivors:
                     continue  # strace is about to exit
                 if now - window_start >= window:
-                    # Judge survivors by what they did *during* the window: idle worker
-                    # threads (BLAS pools) are noted, active ones and extra processes count.
+                    # Judge survivors by what they did *during* the window and what their
+                    # threads wait for: idle worker threads (BLAS pools parked without a
+                    # timeout) are noted; busy, polling or sleeping-until-later threads and
+                    # extra processes count.
                     self.lingering = [
-                        watch.describe(p, cpu_at_start.get(p.pid), self.main_pid) for p in survivors
+                        watch.describe(p, cpu_at_start.get(p.pid), self.main_pid, wake_at_start.get(p.pid))
+                        for p in survivors
                     ]
                     self._finish(uid, gid, record=False)
                     killed = True

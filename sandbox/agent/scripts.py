@@ -22,6 +22,7 @@ def _pkgsandbox_linger():
         time.sleep(0.05)
 """
 
+
 # Progress reports to the agent: JSON lines on fd 3 (kept out of the candidate's children).
 PROGRESS = r"""
 def _pkgsandbox_progress():
@@ -44,9 +45,13 @@ def _pkgsandbox_progress():
     return say
 """
 
+# A long-running program: it has nothing of its own to do, so it says so at once and
+# the observation window starts; threads that start-up hooks left are then judged.
 KEEP = (
     LINGER
+    + PROGRESS
     + r"""
+_pkgsandbox_progress()(ev="done")
 _pkgsandbox_linger()
 """
 )
