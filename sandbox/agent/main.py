@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, protocol, sinkhole, watch
+from . import fsdiff, guard, init, protocol, sinkhole, tells, watch
 
 PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", protocol.PLAN_PATH))
 OUT = Path(protocol.OUT)
@@ -1003,12 +1003,40 @@ def cmd_probe(plan: dict[str, Any]) -> int:
     return EXIT_OK
 
 
+def cmd_tells(plan: dict[str, Any]) -> int:
+    """Report what a process started exactly like a step (recorder in front, privilege
+    drop, the candidate's environment and directory) reads about where it runs."""
+    trace = OUT / "tells.strace"
+    strace = [a.replace("{output}", str(trace)) for a in plan.get("strace", [])]
+    argv = [*strace, *(["--"] if strace else []), *privilege_drop(plan), "python3", "-c", tells.PROBE]
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=candidate_env(plan),
+        cwd=plan["project"],
+        preexec_fn=guard.recorder_preexec,
+    )
+    with contextlib.suppress(OSError):
+        trace.unlink()
+    try:
+        seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        emit("error", msg=f"tells probe failed: {proc.stderr.strip()[:300]}")
+        return EXIT_FAIL
+    emit("tells", **seen)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
-        emit("error", msg="usage: agent {setup,phase NAME,collect,probe}")
+        emit("error", msg="usage: agent {init SECONDS,setup,phase NAME,run PHASES,collect,probe,tells}")
         return EXIT_USAGE
     cmd = args[0]
+    if cmd == "init" and len(args) == 2:
+        return init.run(float(args[1]))
     if cmd == "collect":
         return cmd_collect()
     plan = load_plan()
@@ -1020,5 +1048,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args[1:])
     if cmd == "probe":
         return cmd_probe(plan)
+    if cmd == "tells":
+        return cmd_tells(plan)
     emit("error", msg=f"unknown command {' '.join(args)}")
     return EXIT_USAGE
