@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from sandbox.agent.protocol import SANDBOX_USER, Plan
 from sandbox.errors import EngineError, PkgSandboxError
 from sandbox.judge.profiles import Profile
 from sandbox.runner.interface import RunOptions
@@ -283,11 +283,14 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
     procs = (
         [x for x in raw_procs if isinstance(x, list) and len(x) == 3] if isinstance(raw_procs, list) else []
     )
-    orphans = sorted(str(x[2]) for x in procs if x[0] != 1 and x[1] == 0)
+    # On a host only init (1) and kthreadd (2) have parent 0; in a container every
+    # process entered through `docker exec` has.
+    orphans = sorted(str(x[2]) for x in procs if x[0] not in (1, 2) and x[1] == 0)
+    names = sorted({str(x[2]) for x in procs})
     yield Check(
         "processes",
         len(procs) >= MIN_PROCESSES and not orphans,
-        f"{len(procs)} visible in /proc ({', '.join(sorted({str(x[2]) for x in procs}))})"
+        f"{len(procs)} visible in /proc ({', '.join(names[:12])}{' …' if len(names) > 12 else ''})"
         + (f"; parent 0 (entered from outside): {', '.join(orphans)}" if orphans else ""),
     )
     host = _s(p.get("hostname"))
@@ -345,15 +348,15 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
     yield Check("MAC addresses", not macs, "; ".join(macs) or ", ".join(f"{i} {m}" for i, m in net.items()))
 
 
-def tells_plan() -> dict[str, Any]:
+def tells_plan() -> Plan:
     """A plan like a vet's before the candidate is known: honeytokens, the sinkhole and
     the recorder, so that the probe sees what a candidate would."""
     from sandbox.judge.canary import make_honeytokens
+    from sandbox.runner.plan import base_plan, sinkhole_plan
     from sandbox.runner.seccomp import TRACED_DENIED
     from sandbox.trace.strace import strace_argv
-    from sandbox.vet import SANDBOX_USER, VetOptions, base_plan, sinkhole_plan
 
-    plan = base_plan(make_honeytokens(user=SANDBOX_USER), sinkhole_plan(VetOptions()))
+    plan = base_plan(make_honeytokens(user=SANDBOX_USER), sinkhole_plan(enabled=True, capture_kib=64))
     plan["strace"] = strace_argv("{output}", denied=TRACED_DENIED)
     return plan
 
@@ -371,7 +374,7 @@ def run_tells(*, base: str | None, offline: bool | None, profile: Profile | None
     except PkgSandboxError as exc:
         yield Check("engine", False, exc.diagnostics(), fatal=True)
         return
-    from sandbox.vet import run_options
+    from sandbox.runner.plan import run_options
 
     options = run_options(profile) if profile is not None else RunOptions()
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:

@@ -437,11 +437,11 @@ def probe_container(
 
 
 def tells_container(
-    client: docker.DockerClient, image: ImageInfo, plan: dict[str, Any], options: RunOptions, staging: Path
+    client: docker.DockerClient, image: ImageInfo, plan: Plan, options: RunOptions, staging: Path
 ) -> dict[str, Any]:
     """Open a sandbox exactly as a vet does (setup, sinkhole) and report what a process
     of the candidate, started like a step (recorder in front), can read about where it runs."""
-    backend = DockerBackend(client, image)
+    backend = DockerSandbox(client, image)
     session = backend.open(staging, plan, options, Observer())
     try:
         out = backend._exec_json(session.container, ["tells"], timeout=120, observer=Observer())
