@@ -257,8 +257,11 @@ def privilege_drop(plan: dict[str, Any]) -> list[str]:
 class StepRun:
     """One traced command: strace → setpriv → choom → argv, with watch and window."""
 
-    def __init__(self, plan: dict[str, Any], phase: str, tag: str, argv: list[str]) -> None:
+    def __init__(
+        self, plan: dict[str, Any], phase: str, tag: str, argv: list[str], *, driver: bool = False
+    ) -> None:
         self.plan = plan
+        self.driver = driver
         self.phase = phase
         self.tag = tag
         self.argv = argv
@@ -303,9 +306,10 @@ class StepRun:
         """Hook for drivers that report progress on fd 3."""
 
     def main_done(self) -> bool:
-        """Whether the step's own work is over: its first process exited, or its driver
-        said ``done`` on fd 3 and only lingers for the threads it leaves."""
-        if any(m.get("ev") == "done" for m in self.messages):
+        """Whether the step's own work is over: its first process exited, or (for our
+        drivers only, ``driver=True``) it said ``done`` on fd 3 and only lingers for
+        the threads it leaves."""
+        if self.driver and any(m.get("ev") == "done" for m in self.messages):
             return True
         return self.main_pid is not None and not _alive(self.main_pid)
 
@@ -726,7 +730,9 @@ def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             status = "timeout"
             break
         emit("status", phase="startup", msg=" ".join(argv[1:])[:120])
-        res = StepRun(plan, "startup", tag, argv).run(left, window).result()
+        # the long-running driver says "done" at once: its window opens right away
+        driver = argv[-1].endswith("pkgsandbox_keep.py")
+        res = StepRun(plan, "startup", tag, argv, driver=driver).run(left, window).result()
         steps.append(res)
         if res["status"] == "timeout":
             status = "timeout"

@@ -45,13 +45,16 @@ def _pkgsandbox_progress():
     return say
 """
 
-# A long-running program: it has nothing of its own to do, so it says so at once and
-# the observation window starts; threads that start-up hooks left are then judged.
+# A long-running program: it has nothing of its own to do. When start-up hooks left
+# threads behind it says so at once, so the observation window starts and judges them
+# (without threads it just exits: the window then starts at its exit, as for any step).
 KEEP = (
     LINGER
     + PROGRESS
     + r"""
-_pkgsandbox_progress()(ev="done")
+import os as _pkgsandbox_os
+if len(_pkgsandbox_os.listdir("/proc/self/task")) > 1:
+    _pkgsandbox_progress()(ev="done")
 _pkgsandbox_linger()
 """
 )
