@@ -537,13 +537,27 @@ def _high_fd(fd: int) -> int:
 
 
 def _first_child(pid: int) -> int | None:
+    """The step's main process: strace's child once it has exec'd the privilege drop.
+
+    strace forks short-lived test children of its own at start (ptrace and seccomp
+    feature checks); taking one of those for the step made the window open while
+    the real command still ran (pip judged lingering under load). A child that still
+    runs strace's image is not the step yet.
+    """
     try:
         import psutil
 
         kids = psutil.Process(pid).children()
     except Exception:
         return None
-    return kids[0].pid if kids else None
+    for kid in kids:
+        try:
+            argv = kid.cmdline()
+        except Exception:
+            continue
+        if argv and os.path.basename(argv[0]) != "strace":  # exec'd: setpriv, or already past it
+            return int(kid.pid)
+    return None
 
 
 def _alive(pid: int) -> bool:
