@@ -63,6 +63,7 @@ JUDGING_MODULES = (
     "sandbox.agent.__main__",
     "sandbox.agent.fsdiff",
     "sandbox.agent.guard",
+    "sandbox.agent.init",  # what the candidate sees as PID 1 can change what it does
     "sandbox.agent.main",
     "sandbox.agent.protocol",
     "sandbox.agent.scripts",
@@ -83,6 +84,7 @@ JUDGING_MODULES = (
     "sandbox.judge.baseline",
     "sandbox.judge.canary",
     "sandbox.judge.classify",
+    "sandbox.judge.hooks",
     "sandbox.judge.profiles",
     "sandbox.judge.report",
     "sandbox.judge.rules",
@@ -111,6 +113,7 @@ JUDGING_MODULES = (
 # What only renders, stores or wires results (a change here never changes a verdict).
 NOT_JUDGING_MODULES = (
     "sandbox.__main__",
+    "sandbox.agent.tells",  # doctor --tells only
     "sandbox.cache",
     "sandbox.cli",
     "sandbox.doctor",

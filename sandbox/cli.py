@@ -237,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the effective hardening of a sandbox container, probed from inside as the "
         "candidate user; fails if anything is weaker than the profile asks",
     )
+    d.add_argument(
+        "--tells",
+        action="store_true",
+        help="list what still gives the sandbox away to a package that looks (PID 1, TracerPid, "
+        "mounts, cgroups, processes, uptime, CPUs, memory, DMI, MACs …), probed as the candidate; "
+        "exit 1 when any tell remains",
+    )
     d.add_argument("--profile", default="default", metavar="NAME|PATH")
     _image_args(d)
 
@@ -648,6 +655,8 @@ def cmd_doctor(args: argparse.Namespace, err: Console) -> ExitCode:
         from sandbox.doctor import provision
 
         provision(lambda m: err.print(f"[dim]{m}[/]"))
+    if args.tells:
+        return _doctor_tells(args, err)
     ok = True
     for check in run_doctor(
         base=args.base_image,
@@ -663,3 +672,20 @@ def cmd_doctor(args: argparse.Namespace, err: Console) -> ExitCode:
     if os.environ.get("PKGSANDBOX_DEBUG"):
         err.print(f"python {sys.version.split()[0]}, pkgsandbox {__version__}")
     return ExitCode.CLEAN if ok else ExitCode.SANDBOX
+
+
+def _doctor_tells(args: argparse.Namespace, err: Console) -> ExitCode:
+    """``doctor --tells``: 0 when a candidate can read no tell, 1 when some remain, 3 when
+    the probe could not run."""
+    from sandbox.doctor import run_tells
+
+    tells = 0
+    for check in run_tells(base=args.base_image, offline=args.offline, profile=load_profile(args.profile)):
+        if check.fatal:
+            err.print(f"[red]FAIL[/] {check.name}: {check.detail}")
+            return ExitCode.SANDBOX
+        mark = "[green]ok  [/]" if check.ok else "[yellow]TELL[/]"
+        err.print(f"{mark} {check.name}: {check.detail}")
+        tells += not check.ok
+    err.print(f"{tells} tell(s) a package could read" if tells else "no tell seen")
+    return ExitCode.FINDINGS if tells else ExitCode.CLEAN

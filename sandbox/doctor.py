@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.agent.protocol import SANDBOX_USER, Plan
 from sandbox.errors import EngineError, PkgSandboxError
 from sandbox.judge.profiles import Profile
 from sandbox.runner.interface import RunOptions
@@ -216,3 +218,202 @@ def security_checks(
     mounts = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
     ro = all(bool(m.get("ReadOnly")) for m in mounts)
     yield Check("host mounts", ro, f"{len(mounts)} bind mount(s), all read-only: {ro}")
+
+
+# --------------------------------------------------------------------------- tells
+
+# Hypervisor and container vendors in DMI strings and MAC prefixes (OUIs).
+_VM_VENDORS = (
+    "qemu",
+    "kvm",
+    "virtualbox",
+    "vmware",
+    "xen",
+    "bochs",
+    "hvm domu",
+    "virtual machine",
+    "google compute engine",
+    "amazon ec2",
+    "openstack",
+    "digitalocean",
+    "standard pc",
+    "innotek",
+    "parallels",
+)
+_VM_OUIS = {
+    "02:42": "Docker",
+    "08:00:27": "VirtualBox",
+    "52:54:00": "QEMU/KVM",
+    "00:16:3e": "Xen",
+    "00:15:5d": "Hyper-V",
+    "00:05:69": "VMware",
+    "00:0c:29": "VMware",
+    "00:1c:14": "VMware",
+    "00:50:56": "VMware",
+}
+_CONTAINER_WORDS = ("docker", "overlay", "containerd", "kubepods", "lxc", "libpod", "/var/lib/containers")
+_CONTAINER_ENV = (
+    "container",
+    "DOCKER_",
+    "KUBERNETES_",
+    "PYTHON_VERSION",
+    "PYTHON_SHA256",
+    "GPG_KEY",
+    "PKGSANDBOX",
+)
+_INIT_NAMES = ("systemd", "init")
+_INIT_CMDLINES = ("/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
+MIN_PROCESSES = 30  # a desktop session runs well over a hundred
+MIN_UPTIME_S = 600  # "booted minutes ago" is a classic sandbox check
+MIN_MEMORY = 4 << 30
+MIN_CPUS = 2
+
+
+def _s(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def tell_checks(p: dict[str, object]) -> Iterator[Check]:
+    """Judge what a candidate-uid process saw (``agent tells``): ``ok`` is False for
+    every fact that tells a sandbox or container from a developer's workstation."""
+    comm = _s(p.get("pid1_comm"))
+    yield Check("PID 1 name", comm in _INIT_NAMES, f"/proc/1/comm {comm!r}")
+    raw_cmd = _s(p.get("pid1_cmdline"))
+    cmd = raw_cmd.replace("\0", " ").strip()
+    yield Check(
+        "PID 1 command line",
+        cmd.split(" ")[0] in _INIT_CMDLINES and "docker" not in cmd and "sleep" not in cmd,
+        f"/proc/1/cmdline {raw_cmd!r}",
+    )
+    tracer = _s(p.get("tracer_pid")) or "?"
+    yield Check(
+        "TracerPid",
+        tracer == "0",
+        f"TracerPid {tracer} in /proc/self/status"
+        + ("" if tracer == "0" else " (the strace recorder; the eBPF recorder of issue 13 leaves 0)"),
+    )
+    yield Check(
+        "container marker files",
+        not p.get("dockerenv") and not p.get("containerenv"),
+        f"/.dockerenv {bool(p.get('dockerenv'))}, /run/.containerenv {bool(p.get('containerenv'))}",
+    )
+    for key, label in (("mounts", "/proc/self/mounts"), ("mountinfo", "/proc/self/mountinfo")):
+        text = _s(p.get(key))
+        bad = sorted({w for w in _CONTAINER_WORDS if w in text})
+        yield Check(label, not bad, f"mentions {', '.join(bad)}" if bad else "no container paths")
+    for key, label in (("cgroup_self", "/proc/self/cgroup"), ("cgroup_1", "/proc/1/cgroup")):
+        text = _s(p.get(key))
+        bad = sorted({w for w in _CONTAINER_WORDS if w in text})
+        paths = {ln.rsplit(":", 1)[-1] for ln in text.splitlines() if ln}
+        rooted = bool(paths) and paths <= {"/"}
+        why = f"mentions {', '.join(bad)}" if bad else ""
+        if rooted:
+            why = why or "every controller at '/' (a cgroup namespace root; a workstation shows slices)"
+        yield Check(label, not bad and not rooted, why or "plausible")
+    raw_procs = p.get("processes")
+    procs = (
+        [x for x in raw_procs if isinstance(x, list) and len(x) == 3] if isinstance(raw_procs, list) else []
+    )
+    # On a host only init (1) and kthreadd (2) have parent 0; in a container every
+    # process entered through `docker exec` has.
+    orphans = sorted(str(x[2]) for x in procs if x[0] not in (1, 2) and x[1] == 0)
+    names = sorted({str(x[2]) for x in procs})
+    yield Check(
+        "processes",
+        len(procs) >= MIN_PROCESSES and not orphans,
+        f"{len(procs)} visible in /proc ({', '.join(names[:12])}{' …' if len(names) > 12 else ''})"
+        + (f"; parent 0 (entered from outside): {', '.join(orphans)}" if orphans else ""),
+    )
+    host = _s(p.get("hostname"))
+    looks_id = bool(re.fullmatch(r"[0-9a-f]{12}([0-9a-f]{52})?", host))
+    yield Check(
+        "hostname",
+        not looks_id and host not in ("localhost", "sandbox", "probe") and "sandbox" not in host,
+        f"{host!r}",
+    )
+    raw_env = p.get("env")
+    env = [str(k) for k in raw_env] if isinstance(raw_env, list) else []
+    bad_env = sorted(k for k in env if k.startswith(_CONTAINER_ENV))
+    yield Check(
+        "environment", not bad_env, ", ".join(bad_env) or f"{len(env)} variables, none container-specific"
+    )
+    try:
+        up = float(_s(p.get("uptime")).split()[0])
+    except (ValueError, IndexError):
+        up = -1.0
+    yield Check("uptime", up >= MIN_UPTIME_S, f"{up / 3600:.1f} h (host's: no time namespace)")
+    cpus = p.get("cpu_count")
+    yield Check(
+        "CPU count",
+        isinstance(cpus, int) and cpus >= MIN_CPUS,
+        f"{cpus} CPUs, {p.get('cpu_affinity')} usable (host's; the CPU quota is invisible here)",
+    )
+    mem = p.get("mem_total")
+    yield Check(
+        "memory",
+        isinstance(mem, int) and mem >= MIN_MEMORY,
+        f"MemTotal {int(mem) >> 20 if isinstance(mem, int) else '?'} MiB "
+        "(host's; the cgroup limit is invisible here)",
+    )
+    version = _s(p.get("version"))
+    yield Check("/proc/version", "gvisor" not in version.lower() and " 4.4.0 " not in version, version[:120])
+    dmi = p.get("dmi") if isinstance(p.get("dmi"), dict) else {}
+    assert isinstance(dmi, dict)
+    seen = {k: str(v) for k, v in dmi.items() if v}
+    vm = sorted({f"{k}={v}" for k, v in seen.items() if any(w in v.lower() for w in _VM_VENDORS)})
+    yield Check(
+        "DMI product", not vm, ", ".join(vm) or (", ".join(f"{k}={v}" for k, v in seen.items()) or "none")
+    )
+    net = p.get("net") if isinstance(p.get("net"), dict) else {}
+    assert isinstance(net, dict)
+    macs = []
+    for iface, mac in sorted(net.items()):
+        mac = str(mac).lower()
+        if iface == "lo" or not mac or mac == "00:00:00:00:00:00":
+            continue
+        vendor = next((v for pre, v in _VM_OUIS.items() if mac.startswith(pre)), None)
+        if vendor is None and int(mac[:2], 16) & 0x02:
+            vendor = "locally administered (random, veth-style)"
+        if vendor:
+            macs.append(f"{iface} {mac}: {vendor}")
+    yield Check("MAC addresses", not macs, "; ".join(macs) or ", ".join(f"{i} {m}" for i, m in net.items()))
+
+
+def tells_plan() -> Plan:
+    """A plan like a vet's before the candidate is known: honeytokens, the sinkhole and
+    the recorder, so that the probe sees what a candidate would."""
+    from sandbox.judge.canary import make_honeytokens
+    from sandbox.runner.plan import base_plan, sinkhole_plan
+    from sandbox.runner.seccomp import TRACED_DENIED
+    from sandbox.trace.strace import strace_argv
+
+    plan = base_plan(make_honeytokens(user=SANDBOX_USER), sinkhole_plan(enabled=True, capture_kib=64))
+    plan["strace"] = strace_argv("{output}", denied=TRACED_DENIED)
+    return plan
+
+
+def run_tells(*, base: str | None, offline: bool | None, profile: Profile | None = None) -> Iterator[Check]:
+    """Start a sandbox exactly as a vet does (setup, sinkhole, recorder) and yield one
+    check per tell the candidate could read; an engine problem is a fatal check."""
+    from sandbox.runner.docker_backend import tells_container
+    from sandbox.runner.engine import connect
+    from sandbox.runner.image import ensure_image
+
+    try:
+        client = connect()
+        image = ensure_image(client, base=base, offline=offline)
+    except PkgSandboxError as exc:
+        yield Check("engine", False, exc.diagnostics(), fatal=True)
+        return
+    from sandbox.runner.plan import run_options
+
+    options = run_options(profile) if profile is not None else RunOptions()
+    with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:
+        stage = Path(tmp)
+        stage.chmod(0o755)
+        try:
+            seen = tells_container(client, image, tells_plan(), options, stage)
+        except PkgSandboxError as exc:
+            yield Check("probe", False, exc.diagnostics(), fatal=True)
+            return
+    yield from tell_checks(seen)

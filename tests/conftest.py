@@ -12,6 +12,8 @@ import pytest
 from sandbox.cli import main
 from sandbox.models import Report
 
+pytest_plugins = ["tests.ci_skips"]
+
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, protocol, sinkhole, trust, watch
+from . import fsdiff, guard, init, protocol, sinkhole, tells, trust, watch
 
 PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", protocol.PLAN_PATH))
 OUT = Path(protocol.OUT)
@@ -301,8 +301,11 @@ class StepRun:
     the host's decoder which records are this step's.
     """
 
-    def __init__(self, plan: dict[str, Any], phase: str, tag: str, argv: list[str]) -> None:
+    def __init__(
+        self, plan: dict[str, Any], phase: str, tag: str, argv: list[str], *, driver: bool = False
+    ) -> None:
         self.plan = plan
+        self.driver = driver
         self.phase = phase
         self.tag = tag
         self.argv = argv
@@ -351,7 +354,11 @@ class StepRun:
         """Hook for drivers that report progress on fd 3."""
 
     def main_done(self) -> bool:
-        """Whether the step's own work is over (default: its first process exited)."""
+        """Whether the step's own work is over: its first process exited, or (for our
+        drivers only, ``driver=True``) it said ``done`` on fd 3 and only lingers for
+        the threads it leaves."""
+        if self.driver and any(m.get("ev") == "done" for m in self.messages):
+            return True
         return self.main_pid is not None and not _alive(self.main_pid)
 
     def overdue(self, now: float) -> str | None:
@@ -389,6 +396,7 @@ class StepRun:
         deadline = start + timeout
         window_start: float | None = None
         cpu_at_start: dict[int, float] = {}
+        wake_at_start: dict[int, dict[int, int]] = {}
         killed = False
         try:
             while True:
@@ -424,7 +432,9 @@ class StepRun:
                 if window_start is None:
                     if self.main_done():
                         window_start = now
-                        cpu_at_start = watch.cpu_snapshot(watch.candidate_processes(uid))
+                        alive = watch.candidate_processes(uid)
+                        cpu_at_start = watch.cpu_snapshot(alive)
+                        wake_at_start = watch.thread_snapshot(alive)
                     elif now > deadline:
                         self.status = "timeout"
                         self.problems.append(f"{self.tag}: still running after {timeout:.0f}s")
@@ -435,10 +445,13 @@ class StepRun:
                 if not survivors:
                     continue  # strace is about to exit
                 if now - window_start >= window:
-                    # Judge survivors by what they did *during* the window: idle worker
-                    # threads (BLAS pools) are noted, active ones and extra processes count.
+                    # Judge survivors by what they did *during* the window and what their
+                    # threads wait for: idle worker threads (BLAS pools parked without a
+                    # timeout) are noted; busy, polling or sleeping-until-later threads and
+                    # extra processes count.
                     self.lingering = [
-                        watch.describe(p, cpu_at_start.get(p.pid), self.main_pid) for p in survivors
+                        watch.describe(p, cpu_at_start.get(p.pid), self.main_pid, wake_at_start.get(p.pid))
+                        for p in survivors
                     ]
                     self._finish(uid, gid, record=False)
                     killed = True
@@ -781,7 +794,9 @@ def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             status = "timeout"
             break
         emit("status", phase="startup", msg=" ".join(argv[1:])[:120])
-        res = StepRun(plan, "startup", tag, argv).run(left, window).result()
+        # the long-running driver says "done" at once: its window opens right away
+        driver = argv[-1].endswith("pkgsandbox_keep.py")
+        res = StepRun(plan, "startup", tag, argv, driver=driver).run(left, window).result()
         steps.append(res)
         if res["status"] == "timeout":
             status = "timeout"
@@ -1060,12 +1075,40 @@ def cmd_probe(plan: dict[str, Any]) -> int:
     return EXIT_OK
 
 
+def cmd_tells(plan: dict[str, Any]) -> int:
+    """Report what a process started exactly like a step (recorder in front, privilege
+    drop, the candidate's environment and directory) reads about where it runs."""
+    trace = OUT / "tells.strace"
+    strace = [a.replace("{output}", str(trace)) for a in plan.get("strace", [])]
+    argv = [*strace, *(["--"] if strace else []), *privilege_drop(plan), "python3", "-c", tells.PROBE]
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=candidate_env(plan),
+        cwd=plan["project"],
+        preexec_fn=guard.recorder_preexec,
+    )
+    with contextlib.suppress(OSError):
+        trace.unlink()
+    try:
+        seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        emit("error", msg=f"tells probe failed: {proc.stderr.strip()[:300]}")
+        return EXIT_FAIL
+    emit("tells", **seen)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
-        emit("error", msg="usage: agent {setup,phase NAME,collect,probe}")
+        emit("error", msg="usage: agent {init SECONDS,setup,phase NAME,run PHASES,collect,probe,tells}")
         return EXIT_USAGE
     cmd = args[0]
+    if cmd == "init" and len(args) == 2:
+        return init.run(float(args[1]))
     if cmd == "collect":
         return cmd_collect()
     plan = load_plan()
@@ -1077,5 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args[1:])
     if cmd == "probe":
         return cmd_probe(plan)
+    if cmd == "tells":
+        return cmd_tells(plan)
     emit("error", msg=f"unknown command {' '.join(args)}")
     return EXIT_USAGE

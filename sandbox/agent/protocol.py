@@ -73,8 +73,9 @@ class Plan(TypedDict, total=False):
 
 # --------------------------------------------------------------------------- messages
 # "status" (progress: phase, msg), "phase" (a phase starts: phase), "result" (a phase's
-# record, see sandbox.runner.interface.AgentPhase), "setup", "probe", "done", "error" (msg).
-MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "done", "error"})
+# record, see sandbox.runner.interface.AgentPhase), "setup", "probe", "tells" (doctor --tells),
+# "done", "error" (msg).
+MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "tells", "done", "error"})
 
 
 SETPRIV = "/usr/bin/setpriv"

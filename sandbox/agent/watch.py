@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import struct
 import time
 from typing import Any
 
@@ -41,15 +42,174 @@ def cpu_snapshot(procs: list[psutil.Process]) -> dict[int, float]:
 # A survivor that burnt less CPU than this during the whole window was idle
 # (a thread pool parked on a condition variable), not working.
 IDLE_CPU_SECONDS = 0.05
+# A thread blocked in a timed wait that ends this far past the window's close is
+# waiting to act later (time.sleep(600), Event.wait(600), a Timer, select with a
+# timeout): dormant, not idle. Short waits (a poll loop's 50 ms) are left to the
+# wake-up count below.
+LONG_WAIT_SECONDS = 1.0
+# A thread other than the main one that woke this often during the window is
+# polling (a loop of short sleeps waiting for a date). Worker pools parked on a
+# condition variable (BLAS/OpenMP threads in futex without a timeout) wake 0 times.
+POLL_WAKEUPS = 10
+
+# Syscall numbers of the blocking waits, per architecture:
+# name -> (x86_64, aarch64); None where the call does not exist.
+_WAITS: dict[str, tuple[int | None, int | None]] = {
+    "nanosleep": (35, 101),
+    "clock_nanosleep": (230, 115),
+    "select": (23, None),
+    "pselect6": (270, 72),
+    "poll": (7, None),
+    "ppoll": (271, 73),
+    "epoll_wait": (232, None),
+    "epoll_pwait": (281, 22),
+    "epoll_pwait2": (441, 441),
+    "futex": (202, 98),
+    "futex_waitv": (449, 449),
+}
+_ARCH = 1 if os.uname().machine in ("aarch64", "arm64") else 0
+WAIT_SYSCALLS = {nums[_ARCH]: name for name, nums in _WAITS.items() if nums[_ARCH] is not None}
+CLOCK_REALTIME, TIMER_ABSTIME = 0, 1
+FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_CMD_MASK, FUTEX_CLOCK_REALTIME = 0, 9, 0x7F, 0x100
+
+
+def _read_timespec(pid: int, addr: int) -> float | None:
+    """A struct timespec/timeval (two longs) from the process's memory, in seconds
+    (tv_nsec and tv_usec differ: the caller scales; here nanoseconds)."""
+    if not addr:
+        return None
+    try:
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as fh:
+            fh.seek(addr)
+            raw = fh.read(16)
+    except (OSError, ValueError, OverflowError):
+        return None
+    if len(raw) != 16:
+        return None
+    sec, nsec = struct.unpack("=qq", raw)
+    return float(sec) + float(nsec) / 1e9
+
+
+def _clock_now(clock: int) -> float:
+    try:
+        return time.clock_gettime(clock)
+    except OSError:
+        return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def wait_left(pid: int, syscall_line: str) -> tuple[str, float | None] | None:
+    """What a blocked thread waits in, from ``/proc/PID/task/TID/syscall``, and how
+    many seconds its timeout has left (None: no timeout, it waits for an event).
+
+    Absolute deadlines (Python's time.sleep is clock_nanosleep TIMER_ABSTIME, its
+    locks futex WAIT_BITSET) give the exact time left; relative ones give what was
+    asked. Returns None when the thread is not in a known wait (running, other call).
+    """
+    parts = syscall_line.split()
+    if len(parts) < 7 or not parts[0].lstrip("-").isdigit():
+        return None
+    name = WAIT_SYSCALLS.get(int(parts[0]))
+    if name is None:
+        return None
+    args = [int(a, 16) for a in parts[1:7]]
+    if name in ("nanosleep",):
+        return name, _read_timespec(pid, args[0])
+    if name == "clock_nanosleep":
+        ts = _read_timespec(pid, args[2])
+        if ts is not None and args[1] & TIMER_ABSTIME:
+            ts -= _clock_now(args[0])
+        return name, ts
+    if name in ("poll", "epoll_wait", "epoll_pwait"):
+        idx = 2 if name == "poll" else 3
+        ms = struct.unpack("=i", struct.pack("=I", args[idx] & 0xFFFFFFFF))[0]
+        return name, None if ms < 0 else ms / 1000
+    if name in ("ppoll", "epoll_pwait2"):
+        return name, _read_timespec(pid, args[2] if name == "ppoll" else args[3])
+    if name == "pselect6":
+        return name, _read_timespec(pid, args[4])
+    if name == "select":
+        tv = _read_timespec(pid, args[4])  # timeval: microseconds in the second long
+        return name, None if tv is None else int(tv) + (tv - int(tv)) * 1e3
+    if name == "futex":
+        cmd = args[1] & FUTEX_CMD_MASK
+        if cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+            return name, None
+        ts = _read_timespec(pid, args[3])
+        if ts is not None and cmd == FUTEX_WAIT_BITSET:
+            clock = CLOCK_REALTIME if args[1] & FUTEX_CLOCK_REALTIME else time.CLOCK_MONOTONIC
+            ts -= _clock_now(clock)
+        return name, ts
+    if name == "futex_waitv":
+        ts = _read_timespec(pid, args[3])
+        return name, None if ts is None else ts - _clock_now(args[4])
+    return name, None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _wakeups(status: str) -> int:
+    for line in status.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
+def thread_snapshot(procs: list[psutil.Process]) -> dict[int, dict[int, int]]:
+    """Voluntary context switches (wake-ups from a sleep) of every thread, by pid and tid."""
+    out: dict[int, dict[int, int]] = {}
+    for p in procs:
+        try:
+            tids = os.listdir(f"/proc/{p.pid}/task")
+        except OSError:
+            continue
+        out[p.pid] = {int(t): _wakeups(_read(f"/proc/{p.pid}/task/{t}/status")) for t in tids if t.isdigit()}
+    return out
+
+
+def dormant_threads(pid: int, wakeups_before: dict[int, int] | None = None) -> list[str]:
+    """Why threads of *pid* are waiting to act rather than idle, one line per thread.
+
+    A thread counts when it sleeps with a timeout past the window (``LONG_WAIT_SECONDS``)
+    or, except the main thread (the driver's own linger loop), woke ``POLL_WAKEUPS``
+    times during the window. A thread parked without a timeout is idle.
+    """
+    reasons: list[str] = []
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if t.isdigit())
+    except OSError:
+        return reasons
+    for tid in tids:
+        base = f"/proc/{pid}/task/{tid}/"
+        wait = wait_left(pid, _read(base + "syscall"))
+        if wait is not None and wait[1] is not None and wait[1] >= LONG_WAIT_SECONDS:
+            reasons.append(f"thread {tid} sleeps in {wait[0]}, {wait[1]:.0f}s left")
+            continue
+        if tid != pid and wakeups_before is not None:
+            woke = _wakeups(_read(base + "status")) - wakeups_before.get(tid, 0)
+            if woke >= POLL_WAKEUPS:
+                what = f" in {wait[0]}" if wait else ""
+                reasons.append(f"thread {tid} woke {woke} times during the window{what}")
+    return reasons
 
 
 def describe(
-    proc: psutil.Process, cpu_before: float | None = None, main_pid: int | None = None
+    proc: psutil.Process,
+    cpu_before: float | None = None,
+    main_pid: int | None = None,
+    wakeups_before: dict[int, int] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready description of a surviving process.
 
     ``active`` is False only for the step's own main process when all it has left
-    are idle threads; any other process (a daemon, a forked child) is active.
+    are idle threads: no CPU used during the window and no thread sleeping until
+    later or polling (:func:`dormant_threads`; the reason is appended to ``status``).
+    Any other process (a daemon, a forked child) is active.
     """
     try:
         with proc.oneshot():
@@ -57,14 +217,18 @@ def describe(
             cpu = t.user + t.system
             delta = cpu - cpu_before if cpu_before is not None else cpu
             extra = proc.pid != main_pid
+            status: str = proc.status()
+            dormant = dormant_threads(proc.pid, wakeups_before)
+            if dormant:
+                status = f"{status}; " + "; ".join(dormant[:8])
             return {
                 "pid": proc.pid,
                 "ppid": proc.ppid(),
                 "argv": proc.cmdline()[:64],
                 "threads": proc.num_threads(),
-                "status": proc.status(),
+                "status": status,
                 "cpu": round(delta, 3),
-                "active": extra or delta >= IDLE_CPU_SECONDS,
+                "active": extra or delta >= IDLE_CPU_SECONDS or bool(dormant),
             }
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return {

@@ -49,6 +49,7 @@ class LockedRequirement(Frozen):
     url: str | None = None  # URL/VCS reference, or the index URL a lock names
     groups: tuple[str, ...] = ()  # optional-dependency / dependency-group / poetry group names
     editable: bool = False
+    own_project: bool = False  # DIRECTORY: the dependency file's own project (``-e .``), not a dependency
     pinned_by: str | None = None  # "constraints.txt:4" when a -c file supplied the pin
     source_file: str
     line: int  # 1-based line of the entry in source_file (0 when unknown)

@@ -233,11 +233,21 @@ class _Gate:
     def precheck(self, entry: GateEntry) -> GateOutcome | None:
         """The outcome of an entry that needs no vet (not vettable, or a cache hit), else None."""
         req = entry.requirement
-        if req.kind is SourceKind.DIRECTORY:
+        if req.kind is SourceKind.DIRECTORY and req.own_project:
             return GateOutcome(
                 entry=entry,
                 status=EntryStatus.SKIPPED,
                 detail=f"local source tree {req.path}: the project's own code, not an artifact",
+            )
+        if req.kind is SourceKind.DIRECTORY:
+            # Installing it runs its build backend (setup.py …) like any sdist's: never
+            # pass it unseen. Building a tree inside the sandbox is not supported yet.
+            return GateOutcome(
+                entry=entry,
+                status=EntryStatus.NOT_VETTED,
+                detail=f"local source tree {req.path}: not the project's own directory, and the "
+                "sandbox vets archives only (build an sdist of it inside a sandbox and reference "
+                "the .tar.gz, or pass --allow-incomplete)",
             )
         if req.kind in (SourceKind.URL, SourceKind.VCS) or not entry.spec:
             return GateOutcome(

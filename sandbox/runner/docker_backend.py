@@ -16,7 +16,8 @@ Hardening of every container (see README "Security model"):
   capabilities, no-new-privs;
 - ``no-new-privileges``, Docker's default seccomp plus an inherited filter that
   denies io_uring; pids, memory (no swap) and CPU limits; private cgroup and IPC
-  namespaces; an in-container deadline (PID 1 is ``sleep DEADLINE`` under init).
+  namespaces; an in-container deadline (PID 1 is the agent's init, which stops the
+  container at the deadline and reaps orphans; see sandbox/agent/init.py).
 Every container carries labels (run id, owner, deadline) and is removed on success,
 error, timeout and interrupt; :func:`sandbox.runner.engine.sweep` removes what a
 killed run left behind.
@@ -140,7 +141,9 @@ class DockerSandbox(Sandbox):
             "create sandbox container",
             self.client.containers.create,
             self.image.tag,
-            command=["sleep", str(max(budget, 30))],
+            # PID 1 is the agent's own init (reaps orphans, stops the container at the
+            # deadline) named like a workstation's: comm systemd, cmdline /sbin/init.
+            command=[AGENT, "init", str(max(budget, 30))],
             name=f"pkgsandbox-{run_id}",
             hostname=hostname,
             labels={
@@ -164,7 +167,7 @@ class DockerSandbox(Sandbox):
             mem_limit=f"{lim.memory_mb}m",
             memswap_limit=f"{lim.memory_mb}m",
             nano_cpus=int(lim.cpus * 1e9),
-            init=True,
+            init=False,
             ipc_mode="private",
             cgroupns="private",
             ulimits=[docker.types.Ulimit(name="core", soft=0, hard=0)],
@@ -463,3 +466,18 @@ def probe_container(
         }
     finally:
         backend._remove(container)
+
+
+def tells_container(
+    client: docker.DockerClient, image: ImageInfo, plan: Plan, options: RunOptions, staging: Path
+) -> dict[str, Any]:
+    """Open a sandbox exactly as a vet does (setup, sinkhole) and report what a process
+    of the candidate, started like a step (recorder in front), can read about where it runs."""
+    backend = DockerSandbox(client, image)
+    session = backend.open(staging, plan, options, Observer())
+    try:
+        out = backend._exec_json(session.container, ["tells"], timeout=120, observer=Observer())
+        seen: dict[str, Any] = out.get("tells", {})
+        return seen
+    finally:
+        session.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 from sandbox.agent.protocol import HOME, PROJECT, SANDBOX_UID, SETPRIV, VENV, privilege_drop
 from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.classify import classify
+from sandbox.judge.hooks import untrust_hooked_harness
 from sandbox.models import (
     Event,
     Inventory,
@@ -79,6 +80,7 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
         results.append(phase_result(ap, complete, lines, nbytes))
     harness = [tuple(raw.harness_argv[k]) for k in raw.harness_argv if k.startswith("install.")]
     events, processes = classify(events, processes, harness, VENV, PROJECT)
+    events, processes = untrust_hooked_harness(events, processes, VENV)
     inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
     obs = Observation(
         events=tuple(events),

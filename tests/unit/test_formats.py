@@ -48,7 +48,7 @@ def gate_result(**kw: Any) -> GateResult:
         req("odd", "0.3", line=5),
         req("slow", "2.0", line=6),
         req("u", "1.0", specifier="", kind=SourceKind.URL, url="https://example.org/u-1.0.tar.gz", line=7),
-        req("proj", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj", line=8),
+        req("proj", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj", line=8, own_project=True),
     ]
     todo, _, _ = diff_requirements(head, base)
     vet = FakeVet({"bad": "malicious", "odd": "suspicious", "slow": "incomplete"})

@@ -93,7 +93,9 @@ def test_urls_and_vcs_are_not_vetted_and_source_trees_are_skipped() -> None:
     es = entries(
         req("u", "1.0", specifier="", kind=SourceKind.URL, url="https://example.org/u-1.0.tar.gz"),
         req("g", specifier="", kind=SourceKind.VCS, url="git+https://example.org/g.git"),
-        req("proj", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj", editable=True),
+        req(
+            "proj", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj", editable=True, own_project=True
+        ),
     )
     result = run_gate(es, vet_fn=vet)
     assert vet.calls == []
@@ -105,6 +107,21 @@ def test_urls_and_vcs_are_not_vetted_and_source_trees_are_skipped() -> None:
     assert result.exit_code is ExitCode.SANDBOX
     skipped_only = run_gate(es[2:], vet_fn=vet)
     assert skipped_only.exit_code is ExitCode.CLEAN
+
+
+def test_a_source_tree_other_than_the_project_is_never_passed_silently() -> None:
+    """``-e ./vendored`` runs its build backend at install like any sdist: on main it was
+    skipped with exit 0; it is reported not vetted (exit 3 unless --allow-incomplete)."""
+    vet = FakeVet()
+    es = entries(
+        req("vend", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj/vendored", editable=True)
+    )
+    result = run_gate(es, vet_fn=vet)
+    assert vet.calls == []
+    assert statuses(result) == {"vend": (EntryStatus.NOT_VETTED, None)}
+    assert "not the project's own directory" in result.outcomes[0].detail
+    assert result.exit_code is ExitCode.SANDBOX
+    assert run_gate(es, vet_fn=vet, allow_incomplete=True).exit_code is ExitCode.CLEAN
 
 
 def test_max_time_zero_starts_nothing_and_never_passes() -> None:

@@ -68,6 +68,7 @@ def test_includes_constraints_editable_url_vcs_and_local_paths() -> None:
     assert Path(editable.path or "") == (DATA / "requirements").resolve() or editable.path.endswith(
         "requirements"
     )
+    assert editable.own_project  # `-e .`: the file's own directory
     local = one(lock, "tidy-helper")
     assert local.kind is SourceKind.LOCAL and local.version == "0.4.0"
     assert local.path and local.path.endswith("requirements/wheels/tidy_helper-0.4.0-py3-none-any.whl")
@@ -445,3 +446,23 @@ def test_parse_requirements_reads_includes_through_the_reader(tmp_path: Path) ->
         ("b", "2", "origin/main:top.txt"),
     ]
     assert seen == [tmp_path / "inc.txt"]
+
+
+def test_only_the_files_own_directory_or_above_is_the_project(tmp_path: Path) -> None:
+    """``-e .`` and ``-e ..`` (from requirements/) are the project; ``-e ./vendored``,
+    a sibling tree or a bare directory path are dependencies the gate must vet."""
+    reqs = tmp_path / "requirements"
+    reqs.mkdir()
+    (reqs / "dev.txt").write_text("-e .\n-e ..\n-e ./vendored/lib\n-e ../../elsewhere\n./plain_dir\n")
+    lock = read_lockfile(reqs / "dev.txt")
+    own = {
+        Path(r.path or "").relative_to(tmp_path.parent).as_posix(): r.own_project for r in lock.requirements
+    }
+    base = tmp_path.name
+    assert own == {
+        f"{base}/requirements": True,
+        base: True,
+        f"{base}/requirements/vendored/lib": False,
+        "elsewhere": False,
+        f"{base}/requirements/plain_dir": False,
+    }, own

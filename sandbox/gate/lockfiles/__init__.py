@@ -17,6 +17,7 @@ dispatch (:func:`detect_format`, :func:`read_lockfile`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sandbox.errors import InputError
@@ -33,7 +34,7 @@ from sandbox.gate.lockfiles.pylock import parse_pylock
 from sandbox.gate.lockfiles.pyproject import parse_pyproject
 from sandbox.gate.lockfiles.requirements import parse_requirements
 from sandbox.gate.lockfiles.uv_lock import parse_uv_lock
-from sandbox.gate.models import LockedRequirement, Lockfile, LockFormat
+from sandbox.gate.models import LockedRequirement, Lockfile, LockFormat, SourceKind
 
 
 def detect_format(path: Path, text: str | None = None) -> LockFormat:
@@ -100,7 +101,21 @@ def read_lockfile(
         reqs = parse_poetry_lock(text, p, display=shown)
     else:
         reqs = parse_pylock(text, p, display=shown)
+    reqs = [_mark_own_project(r, p) for r in reqs]
     return Lockfile(path=shown, format=fmt, requirements=tuple(reqs), notes=tuple(notes))
+
+
+def _mark_own_project(req: LockedRequirement, lockfile: Path) -> LockedRequirement:
+    """A source tree is the project itself when it is the dependency file's own
+    directory or one above it (``-e .``, ``-e ..`` from requirements/); any other
+    directory (``-e ./vendored``, ``../elsewhere``) is code the gate must vet."""
+    if req.kind is not SourceKind.DIRECTORY or not req.path:
+        return req
+    home = Path(os.path.abspath(lockfile)).parent
+    tree = Path(req.path)
+    if tree == home or tree in home.parents:
+        return req.model_copy(update={"own_project": True})
+    return req
 
 
 __all__ = [

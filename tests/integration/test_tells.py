@@ -1,0 +1,89 @@
+"""No tells (issue 11 item 6): PID 1 looks like a workstation's init and still does an
+init's job; ``doctor --tells`` lists what a candidate can still read."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+
+from sandbox.runner.docker_backend import DockerSandbox, realistic_hostname
+from sandbox.runner.interface import RunOptions
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+
+def _exec(container: Any, cmd: str, user: str = "1000") -> str:
+    code, out = container.exec_run(["sh", "-c", cmd], user=user)
+    assert code == 0, out
+    return str(out.decode("utf-8", "replace"))
+
+
+def test_pid1_is_a_disguised_init_that_reaps_and_stops_at_its_deadline(
+    docker_client: Any, sandbox_image: Any, tmp_path: Path
+) -> None:
+    """On main PID 1 was `docker-init -- sleep N`; now comm systemd, cmdline /sbin/init,
+    and it still reaps orphans and stops the container at the deadline."""
+    tmp_path.chmod(0o755)
+    box = DockerSandbox(docker_client, sandbox_image)
+    # a deadline 30 s away (labelled too, so no concurrent sweep removes it earlier)
+    container = box._create(
+        "t" + str(int(time.time())), tmp_path, time.time() + 30, RunOptions(), realistic_hostname()
+    )
+    try:
+        container.start()
+        started = time.monotonic()
+        for _ in range(50):  # the interpreter starting (setup takes longer than this)
+            if _exec(container, "cat /proc/1/comm") == "systemd\n":
+                break
+            time.sleep(0.1)
+        assert _exec(container, "cat /proc/1/comm") == "systemd\n"
+        assert _exec(container, "cat /proc/1/cmdline | od -An -c | tr -s ' '").split() == [
+            *"/sbin/init",
+            "\\0",
+        ]
+        names = _exec(container, "cat /proc/[0-9]*/comm")
+        assert "sleep" not in names and "docker-init" not in names, names
+        # an orphan (its parent exits at once) is re-parented to PID 1 and must be reaped
+        _exec(container, "(sleep 1 &) ; true", user="root")
+        time.sleep(3)
+        states = _exec(
+            container, "for s in /proc/[0-9]*/stat; do cut -d' ' -f3 $s; done 2>/dev/null", user="root"
+        )
+        assert "Z" not in states.split(), states
+        # the deadline: PID 1 exits when it passes, and the container stops with it
+        status = "running"
+        while status == "running" and time.monotonic() - started < 90:
+            time.sleep(1)
+            try:
+                container.reload()
+                status = container.status
+            except docker.errors.NotFound:
+                status = "removed"
+        took = time.monotonic() - started
+        assert status != "running" and 20 < took < 60, (status, took)
+    finally:
+        box._remove(container)
+
+
+def test_doctor_tells_lists_what_remains() -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "sandbox", "doctor", "--tells"], capture_output=True, text=True, timeout=300
+    )
+    out = " ".join(p.stderr.split())
+    for fixed in (
+        "ok PID 1 name",
+        "ok PID 1 command line",
+        "ok container marker files",
+        "ok hostname",
+        "ok environment",
+    ):
+        assert fixed in out, (fixed, out)
+    # still there under runc + strace (README "What gives the sandbox away"): exit 1 lists them
+    assert "TELL TracerPid" in out and "TELL /proc/self/mountinfo" in out, out
+    assert p.returncode == 1, out

@@ -1,0 +1,76 @@
+"""``doctor --tells`` judges raw facts seen by the candidate (issue 11 item 6)."""
+
+from __future__ import annotations
+
+from sandbox.doctor import tell_checks
+
+# What a candidate read on a developer's laptop (the shape `agent tells` reports).
+WORKSTATION: dict[str, object] = {
+    "pid1_comm": "systemd",
+    "pid1_cmdline": "/sbin/init\0splash\0",
+    "tracer_pid": "0",
+    "dockerenv": False,
+    "containerenv": False,
+    "mounts": "/dev/nvme0n1p2 / ext4 rw,relatime 0 0\nproc /proc proc rw 0 0\n",
+    "mountinfo": "26 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n",
+    "cgroup_self": "0::/user.slice/user-1000.slice/session-2.scope\n",
+    "cgroup_1": "0::/init.scope\n",
+    "processes": [[1, 0, "systemd"], [2, 0, "kthreadd"]] + [[100 + i, 1, f"d{i}"] for i in range(60)],
+    "hostname": "alex-thinkpad",
+    "env": ["HOME", "PATH", "USER", "SHELL", "LANG"],
+    "uptime": "86400.5 170000.1",
+    "cpu_count": 8,
+    "cpu_affinity": 8,
+    "mem_total": 16 << 30,
+    "version": "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14))",
+    "dmi": {"product_name": "20XW0055GE", "sys_vendor": "LENOVO"},
+    "net": {"lo": "00:00:00:00:00:00", "wlp0s20f3": "3c:21:9c:11:22:33"},
+}
+
+# What the probe saw in the sandbox on main: docker-init, strace, overlay, six processes.
+SANDBOX = {
+    **WORKSTATION,
+    "pid1_comm": "docker-init",
+    "pid1_cmdline": "/sbin/docker-init\0--\0sleep\0900\0",
+    "tracer_pid": "27",
+    "dockerenv": True,
+    "mounts": "overlay / overlay rw,lowerdir=/var/lib/docker/overlay2/l/AB 0 0\n",
+    "mountinfo": "600 500 0:52 / / rw - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/AB\n",
+    "cgroup_self": "12:memory:/\n11:pids:/\n",
+    "cgroup_1": "12:memory:/\n11:pids:/\n",
+    "processes": [
+        [1, 0, "docker-init"],
+        [7, 1, "sleep"],
+        [8, 0, "python"],
+        [9, 8, "strace"],
+        [10, 9, "python3"],
+    ],
+    "hostname": "3f2a9c1d7e4b",
+    "env": ["HOME", "PATH", "PYTHON_VERSION", "GPG_KEY", "container"],
+    "uptime": "120.0 200.0",
+    "cpu_count": 1,
+    "mem_total": 1 << 30,
+    "version": "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016",
+    "dmi": {"product_name": "Standard PC (Q35 + ICH9, 2009)", "sys_vendor": "QEMU"},
+    "net": {"lo": "00:00:00:00:00:00", "eth0": "02:42:ac:11:00:02"},
+}
+
+
+def test_a_workstation_shows_no_tell() -> None:
+    bad = [(c.name, c.detail) for c in tell_checks(WORKSTATION) if not c.ok]
+    assert bad == []
+
+
+def test_every_sandbox_fact_is_a_tell() -> None:
+    checks = {c.name: c for c in tell_checks(SANDBOX)}
+    assert {n for n, c in checks.items() if c.ok} == set(), [(n, c.detail) for n, c in checks.items() if c.ok]
+    assert "parent 0" in checks["processes"].detail and "python" in checks["processes"].detail
+    assert "Docker" in checks["MAC addresses"].detail
+    assert "PYTHON_VERSION" in checks["environment"].detail and "container" in checks["environment"].detail
+    assert "eBPF" in checks["TracerPid"].detail  # says what removes it
+
+
+def test_missing_facts_are_tells_not_crashes() -> None:
+    checks = list(tell_checks({}))
+    assert len(checks) == len(list(tell_checks(WORKSTATION)))
+    assert not any(c.ok for c in checks if c.name in ("PID 1 name", "TracerPid", "uptime", "memory"))

@@ -1,0 +1,126 @@
+"""The agent's survivor judgement (issue 11, H5): what a left-over thread waits in.
+
+Real threads of this test process, blocked in real syscalls, read back through
+/proc exactly as the agent reads the candidate's (the agent is stdlib + psutil).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import psutil
+import pytest
+
+from sandbox.agent import watch
+
+
+def _thread_in(fn: Callable[[threading.Event], None]) -> Iterator[int]:
+    stop = threading.Event()
+    tid: list[int] = []
+
+    def run() -> None:
+        tid.append(threading.get_native_id())
+        fn(stop)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    while not tid:
+        time.sleep(0.01)
+    time.sleep(0.3)  # let it block
+    try:
+        yield tid[0]
+    finally:
+        stop.set()
+
+
+def _syscall(tid: int) -> str:
+    with open(f"/proc/self/task/{tid}/syscall") as fh:
+        return fh.read()
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "sleep",  # clock_nanosleep, absolute deadline (CPython 3.11+)
+        "event",  # futex WAIT_BITSET with an absolute deadline
+        "select",  # pselect6/select with a relative timeout
+        "poll",  # poll with a timeout in ms
+    ],
+)
+def test_a_long_timed_wait_reports_the_time_left(how: str) -> None:
+    secs = 400 + (os.getpid() % 300)
+
+    def block(stop: threading.Event) -> None:
+        if how == "sleep":
+            time.sleep(secs)
+        elif how == "event":
+            stop.wait(secs)
+        elif how == "select":
+            select.select([], [], [], secs)
+        else:
+            p = select.poll()
+            p.poll(secs * 1000)
+
+    gen = _thread_in(block)
+    tid = next(gen)
+    got = watch.wait_left(os.getpid(), _syscall(tid))
+    assert got is not None, _syscall(tid)
+    name, left = got
+    assert left is not None and secs - 5 < left <= secs + 0.01, (name, left)
+    reasons = watch.dormant_threads(os.getpid())
+    assert any(f"thread {tid} sleeps in {name}" in r for r in reasons), reasons
+    if how == "event":
+        gen.close()
+
+
+def test_an_untimed_wait_is_idle() -> None:
+    """A pool thread parked without a timeout (what BLAS/OpenMP leave) is not dormant."""
+    gen = _thread_in(lambda stop: stop.wait())
+    tid = next(gen)
+    name, left = watch.wait_left(os.getpid(), _syscall(tid)) or ("", 0.0)
+    assert name == "futex" and left is None
+    before = watch.thread_snapshot([psutil.Process()])[os.getpid()]
+    time.sleep(0.3)
+    assert not [r for r in watch.dormant_threads(os.getpid(), before) if f"thread {tid} " in r]
+    gen.close()
+
+
+def test_a_polling_thread_counts_its_wakeups() -> None:
+    """A loop of short sleeps waiting for a date: no long wait, but many wake-ups."""
+
+    def poll_loop(stop: threading.Event) -> None:
+        while not stop.is_set():
+            time.sleep(0.01)
+
+    gen = _thread_in(poll_loop)
+    tid = next(gen)
+    before = watch.thread_snapshot([psutil.Process()])[os.getpid()]
+    time.sleep(0.5)
+    reasons = watch.dormant_threads(os.getpid(), before)
+    assert any(r.startswith(f"thread {tid} woke ") for r in reasons), reasons
+    gen.close()
+
+
+def test_short_and_unknown_waits_are_not_long() -> None:
+    assert watch.wait_left(os.getpid(), "running\n") is None
+    assert watch.wait_left(os.getpid(), "0 0x3 0x1 0x2000 0x0 0x0 0x0 0x7ffc 0x7fc0\n") is None  # read
+    # poll with 50 ms and with no timeout, epoll_wait forever (x86_64 numbers)
+    if os.uname().machine == "x86_64":
+        assert watch.wait_left(1, "7 0x0 0x0 0x32 0x0 0x0 0x0 0x1 0x2") == ("poll", 0.05)
+        assert watch.wait_left(1, "7 0x0 0x0 0xffffffff 0x0 0x0 0x0 0x1 0x2") == ("poll", None)
+        assert watch.wait_left(1, "232 0x4 0x0 0x1 0xffffffff 0x0 0x0 0x1 0x2") == ("epoll_wait", None)
+
+
+def test_describe_marks_the_main_process_with_a_sleeping_thread_active() -> None:
+    gen = _thread_in(lambda stop: stop.wait(700))
+    tid = next(gen)
+    me = psutil.Process()
+    cpu = watch.cpu_snapshot([me])[me.pid]
+    wake = watch.thread_snapshot([me])[me.pid]
+    d = watch.describe(me, cpu, me.pid, wake)
+    assert d["active"] is True and f"thread {tid} sleeps in futex" in d["status"], d
+    gen.close()
