@@ -103,11 +103,16 @@ JUDGING_MODULES = (
     "sandbox.runner.seccomp",
     "sandbox.runner.syscalls",
     "sandbox.trace",
-    "sandbox.trace._strace_syntax",
     "sandbox.trace.ebpf",
     "sandbox.trace.netcapture",
     "sandbox.trace.observe",
     "sandbox.trace.strace",
+    "sandbox.trace.strace._syntax",
+    "sandbox.trace.strace.events",
+    "sandbox.trace.strace.lines",
+    "sandbox.trace.strace.processes",
+    "sandbox.trace.strace.syscalls",
+    "sandbox.trace.strace.tables",
     "sandbox.vet",
 )
 # What only renders, stores or wires results (a change here never changes a verdict).

@@ -25,8 +25,8 @@ from typing import Any
 
 from sandbox.models import Address, Event, EventKind, Frozen, Phase, ProcessInfo
 from sandbox.runner.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
-from sandbox.trace._strace_syntax import normalise
 from sandbox.trace.strace import ParsedTrace, _open_kind
+from sandbox.trace.strace._syntax import normalise
 
 __all__ = ["EbpfTrace", "StepWindow", "parse_ebpf"]
 

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.models import Address, Event, EventKind, Origin, Phase
-from sandbox.trace import _strace_syntax as syn
 from sandbox.trace import strace as strace_mod
 from sandbox.trace.strace import (
     STRACE_STRING_LIMIT,
@@ -31,6 +30,7 @@ from sandbox.trace.strace import (
     parse_strace_file,
     strace_argv,
 )
+from sandbox.trace.strace import _syntax as syn
 
 K = EventKind
 DATA = Path(__file__).resolve().parents[1] / "data" / "strace"
