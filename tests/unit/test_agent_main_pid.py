@@ -1,0 +1,34 @@
+"""The agent takes the traced command, not one of strace's self-test children, for a step's
+main process (a wrong pick started the window early and made the command a PS006 survivor)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import psutil
+
+from sandbox.agent.main import _first_child
+
+
+def test_first_child_is_the_exec_d_command_never_a_strace_self_test() -> None:
+    strace = shutil.which("strace")
+    assert strace, "strace is part of the CI machine (see .ci/run)"
+    picked: list[str] = []
+    for _ in range(10):
+        proc = subprocess.Popen(
+            [strace, "-f", "--seccomp-bpf", "-e", "trace=openat", "-o", "/dev/null", "--", "sleep", "0.3"],
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            main = None
+            end = time.monotonic() + 5
+            while main is None and time.monotonic() < end and proc.poll() is None:
+                main = _first_child(proc.pid)  # polled as the agent does, from the first instant
+            assert main is not None
+            picked.append(psutil.Process(main).exe())
+        finally:
+            proc.wait(10)
+    assert set(picked) == {os.path.realpath(shutil.which("sleep") or "/usr/bin/sleep")}, picked
