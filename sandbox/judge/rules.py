@@ -228,7 +228,10 @@ CREDENTIAL_PATHS = re.compile(
             _HOME + r"/\.aws(?:/|$)",
             _HOME + r"/\.kube(?:/|$)",
             _HOME + r"/\.docker/config\.json$",
-            _HOME + r"/\.config/gcloud(?:/|$)",
+            # gcloud's secrets (and listing the directory); its other files (properties,
+            # certificate_config.json, which client libraries probe for mTLS) hold none.
+            _HOME + r"/\.config/gcloud(?:$|/legacy_credentials(?:/|$)|/(?:credentials\.db|access_tokens\.db"
+            r"|application_default_credentials\.json)$)",
             _HOME + r"/\.azure(?:/|$)",
             _HOME + r"/\.git-credentials$",
             _HOME + r"/\.netrc$",
