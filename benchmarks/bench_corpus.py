@@ -41,8 +41,7 @@ from sandbox.fetch.pip import Deadline, PipRunner
 from sandbox.gate import cache_context
 from sandbox.judge.profiles import load_profile
 from sandbox.models import Finding, Report, Severity, Verdict
-from sandbox.runner.engine import connect
-from sandbox.runner.image import ensure_image
+from sandbox.runner.docker_backend import DockerSandbox
 from sandbox.runner.interface import Observer
 from sandbox.runner.plan import run_options
 from sandbox.vet import VetOptions, vet
@@ -118,7 +117,9 @@ class Corpus:
     def __init__(self, args: argparse.Namespace) -> None:
         profile = load_profile(args.profile)
         self.options = VetOptions(run=run_options(profile), profile=profile)
-        self.image = ensure_image(connect(), log=lambda s: print(s, file=sys.stderr))
+        # One sandbox (engine connection and image) for every vet, as the gate does.
+        self.sandbox = DockerSandbox.connect(base_image=None, offline=None)
+        self.image = self.sandbox.image
         self.target = TargetEnv.for_image(self.image)
         pip = PipRunner(None, Deadline(120))
         config = load_config(pip)
@@ -152,7 +153,7 @@ class Corpus:
             out.cached = report is not None
         if report is None:
             try:
-                report = vet(f"{name}=={out.version}", self.options, Observer())
+                report = vet(f"{name}=={out.version}", self.options, Observer(), self.sandbox)
             except PkgSandboxError as exc:
                 out.verdict, out.reason = "error", exc.message
                 out.seconds = time.monotonic() - t0
