@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 import time
@@ -239,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     corpus = [(0, n) for n in args.names] if args.names else load_corpus(args.list, args.n, args.offset)
     t0 = time.monotonic()
+
+    def _on_term(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C (a background job ignores SIGINT)
+
+    signal.signal(signal.SIGTERM, _on_term)
     runner = Corpus(args)
     outcomes: list[Outcome] = []
     sink = args.jsonl.open("a") if args.jsonl else None
