@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Running vets clean up after themselves (their own Ctrl-C path); queued ones never start.
         pool.shutdown(wait=False, cancel_futures=True)
+        outcomes.sort(key=lambda o: o.rank)
+        print(summarise(outcomes, time.monotonic() - t0))
         print("interrupted: finished results are in the cache, a re-run resumes", file=sys.stderr)
         return 130
     pool.shutdown()
