@@ -514,15 +514,24 @@ def rule_credentials(ctx: Context) -> list[Finding]:
     if not hits:
         return []
     networked = bool(ctx.outbound())
-    sev = Severity.HIGH if networked else Severity.MEDIUM
     out = []
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.address))
-        places = sorted({_cred_place(e) for e in uniq})
-        msg = f"touched credential location(s): {', '.join(places[:6])}"
-        if networked:
-            msg += " — and the run attempts network connections"
-        out.append(_finding("PS001", phase, msg, [ctx.evidence(e) for e in uniq], sev))
+        # An existence check that found nothing (client libraries probe for workload
+        # identity or mTLS files) took nothing: LOW unless the run also reaches out.
+        absent = [e for e in uniq if e.kind is EventKind.FILE_STAT and e.errno == "ENOENT"]
+        groups = [(uniq, "touched")] if networked else [([e for e in uniq if e not in absent], "touched")]
+        if not networked:
+            groups.append((absent, "probed for absent"))
+        for group, verb in groups:
+            if not group:
+                continue
+            places = sorted({_cred_place(e) for e in group})
+            msg = f"{verb} credential location(s): {', '.join(places[:6])}"
+            sev = Severity.HIGH if networked else Severity.LOW if verb != "touched" else Severity.MEDIUM
+            if networked:
+                msg += " — and the run attempts network connections"
+            out.append(_finding("PS001", phase, msg, [ctx.evidence(e) for e in group], sev))
     return out
 
 
