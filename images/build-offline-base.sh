@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build the offline base image for hosts that cannot pull from a registry:
 # debootstrap a Debian bookworm minbase with python3 + strace (+ the tools the
-# sandbox needs) and `docker import` it. Needs root, debootstrap and a Debian
+# sandbox needs, and a C/C++ toolchain with Python headers) and `docker import` it.
+# pkgsandbox tags it by a digest of this file, so a changed recipe builds a new base. Needs root, debootstrap and a Debian
 # mirror (apt's registry access is enough).
 #
 #   images/build-offline-base.sh [TAG]      (default: pkgsandbox-base:bookworm)
@@ -12,7 +13,10 @@ TAG="${1:-pkgsandbox-base:bookworm}"
 MIRROR="${PKGSANDBOX_MIRROR:-http://deb.debian.org/debian}"
 # Keep this list in sync with the sandbox Dockerfile's apt line: the Dockerfile
 # installs them on a registry base, this script bakes them into the offline one.
+# The C/C++ toolchain and Python headers let the default profile build typical native
+# extensions from sdists (setuptools/Cython/meson builds) without switching profiles.
 PACKAGES="python3,python3-venv,python3-pip,python3-psutil,strace,ca-certificates,iptables,iproute2,procps,curl,git,tar,gzip,xz-utils,less,nano,openssh-client"
+PACKAGES="$PACKAGES,gcc,g++,make,pkg-config,libc6-dev,python3-dev"
 
 if ! command -v debootstrap >/dev/null 2>&1; then
     echo "build-offline-base: debootstrap is missing (apt-get install -y debootstrap)" >&2
@@ -29,6 +33,10 @@ debootstrap --variant=minbase --include="$PACKAGES" bookworm "$ROOT" "$MIRROR" >
 rm -f "$ROOT.log"
 # Slim down: apt lists and caches are useless in a sandbox that has no network.
 rm -rf "$ROOT"/var/cache/apt/archives/*.deb "$ROOT"/var/lib/apt/lists/* "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/*
+# Building an extension module needs neither the static libpython nor the sanitizer
+# runtimes (about 50 MB of the toolchain's 290 MB).
+rm -f "$ROOT"/usr/lib/python3*/config-*/libpython3*.a "$ROOT"/usr/lib/*-linux-gnu/libpython3*.a \
+    "$ROOT"/usr/lib/*-linux-gnu/lib*san.so.* "$ROOT"/usr/lib/gcc/*/*/lib*san*.a
 tar -C "$ROOT" -c . | docker import \
     --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]' \

@@ -593,7 +593,9 @@ def _first_child(pid: int) -> int | None:
     short-lived children of its own (the ``--seccomp-bpf`` probe); taking one of
     those for the main process ended the step at once under load (exit code lost,
     the real main process reported as lingering), so a child still running strace's
-    own image is not taken (the caller asks again on its next turn)."""
+    own image is not taken (the caller asks again on its next turn). An exiting probe
+    has an empty command line (psutil also answers "" for its exe): never taken either,
+    or the step's window started as it died and the real command counted as a survivor."""
     try:
         import psutil
 
@@ -601,7 +603,8 @@ def _first_child(pid: int) -> int | None:
         own = parent.cmdline()[:1]
         for kid in parent.children():
             try:
-                if kid.cmdline()[:1] != own:
+                cmd = kid.cmdline()[:1]
+                if cmd and cmd != own:
                     return int(kid.pid)
             except psutil.Error:
                 continue

@@ -97,8 +97,11 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS008",
             "container escape attempt",
             Severity.HIGH,
-            "Touches the Docker socket, mounts, loads kernel modules, writes /proc/sysrq-trigger, "
-            "enters namespaces, reads another process's memory or environment.",
+            "Touches the container engine's socket or state, mounts, loads kernel modules, enters "
+            "namespaces, writes kernel or cgroup settings (/proc/sys, /sys: core_pattern, release_agent, "
+            "sysrq-trigger …), opens raw memory or disks, reads another process's memory or environment. "
+            "Reading harmless kernel values (boot_id, osrelease, overcommit_memory …) is not an attempt; "
+            "reading an escape knob (core_pattern, release_agent …) alone is LOW.",
         ),
         RuleInfo(
             "PS029",
@@ -225,7 +228,10 @@ CREDENTIAL_PATHS = re.compile(
             _HOME + r"/\.aws(?:/|$)",
             _HOME + r"/\.kube(?:/|$)",
             _HOME + r"/\.docker/config\.json$",
-            _HOME + r"/\.config/gcloud(?:/|$)",
+            # gcloud's secrets (and listing the directory); its other files (properties,
+            # certificate_config.json, which client libraries probe for mTLS) hold none.
+            _HOME + r"/\.config/gcloud(?:$|/legacy_credentials(?:/|$)|/(?:credentials\.db|access_tokens\.db"
+            r"|application_default_credentials\.json)$)",
             _HOME + r"/\.azure(?:/|$)",
             _HOME + r"/\.git-credentials$",
             _HOME + r"/\.netrc$",
@@ -351,10 +357,32 @@ _ESCAPE_SYSCALLS = frozenset(
         "kcmp",
     }
 )
+# PS008 tells escape primitives from reading harmless kernel values. Any touch of these
+# is an escape attempt: the container engine's sockets and state, raw memory and disks,
+# another process's memory, root or environment, the kernel's image.
 _ESCAPE_PATHS = re.compile(
-    r"^(?:/var)?/run/docker\.sock$|^/proc/sysrq-trigger$|^/proc/sys/kernel/|"
-    r"^/sys/kernel/|^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z])|^/proc/\d+/(?:mem|root)(?:/|$)"
-    r"|^/proc/1/environ$|^/var/lib/docker(?:/|$)"
+    r"^(?:/var)?/run/(?:docker|containerd/containerd|crio/crio|podman/podman)\.sock$|^/run/containerd(?:/|$)"
+    r"|^/proc/sysrq-trigger$|^/proc/kcore$|^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z]|xvd[a-z]|dm-)"
+    r"|^/proc/\d+/(?:mem|root)(?:/|$)|^/proc/1/environ$|^/var/lib/(?:docker|containerd)(?:/|$)"
+)
+# Writing kernel or cgroup settings (sysctl, core_pattern, release_agent, uevent_helper,
+# modprobe …) is an escape primitive; *reading* them (boot_id, osrelease,
+# overcommit_memory, transparent_hugepage, cgroup limits) is what benign code does.
+_KERNEL_SETTINGS = re.compile(r"^/proc/sys(?:/|$)|^/sys(?:/|$)")
+# Reading these is the reconnaissance step of a known escape: noted, not condemned.
+_ESCAPE_KNOBS = re.compile(
+    r"^/proc/sys/kernel/(?:core_pattern|modprobe|hotplug)$|/release_agent$|/notify_on_release$"
+    r"|^/sys/kernel/(?:uevent_helper|debug|security)(?:/|$)"
+)
+_KERNEL_WRITES = frozenset(
+    {
+        EventKind.FILE_WRITE,
+        EventKind.FILE_RENAME,
+        EventKind.FILE_LINK,
+        EventKind.FILE_CHMOD,
+        EventKind.FILE_DELETE,
+        EventKind.DIR_CREATE,
+    }
 )
 _TRACE_DIR = "/var/lib/pkgsandbox"
 
@@ -486,15 +514,24 @@ def rule_credentials(ctx: Context) -> list[Finding]:
     if not hits:
         return []
     networked = bool(ctx.outbound())
-    sev = Severity.HIGH if networked else Severity.MEDIUM
     out = []
     for phase, evs in _per_phase(hits).items():
         uniq = _dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.address))
-        places = sorted({_cred_place(e) for e in uniq})
-        msg = f"touched credential location(s): {', '.join(places[:6])}"
-        if networked:
-            msg += " — and the run attempts network connections"
-        out.append(_finding("PS001", phase, msg, [ctx.evidence(e) for e in uniq], sev))
+        # An existence check that found nothing (client libraries probe for workload
+        # identity or mTLS files) took nothing: LOW unless the run also reaches out.
+        absent = [e for e in uniq if e.kind is EventKind.FILE_STAT and e.errno == "ENOENT"]
+        groups = [(uniq, "touched")] if networked else [([e for e in uniq if e not in absent], "touched")]
+        if not networked:
+            groups.append((absent, "probed for absent"))
+        for group, verb in groups:
+            if not group:
+                continue
+            places = sorted({_cred_place(e) for e in group})
+            msg = f"{verb} credential location(s): {', '.join(places[:6])}"
+            sev = Severity.HIGH if networked else Severity.LOW if verb != "touched" else Severity.MEDIUM
+            if networked:
+                msg += " — and the run attempts network connections"
+            out.append(_finding("PS001", phase, msg, [ctx.evidence(e) for e in group], sev))
     return out
 
 
@@ -859,28 +896,47 @@ def rule_tamper(ctx: Context) -> list[Finding]:
     return out
 
 
+def escape_kind(e: Event, own_pids: set[int]) -> str | None:
+    """``"attempt"`` for an escape primitive, ``"recon"`` for reading an escape knob, else None."""
+    paths = [p for p in (e.path, e.path2) if p]
+    if e.address is not None and e.address.family == "unix" and e.address.path:
+        paths.append(e.address.path)
+    if e.syscall in _ESCAPE_SYSCALLS or any(_ESCAPE_PATHS.search(p) for p in paths):
+        return "attempt"
+    if e.kind in _KERNEL_WRITES and any(_KERNEL_SETTINGS.search(p) for p in paths):
+        return "attempt"
+    if e.path and e.kind is EventKind.FILE_READ:
+        m = re.match(r"^/proc/(\d+)/environ$", e.path)
+        if m and int(m.group(1)) not in own_pids:
+            return "attempt"
+        if _ESCAPE_KNOBS.search(e.path):
+            return "recon"
+    return None
+
+
 def rule_escape(ctx: Context) -> list[Finding]:
-    hits = []
+    hits: dict[str, list[Event]] = {"attempt": [], "recon": []}
     for e in ctx.events:
-        if (
-            e.syscall in _ESCAPE_SYSCALLS
-            or (e.path and _ESCAPE_PATHS.search(e.path))
-            or (e.address is not None and e.address.family == "unix" and _ESCAPE_PATHS.search(e.address.path))
-        ):
-            hits.append(e)
-        elif e.path and re.match(r"^/proc/(\d+)/environ$", e.path) and e.kind is EventKind.FILE_READ:
-            pid = int(e.path.split("/")[2])
-            if pid not in ctx.traced_pids.get(e.phase, set()):
-                hits.append(e)
+        kind = escape_kind(e, ctx.traced_pids.get(e.phase, set()))
+        if kind is not None:
+            hits[kind].append(e)
     out = []
-    for phase, evs in _per_phase(hits).items():
-        uniq = _dedupe(evs, lambda e: (e.pid, e.syscall, e.path, e.address))
-        what = sorted({e.path or (e.address.render() if e.address else e.syscall) for e in uniq})
-        out.append(
-            _finding(
-                "PS008", phase, f"escape attempt: {', '.join(what[:6])}", [ctx.evidence(e) for e in uniq]
+    for kind, severity, label in (
+        ("attempt", None, "escape attempt"),
+        ("recon", Severity.LOW, "read escape knob"),
+    ):
+        for phase, evs in _per_phase(hits[kind]).items():
+            uniq = _dedupe(evs, lambda e: (e.pid, e.syscall, e.path, e.address))
+            what = sorted({e.path or (e.address.render() if e.address else e.syscall) for e in uniq})
+            out.append(
+                _finding(
+                    "PS008",
+                    phase,
+                    f"{label}: {', '.join(what[:6])}",
+                    [ctx.evidence(e) for e in uniq],
+                    severity,
+                )
             )
-        )
     return out
 
 

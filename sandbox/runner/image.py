@@ -25,7 +25,6 @@ from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, engine_cal
 
 IMAGE_REPO = "pkgsandbox-sandbox"
 REGISTRY_BASE = "python:3.12-slim"
-OFFLINE_BASE = "pkgsandbox-base:bookworm"
 ENV_BASE = "PKGSANDBOX_BASE_IMAGE"
 ENV_OFFLINE = "PKGSANDBOX_OFFLINE"
 
@@ -38,6 +37,19 @@ def images_dir() -> Path:
         if (candidate / "Dockerfile").is_file():
             return candidate
     raise ImageError("images/Dockerfile not found in the installation", advice="reinstall pkgsandbox")
+
+
+def _offline_base_tag() -> str:
+    """``pkgsandbox-base:bookworm-DIGEST``: a changed recipe (say, a new toolchain) is a new
+    tag, so machines that built the old base build the new one instead of reusing it."""
+    try:
+        script = (images_dir() / "build-offline-base.sh").read_bytes()
+    except (ImageError, OSError):
+        return "pkgsandbox-base:bookworm"
+    return f"pkgsandbox-base:bookworm-{hashlib.sha256(script).hexdigest()[:12]}"
+
+
+OFFLINE_BASE = _offline_base_tag()
 
 
 def agent_dir() -> Path:
@@ -99,6 +111,8 @@ def choose_base(client: docker.DockerClient, base: str | None, offline: bool | N
         client.images.pull(REGISTRY_BASE)
         return REGISTRY_BASE
     except docker.errors.DockerException as exc:
+        if shutil.which("debootstrap") is not None and os.geteuid() == 0:
+            return OFFLINE_BASE  # an older recipe's base may be here: build the current one
         raise ImageError(
             f"cannot pull {REGISTRY_BASE} and no offline base image is present ({str(exc)[:120]})",
             advice="build one with `pkgsandbox image build --offline` (root, debootstrap) "

@@ -1,0 +1,77 @@
+"""Rule fixes the benign corpus demanded (issue 12), each with its hostile twin."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.judge.rules import evaluate
+from sandbox.models import EventKind, Severity
+from tests.unit.test_rules import ev, obs
+
+GCLOUD = "/home/dev/.config/gcloud"
+
+
+@pytest.mark.parametrize("leaf", ["certificate_config.json", "properties", "configurations/config_default"])
+def test_probing_gcloud_config_files_that_hold_no_secret_is_no_finding(leaf: str) -> None:
+    """Google client libraries stat certificate_config.json at import (mTLS discovery)."""
+    o = obs([ev(EventKind.FILE_STAT, "newfstatat", path=f"{GCLOUD}/{leaf}", errno="ENOENT")])
+    assert not [f for f in evaluate(o) if f.rule_id == "PS001"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        GCLOUD,
+        f"{GCLOUD}/credentials.db",
+        f"{GCLOUD}/access_tokens.db",
+        f"{GCLOUD}/application_default_credentials.json",
+        f"{GCLOUD}/legacy_credentials",
+        f"{GCLOUD}/legacy_credentials/dev@example.invalid/adc.json",
+    ],
+)
+def test_gcloud_secrets_and_the_directory_listing_stay_credential_access(path: str) -> None:
+    kind = EventKind.FILE_LIST if path == GCLOUD else EventKind.FILE_READ
+    fs = [f for f in evaluate(obs([ev(kind, "openat", path=path)])) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.MEDIUM], path
+
+
+SPIFFE = "/var/run/secrets/workload-spiffe-credentials/x509.credential-bundle.private-key.pem"
+
+
+def test_an_existence_check_that_finds_nothing_is_low() -> None:
+    """google-auth stats the GKE workload-identity key at import: nothing there, nothing taken."""
+    fs = [f for f in evaluate(obs([ev(EventKind.FILE_STAT, "newfstatat", path=SPIFFE, errno="ENOENT")]))]
+    assert [(f.rule_id, f.severity) for f in fs] == [("PS001", Severity.LOW)]
+    assert "probed for absent" in fs[0].message
+
+
+@pytest.mark.parametrize(
+    "kind,syscall,errno",
+    [
+        (EventKind.FILE_STAT, "newfstatat", None),  # it exists (a planted honeytoken): MEDIUM
+        (EventKind.FILE_READ, "openat", "ENOENT"),  # trying to open is more than a probe
+        (EventKind.FILE_STAT, "newfstatat", "EACCES"),
+    ],
+)
+def test_other_touches_stay_medium(kind: EventKind, syscall: str, errno: str | None) -> None:
+    fs = [f for f in evaluate(obs([ev(kind, syscall, path=SPIFFE, errno=errno)])) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.MEDIUM]
+
+
+def test_a_probe_in_a_run_that_reaches_out_is_high() -> None:
+    from sandbox.models import Address
+
+    o = obs(
+        [
+            ev(EventKind.FILE_STAT, "newfstatat", path=SPIFFE, errno="ENOENT", seq=1),
+            ev(
+                EventKind.CONNECT,
+                "connect",
+                seq=2,
+                address=Address(family="inet", host="192.0.2.7", port=443),
+                errno="ENETUNREACH",
+            ),
+        ]
+    )
+    fs = [f for f in evaluate(o) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.HIGH]

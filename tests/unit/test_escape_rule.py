@@ -1,0 +1,151 @@
+"""PS008 tells escape primitives from reading harmless kernel values (issue 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.judge.rules import evaluate
+from sandbox.judge.verdict import verdict_for
+from sandbox.models import Address, EventKind, Finding, Severity, Verdict
+from tests.unit.test_rules import ev, obs, proc
+
+READ = EventKind.FILE_READ
+WRITE = EventKind.FILE_WRITE
+
+
+def ps008(*events: object) -> list[Finding]:
+    return [f for f in evaluate(obs(list(events))) if f.rule_id == "PS008"]  # type: ignore[arg-type]
+
+
+# Harmless kernel values that benign packages read (filelock reads boot_id for stale
+# locks; allocators read overcommit and THP settings; cgroup limits size thread pools).
+HARMLESS_READS = [
+    "/proc/sys/kernel/random/boot_id",
+    "/proc/sys/kernel/osrelease",
+    "/proc/sys/kernel/hostname",
+    "/proc/sys/kernel/pid_max",
+    "/proc/sys/kernel/random/uuid",
+    "/proc/sys/vm/overcommit_memory",
+    "/proc/sys/fs/file-max",
+    "/proc/sys/net/core/somaxconn",
+    "/sys/kernel/mm/transparent_hugepage/enabled",
+    "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    "/sys/devices/system/cpu/online",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/self/status",
+    "/proc/self/environ",
+]
+
+
+@pytest.mark.parametrize("path", HARMLESS_READS)
+@pytest.mark.parametrize("kind,syscall", [(READ, "openat"), (EventKind.FILE_STAT, "newfstatat")])
+def test_reading_a_harmless_kernel_value_is_no_finding(path: str, kind: EventKind, syscall: str) -> None:
+    assert ps008(ev(kind, syscall, path=path)) == []
+
+
+ESCAPE_WRITES = [
+    "/proc/sys/kernel/core_pattern",
+    "/proc/sys/kernel/modprobe",
+    "/proc/sys/vm/overcommit_memory",
+    "/proc/sys/kernel/random/boot_id",  # writing even a "harmless" value is tampering with the kernel
+    "/proc/sysrq-trigger",
+    "/sys/kernel/uevent_helper",
+    "/sys/fs/cgroup/memory/release_agent",
+    "/sys/fs/cgroup/rdma/notify_on_release",
+    "/sys/class/net/eth0/mtu",
+]
+
+
+@pytest.mark.parametrize("path", ESCAPE_WRITES)
+@pytest.mark.parametrize("errno", [None, "EACCES", "EROFS"])
+def test_writing_kernel_or_cgroup_settings_is_high(path: str, errno: str | None) -> None:
+    """An attempt counts whether or not the kernel refused it."""
+    fs = ps008(ev(WRITE, "openat", path=path, flags="O_WRONLY|O_TRUNC", errno=errno))
+    assert [f.severity for f in fs] == [Severity.HIGH], fs
+    assert fs[0].evidence[0].path == path
+    assert verdict_for(fs, [])[0] is Verdict.MALICIOUS
+
+
+@pytest.mark.parametrize(
+    "kind,syscall",
+    [
+        (EventKind.FILE_RENAME, "rename"),
+        (EventKind.FILE_LINK, "symlink"),
+        (EventKind.FILE_CHMOD, "chmod"),
+        (EventKind.FILE_DELETE, "unlink"),
+        (EventKind.DIR_CREATE, "mkdir"),
+    ],
+)
+def test_other_writes_under_sys_are_high(kind: EventKind, syscall: str) -> None:
+    fs = ps008(ev(kind, syscall, path="/sys/fs/cgroup/x/release_agent", errno="EROFS"))
+    assert [f.severity for f in fs] == [Severity.HIGH]
+
+
+def test_rename_into_proc_sys_is_caught_by_its_target() -> None:
+    fs = ps008(ev(EventKind.FILE_RENAME, "rename", path="/tmp/x", path2="/proc/sys/kernel/core_pattern"))
+    assert [f.severity for f in fs] == [Severity.HIGH]
+
+
+PRIMITIVES_ANY_ACCESS = [
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/proc/sysrq-trigger",
+    "/proc/kcore",
+    "/dev/mem",
+    "/dev/kmem",
+    "/dev/port",
+    "/dev/sda",
+    "/dev/nvme0n1",
+    "/proc/1/environ",
+    "/proc/1/mem",
+    "/proc/1/root/etc/shadow",
+    "/var/lib/docker/overlay2",
+]
+
+
+@pytest.mark.parametrize("path", PRIMITIVES_ANY_ACCESS)
+def test_escape_primitives_are_high_even_when_only_read(path: str) -> None:
+    fs = ps008(ev(READ, "openat", path=path, errno="ENOENT"))
+    assert [f.severity for f in fs] == [Severity.HIGH], path
+
+
+def test_engine_socket_connect_is_high() -> None:
+    sock = Address(family="unix", path="/run/containerd/containerd.sock")
+    fs = ps008(ev(EventKind.CONNECT, "connect", address=sock, errno="ENOENT"))
+    assert [f.severity for f in fs] == [Severity.HIGH]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/proc/sys/kernel/core_pattern", "/sys/fs/cgroup/memory/release_agent", "/sys/kernel/security/lsm"],
+)
+def test_reading_an_escape_knob_is_low_reconnaissance(path: str) -> None:
+    fs = ps008(ev(READ, "openat", path=path))
+    assert [f.severity for f in fs] == [Severity.LOW]
+    assert "read escape knob" in fs[0].message
+    assert verdict_for(fs, [])[0] is Verdict.CLEAN
+
+
+def test_a_read_next_to_a_write_keeps_both_findings() -> None:
+    fs = ps008(
+        ev(READ, "openat", path="/proc/sys/kernel/core_pattern", seq=1),
+        ev(WRITE, "openat", path="/proc/sys/kernel/core_pattern", seq=2, errno="EROFS"),
+    )
+    assert sorted(f.severity.value for f in fs) == ["high", "low"]
+
+
+def test_another_processs_environ_is_high_but_its_own_is_not() -> None:
+    own = obs([ev(READ, "openat", path="/proc/10/environ")], [proc(10, ["python"])])
+    assert not [f for f in evaluate(own) if f.rule_id == "PS008"]
+    other = obs([ev(READ, "openat", path="/proc/7/environ", errno="EACCES")], [proc(10, ["python"])])
+    assert [f.severity for f in evaluate(other) if f.rule_id == "PS008"] == [Severity.HIGH]
+
+
+@pytest.mark.parametrize("syscall", ["mount", "unshare", "setns", "init_module", "bpf", "pivot_root"])
+def test_escape_syscalls_stay_high(syscall: str) -> None:
+    fs = ps008(ev(EventKind.PRIVILEGED, syscall, errno="EPERM"))
+    assert [f.severity for f in fs] == [Severity.HIGH]
