@@ -12,7 +12,7 @@ TAG="${1:-pkgsandbox-base:bookworm}"
 MIRROR="${PKGSANDBOX_MIRROR:-http://deb.debian.org/debian}"
 # Keep this list in sync with the sandbox Dockerfile's apt line: the Dockerfile
 # installs them on a registry base, this script bakes them into the offline one.
-PACKAGES="python3,python3-venv,python3-pip,python3-psutil,strace,ca-certificates,iptables,iproute2,procps,curl,git,tar,gzip,xz-utils,less,nano,openssh-client"
+PACKAGES="python3,python3-venv,python3-pip,python3-psutil,strace,ca-certificates,iptables,iproute2,procps,curl,git,tar,gzip,xz-utils,less,nano,openssh-client,faketime"
 
 if ! command -v debootstrap >/dev/null 2>&1; then
     echo "build-offline-base: debootstrap is missing (apt-get install -y debootstrap)" >&2
