@@ -992,6 +992,7 @@ def cmd_run(names: list[str]) -> int:
         if set(names) - {"startup", "import"}:
             emit("error", msg="an extra pass re-runs startup and import only")
             return EXIT_USAGE
+    installed = True
     for name in names:
         plan = load_plan()
         code = cmd_phase(plan, name, pass_name)
@@ -1000,7 +1001,20 @@ def cmd_run(names: list[str]) -> int:
         if name == "install":
             res = json.loads((OUT / "install.result.json").read_text())
             if res.get("status") != "ok":
+                installed = False
                 break
+    if installed and pass_name == "default" and "import" in names:
+        # The extra passes the plan asks for, after the default phases: each re-runs
+        # startup and import when its trigger fired (or always).
+        plan = load_plan()
+        for extra in plan.get("passes") or {}:
+            why = passes.should_run(plan, extra, OUT)
+            if not why:
+                continue
+            for name in ("startup", "import"):
+                code = cmd_phase({**load_plan(), "_why": why}, name, extra)
+                if code != EXIT_OK:
+                    return code
     emit("done")
     return EXIT_OK
 
@@ -1034,6 +1048,7 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
         passes.set_clock(0)
     if extra:
         result["pass"] = pass_name
+        result["pass_note"] = str(plan.get("_why") or "")
     result["started"] = started
     result["duration"] = round(time.time() - started, 3)
     if plan.get("evidence"):

@@ -21,7 +21,9 @@ agent). Shipped passes:
 from __future__ import annotations
 
 import glob
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,8 @@ def _pkgsandbox_windows():
         return inner
 
     builtins.open = io.open = wrap(io.open)
-    for name in ("open", "listdir", "scandir", "stat", "lstat", "access", "mkdir", "makedirs", "remove", "unlink"):
+    for name in ("open", "listdir", "scandir", "stat", "lstat", "access", "mkdir", "makedirs",
+                 "remove", "unlink"):
         if hasattr(os, name):
             setattr(os, name, wrap(getattr(os, name)))
     os.path.expandvars = expandvars
@@ -173,8 +176,10 @@ WIN_STUBS = {
     ),
     "winreg.py": (
         "import os, uuid\n"
-        "HKEY_CLASSES_ROOT, HKEY_CURRENT_USER, HKEY_LOCAL_MACHINE, HKEY_USERS = 0x80000000, 0x80000001, 0x80000002, 0x80000003\n"
-        "KEY_READ, KEY_WRITE, KEY_ALL_ACCESS, KEY_SET_VALUE, KEY_QUERY_VALUE = 0x20019, 0x20006, 0xF003F, 2, 1\n"
+        "HKEY_CLASSES_ROOT, HKEY_CURRENT_USER = 0x80000000, 0x80000001\n"
+        "HKEY_LOCAL_MACHINE, HKEY_USERS = 0x80000002, 0x80000003\n"
+        "KEY_READ, KEY_WRITE, KEY_ALL_ACCESS = 0x20019, 0x20006, 0xF003F\n"
+        "KEY_SET_VALUE, KEY_QUERY_VALUE = 2, 1\n"
         "KEY_WOW64_64KEY, KEY_WOW64_32KEY = 0x100, 0x200\n"
         "REG_SZ, REG_EXPAND_SZ, REG_BINARY, REG_DWORD = 1, 2, 3, 4\n"
         "error = OSError\n"
@@ -188,7 +193,8 @@ WIN_STUBS = {
         "def QueryValueEx(key, name):\n"
         "    if str(name).lower() == 'machineguid':\n        return (_GUID, REG_SZ)\n"
         "    raise FileNotFoundError(2, 'The system cannot find the file specified')\n"
-        "def QueryValue(key, sub=None):\n    raise FileNotFoundError(2, 'The system cannot find the file specified')\n"
+        "def QueryValue(key, sub=None):\n"
+        "    raise FileNotFoundError(2, 'The system cannot find the file specified')\n"
         "def EnumKey(key, i):\n    raise OSError(259, 'No more data is available')\n"
         "EnumValue = EnumKey\n"
         "def QueryInfoKey(key):\n    return (0, 0, 0)\n"
@@ -309,3 +315,69 @@ def clock_shift(path: Path = CLOCK_FILE) -> float:
         return float(path.read_text().strip() or 0)
     except (OSError, ValueError):
         return 0.0
+
+
+# --------------------------------------------------------------------------- triggers
+
+# A first pass that failed on a Windows-only import: the payload never ran.
+_WINDOWS_ONLY = re.compile(
+    r"No module named '(?:winreg|_winreg|win32crypt|win32api|win32con|win32gui|win32process|pywintypes|"
+    r"_winapi|msvcrt|wmi|win32com)[.']"
+    r"|cannot import name '(?:windll|WinDLL|oledll|WINFUNCTYPE)' from 'ctypes'"
+    r"|module 'ctypes' has no attribute '(?:windll|WinDLL|oledll|WINFUNCTYPE|FormatError|GetLastError)'"
+)
+
+
+def _default_results(out: Path) -> list[dict[str, Any]]:
+    found = []
+    for phase in ("startup", "import"):
+        try:
+            found.append(json.loads((out / f"{phase}.result.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def windows_trigger(results: list[dict[str, Any]]) -> str:
+    """Why the Windows pass should run after these default-pass results ("" when not)."""
+    for res in results:
+        texts = [str(m.get("detail", "")) for m in res.get("modules") or []]
+        texts += [str(s.get("output", ""))[-20000:] for s in res.get("steps") or []]
+        for text in texts:
+            m = _WINDOWS_ONLY.search(text)
+            if m:
+                return f"the default pass failed on a Windows-only import ({m.group(0)[:80]})"
+    return ""
+
+
+def time_trigger(results: list[dict[str, Any]]) -> str:
+    """Why the time-travel pass should run: a step or module timed out, or a process
+    was still alive (sleeping or waiting) when the observation window closed."""
+    for res in results:
+        for m in res.get("modules") or []:
+            if m.get("status") == "timeout":
+                return f"import of {m.get('name')} timed out in the default pass"
+        for s in res.get("steps") or []:
+            if s.get("status") == "timeout":
+                return f"{res.get('phase')} step {s.get('tag')} timed out in the default pass"
+            if any(lg.get("active", True) for lg in s.get("lingering") or []):
+                return f"a process of {res.get('phase')} outlived its step in the default pass"
+    return ""
+
+
+def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
+    """Why extra pass *name* runs now ("" when it does not): ``when`` is ``always``,
+    ``never`` or ``auto`` (the pass's own trigger on the default pass's results)."""
+    conf = pass_conf(plan, name)
+    when = conf.get("when", "auto")
+    if when == "never" or not conf:
+        return ""
+    if when == "always":
+        return "always run by the profile"
+    results = _default_results(out)
+    trigger = conf.get("trigger", name)
+    if trigger == "windows":
+        return windows_trigger(results)
+    if trigger == "time":
+        return time_trigger(results)
+    return ""

@@ -234,8 +234,8 @@ def _login_data(rows: list[tuple[str, str, bytes]]) -> bytes:
             db.execute("INSERT INTO meta VALUES ('version', '35'), ('last_compatible_version', '35')")
             for url, username, blob in rows:
                 db.execute(
-                    "INSERT INTO logins VALUES (?, ?, 'email', ?, 'password', ?, ?, 13300000000000000, 0, 0, 3, "
-                    "13350000000000000)",
+                    "INSERT INTO logins VALUES (?, ?, 'email', ?, 'password', ?, ?, "
+                    "13300000000000000, 0, 0, 3, 13350000000000000)",
                     (url, url, username, blob, url),
                 )
             db.commit()
@@ -267,7 +267,7 @@ def _windows_tree(
         + _rand(r, _ALNUM + "-_", 6)
         + "."
         + _rand(r, _ALNUM + "-_", 38),
-        f"~/{roaming}/discord/Local Storage/leveldb",
+        f"~/{roaming}/discord/Local Storage/leveldb/000005.ldb",
     )
     leveldb = f"{roaming}/discord/Local Storage/leveldb"
     blobs[f"{leveldb}/000005.ldb"] = (
