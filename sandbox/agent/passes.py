@@ -295,7 +295,35 @@ def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
         # A faked monotonic clock hangs every timed wait libfaketime does not wrap
         # (sem_clockwait: Python's lock timeouts); the wall clock is what matters.
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        # Without it the first preloaded process (setpriv, still root) creates a
+        # semaphore the candidate uid cannot open, and every candidate process exits 1.
+        "FAKETIME_SHARED": shared_clock_state(),
     }
+
+
+SHM_SEM, SHM_STATE = "/pkgsandbox_ft_sem", "/pkgsandbox_ft_shm"
+
+
+def shared_clock_state() -> str:
+    """Create libfaketime's shared semaphore and state (once) so that root (setpriv)
+    and the candidate uid both open them: ``FAKETIME_SHARED`` names them."""
+    import ctypes
+
+    state = Path("/dev/shm") / SHM_STATE[1:]
+    if not state.exists():
+        old = os.umask(0)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.sem_open.restype = ctypes.c_void_p
+            sem = libc.sem_open(SHM_SEM.encode(), os.O_CREAT, ctypes.c_uint(0o666), ctypes.c_uint(1))
+            if sem:
+                libc.sem_close(ctypes.c_void_p(sem))
+            fd = os.open(state, os.O_CREAT | os.O_RDWR, 0o666)
+            os.ftruncate(fd, 4096)
+            os.close(fd)
+        finally:
+            os.umask(old)
+    return f"{SHM_SEM} {SHM_STATE}"
 
 
 def set_clock(shift: float) -> None:
