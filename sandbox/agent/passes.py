@@ -20,6 +20,7 @@ agent). Shipped passes:
 
 from __future__ import annotations
 
+import compileall
 import glob
 import json
 import os
@@ -146,6 +147,7 @@ except Exception:
 del _pkgsandbox_windows
 '''
 
+# No msvcrt: Python's own subprocess takes an importable msvcrt for "this is Windows".
 WIN_STUBS = {
     "win32crypt.py": (
         "def CryptUnprotectData(data, *args, **kw):\n    return ('', bytes(data))\n"
@@ -165,10 +167,6 @@ WIN_STUBS = {
     "win32gui.py": "def __getattr__(name):\n    return lambda *a, **k: 0\n",
     "win32process.py": "def __getattr__(name):\n    return lambda *a, **k: 0\n",
     "pywintypes.py": "class error(Exception):\n    pass\ncom_error = error\n",
-    "msvcrt.py": (
-        "def getch():\n    return b'\\r'\ndef kbhit():\n    return False\n"
-        "def __getattr__(name):\n    return lambda *a, **k: 0\n"
-    ),
     "wmi.py": (
         "class _Row:\n    def __getattr__(self, name):\n        return 'VMware-free' if name else ''\n"
         "class WMI:\n    def __init__(self, *a, **k):\n        pass\n"
@@ -245,7 +243,11 @@ def install_stubs(root: Path = STUB_ROOT) -> None:
         for fname, text in content.items():
             (d / fname).write_text(text)
             (d / fname).chmod(0o644)
-        d.chmod(0o755)
+        # Compiled now, as root: the candidate's interpreter would otherwise try to
+        # write __pycache__ here at every start (denied, and an event of its own).
+        compileall.compile_dir(str(d), quiet=1)
+        for item in [d, *d.rglob("*")]:
+            item.chmod(0o755 if item.is_dir() else 0o644)
     root.chmod(0o755)
 
 
