@@ -14,8 +14,9 @@ MIRROR="${PKGSANDBOX_MIRROR:-http://deb.debian.org/debian}"
 # Keep this list in sync with the sandbox Dockerfile's apt line: the Dockerfile
 # installs them on a registry base, this script bakes them into the offline one.
 # The C/C++ toolchain and Python headers let the default profile build typical native
-# extensions from sdists (setuptools/Cython/meson builds) without switching profiles.
-PACKAGES="python3,python3-venv,python3-pip,python3-psutil,strace,ca-certificates,iptables,iproute2,procps,curl,git,tar,gzip,xz-utils,less,nano,openssh-client"
+# extensions from sdists (setuptools/Cython/meson builds) without switching profiles;
+# faketime (libfaketime) moves the clock in the time-travel pass.
+PACKAGES="python3,python3-venv,python3-pip,python3-psutil,strace,ca-certificates,iptables,iproute2,procps,curl,git,tar,gzip,xz-utils,less,nano,openssh-client,faketime"
 PACKAGES="$PACKAGES,gcc,g++,make,pkg-config,libc6-dev,python3-dev"
 
 if ! command -v debootstrap >/dev/null 2>&1; then

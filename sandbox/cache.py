@@ -65,6 +65,7 @@ JUDGING_MODULES = (
     "sandbox.agent.guard",
     "sandbox.agent.init",  # what the candidate sees as PID 1 can change what it does
     "sandbox.agent.main",
+    "sandbox.agent.passes",
     "sandbox.agent.protocol",
     "sandbox.agent.scripts",
     "sandbox.agent.sinkhole",

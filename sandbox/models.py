@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
+DEFAULT_PASS = "default"  # the first run of the phases; extra passes re-run startup and import
 
 
 class Frozen(BaseModel):
@@ -150,6 +151,7 @@ class Event(Frozen):
     result: int | None = None
     errno: str | None = None
     context: str | None = None  # execute phase: the entry point or function call that caused it
+    pass_name: str = DEFAULT_PASS  # which pass of the phases saw it ("windows", "time" …)
 
     @property
     def failed(self) -> bool:
@@ -170,6 +172,7 @@ class ProcessInfo(Frozen):
     killed_by: str | None = None
     origin: Origin = Origin.CANDIDATE
     execs: tuple[tuple[str, ...], ...] = ()
+    pass_name: str = DEFAULT_PASS
 
 
 class PhaseStatus(str, Enum):
@@ -217,6 +220,8 @@ class PhaseResult(Frozen):
     output_bytes: int = 0  # total bytes the candidate wrote to stdout/stderr (only a head/tail is kept)
     output_tail: str = ""
     problems: tuple[str, ...] = ()
+    pass_name: str = DEFAULT_PASS  # an extra pass re-runs startup and import under a changed environment
+    pass_note: str = ""  # why the pass ran and what it changed
 
 
 class Severity(str, Enum):
@@ -246,6 +251,7 @@ class Evidence(Frozen):
     errno: str | None = None
     detail: str = ""
     context: str | None = None  # the entry point or function call that caused it (execute phase)
+    pass_name: str = DEFAULT_PASS
 
 
 class Finding(Frozen):
@@ -255,6 +261,7 @@ class Finding(Frozen):
     phase: Phase
     message: str
     evidence: tuple[Evidence, ...] = Field(min_length=1)
+    pass_name: str = DEFAULT_PASS  # the pass whose events (and only those) the finding rests on
 
 
 class Verdict(str, Enum):
@@ -282,6 +289,7 @@ class PhaseSummary(Frozen):
     by_kind: dict[str, int]
     by_origin: dict[str, int]
     processes: int
+    pass_name: str = DEFAULT_PASS
 
 
 class PthFile(Frozen):
@@ -390,6 +398,7 @@ class DnsQuery(Frozen):
     process: tuple[str, ...] = ()
     malformed: bool = False
     detail: str = ""  # parse error of a malformed query, with its first bytes
+    pass_name: str = DEFAULT_PASS
 
 
 class NetConnection(Frozen):
@@ -414,6 +423,7 @@ class NetConnection(Frozen):
     labels: tuple[str, ...] = ()  # e.g. "cloud-metadata"
     pid: int | None = None
     process: tuple[str, ...] = ()
+    pass_name: str = DEFAULT_PASS
 
 
 class NetDatagram(Frozen):
@@ -429,6 +439,7 @@ class NetDatagram(Frozen):
     labels: tuple[str, ...] = ()
     pid: int | None = None
     process: tuple[str, ...] = ()
+    pass_name: str = DEFAULT_PASS
 
 
 class Exfiltration(Frozen):
@@ -447,6 +458,7 @@ class Exfiltration(Frozen):
     bytes: int = 0  # size of the message it was found in
     excerpt: str = ""  # the bytes around the match, escaped
     request: str = ""  # the HTTP request line it travelled with (http, https)
+    pass_name: str = DEFAULT_PASS
 
 
 class HoneytokenInfo(Frozen):
@@ -466,6 +478,7 @@ class HoneytokenRead(Frozen):
     path: str
     location: str
     process: tuple[str, ...] = ()
+    pass_name: str = DEFAULT_PASS
 
 
 class NetworkCapture(Frozen):

@@ -29,7 +29,7 @@ from sandbox.models import Frozen, Report
 from sandbox.report.evidence import write_evidence
 from sandbox.runner.engine import mark_owner, sweep_temp
 from sandbox.runner.interface import Observer, RunOptions, Sandbox, Session
-from sandbox.runner.plan import base_plan, build_plan, sinkhole_plan
+from sandbox.runner.plan import base_plan, build_plan, passes_plan, sinkhole_plan
 from sandbox.trace.observe import observe, observe_network, phase_result
 
 
@@ -90,6 +90,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         tokens = make_honeytokens(user=SANDBOX_USER) if profile.honeytokens.enabled else None
         setup = base_plan(tokens, sinkhole_plan(options.sinkhole, options.capture_kib))
         setup["evidence"] = options.evidence is not None
+        setup["passes"] = passes_plan(options.run, tokens)
         session = sandbox.open(stage, setup, options.run, observer)
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, init, protocol, sinkhole, tells, trust, watch
+from . import fsdiff, guard, init, passes, protocol, sinkhole, tells, trust, watch
 
 PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", protocol.PLAN_PATH))
 OUT = Path(protocol.OUT)
@@ -111,6 +112,12 @@ def cmd_setup(plan: dict[str, Any]) -> int:
     for rel, content in plan.get("home_files", {}).items():
         target = home / rel
         _write(target, content, 0o600)
+    for rel, b64 in plan.get("home_blobs", {}).items():  # binary honeytokens (SQLite, leveldb)
+        target = home / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(b64))
+        target.chmod(0o600)
+    passes.install_stubs()
     for private in (".ssh", ".aws", ".kube", ".docker", ".gnupg"):
         if (home / private).is_dir():
             (home / private).chmod(0o700)
@@ -309,7 +316,11 @@ class StepRun:
         self.phase = phase
         self.tag = tag
         self.argv = argv
-        self.trace = OUT / f"{phase}.{tag}.strace"
+        # An extra pass (plan["_pass"], set by cmd_phase) runs under its own env overlay
+        # and writes its own traces: the default pass's are never overwritten or mixed.
+        self.pass_name = str(plan.get("_pass") or "default")
+        prefix = "" if self.pass_name == "default" else f"{self.pass_name}."
+        self.trace = OUT / f"{prefix}{phase}.{tag}.strace"
         self.output = Capture(int(plan.get("output_cap", 65536)))
         self.ctl_buffer = b""
         self.messages: list[dict[str, Any]] = []
@@ -328,7 +339,9 @@ class StepRun:
         if self.ebpf:
             return [*privilege_drop(self.plan), *self.argv]
         strace = [a.replace("{output}", str(self.trace)) for a in self.plan["strace"]]
-        return [*strace, "--", *privilege_drop(self.plan), *self.argv]
+        # -E: the preload reaches the tracee only, never strace itself.
+        only_tracee = [f"-E{k}={v}" for k, v in passes.tracee_env(self.plan, self.pass_name).items()]
+        return [*strace, *only_tracee, "--", *privilege_drop(self.plan), *self.argv]
 
     def _read_ctl(self, fd: int) -> None:
         try:
@@ -385,7 +398,7 @@ class StepRun:
             stderr=out_w,
             pass_fds=(3,),
             cwd=self.plan["project"],
-            env=candidate_env(self.plan),
+            env=passes.pass_env(self.plan, self.pass_name, candidate_env(self.plan)),
             preexec_fn=guard.recorder_preexec,
         )
         os.close(out_w)
@@ -971,39 +984,74 @@ PHASES = {
 
 def cmd_run(names: list[str]) -> int:
     """Run several phases in one exec (saves a round trip per phase); stops after a
-    failed install. The plan is re-read: the host writes the candidate's part late."""
+    failed install. The plan is re-read: the host writes the candidate's part late.
+    ``--pass NAME`` first: an extra pass (see :mod:`passes`) of startup and import."""
+    pass_name = "default"
+    if names[:1] == ["--pass"] and len(names) >= 2:
+        pass_name, names = names[1], names[2:]
+        if pass_name != "default" and not passes.pass_conf(load_plan(), pass_name):
+            emit("error", msg=f"unknown pass {pass_name}")
+            return EXIT_USAGE
+        if set(names) - {"startup", "import"}:
+            emit("error", msg="an extra pass re-runs startup and import only")
+            return EXIT_USAGE
+    installed = True
     for name in names:
         plan = load_plan()
-        code = cmd_phase(plan, name)
+        code = cmd_phase(plan, name, pass_name)
         if code != EXIT_OK:
             return code
         if name == "install":
             res = json.loads((OUT / "install.result.json").read_text())
             if res.get("status") != "ok":
+                installed = False
                 break
+    if installed and pass_name == "default" and "import" in names:
+        # The extra passes the plan asks for, after the default phases: each re-runs
+        # startup and import when its trigger fired (or always).
+        plan = load_plan()
+        for extra in plan.get("passes") or {}:
+            why = passes.should_run(plan, extra, OUT)
+            if not why:
+                continue
+            for name in ("startup", "import"):
+                code = cmd_phase({**load_plan(), "_why": why}, name, extra)
+                if code != EXIT_OK:
+                    return code
     emit("done")
     return EXIT_OK
 
 
-def cmd_phase(plan: dict[str, Any], name: str) -> int:
+def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> int:
     if name not in PHASES:
         emit("error", msg=f"unknown phase {name}")
         return EXIT_USAGE
-    conf = plan["phases"][name]
+    conf = plan["phases"].get(name) or plan["phases"].get("import") or {"timeout": 60}
     guard.become_subreaper()
     # NET_ADMIN was for setup's sinkhole rules only: nothing that runs in a phase keeps it.
     guard.drop_capabilities({guard.CAP_NET_ADMIN})
+    extra = pass_name != "default"
+    tag = f"{pass_name}:{name}" if extra else name
     with contextlib.suppress(OSError):
-        sinkhole.PHASE_FILE.write_text(name)  # the sinkhole tags what it captures with it
+        sinkhole.PHASE_FILE.write_text(tag)  # the sinkhole tags what it captures with it
     if name != "install":
         patch_venv_bundles(plan)
+    shift = float(passes.pass_conf(plan, pass_name).get("clock_shift") or 0)
+    passes.set_clock(shift)  # the sinkhole's NTP and HTTP Date answers agree with the pass's clock
     started = time.time()
-    emit("phase", phase=name)
+    emit("phase", phase=name, **({"pass": pass_name} if extra else {}))
     try:
-        result = PHASES[name](plan, float(conf["timeout"]), float(plan.get("window", 5.0)))
+        result = PHASES[name](
+            {**plan, "_pass": pass_name}, float(conf["timeout"]), float(plan.get("window", 5.0))
+        )
     except Exception as exc:
         emit("error", phase=name, msg=f"{type(exc).__name__}: {exc}")
         return EXIT_FAIL
+    finally:
+        passes.set_clock(0)
+    if extra:
+        result["pass"] = pass_name
+        result["pass_note"] = str(plan.get("_why") or "")
     result["started"] = started
     result["duration"] = round(time.time() - started, 3)
     if plan.get("evidence"):
@@ -1011,8 +1059,10 @@ def cmd_phase(plan: dict[str, Any], name: str) -> int:
             site = site_packages(Path(plan["venv"]))
         except RuntimeError:
             site = None
-        fsdiff.save(OUT, fsdiff.diff_and_keep(OUT, name, fsdiff.load(OUT), site))
-    (OUT / f"{name}.result.json").write_text(json.dumps(result))
+        fsdiff.save(
+            OUT, fsdiff.diff_and_keep(OUT, f"{pass_name}-{name}" if extra else name, fsdiff.load(OUT), site)
+        )
+    (OUT / f"{pass_name + '.' if extra else ''}{name}.result.json").write_text(json.dumps(result))
     emit("result", **result)
     return EXIT_OK
 

@@ -61,7 +61,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-from . import guard, tlsca, trust
+from . import guard, passes, tlsca, trust
 
 STATE_DIR = Path("/var/lib/pkgsandbox")
 PHASE_FILE = STATE_DIR / "phase"
@@ -466,10 +466,42 @@ def looks_like_http(head: bytes) -> bool:
 def http_response(status: str = "200 OK", close: bool = False) -> bytes:
     """What an ordinary nginx answers with an empty body."""
     return (
-        f"HTTP/1.1 {status}\r\nServer: nginx\r\nDate: {formatdate(usegmt=True)}\r\n"
+        f"HTTP/1.1 {status}\r\nServer: nginx\r\nDate: {formatdate(now(), usegmt=True)}\r\n"
         "Content-Type: text/html; charset=utf-8\r\nContent-Length: 0\r\n"
         f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
     ).encode()
+
+
+def now() -> float:
+    """The clock the sinkhole answers with: the time-travel pass's, while it runs."""
+    return time.time() + passes.clock_shift()
+
+
+NTP_EPOCH = 2208988800  # 1900-01-01 → 1970-01-01
+
+
+def _ntp_stamp(t: float) -> bytes:
+    return struct.pack("!II", int(t) + NTP_EPOCH, int((t % 1) * (1 << 32)) & 0xFFFFFFFF)
+
+
+def ntp_reply(request: bytes, t: float | None = None) -> bytes | None:
+    """A stratum-2 server's answer to an NTP/SNTP client request (mode 3), or None
+    when *request* is not one. Its clock is :func:`now` (the shifted one in a
+    time-travel pass), so a payload that asks the network for the date sees the
+    same date as its own clock."""
+    if len(request) < 48 or request[0] & 0x07 != 3:
+        return None
+    version = (request[0] >> 3) & 0x07 or 4
+    t = now() if t is None else t
+    return (
+        bytes([(version << 3) | 4, 2, request[2], 0xEC])
+        + struct.pack("!II", 0x00000200, 0x00000400)
+        + bytes([192, 0, 2, 123])
+        + _ntp_stamp(t - 30)
+        + request[40:48]
+        + _ntp_stamp(t)
+        + _ntp_stamp(t)
+    )
 
 
 class HttpStream:
@@ -1507,6 +1539,10 @@ class Daemon:
                     "argv": argv,
                 }
             )
+            reply = ntp_reply(data)
+            if reply is not None:  # time checks over NTP get the (pass's) clock
+                with contextlib.suppress(OSError):
+                    sock.sendto(reply, src)
 
 
 # --------------------------------------------------------------------------- set-up

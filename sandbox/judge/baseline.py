@@ -19,6 +19,7 @@ from sandbox import __version__
 from sandbox.agent.protocol import HOME
 from sandbox.errors import InputError
 from sandbox.models import (
+    DEFAULT_PASS,
     Event,
     EventKind,
     Evidence,
@@ -143,15 +144,18 @@ def _event_key(n: Normaliser, ev: Event) -> tuple[str, str] | None:
 
 def _finding_key(n: Normaliser, f: Finding) -> str:
     where = sorted({n.path(e.path) if e.path else (e.destination or "") for e in f.evidence})
-    return f"{f.rule_id} {f.phase.value} {' '.join(where)[:300]}"
+    extra = "" if f.pass_name == DEFAULT_PASS else f" [{f.pass_name}]"  # kept apart from the default pass
+    return f"{f.rule_id} {f.phase.value}{extra} {' '.join(where)[:300]}"
 
 
 def extract(report: Report) -> Behaviour:
-    """The normalised behaviour of a report (candidate-attributed events only)."""
+    """The normalised behaviour of a report (candidate-attributed events of the default
+    pass only: extra passes run when their trigger fires, so their behaviour would make
+    every baseline drift)."""
     n = Normaliser(report)
     cats: dict[str, set[str]] = {c: set() for c in CATEGORIES}
     for ev in report.events:
-        if ev.origin is not Origin.CANDIDATE:
+        if ev.origin is not Origin.CANDIDATE or ev.pass_name != DEFAULT_PASS:
             continue
         key = _event_key(n, ev)
         if key:

@@ -24,10 +24,13 @@ import lzma
 import random
 import re
 import secrets
+import sqlite3
 import string
+import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 # --------------------------------------------------------------------------- honeytokens
@@ -54,14 +57,21 @@ class HoneytokenSet:
     env: dict[str, str]
     files: dict[str, str]
     canaries: tuple[Canary, ...]
+    blobs: dict[str, bytes] = field(default_factory=dict)  # binary files (SQLite, leveldb)
+    windows_env: dict[str, str] = field(default_factory=dict)  # the Windows pass's variables
 
     def plan(self) -> dict[str, object]:
-        """The plan keys the agent reads (``env`` of the candidate, ``home_files``)."""
-        return {"env": dict(self.env), "home_files": dict(self.files)}
+        """The plan keys the agent reads (``env`` of the candidate, ``home_files``,
+        ``home_blobs`` base64-encoded)."""
+        return {
+            "env": dict(self.env),
+            "home_files": dict(self.files),
+            "home_blobs": {rel: base64.b64encode(data).decode() for rel, data in self.blobs.items()},
+        }
 
     def paths(self, home: str) -> dict[str, str]:
         """Absolute path of every planted file → its ``~/`` form."""
-        return {f"{home.rstrip('/')}/{rel}": f"~/{rel}" for rel in self.files}
+        return {f"{home.rstrip('/')}/{rel}": f"~/{rel}" for rel in [*self.files, *self.blobs]}
 
 
 _ALNUM = string.ascii_letters + string.digits
@@ -204,7 +214,143 @@ def make_honeytokens(
         + "\n"
     )
     files[".electrum/config"] = json.dumps({"config_version": 3, "auto_connect": True}) + "\n"
-    return HoneytokenSet(env=env, files=files, canaries=tuple(canaries))
+    blobs, win_env = _windows_tree(r, user, canary, files)
+    return HoneytokenSet(env=env, files=files, canaries=tuple(canaries), blobs=blobs, windows_env=win_env)
+
+
+def _login_data(rows: list[tuple[str, str, bytes]]) -> bytes:
+    """A Chromium ``Login Data`` SQLite file holding *rows* (url, username, password blob)."""
+    with tempfile.TemporaryDirectory(prefix="pkgsandbox-ld-") as tmp:
+        path = Path(tmp) / "Login Data"
+        db = sqlite3.connect(path)
+        try:
+            db.execute(
+                "CREATE TABLE logins (origin_url VARCHAR NOT NULL, action_url VARCHAR, username_element "
+                "VARCHAR, username_value VARCHAR, password_element VARCHAR, password_value BLOB, "
+                "signon_realm VARCHAR NOT NULL, date_created INTEGER NOT NULL, blacklisted_by_user "
+                "INTEGER NOT NULL, scheme INTEGER NOT NULL, times_used INTEGER, date_last_used INTEGER)"
+            )
+            db.execute("CREATE TABLE meta (key LONGVARCHAR NOT NULL UNIQUE PRIMARY KEY, value LONGVARCHAR)")
+            db.execute("INSERT INTO meta VALUES ('version', '35'), ('last_compatible_version', '35')")
+            for url, username, blob in rows:
+                db.execute(
+                    "INSERT INTO logins VALUES (?, ?, 'email', ?, 'password', ?, ?, "
+                    "13300000000000000, 0, 0, 3, 13350000000000000)",
+                    (url, url, username, blob, url),
+                )
+            db.commit()
+        finally:
+            db.close()
+        return path.read_bytes()
+
+
+def _windows_tree(
+    r: random.Random,
+    user: str,
+    canary: Callable[[str, str, str], str],
+    files: dict[str, str],
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The honey tree a Windows stealer looks for, where a Wine prefix keeps it
+    (``~/.wine/drive_c/users/USER``: plausible on a Linux workstation): Discord's
+    leveldb token, Chrome/Edge ``Login Data`` + ``Local State``, Exodus, Atomic and
+    Electrum wallets, Telegram ``tdata``. Text files go into *files*; returns the
+    binary ones and the Windows pass's environment (HOME-relative, ``{home}``)."""
+    profile = f".wine/drive_c/users/{user}"
+    roaming, local = f"{profile}/AppData/Roaming", f"{profile}/AppData/Local"
+    blobs: dict[str, bytes] = {}
+
+    uid = str(r.randrange(10**17, 10**18))
+    token = canary(
+        "discord token",
+        base64.b64encode(uid.encode()).decode().rstrip("=")
+        + "."
+        + _rand(r, _ALNUM + "-_", 6)
+        + "."
+        + _rand(r, _ALNUM + "-_", 38),
+        f"~/{roaming}/discord/Local Storage/leveldb/000005.ldb",
+    )
+    leveldb = f"{roaming}/discord/Local Storage/leveldb"
+    blobs[f"{leveldb}/000005.ldb"] = (
+        b"\x00\x01_https://discord.com\x00\x01token\x01\x00"
+        + f'"{token}"'.encode()
+        + b"\x00"
+        + r.randbytes(64)
+    )
+    files[f"{leveldb}/CURRENT"] = "MANIFEST-000004\n"
+    files[f"{leveldb}/LOG"] = "2026/11/02-09:14:07.113 4f1c Recovering log #3\n"
+
+    for browser, vendor in (("Chrome", "Google"), ("Edge", "Microsoft")):
+        base = f"{local}/{vendor}/{browser}/User Data"
+        key = r.randbytes(32)
+        enc_key = canary(
+            f"{browser} os_crypt key",
+            base64.b64encode(b"DPAPI" + b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf" + key).decode(),
+            f"~/{base}/Local State",
+        )
+        files[f"{base}/Local State"] = json.dumps(
+            {"os_crypt": {"encrypted_key": enc_key}, "profile": {"last_used": "Default"}}
+        )
+        # The pre-v80 format: the password is a DPAPI blob, which the Windows pass's
+        # CryptUnprotectData stub returns as is, so the "decrypted" password is the canary.
+        password = canary(f"{browser} saved password", _rand(r, _ALNUM, 20), f"~/{base}/Default/Login Data")
+        rows = [
+            (
+                f"https://accounts.{r.choice(['example.com', 'example.org'])}/",
+                f"{user}@example.com",
+                password.encode(),
+            ),
+            (
+                "https://github.com/session",
+                user,
+                b"v10" + r.randbytes(12) + r.randbytes(24) + r.randbytes(16),
+            ),
+        ]
+        blobs[f"{base}/Default/Login Data"] = _login_data(rows)
+
+    seed = canary("Exodus seed", _rand(r, _B64, 44), f"~/{roaming}/Exodus/exodus.wallet/seed.seco")
+    blobs[f"{roaming}/Exodus/exodus.wallet/seed.seco"] = (
+        b"SECO\x00\x00\x00\x01" + seed.encode() + r.randbytes(96)
+    )
+    files[f"{roaming}/Exodus/exodus.wallet/passphrase.json"] = json.dumps({"passphrase": None}) + "\n"
+    atomic = canary(
+        "Atomic wallet", _rand(r, _ALNUM, 48), f"~/{roaming}/atomic/Local Storage/leveldb/000003.log"
+    )
+    blobs[f"{roaming}/atomic/Local Storage/leveldb/000003.log"] = (
+        b"\x00_file://\x00\x01general_mnemonic\x01" + atomic.encode() + r.randbytes(32)
+    )
+    xprv = canary(
+        "Electrum (Windows) xprv",
+        "xprv9s21ZrQH143K" + _rand(r, _B58, 95),
+        f"~/{roaming}/Electrum/wallets/default_wallet",
+    )
+    files[f"{roaming}/Electrum/wallets/default_wallet"] = (
+        json.dumps(
+            {"keystore": {"type": "bip32", "xprv": xprv}, "wallet_type": "standard", "seed_version": 18}
+        )
+        + "\n"
+    )
+    tdata = f"{roaming}/Telegram Desktop/tdata"
+    tg = canary("Telegram tdata key", _rand(r, _ALNUM, 32), f"~/{tdata}/key_datas")
+    blobs[f"{tdata}/key_datas"] = b"TDF$\x8f\x2c\x00\x00" + tg.encode() + r.randbytes(64)
+    blobs[f"{tdata}/D877F783D5D3EF8C/maps"] = b"TDF$\x8f\x2c\x00\x00" + r.randbytes(128)
+
+    computer = "DESKTOP-" + _rand(r, string.ascii_uppercase + string.digits, 7)
+    env = {
+        "USERPROFILE": "{home}/" + profile,
+        "APPDATA": "{home}/" + roaming,
+        "LOCALAPPDATA": "{home}/" + local,
+        "TEMP": "{home}/" + local + "/Temp",
+        "TMP": "{home}/" + local + "/Temp",
+        "USERNAME": user,
+        "COMPUTERNAME": computer,
+        "HOMEDRIVE": "C:",
+        "HOMEPATH": f"\\Users\\{user}",
+        "OS": "Windows_NT",
+        "PROGRAMFILES": "C:\\Program Files",
+        "SYSTEMROOT": "C:\\Windows",
+        "WINDIR": "C:\\Windows",
+    }
+    return blobs, env
 
 
 # --------------------------------------------------------------------------- matching

@@ -57,6 +57,17 @@ class LimitsConf(Frozen):
     cpus: float = Field(1.5, gt=0)
 
 
+PassWhen = Literal["auto", "always", "never"]
+
+
+class PassesConf(Frozen):
+    """Extra passes of startup and import after the default ones (``auto``: when the
+    default pass shows the pass's trigger; see sandbox/agent/passes.py)."""
+
+    windows: PassWhen = "auto"  # Windows-stealer emulation: stubs, APPDATA honey tree
+    time: PassWhen = "auto"  # time travel: the clock 30 to 180 days ahead, sleeps shortened
+
+
 class HoneytokenConf(Frozen):
     enabled: bool = True
 
@@ -109,6 +120,7 @@ class Profile(Frozen):
     phases: PhasesConf = PhasesConf()
     limits: LimitsConf = LimitsConf()
     honeytokens: HoneytokenConf = HoneytokenConf()
+    passes: PassesConf = PassesConf()
     allow: AllowConf = AllowConf()
     rules: RulesConf = RulesConf()
     source: str = ""

@@ -15,7 +15,10 @@ from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.static import second_opinion
 from sandbox.judge.verdict import verdict_for
 from sandbox.models import (
+    DEFAULT_PASS,
+    Finding,
     ImageInfo,
+    Inventory,
     NetworkCapture,
     Observation,
     Origin,
@@ -30,17 +33,84 @@ def summarise(obs: Observation) -> tuple[PhaseSummary, ...]:
     """Per-phase event counts by kind and origin."""
     out = []
     for pr in obs.phases:
-        evs = [e for e in obs.events if e.phase is pr.phase]
+        evs = [e for e in obs.events if e.phase is pr.phase and e.pass_name == pr.pass_name]
         out.append(
             PhaseSummary(
                 phase=pr.phase,
                 events=len(evs),
                 by_kind=dict(Counter(e.kind.value for e in evs)),
                 by_origin=dict(Counter(e.origin.value for e in evs)),
-                processes=sum(1 for p in obs.processes if p.phase is pr.phase),
+                processes=sum(
+                    1 for p in obs.processes if p.phase is pr.phase and p.pass_name == pr.pass_name
+                ),
+                pass_name=pr.pass_name,
             )
         )
     return tuple(out)
+
+
+def pass_names(obs: Observation) -> list[str]:
+    """The passes an observation holds, the default one first."""
+    return list(dict.fromkeys([DEFAULT_PASS, *(pr.pass_name for pr in obs.phases)]))
+
+
+def pass_observation(obs: Observation, name: str) -> Observation:
+    """The part of *obs* one pass saw: its phases, events and processes only (the
+    install inventory belongs to the default pass: an extra pass does not install)."""
+    return obs.model_copy(
+        update={
+            "events": tuple(e for e in obs.events if e.pass_name == name),
+            "processes": tuple(p for p in obs.processes if p.pass_name == name),
+            "phases": tuple(pr for pr in obs.phases if pr.pass_name == name),
+            "inventory": obs.inventory if name == DEFAULT_PASS else Inventory(),
+        }
+    )
+
+
+def pass_network(net: NetworkCapture, name: str) -> NetworkCapture:
+    """What the sinkhole got during one pass."""
+    return net.model_copy(
+        update={
+            "dns": tuple(q for q in net.dns if q.pass_name == name),
+            "connections": tuple(c for c in net.connections if c.pass_name == name),
+            "datagrams": tuple(d for d in net.datagrams if d.pass_name == name),
+            "exfiltration": tuple(x for x in net.exfiltration if x.pass_name == name),
+            "honeytoken_reads": tuple(r for r in net.honeytoken_reads if r.pass_name == name),
+        }
+    )
+
+
+def _in_pass(f: Finding, name: str) -> Finding:
+    return f.model_copy(
+        update={
+            "pass_name": name,
+            "message": f"{f.message} (in the {name} pass)",
+            "evidence": tuple(e.model_copy(update={"pass_name": name}) for e in f.evidence),
+        }
+    )
+
+
+def pass_findings(
+    obs: Observation, network: NetworkCapture | None, profile: Profile, hostname: str
+) -> list[Finding]:
+    """Findings of every pass, each judged on that pass's events alone (the default
+    pass's never mix in); an extra pass's finding the default pass already made is
+    not repeated."""
+    findings: list[Finding] = []
+    seen: set[tuple[str, str, str]] = set()
+    for name in pass_names(obs):
+        sub = pass_observation(obs, name)
+        if name != DEFAULT_PASS and not sub.phases:
+            continue
+        net = pass_network(network, name) if network is not None else None
+        for f in evaluate(sub, profile, net, hostname):
+            key = (f.rule_id, f.phase.value, f.message)
+            if name == DEFAULT_PASS:
+                seen.add(key)
+                findings.append(f)
+            elif key not in seen:
+                findings.append(_in_pass(f, name))
+    return findings
 
 
 def judge(
@@ -57,10 +127,13 @@ def judge(
 ) -> Report:
     """Findings and verdict for an observation under *profile*, as a report (with the
     sinkhole's *network* section and its rules when there is one)."""
-    # one call: sinkhole connections the trace already shows are not judged twice, and
-    # PS030's escalation sees every finding
-    findings = evaluate(obs, profile, network, hostname)
-    verdict, reason = verdict_for(findings, incomplete_reasons(obs))
+    # one evaluate per pass: sinkhole connections the trace already shows are not judged
+    # twice, and PS030's escalation sees every finding of that pass
+    findings = pass_findings(obs, network, profile, hostname)
+    findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+    # Incomplete means the default pass could not look; an extra pass that failed is
+    # a note in its phase rows (it only ever adds findings).
+    verdict, reason = verdict_for(findings, incomplete_reasons(pass_observation(obs, DEFAULT_PASS)))
     return Report(
         tool_version=__version__,
         target=target,

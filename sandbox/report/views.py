@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from sandbox.errors import InputError
 from sandbox.models import (
+    DEFAULT_PASS,
     SCHEMA_VERSION,
     ArtifactRole,
     Event,
@@ -153,19 +154,20 @@ def _build_view(report: Report, phases: Iterable[Phase] | None) -> ReportView:
     order = [p for p in phase_order(report) if wanted is None or p in wanted]
     t0 = _phase_starts(report)
     by_event, by_pid = _evidence_keys(report.findings)
-    results = {pr.phase: pr for pr in report.phases}
-    summaries = {s.phase: s for s in report.summary}
+    # Phase views show the default pass; an extra pass's findings carry their pass.
+    results = {pr.phase: pr for pr in report.phases if pr.pass_name == DEFAULT_PASS}
+    summaries = {s.phase: s for s in report.summary if s.pass_name == DEFAULT_PASS}
     venv = venv_root(report.inventory.site_packages) if report.inventory.site_packages else ""
 
     events_by_phase: dict[Phase, list[Event]] = {p: [] for p in order}
     for ev in report.events:
         bucket = events_by_phase.get(ev.phase)
-        if bucket is not None:
+        if bucket is not None and ev.pass_name == DEFAULT_PASS:
             bucket.append(ev)
     procs_by_phase: dict[Phase, list[ProcessInfo]] = {p: [] for p in order}
     for proc in report.processes:
         plist = procs_by_phase.get(proc.phase)
-        if plist is not None:
+        if plist is not None and proc.pass_name == DEFAULT_PASS:
             plist.append(proc)
 
     views = []

@@ -42,7 +42,7 @@ import requests.exceptions
 
 from sandbox.agent.protocol import AGENT, HOME, OUT, STAGE, TRACE_MOUNT, Plan
 from sandbox.errors import EngineError, SandboxError
-from sandbox.models import ImageInfo, Phase
+from sandbox.models import DEFAULT_PASS, ImageInfo, Phase
 from sandbox.runner import seccomp
 from sandbox.runner.ebpf_recorder import EbpfRecorder
 from sandbox.runner.engine import (
@@ -183,6 +183,7 @@ class DockerSandbox(Sandbox):
         run_id = secrets.token_hex(6)
         sweep(self.client)
         total = sum(options.timeouts[p] + options.window * 4 + 30 for p in options.phases) + 120
+        total += pass_budget(options)
         deadline = time.time() + total
         session = DockerSession(self, run_id, staging, options, realistic_hostname())
         session.write_plan(plan)
@@ -350,6 +351,8 @@ class DockerSession(SessionABC):
         def on_message(kind: str, msg: dict[str, Any]) -> None:
             if kind == "phase":
                 t0[0] = time.monotonic()
+                if msg.get("pass"):
+                    observer.status(f"extra pass {msg['pass']}: {msg['phase']}")
                 observer.phase_started(Phase(msg["phase"]))
             elif kind == "result":
                 ap = AgentPhase.model_validate(msg)
@@ -359,7 +362,7 @@ class DockerSession(SessionABC):
         # One exec runs every phase (a failed install stops it: later phases would
         # observe nothing); the budget covers each phase, its windows and restarts.
         budget = sum(options.timeouts[p] + options.window * 6 + 60 for p in options.phases)
-        budget += options.window * 20
+        budget += options.window * 20 + pass_budget(options)
         if self.recorder is not None:
             observer.status("waiting for the eBPF recorder to attach")
             self.recorder.wait_ready()  # never a step before every probe is attached
@@ -377,7 +380,13 @@ class DockerSession(SessionABC):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineError(f"engine failed mid-run: {str(exc).splitlines()[0][:200]}") from exc
         inventory = next((p.inventory for p in phases if p.phase is Phase.INSTALL), {})
-        harness = {f"{p.phase.value}.{s.tag}": tuple(s.argv) for p in phases for s in p.steps}
+        harness = {
+            f"{'' if p.pass_name == DEFAULT_PASS else p.pass_name + '.'}{p.phase.value}.{s.tag}": tuple(
+                s.argv
+            )
+            for p in phases
+            for s in p.steps
+        }
         recorded: dict[str, Any] = {}
         if self.recorder is not None:
             stats = self.recorder.stop()
@@ -419,6 +428,12 @@ class DockerSession(SessionABC):
         if self.container is not None:
             self.backend._remove(self.container)
             self.container = None
+
+
+def pass_budget(options: RunOptions) -> float:
+    """Seconds the extra passes may add (each re-runs startup and import)."""
+    one = sum(options.timeouts.get(p, 60.0) + options.window * 6 + 60 for p in (Phase.STARTUP, Phase.IMPORT))
+    return sum(one for when in options.passes.values() if when != "never")
 
 
 def container_running(container: Any) -> bool:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox.agent.protocol import Plan
-from sandbox.models import Frozen, ImageInfo, Phase, PhaseStatus
+from sandbox.models import DEFAULT_PASS, Frozen, ImageInfo, Phase, PhaseStatus
 
 
 class Limits(Frozen):
@@ -40,6 +40,8 @@ class RunOptions(Frozen):
     module_timeout: float = 30.0
     window: float = 5.0  # observation window after each step for what outlives it
     max_modules: int = 3000
+    # extra passes (name → "auto" | "always" | "never"), run after the default phases
+    passes: dict[str, str] = Field(default_factory=dict)
     output_cap: int = 65536
     limits: Limits = Limits()
     recorder: Literal["strace", "ebpf"] = "strace"  # resolved: `auto` is the CLI's choice
@@ -48,7 +50,7 @@ class RunOptions(Frozen):
 class _Loose(BaseModel):
     """Agent output: validated, but tolerant of fields a newer agent may add."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
 class AgentLingering(_Loose):
@@ -93,6 +95,8 @@ class AgentModule(_Loose):
 class AgentPhase(_Loose):
     phase: Phase
     status: PhaseStatus
+    pass_name: str = Field(DEFAULT_PASS, alias="pass")  # an extra pass's name (agent key "pass")
+    pass_note: str = ""  # why the extra pass ran
     steps: list[AgentStep] = []
     modules: list[AgentModule] = []
     modules_capped: int = 0

@@ -30,6 +30,7 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
         "call_timeout": lim.call_timeout,
         "window": lim.window,
         "limits": Limits(memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus),
+        "passes": {"windows": profile.passes.windows, "time": profile.passes.time},
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     return RunOptions(**values)
@@ -82,6 +83,27 @@ def base_plan(tokens: HoneytokenSet | None = None, sinkhole: dict[str, Any] | No
     if sinkhole is not None:
         plan["sinkhole"] = sinkhole
     return plan
+
+
+def passes_plan(
+    options: RunOptions, tokens: HoneytokenSet | None, rng: random.Random | None = None
+) -> dict[str, Any]:
+    """The extra passes the agent may run after the default phases (see
+    sandbox/agent/passes.py): ``windows`` gets the honey tree's Windows variables and
+    the stub directory; ``time`` a random clock shift of 30 to 180 days (random: a fixed
+    one could be waited out) which the sinkhole's NTP and HTTP Date answers share."""
+    r = rng or random.SystemRandom()
+    out: dict[str, Any] = {}
+    for name, when in options.passes.items():
+        if when == "never":
+            continue
+        if name == "windows":
+            env = dict(tokens.windows_env) if tokens is not None else {}
+            out[name] = {"when": when, "trigger": "windows", "stubs": "windows", "env": env}
+        elif name == "time":
+            shift = r.randrange(30 * 86400, 180 * 86400)
+            out[name] = {"when": when, "trigger": "time", "stubs": "time", "clock_shift": shift}
+    return out
 
 
 def sinkhole_plan(enabled: bool, capture_kib: int, rng: random.Random | None = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from sandbox.judge.canary import CanaryMatch, CanaryMatcher, HoneytokenSet
 from sandbox.models import (
+    DEFAULT_PASS,
     DnsQuery,
     Event,
     EventKind,
@@ -150,6 +151,7 @@ class _Haystack:
     pid: int | None
     process: tuple[str, ...]
     request: str = ""
+    pass_name: str = DEFAULT_PASS
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -192,6 +194,9 @@ def network_capture(
     problems = [str(p) for p in info.get("problems", [])]
     idx = _Index.build(events, processes)
     recs = _records(trace_dir / "net.jsonl")
+    for rec in recs:  # "windows:import": what an extra pass of import sent
+        tag = str(rec.get("phase") or "")
+        rec["pass"], _, rec["phase"] = tag.rpartition(":") if ":" in tag else (DEFAULT_PASS, "", tag)
     answers: dict[str, str] = {}
     dns: list[DnsQuery] = []
     conns: list[NetConnection] = []
@@ -200,7 +205,7 @@ def network_capture(
     dropped = 0
     truncated = False
     for rec in sorted((r for r in recs if r.get("kind") == "dns"), key=lambda r: float(r.get("t", 0))):
-        q = _dns(rec, idx, windows)
+        q = _dns(rec, idx, windows).model_copy(update={"pass_name": rec["pass"]})
         if q.answer and q.name:
             answers.setdefault(q.answer, q.name.rstrip("."))
         if len(dns) < MAX_DNS:
@@ -211,6 +216,9 @@ def network_capture(
     for rec in sorted(flows, key=lambda r: float(r.get("t", 0))):
         if rec.get("kind") == "tcp":
             conn, stacks = _tcp(rec, idx, windows, answers, trace_dir)
+            conn = conn.model_copy(update={"pass_name": rec["pass"]})
+            for h in stacks:
+                h.pass_name = rec["pass"]
             hay.extend(stacks)
             truncated = truncated or conn.truncated
             if len(conns) < MAX_CONNECTIONS:
@@ -219,9 +227,20 @@ def network_capture(
                 dropped += 1
         else:
             gram, data = _udp(rec, idx, windows)
+            gram = gram.model_copy(update={"pass_name": rec["pass"]})
             truncated = truncated or gram.truncated
             hay.append(
-                _Haystack(data, "udp", gram.phase, gram.time, gram.destination, None, gram.pid, gram.process)
+                _Haystack(
+                    data,
+                    "udp",
+                    gram.phase,
+                    gram.time,
+                    gram.destination,
+                    None,
+                    gram.pid,
+                    gram.process,
+                    pass_name=rec["pass"],
+                )
             )
             if len(grams) < MAX_DATAGRAMS:
                 grams.append(gram)
@@ -468,26 +487,27 @@ def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:
         bytes=len(h.data),
         excerpt=m.excerpt,
         request=h.request,
+        pass_name=h.pass_name,
     )
 
 
 def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQuery]) -> list[Exfiltration]:
     out: list[Exfiltration] = []
-    seen: set[tuple[str, str, str | None]] = set()
+    seen: set[tuple[str, str, str | None, str]] = set()
     for h in hay:
         if not h.data:
             continue
         for m in matcher.search(h.data):
-            key = (m.canary.value, h.channel, h.destination)
+            key = (m.canary.value, h.channel, h.destination, h.pass_name)
             if key not in seen and len(out) < MAX_EXFIL:
                 seen.add(key)
                 out.append(_exfil(m, h))
     queries = [q for q in dns if q.name and not q.malformed]
-    for phase in dict.fromkeys(q.phase for q in queries):
-        in_phase = [q for q in queries if q.phase is phase]
+    for pass_name, phase in dict.fromkeys((q.pass_name, q.phase) for q in queries):
+        in_phase = [q for q in queries if q.phase is phase and q.pass_name == pass_name]
         for m, spans in matcher.search_dns([q.name for q in in_phase]):
             first = in_phase[spans[0]]
-            key = (m.canary.value, "dns", first.name)
+            key = (m.canary.value, "dns", first.name, pass_name)
             if key in seen or len(out) >= MAX_EXFIL:
                 continue
             seen.add(key)
@@ -506,6 +526,7 @@ def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQue
                     process=first.process,
                     bytes=sum(len(in_phase[i].name) for i in spans),
                     excerpt=names[:240],
+                    pass_name=pass_name,
                 )
             )
     return out
@@ -513,7 +534,7 @@ def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQue
 
 def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> list[HoneytokenRead]:
     out: list[HoneytokenRead] = []
-    seen: set[tuple[Phase, int, str]] = set()
+    seen: set[tuple[str, Phase, int, str]] = set()
     for e in events:
         if (
             e.origin is Origin.CANDIDATE
@@ -521,9 +542,9 @@ def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> lis
             and e.errno is None
             and e.path
             and e.path in planted
-            and (e.phase, e.pid, e.path) not in seen
+            and (e.pass_name, e.phase, e.pid, e.path) not in seen
         ):
-            seen.add((e.phase, e.pid, e.path))
+            seen.add((e.pass_name, e.phase, e.pid, e.path))
             out.append(
                 HoneytokenRead(
                     phase=e.phase,
@@ -532,6 +553,7 @@ def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> lis
                     path=e.path,
                     location=planted[e.path],
                     process=idx.process(e.phase, e.pid),
+                    pass_name=e.pass_name,
                 )
             )
     return out

@@ -12,6 +12,7 @@ from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.classify import classify
 from sandbox.judge.hooks import untrust_hooked_harness
 from sandbox.models import (
+    DEFAULT_PASS,
     Event,
     Inventory,
     Lingering,
@@ -49,33 +50,39 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
         for step in ap.steps:
             if recorded is not None:
                 found, ok = recorded
-                parsed_or_none = found.get(f"{ap.phase.value}.{step.tag}")
+                prefix = "" if ap.pass_name == DEFAULT_PASS else f"{ap.pass_name}."
+                parsed_or_none = found.get(f"{prefix}{ap.phase.value}.{step.tag}")
                 if parsed_or_none is None or not ok:
                     complete = False
                 if parsed_or_none is None:
-                    notes.append(f"{ap.phase.value}/{step.tag}: no eBPF records for this step")
+                    notes.append(f"{_label(ap)}/{step.tag}: no eBPF records for this step")
                     continue
                 parsed = parsed_or_none.model_copy(update={"events": _renumber(parsed_or_none.events, seq)})
             else:
                 path = trace_dir / step.trace
                 if not path.exists():
                     complete = False
-                    notes.append(f"{ap.phase.value}/{step.tag}: trace missing")
+                    notes.append(f"{_label(ap)}/{step.tag}: trace missing")
                     continue
                 parsed = parse_strace_file(path, ap.phase, seq_start=seq)
             seq += parsed.lines + 1
             lines += parsed.lines
             nbytes += step.trace_bytes
             step_events = list(parsed.events)
+            step_procs = list(parsed.processes)
             if ap.phase is Phase.EXECUTE:
                 step_events = attribute_calls(step_events, step.context, ap.modules)
+            if ap.pass_name != DEFAULT_PASS:  # an extra pass: its events are its own
+                tag = {"pass_name": ap.pass_name}
+                step_events = [e.model_copy(update=tag) for e in step_events]
+                step_procs = [p.model_copy(update=tag) for p in step_procs]
             phase_events.extend(step_events)
-            processes.extend(parsed.processes)
+            processes.extend(step_procs)
             if not (parsed.complete and step.trace_complete):
                 complete = False
-                notes.append(f"{ap.phase.value}/{step.tag}: trace incomplete")
+                notes.append(f"{_label(ap)}/{step.tag}: trace incomplete")
             if parsed.unparsed:
-                notes.append(f"{ap.phase.value}/{step.tag}: {parsed.unparsed} trace line(s) not understood")
+                notes.append(f"{_label(ap)}/{step.tag}: {parsed.unparsed} trace line(s) not understood")
         events.extend(phase_events)
         results.append(phase_result(ap, complete, lines, nbytes))
     harness = [tuple(raw.harness_argv[k]) for k in raw.harness_argv if k.startswith("install.")]
@@ -196,6 +203,8 @@ def phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Pha
     exit_code = ap.steps[-1].exit_code if ap.steps else None
     return PhaseResult(
         phase=ap.phase,
+        pass_name=ap.pass_name,
+        pass_note=ap.pass_note,
         status=ap.status,
         duration=ap.duration,
         exit_code=exit_code,
@@ -221,5 +230,11 @@ def _status(value: str) -> PhaseStatus:
 
 def observe_network(raw: RawRun, obs: Observation, tokens: HoneytokenSet | None) -> NetworkCapture:
     """The report's network section: the sinkhole's capture, completed from the trace."""
-    windows = {ap.phase: (ap.started, ap.started + ap.duration) for ap in raw.phases}
+    windows = {
+        ap.phase: (ap.started, ap.started + ap.duration) for ap in raw.phases if ap.pass_name == DEFAULT_PASS
+    }
     return network_capture(Path(raw.trace_dir), obs.events, obs.processes, windows, tokens, HOME)
+
+
+def _label(ap: AgentPhase) -> str:
+    return ap.phase.value if ap.pass_name == DEFAULT_PASS else f"{ap.phase.value} [{ap.pass_name}]"

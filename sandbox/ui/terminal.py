@@ -10,7 +10,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sandbox.models import Evidence, NetworkCapture, Phase, PhaseStatus, Report, Severity, Verdict
+from sandbox.models import (
+    DEFAULT_PASS,
+    Evidence,
+    Finding,
+    NetworkCapture,
+    Phase,
+    PhaseStatus,
+    Report,
+    Severity,
+    Verdict,
+)
 from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Observer
 
@@ -81,6 +91,11 @@ class LiveObserver(Observer):
             self._line(text)
 
 
+def _where(f: Finding) -> str:
+    """A finding's phase, and its pass when an extra pass saw it."""
+    return safe(f.phase.value if f.pass_name == DEFAULT_PASS else f"{f.phase.value}, {f.pass_name} pass")
+
+
 def _evidence_line(ev: Evidence) -> str:
     """One line of evidence, every untrusted part made printable (not yet markup-escaped)."""
     parts = [f"{ev.phase.value}", f"pid {ev.pid}", printable(ev.syscall, 40)]
@@ -115,10 +130,10 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("phase", "status", "time", "events", "processes", "notes"):
         table.add_column(col)
-    summaries = {s.phase: s for s in report.summary}
+    summaries = {(s.phase, s.pass_name): s for s in report.summary}
     for pr in report.phases:
-        s = summaries.get(pr.phase)
-        notes = []
+        s = summaries.get((pr.phase, pr.pass_name))
+        notes = [pr.pass_note] if pr.pass_note and pr.phase is Phase.STARTUP else []
         if pr.phase is Phase.IMPORT:
             bad = [st for st in pr.steps if st.status is not PhaseStatus.OK]
             notes.append(f"{len(pr.steps)} modules, {len(bad)} failed")
@@ -129,7 +144,7 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
         notes.extend(pr.problems[:2])
         st_style = "green" if pr.status is PhaseStatus.OK else "magenta"
         table.add_row(
-            pr.phase.value,
+            safe(pr.phase.value if pr.pass_name == DEFAULT_PASS else f"{pr.phase.value} [{pr.pass_name}]"),
             f"[{st_style}]{pr.status.value}[/]",
             f"{pr.duration:.1f}s",
             str(s.by_origin.get("candidate", 0)) + f" / {s.events}" if s else "-",
@@ -145,7 +160,7 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
         sev = SEVERITY_STYLE[f.severity]
         console.print(
             f"[{sev}]{f.severity.value.upper():8}[/] [bold]{safe(f.rule_id, 40)}[/] {safe(f.title, 200)} "
-            f"[dim]({f.phase.value})[/] — {safe(f.message, 2000)}"
+            f"[dim]({_where(f)})[/] — {safe(f.message, 2000)}"
         )
         for ev in f.evidence[:max_evidence]:
             console.print(f"           [dim]{escape(_evidence_line(ev))}[/]")

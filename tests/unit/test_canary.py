@@ -77,11 +77,12 @@ def test_honeytokens_are_unique_per_run_and_realistic() -> None:
             assert a.env[c.location[4:]] == c.value
         else:
             rel = c.location[2:]
-            text = a.files[rel]
+            text = a.files[rel] if rel in a.files else a.blobs[rel].decode("latin-1")
             # the docker password is only in the file inside base64("user:password")
             assert c.value in text or found(text.encode(), c, CanaryMatcher(a.canaries)), c
     plan = a.plan()
     assert plan["env"] == a.env and plan["home_files"] == a.files
+    assert {base64.b64decode(v) for v in plan["home_blobs"].values()} == set(a.blobs.values())  # type: ignore[union-attr]
     assert "/home/dev/.aws/credentials" in a.paths("/home/dev")
     assert all(c.fingerprint not in (c.value, "") and c.value not in c.fingerprint for c in a.canaries)
 
@@ -89,7 +90,8 @@ def test_honeytokens_are_unique_per_run_and_realistic() -> None:
 def test_reading_a_whole_planted_file_carries_its_canaries() -> None:
     for c in TOKENS.canaries:
         if c.location.startswith("~/"):
-            data = TOKENS.files[c.location[2:]].encode()
+            rel = c.location[2:]
+            data = TOKENS.files[rel].encode() if rel in TOKENS.files else TOKENS.blobs[rel]
             assert found(data, c) and found(base64.b64encode(data), c), c
 
 

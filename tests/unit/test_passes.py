@@ -1,0 +1,246 @@
+"""Extra passes, the pure parts: triggers, the plan overlay, the sinkhole's clock
+answers, the per-pass split of the network capture and of the judgement, and the
+Windows stubs (our own code, run here in a child interpreter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.agent import passes
+from sandbox.agent.sinkhole import NTP_EPOCH, ntp_reply
+from sandbox.judge.profiles import load_profile
+from sandbox.judge.report import pass_findings, pass_observation
+from sandbox.models import (
+    DEFAULT_PASS,
+    Event,
+    EventKind,
+    Observation,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+)
+from sandbox.runner.interface import RunOptions
+from sandbox.runner.plan import passes_plan
+from sandbox.trace.netcapture import network_capture
+
+# Real failure lines of the first pass (the import driver's "detail" of a module).
+WINDLL = "ImportError: cannot import name 'windll' from 'ctypes' (/usr/lib/python3.11/ctypes/__init__.py)"
+WIN32CRYPT = "ModuleNotFoundError: No module named 'win32crypt'"
+ATTR = "AttributeError: module 'ctypes' has no attribute 'windll'"
+
+
+@pytest.mark.parametrize(
+    "detail", [WINDLL, WIN32CRYPT, ATTR, "ModuleNotFoundError: No module named 'winreg'"]
+)
+def test_windows_trigger_fires_on_windows_only_imports(detail: str) -> None:
+    res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": detail}], "steps": []}]
+    why = passes.windows_trigger(res)
+    assert why.startswith("the default pass failed on a Windows-only import")
+
+
+@pytest.mark.parametrize(
+    "detail",
+    ["ModuleNotFoundError: No module named 'websocket'", "ImportError: cannot import name 'x' from 'y'", ""],
+)
+def test_windows_trigger_ignores_other_failures(detail: str) -> None:
+    res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": detail}], "steps": []}]
+    assert passes.windows_trigger(res) == ""
+
+
+def test_windows_trigger_reads_step_output_too() -> None:
+    out = 'Traceback (most recent call last):\n  File "x.pth"\n'
+    out += "ModuleNotFoundError: No module named 'win32api'\n"
+    assert passes.windows_trigger([{"phase": "startup", "steps": [{"output": out}]}])
+
+
+def test_time_trigger_on_timeouts_and_survivors_only() -> None:
+    quiet = [{"phase": "import", "modules": [{"name": "m", "status": "ok"}], "steps": [{"status": "ok"}]}]
+    assert passes.time_trigger(quiet) == ""
+    slow = [{"phase": "import", "modules": [{"name": "m", "status": "timeout"}], "steps": []}]
+    assert "timed out" in passes.time_trigger(slow)
+    idle = [{"phase": "startup", "steps": [{"status": "ok", "lingering": [{"pid": 5, "active": False}]}]}]
+    assert passes.time_trigger(idle) == ""
+    alive = [{"phase": "startup", "steps": [{"status": "ok", "tag": "t", "lingering": [{"pid": 5}]}]}]
+    assert "outlived" in passes.time_trigger(alive)
+
+
+def test_should_run_follows_when(tmp_path: Path) -> None:
+    (tmp_path / "import.result.json").write_text(
+        json.dumps({"phase": "import", "modules": [{"name": "m", "status": "error", "detail": WINDLL}]})
+    )
+    plan = {
+        "passes": {
+            "windows": {"when": "auto", "trigger": "windows"},
+            "time": {"when": "auto", "trigger": "time"},
+        }
+    }
+    assert passes.should_run(plan, "windows", tmp_path)
+    assert passes.should_run(plan, "time", tmp_path) == ""
+    plan["passes"]["time"]["when"] = "always"
+    assert passes.should_run(plan, "time", tmp_path) == "always run by the profile"
+    plan["passes"]["windows"]["when"] = "never"
+    assert passes.should_run(plan, "windows", tmp_path) == ""
+    assert passes.should_run(plan, "nosuch", tmp_path) == ""
+
+
+def test_pass_env_overlays_only_extra_passes() -> None:
+    plan = {"home": "/home/dev", "passes": {"windows": {"env": {"APPDATA": "{home}/x"}, "stubs": "windows"}}}
+    base = {"HOME": "/home/dev", "PYTHONPATH": "/p"}
+    assert passes.pass_env(plan, DEFAULT_PASS, base) is base
+    env = passes.pass_env(plan, "windows", base)
+    assert env["APPDATA"] == "/home/dev/x"
+    assert env["PYTHONPATH"] == f"{passes.STUB_ROOT}/windows{os.pathsep}/p"
+    assert "LD_PRELOAD" not in env and base == {"HOME": "/home/dev", "PYTHONPATH": "/p"}
+
+
+def test_tracee_env_preloads_libfaketime_only_in_a_shifted_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passes, "faketime_library", lambda: "/usr/lib/x/faketime/libfaketime.so.1")
+    monkeypatch.setattr(passes, "shared_clock_state", lambda: "/s /m")
+    plan = {"passes": {"time": {"clock_shift": 86400 * 40}, "windows": {"env": {}}}}
+    assert passes.tracee_env(plan, DEFAULT_PASS) == {} and passes.tracee_env(plan, "windows") == {}
+    env = passes.tracee_env(plan, "time")
+    assert env["LD_PRELOAD"].endswith("libfaketime.so.1") and env["FAKETIME"] == f"+{86400 * 40}"
+    assert env["FAKETIME_DONT_FAKE_MONOTONIC"] == "1" and env["FAKETIME_SHARED"] == "/s /m"
+
+
+def test_passes_plan_shift_is_random_within_30_to_180_days() -> None:
+    opts = RunOptions(passes={"windows": "auto", "time": "always"})
+    shifts = {passes_plan(opts, None)["time"]["clock_shift"] for _ in range(20)}
+    assert len(shifts) > 1 and all(30 * 86400 <= s < 180 * 86400 for s in shifts)
+    assert passes_plan(RunOptions(passes={"windows": "never", "time": "never"}), None) == {}
+    deep, default = load_profile("deep").passes, load_profile("default").passes
+    assert (deep.windows, deep.time) == ("always", "always") and (default.windows, default.time) == (
+        "auto",
+        "auto",
+    )
+
+
+def test_ntp_reply_answers_client_requests_with_the_given_clock() -> None:
+    t = time.time() + 77 * 86400
+    req = bytes([0x23]) + bytes(39) + b"ORIGINTS"
+    rep = ntp_reply(req, t)
+    assert rep is not None and len(rep) == 48
+    assert rep[0] & 7 == 4 and (rep[0] >> 3) & 7 == 4 and rep[1] == 2
+    assert rep[24:32] == b"ORIGINTS"
+    secs = struct.unpack("!I", rep[40:44])[0] - NTP_EPOCH
+    assert abs(secs - t) < 1
+    assert ntp_reply(b"\x24" + bytes(47)) is None  # mode 4: not a request
+    assert ntp_reply(b"short") is None
+
+
+def test_network_records_of_a_pass_carry_its_name(tmp_path: Path) -> None:
+    rec = {
+        "kind": "udp",
+        "t": 1.0,
+        "src": "192.168.1.5:40000",
+        "bytes": 3,
+        "captured": 3,
+        "truncated": False,
+        "data_b64": "YWJj",
+        "pid": None,
+        "argv": [],
+    }
+    lines = [{**rec, "phase": "windows:import"}, {**rec, "phase": "import", "t": 2.0}]
+    (tmp_path / "net.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    net = network_capture(tmp_path, [], [], {}, None)
+    assert [(d.phase, d.pass_name) for d in net.datagrams] == [
+        (Phase.IMPORT, "windows"),
+        (Phase.IMPORT, "default"),
+    ]
+
+
+def _read(pass_name: str, path: str, seq: int) -> Event:
+    return Event(
+        phase=Phase.IMPORT,
+        seq=seq,
+        pid=40 + seq,
+        time=100.0 + seq,
+        syscall="openat",
+        kind=EventKind.FILE_READ,
+        path=path,
+        flags="O_RDONLY",
+        result=3,
+        argv=("/home/dev/project/.venv/bin/python", "x.py"),
+        pass_name=pass_name,
+    )
+
+
+def test_each_pass_is_judged_on_its_own_events() -> None:
+    key = "/home/dev/.ssh/id_rsa"
+    phases = tuple(
+        PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1, pass_name=n)
+        for n in ("default", "windows", "time")
+    )
+    obs = Observation(
+        events=(
+            _read("default", key, 1),
+            _read("windows", key, 2),
+            _read("windows", "/home/dev/.aws/credentials", 3),
+        ),
+        processes=(),
+        phases=phases,
+    )
+    assert [e.seq for e in pass_observation(obs, "windows").events] == [2, 3]
+    found = pass_findings(obs, None, load_profile("default"), "host")
+    default = [f for f in found if f.pass_name == DEFAULT_PASS]
+    windows = [f for f in found if f.pass_name == "windows"]
+    assert default and all(e.pass_name == DEFAULT_PASS for f in default for e in f.evidence)
+    assert windows and all(e.pass_name == "windows" for f in windows for e in f.evidence)
+    assert any("aws" in (e.path or "") for f in windows for e in f.evidence)
+    assert not any("aws" in (e.path or "") for f in default for e in f.evidence)
+    assert all("(in the windows pass)" in f.message for f in windows)
+    assert not [f for f in found if f.pass_name == "time"]  # nothing happened in it
+
+
+def test_windows_stubs_let_stealer_code_proceed(tmp_path: Path) -> None:
+    stubs = tmp_path / "stubs"
+    passes.install_stubs(stubs)
+    profile = tmp_path / "home" / ".wine" / "drive_c" / "users" / "dev"
+    leveldb = profile / "AppData" / "Roaming" / "discord" / "Local Storage" / "leveldb"
+    leveldb.mkdir(parents=True)
+    (leveldb / "000005.ldb").write_text("token-here")
+    code = (
+        "import ctypes, os, platform, subprocess, win32crypt, winreg\n"
+        "from ctypes import windll\n"
+        "p = os.getenv('APPDATA') + '\\\\discord\\\\Local Storage\\\\leveldb'\n"
+        "names = os.listdir(p)\n"
+        "text = open(p + '\\\\' + names[0]).read()\n"
+        "drive = open('C:\\\\users\\\\dev\\\\AppData\\\\Roaming\\\\discord'\n"
+        "             '\\\\Local Storage\\\\leveldb\\\\000005.ldb').read()\n"
+        "vars = os.path.expandvars('%APPDATA%\\\\discord')\n"
+        "print(names, text, drive, platform.system(), windll.kernel32.GetVolumeInformationW(None),"
+        " windll.kernel32.IsDebuggerPresent(), win32crypt.CryptUnprotectData(b'k', None)[1],"
+        " winreg.QueryValueEx(winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, 'x'), 'MachineGuid')[1],"
+        " os.path.isdir(vars), subprocess.run(['true']).returncode)\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin"),
+        "PYTHONPATH": str(stubs / "windows"),
+        "USERPROFILE": str(profile),
+        "APPDATA": str(profile / "AppData" / "Roaming"),
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "['000005.ldb']",
+        "token-here",
+        "token-here",
+        "Windows",
+        "1",
+        "0",
+        "b'k'",
+        "1",
+        "True",
+        "0",
+    ]
+    assert not list((stubs / "windows").glob("*.py")) or list(
+        (stubs / "windows" / "__pycache__").glob("*.pyc")
+    )
