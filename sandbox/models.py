@@ -45,6 +45,7 @@ class ArtifactRole(str, Enum):
     CANDIDATE = "candidate"
     DEPENDENCY = "dependency"
     BUILD = "build"  # build requirement of an sdist
+    KIT = "kit"  # what a developer's venv already has (setuptools, wheel, requests …) for legacy setup.py
 
 
 class Artifact(Frozen):
@@ -325,6 +326,20 @@ class Observation(Frozen):
     venv: str = "/home/dev/project/.venv"
 
 
+class Round(Frozen):
+    """One adaptive round: a step failed for lack of a module or distribution, the host
+    staged wheels (executing nothing) and the step ran again in the same container."""
+
+    number: int
+    phase: Phase
+    reason: str  # the failing step's line ("ModuleNotFoundError: No module named 'x'")
+    requested: tuple[str, ...] = ()  # "module websocket", "requirement requests==2.31.0"
+    added: tuple[str, ...] = ()  # files staged
+    installed: tuple[str, ...] = ()  # requirements the agent installed
+    missing: tuple[str, ...] = ()  # what nobody could supply, and why
+    seconds: float = 0.0
+
+
 class Report(Frozen):
     """The versioned JSON report of one vet run."""
 
@@ -347,6 +362,7 @@ class Report(Frozen):
     hostname: str = ""
     notes: tuple[str, ...] = ()
     network: NetworkCapture | None = None  # None in reports written before the sinkhole existed
+    rounds: tuple[Round, ...] = ()  # adaptive rounds: what was added mid-run, and why
 
 
 # --------------------------------------------------------------------------- network (sinkhole)

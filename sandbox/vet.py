@@ -13,15 +13,18 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 import requests.exceptions
 
 from sandbox.agent.protocol import SANDBOX_USER, Plan
-from sandbox.errors import EngineError, Interrupted
+from sandbox.errors import EngineError, Interrupted, PkgSandboxError
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
+from sandbox.fetch.rounds import RoundFetcher
 from sandbox.judge.canary import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.report import judge, partial_report, with_static_opinion
@@ -96,7 +99,9 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
         plan: Plan = {**setup, **build_plan(staged, options.run)}
         plan["honeytokens"] = profile.honeytokens.enabled
-        raw = session.run_phases(plan, observer)
+        rounds = RoundFetcher(target, stage, staged.candidate.name)
+        plan["rounds"] = rounds.plan()
+        raw = session.run_phases(plan, observer, on_need=_need_handler(rounds, observer))
         kept = session.keep() if options.keep else None
         session.close()
         observer.status("parsing traces and judging")
@@ -116,6 +121,8 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
                 *([kept] if kept else []),
             ],
             network=network,
+            rounds=rounds.rounds,
+            extra_artifacts=rounds.artifacts,
         )
         report = with_static_opinion(report, stage / "artifacts" / staged.candidate.filename, profile)
         if options.evidence is not None:
@@ -135,3 +142,17 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             session.close()
         pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _need_handler(rounds: RoundFetcher, observer: Observer) -> Callable[[dict[str, Any]], None]:
+    """Answers the agent's ``need`` messages (always: the agent must never wait in vain)."""
+
+    def on_need(msg: dict[str, Any]) -> None:
+        wanted = ", ".join([*msg.get("modules", []), *msg.get("requirements", [])])
+        observer.status(f"round {msg.get('round')}: fetching {wanted} (wheels only, nothing runs here)")
+        try:
+            rounds.answer(msg)
+        except (PkgSandboxError, OSError, ValueError) as exc:
+            rounds.fail(msg, f"{type(exc).__name__}: {exc}")
+
+    return on_need

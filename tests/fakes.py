@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sandbox.agent.protocol import Plan
 from sandbox.models import ImageInfo
@@ -32,7 +34,9 @@ class FakeSession(Session):
         self.hostname = raw.hostname
         self.closed = False
 
-    def run_phases(self, plan: Plan, observer: Observer) -> RawRun:
+    def run_phases(
+        self, plan: Plan, observer: Observer, on_need: Callable[[dict[str, Any]], None] | None = None
+    ) -> RawRun:
         self.plans.append(plan)
         out = self.staging.parent / "traces"  # where the Docker sandbox collects them too
         out.mkdir(exist_ok=True)

@@ -18,12 +18,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, init, passes, protocol, sinkhole, tells, trust, watch
+from . import fsdiff, guard, init, passes, protocol, rounds, sinkhole, tells, trust, watch
 
 PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", protocol.PLAN_PATH))
 OUT = Path(protocol.OUT)
 RUN_DIR = Path(protocol.RUN_DIR)
 VENV_TEMPLATE = Path(protocol.VENV_TEMPLATE)
+STAGE = PLAN_PATH.parent
+STAGE_ARTIFACTS = STAGE / "artifacts"
+# What a developer types at prompts: input() in setup.py gets answers, not EOFError.
+ANSWERS = b"y\n" * 200
+_ROUNDS: rounds.Rounds | None = None
 EXIT_OK, EXIT_USAGE, EXIT_FAIL = 0, 2, 3
 
 
@@ -82,6 +87,22 @@ def copy_venv(dest: Path) -> None:
     cfg = dest / "pyvenv.cfg"
     if cfg.exists():
         cfg.write_text(cfg.read_text().replace(str(VENV_TEMPLATE), str(dest)))
+    _pip_keeps_stdin(dest)
+
+
+def _pip_keeps_stdin(venv: Path) -> None:
+    """pip runs setup.py / build hooks with a closed stdin pipe, so ``input()`` there
+    raises EOFError; a developer's terminal answers. Let the hooks inherit pip's
+    stdin (the step's pipe of answers). Harness-side only: pip is ours."""
+    for path in venv.glob("lib/python*/site-packages/pip/_internal/utils/subprocess.py"):
+        text = path.read_text()
+        patched = text.replace(
+            "            stdin=subprocess.PIPE,\n", "            stdin=None,\n", 1
+        ).replace("        assert proc.stdin\n        proc.stdin.close()\n", "", 1)
+        if patched != text:
+            path.write_text(patched)
+            for cached in path.parent.glob("__pycache__/subprocess.*.pyc"):
+                cached.unlink()
 
 
 def cmd_setup(plan: dict[str, Any]) -> int:
@@ -384,6 +405,9 @@ class StepRun:
         # progress pipe, which the tracee must find at exactly fd 3.
         out_r, out_w = (_high_fd(fd) for fd in os.pipe())
         ctl_r, ctl_w = (_high_fd(fd) for fd in os.pipe())
+        in_r, in_w = (_high_fd(fd) for fd in os.pipe())
+        os.write(in_w, ANSWERS)  # fits the pipe buffer: never blocks
+        os.close(in_w)
         os.dup2(ctl_w, 3, inheritable=False)
         os.close(ctl_w)
         os.set_blocking(out_r, False)
@@ -393,7 +417,7 @@ class StepRun:
         self.start_ns = time.monotonic_ns()
         proc = subprocess.Popen(
             self.command(),
-            stdin=subprocess.DEVNULL,
+            stdin=in_r,
             stdout=out_w,
             stderr=out_w,
             pass_fds=(3,),
@@ -402,6 +426,7 @@ class StepRun:
             preexec_fn=guard.recorder_preexec,
         )
         os.close(out_w)
+        os.close(in_r)
         os.close(3)
         sel = selectors.DefaultSelector()
         sel.register(out_r, selectors.EVENT_READ, "out")
@@ -777,21 +802,120 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _pip_install(plan: dict[str, Any], names: list[str]) -> list[str]:
+    """argv of a harness pip step installing staged index packages (wheels) into the venv."""
+    return [
+        f"{plan['venv']}/bin/python",
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        str(STAGE_ARTIFACTS),
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        *names,
+    ]
+
+
+def _with_flag(args: list[str], flag: str, extra: list[str] | None = None) -> list[str]:
+    """pip *args* with *flag* right after ``install`` (and *extra* targets at the end)."""
+    if flag in args:
+        return args
+    i = args.index("install") + 1
+    return [*args[:i], flag, *args[i:], *(extra or [])]
+
+
+def run_rounds() -> rounds.Rounds:
+    global _ROUNDS
+    if _ROUNDS is None:
+        _ROUNDS = rounds.Rounds(load_plan(), STAGE)
+    return _ROUNDS
+
+
 def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    """pip install of the candidate; on a missing module or distribution, a round (the
+    host stages wheels) and the install re-runs in this container. Legacy setup.py
+    sdists first get a developer's venv (the kit) and build without isolation."""
     py = f"{plan['venv']}/bin/python"
-    argv = [py, *plan["install_args"]]
-    step = StepRun(plan, "install", "0", argv).run(timeout, window)
-    res = step.result()
-    status = res["status"]
-    if status == "ok" and res["exit_code"] != 0:
+    args: list[str] = list(plan["install_args"])
+    end = time.monotonic() + timeout
+    steps: list[dict[str, Any]] = []
+    problems: list[str] = []
+    kit = list(plan.get("kit") or [])
+    if kit:
+        emit("status", phase="install", msg=f"developer packages: {' '.join(kit)}")
+        res = (
+            StepRun(plan, "install", "kit", _pip_install(plan, kit))
+            .run(end - time.monotonic(), window)
+            .result()
+        )
+        steps.append(res)
+        if res["status"] == "ok" and res["exit_code"] == 0:
+            args = _with_flag(args, "--no-build-isolation")
+        else:
+            problems.append("the developer packages did not install; building with isolation")
+    rnd = run_rounds()
+    attempt = 0
+    while True:
+        run = StepRun(plan, "install", str(attempt), [py, *args])
+        step = run.run(max(1.0, end - time.monotonic()), window).result()
+        steps.append(step)
+        if step["status"] != "ok" or step["exit_code"] == 0 or time.monotonic() >= end:
+            break
+        modules, reqs = rounds.needs_from_output(step["output"])
+        if not (modules or reqs):
+            break
+        reason = next(
+            (
+                ln.strip()
+                for ln in reversed(step["output"].splitlines())
+                if "No module named" in ln or "No matching distribution" in ln
+            ),
+            "",
+        )
+        answer = rnd.ask("install", modules, reqs, reason)
+        if answer is None:
+            if reqs and "--no-deps" not in args:
+                # Dependencies nobody can supply (no Linux wheel …): install the candidate
+                # alone with what was staged, as a developer would with --no-deps.
+                args = _with_flag(args, "--no-deps", list(plan.get("dependency_files") or []))
+                attempt += 1
+                continue
+            break
+        names = [str(n) for n in answer.get("install") or []]
+        changed = False
+        if names:
+            pip_res = StepRun(plan, "install", f"round{rnd.used}-pip", _pip_install(plan, names))
+            steps.append(pip_res.run(max(1.0, end - time.monotonic()), window).result())
+            changed = True
+        if modules and names and "--no-build-isolation" not in args:
+            # setup.py imports what its isolated build env cannot have: build in the venv
+            build = [str(n) for n in plan.get("build_names") or []]
+            if build:
+                pip_res = StepRun(plan, "install", f"round{rnd.used}-build", _pip_install(plan, build))
+                steps.append(pip_res.run(max(1.0, end - time.monotonic()), window).result())
+            args = _with_flag(args, "--no-build-isolation")
+        if reqs and answer.get("missing") and "--no-deps" not in args:
+            args = _with_flag(args, "--no-deps", list(plan.get("dependency_files") or []))
+            changed = True
+        if not changed:
+            break
+        attempt += 1
+    last = steps[-1]
+    status = last["status"]
+    if status == "ok" and last["exit_code"] != 0:
         status = "error"
     inv: dict[str, Any] = {}
     try:
         inv = inventory(plan)
     except Exception as exc:  # an install that failed may leave no site-packages
-        res["problems"].append(f"inventory failed: {exc}")
+        last["problems"].append(f"inventory failed: {exc}")
     (OUT / "inventory.json").write_text(json.dumps(inv))
-    return {"phase": "install", "status": status, "steps": [res], "inventory": inv}
+    return {"phase": "install", "status": status, "steps": steps, "inventory": inv, "problems": problems}
 
 
 def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
@@ -879,6 +1003,9 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         idx = max(remaining.index(n) for n in attempted if n in remaining)
         remaining = remaining[idx + 1 :]
         attempt += 1
+    if status == "ok":
+        results, more = _import_rounds(plan, modules, results, end, window)
+        steps += more
     return {
         "phase": "import",
         "status": status,
@@ -886,6 +1013,55 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         "modules": results,
         "modules_capped": inv.get("modules_capped", 0),
     }
+
+
+def _import_rounds(
+    plan: dict[str, Any], modules: list[str], results: list[dict[str, Any]], end: float, window: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Modules that failed on a module nobody installed: a round (the host stages the
+    distribution providing it, a harness pip step installs it), then they import again."""
+    rnd = run_rounds()
+    own = {m.split(".")[0] for m in modules}
+    steps: list[dict[str, Any]] = []
+    py = f"{plan['venv']}/bin/python"
+    while rnd.available() and end - time.monotonic() > 1:
+        missing = {
+            r["name"]: rounds.missing_module(str(r.get("detail", "")))
+            for r in results
+            if r["status"] == "error"
+        }
+        wanted = sorted({m for m in missing.values() if m and m not in own})
+        if not wanted:
+            break
+        reason = next(str(r["detail"]) for r in results if missing.get(r["name"]) in wanted)
+        answer = rnd.ask("import", wanted, [], reason)
+        names = [str(n) for n in (answer or {}).get("install") or []]
+        if not names:
+            break
+        pip_step = StepRun(plan, "import", f"round{rnd.used}-pip", _pip_install(plan, names))
+        steps.append(pip_step.run(max(1.0, end - time.monotonic()), window).result())
+        retry = [n for n, m in missing.items() if m in wanted]
+        emit("status", phase="import", msg=f"round {rnd.used}: importing {len(retry)} modules again")
+        run = ImportRun(
+            plan,
+            f"r{rnd.used}",
+            [py, str(RUN_DIR / "pkgsandbox_import.py"), *retry],
+            float(plan.get("module_timeout", 30)),
+        )
+        run.run(max(1.0, end - time.monotonic()), window)
+        res = run.result()
+        res["argv"] = [*res["argv"][:2], f"<{len(retry)} modules>"]
+        steps.append(res)
+        again = {r["name"]: r for r in run.results}
+        if run.current is not None:
+            again[run.current[0]] = {
+                "name": run.current[0],
+                "status": "error",
+                "duration": 0,
+                "detail": "interpreter exited during import",
+            }
+        results = [again.get(r["name"], r) if r["name"] in retry else r for r in results]
+    return results, steps
 
 
 def entry_point_scripts(text: str) -> list[str]:

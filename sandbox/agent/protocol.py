@@ -71,13 +71,19 @@ class Plan(TypedDict, total=False):
     output_cap: int
     strace: list[str]  # the recorder's argv, "{output}" standing for the trace file
     recorder: str  # "strace" (inside, per step) or "ebpf" (on the host: steps run untraced)
+    kit: list[str]  # developer packages installed before a legacy setup.py sdist
+    dependency_files: list[str]  # staged dependency wheels (listed by a --no-deps install)
+    build_names: list[str]  # build requirements a build without isolation needs in the venv
+    rounds: dict[str, Any]  # adaptive rounds: {"max": N, "wait": seconds}
 
 
 # --------------------------------------------------------------------------- messages
 # "status" (progress: phase, msg), "phase" (a phase starts: phase), "result" (a phase's
 # record, see sandbox.runner.interface.AgentPhase), "setup", "probe", "tells" (doctor --tells),
-# "done", "error" (msg).
-MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "tells", "done", "error"})
+# "done", "error" (msg), "need" (an adaptive round: round, phase, modules, requirements,
+# reason; the agent then waits for ROUNDS_DIR/<round>.json: {"install", "added", "missing"}).
+MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "tells", "done", "error", "need"})
+ROUNDS_DIR = f"{STAGE}/rounds"
 
 
 SETPRIV = "/usr/bin/setpriv"

@@ -103,7 +103,7 @@ class SdistContents:
     """The metadata members of a source distribution, read in memory."""
 
     path: Path
-    top: str  # the single top-level directory, e.g. "foo-1.0"
+    top: str  # the single top-level directory, e.g. "foo-1.0" ("" : files at the archive root)
     filename_name: NormalizedName | None
     filename_version: str | None
     pkg_info: bytes | None = None
@@ -514,8 +514,9 @@ def inspect_sdist(path: Path, limits: Limits = DEFAULT_LIMITS) -> SdistContents:
     links: list[tuple[str, str, bool]] = []  # (member, target, symlink?)
 
     def want(name: str) -> bool:
+        # foo-1.0/PKG-INFO, or PKG-INFO itself in an sdist with files at the root
         parts = name.split("/")
-        return len(parts) == 2 and parts[1] in _SDIST_MEMBERS
+        return len(parts) <= 2 and parts[-1] in _SDIST_MEMBERS
 
     def keep(name: str, data: bytes | None) -> None:
         names.append(name)
@@ -547,28 +548,39 @@ def inspect_sdist(path: Path, limits: Limits = DEFAULT_LIMITS) -> SdistContents:
         raise _invalid(path, "sdist", exc) from None
     except _CORRUPT as exc:
         raise _invalid(path, "sdist", f"corrupt or truncated archive ({type(exc).__name__}: {exc})") from None
-    has_setup_py = f"{top}/setup.py" in names
+    prefix = f"{top}/" if top else ""
+    has_setup_py = f"{prefix}setup.py" in names
     contents = SdistContents(
         path=path,
         top=top,
         filename_name=split[0],
         filename_version=split[1],
-        pkg_info=found.get(f"{top}/PKG-INFO"),
-        pyproject=found.get(f"{top}/pyproject.toml"),
-        setup_cfg=found.get(f"{top}/setup.cfg"),
+        pkg_info=found.get(f"{prefix}PKG-INFO"),
+        pyproject=found.get(f"{prefix}pyproject.toml"),
+        setup_cfg=found.get(f"{prefix}setup.cfg"),
         has_setup_py=has_setup_py,
-        notes=_top_dir_notes(path, top, split),
+        notes=_top_dir_notes(path, top, split)
+        if top
+        else (f"{path.name}: files sit at the archive root (no top-level directory); pip accepts it",),
     )
     if contents.pkg_info is None and contents.pyproject is None and not has_setup_py:
-        raise _invalid(path, "sdist", f"{top}/ has no PKG-INFO, pyproject.toml or setup.py")
+        raise _invalid(
+            path, "sdist", f"{prefix or 'the archive root'} has no PKG-INFO, pyproject.toml or setup.py"
+        )
     return contents
 
 
+_ROOT_MARKERS = frozenset({"setup.py", "pyproject.toml", "PKG-INFO"})
+
+
 def _single_top(names: list[str]) -> str:
+    """The single top-level directory, or "" when the tree sits at the archive root."""
     tops = {n.split("/", 1)[0] for n in names if n}
     if not tops:
         raise _Rejected("the archive is empty")
     if len(tops) != 1:
+        if tops & _ROOT_MARKERS:
+            return ""  # the source tree is the archive root: pip unpacks it as it is
         shown = ", ".join(sorted(tops)[:5])
         raise _Rejected(f"expected a single top-level directory, found {shown}")
     top = tops.pop()

@@ -58,7 +58,15 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 20  # pip runs per resolution (each adds a stub or target-only deps)
 MAX_BUILD_DEPTH = 3  # build requirements of build requirements of …
 MAX_SDIST_TRIES = 3  # sdists downloaded per requirement before giving up
-_ROLE_ORDER = {ArtifactRole.CANDIDATE: 0, ArtifactRole.DEPENDENCY: 1, ArtifactRole.BUILD: 2}
+_ROLE_ORDER = {
+    ArtifactRole.CANDIDATE: 0,
+    ArtifactRole.DEPENDENCY: 1,
+    ArtifactRole.BUILD: 2,
+    ArtifactRole.KIT: 3,
+}
+# What a developer's venv has when they run a legacy setup.py (pip without build
+# isolation): staged for sdists without [build-system], installed before the candidate.
+KIT = ("wheel", "requests", "six")
 _WHEEL_TOKEN = re.compile(r"[\w.+!-]+\.whl")
 _BARE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -72,6 +80,9 @@ class StagedSet(Frozen):
     install_target: str
     requested: str
     notes: tuple[str, ...] = ()
+    kit: tuple[str, ...] = ()  # requirements to install before the candidate (legacy setup.py)
+    missing: tuple[str, ...] = ()  # declared dependencies nobody could stage, and why
+    no_deps: bool = False  # install the candidate with --no-deps (dependencies missing)
 
 
 # --------------------------------------------------------------------------- internal records
@@ -169,6 +180,9 @@ class _Fetcher:
         self._constraints: dict[NormalizedName, SpecifierSet] | None = None
         self._sdists: dict[tuple[NormalizedName, str], _Sdist] = {}
         self._seen_versions: dict[NormalizedName, str] = {}
+        self.kit: tuple[str, ...] = ()
+        self.missing: list[str] = []
+        self.fell_back = False  # dependencies could not all be staged: install with --no-deps
 
     # ----------------------------------------------------------------- index access (lazy)
 
@@ -222,7 +236,14 @@ class _Fetcher:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-index")
             listing_job = pool.submit(lambda: self.index.listing(spec.name))
         try:
-            resolution = self.resolve(roots, label=label, preset=preset)
+            try:
+                resolution = self.resolve(roots, label=label, preset=preset)
+            except (FetchError, InputError) as exc:
+                if not spec.is_file:
+                    raise
+                # A local file whose dependencies cannot all be staged (no Linux wheel …):
+                # stage it with what is available; it installs with --no-deps.
+                resolution = self._best_effort(preset, exc)
             candidate = self._candidate(resolution)
             self._listing_job = listing_job
             newer = self._newer_sdist_release(candidate) if spec.kind is SpecKind.REQUIREMENT else None
@@ -254,8 +275,64 @@ class _Fetcher:
             for d in resolution.dists
         ]
         staged += [(d, ArtifactRole.BUILD) for d in self._build_requirements(resolution.dists)]
+        if candidate.sdist is not None and candidate.sdist.meta.legacy:
+            staged += [(d, ArtifactRole.KIT) for d in self._kit()]
         self._python_note()
         return candidate, staged
+
+    def _kit(self) -> list[_Dist]:
+        """The developer packages for a legacy setup.py (best effort: a note if not)."""
+        try:
+            resolution = self.resolve([_Root(r, NormalizedName(r)) for r in KIT], label="developer packages")
+        except (FetchError, InputError) as exc:
+            self._note(f"developer packages ({', '.join(KIT)}) could not be staged: {exc.message}")
+            return []
+        self.kit = KIT
+        return list(resolution.dists)
+
+    def _best_effort(
+        self, preset: dict[str, tuple[_Sdist, str]], exc: FetchError | InputError
+    ) -> _Resolution:
+        """The local candidate alone plus each declared dependency that can be staged;
+        the others are recorded in :attr:`missing` (the install then uses --no-deps)."""
+        path = Path(self.spec.path)
+        if self.spec.kind is SpecKind.WHEEL:
+            wheel = inspect_wheel(path)
+            cand = _Dist(
+                path, wheel.name, str(wheel.version), ArtifactKind.WHEEL, str(path), wheel.requires_dist
+            )
+        else:
+            sdist = next(iter(preset.values()))[0]
+            meta = sdist.meta
+            cand = _Dist(
+                path,
+                meta.name,
+                str(Version(meta.version)),
+                ArtifactKind.SDIST,
+                str(path),
+                meta.requires_dist,
+                sdist,
+            )
+        resolution = _Resolution([cand])
+        self.fell_back = True
+        env = self.target.markers()
+        for text in cand.requires or ():
+            req = _lenient(text)
+            if req is None or req.url or not marker_applies(req.marker, env, self.spec.extras):
+                continue
+            root = _root_for(req)
+            try:
+                part = self.resolve([root], label=f"dependency {root.pip} of {path.name}")
+            except (FetchError, InputError) as dep_exc:
+                self.missing.append(f"{root.pip}: {dep_exc.message[:200]}")
+                continue
+            known = {d.filename for d in resolution.dists}
+            resolution.dists += [d for d in part.dists if d.filename not in known]
+        self._note(
+            f"not every dependency of {path.name} could be staged ({exc.message[:200]}); "
+            f"missing: {'; '.join(self.missing) or 'none'}; the candidate is installed with --no-deps"
+        )
+        return resolution
 
     def _check_spec_marker(self) -> None:
         if not self.spec.marker:
@@ -803,4 +880,7 @@ def fetch(
         install_target=f"{staged_candidate.filename}{parsed.extras_suffix()}",
         requested=spec,
         notes=tuple(fetcher.notes),
+        kit=fetcher.kit,
+        missing=tuple(fetcher.missing),
+        no_deps=fetcher.fell_back,
     )

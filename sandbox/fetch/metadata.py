@@ -52,6 +52,7 @@ class StaticMetadata:
     build_backend: str | None
     source: str  # where the dependencies came from
     notes: tuple[str, ...]
+    legacy: bool = False  # no [build-system]: pip runs setup.py (a developer's venv, no isolation)
 
 
 def _text(data: bytes) -> str:
@@ -200,6 +201,7 @@ def read_static_metadata(contents: SdistContents) -> StaticMetadata:
     else:
         build_requires = LEGACY_BUILD_REQUIRES
         backend = None
+    legacy = build_system is None and contents.has_setup_py
     if backend in (None, *_SETUPTOOLS_BACKENDS) and not any(_req_name(r) == "wheel" for r in build_requires):
         # setuptools' get_requires_for_build_wheel hook asks for "wheel" in
         # versions before 70.1; stage it so the offline build cannot miss it.
@@ -226,6 +228,7 @@ def read_static_metadata(contents: SdistContents) -> StaticMetadata:
         build_backend=backend,
         source=source,
         notes=tuple(notes),
+        legacy=legacy,
     )
 
 

@@ -16,6 +16,7 @@ from sandbox.judge.static import second_opinion
 from sandbox.judge.verdict import verdict_for
 from sandbox.models import (
     DEFAULT_PASS,
+    Artifact,
     Finding,
     ImageInfo,
     Inventory,
@@ -25,6 +26,7 @@ from sandbox.models import (
     PhaseResult,
     PhaseSummary,
     Report,
+    Round,
     Verdict,
 )
 
@@ -124,6 +126,8 @@ def judge(
     hostname: str = "",
     notes: Iterable[str] = (),
     network: NetworkCapture | None = None,
+    rounds: Sequence[Round] = (),
+    extra_artifacts: Sequence[Artifact] = (),
 ) -> Report:
     """Findings and verdict for an observation under *profile*, as a report (with the
     sinkhole's *network* section and its rules when there is one)."""
@@ -141,7 +145,7 @@ def judge(
         finished=time.time(),
         profile=f"{profile.name} ({profile.digest()})",
         image=image,
-        artifacts=staged.artifacts if staged else (),
+        artifacts=(staged.artifacts if staged else ()) + tuple(extra_artifacts),
         phases=obs.phases,
         summary=summarise(obs),
         processes=obs.processes,
@@ -154,6 +158,7 @@ def judge(
         hostname=hostname,
         notes=tuple(notes) + (staged.notes if staged else ()),
         network=network,
+        rounds=tuple(rounds),
     )
 
 

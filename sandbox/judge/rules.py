@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from sandbox.judge.incomplete import incomplete_reasons as incomplete_reasons  # re-exported
 from sandbox.judge.profiles import Allowlist, Profile, glob_regex
 from sandbox.models import (
     Event,
@@ -24,7 +25,6 @@ from sandbox.models import (
     Observation,
     Origin,
     Phase,
-    PhaseStatus,
     ProcessInfo,
     PthFile,
     Severity,
@@ -1423,14 +1423,3 @@ def apply_profile(findings: list[Finding], profile: Profile | None) -> list[Find
             if f.rule_id not in profile.rules.disabled
         ]
     return sorted(findings, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
-
-
-def incomplete_reasons(obs: Observation) -> list[str]:
-    """Why the run could not look at everything (empty when it could)."""
-    reasons = []
-    for pr in obs.phases:
-        if pr.status is not PhaseStatus.OK:
-            reasons.append(f"{pr.phase.value} phase {pr.status.value}")
-        if not pr.trace_complete:
-            reasons.append(f"{pr.phase.value} trace incomplete")
-    return reasons

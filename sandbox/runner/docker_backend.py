@@ -339,8 +339,15 @@ class DockerSession(SessionABC):
         tmp.chmod(0o644)
         tmp.replace(path)  # atomic: the agent never reads half a plan
 
-    def run_phases(self, plan: Plan, observer: Observer) -> RawRun:
-        """Run every phase, collect the traces; the container stays until :meth:`close`."""
+    def run_phases(
+        self,
+        plan: Plan,
+        observer: Observer,
+        on_need: Callable[[dict[str, Any]], None] | None = None,
+    ) -> RawRun:
+        """Run every phase, collect the traces; the container stays until :meth:`close`.
+
+        *on_need* answers the agent's ``need`` messages (adaptive rounds) while it waits."""
         backend, container, options = self.backend, self.container, self.options
         self.write_plan(plan)
         trace_dir = self.staging.parent / "traces"
@@ -358,6 +365,8 @@ class DockerSession(SessionABC):
                 ap = AgentPhase.model_validate(msg)
                 phases.append(ap)
                 observer.phase_finished(ap.phase, ap.status, time.monotonic() - t0[0])
+            elif kind == "need" and on_need is not None:
+                on_need(msg)
 
         # One exec runs every phase (a failed install stops it: later phases would
         # observe nothing); the budget covers each phase, its windows and restarts.

@@ -4,6 +4,7 @@ back, and the progress observer."""
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,8 +147,13 @@ class Session(abc.ABC):
     hostname: str
 
     @abc.abstractmethod
-    def run_phases(self, plan: Plan, observer: Observer) -> RawRun:
-        """Run the plan's phases, collect the traces; the sandbox stays until :meth:`close`."""
+    def run_phases(
+        self, plan: Plan, observer: Observer, on_need: Callable[[dict[str, Any]], None] | None = None
+    ) -> RawRun:
+        """Run the plan's phases, collect the traces; the sandbox stays until :meth:`close`.
+
+        *on_need* answers the agent's ``need`` messages (adaptive rounds): it stages what a
+        step lacked and writes the answer the agent waits for."""
 
     @abc.abstractmethod
     def keep(self) -> str:

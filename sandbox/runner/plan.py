@@ -9,7 +9,7 @@ from sandbox.agent.protocol import STAGE_ARTIFACTS, Plan, identity_plan
 from sandbox.fetch import StagedSet
 from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.profiles import Profile
-from sandbox.models import Phase
+from sandbox.models import ArtifactRole, Phase
 from sandbox.runner.interface import Limits, RunOptions
 from sandbox.runner.recorder import strace_argv
 from sandbox.runner.seccomp import TRACED_DENIED
@@ -50,8 +50,15 @@ def install_args(staged: StagedSet) -> list[str]:
         "--no-input",
         "--progress-bar",
         "off",
+        *(["--no-deps"] if staged.no_deps else []),
         f"{STAGE_ARTIFACTS}/{staged.install_target}",
+        *(dependency_files(staged) if staged.no_deps else []),
     ]
+
+
+def dependency_files(staged: StagedSet) -> list[str]:
+    """The staged dependency wheels, as the sandbox sees them (a --no-deps install lists them)."""
+    return [f"{STAGE_ARTIFACTS}/{a.filename}" for a in staged.artifacts if a.role is ArtifactRole.DEPENDENCY]
 
 
 def build_plan(staged: StagedSet, options: RunOptions) -> Plan:
@@ -61,6 +68,10 @@ def build_plan(staged: StagedSet, options: RunOptions) -> Plan:
         {
             "candidate": {"name": staged.candidate.name, "version": staged.candidate.version},
             "install_args": install_args(staged),
+            "kit": list(staged.kit),
+            "dependency_files": dependency_files(staged),
+            # what a build without isolation needs in the venv (a round switched to it)
+            "build_names": sorted({a.name for a in staged.artifacts if a.role is ArtifactRole.BUILD}),
             "phases": {p.value: {"timeout": options.timeouts[p]} for p in options.phases},
             "window": options.window,
             "module_timeout": options.module_timeout,

@@ -85,7 +85,7 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
                 notes.append(f"{_label(ap)}/{step.tag}: {parsed.unparsed} trace line(s) not understood")
         events.extend(phase_events)
         results.append(phase_result(ap, complete, lines, nbytes))
-    harness = [tuple(raw.harness_argv[k]) for k in raw.harness_argv if k.startswith("install.")]
+    harness = [tuple(argv) for k, argv in raw.harness_argv.items() if is_harness_step(k)]
     events, processes = classify(events, processes, harness, VENV, PROJECT)
     events, processes = untrust_hooked_harness(events, processes, VENV)
     inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
@@ -143,6 +143,16 @@ def _renumber(events: Sequence[Event], start: int) -> tuple[Event, ...]:
     return tuple(e.model_copy(update={"seq": i}) for i, e in enumerate(events, start))
 
 
+def is_harness_step(key: str) -> bool:
+    """Steps whose own process is the harness: pip installing the candidate (its build
+    backend's processes stay candidate), and pip installing index wheels for the
+    developer kit or a round ("phase.kit", "phase.roundN-pip", "phase.roundN-build")."""
+    phase, _, tag = key.partition(".")
+    return (
+        phase == "install" or tag == "kit" or (tag.startswith("round") and tag.endswith(("-pip", "-build")))
+    )
+
+
 def attribute_calls(events: list[Event], step_context: str, calls: Sequence[AgentModule]) -> list[Event]:
     """Execute phase: tag each event with the entry point or function call that caused it
     (calls run one at a time, so the call whose [start, end] holds the event's time)."""
@@ -175,7 +185,7 @@ def phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Pha
     else:
         steps = tuple(
             StepResult(
-                name=s.tag if ap.phase is not Phase.INSTALL else "pip install",
+                name=s.tag if ap.phase is not Phase.INSTALL or not s.tag.isdigit() else "pip install",
                 status=_status(s.status) if s.exit_code in (0, None) else PhaseStatus.ERROR,
                 duration=0.0,
                 detail=f"exit {s.exit_code}" if s.exit_code not in (0, None) else "",

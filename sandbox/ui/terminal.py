@@ -114,6 +114,18 @@ def _evidence_line(ev: Evidence) -> str:
     return " · ".join(parts)
 
 
+def render_rounds(report: Report, console: Console) -> None:
+    """Adaptive rounds: what a failing step lacked, what was staged, what nobody had."""
+    for r in report.rounds:
+        added = ", ".join(r.installed) or "nothing"
+        line = f"round {r.number} ({r.phase.value}): {', '.join(r.requested)} → added {added}"
+        if r.missing:
+            line += f"; missing: {'; '.join(r.missing)}"
+        console.print(f"[cyan]{escape(line[:300])}[/]")
+        if r.reason:
+            console.print(f"  [dim]because {escape(r.reason[:200])}[/]")
+
+
 def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -> None:
     """The human summary: verdict, phases, findings with their evidence."""
     style = VERDICT_STYLE[report.verdict]
@@ -152,6 +164,7 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
             safe("; ".join(notes), 100),
         )
     console.print(table)
+    render_rounds(report, console)
     if report.network is not None:
         render_network(report.network, console)
     if not report.findings:

@@ -385,12 +385,21 @@ def test_garbage_named_tar_gz(tmp_path: Path) -> None:
 
 
 def test_sdist_without_single_top_dir(tmp_path: Path) -> None:
-    path = write_tar(tmp_path / "foo-1.0.tar.gz", {"PKG-INFO": b"", "setup.py": b""})
     path2 = write_tar(tmp_path / "bar-1.0.tar.gz", {"a/PKG-INFO": b"", "b/setup.py": b""})
     with pytest.raises(InputError, match="single top-level directory"):
-        inspect_sdist(path)
-    with pytest.raises(InputError, match="single top-level directory"):
         inspect_sdist(path2)
+
+
+def test_root_level_sdist_is_accepted_with_a_note(tmp_path: Path) -> None:
+    # pip installs an sdist whose files sit at the archive root: so must vet
+    pkg_info = b"Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n"
+    path = write_tar(
+        tmp_path / "foo-1.0.tar.gz", {"PKG-INFO": pkg_info, "setup.py": b"", "foo/__init__.py": b""}
+    )
+    contents = inspect_sdist(path)
+    assert contents.top == ""
+    assert contents.pkg_info == pkg_info and contents.has_setup_py
+    assert any("archive root" in n for n in contents.notes)
 
 
 def test_archive_that_is_not_a_distribution(tmp_path: Path) -> None:

@@ -1,0 +1,96 @@
+"""Adaptive rounds, agent side: what a failed step was missing, and asking the host for it.
+
+A step that fails on ``ModuleNotFoundError`` (setup.py, an import) or on pip's
+"No matching distribution found for X" names what it lacked. The agent asks the
+host (a ``need`` message on the exec stream); the host fetches wheels only,
+executing nothing, and drops them into the read-only staging mount, then writes
+``/stage/rounds/N.json`` with what to install. The agent installs that (a harness
+pip step, traced) and re-runs the step in the same container.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+# "ModuleNotFoundError: No module named 'websocket'", "ImportError: No module named win32api"
+_NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '?([A-Za-z_][\w.]*)'?")
+# pip: "ERROR: No matching distribution found for requests==2.31.0"
+_NO_DIST = re.compile(
+    r"ERROR: (?:No matching distribution found for|Could not find a version that satisfies the requirement)"
+    r" ([^\s(]+)"
+)
+MAX_NEEDS = 8
+
+
+def needs_from_output(text: str) -> tuple[list[str], list[str]]:
+    """(missing top-level modules, missing requirements) named by a step's output, in order."""
+    modules: list[str] = []
+    reqs: list[str] = []
+    for m in _NO_MODULE.finditer(text):
+        top = m.group(1).split(".")[0]
+        if top not in modules:
+            modules.append(top)
+    for m in _NO_DIST.finditer(text):
+        req = m.group(1).strip().rstrip(",;")
+        if req not in reqs:
+            reqs.append(req)
+    return modules[:MAX_NEEDS], reqs[:MAX_NEEDS]
+
+
+def missing_module(detail: str) -> str | None:
+    """The top-level module an import failure names (``No module named 'x.y'`` → ``x``)."""
+    m = _NO_MODULE.search(detail)
+    return m.group(1).split(".")[0] if m else None
+
+
+class Rounds:
+    """The run's round counter and budget (shared by every phase of one ``agent run``)."""
+
+    def __init__(self, plan: dict[str, Any], stage: Path) -> None:
+        conf = plan.get("rounds") or {}
+        self.max = int(conf.get("max", 0))
+        self.wait = float(conf.get("wait", 120))
+        self.dir = stage / "rounds"
+        self.used = 0
+        self.asked: set[str] = set()
+
+    def available(self) -> bool:
+        return self.used < self.max
+
+    def ask(
+        self, phase: str, modules: list[str], requirements: list[str], reason: str
+    ) -> dict[str, Any] | None:
+        """Ask the host for what is missing; its answer (``install``, ``missing``) or None.
+
+        Something already asked for is not asked again (the host had no answer then)."""
+        modules = [m for m in modules if f"m:{m}" not in self.asked]
+        requirements = [r for r in requirements if f"r:{r}" not in self.asked]
+        if not (modules or requirements) or not self.available():
+            return None
+        self.asked.update([f"m:{m}" for m in modules] + [f"r:{r}" for r in requirements])
+        self.used += 1
+        number = self.used
+        sys_emit(
+            "need", round=number, phase=phase, modules=modules, requirements=requirements, reason=reason[:300]
+        )
+        path = self.dir / f"{number}.json"
+        end = time.monotonic() + self.wait
+        while time.monotonic() < end:
+            try:
+                answer: dict[str, Any] = json.loads(path.read_text())
+                return answer
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        return None
+
+
+def sys_emit(kind: str, **fields: Any) -> None:
+    """One JSON line to the host (the same channel as ``main.emit``)."""
+    import sys
+
+    sys.stdout.write(json.dumps({"type": kind, **fields}) + "\n")
+    sys.stdout.flush()

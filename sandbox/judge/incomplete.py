@@ -1,0 +1,72 @@
+"""Why a run could not look at everything, each reason naming its cause.
+
+A phase that failed names the last traceback line (or pip's last ``ERROR:`` line)
+of its failing step's output; an import phase in which every module failed to
+import is not a completed look either (nothing of the candidate ran).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sandbox.models import Observation, Phase, PhaseResult, PhaseStatus
+
+# The last line of a Python traceback: "ModuleNotFoundError: No module named 'x'",
+# "EOFError: EOF when reading a line", "OSError: [Errno 2] …", "SystemExit: 1".
+_TRACEBACK_LAST = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)\b(?::.*)?)$")
+# pip's own verdict: "ERROR: No matching distribution found for requests"
+_PIP_ERROR = re.compile(r"^\s*(ERROR: .+)$")
+MAX_CAUSE = 200
+
+
+def last_error_line(text: str) -> str:
+    """The last traceback line of *text*, else pip's last ``ERROR:`` line, else ""."""
+    traceback_line = pip_line = ""
+    for line in text.splitlines():
+        m = _TRACEBACK_LAST.match(line)
+        if m:
+            traceback_line = m.group(1).strip()
+            continue
+        m = _PIP_ERROR.match(line)
+        if m:
+            pip_line = m.group(1).strip()
+    return (traceback_line or pip_line)[:MAX_CAUSE]
+
+
+def phase_cause(pr: PhaseResult) -> str:
+    """The cause of a failed phase: its failing step's last error line, else a problem."""
+    failing = [s for s in pr.steps if s.status is not PhaseStatus.OK and s.detail]
+    for step in reversed(failing):
+        cause = last_error_line(step.detail)
+        if cause:
+            return cause
+    cause = last_error_line(pr.output_tail)
+    if cause:
+        return cause
+    if pr.problems:
+        return pr.problems[-1][:MAX_CAUSE]
+    if failing:
+        return f"{failing[-1].name}: {failing[-1].detail}"[:MAX_CAUSE]
+    if pr.exit_code not in (0, None):
+        return f"exit {pr.exit_code}"
+    return ""
+
+
+def incomplete_reasons(obs: Observation) -> list[str]:
+    """Why the run could not look at everything (empty when it could)."""
+    reasons = []
+    for pr in obs.phases:
+        if pr.status is not PhaseStatus.OK:
+            cause = phase_cause(pr)
+            reasons.append(f"{pr.phase.value} phase {pr.status.value}" + (f": {cause}" if cause else ""))
+        elif pr.phase is Phase.IMPORT and pr.steps:
+            tried = [s for s in pr.steps if s.status is not PhaseStatus.SKIPPED]
+            if tried and all(s.status is PhaseStatus.ERROR for s in tried):
+                cause = next((last_error_line(s.detail) or s.detail for s in tried if s.detail), "")
+                reasons.append(
+                    f"import phase: every module failed to import ({len(tried)})"
+                    + (f": {cause[:MAX_CAUSE]}" if cause else "")
+                )
+        if not pr.trace_complete:
+            reasons.append(f"{pr.phase.value} trace incomplete")
+    return reasons
