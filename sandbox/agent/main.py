@@ -27,7 +27,11 @@ VENV_TEMPLATE = Path(protocol.VENV_TEMPLATE)
 STAGE = PLAN_PATH.parent
 STAGE_ARTIFACTS = STAGE / "artifacts"
 # What a developer types at prompts: input() in setup.py gets answers, not EOFError.
-ANSWERS = b"y\n" * 200
+# Each reading interpreter buffers up to 8 KiB of stdin, and pip runs setup.py
+# several times, so the pipe is grown to hold many buffers' worth.
+ANSWERS = b"y\n" * 4096
+ANSWER_BYTES = 1 << 20  # fs.pipe-max-size's default: answers for ~128 buffered readers
+F_SETPIPE_SZ = 1031
 _ROUNDS: rounds.Rounds | None = None
 EXIT_OK, EXIT_USAGE, EXIT_FAIL = 0, 2, 3
 
@@ -406,8 +410,7 @@ class StepRun:
         out_r, out_w = (_high_fd(fd) for fd in os.pipe())
         ctl_r, ctl_w = (_high_fd(fd) for fd in os.pipe())
         in_r, in_w = (_high_fd(fd) for fd in os.pipe())
-        os.write(in_w, ANSWERS)  # fits the pipe buffer: never blocks
-        os.close(in_w)
+        _feed_answers(in_w)
         os.dup2(ctl_w, 3, inheritable=False)
         os.close(ctl_w)
         os.set_blocking(out_r, False)
@@ -604,6 +607,19 @@ class ImportRun(StepRun):
             self.current = None
             return f"import of {name} exceeded {self.module_timeout:.0f}s"
         return None
+
+
+def _feed_answers(fd: int) -> None:
+    """Fill the step's stdin pipe with answers (grown to hold them: no writer thread,
+    no blocking) and close it, so readers get EOF after the last answer."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, F_SETPIPE_SZ, ANSWER_BYTES)
+    os.set_blocking(fd, False)
+    view = memoryview(ANSWERS * (ANSWER_BYTES // len(ANSWERS)))
+    with contextlib.suppress(OSError):  # EAGAIN: the pipe is full
+        while view:
+            view = view[os.write(fd, view) :]
+    os.close(fd)
 
 
 def _oom_kills() -> int:
