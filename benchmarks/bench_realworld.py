@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -72,7 +72,8 @@ def normalise_cause(cause: str) -> str:
 def _dynamic(finding: dict[str, Any]) -> bool:
     """A finding proven by something that ran (not a static look at the sources)."""
     for ev in finding.get("evidence", ()):
-        if ev.get("syscall") != "static" and not str(ev.get("detail", "")).startswith("static"):
+        static = ev.get("syscall") in ("static", "(static)") or str(ev.get("detail", "")).startswith("static")
+        if not static:
             return True
     return False
 
