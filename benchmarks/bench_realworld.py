@@ -102,6 +102,11 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "dynamic": report.get("verdict") == "malicious" and any(_dynamic(f) for f in high),
         "cause": cause,
         "rounds": len(report.get("rounds", []) or []),
+        "round_detail": [
+            {k: r.get(k) for k in ("phase", "requested", "installed", "missing")}
+            for r in report.get("rounds") or []
+        ],
+        "phase_seconds": {p["phase"]: p.get("duration") for p in report.get("phases", [])},
         "exfiltration": len((report.get("network") or {}).get("exfiltration", []) or []),
     }
 
