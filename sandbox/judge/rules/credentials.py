@@ -1,0 +1,136 @@
+"""Credential rules: PS001 (credential locations, system secrets, cloud metadata) and
+PS012 (a planted honeytoken opened for reading)."""
+
+from __future__ import annotations
+
+import re
+
+from sandbox.judge.rules.context import HOME_DIR, NET_KINDS, Context, dedupe, make_finding, per_phase
+from sandbox.models import (
+    Event,
+    EventKind,
+    Evidence,
+    Finding,
+    NetworkCapture,
+    Severity,
+)
+
+CREDENTIAL_PATHS = re.compile(
+    "|".join(
+        [
+            HOME_DIR + r"/\.ssh(?:/|$)",
+            HOME_DIR + r"/\.aws(?:/|$)",
+            HOME_DIR + r"/\.kube(?:/|$)",
+            HOME_DIR + r"/\.docker/config\.json$",
+            # gcloud's secrets (and listing the directory); its other files (properties,
+            # certificate_config.json, which client libraries probe for mTLS) hold none.
+            HOME_DIR
+            + r"/\.config/gcloud(?:$|/legacy_credentials(?:/|$)|/(?:credentials\.db|access_tokens\.db"
+            r"|application_default_credentials\.json)$)",
+            HOME_DIR + r"/\.azure(?:/|$)",
+            HOME_DIR + r"/\.git-credentials$",
+            HOME_DIR + r"/\.netrc$",
+            HOME_DIR + r"/\.pypirc$",
+            HOME_DIR + r"/\.npmrc$",
+            HOME_DIR + r"/\.gnupg(?:/|$)",
+            HOME_DIR + r"/\.config/gh/hosts\.yml$",
+            HOME_DIR + r"/\.password-store(?:/|$)",
+            HOME_DIR + r"/\.vault-token$",
+            HOME_DIR + r"/\.terraform\.d/credentials",
+            HOME_DIR + r"/\.(?:bitcoin|ethereum|electrum|monero|litecoin|dogecoin)(?:/|$)",
+            HOME_DIR + r"/\.config/(?:Exodus|solana|Electrum|atomic)(?:/|$)",
+            HOME_DIR + r"/\.local/share/keyrings(?:/|$)",
+            r"/\.env(?:\.[A-Za-z0-9_-]+)?$",
+            r"^/var/run/secrets(?:/|$)",
+            r"^/run/secrets(?:/|$)",
+        ]
+    )
+)
+
+
+SYSTEM_SECRETS = re.compile(r"^/etc/(?:g?shadow-?|sudoers)$")
+
+
+METADATA_HOSTS = frozenset({"169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200"})
+
+
+_TOUCH = {
+    EventKind.FILE_READ,
+    EventKind.FILE_STAT,
+    EventKind.FILE_LIST,
+    EventKind.FILE_WRITE,
+    EventKind.FILE_CHMOD,
+    EventKind.FILE_RENAME,
+    EventKind.FILE_LINK,
+    EventKind.FILE_DELETE,
+}
+
+
+def rule_credentials(ctx: Context) -> list[Finding]:
+    hits = [e for e in ctx.events if e.kind in _TOUCH and e.path and CREDENTIAL_PATHS.search(e.path)]
+    # a link to a credential: reading through it later shows only the link's name
+    hits += [
+        e
+        for e in ctx.events
+        if e.kind is EventKind.FILE_LINK and e.path2 and CREDENTIAL_PATHS.search(e.path2) and e not in hits
+    ]
+    # System password hashes: opening counts; a stat while walking /etc does not.
+    hits += [
+        e
+        for e in ctx.events
+        if e.kind in (EventKind.FILE_READ, EventKind.FILE_WRITE) and e.path and SYSTEM_SECRETS.match(e.path)
+    ]
+    hits += [
+        e
+        for e in ctx.events
+        if e.kind in NET_KINDS and e.address is not None and e.address.host in METADATA_HOSTS
+    ]
+    if not hits:
+        return []
+    networked = bool(ctx.outbound())
+    out = []
+    for phase, evs in per_phase(hits).items():
+        uniq = dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.address))
+        # An existence check that found nothing (client libraries probe for workload
+        # identity or mTLS files) took nothing: LOW unless the run also reaches out.
+        absent = [e for e in uniq if e.kind is EventKind.FILE_STAT and e.errno == "ENOENT"]
+        groups = [(uniq, "touched")] if networked else [([e for e in uniq if e not in absent], "touched")]
+        if not networked:
+            groups.append((absent, "probed for absent"))
+        for group, verb in groups:
+            if not group:
+                continue
+            places = sorted({_cred_place(e) for e in group})
+            msg = f"{verb} credential location(s): {', '.join(places[:6])}"
+            sev = Severity.HIGH if networked else Severity.LOW if verb != "touched" else Severity.MEDIUM
+            if networked:
+                msg += " — and the run attempts network connections"
+            out.append(make_finding("PS001", phase, msg, [ctx.evidence(e) for e in group], sev))
+    return out
+
+
+def _cred_place(e: Event) -> str:
+    if e.kind is EventKind.FILE_LINK and e.path2 and CREDENTIAL_PATHS.search(e.path2):
+        return e.path2
+    return e.path or (e.address.render() if e.address else "")
+
+
+def rule_honeytoken_read(net: NetworkCapture) -> list[Finding]:
+    out = []
+    for phase in sorted({r.phase for r in net.honeytoken_reads}, key=lambda p: p.order):
+        rs = [r for r in net.honeytoken_reads if r.phase is phase]
+        evid = [
+            Evidence(
+                phase=r.phase,
+                pid=r.pid,
+                time=r.time,
+                syscall="(open for read)",
+                process=r.process,
+                path=r.path,
+                detail=f"honeytoken {r.location}",
+            )
+            for r in rs
+        ]
+        places = sorted({r.location for r in rs})
+        out.append(make_finding("PS012", phase, f"read planted credential(s): {', '.join(places[:6])}", evid))
+    return out

@@ -1,0 +1,119 @@
+"""Persistence rules: PS005 (start-up files, schedulers, installed hooks) and PS020
+(writes outside the allowed paths)."""
+
+from __future__ import annotations
+
+import re
+
+from sandbox.judge.rules.context import (
+    HOME_DIR,
+    TRACE_DIR,
+    WRITE_KINDS,
+    Context,
+    dedupe,
+    exec_name,
+    make_finding,
+    per_phase,
+)
+from sandbox.models import (
+    EventKind,
+    Finding,
+    Phase,
+)
+
+PERSISTENCE_PATHS = re.compile(
+    "|".join(
+        [
+            HOME_DIR
+            + r"/\.(?:bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin|"
+            r"cshrc|tcshrc|kshrc|xinitrc|xprofile|xsessionrc)$",
+            HOME_DIR + r"/\.config/(?:autostart|systemd/user|fish|environment\.d)(?:/|$)",
+            HOME_DIR + r"/\.local/share/systemd(?:/|$)",
+            HOME_DIR + r"/\.ssh/authorized_keys2?$",
+            r"^/etc/(?:systemd|cron[^/]*|init\.d|rc\.local|profile\.d|profile$|bash\.bashrc$|ld\.so\.preload$"
+            r"|environment$|sudoers)",
+            r"^/var/spool/cron(?:/|$)",
+            r"/(?:sitecustomize|usercustomize)\.py$",
+            r"/\.git/hooks/[^/]+$",
+        ]
+    )
+)
+
+
+PERSISTENCE_TOOLS = frozenset({"crontab", "systemctl", "at", "launchctl", "update-rc.d", "schtasks"})
+
+
+def rule_persistence(ctx: Context) -> list[Finding]:
+    hits = []
+    for e in ctx.events:
+        if e.kind in WRITE_KINDS and e.kind is not EventKind.FILE_DELETE:
+            target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
+            if (target and PERSISTENCE_PATHS.search(target)) or (
+                target and target.endswith(".pth") and e.phase is not Phase.INSTALL
+            ):
+                hits.append(e)
+            elif e.kind is EventKind.FILE_LINK and e.path2 and PERSISTENCE_PATHS.search(e.path2):
+                hits.append(e)  # a link to a start-up file: writes through it hide the path
+        elif e.kind is EventKind.EXEC and exec_name(e) in PERSISTENCE_TOOLS:
+            hits.append(e)
+    # Start-up hooks shipped in the wheel: pip (harness) writes them during install.
+    hooks = _installed_hooks(ctx.obs.venv)
+    hits += [
+        e
+        for e in ctx.harness
+        if e.phase is Phase.INSTALL and e.kind is EventKind.FILE_WRITE and e.path and hooks.match(e.path)
+    ]
+    out = []
+    for phase, evs in per_phase(hits).items():
+        uniq = dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.argv))
+        places = sorted({(e.path2 or e.path or exec_name(e)) for e in uniq})
+        out.append(
+            make_finding(
+                "PS005", phase, f"persistence: {', '.join(places[:6])}", [ctx.evidence(e) for e in uniq]
+            )
+        )
+    return out
+
+
+def _installed_hooks(venv: str) -> re.Pattern[str]:
+    """Files that run at every interpreter start or venv activation when installed."""
+    v = re.escape(venv)
+    return re.compile(
+        rf"^{v}/lib/python3\.\d+/site-packages/(?:sitecustomize|usercustomize)\.py$"
+        rf"|^{v}/bin/activate(?:\.[a-z]+|_this\.py)?$"
+    )
+
+
+_WRITABLE = ("/tmp/", "/var/tmp/", "/dev/", "/proc/self/", "/proc/thread-self/", "/run/user/", "/memfd:")
+
+
+def rule_write_outside(ctx: Context) -> list[Finding]:
+    venv, home = ctx.obs.venv, ctx.obs.home
+    allowed_roots = (venv + "/", home + "/.cache/", *_WRITABLE)
+    hits = []
+    for e in ctx.events:
+        if e.kind not in WRITE_KINDS or e.kind is EventKind.FILE_CHMOD or ctx.is_allowed(e):
+            continue
+        target = e.path2 if e.kind is EventKind.FILE_RENAME and e.path2 else e.path
+        if (
+            not target
+            or target.startswith(allowed_roots)
+            or re.match(r"^/proc/\d+/(?:oom_score_adj|fd/)", target)
+        ):
+            continue
+        if PERSISTENCE_PATHS.search(target) or target.startswith(TRACE_DIR):
+            continue  # judged by PS005 / PS007
+        hits.append(e)
+    out = []
+    for phase, evs in per_phase(hits).items():
+        uniq = dedupe(evs, lambda e: (e.path, e.path2, e.kind))
+        places = sorted({e.path2 or e.path or "" for e in uniq})
+        out.append(
+            make_finding(
+                "PS020",
+                phase,
+                f"wrote outside allowed paths: {', '.join(places[:6])}",
+                [ctx.evidence(e) for e in uniq],
+            )
+        )
+    return out

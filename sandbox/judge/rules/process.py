@@ -1,0 +1,323 @@
+"""Process rules: PS003 (shells, downloaders), PS004 (exec of a written file), PS006
+(survivors), PS022 (process explosion), PS023 (CPU burn), PS028 (SIGSTOP to itself)
+and PS029 (exec through a file descriptor)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+
+from sandbox.judge.rules.context import MAX_EVIDENCE, Context, dedupe, exec_name, make_finding, per_phase
+from sandbox.models import (
+    Event,
+    EventKind,
+    Evidence,
+    Finding,
+    Origin,
+    Phase,
+    Severity,
+)
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "ash"})
+
+
+DOWNLOADERS = frozenset(
+    {
+        "curl",
+        "wget",
+        "nc",
+        "ncat",
+        "netcat",
+        "socat",
+        "telnet",
+        "ssh",
+        "scp",
+        "sftp",
+        "ftp",
+        "tftp",
+        "rsync",
+        "aria2c",
+        "powershell",
+        "pwsh",
+        "openssl",
+        "nslookup",
+        "dig",
+        "host",
+    }
+)
+
+
+def _shebang(data: str) -> str | None:
+    """The interpreter named by a ``#!`` line in strace's escaped data (``/usr/bin/env X`` → X)."""
+    line = data[2:].split("\\n", 1)[0].strip()
+    words = line.split()
+    if not words:
+        return None
+    if posixpath.basename(words[0]) == "env":
+        rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        return rest[0] if rest else None
+    return words[0]
+
+
+def interpreters(events: Iterable[Event]) -> dict[str, str]:
+    """Script path → its ``#!`` interpreter, from the heads written to it by anyone
+    (the candidate, or pip installing a wheel's scripts): a script run directly
+    shows only its own execve, the kernel starts the interpreter unseen."""
+    out: dict[str, str] = {}
+    for e in events:
+        if e.kind is EventKind.FILE_WRITE and e.path and e.data and e.data.startswith("#!"):
+            interp = _shebang(e.data)
+            if interp:
+                out[e.path] = interp
+    return out
+
+
+# Read-only system probes that old build helpers run through a shell (CPU and
+# platform detection). A shell running only these is noted, not condemned; its
+# children are traced like everything else.
+PROBE_COMMANDS = frozenset(
+    {
+        "uname",
+        "arch",
+        "nproc",
+        "getconf",
+        "lscpu",
+        "ldconfig",
+        "ldconfig.real",
+        "lsb_release",
+        "sw_vers",
+        "sysctl",
+        "hostname",
+        "id",
+        "whoami",
+        "true",
+        "false",
+        "echo",
+        "gcc",
+        "cc",
+        "clang",
+        "ld",
+        "which",
+        "command",
+        "test",
+        "[",
+    }
+)
+
+
+def shell_probe_only(argv: tuple[str, ...] | None) -> bool:
+    """``sh -c 'uname -m'``: a shell whose command line only runs read-only probes."""
+    import shlex
+
+    if not argv or len(argv) < 3 or argv[1] != "-c":
+        return False
+    script = argv[2]
+    if any(ch in script for ch in (">", "<", "`", "$(", "\n")):
+        return False
+    try:
+        tokens = shlex.split(
+            script.replace(";", " ; ").replace("&&", " ; ").replace("||", " ; ").replace("|", " ; ")
+        )
+    except ValueError:
+        return False
+    starts = [True] + [t == ";" for t in tokens[:-1]]
+    programs = [posixpath.basename(t) for t, first in zip(tokens, starts, strict=False) if first and t != ";"]
+    return bool(programs) and all(p in PROBE_COMMANDS for p in programs)
+
+
+def rule_spawn(ctx: Context) -> list[Finding]:
+    interps = interpreters(sorted(ctx.obs.events, key=lambda e: (e.phase.order, e.seq)))
+    hits = []
+    for e in ctx.events:
+        if e.kind is not EventKind.EXEC or ctx.is_allowed(e):
+            continue
+        name = exec_name(e, interps)
+        if name in SHELLS or name in DOWNLOADERS:
+            # PATH search makes one failed execve per directory: keep the successful
+            # one, or the last attempt when none succeeded.
+            hits.append(e)
+    if not hits:
+        return []
+    hits = [e for e in hits if e.errno is None] or hits
+    out = []
+    for phase, evs in per_phase(hits).items():
+        uniq = dedupe(evs, lambda e: (e.pid, e.argv))
+        probes = [e for e in uniq if exec_name(e, interps) in SHELLS and shell_probe_only(e.argv)]
+        real = [e for e in uniq if e not in probes]
+        if real:
+            names = sorted({exec_name(e, interps) for e in real})
+            out.append(
+                make_finding("PS003", phase, f"spawned {', '.join(names)}", [ctx.evidence(e) for e in real])
+            )
+        if probes:
+            out.append(
+                make_finding(
+                    "PS003",
+                    phase,
+                    "spawned a shell for read-only system probes only",
+                    [ctx.evidence(e) for e in probes],
+                    Severity.LOW,
+                )
+            )
+    return out
+
+
+def rule_exec_written(ctx: Context) -> list[Finding]:
+    written: dict[str, Event] = {}
+    hits: list[tuple[Event, Event]] = []
+    for e in sorted(ctx.events, key=lambda e: (e.phase.order, e.seq)):
+        if e.kind is EventKind.FILE_WRITE and e.path and e.errno is None:
+            written[e.path] = e
+        elif e.kind in (EventKind.FILE_RENAME, EventKind.FILE_LINK) and e.path2 and e.errno is None:
+            # rename(src, dst): path = src, path2 = dst; link: path = new link
+            target = e.path2 if e.kind is EventKind.FILE_RENAME else e.path
+            if target:
+                written[target] = e
+        elif e.kind is EventKind.EXEC and e.path and e.path in written and e.errno is None:
+            hits.append((e, written[e.path]))
+    out = []
+    for phase, evs in per_phase(x[0] for x in hits).items():
+        evid = []
+        for e in evs:
+            w = written.get(e.path or "")
+            evid.append(ctx.evidence(e, detail=f"written by pid {w.pid} in {w.phase.value}" if w else ""))
+        out.append(
+            make_finding(
+                "PS004",
+                phase,
+                f"executed file(s) it wrote: {', '.join(sorted({e.path or '' for e in evs}))}",
+                evid,
+            )
+        )
+    return out
+
+
+_FD_EXEC = re.compile(r"^(?:/proc/(?:self|thread-self|\d+)/fd/\d+|/dev/fd/\d+|/memfd:.*)$")
+
+
+def rule_fd_exec(ctx: Context) -> list[Finding]:
+    hits = [
+        e
+        for e in ctx.events
+        if e.kind is EventKind.EXEC
+        and (
+            (e.path is not None and _FD_EXEC.match(e.path))
+            or (e.syscall == "execveat" and "AT_EMPTY_PATH" in (e.flags or ""))
+        )
+    ]
+    hits = [e for e in hits if e.errno is None] or hits
+    out = []
+    for phase, evs in per_phase(hits).items():
+        uniq = dedupe(evs, lambda e: (e.pid, e.path, e.argv))
+        what = sorted({f"{e.path} ({e.path2})" if e.path2 else (e.path or "?") for e in uniq})
+        out.append(
+            make_finding(
+                "PS029",
+                phase,
+                f"executed through a file descriptor: {', '.join(what[:6])}",
+                [ctx.evidence(e) for e in uniq],
+            )
+        )
+    return out
+
+
+def rule_lingering(ctx: Context) -> list[Finding]:
+    out = []
+    for pr in ctx.obs.phases:
+        active = [lg for lg in pr.lingering if lg.active]
+        if not active:
+            continue  # idle worker threads of the step's own process are noted, not judged
+        evid = [
+            Evidence(
+                phase=pr.phase,
+                pid=lg.pid,
+                time=0.0,
+                syscall="(alive)",
+                process=lg.argv[:32],
+                detail=f"{lg.threads} thread(s), state {lg.status}, {lg.cpu:.2f}s CPU in the last "
+                f"{pr.window:.1f}s window",
+            )
+            for lg in active
+        ]
+        out.append(
+            make_finding(
+                "PS006", pr.phase, f"{len(active)} process(es) still running when the window closed", evid
+            )
+        )
+    return out
+
+
+def rule_explosion(ctx: Context) -> list[Finding]:
+    out = []
+    for phase, evs in per_phase(ctx.obs.events).items():
+        spawns = [
+            e
+            for e in evs
+            if e.kind is EventKind.SPAWN and (e.flags or "") != "thread" and e.origin is Origin.CANDIDATE
+        ]
+        limited = [
+            e for e in evs if e.syscall in ("clone", "fork", "vfork", "clone3") and e.errno == "EAGAIN"
+        ]
+        # native builds legitimately run hundreds of compiler processes during install
+        threshold = 2000 if phase is Phase.INSTALL else 256
+        if len(spawns) > threshold or len(limited) >= 5:
+            sample = (limited or spawns)[:MAX_EVIDENCE]
+            sev = Severity.HIGH if limited else Severity.MEDIUM
+            out.append(
+                make_finding(
+                    "PS022",
+                    phase,
+                    f"{len(spawns)} processes spawned, {len(limited)} refused by the pids limit",
+                    [ctx.evidence(e) for e in sample],
+                    sev,
+                )
+            )
+    return out
+
+
+BURN_SHARE = 0.3
+
+
+def rule_cpu_burn(ctx: Context) -> list[Finding]:
+    out = []
+    for pr in ctx.obs.phases:
+        # a third of the window: a miner takes all the CPU it can get, but on a loaded
+        # host (or with a CPU quota) that may be well under one full core
+        burners = [lg for lg in pr.lingering if pr.window > 0 and lg.cpu >= BURN_SHARE * pr.window]
+        if burners:
+            evid = [
+                Evidence(
+                    phase=pr.phase,
+                    pid=lg.pid,
+                    time=0.0,
+                    syscall="(cpu)",
+                    process=lg.argv[:32],
+                    detail=f"{lg.cpu:.1f}s CPU during a {pr.window:.1f}s window",
+                )
+                for lg in burners
+            ]
+            out.append(make_finding("PS023", pr.phase, f"{len(burners)} survivor(s) burning CPU", evid))
+    return out
+
+
+def rule_self_stop(ctx: Context) -> list[Finding]:
+    hits = [
+        e
+        for e in ctx.events
+        if e.kind is EventKind.SIGNAL
+        and (e.flags or "").startswith("SIGSTOP")
+        and e.target is not None
+        and e.target in (e.pid, 0)
+    ]
+    out = []
+    for phase, evs in per_phase(hits).items():
+        out.append(
+            make_finding(
+                "PS028",
+                phase,
+                "a process stopped itself with SIGSTOP",
+                [ctx.evidence(e) for e in dedupe(evs, lambda e: e.pid)],
+            )
+        )
+    return out
