@@ -57,17 +57,21 @@ class Context:
         self.procs: dict[tuple[Phase, int], ProcessInfo] = {(p.phase, p.pid): p for p in obs.processes}
         self.events = [e for e in obs.events if e.origin is Origin.CANDIDATE]
         self.harness = [e for e in obs.events if e.origin is Origin.HARNESS]
-        self._allowed: set[int] = set()  # id() of the allowed events (the same objects as self.events)
-        if allow is not None:
-            self._allowed = {id(e) for e in self.events if self._allowed_by_profile(e)}
-        self.allowed = len(self._allowed)
+        # id() of an event (the same objects as self.events) → allowed; filled lazily: only
+        # the few rules an allowlist may silence ask, and a flood has 10⁵ events
+        self._allowed: dict[int, bool] = {}
         self.traced_pids: dict[Phase, set[int]] = {}
         for p in obs.processes:
             self.traced_pids.setdefault(p.phase, set()).add(p.pid)
 
     def is_allowed(self, ev: Event) -> bool:
         """Whether the profile lists *ev* as an explicit exception (see class docstring)."""
-        return id(ev) in self._allowed
+        if self.allow is None:
+            return False
+        key = id(ev)
+        if key not in self._allowed:
+            self._allowed[key] = self._allowed_by_profile(ev)
+        return self._allowed[key]
 
     def _allowed_by_profile(self, ev: Event) -> bool:
         assert self.allow is not None
