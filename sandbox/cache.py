@@ -82,7 +82,9 @@ JUDGING_MODULES = (
     "sandbox.fetch.modmap",
     "sandbox.fetch.pip",
     "sandbox.fetch.rounds",
+    "sandbox.fetch.sdists",
     "sandbox.fetch.spec",
+    "sandbox.fetch.stage",
     "sandbox.fetch.target",
     "sandbox.judge",
     "sandbox.judge.baseline",
@@ -135,6 +137,7 @@ NOT_JUDGING_MODULES = (
     "sandbox.agent.tells",  # doctor --tells only
     "sandbox.cache",
     "sandbox.cli",
+    "sandbox.cli_args",
     "sandbox.doctor",
     "sandbox.gate",
     "sandbox.gate.diff",
