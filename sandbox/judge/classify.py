@@ -86,7 +86,7 @@ HARNESS_CHILDREN: dict[tuple[str, ...], frozenset[str]] = {
     ("uname", "-p"): frozenset({"/usr/bin/uname", "/bin/uname"}),
     ("lsb_release", "-a"): frozenset({"/usr/bin/lsb_release"}),
 }
-# The agent's privilege drop in front of every step (see sandbox/agent/main.py
+# The agent's privilege drop in front of every step (see sandbox/agent/steps.py
 # privilege_drop): the step root execs exactly these images, in this order.
 SETPRIV = "/usr/bin/setpriv"
 CHOOM = "/usr/bin/choom"

@@ -1,0 +1,169 @@
+"""Setup's helpers: a lived-in HOME, the project's venv, the run's CA, a workstation's look."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from . import fsdiff, sinkhole, trust
+from .common import OUT, VENV_TEMPLATE
+
+HOME_FILES = {
+    ".bashrc": "# ~/.bashrc: executed by bash(1) for non-login shells.\n"
+    "case $- in *i*) ;; *) return;; esac\nHISTCONTROL=ignoreboth\nshopt -s histappend\n"
+    "HISTSIZE=1000\nHISTFILESIZE=2000\nalias ll='ls -alF'\nalias gs='git status'\n"
+    "export EDITOR=nano\n[ -f ~/.venv/bin/activate ] && . ~/.venv/bin/activate\n",
+    ".profile": "# ~/.profile: executed by the command interpreter for login shells.\n"
+    'if [ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi\n'
+    'if [ -d "$HOME/.local/bin" ] ; then PATH="$HOME/.local/bin:$PATH"; fi\n',
+    ".bash_history": "cd project\ngit pull\nsource .venv/bin/activate\npip install -r requirements.txt\n"
+    "pytest -q\ngit status\ngit commit -am 'fix flaky test'\ngit push\nls -la\nvim app/settings.py\n",
+    ".gitconfig": "[user]\n\tname = {name}\n\temail = {user}@{domain}\n[pull]\n\trebase = true\n"
+    "[init]\n\tdefaultBranch = main\n",
+}
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
+def copy_venv(dest: Path) -> None:
+    """Copy the pre-built venv template and point its scripts' shebangs at *dest*."""
+    shutil.copytree(VENV_TEMPLATE, dest, symlinks=True)
+    old, new = str(VENV_TEMPLATE).encode(), str(dest).encode()
+    for script in (dest / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        data = script.read_bytes()
+        if old in data[:4096]:
+            script.write_bytes(data.replace(old, new))
+    cfg = dest / "pyvenv.cfg"
+    if cfg.exists():
+        cfg.write_text(cfg.read_text().replace(str(VENV_TEMPLATE), str(dest)))
+    _pip_keeps_stdin(dest)
+
+
+def _pip_keeps_stdin(venv: Path) -> None:
+    """pip runs setup.py / build hooks with a closed stdin pipe, so ``input()`` there
+    raises EOFError; a developer's terminal answers. Let the hooks inherit pip's
+    stdin (the step's pipe of answers). Harness-side only: pip is ours."""
+    for path in venv.glob("lib/python*/site-packages/pip/_internal/utils/subprocess.py"):
+        text = path.read_text()
+        patched = text.replace(
+            "            stdin=subprocess.PIPE,\n", "            stdin=None,\n", 1
+        ).replace("        assert proc.stdin\n        proc.stdin.close()\n", "", 1)
+        if patched != text:
+            path.write_text(patched)
+            for cached in path.parent.glob("__pycache__/subprocess.*.pyc"):
+                cached.unlink()
+
+
+def trust_ca(net: sinkhole.Setup, venv: Path) -> None:
+    """The run's CA (made by the sinkhole daemon) into the system store and the
+    Python bundles (see trust.py); what was done goes to sinkhole.json."""
+    t0 = time.monotonic()
+    tls: dict[str, Any] = net.info.setdefault("tls", {})
+    state = trust.wait_state(5.0)
+    if not state.get("ca_pem"):
+        tls.update(enabled=False, problems=[state.get("error", "no CA")])
+        return
+    problems = trust.install_system(state["ca_pem"], state["stem"], state["hash"])
+    patched, more = trust.patch_bundles(trust.python_roots(venv), state["ca_pem"])
+    tls.update(
+        enabled=True,
+        ca=state["stem"],
+        bundles=patched,
+        problems=problems + more,
+        seconds=round(time.monotonic() - t0, 3),
+    )
+
+
+def patch_venv_bundles(plan: dict[str, Any]) -> None:
+    """Before a phase that follows install: certifi and friends the install brought
+    now trust the CA too (their files belong to the candidate: see trust.append_ca)."""
+    state = trust.load_state()
+    if state is None:
+        return
+    try:
+        patched, problems = trust.patch_bundles(trust.python_roots(Path(plan["venv"])), state["ca_pem"])
+    except Exception as exc:  # never the reason a phase fails
+        patched, problems = [], [f"{type(exc).__name__}: {exc}"]
+    if patched or problems:
+        with contextlib.suppress(OSError), (OUT / "trust.jsonl").open("a") as fh:
+            fh.write(json.dumps({"t": time.time(), "patched": patched, "problems": problems}) + "\n")
+    if patched and plan.get("evidence"):
+        # our own change: the evidence diff must not show it as the next phase's doing
+        snap = fsdiff.load(OUT)
+        for path in patched:
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if path in snap:
+                    snap[path] = [st.st_size, st.st_mtime_ns, st.st_mode]
+        fsdiff.save(OUT, snap)
+
+
+def _git_checkout(project: Path, fmt: dict[str, str]) -> None:
+    """A bare-bones .git so that the project looks like a clone (stealers read remotes)."""
+    git = project / ".git"
+    for sub in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "info"):
+        (git / sub).mkdir(parents=True, exist_ok=True)
+    _write(git / "HEAD", "ref: refs/heads/main\n")
+    _write(git / "description", "Unnamed repository; edit this file 'description' to name the repository.\n")
+    _write(git / "info" / "exclude", "# git ls-files --others --exclude-from=.git/info/exclude\n")
+    _write(
+        git / "config",
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
+        '\tlogallrefupdates = true\n[remote "origin"]\n'
+        f"\turl = git@github.com:{fmt['user']}/service.git\n"
+        '\tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch "main"]\n\tremote = origin\n'
+        "\tmerge = refs/heads/main\n",
+    )
+
+
+ETC_HOSTS = """127.0.0.1\tlocalhost
+127.0.1.1\t{hostname}
+
+# The following lines are desirable for IPv6 capable hosts
+::1     localhost ip6-localhost ip6-loopback
+ff02::1 ip6-allnodes
+ff02::2 ip6-allrouters
+"""
+
+
+def look_like_a_workstation(plan: dict[str, Any]) -> list[str]:
+    """Remove what says "container" where root can: /.dockerenv (Docker adds it to
+    every container's init layer, whatever the image holds), and Docker's
+    /etc/hosts and resolv.conf (files Docker bind-mounts per container: writing
+    them changes only this container's copies). Returns what could not be done."""
+    problems = []
+    try:
+        os.unlink("/.dockerenv")
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        problems.append(f"/.dockerenv: {exc.strerror}")
+    net = plan.get("sinkhole", {}).get("net", {})
+    files = {"/etc/hosts": ETC_HOSTS.format(hostname=plan.get("hostname", "localhost"))}
+    if net.get("gateway"):
+        files["/etc/resolv.conf"] = f"# Generated by NetworkManager\nnameserver {net['gateway']}\n"
+    for path, text in files.items():
+        try:
+            with open(path, "w") as fh:  # a bind mount: rewrite in place, never rename over it
+                fh.write(text)
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror}")
+    return problems

@@ -1,0 +1,477 @@
+"""The phases: install (with rounds), startup, import, execute; install's inventory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from . import rounds
+from .common import OUT, RUN_DIR, STAGE, STAGE_ARTIFACTS, VENV_TEMPLATE, emit, load_plan, site_packages
+from .steps import ImportRun, StepRun
+
+_ROUNDS: rounds.Rounds | None = None
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def candidate_dist_info(site: Path, name: str) -> Path | None:
+    want = _norm(name)
+    for info in site.glob("*.dist-info"):
+        dist = info.name[: -len(".dist-info")].rsplit("-", 1)[0]
+        if _norm(dist) == want:
+            return info
+    return None
+
+
+_EXT_SUFFIX = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)?\.?so$")
+
+
+def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
+    """Importable module names of a distribution: its top-level names first, then RECORD."""
+    names: list[str] = []
+    seen: set[str] = set()
+    record = info / "RECORD"
+    rows = record.read_text(errors="replace").splitlines() if record.exists() else []
+    tops: list[str] = []
+    top_file = info / "top_level.txt"
+    if top_file.exists():
+        tops = [t.strip() for t in top_file.read_text().splitlines() if t.strip()]
+    for row in rows:
+        rel = row.split(",", 1)[0]
+        if rel.startswith(("..", "/")) or ".dist-info/" in rel or ".data/" in rel or "__pycache__" in rel:
+            continue
+        if rel.endswith(".py"):
+            dotted = rel[:-3]
+        elif rel.endswith(".so"):
+            dotted = _EXT_SUFFIX.sub("", rel)
+        else:
+            continue
+        parts = dotted.split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not parts or not all(p.isidentifier() for p in parts) or parts[-1] == "__main__":
+            continue
+        mod = ".".join(parts)
+        if mod not in seen:
+            seen.add(mod)
+            names.append(mod)
+    top_level = [t for t in tops if t.isidentifier()] or sorted({n.split(".")[0] for n in names})
+    ordered = [t for t in top_level if t not in ("__main__",)]
+    rest = sorted((n for n in names if n not in ordered), key=lambda n: (n.count("."), n))
+    full = ordered + rest
+    return full[:limit], max(0, len(full) - limit)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inventory(plan: dict[str, Any]) -> dict[str, Any]:
+    """What install put in place: distributions, .pth files, the candidate's modules."""
+    site = site_packages(Path(plan["venv"]))
+    dists = []
+    for info in sorted(site.glob("*.dist-info")):
+        stem = info.name[: -len(".dist-info")]
+        name, _, version = stem.rpartition("-")
+        dists.append({"name": name, "version": version})
+    pths = []
+    template = {p.name: p.read_bytes() for p in site_packages(VENV_TEMPLATE).glob("*.pth")}
+    for pth in sorted(site.glob("*.pth")):
+        data = pth.read_bytes()
+        if template.get(pth.name) == data:
+            continue  # shipped with the venv template, not by what was installed
+        pths.append(
+            {
+                "path": str(pth),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+                "head": data[:4096].decode("utf-8", "replace"),
+                "executes": any(
+                    line.startswith(("import ", "import\t"))
+                    for line in data.decode("utf-8", "replace").splitlines()
+                ),
+            }
+        )
+    cand = candidate_dist_info(site, plan["candidate"]["name"])
+    modules: list[str] = []
+    capped = 0
+    if cand is not None:
+        modules, capped = modules_from_record(cand, int(plan.get("max_modules", 5000)))
+    entry_points = ""
+    if cand is not None and (cand / "entry_points.txt").exists():
+        entry_points = (cand / "entry_points.txt").read_text(errors="replace")[:65536]
+    return {
+        "site_packages": str(site),
+        "distributions": dists,
+        "pth_files": pths,
+        "candidate_dist_info": str(cand) if cand else None,
+        "modules": modules,
+        "modules_capped": capped,
+        "entry_points": entry_points,
+    }
+
+
+def _pip_install(plan: dict[str, Any], names: list[str]) -> list[str]:
+    """argv of a harness pip step installing staged index packages (wheels) into the venv."""
+    return [
+        f"{plan['venv']}/bin/python",
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        str(STAGE_ARTIFACTS),
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        *names,
+    ]
+
+
+def _with_flag(args: list[str], flag: str, extra: list[str] | None = None) -> list[str]:
+    """pip *args* with *flag* right after ``install`` (and *extra* targets at the end)."""
+    if flag in args:
+        return args
+    i = args.index("install") + 1
+    return [*args[:i], flag, *args[i:], *(extra or [])]
+
+
+def run_rounds() -> rounds.Rounds:
+    global _ROUNDS
+    if _ROUNDS is None:
+        _ROUNDS = rounds.Rounds(load_plan(), STAGE)
+    return _ROUNDS
+
+
+def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    """pip install of the candidate; on a missing module or distribution, a round (the
+    host stages wheels) and the install re-runs in this container. Legacy setup.py
+    sdists first get a developer's venv (the kit) and build without isolation."""
+    py = f"{plan['venv']}/bin/python"
+    args: list[str] = list(plan["install_args"])
+    end = time.monotonic() + timeout
+    steps: list[dict[str, Any]] = []
+    problems: list[str] = []
+    kit = list(plan.get("kit") or [])
+    if kit:
+        emit("status", phase="install", msg=f"developer packages: {' '.join(kit)}")
+        res = (
+            StepRun(plan, "install", "kit", _pip_install(plan, kit))
+            .run(end - time.monotonic(), window)
+            .result()
+        )
+        steps.append(res)
+        if res["status"] == "ok" and res["exit_code"] == 0:
+            args = _with_flag(args, "--no-build-isolation")
+        else:
+            problems.append("the developer packages did not install; building with isolation")
+    rnd = run_rounds()
+    attempt = 0
+    while True:
+        run = StepRun(plan, "install", str(attempt), [py, *args])
+        step = run.run(max(1.0, end - time.monotonic()), window).result()
+        steps.append(step)
+        if step["status"] != "ok" or step["exit_code"] == 0 or time.monotonic() >= end:
+            break
+        modules, reqs = rounds.needs_from_output(step["output"])
+        if not (modules or reqs):
+            break
+        reason = next(
+            (
+                ln.strip()
+                for ln in reversed(step["output"].splitlines())
+                if "No module named" in ln or "No matching distribution" in ln
+            ),
+            "",
+        )
+        answer = rnd.ask("install", modules, reqs, reason)
+        if answer is None:
+            if reqs and "--no-deps" not in args:
+                # Dependencies nobody can supply (no Linux wheel …): install the candidate
+                # alone with what was staged, as a developer would with --no-deps.
+                args = _with_flag(args, "--no-deps", list(plan.get("dependency_files") or []))
+                attempt += 1
+                continue
+            break
+        names = [str(n) for n in answer.get("install") or []]
+        changed = False
+        if names:
+            pip_res = StepRun(plan, "install", f"round{rnd.used}-pip", _pip_install(plan, names))
+            steps.append(pip_res.run(max(1.0, end - time.monotonic()), window).result())
+            changed = True
+        if modules and names and "--no-build-isolation" not in args:
+            # setup.py imports what its isolated build env cannot have: build in the venv
+            build = [str(n) for n in plan.get("build_names") or []]
+            if build:
+                pip_res = StepRun(plan, "install", f"round{rnd.used}-build", _pip_install(plan, build))
+                steps.append(pip_res.run(max(1.0, end - time.monotonic()), window).result())
+            args = _with_flag(args, "--no-build-isolation")
+        if reqs and answer.get("missing") and "--no-deps" not in args:
+            args = _with_flag(args, "--no-deps", list(plan.get("dependency_files") or []))
+            changed = True
+        if not changed:
+            break
+        attempt += 1
+    last = steps[-1]
+    status = last["status"]
+    if status == "ok" and last["exit_code"] != 0:
+        status = "error"
+    inv: dict[str, Any] = {}
+    try:
+        inv = inventory(plan)
+    except Exception as exc:  # an install that failed may leave no site-packages
+        last["problems"].append(f"inventory failed: {exc}")
+    (OUT / "inventory.json").write_text(json.dumps(inv))
+    return {"phase": "install", "status": status, "steps": steps, "inventory": inv, "problems": problems}
+
+
+def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    py = f"{plan['venv']}/bin/python"
+    commands = [
+        ("python-c-pass", [py, "-c", "pass"]),
+        ("pip-version", [py, "-m", "pip", "--version"]),
+        ("long-running", [py, str(RUN_DIR / "pkgsandbox_keep.py")]),
+    ]
+    steps = []
+    status = "ok"
+    end = time.monotonic() + timeout
+    for tag, argv in commands:
+        left = end - time.monotonic()
+        if left <= 0:
+            status = "timeout"
+            break
+        emit("status", phase="startup", msg=" ".join(argv[1:])[:120])
+        # the long-running driver says "done" at once: its window opens right away
+        driver = argv[-1].endswith("pkgsandbox_keep.py")
+        res = StepRun(plan, "startup", tag, argv, driver=driver).run(left, window).result()
+        steps.append(res)
+        if res["status"] == "timeout":
+            status = "timeout"
+        elif res["exit_code"] not in (0, None) and status == "ok":
+            status = "error"
+    return {"phase": "startup", "status": status, "steps": steps}
+
+
+def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    inv_path = OUT / "inventory.json"
+    inv = json.loads(inv_path.read_text()) if inv_path.exists() else {}
+    modules: list[str] = list(inv.get("modules") or [])
+    if not modules:
+        if inv.get("candidate_dist_info"):
+            return {
+                "phase": "import",
+                "status": "ok",
+                "steps": [],
+                "modules": [],
+                "problems": ["the candidate installs no importable module"],
+            }
+        return {
+            "phase": "import",
+            "status": "error",
+            "steps": [],
+            "modules": [],
+            "problems": ["the candidate's distribution was not found after install"],
+        }
+    py = f"{plan['venv']}/bin/python"
+    module_timeout = float(plan.get("module_timeout", 30))
+    end = time.monotonic() + timeout
+    steps = []
+    results: list[dict[str, Any]] = []
+    status = "ok"
+    remaining = modules
+    attempt = 0
+    while remaining:
+        left = end - time.monotonic()
+        if left <= 0 or attempt >= 25:
+            status = "timeout"
+            results.extend(
+                {"name": m, "status": "skipped", "duration": 0, "detail": "not reached"} for m in remaining
+            )
+            break
+        emit("status", phase="import", msg=f"importing {len(remaining)} modules (run {attempt + 1})")
+        driver = str(RUN_DIR / "pkgsandbox_import.py")
+        run = ImportRun(plan, str(attempt), [py, driver, *remaining], module_timeout)
+        run.run(left, window)
+        res = run.result()
+        res["argv"] = [*res["argv"][:2], f"<{len(remaining)} modules>"]
+        steps.append(res)
+        results.extend(run.results)
+        if res["status"] == "timeout":
+            status = "timeout"
+        attempted = {r["name"] for r in run.results}
+        if run.current is not None:  # the interpreter died inside this module
+            name = run.current[0]
+            results.append(
+                {"name": name, "status": "error", "duration": 0, "detail": "interpreter exited during import"}
+            )
+            attempted.add(name)
+        if run.done or not attempted:
+            break
+        idx = max(remaining.index(n) for n in attempted if n in remaining)
+        remaining = remaining[idx + 1 :]
+        attempt += 1
+    if status == "ok":
+        results, more = _import_rounds(plan, modules, results, end, window)
+        steps += more
+    return {
+        "phase": "import",
+        "status": status,
+        "steps": steps,
+        "modules": results,
+        "modules_capped": inv.get("modules_capped", 0),
+    }
+
+
+def _import_rounds(
+    plan: dict[str, Any], modules: list[str], results: list[dict[str, Any]], end: float, window: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Modules that failed on a module nobody installed: a round (the host stages the
+    distribution providing it, a harness pip step installs it), then they import again."""
+    rnd = run_rounds()
+    own = {m.split(".")[0] for m in modules}
+    steps: list[dict[str, Any]] = []
+    py = f"{plan['venv']}/bin/python"
+    while rnd.available() and end - time.monotonic() > 1:
+        missing = {
+            r["name"]: rounds.missing_module(str(r.get("detail", "")))
+            for r in results
+            if r["status"] == "error"
+        }
+        wanted = sorted({m for m in missing.values() if m and m not in own})
+        if not wanted:
+            break
+        reason = next(str(r["detail"]) for r in results if missing.get(r["name"]) in wanted)
+        answer = rnd.ask("import", wanted, [], reason)
+        names = [str(n) for n in (answer or {}).get("install") or []]
+        if not names:
+            break
+        pip_step = StepRun(plan, "import", f"round{rnd.used}-pip", _pip_install(plan, names))
+        steps.append(pip_step.run(max(1.0, end - time.monotonic()), window).result())
+        retry = [n for n, m in missing.items() if m in wanted]
+        emit("status", phase="import", msg=f"round {rnd.used}: importing {len(retry)} modules again")
+        run = ImportRun(
+            plan,
+            f"r{rnd.used}",
+            [py, str(RUN_DIR / "pkgsandbox_import.py"), *retry],
+            float(plan.get("module_timeout", 30)),
+        )
+        run.run(max(1.0, end - time.monotonic()), window)
+        res = run.result()
+        res["argv"] = [*res["argv"][:2], f"<{len(retry)} modules>"]
+        steps.append(res)
+        again = {r["name"]: r for r in run.results}
+        if run.current is not None:
+            again[run.current[0]] = {
+                "name": run.current[0],
+                "status": "error",
+                "duration": 0,
+                "detail": "interpreter exited during import",
+            }
+        results = [again.get(r["name"], r) if r["name"] in retry else r for r in results]
+    return results, steps
+
+
+def entry_point_scripts(text: str) -> list[str]:
+    """Names of console_scripts and gui_scripts in an entry_points.txt."""
+    names, section = [], ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif "=" in line and section in ("console_scripts", "gui_scripts"):
+            name = line.split("=", 1)[0].strip()
+            if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+                names.append(name)
+    return names
+
+
+def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
+    """Run each console/gui script with --help and --version, then call the public
+    functions and classes of the candidate's modules with mock arguments."""
+    inv_path = OUT / "inventory.json"
+    inv = json.loads(inv_path.read_text()) if inv_path.exists() else {}
+    venv = plan["venv"]
+    per_call = float(plan.get("call_timeout", 10))
+    end = time.monotonic() + timeout
+    steps: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    status = "ok"
+    for name in entry_point_scripts(inv.get("entry_points", ""))[:50]:
+        for flag in ("--help", "--version"):
+            left = end - time.monotonic()
+            if left <= 0:
+                status = "timeout"
+                break
+            emit("status", phase="execute", msg=f"{name} {flag}")
+            tag = "script-" + re.sub(r"[^A-Za-z0-9._-]", "_", name) + flag
+            t0 = time.time()
+            step = StepRun(plan, "execute", tag, [f"{venv}/bin/{name}", flag])
+            res = step.run(min(left, per_call * 3), window).result()
+            res["context"] = f"entry point {name} {flag}"
+            steps.append(res)
+            calls.append(
+                {
+                    "name": f"entry point {name} {flag}",
+                    "status": "timeout" if res["status"] == "timeout" else "ok",
+                    "duration": round(time.time() - t0, 3),
+                    "detail": f"exit {res['exit_code']}",
+                    "t0": t0,
+                    "t1": time.time(),
+                }
+            )
+            if res["status"] == "timeout":
+                status = "timeout"
+    modules = [m for m in (inv.get("modules") or []) if not any(p.startswith("_") for p in m.split("."))][
+        :300
+    ]
+    remaining = modules
+    attempt = 0
+    py = f"{venv}/bin/python"
+    while remaining and status != "timeout":
+        left = end - time.monotonic()
+        if left <= 0 or attempt >= 25:
+            status = "timeout"
+            break
+        emit("status", phase="execute", msg=f"calling public functions of {len(remaining)} modules")
+        run = ImportRun(
+            plan,
+            f"calls-{attempt}",
+            [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), *remaining],
+            per_call + 5,
+            phase="execute",
+        )
+        run.run(left, window)
+        res = run.result()
+        res["argv"] = [*res["argv"][:3], f"<{len(remaining)} modules>"]
+        res["context"] = ""
+        steps.append(res)
+        calls.extend(run.results)
+        if res["status"] == "timeout":
+            status = "timeout"
+        if run.done or not run.results:
+            break
+        last_module = run.results[-1]["name"].rsplit(".", 1)[0]
+        idx = remaining.index(last_module) if last_module in remaining else len(remaining) - 1
+        remaining = remaining[idx + 1 :]
+        attempt += 1
+    return {"phase": "execute", "status": status, "steps": steps, "modules": calls}
+
+
+PHASES = {
+    "install": phase_install,
+    "startup": phase_startup,
+    "import": phase_import,
+    "execute": phase_execute,
+}
