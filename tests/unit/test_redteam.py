@@ -248,7 +248,7 @@ def test_evasion_probe_found_and_raises_the_others() -> None:
     assert finding("PS026").severity is Severity.HIGH  # MEDIUM raised one step
 
 
-def test_evasion_probe_alone_is_medium_and_the_runtime_does_not_probe() -> None:
+def test_one_kind_of_probe_alone_is_low_and_the_runtime_does_not_probe() -> None:
     probe = Event(
         phase=Phase.IMPORT,
         seq=1,
@@ -259,7 +259,11 @@ def test_evasion_probe_alone_is_medium_and_the_runtime_does_not_probe() -> None:
         path="/proc/9/status",
     )
     obs = Observation(events=(probe,), processes=(), phases=(), inventory=Inventory(), home=HOME, venv=VENV)
-    assert [(f.rule_id, f.severity) for f in evaluate(obs)] == [("PS030", Severity.MEDIUM)]
+    # numpy reads its own status at import: one kind of look is LOW and raises nothing
+    assert [(f.rule_id, f.severity) for f in evaluate(obs)] == [("PS030", Severity.LOW)]
+    marker = probe.model_copy(update={"seq": 2, "path": "/.dockerenv", "kind": EventKind.FILE_STAT})
+    two = obs.model_copy(update={"events": (probe, marker)})
+    assert [(f.rule_id, f.severity) for f in evaluate(two)] == [("PS030", Severity.MEDIUM)]
     # a real `vet requests` (the agent's import and `-m pip --version` steps) probes nothing
     benign = observation(
         ("agent-startup-pip-version.strace.gz", Phase.STARTUP),

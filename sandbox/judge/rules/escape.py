@@ -121,22 +121,42 @@ def rule_evasion_probe(ctx: Context) -> list[Finding]:
     for phase, evs in per_phase(hits).items():
         uniq = dedupe(evs, lambda e: (e.pid, e.path, e.syscall))
         what = sorted({e.path or f"{e.syscall}({e.flags})" for e in uniq})
+        kinds = {_probe_kind(e) for e in uniq}
+        # One kind of look is what benign code does too (numpy reads its own status,
+        # telemetry checks /.dockerenv or the cgroup): LOW, it does not raise others.
+        # A debugger self-attach, or looking several ways, is environment-aware code.
+        strong = "ptrace" in kinds or len(kinds) >= 2
         out.append(
             make_finding(
                 "PS030",
                 phase,
                 f"probed for a debugger or sandbox: {', '.join(what[:6])}",
                 [ctx.evidence(e) for e in uniq],
+                None if strong else Severity.LOW,
             )
         )
     return out
+
+
+def _probe_kind(e: Event) -> str:
+    """Which look a probe is: debugger (status, ptrace), container marker, cgroup, init."""
+    if e.kind is EventKind.PTRACE:
+        return "ptrace"
+    path = e.path or ""
+    if path.endswith("/status"):
+        return "status"
+    if path.endswith("/cgroup"):
+        return "cgroup"
+    if path.startswith("/proc/1/"):
+        return "init"
+    return "marker"
 
 
 def escalate(findings: list[Finding]) -> list[Finding]:
     """PS030 raises every other finding at MEDIUM or above one step (MEDIUM→HIGH,
     HIGH→CRITICAL): code that checks for analysis first and then acts is worse than
     either alone.  Alone, PS030 stays MEDIUM.  Applied once, after the profile."""
-    if not any(f.rule_id == "PS030" for f in findings):
+    if not any(f.rule_id == "PS030" and f.severity.rank >= Severity.MEDIUM.rank for f in findings):
         return sorted(findings, key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     ranks = list(Severity)
     out = []
