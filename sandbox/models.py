@@ -366,7 +366,7 @@ class Report(Frozen):
 
 
 # --------------------------------------------------------------------------- network (sinkhole)
-# What the sinkhole inside the sandbox received (see sandbox/agent/sinkhole.py): no
+# What the sinkhole inside the sandbox received (see sandbox/agent/sinkhole/): no
 # byte ever left the sandbox; these are the attempts, answered locally.
 
 

@@ -8,7 +8,7 @@ only, and host-side code imports nothing of it but :mod:`sandbox.agent.protocol`
 
 Protocol with the host (``docker exec``):
   ``agent setup``            prepare HOME (honeytokens included), the venv, the trace
-                             directory and the network sinkhole (sinkhole.py)
+                             directory and the network sinkhole (sinkhole/)
   ``agent phase NAME``       run one phase under strace; JSON lines on stdout
   ``agent run PHASES…``      several phases in one exec
   ``agent collect``          stop the sinkhole; tar of the output directory on stdout

@@ -3,7 +3,7 @@
 Hardening of every container (see README "Security model"):
 - ``--network none``: the namespace has no route out. Inside it, ``agent setup``
   builds the sinkhole (a veth pair whose both ends stay in the namespace, NAT
-  redirection to local listeners; see sandbox/agent/sinkhole.py);
+  redirection to local listeners; see sandbox/agent/sinkhole/);
 - a root filesystem nothing but root can write (see :data:`WRITABLE_ROOT`);
   size-capped tmpfs for every path the candidate writes (exec allowed on HOME and
   /tmp so compiled extensions load); staging bind-mounted read-only; no Docker

@@ -63,8 +63,9 @@ def context_files() -> dict[str, bytes]:
         "Dockerfile": (imgs / "Dockerfile").read_bytes(),
         "agent-entry": (imgs / "agent-entry").read_bytes(),
     }
-    for src in sorted(agent_dir().glob("*.py")):
-        files[f"agent/{src.name}"] = src.read_bytes()
+    # Subpackages too (agent/sinkhole/…), by their path under agent/: the tag hashes them all.
+    for src in sorted(agent_dir().rglob("*.py")):
+        files[f"agent/{src.relative_to(agent_dir()).as_posix()}"] = src.read_bytes()
     return files
 
 

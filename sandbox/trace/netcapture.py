@@ -2,7 +2,7 @@
 
 Pure apart from reading the files the agent's ``collect`` brought back
 (``sinkhole.json``, ``net.jsonl``, ``net-tcp-N.bin``; see
-``sandbox/agent/sinkhole.py``). What the listeners cannot know is taken from
+``sandbox/agent/sinkhole/``). What the listeners cannot know is taken from
 the syscall trace: the destination of a UDP datagram (REDIRECT keeps the
 original destination for TCP only) and, when the listener could not name it,
 the process behind a query or a connection — by pid, address, size and time.

@@ -370,7 +370,10 @@ def test_hostile_clients_are_bounded_and_never_block_the_run(tmp_path: Path, lea
     big = max((c for c in net.connections if c.destination.startswith(big_host + ":")), key=lambda c: c.bytes)
     assert big.bytes >= 20 << 20 and big.captured == 64 * 1024 and big.truncated
     assert big.http[0].body_bytes == 20 << 20 and big.http[0].body_truncated
-    many = [c for c in net.connections if c.destination.startswith(many_host + ":")]
+    # the default pass's own capture is bounded (an extra pass keeps its own, also bounded)
+    many = [
+        c for c in net.connections if c.destination.startswith(many_host + ":") and c.pass_name == "default"
+    ]
     assert 0 < len(many) <= 600 and any(c.close_reason == "evicted" and c.truncated for c in many)
     malformed = [q for q in net.dns if q.malformed]
     assert len(malformed) >= 6

@@ -1,4 +1,4 @@
-"""The in-container sinkhole (sandbox/agent/sinkhole.py), run on the host on loopback.
+"""The in-container sinkhole (sandbox/agent/sinkhole/), run on the host on loopback.
 
 The daemon runs in a thread on 127.0.0.1 / ::1 with small limits; the tests are
 its clients. No NAT rule is involved (that part is covered by the integration
