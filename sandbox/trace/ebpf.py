@@ -23,10 +23,11 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from sandbox.models import Address, Event, EventKind, Frozen, Phase, ProcessInfo
+from sandbox.models import Address, Event, EventKind, Frozen, Phase
 from sandbox.runner.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
 from sandbox.trace.strace import ParsedTrace, _open_kind
 from sandbox.trace.strace._syntax import normalise
+from sandbox.trace.strace.events import process_info
 
 __all__ = ["EbpfTrace", "StepWindow", "parse_ebpf"]
 
@@ -368,21 +369,7 @@ class _Step:
         for i, fields in enumerate(self.events, seq):
             fields["seq"] = i
             events.append(Event.model_construct(**fields))
-        processes = tuple(
-            ProcessInfo.model_construct(
-                pid=p.pid,
-                ppid=p.ppid,
-                phase=self.phase,
-                argv=p.argv,
-                exe=p.exe,
-                start=p.start,
-                end=p.end,
-                exit_code=p.exit_code,
-                killed_by=p.killed_by,
-                execs=tuple(p.execs),
-            )
-            for p in self.order
-        )
+        processes = tuple(process_info(p, self.phase) for p in self.order)
         return ParsedTrace.model_construct(
             events=tuple(events),
             processes=processes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+from sandbox.agent.protocol import privilege_drop
 from sandbox.judge.classify import classify
 from sandbox.judge.hooks import untrust_hooked_harness
 from sandbox.models import Address, Event, EventKind, Origin, Phase, ProcessInfo
@@ -27,21 +28,7 @@ def _ev(seq: int, pid: int, kind: EventKind, **kw: object) -> Event:
 def _scenario(pth: str, written_by_backend: bool) -> tuple[list[Event], list[ProcessInfo]]:
     """setpriv → choom → pip (harness); pip forks a build backend (candidate) that writes
     *pth*, then forks its build-env installer (harness) that reads it and acts."""
-    drop = (
-        "setpriv",
-        "--reuid=1000",
-        "--regid=1000",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--no-new-privs",
-        "--",
-        "choom",
-        "-n",
-        "1000",
-        "--",
-        *PIP,
-    )
+    drop = (*privilege_drop(1000, 1000), *PIP)
     e = [
         _ev(1, 10, EventKind.EXEC, path="/usr/bin/setpriv", argv=drop),
         _ev(2, 10, EventKind.EXEC, path="/usr/bin/choom", argv=drop[8:]),

@@ -124,3 +124,20 @@ def _fast_construction_works() -> bool:
 
 
 make_event = _make_event_fast if _fast_construction_works() else _make_event_slow
+
+
+def process_info(p: Any, phase: Phase) -> ProcessInfo:
+    """The frozen record of a parser's mutable process state (strace and eBPF parsers
+    share the slots: pid, ppid, argv, exe, start, end, exit_code, killed_by, execs)."""
+    return ProcessInfo.model_construct(
+        pid=p.pid,
+        ppid=p.ppid,
+        phase=phase,
+        argv=p.argv,
+        exe=p.exe,
+        start=p.start,
+        end=p.end,
+        exit_code=p.exit_code,
+        killed_by=p.killed_by,
+        execs=tuple(p.execs),
+    )

@@ -14,9 +14,9 @@ import re
 from operator import itemgetter
 from typing import Any
 
-from sandbox.models import EventKind, Phase, ProcessInfo
+from sandbox.models import EventKind, Phase
 from sandbox.trace.strace._syntax import RESULT_RE, normalise, odd_quotes
-from sandbox.trace.strace.events import _EVENT_TEMPLATE, ParsedTrace, make_event
+from sandbox.trace.strace.events import _EVENT_TEMPLATE, ParsedTrace, make_event, process_info
 from sandbox.trace.strace.processes import _Pending
 from sandbox.trace.strace.syscalls import _Calls
 from sandbox.trace.strace.tables import _FLAGS_ARG, K, _open_kind
@@ -91,21 +91,7 @@ class _Parser(_Calls):
         for seq, fields in enumerate(self.events, seq_start):
             fields["seq"] = seq
             events.append(make_event(fields))
-        processes = tuple(
-            ProcessInfo.model_construct(
-                pid=p.pid,
-                ppid=p.ppid,
-                phase=self.phase,
-                argv=p.argv,
-                exe=p.exe,
-                start=p.start,
-                end=p.end,
-                exit_code=p.exit_code,
-                killed_by=p.killed_by,
-                execs=tuple(p.execs),
-            )
-            for p in self.all_procs
-        )
+        processes = tuple(process_info(p, self.phase) for p in self.all_procs)
         return ParsedTrace.model_construct(
             events=tuple(events),
             processes=processes,
