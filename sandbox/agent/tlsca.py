@@ -352,7 +352,9 @@ class Authority:
             self.leaf_key,
             self.key,
             start,
-            start + dt.timedelta(days=90),
+            # 397 days (the CA/B ceiling): still valid under the time pass's clock,
+            # which runs up to 180 days ahead (a 90-day leaf made clients see EXPIRED)
+            start + dt.timedelta(days=397),
             [
                 _ext(OID_BC, seq(), critical=True),
                 _ext(OID_KU, bit_string(b"\x80", 7), critical=True),  # digitalSignature

@@ -94,6 +94,20 @@ def test_leaves_verify_strictly_under_the_run_ca(tmp_path: Path, host: str) -> N
         _handshake(auth.context(host), client, "other.invalid")
 
 
+def test_leaves_stay_valid_under_the_time_pass_clock(tmp_path: Path) -> None:
+    """The time pass moves the candidate's clock up to 180 days ahead; a leaf that
+    expired by then made every HTTPS client of that pass refuse the sinkhole."""
+    auth = tlsca.Authority(tmp_path / "tls")
+    pem = tmp_path / "leaf.pem"
+    pem.write_text(auth.leaf_pem("api.c2.invalid"))
+    info = ssl._ssl._test_decode_cert(str(pem))  # type: ignore[attr-defined]
+    not_before = ssl.cert_time_to_seconds(info["notBefore"])
+    not_after = ssl.cert_time_to_seconds(info["notAfter"])
+    assert not_before < time.time() - 3600
+    assert not_after > time.time() + 181 * 86400
+    assert not_after - not_before <= 398 * 86400  # no longer than a public CA may issue
+
+
 def test_each_run_has_its_own_ca_and_a_bounded_leaf_budget(tmp_path: Path) -> None:
     a, b = tlsca.Authority(tmp_path / "a", max_leaves=2), tlsca.Authority(tmp_path / "b")
     assert a.ca_pem != b.ca_pem
