@@ -112,6 +112,7 @@ JUDGING_MODULES = (
     "sandbox.judge.rules.catalogue",
     "sandbox.judge.rules.context",
     "sandbox.judge.rules.credentials",
+    "sandbox.judge.rules.accounted",
     "sandbox.judge.rules.escape",
     "sandbox.judge.rules.hooks",
     "sandbox.judge.rules.network",

@@ -1,0 +1,161 @@
+"""Accounted fetches: a phase whose every outbound byte the sinkhole saw, and saw to be
+nothing but ordinary requests for a named resource.
+
+A library that loads a config file (``.env``) and then downloads a data file at import
+looks, to the trace alone, like a stealer: credential read + connection.  The sinkhole
+tells them apart.  When every attempt of the phase is an ordinary DNS question, a
+connection that carried nothing, a refused TLS hello with an ordinary name, or a
+complete GET/HEAD with no body, no query, standard headers and no encoded-looking
+segment, then nothing the run read can have left with it (canaries are checked
+separately, in every encoding :mod:`sandbox.judge.canary` knows).  The network and
+credential findings of that phase drop from HIGH to MEDIUM — still a finding, still a
+failing gate — with the fetches named.  Anything else (a body, a query string, a raw
+IP, a cookie, a datagram, a lost capture) keeps them HIGH.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
+
+_PLAIN_HEADERS = {
+    "host",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "connection",
+    "user-agent",
+    "cache-control",
+    "pragma",
+    "if-none-match",
+    "if-modified-since",
+}
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{0,64}$")
+_RUN = re.compile(r"[A-Za-z0-9+=_-]{16,}")  # "/" splits: path segments are judged one by one
+_IP = re.compile(r"^[\d.]+$|:")
+# Findings the accounting can soften: only those whose HIGH rests on "it connected".
+SOFTENED = ("PS001", "PS002", "PS011")
+
+
+def encoded_looking(s: str) -> bool:
+    """A run of 16+ token characters mixing digits and letters, or both cases: how
+    keys, hashes and base64/hex data look, and how words and file names do not."""
+    for run in _RUN.findall(s):
+        digits = sum(c.isdigit() for c in run)
+        upper = sum(c.isupper() for c in run)
+        lower = sum(c.islower() for c in run)
+        bare = run.strip("=").isalnum()  # no "_"/"-": not words joined up
+        if digits >= 3 or (upper >= 3 and lower >= 3):
+            return True
+        if bare and (digits or not lower or len(run) >= 32):
+            return True
+    return False
+
+
+def ordinary_name(name: str, hostname: str = "") -> bool:
+    """A DNS name that could not be carrying data: short plain labels, no encoded run,
+    not a raw address, not the sandbox's own host name inside it."""
+    n = name.lower().rstrip(".")
+    labels = n.split(".")
+    if not n or _IP.search(n) or len(n) > 100 or len(labels) < 2:
+        return False
+    if hostname and hostname.lower() in n:
+        return False
+    if any(len(lab) >= 12 and sum(c.isdigit() for c in lab) >= 2 for lab in labels):
+        return False  # base32/hex data in a label
+    return all(_LABEL.match(lab) for lab in labels) and not encoded_looking(name)
+
+
+def _plain_target(target: str, hostname: str) -> bool:
+    if "?" in target or "#" in target or not target.startswith("/"):
+        return False
+    segs = [s for s in target.split("/") if s]
+    if len(segs) > 12 or any(not _SEGMENT.match(s) for s in segs):
+        return False
+    low = target.lower()
+    if (hostname and hostname.lower() in low) or "/home/" in low:
+        return False
+    return not encoded_looking(target)
+
+
+def plain_connection(c: NetConnection, hostname: str = "") -> bool:
+    """Every byte of *c* is an ordinary request (or nothing at all)."""
+    if c.truncated or c.protocol not in ("http", "https", "tls", "empty"):
+        return False
+    if c.protocol == "empty":
+        return c.bytes == 0
+    if c.protocol == "tls":
+        # the client refused the run's CA: only its hello went out
+        hello = c.tls
+        if hello is None or not hello.sni or hello.intercepted or c.bytes > 2048:
+            return False
+        return ordinary_name(hello.sni, hostname)
+    if not c.http or not c.host or not ordinary_name(c.host, hostname):
+        return False
+    for h in c.http:
+        if h.method not in ("GET", "HEAD") or h.body_bytes or not h.complete:
+            return False
+        if h.host and h.host.split(":")[0].lower() != c.host.lower():
+            return False
+        if not _plain_target(h.target, hostname):
+            return False
+        for k, v in h.headers:
+            key = k.lower()
+            if key not in _PLAIN_HEADERS or len(v) > 200 or (key != "user-agent" and encoded_looking(v)):
+                return False
+    return True
+
+
+def accounted_phases(
+    outbound: list[Event], net: NetworkCapture | None, hostname: str = ""
+) -> dict[Phase, str]:
+    """Phases whose every outbound attempt is accounted for, each with a short account
+    of what was fetched.  *outbound*: the phase's candidate connect/send events."""
+    if net is None or not net.enabled or net.dropped or net.truncated:
+        return {}
+    out: dict[Phase, str] = {}
+    for phase in {e.phase for e in outbound}:
+        if any(x.phase is phase for x in net.exfiltration) or any(d.phase is phase for d in net.datagrams):
+            continue
+        dns = [q for q in net.dns if q.phase is phase]
+        if any(q.malformed or not ordinary_name(q.name, hostname) for q in dns):
+            continue
+        resolvers = {q.resolver for q in dns if q.resolver}
+        conns = [c for c in net.connections if c.phase is phase]
+        if not all(plain_connection(c, hostname) for c in conns):
+            continue
+        # Every byte that reached the sinkhole is in conns (all plain); a connect with no
+        # connection there delivered nothing (glibc's address-sorting UDP connect, an
+        # unreachable v6 route).  A send must be a DNS question or a write on one of conns.
+        known = resolvers | {c.destination for c in conns}
+        if any(
+            e.kind is EventKind.SEND and (e.address is None or e.address.render() not in known)
+            for e in outbound
+            if e.phase is phase
+        ):
+            continue
+        fetched = sorted(
+            {f"{c.host}{h.target}" for c in conns for h in c.http}
+            | {f"{c.tls.sni} (TLS hello only)" for c in conns if c.protocol == "tls" and c.tls}
+        )
+        out[phase] = ", ".join(fetched[:3]) + (f" (+{len(fetched) - 3} more)" if len(fetched) > 3 else "")
+    return out
+
+
+def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding]:
+    """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM."""
+    out = []
+    for f in findings:
+        if f.rule_id in SOFTENED and f.phase in accounted and f.severity is Severity.HIGH:
+            what = accounted[f.phase] or "nothing but DNS questions"
+            f = f.model_copy(
+                update={
+                    "severity": Severity.MEDIUM,
+                    "message": f.message + f" (every outbound byte accounted for: ordinary fetch of {what}; "
+                    "no body, query, cookie or credential in it)",
+                }
+            )
+        out.append(f)
+    return out

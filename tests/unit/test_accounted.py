@@ -1,0 +1,167 @@
+"""Accounted fetches: a credential read plus connections whose every byte the sinkhole
+saw to be an ordinary GET stays a finding but not a HIGH one; any byte that could
+carry data (body, query, cookie, encoded segment, datagram, raw IP) keeps it HIGH."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+
+from sandbox.judge.rules import evaluate
+from sandbox.judge.rules.accounted import encoded_looking, ordinary_name
+from sandbox.models import (
+    DnsQuery,
+    EventKind,
+    HttpExchange,
+    NetConnection,
+    NetDatagram,
+    NetworkCapture,
+    Phase,
+    Severity,
+    TlsHello,
+)
+from tests.unit.test_rules import ev, inet, obs
+
+RESOLVER = "192.0.2.53:53"
+DEST = "198.51.100.7:443"
+
+
+def _name() -> str:
+    return "".join(random.choices(string.ascii_lowercase, k=8)) + ".example"
+
+
+def _run(conn: NetConnection, host: str, extra_events: tuple = (), **net: object) -> dict[str, Severity]:
+    events = [
+        ev(EventKind.FILE_READ, "openat", seq=1, path="/home/dev/project/.env"),
+        ev(EventKind.CONNECT, "connect", seq=2, address=inet("192.0.2.53", 53)),
+        ev(EventKind.SEND, "sendmmsg", seq=3, address=inet("192.0.2.53", 53)),
+        ev(EventKind.CONNECT, "connect", seq=4, address=inet("198.51.100.7", 443)),
+        ev(EventKind.SEND, "write", seq=5, address=inet("198.51.100.7", 443)),
+        ev(EventKind.CONNECT, "connect", seq=6, address=inet("2001:db8::7", 443)),  # address sorting
+        *extra_events,
+    ]
+    capture = NetworkCapture(
+        enabled=True,
+        dns=(
+            DnsQuery(
+                phase=Phase.IMPORT, time=2.0, name=host, qtype="A", answer="198.51.100.7", resolver=RESOLVER
+            ),
+        ),
+        connections=(conn,),
+        **net,  # type: ignore[arg-type]
+    )
+    fs = evaluate(obs(events), network=capture, hostname="laptop-381")
+    return {f.rule_id: f.severity for f in fs}
+
+
+def _https(host: str, *reqs: HttpExchange, **kw: object) -> NetConnection:
+    return NetConnection(
+        phase=Phase.IMPORT,
+        time=3.0,
+        destination=DEST,
+        host=host,
+        protocol="https",
+        bytes=800,
+        http=reqs,
+        tls=TlsHello(sni=host, intercepted=True),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _get(host: str, target: str = "/data/model_prices.json", **kw: object) -> HttpExchange:
+    headers = kw.pop("headers", (("Host", host), ("Accept", "*/*"), ("User-Agent", "python-httpx/0.28.1")))
+    return HttpExchange(method="GET", target=target, version="HTTP/1.1", host=host, headers=headers, **kw)  # type: ignore[arg-type]
+
+
+def test_plain_fetch_after_a_config_read_is_medium_not_high() -> None:
+    host = _name()
+    sev = _run(_https(host, _get(host)), host)
+    assert sev["PS001"] is Severity.MEDIUM
+    assert sev["PS002"] is Severity.MEDIUM
+    assert sev["PS011"] is Severity.MEDIUM
+
+
+def test_the_softened_finding_names_what_was_fetched() -> None:
+    host = _name()
+    capture = NetworkCapture(
+        enabled=True,
+        dns=(DnsQuery(phase=Phase.IMPORT, time=2.0, name=host, qtype="A", resolver=RESOLVER),),
+        connections=(_https(host, _get(host, "/a/b.json")),),
+    )
+    o = obs(
+        [
+            ev(EventKind.FILE_READ, "openat", seq=1, path="/home/dev/project/.env"),
+            ev(EventKind.CONNECT, "connect", seq=2, address=inet("198.51.100.7", 443)),
+        ]
+    )
+    ps002 = next(f for f in evaluate(o, network=capture) if f.rule_id == "PS002")
+    assert f"{host}/a/b.json" in ps002.message and "accounted" in ps002.message
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        lambda h: HttpExchange(
+            method="POST", target="/x", version="HTTP/1.1", host=h, body_bytes=40, body="k=v"
+        ),
+        lambda h: _get(h, "/collect?u=dev&h=laptop"),
+        lambda h: _get(h, "/k/" + "".join(random.choices(string.ascii_letters + string.digits, k=40))),
+        lambda h: _get(h, "/beacon/laptop-381"),
+        lambda h: _get(h, headers=(("Host", h), ("Cookie", "s=1"))),
+        lambda h: _get(h, headers=(("Host", h), ("X-Data", "aGVsbG8gd29ybGQgc2VjcmV0"))),
+        lambda h: _get(h, complete=False),
+    ],
+    ids=["post-body", "query", "encoded-segment", "hostname-in-path", "cookie", "custom-header", "cut"],
+)
+def test_anything_that_can_carry_data_stays_high(req: object) -> None:
+    host = _name()
+    sev = _run(_https(host, req(host)), host)  # type: ignore[operator]
+    assert sev["PS001"] is Severity.HIGH
+    assert sev["PS002"] is Severity.HIGH
+
+
+def test_raw_tcp_datagram_lost_capture_or_encoded_dns_stay_high() -> None:
+    host = _name()
+    raw = NetConnection(
+        phase=Phase.IMPORT, time=3.0, destination=DEST, protocol="unknown", bytes=9, data="hi"
+    )
+    assert _run(raw, host)["PS002"] is Severity.HIGH
+    dgram = NetDatagram(phase=Phase.IMPORT, time=3.0, destination="203.0.113.5:9999", bytes=4, data="ping")
+    assert _run(_https(host, _get(host)), host, datagrams=(dgram,))["PS002"] is Severity.HIGH
+    assert _run(_https(host, _get(host)), host, dropped=1)["PS002"] is Severity.HIGH
+    assert _run(_https(host, _get(host)), host, truncated=True)["PS002"] is Severity.HIGH
+    encoded = "4f2a9c0d1e7b3a55c6d8e9f0a1b2c3d4." + host
+    assert _run(_https(encoded, _get(encoded)), encoded)["PS011"] is Severity.HIGH
+
+
+def test_a_send_to_an_unaccounted_destination_stays_high() -> None:
+    host = _name()
+    other = ev(EventKind.SEND, "sendto", seq=7, address=inet("203.0.113.9", 4444))
+    assert _run(_https(host, _get(host)), host, extra_events=(other,))["PS002"] is Severity.HIGH
+
+
+def test_refused_tls_hello_with_an_ordinary_name_is_accounted() -> None:
+    host = _name()
+    hello = NetConnection(
+        phase=Phase.IMPORT,
+        time=3.0,
+        destination=DEST,
+        host=host,
+        protocol="tls",
+        bytes=517,
+        tls=TlsHello(sni=host, handshake_error="TLSV1_ALERT_UNKNOWN_CA"),
+    )
+    assert _run(hello, host)["PS002"] is Severity.MEDIUM
+
+
+def test_name_and_token_shapes() -> None:
+    assert ordinary_name("raw.githubusercontent.com")
+    assert not ordinary_name("198.51.100.7")
+    assert not ordinary_name("localhost")
+    assert not ordinary_name("laptop-381.example", "laptop-381")
+    assert not ordinary_name("mzxw6ytboi2dqojz.example")  # base32 data
+    assert encoded_looking("AKIAIOSFODNN7EXAMPLE")
+    assert encoded_looking("d41d8cd98f00b204e9800998ecf8427e")
+    assert not encoded_looking("model_prices_and_context_window")
