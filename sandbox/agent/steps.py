@@ -175,6 +175,7 @@ class StepRun:
         cpu_at_start: dict[int, float] = {}
         wake_at_start: dict[int, dict[int, int]] = {}
         killed = False
+        extended = False
         try:
             while True:
                 for key, _ in sel.select(timeout=0.05):
@@ -221,6 +222,14 @@ class StepRun:
                 survivors = watch.candidate_processes(uid)
                 if not survivors:
                     continue  # strace is about to exit
+                if (
+                    now - window_start >= window
+                    and not extended
+                    and watch.finishing(survivors, self.main_pid)
+                ):
+                    extended = True  # a slow interpreter exit under load, not a survivor yet
+                    window_start = now
+                    continue
                 if now - window_start >= window:
                     # Judge survivors by what they did *during* the window and what their
                     # threads wait for: idle worker threads (BLAS pools parked without a

@@ -242,6 +242,20 @@ def describe(
         }
 
 
+def finishing(survivors: list[psutil.Process], main_pid: int | None) -> bool:
+    """Only the step's own process is left, single-threaded and runnable: an interpreter
+    tearing down after its work (freeing thousands of modules takes seconds when the CPU
+    is shared).  Its window gets one extension before it is judged; everything it does
+    meanwhile is recorded like the rest."""
+    if len(survivors) != 1 or survivors[0].pid != main_pid:
+        return False
+    try:
+        p = survivors[0]
+        return p.num_threads() == 1 and p.status() == psutil.STATUS_RUNNING and not dormant_threads(p.pid)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
 def _kill_as(uid: int, gid: int) -> bool:
     """kill(-1, SIGKILL) from a child running as the candidate uid.
 

@@ -124,3 +124,29 @@ def test_describe_marks_the_main_process_with_a_sleeping_thread_active() -> None
     d = watch.describe(me, cpu, me.pid, wake)
     assert d["active"] is True and f"thread {tid} sleeps in futex" in d["status"], d
     gen.close()
+
+
+def test_finishing_is_only_the_main_process_alone_single_threaded_and_runnable() -> None:
+    """A lone runnable main process gets one window extension (slow exit under load);
+    a sleeper, a second survivor or another pid does not."""
+    import subprocess
+    import sys
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        b, s = psutil.Process(busy.pid), psutil.Process(sleeper.pid)
+        deadline = time.monotonic() + 10
+        while b.status() != psutil.STATUS_RUNNING and time.monotonic() < deadline:
+            time.sleep(0.05)  # scheduled out for a moment: wait until it is seen running
+        assert watch.finishing([b], busy.pid)
+        assert not watch.finishing([b], sleeper.pid)
+        assert not watch.finishing([b, s], busy.pid)
+        while s.status() != psutil.STATUS_SLEEPING and time.monotonic() < deadline + 20:
+            time.sleep(0.05)  # still starting up (the machine may be loaded)
+        assert not watch.finishing([s], sleeper.pid)
+    finally:
+        busy.kill()
+        sleeper.kill()
+        busy.wait()
+        sleeper.wait()
