@@ -225,7 +225,7 @@ class StepRun:
                 if (
                     now - window_start >= window
                     and not extended
-                    and watch.finishing(survivors, self.main_pid)
+                    and watch.finishing(survivors)
                 ):
                     extended = True  # a slow interpreter exit under load, not a survivor yet
                     window_start = now

@@ -242,16 +242,19 @@ def describe(
         }
 
 
-def finishing(survivors: list[psutil.Process], main_pid: int | None) -> bool:
-    """Only the step's own process is left, single-threaded and runnable: an interpreter
-    tearing down after its work (freeing thousands of modules takes seconds when the CPU
-    is shared).  Its window gets one extension before it is judged; everything it does
-    meanwhile is recorded like the rest."""
-    if len(survivors) != 1 or survivors[0].pid != main_pid:
+def finishing(survivors: list[psutil.Process]) -> bool:
+    """Every survivor is single-threaded and runnable with no thread waiting to act
+    later: interpreters tearing down after their work (freeing thousands of modules
+    takes seconds when the CPU is shared).  The window gets one extension before they
+    are judged; whatever they do meanwhile is recorded like the rest, and anything
+    still alive after it is judged as before."""
+    if not survivors:
         return False
     try:
-        p = survivors[0]
-        return p.num_threads() == 1 and p.status() == psutil.STATUS_RUNNING and not dormant_threads(p.pid)
+        return all(
+            p.num_threads() == 1 and p.status() == psutil.STATUS_RUNNING and not dormant_threads(p.pid)
+            for p in survivors
+        )
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
 
