@@ -222,11 +222,7 @@ class StepRun:
                 survivors = watch.candidate_processes(uid)
                 if not survivors:
                     continue  # strace is about to exit
-                if (
-                    now - window_start >= window
-                    and not extended
-                    and watch.finishing(survivors)
-                ):
+                if now - window_start >= window and not extended and watch.finishing(survivors):
                     extended = True  # a slow interpreter exit under load, not a survivor yet
                     window_start = now
                     continue
