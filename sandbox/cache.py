@@ -68,6 +68,7 @@ JUDGING_MODULES = (
     "sandbox.agent.init",  # what the candidate sees as PID 1 can change what it does
     "sandbox.agent.main",
     "sandbox.agent.passes",
+    "sandbox.agent.persist",
     "sandbox.agent.phases",
     "sandbox.agent.protocol",
     "sandbox.agent.rounds",
