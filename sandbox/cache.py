@@ -172,6 +172,7 @@ NOT_JUDGING_MODULES = (
     "sandbox.gate.lockfiles.requirements",
     "sandbox.gate.lockfiles.uv_lock",
     "sandbox.gate.models",
+    "sandbox.gate.pack",
     "sandbox.gate.run",
     "sandbox.report",
     "sandbox.report.builders",
