@@ -411,8 +411,11 @@ PROBE_SCAN_CAP = 64 << 20  # bytes of each trace looked at
 def probe_trigger(out: Path) -> str:
     """Why the time pass should run: the default pass's startup or import looked for a
     sandbox (environment-aware code goes dormant there; the time pass hides the tells
-    from Python and moves the clock).  Reads the strace recorder's traces; the eBPF
-    recorder's are on the host, so there this trigger never fires."""
+    from Python and moves the clock).  A read of the process's own status alone does
+    not count: numpy and friends read it at import, and a pass costs as much as the
+    import; with a second kind of look it does.  Reads the strace recorder's traces;
+    the eBPF recorder's are on the host, so there this trigger never fires."""
+    seen: dict[str, str] = {}  # kind → what, in which phase
     for trace in sorted([*out.glob("startup.*.strace"), *out.glob("import.*.strace")]):
         try:
             with trace.open("rb") as fh:
@@ -423,10 +426,13 @@ def probe_trigger(out: Path) -> str:
                         break
                     chunk += fh.readline()
                     left -= len(chunk)
-                    m = _PROBE.search(chunk)
-                    if m:
+                    for m in _PROBE.finditer(chunk):
                         what = (m.group(1) or m.group(0)).decode("utf-8", "replace")
-                        return f"the default pass probed for a sandbox ({what} in {trace.name.split('.')[0]})"
+                        kind = "status" if what.endswith("/status") else what
+                        seen.setdefault(kind, f"{what} in {trace.name.split('.')[0]}")
+                    if set(seen) - {"status"}:
+                        shown = ", ".join(sorted(seen.values())[:3])
+                        return f"the default pass probed for a sandbox ({shown})"
         except OSError:
             continue
     return ""

@@ -33,7 +33,7 @@ PROBES = {
 }
 
 
-@pytest.mark.parametrize("probe", sorted(PROBES))
+@pytest.mark.parametrize("probe", sorted(set(PROBES) - {"/proc/self/status"}))
 def test_a_probe_in_the_default_pass_triggers_the_time_pass(tmp_path: Path, probe: str) -> None:
     """On main the time pass ran only after a timeout or a lingering process: a package
     that saw the sandbox and stayed dormant ended the run unseen."""
@@ -43,6 +43,16 @@ def test_a_probe_in_the_default_pass_triggers_the_time_pass(tmp_path: Path, prob
     plan = {"passes": {"time": {"when": "auto", "trigger": "time", "clock_shift": 86400 * 40}}}
     why = passes.should_run(plan, "time", tmp_path)
     assert "probed for a sandbox" in why and probe in why and "import" in why
+
+
+def test_own_status_alone_is_not_enough_with_another_look_it_is(tmp_path: Path) -> None:
+    """numpy reads /proc/self/status at import (measured: it cost numpy a 90 s time pass)."""
+    plan = {"passes": {"time": {"when": "auto", "trigger": "time", "clock_shift": 86400 * 40}}}
+    (tmp_path / "import.m0.strace").write_text(PROBES["/proc/self/status"] * 3)
+    assert passes.should_run(plan, "time", tmp_path) == ""
+    (tmp_path / "startup.s0.strace").write_text(PROBES["/proc/1/cgroup"])
+    why = passes.should_run(plan, "time", tmp_path)
+    assert "/proc/self/status in import" in why and "/proc/1/cgroup in startup" in why
 
 
 def test_no_probe_no_time_pass(tmp_path: Path) -> None:
