@@ -62,12 +62,14 @@ JUDGING_MODULES = (
     "sandbox.agent",
     "sandbox.agent.__main__",
     "sandbox.agent.common",
+    "sandbox.agent.disguise",  # what the time pass's candidate sees can change what it does
     "sandbox.agent.fsdiff",
     "sandbox.agent.guard",
     "sandbox.agent.home",
     "sandbox.agent.init",  # what the candidate sees as PID 1 can change what it does
     "sandbox.agent.main",
     "sandbox.agent.passes",
+    "sandbox.agent.persist",
     "sandbox.agent.phases",
     "sandbox.agent.protocol",
     "sandbox.agent.rounds",
@@ -170,6 +172,7 @@ NOT_JUDGING_MODULES = (
     "sandbox.gate.lockfiles.requirements",
     "sandbox.gate.lockfiles.uv_lock",
     "sandbox.gate.models",
+    "sandbox.gate.pack",
     "sandbox.gate.run",
     "sandbox.report",
     "sandbox.report.builders",

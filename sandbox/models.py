@@ -315,6 +315,21 @@ class Inventory(Frozen):
     entry_points: str = ""
 
 
+class FsChange(Frozen):
+    """A watched start-up or scheduler file that appeared or changed during a phase,
+    from the agent's snapshot diff (independent of the trace)."""
+
+    phase: Phase
+    path: str
+    change: str  # "created" | "modified"
+    size: int = 0
+    mode: str = ""
+    sha256: str | None = None
+    head: str = ""  # the first bytes of a small file, as text
+    installed: bool = False  # listed in an installed distribution's RECORD (the wheel's own)
+    pass_name: str = DEFAULT_PASS
+
+
 class Observation(Frozen):
     """Everything the judge looks at for one run."""
 
@@ -324,6 +339,7 @@ class Observation(Frozen):
     inventory: Inventory = Inventory()
     home: str = "/home/dev"
     venv: str = "/home/dev/project/.venv"
+    fs_changes: tuple[FsChange, ...] = ()  # persistence files that appeared or changed (the diff)
 
 
 class Round(Frozen):

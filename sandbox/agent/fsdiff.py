@@ -36,7 +36,7 @@ def snapshot(roots: tuple[str, ...] = ROOTS) -> dict[str, list[int]]:
     return out
 
 
-def _recorded(site: Path | None) -> set[str]:
+def recorded_files(site: Path | None) -> set[str]:
     """Files listed in the RECORDs of installed distributions (pip's own writes)."""
     paths: set[str] = set()
     if site is None or not site.is_dir():
@@ -60,7 +60,7 @@ def diff_and_keep(
     files_dir = out / "files"
     files_dir.mkdir(exist_ok=True)
     kept_total = sum(p.stat().st_size for p in files_dir.iterdir() if p.is_file())
-    recorded = _recorded(site)
+    recorded = recorded_files(site)
     changes: list[dict[str, Any]] = []
     for path, meta in sorted(after.items()):
         old = before.get(path)
@@ -120,4 +120,4 @@ def load(out: Path) -> dict[str, list[int]]:
         return {}
 
 
-__all__ = ["diff_and_keep", "load", "save", "snapshot"]
+__all__ = ["diff_and_keep", "load", "recorded_files", "save", "snapshot"]

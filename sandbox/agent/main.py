@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, init, passes, sinkhole, tells
+from . import fsdiff, guard, init, passes, persist, sinkhole, tells
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OUT, candidate_env, emit, load_plan, site_packages
 from .home import (
     HOME_FILES,
@@ -96,6 +96,7 @@ def cmd_setup(plan: dict[str, Any]) -> int:
     look_like_a_workstation(plan)
     if plan.get("evidence"):
         fsdiff.save(OUT, fsdiff.snapshot())
+    persist.save(OUT, persist.snapshot(plan["home"], plan["venv"]))
     emit("setup", ok=True, venv=plan["venv"], sinkhole=net.wait() if net else {})
     return EXIT_OK
 
@@ -172,11 +173,17 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
         result["pass_note"] = str(plan.get("_why") or "")
     result["started"] = started
     result["duration"] = round(time.time() - started, 3)
+    try:
+        site = site_packages(Path(plan["venv"]))
+    except RuntimeError:
+        site = None
+    tag_file = f"{pass_name}-{name}" if extra else name
+    try:  # every run: the host judges persistence files that appeared (PS005, from the diff)
+        installed = fsdiff.recorded_files(site) if name == "install" else set()
+        persist.after_phase(OUT, tag_file, plan["home"], plan["venv"], installed)
+    except Exception as exc:
+        result.setdefault("problems", []).append(f"persistence diff: {type(exc).__name__}: {exc}")
     if plan.get("evidence"):
-        try:
-            site = site_packages(Path(plan["venv"]))
-        except RuntimeError:
-            site = None
         fsdiff.save(
             OUT, fsdiff.diff_and_keep(OUT, f"{pass_name}-{name}" if extra else name, fsdiff.load(OUT), site)
         )

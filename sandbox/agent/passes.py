@@ -28,6 +28,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .disguise import DISGUISE, disguise_config
+
 STUB_ROOT = Path("/opt/pkgsandbox/passes")
 CLOCK_FILE = Path("/var/lib/pkgsandbox/clock")  # seconds the sinkhole adds to its clock answers
 FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
@@ -231,11 +233,12 @@ del _pkgsandbox_time
 """
 
 
-def install_stubs(root: Path = STUB_ROOT) -> None:
+def install_stubs(root: Path = STUB_ROOT, rng: Any = None) -> None:
     """Write the passes' stub directories (root-owned, read-only to the candidate)."""
+    disguise = DISGUISE.replace("__CFG__", repr(disguise_config(rng)))
     files = {
         "windows": {"sitecustomize.py": WIN_SITECUSTOMIZE, **WIN_STUBS},
-        "time": {"sitecustomize.py": TIME_SITECUSTOMIZE},
+        "time": {"sitecustomize.py": TIME_SITECUSTOMIZE + disguise},
     }
     for name, content in files.items():
         d = root / name
@@ -395,6 +398,46 @@ def time_trigger(results: list[dict[str, Any]]) -> str:
     return ""
 
 
+# Reads that look for a sandbox or a debugger, as strace writes them (the literal
+# argument): numeric /proc/N/status reads are left out, setpriv makes those.
+_PROBE = re.compile(
+    rb'"(/\.dockerenv|/run/\.containerenv|/proc/1/(?:cgroup|sched|mountinfo|mounts|cmdline|comm|environ)'
+    rb"|/proc/(?:self|thread-self|\d+)/cgroup|/proc/(?:self|thread-self)(?:/task/\d+)?/status)\""
+    rb"|PTRACE_TRACEME"
+)
+PROBE_SCAN_CAP = 64 << 20  # bytes of each trace looked at
+
+
+def probe_trigger(out: Path) -> str:
+    """Why the time pass should run: the default pass's startup or import looked for a
+    sandbox (environment-aware code goes dormant there; the time pass hides the tells
+    from Python and moves the clock).  A read of the process's own status alone does
+    not count: numpy and friends read it at import, and a pass costs as much as the
+    import; with a second kind of look it does.  Reads the strace recorder's traces;
+    the eBPF recorder's are on the host, so there this trigger never fires."""
+    seen: dict[str, str] = {}  # kind → what, in which phase
+    for trace in sorted([*out.glob("startup.*.strace"), *out.glob("import.*.strace")]):
+        try:
+            with trace.open("rb") as fh:
+                left = PROBE_SCAN_CAP
+                while left > 0:
+                    chunk = fh.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    chunk += fh.readline()
+                    left -= len(chunk)
+                    for m in _PROBE.finditer(chunk):
+                        what = (m.group(1) or m.group(0)).decode("utf-8", "replace")
+                        kind = "status" if what.endswith("/status") else what
+                        seen.setdefault(kind, f"{what} in {trace.name.split('.')[0]}")
+                    if set(seen) - {"status"}:
+                        shown = ", ".join(sorted(seen.values())[:3])
+                        return f"the default pass probed for a sandbox ({shown})"
+        except OSError:
+            continue
+    return ""
+
+
 def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
     """Why extra pass *name* runs now ("" when it does not): ``when`` is ``always``,
     ``never`` or ``auto`` (the pass's own trigger on the default pass's results)."""
@@ -409,5 +452,5 @@ def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
     if trigger == "windows":
         return windows_trigger(results)
     if trigger == "time":
-        return time_trigger(results)
+        return time_trigger(results) or probe_trigger(out)
     return ""

@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -40,6 +42,7 @@ from sandbox.gate.models import (
 )
 from sandbox.models import Phase, PhaseStatus, Report, Verdict
 from sandbox.report.sanitize import printable
+from sandbox.runner.engine import mark_owner
 from sandbox.runner.interface import Observer, Sandbox
 
 if TYPE_CHECKING:
@@ -230,6 +233,27 @@ class _Gate:
         self.observer = observer
         self.baseline_previous = baseline_previous
 
+    def prepare(self, entry: GateEntry, workdir: Callable[[], Path]) -> GateEntry | GateOutcome:
+        """A local source tree that is not the project's own becomes a vettable entry:
+        packed on the host like an sdist (nothing executed) into *workdir*, its spec
+        the archive's path; a tree that cannot be packed is reported not vetted."""
+        req = entry.requirement
+        if req.kind is not SourceKind.DIRECTORY or req.own_project or not req.path:
+            return entry
+        from sandbox.gate.pack import pack_tree
+
+        try:
+            packed = pack_tree(Path(req.path), workdir(), entry.name)
+        except (PkgSandboxError, OSError) as exc:
+            why = exc.message if isinstance(exc, PkgSandboxError) else f"{exc.strerror or exc}"
+            return GateOutcome(
+                entry=entry,
+                status=EntryStatus.NOT_VETTED,
+                detail=f"local source tree {req.path}: not the project's own directory, and it "
+                f"could not be packed for the sandbox ({why})",
+            )
+        return entry.model_copy(update={"spec": str(packed)})
+
     def precheck(self, entry: GateEntry) -> GateOutcome | None:
         """The outcome of an entry that needs no vet (not vettable, or a cache hit), else None."""
         req = entry.requirement
@@ -239,15 +263,14 @@ class _Gate:
                 status=EntryStatus.SKIPPED,
                 detail=f"local source tree {req.path}: the project's own code, not an artifact",
             )
-        if req.kind is SourceKind.DIRECTORY:
+        if req.kind is SourceKind.DIRECTORY and not entry.spec:
             # Installing it runs its build backend (setup.py …) like any sdist's: never
-            # pass it unseen. Building a tree inside the sandbox is not supported yet.
+            # pass it unseen. prepare() packs it; an entry left without a spec could not be.
             return GateOutcome(
                 entry=entry,
                 status=EntryStatus.NOT_VETTED,
-                detail=f"local source tree {req.path}: not the project's own directory, and the "
-                "sandbox vets archives only (build an sdist of it inside a sandbox and reference "
-                "the .tar.gz, or pass --allow-incomplete)",
+                detail=f"local source tree {req.path}: not the project's own directory, and it "
+                "could not be packed for the sandbox",
             )
         if req.kind in (SourceKind.URL, SourceKind.VCS) or not entry.spec:
             return GateOutcome(
@@ -257,7 +280,9 @@ class _Gate:
                 "local files only (download the artifact and reference its path)",
             )
         sha: str | None = None
-        if req.kind is SourceKind.LOCAL and req.path:
+        if req.kind is SourceKind.DIRECTORY:
+            sha = file_sha256(Path(entry.spec))  # the packed tree (deterministic)
+        elif req.kind is SourceKind.LOCAL and req.path:
             try:
                 sha = file_sha256(Path(req.path))
             except OSError as exc:
@@ -334,7 +359,8 @@ class _Gate:
         seconds = time.monotonic() - start
         ok, why = _check_hashes(entry, report)
         if self.cache is not None and self.ctx is not None:
-            origin = ORIGIN_LOCAL if entry.requirement.kind is SourceKind.LOCAL else ORIGIN_INDEX
+            local = entry.requirement.kind in (SourceKind.LOCAL, SourceKind.DIRECTORY)
+            origin = ORIGIN_LOCAL if local else ORIGIN_INDEX
             try:
                 self.cache.put(report, self.ctx, origin=origin)
             except PkgSandboxError as exc:
@@ -396,78 +422,98 @@ def run_gate(
     t0 = clock()
     gate = _Gate(vet_fn, cache, cache_context, obs, baseline_previous)
 
-    outcomes: dict[str, GateOutcome] = {}
-    queue: deque[GateEntry] = deque()
-    for entry in entries:
-        key = _key(entry)
-        if key in outcomes or any(q.spec == entry.spec and entry.spec for q in queue):
-            continue
-        done = gate.precheck(entry)
-        if done is not None:
-            outcomes[key] = done
-        else:
-            queue.append(entry)
-    obs.planned(entries, sum(1 for o in outcomes.values() if o.status is EntryStatus.CACHED))
-    for o in outcomes.values():
-        obs.finished(o)
+    packed_dir: list[Path] = []
 
-    def over_budget() -> bool:
-        return max_time is not None and clock() - t0 >= max_time
+    def workdir() -> Path:
+        if not packed_dir:
+            packed_dir.append(Path(tempfile.mkdtemp(prefix="pkgsandbox-gate-")))
+            mark_owner(packed_dir[0])
+            os.chmod(packed_dir[0], 0o755)
+        return packed_dir[0]
 
-    if queue:
-        pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="pkgsandbox-gate")
-        running: dict[Future[GateOutcome], GateEntry] = {}
-        try:
-            while queue or running:
-                while queue and len(running) < n_workers and not over_budget():
-                    entry = queue.popleft()
-                    obs.started(entry)
-                    running[pool.submit(gate.vet, entry)] = entry
-                if not running:
-                    break  # over budget: what is left is reported below
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    entry = running.pop(fut)
-                    outcome = fut.result()
-                    outcomes[_key(entry)] = outcome
-                    obs.finished(outcome)
-        finally:
-            # On Ctrl-C, vets already running finish and clean up their own
-            # containers; nothing new starts.
-            pool.shutdown(wait=False, cancel_futures=True)
-        for entry in queue:
-            outcome = GateOutcome(
-                entry=entry,
-                status=EntryStatus.NOT_VETTED,
-                detail=f"not started: the --max-time budget of {max_time:g}s was spent"
-                if max_time is not None
-                else "not started",
-            )
-            outcomes[_key(entry)] = outcome
-            obs.finished(outcome)
+    try:
+        outcomes: dict[str, GateOutcome] = {}
+        prepared: list[GateEntry] = []
+        for entry in entries:
+            ready = gate.prepare(entry, workdir)
+            if isinstance(ready, GateOutcome):
+                outcomes[_key(entry)] = ready
+            prepared.append(entry if isinstance(ready, GateOutcome) else ready)
+        entries = prepared
+        queue: deque[GateEntry] = deque()
+        for entry in entries:
+            key = _key(entry)
+            if key in outcomes or any(q.spec == entry.spec and entry.spec for q in queue):
+                continue
+            done = gate.precheck(entry)
+            if done is not None:
+                outcomes[key] = done
+            else:
+                queue.append(entry)
+        obs.planned(entries, sum(1 for o in outcomes.values() if o.status is EntryStatus.CACHED))
+        for o in outcomes.values():
+            obs.finished(o)
 
-    ordered = []
-    for entry in entries:
-        key = _key(entry)
-        if key in outcomes:
-            ordered.append(outcomes.pop(key))
-    return GateResult(
-        tool_version=__version__,
-        lockfile=lockfile,
-        lock_format=fmt or LockFormat.REQUIREMENTS,
-        base=base,
-        outcomes=tuple(ordered),
-        unchanged=unchanged,
-        removed=removed,
-        fail_on=fail_on,
-        allow_incomplete=allow_incomplete,
-        max_time=max_time,
-        workers=n_workers,
-        started=started_wall,
-        finished=time.time(),
-        exit_code=gate_exit_code(ordered, fail_on, allow_incomplete),
-        notes=tuple(notes),
-    )
+        def over_budget() -> bool:
+            return max_time is not None and clock() - t0 >= max_time
+
+        if queue:
+            pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="pkgsandbox-gate")
+            running: dict[Future[GateOutcome], GateEntry] = {}
+            try:
+                while queue or running:
+                    while queue and len(running) < n_workers and not over_budget():
+                        entry = queue.popleft()
+                        obs.started(entry)
+                        running[pool.submit(gate.vet, entry)] = entry
+                    if not running:
+                        break  # over budget: what is left is reported below
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        entry = running.pop(fut)
+                        outcome = fut.result()
+                        outcomes[_key(entry)] = outcome
+                        obs.finished(outcome)
+            finally:
+                # On Ctrl-C, vets already running finish and clean up their own
+                # containers; nothing new starts.
+                pool.shutdown(wait=False, cancel_futures=True)
+            for entry in queue:
+                outcome = GateOutcome(
+                    entry=entry,
+                    status=EntryStatus.NOT_VETTED,
+                    detail=f"not started: the --max-time budget of {max_time:g}s was spent"
+                    if max_time is not None
+                    else "not started",
+                )
+                outcomes[_key(entry)] = outcome
+                obs.finished(outcome)
+
+        ordered = []
+        for entry in entries:
+            key = _key(entry)
+            if key in outcomes:
+                ordered.append(outcomes.pop(key))
+        return GateResult(
+            tool_version=__version__,
+            lockfile=lockfile,
+            lock_format=fmt or LockFormat.REQUIREMENTS,
+            base=base,
+            outcomes=tuple(ordered),
+            unchanged=unchanged,
+            removed=removed,
+            fail_on=fail_on,
+            allow_incomplete=allow_incomplete,
+            max_time=max_time,
+            workers=n_workers,
+            started=started_wall,
+            finished=time.time(),
+            exit_code=gate_exit_code(ordered, fail_on, allow_incomplete),
+            notes=tuple(notes),
+        )
+    finally:
+        if packed_dir:  # the packed trees: nothing is left behind
+            shutil.rmtree(packed_dir[0], ignore_errors=True)
 
 
 def _key(entry: GateEntry) -> str:

@@ -64,6 +64,7 @@ def pass_observation(obs: Observation, name: str) -> Observation:
             "events": tuple(e for e in obs.events if e.pass_name == name),
             "processes": tuple(p for p in obs.processes if p.pass_name == name),
             "phases": tuple(pr for pr in obs.phases if pr.pass_name == name),
+            "fs_changes": tuple(c for c in obs.fs_changes if c.pass_name == name),
             "inventory": obs.inventory if name == DEFAULT_PASS else Inventory(),
         }
     )

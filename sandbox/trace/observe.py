@@ -4,6 +4,7 @@ from reading the trace files)."""
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sandbox.judge.hooks import untrust_hooked_harness
 from sandbox.models import (
     DEFAULT_PASS,
     Event,
+    FsChange,
     Inventory,
     Lingering,
     NetworkCapture,
@@ -89,6 +91,7 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
     events, processes = classify(events, processes, harness, VENV, PROJECT)
     events, processes = untrust_hooked_harness(events, processes, VENV)
     inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
+    changes = fs_changes(raw, notes)
     obs = Observation(
         events=tuple(events),
         processes=tuple(processes),
@@ -96,8 +99,28 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
         inventory=inventory,
         home=HOME,
         venv=VENV,
+        fs_changes=tuple(changes),
     )
     return obs, notes
+
+
+def fs_changes(raw: RawRun, notes: list[str]) -> list[FsChange]:
+    """The agent's persistence diff of every phase (``persist.<phase>.json``; an
+    extra pass's ``persist.<pass>-<phase>.json``)."""
+    out: list[FsChange] = []
+    for ap in raw.phases:
+        tag = ap.phase.value if ap.pass_name == DEFAULT_PASS else f"{ap.pass_name}-{ap.phase.value}"
+        path = Path(raw.trace_dir) / f"persist.{tag}.json"
+        if not path.exists():
+            continue
+        try:
+            rows = json.loads(path.read_text())
+            out += [
+                FsChange.model_validate({**row, "phase": ap.phase, "pass_name": ap.pass_name}) for row in rows
+            ]
+        except (OSError, ValueError) as exc:
+            notes.append(f"{_label(ap)}: persistence diff unreadable ({type(exc).__name__})")
+    return out
 
 
 def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], bool]:

@@ -109,19 +109,30 @@ def test_urls_and_vcs_are_not_vetted_and_source_trees_are_skipped() -> None:
     assert skipped_only.exit_code is ExitCode.CLEAN
 
 
-def test_a_source_tree_other_than_the_project_is_never_passed_silently() -> None:
+def test_a_source_tree_other_than_the_project_is_never_passed_silently(tmp_path: Path) -> None:
     """``-e ./vendored`` runs its build backend at install like any sdist: on main it was
-    skipped with exit 0; it is reported not vetted (exit 3 unless --allow-incomplete)."""
-    vet = FakeVet()
-    es = entries(
-        req("vend", specifier="", kind=SourceKind.DIRECTORY, path="/src/proj/vendored", editable=True)
-    )
+    reported not vetted (exit 3). Now it is packed on the host (nothing run) and vetted
+    like a local sdist; a tree that cannot be packed is still not vetted (exit 3)."""
+    tree = tmp_path / "vendored"
+    (tree / "vend").mkdir(parents=True)
+    (tree / "pyproject.toml").write_text('[project]\nname = "vend"\nversion = "1.2"\n')
+    (tree / "vend" / "__init__.py").write_text("X = 1\n")
+    vet = FakeVet({"vend": "malicious"})
+    es = entries(req("vend", specifier="", kind=SourceKind.DIRECTORY, path=str(tree), editable=True))
     result = run_gate(es, vet_fn=vet)
-    assert vet.calls == []
-    assert statuses(result) == {"vend": (EntryStatus.NOT_VETTED, None)}
-    assert "not the project's own directory" in result.outcomes[0].detail
+    assert len(vet.calls) == 1 and vet.calls[0].endswith("/vend-1.2.tar.gz")
+    assert statuses(result) == {"vend": (EntryStatus.VETTED, Verdict.MALICIOUS)}
+    assert result.exit_code is ExitCode.FINDINGS
+    assert not Path(vet.calls[0]).exists()  # the packed tree is not left behind
+
+    gone = entries(
+        req("gone", specifier="", kind=SourceKind.DIRECTORY, path=str(tmp_path / "nope"), editable=True)
+    )
+    result = run_gate(gone, vet_fn=vet)
+    assert statuses(result) == {"gone": (EntryStatus.NOT_VETTED, None)}
+    assert "could not be packed" in result.outcomes[0].detail
     assert result.exit_code is ExitCode.SANDBOX
-    assert run_gate(es, vet_fn=vet, allow_incomplete=True).exit_code is ExitCode.CLEAN
+    assert run_gate(gone, vet_fn=vet, allow_incomplete=True).exit_code is ExitCode.CLEAN
 
 
 def test_max_time_zero_starts_nothing_and_never_passes() -> None:

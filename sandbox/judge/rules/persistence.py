@@ -7,6 +7,7 @@ import re
 
 from sandbox.judge.rules.context import (
     HOME_DIR,
+    MAX_EVIDENCE,
     TRACE_DIR,
     WRITE_KINDS,
     Context,
@@ -17,7 +18,9 @@ from sandbox.judge.rules.context import (
 )
 from sandbox.models import (
     EventKind,
+    Evidence,
     Finding,
+    FsChange,
     Phase,
 )
 
@@ -63,16 +66,54 @@ def rule_persistence(ctx: Context) -> list[Finding]:
         for e in ctx.harness
         if e.phase is Phase.INSTALL and e.kind is EventKind.FILE_WRITE and e.path and hooks.match(e.path)
     ]
+    diffed = diff_persistence(ctx.obs.fs_changes, ctx.obs.venv)
     out = []
-    for phase, evs in per_phase(hits).items():
-        uniq = dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.argv))
-        places = sorted({(e.path2 or e.path or exec_name(e)) for e in uniq})
+    for phase in sorted({e.phase for e in hits} | {c.phase for c in diffed}, key=lambda p: p.order):
+        uniq = dedupe([e for e in hits if e.phase is phase], lambda e: (e.pid, e.path, e.path2, e.argv))
+        changes = [c for c in diffed if c.phase is phase]
+        places = sorted({(e.path2 or e.path or exec_name(e)) for e in uniq} | {c.path for c in changes})
         out.append(
             make_finding(
-                "PS005", phase, f"persistence: {', '.join(places[:6])}", [ctx.evidence(e) for e in uniq]
+                "PS005",
+                phase,
+                f"persistence: {', '.join(places[:6])}",
+                # the trace's evidence first; the diff's after it (and alone when the trace missed it)
+                [
+                    *[ctx.evidence(e) for e in uniq][: MAX_EVIDENCE - min(len(changes), 5)],
+                    *map(_diff_evidence, changes),
+                ],
             )
         )
     return out
+
+
+def diff_persistence(changes: tuple[FsChange, ...], venv: str) -> list[FsChange]:
+    """Persistence files the snapshot diff shows appeared or changed: start-up files,
+    schedulers, git hooks, ``sitecustomize``/``usercustomize`` and venv activate scripts
+    wherever they are, and ``.pth`` files no installed wheel's RECORD lists (a wheel's
+    own ``.pth`` is judged from its content by the hook rules)."""
+    hooks = _installed_hooks(venv)
+    return [
+        c
+        for c in changes
+        if PERSISTENCE_PATHS.search(c.path)
+        or hooks.match(c.path)
+        or (c.path.endswith(".pth") and not c.installed)
+    ]
+
+
+def _diff_evidence(c: FsChange) -> Evidence:
+    return Evidence(
+        phase=c.phase,
+        pid=0,
+        time=0.0,
+        syscall="fsdiff",
+        path=c.path,
+        bytes=c.size,
+        data=c.head[:512] or None,
+        detail=f"from the filesystem diff: {c.change} after the phase (mode {c.mode or '?'}, "
+        f"sha256 {c.sha256 or 'not hashed'})",
+    )
 
 
 def _installed_hooks(venv: str) -> re.Pattern[str]:
