@@ -87,7 +87,11 @@ def test_the_softened_finding_names_what_was_fetched() -> None:
     host = _name()
     capture = NetworkCapture(
         enabled=True,
-        dns=(DnsQuery(phase=Phase.IMPORT, time=2.0, name=host, qtype="A", resolver=RESOLVER),),
+        dns=(
+            DnsQuery(
+                phase=Phase.IMPORT, time=2.0, name=host, qtype="A", answer="198.51.100.7", resolver=RESOLVER
+            ),
+        ),
         connections=(_https(host, _get(host, "/a/b.json")),),
     )
     o = obs(
@@ -134,6 +138,15 @@ def test_raw_tcp_datagram_lost_capture_or_encoded_dns_stay_high() -> None:
     assert _run(_https(host, _get(host)), host, truncated=True)["PS002"] is Severity.HIGH
     encoded = "4f2a9c0d1e7b3a55c6d8e9f0a1b2c3d4." + host
     assert _run(_https(encoded, _get(encoded)), encoded)["PS011"] is Severity.HIGH
+
+
+def test_a_hard_coded_address_with_an_ordinary_host_header_stays_high() -> None:
+    """The request names a host, but no DNS answer gave the address it went to."""
+    host = _name()
+    conn = _https(host, _get(host)).model_copy(update={"destination": "203.0.113.77:80", "protocol": "http"})
+    assert _run(conn, host)["PS002"] is Severity.HIGH
+    v6 = _https(host, _get(host)).model_copy(update={"destination": "[2001:db8::7]:443"})
+    assert _run(v6, host)["PS002"] is Severity.HIGH
 
 
 def test_a_send_to_an_unaccounted_destination_stays_high() -> None:

@@ -15,6 +15,7 @@ IP, a cookie, a datagram, a lost capture) keeps them HIGH.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
@@ -108,6 +109,19 @@ def plain_connection(c: NetConnection, hostname: str = "") -> bool:
     return True
 
 
+def _ip(text: str) -> str:
+    """The address in ``host``, ``host:port`` or ``[v6]:port``, normalised ("" if none)."""
+    t = text.strip()
+    if t.startswith("["):
+        t = t[1 : t.find("]")]
+    elif t.count(":") == 1:
+        t = t.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(t))
+    except ValueError:
+        return ""
+
+
 def accounted_phases(
     outbound: list[Event], net: NetworkCapture | None, hostname: str = ""
 ) -> dict[Phase, str]:
@@ -116,6 +130,7 @@ def accounted_phases(
     if net is None or not net.enabled or net.dropped or net.truncated:
         return {}
     out: dict[Phase, str] = {}
+    resolved = {_ip(q.answer) for q in net.dns if q.answer} - {""}
     for phase in {e.phase for e in outbound}:
         if any(x.phase is phase for x in net.exfiltration) or any(d.phase is phase for d in net.datagrams):
             continue
@@ -124,8 +139,8 @@ def accounted_phases(
             continue
         resolvers = {q.resolver for q in dns if q.resolver}
         conns = [c for c in net.connections if c.phase is phase]
-        if not all(plain_connection(c, hostname) for c in conns):
-            continue
+        if not all(plain_connection(c, hostname) and _ip(c.destination) in resolved for c in conns):
+            continue  # something else was sent, or to an address no DNS answer gave (hard-coded)
         # Every byte that reached the sinkhole is in conns (all plain); a connect with no
         # connection there delivered nothing (glibc's address-sorting UDP connect, an
         # unreachable v6 route).  A send must be a DNS question or a write on one of conns.
