@@ -179,6 +179,31 @@ def test_sdist_only_candidate_with_legacy_setup_py(index: Index, tmp_path: Path)
     assert any("PKG-INFO 1.1" in n for n in staged.notes)
 
 
+def test_legacy_setup_py_with_the_kit_in_the_image_stages_neither_kit_nor_default_build(
+    index: Index, tmp_path: Path
+) -> None:
+    # The image bakes the developer kit (images/kit/) and its venv has setuptools: the
+    # candidate builds without isolation in that venv, so nothing of it is staged.
+    index.sdist("legacy", "2.0", metadata_version="1.1", requires=["hinted"])
+    index.wheel("hinted", "1.0")
+    index.wheel("setuptools", "69.0")
+    index.wheel("wheel", "0.42")
+    kit = ("certifi", "charset-normalizer", "idna", "packaging", "requests", "six", "urllib3", "wheel")
+    target = TARGET.model_copy(update={"kit": kit, "venv": ("pip", "setuptools")})
+    staged = run("legacy", tmp_path / "stage", target)
+    assert staged_names(staged) == [
+        ("candidate", "sdist", "legacy", "2.0"),
+        ("dependency", "wheel", "hinted", "1.0"),
+    ]
+    assert staged.kit == ("wheel", "requests", "six")
+    assert staged.kit_in_image
+    # A venv without setuptools (a python:3.12 base): the build requirements are staged.
+    target = TARGET.model_copy(update={"kit": kit, "venv": ("pip",)})
+    staged = run("legacy", tmp_path / "stage2", target)
+    assert [n[2] for n in staged_names(staged) if n[0] == "build"] == ["setuptools", "wheel"]
+    assert staged.kit_in_image
+
+
 def test_sdist_with_dynamic_dependencies_is_noted(index: Index, tmp_path: Path) -> None:
     index.sdist("dyn", "1.0", metadata_version="1.1")
     index.wheel("setuptools", "69.0")
