@@ -159,6 +159,9 @@ class _Fetcher(SdistSource):
         nothing to stage when the sandbox image has them baked in (images/kit/)."""
         if self._kit_in_image():
             self.kit, self.kit_in_image = KIT, True
+            self._note(
+                f"legacy setup.py: built without isolation in a venv with {', '.join(KIT)} (from the image)"
+            )
             return []
         try:
             resolution = self.resolve([Root(r, NormalizedName(r)) for r in KIT], label="developer packages")

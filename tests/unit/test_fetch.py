@@ -197,6 +197,7 @@ def test_legacy_setup_py_with_the_kit_in_the_image_stages_neither_kit_nor_defaul
     ]
     assert staged.kit == ("wheel", "requests", "six")
     assert staged.kit_in_image
+    assert any("wheel, requests, six (from the image)" in n for n in staged.notes), staged.notes
     # A venv without setuptools (a python:3.12 base): the build requirements are staged.
     target = TARGET.model_copy(update={"kit": kit, "venv": ("pip",)})
     staged = run("legacy", tmp_path / "stage2", target)
