@@ -541,3 +541,30 @@ def test_dependency_conflict_is_reported_as_such(index: Index, tmp_path: Path) -
         FetchError, match=r"conflicting dependencies .*app 1\.0 depends on x<2; y 1\.0 depends on x>=2"
     ):
         run("app", tmp_path / "stage")
+
+
+def test_pip_configuration_is_cached_by_what_it_is_made_of(
+    pip_setup: PipSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.fetch.pip import Deadline, PipRunner
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pip_setup.configure(index_url="http://192.0.2.1/simple")
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://192.0.2.1/simple"
+    ran: list[list[str]] = []
+    real_run = PipRunner.run
+
+    def spy(self: PipRunner, args: list[str], what: str) -> object:
+        ran.append(list(args))
+        return real_run(self, args, what)
+
+    monkeypatch.setattr(PipRunner, "run", spy)
+    # the same configuration: answered from the cache, no pip start-up
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://192.0.2.1/simple"
+    assert ran == []
+    # a changed file, then a changed PIP_* variable: pip is asked again
+    pip_setup.configure(index_url="http://198.51.100.1/simple")
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://198.51.100.1/simple"
+    monkeypatch.setenv("PIP_INDEX_URL", "http://203.0.113.1/simple")
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://203.0.113.1/simple"
+    assert [a[:2] for a in ran] == [["config", "list"], ["config", "list"]]
