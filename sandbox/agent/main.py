@@ -106,8 +106,12 @@ def cmd_setup(plan: dict[str, Any]) -> int:
 def cmd_run(names: list[str]) -> int:
     """Run several phases in one exec (saves a round trip per phase); stops after a
     failed install. The plan is re-read: the host writes the candidate's part late.
-    ``--pass NAME`` first: an extra pass (see :mod:`passes`) of startup and import."""
+    ``--pass NAME`` first: an extra pass (see :mod:`passes`) of startup and import.
+    ``--collect`` first: after ``done``, the output directory as with ``collect``."""
     pass_name = "default"
+    collect = names[:1] == ["--collect"]
+    if collect:
+        names = names[1:]
     if names[:1] == ["--pass"] and len(names) >= 2:
         pass_name, names = names[1], names[2:]
         if pass_name != "default" and not passes.pass_conf(load_plan(), pass_name):
@@ -140,6 +144,11 @@ def cmd_run(names: list[str]) -> int:
                 if code != EXIT_OK:
                     return code
     emit("done")
+    if collect:
+        # The traces follow on the same stream (one exec and one agent start fewer
+        # per run): a "collect" line, then the tar until EOF (see cmd_collect).
+        emit("collect")
+        return cmd_collect()
     return EXIT_OK
 
 

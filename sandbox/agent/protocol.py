@@ -84,7 +84,10 @@ class Plan(TypedDict, total=False):
 # record, see sandbox.runner.interface.AgentPhase), "setup", "probe", "tells" (doctor --tells),
 # "done", "error" (msg), "need" (an adaptive round: round, phase, modules, requirements,
 # reason; the agent then waits for ROUNDS_DIR/<round>.json: {"install", "added", "missing"}).
-MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "tells", "done", "error", "need"})
+# "collect": the rest of the stream is the output directory's tar (``agent run --collect``)
+MESSAGE_TYPES = frozenset(
+    {"status", "phase", "result", "setup", "probe", "tells", "done", "error", "need", "collect"}
+)
 ROUNDS_DIR = f"{STAGE}/rounds"
 
 
