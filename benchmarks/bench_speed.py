@@ -66,7 +66,7 @@ timed(vet_mod, "judge", "judge")
 timed(vet_mod, "with_static_opinion", "static opinion")
 timed(db.DockerSandbox, "connect", "connect + image check")
 timed(db.DockerSandbox, "_create", "container create")
-timed(db.DockerSandbox, "_collect", "collect traces")
+timed(db.DockerSandbox, "_collect", "collect traces (exec+extract; after: extract)")
 timed(db.DockerSandbox, "_remove", "container remove")
 EXECS = {"setup": "agent setup", "run": "agent run (all phases)"}
 timed(db.DockerSandbox, "_exec_json", key=lambda a, kw: EXECS.get(a[2][0]))
