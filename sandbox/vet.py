@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         ) from None
     finally:
         if closing is not None:
-            closing.result()
+            wait([closing])  # the removal started while judging; its errors surface below
         if session is not None:
             session.close()
         pool.shutdown(wait=False, cancel_futures=True)
