@@ -282,6 +282,10 @@ class ImageInfo(Frozen):
     base: str
     python: str  # "3.11"
     platforms: tuple[str, ...]  # wheel platform tags the sandbox accepts, best first
+    # Distributions the image provides without staging (not part of the report): the
+    # developer kit baked in for legacy setup.py sdists, and the venv template's own.
+    kit: tuple[str, ...] = Field(default=(), exclude=True)
+    venv: tuple[str, ...] = Field(default=(), exclude=True)
 
 
 class PhaseSummary(Frozen):

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +80,14 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-fetch")
     session: Session | None = None
     staged: StagedSet | None = None
+    closing: Future[None] | None = None
     try:
         os.chmod(workdir, 0o755)
         stage = workdir / "stage"
         stage.mkdir()
         os.chmod(stage, 0o755)
         observer.status(f"fetching {spec} (no code is executed on this host)")
-        target = TargetEnv(python_version=image.python, platforms=image.platforms)
+        target = TargetEnv.for_image(image)
         fetched = pool.submit(fetch, spec, target, stage / "artifacts")
         # Honeytokens are unique per run (host-generated): the agent plants them in
         # setup; the candidate's environment gets the variables in every phase.
@@ -103,7 +104,9 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         plan["rounds"] = rounds.plan()
         raw = session.run_phases(plan, observer, on_need=_need_handler(rounds, observer))
         kept = session.keep() if options.keep else None
-        session.close()
+        # The container goes away (~0.3 s of engine work) while the host judges; the
+        # finally block waits for it, so nothing outlives the run.
+        closing = pool.submit(session.close)
         observer.status("parsing traces and judging")
         obs, notes = observe(raw)
         network = observe_network(raw, obs, tokens) if options.sinkhole else None
@@ -138,6 +141,8 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             partial=partial_report(spec, started, image, staged, profile, phases),
         ) from None
     finally:
+        if closing is not None:
+            wait([closing])  # the removal started while judging; its errors surface below
         if session is not None:
             session.close()
         pool.shutdown(wait=False, cancel_futures=True)

@@ -10,7 +10,8 @@ Protocol with the host (``docker exec``):
   ``agent setup``            prepare HOME (honeytokens included), the venv, the trace
                              directory and the network sinkhole (sinkhole/)
   ``agent phase NAME``       run one phase under strace; JSON lines on stdout
-  ``agent run PHASES…``      several phases in one exec
+  ``agent run [--collect] PHASES…``  several phases in one exec (``--collect``: then
+                             a ``collect`` message and the tar, as ``agent collect``)
   ``agent collect``          stop the sinkhole; tar of the output directory on stdout
   ``agent probe``            what a candidate-uid process sees (doctor)
 """

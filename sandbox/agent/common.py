@@ -15,6 +15,7 @@ PLAN_PATH = Path(os.environ.get("PKGSANDBOX_PLAN", protocol.PLAN_PATH))
 OUT = Path(protocol.OUT)
 RUN_DIR = Path(protocol.RUN_DIR)
 VENV_TEMPLATE = Path(protocol.VENV_TEMPLATE)
+KIT_PREFIX = Path(protocol.KIT_PREFIX)
 STAGE = PLAN_PATH.parent
 STAGE_ARTIFACTS = STAGE / "artifacts"
 EXIT_OK, EXIT_USAGE, EXIT_FAIL = 0, 2, 3

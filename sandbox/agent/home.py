@@ -6,12 +6,13 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, sinkhole, trust
-from .common import OUT, VENV_TEMPLATE
+from . import fsdiff, protocol, sinkhole, trust
+from .common import KIT_PREFIX, OUT, VENV_TEMPLATE, site_packages
 
 HOME_FILES = {
     ".bashrc": "# ~/.bashrc: executed by bash(1) for non-login shells.\n"
@@ -35,15 +36,35 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    # chown(1) walks the ~1,700 files of HOME (the venv) several times faster than
+    # a Python loop; the loop stays as the fallback.
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        if subprocess.run(["chown", "-hR", f"{uid}:{gid}", "--", str(root)], timeout=120).returncode == 0:
+            return
     os.chown(root, uid, gid)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
-def copy_venv(dest: Path) -> None:
-    """Copy the pre-built venv template and point its scripts' shebangs at *dest*."""
-    shutil.copytree(VENV_TEMPLATE, dest, symlinks=True)
+def start_venv_copy(dest: Path) -> subprocess.Popen[bytes] | None:
+    """Start copying the pre-built venv template to *dest* in the background
+    (``cp -a`` copies its ~1,700 files 2 to 4 times faster than shutil.copytree; setup
+    prepares HOME meanwhile). :func:`copy_venv` finishes it."""
+    try:
+        return subprocess.Popen(["cp", "-a", "--", str(VENV_TEMPLATE), str(dest)], stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def copy_venv(dest: Path, started: subprocess.Popen[bytes] | None = None) -> None:
+    """Copy the pre-built venv template (or finish the copy :func:`start_venv_copy`
+    started) and point its scripts' shebangs at *dest*."""
+    if started is not None and started.wait() != 0:
+        shutil.rmtree(dest, ignore_errors=True)
+        started = None
+    if started is None:
+        shutil.copytree(VENV_TEMPLATE, dest, symlinks=True)
     old, new = str(VENV_TEMPLATE).encode(), str(dest).encode()
     for script in (dest / "bin").iterdir():
         if script.is_symlink() or not script.is_file():
@@ -55,6 +76,33 @@ def copy_venv(dest: Path) -> None:
     if cfg.exists():
         cfg.write_text(cfg.read_text().replace(str(VENV_TEMPLATE), str(dest)))
     _pip_keeps_stdin(dest)
+
+
+def install_kit(venv: Path, uid: int, gid: int, prefix: Path = KIT_PREFIX) -> list[str]:
+    """Put the image's developer kit (a ``pip install --prefix`` tree made at image
+    build, see images/kit/) into *venv* as if the developer had pip-installed it;
+    returns the distributions it added. The copy runs as the candidate's uid (the venv
+    is theirs by now, and root here lacks CAP_DAC_OVERRIDE), before any of the
+    candidate's code exists; it copies files the image build installed, nothing runs."""
+    drop = protocol.privilege_drop(uid, gid)
+    added: list[str] = []
+    for src_dir, dest_dir in ((site_packages(prefix), site_packages(venv)), (prefix / "bin", venv / "bin")):
+        names = sorted(os.listdir(src_dir)) if src_dir.is_dir() else []
+        if not names:
+            continue
+        cp = ["cp", "-R", "-P", "--preserve=mode,timestamps", "--", *(str(src_dir / n) for n in names)]
+        subprocess.run([*drop, *cp, str(dest_dir)], check=True, timeout=60, stdin=subprocess.DEVNULL)
+        added += [n.removesuffix(".dist-info").rsplit("-", 1)[0] for n in names if n.endswith(".dist-info")]
+        if dest_dir.name == "bin":  # the scripts' shebangs name the template's interpreter
+            sed = [
+                "sed",
+                "-i",
+                f"1s|^#!{VENV_TEMPLATE}/|#!{venv}/|",
+                "--",
+                *(str(dest_dir / n) for n in names),
+            ]
+            subprocess.run([*drop, *sed], check=True, timeout=60, stdin=subprocess.DEVNULL)
+    return sorted(added)
 
 
 def _pip_keeps_stdin(venv: Path) -> None:

@@ -25,6 +25,7 @@ from .home import (
     copy_venv,
     look_like_a_workstation,
     patch_venv_bundles,
+    start_venv_copy,
     trust_ca,
 )
 from .phases import PHASES, entry_point_scripts, inventory, modules_from_record
@@ -68,6 +69,7 @@ def cmd_setup(plan: dict[str, Any]) -> int:
     for extra in (".cache", ".local/bin", ".config", "Downloads", "Documents"):
         (home / extra).mkdir(parents=True, exist_ok=True)
     project.mkdir(parents=True, exist_ok=True)
+    venv_copy = start_venv_copy(Path(plan["venv"]))  # the longest part of setup: in the background
     _write(project / "README.md", "# service\n\nInternal API service.\n")
     _write(project / "requirements.txt", "flask==3.0.3\nrequests==2.32.3\n")
     _git_checkout(project, fmt)
@@ -85,7 +87,7 @@ def cmd_setup(plan: dict[str, Any]) -> int:
     for private in (".ssh", ".aws", ".kube", ".docker", ".gnupg"):
         if (home / private).is_dir():
             (home / private).chmod(0o700)
-    copy_venv(Path(plan["venv"]))
+    copy_venv(Path(plan["venv"]), venv_copy)
     if net is not None and net.tls and "pid" in net.info:
         try:
             trust_ca(net, Path(plan["venv"]))
@@ -104,8 +106,12 @@ def cmd_setup(plan: dict[str, Any]) -> int:
 def cmd_run(names: list[str]) -> int:
     """Run several phases in one exec (saves a round trip per phase); stops after a
     failed install. The plan is re-read: the host writes the candidate's part late.
-    ``--pass NAME`` first: an extra pass (see :mod:`passes`) of startup and import."""
+    ``--pass NAME`` first: an extra pass (see :mod:`passes`) of startup and import.
+    ``--collect`` first: after ``done``, the output directory as with ``collect``."""
     pass_name = "default"
+    collect = names[:1] == ["--collect"]
+    if collect:
+        names = names[1:]
     if names[:1] == ["--pass"] and len(names) >= 2:
         pass_name, names = names[1], names[2:]
         if pass_name != "default" and not passes.pass_conf(load_plan(), pass_name):
@@ -138,6 +144,11 @@ def cmd_run(names: list[str]) -> int:
                 if code != EXIT_OK:
                     return code
     emit("done")
+    if collect:
+        # The traces follow on the same stream (one exec and one agent start fewer
+        # per run): a "collect" line, then the tar until EOF (see cmd_collect).
+        emit("collect")
+        return cmd_collect()
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import rounds
 from .common import OUT, RUN_DIR, STAGE, STAGE_ARTIFACTS, VENV_TEMPLATE, emit, load_plan, site_packages
+from .home import install_kit
 from .steps import ImportRun, StepRun
 
 _ROUNDS: rounds.Rounds | None = None
@@ -165,7 +166,15 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     steps: list[dict[str, Any]] = []
     problems: list[str] = []
     kit = list(plan.get("kit") or [])
-    if kit:
+    if kit and plan.get("kit_in_image"):
+        # baked into the image: a copy, not a resolution and a traced pip install per run
+        emit("status", phase="install", msg=f"developer packages (from the image): {' '.join(kit)}")
+        try:
+            install_kit(Path(plan["venv"]), plan["uid"], plan["gid"])
+            args = _with_flag(args, "--no-build-isolation")
+        except Exception as exc:  # the candidate's build then runs isolated, and says so
+            problems.append(f"the developer packages did not install ({type(exc).__name__}: {exc})")
+    elif kit:
         emit("status", phase="install", msg=f"developer packages: {' '.join(kit)}")
         res = (
             StepRun(plan, "install", "kit", _pip_install(plan, kit))

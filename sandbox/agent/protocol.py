@@ -28,6 +28,7 @@ TOOL_ROOT = "/opt/pkgsandbox"  # the image's own files (root-owned, read-only to
 AGENT = f"{TOOL_ROOT}/bin/agent"
 RUN_DIR = f"{TOOL_ROOT}/run"  # driver scripts the candidate's interpreter runs
 VENV_TEMPLATE = f"{TOOL_ROOT}/venv"
+KIT_PREFIX = f"{TOOL_ROOT}/kit"  # the developer kit, installed at image build (images/kit/)
 TARGET_JSON = f"{TOOL_ROOT}/target.json"
 
 # --------------------------------------------------------------------------- plan
@@ -72,6 +73,7 @@ class Plan(TypedDict, total=False):
     strace: list[str]  # the recorder's argv, "{output}" standing for the trace file
     recorder: str  # "strace" (inside, per step) or "ebpf" (on the host: steps run untraced)
     kit: list[str]  # developer packages installed before a legacy setup.py sdist
+    kit_in_image: bool  # the kit is the image's /opt/pkgsandbox/kit tree (KIT_PREFIX), not staged wheels
     dependency_files: list[str]  # staged dependency wheels (listed by a --no-deps install)
     build_names: list[str]  # build requirements a build without isolation needs in the venv
     rounds: dict[str, Any]  # adaptive rounds: {"max": N, "wait": seconds}
@@ -82,7 +84,10 @@ class Plan(TypedDict, total=False):
 # record, see sandbox.runner.interface.AgentPhase), "setup", "probe", "tells" (doctor --tells),
 # "done", "error" (msg), "need" (an adaptive round: round, phase, modules, requirements,
 # reason; the agent then waits for ROUNDS_DIR/<round>.json: {"install", "added", "missing"}).
-MESSAGE_TYPES = frozenset({"status", "phase", "result", "setup", "probe", "tells", "done", "error", "need"})
+# "collect": the rest of the stream is the output directory's tar (``agent run --collect``)
+MESSAGE_TYPES = frozenset(
+    {"status", "phase", "result", "setup", "probe", "tells", "done", "error", "need", "collect"}
+)
 ROUNDS_DIR = f"{STAGE}/rounds"
 
 

@@ -68,6 +68,7 @@ class StagedSet(Frozen):
     requested: str
     notes: tuple[str, ...] = ()
     kit: tuple[str, ...] = ()  # requirements to install before the candidate (legacy setup.py)
+    kit_in_image: bool = False  # the kit comes from the image (images/kit/), not from staged wheels
     missing: tuple[str, ...] = ()  # declared dependencies nobody could stage, and why
     no_deps: bool = False  # install the candidate with --no-deps (dependencies missing)
 
@@ -137,14 +138,31 @@ class _Fetcher(SdistSource):
             (d, ArtifactRole.CANDIDATE if d is candidate else ArtifactRole.DEPENDENCY)
             for d in resolution.dists
         ]
-        staged += [(d, ArtifactRole.BUILD) for d in self._build_requirements(resolution.dists)]
-        if candidate.sdist is not None and candidate.sdist.meta.legacy:
+        legacy = candidate.sdist is not None and candidate.sdist.meta.legacy
+        # A legacy candidate builds without isolation in the kit's venv: what that venv
+        # already has (the image's kit and template) need not be staged for its builds.
+        provided = self._provided() if legacy and self._kit_in_image() else frozenset()
+        staged += [(d, ArtifactRole.BUILD) for d in self._build_requirements(resolution.dists, provided)]
+        if legacy:
             staged += [(d, ArtifactRole.KIT) for d in self._kit()]
         self._python_note()
         return candidate, staged
 
+    def _kit_in_image(self) -> bool:
+        return {canonicalize_name(n) for n in KIT} <= {canonicalize_name(n) for n in self.target.kit}
+
+    def _provided(self) -> frozenset[str]:
+        return frozenset(canonicalize_name(n) for n in (*self.target.kit, *self.target.venv))
+
     def _kit(self) -> list[Dist]:
-        """The developer packages for a legacy setup.py (best effort: a note if not)."""
+        """The developer packages for a legacy setup.py (best effort: a note if not);
+        nothing to stage when the sandbox image has them baked in (images/kit/)."""
+        if self._kit_in_image():
+            self.kit, self.kit_in_image = KIT, True
+            self._note(
+                f"legacy setup.py: built without isolation in a venv with {', '.join(KIT)} (from the image)"
+            )
+            return []
         try:
             resolution = self.resolve([Root(r, NormalizedName(r)) for r in KIT], label="developer packages")
         except (FetchError, InputError) as exc:
@@ -395,8 +413,13 @@ class _Fetcher(SdistSource):
                         missing.setdefault(root.pip, root)
         return list(missing.values())
 
-    def _build_requirements(self, dists: Sequence[Dist]) -> list[Dist]:
-        """Wheels (and sdists) needed to build every staged sdist inside the sandbox."""
+    def _build_requirements(
+        self, dists: Sequence[Dist], provided: frozenset[str] = frozenset()
+    ) -> list[Dist]:
+        """Wheels (and sdists) needed to build every staged sdist inside the sandbox.
+
+        A legacy sdist whose build requirements are all in *provided* (the venv it is
+        built in without isolation) stages none."""
         env = {**self.target.markers(), "extra": ""}
         out: list[Dist] = []
         done: set[str] = set()
@@ -414,6 +437,9 @@ class _Fetcher(SdistSource):
                     if req.marker is None or req.marker.evaluate(env):
                         reqs.append(root_for(req))
                 if not reqs:
+                    continue
+                legacy = dist.sdist.meta.legacy
+                if legacy and provided and all(canonicalize_name(r.name) in provided for r in reqs):
                     continue
                 key = tuple(sorted(r.pip for r in reqs))
                 if key not in resolved:
@@ -497,6 +523,7 @@ def fetch(
         requested=spec,
         notes=tuple(fetcher.notes),
         kit=fetcher.kit,
+        kit_in_image=fetcher.kit_in_image,
         missing=tuple(fetcher.missing),
         no_deps=fetcher.fell_back,
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import re
@@ -197,13 +199,55 @@ class PipRunner:
         return self.run([*args, *requirements], what)
 
     def config(self) -> dict[str, str]:
-        """pip's effective configuration for ``pip download`` (files, then PIP_* variables)."""
+        """pip's effective configuration for ``pip download`` (files, then PIP_* variables).
+
+        ``pip config list`` costs a pip start-up (~0.4 s of CPU, competing with the
+        sandbox's start on a small machine), so its answer is cached by everything it
+        is made of: the command, the interpreter's prefix, pip's version, the PIP_* and
+        XDG variables and the contents of every file pip reads its configuration from."""
         if self._config is None:
-            result = self.run(["config", "list"], "reading pip's configuration")
-            if not result.ok:
-                raise FetchError(f"cannot read pip's configuration: {result.summary()}")
-            self._config = parse_config_list(result.stdout)
+            key = self._config_key()
+            self._config = _cached_config(key)
+            if self._config is None:
+                result = self.run(["config", "list"], "reading pip's configuration")
+                if not result.ok:
+                    raise FetchError(f"cannot read pip's configuration: {result.summary()}")
+                self._config = parse_config_list(result.stdout)
+                _cache_config(key, self._config)
         return self._config
+
+    def _config_key(self) -> str | None:
+        """What ``pip config list`` depends on, hashed; None when it cannot be known
+        (a pip other than our interpreter's: its prefix and version are not ours)."""
+        if self.prefix[0] != sys.executable:
+            return None
+        try:
+            from importlib.metadata import version
+
+            pip_version = version("pip")
+        except Exception:
+            return None
+        env = self.env()
+        home = Path(env.get("HOME") or Path.home())
+        xdg_dirs = (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep)
+        files = [
+            env.get("PIP_CONFIG_FILE") or "",
+            *(os.path.join(d, "pip", "pip.conf") for d in xdg_dirs if d),
+            "/etc/pip.conf",
+            str(home / ".pip" / "pip.conf"),
+            os.path.join(env.get("XDG_CONFIG_HOME") or str(home / ".config"), "pip", "pip.conf"),
+            os.path.join(sys.prefix, "pip.conf"),
+        ]
+        h = hashlib.sha256(json.dumps([self.prefix, sys.prefix, pip_version]).encode())
+        for name in sorted(k for k in env if k.startswith(("PIP_", "XDG_")) or k in ("HOME", "VIRTUAL_ENV")):
+            h.update(f"{name}={env[name]}\0".encode())
+        for path in files:
+            h.update(path.encode() + b"\0")
+            try:
+                h.update(hashlib.sha256(Path(path).read_bytes()).digest())
+            except OSError as exc:
+                h.update(str(exc.errno).encode())  # absent and unreadable differ from present
+        return h.hexdigest()
 
     def python_version(self) -> str | None:
         """``"3.11"``: the interpreter pip runs on (its markers are evaluated for it)."""
@@ -215,6 +259,45 @@ class PipRunner:
             m = re.search(r"\(python (\d+\.\d+)\)", result.stdout)
             self._python = m.group(1) if m else ""
         return self._python or None
+
+
+def _config_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pkgsandbox" / "pip-config.json"
+
+
+def _cached_config(key: str | None) -> dict[str, str] | None:
+    if key is None:
+        return None
+    try:
+        known = json.loads(_config_cache().read_text())
+        entry = known.get(key) if isinstance(known, dict) else None
+    except (OSError, ValueError):
+        return None
+    if isinstance(entry, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in entry.items()):
+        return dict(entry)
+    return None
+
+
+def _cache_config(key: str | None, config: dict[str, str]) -> None:
+    if key is None:
+        return
+    path = _config_cache()
+    try:
+        known = json.loads(path.read_text())
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    known = {k: v for k, v in list(known.items())[-15:] if k != key}  # a few configurations, newest last
+    known[key] = config
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        tmp.replace(path)
+    except OSError:
+        pass  # caching is an optimisation
 
 
 def parse_config_list(text: str) -> dict[str, str]:

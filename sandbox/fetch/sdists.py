@@ -58,6 +58,7 @@ class SdistSource:
         self._sdists: dict[tuple[NormalizedName, str], Sdist] = {}
         self._seen_versions: dict[NormalizedName, str] = {}
         self.kit: tuple[str, ...] = ()
+        self.kit_in_image = False
         self.missing: list[str] = []
         self.fell_back = False  # dependencies could not all be staged: install with --no-deps
 

@@ -76,6 +76,10 @@ class TargetEnv(Frozen):
     python_version: str
     implementation: str = "cp"
     platforms: tuple[str, ...]
+    # What the sandbox's venv provides without staging (canonical names): the developer
+    # kit the image bakes in for legacy setup.py sdists, and the venv template's own.
+    kit: tuple[str, ...] = ()
+    venv: tuple[str, ...] = ()
 
     @field_validator("python_version")
     @classmethod
@@ -107,7 +111,7 @@ class TargetEnv(Frozen):
     @classmethod
     def for_image(cls, image: ImageInfo) -> TargetEnv:
         """The target of a sandbox image."""
-        return cls(python_version=image.python, platforms=image.platforms)
+        return cls(python_version=image.python, platforms=image.platforms, kit=image.kit, venv=image.venv)
 
     @property
     def major_minor(self) -> str:

@@ -231,8 +231,12 @@ class DockerSandbox(Sandbox):
         timeout: float,
         observer: Observer,
         on_message: Callable[[str, dict[str, Any]], None] | None = None,
+        tail: io.BytesIO | None = None,
     ) -> dict[str, Any]:
-        """Run an agent command; returns its last message of each type (all go to *on_message*)."""
+        """Run an agent command; returns its last message of each type (all go to *on_message*).
+
+        With *tail*, the stdout bytes after a ``collect`` message (the output directory's
+        tar, ``agent run --collect``) go there instead of being read as messages."""
         api = self.client.api
         exec_id = engine_call(
             "exec agent", api.exec_create, container.id, [AGENT, *args], user="root", stdout=True, stderr=True
@@ -242,13 +246,18 @@ class DockerSandbox(Sandbox):
         errtail = b""
         start = time.monotonic()
         stream = engine_call("exec agent", api.exec_start, exec_id, stream=True, demux=True)
+        raw = False  # after a "collect" message: the tar, not messages
         for stdout, stderr in stream:
             if stderr:
                 errtail = (errtail + stderr)[-4000:]
-            if stdout:
+            if stdout and raw and tail is not None:
+                tail.write(stdout)
+                if tail.tell() > MAX_COLLECT_BYTES:
+                    raise SandboxError("trace output exceeds 2 GiB")
+            elif stdout:
                 buf += stdout
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
+                while not raw and b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
                     try:
                         msg = json.loads(line)
                     except ValueError:
@@ -259,6 +268,10 @@ class DockerSandbox(Sandbox):
                         on_message(kind, msg)
                     if kind == "status":
                         observer.status(f"{msg.get('phase', '')}: {msg.get('msg', '')}")
+                    if kind == "collect" and tail is not None:
+                        raw = True
+                        tail.write(buf)
+                        buf = b""
             if time.monotonic() - start > timeout:
                 raise SandboxError(f"agent {' '.join(args)} did not finish within {timeout:.0f}s")
         info = engine_call("inspect exec", api.exec_inspect, exec_id)
@@ -270,8 +283,13 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"agent {' '.join(args)} failed (exit {code}): {detail}")
         return out
 
-    def _collect(self, container: Any, dest: Path) -> None:
-        """Stream the agent's output directory out of the container (tmpfs: no get_archive)."""
+    def _collect(self, container: Any, dest: Path, streamed: io.BytesIO | None = None) -> None:
+        """Stream the agent's output directory out of the container (tmpfs: no get_archive),
+        or read the tar that ``agent run --collect`` already sent (*streamed*)."""
+        if streamed is not None:
+            streamed.seek(0)
+            _extract(streamed, dest)
+            return
         api = self.client.api
         exec_id = engine_call(
             "collect traces",
@@ -288,24 +306,29 @@ class DockerSandbox(Sandbox):
             if buf.tell() > MAX_COLLECT_BYTES:
                 raise SandboxError("trace output exceeds 2 GiB")
         buf.seek(0)
-        try:
-            with tarfile.open(fileobj=buf, mode="r|") as tar:
-                for member in tar:
-                    # Only plain names we expect: top-level files and kept evidence
-                    # files/<sha256>; the agent is ours, but the bytes pass through a
-                    # container the candidate ran in, so never trust a path.
-                    name = member.name
-                    if not member.isfile():
-                        continue
-                    if _KEPT_FILE.fullmatch(name):
-                        (dest / "files").mkdir(exist_ok=True)
-                    elif "/" in name or name.startswith(".") or not name:
-                        continue
-                    src = tar.extractfile(member)
-                    if src is not None:
-                        (dest / name).write_bytes(src.read())
-        except tarfile.TarError as exc:
-            raise SandboxError(f"could not read traces from the sandbox: {exc}") from exc
+        _extract(buf, dest)
+
+
+def _extract(buf: io.BytesIO, dest: Path) -> None:
+    """The files of the agent's output tar into *dest*."""
+    try:
+        with tarfile.open(fileobj=buf, mode="r|") as tar:
+            for member in tar:
+                # Only plain names we expect: top-level files and kept evidence
+                # files/<sha256>; the agent is ours, but the bytes pass through a
+                # container the candidate ran in, so never trust a path.
+                name = member.name
+                if not member.isfile():
+                    continue
+                if _KEPT_FILE.fullmatch(name):
+                    (dest / "files").mkdir(exist_ok=True)
+                elif "/" in name or name.startswith(".") or not name:
+                    continue
+                src = tar.extractfile(member)
+                if src is not None:
+                    (dest / name).write_bytes(src.read())
+    except tarfile.TarError as exc:
+        raise SandboxError(f"could not read traces from the sandbox: {exc}") from exc
 
 
 class DockerSession(SessionABC):
@@ -376,16 +399,20 @@ class DockerSession(SessionABC):
             observer.status("waiting for the eBPF recorder to attach")
             self.recorder.wait_ready()  # never a step before every probe is attached
         try:
+            # --collect: the traces follow on the same stream (no second exec, no
+            # second agent start), after the agent's "done"
+            tar = io.BytesIO()
             raw = backend._exec_json(
                 container,
-                ["run", *(p.value for p in options.phases)],
+                ["run", "--collect", *(p.value for p in options.phases)],
                 timeout=budget,
                 observer=observer,
                 on_message=on_message,
+                tail=tar,
             )
             if "done" not in raw or not phases:
                 raise SandboxError(f"agent stopped before finishing the phases: {raw.get('error', {})}")
-            backend._collect(container, trace_dir)
+            backend._collect(container, trace_dir, tar if "collect" in raw else None)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineError(f"engine failed mid-run: {str(exc).splitlines()[0][:200]}") from exc
         inventory = next((p.inventory for p in phases if p.phase is Phase.INSTALL), {})

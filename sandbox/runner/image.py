@@ -14,6 +14,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -63,6 +64,10 @@ def context_files() -> dict[str, bytes]:
         "Dockerfile": (imgs / "Dockerfile").read_bytes(),
         "agent-entry": (imgs / "agent-entry").read_bytes(),
     }
+    # The developer kit's wheels (images/kit/, see its README), hashed like the rest.
+    files["kit/README.md"] = (imgs / "kit" / "README.md").read_bytes()  # COPY kit/ never finds it empty
+    for wheel in sorted((imgs / "kit").glob("*.whl")):
+        files[f"kit/{wheel.name}"] = wheel.read_bytes()
     # Subpackages too (agent/sinkhole/…), by their path under agent/: the tag hashes them all.
     for src in sorted(agent_dir().rglob("*.py")):
         files[f"agent/{src.relative_to(agent_dir()).as_posix()}"] = src.read_bytes()
@@ -172,6 +177,8 @@ def ensure_image(
         base=base_ref,
         python=target["python"],
         platforms=platform_tags(target.get("machine", "x86_64"), target.get("libc", "")),
+        kit=tuple(target.get("kit") or ()),
+        venv=tuple(target.get("venv") or ()),
     )
 
 
@@ -216,12 +223,12 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkgsandbox"
 
 
-def _read_target(client: docker.DockerClient, tag: str, image_id: str) -> dict[str, str]:
+def _read_target(client: docker.DockerClient, tag: str, image_id: str) -> dict[str, Any]:
     """The interpreter facts the image recorded at build time, cached per image id
     (reading them needs a created — never started — container, ~0.2 s)."""
     cache = _cache_dir() / "targets.json"
     try:
-        known: dict[str, dict[str, str]] = json.loads(cache.read_text())
+        known: dict[str, dict[str, Any]] = json.loads(cache.read_text())
     except (OSError, ValueError):
         known = {}
     if image_id in known:
@@ -245,7 +252,7 @@ def _read_target(client: docker.DockerClient, tag: str, image_id: str) -> dict[s
         member = tar.extractfile("target.json")
         if member is None:
             raise ImageError(f"sandbox image lacks {TARGET_JSON}")
-        data: dict[str, str] = json.loads(member.read())
+        data: dict[str, Any] = json.loads(member.read())
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")

@@ -69,6 +69,7 @@ def build_plan(staged: StagedSet, options: RunOptions) -> Plan:
             "candidate": {"name": staged.candidate.name, "version": staged.candidate.version},
             "install_args": install_args(staged),
             "kit": list(staged.kit),
+            "kit_in_image": staged.kit_in_image,
             "dependency_files": dependency_files(staged),
             # what a build without isolation needs in the venv (a round switched to it)
             "build_names": sorted({a.name for a in staged.artifacts if a.role is ArtifactRole.BUILD}),

@@ -179,6 +179,32 @@ def test_sdist_only_candidate_with_legacy_setup_py(index: Index, tmp_path: Path)
     assert any("PKG-INFO 1.1" in n for n in staged.notes)
 
 
+def test_legacy_setup_py_with_the_kit_in_the_image_stages_neither_kit_nor_default_build(
+    index: Index, tmp_path: Path
+) -> None:
+    # The image bakes the developer kit (images/kit/) and its venv has setuptools: the
+    # candidate builds without isolation in that venv, so nothing of it is staged.
+    index.sdist("legacy", "2.0", metadata_version="1.1", requires=["hinted"])
+    index.wheel("hinted", "1.0")
+    index.wheel("setuptools", "69.0")
+    index.wheel("wheel", "0.42")
+    kit = ("certifi", "charset-normalizer", "idna", "packaging", "requests", "six", "urllib3", "wheel")
+    target = TARGET.model_copy(update={"kit": kit, "venv": ("pip", "setuptools")})
+    staged = run("legacy", tmp_path / "stage", target)
+    assert staged_names(staged) == [
+        ("candidate", "sdist", "legacy", "2.0"),
+        ("dependency", "wheel", "hinted", "1.0"),
+    ]
+    assert staged.kit == ("wheel", "requests", "six")
+    assert staged.kit_in_image
+    assert any("wheel, requests, six (from the image)" in n for n in staged.notes), staged.notes
+    # A venv without setuptools (a python:3.12 base): the build requirements are staged.
+    target = TARGET.model_copy(update={"kit": kit, "venv": ("pip",)})
+    staged = run("legacy", tmp_path / "stage2", target)
+    assert [n[2] for n in staged_names(staged) if n[0] == "build"] == ["setuptools", "wheel"]
+    assert staged.kit_in_image
+
+
 def test_sdist_with_dynamic_dependencies_is_noted(index: Index, tmp_path: Path) -> None:
     index.sdist("dyn", "1.0", metadata_version="1.1")
     index.wheel("setuptools", "69.0")
@@ -515,3 +541,30 @@ def test_dependency_conflict_is_reported_as_such(index: Index, tmp_path: Path) -
         FetchError, match=r"conflicting dependencies .*app 1\.0 depends on x<2; y 1\.0 depends on x>=2"
     ):
         run("app", tmp_path / "stage")
+
+
+def test_pip_configuration_is_cached_by_what_it_is_made_of(
+    pip_setup: PipSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.fetch.pip import Deadline, PipRunner
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pip_setup.configure(index_url="http://192.0.2.1/simple")
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://192.0.2.1/simple"
+    ran: list[list[str]] = []
+    real_run = PipRunner.run
+
+    def spy(self: PipRunner, args: list[str], what: str) -> object:
+        ran.append(list(args))
+        return real_run(self, args, what)
+
+    monkeypatch.setattr(PipRunner, "run", spy)
+    # the same configuration: answered from the cache, no pip start-up
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://192.0.2.1/simple"
+    assert ran == []
+    # a changed file, then a changed PIP_* variable: pip is asked again
+    pip_setup.configure(index_url="http://198.51.100.1/simple")
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://198.51.100.1/simple"
+    monkeypatch.setenv("PIP_INDEX_URL", "http://203.0.113.1/simple")
+    assert PipRunner(PIP, Deadline(60)).config()["index-url"] == "http://203.0.113.1/simple"
+    assert [a[:2] for a in ran] == [["config", "list"], ["config", "list"]]
