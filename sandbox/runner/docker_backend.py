@@ -171,6 +171,7 @@ class DockerSandbox(Sandbox):
             ipc_mode="private",
             cgroupns="private",
             ulimits=[docker.types.Ulimit(name="core", soft=0, hard=0)],
+            runtime=options.runtime,
             user="root",
             working_dir="/",
             detach=True,
@@ -416,6 +417,7 @@ class DockerSession(SessionABC):
             trace_dir=str(trace_dir),
             harness_argv=harness,
             inventory=inventory,
+            runtime=options.runtime,
             **recorded,
         )
 
