@@ -452,7 +452,9 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         up = float(_s(p.get("uptime")).split()[0])
     except (ValueError, IndexError):
         up = -1.0
-    yield Check("uptime", up >= MIN_UPTIME_S, f"{up / 3600:.1f} h (host's: no time namespace)")
+    gvisor = " 4.4.0 " in _s(p.get("version"))  # gVisor's kernel version (measured)
+    whose = "gVisor's: counts from the sandbox's start" if gvisor else "host's: no time namespace"
+    yield Check("uptime", up >= MIN_UPTIME_S, f"{up / 3600:.1f} h ({whose})")
     cpus = p.get("cpu_count")
     yield Check(
         "CPU count",
@@ -464,7 +466,7 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         "memory",
         isinstance(mem, int) and mem >= MIN_MEMORY,
         f"MemTotal {int(mem) >> 20 if isinstance(mem, int) else '?'} MiB "
-        "(host's; the cgroup limit is invisible here)",
+        + ("(gVisor reports the memory limit)" if gvisor else "(host's; the cgroup limit is invisible here)"),
     )
     version = _s(p.get("version"))
     yield Check("/proc/version", "gvisor" not in version.lower() and " 4.4.0 " not in version, version[:120])

@@ -72,3 +72,26 @@ def test_runsc_gives_the_same_verdict_and_findings_as_runc(tmp_path: Path) -> No
 def test_ebpf_under_runsc_is_refused_before_any_container(tmp_path: Path) -> None:
     code, report = run_cli(tmp_path, "x.invalid", "--runtime", "runsc", "--recorder", "ebpf")
     assert code == 2 and report is None
+
+
+def test_a_fork_bomb_under_runsc_never_ends_clean(tmp_path: Path) -> None:
+    # gVisor's tasks are not the host's: pids.max counts the sandbox's host threads, so
+    # the bomb meets gVisor's memory or the ptrace platform's limits instead. Whatever
+    # stops it, the run must not pass. Capped: at most 3000 fork attempts, children exit.
+    src = """
+import os, time
+for _ in range(3000):
+    try:
+        if os.fork() == 0:
+            time.sleep(2)
+            os._exit(0)
+    except OSError:
+        time.sleep(0.001)
+"""
+    name = Randomised().name("hostile")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(
+        tmp_path, str(whl), "--runtime", "runsc", "--window", "1", "--module-timeout", "20"
+    )
+    assert code in (1, 3), code
+    assert report is None or report.verdict is not Verdict.CLEAN, report.verdict

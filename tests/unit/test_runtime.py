@@ -186,3 +186,80 @@ def test_init_finds_its_argument_area_where_stat_does_not_say() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code, "a", "b"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", out.stderr
+
+
+def test_register_reloads_dockerd_with_sighup_never_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from sandbox.runner import runtime
+
+    engine = _Engine({"runc": {}})
+    sent: list[tuple[int, int]] = []
+
+    def kill(pid: int, sig: int) -> None:  # the seam: dockerd itself is shared, never signalled here
+        sent.append((pid, sig))
+        engine.runtimes["runsc"] = {"path": "/usr/bin/runsc"}  # what a reload does
+
+    monkeypatch.setattr(runtime.os, "kill", kill)
+    monkeypatch.setattr(runtime, "dockerd_pid", lambda: 4242)
+    config = tmp_path / "daemon.json"
+    config.write_text('{"log-level": "warn"}')
+    logs: list[str] = []
+    runtime.register_runsc(engine, logs.append, config=config)
+    assert sent == [(4242, signal.SIGHUP)]
+    assert json.loads(config.read_text())["log-level"] == "warn"
+    runtime.register_runsc(engine, logs.append, config=config)  # again: nothing to do
+    assert sent == [(4242, signal.SIGHUP)] and "already registered" in logs[-1]
+
+
+def test_register_without_a_known_dockerd_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.runner import runtime
+
+    monkeypatch.setattr(runtime, "dockerd_pid", lambda: None)
+    with pytest.raises(EngineError, match="pid is unknown") as exc:
+        runtime.register_runsc(_Engine(), lambda m: None, config=tmp_path / "daemon.json")
+    assert "SIGHUP" in exc.value.diagnostics()
+    assert "runsc" in json.loads((tmp_path / "daemon.json").read_text())["runtimes"]
+
+
+# ---------------------------------------------------------------- a dead sandbox never hangs a run
+
+
+class _Inspect:
+    """The engine's container state (the seam the exec watch reads)."""
+
+    def __init__(self, running: bool) -> None:
+        self.running = running
+
+    def inspect_container(self, cid: str) -> dict[str, Any]:
+        return {"State": {"Running": self.running}}
+
+
+def _silent_exec() -> tuple[Any, Any]:
+    import socket
+
+    ours, engine = socket.socketpair()  # the engine side never writes nor closes: as measured
+    return ours, engine
+
+
+@pytest.mark.parametrize(("running", "deadline", "why"), [(False, 60.0, "stopped"), (True, 0.0, "timeout")])
+def test_exec_watch_ends_a_stream_the_engine_never_closes(running: bool, deadline: float, why: str) -> None:
+    import time
+
+    from docker.utils.socket import demux_adaptor, frames_iter
+
+    from sandbox.runner.docker_backend import _ExecWatch
+
+    ours, engine = _silent_exec()
+    try:
+        stream = (demux_adaptor(*f) for f in frames_iter(ours, tty=False))
+        watch = _ExecWatch(_Inspect(running), "c", ours, time.monotonic() + deadline)
+        t0 = time.monotonic()
+        assert list(watch.run(stream)) == []
+        assert watch.why == why and time.monotonic() - t0 < 10
+    finally:
+        engine.close()
