@@ -133,6 +133,7 @@ JUDGING_MODULES = (
     "sandbox.runner.interface",
     "sandbox.runner.plan",
     "sandbox.runner.recorder",
+    "sandbox.runner.runtime",
     "sandbox.runner.seccomp",
     "sandbox.runner.syscalls",
     "sandbox.trace",

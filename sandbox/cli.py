@@ -86,7 +86,7 @@ def _print_error(err: Console, message: str) -> None:
     err.print(f"[bold red]pkgsandbox:[/] {escape(printable(message))}", soft_wrap=True, highlight=False)
 
 
-def _run_options(args: argparse.Namespace, profile: Profile) -> RunOptions:
+def _run_options(args: argparse.Namespace, profile: Profile, err: Console | None = None) -> RunOptions:
     phases = None
     if args.phases:
         names = [n.strip() for n in args.phases.split(",") if n.strip()]
@@ -107,6 +107,11 @@ def _run_options(args: argparse.Namespace, profile: Profile) -> RunOptions:
             pids=args.pids or base.limits.pids,
             cpus=args.cpus or base.limits.cpus,
         )
+    runtime = _runtime(args, profile)
+    recorder = _recorder(getattr(args, "recorder", None), runtime)
+    if getattr(args, "recorder", None) == "auto" and err is not None and not getattr(args, "quiet", False):
+        why = " (eBPF cannot see inside gVisor)" if runtime == "runsc" else ""
+        err.print(f"[dim]recorder: {recorder} (auto){why}[/]")
     return run_options(
         profile,
         phases=phases,
@@ -114,12 +119,27 @@ def _run_options(args: argparse.Namespace, profile: Profile) -> RunOptions:
         module_timeout=args.module_timeout,
         window=args.window,
         limits=limits,
-        recorder=_recorder(getattr(args, "recorder", None)),
+        recorder=recorder,
+        runtime=runtime,
     )
 
 
-def _recorder(choice: str | None) -> str | None:
-    """The recorder a run uses: ``auto`` becomes eBPF only where doctor proved it."""
+def _runtime(args: argparse.Namespace, profile: Profile) -> str:
+    """The container runtime: ``--runtime``, else the profile's ``[sandbox] runtime``."""
+    return str(getattr(args, "runtime", None) or profile.sandbox.runtime)
+
+
+def _recorder(choice: str | None, runtime: str = "runc") -> str | None:
+    """The recorder a run uses: ``auto`` becomes eBPF only where doctor proved it, and
+    never under runsc: gVisor's kernel runs the candidate's syscalls, the host's
+    tracepoints never fire for them, so strace inside the sandbox records."""
+    if runtime == "runsc":
+        if choice == "ebpf":
+            raise InputError(
+                "--recorder ebpf cannot see inside gVisor (--runtime runsc)",
+                advice="use --recorder strace or auto under runsc",
+            )
+        return "strace"
     if choice in (None, "strace"):
         return choice
     from sandbox.runner.ebpf_recorder import ebpf_support
@@ -148,7 +168,7 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
 
     profile = load_profile(args.profile)
     options = VetOptions(
-        run=_run_options(args, profile),
+        run=_run_options(args, profile, err),
         base_image=args.base_image,
         offline=args.offline,
         profile=profile,
@@ -164,7 +184,7 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
         baseline = load_baseline(args.baseline)  # bad input fails before any container starts
     try:
         with LiveObserver(err, quiet=args.quiet) as observer:
-            report = vet(args.spec, options, observer, _sandbox(args, observer))
+            report = vet(args.spec, options, observer, _sandbox(args, observer, runtime=options.run.runtime))
     except Interrupted as e:
         # leave what the interrupted run knew where the report was asked for
         if args.output and isinstance(e.partial, Report):
@@ -188,14 +208,19 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
     return exit_code_for_verdict(report.verdict, Verdict(args.fail_on))
 
 
-def _sandbox(args: argparse.Namespace, observer: Observer, spec: str | None = None) -> Sandbox:
+def _sandbox(
+    args: argparse.Namespace, observer: Observer, spec: str | None = None, runtime: str = "runc"
+) -> Sandbox:
     """The sandbox every vet of this command runs in, built once (engine, image); bad
-    input is reported before the engine is touched."""
+    input is reported before the engine is touched, a missing runtime before any container."""
     from sandbox.fetch import parse_spec
     from sandbox.runner.docker_backend import DockerSandbox
+    from sandbox.runner.runtime import require
 
     parse_spec(spec or args.spec)
-    return DockerSandbox.connect(base_image=args.base_image, offline=args.offline, observer=observer)
+    sandbox = DockerSandbox.connect(base_image=args.base_image, offline=args.offline, observer=observer)
+    require(sandbox.client, runtime)
+    return sandbox
 
 
 def _plain_vet(spec: str, args: argparse.Namespace, err: Console) -> Report:
@@ -204,10 +229,13 @@ def _plain_vet(spec: str, args: argparse.Namespace, err: Console) -> Report:
 
     profile = load_profile(args.profile)
     options = VetOptions(
-        run=run_options(profile), base_image=args.base_image, offline=args.offline, profile=profile
+        run=run_options(profile, runtime=_runtime(args, profile)),
+        base_image=args.base_image,
+        offline=args.offline,
+        profile=profile,
     )
     with LiveObserver(err, quiet=args.quiet) as observer:
-        return vet(spec, options, observer, _sandbox(args, observer, spec))
+        return vet(spec, options, observer, _sandbox(args, observer, spec, options.run.runtime))
 
 
 def cmd_baseline(args: argparse.Namespace, err: Console) -> ExitCode:
@@ -272,9 +300,15 @@ def cmd_gate(args: argparse.Namespace, err: Console) -> ExitCode:
     plan = plan_gate(args.lockfile, base=args.base, base_ref=args.base_ref)  # bad input: exit 2, no engine
     profile = load_profile(args.profile)
     options = VetOptions(
-        run=run_options(profile), base_image=args.base_image, offline=args.offline, profile=profile
+        run=run_options(profile, runtime=_runtime(args, profile)),
+        base_image=args.base_image,
+        offline=args.offline,
+        profile=profile,
     )
     sandbox = DockerSandbox.connect(base_image=options.base_image, offline=options.offline)
+    from sandbox.runner.runtime import require
+
+    require(sandbox.client, options.run.runtime)
     cache = None if args.no_cache else ResultCache(args.cache)
     ctx = cache_context(options, sandbox.image, _index_urls())
     interactive = err.is_terminal and not os.environ.get("CI") and not args.quiet
@@ -429,6 +463,7 @@ def cmd_doctor(args: argparse.Namespace, err: Console) -> ExitCode:
         offline=args.offline,
         profile=load_profile(args.profile),
         security_only=args.security,
+        runtime=args.runtime,
     ):
         mark = "[green]ok  [/]" if check.ok else "[red]FAIL[/]"
         err.print(f"{mark} {check.name}: {check.detail}")
@@ -446,7 +481,13 @@ def _doctor_tells(args: argparse.Namespace, err: Console) -> ExitCode:
     from sandbox.doctor import run_tells
 
     tells = 0
-    for check in run_tells(base=args.base_image, offline=args.offline, profile=load_profile(args.profile)):
+    profile = load_profile(args.profile)
+    runtime = _runtime(args, profile)
+    recorder = _recorder(args.recorder, runtime) or "strace"
+    err.print(f"[dim]probing as the candidate under {runtime} with the {recorder} recorder[/]")
+    for check in run_tells(
+        base=args.base_image, offline=args.offline, profile=profile, runtime=runtime, recorder=recorder
+    ):
         if check.fatal:
             err.print(f"[red]FAIL[/] {check.name}: {check.detail}")
             return ExitCode.SANDBOX

@@ -117,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "ebpf", "strace"],
         default="strace",
         help="strace inside the sandbox (default), eBPF tracepoints on the host (root; invisible to "
-        "the candidate), or auto: eBPF where `pkgsandbox doctor` proved it works, else strace",
+        "the candidate), or auto: eBPF where `pkgsandbox doctor` proved it works, else strace "
+        "(always strace under --runtime runsc: eBPF cannot see inside gVisor)",
     )
+    _runtime_arg(v)
     _image_args(v)
     v.add_argument("-q", "--quiet", action="store_true", help="no live status")
 
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("spec", help="the trusted version: NAME==VERSION or a local artifact")
     b.add_argument("-o", "--output", type=Path, required=True, help="baseline JSON file to write")
     b.add_argument("--profile", default="default", metavar="NAME|PATH")
+    _runtime_arg(b)
     _image_args(b)
     b.add_argument("-q", "--quiet", action="store_true")
 
@@ -140,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("-o", "--output", type=Path, help="write the JSON diff to FILE")
     df.add_argument("--fail-on", choices=["suspicious", "malicious"], default="suspicious")
     df.add_argument("--profile", default="default", metavar="NAME|PATH")
+    _runtime_arg(df)
     _image_args(df)
     df.add_argument("-q", "--quiet", action="store_true")
 
@@ -180,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="packages that could not be vetted (incomplete, over budget) do not fail the gate",
     )
     g.add_argument("--profile", default="default", metavar="NAME|PATH")
+    _runtime_arg(g)
     _image_args(g)
     g.add_argument("-q", "--quiet", action="store_true")
 
@@ -210,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--provision",
         action="store_true",
-        help="as root on Debian: install docker.io, start dockerd, build the offline base image",
+        help="as root on Debian: install docker.io, start dockerd, build the offline base image, "
+        "install gVisor's runsc and register it with the engine (daemon.json merged, dockerd reloaded "
+        "with SIGHUP, never restarted)",
     )
     d.add_argument(
         "--security",
@@ -226,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         "exit 1 when any tell remains",
     )
     d.add_argument("--profile", default="default", metavar="NAME|PATH")
+    d.add_argument(
+        "--recorder",
+        choices=["ebpf", "strace"],
+        help="--tells: probe with this recorder in front (default: strace)",
+    )
+    _runtime_arg(d)
     _image_args(d)
 
     i = sub.add_parser("image", help="manage the sandbox image")
@@ -237,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="remove containers, networks and volumes left by dead runs")
     s.add_argument("--all", action="store_true", help="remove every pkgsandbox resource, even of live runs")
     return p
+
+
+def _runtime_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--runtime",
+        choices=["runc", "runsc"],
+        help="container runtime: runc (Docker's default) or runsc (gVisor, a user-space kernel; "
+        "needs `pkgsandbox doctor --provision`); default: the profile's [sandbox] runtime",
+    )
 
 
 def _image_args(p: argparse.ArgumentParser) -> None:

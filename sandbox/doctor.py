@@ -15,7 +15,7 @@ from pathlib import Path
 from sandbox.agent.protocol import SANDBOX_USER, Plan
 from sandbox.errors import EngineError, PkgSandboxError
 from sandbox.judge.profiles import Profile
-from sandbox.runner.interface import RunOptions
+from sandbox.runner.interface import Limits, RunOptions
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,8 @@ def provision(log: Callable[[str], None]) -> None:
 
     if os.geteuid() == 0 and mount_tracefs():
         log("tracefs mounted (the eBPF recorder's tracepoints)")
+    if os.geteuid() == 0:
+        provision_runsc(log)
     import docker.errors
 
     from sandbox.runner.image import OFFLINE_BASE, build_offline_base
@@ -86,10 +88,75 @@ def provision(log: Callable[[str], None]) -> None:
         build_offline_base(log)
 
 
+def provision_runsc(log: Callable[[str], None]) -> None:
+    """Install Debian's gVisor (``runsc``) if missing and register it with the running
+    engine: daemon.json merged (never clobbered), dockerd reloaded with SIGHUP (never
+    restarted: other runs keep their containers). Idempotent."""
+    from sandbox.runner.engine import connect
+    from sandbox.runner.runtime import RUNSC_PATH, register_runsc
+
+    if not Path(RUNSC_PATH).exists():
+        log("installing Debian's runsc (gVisor, for --runtime runsc)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "runsc"]):
+            if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+                raise EngineError(f"`{' '.join(cmd)}` failed", advice="--runtime runsc needs Debian's runsc")
+    register_runsc(connect(), log)
+
+
+def runtime_check(client: object, image: str, wanted: str = "runc") -> Check:
+    """Whether ``runsc`` is registered with the engine and starts the sandbox image
+    (a FAIL only when *wanted*; otherwise informational)."""
+    from sandbox.runner.runtime import registered
+
+    if not registered(client, "runsc"):
+        return Check(
+            "runsc",
+            wanted != "runsc",
+            "not registered with the engine: `pkgsandbox doctor --provision` (root) installs and "
+            "registers it",
+        )
+    started = time.monotonic()
+    ok, out = _runsc_version(client, image)
+    took = time.monotonic() - started
+    if not ok:
+        return Check("runsc", wanted != "runsc", f"registered, but a container did not start: {out}")
+    return Check("runsc", True, f"registered and works ({out}, {took:.1f} s to start and stop)")
+
+
+def _runsc_version(client: object, image: str) -> tuple[bool, str]:
+    import docker.errors
+
+    from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, owner_label
+
+    labels = {LABEL: "doctor", LABEL_OWNER: owner_label(), LABEL_DEADLINE: str(int(time.time() + 120))}
+    try:
+        raw = client.containers.run(  # type: ignore[attr-defined]
+            image,
+            ["cat", "/proc/version"],
+            runtime="runsc",
+            network_mode="none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            remove=True,
+            labels=labels,
+        )
+    except docker.errors.DockerException as exc:
+        return False, str(exc).splitlines()[0][:200]
+    text = raw.decode("utf-8", "replace").strip()
+    return "4.4.0" in text, f"kernel {text.split()[2] if len(text.split()) > 2 else text!r} (gVisor)"
+
+
 def run_doctor(
-    *, base: str | None, offline: bool | None, profile: Profile | None = None, security_only: bool = False
+    *,
+    base: str | None,
+    offline: bool | None,
+    profile: Profile | None = None,
+    security_only: bool = False,
+    runtime: str | None = None,
 ) -> Iterator[Check]:
-    """Yield each check in order; stops being useful after a fatal one."""
+    """Yield each check in order; stops being useful after a fatal one. The probe runs
+    under *runtime* (default: the profile's)."""
     from sandbox.runner.docker_backend import probe_container
     from sandbox.runner.engine import connect
     from sandbox.runner.image import ensure_image
@@ -109,13 +176,20 @@ def run_doctor(
     except PkgSandboxError as exc:
         yield Check("image", False, exc.diagnostics(), fatal=True)
         return
+    from sandbox.runner.plan import run_options
+
+    options = run_options(profile, runtime=runtime) if profile is not None else RunOptions()
+    if runtime is not None:
+        options = options.model_copy(update={"runtime": runtime})
+    if not security_only or options.runtime == "runsc":
+        check = runtime_check(client, image.tag, options.runtime)
+        yield check if check.ok else Check(check.name, False, check.detail, fatal=True)
+        if not check.ok:
+            return
     plan = base_plan()
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:
         stage = Path(tmp)
         stage.chmod(0o755)
-        from sandbox.runner.plan import run_options
-
-        options = run_options(profile) if profile is not None else RunOptions()
         try:
             seen = probe_container(client, image, plan, options, stage)
         except PkgSandboxError as exc:
@@ -127,7 +201,10 @@ def run_doctor(
             bool(seen["strace_ok"]),
             "strace -f works for the recorder" if seen["strace_ok"] else seen["strace_output"],
         )
-        yield ebpf_check()
+        if options.runtime == "runsc":
+            yield Check("ebpf", True, "not used under runsc: eBPF cannot see inside gVisor (strace records)")
+        else:
+            yield ebpf_check()
     yield from security_checks(seen["probe"], seen["host_config"], options)
 
 
@@ -165,26 +242,12 @@ def security_checks(
 ) -> Iterator[Check]:
     """Judge the effective hardening *as seen by a candidate-uid process* (not the
     configuration we asked for) against what the profile asks."""
-    lim = (options or RunOptions()).limits
-    pids = _int(p.get("pids_max"))
-    yield Check(
-        "pids limit (seen)",
-        pids is not None and pids <= lim.pids,
-        f"pids.max {p.get('pids_max')}, profile asks ≤ {lim.pids}",
-    )
-    mem = _int(p.get("memory_limit"))
-    yield Check(
-        "memory limit (seen)",
-        mem is not None and mem <= lim.memory_mb * 1024 * 1024,
-        f"memory.limit_in_bytes {p.get('memory_limit')}, profile asks ≤ {lim.memory_mb} MB",
-    )
-    quota, period = _int(p.get("cpu_quota")), _int(p.get("cpu_period"))
-    cpus = quota / period if quota and period and quota > 0 else None
-    yield Check(
-        "cpu limit (seen)",
-        cpus is not None and cpus <= lim.cpus + 0.01,
-        f"{cpus} CPUs, profile asks ≤ {lim.cpus}",
-    )
+    opts = options or RunOptions()
+    lim = opts.limits
+    if opts.runtime == "runsc" and p.get("pids_max") is None and p.get("memory_limit") is None:
+        yield from _runsc_limits(hc, lim)
+    else:
+        yield from _seen_limits(p, lim)
     yield Check(
         "system dirs read-only",
         p.get("etc_writable") is False and p.get("usr_writable") is False,
@@ -218,6 +281,50 @@ def security_checks(
     mounts = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
     ro = all(bool(m.get("ReadOnly")) for m in mounts)
     yield Check("host mounts", ro, f"{len(mounts)} bind mount(s), all read-only: {ro}")
+
+
+def _seen_limits(p: dict[str, object], lim: Limits) -> Iterator[Check]:
+    pids = _int(p.get("pids_max"))
+    yield Check(
+        "pids limit (seen)",
+        pids is not None and pids <= lim.pids,
+        f"pids.max {p.get('pids_max')}, profile asks ≤ {lim.pids}",
+    )
+    mem = _int(p.get("memory_limit"))
+    yield Check(
+        "memory limit (seen)",
+        mem is not None and mem <= lim.memory_mb * 1024 * 1024,
+        f"memory.limit_in_bytes {p.get('memory_limit')}, profile asks ≤ {lim.memory_mb} MB",
+    )
+    quota, period = _int(p.get("cpu_quota")), _int(p.get("cpu_period"))
+    cpus = quota / period if quota and period and quota > 0 else None
+    yield Check(
+        "cpu limit (seen)",
+        cpus is not None and cpus <= lim.cpus + 0.01,
+        f"{cpus} CPUs, profile asks ≤ {lim.cpus}",
+    )
+
+
+def _runsc_limits(hc: dict[str, object], lim: Limits) -> Iterator[Check]:
+    """gVisor shows the candidate no cgroup files: the limits bind the whole sandbox
+    (its host processes) from outside, so the engine's record is what can be checked."""
+    pids, mem, cpus = _int(hc.get("PidsLimit")), _int(hc.get("Memory")), _int(hc.get("NanoCpus"))
+    yield Check(
+        "pids limit (runsc)",
+        pids is not None and 0 < pids <= lim.pids,
+        f"pids.max {pids} on the sandbox's host threads (gVisor's own tasks are bounded by its "
+        "memory: a fork bomb ends the run incomplete)",
+    )
+    yield Check(
+        "memory limit (runsc)",
+        mem is not None and 0 < mem <= lim.memory_mb * 1024 * 1024,
+        f"{mem} bytes on the whole sandbox, profile asks ≤ {lim.memory_mb} MB (not visible inside gVisor)",
+    )
+    yield Check(
+        "cpu limit (runsc)",
+        cpus is not None and 0 < cpus <= lim.cpus * 1e9 + 1e7,
+        f"{(cpus or 0) / 1e9} CPUs on the whole sandbox, profile asks ≤ {lim.cpus}",
+    )
 
 
 # --------------------------------------------------------------------------- tells
@@ -300,6 +407,8 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
     for key, label in (("mounts", "/proc/self/mounts"), ("mountinfo", "/proc/self/mountinfo")):
         text = _s(p.get(key))
         bad = sorted({w for w in _CONTAINER_WORDS if w in text})
+        if re.search(r"^\S+ / 9p .*trans=fd", text, re.M) or re.search(r" / / .* - 9p ", text):
+            bad.append("a 9p root served over a file descriptor (gVisor's gofer)")
         yield Check(label, not bad, f"mentions {', '.join(bad)}" if bad else "no container paths")
     for key, label in (("cgroup_self", "/proc/self/cgroup"), ("cgroup_1", "/proc/1/cgroup")):
         text = _s(p.get(key))
@@ -309,7 +418,9 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         why = f"mentions {', '.join(bad)}" if bad else ""
         if rooted:
             why = why or "every controller at '/' (a cgroup namespace root; a workstation shows slices)"
-        yield Check(label, not bad and not rooted, why or "plausible")
+        if not text.strip():
+            why = why or "empty (no cgroup hierarchy at all: gVisor; a workstation always has one)"
+        yield Check(label, not why, why or "plausible")
     raw_procs = p.get("processes")
     procs = (
         [x for x in raw_procs if isinstance(x, list) and len(x) == 3] if isinstance(raw_procs, list) else []
@@ -341,7 +452,9 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         up = float(_s(p.get("uptime")).split()[0])
     except (ValueError, IndexError):
         up = -1.0
-    yield Check("uptime", up >= MIN_UPTIME_S, f"{up / 3600:.1f} h (host's: no time namespace)")
+    gvisor = " 4.4.0 " in _s(p.get("version"))  # gVisor's kernel version (measured)
+    whose = "gVisor's: counts from the sandbox's start" if gvisor else "host's: no time namespace"
+    yield Check("uptime", up >= MIN_UPTIME_S, f"{up / 3600:.1f} h ({whose})")
     cpus = p.get("cpu_count")
     yield Check(
         "CPU count",
@@ -353,7 +466,7 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         "memory",
         isinstance(mem, int) and mem >= MIN_MEMORY,
         f"MemTotal {int(mem) >> 20 if isinstance(mem, int) else '?'} MiB "
-        "(host's; the cgroup limit is invisible here)",
+        + ("(gVisor reports the memory limit)" if gvisor else "(host's; the cgroup limit is invisible here)"),
     )
     version = _s(p.get("version"))
     yield Check("/proc/version", "gvisor" not in version.lower() and " 4.4.0 " not in version, version[:120])
@@ -379,25 +492,36 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
     yield Check("MAC addresses", not macs, "; ".join(macs) or ", ".join(f"{i} {m}" for i, m in net.items()))
 
 
-def tells_plan() -> Plan:
+def tells_plan(runtime: str = "runc", recorder: str = "strace") -> Plan:
     """A plan like a vet's before the candidate is known: honeytokens, the sinkhole and
-    the recorder, so that the probe sees what a candidate would."""
+    the recorder (strace in front of the probe, as under *runtime*; none for eBPF,
+    which records from the host), so that the probe sees what a candidate would."""
     from sandbox.judge.canary import make_honeytokens
-    from sandbox.runner.plan import base_plan, sinkhole_plan
+    from sandbox.runner.plan import base_plan, seccomp_bpf, sinkhole_plan
     from sandbox.runner.seccomp import TRACED_DENIED
     from sandbox.trace.strace import strace_argv
 
     plan = base_plan(make_honeytokens(user=SANDBOX_USER), sinkhole_plan(enabled=True, capture_kib=64))
-    plan["strace"] = strace_argv("{output}", denied=TRACED_DENIED)
+    if recorder == "strace":
+        plan["strace"] = strace_argv("{output}", denied=TRACED_DENIED, seccomp_bpf=seccomp_bpf(runtime))
     return plan
 
 
-def run_tells(*, base: str | None, offline: bool | None, profile: Profile | None = None) -> Iterator[Check]:
-    """Start a sandbox exactly as a vet does (setup, sinkhole, recorder) and yield one
-    check per tell the candidate could read; an engine problem is a fatal check."""
+def run_tells(
+    *,
+    base: str | None,
+    offline: bool | None,
+    profile: Profile | None = None,
+    runtime: str | None = None,
+    recorder: str | None = None,
+) -> Iterator[Check]:
+    """Start a sandbox exactly as a vet does (setup, sinkhole, recorder) under *runtime*
+    with *recorder* and yield one check per tell the candidate could read; an engine
+    problem is a fatal check."""
     from sandbox.runner.docker_backend import tells_container
     from sandbox.runner.engine import connect
     from sandbox.runner.image import ensure_image
+    from sandbox.runner.runtime import require
 
     try:
         client = connect()
@@ -408,11 +532,20 @@ def run_tells(*, base: str | None, offline: bool | None, profile: Profile | None
     from sandbox.runner.plan import run_options
 
     options = run_options(profile) if profile is not None else RunOptions()
+    options = options.model_copy(
+        update={"runtime": runtime or options.runtime, "recorder": recorder or options.recorder}
+    )
+    try:
+        require(client, options.runtime)
+    except PkgSandboxError as exc:
+        yield Check("runtime", False, exc.diagnostics(), fatal=True)
+        return
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:
         stage = Path(tmp)
         stage.chmod(0o755)
         try:
-            seen = tells_container(client, image, tells_plan(), options, stage)
+            plan = tells_plan(options.runtime, options.recorder)
+            seen = tells_container(client, image, plan, options, stage)
         except PkgSandboxError as exc:
             yield Check("probe", False, exc.diagnostics(), fatal=True)
             return

@@ -30,12 +30,30 @@ def disguise(comm: bytes = COMM, cmdline: bytes = CMDLINE) -> bool:
         fields = fh.read().rsplit(")", 1)[1].split()
     # fields[0] is field 3 (state); arg_start/arg_end are fields 48/49
     arg_start, arg_end = int(fields[45]), int(fields[46])
+    if not arg_start:
+        arg_start, arg_end = _argv_area(libc)
     size = arg_end - arg_start
     if size < len(cmdline) + 2:
         return False
     buf = cmdline + b"\0" + b" " * (size - len(cmdline) - 1)
     ctypes.memmove(arg_start, buf, size)
     return True
+
+
+def _argv_area(libc: ctypes.CDLL) -> tuple[int, int]:
+    """Where the argument strings are when /proc/self/stat does not say (gVisor prints
+    0 for arg_start/arg_end): the kernel lays them out just before the environment
+    strings, so they end where ``environ[0]`` begins. (0, 0) when that cannot hold."""
+    with open("/proc/self/cmdline", "rb") as fh:
+        raw = fh.read()
+    environ = ctypes.POINTER(ctypes.c_void_p).in_dll(libc, "environ")
+    first = environ[0] if environ else None
+    if not first or not raw:
+        return 0, 0
+    start = first - len(raw)
+    if ctypes.string_at(start, len(raw)) != raw:  # not laid out as expected: leave it
+        return 0, 0
+    return start, first
 
 
 def reap() -> int:

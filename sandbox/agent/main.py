@@ -243,6 +243,11 @@ def cmd_probe(plan: dict[str, Any]) -> int:
         "'etc_writable':can_write('/etc/pkgsandbox-probe'),'usr_writable':can_write('/usr/pkgsandbox-probe'),"
         "'dockerenv':os.path.exists('/.dockerenv'),'cgroup':open('/proc/self/cgroup').read()[:300]}\n"
         "try:\n    os.kill(1,0); r['kill_init']='allowed'\nexcept OSError as e: r['kill_init']=e.strerror\n"
+        # gVisor's /proc/self/status (a 4.4 kernel's) has no NoNewPrivs or CapAmb line: ask prctl
+        "import ctypes\nlibc=ctypes.CDLL(None)\n"
+        "if r['NoNewPrivs'] is None: r['NoNewPrivs']=str(libc.prctl(39,0,0,0,0))\n"
+        "if r['CapAmb'] is None:\n"
+        "    r['CapAmb']='%016x'%sum(1<<c for c in range(41) if libc.prctl(47,1,c,0,0)==1)\n"
         "print(json.dumps(r))\n"
     )
     argv = [*privilege_drop(plan), "python3", "-c", code]

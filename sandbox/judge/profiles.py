@@ -68,6 +68,14 @@ class PassesConf(Frozen):
     time: PassWhen = "auto"  # time travel: the clock 30 to 180 days ahead, sleeps shortened
 
 
+class SandboxConf(Frozen):
+    """Where the candidate runs: ``runc`` (Docker's default runtime, the host kernel
+    behind namespaces and seccomp) or ``runsc`` (gVisor's user-space kernel; strace
+    inside it records, eBPF cannot see in). ``--runtime`` overrides it."""
+
+    runtime: Literal["runc", "runsc"] = "runc"
+
+
 class HoneytokenConf(Frozen):
     enabled: bool = True
 
@@ -121,6 +129,7 @@ class Profile(Frozen):
     limits: LimitsConf = LimitsConf()
     honeytokens: HoneytokenConf = HoneytokenConf()
     passes: PassesConf = PassesConf()
+    sandbox: SandboxConf = SandboxConf()
     allow: AllowConf = AllowConf()
     rules: RulesConf = RulesConf()
     source: str = ""

@@ -25,20 +25,24 @@ killed run left behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
 import re
 import secrets
+import socket
 import tarfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
 import requests.exceptions
+from docker.utils.socket import demux_adaptor, frames_iter
 
 from sandbox.agent.protocol import AGENT, HOME, OUT, STAGE, TRACE_MOUNT, Plan
 from sandbox.errors import EngineError, SandboxError
@@ -171,6 +175,7 @@ class DockerSandbox(Sandbox):
             ipc_mode="private",
             cgroupns="private",
             ulimits=[docker.types.Ulimit(name="core", soft=0, hard=0)],
+            runtime=options.runtime,
             user="root",
             working_dir="/",
             detach=True,
@@ -245,9 +250,11 @@ class DockerSandbox(Sandbox):
         buf = b""
         errtail = b""
         start = time.monotonic()
-        stream = engine_call("exec agent", api.exec_start, exec_id, stream=True, demux=True)
+        sock = engine_call("exec agent", api.exec_start, exec_id, socket=True)
+        stream = (demux_adaptor(*frame) for frame in frames_iter(sock, tty=False))  # type: ignore[no-untyped-call]
+        watch = _ExecWatch(api, container.id, sock, start + timeout)
         raw = False  # after a "collect" message: the tar, not messages
-        for stdout, stderr in stream:
+        for stdout, stderr in watch.run(stream):
             if stderr:
                 errtail = (errtail + stderr)[-4000:]
             if stdout and raw and tail is not None:
@@ -274,6 +281,12 @@ class DockerSandbox(Sandbox):
                         buf = b""
             if time.monotonic() - start > timeout:
                 raise SandboxError(f"agent {' '.join(args)} did not finish within {timeout:.0f}s")
+        if watch.why == "timeout":
+            raise SandboxError(f"agent {' '.join(args)} did not finish within {timeout:.0f}s")
+        if watch.why == "stopped":
+            raise SandboxError(
+                f"sandbox container stopped during {' '.join(args)} (deadline, engine or runtime)"
+            )
         info = engine_call("inspect exec", api.exec_inspect, exec_id)
         code = info.get("ExitCode")
         if code not in (0, None) or "error" in out:
@@ -443,6 +456,7 @@ class DockerSession(SessionABC):
             trace_dir=str(trace_dir),
             harness_argv=harness,
             inventory=inventory,
+            runtime=options.runtime,
             **recorded,
         )
 
@@ -464,6 +478,52 @@ class DockerSession(SessionABC):
         if self.container is not None:
             self.backend._remove(self.container)
             self.container = None
+
+
+class _ExecWatch:
+    """Ends an exec's output stream that would otherwise block forever: docker-py waits
+    for data without a timeout, and when a gVisor sandbox dies (measured: a fork bomb
+    kills runsc, exit 2) the engine never closes the exec's connection. Every 2 s it
+    checks the deadline and that the container still runs; if not, it shuts the socket,
+    which ends the stream, and says why."""
+
+    def __init__(self, api: Any, container_id: str, sock: Any, deadline: float) -> None:
+        self.api, self.container_id, self.sock, self.deadline = api, container_id, sock, deadline
+        self.why = ""
+        self._done = threading.Event()
+
+    def _watch(self) -> None:
+        while not self._done.wait(2.0):
+            if time.monotonic() > self.deadline:
+                self.why = "timeout"
+            else:
+                try:
+                    state = self.api.inspect_container(self.container_id)["State"]
+                    if not state.get("Running"):
+                        self.why = "stopped"
+                except docker.errors.NotFound:
+                    self.why = "stopped"
+                except (docker.errors.DockerException, requests.exceptions.RequestException):
+                    continue
+            if self.why:
+                with contextlib.suppress(OSError):
+                    getattr(self.sock, "_sock", self.sock).shutdown(socket.SHUT_RDWR)
+                return
+
+    def run(
+        self, stream: Iterator[tuple[bytes | None, bytes | None]]
+    ) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """*stream*'s frames until it ends or the watch ends it."""
+        threading.Thread(target=self._watch, name="pkgsandbox-exec-watch", daemon=True).start()
+        try:
+            yield from stream
+        except OSError:
+            if not self.why:
+                raise
+        finally:
+            self._done.set()
+            with contextlib.suppress(OSError):
+                self.sock.close()
 
 
 def pass_budget(options: RunOptions) -> float:

@@ -46,6 +46,8 @@ class RunOptions(Frozen):
     output_cap: int = 65536
     limits: Limits = Limits()
     recorder: Literal["strace", "ebpf"] = "strace"  # resolved: `auto` is the CLI's choice
+    # runc: namespaces on the host kernel; runsc: gVisor's user-space kernel (strace inside)
+    runtime: Literal["runc", "runsc"] = "runc"
 
 
 class _Loose(BaseModel):
@@ -122,6 +124,7 @@ class RawRun(Frozen):
     recorder_trace: str = ""  # eBPF: the recorder's output in trace_dir
     wall_offset: float = 0.0  # eBPF: wall clock minus monotonic clock (records carry the latter)
     recorder_rss_kb: int = 0  # eBPF: peak RSS of the host-side recorder
+    runtime: Literal["runc", "runsc"] = "runc"
 
 
 class Observer:

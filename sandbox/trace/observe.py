@@ -44,6 +44,11 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
     seq = 0
     trace_dir = Path(raw.trace_dir)
     recorded = _ebpf_steps(raw, notes) if raw.recorder == "ebpf" else None
+    if raw.runtime == "runsc":
+        notes.append(
+            "runtime: runsc (gVisor's user-space kernel); recorder: strace inside it; no sinkhole "
+            "(gVisor has no veth or NAT): connection attempts are recorded, their payloads not captured"
+        )
     for ap in raw.phases:
         complete = True
         lines = 0

@@ -57,3 +57,17 @@ def test_each_weakness_fails_its_check() -> None:
 def test_profile_asking_for_tighter_limits_than_seen_fails() -> None:
     tight = RunOptions(limits=Limits(memory_mb=1024, pids=128, cpus=1.0))
     assert failed(GOOD, opts=tight) == {"pids limit (seen)", "memory limit (seen)", "cpu limit (seen)"}
+
+
+def test_under_runsc_limits_are_judged_from_the_engine_record() -> None:
+    # gVisor shows the candidate no cgroup files (measured: pids.max, memory and cpu
+    # files absent); the limits bind the whole sandbox from the host side.
+    seen = {**GOOD, "pids_max": None, "memory_limit": None, "cpu_quota": None, "cpu_period": None}
+    runsc = RunOptions(runtime="runsc")
+    assert failed(seen, opts=runsc) == set()
+    names = {c.name for c in security_checks(seen, HC, runsc)}
+    assert {"pids limit (runsc)", "memory limit (runsc)", "cpu limit (runsc)"} <= names
+    assert failed(seen, {**HC, "Memory": 0}, runsc) == {"memory limit (runsc)", "limits"}
+    assert failed(seen, {**HC, "PidsLimit": 4096}, runsc) == {"pids limit (runsc)"}
+    # under runc the same blind probe is a failure: nothing may go unseen there
+    assert {"pids limit (seen)", "memory limit (seen)", "cpu limit (seen)"} <= failed(seen)

@@ -74,3 +74,36 @@ def test_missing_facts_are_tells_not_crashes() -> None:
     checks = list(tell_checks({}))
     assert len(checks) == len(list(tell_checks(WORKSTATION)))
     assert not any(c.ok for c in checks if c.name in ("PID 1 name", "TracerPid", "uptime", "memory"))
+
+
+# What the probe saw under runsc (gVisor 2022-12), strace in front, before this branch's fixes.
+GVISOR = {
+    **WORKSTATION,
+    "pid1_cmdline": "/opt/pkgsandbox/python\0-I\0-c\0import sys\0init\0002309\0",
+    "tracer_pid": "9",
+    "mounts": "none / 9p rw,trans=fd,rfdno=4,wfdno=4,aname=/,cache=fscache,overlayfs_stale_read 0 0\n",
+    "mountinfo": "1 0 0:1 / / rw - 9p none rw,trans=fd,rfdno=4,wfdno=4\n",
+    "cgroup_self": "",
+    "cgroup_1": "",
+    "uptime": "3.2 1.0",
+    "mem_total": 3072 << 20,
+    "version": "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016",
+    "net": {"lo": "00:00:00:00:00:00"},
+}
+
+
+def test_gvisor_facts_are_tells() -> None:
+    bad = {c.name: c.detail for c in tell_checks(GVISOR) if not c.ok}
+    assert set(bad) == {
+        "PID 1 command line",
+        "TracerPid",
+        "/proc/self/mounts",
+        "/proc/self/mountinfo",
+        "/proc/self/cgroup",
+        "/proc/1/cgroup",
+        "uptime",
+        "memory",
+        "/proc/version",
+    }
+    assert "9p" in bad["/proc/self/mounts"] and "9p" in bad["/proc/self/mountinfo"]
+    assert "empty" in bad["/proc/self/cgroup"]

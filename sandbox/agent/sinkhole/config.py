@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,9 @@ class Limits:
         return cls(**out)
 
 
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """The LAN the sandbox pretends to be on (chosen per run by the host)."""
@@ -73,6 +77,9 @@ class NetConfig:
     address6: str = "fd42:1:2:3::57"
     gateway6: str = "fe80::1"
     hostname: str = "localhost"
+    # the interfaces' MACs (a vendor's OUI: the kernel's random veth MACs are locally
+    # administered, a tell); empty = the kernel's
+    macs: tuple[str, ...] = ()
 
     @classmethod
     def from_plan(cls, plan: dict[str, Any]) -> NetConfig:
@@ -85,6 +92,7 @@ class NetConfig:
             address6=str(net.get("address6", base.address6)),
             gateway6=str(net.get("gateway6", base.gateway6)),
             hostname=str(plan.get("hostname", base.hostname)),
+            macs=tuple(m for m in [str(x) for x in net.get("macs", ())][:2] if _MAC.fullmatch(m)),
         )
 
 

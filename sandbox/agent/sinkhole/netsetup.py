@@ -86,8 +86,9 @@ def nat_rules(ports: Ports, own: str, v6: bool) -> str:
 
 def link_commands(net: NetConfig, v6: bool) -> str:
     """``ip -batch`` input: a veth pair (both ends here), address, default route."""
+    own, peer = (f" address {m}" for m in net.macs) if len(net.macs) == 2 else ("", "")
     lines = [
-        "link add eth0 type veth peer name eth1",
+        f"link add eth0{own} type veth peer name eth1{peer}",
         "link set eth1 up",
         "link set eth0 up",
         f"addr add {net.address}/{net.prefix} dev eth0",

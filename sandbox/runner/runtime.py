@@ -1,0 +1,136 @@
+"""The container runtime a sandbox runs under: ``runc`` (Docker's default: namespaces
+and seccomp on the host kernel) or ``runsc`` (gVisor: a user-space kernel between the
+candidate and the host's), and registering ``runsc`` with a running engine.
+
+Registration edits ``/etc/docker/daemon.json`` (merged, never clobbered) and reloads
+dockerd with SIGHUP: the engine re-reads its runtimes without stopping a container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from sandbox.errors import EngineError
+
+Runtime = Literal["runc", "runsc"]
+RUNTIMES: tuple[Runtime, ...] = ("runc", "runsc")
+RUNSC = "runsc"
+RUNSC_PATH = "/usr/bin/runsc"
+# runsc refuses a container without its own network in the root network namespace
+# ("cannot run with network enabled in root network namespace"); the sandbox has none anyway.
+RUNSC_ARGS = ("--network=none",)
+DAEMON_JSON = Path("/etc/docker/daemon.json")
+DOCKER_PID = Path("/var/run/docker.pid")
+
+
+def merge_runsc(config: dict[str, Any], path: str = RUNSC_PATH) -> dict[str, Any]:
+    """*config* (a daemon.json document) with ``runsc`` registered: every other key and
+    runtime kept; an existing ``runsc`` entry keeps its own arguments and gains
+    ``--network=none`` if it lacks it."""
+    out = dict(config)
+    runtimes = dict(out.get("runtimes") or {})
+    entry = dict(runtimes.get(RUNSC) or {})
+    entry.setdefault("path", path)
+    args = [str(a) for a in entry.get("runtimeArgs") or []]
+    for arg in RUNSC_ARGS:
+        if arg not in args and not any(a.startswith("--network") for a in args):
+            args.append(arg)
+    entry["runtimeArgs"] = args
+    runtimes[RUNSC] = entry
+    out["runtimes"] = runtimes
+    return out
+
+
+def write_daemon_json(path: Path = DAEMON_JSON) -> bool:
+    """Register ``runsc`` in *path*; returns whether the file changed. A file that is
+    not a JSON object is left alone (:class:`EngineError`): dockerd would not start."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    try:
+        current = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise EngineError(f"{path} is not valid JSON ({exc}); not touching it") from exc
+    if not isinstance(current, dict):
+        raise EngineError(f"{path} is not a JSON object; not touching it")
+    merged = merge_runsc(current)
+    if merged == current:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".pkgsandbox.tmp")
+    tmp.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(path)  # atomic: dockerd never reads half a file
+    return True
+
+
+def dockerd_pid() -> int | None:
+    """The running dockerd's pid: its pid file, else the one process named dockerd."""
+    try:
+        pid = int(DOCKER_PID.read_text().strip())
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
+            return pid
+    except (OSError, ValueError):
+        pass
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "dockerd":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found[0] if len(found) == 1 else None
+
+
+def registered(client: Any, name: str) -> bool:
+    """Whether the engine knows the runtime *name* (``runc`` always)."""
+    if name == "runc":
+        return True
+    try:
+        return name in (client.info().get("Runtimes") or {})
+    except Exception:  # any engine failure means "not usable"
+        return False
+
+
+def register_runsc(client: Any, log: Any, *, config: Path = DAEMON_JSON, wait: float = 15.0) -> None:
+    """Register ``runsc`` with the running engine: merge daemon.json, SIGHUP dockerd (a
+    reload; never a restart: other runs keep their containers), wait until it shows."""
+    if registered(client, RUNSC):
+        log("runsc already registered with the engine")
+        return
+    if write_daemon_json(config):
+        log(f"registered runsc in {config}")
+    pid = dockerd_pid()
+    if pid is None:
+        raise EngineError(
+            "runsc is in daemon.json but dockerd's pid is unknown",
+            advice="send dockerd SIGHUP yourself (`kill -HUP <pid>`) to load it",
+        )
+    os.kill(pid, signal.SIGHUP)
+    log(f"reloaded dockerd (SIGHUP to pid {pid})")
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        if registered(client, RUNSC):
+            return
+        time.sleep(0.3)
+    raise EngineError(
+        "dockerd did not load the runsc runtime after SIGHUP",
+        advice=f"check {config} and dockerd's log",
+    )
+
+
+def require(client: Any, name: str) -> None:
+    """Fail before any container starts when the engine lacks the runtime *name*."""
+    if not registered(client, name):
+        raise EngineError(
+            f"the container engine has no {name} runtime",
+            advice="run `pkgsandbox doctor --provision` as root: it installs Debian's runsc and "
+            "registers it (dockerd reloaded, not restarted)",
+        )
