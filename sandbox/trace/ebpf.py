@@ -226,6 +226,9 @@ def _split(body: str) -> tuple[str, list[int], list[str]] | None:
         nums = [int(x) for x in head.split()]
     except ValueError:
         return None
+    if kind == "a" and len(nums) == 3:
+        # the short argv element: time, host tgid, index (see ebpf_program)
+        nums = [0, nums[0], nums[1], 0, 0, 0, 0, nums[2]]
     if len(nums) != 7 + nnums or bool(sep) != bool(nstrs):
         return None
     strs = [tail] if nstrs else []  # one string at most, always last: keep any \x1f in it
@@ -455,6 +458,15 @@ class _Step:
     def record(self, n: int, kind: str, nums: list[int], strs: list[str]) -> None:
         sid, nsecs, host_tgid, host_tid, ns_tgid, ns_tid, host_ppid = nums[:7]
         rest = nums[7:]
+        if kind == "a":  # an argv element of the thread group's pending exec
+            pend = self.pending_exec.get(host_tgid)
+            if pend is not None:
+                if rest[0] >= MAX_ARGS:
+                    pend[3].append("...")
+                    self.truncated += 1
+                else:
+                    pend[3].append(self.string(strs[0]))
+            return
         t = nsecs / 1e9 + self.wall
         proc = self.proc(ns_tgid, host_tgid, host_ppid, t)
         name = _NAMES.get(sid, f"syscall_{sid}")
@@ -610,14 +622,6 @@ class _Step:
             dirfd, eflags = rest
             path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
             self.pending_exec[host_tgid] = (t, path or "", eflags, [], name, proc)
-        elif kind == "a":
-            pend = self.pending_exec.get(host_tgid)
-            if pend is not None:
-                if rest[0] >= MAX_ARGS:
-                    pend[3].append("...")
-                    self.truncated += 1
-                else:
-                    pend[3].append(self.string(s))
         elif kind == "e":
             (ret,) = rest
             pend = self.pending_exec.pop(host_tgid, None)

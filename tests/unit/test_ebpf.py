@@ -44,14 +44,56 @@ def _window(start: int = 0, key: str = "import.0") -> StepWindow:
     )
 
 
+# Offsets of kernel 6.18 on this machine kind (sandbox.runner.btf.kernel_offsets).
+OFFSETS = {
+    "task.tgid": 1268,
+    "task.real_parent": 1280,
+    "task.group_leader": 1328,
+    "task.thread_pid": 1368,
+    "task.nsproxy": 1840,
+    "task.files": 1824,
+    "task.exit_code": 1164,
+    "task.signal": 1848,
+    "signal.group_exit_code": 96,
+    "nsproxy.pid_ns": 32,
+    "pidns.inum": 136,
+    "pid.numbers": 144,
+    "upid.nr": 0,
+    "upid.size": 16,
+    "files.fdt": 32,
+    "fdt.fd": 8,
+    "file.inode": 32,
+    "file.private": 24,
+    "inode.mode": 0,
+    "socket.sk": 24,
+    "sk.family": 16,
+    "sk.dport": 12,
+    "sk.daddr": 0,
+    "sk.v6_daddr": 56,
+}
+
+
 def test_program_filters_on_namespace_and_uid_in_every_probe() -> None:
-    prog = build_program(4026532182, 1000, 1)
+    prog = build_program(4026532182, 1000, 1, OFFSETS)
     probes = [line for line in prog.splitlines() if line.startswith("tracepoint:")]
     assert len(probes) >= 10
-    flt = "curtask->nsproxy->pid_ns_for_children->ns.inum == 4026532182 && uid == 1000"
+    # curtask->nsproxy->pid_ns_for_children->ns.inum, at literal offsets
+    inum = "*(uint32*)(*(uint64*)(*(uint64*)((uint64)curtask + 1840) + 32) + 136)"
+    flt = f"/ ({inum} == 4026532182 && uid == 1000) /"
     assert all(flt in p for p in probes)
     assert prog.startswith("BEGIN {") and "READY" in prog.splitlines()[0]
-    assert "sizeof(struct pid) + 16" in prog  # the container's level-1 pid
+    assert "+ 1368) + 160)" in prog  # thread_pid->numbers[1].nr: the container's level-1 pid
+    assert "curtask->" not in prog and "struct " not in prog  # no clang parse of kernel headers
+
+
+def test_program_needs_every_offset() -> None:
+    for name in OFFSETS:
+        partial = {k: v for k, v in OFFSETS.items() if k != name}
+        try:
+            build_program(4026532182, 1000, 1, partial)
+        except KeyError:
+            continue
+        raise AssertionError(f"{name} unused")
 
 
 def test_decodes_the_captured_run() -> None:
