@@ -41,7 +41,7 @@ def resolve_recorder(choice: str | None = None) -> Literal["strace", "ebpf"]:
         return "strace"
     from sandbox.runner.ebpf_recorder import ebpf_support
 
-    support = ebpf_support(mount=True)
+    support = ebpf_support(mount=True, proof=wanted == "auto")
     if wanted == "ebpf":
         if not support.usable:
             raise SandboxError(

@@ -311,6 +311,9 @@ def _unbuf(text: str) -> bytes:
     return bytes(out)
 
 
+_ABBREVIATED = re.compile(r"<(\d+) modules>")
+
+
 class _Proc:
     __slots__ = (
         "argv",
@@ -356,6 +359,7 @@ class _Step:
         self.pending_two: dict[int, dict[str, Any]] = {}  # host tid -> R event waiting for its r
         self.pending_unix: dict[int, tuple[int, str]] = {}
         self.waiting_unix: dict[int, dict[str, Any]] = {}
+        self.root_event: dict[str, Any] | None = None  # the stated setpriv exec
         self.degraded = 0
         self.truncated = 0
 
@@ -405,6 +409,7 @@ class _Step:
             ev["flags"] = "as root, before the recorder's uid filter (from the agent's step record)"
             proc.argv, proc.exe = self.window.root_argv, self.window.root_exe
             proc.execs.append(proc.argv)
+            self.root_event = ev
         return proc
 
     def string(self, s: str) -> str:
@@ -645,12 +650,34 @@ class _Step:
                 proc.exit_code = (status >> 8) & 0xFF
                 ev["result"] = proc.exit_code
 
+    def complete_root(self, proc: _Proc, argv: tuple[str, ...]) -> None:
+        """The agent's step record abbreviates a long module list (``<N modules>``);
+        the step root's first exec after the (unseen, root) setpriv is setpriv's own
+        exec of the rest of that command line, before any candidate code runs: it
+        gives the abbreviated tail back, when it agrees with everything else."""
+        assert self.root_event is not None
+        stated: tuple[str, ...] = self.root_event["argv"]
+        cut = _ABBREVIATED.fullmatch(stated[-1]) if stated else None
+        if cut is None or "--" not in stated:
+            return
+        head = stated[: stated.index("--") + 1]  # setpriv OPTS --
+        rest = stated[len(head) : -1]  # choom -n 1000 -- CMD, without the placeholder
+        if argv[: len(rest)] == rest and len(argv) == len(rest) + int(cut.group(1)):
+            self.root_event["argv"] = proc.execs[0] = (*head, *argv)
+
     def exec_event(
         self, proc: _Proc, t: float, name: str, path: str, argv: list[str], ret: int | None
     ) -> None:
         ev = self.event(len(self.events), t, proc, name, K.EXEC, ret)
         ev["path"] = path or None
         ev["argv"] = tuple(argv)
+        if (
+            ret == 0
+            and self.root_event is not None
+            and len(proc.execs) == 1
+            and proc.pid == self.window.main_pid
+        ):
+            self.complete_root(proc, tuple(argv))
         if ret == 0:
             proc.argv = tuple(argv)
             proc.exe = path

@@ -180,3 +180,38 @@ def test_wall_offset_and_garbage_never_raise() -> None:
     assert all(e.time > 1_700_000_000 for e in trace.steps["import.0"].events)
     junk = parse_ebpf("\x1eQ nonsense\n\x1eP 1 2\n\x1e\n", [_window()])
     assert junk.unparsed == 3 and not junk.complete
+
+
+def test_the_abbreviated_module_list_of_a_step_comes_back_from_setprivs_exec() -> None:
+    """The agent's import step record says ``<2 modules>``; setpriv's exec of choom
+    (before any candidate code) carries the real names: the stated root exec gets
+    them, so the harness lineage (setpriv → choom → CMD) matches as under strace."""
+    drop = ("setpriv", "--reuid=1000", "--", "choom", "-n", "1000", "--")
+    cmd = ("/v/bin/python", "/opt/run/import.py")
+    window = StepWindow(
+        key="import.0",
+        phase=Phase.IMPORT,
+        start_ns=0,
+        main_pid=7,
+        root_argv=(*drop, *cmd, "<2 modules>"),
+        root_exe="/usr/bin/setpriv",
+    )
+    hdr = "59 {t} 900 900 7 7 800"
+    argv = ("choom", "-n", "1000", "--", *cmd, "alpha", "beta")
+
+    def exec_records(t: int, path: str, ret: int, argv: tuple[str, ...] = argv) -> list[str]:
+        recs = [f"\x1eE {hdr.format(t=t)} 0 0\x1f{path}\n"]
+        recs += [f"\x1ea {t + 1} 900 {i}\x1f{a}\n" for i, a in enumerate(argv)]
+        return [*recs, f"\x1ee {hdr.format(t=t + 2)} {ret}\n"]
+
+    text = "\x1eREADY\n" + "".join(
+        exec_records(10, "/v/bin/choom", -2) + exec_records(20, "/usr/bin/choom", 0)
+    )
+    evs = parse_ebpf(text, [window]).steps["import.0"].events
+    execs = [e for e in evs if e.kind is EventKind.EXEC]
+    assert execs[0].argv == (*drop[:3], *argv)  # completed
+    assert [e.errno for e in execs[1:]] == ["ENOENT", None]
+    # a list that does not agree is left as stated
+    other = "".join(exec_records(20, "/usr/bin/choom", 0, (*argv, "gamma")))
+    evs = parse_ebpf("\x1eREADY\n" + other, [window]).steps["import.0"].events
+    assert next(e for e in evs if e.kind is EventKind.EXEC).argv == window.root_argv
