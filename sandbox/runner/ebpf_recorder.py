@@ -197,7 +197,16 @@ class EbpfRecorder:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise SandboxError(f"eBPF recorder failed to attach: {self.stderr_tail()}")
+                tail = self.stderr_tail()
+                if "Argument list too long" in tail:
+                    # the kernel attaches at most 64 programs to one tracepoint; each
+                    # recorder puts one per record kind on raw_syscalls:sys_exit
+                    raise SandboxError(
+                        "eBPF recorder failed to attach: too many eBPF recorders (or other BPF "
+                        "programs) on raw_syscalls:sys_exit at once",
+                        advice="run fewer eBPF vets at a time (about 3 per host), or --recorder strace",
+                    )
+                raise SandboxError(f"eBPF recorder failed to attach: {tail}")
             time.sleep(0.05)
         self.kill()
         raise SandboxError(f"eBPF recorder did not attach within {timeout:.0f}s")
