@@ -14,6 +14,7 @@ end ≤ 2.0 s warm, recorder RSS ≤ 100 MB.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from sandbox.fetch import TargetEnv, fetch
 from sandbox.models import Report
-from sandbox.runner.engine import connect
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect, owner_label
 from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import Observer, RunOptions
 from sandbox.vet import VetOptions, vet
@@ -37,9 +38,17 @@ def bare_run(image: str, stage: Path, target: str, modules: list[str]) -> float:
         "/tmp/v/bin/python -c pass; /tmp/v/bin/python -m pip --version >/dev/null; "
         f"/tmp/v/bin/python -c '{imports}' {' '.join(modules)}"
     )
+    # labelled as a live run of ours: a concurrent sweep kills unlabelled sandbox-image containers
+    name = f"pkgsandbox-bench-bare-{os.getpid()}"
+    labels = [f"{LABEL}=bench", f"{LABEL_RUN}={name}", f"{LABEL_OWNER}={owner_label()}"]
+    labels.append(f"{LABEL_DEADLINE}={int(time.time()) + 3600}")
     t0 = time.monotonic()
     subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-v", f"{stage}:/stage:ro", image, "sh", "-c", script],
+        [
+            *("docker", "run", "--rm", "--name", name),
+            *(a for lab in labels for a in ("--label", lab)),
+            *("--network", "none", "-v", f"{stage}:/stage:ro", image, "sh", "-c", script),
+        ],
         check=True,
         capture_output=True,
     )
