@@ -126,6 +126,7 @@ JUDGING_MODULES = (
     "sandbox.models",
     "sandbox.runner",
     "sandbox.runner.docker_backend",
+    "sandbox.runner.btf",
     "sandbox.runner.ebpf_program",
     "sandbox.runner.ebpf_recorder",
     "sandbox.runner.engine",

@@ -29,7 +29,7 @@ from sandbox.judge.verdict import exit_code_for_verdict
 from sandbox.models import Phase, Report, Verdict
 from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Limits, Observer, RunOptions, Sandbox
-from sandbox.runner.plan import run_options
+from sandbox.runner.plan import resolve_recorder, run_options
 
 __all__ = ["EXIT_HELP", "build_parser", "main"]
 
@@ -98,7 +98,7 @@ def _run_options(args: argparse.Namespace, profile: Profile, err: Console | None
             ) from exc
         wanted.add(Phase.INSTALL)
         phases = tuple(p for p in Phase if p in wanted)
-    base = run_options(profile)
+    base = run_options(profile, recorder="strace")  # for its limits only
     timeouts = {p: float(args.timeout) for p in Phase} if args.timeout else None
     limits = None
     if args.memory or args.pids or args.cpus:
@@ -140,19 +140,7 @@ def _recorder(choice: str | None, runtime: str = "runc") -> str | None:
                 advice="use --recorder strace or auto under runsc",
             )
         return "strace"
-    if choice in (None, "strace"):
-        return choice
-    from sandbox.runner.ebpf_recorder import ebpf_support
-
-    support = ebpf_support(mount=True)
-    if choice == "ebpf":
-        if not support.usable:
-            raise SandboxError(
-                "the eBPF recorder is not usable here",
-                advice="it needs root, bpftrace, tracefs, BTF and x86_64: see `pkgsandbox doctor`",
-            )
-        return "ebpf"
-    return "ebpf" if support.usable and support.proven else "strace"
+    return resolve_recorder(choice)  # --recorder, else $PKGSANDBOX_RECORDER, else strace
 
 
 def _write_output(path: Path, text: str) -> None:

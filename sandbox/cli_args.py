@@ -115,10 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--recorder",
         choices=["auto", "ebpf", "strace"],
-        default="strace",
-        help="strace inside the sandbox (default), eBPF tracepoints on the host (root; invisible to "
-        "the candidate), or auto: eBPF where `pkgsandbox doctor` proved it works, else strace "
-        "(always strace under --runtime runsc: eBPF cannot see inside gVisor)",
+        default=None,
+        help="strace inside the sandbox (default; $PKGSANDBOX_RECORDER changes it), eBPF tracepoints on "
+        "the host (root; invisible to the candidate), or auto: eBPF where `pkgsandbox doctor` proved it "
+        "works, else strace (always strace under --runtime runsc: eBPF cannot see inside gVisor)",
     )
     _runtime_arg(v)
     _image_args(v)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from sandbox.cli import main
 from sandbox.models import Report
+from sandbox.runner.plan import resolve_recorder
 
 pytest_plugins = ["tests.ci_skips"]
 
@@ -85,6 +87,13 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
             break
         time.sleep(0.25)
     assert not extra, f"temp directories left behind: {extra}"
+
+
+@functools.cache
+def recorder() -> str:
+    """The recorder this session's vets run under: ``$PKGSANDBOX_RECORDER`` (CI runs the
+    integration suite once per recorder), resolved as the CLI resolves it."""
+    return resolve_recorder()
 
 
 def run_cli(tmp_path: Path, *args: str) -> tuple[int, Report | None]:

@@ -104,6 +104,15 @@ class StepRun:
         only_tracee = [f"-E{k}={v}" for k, v in passes.tracee_env(self.plan, self.pass_name).items()]
         return [*strace, *only_tracee, "--", *privilege_drop(self.plan), *self.argv]
 
+    def environment(self) -> dict[str, str]:
+        """The step's environment. Under eBPF no strace ``-E`` puts the pass's
+        tracee-only variables (libfaketime) on the first exec: they go in here, the
+        first exec being the same privilege drop strace would have started."""
+        env = passes.pass_env(self.plan, self.pass_name, candidate_env(self.plan))
+        if self.ebpf:
+            env.update(passes.tracee_env(self.plan, self.pass_name))
+        return env
+
     def _read_ctl(self, fd: int) -> None:
         try:
             data = os.read(fd, 65536)
@@ -161,7 +170,7 @@ class StepRun:
             stderr=out_w,
             pass_fds=(3,),
             cwd=self.plan["project"],
-            env=passes.pass_env(self.plan, self.pass_name, candidate_env(self.plan)),
+            env=self.environment(),
             preexec_fn=guard.recorder_preexec,
         )
         os.close(out_w)

@@ -15,9 +15,10 @@ from sandbox.runner.interface import RawRun
 
 
 def write_evidence(dest: Path, raw: RawRun, report: Report) -> None:
-    """Raw strace logs and captures per phase (``raw/``), copies of the files the
-    candidate wrote or dropped (``files/<sha256>``, size-capped), the filesystem diff
-    (``fsdiff.json``) and the JSON report."""
+    """Raw strace logs and captures per phase (``raw/``; under eBPF the recorder's
+    one trace, its program and its stderr instead of strace logs), copies of the
+    files the candidate wrote or dropped (``files/<sha256>``, size-capped), the
+    filesystem diff (``fsdiff.json``) and the JSON report."""
     try:
         dest.mkdir(parents=True, exist_ok=True)
         src = Path(raw.trace_dir)
@@ -29,6 +30,10 @@ def write_evidence(dest: Path, raw: RawRun, report: Report) -> None:
             elif item.name.startswith("fsdiff.") and item.suffix == ".json":
                 diff[item.name.split(".")[1]] = json.loads(item.read_text())
             else:
+                shutil.copy2(item, dest / "raw" / item.name)
+        if raw.recorder_trace:
+            # the eBPF recorder writes beside the trace dir (ebpf.trace, ebpf.bt, ebpf.stderr)
+            for item in sorted(Path(raw.recorder_trace).parent.glob("ebpf.*")):
                 shutil.copy2(item, dest / "raw" / item.name)
         (dest / "fsdiff.json").write_text(json.dumps(diff, indent=1))
         (dest / "report.json").write_text(to_json(report))

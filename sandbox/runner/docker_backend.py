@@ -425,6 +425,8 @@ class DockerSession(SessionABC):
             )
             if "done" not in raw or not phases:
                 raise SandboxError(f"agent stopped before finishing the phases: {raw.get('error', {})}")
+            if self.recorder is not None:
+                self.recorder.interrupt()  # bpftrace drains and detaches while files are collected
             backend._collect(container, trace_dir, tar if "collect" in raw else None)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise EngineError(f"engine failed mid-run: {str(exc).splitlines()[0][:200]}") from exc

@@ -12,6 +12,9 @@ Record grammar (decoded by :mod:`sandbox.trace.ebpf`): each record starts with
 
     \\x1e KIND SYSCALL NSECS HOST_TGID HOST_TID NS_TGID NS_TID HOST_PPID NUM... [\\x1f STRING]...
 
+except the argv elements of an exec, which follow its ``E`` record as
+``\\x1ea NSECS HOST_TGID INDEX \\x1f ARG``.
+
 Strings are printed raw (``%s``, cut at :data:`STRLEN`); payloads with ``%r``
 (non-printable bytes as ``\\xNN``). A string holding ``\\x1e`` or ``\\x1f`` breaks its
 record: the decoder counts it as not understood and the run is then incomplete
@@ -20,6 +23,10 @@ overflows: the decoder counts those too.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sandbox.runner.btf import kernel_offsets
 
 STRLEN = 184  # string bytes read (bpftrace 0.17 allows 200; 184 keeps every program within the BPF stack)
 MAX_ARGS = 24  # argv elements read per execve; one more marks the argv as cut
@@ -146,12 +153,12 @@ def syscall_numbers() -> dict[str, int]:
 
 
 _HDR_FMT = "%d %llu %d %d %d %d %d"
+_SA_FMT = "%d %d %u %u %u %u %u"
+_TASK = "(uint64)curtask"
 
 
-def _nspid(task: str, offset: str) -> str:
-    # struct pid ends with upid numbers[] (16 bytes each); numbers[level].nr is the
-    # pid as the container sees it. bpftrace 0.17 refuses [] on a flexible array.
-    return f"*(int32*)((uint64){task}->thread_pid + {offset})"
+def _ptr(base: str, off: int) -> str:
+    return f"*(uint64*)({base} + {off})"
 
 
 def _sockaddr(ptr: str) -> str:
@@ -162,23 +169,33 @@ def _sockaddr(ptr: str) -> str:
     )
 
 
-_SA_FMT = "%d %d %u %u %u %u %u"
-
-
-def build_program(pidns: int, uid: int, level: int) -> str:
+def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] | None = None) -> str:
     """The bpftrace program for one run: tasks of pid namespace *pidns* (inum, at
     nesting *level*: 1 for a container of the host) running as *uid*.
 
     Two raw_syscalls probes and a table of wanted syscall numbers keep the program
     small: bpftrace 0.17 compiles every probe separately, and 160 per-syscall
-    probes took 43 s and 130 MB to start here.
+    probes took 43 s and 130 MB to start here. Kernel structs are read at the
+    literal *offsets* of :func:`sandbox.runner.btf.kernel_offsets` (the running
+    kernel's when not given), never as ``curtask->…``: see :mod:`sandbox.runner.btf`.
     """
+    o = dict(offsets) if offsets is not None else kernel_offsets()
     nrs = syscall_numbers()
-    offset = f"sizeof(struct pid) + {16 * level}"
-    flt = f"curtask->nsproxy->pid_ns_for_children->ns.inum == {pidns} && uid == {uid}"
+    pidns_inum = (
+        f"*(uint32*)({_ptr(_ptr(_TASK, o['task.nsproxy']), o['nsproxy.pid_ns'])} + {o['pidns.inum']})"
+    )
+    flt = f"{pidns_inum} == {pidns} && uid == {uid}"
+
+    def nspid(task: str) -> str:
+        # struct pid ends with upid numbers[]; numbers[level].nr is the pid as the
+        # container sees it.
+        nr = o["pid.numbers"] + level * o["upid.size"] + o["upid.nr"]
+        return f"*(int32*)({_ptr(task, o['task.thread_pid'])} + {nr})"
+
+    leader = _ptr(_TASK, o["task.group_leader"])
     hdr = (
-        f"$id, nsecs, pid, tid, {_nspid('curtask->group_leader', offset)}, "
-        f"{_nspid('curtask', offset)}, curtask->real_parent->tgid"
+        f"$id, nsecs, pid, tid, {nspid(leader)}, {nspid(_TASK)}, "
+        f"*(int32*)({_ptr(_TASK, o['task.real_parent'])} + {o['task.tgid']})"
     )
     want = " ".join(
         f"@want[{nrs[name]}] = {_CODES[kind]};"
@@ -187,24 +204,28 @@ def build_program(pidns: int, uid: int, level: int) -> str:
         if name in nrs
     )
     stash = " ".join(f"@a{i}[tid] = args->args[{i}];" for i in range(5))
-    argv = []
+    # argv: one small record per element (time, host tgid, index), after the E
+    # record (time read after it: sorting by time keeps them behind it). A full
+    # header per element made this the costliest program to compile.
+    argv = ["$t = nsecs;"]
     for i in range(MAX_ARGS + 1):
-        value = '"..."' if i == MAX_ARGS else f"str(uptr($p{i}))"
+        value = '"..."' if i == MAX_ARGS else "str(uptr($p))"
         argv.append(
-            f"$p{i} = *(uint64*)uptr($v + {8 * i}); if ($p{i} == 0) {{ return; }} "
-            f'printf("\\x1ea {_HDR_FMT} {i}\\x1f%s\\n", {hdr}, {value});'
+            f"$p = *(uint64*)uptr($v + {8 * i}); if ($p == 0) {{ return; }} "
+            f'printf("\\x1ea %llu %d {i}\\x1f%s\\n", $t, pid, {value});'
         )
     enter = (
-        f"tracepoint:raw_syscalls:sys_enter /{flt}/ {{ $id = args->id; $k = @want[$id]; "
+        f"tracepoint:raw_syscalls:sys_enter / ({flt}) / {{ $id = args->id; $k = @want[$id]; "
         "if ($k == 0) { return; } "
         f"{stash} "
         # sendmsg/writev: the first iovec and the name, read at entry (pointers into
         # the caller's structs); openat2: the flags inside struct open_how.
-        f"if ($id == {nrs['sendmsg']}) {{ $m = (struct user_msghdr *)uptr(args->args[1]); "
-        "$iov = (struct iovec *)uptr($m->msg_iov); @a1[tid] = (uint64)$iov->iov_base; "
-        "@a2[tid] = (uint64)$iov->iov_len; @a4[tid] = (uint64)$m->msg_name; } "
-        f"if ($id == {nrs['writev']}) {{ $iov = (struct iovec *)uptr(args->args[1]); "
-        "@a1[tid] = (uint64)$iov->iov_base; @a2[tid] = (uint64)$iov->iov_len; } "
+        # (x86_64 user ABI: msghdr name @0, iov @16; iovec base @0, len @8)
+        f"if ($id == {nrs['sendmsg']}) {{ $m = args->args[1]; $iov = *(uint64*)uptr($m + 16); "
+        "@a1[tid] = *(uint64*)uptr($iov); @a2[tid] = *(uint64*)uptr($iov + 8); "
+        "@a4[tid] = *(uint64*)uptr($m); } "
+        f"if ($id == {nrs['writev']}) {{ $iov = args->args[1]; "
+        "@a1[tid] = *(uint64*)uptr($iov); @a2[tid] = *(uint64*)uptr($iov + 8); } "
         f"if ($id == {nrs['write']} || $id == {nrs['writev']}) {{ @a4[tid] = 0; }} "
         f"@a5[tid] = $id; "
         f"if ($id == {nrs['clone3']}) {{ @a0[tid] = *(uint64*)uptr(args->args[0]); }} "
@@ -226,14 +247,20 @@ def build_program(pidns: int, uid: int, level: int) -> str:
     c = _CODES
     # The connected peer as the kernel's socket has it (a send on a connected socket
     # carries no address); sk fields are read inline: every variable costs stack.
+    fds = _ptr(_ptr(_ptr(_TASK, o["task.files"]), o["files.fdt"]), o["fdt.fd"])
     peer = (
-        f"$f = (struct file *)*(uint64*)((uint64)curtask->files->fdt->fd + 8 * ({a[0]} & 0xffff)); "
-        "if (($f->f_inode->i_mode & 0xf000) != 0xc000) { return; } "
-        "$sk = ((struct socket *)$f->private_data)->sk; "
+        f"$f = *(uint64*)({fds} + 8 * ({a[0]} & 0xffff)); "
+        f"$mode = *(uint16*)({_ptr('$f', o['file.inode'])} + {o['inode.mode']}); "
+        "if (($mode & 0xf000) != 0xc000) { return; } "
+        f"$sk = {_ptr(_ptr('$f', o['file.private']), o['socket.sk'])}; "
     )
     sk_addr = ", ".join(
-        ["$sk->__sk_common.skc_family", "$sk->__sk_common.skc_dport", "$sk->__sk_common.skc_daddr"]
-        + [f"$sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[{i}]" for i in range(4)]
+        [
+            f"*(uint16*)($sk + {o['sk.family']})",
+            f"*(uint16*)($sk + {o['sk.dport']})",
+            f"*(uint32*)($sk + {o['sk.daddr']})",
+        ]
+        + [f"*(uint32*)($sk + {o['sk.v6_daddr'] + 4 * i})" for i in range(4)]
     )
     # Sends: the payload prefix and the destination: the call's own address ("S …
     # 1"), else the connected peer as the kernel's socket has it ("S … 0");
@@ -294,13 +321,14 @@ def build_program(pidns: int, uid: int, level: int) -> str:
         return f"$k != {c[kind if kind in c else kind.upper()]}"
 
     exits = [
-        f"tracepoint:raw_syscalls:sys_exit /{flt}/ {{ $id = args->id; $k = @want[$id]; "
+        f"tracepoint:raw_syscalls:sys_exit / ({flt}) / {{ $id = args->id; $k = @want[$id]; "
         f"if ({wanted(kind)}) {{ return; }} $r = args->ret; {load(text)} {text} }}"
         for kind, text in branches.items()
     ]
     proc_exit = (
-        f"tracepoint:sched:sched_process_exit /{flt}/ {{ $id = -1; "
-        f'printf("\\x1eX {_HDR_FMT} %d %d\\n", {hdr}, curtask->exit_code, curtask->signal->group_exit_code); '
+        f"tracepoint:sched:sched_process_exit / ({flt}) / {{ $id = -1; "
+        f'printf("\\x1eX {_HDR_FMT} %d %d\\n", {hdr}, *(int32*)({_TASK} + {o["task.exit_code"]}), '
+        f"*(int32*)({_ptr(_TASK, o['task.signal'])} + {o['signal.group_exit_code']})); "
         "delete(@a0[tid]); delete(@a1[tid]); delete(@a2[tid]); delete(@a3[tid]); delete(@a4[tid]); "
         "delete(@a5[tid]); }"
     )

@@ -85,8 +85,9 @@ def _fingerprint(bpftrace: str | None) -> dict[str, str]:
     return {"kernel": os.uname().release, "bpftrace": version.strip()}
 
 
-def ebpf_support(*, mount: bool = False) -> EbpfSupport:
-    """What the host offers; *mount* tries to mount tracefs first."""
+def ebpf_support(*, mount: bool = False, proof: bool = True) -> EbpfSupport:
+    """What the host offers; *mount* tries to mount tracefs first; *proof* checks
+    doctor's stamp (runs ``bpftrace --version``: only ``auto`` and doctor need it)."""
     tracefs = mount_tracefs() if mount else (TRACEFS / "events").is_dir()
     events = TRACEFS / "events"
     tracepoints = (events / "raw_syscalls" / "sys_enter").is_dir() and (
@@ -95,7 +96,7 @@ def ebpf_support(*, mount: bool = False) -> EbpfSupport:
     binary = shutil.which("bpftrace")
     proven = False
     try:
-        proven = json.loads(_PROOF.read_text()) == _fingerprint(binary) if binary else False
+        proven = json.loads(_PROOF.read_text()) == _fingerprint(binary) if binary and proof else False
     except (OSError, ValueError):
         proven = False
     return EbpfSupport(
@@ -143,6 +144,7 @@ class EbpfRecorder:
         self.started = 0.0
         self.ready_after = 0.0
         self.peak_rss_kb = 0
+        self.interrupted = False
 
     @property
     def trace_path(self) -> Path:
@@ -195,7 +197,16 @@ class EbpfRecorder:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise SandboxError(f"eBPF recorder failed to attach: {self.stderr_tail()}")
+                tail = self.stderr_tail()
+                if "Argument list too long" in tail:
+                    # the kernel attaches at most 64 programs to one tracepoint; each
+                    # recorder puts one per record kind on raw_syscalls:sys_exit
+                    raise SandboxError(
+                        "eBPF recorder failed to attach: too many eBPF recorders (or other BPF "
+                        "programs) on raw_syscalls:sys_exit at once",
+                        advice="run fewer eBPF vets at a time (about 3 per host), or --recorder strace",
+                    )
+                raise SandboxError(f"eBPF recorder failed to attach: {tail}")
             time.sleep(0.05)
         self.kill()
         raise SandboxError(f"eBPF recorder did not attach within {timeout:.0f}s")
@@ -218,15 +229,23 @@ class EbpfRecorder:
         except (OSError, ValueError, IndexError):
             pass
 
+    def interrupt(self) -> None:
+        """Ask bpftrace to drain its buffers, detach and exit (SIGINT), without waiting:
+        the caller collects the container's files meanwhile. Safe to call twice."""
+        if self.proc is None or self.interrupted:
+            return
+        self._sample_rss()
+        if self.proc.poll() is None:
+            # let bpftrace read what the last step wrote into the perf buffers
+            time.sleep(0.2)
+            self.proc.send_signal(signal.SIGINT)
+        self.interrupted = True
+
     def stop(self) -> RecorderStats:
-        """Detach (SIGINT: bpftrace drains its buffers and exits) and describe the run."""
+        """Detach (:meth:`interrupt`), wait for bpftrace to exit and describe the run."""
         code: int | None = None
         if self.proc is not None:
-            self._sample_rss()
-            if self.proc.poll() is None:
-                # let bpftrace read what the last step wrote into the perf buffers
-                time.sleep(0.2)
-                self.proc.send_signal(signal.SIGINT)
+            self.interrupt()
             try:
                 code = self.proc.wait(30)
             except subprocess.TimeoutExpired:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
-from typing import Any
+from typing import Any, Literal
 
 from sandbox.agent.protocol import STAGE_ARTIFACTS, Plan, identity_plan
+from sandbox.errors import InputError, SandboxError
 from sandbox.fetch import StagedSet
 from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.profiles import Profile
@@ -14,9 +16,45 @@ from sandbox.runner.interface import Limits, RunOptions
 from sandbox.runner.recorder import strace_argv
 from sandbox.runner.seccomp import TRACED_DENIED
 
+RECORDER_ENV = "PKGSANDBOX_RECORDER"
+RECORDERS = ("auto", "ebpf", "strace")
+
+
+def recorder_choice(choice: str | None = None) -> str:
+    """The recorder asked for: *choice* (``--recorder``), else ``$PKGSANDBOX_RECORDER``,
+    else strace. The environment variable lets a whole test suite or CI job run
+    under one recorder without touching every command line."""
+    if choice is None:
+        choice = os.environ.get(RECORDER_ENV, "").strip() or "strace"
+    if choice not in RECORDERS:
+        raise InputError(
+            f"unknown recorder {choice!r} (from --recorder or ${RECORDER_ENV})",
+            advice="recorders: " + ", ".join(RECORDERS),
+        )
+    return choice
+
+
+def resolve_recorder(choice: str | None = None) -> Literal["strace", "ebpf"]:
+    """The recorder a run uses: ``auto`` becomes eBPF only where doctor proved it works."""
+    wanted = recorder_choice(choice)
+    if wanted == "strace":
+        return "strace"
+    from sandbox.runner.ebpf_recorder import ebpf_support
+
+    support = ebpf_support(mount=True, proof=wanted == "auto")
+    if wanted == "ebpf":
+        if not support.usable:
+            raise SandboxError(
+                "the eBPF recorder is not usable here",
+                advice="it needs root, bpftrace, tracefs, BTF and x86_64: see `pkgsandbox doctor`",
+            )
+        return "ebpf"
+    return "ebpf" if support.usable and support.proven else "strace"
+
 
 def run_options(profile: Profile, **overrides: Any) -> RunOptions:
-    """RunOptions from a profile's phases and limits; non-None *overrides* win."""
+    """RunOptions from a profile's phases and limits; non-None *overrides* win.
+    The recorder, when not overridden, is :func:`resolve_recorder`'s default."""
     lim = profile.limits
     values: dict[str, Any] = {
         "phases": profile.phases.run,
@@ -34,6 +72,8 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
         "runtime": profile.sandbox.runtime,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if "recorder" not in values:
+        values["recorder"] = resolve_recorder()
     return RunOptions(**values)
 
 

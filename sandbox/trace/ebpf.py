@@ -226,6 +226,9 @@ def _split(body: str) -> tuple[str, list[int], list[str]] | None:
         nums = [int(x) for x in head.split()]
     except ValueError:
         return None
+    if kind == "a" and len(nums) == 3:
+        # the short argv element: time, host tgid, index (see ebpf_program)
+        nums = [0, nums[0], nums[1], 0, 0, 0, 0, nums[2]]
     if len(nums) != 7 + nnums or bool(sep) != bool(nstrs):
         return None
     strs = [tail] if nstrs else []  # one string at most, always last: keep any \x1f in it
@@ -308,6 +311,9 @@ def _unbuf(text: str) -> bytes:
     return bytes(out)
 
 
+_ABBREVIATED = re.compile(r"<(\d+) modules>")
+
+
 class _Proc:
     __slots__ = (
         "argv",
@@ -353,6 +359,7 @@ class _Step:
         self.pending_two: dict[int, dict[str, Any]] = {}  # host tid -> R event waiting for its r
         self.pending_unix: dict[int, tuple[int, str]] = {}
         self.waiting_unix: dict[int, dict[str, Any]] = {}
+        self.root_event: dict[str, Any] | None = None  # the stated setpriv exec
         self.degraded = 0
         self.truncated = 0
 
@@ -402,6 +409,7 @@ class _Step:
             ev["flags"] = "as root, before the recorder's uid filter (from the agent's step record)"
             proc.argv, proc.exe = self.window.root_argv, self.window.root_exe
             proc.execs.append(proc.argv)
+            self.root_event = ev
         return proc
 
     def string(self, s: str) -> str:
@@ -455,6 +463,15 @@ class _Step:
     def record(self, n: int, kind: str, nums: list[int], strs: list[str]) -> None:
         sid, nsecs, host_tgid, host_tid, ns_tgid, ns_tid, host_ppid = nums[:7]
         rest = nums[7:]
+        if kind == "a":  # an argv element of the thread group's pending exec
+            pend = self.pending_exec.get(host_tgid)
+            if pend is not None:
+                if rest[0] >= MAX_ARGS:
+                    pend[3].append("...")
+                    self.truncated += 1
+                else:
+                    pend[3].append(self.string(strs[0]))
+            return
         t = nsecs / 1e9 + self.wall
         proc = self.proc(ns_tgid, host_tgid, host_ppid, t)
         name = _NAMES.get(sid, f"syscall_{sid}")
@@ -610,14 +627,6 @@ class _Step:
             dirfd, eflags = rest
             path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
             self.pending_exec[host_tgid] = (t, path or "", eflags, [], name, proc)
-        elif kind == "a":
-            pend = self.pending_exec.get(host_tgid)
-            if pend is not None:
-                if rest[0] >= MAX_ARGS:
-                    pend[3].append("...")
-                    self.truncated += 1
-                else:
-                    pend[3].append(self.string(s))
         elif kind == "e":
             (ret,) = rest
             pend = self.pending_exec.pop(host_tgid, None)
@@ -641,12 +650,34 @@ class _Step:
                 proc.exit_code = (status >> 8) & 0xFF
                 ev["result"] = proc.exit_code
 
+    def complete_root(self, proc: _Proc, argv: tuple[str, ...]) -> None:
+        """The agent's step record abbreviates a long module list (``<N modules>``);
+        the step root's first exec after the (unseen, root) setpriv is setpriv's own
+        exec of the rest of that command line, before any candidate code runs: it
+        gives the abbreviated tail back, when it agrees with everything else."""
+        assert self.root_event is not None
+        stated: tuple[str, ...] = self.root_event["argv"]
+        cut = _ABBREVIATED.fullmatch(stated[-1]) if stated else None
+        if cut is None or "--" not in stated:
+            return
+        head = stated[: stated.index("--") + 1]  # setpriv OPTS --
+        rest = stated[len(head) : -1]  # choom -n 1000 -- CMD, without the placeholder
+        if argv[: len(rest)] == rest and len(argv) == len(rest) + int(cut.group(1)):
+            self.root_event["argv"] = proc.execs[0] = (*head, *argv)
+
     def exec_event(
         self, proc: _Proc, t: float, name: str, path: str, argv: list[str], ret: int | None
     ) -> None:
         ev = self.event(len(self.events), t, proc, name, K.EXEC, ret)
         ev["path"] = path or None
         ev["argv"] = tuple(argv)
+        if (
+            ret == 0
+            and self.root_event is not None
+            and len(proc.execs) == 1
+            and proc.pid == self.window.main_pid
+        ):
+            self.complete_root(proc, tuple(argv))
         if ret == 0:
             proc.argv = tuple(argv)
             proc.exe = path

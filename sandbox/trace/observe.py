@@ -136,7 +136,7 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
     drop = tuple(privilege_drop(SANDBOX_UID, SANDBOX_UID))
     windows = [
         StepWindow(
-            key=f"{ap.phase.value}.{s.tag}",
+            key=f"{'' if ap.pass_name == DEFAULT_PASS else ap.pass_name + '.'}{ap.phase.value}.{s.tag}",
             phase=ap.phase,
             start_ns=s.start_ns,
             cwd=PROJECT,

@@ -24,6 +24,7 @@ from sandbox.gate.formats.sarif import to_sarif
 from sandbox.models import Phase, Report, Verdict
 from sandbox.runner.engine import LABEL, LABEL_OWNER, owner_label
 from sandbox.runner.interface import RunOptions
+from sandbox.runner.plan import resolve_recorder
 from sandbox.vet import VetOptions
 from tests.fixtures.builders import Randomised, build_wheel, exfil_source, pth_line
 from tests.unit.test_formats import validate_sarif
@@ -57,7 +58,7 @@ def sandbox_containers_created(client: Any, since: float, until: float) -> list[
 def gate(
     repo: Path, cache: ResultCache, image: Any, base: str = "requirements-base.txt"
 ) -> tuple[GateResult, CountingVet]:
-    options = VetOptions()
+    options = VetOptions(run=RunOptions(recorder=resolve_recorder()))
     vet = CountingVet(options)
     plan = plan_gate(repo / "requirements.txt", base=repo / base)
     result = run_gate(plan, vet_fn=vet, workers=2, cache=cache, cache_context=cache_context(options, image))
@@ -168,7 +169,9 @@ def test_what_could_not_be_vetted_fails_unless_allowed(tmp_path: Path, sandbox_i
     fine = build_wheel(pkgs, later, "1.0", {f"{later}/__init__.py": "X = 1\n"})
     (tmp_path / "requirements.txt").write_text(f"./pkgs/{hang.name}\n./pkgs/{fine.name}\n")
     timeouts = {Phase.INSTALL: 300.0, Phase.STARTUP: 60.0, Phase.IMPORT: 4.0}
-    options = VetOptions(run=RunOptions(timeouts=timeouts, module_timeout=3.0, window=1.0))
+    options = VetOptions(
+        run=RunOptions(timeouts=timeouts, module_timeout=3.0, window=1.0, recorder=resolve_recorder())
+    )
     cache = ResultCache(tmp_path / "results.sqlite")
     ctx = cache_context(options, sandbox_image)
     plan = plan_gate(tmp_path / "requirements.txt")

@@ -44,14 +44,56 @@ def _window(start: int = 0, key: str = "import.0") -> StepWindow:
     )
 
 
+# Offsets of kernel 6.18 on this machine kind (sandbox.runner.btf.kernel_offsets).
+OFFSETS = {
+    "task.tgid": 1268,
+    "task.real_parent": 1280,
+    "task.group_leader": 1328,
+    "task.thread_pid": 1368,
+    "task.nsproxy": 1840,
+    "task.files": 1824,
+    "task.exit_code": 1164,
+    "task.signal": 1848,
+    "signal.group_exit_code": 96,
+    "nsproxy.pid_ns": 32,
+    "pidns.inum": 136,
+    "pid.numbers": 144,
+    "upid.nr": 0,
+    "upid.size": 16,
+    "files.fdt": 32,
+    "fdt.fd": 8,
+    "file.inode": 32,
+    "file.private": 24,
+    "inode.mode": 0,
+    "socket.sk": 24,
+    "sk.family": 16,
+    "sk.dport": 12,
+    "sk.daddr": 0,
+    "sk.v6_daddr": 56,
+}
+
+
 def test_program_filters_on_namespace_and_uid_in_every_probe() -> None:
-    prog = build_program(4026532182, 1000, 1)
+    prog = build_program(4026532182, 1000, 1, OFFSETS)
     probes = [line for line in prog.splitlines() if line.startswith("tracepoint:")]
     assert len(probes) >= 10
-    flt = "curtask->nsproxy->pid_ns_for_children->ns.inum == 4026532182 && uid == 1000"
+    # curtask->nsproxy->pid_ns_for_children->ns.inum, at literal offsets
+    inum = "*(uint32*)(*(uint64*)(*(uint64*)((uint64)curtask + 1840) + 32) + 136)"
+    flt = f"/ ({inum} == 4026532182 && uid == 1000) /"
     assert all(flt in p for p in probes)
     assert prog.startswith("BEGIN {") and "READY" in prog.splitlines()[0]
-    assert "sizeof(struct pid) + 16" in prog  # the container's level-1 pid
+    assert "+ 1368) + 160)" in prog  # thread_pid->numbers[1].nr: the container's level-1 pid
+    assert "curtask->" not in prog and "struct " not in prog  # no clang parse of kernel headers
+
+
+def test_program_needs_every_offset() -> None:
+    for name in OFFSETS:
+        partial = {k: v for k, v in OFFSETS.items() if k != name}
+        try:
+            build_program(4026532182, 1000, 1, partial)
+        except KeyError:
+            continue
+        raise AssertionError(f"{name} unused")
 
 
 def test_decodes_the_captured_run() -> None:
@@ -138,3 +180,38 @@ def test_wall_offset_and_garbage_never_raise() -> None:
     assert all(e.time > 1_700_000_000 for e in trace.steps["import.0"].events)
     junk = parse_ebpf("\x1eQ nonsense\n\x1eP 1 2\n\x1e\n", [_window()])
     assert junk.unparsed == 3 and not junk.complete
+
+
+def test_the_abbreviated_module_list_of_a_step_comes_back_from_setprivs_exec() -> None:
+    """The agent's import step record says ``<2 modules>``; setpriv's exec of choom
+    (before any candidate code) carries the real names: the stated root exec gets
+    them, so the harness lineage (setpriv → choom → CMD) matches as under strace."""
+    drop = ("setpriv", "--reuid=1000", "--", "choom", "-n", "1000", "--")
+    cmd = ("/v/bin/python", "/opt/run/import.py")
+    window = StepWindow(
+        key="import.0",
+        phase=Phase.IMPORT,
+        start_ns=0,
+        main_pid=7,
+        root_argv=(*drop, *cmd, "<2 modules>"),
+        root_exe="/usr/bin/setpriv",
+    )
+    hdr = "59 {t} 900 900 7 7 800"
+    argv = ("choom", "-n", "1000", "--", *cmd, "alpha", "beta")
+
+    def exec_records(t: int, path: str, ret: int, argv: tuple[str, ...] = argv) -> list[str]:
+        recs = [f"\x1eE {hdr.format(t=t)} 0 0\x1f{path}\n"]
+        recs += [f"\x1ea {t + 1} 900 {i}\x1f{a}\n" for i, a in enumerate(argv)]
+        return [*recs, f"\x1ee {hdr.format(t=t + 2)} {ret}\n"]
+
+    text = "\x1eREADY\n" + "".join(
+        exec_records(10, "/v/bin/choom", -2) + exec_records(20, "/usr/bin/choom", 0)
+    )
+    evs = parse_ebpf(text, [window]).steps["import.0"].events
+    execs = [e for e in evs if e.kind is EventKind.EXEC]
+    assert execs[0].argv == (*drop[:3], *argv)  # completed
+    assert [e.errno for e in execs[1:]] == ["ENOENT", None]
+    # a list that does not agree is left as stated
+    other = "".join(exec_records(20, "/usr/bin/choom", 0, (*argv, "gamma")))
+    evs = parse_ebpf("\x1eREADY\n" + other, [window]).steps["import.0"].events
+    assert next(e for e in evs if e.kind is EventKind.EXEC).argv == window.root_argv
