@@ -217,6 +217,9 @@ def test_exec_of_file_written_by_harness_is_not_flagged() -> None:
         "/etc/cron.d/job",
         "/home/dev/.ssh/authorized_keys",
         f"{VENV}/lib/python3.11/site-packages/sitecustomize.py",
+        f"{VENV}/lib/python3.11/site-packages/usercustomize/__init__.py",
+        "/home/dev/.local/lib/python3.11/site-packages/usercustomize.py",
+        "/usr/lib/python3.11/sitecustomize.py",
     ],
 )
 def test_persistence_writes(path: str) -> None:
@@ -228,6 +231,13 @@ def test_pth_written_after_install_is_persistence_but_not_during_install() -> No
     pth = f"{VENV}/lib/python3.11/site-packages/zz.pth"
     assert "PS005" in rules_of(obs([ev(EventKind.FILE_WRITE, "openat", path=pth, phase=Phase.IMPORT)]))
     assert "PS005" not in rules_of(obs([ev(EventKind.FILE_WRITE, "openat", path=pth, phase=Phase.INSTALL)]))
+
+
+def test_a_sitecustomize_vendored_inside_a_package_is_not_persistence() -> None:
+    """``site`` imports sitecustomize from the top of sys.path only; debugpy's wheel
+    vendors one deep in its package (a top-300 FP when a round installed it)."""
+    nested = f"{VENV}/lib/python3.11/site-packages/dbg/_vendored/pydevd/pydev_sitecustomize/sitecustomize.py"
+    assert "PS005" not in rules_of(obs([ev(EventKind.FILE_WRITE, "openat", path=nested, phase=Phase.IMPORT)]))
 
 
 def test_bashrc_read_is_not_persistence() -> None:

@@ -36,7 +36,10 @@ PERSISTENCE_PATHS = re.compile(
             r"^/etc/(?:systemd|cron[^/]*|init\.d|rc\.local|profile\.d|profile$|bash\.bashrc$|ld\.so\.preload$"
             r"|environment$|sudoers)",
             r"^/var/spool/cron(?:/|$)",
-            r"/(?:sitecustomize|usercustomize)\.py$",
+            # only where `site` imports them: the top of a sys.path directory (a copy
+            # vendored deep in a package, as debugpy ships, never runs at start-up)
+            r"/(?:site|dist)-packages/(?:sitecustomize|usercustomize)(?:\.py|/__init__\.py)$",
+            r"^/usr(?:/local)?/lib/python3[.\d]*/(?:sitecustomize|usercustomize)\.py$",
             r"/\.git/hooks/[^/]+$",
         ]
     )
