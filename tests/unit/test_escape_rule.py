@@ -100,7 +100,6 @@ PRIMITIVES_ANY_ACCESS = [
     "/dev/port",
     "/dev/sda",
     "/dev/nvme0n1",
-    "/proc/1/environ",
     "/proc/1/mem",
     "/proc/1/root/etc/shadow",
     "/var/lib/docker/overlay2",
@@ -138,11 +137,26 @@ def test_a_read_next_to_a_write_keeps_both_findings() -> None:
     assert sorted(f.severity.value for f in fs) == ["high", "low"]
 
 
-def test_another_processs_environ_is_high_but_its_own_is_not() -> None:
+def test_another_processs_environ_read_is_high_a_refused_one_low_its_own_none() -> None:
+    """Reading another process's environment is an attempt; a refused open (EACCES on a
+    root process), like the readlink of its root, is what process listers do (Rust's
+    sysinfo sweeps every /proc/N: a top-300 wheel was called malicious for it)."""
     own = obs([ev(READ, "openat", path="/proc/10/environ")], [proc(10, ["python"])])
     assert not [f for f in evaluate(own) if f.rule_id == "PS008"]
-    other = obs([ev(READ, "openat", path="/proc/7/environ", errno="EACCES")], [proc(10, ["python"])])
-    assert [f.severity for f in evaluate(other) if f.rule_id == "PS008"] == [Severity.HIGH]
+    read = obs([ev(READ, "openat", path="/proc/7/environ")], [proc(10, ["python"])])
+    assert [f.severity for f in evaluate(read) if f.rule_id == "PS008"] == [Severity.HIGH]
+    for e in (
+        ev(READ, "openat", path="/proc/7/environ", errno="EACCES"),
+        ev(READ, "openat", path="/proc/1/environ", errno="EACCES"),
+        ev(READ, "readlink", path="/proc/1/root", errno="EACCES"),
+        ev(EventKind.FILE_STAT, "newfstatat", path="/proc/7/root"),
+    ):
+        fs = [f for f in evaluate(obs([e], [proc(10, ["python"])])) if f.rule_id == "PS008"]
+        assert [f.severity for f in fs] == [Severity.LOW], e.path
+    through = obs(
+        [ev(READ, "openat", path="/proc/1/root/etc/shadow", errno="EACCES")], [proc(10, ["python"])]
+    )
+    assert [f.severity for f in evaluate(through) if f.rule_id == "PS008"] == [Severity.HIGH]
 
 
 @pytest.mark.parametrize("syscall", ["mount", "unshare", "setns", "init_module", "bpf", "pivot_root"])

@@ -65,7 +65,7 @@ _ESCAPE_SYSCALLS = frozenset(
 _ESCAPE_PATHS = re.compile(
     r"^(?:/var)?/run/(?:docker|containerd/containerd|crio/crio|podman/podman)\.sock$|^/run/containerd(?:/|$)"
     r"|^/proc/sysrq-trigger$|^/proc/kcore$|^/dev/(?:mem|kmem|port|sd[a-z]|nvme|vd[a-z]|xvd[a-z]|dm-)"
-    r"|^/proc/\d+/(?:mem|root)(?:/|$)|^/proc/1/environ$|^/var/lib/(?:docker|containerd)(?:/|$)"
+    r"|^/proc/\d+/mem$|^/proc/\d+/root/|^/var/lib/(?:docker|containerd)(?:/|$)"
 )
 
 
@@ -212,13 +212,19 @@ def escape_kind(e: Event, own_pids: set[int]) -> str | None:
         return "attempt"
     if e.kind in _KERNEL_WRITES and any(_KERNEL_SETTINGS.search(p) for p in paths):
         return "attempt"
-    if e.path and e.kind is EventKind.FILE_READ:
-        m = re.match(r"^/proc/(\d+)/environ$", e.path)
-        if m and int(m.group(1)) not in own_pids:
+    if e.path and (m := _OTHER_PROC.match(e.path)) and int(m.group(1)) not in own_pids:
+        # Another process's environment or root: reading it is an attempt; a refused
+        # open, or the root link itself (readlink, stat), is what process listers do
+        # (Rust's sysinfo sweeps every /proc/N for environ, root, cwd, exe)
+        if m.group(2) == "environ" and e.kind is EventKind.FILE_READ and not e.errno:
             return "attempt"
-        if _ESCAPE_KNOBS.search(e.path):
-            return "recon"
+        return "recon"
+    if e.path and e.kind is EventKind.FILE_READ and _ESCAPE_KNOBS.search(e.path):
+        return "recon"
     return None
+
+
+_OTHER_PROC = re.compile(r"^/proc/(\d+)/(environ|root)$")
 
 
 def rule_escape(ctx: Context) -> list[Finding]:
