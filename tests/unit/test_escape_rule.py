@@ -6,7 +6,7 @@ import pytest
 
 from sandbox.judge.rules import evaluate
 from sandbox.judge.verdict import verdict_for
-from sandbox.models import Address, EventKind, Finding, Severity, Verdict
+from sandbox.models import Address, Event, EventKind, Finding, Severity, Verdict
 from tests.unit.test_rules import ev, obs, proc
 
 READ = EventKind.FILE_READ
@@ -163,3 +163,31 @@ def test_another_processs_environ_read_is_high_a_refused_one_low_its_own_none() 
 def test_escape_syscalls_stay_high(syscall: str) -> None:
     fs = ps008(ev(EventKind.PRIVILEGED, syscall, errno="EPERM"))
     assert [f.severity for f in fs] == [Severity.HIGH]
+
+
+def _probe(path: str, pid: int = 10, seq: int = 0) -> Event:
+    return ev(READ, "openat", path=path, pid=pid, seq=seq)
+
+
+def _ps030(*events: Event) -> list[Severity]:
+    return [f.severity for f in evaluate(obs(list(events), [proc(10, ["python"])])) if f.rule_id == "PS030"]
+
+
+def test_own_status_and_cgroup_or_a_process_sweep_stay_low() -> None:
+    """A Rust/Go runtime reads its own status (memory) and cgroup (CPU quota); sysinfo
+    sweeps /proc/N/{status,cmdline,cgroup}: without a pointed look, LOW."""
+    own = (_probe("/proc/self/status", seq=1), _probe("/proc/10/cgroup", seq=2))
+    assert _ps030(*own) == [Severity.LOW]
+    sweep = [
+        _probe(f"/proc/{n}/{f}", seq=i)
+        for i, (n, f) in enumerate((n, f) for n in (1, 14, 19, 70) for f in ("status", "cmdline"))
+    ]
+    assert _ps030(*own, *sweep) == [Severity.LOW]
+
+
+def test_a_pointed_look_with_another_kind_is_medium() -> None:
+    status = _probe("/proc/self/status", seq=1)
+    for pointed in ("/.dockerenv", "/proc/1/cgroup", "/proc/1/cmdline", "/proc/7/status"):
+        assert _ps030(status, _probe(pointed, seq=2)) == [Severity.MEDIUM], pointed
+    # PID 1's files alone are one kind: LOW
+    assert _ps030(_probe("/proc/1/cgroup", seq=1), _probe("/proc/1/cmdline", seq=2)) == [Severity.LOW]

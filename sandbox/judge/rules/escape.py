@@ -121,11 +121,16 @@ def rule_evasion_probe(ctx: Context) -> list[Finding]:
     for phase, evs in per_phase(hits).items():
         uniq = dedupe(evs, lambda e: (e.pid, e.path, e.syscall))
         what = sorted({e.path or f"{e.syscall}({e.flags})" for e in uniq})
-        kinds = {_probe_kind(e) for e in uniq}
+        own = ctx.traced_pids.get(phase, set())
+        swept = _swept([e for e in ctx.obs.events if e.phase is phase and e.kind is EventKind.FILE_READ], own)
+        kinds = {_probe_kind(e, own, swept) for e in uniq}
         # One kind of look is what benign code does too (numpy reads its own status,
         # telemetry checks /.dockerenv or the cgroup): LOW, it does not raise others.
-        # A debugger self-attach, or looking several ways, is environment-aware code.
-        strong = "ptrace" in kinds or len(kinds) >= 2
+        # A debugger self-attach, or several kinds of look of which one is pointed (a
+        # container marker, init's files, one other process), is environment-aware
+        # code. Runtimes read their own status and cgroup (memory, CPU quota) and
+        # process listers sweep every /proc/N: those two together stay LOW.
+        strong = "ptrace" in kinds or (len(kinds) >= 2 and bool(kinds & {"marker", "init", "other"}))
         out.append(
             make_finding(
                 "PS030",
@@ -138,18 +143,36 @@ def rule_evasion_probe(ctx: Context) -> list[Finding]:
     return out
 
 
-def _probe_kind(e: Event) -> str:
-    """Which look a probe is: debugger (status, ptrace), container marker, cgroup, init."""
+_PROC_FILE = re.compile(r"^/proc/(self|thread-self|\d+)(?:/task/\d+)?/(\w+)$")
+
+
+def _swept(events: list[Event], own: set[int]) -> set[str]:
+    """File names (status, cmdline, cgroup …) read for 3 or more other processes: a
+    process listing (ps, psutil, sysinfo), not a look at one of them."""
+    pids: dict[str, set[str]] = {}
+    for e in events:
+        m = _PROC_FILE.match(e.path or "")
+        if m and m.group(1).isdigit() and int(m.group(1)) not in own and int(m.group(1)) != e.pid:
+            pids.setdefault(m.group(2), set()).add(m.group(1))
+    return {name for name, ps in pids.items() if len(ps) >= 3}
+
+
+def _probe_kind(e: Event, own: set[int], swept: set[str]) -> str:
+    """Which look a probe is: ptrace; a container marker; ``self`` (its own status or
+    cgroup); ``listing`` (part of a sweep of every process); ``init`` (PID 1's files);
+    ``other`` (one other process's status or cgroup)."""
     if e.kind is EventKind.PTRACE:
         return "ptrace"
     path = e.path or ""
-    if path.endswith("/status"):
-        return "status"
-    if path.endswith("/cgroup"):
-        return "cgroup"
-    if path.startswith("/proc/1/"):
-        return "init"
-    return "marker"
+    m = _PROC_FILE.match(path)
+    if not m:
+        return "marker"
+    who, name = m.groups()
+    if not who.isdigit() or int(who) == e.pid or int(who) in own:
+        return "self"
+    if name in swept:
+        return "listing"
+    return "init" if who == "1" else "other"
 
 
 def escalate(findings: list[Finding]) -> list[Finding]:
