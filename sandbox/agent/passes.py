@@ -89,10 +89,100 @@ def _pkgsandbox_windows():
         real = getattr(shutil, name)
         setattr(shutil, name, (lambda r: lambda s, d, *a, **k: r(fix(s), fix(d), *a, **k))(real))
 
-    platform.system = lambda: "Windows"
-    platform.release = lambda: "10"
-    platform.version = lambda: "10.0.19045"
-    platform.win32_ver = lambda *a, **k: ("10", "10.0.19045", "SP0", "Multiprocessor Free")
+    # Windows is what the candidate's own code sees (its setup.py, its modules, code it
+    # exec()s); the interpreter's library and the installer tools keep seeing Linux, so
+    # pip, subprocess and pathlib keep working in this pass. "Own" = not the standard
+    # library, not these stubs, not the harness, and in site-packages only the
+    # candidate's top-level names (own.txt, written by the agent before each phase).
+    import sysconfig
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = sysconfig.get_paths()
+    lib = tuple(sorted({os.path.join(paths[k], "") for k in ("stdlib", "platstdlib")}))
+    trusted = (*lib, os.path.join(here, ""), "/opt/pkgsandbox/")
+    try:
+        with io.open(os.path.join(here, "own.txt")) as fh:
+            own = frozenset(ln.strip() for ln in fh if ln.strip())
+    except OSError:
+        own = frozenset()
+    seen = {}
+
+    def candidate(depth=2):
+        try:
+            fname = sys._getframe(depth).f_code.co_filename
+        except ValueError:
+            return False
+        hit = seen.get(fname)
+        if hit is None:
+            if fname.startswith("<frozen"):
+                hit = False
+            elif fname.startswith(trusted):
+                hit = False
+            else:
+                hit = True
+                for mark in ("/site-packages/", "/dist-packages/"):
+                    if mark in fname:
+                        top = fname.split(mark, 1)[1].split("/", 1)[0]
+                        top = top[:-3] if top.endswith(".py") else top
+                        hit = top in own
+                        break
+            seen[fname] = hit
+        return hit
+
+    linux = {k: getattr(platform, k) for k in ("system", "release", "version", "win32_ver", "platform", "uname")}
+    fake = {
+        "system": lambda: "Windows",
+        "release": lambda: "10",
+        "version": lambda: "10.0.19045",
+        "win32_ver": lambda *a, **k: ("10", "10.0.19045", "SP0", "Multiprocessor Free"),
+        "platform": lambda *a, **k: "Windows-10-10.0.19045-SP0",
+        "uname": lambda: platform.uname_result(
+            "Windows", linux["uname"]().node, "10", "10.0.19045", "AMD64"
+        ),
+    }
+
+    def both(name):
+        def inner(*a, **k):
+            return (fake if candidate() else linux)[name](*a, **k)
+        inner.__name__ = name
+        inner.__doc__ = linux[name].__doc__
+        return inner
+
+    for name in linux:
+        setattr(platform, name, both(name))
+
+    class WinOs(type(os)):
+        @property
+        def name(self):
+            return "nt" if candidate() else self.__dict__["name"]
+
+    class WinSys(type(sys)):
+        @property
+        def platform(self):
+            return "win32" if candidate() else self.__dict__["platform"]
+
+        @property
+        def getwindowsversion(self):
+            if not candidate():
+                raise AttributeError("getwindowsversion")
+            return lambda: sys.__dict__["_pkgsandbox_winver"]
+
+    import collections
+    sys._pkgsandbox_winver = collections.namedtuple(
+        "getwindowsversion", "major minor build platform service_pack"
+    )(10, 0, 19045, 2, "")
+    os.__class__ = WinOs
+    sys.__class__ = WinSys
+
+    # Windows-only Popen arguments would raise ValueError here before anything ran.
+    import subprocess
+    real_init = subprocess.Popen.__init__
+
+    def popen_init(self, *a, **k):
+        k.pop("creationflags", None)
+        k.pop("startupinfo", None)
+        return real_init(self, *a, **k)
+
+    subprocess.Popen.__init__ = popen_init
 
     results = {
         "IsDebuggerPresent": 0, "CheckRemoteDebuggerPresent": 0, "GetLastError": 0,
@@ -136,6 +226,18 @@ def _pkgsandbox_windows():
             return Dll(name)
 
     ctypes.windll = ctypes.oledll = Loader()
+
+    class CLoader(ctypes.LibraryLoader):
+        # cdll.msvcrt and friends: the real library when there is one, else a stub
+        def __getattr__(self, name):
+            try:
+                return ctypes.LibraryLoader.__getattr__(self, name)
+            except OSError:
+                dll = Dll(name)
+                setattr(self, name, dll)
+                return dll
+
+    ctypes.cdll = CLoader(ctypes.CDLL)
     ctypes.WinDLL = ctypes.OleDLL = Dll
     ctypes.WINFUNCTYPE = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
     ctypes.GetLastError = lambda: 0
@@ -231,6 +333,18 @@ except Exception:
     pass
 del _pkgsandbox_time
 """
+
+
+def write_own(plan: dict[str, Any], name: str, modules: list[str], root: Path = STUB_ROOT) -> None:
+    """Tell pass *name*'s stubs which top-level names under site-packages are the
+    candidate's own (only its code is shown Windows; see WIN_SITECUSTOMIZE)."""
+    stubs = pass_conf(plan, name).get("stubs")
+    if not stubs or not (root / stubs).is_dir():
+        return
+    tops = sorted({m.split(".")[0] for m in modules if m})
+    target = root / stubs / "own.txt"
+    target.write_text("".join(f"{t}\n" for t in tops))
+    target.chmod(0o644)
 
 
 def install_stubs(root: Path = STUB_ROOT, rng: Any = None) -> None:
@@ -358,12 +472,15 @@ _WINDOWS_ONLY = re.compile(
     r"_winapi|msvcrt|wmi|win32com)[.']"
     r"|cannot import name '(?:windll|WinDLL|oledll|WINFUNCTYPE)' from 'ctypes'"
     r"|module 'ctypes' has no attribute '(?:windll|WinDLL|oledll|WINFUNCTYPE|FormatError|GetLastError)'"
+    # os.environ["USERPROFILE"] and friends: variables only Windows sets
+    r"|KeyError: '(?i:USERPROFILE|APPDATA|LOCALAPPDATA|PROGRAMDATA|PROGRAMFILES|SYSTEMROOT|WINDIR"
+    r"|HOMEDRIVE|HOMEPATH|SYSTEMDRIVE|COMPUTERNAME|USERDOMAIN)'"
 )
 
 
-def _default_results(out: Path) -> list[dict[str, Any]]:
+def _default_results(out: Path, phases: tuple[str, ...] = ("startup", "import")) -> list[dict[str, Any]]:
     found = []
-    for phase in ("startup", "import"):
+    for phase in phases:
         try:
             found.append(json.loads((out / f"{phase}.result.json").read_text()))
         except (OSError, ValueError):
@@ -379,7 +496,8 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
         for text in texts:
             m = _WINDOWS_ONLY.search(text)
             if m:
-                return f"the default pass failed on a Windows-only import ({m.group(0)[:80]})"
+                what = "variable" if m.group(0).startswith("KeyError") else "import"
+                return f"the default pass failed on a Windows-only {what} ({m.group(0)[:80]})"
     return ""
 
 
@@ -447,10 +565,9 @@ def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
         return ""
     if when == "always":
         return "always run by the profile"
-    results = _default_results(out)
     trigger = conf.get("trigger", name)
     if trigger == "windows":
-        return windows_trigger(results)
+        return windows_trigger(_default_results(out, ("install", "startup", "import")))
     if trigger == "time":
-        return time_trigger(results) or probe_trigger(out)
+        return time_trigger(_default_results(out)) or probe_trigger(out)
     return ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import struct
 import subprocess
 import sys
@@ -53,6 +54,33 @@ def test_windows_trigger_fires_on_windows_only_imports(detail: str) -> None:
 def test_windows_trigger_ignores_other_failures(detail: str) -> None:
     res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": detail}], "steps": []}]
     assert passes.windows_trigger(res) == ""
+
+
+@pytest.mark.parametrize("var", ["USERPROFILE", "APPDATA", "localappdata"])
+def test_windows_trigger_fires_on_windows_only_variables(var: str) -> None:
+    # setup.py doing os.environ["USERPROFILE"]: the install step's output
+    out = f'Traceback (most recent call last):\n  File "<string>", line 2\nKeyError: {var!r}\n'
+    res = [{"phase": "install", "steps": [{"output": out}]}]
+    assert passes.windows_trigger(res).startswith("the default pass failed on a Windows-only variable")
+    assert passes.windows_trigger([{"phase": "install", "steps": [{"output": "KeyError: 'HOME'"}]}]) == ""
+
+
+def test_windows_pass_follows_a_failed_install(tmp_path: Path) -> None:
+    plan = {"passes": {"windows": {"when": "auto", "trigger": "windows"}, "time": {"when": "auto"}}}
+    out = "ImportError: cannot import name 'windll' from 'ctypes' (/usr/lib/python3.11/ctypes/__init__.py)"
+    (tmp_path / "install.result.json").write_text(
+        json.dumps({"phase": "install", "status": "error", "steps": [{"output": out, "status": "ok"}]})
+    )
+    assert "windll" in passes.should_run(plan, "windows", tmp_path)
+    assert passes.should_run(plan, "time", tmp_path) == ""
+
+
+def test_harness_steps_are_recognised_in_every_pass() -> None:
+    from sandbox.trace.observe import is_harness_step
+
+    assert is_harness_step("install.0") and is_harness_step("windows.install.0")
+    assert is_harness_step("windows.import.round2-pip") and is_harness_step("time.import.round1-pip")
+    assert not is_harness_step("windows.import.0") and not is_harness_step("import.r1")
 
 
 def test_windows_trigger_reads_step_output_too() -> None:
@@ -244,3 +272,37 @@ def test_windows_stubs_let_stealer_code_proceed(tmp_path: Path) -> None:
     assert not list((stubs / "windows").glob("*.py")) or list(
         (stubs / "windows" / "__pycache__").glob("*.pyc")
     )
+
+
+def test_windows_look_is_shown_to_the_candidate_only(tmp_path: Path) -> None:
+    """The candidate's code (exec'd strings, its own package) sees Windows; the standard
+    library and other installed packages (pip, requests …) keep seeing Linux."""
+    stubs = tmp_path / "stubs"
+    passes.install_stubs(stubs)
+    passes.write_own({"passes": {"windows": {"stubs": "windows"}}}, "windows", ["ownpkg.sub"], stubs)
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    probe = (
+        "import os, sys, platform\n"
+        "def look():\n"
+        "    from os import name\n"
+        "    return [os.name, name, sys.platform, platform.system(), hasattr(sys, 'getwindowsversion')]\n"
+    )
+    for pkg in ("ownpkg", "toolpkg"):
+        (site / pkg).mkdir(parents=True)
+        (site / pkg / "__init__.py").write_text(probe)
+    code = (
+        "import json, os, pathlib, platform, subprocess, sys, ownpkg, toolpkg\n"
+        "me = [os.name, sys.platform, platform.system(), platform.platform()[:7],"
+        " sys.getwindowsversion().major]\n"
+        "p = subprocess.Popen(['true'], creationflags=0x08000000)\n"
+        "print(json.dumps({'me': me, 'own': ownpkg.look(), 'tool': toolpkg.look(),"
+        " 'path': str(pathlib.Path('/tmp')), 'rc': p.wait(), 'uname': platform.uname().system}))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "PYTHONPATH": f"{stubs / 'windows'}:{site}"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["me"] == ["nt", "win32", "Windows", "Windows", 10]
+    assert seen["own"] == ["nt", "nt", "win32", "Windows", True]
+    assert seen["tool"] == [os.name, os.name, sys.platform, platform.system(), False]
+    assert seen["path"] == "/tmp" and seen["rc"] == 0 and seen["uname"] == "Windows"
