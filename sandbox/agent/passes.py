@@ -38,11 +38,23 @@ FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 
 WIN_SITECUSTOMIZE = r'''
 """Windows look-alike for this interpreter (a developer's Windows box, seen from Python)."""
+DPAPI = b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf"  # a DPAPI blob's version and provider GUID start
+
+
 def _pkgsandbox_windows():
     import builtins, ctypes, io, os, platform, sys
 
     home = os.environ.get("USERPROFILE", os.path.expanduser("~"))
     drive = os.path.dirname(os.path.dirname(home.rstrip("/")))  # ~/.wine/drive_c
+
+    real_lstat, real_listdir = os.lstat, os.listdir
+
+    def lexists(p):
+        try:
+            real_lstat(p)
+        except (OSError, ValueError):
+            return False
+        return True
 
     def fix(p):
         if not isinstance(p, str):
@@ -55,8 +67,26 @@ def _pkgsandbox_windows():
                 q = drive + q[2:]
             while "//" in q:
                 q = q.replace("//", "/")
-            return q
+            p = q
+        if p.startswith(drive + "/") and not lexists(p):
+            p = nocase(p)
         return p
+
+    def nocase(p):
+        # NTFS ignores case: %APPDATA%\Discord is the "discord" folder
+        cur = drive
+        for part in p[len(drive) + 1 :].split("/"):
+            if not part:
+                continue
+            nxt = os.path.join(cur, part)
+            if not lexists(nxt):
+                try:
+                    low = part.lower()
+                    nxt = os.path.join(cur, next(n for n in real_listdir(cur) if n.lower() == low))
+                except (OSError, StopIteration):
+                    return p
+            cur = nxt
+        return cur
 
     real_expandvars = os.path.expandvars
 
@@ -128,7 +158,8 @@ def _pkgsandbox_windows():
             seen[fname] = hit
         return hit
 
-    linux = {k: getattr(platform, k) for k in ("system", "release", "version", "win32_ver", "platform", "uname")}
+    names = ("system", "release", "version", "win32_ver", "platform", "uname")
+    linux = {k: getattr(platform, k) for k in names}
     fake = {
         "system": lambda: "Windows",
         "release": lambda: "10",
@@ -184,6 +215,12 @@ def _pkgsandbox_windows():
 
     subprocess.Popen.__init__ = popen_init
 
+    kept = []  # buffers CryptUnprotectData handed out (a real one would LocalAlloc them)
+
+    def unwrap(data):
+        # the honey tree's DPAPI blobs: the header, then the secret in clear
+        return data[len(DPAPI):] if data.startswith(DPAPI) else data
+
     results = {
         "IsDebuggerPresent": 0, "CheckRemoteDebuggerPresent": 0, "GetLastError": 0,
         "GetSystemMetrics": 1920, "GetTickCount": 86400000, "GetTickCount64": 86400000,
@@ -198,7 +235,12 @@ def _pkgsandbox_windows():
             if self.__name__ == "CryptUnprotectData":
                 blobs = [getattr(a, "_obj", a) for a in args if hasattr(getattr(a, "_obj", a), "cbData")]
                 if len(blobs) >= 2:
-                    blobs[-1].cbData, blobs[-1].pbData = blobs[0].cbData, blobs[0].pbData
+                    src, dst = blobs[0], blobs[-1]
+                    data = unwrap(ctypes.string_at(src.pbData, src.cbData))
+                    buf = ctypes.create_string_buffer(data, max(1, len(data)))
+                    kept.append(buf)
+                    dst.cbData = len(data)
+                    dst.pbData = ctypes.cast(buf, type(src.pbData))
             return results.get(self.__name__, 1)
 
     class Dll:
@@ -254,7 +296,9 @@ del _pkgsandbox_windows
 # No msvcrt: Python's own subprocess takes an importable msvcrt for "this is Windows".
 WIN_STUBS = {
     "win32crypt.py": (
-        "def CryptUnprotectData(data, *args, **kw):\n    return ('', bytes(data))\n"
+        "_DPAPI = b'\\x01\\x00\\x00\\x00\\xd0\\x8c\\x9d\\xdf'\n"
+        "def CryptUnprotectData(data, *args, **kw):\n    data = bytes(data)\n"
+        "    return ('', data[len(_DPAPI):] if data.startswith(_DPAPI) else data)\n"
         "def CryptProtectData(data, *args, **kw):\n    return bytes(data)\n"
     ),
     "win32api.py": (

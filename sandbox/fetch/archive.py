@@ -567,7 +567,7 @@ def inspect_sdist(path: Path, limits: Limits = DEFAULT_LIMITS) -> SdistContents:
         pkg_info=found.get(f"{prefix}PKG-INFO"),
         pyproject=found.get(f"{prefix}pyproject.toml"),
         setup_cfg=found.get(f"{prefix}setup.cfg"),
-        egg_requires=next((d for n, d in sorted(found.items()) if n.endswith(".egg-info/requires.txt")), None),
+        egg_requires=next((d for n, d in sorted(found.items()) if n.endswith("egg-info/requires.txt")), None),
         has_setup_py=has_setup_py,
         notes=_top_dir_notes(path, top, split)
         if top

@@ -306,3 +306,41 @@ def test_windows_look_is_shown_to_the_candidate_only(tmp_path: Path) -> None:
     assert seen["own"] == ["nt", "nt", "win32", "Windows", True]
     assert seen["tool"] == [os.name, os.name, sys.platform, platform.system(), False]
     assert seen["path"] == "/tmp" and seen["rc"] == 0 and seen["uname"] == "Windows"
+
+
+def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
+    """Chromium's Local State key goes through CryptUnprotectData (ctypes or pywin32)
+    and must come back as the 32-byte key; %APPDATA%\\Discord finds "discord"."""
+    stubs = tmp_path / "stubs"
+    passes.install_stubs(stubs)
+    profile = tmp_path / "home" / ".wine" / "drive_c" / "users" / "dev"
+    leveldb = profile / "AppData" / "Roaming" / "discord" / "Local Storage" / "leveldb"
+    leveldb.mkdir(parents=True)
+    (leveldb / "000005.ldb").write_text("token-here")
+    key = os.urandom(32)
+    blob = b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf" + key
+    code = (
+        "import ctypes, json, os, sys, win32crypt\n"
+        "from ctypes import wintypes, windll, byref, c_buffer, POINTER, c_char, Structure\n"
+        "class DATA_BLOB(Structure):\n"
+        "    _fields_ = [('cbData', wintypes.DWORD), ('pbData', POINTER(c_char))]\n"
+        f"data = bytes.fromhex({blob.hex()!r})\n"
+        "buf = c_buffer(data, len(data))\n"
+        "out = DATA_BLOB()\n"
+        "ok = windll.crypt32.CryptUnprotectData(byref(DATA_BLOB(len(data), buf)), None, None, None, None, 0,"
+        " byref(out))\n"
+        "raw = ctypes.string_at(out.pbData, out.cbData)\n"
+        "ctypes.cdll.msvcrt.memcpy(buf, out.pbData, out.cbData)\n"
+        "text = open(os.getenv('APPDATA') + '\\\\Discord\\\\LOCAL STORAGE\\\\leveldb\\\\000005.ldb').read()\n"
+        "print(json.dumps([ok, raw.hex(), win32crypt.CryptUnprotectData(data)[1].hex(), text,"
+        " os.path.isdir(os.getenv('APPDATA') + '/Discord')]))\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin"),
+        "PYTHONPATH": str(stubs / "windows"),
+        "USERPROFILE": str(profile),
+        "APPDATA": str(profile / "AppData" / "Roaming"),
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [1, key.hex(), key.hex(), "token-here", True]
