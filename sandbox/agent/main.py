@@ -146,18 +146,26 @@ def run_extra_passes(installed: bool) -> int:
         why = passes.should_run(plan, extra, OUT)
         if not why:
             continue
-        if not installed:
-            code = cmd_phase({**load_plan(), "_why": why}, "install", extra)
+        # the static hint points at code that may be gated at build time too: an sdist
+        # is built again under the pass (a wheel's install runs nothing of it)
+        again = installed and why.startswith(passes.STATIC_PREFIX) and _candidate_is_sdist(plan)
+        if not installed or again:
+            code = cmd_phase({**load_plan(), "_why": why, "_reinstall": again}, "install", extra)
             if code != EXIT_OK:
                 return code
             res = json.loads((OUT / f"{extra}.install.result.json").read_text())
-            if res.get("status") != "ok":
+            if res.get("status") != "ok" and not again:
                 continue
         for name in ("startup", "import"):
             code = cmd_phase({**load_plan(), "_why": why}, name, extra)
             if code != EXIT_OK:
                 return code
     return EXIT_OK
+
+
+def _candidate_is_sdist(plan: dict[str, Any]) -> bool:
+    staged = [a for a in plan.get("install_args") or [] if a.startswith("/stage/artifacts/")]
+    return any(not a.endswith(".whl") for a in staged)
 
 
 def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> int:

@@ -136,11 +136,17 @@ def _pkgsandbox_windows():
         own = frozenset()
     seen = {}
 
-    def candidate(depth=2):
+    def candidate(depth=2, through=()):
+        # the frame *depth* up, past frames of the modules in *through* (os.getenv's)
         try:
-            fname = sys._getframe(depth).f_code.co_filename
+            frame = sys._getframe(depth)
         except ValueError:
             return False
+        while frame is not None and frame.f_code.co_filename in through:
+            frame = frame.f_back
+        if frame is None:
+            return False
+        fname = frame.f_code.co_filename
         hit = seen.get(fname)
         if hit is None:
             if fname.startswith("<frozen"):
@@ -203,6 +209,35 @@ def _pkgsandbox_windows():
     )(10, 0, 19045, 2, "")
     os.__class__ = WinOs
     sys.__class__ = WinSys
+
+    # %APPDATA% and friends read as Windows paths (C:\\Users\\dev\\AppData\\Roaming) by
+    # the candidate, which then splits and joins them with backslashes; fix() maps them
+    # back onto the honey tree. The library (tempfile, pip) keeps the real paths.
+    import _collections_abc
+    through = {
+        "<frozen os>", "<frozen _collections_abc>", os.__file__, _collections_abc.__file__,
+    }
+    winvars = {"USERPROFILE", "APPDATA", "LOCALAPPDATA", "TEMP", "TMP"}
+
+    def winpath(value):
+        if not (isinstance(value, str) and value.startswith(drive + "/")):
+            return value
+        parts = value[len(drive) + 1 :].split("/")
+        if parts and parts[0] == "users":
+            parts[0] = "Users"
+        return "C:\\" + "\\".join(parts)
+
+    class WinEnviron(type(os.environ)):
+        def __getitem__(self, key):
+            mine = candidate(2, through)
+            if mine and isinstance(key, str) and self.encodekey(key) not in self._data:
+                key = key.upper()  # Windows variable names ignore case
+            value = super().__getitem__(key)
+            if mine and isinstance(key, str) and key.upper() in winvars:
+                return winpath(value)
+            return value
+
+    os.environ.__class__ = WinEnviron
 
     # Windows-only Popen arguments would raise ValueError here before anything ran.
     import subprocess
@@ -545,6 +580,25 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
     return ""
 
 
+STATIC_FILE = Path("/stage/static.json")
+STATIC_PREFIX = "static rules matched"
+
+
+def static_hint(path: Path = STATIC_FILE, wait: float = 30.0) -> str:
+    """The host's static hint for the Windows pass (it scans the candidate's sources
+    while install runs and always writes the file; "" when none came in *wait* s)."""
+    import time
+
+    end = time.monotonic() + wait
+    while True:
+        try:
+            return str(json.loads(path.read_text()).get("hint") or "")
+        except (OSError, ValueError):
+            if time.monotonic() >= end:
+                return ""
+            time.sleep(0.1)
+
+
 def time_trigger(results: list[dict[str, Any]]) -> str:
     """Why the time-travel pass should run: a step or module timed out, or a process
     was still alive (sleeping or waiting) when the observation window closed."""
@@ -600,7 +654,7 @@ def probe_trigger(out: Path) -> str:
     return ""
 
 
-def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
+def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None = None) -> str:
     """Why extra pass *name* runs now ("" when it does not): ``when`` is ``always``,
     ``never`` or ``auto`` (the pass's own trigger on the default pass's results)."""
     conf = pass_conf(plan, name)
@@ -611,7 +665,10 @@ def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
         return "always run by the profile"
     trigger = conf.get("trigger", name)
     if trigger == "windows":
-        return windows_trigger(_default_results(out, ("install", "startup", "import")))
+        why = windows_trigger(_default_results(out, ("install", "startup", "import")))
+        if not why and conf.get("static_hint"):
+            why = static_hint(static or STATIC_FILE)
+        return why
     if trigger == "time":
         return time_trigger(_default_results(out)) or probe_trigger(out)
     return ""

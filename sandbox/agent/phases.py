@@ -176,6 +176,8 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             res = StepRun(plan, "install", "build", _pip_install(plan, build)).run(timeout, window).result()
             steps.append(res)
         args = _with_flag(args, "--no-build-isolation")
+        if plan.get("_reinstall"):  # the default install worked: build it again, nothing else
+            args = _with_flag(_with_flag(args, "--force-reinstall"), "--no-deps")
     if kit:
         emit("status", phase="install", msg=f"developer packages: {' '.join(kit)}")
         res = (

@@ -317,6 +317,7 @@ def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
     leveldb = profile / "AppData" / "Roaming" / "discord" / "Local Storage" / "leveldb"
     leveldb.mkdir(parents=True)
     (leveldb / "000005.ldb").write_text("token-here")
+    (profile / "AppData" / "Local" / "Temp").mkdir(parents=True)
     key = os.urandom(32)
     blob = b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf" + key
     code = (
@@ -333,14 +334,45 @@ def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
         "ctypes.cdll.msvcrt.memcpy(buf, out.pbData, out.cbData)\n"
         "text = open(os.getenv('APPDATA') + '\\\\Discord\\\\LOCAL STORAGE\\\\leveldb\\\\000005.ldb').read()\n"
         "print(json.dumps([ok, raw.hex(), win32crypt.CryptUnprotectData(data)[1].hex(), text,"
-        " os.path.isdir(os.getenv('APPDATA') + '/Discord')]))\n"
+        " os.path.isdir(os.getenv('APPDATA') + '/Discord'), os.environ['appdata'].split('\\\\')[1:4],"
+        " __import__('tempfile').gettempdir().startswith('/')]))\n"
     )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin"),
         "PYTHONPATH": str(stubs / "windows"),
         "USERPROFILE": str(profile),
         "APPDATA": str(profile / "AppData" / "Roaming"),
+        "TEMP": str(profile / "AppData" / "Local" / "Temp"),  # tempfile keeps the real path
     }
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == [1, key.hex(), key.hex(), "token-here", True]
+    seen = json.loads(out.stdout)
+    assert seen == [1, key.hex(), key.hex(), "token-here", True, ["Users", "dev", "AppData"], True]
+
+
+def test_static_hint_runs_the_windows_pass_only_when_the_host_promised_one(tmp_path: Path) -> None:
+    (tmp_path / "import.result.json").write_text(json.dumps({"phase": "import", "modules": [], "steps": []}))
+    static = tmp_path / "static.json"
+    plan = {"passes": {"windows": {"when": "auto", "trigger": "windows"}}}
+    assert passes.should_run(plan, "windows", tmp_path, static) == ""  # no promise: no wait
+    plan["passes"]["windows"]["static_hint"] = True
+    static.write_text(json.dumps({"hint": ""}))
+    assert passes.should_run(plan, "windows", tmp_path, static) == ""
+    static.write_text(json.dumps({"hint": "static rules matched the candidate's sources (x)"}))
+    assert passes.should_run(plan, "windows", tmp_path, static).startswith(passes.STATIC_PREFIX)
+    static.unlink()
+    t0 = time.monotonic()
+    assert passes.static_hint(static, wait=0.3) == "" and time.monotonic() - t0 < 5
+
+
+def test_pass_hint_names_the_kept_rules_that_matched(tmp_path: Path) -> None:
+    from sandbox.judge.static import pass_hint, write_pass_hint
+    from tests.fixtures.builders import Randomised, build_sdist
+
+    r = Randomised()
+    payload = "import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n"
+    evil = build_sdist(tmp_path, r.name("hint"), "1.0", {"setup.py": payload})
+    plain = build_sdist(tmp_path, r.name("plain"), "1.0", {"setup.py": "from setuptools import setup\n"})
+    assert pass_hint(evil).startswith("static rules matched") and pass_hint(plain) == ""
+    write_pass_hint(evil, tmp_path)
+    assert json.loads((tmp_path / "static.json").read_text())["hint"].startswith("static rules matched")
