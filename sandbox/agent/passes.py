@@ -73,18 +73,18 @@ def _pkgsandbox_windows():
         return p
 
     def nocase(p):
-        # NTFS ignores case: %APPDATA%\Discord is the "discord" folder
+        # NTFS ignores case: %APPDATA%\\Discord is the "discord" folder; what does not
+        # exist yet (a file being created) keeps its spelling below the last match
+        parts = [x for x in p[len(drive) + 1 :].split("/") if x]
         cur = drive
-        for part in p[len(drive) + 1 :].split("/"):
-            if not part:
-                continue
+        for i, part in enumerate(parts):
             nxt = os.path.join(cur, part)
             if not lexists(nxt):
+                low = part.lower()
                 try:
-                    low = part.lower()
                     nxt = os.path.join(cur, next(n for n in real_listdir(cur) if n.lower() == low))
                 except (OSError, StopIteration):
-                    return p
+                    return os.path.join(cur, *parts[i:])
             cur = nxt
         return cur
 
@@ -242,10 +242,23 @@ def _pkgsandbox_windows():
     # Windows-only Popen arguments would raise ValueError here before anything ran.
     import subprocess
     real_init = subprocess.Popen.__init__
+    via_run = {subprocess.__file__}  # subprocess.run/call/check_output → Popen
 
     def popen_init(self, *a, **k):
         k.pop("creationflags", None)
         k.pop("startupinfo", None)
+        args = a[0] if a else k.get("args")
+        if isinstance(args, str) and not k.get("shell") and " " in args and candidate(2, via_run):
+            # Windows runs a command line given as one string (CreateProcess parses it)
+            import shlex
+
+            try:
+                split = shlex.split(args)
+            except ValueError:
+                split = args.split()
+            a = (split, *a[1:]) if a else a
+            if not a:
+                k["args"] = split
         return real_init(self, *a, **k)
 
     subprocess.Popen.__init__ = popen_init
@@ -554,6 +567,8 @@ _WINDOWS_ONLY = re.compile(
     # os.environ["USERPROFILE"] and friends: variables only Windows sets
     r"|KeyError: '(?i:USERPROFILE|APPDATA|LOCALAPPDATA|PROGRAMDATA|PROGRAMFILES|SYSTEMROOT|WINDIR"
     r"|HOMEDRIVE|HOMEPATH|SYSTEMDRIVE|COMPUTERNAME|USERDOMAIN)'"
+    # Popen("python -m pip install x") without a shell: a command line only Windows runs
+    r"|FileNotFoundError: \[Errno 2\] No such file or directory: '[^' ]+ -[^']*'"
 )
 
 

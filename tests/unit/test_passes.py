@@ -335,7 +335,8 @@ def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
         "text = open(os.getenv('APPDATA') + '\\\\Discord\\\\LOCAL STORAGE\\\\leveldb\\\\000005.ldb').read()\n"
         "print(json.dumps([ok, raw.hex(), win32crypt.CryptUnprotectData(data)[1].hex(), text,"
         " os.path.isdir(os.getenv('APPDATA') + '/Discord'), os.environ['appdata'].split('\\\\')[1:4],"
-        " __import__('tempfile').gettempdir().startswith('/')]))\n"
+        " __import__('tempfile').gettempdir().startswith('/'),"
+        " open(os.getenv('TEMP') + '\\\\new.txt', 'w').write('x')]))\n"
     )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin"),
@@ -347,7 +348,8 @@ def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
-    assert seen == [1, key.hex(), key.hex(), "token-here", True, ["Users", "dev", "AppData"], True]
+    assert seen == [1, key.hex(), key.hex(), "token-here", True, ["Users", "dev", "AppData"], True, 1]
+    assert (profile / "AppData" / "Local" / "Temp" / "new.txt").read_text() == "x"
 
 
 def test_static_hint_runs_the_windows_pass_only_when_the_host_promised_one(tmp_path: Path) -> None:
@@ -376,3 +378,16 @@ def test_pass_hint_names_the_kept_rules_that_matched(tmp_path: Path) -> None:
     assert pass_hint(evil).startswith("static rules matched") and pass_hint(plain) == ""
     write_pass_hint(evil, tmp_path)
     assert json.loads((tmp_path / "static.json").read_text())["hint"].startswith("static rules matched")
+
+
+def test_windows_trigger_on_a_command_line_popen_and_the_pass_runs_it(tmp_path: Path) -> None:
+    out = "FileNotFoundError: [Errno 2] No such file or directory: '/v/bin/python -m pip install x'"
+    assert "variable" not in passes.windows_trigger([{"steps": [{"output": out}]}]) != ""
+    assert passes.windows_trigger([{"steps": [{"output": out.replace(" -m pip install x", "")}]}]) == ""
+    stubs = tmp_path / "stubs"
+    passes.install_stubs(stubs)
+    code = "import subprocess, sys\ncmd = sys.executable + ' -c \"print(42)\"'\n"
+    code += "print(subprocess.run(cmd, capture_output=True, text=True).stdout.strip())\n"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "PYTHONPATH": str(stubs / "windows")}
+    out2 = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out2.returncode == 0 and out2.stdout.strip() == "42", out2.stderr
