@@ -105,9 +105,12 @@ def _pkgsandbox_windows():
 
     builtins.open = io.open = wrap(io.open)
     for name in ("open", "listdir", "scandir", "stat", "lstat", "access", "mkdir", "makedirs",
-                 "remove", "unlink"):
+                 "remove", "unlink", "chdir", "rmdir", "chmod", "utime", "startfile"):
         if hasattr(os, name):
             setattr(os, name, wrap(getattr(os, name)))
+    for name in ("rename", "replace"):
+        real2 = getattr(os, name)
+        setattr(os, name, (lambda r: lambda s, d, *a, **k: r(fix(s), fix(d), *a, **k))(real2))
     os.path.expandvars = expandvars
     try:
         import sqlite3

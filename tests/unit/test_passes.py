@@ -336,7 +336,7 @@ def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
         "print(json.dumps([ok, raw.hex(), win32crypt.CryptUnprotectData(data)[1].hex(), text,"
         " os.path.isdir(os.getenv('APPDATA') + '/Discord'), os.environ['appdata'].split('\\\\')[1:4],"
         " __import__('tempfile').gettempdir().startswith('/'),"
-        " open(os.getenv('TEMP') + '\\\\new.txt', 'w').write('x')]))\n"
+        " open(os.getenv('TEMP') + '\\\\new.txt', 'w').write('x'), os.chdir(os.environ['USERPROFILE'])]))\n"
     )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin"),
@@ -348,7 +348,7 @@ def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
-    assert seen == [1, key.hex(), key.hex(), "token-here", True, ["Users", "dev", "AppData"], True, 1]
+    assert seen == [1, key.hex(), key.hex(), "token-here", True, ["Users", "dev", "AppData"], True, 1, None]
     assert (profile / "AppData" / "Local" / "Temp" / "new.txt").read_text() == "x"
 
 
