@@ -82,6 +82,7 @@ def cmd_setup(plan: dict[str, Any]) -> int:
         target.write_bytes(base64.b64decode(b64))
         target.chmod(0o600)
     passes.install_stubs()
+    passes.make_pass_dirs(plan)  # %TEMP% and co exist on a real Windows box
     for private in (".ssh", ".aws", ".kube", ".docker", ".gnupg"):
         if (home / private).is_dir():
             (home / private).chmod(0o700)

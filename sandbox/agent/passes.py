@@ -430,6 +430,15 @@ del _pkgsandbox_time
 """
 
 
+def make_pass_dirs(plan: dict[str, Any]) -> None:
+    """Create the directories the passes' path variables name under HOME (``TEMP`` has
+    no honey file in it, yet a Windows stealer mkdirs and writes below it)."""
+    for conf in (plan.get("passes") or {}).values():
+        for value in (conf.get("env") or {}).values():
+            if str(value).startswith("{home}/"):
+                Path(str(value).replace("{home}", plan["home"])).mkdir(parents=True, exist_ok=True)
+
+
 def write_own(plan: dict[str, Any], name: str, modules: list[str], root: Path = STUB_ROOT) -> None:
     """Tell pass *name*'s stubs which top-level names under site-packages are the
     candidate's own (only its code is shown Windows; see WIN_SITECUSTOMIZE)."""

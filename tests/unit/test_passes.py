@@ -391,3 +391,10 @@ def test_windows_trigger_on_a_command_line_popen_and_the_pass_runs_it(tmp_path: 
     env = {"PATH": os.environ.get("PATH", "/usr/bin"), "PYTHONPATH": str(stubs / "windows")}
     out2 = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out2.returncode == 0 and out2.stdout.strip() == "42", out2.stderr
+
+
+def test_pass_dirs_are_made_under_home_only(tmp_path: Path) -> None:
+    env = {"TEMP": "{home}/.wine/drive_c/users/dev/AppData/Local/Temp", "SYSTEMROOT": "C:\\Windows"}
+    passes.make_pass_dirs({"home": str(tmp_path), "passes": {"windows": {"env": env}}})
+    assert (tmp_path / ".wine/drive_c/users/dev/AppData/Local/Temp").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".wine"]
