@@ -103,6 +103,7 @@ JUDGING_MODULES = (
     "sandbox.fetch.stage",
     "sandbox.fetch.target",
     "sandbox.judge",
+    "sandbox.judge.aesgcm",
     "sandbox.judge.baseline",
     "sandbox.judge.canary",
     "sandbox.judge.classify",

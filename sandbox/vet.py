@@ -28,6 +28,7 @@ from sandbox.fetch.rounds import RoundFetcher
 from sandbox.judge.canary import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.report import judge, partial_report, with_static_opinion
+from sandbox.judge.static import write_pass_hint
 from sandbox.models import Frozen, Report
 from sandbox.report.evidence import write_evidence
 from sandbox.runner.engine import mark_owner, sweep_temp
@@ -102,6 +103,11 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         plan["honeytokens"] = profile.honeytokens.enabled
         rounds = RoundFetcher(target, stage, staged.candidate.name)
         plan["rounds"] = rounds.plan()
+        if "windows" in plan.get("passes", {}) and options.run.passes.get("windows") == "auto":
+            # scanned while install runs; the agent waits for it before it decides on the
+            # Windows pass (obfuscated or exfiltrating code is often gated on os.name)
+            plan["passes"]["windows"]["static_hint"] = True
+            pool.submit(write_pass_hint, stage / "artifacts" / staged.candidate.filename, stage)
         raw = session.run_phases(plan, observer, on_need=_need_handler(rounds, observer))
         kept = session.keep() if options.keep else None
         # The container goes away (~0.3 s of engine work) while the host judges; the

@@ -84,6 +84,7 @@ def cmd_setup(plan: dict[str, Any]) -> int:
         target.write_bytes(base64.b64decode(b64))
         target.chmod(0o600)
     passes.install_stubs()
+    passes.make_pass_dirs(plan)  # %TEMP% and co exist on a real Windows box
     for private in (".ssh", ".aws", ".kube", ".docker", ".gnupg"):
         if (home / private).is_dir():
             (home / private).chmod(0o700)
@@ -131,18 +132,10 @@ def cmd_run(names: list[str]) -> int:
             if res.get("status") != "ok":
                 installed = False
                 break
-    if installed and pass_name == "default" and "import" in names:
-        # The extra passes the plan asks for, after the default phases: each re-runs
-        # startup and import when its trigger fired (or always).
-        plan = load_plan()
-        for extra in plan.get("passes") or {}:
-            why = passes.should_run(plan, extra, OUT)
-            if not why:
-                continue
-            for name in ("startup", "import"):
-                code = cmd_phase({**load_plan(), "_why": why}, name, extra)
-                if code != EXIT_OK:
-                    return code
+    if pass_name == "default" and "import" in names:
+        code = run_extra_passes(installed)
+        if code != EXIT_OK:
+            return code
     emit("done")
     if collect:
         # The traces follow on the same stream (one exec and one agent start fewer
@@ -152,15 +145,60 @@ def cmd_run(names: list[str]) -> int:
     return EXIT_OK
 
 
+def run_extra_passes(installed: bool) -> int:
+    """The extra passes the plan asks for, after the default phases: each re-runs
+    startup and import when its trigger fired (or always). When the default install
+    failed, only the Windows pass runs, and it re-runs install first (a setup.py that
+    imports ``ctypes.windll`` or reads ``%USERPROFILE%`` stops on Linux), then
+    startup and import if that install worked."""
+    plan = load_plan()
+    for extra in plan.get("passes") or {}:
+        if not installed and passes.pass_conf(plan, extra).get("trigger") != "windows":
+            continue
+        why = passes.should_run(plan, extra, OUT)
+        if not why:
+            continue
+        # the static hint points at code that may be gated at build time too: an sdist
+        # is built again under the pass (a wheel's install runs nothing of it)
+        again = installed and why.startswith(passes.STATIC_PREFIX) and _candidate_is_sdist(plan)
+        if not installed or again:
+            code = cmd_phase({**load_plan(), "_why": why, "_reinstall": again}, "install", extra)
+            if code != EXIT_OK:
+                return code
+            res = json.loads((OUT / f"{extra}.install.result.json").read_text())
+            if res.get("status") != "ok" and not again:
+                continue
+        for name in ("startup", "import"):
+            code = cmd_phase({**load_plan(), "_why": why}, name, extra)
+            if code != EXIT_OK:
+                return code
+    return EXIT_OK
+
+
+def _candidate_is_sdist(plan: dict[str, Any]) -> bool:
+    staged = [a for a in plan.get("install_args") or [] if a.startswith("/stage/artifacts/")]
+    return any(not a.endswith(".whl") for a in staged)
+
+
 def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> int:
     if name not in PHASES:
         emit("error", msg=f"unknown phase {name}")
         return EXIT_USAGE
     conf = plan["phases"].get(name) or plan["phases"].get("import") or {"timeout": 60}
+    extra = pass_name != "default"
+    if extra and name == "install":
+        # a re-install in an extra pass spends what the default startup and import
+        # (which never ran) would have: within the host's budget for the exec
+        spare = float((plan["phases"].get("import") or {"timeout": 60})["timeout"])
+        conf = {**conf, "timeout": min(float(conf["timeout"]), spare)}
+    if extra and name == "import":
+        inv = OUT / f"{pass_name}.inventory.json"
+        inv = inv if inv.exists() else OUT / "inventory.json"
+        with contextlib.suppress(OSError, ValueError):
+            passes.write_own(plan, pass_name, list(json.loads(inv.read_text()).get("modules") or []))
     guard.become_subreaper()
     # NET_ADMIN was for setup's sinkhole rules only: nothing that runs in a phase keeps it.
     guard.drop_capabilities({guard.CAP_NET_ADMIN})
-    extra = pass_name != "default"
     tag = f"{pass_name}:{name}" if extra else name
     with contextlib.suppress(OSError):
         sinkhole.PHASE_FILE.write_text(tag)  # the sinkhole tags what it captures with it

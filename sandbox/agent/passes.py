@@ -38,11 +38,23 @@ FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 
 WIN_SITECUSTOMIZE = r'''
 """Windows look-alike for this interpreter (a developer's Windows box, seen from Python)."""
+DPAPI = b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf"  # a DPAPI blob's version and provider GUID start
+
+
 def _pkgsandbox_windows():
     import builtins, ctypes, io, os, platform, sys
 
     home = os.environ.get("USERPROFILE", os.path.expanduser("~"))
     drive = os.path.dirname(os.path.dirname(home.rstrip("/")))  # ~/.wine/drive_c
+
+    real_lstat, real_listdir = os.lstat, os.listdir
+
+    def lexists(p):
+        try:
+            real_lstat(p)
+        except (OSError, ValueError):
+            return False
+        return True
 
     def fix(p):
         if not isinstance(p, str):
@@ -55,8 +67,26 @@ def _pkgsandbox_windows():
                 q = drive + q[2:]
             while "//" in q:
                 q = q.replace("//", "/")
-            return q
+            p = q
+        if p.startswith(drive + "/") and not lexists(p):
+            p = nocase(p)
         return p
+
+    def nocase(p):
+        # NTFS ignores case: %APPDATA%\\Discord is the "discord" folder; what does not
+        # exist yet (a file being created) keeps its spelling below the last match
+        parts = [x for x in p[len(drive) + 1 :].split("/") if x]
+        cur = drive
+        for i, part in enumerate(parts):
+            nxt = os.path.join(cur, part)
+            if not lexists(nxt):
+                low = part.lower()
+                try:
+                    nxt = os.path.join(cur, next(n for n in real_listdir(cur) if n.lower() == low))
+                except (OSError, StopIteration):
+                    return os.path.join(cur, *parts[i:])
+            cur = nxt
+        return cur
 
     real_expandvars = os.path.expandvars
 
@@ -75,9 +105,12 @@ def _pkgsandbox_windows():
 
     builtins.open = io.open = wrap(io.open)
     for name in ("open", "listdir", "scandir", "stat", "lstat", "access", "mkdir", "makedirs",
-                 "remove", "unlink"):
+                 "remove", "unlink", "chdir", "rmdir", "chmod", "utime", "startfile"):
         if hasattr(os, name):
             setattr(os, name, wrap(getattr(os, name)))
+    for name in ("rename", "replace"):
+        real2 = getattr(os, name)
+        setattr(os, name, (lambda r: lambda s, d, *a, **k: r(fix(s), fix(d), *a, **k))(real2))
     os.path.expandvars = expandvars
     try:
         import sqlite3
@@ -89,10 +122,155 @@ def _pkgsandbox_windows():
         real = getattr(shutil, name)
         setattr(shutil, name, (lambda r: lambda s, d, *a, **k: r(fix(s), fix(d), *a, **k))(real))
 
-    platform.system = lambda: "Windows"
-    platform.release = lambda: "10"
-    platform.version = lambda: "10.0.19045"
-    platform.win32_ver = lambda *a, **k: ("10", "10.0.19045", "SP0", "Multiprocessor Free")
+    # Windows is what the candidate's own code sees (its setup.py, its modules, code it
+    # exec()s); the interpreter's library and the installer tools keep seeing Linux, so
+    # pip, subprocess and pathlib keep working in this pass. "Own" = not the standard
+    # library, not these stubs, not the harness, and in site-packages only the
+    # candidate's top-level names (own.txt, written by the agent before each phase).
+    import sysconfig
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = sysconfig.get_paths()
+    lib = tuple(sorted({os.path.join(paths[k], "") for k in ("stdlib", "platstdlib")}))
+    trusted = (*lib, os.path.join(here, ""), "/opt/pkgsandbox/")
+    try:
+        with io.open(os.path.join(here, "own.txt")) as fh:
+            own = frozenset(ln.strip() for ln in fh if ln.strip())
+    except OSError:
+        own = frozenset()
+    seen = {}
+
+    def candidate(depth=2, through=()):
+        # the frame *depth* up, past frames of the modules in *through* (os.getenv's)
+        try:
+            frame = sys._getframe(depth)
+        except ValueError:
+            return False
+        while frame is not None and frame.f_code.co_filename in through:
+            frame = frame.f_back
+        if frame is None:
+            return False
+        fname = frame.f_code.co_filename
+        hit = seen.get(fname)
+        if hit is None:
+            if fname.startswith("<frozen"):
+                hit = False
+            elif fname.startswith(trusted):
+                hit = False
+            else:
+                hit = True
+                for mark in ("/site-packages/", "/dist-packages/"):
+                    if mark in fname:
+                        top = fname.split(mark, 1)[1].split("/", 1)[0]
+                        top = top[:-3] if top.endswith(".py") else top
+                        hit = top in own
+                        break
+            seen[fname] = hit
+        return hit
+
+    names = ("system", "release", "version", "win32_ver", "platform", "uname")
+    linux = {k: getattr(platform, k) for k in names}
+    fake = {
+        "system": lambda: "Windows",
+        "release": lambda: "10",
+        "version": lambda: "10.0.19045",
+        "win32_ver": lambda *a, **k: ("10", "10.0.19045", "SP0", "Multiprocessor Free"),
+        "platform": lambda *a, **k: "Windows-10-10.0.19045-SP0",
+        "uname": lambda: platform.uname_result(
+            "Windows", linux["uname"]().node, "10", "10.0.19045", "AMD64"
+        ),
+    }
+
+    def both(name):
+        def inner(*a, **k):
+            return (fake if candidate() else linux)[name](*a, **k)
+        inner.__name__ = name
+        inner.__doc__ = linux[name].__doc__
+        return inner
+
+    for name in linux:
+        setattr(platform, name, both(name))
+
+    class WinOs(type(os)):
+        @property
+        def name(self):
+            return "nt" if candidate() else self.__dict__["name"]
+
+    class WinSys(type(sys)):
+        @property
+        def platform(self):
+            return "win32" if candidate() else self.__dict__["platform"]
+
+        @property
+        def getwindowsversion(self):
+            if not candidate():
+                raise AttributeError("getwindowsversion")
+            return lambda: sys.__dict__["_pkgsandbox_winver"]
+
+    import collections
+    sys._pkgsandbox_winver = collections.namedtuple(
+        "getwindowsversion", "major minor build platform service_pack"
+    )(10, 0, 19045, 2, "")
+    os.__class__ = WinOs
+    sys.__class__ = WinSys
+
+    # %APPDATA% and friends read as Windows paths (C:\\Users\\dev\\AppData\\Roaming) by
+    # the candidate, which then splits and joins them with backslashes; fix() maps them
+    # back onto the honey tree. The library (tempfile, pip) keeps the real paths.
+    import _collections_abc
+    through = {
+        "<frozen os>", "<frozen _collections_abc>", os.__file__, _collections_abc.__file__,
+    }
+    winvars = {"USERPROFILE", "APPDATA", "LOCALAPPDATA", "TEMP", "TMP"}
+
+    def winpath(value):
+        if not (isinstance(value, str) and value.startswith(drive + "/")):
+            return value
+        parts = value[len(drive) + 1 :].split("/")
+        if parts and parts[0] == "users":
+            parts[0] = "Users"
+        return "C:\\" + "\\".join(parts)
+
+    class WinEnviron(type(os.environ)):
+        def __getitem__(self, key):
+            mine = candidate(2, through)
+            if mine and isinstance(key, str) and self.encodekey(key) not in self._data:
+                key = key.upper()  # Windows variable names ignore case
+            value = super().__getitem__(key)
+            if mine and isinstance(key, str) and key.upper() in winvars:
+                return winpath(value)
+            return value
+
+    os.environ.__class__ = WinEnviron
+
+    # Windows-only Popen arguments would raise ValueError here before anything ran.
+    import subprocess
+    real_init = subprocess.Popen.__init__
+    via_run = {subprocess.__file__}  # subprocess.run/call/check_output → Popen
+
+    def popen_init(self, *a, **k):
+        k.pop("creationflags", None)
+        k.pop("startupinfo", None)
+        args = a[0] if a else k.get("args")
+        if isinstance(args, str) and not k.get("shell") and " " in args and candidate(2, via_run):
+            # Windows runs a command line given as one string (CreateProcess parses it)
+            import shlex
+
+            try:
+                split = shlex.split(args)
+            except ValueError:
+                split = args.split()
+            a = (split, *a[1:]) if a else a
+            if not a:
+                k["args"] = split
+        return real_init(self, *a, **k)
+
+    subprocess.Popen.__init__ = popen_init
+
+    kept = []  # buffers CryptUnprotectData handed out (a real one would LocalAlloc them)
+
+    def unwrap(data):
+        # the honey tree's DPAPI blobs: the header, then the secret in clear
+        return data[len(DPAPI):] if data.startswith(DPAPI) else data
 
     results = {
         "IsDebuggerPresent": 0, "CheckRemoteDebuggerPresent": 0, "GetLastError": 0,
@@ -108,7 +286,12 @@ def _pkgsandbox_windows():
             if self.__name__ == "CryptUnprotectData":
                 blobs = [getattr(a, "_obj", a) for a in args if hasattr(getattr(a, "_obj", a), "cbData")]
                 if len(blobs) >= 2:
-                    blobs[-1].cbData, blobs[-1].pbData = blobs[0].cbData, blobs[0].pbData
+                    src, dst = blobs[0], blobs[-1]
+                    data = unwrap(ctypes.string_at(src.pbData, src.cbData))
+                    buf = ctypes.create_string_buffer(data, max(1, len(data)))
+                    kept.append(buf)
+                    dst.cbData = len(data)
+                    dst.pbData = ctypes.cast(buf, type(src.pbData))
             return results.get(self.__name__, 1)
 
     class Dll:
@@ -136,6 +319,18 @@ def _pkgsandbox_windows():
             return Dll(name)
 
     ctypes.windll = ctypes.oledll = Loader()
+
+    class CLoader(ctypes.LibraryLoader):
+        # cdll.msvcrt and friends: the real library when there is one, else a stub
+        def __getattr__(self, name):
+            try:
+                return ctypes.LibraryLoader.__getattr__(self, name)
+            except OSError:
+                dll = Dll(name)
+                setattr(self, name, dll)
+                return dll
+
+    ctypes.cdll = CLoader(ctypes.CDLL)
     ctypes.WinDLL = ctypes.OleDLL = Dll
     ctypes.WINFUNCTYPE = getattr(ctypes, "WINFUNCTYPE", ctypes.CFUNCTYPE)
     ctypes.GetLastError = lambda: 0
@@ -152,7 +347,9 @@ del _pkgsandbox_windows
 # No msvcrt: Python's own subprocess takes an importable msvcrt for "this is Windows".
 WIN_STUBS = {
     "win32crypt.py": (
-        "def CryptUnprotectData(data, *args, **kw):\n    return ('', bytes(data))\n"
+        "_DPAPI = b'\\x01\\x00\\x00\\x00\\xd0\\x8c\\x9d\\xdf'\n"
+        "def CryptUnprotectData(data, *args, **kw):\n    data = bytes(data)\n"
+        "    return ('', data[len(_DPAPI):] if data.startswith(_DPAPI) else data)\n"
         "def CryptProtectData(data, *args, **kw):\n    return bytes(data)\n"
     ),
     "win32api.py": (
@@ -231,6 +428,27 @@ except Exception:
     pass
 del _pkgsandbox_time
 """
+
+
+def make_pass_dirs(plan: dict[str, Any]) -> None:
+    """Create the directories the passes' path variables name under HOME (``TEMP`` has
+    no honey file in it, yet a Windows stealer mkdirs and writes below it)."""
+    for conf in (plan.get("passes") or {}).values():
+        for value in (conf.get("env") or {}).values():
+            if str(value).startswith("{home}/"):
+                Path(str(value).replace("{home}", plan["home"])).mkdir(parents=True, exist_ok=True)
+
+
+def write_own(plan: dict[str, Any], name: str, modules: list[str], root: Path = STUB_ROOT) -> None:
+    """Tell pass *name*'s stubs which top-level names under site-packages are the
+    candidate's own (only its code is shown Windows; see WIN_SITECUSTOMIZE)."""
+    stubs = pass_conf(plan, name).get("stubs")
+    if not stubs or not (root / stubs).is_dir():
+        return
+    tops = sorted({m.split(".")[0] for m in modules if m})
+    target = root / stubs / "own.txt"
+    target.write_text("".join(f"{t}\n" for t in tops))
+    target.chmod(0o644)
 
 
 def install_stubs(root: Path = STUB_ROOT, rng: Any = None) -> None:
@@ -358,12 +576,17 @@ _WINDOWS_ONLY = re.compile(
     r"_winapi|msvcrt|wmi|win32com)[.']"
     r"|cannot import name '(?:windll|WinDLL|oledll|WINFUNCTYPE)' from 'ctypes'"
     r"|module 'ctypes' has no attribute '(?:windll|WinDLL|oledll|WINFUNCTYPE|FormatError|GetLastError)'"
+    # os.environ["USERPROFILE"] and friends: variables only Windows sets
+    r"|KeyError: '(?i:USERPROFILE|APPDATA|LOCALAPPDATA|PROGRAMDATA|PROGRAMFILES|SYSTEMROOT|WINDIR"
+    r"|HOMEDRIVE|HOMEPATH|SYSTEMDRIVE|COMPUTERNAME|USERDOMAIN)'"
+    # Popen("python -m pip install x") without a shell: a command line only Windows runs
+    r"|FileNotFoundError: \[Errno 2\] No such file or directory: '[^' ]+ -[^']*'"
 )
 
 
-def _default_results(out: Path) -> list[dict[str, Any]]:
+def _default_results(out: Path, phases: tuple[str, ...] = ("startup", "import")) -> list[dict[str, Any]]:
     found = []
-    for phase in ("startup", "import"):
+    for phase in phases:
         try:
             found.append(json.loads((out / f"{phase}.result.json").read_text()))
         except (OSError, ValueError):
@@ -379,8 +602,28 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
         for text in texts:
             m = _WINDOWS_ONLY.search(text)
             if m:
-                return f"the default pass failed on a Windows-only import ({m.group(0)[:80]})"
+                what = "variable" if m.group(0).startswith("KeyError") else "import"
+                return f"the default pass failed on a Windows-only {what} ({m.group(0)[:80]})"
     return ""
+
+
+STATIC_FILE = Path("/stage/static.json")
+STATIC_PREFIX = "static rules matched"
+
+
+def static_hint(path: Path = STATIC_FILE, wait: float = 30.0) -> str:
+    """The host's static hint for the Windows pass (it scans the candidate's sources
+    while install runs and always writes the file; "" when none came in *wait* s)."""
+    import time
+
+    end = time.monotonic() + wait
+    while True:
+        try:
+            return str(json.loads(path.read_text()).get("hint") or "")
+        except (OSError, ValueError):
+            if time.monotonic() >= end:
+                return ""
+            time.sleep(0.1)
 
 
 def time_trigger(results: list[dict[str, Any]]) -> str:
@@ -438,7 +681,7 @@ def probe_trigger(out: Path) -> str:
     return ""
 
 
-def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
+def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None = None) -> str:
     """Why extra pass *name* runs now ("" when it does not): ``when`` is ``always``,
     ``never`` or ``auto`` (the pass's own trigger on the default pass's results)."""
     conf = pass_conf(plan, name)
@@ -447,10 +690,12 @@ def should_run(plan: dict[str, Any], name: str, out: Path) -> str:
         return ""
     if when == "always":
         return "always run by the profile"
-    results = _default_results(out)
     trigger = conf.get("trigger", name)
     if trigger == "windows":
-        return windows_trigger(results)
+        why = windows_trigger(_default_results(out, ("install", "startup", "import")))
+        if not why and conf.get("static_hint"):
+            why = static_hint(static or STATIC_FILE)
+        return why
     if trigger == "time":
-        return time_trigger(results) or probe_trigger(out)
+        return time_trigger(_default_results(out)) or probe_trigger(out)
     return ""

@@ -166,6 +166,19 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     steps: list[dict[str, Any]] = []
     problems: list[str] = []
     kit = list(plan.get("kit") or [])
+    extra = str(plan.get("_pass") or "default") != "default"
+    if extra:
+        # A re-install in an extra pass builds in the venv, where the pass's stubs are
+        # on PYTHONPATH (pip's isolated build env replaces PYTHONPATH with its own).
+        if kit and not plan.get("kit_in_image") and _kit_installed():
+            kit = []  # the default pass pip-installed it (an image kit is only copied: again)
+        build = [] if kit else [str(n) for n in plan.get("build_names") or []]
+        if build:
+            res = StepRun(plan, "install", "build", _pip_install(plan, build)).run(timeout, window).result()
+            steps.append(res)
+        args = _with_flag(args, "--no-build-isolation")
+        if plan.get("_reinstall"):  # the default install worked: build it again, nothing else
+            args = _with_flag(_with_flag(args, "--force-reinstall"), "--no-deps")
     if kit and plan.get("kit_in_image"):
         # baked into the image: a copy, not a resolution and a traced pip install per run
         emit("status", phase="install", msg=f"developer packages (from the image): {' '.join(kit)}")
@@ -242,8 +255,23 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         inv = inventory(plan)
     except Exception as exc:  # an install that failed may leave no site-packages
         last["problems"].append(f"inventory failed: {exc}")
-    (OUT / "inventory.json").write_text(json.dumps(inv))
+    (OUT / (f"{plan['_pass']}.inventory.json" if extra else "inventory.json")).write_text(json.dumps(inv))
     return {"phase": "install", "status": status, "steps": steps, "inventory": inv, "problems": problems}
+
+
+def _kit_installed() -> bool:
+    """Whether the default pass's install put the developer packages in the venv."""
+    try:
+        res = json.loads((OUT / "install.result.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(s.get("tag") == "kit" and s.get("exit_code") == 0 for s in res.get("steps") or [])
+
+
+def _inventory_file(plan: dict[str, Any]) -> Path:
+    """The inventory a phase reads: its own pass's re-install's, else the default one."""
+    own = OUT / f"{plan.get('_pass') or 'default'}.inventory.json"
+    return own if own.exists() else OUT / "inventory.json"
 
 
 def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
@@ -274,7 +302,7 @@ def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[s
 
 
 def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
-    inv_path = OUT / "inventory.json"
+    inv_path = _inventory_file(plan)
     inv = json.loads(inv_path.read_text()) if inv_path.exists() else {}
     modules: list[str] = list(inv.get("modules") or [])
     if not modules:

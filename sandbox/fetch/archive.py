@@ -109,6 +109,7 @@ class SdistContents:
     pkg_info: bytes | None = None
     pyproject: bytes | None = None
     setup_cfg: bytes | None = None
+    egg_requires: bytes | None = None  # setuptools' own <name>.egg-info/requires.txt, if shipped
     has_setup_py: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -516,7 +517,15 @@ def inspect_sdist(path: Path, limits: Limits = DEFAULT_LIMITS) -> SdistContents:
     def want(name: str) -> bool:
         # foo-1.0/PKG-INFO, or PKG-INFO itself in an sdist with files at the root
         parts = name.split("/")
-        return len(parts) <= 2 and parts[-1] in _SDIST_MEMBERS
+        if len(parts) <= 2 and parts[-1] in _SDIST_MEMBERS:
+            return True
+        # foo-1.0/foo.egg-info/requires.txt (or under src/): what setup.py said when built
+        return (
+            3 <= len(parts) <= 4
+            and parts[-1] == "requires.txt"
+            and parts[-2].endswith(".egg-info")
+            and (len(parts) == 3 or parts[1] == "src")
+        )
 
     def keep(name: str, data: bytes | None) -> None:
         names.append(name)
@@ -558,6 +567,7 @@ def inspect_sdist(path: Path, limits: Limits = DEFAULT_LIMITS) -> SdistContents:
         pkg_info=found.get(f"{prefix}PKG-INFO"),
         pyproject=found.get(f"{prefix}pyproject.toml"),
         setup_cfg=found.get(f"{prefix}setup.cfg"),
+        egg_requires=next((d for n, d in sorted(found.items()) if n.endswith("egg-info/requires.txt")), None),
         has_setup_py=has_setup_py,
         notes=_top_dir_notes(path, top, split)
         if top

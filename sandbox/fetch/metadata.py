@@ -124,6 +124,29 @@ def _from_setup_cfg(contents: SdistContents) -> tuple[list[str], list[str], str 
     return requires, extras, python
 
 
+def _egg_requires(data: bytes) -> list[str]:
+    """Requirements of a setuptools ``requires.txt``: the unnamed section, plus
+    ``[:marker]`` sections with their marker (extras' sections are left out)."""
+    out: list[str] = []
+    marker: str | None = ""
+    for raw in _text(data).splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            extra, _, cond = line[1:-1].partition(":")
+            marker = cond.strip() if not extra.strip() else None
+            continue
+        if marker is None:
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        out.append(f"{req}; {marker}" if marker and req.marker is None else str(req))
+    return out[:200]
+
+
 def read_static_metadata(contents: SdistContents) -> StaticMetadata:
     """The static name, version, dependencies and build requirements of an sdist."""
     notes: list[str] = list(contents.notes)
@@ -184,6 +207,15 @@ def read_static_metadata(contents: SdistContents) -> StaticMetadata:
             notes.append(
                 f"dependency list of {fname} comes from PKG-INFO {pkg.get('Metadata-Version', '?')}, "
                 "which does not promise it is static; dependencies may be missing"
+            )
+        elif contents.egg_requires is not None and _egg_requires(contents.egg_requires):
+            # What setup.py declared when the author built the sdist: not promised
+            # static either, but better than staging nothing.
+            requires = tuple(_egg_requires(contents.egg_requires))
+            source = "egg-info/requires.txt"
+            notes.append(
+                f"dependency list of {fname} comes from its egg-info/requires.txt (written by its "
+                "setup.py when the sdist was built); dependencies may be missing"
             )
         else:
             notes.append(f"dependency list of {fname} is dynamic; dependencies may be missing")

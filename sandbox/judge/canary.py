@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 
+from sandbox.judge import aesgcm
+
 # --------------------------------------------------------------------------- honeytokens
 
 
@@ -218,6 +220,15 @@ def make_honeytokens(
     return HoneytokenSet(env=env, files=files, canaries=tuple(canaries), blobs=blobs, windows_env=win_env)
 
 
+def _v10(r: random.Random, key: bytes, password: str) -> bytes:
+    """Chromium's v80+ password blob: ``v10`` + nonce + AES-256-GCM(key) + tag, so a
+    stealer holding the Local State key (the Windows pass's DPAPI stub unwraps it)
+    decrypts the canary instead of failing on noise."""
+    nonce = r.randbytes(12)
+    ciphertext, tag = aesgcm.encrypt(key, nonce, password.encode())
+    return b"v10" + nonce + ciphertext + tag
+
+
 def _login_data(rows: list[tuple[str, str, bytes]]) -> bytes:
     """A Chromium ``Login Data`` SQLite file holding *rows* (url, username, password blob)."""
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-ld-") as tmp:
@@ -302,7 +313,7 @@ def _windows_tree(
             (
                 "https://github.com/session",
                 user,
-                b"v10" + r.randbytes(12) + r.randbytes(24) + r.randbytes(16),
+                _v10(r, key, password),  # the same canary: sent decrypted, it is found
             ),
         ]
         blobs[f"{base}/Default/Login Data"] = _login_data(rows)

@@ -10,6 +10,8 @@ Only used when a run could not look (verdict ``incomplete``): a hit raises it to
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -144,3 +146,25 @@ def second_opinion(artifact: Path) -> tuple[Finding | None, str]:
         evidence=evidence,
     )
     return finding, f"static second opinion: {len(hits)} hit(s) in {artifact.name}"
+
+
+def pass_hint(artifact: Path) -> str:
+    """Why the sources call for the Windows pass even when the default pass saw
+    nothing ("" when they do not): a kept rule matched (obfuscated exec, exfiltration
+    to a messenger …), and such code is often gated on ``os.name == "nt"``."""
+    try:
+        hits = scan(artifact)
+    except Exception:
+        return ""
+    rules = sorted({h.rule for h in hits})
+    return f"static rules matched the candidate's sources ({', '.join(rules[:4])})" if rules else ""
+
+
+def write_pass_hint(artifact: Path, stage: Path) -> None:
+    """``stage/static.json`` for the agent (always written, atomically: the agent
+    waits for it before it decides on the extra passes)."""
+    hint = pass_hint(artifact)
+    tmp = stage / ".static.json.tmp"
+    tmp.write_text(json.dumps({"hint": hint}))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, stage / "static.json")

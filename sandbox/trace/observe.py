@@ -174,8 +174,11 @@ def _renumber(events: Sequence[Event], start: int) -> tuple[Event, ...]:
 def is_harness_step(key: str) -> bool:
     """Steps whose own process is the harness: pip installing the candidate (its build
     backend's processes stay candidate), and pip installing index wheels for the
-    developer kit or a round ("phase.kit", "phase.roundN-pip", "phase.roundN-build")."""
+    developer kit or a round ("phase.kit", "phase.roundN-pip", "phase.roundN-build"), in
+    any pass (an extra pass's keys start with its name: "windows.install.0")."""
     phase, _, tag = key.partition(".")
+    if phase not in {p.value for p in Phase}:
+        phase, _, tag = tag.partition(".")
     return (
         phase == "install" or tag == "kit" or (tag.startswith("round") and tag.endswith(("-pip", "-build")))
     )

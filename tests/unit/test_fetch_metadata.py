@@ -84,6 +84,23 @@ def test_setup_cfg_file_directive_is_dynamic(tmp_path: Path, no_execution: Path)
     assert "dependency list of foo-1.0.tar.gz is dynamic; dependencies may be missing" in meta.notes
 
 
+def test_egg_info_requires_txt_when_nothing_static_says(tmp_path: Path, no_execution: Path) -> None:
+    # Old sdists (PKG-INFO 2.1, no setup.cfg lists): setuptools' requires.txt from the
+    # author's build lists what setup.py declared; extras' sections are left out.
+    from tests.unit.test_fetch_fixtures import sdist_members, write_tar
+
+    pkg_info = "Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n"
+    members = sdist_members("foo", "1.0", no_execution, pkg_info=pkg_info)
+    members["foo-1.0/foo.egg-info/requires.txt"] = (
+        b"boto3\ninvoke<2.0,>=1.3\n\n[:python_version < '3.8']\nimportlib-metadata\n\n[test]\npytest\n"
+    )
+    meta = read_static_metadata(inspect_sdist(write_tar(tmp_path / "foo-1.0.tar.gz", members)))
+    assert meta.source == "egg-info/requires.txt"
+    assert meta.requires_dist == ("boto3", "invoke<2.0,>=1.3", "importlib-metadata; python_version < '3.8'")
+    assert any("egg-info/requires.txt" in n for n in meta.notes)
+    assert not no_execution.exists()
+
+
 def test_setuptools_backend_gets_wheel_added(tmp_path: Path, no_execution: Path) -> None:
     pyproject = '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
     meta = meta_of(tmp_path, no_execution, pyproject=pyproject)

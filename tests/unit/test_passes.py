@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import struct
 import subprocess
 import sys
@@ -53,6 +54,33 @@ def test_windows_trigger_fires_on_windows_only_imports(detail: str) -> None:
 def test_windows_trigger_ignores_other_failures(detail: str) -> None:
     res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": detail}], "steps": []}]
     assert passes.windows_trigger(res) == ""
+
+
+@pytest.mark.parametrize("var", ["USERPROFILE", "APPDATA", "localappdata"])
+def test_windows_trigger_fires_on_windows_only_variables(var: str) -> None:
+    # setup.py doing os.environ["USERPROFILE"]: the install step's output
+    out = f'Traceback (most recent call last):\n  File "<string>", line 2\nKeyError: {var!r}\n'
+    res = [{"phase": "install", "steps": [{"output": out}]}]
+    assert passes.windows_trigger(res).startswith("the default pass failed on a Windows-only variable")
+    assert passes.windows_trigger([{"phase": "install", "steps": [{"output": "KeyError: 'HOME'"}]}]) == ""
+
+
+def test_windows_pass_follows_a_failed_install(tmp_path: Path) -> None:
+    plan = {"passes": {"windows": {"when": "auto", "trigger": "windows"}, "time": {"when": "auto"}}}
+    out = "ImportError: cannot import name 'windll' from 'ctypes' (/usr/lib/python3.11/ctypes/__init__.py)"
+    (tmp_path / "install.result.json").write_text(
+        json.dumps({"phase": "install", "status": "error", "steps": [{"output": out, "status": "ok"}]})
+    )
+    assert "windll" in passes.should_run(plan, "windows", tmp_path)
+    assert passes.should_run(plan, "time", tmp_path) == ""
+
+
+def test_harness_steps_are_recognised_in_every_pass() -> None:
+    from sandbox.trace.observe import is_harness_step
+
+    assert is_harness_step("install.0") and is_harness_step("windows.install.0")
+    assert is_harness_step("windows.import.round2-pip") and is_harness_step("time.import.round1-pip")
+    assert not is_harness_step("windows.import.0") and not is_harness_step("import.r1")
 
 
 def test_windows_trigger_reads_step_output_too() -> None:
@@ -244,3 +272,129 @@ def test_windows_stubs_let_stealer_code_proceed(tmp_path: Path) -> None:
     assert not list((stubs / "windows").glob("*.py")) or list(
         (stubs / "windows" / "__pycache__").glob("*.pyc")
     )
+
+
+def test_windows_look_is_shown_to_the_candidate_only(tmp_path: Path) -> None:
+    """The candidate's code (exec'd strings, its own package) sees Windows; the standard
+    library and other installed packages (pip, requests …) keep seeing Linux."""
+    stubs = tmp_path / "stubs"
+    passes.install_stubs(stubs)
+    passes.write_own({"passes": {"windows": {"stubs": "windows"}}}, "windows", ["ownpkg.sub"], stubs)
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    probe = (
+        "import os, sys, platform\n"
+        "def look():\n"
+        "    from os import name\n"
+        "    return [os.name, name, sys.platform, platform.system(), hasattr(sys, 'getwindowsversion')]\n"
+    )
+    for pkg in ("ownpkg", "toolpkg"):
+        (site / pkg).mkdir(parents=True)
+        (site / pkg / "__init__.py").write_text(probe)
+    code = (
+        "import json, os, pathlib, platform, subprocess, sys, ownpkg, toolpkg\n"
+        "me = [os.name, sys.platform, platform.system(), platform.platform()[:7],"
+        " sys.getwindowsversion().major]\n"
+        "p = subprocess.Popen(['true'], creationflags=0x08000000)\n"
+        "print(json.dumps({'me': me, 'own': ownpkg.look(), 'tool': toolpkg.look(),"
+        " 'path': str(pathlib.Path('/tmp')), 'rc': p.wait(), 'uname': platform.uname().system}))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "PYTHONPATH": f"{stubs / 'windows'}:{site}"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["me"] == ["nt", "win32", "Windows", "Windows", 10]
+    assert seen["own"] == ["nt", "nt", "win32", "Windows", True]
+    assert seen["tool"] == [os.name, os.name, sys.platform, platform.system(), False]
+    assert seen["path"] == "/tmp" and seen["rc"] == 0 and seen["uname"] == "Windows"
+
+
+def test_windows_stubs_unwrap_dpapi_and_ignore_case(tmp_path: Path) -> None:
+    """Chromium's Local State key goes through CryptUnprotectData (ctypes or pywin32)
+    and must come back as the 32-byte key; %APPDATA%\\Discord finds "discord"."""
+    stubs = tmp_path / "stubs"
+    passes.install_stubs(stubs)
+    profile = tmp_path / "home" / ".wine" / "drive_c" / "users" / "dev"
+    leveldb = profile / "AppData" / "Roaming" / "discord" / "Local Storage" / "leveldb"
+    leveldb.mkdir(parents=True)
+    (leveldb / "000005.ldb").write_text("token-here")
+    (profile / "AppData" / "Local" / "Temp").mkdir(parents=True)
+    key = os.urandom(32)
+    blob = b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf" + key
+    code = (
+        "import ctypes, json, os, sys, win32crypt\n"
+        "from ctypes import wintypes, windll, byref, c_buffer, POINTER, c_char, Structure\n"
+        "class DATA_BLOB(Structure):\n"
+        "    _fields_ = [('cbData', wintypes.DWORD), ('pbData', POINTER(c_char))]\n"
+        f"data = bytes.fromhex({blob.hex()!r})\n"
+        "buf = c_buffer(data, len(data))\n"
+        "out = DATA_BLOB()\n"
+        "ok = windll.crypt32.CryptUnprotectData(byref(DATA_BLOB(len(data), buf)), None, None, None, None, 0,"
+        " byref(out))\n"
+        "raw = ctypes.string_at(out.pbData, out.cbData)\n"
+        "ctypes.cdll.msvcrt.memcpy(buf, out.pbData, out.cbData)\n"
+        "text = open(os.getenv('APPDATA') + '\\\\Discord\\\\LOCAL STORAGE\\\\leveldb\\\\000005.ldb').read()\n"
+        "print(json.dumps([ok, raw.hex(), win32crypt.CryptUnprotectData(data)[1].hex(), text,"
+        " os.path.isdir(os.getenv('APPDATA') + '/Discord'), os.environ['appdata'].split('\\\\')[1:4],"
+        " __import__('tempfile').gettempdir().startswith('/'),"
+        " open(os.getenv('TEMP') + '\\\\new.txt', 'w').write('x'), os.chdir(os.environ['USERPROFILE'])]))\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin"),
+        "PYTHONPATH": str(stubs / "windows"),
+        "USERPROFILE": str(profile),
+        "APPDATA": str(profile / "AppData" / "Roaming"),
+        "TEMP": str(profile / "AppData" / "Local" / "Temp"),  # tempfile keeps the real path
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen == [1, key.hex(), key.hex(), "token-here", True, ["Users", "dev", "AppData"], True, 1, None]
+    assert (profile / "AppData" / "Local" / "Temp" / "new.txt").read_text() == "x"
+
+
+def test_static_hint_runs_the_windows_pass_only_when_the_host_promised_one(tmp_path: Path) -> None:
+    (tmp_path / "import.result.json").write_text(json.dumps({"phase": "import", "modules": [], "steps": []}))
+    static = tmp_path / "static.json"
+    plan = {"passes": {"windows": {"when": "auto", "trigger": "windows"}}}
+    assert passes.should_run(plan, "windows", tmp_path, static) == ""  # no promise: no wait
+    plan["passes"]["windows"]["static_hint"] = True
+    static.write_text(json.dumps({"hint": ""}))
+    assert passes.should_run(plan, "windows", tmp_path, static) == ""
+    static.write_text(json.dumps({"hint": "static rules matched the candidate's sources (x)"}))
+    assert passes.should_run(plan, "windows", tmp_path, static).startswith(passes.STATIC_PREFIX)
+    static.unlink()
+    t0 = time.monotonic()
+    assert passes.static_hint(static, wait=0.3) == "" and time.monotonic() - t0 < 5
+
+
+def test_pass_hint_names_the_kept_rules_that_matched(tmp_path: Path) -> None:
+    from sandbox.judge.static import pass_hint, write_pass_hint
+    from tests.fixtures.builders import Randomised, build_sdist
+
+    r = Randomised()
+    payload = "import base64\nexec(base64.b64decode('cHJpbnQoMSk='))\n"
+    evil = build_sdist(tmp_path, r.name("hint"), "1.0", {"setup.py": payload})
+    plain = build_sdist(tmp_path, r.name("plain"), "1.0", {"setup.py": "from setuptools import setup\n"})
+    assert pass_hint(evil).startswith("static rules matched") and pass_hint(plain) == ""
+    write_pass_hint(evil, tmp_path)
+    assert json.loads((tmp_path / "static.json").read_text())["hint"].startswith("static rules matched")
+
+
+def test_windows_trigger_on_a_command_line_popen_and_the_pass_runs_it(tmp_path: Path) -> None:
+    out = "FileNotFoundError: [Errno 2] No such file or directory: '/v/bin/python -m pip install x'"
+    assert "variable" not in passes.windows_trigger([{"steps": [{"output": out}]}]) != ""
+    assert passes.windows_trigger([{"steps": [{"output": out.replace(" -m pip install x", "")}]}]) == ""
+    stubs = tmp_path / "stubs"
+    passes.install_stubs(stubs)
+    code = "import subprocess, sys\ncmd = sys.executable + ' -c \"print(42)\"'\n"
+    code += "print(subprocess.run(cmd, capture_output=True, text=True).stdout.strip())\n"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "PYTHONPATH": str(stubs / "windows")}
+    out2 = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out2.returncode == 0 and out2.stdout.strip() == "42", out2.stderr
+
+
+def test_pass_dirs_are_made_under_home_only(tmp_path: Path) -> None:
+    env = {"TEMP": "{home}/.wine/drive_c/users/dev/AppData/Local/Temp", "SYSTEMROOT": "C:\\Windows"}
+    passes.make_pass_dirs({"home": str(tmp_path), "passes": {"windows": {"env": env}}})
+    assert (tmp_path / ".wine/drive_c/users/dev/AppData/Local/Temp").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".wine"]
