@@ -110,11 +110,13 @@ def test_ebpf_under_runsc_is_a_usage_error_in_one_line(capsys: pytest.CaptureFix
         cli._recorder("ebpf", "runsc")
 
 
-def test_auto_under_runsc_records_with_strace() -> None:
+def test_auto_under_runsc_records_with_strace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PKGSANDBOX_RECORDER", "ebpf")  # a CI job's default: runsc still uses strace
     assert cli._recorder("auto", "runsc") == "strace"
     assert cli._recorder(None, "runsc") == "strace"
     assert cli._recorder("strace", "runsc") == "strace"
-    assert cli._recorder(None, "runc") is None  # the profile's default stays
+    monkeypatch.delenv("PKGSANDBOX_RECORDER")
+    assert cli._recorder(None, "runc") == "strace"  # no choice, no environment: strace
 
 
 def test_strace_under_gvisor_drops_seccomp_bpf_and_keeps_everything_else() -> None:
