@@ -178,3 +178,60 @@ def test_name_and_token_shapes() -> None:
     assert encoded_looking("AKIAIOSFODNN7EXAMPLE")
     assert encoded_looking("d41d8cd98f00b204e9800998ecf8427e")
     assert not encoded_looking("model_prices_and_context_window")
+
+
+def test_a_stealer_target_read_in_the_phase_keeps_the_fetch_high() -> None:
+    """A chat token or SSH key read, then a GET (a stealer fetching its webhook from a
+    paste): the bytes carried nothing yet, but no client library reads those stores."""
+    host = _name()
+    for secret in ("/home/dev/.ssh/id_ed25519", "/home/dev/.config/solana/id.json"):
+        read = ev(EventKind.FILE_READ, "openat", seq=8, path=secret)
+        sev = _run(_https(host, _get(host, "/33cm2/raw")), host, extra_events=(read,))
+        assert sev["PS002"] is Severity.HIGH and sev["PS001"] is Severity.HIGH, secret
+
+
+def test_fetching_a_program_is_a_second_stage_not_data() -> None:
+    host = _name()
+    for target in ("/c.exe", "/drop/stage2.sh", "/x/dgdeskband64.dll", "/p.py"):
+        assert _run(_https(host, _get(host, target)), host)["PS002"] is Severity.HIGH, target
+
+
+def test_a_metadata_root_ping_is_accounted_a_token_request_is_not() -> None:
+    host = _name()
+
+    def meta(target: str) -> NetConnection:
+        req = _get(
+            "169.254.169.254", target, headers=(("Host", "169.254.169.254"), ("metadata-flavor", "Google"))
+        )
+        return NetConnection(
+            phase=Phase.IMPORT,
+            time=3.0,
+            destination="169.254.169.254:80",
+            protocol="http",
+            bytes=90,
+            http=(req,),
+        )
+
+    extra = (ev(EventKind.CONNECT, "connect", seq=9, address=inet("169.254.169.254", 80)),)
+    o_ping = _run_conns((_https(host, _get(host)), meta("/")), host, extra)
+    assert o_ping["PS002"] is Severity.MEDIUM and o_ping["PS001"] is Severity.MEDIUM
+    token = meta("/computeMetadata/v1/instance/service-accounts/default/token")
+    assert _run_conns((_https(host, _get(host)), token), host, extra)["PS002"] is Severity.HIGH
+
+
+def _run_conns(conns: tuple[NetConnection, ...], host: str, extra: tuple = ()) -> dict[str, Severity]:
+    events = [
+        ev(EventKind.FILE_READ, "openat", seq=1, path="/home/dev/project/.env"),
+        ev(EventKind.CONNECT, "connect", seq=4, address=inet("198.51.100.7", 443)),
+        *extra,
+    ]
+    capture = NetworkCapture(
+        enabled=True,
+        dns=(
+            DnsQuery(
+                phase=Phase.IMPORT, time=2.0, name=host, qtype="A", answer="198.51.100.7", resolver=RESOLVER
+            ),
+        ),
+        connections=conns,
+    )
+    return {f.rule_id: f.severity for f in evaluate(obs(events), network=capture, hostname="laptop-381")}

@@ -69,8 +69,14 @@ def ordinary_name(name: str, hostname: str = "") -> bool:
     return all(_LABEL.match(lab) for lab in labels) and not encoded_looking(name)
 
 
+# A program or script fetched is a second stage, not data.
+_PAYLOAD = re.compile(
+    r"\.(?:exe|dll|scr|msi|bat|cmd|ps1|vbs|js|jar|sh|bin|elf|so|dylib|py|pyc|pyw|zip|7z|rar|apk|dmg)$", re.I
+)
+
+
 def _plain_target(target: str, hostname: str) -> bool:
-    if "?" in target or "#" in target or not target.startswith("/"):
+    if "?" in target or "#" in target or not target.startswith("/") or _PAYLOAD.search(target):
         return False
     segs = [s for s in target.split("/") if s]
     if len(segs) > 12 or any(not _SEGMENT.match(s) for s in segs):
@@ -122,6 +128,27 @@ def _ip(text: str) -> str:
         return ""
 
 
+_METADATA = {"169.254.169.254", "fd00:ec2::254"}
+
+
+def metadata_ping(c: NetConnection) -> bool:
+    """A cloud SDK asking the metadata address's root whether it runs in the cloud
+    (google-auth's ``GET /`` with ``Metadata-Flavor``): no credential path, no body."""
+    if c.truncated or c.protocol != "http" or _ip(c.destination) not in _METADATA or not c.http:
+        return False
+    return all(
+        h.method in ("GET", "HEAD")
+        and h.target == "/"
+        and not h.body_bytes
+        and h.complete
+        and all(
+            k.lower() in _PLAIN_HEADERS | {"metadata-flavor", "metadata"} and len(v) <= 200
+            for k, v in h.headers
+        )
+        for h in c.http
+    )
+
+
 def accounted_phases(
     outbound: list[Event], net: NetworkCapture | None, hostname: str = ""
 ) -> dict[Phase, str]:
@@ -139,7 +166,10 @@ def accounted_phases(
             continue
         resolvers = {q.resolver for q in dns if q.resolver}
         conns = [c for c in net.connections if c.phase is phase]
-        if not all(plain_connection(c, hostname) and _ip(c.destination) in resolved for c in conns):
+        if not all(
+            (plain_connection(c, hostname) and _ip(c.destination) in resolved) or metadata_ping(c)
+            for c in conns
+        ):
             continue  # something else was sent, or to an address no DNS answer gave (hard-coded)
         # Every byte that reached the sinkhole is in conns (all plain); a connect with no
         # connection there delivered nothing (glibc's address-sorting UDP connect, an
@@ -159,11 +189,39 @@ def accounted_phases(
     return out
 
 
+# Credentials a client library loads for its own requests (dotenv, requests' netrc,
+# cloud SDKs' config and workload identity, the metadata address). Any other secret
+# store touched in the phase (keys, browsers, chat tokens, wallets, keyrings, package
+# registry tokens) is a stealer's target: its network findings stay HIGH.
+CLIENT_CONFIG = re.compile(
+    r"/\.env(?:\.[A-Za-z0-9_-]+)?$|/\.netrc$|/\.aws/(?:config|credentials)$|/\.kube/config$"
+    r"|/\.docker/config\.json$|/\.config/gcloud(?:/|$)|/\.azure(?:/|$)|^/(?:var/)?run/secrets(?:/|$)"
+    r"|^169\.254\.169\.254:\d+$"
+)
+
+
+def _stealer_touch(findings: list[Finding]) -> set[Phase]:
+    """Phases where a credential finding rests on anything but client configuration."""
+    return {
+        f.phase
+        for f in findings
+        if f.rule_id in ("PS001", "PS012")
+        and any(not CLIENT_CONFIG.search(ev.path or ev.destination or "") for ev in f.evidence)
+    }
+
+
 def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding]:
-    """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM."""
+    """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM, unless
+    the phase also touched a secret store no client library reads."""
+    stolen = _stealer_touch(findings)
     out = []
     for f in findings:
-        if f.rule_id in SOFTENED and f.phase in accounted and f.severity is Severity.HIGH:
+        if (
+            f.rule_id in SOFTENED
+            and f.phase in accounted
+            and f.phase not in stolen
+            and f.severity is Severity.HIGH
+        ):
             what = accounted[f.phase] or "nothing but DNS questions"
             f = f.model_copy(
                 update={
