@@ -153,10 +153,17 @@ def test_archive_tricks_rejected_before_any_container(tmp_path: Path, docker_cli
         payload = b"\0" * (300 << 20)  # compresses ~1000:1
         member, data = _member(f"{name}-1.0/zeros.bin", size=len(payload)), payload
     sdist = _sdist_with(tmp_path, name, member, data)
-    before = {c["Id"] for c in docker_client.api.containers(all=True)}
+    from sandbox.runner.engine import LABEL_OWNER, owner_label
+
+    def ours() -> set[str]:
+        # containers this process's vet created (a concurrent run's are not ours)
+        owned = docker_client.api.containers(all=True, filters={"label": f"{LABEL_OWNER}={owner_label()}"})
+        return {c["Id"] for c in owned}
+
+    before = ours()
     code = main(["vet", str(sdist), "-q"])
     assert code == 2
-    assert {c["Id"] for c in docker_client.api.containers(all=True)} <= before
+    assert ours() <= before
 
 
 def test_report_to_a_full_disk_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
