@@ -235,3 +235,19 @@ def _run_conns(conns: tuple[NetConnection, ...], host: str, extra: tuple = ()) -
         connections=conns,
     )
     return {f.rule_id: f.severity for f in evaluate(obs(events), network=capture, hostname="laptop-381")}
+
+
+def test_client_and_request_id_headers_are_plain_credential_headers_are_not() -> None:
+    """SDKs name themselves and tag requests (a client header, a UUID trace id: two
+    top-300 libraries at import); a header named for a key or token carries one."""
+    host = _name()
+    sdk = (
+        ("Host", host),
+        ("User-Agent", "python-httpx/0.28.1"),
+        ("X-Client-Info", "gl-python/3.11.2 auth/2.63.0 auth-request-type/mds"),
+        ("X-Amzn-Trace-Id", "b0386b68-b5ac-4cd3-a804-1dfd5cbf711d"),
+    )
+    assert _run(_https(host, _get(host, headers=sdk)), host)["PS002"] is Severity.MEDIUM
+    for bad in (("X-Api-Key", "abc"), ("X-Auth", "1"), ("X-Trace", "b0386b68-b5ac-4cd3-a804-1dfd5cbf711d")):
+        hdrs = (("Host", host), bad)
+        assert _run(_https(host, _get(host, headers=hdrs)), host)["PS002"] is Severity.HIGH, bad

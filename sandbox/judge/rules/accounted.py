@@ -20,18 +20,6 @@ import re
 
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
-_PLAIN_HEADERS = {
-    "host",
-    "accept",
-    "accept-encoding",
-    "accept-language",
-    "connection",
-    "user-agent",
-    "cache-control",
-    "pragma",
-    "if-none-match",
-    "if-modified-since",
-}
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~-]{0,64}$")
 _RUN = re.compile(r"[A-Za-z0-9+=_-]{16,}")  # "/" splits: path segments are judged one by one
@@ -109,10 +97,28 @@ def plain_connection(c: NetConnection, hostname: str = "") -> bool:
         if not _plain_target(h.target, hostname):
             return False
         for k, v in h.headers:
-            key = k.lower()
-            if key not in _PLAIN_HEADERS or len(v) > 200 or (key != "user-agent" and encoded_looking(v)):
+            if not plain_header(k, v):
                 return False
     return True
+
+
+# Credentials and tokens travel in these; a request carrying one is never plain.
+_SECRET_HEADERS = re.compile(
+    r"^(?:cookie|authorization|proxy-authorization)$|api[-_]?key|token|secret|auth", re.I
+)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def plain_header(name: str, value: str) -> bool:
+    """A header that identifies the client or the request, not one that carries data:
+    no credential header, at most 200 characters, no encoded-looking run (the
+    User-Agent aside; a request id may be a UUID, as SDKs' trace ids are)."""
+    key = name.lower()
+    if len(value) > 200 or _SECRET_HEADERS.search(key):
+        return False
+    if key == "user-agent" or (key.endswith("-id") and _UUID.match(value)):
+        return True
+    return not encoded_looking(value)
 
 
 def _ip(text: str) -> str:
@@ -141,10 +147,7 @@ def metadata_ping(c: NetConnection) -> bool:
         and h.target == "/"
         and not h.body_bytes
         and h.complete
-        and all(
-            k.lower() in _PLAIN_HEADERS | {"metadata-flavor", "metadata"} and len(v) <= 200
-            for k, v in h.headers
-        )
+        and all(plain_header(k, v) for k, v in h.headers)
         for h in c.http
     )
 
