@@ -185,9 +185,14 @@ def test_own_status_and_cgroup_or_a_process_sweep_stay_low() -> None:
     assert _ps030(*own, *sweep) == [Severity.LOW]
 
 
-def test_a_pointed_look_with_another_kind_is_medium() -> None:
+def test_two_pointed_looks_are_medium_the_is_docker_idiom_is_not() -> None:
     status = _probe("/proc/self/status", seq=1)
-    for pointed in ("/.dockerenv", "/proc/1/cgroup", "/proc/1/cmdline", "/proc/7/status"):
-        assert _ps030(status, _probe(pointed, seq=2)) == [Severity.MEDIUM], pointed
+    # telemetry's "am I in Docker": /.dockerenv and its own cgroup (a top-300 SDK)
+    assert _ps030(_probe("/.dockerenv", seq=1), _probe("/proc/10/cgroup", seq=2), status) == [Severity.LOW]
+    pointed = ("/.dockerenv", "/proc/1/cgroup", "/proc/7/status")
+    for a in pointed:
+        for b in pointed:
+            if a < b:
+                assert _ps030(status, _probe(a, seq=2), _probe(b, seq=3)) == [Severity.MEDIUM], (a, b)
     # PID 1's files alone are one kind: LOW
     assert _ps030(_probe("/proc/1/cgroup", seq=1), _probe("/proc/1/cmdline", seq=2)) == [Severity.LOW]

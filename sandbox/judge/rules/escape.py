@@ -126,11 +126,12 @@ def rule_evasion_probe(ctx: Context) -> list[Finding]:
         kinds = {_probe_kind(e, own, swept) for e in uniq}
         # One kind of look is what benign code does too (numpy reads its own status,
         # telemetry checks /.dockerenv or the cgroup): LOW, it does not raise others.
-        # A debugger self-attach, or several kinds of look of which one is pointed (a
-        # container marker, init's files, one other process), is environment-aware
-        # code. Runtimes read their own status and cgroup (memory, CPU quota) and
-        # process listers sweep every /proc/N: those two together stay LOW.
-        strong = "ptrace" in kinds or (len(kinds) >= 2 and bool(kinds & {"marker", "init", "other"}))
+        # A debugger self-attach, or two pointed kinds of look (a container marker,
+        # init's files, one other process), is environment-aware code. Runtimes read
+        # their own status and cgroup (memory, CPU quota), process listers sweep every
+        # /proc/N, and the "am I in Docker" idiom of telemetry is /.dockerenv plus its
+        # own cgroup: none of those is pointed twice, they stay LOW.
+        strong = "ptrace" in kinds or len(kinds & {"marker", "init", "other"}) >= 2
         out.append(
             make_finding(
                 "PS030",
