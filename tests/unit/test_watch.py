@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -129,9 +131,6 @@ def test_describe_marks_the_main_process_with_a_sleeping_thread_active() -> None
 def test_finishing_is_every_survivor_single_threaded_and_runnable() -> None:
     """Runnable single-threaded survivors get one window extension (slow exits under
     load); a sleeper among them does not."""
-    import subprocess
-    import sys
-
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
