@@ -344,6 +344,15 @@ class Observation(Frozen):
     home: str = "/home/dev"
     venv: str = "/home/dev/project/.venv"
     fs_changes: tuple[FsChange, ...] = ()  # persistence files that appeared or changed (the diff)
+    round_hooks: tuple[StagedHook, ...] = ()  # .pth files of wheels the rounds staged
+
+
+class StagedHook(Frozen):
+    """A ``.pth`` at the root of a wheel a round staged: pip writes it into site-packages
+    with exactly this content (its RECORD's hash); the wheel's, not the candidate's."""
+
+    name: str
+    sha256: str  # hex
 
 
 class Round(Frozen):
@@ -358,6 +367,7 @@ class Round(Frozen):
     installed: tuple[str, ...] = ()  # requirements the agent installed
     missing: tuple[str, ...] = ()  # what nobody could supply, and why
     seconds: float = 0.0
+    hooks: tuple[StagedHook, ...] = ()  # .pth files the staged wheels install
 
 
 class Report(Frozen):

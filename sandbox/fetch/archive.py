@@ -9,6 +9,8 @@ message names the file: ``"foo.whl is not a valid wheel: …"``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bz2
 import gzip
 import io
@@ -80,6 +82,9 @@ class WheelContents:
     dist_info: str
     metadata: Message
     wheel_file: Message
+    # (name, sha256 hex) of the .pth files at the wheel's root, from its RECORD: pip puts
+    # them in site-packages, where they run at every interpreter start
+    root_hooks: tuple[tuple[str, str], ...] = ()
 
     @property
     def requires_dist(self) -> tuple[str, ...]:
@@ -433,6 +438,7 @@ def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
                     raise _Rejected(f"{dist_info}/{required} is missing")
             metadata = parse_metadata(zf.read(f"{dist_info}/METADATA"))
             wheel_file = parse_metadata(zf.read(f"{dist_info}/WHEEL"))
+            hooks = record_root_hooks(zf.read(f"{dist_info}/RECORD"))
     except _Rejected as exc:
         raise _invalid(path, "wheel", exc) from None
     except _CORRUPT as exc:
@@ -457,7 +463,28 @@ def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
         dist_info=dist_info,
         metadata=metadata,
         wheel_file=wheel_file,
+        root_hooks=hooks,
     )
+
+
+def record_root_hooks(record: bytes) -> tuple[tuple[str, str], ...]:
+    """(name, sha256 hex) of every ``.pth`` at the root of a wheel, from its RECORD
+    (rows ``path,sha256=<urlsafe base64>,size``); rows without a sha256 are skipped."""
+    out = []
+    for row in record.decode("utf-8", "replace").splitlines():
+        parts = row.split(",")
+        if len(parts) < 2 or "/" in parts[0] or not parts[0].endswith(".pth"):
+            continue
+        algo, _, digest = parts[1].partition("=")
+        if algo != "sha256" or not digest:
+            continue
+        try:
+            raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
+        except (ValueError, binascii.Error):
+            continue
+        if len(raw) == 32:
+            out.append((parts[0], raw.hex()))
+    return tuple(out)
 
 
 def _dist_info_matches(directory: str, name: NormalizedName, version: Version) -> bool:

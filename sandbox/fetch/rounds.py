@@ -26,7 +26,7 @@ from sandbox.fetch.archive import inspect_wheel
 from sandbox.fetch.modmap import distribution_for, wheel_provides
 from sandbox.fetch.pip import Deadline, PipRunner
 from sandbox.fetch.target import TargetEnv
-from sandbox.models import Artifact, ArtifactKind, ArtifactRole, Phase, Round
+from sandbox.models import Artifact, ArtifactKind, ArtifactRole, Phase, Round, StagedHook
 
 MAX_ROUNDS = 3
 MAX_PER_ROUND = 6  # requirements fetched in one round
@@ -55,6 +55,7 @@ class RoundFetcher:
         self.rounds: list[Round] = []
         self.artifacts: list[Artifact] = []
         self.bytes = 0
+        self._hooks: list[StagedHook] = []  # of the round being answered
 
     def plan(self) -> dict[str, Any]:
         """The agent's part of the plan."""
@@ -74,6 +75,7 @@ class RoundFetcher:
         install: list[str] = []
         added: list[str] = []
         missing: list[str] = []
+        self._hooks = []
         requested = [f"module {m}" for m in modules] + [f"requirement {r}" for r in requirements]
         wanted: list[tuple[str, str | None]] = []  # (requirement, module it must provide)
         for module in modules:
@@ -119,6 +121,7 @@ class RoundFetcher:
                 installed=tuple(install),
                 missing=tuple(missing),
                 seconds=round(time.monotonic() - t0, 2),
+                hooks=tuple(self._hooks),
             )
         )
 
@@ -152,6 +155,7 @@ class RoundFetcher:
                 if dest.exists():
                     continue
                 info = inspect_wheel(wheel)
+                self._hooks += [StagedHook(name=n, sha256=h) for n, h in info.root_hooks]
                 partial = dest.with_name(f".{wheel.name}.partial")
                 shutil.copyfile(wheel, partial)
                 os.chmod(partial, 0o644)

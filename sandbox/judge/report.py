@@ -132,6 +132,8 @@ def judge(
 ) -> Report:
     """Findings and verdict for an observation under *profile*, as a report (with the
     sinkhole's *network* section and its rules when there is one)."""
+    if rounds:  # what the rounds' wheels install is theirs (PS005 checks it byte for byte)
+        obs = obs.model_copy(update={"round_hooks": tuple(h for r in rounds for h in r.hooks)})
     # one evaluate per pass: sinkhole connections the trace already shows are not judged
     # twice, and PS030's escalation sees every finding of that pass
     findings = pass_findings(obs, network, profile, hostname)

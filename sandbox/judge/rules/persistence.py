@@ -17,10 +17,12 @@ from sandbox.judge.rules.context import (
     per_phase,
 )
 from sandbox.models import (
+    Event,
     EventKind,
     Evidence,
     Finding,
     FsChange,
+    Observation,
     Phase,
 )
 
@@ -70,6 +72,11 @@ def rule_persistence(ctx: Context) -> list[Finding]:
         if e.phase is Phase.INSTALL and e.kind is EventKind.FILE_WRITE and e.path and hooks.match(e.path)
     ]
     diffed = diff_persistence(ctx.obs.fs_changes, ctx.obs.venv)
+    # a .pth a round's wheel installs, found afterwards with exactly the wheel's bytes,
+    # is that dependency's (pip wrote it); anything else of that name stays a finding
+    own = round_installed(ctx.obs)
+    hits = [e for e in hits if not (own and (e.phase, _written(e)) in own)]
+    diffed = [c for c in diffed if (c.phase, c.path) not in own]
     out = []
     for phase in sorted({e.phase for e in hits} | {c.phase for c in diffed}, key=lambda p: p.order):
         uniq = dedupe([e for e in hits if e.phase is phase], lambda e: (e.pid, e.path, e.path2, e.argv))
@@ -103,6 +110,27 @@ def diff_persistence(changes: tuple[FsChange, ...], venv: str) -> list[FsChange]
         or hooks.match(c.path)
         or (c.path.endswith(".pth") and not c.installed)
     ]
+
+
+def _written(e: Event) -> str:
+    return (e.path2 if e.kind is EventKind.FILE_RENAME else e.path) or ""
+
+
+def round_installed(obs: Observation) -> set[tuple[Phase, str]]:
+    """(phase, path) of the ``.pth`` files a round's wheel installed: at the top of the
+    venv's site-packages, named by a staged wheel's RECORD, and left by the phase with
+    that RECORD's sha256 (from the snapshot diff). A candidate that writes the same name
+    with other bytes, or rewrites the wheel's, is not covered."""
+    if not obs.round_hooks:
+        return set()
+    site = re.compile(re.escape(obs.venv) + r"/lib/python3\.\d+/site-packages/([^/]+\.pth)$")
+    wanted = {(h.name, h.sha256) for h in obs.round_hooks}
+    out = set()
+    for c in obs.fs_changes:
+        m = site.match(c.path)
+        if m and c.sha256 and (m.group(1), c.sha256) in wanted:
+            out.add((c.phase, c.path))
+    return out
 
 
 def _diff_evidence(c: FsChange) -> Evidence:
