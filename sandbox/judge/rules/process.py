@@ -106,8 +106,9 @@ PROBE_COMMANDS = frozenset(
 )
 
 
-def shell_probe_only(argv: tuple[str, ...] | None) -> bool:
-    """``sh -c 'uname -m'``: a shell whose command line only runs read-only probes."""
+def shell_probe_only(argv: tuple[str, ...] | None, also: frozenset[str] = frozenset()) -> bool:
+    """``sh -c 'uname -m'``: a shell whose command line only runs read-only probes (or
+    the programs named in *also*, as written on the command line)."""
     import shlex
 
     if not argv or len(argv) < 3 or argv[1] != "-c":
@@ -123,7 +124,47 @@ def shell_probe_only(argv: tuple[str, ...] | None) -> bool:
         return False
     starts = [True] + [t == ";" for t in tokens[:-1]]
     programs = [posixpath.basename(t) for t, first in zip(tokens, starts, strict=False) if first and t != ";"]
-    return bool(programs) and all(p in PROBE_COMMANDS for p in programs)
+    return bool(programs) and all(p in PROBE_COMMANDS or p in also for p in programs)
+
+
+# The system linker's images: an executable it wrote was built here from objects, not
+# dropped. Running one is judged by what it does (every call it makes is recorded).
+_LINKER = re.compile(r"^(?:[\w.]+-linux-gnu-)?(?:ld(?:\.bfd|\.gold|\.lld)?|collect2|mold|lld)$")
+_TOOLCHAIN_DIRS = ("/usr/bin/", "/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/llvm-")
+
+
+def _last_writes(events: Iterable[Event]) -> dict[str, Event]:
+    """Path → the last event that wrote, renamed or linked something there."""
+    written: dict[str, Event] = {}
+    for e in sorted(events, key=lambda e: (e.phase.order, e.seq)):
+        if e.errno is not None:
+            continue
+        if e.kind is EventKind.FILE_WRITE and e.path:
+            written[e.path] = e
+        elif e.kind in (EventKind.FILE_RENAME, EventKind.FILE_LINK) and e.path2:
+            # rename(src, dst): path = src, path2 = dst; link: path = new link
+            target = e.path2 if e.kind is EventKind.FILE_RENAME else e.path
+            if target:
+                written[target] = e
+    return written
+
+
+def linker_built(ctx: Context, written: dict[str, Event]) -> set[str]:
+    """Files of *written* whose last writer was the system linker (by its image, which
+    the candidate cannot replace: root-owned, and not written at all in this run)."""
+    touched = _last_writes(ctx.events)
+    out = set()
+    for path, w in written.items():
+        proc = ctx.procs.get((w.phase, w.pid))
+        exe = proc.exe if proc else ""
+        if (
+            w.kind is EventKind.FILE_WRITE
+            and exe.startswith(_TOOLCHAIN_DIRS)
+            and _LINKER.match(posixpath.basename(exe))
+            and exe not in touched
+        ):
+            out.add(path)
+    return out
 
 
 def rule_spawn(ctx: Context) -> list[Finding]:
@@ -140,10 +181,11 @@ def rule_spawn(ctx: Context) -> list[Finding]:
     if not hits:
         return []
     hits = [e for e in hits if e.errno is None] or hits
+    built = _built_names(ctx)
     out = []
     for phase, evs in per_phase(hits).items():
         uniq = dedupe(evs, lambda e: (e.pid, e.argv))
-        probes = [e for e in uniq if exec_name(e, interps) in SHELLS and shell_probe_only(e.argv)]
+        probes = [e for e in uniq if exec_name(e, interps) in SHELLS and shell_probe_only(e.argv, built)]
         real = [e for e in uniq if e not in probes]
         if real:
             names = sorted({exec_name(e, interps) for e in real})
@@ -155,7 +197,7 @@ def rule_spawn(ctx: Context) -> list[Finding]:
                 make_finding(
                     "PS003",
                     phase,
-                    "spawned a shell for read-only system probes only",
+                    "spawned a shell for read-only system probes or programs it linked only",
                     [ctx.evidence(e) for e in probes],
                     Severity.LOW,
                 )
@@ -163,33 +205,49 @@ def rule_spawn(ctx: Context) -> list[Finding]:
     return out
 
 
+def _built_names(ctx: Context) -> frozenset[str]:
+    """How a shell command line names the linker's outputs (``./a.out``, ``a.out``, the path)."""
+    names: set[str] = set()
+    for path in linker_built(ctx, _last_writes(ctx.events)):
+        base = posixpath.basename(path)
+        names |= {base, path}
+    return frozenset(names)
+
+
 def rule_exec_written(ctx: Context) -> list[Finding]:
-    written: dict[str, Event] = {}
+    written: dict[str, Event] = {}  # as of each exec: a later write does not count
     hits: list[tuple[Event, Event]] = []
     for e in sorted(ctx.events, key=lambda e: (e.phase.order, e.seq)):
-        if e.kind is EventKind.FILE_WRITE and e.path and e.errno is None:
-            written[e.path] = e
-        elif e.kind in (EventKind.FILE_RENAME, EventKind.FILE_LINK) and e.path2 and e.errno is None:
-            # rename(src, dst): path = src, path2 = dst; link: path = new link
-            target = e.path2 if e.kind is EventKind.FILE_RENAME else e.path
-            if target:
-                written[target] = e
-        elif e.kind is EventKind.EXEC and e.path and e.path in written and e.errno is None:
+        # a refused exec counts too: the sinkhole serves empty bodies, so a dropped
+        # second stage fails with ENOEXEC, and trying to run it is the act
+        if e.kind is EventKind.EXEC and e.path and e.path in written and e.errno != "ENOENT":
             hits.append((e, written[e.path]))
+        else:
+            written.update(_last_writes([e]))
+    built = {(e.phase, e.seq) for e, w in hits if linker_built(ctx, {e.path or "": w})}
     out = []
-    for phase, evs in per_phase(x[0] for x in hits).items():
-        evid = []
-        for e in evs:
-            w = written.get(e.path or "")
-            evid.append(ctx.evidence(e, detail=f"written by pid {w.pid} in {w.phase.value}" if w else ""))
-        out.append(
-            make_finding(
-                "PS004",
-                phase,
-                f"executed file(s) it wrote: {', '.join(sorted({e.path or '' for e in evs}))}",
-                evid,
-            )
-        )
+    for linked in (False, True):
+        chosen = [e for e, _ in hits if ((e.phase, e.seq) in built) is linked]
+        for phase, evs in per_phase(chosen).items():
+            evid = []
+            for e in evs:
+                w = written.get(e.path or "")
+                evid.append(ctx.evidence(e, detail=f"written by pid {w.pid} in {w.phase.value}" if w else ""))
+            paths = ", ".join(sorted({e.path or "" for e in evs}))
+            if all(e.errno for e in evs):
+                paths += f" (refused: {', '.join(sorted({e.errno or '' for e in evs}))})"
+            if linked:
+                out.append(
+                    make_finding(
+                        "PS004",
+                        phase,
+                        f"ran program(s) it built with the system linker: {paths} (judged by what they do)",
+                        evid,
+                        Severity.LOW,
+                    )
+                )
+            else:
+                out.append(make_finding("PS004", phase, f"executed file(s) it wrote: {paths}", evid))
     return out
 
 
