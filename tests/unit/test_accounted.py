@@ -251,3 +251,25 @@ def test_client_and_request_id_headers_are_plain_credential_headers_are_not() ->
     for bad in (("X-Api-Key", "abc"), ("X-Auth", "1"), ("X-Trace", "b0386b68-b5ac-4cd3-a804-1dfd5cbf711d")):
         hdrs = (("Host", host), bad)
         assert _run(_https(host, _get(host, headers=hdrs)), host)["PS002"] is Severity.HIGH, bad
+
+
+def test_a_wheel_file_name_is_an_artifact_name_not_data() -> None:
+    """A build that fetches a prebuilt wheel by its PEP 427 name (platform tags look
+    like encoded data to the segment test) is accounted; an encoded run elsewhere in
+    the path, or a name that only ends in .whl, still keeps it HIGH."""
+    host = _name()
+    proj = "".join(random.choices(string.ascii_lowercase, k=7))
+    wheel = f"{proj}_core_parser-2.0.8-py3-none-manylinux_2_28_x86_64.whl"
+    assert (
+        _run(_https(host, _get(host, f"/{proj}/{proj}/releases/download/v2.0.8/{wheel}")), host)["PS002"]
+        is Severity.MEDIUM
+    )
+    secret = "".join(random.choices(string.ascii_letters + string.digits, k=40))
+    for target in (
+        f"/k/{secret}/{wheel}",
+        f"/{secret}.whl",
+        f"/x/{proj}-{secret}.whl",
+        f"/x/{proj}-1.0-py3-none-{secret}.whl",  # data in a made-up platform tag
+        f"/x/{secret}-1.0-py3-none-any.whl",
+    ):
+        assert _run(_https(host, _get(host, target)), host)["PS002"] is Severity.HIGH, target

@@ -18,6 +18,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion
+
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -63,16 +66,42 @@ _PAYLOAD = re.compile(
 )
 
 
+_WHEEL_TAG = re.compile(
+    r"^(?:(?:py|cp|pp|ip|jy)\d{0,3})$"  # interpreter
+    r"|^(?:none|abi3|(?:cp|pp)\d{2,3}[dmu]{0,2}|pypy\d*_pp\d+)$"  # abi
+    r"|^(?:any|(?:many|musl)linux(?:1|2010|2014|_\d+_\d+)_[a-z0-9_]+|linux_[a-z0-9_]+"
+    r"|macosx_\d+_\d+_[a-z0-9_]+|win32|win_(?:amd64|arm64|ia64))$"  # platform
+)
+
+
+def _wheel_file(segment: str) -> bool:
+    """A well-formed wheel file name (PEP 427) with real tags: a published artifact's
+    standard name, whose platform tags (``manylinux_2_28_x86_64``) only look like
+    encoded data. Its name part is still held to the encoded-data test."""
+    try:
+        _name, _version, _build, tags = parse_wheel_filename(segment)
+    except (InvalidWheelFilename, InvalidVersion):
+        return False
+    parts = {p for t in tags for p in (t.interpreter, t.abi, t.platform)}
+    return (
+        len(segment) <= 200
+        and not encoded_looking(segment.split("-", 1)[0])
+        and all(_WHEEL_TAG.match(p) for p in parts)
+    )
+
+
 def _plain_target(target: str, hostname: str) -> bool:
     if "?" in target or "#" in target or not target.startswith("/") or _PAYLOAD.search(target):
         return False
     segs = [s for s in target.split("/") if s]
+    if segs and _wheel_file(segs[-1]):
+        segs = segs[:-1]
     if len(segs) > 12 or any(not _SEGMENT.match(s) for s in segs):
         return False
     low = target.lower()
     if (hostname and hostname.lower() in low) or "/home/" in low:
         return False
-    return not encoded_looking(target)
+    return not encoded_looking("/".join(segs))
 
 
 def plain_connection(c: NetConnection, hostname: str = "") -> bool:
