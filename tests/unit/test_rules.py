@@ -470,6 +470,9 @@ def test_pip_build_env_installer_is_harness_only_under_pip() -> None:
         ("uname > /tmp/x", False),
         ("echo $(cat ~/.ssh/id_rsa)", False),
         ("python3 -c 'import os'", False),
+        ("gfortran -c codegen.f90 -o codegen.o", True),  # sympy's compiler probe
+        ("ifort -c codegen.f90 -o codegen.o", True),
+        ("gfortran -c x.f90 && ./a.out", False),  # running what it built: only if the linker built it
     ],
 )
 def test_shell_probe_only(script: str, probe: bool) -> None:
