@@ -11,8 +11,10 @@ cannot read PID 1's environ, exe or memory, as on a real machine.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import random
 import signal
 import time
 
@@ -22,8 +24,9 @@ PR_SET_NAME = 15
 _SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
-def disguise(comm: bytes = COMM, cmdline: bytes = CMDLINE) -> bool:
-    """Rename this process (comm and cmdline); False when the argument area is too small."""
+def disguise(comm: bytes = COMM, cmdline: bytes = CMDLINE, fit: bool = False) -> bool:
+    """Rename this process (comm and cmdline); False when the argument area is too small
+    (with *fit*, the command line is cut to the area instead)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_NAME, comm, 0, 0, 0)
     with open("/proc/self/stat") as fh:
@@ -33,6 +36,8 @@ def disguise(comm: bytes = COMM, cmdline: bytes = CMDLINE) -> bool:
     if not arg_start:
         arg_start, arg_end = _argv_area(libc)
     size = arg_end - arg_start
+    if fit and size >= 4:
+        cmdline = cmdline[: size - 2]
     if size < len(cmdline) + 2:
         return False
     buf = cmdline + b"\0" + b" " * (size - len(cmdline) - 1)
@@ -56,6 +61,78 @@ def _argv_area(libc: ctypes.CDLL) -> tuple[int, int]:
     return start, first
 
 
+# Root daemons of a Debian/Ubuntu workstation (cmdline as ``ps`` shows it; comm is the
+# kernel's: the executable's name cut to 15 bytes). A process count is the commonest
+# sandbox check after PID 1's name; these idle children of init make it plausible.
+# Root only: the candidate can neither signal nor trace them nor read their exe,
+# environ or maps, as on a real machine, and the watch (candidate uid) never sees them.
+DECOYS = (
+    "/lib/systemd/systemd-journald",
+    "/lib/systemd/systemd-udevd",
+    "/lib/systemd/systemd-logind",
+    "/usr/sbin/cron -f",
+    "/usr/sbin/NetworkManager --no-daemon",
+    "/sbin/wpa_supplicant -u -s -O /run/wpa_supplicant",
+    "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
+    "/usr/lib/polkit-1/polkitd --no-debug",
+    "/usr/libexec/accounts-daemon",
+    "/usr/libexec/udisks2/udisksd",
+    "/usr/sbin/ModemManager",
+    "/usr/sbin/cupsd -l",
+    "/usr/sbin/cups-browsed",
+    "/usr/sbin/thermald --systemd --dbus-enable --adaptive",
+    "/usr/sbin/irqbalance --foreground",
+    "/usr/lib/snapd/snapd",
+    "/usr/sbin/gdm3",
+    "gdm-session-worker [pam/gdm-password]",
+    "/usr/libexec/power-profiles-daemon",
+    "/usr/libexec/upowerd",
+    "/usr/libexec/bluetooth/bluetoothd",
+    "/usr/libexec/fwupd/fwupd",
+    "/sbin/agetty -o -p -- \\u --noclear - linux",
+    "/usr/sbin/rsyslogd -n -iNONE",
+    "/usr/sbin/acpid",
+    "/usr/libexec/switcheroo-control",
+    "/usr/libexec/packagekitd",
+    "/usr/libexec/boltd",
+    "/usr/sbin/alsactl -E HOME=/run/alsa -s -n 19 -c rdaemon",
+    "/usr/sbin/smartd -n",
+    "/usr/libexec/iio-sensor-proxy",
+    "/usr/sbin/kerneloops",
+    "/usr/libexec/gnome-remote-desktop-daemon --system",
+    "/usr/sbin/cupsd -C /etc/cups/cupsd.conf",
+)
+_COMM_FOR = {"sshd:": "sshd", "gdm-session-worker": "gdm-session-wor"}
+
+
+def decoy_names(cmdline: str) -> tuple[bytes, bytes]:
+    """(comm, cmdline) of a decoy: comm as the kernel derives it from the executable."""
+    first = cmdline.split(" ", 1)[0]
+    comm = _COMM_FOR.get(first, first.rsplit("/", 1)[-1])[:15]
+    return comm.encode(), cmdline.encode()
+
+
+def spawn_decoys(count: int) -> list[int]:
+    """Fork *count* idle decoys (a random choice of :data:`DECOYS`, random order); each
+    renames itself and sleeps in ``pause()`` until the container stops."""
+    pids = []
+    for line in random.sample(DECOYS, min(count, len(DECOYS))):
+        comm, cmdline = decoy_names(line)
+        pid = os.fork()
+        if pid == 0:  # the decoy: never returns
+            try:
+                os.setsid()  # a daemon leads its own session, as these do
+                disguise(comm, cmdline, fit=True)
+                for sig in _SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                while True:
+                    signal.pause()
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    return pids
+
+
 def reap() -> int:
     """Collect every exited child (orphans re-parented to PID 1); returns how many."""
     n = 0
@@ -73,6 +150,8 @@ def run(seconds: float) -> int:
     """Live for *seconds* (the run's deadline: the container stops when PID 1 exits),
     reaping orphans; stop early on SIGTERM/SIGINT/SIGHUP (``docker stop``)."""
     disguise()
+    with contextlib.suppress(OSError):  # fork refused (a tiny pids limit): run without
+        spawn_decoys(random.randint(26, 32))
     end = time.monotonic() + seconds
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     while True:

@@ -12,6 +12,7 @@ from typing import Any
 import docker.errors
 import pytest
 
+from sandbox.agent.init import DECOYS, decoy_names
 from sandbox.runner.docker_backend import DockerSandbox, realistic_hostname
 from sandbox.runner.interface import RunOptions
 
@@ -49,6 +50,14 @@ def test_pid1_is_a_disguised_init_that_reaps_and_stops_at_its_deadline(
         ]
         names = _exec(container, "cat /proc/[0-9]*/comm")
         assert "sleep" not in names and "docker-init" not in names, names
+        # decoy daemons: a process count finds a machine; the candidate cannot signal them
+        decoys = {decoy_names(d)[0].decode() for d in DECOYS}
+        listing = "for p in /proc/[0-9]*; do echo $(basename $p) $(cat $p/comm 2>/dev/null); done"
+        rows = [ln.split(" ", 1) for ln in _exec(container, listing).splitlines() if " " in ln]
+        found = [pid for pid, comm in rows if comm in decoys]
+        assert len(found) >= 26, rows  # 26-32 by design
+        code, out = container.exec_run(["sh", "-c", f"kill -0 {found[0]}"], user="1000")
+        assert code != 0 and b"not permitted" in out, out
         # an orphan (its parent exits at once) is re-parented to PID 1 and must be reaped
         _exec(container, "(sleep 1 &) ; true", user="root")
         time.sleep(3)
