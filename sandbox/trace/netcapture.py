@@ -443,6 +443,13 @@ def _udp(
     size = int(rec.get("bytes", 0) or 0)
     data = _b64(rec.get("data_b64"))
 
+    # The listener saw the datagram's source: a v4 one came over IPv4 (a v4-mapped
+    # v6 send included), a v6 one over IPv6. Without it the send nearest in time wins,
+    # and a fast candidate sending the same bytes over v4 UDP and then v6 TCP has the
+    # TCP send nearer the datagram's arrival than its own sendto.
+    src = str(rec.get("src") or "")
+    over_v6 = src.startswith("[") and not src.lower().startswith("[::ffff:") if src else None
+
     def send_of_this(e: Event) -> bool:
         a = e.address
         return (
@@ -452,6 +459,7 @@ def _udp(
             and not a.is_loopback
             and (pid is None or e.pid == pid)
             and (e.size is None or e.size == size)
+            and (over_v6 is None or over_v6 == _is_v6(a.family, a.host or ""))
         )
 
     ev = idx.nearest(t, send_of_this)
@@ -470,6 +478,11 @@ def _udp(
         process=idx.process(phase, pid, rec.get("argv")),
     )
     return gram, data
+
+
+def _is_v6(family: str, host: str) -> bool:
+    """Whether a send went out over IPv6 (a v4-mapped ``::ffff:a.b.c.d`` goes over IPv4)."""
+    return family == "inet6" and not (host.lower().startswith("::ffff:") and "." in host)
 
 
 def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:

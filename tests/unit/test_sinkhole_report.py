@@ -351,3 +351,50 @@ def test_report_round_trip_and_terminal(tmp_path: Path) -> None:
     out = io.StringIO()
     render_network(NetworkCapture(enabled=True), Console(file=out, width=200, color_system=None))
     assert "no DNS query, connection or datagram" in out.getvalue()
+
+
+def test_a_datagram_matches_the_send_of_its_own_address_family(tmp_path: Path) -> None:
+    """Seen under the eBPF recorder (a fast candidate): the same 21 bytes sent over v4 UDP
+    and then v6 TCP; the datagram arrived nearer the TCP send (1.5 ms after the sendto, 0.4 ms
+    after the TCP send). The listener's source address (v4) picks the v4 sendto."""
+    t = T0 + 3
+    data = b"lk7fb261c989-49c8d7fa"
+    write_capture(
+        tmp_path,
+        [
+            {
+                "kind": "udp",
+                "t": t + 0.0019,
+                "phase": "import",
+                "src": "192.168.1.9:51000",
+                "bytes": len(data),
+                "captured": len(data),
+                "truncated": False,
+                "data_b64": base64.b64encode(data).decode(),
+                "pid": 32,
+                "argv": [],
+            }
+        ],
+    )
+    v4 = Address(family="inet", host="203.0.113.247", port=31587)
+    v6 = Address(family="inet6", host="2001:db8::f88f", port=31587)
+    events = [
+        ev(EventKind.SEND, t, pid=32, syscall="sendto", size=len(data), address=v4),
+        ev(EventKind.SEND, t + 0.0015, pid=32, syscall="sendto", size=len(data), address=v6),
+    ]
+    net = network_capture(tmp_path, events, [], WINDOWS, None, HOME)
+    assert [g.destination for g in net.datagrams] == ["203.0.113.247:31587"]
+    # over IPv6 the v6 send is the one; a v4-mapped v6 send counts as IPv4
+    mapped = Address(family="inet6", host="::ffff:203.0.113.247", port=31587)
+    events = [
+        ev(EventKind.SEND, t, pid=32, syscall="sendto", size=len(data), address=mapped),
+        ev(EventKind.SEND, t + 0.0015, pid=32, syscall="sendto", size=len(data), address=v6),
+    ]
+    assert network_capture(tmp_path, events, [], WINDOWS, None, HOME).datagrams[0].destination == (
+        "[::ffff:203.0.113.247]:31587"
+    )
+    recs = json.loads((tmp_path / "net.jsonl").read_text().splitlines()[0])
+    write_capture(tmp_path, [{**recs, "src": "[2001:db8::1]:51000"}])
+    assert network_capture(tmp_path, events, [], WINDOWS, None, HOME).datagrams[0].destination == (
+        "[2001:db8::f88f]:31587"
+    )
