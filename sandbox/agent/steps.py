@@ -203,7 +203,11 @@ class StepRun:
                     # no tracer in between under eBPF: the step's process is ours
                     self.main_pid = proc.pid if self.ebpf else _first_child(proc.pid)
                 now = time.monotonic()
-                if proc.poll() is not None:
+                if proc.poll() is not None and (
+                    # strace exits once every tracee has; under eBPF ``proc`` is the step's
+                    # own process, and what it leaves running is judged by the window below
+                    not self.ebpf or killed or not watch.candidate_processes(uid)
+                ):
                     break
                 if killed:
                     if now > deadline + 10:
