@@ -95,6 +95,7 @@ class StepRun:
         self.oom_before = 0
         self.ebpf = plan.get("recorder") == "ebpf"
         self.start_ns = 0
+        self.sweepers: list[int] = []  # pids of the agent's kill(-1) children (watch.kill_all)
 
     def command(self) -> list[str]:
         if self.ebpf:
@@ -252,7 +253,7 @@ class StepRun:
                     killed = True
             self.window_used = (time.monotonic() - window_start) if window_start else 0.0
         finally:
-            watch.kill_all(uid, gid)
+            watch.kill_all(uid, gid, sweepers=self.sweepers)
             if proc.poll() is None:
                 proc.terminate()
                 try:
@@ -285,7 +286,7 @@ class StepRun:
     def _finish(self, uid: int, gid: int, record: bool) -> None:
         if record:
             self.lingering = [watch.describe(p) for p in watch.candidate_processes(uid)]
-        watch.kill_all(uid, gid)
+        watch.kill_all(uid, gid, sweepers=self.sweepers)
 
     def result(self) -> dict[str, Any]:
         size = self.trace.stat().st_size if self.trace.exists() else 0
@@ -311,6 +312,7 @@ class StepRun:
             "problems": self.problems,
             "strace_rc": self.strace_rc,
             "oom_kills": max(0, _oom_kills() - self.oom_before),
+            "sweepers": self.sweepers,
         }
 
 

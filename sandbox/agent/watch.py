@@ -259,11 +259,14 @@ def finishing(survivors: list[psutil.Process]) -> bool:
         return False
 
 
-def _kill_as(uid: int, gid: int) -> bool:
+def _kill_as(uid: int, gid: int, sweepers: list[int] | None = None) -> bool:
     """kill(-1, SIGKILL) from a child running as the candidate uid.
 
     The kernel delivers it to every process that uid may signal in one pass, which
     beats a fork bomb that outruns a list-then-kill loop. Needs one free pid.
+    The child's pid goes to *sweepers*: the host-side eBPF recorder sees it (it runs
+    as the candidate's uid) and must tell the agent's sweep from the candidate's
+    ``kill(-1)``; strace never traces it.
     """
     try:
         child = os.fork()
@@ -279,12 +282,15 @@ def _kill_as(uid: int, gid: int) -> bool:
                     os.kill(-1, signal.SIGKILL)
         finally:
             os._exit(0)
+    if sweepers is not None:
+        sweepers.append(child)
     os.waitpid(child, 0)
     return True
 
 
-def kill_all(uid: int, gid: int, deadline: float = 5.0) -> int:
-    """Kill every candidate process; returns how many rounds it took (0 = none alive)."""
+def kill_all(uid: int, gid: int, deadline: float = 5.0, sweepers: list[int] | None = None) -> int:
+    """Kill every candidate process; returns how many rounds it took (0 = none alive).
+    The pids of the sweeping children go to *sweepers* (see :func:`_kill_as`)."""
     end = time.monotonic() + deadline
     rounds = 0
     while time.monotonic() < end:
@@ -292,7 +298,7 @@ def kill_all(uid: int, gid: int, deadline: float = 5.0) -> int:
         if not alive:
             return rounds
         rounds += 1
-        if not _kill_as(uid, gid):
+        if not _kill_as(uid, gid, sweepers):
             # No pid left to fork (pids limit): stop them first so they cannot
             # respawn, then kill; root holds CAP_KILL for this path.
             for proc in alive:

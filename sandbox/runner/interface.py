@@ -84,6 +84,9 @@ class AgentStep(_Loose):
     oom_kills: int = 0
     context: str = ""  # execute phase: the entry point this step ran
     start_ns: int = 0  # CLOCK_MONOTONIC at the step's start (eBPF: which records are its)
+    # The agent's kill(-1) children (container pids): they run as the candidate's uid
+    # for the kill, so the eBPF recorder sees them; they are the harness, not the candidate.
+    sweepers: list[int] = []
 
 
 class AgentModule(_Loose):

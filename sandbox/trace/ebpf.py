@@ -145,6 +145,11 @@ class StepWindow(Frozen):
     # judge tells the harness's privilege drop from the candidate, as under strace.
     root_argv: tuple[str, ...] = ()
     root_exe: str = ""
+    # The agent's kill(-1) children (container pids, from its step record): root
+    # forks them and they drop to the candidate's uid to kill, so the uid filter
+    # lets them in. Their records are the harness's and are dropped, as strace
+    # never traces them; a pid counts until that process's exit.
+    sweepers: tuple[int, ...] = ()
 
 
 class EbpfTrace(Frozen):
@@ -360,6 +365,8 @@ class _Step:
         self.pending_unix: dict[int, tuple[int, str]] = {}
         self.waiting_unix: dict[int, dict[str, Any]] = {}
         self.root_event: dict[str, Any] | None = None  # the stated setpriv exec
+        self.sweeping = set(window.sweepers)
+        self.tgid_of: dict[int, int] = {}  # ns tid -> ns tgid (tkill names a thread)
         self.degraded = 0
         self.truncated = 0
 
@@ -472,6 +479,11 @@ class _Step:
                 else:
                     pend[3].append(self.string(strs[0]))
             return
+        if ns_tgid in self.sweeping and ns_tgid not in self.procs:
+            if kind == "X" and ns_tid == ns_tgid:
+                self.sweeping.discard(ns_tgid)  # that pid is anyone's again
+            return
+        self.tgid_of[ns_tid] = ns_tgid
         t = nsecs / 1e9 + self.wall
         proc = self.proc(ns_tgid, host_tgid, host_ppid, t)
         name = _NAMES.get(sid, f"syscall_{sid}")
@@ -544,6 +556,8 @@ class _Step:
             ret, a0, a1, a2 = rest
             ev = self.event(n, t, proc, name, K.SIGNAL, ret)
             ev["target"], ev["flags"] = (a0, _signame(a2)) if name == "tgkill" else (a0, _signame(a1))
+            if name == "tkill":
+                ev["target"] = self.tgid_of.get(a0, a0)  # as the strace parser: the thread's process
         elif kind == "T":
             ret, req, pid = rest
             ev = self.event(n, t, proc, name, K.PTRACE, ret)

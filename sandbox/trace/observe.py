@@ -143,6 +143,7 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
             main_pid=s.main_pid,
             root_argv=(*drop, *s.argv),
             root_exe=SETPRIV,
+            sweepers=tuple(s.sweepers),
         )
         for ap in raw.phases
         for s in ap.steps

@@ -1,0 +1,74 @@
+"""eBPF decoder parity with the strace parser, on records bpftrace printed here
+(``pkgsandbox vet --recorder ebpf --evidence``, ``raw/ebpf.trace``)."""
+
+from __future__ import annotations
+
+from sandbox.models import EventKind, Phase
+from sandbox.trace.ebpf import StepWindow, parse_ebpf
+
+# A double-forking import (35 forks 36, which forks the daemon 37 and exits) and the
+# agent's kill(-1) child at the window's end: root forks it (unseen), it drops to the
+# candidate's uid (setresuid, syscall 117, seen at exit) and kills three times (kill is
+# syscall 62) before it exits. Its parent (host pid 30930) is the agent.
+DAEMON = (
+    "\x1eREADY\n"
+    "\x1eF 56 22186804894430 30967 30967 35 35 30930 36 18874385 56\n"
+    "\x1eF 56 22186808037630 30968 30968 36 36 30967 0 0 0\n"
+    "\x1eF 56 22186809603740 30968 30968 36 36 30967 37 18874385 56\n"
+    "\x1eF 56 22186809670954 30969 30969 37 37 30968 0 0 0\n"
+    "\x1eX -1 22186820125790 30968 30968 36 36 30967 0 0\n"
+    "\x1eX -1 22186834841748 30967 30967 35 35 30930 0 0\n"
+    "\x1eV 117 22188849459403 31049 31049 38 38 30930 0 0 0\n"
+    "\x1eK 62 22188849618648 31049 31049 38 38 30930 0 -1 9 7773212\n"
+    "\x1eK 62 22188849650010 31049 31049 38 38 30930 0 -1 9 7773212\n"
+    "\x1eK 62 22188849658441 31049 31049 38 38 30930 0 -1 9 7773212\n"
+    "\x1eX -1 22188849682644 31049 31049 38 38 30930 0 0\n"
+    "\x1eX -1 22188849664450 30969 30969 37 37 30930 9 9\n"
+)
+
+
+def _window(sweepers: tuple[int, ...] = ()) -> StepWindow:
+    return StepWindow(
+        key="import.0",
+        phase=Phase.IMPORT,
+        start_ns=22186685953428,
+        cwd="/home/dev/project",
+        main_pid=35,
+        sweepers=sweepers,
+    )
+
+
+def test_the_agents_kill_sweep_is_not_the_candidates() -> None:
+    bare = parse_ebpf(DAEMON, [_window()]).steps["import.0"]
+    # what the decoder made of it before the agent named its sweepers: kill(-1) by
+    # "the candidate" (PS007, malicious)
+    assert any(e.kind is EventKind.SIGNAL and e.target == -1 for e in bare.events)
+    trace = parse_ebpf(DAEMON, [_window((38,))])
+    step = trace.steps["import.0"]
+    assert trace.complete
+    assert not any(e.kind is EventKind.SIGNAL for e in step.events)
+    assert {p.pid for p in step.processes} == {35, 36, 37}  # the candidate's, all kept
+    killed = next(p for p in step.processes if p.pid == 37)
+    assert killed.killed_by == "SIGKILL"
+
+
+def test_a_sweepers_pid_used_again_after_its_exit_is_recorded() -> None:
+    # pid 38 again, later (after the sweeper's exit): anyone's, recorded
+    again = DAEMON + "\x1eK 62 22188900000000 31100 31100 38 38 30969 0 -1 9 7773212\n"
+    step = parse_ebpf(again, [_window((38,))]).steps["import.0"]
+    hits = [e for e in step.events if e.kind is EventKind.SIGNAL]
+    assert [(e.pid, e.target) for e in hits] == [(38, -1)]
+
+
+def test_tkill_names_the_threads_process() -> None:
+    """tkill(tid, sig) targets a thread; like the strace parser the event names its process."""
+    text = (
+        "\x1eREADY\n"
+        # thread 41 of process 35 makes a call (any record maps tid -> tgid), then 35's
+        # main thread tkills 41 (syscall 200) with SIGUSR1
+        "\x1eA 257 22186804894430 30967 30970 35 41 30930 3 -100 524288\x1f/etc/hosts\n"
+        "\x1eK 200 22186804900000 30967 30967 35 35 30930 0 41 10 0\n"
+    )
+    step = parse_ebpf(text, [_window()]).steps["import.0"]
+    sig = next(e for e in step.events if e.kind is EventKind.SIGNAL)
+    assert sig.syscall == "tkill" and sig.target == 35 and sig.flags == "SIGUSR1"
