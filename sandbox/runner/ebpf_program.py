@@ -122,6 +122,10 @@ SPAWN_CALLS = ("clone", "clone3", "fork", "vfork")
 
 SOCKET_CALLS = ("connect", "bind")
 SEND_CALLS = ("sendto", "sendmsg", "write", "writev")
+# File writes are not recorded (the opens before them are), except those refused for
+# a full disk (ENOSPC/EDQUOT: PS026), from these and from write/writev.
+FULL_WRITE_CALLS = ("pwrite64", "pwritev", "pwritev2", "fallocate")
+FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
 OTHER_CALLS = ("memfd_create", "socket", "dup", "dup2", "dup3")
 EXEC_CALLS = ("execve", "execveat")
 
@@ -140,6 +144,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "U": ("dup", "dup2", "dup3"),
     "C": SOCKET_CALLS,
     "S": SEND_CALLS,
+    "W": FULL_WRITE_CALLS,
     "e": EXEC_CALLS,
 }
 _CODES = {kind: n for n, kind in enumerate(KINDS, 1)}
@@ -305,6 +310,8 @@ def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] |
         "s": send_connected,
         "u": unix_path,
         "e": f'printf("\\x1ee {_HDR_FMT} %d\\n", {hdr}, $r);',
+        # a write to any fd refused for a full disk (the errno is checked in wanted())
+        "w": f'printf("\\x1ew {_HDR_FMT} %d %d\\n", {hdr}, $r, (int32){a[0]});',
     }
 
     # One exit program per record kind: the BPF stack (512 bytes) holds one
@@ -318,6 +325,9 @@ def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] |
     def wanted(kind: str) -> str:
         if kind == "u":
             return f"$k != {c['C']} && $k != {c['S']}"
+        if kind == "w":  # before any map lookup: nearly every write succeeds
+            full = " && ".join(f"args->ret != -{n}" for n in FULL_ERRNOS)
+            return f"($k != {c['S']} && $k != {c['W']}) || ({full})"
         return f"$k != {c[kind if kind in c else kind.upper()]}"
 
     exits = [

@@ -53,6 +53,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "C": (9, 0),
     "u": (1, 1),
     "S": (11, 1),
+    "w": (2, 0),
     "E": (2, 1),
     "a": (1, 1),
     "e": (1, 0),
@@ -637,6 +638,13 @@ class _Step:
             ev["data"] = _escape(_unbuf(s)[:keep])
             if ret >= 0:
                 ev["size"] = ret
+        elif kind == "w":  # a file write refused for a full disk (the others are not recorded)
+            ret, fd = rest
+            ev = self.event(n, t, proc, name, K.FILE_WRITE, ret)
+            target = proc.fds.get(fd)
+            ev["path"] = target if isinstance(target, str) else None
+            if ev["path"] is None:
+                self.degraded += 1
         elif kind == "E":
             dirfd, eflags = rest
             path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD)

@@ -72,3 +72,40 @@ def test_tkill_names_the_threads_process() -> None:
     step = parse_ebpf(text, [_window()]).steps["import.0"]
     sig = next(e for e in step.events if e.kind is EventKind.SIGNAL)
     assert sig.syscall == "tkill" and sig.target == 35 and sig.flags == "SIGUSR1"
+
+
+# HOME (a capped tmpfs) filled by write() in 1 MiB chunks, then posix_fallocate (285)
+# and pwrite64 (18) on another file: each refused with ENOSPC (-28) on fd 4.
+FULL = (
+    "\x1eREADY\n"
+    "\x1eA 257 22248910024679 891 891 33 33 809 4 -100 524865\x1f/home/dev/fill.bin\n"
+    "\x1ew 1 22251318390109 891 891 33 33 809 -28 4\n"
+    "\x1eA 257 22251318591780 891 891 33 33 809 4 -100 524353\x1f/home/dev/more.bin\n"
+    "\x1ew 285 22251318636269 891 891 33 33 809 -28 4\n"
+    "\x1ew 18 22251318692124 891 891 33 33 809 -28 4\n"
+)
+
+
+def test_writes_refused_for_a_full_disk_are_file_writes_with_their_path() -> None:
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=22248900000000, main_pid=33)
+    trace = parse_ebpf(FULL, [window])
+    step = trace.steps["import.0"]
+    refused = [
+        (e.syscall, e.path, e.errno) for e in step.events if e.kind is EventKind.FILE_WRITE and e.errno
+    ]
+    assert refused == [
+        ("write", "/home/dev/fill.bin", "ENOSPC"),
+        ("fallocate", "/home/dev/more.bin", "ENOSPC"),
+        ("pwrite64", "/home/dev/more.bin", "ENOSPC"),
+    ]
+    assert trace.complete and step.degraded == 0
+
+
+def test_the_program_prints_only_full_disk_refusals_of_writes() -> None:
+    from sandbox.runner.ebpf_program import build_program
+    from tests.unit.test_ebpf import OFFSETS
+
+    prog = build_program(4026532182, 1000, 1, OFFSETS)
+    line = next(ln for ln in prog.splitlines() if "\\x1ew " in ln)
+    # the errno test comes before any map lookup of the stashed arguments
+    assert line.index("args->ret != -28 && args->ret != -122") < line.index("@a0[tid]")
