@@ -9,6 +9,7 @@ says what to run, :mod:`sandbox.trace.observe` turns traces into an observation 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from sandbox.agent.protocol import SANDBOX_USER, Plan
+from sandbox.agent.protocol import PROBES_NAME, SANDBOX_USER, Plan
 from sandbox.errors import EngineError, Interrupted, PkgSandboxError
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.fetch.rounds import RoundFetcher
@@ -29,11 +30,12 @@ from sandbox.judge.canary import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.judge.static import write_pass_hint
-from sandbox.models import Frozen, Report
+from sandbox.models import DEFAULT_PASS, Frozen, Phase, Report
 from sandbox.report.evidence import write_evidence
 from sandbox.runner.engine import mark_owner, sweep_temp
-from sandbox.runner.interface import Observer, RunOptions, Sandbox, Session
+from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
 from sandbox.runner.plan import base_plan, build_plan, passes_plan, sinkhole_plan
+from sandbox.trace.ebpf import probe_hint
 from sandbox.trace.observe import observe, observe_network, phase_result
 
 
@@ -108,7 +110,14 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             # Windows pass (obfuscated or exfiltrating code is often gated on os.name)
             plan["passes"]["windows"]["static_hint"] = True
             pool.submit(write_pass_hint, stage / "artifacts" / staged.candidate.filename, stage)
-        raw = session.run_phases(plan, observer, on_need=_need_handler(rounds, observer))
+        # eBPF: the trace is on the host, so the host tells the agent whether the default
+        # pass probed for a sandbox (the time pass's trigger), between the passes
+        probes = (
+            _probe_handler(stage)
+            if options.run.recorder == "ebpf" and "time" in plan.get("passes", {})
+            else None
+        )
+        raw = session.run_phases(plan, observer, on_need=_need_handler(rounds, observer), on_result=probes)
         kept = session.keep() if options.keep else None
         # The container goes away (~0.3 s of engine work) while the host judges; the
         # finally block waits for it, so nothing outlives the run.
@@ -153,6 +162,35 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             session.close()
         pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _probe_handler(stage: Path) -> Callable[[AgentPhase, Path | None], None]:
+    """After the default pass's import, ``stage/probes.json`` for the agent: whether its
+    start-up or import looked for a sandbox, from the live eBPF trace (always written:
+    the agent waits for it before it decides on the time pass)."""
+    since: list[int] = []
+
+    def on_result(ap: AgentPhase, trace: Path | None) -> None:
+        if ap.pass_name != DEFAULT_PASS or trace is None:
+            return
+        starts = [s.start_ns for s in ap.steps if s.start_ns]
+        if ap.phase is Phase.STARTUP and starts:
+            since.append(min(starts))
+        if ap.phase is not Phase.IMPORT:
+            return
+        hint = ""
+        try:
+            time.sleep(0.3)  # bpftrace reads the perf buffers of the import's last records
+            hint = probe_hint(trace.read_bytes().decode("utf-8", "backslashreplace"), min(since + starts))
+        except (OSError, ValueError):
+            hint = ""
+        finally:
+            tmp = stage / f".{PROBES_NAME}.tmp"
+            tmp.write_text(json.dumps({"hint": hint}))
+            tmp.chmod(0o644)
+            tmp.replace(stage / PROBES_NAME)  # atomic: the agent never reads half of it
+
+    return on_result
 
 
 def _need_handler(rounds: RoundFetcher, observer: Observer) -> Callable[[dict[str, Any]], None]:

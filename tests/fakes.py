@@ -35,7 +35,11 @@ class FakeSession(Session):
         self.closed = False
 
     def run_phases(
-        self, plan: Plan, observer: Observer, on_need: Callable[[dict[str, Any]], None] | None = None
+        self,
+        plan: Plan,
+        observer: Observer,
+        on_need: Callable[[dict[str, Any]], None] | None = None,
+        on_result: Callable[[AgentPhase, Path | None], None] | None = None,
     ) -> RawRun:
         self.plans.append(plan)
         out = self.staging.parent / "traces"  # where the Docker sandbox collects them too
@@ -46,6 +50,8 @@ class FakeSession(Session):
             observer.phase_started(ap.phase)
             self.finished.append(ap)
             observer.phase_finished(ap.phase, ap.status, ap.duration)
+            if on_result is not None:
+                on_result(ap, None)  # a replay: no live host-side trace
         return self.raw.model_copy(update={"trace_dir": str(out)})
 
     def keep(self) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .disguise import DISGUISE, disguise_config
+from .protocol import PROBES_NAME, STAGE
 
 STUB_ROOT = Path("/opt/pkgsandbox/passes")
 CLOCK_FILE = Path("/var/lib/pkgsandbox/clock")  # seconds the sinkhole adds to its clock answers
@@ -657,7 +658,8 @@ def probe_trigger(out: Path) -> str:
     from Python and moves the clock).  A read of the process's own status alone does
     not count: numpy and friends read it at import, and a pass costs as much as the
     import; with a second kind of look it does.  Reads the strace recorder's traces;
-    the eBPF recorder's are on the host, so there this trigger never fires."""
+    the eBPF recorder's are on the host, which answers the same question
+    (:func:`host_probe_hint`)."""
     seen: dict[str, str] = {}  # kind → what, in which phase
     for trace in sorted([*out.glob("startup.*.strace"), *out.glob("import.*.strace")]):
         try:
@@ -681,6 +683,16 @@ def probe_trigger(out: Path) -> str:
     return ""
 
 
+PROBES_FILE = Path(STAGE) / PROBES_NAME
+
+
+def host_probe_hint(path: Path | None = None, wait: float = 30.0) -> str:
+    """The host's answer to "did the default pass probe for a sandbox?" under the eBPF
+    recorder, whose trace only the host holds (it writes the file once the default
+    import's record reaches it; "" when none came in *wait* s)."""
+    return static_hint(path or PROBES_FILE, wait)
+
+
 def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None = None) -> str:
     """Why extra pass *name* runs now ("" when it does not): ``when`` is ``always``,
     ``never`` or ``auto`` (the pass's own trigger on the default pass's results)."""
@@ -697,5 +709,8 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
             why = static_hint(static or STATIC_FILE)
         return why
     if trigger == "time":
-        return time_trigger(_default_results(out)) or probe_trigger(out)
+        why = time_trigger(_default_results(out))
+        if why:
+            return why
+        return host_probe_hint() if plan.get("recorder") == "ebpf" else probe_trigger(out)
     return ""

@@ -20,6 +20,9 @@ VENV = f"{PROJECT}/.venv"
 STAGE = "/stage"  # read-only bind mount of the host's staging directory
 STAGE_ARTIFACTS = f"{STAGE}/artifacts"
 PLAN_PATH = f"{STAGE}/plan.json"
+# eBPF recorder: the host's answer, between the passes, to "did the default pass probe
+# for a sandbox?" (the time pass's trigger; under strace the agent reads its own traces)
+PROBES_NAME = "probes.json"
 
 TRACE_MOUNT = "/var/lib/pkgsandbox"  # root-only tmpfs: traces and captures
 OUT = f"{TRACE_MOUNT}/out"

@@ -380,6 +380,7 @@ class DockerSession(SessionABC):
         plan: Plan,
         observer: Observer,
         on_need: Callable[[dict[str, Any]], None] | None = None,
+        on_result: Callable[[AgentPhase, Path | None], None] | None = None,
     ) -> RawRun:
         """Run every phase, collect the traces; the container stays until :meth:`close`.
 
@@ -401,6 +402,8 @@ class DockerSession(SessionABC):
                 ap = AgentPhase.model_validate(msg)
                 phases.append(ap)
                 observer.phase_finished(ap.phase, ap.status, time.monotonic() - t0[0])
+                if on_result is not None:
+                    on_result(ap, self.recorder.trace_path if self.recorder is not None else None)
             elif kind == "need" and on_need is not None:
                 on_need(msg)
 

@@ -154,12 +154,18 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def run_phases(
-        self, plan: Plan, observer: Observer, on_need: Callable[[dict[str, Any]], None] | None = None
+        self,
+        plan: Plan,
+        observer: Observer,
+        on_need: Callable[[dict[str, Any]], None] | None = None,
+        on_result: Callable[[AgentPhase, Path | None], None] | None = None,
     ) -> RawRun:
         """Run the plan's phases, collect the traces; the sandbox stays until :meth:`close`.
 
         *on_need* answers the agent's ``need`` messages (adaptive rounds): it stages what a
-        step lacked and writes the answer the agent waits for."""
+        step lacked and writes the answer the agent waits for. *on_result* hears each
+        phase's record as it arrives, with the host-side recorder's live trace (None
+        when the recorder runs inside the sandbox)."""
 
     @abc.abstractmethod
     def keep(self) -> str:

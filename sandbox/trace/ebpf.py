@@ -29,7 +29,7 @@ from sandbox.trace.strace import ParsedTrace, _open_kind
 from sandbox.trace.strace._syntax import normalise
 from sandbox.trace.strace.events import process_info
 
-__all__ = ["EbpfTrace", "StepWindow", "parse_ebpf"]
+__all__ = ["EbpfTrace", "StepWindow", "parse_ebpf", "probe_hint"]
 
 K = EventKind
 _NAMES = {nr: name for name, nr in syscall_numbers().items()}
@@ -219,6 +219,40 @@ def parse_ebpf(
         ready=ready,
         complete=complete,
     )
+
+
+# Reads that look for a sandbox or a debugger: the agent's test on strace's traces
+# (sandbox.agent.passes.probe_trigger), on the literal argument as the call gave it.
+_PROBE_PATH = re.compile(
+    r"^(?:/\.dockerenv|/run/\.containerenv|/proc/1/(?:cgroup|sched|mountinfo|mounts|cmdline|comm|environ)"
+    r"|/proc/(?:self|thread-self|\d+)/cgroup|/proc/(?:self|thread-self)(?:/task/\d+)?/status)$"
+)
+_PTRACE_NR = syscall_numbers()["ptrace"]
+
+
+def probe_hint(text: str, since_ns: int) -> str:
+    """Why the time pass should run, from the recorder's output so far: records at or
+    after *since_ns* (the default pass's start-up) that looked for a sandbox ("" when
+    none did). The eBPF recorder's trace is on the host, so the host decides this
+    between the passes (the agent does it on strace's traces). As there, a read of
+    the process's own status alone does not count (numpy reads it at import); a
+    second kind of look, or ``PTRACE_TRACEME``, does."""
+    seen: dict[str, str] = {}
+    for chunk in text.split("\x1e")[1:]:
+        rec = _split(chunk.rstrip("\n"))
+        if rec is None or rec[1][1] < since_ns:
+            continue
+        kind, nums, strs = rec
+        if kind in ("P", "A") and strs and _PROBE_PATH.match(strs[0]):
+            what = strs[0]
+        elif kind == "T" and nums[0] == _PTRACE_NR and nums[8] == 0:
+            what = "PTRACE_TRACEME"
+        else:
+            continue
+        seen.setdefault("status" if what.endswith("/status") else what, what)
+        if set(seen) - {"status"}:
+            return f"the default pass probed for a sandbox ({', '.join(sorted(seen.values())[:3])})"
+    return ""
 
 
 def _split(body: str) -> tuple[str, list[int], list[str]] | None:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from sandbox.models import EventKind, Phase
-from sandbox.trace.ebpf import StepWindow, parse_ebpf
+from sandbox.trace.ebpf import StepWindow, parse_ebpf, probe_hint
 
 # A double-forking import (35 forks 36, which forks the daemon 37 and exits) and the
 # agent's kill(-1) child at the window's end: root forks it (unseen), it drops to the
@@ -109,3 +112,53 @@ def test_the_program_prints_only_full_disk_refusals_of_writes() -> None:
     line = next(ln for ln in prog.splitlines() if "\\x1ew " in ln)
     # the errno test comes before any map lookup of the stashed arguments
     assert line.index("args->ret != -28 && args->ret != -122") < line.index("@a0[tid]")
+
+
+# An import that reads its own status, stats /.dockerenv, reads /proc/1/cgroup and calls
+# ptrace(PTRACE_TRACEME) (101; 0 under eBPF: nothing traces it); the default pass's
+# start-up began at 22777251872317.
+PROBES = (
+    "\x1eREADY\n"
+    "\x1eA 257 22778669033225 25484 25484 34 34 25153 4 -100 524288\x1f/proc/self/status\n"
+    "\x1eA 262 22778669745781 25484 25484 34 34 25153 -2 -100 140735896384736\x1f/.dockerenv\n"
+    "\x1eA 257 22778669907306 25484 25484 34 34 25153 4 -100 524288\x1f/proc/1/cgroup\n"
+    "\x1eT 101 22778670477357 25484 25484 34 34 25153 0 0 0\n"
+)
+
+
+def test_the_host_sees_the_default_pass_probe_for_a_sandbox() -> None:
+    hint = probe_hint(PROBES, 22777251872317)
+    assert hint == "the default pass probed for a sandbox (/.dockerenv, /proc/self/status)"
+    # its own status alone is what numpy does: no trigger; with PTRACE_TRACEME it is one
+    status, _docker, _cgroup, traceme = PROBES.split("\x1e")[2:]
+    assert probe_hint("\x1e" + status, 0) == ""
+    assert "PTRACE_TRACEME" in probe_hint("\x1e" + status + "\x1e" + traceme, 0)
+    # records before the default start-up (install) do not count
+    assert probe_hint(PROBES, 22778670477358) == ""
+
+
+def test_the_host_answers_after_the_default_import_only(tmp_path: Path) -> None:
+    from sandbox.runner.interface import AgentPhase
+    from sandbox.vet import _probe_handler
+
+    trace = tmp_path / "ebpf.trace"
+    trace.write_text(PROBES)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    on_result = _probe_handler(stage)
+
+    def phase(name: str, start: int, pass_name: str = "default") -> AgentPhase:
+        step = {"tag": "0", "argv": [], "status": "ok", "trace": "", "start_ns": start}
+        return AgentPhase.model_validate({"phase": name, "status": "ok", "pass": pass_name, "steps": [step]})
+
+    on_result(phase("install", 1), trace)
+    on_result(phase("startup", 22777251872317), trace)
+    assert not (stage / "probes.json").exists()  # the agent asks after the import only
+    on_result(phase("import", 22778493269994), trace)
+    hint = json.loads((stage / "probes.json").read_text())["hint"]
+    assert hint.startswith("the default pass probed for a sandbox")
+    # an extra pass's import, or no live trace (strace, a replay), writes nothing
+    (stage / "probes.json").unlink()
+    on_result(phase("import", 1, "time"), trace)
+    on_result(phase("import", 1), None)
+    assert not (stage / "probes.json").exists()

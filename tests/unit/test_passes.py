@@ -398,3 +398,24 @@ def test_pass_dirs_are_made_under_home_only(tmp_path: Path) -> None:
     passes.make_pass_dirs({"home": str(tmp_path), "passes": {"windows": {"env": env}}})
     assert (tmp_path / ".wine/drive_c/users/dev/AppData/Local/Temp").is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".wine"]
+
+
+def test_under_ebpf_the_time_pass_follows_the_hosts_probe_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The eBPF trace is on the host: the agent takes its answer (stage/probes.json),
+    never its own (empty) trace directory; no answer in time is no trigger."""
+    plan = {"recorder": "ebpf", "passes": {"time": {"when": "auto", "trigger": "time"}}}
+    answer = tmp_path / "probes.json"
+    monkeypatch.setattr(passes, "PROBES_FILE", answer)
+    answer.write_text(json.dumps({"hint": "the default pass probed for a sandbox (/.dockerenv)"}))
+    assert passes.should_run(plan, "time", tmp_path) == "the default pass probed for a sandbox (/.dockerenv)"
+    answer.write_text(json.dumps({"hint": ""}))
+    assert passes.should_run(plan, "time", tmp_path) == ""
+    answer.unlink()
+    assert passes.host_probe_hint(wait=0.2) == ""
+    # a timeout still triggers it, without asking the host
+    (tmp_path / "import.result.json").write_text(
+        json.dumps({"phase": "import", "modules": [{"name": "m", "status": "timeout"}]})
+    )
+    assert "timed out" in passes.should_run(plan, "time", tmp_path)

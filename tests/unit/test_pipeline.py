@@ -49,7 +49,9 @@ def test_malicious_recorded_run_is_malicious_with_evidence(tmp_path: Path) -> No
 
 def test_interrupt_closes_the_session_and_carries_a_partial_report(tmp_path: Path) -> None:
     class Interrupting(FakeSession):
-        def run_phases(self, plan: object, observer: Observer, on_need: object = None) -> RawRun:  # type: ignore[override]
+        def run_phases(  # type: ignore[override]
+            self, plan: object, observer: Observer, on_need: object = None, on_result: object = None
+        ) -> RawRun:
             self.finished.append(self.raw.phases[0])
             raise KeyboardInterrupt
 
