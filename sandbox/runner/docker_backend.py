@@ -166,7 +166,7 @@ class DockerSandbox(Sandbox):
             mounts=[docker.types.Mount(STAGE, str(staging), type="bind", read_only=True)],
             cap_drop=["ALL"],
             cap_add=RECORDER_CAPS,
-            security_opt=["no-new-privileges", seccomp.security_opt()],
+            security_opt=["no-new-privileges", seccomp.security_opt(traced=options.recorder != "ebpf")],
             pids_limit=lim.pids,
             mem_limit=f"{lim.memory_mb}m",
             memswap_limit=f"{lim.memory_mb}m",

@@ -95,8 +95,13 @@ _ARCHES = {
 }
 
 
-def profile(machine: str | None = None) -> dict[str, Any]:
-    """The Docker seccomp profile (JSON-ready dict) for the sandbox container."""
+def profile(machine: str | None = None, *, traced: bool = True) -> dict[str, Any]:
+    """The Docker seccomp profile (JSON-ready dict) for the sandbox container.
+
+    *traced* False (the eBPF recorder: nothing traces the candidate): the recorded
+    denials answer EPERM themselves, as strace's injection and an unprivileged
+    process on a workstation do, rather than the ENOSYS of a TRACE nobody takes (a
+    tell, and a parity gap). The eBPF recorder sees them at ``sys_exit`` either way."""
     special = set(TRACED_DENIED) | set(DENIED_EPERM) | set(DENIED_ENOSYS) | {"clone"}
     allowed = sorted(n for n in X86_64_SYSCALLS if n not in special)
     arch = _ARCHES.get(machine or platform.machine(), _ARCHES["x86_64"])
@@ -111,13 +116,17 @@ def profile(machine: str | None = None) -> dict[str, Any]:
                 "action": "SCMP_ACT_ALLOW",
                 "args": [{"index": 0, "value": CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
             },
-            {"names": list(TRACED_DENIED), "action": "SCMP_ACT_TRACE", "errnoRet": EPERM},
+            {
+                "names": list(TRACED_DENIED),
+                "action": "SCMP_ACT_TRACE" if traced else "SCMP_ACT_ERRNO",
+                "errnoRet": EPERM,
+            },
             {"names": list(DENIED_EPERM), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
             {"names": list(DENIED_ENOSYS), "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
         ],
     }
 
 
-def security_opt() -> str:
-    """``seccomp=<json>`` for the container's ``security_opt``."""
-    return "seccomp=" + json.dumps(profile(), separators=(",", ":"))
+def security_opt(*, traced: bool = True) -> str:
+    """``seccomp=<json>`` for the container's ``security_opt`` (*traced*: see :func:`profile`)."""
+    return "seccomp=" + json.dumps(profile(traced=traced), separators=(",", ":"))

@@ -162,3 +162,16 @@ def test_the_host_answers_after_the_default_import_only(tmp_path: Path) -> None:
     on_result(phase("import", 1, "time"), trace)
     on_result(phase("import", 1), None)
     assert not (stage / "probes.json").exists()
+
+
+def test_denied_calls_answer_eperm_when_nothing_traces_the_candidate() -> None:
+    from sandbox.runner.seccomp import TRACED_DENIED, profile
+
+    def rule(traced: bool) -> dict[str, object]:
+        rules = profile("x86_64", traced=traced)["syscalls"]
+        return next(r for r in rules if "mount" in r["names"])
+
+    # strace takes the TRACE and injects EPERM; under eBPF nobody would, and an untaken
+    # TRACE answers ENOSYS (what test_escape saw): the call is refused with EPERM itself
+    assert rule(True)["action"] == "SCMP_ACT_TRACE"
+    assert rule(False) == {"names": list(TRACED_DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
