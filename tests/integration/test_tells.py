@@ -3,6 +3,7 @@ init's job; ``doctor --tells`` lists what a candidate can still read."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 from sandbox.agent.init import DECOYS, decoy_names
 from sandbox.runner.docker_backend import DockerSandbox, realistic_hostname
 from sandbox.runner.interface import RunOptions
+from tests.conftest import recorder
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
@@ -93,6 +95,21 @@ def test_doctor_tells_lists_what_remains() -> None:
         "ok environment",
     ):
         assert fixed in out, (fixed, out)
-    # still there under runc + strace (README "What gives the sandbox away"): exit 1 lists them
-    assert "TELL TracerPid" in out and "TELL /proc/self/mountinfo" in out, out
+    # exactly what the README ("What gives the sandbox away", the table under "Runtimes")
+    # says is still there under runc and this session's recorder: exit 1 lists them
+    assert f"with the {recorder()} recorder" in out, out
+    remaining = {
+        "/proc/self/mounts",
+        "/proc/self/mountinfo",
+        "/proc/self/cgroup",
+        "/proc/1/cgroup",
+        "processes",
+    }
+    if recorder() == "strace":
+        remaining.add("TracerPid")  # the eBPF recorder runs on the host: TracerPid 0
+    else:
+        assert "ok TracerPid: TracerPid 0" in out, out
+    tells = set(re.findall(r"TELL ([^:]+):", out))
+    # the host's own figures show through (a fresh CI machine's uptime, a small VM)
+    assert remaining <= tells and tells - remaining <= {"uptime", "CPU count", "memory"}, out
     assert p.returncode == 1, out
