@@ -140,6 +140,7 @@ JUDGING_MODULES = (
     "sandbox.runner.syscalls",
     "sandbox.trace",
     "sandbox.trace.ebpf",
+    "sandbox.trace.kernel_paths",
     "sandbox.trace.netcapture",
     "sandbox.trace.observe",
     "sandbox.trace.strace",

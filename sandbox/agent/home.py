@@ -78,20 +78,38 @@ def copy_venv(dest: Path, started: subprocess.Popen[bytes] | None = None) -> Non
     _pip_keeps_stdin(dest)
 
 
-def install_kit(venv: Path, uid: int, gid: int, prefix: Path = KIT_PREFIX) -> list[str]:
+def install_kit(
+    venv: Path, uid: int, gid: int, prefix: Path = KIT_PREFIX, pids: list[int] | None = None
+) -> list[str]:
     """Put the image's developer kit (a ``pip install --prefix`` tree made at image
     build, see images/kit/) into *venv* as if the developer had pip-installed it;
     returns the distributions it added. The copy runs as the candidate's uid (the venv
     is theirs by now, and root here lacks CAP_DAC_OVERRIDE), before any of the
-    candidate's code exists; it copies files the image build installed, nothing runs."""
+    candidate's code exists; it copies files the image build installed, nothing runs.
+    The copying processes' pids go to *pids*: the eBPF recorder sees them (candidate
+    uid) and must not take their writes into the venv for the candidate's."""
     drop = protocol.privilege_drop(uid, gid)
     added: list[str] = []
+
+    def run(argv: list[str]) -> None:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        if pids is not None:
+            pids.append(proc.pid)
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        if code != 0:
+            raise subprocess.CalledProcessError(code, argv)
+
     for src_dir, dest_dir in ((site_packages(prefix), site_packages(venv)), (prefix / "bin", venv / "bin")):
         names = sorted(os.listdir(src_dir)) if src_dir.is_dir() else []
         if not names:
             continue
         cp = ["cp", "-R", "-P", "--preserve=mode,timestamps", "--", *(str(src_dir / n) for n in names)]
-        subprocess.run([*drop, *cp, str(dest_dir)], check=True, timeout=60, stdin=subprocess.DEVNULL)
+        run([*drop, *cp, str(dest_dir)])
         added += [n.removesuffix(".dist-info").rsplit("-", 1)[0] for n in names if n.endswith(".dist-info")]
         if dest_dir.name == "bin":  # the scripts' shebangs name the template's interpreter
             sed = [
@@ -101,7 +119,7 @@ def install_kit(venv: Path, uid: int, gid: int, prefix: Path = KIT_PREFIX) -> li
                 "--",
                 *(str(dest_dir / n) for n in names),
             ]
-            subprocess.run([*drop, *sed], check=True, timeout=60, stdin=subprocess.DEVNULL)
+            run([*drop, *sed])
     return sorted(added)
 
 

@@ -165,6 +165,7 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     end = time.monotonic() + timeout
     steps: list[dict[str, Any]] = []
     problems: list[str] = []
+    agent_pids: list[int] = []  # the agent's own candidate-uid processes (the kit copy)
     kit = list(plan.get("kit") or [])
     extra = str(plan.get("_pass") or "default") != "default"
     if extra:
@@ -183,7 +184,7 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         # baked into the image: a copy, not a resolution and a traced pip install per run
         emit("status", phase="install", msg=f"developer packages (from the image): {' '.join(kit)}")
         try:
-            install_kit(Path(plan["venv"]), plan["uid"], plan["gid"])
+            install_kit(Path(plan["venv"]), plan["uid"], plan["gid"], pids=agent_pids)
             args = _with_flag(args, "--no-build-isolation")
         except Exception as exc:  # the candidate's build then runs isolated, and says so
             problems.append(f"the developer packages did not install ({type(exc).__name__}: {exc})")
@@ -256,7 +257,14 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     except Exception as exc:  # an install that failed may leave no site-packages
         last["problems"].append(f"inventory failed: {exc}")
     (OUT / (f"{plan['_pass']}.inventory.json" if extra else "inventory.json")).write_text(json.dumps(inv))
-    return {"phase": "install", "status": status, "steps": steps, "inventory": inv, "problems": problems}
+    return {
+        "phase": "install",
+        "status": status,
+        "steps": steps,
+        "inventory": inv,
+        "problems": problems,
+        "agent_pids": agent_pids,
+    }
 
 
 def _kit_installed() -> bool:

@@ -107,6 +107,9 @@ class AgentPhase(_Loose):
     modules: list[AgentModule] = []
     modules_capped: int = 0
     problems: list[str] = []
+    # The agent's own candidate-uid processes outside any step (container pids; the
+    # developer kit's copy): the eBPF recorder sees them, they are not the candidate.
+    agent_pids: list[int] = []
     inventory: dict[str, Any] = {}
     started: float = 0.0
     duration: float = 0.0

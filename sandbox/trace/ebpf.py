@@ -25,6 +25,7 @@ from typing import Any
 
 from sandbox.models import Address, Event, EventKind, Frozen, Phase
 from sandbox.runner.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
+from sandbox.trace.kernel_paths import kernel_path
 from sandbox.trace.strace import ParsedTrace, _open_kind
 from sandbox.trace.strace._syntax import normalise
 from sandbox.trace.strace.events import process_info
@@ -146,11 +147,12 @@ class StepWindow(Frozen):
     # judge tells the harness's privilege drop from the candidate, as under strace.
     root_argv: tuple[str, ...] = ()
     root_exe: str = ""
-    # The agent's kill(-1) children (container pids, from its step record): root
-    # forks them and they drop to the candidate's uid to kill, so the uid filter
-    # lets them in. Their records are the harness's and are dropped, as strace
-    # never traces them; a pid counts until that process's exit.
-    sweepers: tuple[int, ...] = ()
+    # The agent's own processes that run as the candidate's uid (container pids, from
+    # its records): its kill(-1) children, the developer kit's copy. Root starts them
+    # and they drop to that uid, so the uid filter lets them in; strace never traces
+    # them. Their records (and their children's) are dropped; a pid counts until that
+    # process's exit, and the candidate cannot hold it meanwhile.
+    agent_pids: tuple[int, ...] = ()
 
 
 class EbpfTrace(Frozen):
@@ -400,7 +402,8 @@ class _Step:
         self.pending_unix: dict[int, tuple[int, str]] = {}
         self.waiting_unix: dict[int, dict[str, Any]] = {}
         self.root_event: dict[str, Any] | None = None  # the stated setpriv exec
-        self.sweeping = set(window.sweepers)
+        self.agents = set(window.agent_pids)
+        self.links: dict[str, str] = {}  # symlinks created in this step: link -> absolute target
         self.tgid_of: dict[int, int] = {}  # ns tid -> ns tgid (tkill names a thread)
         self.degraded = 0
         self.truncated = 0
@@ -462,7 +465,7 @@ class _Step:
     def resolve(self, proc: _Proc, raw: str, dirfd: int = _AT_FDCWD) -> str | None:
         path = self.string(raw)
         if path.startswith("/"):
-            return normalise(path)
+            return self.kernel(proc, path)
         if dirfd == _AT_FDCWD:
             base: str | Address | None = proc.cwd
         else:
@@ -472,7 +475,13 @@ class _Step:
             return path or None
         if not path:
             return base
-        return normalise(base.rstrip("/") + "/" + path)
+        return self.kernel(proc, base.rstrip("/") + "/" + path)
+
+    def kernel(self, proc: _Proc, path: str) -> str:
+        def find(pid: int) -> _Proc | None:
+            return self.procs.get(self.tgid_of.get(pid, pid))
+
+        return kernel_path(path, proc, find, self.links)
 
     def event(
         self, n: int, t: float, proc: _Proc, name: str, kind: EventKind, ret: int | None
@@ -514,9 +523,11 @@ class _Step:
                 else:
                     pend[3].append(self.string(strs[0]))
             return
-        if ns_tgid in self.sweeping and ns_tgid not in self.procs:
+        if ns_tgid in self.agents and ns_tgid not in self.procs:
             if kind == "X" and ns_tid == ns_tgid:
-                self.sweeping.discard(ns_tgid)  # that pid is anyone's again
+                self.agents.discard(ns_tgid)  # that pid is anyone's again
+            elif kind == "F" and rest[0] > 0 and not (rest[2] == sid and rest[1] & _CLONE_THREAD):
+                self.agents.add(rest[0])  # its child is the agent's too
             return
         self.tgid_of[ns_tid] = ns_tgid
         t = nsecs / 1e9 + self.wall
@@ -538,6 +549,8 @@ class _Step:
             ev["path"] = path
             if name == "chdir" and ret == 0 and path:
                 proc.cwd = path
+            elif ret == 0 and self.links and name == "unlink":
+                self.links.pop(path or "", None)
         elif kind == "A":
             ret, dirfd, arg = rest
             path = self.resolve(proc, s, dirfd)
@@ -554,6 +567,8 @@ class _Step:
                 elif name in ("mkdirat", "fchmodat"):
                     ev["flags"] = oct(arg)
             ev["path"] = path
+            if ret == 0 and self.links and name == "unlinkat":
+                self.links.pop(path or "", None)
         elif kind == "R":
             ret, d1, d2 = rest
             ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
@@ -572,6 +587,14 @@ class _Step:
                 if target and not target.startswith("/") and second and second.startswith("/"):
                     target = normalise(posixpath.dirname(second).rstrip("/") + "/" + target)
                 ev2["path"], ev2["path2"] = second, target
+                if (
+                    ev2["result"] == 0
+                    and second
+                    and target
+                    and second.startswith("/")
+                    and target.startswith("/")
+                ):
+                    self.links[second] = target
             elif ev2["kind"] is K.FILE_LINK:
                 ev2["path"], ev2["path2"] = second, ev2["path"]
             else:

@@ -134,6 +134,16 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
     A step's records are those after its start and before the next step's (the
     agent kills what a step leaves before the next one starts)."""
     drop = tuple(privilege_drop(SANDBOX_UID, SANDBOX_UID))
+    # the agent's candidate-uid processes fall in whichever step started last before
+    # them (the kit copy of an extra pass, in the default pass's last step): all windows
+    agents = tuple(
+        sorted(
+            {
+                *(p for ap in raw.phases for p in ap.agent_pids),
+                *(p for ap in raw.phases for s in ap.steps for p in s.sweepers),
+            }
+        )
+    )
     windows = [
         StepWindow(
             key=f"{'' if ap.pass_name == DEFAULT_PASS else ap.pass_name + '.'}{ap.phase.value}.{s.tag}",
@@ -143,7 +153,7 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
             main_pid=s.main_pid,
             root_argv=(*drop, *s.argv),
             root_exe=SETPRIV,
-            sweepers=tuple(s.sweepers),
+            agent_pids=agents,
         )
         for ap in raw.phases
         for s in ap.steps

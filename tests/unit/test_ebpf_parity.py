@@ -30,14 +30,14 @@ DAEMON = (
 )
 
 
-def _window(sweepers: tuple[int, ...] = ()) -> StepWindow:
+def _window(agent_pids: tuple[int, ...] = ()) -> StepWindow:
     return StepWindow(
         key="import.0",
         phase=Phase.IMPORT,
         start_ns=22186685953428,
         cwd="/home/dev/project",
         main_pid=35,
-        sweepers=sweepers,
+        agent_pids=agent_pids,
     )
 
 
@@ -175,3 +175,41 @@ def test_denied_calls_answer_eperm_when_nothing_traces_the_candidate() -> None:
     # TRACE answers ENOSYS (what test_escape saw): the call is refused with EPERM itself
     assert rule(True)["action"] == "SCMP_ACT_TRACE"
     assert rule(False) == {"names": list(TRACED_DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+
+
+def test_the_agents_processes_children_are_the_agents_too() -> None:
+    # the agent's process 38 (say the kit's copy) forks 39, which writes into the venv;
+    # the fork record's shape is the captured one above (clone, SIGCHLD flags)
+    exit38 = "\x1eX -1 22188849682644 31049 31049 38 38 30930 0 0\n"
+    text = DAEMON.replace(
+        exit38,
+        "\x1eF 56 22188849660000 31049 31049 38 38 30930 39 18874385 56\n"
+        "\x1eA 257 22188849670000 31101 31101 39 39 31049 3 -100 524865\x1f/home/dev/x.py\n" + exit38,
+    )
+    assert text != DAEMON
+    step = parse_ebpf(text, [_window((38,))]).steps["import.0"]
+    assert not any(e.path == "/home/dev/x.py" for e in step.events)
+    assert {p.pid for p in step.processes} == {35, 36, 37}
+
+
+# chdir(~/project); open("/proc/self/cwd/../.ssh/id_rsa"); symlink(HOME, "/tmp/qq1h");
+# open("/tmp/qq1h/.bashrc", O_WRONLY|O_CREAT|O_APPEND)
+PATHS = (
+    "\x1eREADY\n"
+    "\x1eP 80 23157915199384 6603 6603 34 34 6196 0 0\x1f/home/dev/project\n"
+    "\x1eA 257 23157915262103 6603 6603 34 34 6196 4 -100 524288\x1f/proc/self/cwd/../.ssh/id_rsa\n"
+    "\x1eR 88 23157915416036 6603 6603 34 34 6196 0 -100 -100\x1f/home/dev\n"
+    "\x1er 88 23157915420324 6603 6603 34 34 6196\x1f/tmp/qq1h\n"
+    "\x1eA 257 23157915470886 6603 6603 34 34 6196 4 -100 525377\x1f/tmp/qq1h/.bashrc\n"
+)
+
+
+def test_paths_are_the_kernels_through_proc_links_and_new_symlinks() -> None:
+    """H3 under eBPF: the recorder reads the argument as written; the decoder resolves
+    /proc/self/cwd and the trace's own symlinks before judging (strace's -yy does it)."""
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=23157915000000, main_pid=34)
+    step = parse_ebpf(PATHS, [window]).steps["import.0"]
+    opened = [e.path for e in step.events if e.syscall == "openat"]
+    assert opened == ["/home/dev/.ssh/id_rsa", "/home/dev/.bashrc"]
+    link = next(e for e in step.events if e.syscall == "symlink")
+    assert (link.path, link.path2) == ("/tmp/qq1h", "/home/dev")
