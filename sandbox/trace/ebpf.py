@@ -29,6 +29,7 @@ from sandbox.trace.kernel_paths import kernel_path
 from sandbox.trace.strace import ParsedTrace, _open_kind
 from sandbox.trace.strace._syntax import normalise
 from sandbox.trace.strace.events import process_info
+from sandbox.trace.strace.processes import _PROC_LINK_RE
 
 __all__ = ["EbpfTrace", "StepWindow", "parse_ebpf", "probe_hint"]
 
@@ -404,6 +405,7 @@ class _Step:
         self.root_event: dict[str, Any] | None = None  # the stated setpriv exec
         self.agents = set(window.agent_pids)
         self.links: dict[str, str] = {}  # symlinks created in this step: link -> absolute target
+        self.exec_path2: dict[int, str | None] = {}  # pid -> the file behind its pending fd exec
         self.tgid_of: dict[int, int] = {}  # ns tid -> ns tgid (tkill names a thread)
         self.degraded = 0
         self.truncated = 0
@@ -704,7 +706,16 @@ class _Step:
                 self.degraded += 1
         elif kind == "E":
             dirfd, eflags = rest
-            path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
+            fdm = _PROC_LINK_RE.match(s)
+            if fdm is not None and (fdm.group(3) or fdm.group(4)) and fdm.end() == len(s):
+                # exec through an fd: the path as given (PS029), the file behind it in
+                # path2, as the strace parser does
+                path = normalise(s)
+                real = self.kernel(proc, s)
+                self.exec_path2[proc.pid] = real if real != path else None
+            else:
+                path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
+                self.exec_path2.pop(proc.pid, None)
             self.pending_exec[host_tgid] = (t, path or "", eflags, [], name, proc)
         elif kind == "e":
             (ret,) = rest
@@ -749,6 +760,7 @@ class _Step:
     ) -> None:
         ev = self.event(len(self.events), t, proc, name, K.EXEC, ret)
         ev["path"] = path or None
+        ev["path2"] = self.exec_path2.pop(proc.pid, None)
         ev["argv"] = tuple(argv)
         if (
             ret == 0

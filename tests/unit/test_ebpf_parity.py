@@ -213,3 +213,19 @@ def test_paths_are_the_kernels_through_proc_links_and_new_symlinks() -> None:
     assert opened == ["/home/dev/.ssh/id_rsa", "/home/dev/.bashrc"]
     link = next(e for e in step.events if e.syscall == "symlink")
     assert (link.path, link.path2) == ("/tmp/qq1h", "/home/dev")
+
+
+def test_an_exec_through_an_fd_keeps_the_fd_path_and_names_the_file() -> None:
+    """H4 (PS029) under eBPF: the exec's path as given, the file behind it in path2, as the
+    strace parser gives them (records in the captured E/a/e shapes)."""
+    text = (
+        "\x1eREADY\n"
+        "\x1eA 257 2966981700000 29145 29145 7 7 29135 3 -100 0\x1f/bin/sh\n"
+        "\x1eE 59 2966981744414 29145 29145 7 7 29135 177168 0\x1f/proc/self/fd/3\n"
+        "\x1ea 2966981749301 29145 0\x1fsh\n"
+        "\x1ee 59 2966990655223 29145 29145 7 7 27821 0\n"
+    )
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=2966981000000, main_pid=7)
+    step = parse_ebpf(text, [window]).steps["import.0"]
+    ex = next(e for e in step.events if e.kind is EventKind.EXEC)
+    assert (ex.path, ex.path2, ex.argv) == ("/proc/self/fd/3", "/bin/sh", ("sh",))
