@@ -123,9 +123,11 @@ SPAWN_CALLS = ("clone", "clone3", "fork", "vfork")
 SOCKET_CALLS = ("connect", "bind")
 SEND_CALLS = ("sendto", "sendmsg", "write", "writev")
 # File writes are not recorded (the opens before them are), except those refused for
-# a full disk (ENOSPC/EDQUOT: PS026), from these and from write/writev.
+# a full disk (ENOSPC/EDQUOT: PS026) and the heads of scripts ("#!": PS003), from these
+# and from write/writev.
 FULL_WRITE_CALLS = ("pwrite64", "pwritev", "pwritev2", "fallocate")
 FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+SHEBANG_CAP = 64  # bytes of a write that starts with "#!" (a script's interpreter line)
 OTHER_CALLS = ("memfd_create", "socket", "dup", "dup2", "dup3")
 EXEC_CALLS = ("execve", "execveat")
 
@@ -312,6 +314,11 @@ def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] |
         "e": f'printf("\\x1ee {_HDR_FMT} %d\\n", {hdr}, $r);',
         # a write to any fd refused for a full disk (the errno is checked in wanted())
         "w": f'printf("\\x1ew {_HDR_FMT} %d %d\\n", {hdr}, $r, (int32){a[0]});',
+        # the head of a script being written ("#!"): a script run directly shows only its
+        # own exec, the kernel starts its interpreter unseen (PS003 needs the #! line)
+        "h": f"if (*(uint16*)uptr({a[1]}) != 0x2123) {{ return; }} "
+        f'printf("\\x1eh {_HDR_FMT} %d %d\\x1f%r\\n", {hdr}, $r, (int32){a[0]}, '
+        f"buf(uptr({a[1]}), {SHEBANG_CAP}));",
     }
 
     # One exit program per record kind: the BPF stack (512 bytes) holds one
@@ -325,6 +332,8 @@ def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] |
     def wanted(kind: str) -> str:
         if kind == "u":
             return f"$k != {c['C']} && $k != {c['S']}"
+        if kind == "h":
+            return f"($k != {c['S']} && $k != {c['W']}) || args->ret <= 0"
         if kind == "w":  # before any map lookup: nearly every write succeeds
             full = " && ".join(f"args->ret != -{n}" for n in FULL_ERRNOS)
             return f"($k != {c['S']} && $k != {c['W']}) || ({full})"

@@ -56,6 +56,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "u": (1, 1),
     "S": (11, 1),
     "w": (2, 0),
+    "h": (2, 1),
     "E": (2, 1),
     "a": (1, 1),
     "e": (1, 0),
@@ -704,6 +705,13 @@ class _Step:
             ev["path"] = target if isinstance(target, str) else None
             if ev["path"] is None:
                 self.degraded += 1
+        elif kind == "h":  # a write starting with "#!": a script's interpreter line
+            ret, fd = rest
+            target = proc.fds.get(fd)
+            if isinstance(target, str):  # a file (a socket's or pipe's bytes are not this)
+                ev = self.event(n, t, proc, name, K.FILE_WRITE, ret)
+                ev["path"], ev["size"] = target, ret
+                ev["data"] = _escape(_unbuf(s)[:ret])
         elif kind == "E":
             dirfd, eflags = rest
             fdm = _PROC_LINK_RE.match(s)

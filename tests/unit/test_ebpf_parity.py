@@ -229,3 +229,30 @@ def test_an_exec_through_an_fd_keeps_the_fd_path_and_names_the_file() -> None:
     step = parse_ebpf(text, [window]).steps["import.0"]
     ex = next(e for e in step.events if e.kind is EventKind.EXEC)
     assert (ex.path, ex.path2, ex.argv) == ("/proc/self/fd/3", "/bin/sh", ("sh",))
+
+
+# open("/tmp/qq2s.sh", "w").write("#!/bin/sh\nexit 0\n"); chmod 755; run it directly
+# (the "h" record's buffer holds 64 bytes: past the write's 17 is garbage)
+SCRIPT = (
+    "\x1eREADY\n"
+    "\x1eA 257 23665149032423 31284 31284 33 33 30982 4 -100 524865\x1f/tmp/qq2s.sh\n"
+    "\x1eh 1 23665150034339 31284 31284 33 33 30982 17 4\x1f#!/bin/sh\\x0aexit 0\\x0a\\xcf/\\x0c\\x00"
+    "\\x00\\x00\\x00\\xb0\\xcf/\\x0c\\x00\\x00\\x00\\x00eSelector.__exit__\\xca\\x00\\x00\\x00s\\x13\n"
+    "\x1eP 90 23665150164006 31284 31284 33 33 30982 0 493\x1f/tmp/qq2s.sh\n"
+    "\x1eE 59 23665150515222 31285 31285 34 34 31284 -766442512 1238760480\x1f/tmp/qq2s.sh\n"
+    "\x1ea 23665150517167 31285 0\x1f/tmp/qq2s.sh\n"
+    "\x1ee 59 23665150600000 31285 31285 34 34 31284 0\n"
+)
+
+
+def test_a_scripts_interpreter_line_is_recorded() -> None:
+    """A #! script run directly: only its own exec shows; PS003 needs the #! line, which
+    the strace parser has from the write's data. The eBPF program prints writes that
+    start with "#!" (cut to the call's length here)."""
+    from sandbox.judge.rules.process import interpreters
+
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=23665149000000, main_pid=33)
+    step = parse_ebpf(SCRIPT, [window]).steps["import.0"]
+    head = next(e for e in step.events if e.kind is EventKind.FILE_WRITE and e.data)
+    assert (head.path, head.size, head.data) == ("/tmp/qq2s.sh", 17, "#!/bin/sh\\nexit 0\\n")
+    assert interpreters(step.events) == {"/tmp/qq2s.sh": "/bin/sh"}
