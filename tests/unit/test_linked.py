@@ -95,3 +95,117 @@ def test_a_refused_exec_of_a_dropped_file_is_ps004() -> None:
     ps004 = _findings(events, [_proc(10, None, PY), _proc(11, 10, drop)], "PS004")
     assert [f.severity for f in ps004] == [Severity.HIGH]
     assert "refused: ENOEXEC" in ps004[0].message
+
+
+# ------------------------------------------------------------------ laundering through the toolchain
+
+CC1 = "/usr/lib/gcc/x86_64-linux-gnu/12/cc1"
+
+
+def _toolchain_run(variant: str = "") -> tuple[list[Event], list[ProcessInfo], str]:
+    """The real chain (sympy's trace): the package writes C source, cc1 → .s, as → .o,
+    ld reads the .o and writes the program, ``sh -c ./prog`` runs it. *variant* makes
+    the package hand ld something it wrote itself, or misuse it."""
+    d = f"/tmp/{secrets.token_hex(4)}"
+    out, obj, asm = f"{d}/{secrets.token_hex(3)}.exe", f"{d}/main.o", f"/tmp/cc{secrets.token_hex(3)}.s"
+    name = out.rsplit("/", 1)[1]
+    ld_argv = ("/usr/bin/ld", "-o", out, obj)
+    if variant == "raw":  # ld as a copier: raw input and output formats
+        ld_argv = ("/usr/bin/ld", "-b", "binary", "--oformat=binary", "-o", out, "/usr/bin/true")
+    events = [ev(EventKind.FILE_WRITE, "openat", pid=10, seq=1, path=f"{d}/main.c")]
+    if variant == "object":  # the package writes the object (a decoded blob)
+        events.append(ev(EventKind.FILE_WRITE, "openat", pid=10, seq=4, path=obj))
+    else:
+        events += [
+            ev(EventKind.EXEC, "execve", pid=21, seq=2, path=CC1, argv=(CC1, "main.c")),
+            ev(EventKind.FILE_READ, "openat", pid=21, seq=3, path=f"{d}/main.c"),
+            ev(EventKind.FILE_WRITE, "openat", pid=21, seq=4, path=asm),
+            ev(EventKind.EXEC, "execve", pid=22, seq=5, path="/usr/bin/as", argv=("as", "-o", obj, asm)),
+            ev(EventKind.FILE_READ, "openat", pid=22, seq=6, path=asm),
+            ev(EventKind.FILE_WRITE, "openat", pid=22, seq=7, path=obj),
+        ]
+    extra = {
+        "script": f"{d}/{secrets.token_hex(3)}.ld",  # a linker script of BYTE() directives
+        "plugin": f"/tmp/{secrets.token_hex(3)}.so",  # -plugin / LD_PRELOAD code inside ld
+    }.get(variant)
+    if extra:
+        events.append(ev(EventKind.FILE_WRITE, "openat", pid=10, seq=8, path=extra))
+    events += [
+        ev(EventKind.EXEC, "execve", pid=23, seq=9, path="/usr/bin/ld", argv=ld_argv),
+        ev(EventKind.FILE_WRITE, "openat", pid=23, seq=10, path=out, flags="O_RDWR|O_CREAT|O_TRUNC"),
+        ev(EventKind.FILE_READ, "openat", pid=23, seq=11, path=obj),
+    ]
+    if extra:
+        events.append(ev(EventKind.FILE_READ, "openat", pid=23, seq=12, path=extra))
+    events += [
+        ev(EventKind.FILE_WRITE, "write", pid=23, seq=13, path=out),
+        ev(EventKind.EXEC, "execve", pid=24, seq=14, path="/bin/sh", argv=("/bin/sh", "-c", f"./{name}")),
+        ev(EventKind.EXEC, "execve", pid=25, seq=15, path=out, argv=(f"./{name}",)),
+    ]
+    procs = [
+        _proc(10, None, PY, "-c", "import pkg"),
+        _proc(21, 10, CC1, "main.c"),
+        _proc(22, 10, "/usr/bin/as", "-o", obj, asm),
+        _proc(23, 10, *ld_argv),
+        _proc(24, 10, "/bin/sh", "-c", f"./{name}"),
+        _proc(25, 24, out),
+    ]
+    return events, procs, out
+
+
+def test_the_compilers_chain_is_a_build() -> None:
+    events, procs, out = _toolchain_run()
+    assert [(f.severity, out in f.message) for f in _findings(events, procs, "PS004")] == [
+        (Severity.LOW, True)
+    ]
+    assert {f.severity for f in _findings(events, procs, "PS003")} == {Severity.LOW}
+
+
+def test_what_the_package_hands_the_linker_is_not_a_build() -> None:
+    """ld linking an object the package wrote, reading its linker script or plugin, or
+    copying bytes with raw formats produces the package's bytes. Failed on main with
+    PS004 LOW ('built with the system linker') for each."""
+    for variant in ("object", "script", "plugin", "raw"):
+        events, procs, out = _toolchain_run(variant)
+        ps004 = _findings(events, procs, "PS004")
+        assert [(f.severity, out in f.message) for f in ps004] == [(Severity.HIGH, True)], variant
+        assert Severity.HIGH in {f.severity for f in _findings(events, procs, "PS003")}, variant
+
+
+def test_a_process_that_writes_then_becomes_the_linker_did_not_link() -> None:
+    """A forked child writes the payload, then execs ``ld --version``: the process's
+    final image is the linker, but the write was Python's. Failed on main with PS004 LOW."""
+    drop = f"/tmp/.{secrets.token_hex(4)}"
+    events = [
+        ev(EventKind.FILE_WRITE, "openat", pid=30, seq=1, path=drop, flags="O_WRONLY|O_CREAT|O_TRUNC"),
+        ev(EventKind.FILE_WRITE, "write", pid=30, seq=2, path=drop),
+        ev(EventKind.FILE_CHMOD, "chmod", pid=30, seq=3, path=drop, flags="0755"),
+        ev(EventKind.EXEC, "execve", pid=30, seq=4, path="/usr/bin/ld", argv=("ld", "--version")),
+        ev(EventKind.EXEC, "execve", pid=31, seq=5, path=drop, argv=(drop,)),
+    ]
+    procs = [_proc(10, None, PY), _proc(30, 10, "/usr/bin/ld", "--version"), _proc(31, 10, drop)]
+    assert [f.severity for f in _findings(events, procs, "PS004")] == [Severity.HIGH]
+
+
+def test_a_shell_running_another_file_of_a_built_programs_name_is_a_shell() -> None:
+    """The package links a harmless program named like a real one, then runs
+    ``sh -c '<name> …'``: the shell's child execs the system's program, not the build.
+    Failed on main with PS003 LOW (the command line's name matched the build)."""
+    events, procs, out = _toolchain_run()
+    d = out.rsplit("/", 1)[0]
+    renamed = f"{d}/python3"
+    events = [e.model_copy(update={"path": renamed}) if e.path == out else e for e in events[:-2]]
+    cmd = ("/bin/sh", "-c", "python3 -c 'print(1)'")
+    events += [
+        ev(EventKind.EXEC, "execve", pid=24, seq=14, path="/bin/sh", argv=cmd),
+        ev(
+            EventKind.EXEC,
+            "execve",
+            pid=25,
+            seq=15,
+            path="/usr/bin/python3",
+            argv=("python3", "-c", "print(1)"),
+        ),
+    ]
+    procs = [*procs[:4], _proc(24, 10, *cmd), _proc(25, 24, "/usr/bin/python3", "-c", "print(1)")]
+    assert Severity.HIGH in {f.severity for f in _findings(events, procs, "PS003")}
