@@ -353,6 +353,8 @@ class StagedHook(Frozen):
 
     name: str
     sha256: str  # hex
+    text: str = ""  # its content (the hook rules judge it: PS009, PS021)
+    phase: Phase | None = None  # of the round that staged it (set when judging)
 
 
 class Round(Frozen):

@@ -155,7 +155,10 @@ class RoundFetcher:
                 if dest.exists():
                     continue
                 info = inspect_wheel(wheel)
-                self._hooks += [StagedHook(name=n, sha256=h) for n, h in info.root_hooks]
+                self._hooks += [
+                    StagedHook(name=n, sha256=h, text=t)
+                    for (n, h), t in zip(info.root_hooks, info.root_hook_texts, strict=True)
+                ]
                 partial = dest.with_name(f".{wheel.name}.partial")
                 shutil.copyfile(wheel, partial)
                 os.chmod(partial, 0o644)
