@@ -130,17 +130,25 @@ def _toolchain_run(variant: str = "") -> tuple[list[Event], list[ProcessInfo], s
     }.get(variant)
     if extra:
         events.append(ev(EventKind.FILE_WRITE, "openat", pid=10, seq=8, path=extra))
+    if variant == "echo":  # stdout of 'gcc -print-file-name=<script>' into a file ld reads
+        extra = f"{d}/{secrets.token_hex(3)}.ld"
+        gcc = ("/usr/bin/gcc", "-print-file-name=SECTIONS{}")
+        events += [
+            ev(EventKind.FILE_WRITE, "openat", pid=10, seq=8, path=extra),
+            ev(EventKind.EXEC, "execve", pid=26, seq=9, path=gcc[0], argv=gcc),
+            ev(EventKind.FILE_WRITE, "write", pid=26, seq=10, path=extra),
+        ]
     events += [
-        ev(EventKind.EXEC, "execve", pid=23, seq=9, path="/usr/bin/ld", argv=ld_argv),
-        ev(EventKind.FILE_WRITE, "openat", pid=23, seq=10, path=out, flags="O_RDWR|O_CREAT|O_TRUNC"),
-        ev(EventKind.FILE_READ, "openat", pid=23, seq=11, path=obj),
+        ev(EventKind.EXEC, "execve", pid=23, seq=11, path="/usr/bin/ld", argv=ld_argv),
+        ev(EventKind.FILE_WRITE, "openat", pid=23, seq=12, path=out, flags="O_RDWR|O_CREAT|O_TRUNC"),
+        ev(EventKind.FILE_READ, "openat", pid=23, seq=13, path=obj),
     ]
     if extra:
-        events.append(ev(EventKind.FILE_READ, "openat", pid=23, seq=12, path=extra))
+        events.append(ev(EventKind.FILE_READ, "openat", pid=23, seq=14, path=extra))
     events += [
-        ev(EventKind.FILE_WRITE, "write", pid=23, seq=13, path=out),
-        ev(EventKind.EXEC, "execve", pid=24, seq=14, path="/bin/sh", argv=("/bin/sh", "-c", f"./{name}")),
-        ev(EventKind.EXEC, "execve", pid=25, seq=15, path=out, argv=(f"./{name}",)),
+        ev(EventKind.FILE_WRITE, "write", pid=23, seq=15, path=out),
+        ev(EventKind.EXEC, "execve", pid=24, seq=16, path="/bin/sh", argv=("/bin/sh", "-c", f"./{name}")),
+        ev(EventKind.EXEC, "execve", pid=25, seq=17, path=out, argv=(f"./{name}",)),
     ]
     procs = [
         _proc(10, None, PY, "-c", "import pkg"),
@@ -162,10 +170,11 @@ def test_the_compilers_chain_is_a_build() -> None:
 
 
 def test_what_the_package_hands_the_linker_is_not_a_build() -> None:
-    """ld linking an object the package wrote, reading its linker script or plugin, or
-    copying bytes with raw formats produces the package's bytes. Failed on main with
-    PS004 LOW ('built with the system linker') for each."""
-    for variant in ("object", "script", "plugin", "raw"):
+    """ld linking an object the package wrote, reading its linker script or plugin (or
+    one a compiler driver printed into a file), or copying bytes with raw formats
+    produces the package's bytes. Failed on main with PS004 LOW ('built with the
+    system linker') for each."""
+    for variant in ("object", "script", "plugin", "raw", "echo"):
         events, procs, out = _toolchain_run(variant)
         ps004 = _findings(events, procs, "PS004")
         assert [(f.severity, out in f.message) for f in ps004] == [(Severity.HIGH, True)], variant
@@ -197,12 +206,12 @@ def test_a_shell_running_another_file_of_a_built_programs_name_is_a_shell() -> N
     events = [e.model_copy(update={"path": renamed}) if e.path == out else e for e in events[:-2]]
     cmd = ("/bin/sh", "-c", "python3 -c 'print(1)'")
     events += [
-        ev(EventKind.EXEC, "execve", pid=24, seq=14, path="/bin/sh", argv=cmd),
+        ev(EventKind.EXEC, "execve", pid=24, seq=16, path="/bin/sh", argv=cmd),
         ev(
             EventKind.EXEC,
             "execve",
             pid=25,
-            seq=15,
+            seq=17,
             path="/usr/bin/python3",
             argv=("python3", "-c", "print(1)"),
         ),

@@ -43,6 +43,7 @@ _FEEDS: dict[str, frozenset[str] | None] = {
 # ld options that copy raw bytes (input or output format) instead of linking objects
 _RAW = re.compile(r"^(?:-b.*|--?format(?:=.*)?|--?oformat(?:=.*)?)$")
 _DEPTH = 6
+_OPENS = frozenset({"open", "openat", "openat2", "creat"})
 
 Key = tuple[int, int]
 
@@ -131,7 +132,12 @@ class Builds:
             src = self._before(self.writes.get(r.path or "", []), k)
             if src is None:
                 continue  # not written in the run (system objects and libraries)
-            if src.kind is not EventKind.FILE_WRITE or self.role(src) not in feeds:
+            if src.pid == w.pid and self.image(src) is x:
+                continue  # its own scratch file (the LTO plugin's resolution file)
+            by = self.role(src) if src.kind is EventKind.FILE_WRITE else None
+            if by == "driver" and src.syscall not in _OPENS:
+                return False  # a driver only creates temp names; what it prints is anyone's text
+            if by not in feeds:
                 return False
             if not self._clean(r.path or "", src, depth - 1):
                 return False
