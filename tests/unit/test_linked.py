@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 
 from sandbox.judge.rules import evaluate
-from sandbox.models import Event, EventKind, Finding, Phase, ProcessInfo, Severity
+from sandbox.models import Event, EventKind, Finding, Origin, Phase, ProcessInfo, Severity
 from tests.unit.test_rules import ev, obs
 
 PY = "/home/dev/project/.venv/bin/python"
@@ -130,6 +130,9 @@ def _toolchain_run(variant: str = "") -> tuple[list[Event], list[ProcessInfo], s
     }.get(variant)
     if extra:
         events.append(ev(EventKind.FILE_WRITE, "openat", pid=10, seq=8, path=extra))
+    if variant == "venvlib":  # a preload library in the venv's lib: its read is runtime-labelled
+        extra = f"/home/dev/project/.venv/lib/python3.11/site-packages/{secrets.token_hex(3)}.so"
+        events.append(ev(EventKind.FILE_WRITE, "openat", pid=10, seq=8, path=extra))
     if variant == "echo":  # stdout of 'gcc -print-file-name=<script>' into a file ld reads
         extra = f"{d}/{secrets.token_hex(3)}.ld"
         gcc = ("/usr/bin/gcc", "-print-file-name=SECTIONS{}")
@@ -144,7 +147,8 @@ def _toolchain_run(variant: str = "") -> tuple[list[Event], list[ProcessInfo], s
         ev(EventKind.FILE_READ, "openat", pid=23, seq=13, path=obj),
     ]
     if extra:
-        events.append(ev(EventKind.FILE_READ, "openat", pid=23, seq=14, path=extra))
+        origin = Origin.RUNTIME if variant == "venvlib" else Origin.CANDIDATE
+        events.append(ev(EventKind.FILE_READ, "openat", pid=23, seq=14, path=extra, origin=origin))
     events += [
         ev(EventKind.FILE_WRITE, "write", pid=23, seq=15, path=out),
         ev(EventKind.EXEC, "execve", pid=24, seq=16, path="/bin/sh", argv=("/bin/sh", "-c", f"./{name}")),
@@ -174,7 +178,7 @@ def test_what_the_package_hands_the_linker_is_not_a_build() -> None:
     one a compiler driver printed into a file), or copying bytes with raw formats
     produces the package's bytes. Failed on main with PS004 LOW ('built with the
     system linker') for each."""
-    for variant in ("object", "script", "plugin", "raw", "echo"):
+    for variant in ("object", "script", "plugin", "raw", "echo", "venvlib"):
         events, procs, out = _toolchain_run(variant)
         ps004 = _findings(events, procs, "PS004")
         assert [(f.severity, out in f.message) for f in ps004] == [(Severity.HIGH, True)], variant

@@ -19,7 +19,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 
-from sandbox.models import Event, EventKind, Phase
+from sandbox.models import Event, EventKind, Origin, Phase
 
 _TOOLCHAIN_DIRS = ("/usr/bin/", "/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/llvm-")
 _TRIPLE = r"(?:[\w.]+-linux-gnu-)?"
@@ -77,14 +77,16 @@ class Builds:
     """Indexes over the candidate's events for :meth:`linked`."""
 
     def __init__(self, events: Iterable[Event]) -> None:
+        """*events*: the candidate's and the runtime-labelled reads (not the harness's:
+        what pip installed from a wheel is the package's shipped content)."""
         self.writes: dict[str, list[tuple[Key, Event]]] = {}
         self.execs: dict[tuple[Phase, int], list[tuple[Key, Event]]] = {}
         self.reads: dict[tuple[Phase, int], list[tuple[Key, Event]]] = {}
         for e in sorted(events, key=_key):
-            target = _target(e)
+            target = _target(e) if e.origin is Origin.CANDIDATE else None
             if target:
                 self.writes.setdefault(target, []).append((_key(e), e))
-            elif e.errno is None and e.kind is EventKind.EXEC:
+            elif e.errno is None and e.kind is EventKind.EXEC and e.origin is Origin.CANDIDATE:
                 self.execs.setdefault((e.phase, e.pid), []).append((_key(e), e))
             elif e.errno is None and e.kind is EventKind.FILE_READ and e.path:
                 self.reads.setdefault((e.phase, e.pid), []).append((_key(e), e))

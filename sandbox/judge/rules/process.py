@@ -149,10 +149,16 @@ def shell_probe_only(argv: tuple[str, ...] | None, also: frozenset[str] = frozen
     return bool(programs) and all(p in PROBE_COMMANDS or p in also for p in programs)
 
 
+def _builds(ctx: Context) -> Builds:
+    # the tools' reads of the venv's lib are runtime-labelled (what every interpreter
+    # reads), yet a blob the package wrote there is what it fed the linker
+    return Builds(e for e in ctx.obs.events if e.origin is not Origin.HARNESS)
+
+
 def linker_built(ctx: Context, written: dict[str, Event], builds: Builds | None = None) -> set[str]:
     """Files of *written* whose last writer was the system linker building from what the
     toolchain produced (:mod:`sandbox.judge.rules.linked`)."""
-    b = builds or Builds(ctx.events)
+    b = builds or _builds(ctx)
     return {path for path, w in written.items() if b.linked(path, w)}
 
 
@@ -237,7 +243,7 @@ def rule_exec_written(ctx: Context) -> list[Finding]:
             hits.append((e, written[e.path]))
         else:
             written.update(last_writes([e]))
-    builds = Builds(ctx.events) if hits else None
+    builds = _builds(ctx) if hits else None
     built = {(e.phase, e.seq) for e, w in hits if linker_built(ctx, {e.path or "": w}, builds)}
     out = []
     for linked in (False, True):
