@@ -188,3 +188,15 @@ def test_a_record_row_for_a_pth_the_wheel_does_not_ship_is_no_hook(tmp_path: Pat
     info = inspect_wheel(make_wheel(tmp_path, name, "1.0", files=files))
     assert info.root_hooks == ((f"c1_{name}.pth", hashlib.sha256(shipped).hexdigest()),)
     assert info.root_hook_texts == (shipped.decode(),)
+
+
+def test_a_round_of_an_extra_pass_does_not_vouch_for_an_earlier_pass() -> None:
+    """Passes re-run the import phase in the same container: a round in the Windows
+    pass stages the wheel after the default pass already ran, so the same bytes the
+    candidate wrote in the default pass's import phase are its own. Failed on main
+    with no PS005 (hooks matched by name and hash only)."""
+    pth = f"{secrets.token_hex(3)}-nspkg.pth"
+    body = b"import sys, types, os\n"
+    later = tuple(h.model_copy(update={"pass_name": "windows"}) for h in _hook(pth, body))
+    assert _ps005(_obs(pth, body, later)) == [f"{SITE}/{pth}", f"{SITE}/{pth}"]
+    assert _ps005(_obs(pth, body, _hook(pth, body))) == []

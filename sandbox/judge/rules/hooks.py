@@ -34,17 +34,18 @@ def _pth_evidence(p: PthFile) -> Evidence:
 
 def round_hooks_installed(obs: Observation) -> list[tuple[FsChange, StagedHook]]:
     """The ``.pth`` files a round's wheel installed, with the staged hook: at the top of
-    the venv's site-packages, named by a wheel a round of that phase staged, and left
+    the venv's site-packages, named by a wheel a round of that phase and pass staged
+    (an extra pass's round does not vouch for bytes written before it), and left
     by the phase with exactly that wheel's bytes (the snapshot diff's sha256). Like
     the install's inventory, their content is judged here (PS009, PS021)."""
     if not obs.round_hooks:
         return []
     site = re.compile(re.escape(obs.venv) + r"/lib/python3\.\d+/site-packages/([^/]+\.pth)$")
-    wanted = {(h.phase, h.name, h.sha256): h for h in obs.round_hooks if h.phase is not None}
+    wanted = {(h.phase, h.pass_name, h.name, h.sha256): h for h in obs.round_hooks if h.phase is not None}
     out = []
     for c in obs.fs_changes:
         m = site.match(c.path)
-        hook = wanted.get((c.phase, m.group(1), c.sha256 or "")) if m else None
+        hook = wanted.get((c.phase, c.pass_name, m.group(1), c.sha256 or "")) if m else None
         if hook is not None:
             out.append((c, hook))
     return out
