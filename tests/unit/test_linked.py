@@ -222,3 +222,24 @@ def test_a_shell_running_another_file_of_a_built_programs_name_is_a_shell() -> N
     ]
     procs = [*procs[:4], _proc(24, 10, *cmd), _proc(25, 24, "/usr/bin/python3", "-c", "print(1)")]
     assert Severity.HIGH in {f.severity for f in _findings(events, procs, "PS003")}
+
+
+def test_a_probe_shell_is_judged_by_what_it_really_ran() -> None:
+    """'command X' runs X, and a lone '&' was no separator, so 'command python3 …' and
+    'echo ok & python3 …' looked like probe-only shells. Failed on main with PS003 LOW
+    for both (the child's exec was never compared with the command line)."""
+    word = secrets.token_hex(3)
+    for script, listed in (
+        (f"command python3 -c 'print({word!r})'", True),
+        (f"echo {word} & python3 -V", False),
+    ):
+        cmd = ("/bin/sh", "-c", script)
+        events = [
+            ev(EventKind.EXEC, "execve", pid=24, seq=1, path="/bin/sh", argv=cmd),
+            ev(EventKind.SPAWN, "clone", pid=24, seq=2, target=25),
+            ev(EventKind.EXEC, "execve", pid=25, seq=3, path="/usr/bin/python3", argv=("python3", "-V")),
+        ]
+        procs = [_proc(10, None, PY), _proc(24, 10, *cmd)]
+        if listed:
+            procs.append(_proc(25, 24, "/usr/bin/python3", "-V"))
+        assert [f.severity for f in _findings(events, procs, "PS003")] == [Severity.HIGH], script

@@ -222,6 +222,11 @@ def _runs_only(ctx: Context, shell: Event, built: set[str]) -> bool:
     children's) is a probe command or one of the linker's outputs: the command line
     names a program, the exec shows which file that was."""
     kids = {p.pid for p in ctx.procs.values() if p.phase is shell.phase and p.ppid == shell.pid}
+    kids |= {  # a fork the process table missed is still in the shell's spawn events
+        e.target
+        for e in ctx.events
+        if e.kind is EventKind.SPAWN and e.pid == shell.pid and e.phase is shell.phase and e.target
+    }
     for e in ctx.events:
         if e.kind is not EventKind.EXEC or e.errno is not None or e.phase is not shell.phase:
             continue
