@@ -91,8 +91,11 @@ class Builds:
             elif e.errno is None and e.kind is EventKind.FILE_READ and e.path:
                 self.reads.setdefault((e.phase, e.pid), []).append((_key(e), e))
 
-    def _before(self, rows: list[tuple[Key, Event]], key: Key) -> Event | None:
-        i = bisect.bisect_left([k for k, _ in rows], key)
+    @staticmethod
+    def _before(rows: list[tuple[Key, Event]], key: Key) -> Event | None:
+        # rows are in key order; (key,) sorts before (key, event), so bisect finds the
+        # last row strictly before *key* without building a key list
+        i = bisect.bisect_left(rows, (key,))
         return rows[i - 1][1] if i else None
 
     def image(self, e: Event) -> Event | None:

@@ -178,6 +178,7 @@ def rule_spawn(ctx: Context) -> list[Finding]:
     hits = [e for e in hits if e.errno is None] or hits
     built = _built(ctx)
     built_names = _names(built)
+    shells = _ShellExecs(ctx)
     out = []
     for phase, evs in per_phase(hits).items():
         uniq = dedupe(evs, lambda e: (e.pid, e.argv))
@@ -186,7 +187,7 @@ def rule_spawn(ctx: Context) -> list[Finding]:
             for e in uniq
             if exec_name(e, interps) in SHELLS
             and shell_probe_only(e.argv, built_names)
-            and _runs_only(ctx, e, built)
+            and shells.runs_only(e, built)
         ]
         real = [e for e in uniq if e not in probes]
         if real:
@@ -217,25 +218,34 @@ def _names(paths: set[str]) -> frozenset[str]:
     return frozenset(n for p in paths for n in (posixpath.basename(p), p))
 
 
-def _runs_only(ctx: Context, shell: Event, built: set[str]) -> bool:
-    """Whether every program the *shell* really ran (its own later execs and its
-    children's) is a probe command or one of the linker's outputs: the command line
-    names a program, the exec shows which file that was."""
-    kids = {p.pid for p in ctx.procs.values() if p.phase is shell.phase and p.ppid == shell.pid}
-    kids |= {  # a fork the process table missed is still in the shell's spawn events
-        e.target
-        for e in ctx.events
-        if e.kind is EventKind.SPAWN and e.pid == shell.pid and e.phase is shell.phase and e.target
-    }
-    for e in ctx.events:
-        if e.kind is not EventKind.EXEC or e.errno is not None or e.phase is not shell.phase:
-            continue
-        if not (e.pid in kids or (e.pid == shell.pid and e.seq > shell.seq)):
-            continue
-        image = e.path2 or e.path or ""
-        if image not in built and posixpath.basename(image) not in PROBE_COMMANDS:
-            return False
-    return True
+class _ShellExecs:
+    """The execs of each process and its children, per phase (built once per rule run)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.execs: dict[tuple[Phase, int], list[Event]] = {}
+        self.kids: dict[tuple[Phase, int], set[int]] = {}
+        for p in ctx.procs.values():
+            if p.ppid is not None:
+                self.kids.setdefault((p.phase, p.ppid), set()).add(p.pid)
+        for e in ctx.events:
+            if e.kind is EventKind.EXEC and e.errno is None:
+                self.execs.setdefault((e.phase, e.pid), []).append(e)
+            elif e.kind is EventKind.SPAWN and e.target:
+                # a fork the process table missed is still in the parent's spawn events
+                self.kids.setdefault((e.phase, e.pid), set()).add(e.target)
+
+    def runs_only(self, shell: Event, built: set[str]) -> bool:
+        """Whether every program the *shell* really ran (its own later execs and its
+        children's) is a probe command or one of the linker's outputs: the command line
+        names a program, the exec shows which file that was."""
+        ran = [e for e in self.execs.get((shell.phase, shell.pid), []) if e.seq > shell.seq]
+        for kid in self.kids.get((shell.phase, shell.pid), set()):
+            ran += self.execs.get((shell.phase, kid), [])
+        for e in ran:
+            image = e.path2 or e.path or ""
+            if image not in built and posixpath.basename(image) not in PROBE_COMMANDS:
+                return False
+        return True
 
 
 def rule_exec_written(ctx: Context) -> list[Finding]:
