@@ -243,3 +243,25 @@ def test_a_probe_shell_is_judged_by_what_it_really_ran() -> None:
         if listed:
             procs.append(_proc(25, 24, "/usr/bin/python3", "-V"))
         assert [f.severity for f in _findings(events, procs, "PS003")] == [Severity.HIGH], script
+
+
+def test_running_a_dropped_file_through_the_dynamic_loader_is_ps004() -> None:
+    """'/lib64/ld-linux-x86-64.so.2 ./payload' maps and runs a file that needs no exec
+    bit and no execve of its own. Failed on main with no PS004 (the exec was the
+    loader's, a system file)."""
+    drop = f"/tmp/.{secrets.token_hex(4)}"
+    loader = "/lib64/ld-linux-x86-64.so.2"
+    write = ev(EventKind.FILE_WRITE, "openat", seq=1, path=drop, flags="O_WRONLY|O_CREAT|O_TRUNC")
+    for argv, expected in (
+        ((loader, drop), [Severity.HIGH]),
+        ((loader, "--library-path", "/tmp", f"./{drop.rsplit('/', 1)[1]}"), [Severity.HIGH]),
+        ((loader, "--list", drop), []),  # lists its libraries, runs nothing
+    ):
+        events = [write, ev(EventKind.EXEC, "execve", pid=11, seq=2, path=loader, argv=argv)]
+        ps004 = _findings(events, [_proc(10, None, PY), _proc(11, 10, loader)], "PS004")
+        assert [f.severity for f in ps004] == expected, argv
+        assert all(drop in f.message for f in ps004)
+    # ldd's own call of the loader (LD_TRACE_LOADED_OBJECTS in its environment) lists only
+    events = [write, ev(EventKind.EXEC, "execve", pid=12, seq=2, path=loader, argv=(loader, drop))]
+    procs = [_proc(10, None, PY), _proc(11, 10, "/usr/bin/ldd", drop), _proc(12, 11, loader, drop)]
+    assert _findings(events, procs, "PS004") == []

@@ -248,6 +248,35 @@ class _ShellExecs:
         return True
 
 
+# The dynamic loader run as a program (``ld-linux-x86-64.so.2 ./payload``): it maps and
+# runs a file that needs neither an exec bit nor an execve of its own.
+_LOADER = re.compile(
+    r"^(?:ld-linux[\w.-]*\.so(?:\.\d+)*|ld(?:64)?\.so(?:\.\d+)*|ld-musl-[\w.-]+\.so(?:\.\d+)*)$"
+)
+
+
+def _loaded_program(ctx: Context, e: Event, written: dict[str, Event]) -> str | None:
+    """The written file a dynamic-loader exec was given on its command line to run, if
+    any (``--list``/``--verify`` and ``ldd``'s own calls only list its libraries)."""
+    if not _LOADER.match(posixpath.basename(e.path2 or e.path or "")):
+        return None
+    argv = e.argv or ()
+    proc = ctx.procs.get((e.phase, e.pid))
+    parent = ctx.procs.get((e.phase, proc.ppid)) if proc and proc.ppid is not None else None
+    if {"--list", "--verify"} & set(argv) or (parent and posixpath.basename(parent.exe) == "ldd"):
+        return None
+    for arg in argv[1:]:
+        if arg.startswith("-"):
+            continue
+        if arg in written:
+            return arg
+        rel = "/" + posixpath.normpath(arg).lstrip("/")
+        match = next((p for p in written if p.endswith(rel)), None)
+        if match:
+            return match
+    return None
+
+
 def rule_exec_written(ctx: Context) -> list[Finding]:
     written: dict[str, Event] = {}  # as of each exec: a later write does not count
     hits: list[tuple[Event, Event]] = []
@@ -256,6 +285,9 @@ def rule_exec_written(ctx: Context) -> list[Finding]:
         # second stage fails with ENOEXEC, and trying to run it is the act
         if e.kind is EventKind.EXEC and e.path and e.path in written and e.errno != "ENOENT":
             hits.append((e, written[e.path]))
+        elif e.kind is EventKind.EXEC and e.errno is None and (run := _loaded_program(ctx, e, written)):
+            # the dynamic loader runs the file it is given: the same as exec'ing it
+            hits.append((e.model_copy(update={"path": run}), written[run]))
         else:
             written.update(last_writes([e]))
     builds = _builds(ctx) if hits else None
