@@ -265,3 +265,27 @@ def test_running_a_dropped_file_through_the_dynamic_loader_is_ps004() -> None:
     events = [write, ev(EventKind.EXEC, "execve", pid=12, seq=2, path=loader, argv=(loader, drop))]
     procs = [_proc(10, None, PY), _proc(11, 10, "/usr/bin/ldd", drop), _proc(12, 11, loader, drop)]
     assert _findings(events, procs, "PS004") == []
+
+
+def test_a_linker_output_with_another_name_is_not_a_build() -> None:
+    """After ld wrote the program, a hard link to it (or a symlink to its directory)
+    gives the package a name to write the payload through: the last write 'to the
+    path' stays ld's. Failed on main with PS004 LOW."""
+    events, procs, out = _toolchain_run()
+    alias = f"/tmp/{secrets.token_hex(3)}"
+    d = out.rsplit("/", 1)[0]
+    for link, write in (
+        (ev(EventKind.FILE_LINK, "link", pid=10, seq=16, path=alias, path2=out), alias),
+        (
+            ev(EventKind.FILE_LINK, "symlink", pid=10, seq=16, path=alias, path2=d),
+            f"{alias}/{out.rsplit('/', 1)[1]}",
+        ),
+    ):
+        aliased = [
+            *events[:-2],
+            link,
+            ev(EventKind.FILE_WRITE, "openat", pid=10, seq=17, path=write, flags="O_WRONLY|O_TRUNC"),
+            *(e.model_copy(update={"seq": e.seq + 2}) for e in events[-2:]),
+        ]
+        ps004 = _findings(aliased, procs, "PS004")
+        assert [(f.severity, out in f.message) for f in ps004] == [(Severity.HIGH, True)], link.syscall

@@ -52,6 +52,10 @@ def _key(e: Event) -> Key:
     return (e.phase.order, e.seq)
 
 
+def _within(path: str, name: str) -> bool:
+    return bool(name) and (path == name or path.startswith(name.rstrip("/") + "/"))
+
+
 def last_writes(events: Iterable[Event]) -> dict[str, Event]:
     """Path → the last event that wrote, renamed or linked something there."""
     written: dict[str, Event] = {}
@@ -82,7 +86,10 @@ class Builds:
         self.writes: dict[str, list[tuple[Key, Event]]] = {}
         self.execs: dict[tuple[Phase, int], list[tuple[Key, Event]]] = {}
         self.reads: dict[tuple[Phase, int], list[tuple[Key, Event]]] = {}
+        self.links: list[tuple[str, str]] = []  # (new name, what it names) of every link made
         for e in sorted(events, key=_key):
+            if e.kind is EventKind.FILE_LINK and e.errno is None and e.origin is Origin.CANDIDATE:
+                self.links.append((e.path or "", e.path2 or ""))
             target = _target(e) if e.origin is Origin.CANDIDATE else None
             if target:
                 self.writes.setdefault(target, []).append((_key(e), e))
@@ -114,7 +121,18 @@ class Builds:
     def linked(self, path: str, w: Event) -> bool:
         """Whether *w*, the last write to *path*, is the system linker's, building from
         what the toolchain itself produced (see the module docstring)."""
-        return w.kind is EventKind.FILE_WRITE and self.role(w) == "link" and self._clean(path, w, _DEPTH)
+        return (
+            w.kind is EventKind.FILE_WRITE
+            and self.role(w) == "link"
+            and not self._aliased(path)
+            and self._clean(path, w, _DEPTH)
+        )
+
+    def _aliased(self, path: str) -> bool:
+        """Whether the run made another name for *path* or a directory above it (a hard
+        link or symlink): writes through that name change the file unseen under its own
+        (hard links always; symlinks under a recorder that does not resolve them)."""
+        return any(_within(path, a) or _within(path, b) for a, b in self.links if a or b)
 
     def _clean(self, path: str, w: Event, depth: int) -> bool:
         """Whether every run-written file *w*'s process read before it was written by a
