@@ -118,6 +118,7 @@ JUDGING_MODULES = (
     "sandbox.judge.rules.accounted",
     "sandbox.judge.rules.escape",
     "sandbox.judge.rules.hooks",
+    "sandbox.judge.rules.linked",
     "sandbox.judge.rules.network",
     "sandbox.judge.rules.persistence",
     "sandbox.judge.rules.process",

@@ -353,6 +353,9 @@ class StagedHook(Frozen):
 
     name: str
     sha256: str  # hex
+    text: str = ""  # its content (the hook rules judge it: PS009, PS021)
+    phase: Phase | None = None  # of the round that staged it (set when judging)
+    pass_name: str = DEFAULT_PASS  # likewise
 
 
 class Round(Frozen):
@@ -368,6 +371,7 @@ class Round(Frozen):
     missing: tuple[str, ...] = ()  # what nobody could supply, and why
     seconds: float = 0.0
     hooks: tuple[StagedHook, ...] = ()  # .pth files the staged wheels install
+    pass_name: str = DEFAULT_PASS  # the pass whose step asked
 
 
 class Report(Frozen):

@@ -13,6 +13,7 @@ import base64
 import binascii
 import bz2
 import gzip
+import hashlib
 import io
 import itertools
 import lzma
@@ -85,6 +86,8 @@ class WheelContents:
     # (name, sha256 hex) of the .pth files at the wheel's root, from its RECORD: pip puts
     # them in site-packages, where they run at every interpreter start
     root_hooks: tuple[tuple[str, str], ...] = ()
+    # their text, in the same order (what the hook rules judge: the installed bytes)
+    root_hook_texts: tuple[str, ...] = ()
 
     @property
     def requires_dist(self) -> tuple[str, ...]:
@@ -438,7 +441,7 @@ def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
                     raise _Rejected(f"{dist_info}/{required} is missing")
             metadata = parse_metadata(zf.read(f"{dist_info}/METADATA"))
             wheel_file = parse_metadata(zf.read(f"{dist_info}/WHEEL"))
-            hooks = record_root_hooks(zf.read(f"{dist_info}/RECORD"))
+            hooks, texts = _shipped_hooks(zf, record_root_hooks(zf.read(f"{dist_info}/RECORD")))
     except _Rejected as exc:
         raise _invalid(path, "wheel", exc) from None
     except _CORRUPT as exc:
@@ -464,7 +467,29 @@ def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
         metadata=metadata,
         wheel_file=wheel_file,
         root_hooks=hooks,
+        root_hook_texts=texts,
     )
+
+
+MAX_HOOK = 64 << 10  # a bigger .pth is no dependency's namespace line: never exempted
+
+
+def _shipped_hooks(
+    zf: _Zip, listed: tuple[tuple[str, str], ...]
+) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The RECORD's root ``.pth`` rows that the wheel really ships with those bytes, and
+    their text. A row naming a file the wheel lacks (or other bytes) is no hook of the
+    wheel's: the package could write that file itself, unseen by the host."""
+    hooks, texts = [], []
+    for name, digest in listed:
+        info = zf.members.get(name)
+        if info is None or info.is_dir() or info.file_size > MAX_HOOK:
+            continue
+        data = zf.read(name)
+        if hashlib.sha256(data).hexdigest() == digest:
+            hooks.append((name, digest))
+            texts.append(data.decode("utf-8", "replace"))
+    return tuple(hooks), tuple(texts)
 
 
 def record_root_hooks(record: bytes) -> tuple[tuple[str, str], ...]:

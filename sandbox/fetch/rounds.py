@@ -26,7 +26,7 @@ from sandbox.fetch.archive import inspect_wheel
 from sandbox.fetch.modmap import distribution_for, wheel_provides
 from sandbox.fetch.pip import Deadline, PipRunner
 from sandbox.fetch.target import TargetEnv
-from sandbox.models import Artifact, ArtifactKind, ArtifactRole, Phase, Round, StagedHook
+from sandbox.models import DEFAULT_PASS, Artifact, ArtifactKind, ArtifactRole, Phase, Round, StagedHook
 
 MAX_ROUNDS = 3
 MAX_PER_ROUND = 6  # requirements fetched in one round
@@ -122,6 +122,7 @@ class RoundFetcher:
                 missing=tuple(missing),
                 seconds=round(time.monotonic() - t0, 2),
                 hooks=tuple(self._hooks),
+                pass_name=str(msg.get("pass") or DEFAULT_PASS)[:40],
             )
         )
 
@@ -155,7 +156,10 @@ class RoundFetcher:
                 if dest.exists():
                     continue
                 info = inspect_wheel(wheel)
-                self._hooks += [StagedHook(name=n, sha256=h) for n, h in info.root_hooks]
+                self._hooks += [
+                    StagedHook(name=n, sha256=h, text=t)
+                    for (n, h), t in zip(info.root_hooks, info.root_hook_texts, strict=True)
+                ]
                 partial = dest.with_name(f".{wheel.name}.partial")
                 shutil.copyfile(wheel, partial)
                 os.chmod(partial, 0o644)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from sandbox.models import Event, EventKind, Origin, Phase, ProcessInfo
+from sandbox.models import DEFAULT_PASS, Event, EventKind, Origin, Phase, ProcessInfo
 
 _READS = {EventKind.FILE_READ, EventKind.FILE_STAT, EventKind.FILE_LIST}
 
@@ -149,6 +149,7 @@ def classify(
     label: dict[tuple[Phase, int], tuple[str, tuple[str, ...]]] = {}
     pip_of: dict[tuple[Phase, int], tuple[Phase, int]] = {}  # a pip-labelled pid → its main pip
     labels: list[tuple[str, tuple[Phase, int] | None]] = []
+    swapped = _interpreter_swaps(ordered, venv)
     for ev in ordered:
         key = (ev.phase, ev.pid)
         if key not in label:
@@ -156,6 +157,8 @@ def classify(
         state, cmd = label[key]
         if ev.kind is EventKind.EXEC and ev.errno is None:
             state, cmd = _after_exec(ev, state, cmd, harness_set, venv)
+            if state == _PIP and swapped(ev):
+                state, cmd = _CAND, ()  # the interpreter is no longer the one the agent made
             label[key] = (state, cmd)
             if state == _PIP and key not in pip_of:
                 pip_of[key] = key
@@ -212,6 +215,38 @@ def _after_exec(
         ):
             return _PIP_TOOL, ()
     return _CAND, ()
+
+
+def _interpreter_swaps(ordered: list[Event], venv: str) -> Callable[[Event], bool]:
+    """Whether the venv's interpreter (``bin/python*``) or its ``pyvenv.cfg`` was written,
+    renamed over or linked before an exec: a step that runs it then runs whatever was
+    put there. Passes run in order after the default one (their events sort by phase,
+    not by pass): a write in the default pass precedes every extra pass's exec, and one
+    in an extra pass is taken to precede the other extra passes' (their order is the
+    plan's)."""
+    interp = re.compile(re.escape(venv) + r"/(?:bin/python(?:3(?:\.\d+)?)?|pyvenv\.cfg)$")
+    writes: list[tuple[str, tuple[int, int]]] = []
+    for ev in ordered:
+        if ev.errno is not None or ev.kind not in _SWAPS:
+            continue
+        target = ev.path2 if ev.kind is EventKind.FILE_RENAME else ev.path
+        if target and interp.match(target):
+            writes.append((ev.pass_name, (ev.phase.order, ev.seq)))
+
+    def swapped(ex: Event) -> bool:
+        key = (ex.phase.order, ex.seq)
+        for pass_name, k in writes:
+            if pass_name == ex.pass_name:
+                if k < key:
+                    return True
+            elif pass_name == DEFAULT_PASS or ex.pass_name != DEFAULT_PASS:
+                return True
+        return False
+
+    return swapped
+
+
+_SWAPS = {EventKind.FILE_WRITE, EventKind.FILE_RENAME, EventKind.FILE_LINK}
 
 
 def _step_command(argv: tuple[str, ...]) -> tuple[str, ...] | None:

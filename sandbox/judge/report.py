@@ -133,7 +133,10 @@ def judge(
     """Findings and verdict for an observation under *profile*, as a report (with the
     sinkhole's *network* section and its rules when there is one)."""
     if rounds:  # what the rounds' wheels install is theirs (PS005 checks it byte for byte)
-        obs = obs.model_copy(update={"round_hooks": tuple(h for r in rounds for h in r.hooks)})
+        hooks = tuple(
+            h.model_copy(update={"phase": r.phase, "pass_name": r.pass_name}) for r in rounds for h in r.hooks
+        )
+        obs = obs.model_copy(update={"round_hooks": hooks})
     # one evaluate per pass: sinkhole connections the trace already shows are not judged
     # twice, and PS030's escalation sees every finding of that pass
     findings = pass_findings(obs, network, profile, hostname)

@@ -391,10 +391,12 @@ class DockerSession(SessionABC):
         trace_dir.mkdir(exist_ok=True)
         phases = self.finished  # also read after an interrupt, for a partial report
         t0 = [time.monotonic()]
+        current = [DEFAULT_PASS]  # the pass a round's need comes from (its hooks are that pass's)
 
         def on_message(kind: str, msg: dict[str, Any]) -> None:
             if kind == "phase":
                 t0[0] = time.monotonic()
+                current[0] = str(msg.get("pass") or DEFAULT_PASS)
                 if msg.get("pass"):
                     observer.status(f"extra pass {msg['pass']}: {msg['phase']}")
                 observer.phase_started(Phase(msg["phase"]))
@@ -405,7 +407,7 @@ class DockerSession(SessionABC):
                 if on_result is not None:
                     on_result(ap, self.recorder.trace_path if self.recorder is not None else None)
             elif kind == "need" and on_need is not None:
-                on_need(msg)
+                on_need({**msg, "pass": current[0]})
 
         # One exec runs every phase (a failed install stops it: later phases would
         # observe nothing); the budget covers each phase, its windows and restarts.

@@ -273,3 +273,34 @@ def test_a_wheel_file_name_is_an_artifact_name_not_data() -> None:
         f"/x/{secret}-1.0-py3-none-any.whl",
     ):
         assert _run(_https(host, _get(host, target)), host)["PS002"] is Severity.HIGH, target
+
+
+def test_data_in_a_wheel_names_version_build_or_tags_is_not_plain() -> None:
+    """The wheel name's parts other than the name were exempt from every test: a hex
+    or decimal key in the version's local label, the build tag, the release numbers or
+    an open-ended ``linux_*`` platform went out as an 'accounted' fetch. Failed on main
+    with PS002 MEDIUM for each of these targets."""
+    host = _name()
+    proj = "".join(random.choices(string.ascii_lowercase, k=7))
+    hexed = "".join(random.choices("0123456789abcdef", k=40))
+    digits = "".join(random.choices(string.digits, k=60))
+    chunks = [hexed[i : i + 10] for i in range(0, 40, 10)]
+    for target in (
+        f"/x/{proj}-1.0+{hexed}-py3-none-any.whl",
+        f"/x/{proj}-1.0-1{hexed}-py3-none-any.whl",
+        f"/x/{proj}-1.{'.'.join(digits[i : i + 15] for i in range(0, 60, 15))}-py3-none-any.whl",
+        f"/x/{proj}-1.0-py3-none-linux_{hexed}.whl",
+        f"/x/{proj}-1.0-py3-none-{'.'.join('linux_' + c for c in chunks)}.whl",
+        f"/x/{proj}-1.0-py3-none-manylinux_2_28_{hexed}.whl",
+        f"/x/{'_'.join(random.choices(['alpha', 'beta', 'gamma', 'delta'], k=30))}-1.0-py3-none-any.whl",
+    ):
+        assert _run(_https(host, _get(host, target)), host)["PS002"] is Severity.HIGH, target
+    # real names stay plain: local versions, build tags, compressed platform sets
+    for wheel in (
+        f"{proj}-2.1.0+cu118-cp311-cp311-linux_x86_64.whl",
+        f"{proj}-1.26.4-1-cp312-cp312-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+        f"{proj}-0.4.0-cp39-abi3-macosx_10_12_x86_64.macosx_11_0_arm64.macosx_10_12_universal2.whl",
+        f"{proj}-3.0.0rc1-pp310-pypy310_pp73-win_amd64.whl",
+    ):
+        sev = _run(_https(host, _get(host, f"/{proj}/releases/download/v1/{wheel}")), host)["PS002"]
+        assert sev is Severity.MEDIUM, wheel

@@ -66,27 +66,50 @@ _PAYLOAD = re.compile(
 )
 
 
-_WHEEL_TAG = re.compile(
-    r"^(?:(?:py|cp|pp|ip|jy)\d{0,3})$"  # interpreter
-    r"|^(?:none|abi3|(?:cp|pp)\d{2,3}[dmu]{0,2}|pypy\d*_pp\d+)$"  # abi
-    r"|^(?:any|(?:many|musl)linux(?:1|2010|2014|_\d+_\d+)_[a-z0-9_]+|linux_[a-z0-9_]+"
-    r"|macosx_\d+_\d+_[a-z0-9_]+|win32|win_(?:amd64|arm64|ia64))$"  # platform
+# A wheel name's parts other than its name come from closed vocabularies or small
+# numbers: an open-ended part (``linux_<anything>``, a long local version, a build tag
+# of letters) would carry a key as well as any encoded segment.
+_ARCH = (
+    r"(?:x86_64|i686|aarch64|armv[67]l|ppc64le|ppc64|s390x|riscv64|loongarch64|arm64|amd64|x86"
+    r"|universal2?|intel|fat(?:32|64)?)"
 )
+_INTERPRETER = re.compile(r"^(?:py|cp|pp|ip|jy)\d{0,3}$")
+_ABI = re.compile(r"^(?:none|abi3|(?:cp|pp)\d{2,3}[dmut]{0,2}|pypy\d{0,3}_pp\d{2,3})$")
+_PLATFORM = re.compile(
+    rf"^(?:any|win32|win_(?:amd64|arm64|ia64)|(?:many|musl)linux_\d{{1,2}}_\d{{1,3}}_{_ARCH}"
+    rf"|manylinux(?:1|2010|2014)_{_ARCH}|linux_{_ARCH}|macosx_\d{{1,2}}_\d{{1,2}}_{_ARCH})$"
+)
+_VERSION = re.compile(
+    r"^(?:\d{1,4}!)?\d{1,8}(?:\.\d{1,8}){0,4}(?:(?:a|b|rc)\d{1,4})?(?:\.post\d{1,4})?(?:\.dev\d{1,8})?"
+    r"(?:\+[a-z]{1,10}\d{0,4}(?:\.\d{1,4})?)?$"
+)
+_BUILD = re.compile(r"^\d{1,8}$")
+_MAX_TAGS = 4  # in one compressed tag set (``manylinux_2_17_x86_64.manylinux2014_x86_64``)
 
 
 def _wheel_file(segment: str) -> bool:
     """A well-formed wheel file name (PEP 427) with real tags: a published artifact's
     standard name, whose platform tags (``manylinux_2_28_x86_64``) only look like
-    encoded data. Its name part is still held to the encoded-data test."""
+    encoded data. Its name part is held to the ordinary segment tests; its version,
+    build tag and tags must be of the forms real releases use (no room for data)."""
     try:
-        _name, _version, _build, tags = parse_wheel_filename(segment)
+        parse_wheel_filename(segment)
     except (InvalidWheelFilename, InvalidVersion):
         return False
-    parts = {p for t in tags for p in (t.interpreter, t.abi, t.platform)}
+    parts = segment[: -len(".whl")].split("-")
+    name, version, tags = parts[0], parts[1], parts[-3:]
+    build = parts[2] if len(parts) == 6 else None
+    sets = [t.split(".") for t in tags]
     return (
-        len(segment) <= 200
-        and not encoded_looking(segment.split("-", 1)[0])
-        and all(_WHEEL_TAG.match(p) for p in parts)
+        bool(_SEGMENT.match(name))
+        and not encoded_looking(name)
+        and len(version) <= 40
+        and bool(_VERSION.match(version))
+        and (build is None or bool(_BUILD.match(build)))
+        and all(0 < len(s) <= _MAX_TAGS for s in sets)
+        and all(_INTERPRETER.match(t) for t in sets[0])
+        and all(_ABI.match(t) for t in sets[1])
+        and all(_PLATFORM.match(t) for t in sets[2])
     )
 
 

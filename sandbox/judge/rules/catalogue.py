@@ -47,7 +47,8 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS004",
             "executes a file it wrote",
             Severity.HIGH,
-            "Executes a file that candidate code wrote (or renamed into place) earlier in the run.",
+            "Executes a file that candidate code wrote (or renamed into place) earlier in the run, "
+            "directly or through the dynamic loader (ld-linux.so FILE).",
         ),
         RuleInfo(
             "PS005",

@@ -16,6 +16,7 @@ from sandbox.judge.rules.context import (
     make_finding,
     per_phase,
 )
+from sandbox.judge.rules.hooks import decoded_exec, executes, round_hooks_installed
 from sandbox.models import (
     Event,
     EventKind,
@@ -117,20 +118,15 @@ def _written(e: Event) -> str:
 
 
 def round_installed(obs: Observation) -> set[tuple[Phase, str]]:
-    """(phase, path) of the ``.pth`` files a round's wheel installed: at the top of the
-    venv's site-packages, named by a staged wheel's RECORD, and left by the phase with
-    that RECORD's sha256 (from the snapshot diff). A candidate that writes the same name
-    with other bytes, or rewrites the wheel's, is not covered."""
-    if not obs.round_hooks:
-        return set()
-    site = re.compile(re.escape(obs.venv) + r"/lib/python3\.\d+/site-packages/([^/]+\.pth)$")
-    wanted = {(h.name, h.sha256) for h in obs.round_hooks}
-    out = set()
-    for c in obs.fs_changes:
-        m = site.match(c.path)
-        if m and c.sha256 and (m.group(1), c.sha256) in wanted:
-            out.add((c.phase, c.path))
-    return out
+    """(phase, path) of the ``.pth`` files a round's wheel installed
+    (:func:`~sandbox.judge.rules.hooks.round_hooks_installed`) that are no start-up
+    payload: one that executes decoded code stays persistence. A candidate that writes
+    the same name with other bytes, or rewrites the wheel's, is not covered."""
+    return {
+        (c.phase, c.path)
+        for c, h in round_hooks_installed(obs)
+        if not (executes(h.text) and decoded_exec(h.text))
+    }
 
 
 def _diff_evidence(c: FsChange) -> Evidence:

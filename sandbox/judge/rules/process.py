@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 
 from sandbox.judge.rules.context import MAX_EVIDENCE, Context, dedupe, exec_name, make_finding, per_phase
+from sandbox.judge.rules.linked import Builds, last_writes
 from sandbox.models import (
     Event,
     EventKind,
@@ -148,44 +149,17 @@ def shell_probe_only(argv: tuple[str, ...] | None, also: frozenset[str] = frozen
     return bool(programs) and all(p in PROBE_COMMANDS or p in also for p in programs)
 
 
-# The system linker's images: an executable it wrote was built here from objects, not
-# dropped. Running one is judged by what it does (every call it makes is recorded).
-_LINKER = re.compile(r"^(?:[\w.]+-linux-gnu-)?(?:ld(?:\.bfd|\.gold|\.lld)?|collect2|mold|lld)$")
-_TOOLCHAIN_DIRS = ("/usr/bin/", "/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/llvm-")
+def _builds(ctx: Context) -> Builds:
+    # the tools' reads of the venv's lib are runtime-labelled (what every interpreter
+    # reads), yet a blob the package wrote there is what it fed the linker
+    return Builds(e for e in ctx.obs.events if e.origin is not Origin.HARNESS)
 
 
-def _last_writes(events: Iterable[Event]) -> dict[str, Event]:
-    """Path → the last event that wrote, renamed or linked something there."""
-    written: dict[str, Event] = {}
-    for e in sorted(events, key=lambda e: (e.phase.order, e.seq)):
-        if e.errno is not None:
-            continue
-        if e.kind is EventKind.FILE_WRITE and e.path:
-            written[e.path] = e
-        elif e.kind in (EventKind.FILE_RENAME, EventKind.FILE_LINK) and e.path2:
-            # rename(src, dst): path = src, path2 = dst; link: path = new link
-            target = e.path2 if e.kind is EventKind.FILE_RENAME else e.path
-            if target:
-                written[target] = e
-    return written
-
-
-def linker_built(ctx: Context, written: dict[str, Event]) -> set[str]:
-    """Files of *written* whose last writer was the system linker (by its image, which
-    the candidate cannot replace: root-owned, and not written at all in this run)."""
-    touched = _last_writes(ctx.events)
-    out = set()
-    for path, w in written.items():
-        proc = ctx.procs.get((w.phase, w.pid))
-        exe = proc.exe if proc else ""
-        if (
-            w.kind is EventKind.FILE_WRITE
-            and exe.startswith(_TOOLCHAIN_DIRS)
-            and _LINKER.match(posixpath.basename(exe))
-            and exe not in touched
-        ):
-            out.add(path)
-    return out
+def linker_built(ctx: Context, written: dict[str, Event], builds: Builds | None = None) -> set[str]:
+    """Files of *written* whose last writer was the system linker building from what the
+    toolchain produced (:mod:`sandbox.judge.rules.linked`)."""
+    b = builds or _builds(ctx)
+    return {path for path, w in written.items() if b.linked(path, w)}
 
 
 def rule_spawn(ctx: Context) -> list[Finding]:
@@ -202,11 +176,19 @@ def rule_spawn(ctx: Context) -> list[Finding]:
     if not hits:
         return []
     hits = [e for e in hits if e.errno is None] or hits
-    built = _built_names(ctx)
+    built = _built(ctx)
+    built_names = _names(built)
+    shells = _ShellExecs(ctx)
     out = []
     for phase, evs in per_phase(hits).items():
         uniq = dedupe(evs, lambda e: (e.pid, e.argv))
-        probes = [e for e in uniq if exec_name(e, interps) in SHELLS and shell_probe_only(e.argv, built)]
+        probes = [
+            e
+            for e in uniq
+            if exec_name(e, interps) in SHELLS
+            and shell_probe_only(e.argv, built_names)
+            and shells.runs_only(e, built)
+        ]
         real = [e for e in uniq if e not in probes]
         if real:
             names = sorted({exec_name(e, interps) for e in real})
@@ -226,13 +208,73 @@ def rule_spawn(ctx: Context) -> list[Finding]:
     return out
 
 
-def _built_names(ctx: Context) -> frozenset[str]:
+def _built(ctx: Context) -> set[str]:
+    """The linker's outputs of this run (paths)."""
+    return linker_built(ctx, last_writes(ctx.events))
+
+
+def _names(paths: set[str]) -> frozenset[str]:
     """How a shell command line names the linker's outputs (``./a.out``, ``a.out``, the path)."""
-    names: set[str] = set()
-    for path in linker_built(ctx, _last_writes(ctx.events)):
-        base = posixpath.basename(path)
-        names |= {base, path}
-    return frozenset(names)
+    return frozenset(n for p in paths for n in (posixpath.basename(p), p))
+
+
+class _ShellExecs:
+    """The execs of each process and its children, per phase (built once per rule run)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.execs: dict[tuple[Phase, int], list[Event]] = {}
+        self.kids: dict[tuple[Phase, int], set[int]] = {}
+        for p in ctx.procs.values():
+            if p.ppid is not None:
+                self.kids.setdefault((p.phase, p.ppid), set()).add(p.pid)
+        for e in ctx.events:
+            if e.kind is EventKind.EXEC and e.errno is None:
+                self.execs.setdefault((e.phase, e.pid), []).append(e)
+            elif e.kind is EventKind.SPAWN and e.target:
+                # a fork the process table missed is still in the parent's spawn events
+                self.kids.setdefault((e.phase, e.pid), set()).add(e.target)
+
+    def runs_only(self, shell: Event, built: set[str]) -> bool:
+        """Whether every program the *shell* really ran (its own later execs and its
+        children's) is a probe command or one of the linker's outputs: the command line
+        names a program, the exec shows which file that was."""
+        ran = [e for e in self.execs.get((shell.phase, shell.pid), []) if e.seq > shell.seq]
+        for kid in self.kids.get((shell.phase, shell.pid), set()):
+            ran += self.execs.get((shell.phase, kid), [])
+        for e in ran:
+            image = e.path2 or e.path or ""
+            if image not in built and posixpath.basename(image) not in PROBE_COMMANDS:
+                return False
+        return True
+
+
+# The dynamic loader run as a program (``ld-linux-x86-64.so.2 ./payload``): it maps and
+# runs a file that needs neither an exec bit nor an execve of its own.
+_LOADER = re.compile(
+    r"^(?:ld-linux[\w.-]*\.so(?:\.\d+)*|ld(?:64)?\.so(?:\.\d+)*|ld-musl-[\w.-]+\.so(?:\.\d+)*)$"
+)
+
+
+def _loaded_program(ctx: Context, e: Event, written: dict[str, Event]) -> str | None:
+    """The written file a dynamic-loader exec was given on its command line to run, if
+    any (``--list``/``--verify`` and ``ldd``'s own calls only list its libraries)."""
+    if not _LOADER.match(posixpath.basename(e.path2 or e.path or "")):
+        return None
+    argv = e.argv or ()
+    proc = ctx.procs.get((e.phase, e.pid))
+    parent = ctx.procs.get((e.phase, proc.ppid)) if proc and proc.ppid is not None else None
+    if {"--list", "--verify"} & set(argv) or (parent and posixpath.basename(parent.exe) == "ldd"):
+        return None
+    for arg in argv[1:]:
+        if arg.startswith("-"):
+            continue
+        if arg in written:
+            return arg
+        rel = "/" + posixpath.normpath(arg).lstrip("/")
+        match = next((p for p in written if p.endswith(rel)), None)
+        if match:
+            return match
+    return None
 
 
 def rule_exec_written(ctx: Context) -> list[Finding]:
@@ -243,9 +285,13 @@ def rule_exec_written(ctx: Context) -> list[Finding]:
         # second stage fails with ENOEXEC, and trying to run it is the act
         if e.kind is EventKind.EXEC and e.path and e.path in written and e.errno != "ENOENT":
             hits.append((e, written[e.path]))
+        elif e.kind is EventKind.EXEC and e.errno is None and (run := _loaded_program(ctx, e, written)):
+            # the dynamic loader runs the file it is given: the same as exec'ing it
+            hits.append((e.model_copy(update={"path": run}), written[run]))
         else:
-            written.update(_last_writes([e]))
-    built = {(e.phase, e.seq) for e, w in hits if linker_built(ctx, {e.path or "": w})}
+            written.update(last_writes([e]))
+    builds = _builds(ctx) if hits else None
+    built = {(e.phase, e.seq) for e, w in hits if linker_built(ctx, {e.path or "": w}, builds)}
     out = []
     for linked in (False, True):
         chosen = [e for e, _ in hits if ((e.phase, e.seq) in built) is linked]
