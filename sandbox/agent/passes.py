@@ -692,7 +692,7 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
         return "always run by the profile"
     trigger = conf.get("trigger", name)
     if trigger == "windows":
-        why = windows_trigger(_default_results(out, ("install", "startup", "import")))
+        why = windows_trigger(_default_results(out, ("install", "startup", "import", "exercise")))
         if not why and conf.get("static_hint"):
             why = static_hint(static or STATIC_FILE)
         return why
