@@ -19,6 +19,7 @@ from .common import (
     VENV_TEMPLATE,
     emit,
     load_plan,
+    module_file,
     site_packages,
 )
 from .exercise import entry_point_scripts, phase_exercise
@@ -160,6 +161,10 @@ def _with_flag(args: list[str], flag: str, extra: list[str] | None = None) -> li
     return [*args[:i], flag, *args[i:], *(extra or [])]
 
 
+# pip: "ERROR: Package 'x' requires a different Python: 3.11.2 not in '<3.9,>=3.8.0'"
+_WRONG_PYTHON = re.compile(r"ERROR: Package '[^']+' requires a different Python: [^\n]+")
+
+
 def run_rounds() -> rounds.Rounds:
     global _ROUNDS
     if _ROUNDS is None:
@@ -218,6 +223,14 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         steps.append(step)
         if step["status"] != "ok" or step["exit_code"] == 0 or time.monotonic() >= end:
             break
+        wrong_python = _WRONG_PYTHON.search(step["output"])
+        if wrong_python and "--ignore-requires-python" not in args:
+            # Requires-Python is a declaration, not a capability: a developer on another
+            # Python forces it, and the code (payload included) mostly runs.
+            problems.append(f"{wrong_python.group(0).strip()[:160]}: installed with --ignore-requires-python")
+            args = _with_flag(args, "--ignore-requires-python")
+            attempt += 1
+            continue
         modules, reqs = rounds.needs_from_output(step["output"])
         if not (modules or reqs):
             break
@@ -382,6 +395,21 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
     }
 
 
+def _static_needs(plan: dict[str, Any], failed: list[str], known: set[str], rnd: rounds.Rounds) -> list[str]:
+    """Modules the *failed* modules' sources import that nothing installed provides."""
+    try:
+        site = Path(str(json.loads(_inventory_file(plan).read_text())["site_packages"]))
+    except (OSError, ValueError, KeyError):
+        return []
+    out: list[str] = []
+    for name in failed:
+        path, _ = module_file(site, name)
+        if path is not None:
+            more = rounds.absent(site, rounds.imported_tops(path), known | set(out))
+            out += [m for m in more if f"m:{m}" not in rnd.asked]
+    return out
+
+
 def _import_rounds(
     plan: dict[str, Any], modules: list[str], results: list[dict[str, Any]], end: float, window: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -400,6 +428,9 @@ def _import_rounds(
         wanted = sorted({m for m in missing.values() if m and m not in own})
         if not wanted:
             break
+        # what the failing modules import besides: one round instead of one per import
+        failed = [n for n, m in missing.items() if m in wanted]
+        wanted += _static_needs(plan, failed, own | set(wanted), rnd)[: rounds.MAX_NEEDS - len(wanted)]
         reason = next(str(r["detail"]) for r in results if missing.get(r["name"]) in wanted)
         answer = rnd.ask("import", wanted, [], reason)
         names = [str(n) for n in (answer or {}).get("install") or []]
