@@ -152,18 +152,17 @@ def _pkgsandbox_windows():
         fname = frame.f_code.co_filename
         hit = seen.get(fname)
         if hit is None:
+            # site-packages first: in a venv "platstdlib" is the venv's lib/pythonX.Y,
+            # which holds site-packages, so a trusted-prefix test alone would take the
+            # candidate's installed modules for the library
+            mark = next((m for m in ("/site-packages/", "/dist-packages/") if m in fname), None)
             if fname.startswith("<frozen"):
                 hit = False
-            elif fname.startswith(trusted):
-                hit = False
+            elif mark is not None:
+                top = fname.split(mark, 1)[1].split("/", 1)[0]
+                hit = (top[:-3] if top.endswith(".py") else top) in own
             else:
-                hit = True
-                for mark in ("/site-packages/", "/dist-packages/"):
-                    if mark in fname:
-                        top = fname.split(mark, 1)[1].split("/", 1)[0]
-                        top = top[:-3] if top.endswith(".py") else top
-                        hit = top in own
-                        break
+                hit = not fname.startswith(trusted)
             seen[fname] = hit
         return hit
 

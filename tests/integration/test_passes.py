@@ -251,3 +251,25 @@ def test_setup_py_gated_on_windows_runs_in_the_windows_pass_on_a_static_hint(tmp
     assert beacon and {e.pass_name for e in beacon} == {"windows"}
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
     assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
+
+
+def test_installed_module_gated_on_windows_sees_windows_in_the_pass(tmp_path: Path) -> None:
+    """The candidate's own installed modules are shown Windows (os.name, sys.platform,
+    platform.system()), not only its setup.py: in a venv the library's platstdlib holds
+    site-packages, and a module gated on `os.name == "nt"` stayed dormant there."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    src = textwrap.dedent(f"""\
+        import json, os, platform, socket, sys
+        from ctypes import windll  # the default pass stops here; it fires the Windows pass
+        seen = [os.name, sys.platform, platform.system()]
+        if os.name == "nt" and sys.platform == "win32" and platform.system() == "Windows":
+            s = socket.create_connection(({host!r}, {port}), timeout=5)
+            s.sendall(b"GET /nt HTTP/1.1\\r\\nHost: x.invalid\\r\\n\\r\\n")
+            s.close()
+        print("FACTS " + json.dumps({{"seen": seen}}))
+        """)
+    report = _vet(tmp_path, r.name("gated"), src)
+    assert _facts(report, "windows")["seen"] == ["nt", "win32", "Windows"]
+    assert report.verdict is Verdict.MALICIOUS
+    assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
