@@ -26,8 +26,6 @@ from .exercise import entry_point_scripts, phase_exercise
 from .home import install_kit
 from .steps import ImportRun, StepRun
 
-_ROUNDS: rounds.Rounds | None = None
-
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -136,21 +134,7 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
 
 def _pip_install(plan: dict[str, Any], names: list[str]) -> list[str]:
     """argv of a harness pip step installing staged index packages (wheels) into the venv."""
-    return [
-        f"{plan['venv']}/bin/python",
-        "-m",
-        "pip",
-        "install",
-        "--no-index",
-        "--find-links",
-        str(STAGE_ARTIFACTS),
-        "--no-cache-dir",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--progress-bar",
-        "off",
-        *names,
-    ]
+    return rounds.pip_install_argv(plan, STAGE_ARTIFACTS, names)
 
 
 def _with_flag(args: list[str], flag: str, extra: list[str] | None = None) -> list[str]:
@@ -165,11 +149,23 @@ def _with_flag(args: list[str], flag: str, extra: list[str] | None = None) -> li
 _WRONG_PYTHON = re.compile(r"ERROR: Package '[^']+' requires a different Python: [^\n]+")
 
 
+# pip: "ERROR: Could not build wheels for PyAudio, which is required to install …",
+# "ERROR: Failed building wheel for PyAudio"
+_FAILED_BUILD = re.compile(r"(?:Could not build wheels for|Failed building wheel for) ([A-Za-z0-9][\w.-]*)")
+
+
+def _failed_builds(output: str) -> set[str]:
+    """Normalised names of the distributions pip could not build."""
+    return {_norm(m.group(1).rstrip(".,")) for m in _FAILED_BUILD.finditer(output)}
+
+
+def _dist_of(filename: str) -> str:
+    """The normalised distribution name of a wheel or sdist file name."""
+    return _norm(Path(filename).name.split("-", 1)[0])
+
+
 def run_rounds() -> rounds.Rounds:
-    global _ROUNDS
-    if _ROUNDS is None:
-        _ROUNDS = rounds.Rounds(load_plan(), STAGE)
-    return _ROUNDS
+    return rounds.shared(load_plan(), STAGE)
 
 
 def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
@@ -229,6 +225,17 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             # Python forces it, and the code (payload included) mostly runs.
             problems.append(f"{wrong_python.group(0).strip()[:160]}: installed with --ignore-requires-python")
             args = _with_flag(args, "--ignore-requires-python")
+            attempt += 1
+            continue
+        unbuilt = _failed_builds(step["output"]) - {_norm(str(plan["candidate"]["name"]))}
+        if unbuilt and "--no-deps" not in args:
+            # A dependency that does not build here (no Linux wheel, headers missing:
+            # PyAudio): install the candidate with what did, as a developer would.
+            deps = [f for f in plan.get("dependency_files") or [] if _dist_of(f) not in unbuilt]
+            problems.append(
+                f"dependencies that did not build: {', '.join(sorted(unbuilt))}; installed without them"
+            )
+            args = _with_flag(args, "--no-deps", deps)
             attempt += 1
             continue
         modules, reqs = rounds.needs_from_output(step["output"])

@@ -28,6 +28,7 @@ _NO_DIST = re.compile(
     r" ([^\s(]+)"
 )
 MAX_NEEDS = 8
+_SHARED: Rounds | None = None
 
 
 def needs_from_output(text: str) -> tuple[list[str], list[str]]:
@@ -126,6 +127,33 @@ class Rounds:
             except (OSError, ValueError):
                 time.sleep(0.05)
         return None
+
+
+def shared(plan: dict[str, Any], stage: Path) -> Rounds:
+    """The run's one round counter (install, import and exercise draw on one budget)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = Rounds(plan, stage)
+    return _SHARED
+
+
+def pip_install_argv(plan: dict[str, Any], stage_artifacts: Path, names: list[str]) -> list[str]:
+    """argv of a harness pip step installing staged index packages (wheels) into the venv."""
+    return [
+        f"{plan['venv']}/bin/python",
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        str(stage_artifacts),
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        *names,
+    ]
 
 
 def sys_emit(kind: str, **fields: Any) -> None:

@@ -129,3 +129,25 @@ def test_well_behaved_commands_stay_clean(tmp_path: Path) -> None:
     ], names  # the shipped test suite is not a user's command
     stopped = next(s for s in ex.steps if s.name == f"entry point {server} --help")
     assert stopped.detail.startswith("stopped after"), stopped
+
+
+def test_a_module_written_as_a_script_is_run_from_its_folder(tmp_path: Path) -> None:
+    """`from helper import send` next to helper.py: importing it fails, so it is run
+    the way its author ran it, `python pkg/grab.py`, and its payload fires there."""
+    r = Randomised()
+    name, helper, host, port = r.name("kit"), r.name("helper"), r.address(), r.port()
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {
+            f"{name}/__init__.py": "",
+            f"{name}/{helper}.py": _payload_fn("send", r.credential(), host, port),
+            f"{name}/grab.py": f"from {helper} import send\nsend()\n",
+        },
+    )
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "default")
+    assert {s.name: s.status for s in imp.steps}[f"{name}.grab"] is PhaseStatus.ERROR
+    _assert_exercise_finding(list(report.findings), f"python {name}/grab.py --help", f"{host}:{port}")

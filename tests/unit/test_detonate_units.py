@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from sandbox.agent.phases import _WRONG_PYTHON
+from sandbox.agent.phases import _WRONG_PYTHON, _dist_of, _failed_builds
 from sandbox.agent.rounds import absent, imported_tops, missing_module, needs_from_output
 from sandbox.fetch.modmap import distribution_for, wheel_provides
 from sandbox.judge.incomplete import incomplete_reasons, last_error_line
@@ -87,6 +87,24 @@ def test_a_requires_python_refusal_is_recognised() -> None:
     m = _WRONG_PYTHON.search(out)
     assert m is not None and m.group(0).endswith("'<3.9,>=3.8.0'")
     assert _WRONG_PYTHON.search("ERROR: No matching distribution found for requests") is None
+
+
+def test_dependencies_that_did_not_build_are_named() -> None:
+    out = (
+        "  Building wheel for PyAudio (pyproject.toml): finished with status 'error'\n"
+        "  ERROR: Failed building wheel for PyAudio\n"
+        "Failed to build PyAudio\n"
+        "ERROR: Could not build wheels for PyAudio, which is required to install "
+        "pyproject.toml-based projects\n"
+    )
+    assert _failed_builds(out) == {"pyaudio"}
+    assert _failed_builds("ERROR: Failed building wheel for some_pkg.x\n") == {"some-pkg-x"}
+    assert _failed_builds("Successfully installed six-1.16.0\n") == set()
+    assert _dist_of("/stage/artifacts/PyAudio-0.2.14.tar.gz") == "pyaudio"
+    assert (
+        _dist_of("/stage/artifacts/opencv_python-4.9.0.80-cp37-abi3-manylinux_2_17_x86_64.whl")
+        == "opencv-python"
+    )
 
 
 def test_module_to_distribution() -> None:

@@ -13,6 +13,7 @@ from sandbox.agent.exercise import (
     entry_point_scripts,
     has_main_guard,
     main_modules,
+    script_modules,
     targets,
 )
 
@@ -98,3 +99,29 @@ def test_targets_commands(tmp_path: Path) -> None:
     assert found[0][2] == [f"{venv}/bin/s0", "--help"]
     assert found[-1][2][0] == f"{venv}/bin/python" and found[-1][2][2:] == [name, "--help"]
     assert len({tag for _, tag, _ in found}) == len(found)  # one trace file each
+
+
+def test_script_modules_need_a_failed_import_and_a_sibling(tmp_path: Path) -> None:
+    name = f"pkg{secrets.randbelow(10**6)}"
+    _write(tmp_path, f"{name}/__init__.py", "")
+    _write(tmp_path, f"{name}/receiver.py", "def get():\n    return 1\n")
+    _write(tmp_path, f"{name}/grab.py", "import os\nfrom receiver import get\nget()\n")
+    _write(
+        tmp_path,
+        f"{name}/fallback.py",
+        "try:\n    from . import receiver\nexcept ImportError:\n    import receiver\n",
+    )
+    _write(tmp_path, f"{name}/broken.py", "import nowhere_to_be_found\n")  # no sibling: a round's job
+    _write(tmp_path, f"{name}/tests/test_grab.py", "from receiver import get\n")
+    _write(tmp_path, "installed_mod.py", "")
+    _write(tmp_path, f"{name}/uses_installed.py", "import installed_mod\n")
+    _write(tmp_path, f"{name}/installed_mod.py", "")  # a sibling, but the top-level one is installed
+    modules = [name, f"{name}.broken", f"{name}.fallback", f"{name}.grab", f"{name}.receiver",
+               f"{name}.uses_installed", f"{name}.tests.test_grab"]  # fmt: skip
+    failed = {f"{name}.broken", f"{name}.grab", f"{name}.uses_installed", f"{name}.tests.test_grab"}
+    assert script_modules(tmp_path, modules, failed) == [f"{name}.grab"]
+    # the fallback imported fine at import time: not a script, whatever it would do as one
+    assert script_modules(tmp_path, modules, failed | {f"{name}.fallback"}) == [
+        f"{name}.fallback",
+        f"{name}.grab",
+    ]
