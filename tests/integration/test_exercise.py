@@ -151,3 +151,24 @@ def test_a_module_written_as_a_script_is_run_from_its_folder(tmp_path: Path) -> 
     imp = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "default")
     assert {s.name: s.status for s in imp.steps}[f"{name}.grab"] is PhaseStatus.ERROR
     _assert_exercise_finding(list(report.findings), f"python {name}/grab.py --help", f"{host}:{port}")
+
+
+def test_a_command_missing_an_undeclared_module_gets_a_round_and_runs_again(tmp_path: Path) -> None:
+    """The command imports what it never declared only when it runs: a round stages it
+    (wheel-only, on the host) and the command runs once more, its payload attributed."""
+    r = Randomised()
+    name, script, host, port = r.name("cmd"), r.name("go-"), r.address(), r.port()
+    body = textwrap.indent(exfil_source(r.credential(), host, port), "    ")
+    cli = f"def main():\n    import websocket  # undeclared: a developer's venv has it\n{body}\n"
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {f"{name}/__init__.py": "", f"{name}/cli.py": cli},
+        entry_points=f"[console_scripts]\n{script} = {name}.cli:main\n",
+    )
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
+    rnd = next(x for x in report.rounds if x.phase is Phase.EXERCISE)
+    assert "module websocket" in rnd.requested and rnd.installed, rnd
+    _assert_exercise_finding(list(report.findings), f"entry point {script} --help", f"{host}:{port}")
