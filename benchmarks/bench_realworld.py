@@ -12,7 +12,7 @@ Targets (issue 10): ≥ 90 % flagged, ≥ 75 % malicious with dynamic evidence,
 ≤ 5 % incomplete, median ≤ 10 s.
 
     python benchmarks/bench_realworld.py [--jobs 2] [--dir DIR] [--results FILE]
-        [--fresh] [--limit N] [--only SUBSTR] [--table-only]
+        [--fresh] [--limit N] [--only SUBSTR|@FILE ...] [--table-only]
 """
 
 from __future__ import annotations
@@ -111,6 +111,11 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _lines(path: str) -> list[str]:
+    """The non-empty lines of a subset file (one file name or name part a line)."""
+    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
 def vet_one(path: Path, timeout: float) -> dict[str, Any]:
     """Run ``pkgsandbox vet PATH`` (the sandbox) and summarise its JSON report."""
     t0 = time.monotonic()
@@ -193,11 +198,21 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="per-release limit of the whole vet")
     ap.add_argument("--fresh", action="store_true", help="ignore recorded results")
     ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--only", default="", help="only files whose name contains this")
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="only files whose name contains this (repeatable: any of them; @FILE reads one a line)",
+    )
     ap.add_argument("--table-only", action="store_true", help="print the table of recorded results")
     args = ap.parse_args()
 
-    files = sorted(p for p in args.dir.iterdir() if p.name.endswith(SUFFIXES) and args.only in p.name)
+    wanted = [w for o in args.only for w in (_lines(o[1:]) if o.startswith("@") else [o])]
+    files = sorted(
+        p
+        for p in args.dir.iterdir()
+        if p.name.endswith(SUFFIXES) and (not wanted or any(w in p.name for w in wanted))
+    )
     if args.limit:
         files = files[: args.limit]
     args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,7 @@ JUDGING_MODULES = (
     "sandbox.agent.__main__",
     "sandbox.agent.common",
     "sandbox.agent.disguise",  # what the time pass's candidate sees can change what it does
+    "sandbox.agent.exercise",
     "sandbox.agent.fsdiff",
     "sandbox.agent.guard",
     "sandbox.agent.home",

@@ -28,6 +28,7 @@ class Phase(str, Enum):
     INSTALL = "install"
     STARTUP = "startup"
     IMPORT = "import"
+    EXERCISE = "exercise"  # what a user runs after install: entry points, python -m (--help)
     EXECUTE = "execute"  # console scripts and public functions (the deep profile)
 
     @property

@@ -40,6 +40,16 @@ def site_packages(venv: Path) -> Path:
     return found[0]
 
 
+def module_file(site: Path, name: str) -> tuple[Path | None, bool]:
+    """The source file of module *name* under *site*, and whether it is a package."""
+    base = site.joinpath(*name.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py", True
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py"), False
+    return None, False
+
+
 def candidate_env(plan: dict[str, Any]) -> dict[str, str]:
     """The environment a developer's shell would give the candidate."""
     venv = plan["venv"]

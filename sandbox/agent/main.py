@@ -17,6 +17,7 @@ from typing import Any
 
 from . import fsdiff, guard, init, passes, persist, sinkhole, tells
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OUT, candidate_env, emit, load_plan, site_packages
+from .exercise import entry_point_scripts
 from .home import (
     HOME_FILES,
     _chown_tree,
@@ -28,7 +29,7 @@ from .home import (
     start_venv_copy,
     trust_ca,
 )
-from .phases import PHASES, entry_point_scripts, inventory, modules_from_record
+from .phases import PHASES, inventory, modules_from_record
 from .steps import Capture, ImportRun, StepRun, _first_child, privilege_drop
 
 # What other code and the tests took from this module before it was split by concern.
@@ -118,8 +119,8 @@ def cmd_run(names: list[str]) -> int:
         if pass_name != "default" and not passes.pass_conf(load_plan(), pass_name):
             emit("error", msg=f"unknown pass {pass_name}")
             return EXIT_USAGE
-        if set(names) - {"startup", "import"}:
-            emit("error", msg="an extra pass re-runs startup and import only")
+        if set(names) - set(PASS_PHASES):
+            emit("error", msg="an extra pass re-runs startup, import and exercise only")
             return EXIT_USAGE
     installed = True
     for name in names:
@@ -145,6 +146,10 @@ def cmd_run(names: list[str]) -> int:
     return EXIT_OK
 
 
+# what an extra pass re-runs (exercise only where the profile runs it)
+PASS_PHASES = ("startup", "import", "exercise")
+
+
 def run_extra_passes(installed: bool) -> int:
     """The extra passes the plan asks for, after the default phases: each re-runs
     startup and import when its trigger fired (or always). When the default install
@@ -168,7 +173,9 @@ def run_extra_passes(installed: bool) -> int:
             res = json.loads((OUT / f"{extra}.install.result.json").read_text())
             if res.get("status") != "ok" and not again:
                 continue
-        for name in ("startup", "import"):
+        for name in PASS_PHASES:
+            if name == "exercise" and name not in (plan.get("phases") or {}):
+                continue
             code = cmd_phase({**load_plan(), "_why": why}, name, extra)
             if code != EXIT_OK:
                 return code

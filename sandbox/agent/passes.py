@@ -153,18 +153,17 @@ def _pkgsandbox_windows():
         fname = frame.f_code.co_filename
         hit = seen.get(fname)
         if hit is None:
+            # site-packages first: in a venv "platstdlib" is the venv's lib/pythonX.Y,
+            # which holds site-packages, so a trusted-prefix test alone would take the
+            # candidate's installed modules for the library
+            mark = next((m for m in ("/site-packages/", "/dist-packages/") if m in fname), None)
             if fname.startswith("<frozen"):
                 hit = False
-            elif fname.startswith(trusted):
-                hit = False
+            elif mark is not None:
+                top = fname.split(mark, 1)[1].split("/", 1)[0]
+                hit = (top[:-3] if top.endswith(".py") else top) in own
             else:
-                hit = True
-                for mark in ("/site-packages/", "/dist-packages/"):
-                    if mark in fname:
-                        top = fname.split(mark, 1)[1].split("/", 1)[0]
-                        top = top[:-3] if top.endswith(".py") else top
-                        hit = top in own
-                        break
+                hit = not fname.startswith(trusted)
             seen[fname] = hit
         return hit
 
@@ -266,6 +265,38 @@ def _pkgsandbox_windows():
         return real_init(self, *a, **k)
 
     subprocess.Popen.__init__ = popen_init
+
+    # Windows answers os.getlogin() from the session (no terminal needed); Linux without
+    # a controlling terminal raises ENXIO, and a stealer building C:\Users\<login> paths
+    # stops there.
+    real_getlogin = os.getlogin
+
+    def getlogin():
+        if candidate():
+            return os.environ.get("USERNAME") or os.path.basename(home.rstrip("/")) or "user"
+        return real_getlogin()
+
+    os.getlogin = getlogin
+
+    # Windows-only names stealers import from subprocess to hide their windows
+    # (Popen drops the flags above); integers and a plain holder, as on Windows.
+    class STARTUPINFO:
+        def __init__(self, *, dwFlags=0, hStdInput=None, hStdOutput=None, hStdError=None,
+                     wShowWindow=0, lpAttributeList=None):
+            self.dwFlags, self.wShowWindow = dwFlags, wShowWindow
+            self.hStdInput, self.hStdOutput, self.hStdError = hStdInput, hStdOutput, hStdError
+            self.lpAttributeList = lpAttributeList or {}
+
+    winconst = {
+        "CREATE_NO_WINDOW": 0x08000000, "DETACHED_PROCESS": 0x8, "CREATE_NEW_CONSOLE": 0x10,
+        "CREATE_NEW_PROCESS_GROUP": 0x200, "CREATE_BREAKAWAY_FROM_JOB": 0x01000000,
+        "STARTF_USESHOWWINDOW": 0x1, "STARTF_USESTDHANDLES": 0x100, "SW_HIDE": 0,
+        "HIGH_PRIORITY_CLASS": 0x80, "BELOW_NORMAL_PRIORITY_CLASS": 0x4000,
+        "STARTUPINFO": STARTUPINFO,
+    }
+    for key, value in winconst.items():
+        if not hasattr(subprocess, key):
+            setattr(subprocess, key, value)
 
     kept = []  # buffers CryptUnprotectData handed out (a real one would LocalAlloc them)
 
@@ -576,6 +607,13 @@ _WINDOWS_ONLY = re.compile(
     r"No module named '(?:winreg|_winreg|win32crypt|win32api|win32con|win32gui|win32process|pywintypes|"
     r"_winapi|msvcrt|wmi|win32com)[.']"
     r"|cannot import name '(?:windll|WinDLL|oledll|WINFUNCTYPE)' from 'ctypes'"
+    r"|cannot import name '(?:CREATE_NO_WINDOW|DETACHED_PROCESS|CREATE_NEW_CONSOLE|STARTUPINFO"
+    r"|STARTF_USESHOWWINDOW|SW_HIDE)' from 'subprocess'"
+    r"|module 'subprocess' has no attribute '(?:CREATE_NO_WINDOW|DETACHED_PROCESS|CREATE_NEW_CONSOLE"
+    r"|STARTUPINFO|STARTF_USESHOWWINDOW|SW_HIDE)'"
+    # os.getlogin() needs a terminal on Linux (ENXIO; the import driver keeps only the
+    # last line); Windows answers it from the session
+    r"|OSError: \[Errno 6\] No such device or address"
     r"|module 'ctypes' has no attribute '(?:windll|WinDLL|oledll|WINFUNCTYPE|FormatError|GetLastError)'"
     # os.environ["USERPROFILE"] and friends: variables only Windows sets
     r"|KeyError: '(?i:USERPROFILE|APPDATA|LOCALAPPDATA|PROGRAMDATA|PROGRAMFILES|SYSTEMROOT|WINDIR"
@@ -603,8 +641,9 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
         for text in texts:
             m = _WINDOWS_ONLY.search(text)
             if m:
-                what = "variable" if m.group(0).startswith("KeyError") else "import"
-                return f"the default pass failed on a Windows-only {what} ({m.group(0)[:80]})"
+                hit = m.group(0)
+                what = "variable" if hit.startswith("KeyError") else "call" if "Errno 6" in hit else "import"
+                return f"the default pass failed on a Windows-only {what} ({' '.join(hit.split())[:80]})"
     return ""
 
 
@@ -704,7 +743,7 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
         return "always run by the profile"
     trigger = conf.get("trigger", name)
     if trigger == "windows":
-        why = windows_trigger(_default_results(out, ("install", "startup", "import")))
+        why = windows_trigger(_default_results(out, ("install", "startup", "import", "exercise")))
         if not why and conf.get("static_hint"):
             why = static_hint(static or STATIC_FILE)
         return why

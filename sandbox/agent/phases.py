@@ -1,4 +1,5 @@
-"""The phases: install (with rounds), startup, import, execute; install's inventory."""
+"""The phases: install (with rounds), startup, import, exercise (:mod:`exercise`),
+execute; install's inventory."""
 
 from __future__ import annotations
 
@@ -10,11 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from . import rounds
-from .common import OUT, RUN_DIR, STAGE, STAGE_ARTIFACTS, VENV_TEMPLATE, emit, load_plan, site_packages
+from .common import (
+    OUT,
+    RUN_DIR,
+    STAGE,
+    STAGE_ARTIFACTS,
+    VENV_TEMPLATE,
+    emit,
+    load_plan,
+    module_file,
+    site_packages,
+)
+from .exercise import entry_point_scripts, phase_exercise
 from .home import install_kit
 from .steps import ImportRun, StepRun
-
-_ROUNDS: rounds.Rounds | None = None
 
 
 def _norm(name: str) -> str:
@@ -124,21 +134,7 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
 
 def _pip_install(plan: dict[str, Any], names: list[str]) -> list[str]:
     """argv of a harness pip step installing staged index packages (wheels) into the venv."""
-    return [
-        f"{plan['venv']}/bin/python",
-        "-m",
-        "pip",
-        "install",
-        "--no-index",
-        "--find-links",
-        str(STAGE_ARTIFACTS),
-        "--no-cache-dir",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--progress-bar",
-        "off",
-        *names,
-    ]
+    return rounds.pip_install_argv(plan, STAGE_ARTIFACTS, names)
 
 
 def _with_flag(args: list[str], flag: str, extra: list[str] | None = None) -> list[str]:
@@ -149,11 +145,27 @@ def _with_flag(args: list[str], flag: str, extra: list[str] | None = None) -> li
     return [*args[:i], flag, *args[i:], *(extra or [])]
 
 
+# pip: "ERROR: Package 'x' requires a different Python: 3.11.2 not in '<3.9,>=3.8.0'"
+_WRONG_PYTHON = re.compile(r"ERROR: Package '[^']+' requires a different Python: [^\n]+")
+
+
+# pip: "ERROR: Could not build wheels for PyAudio, which is required to install …",
+# "ERROR: Failed building wheel for PyAudio"
+_FAILED_BUILD = re.compile(r"(?:Could not build wheels for|Failed building wheel for) ([A-Za-z0-9][\w.-]*)")
+
+
+def _failed_builds(output: str) -> set[str]:
+    """Normalised names of the distributions pip could not build."""
+    return {_norm(m.group(1).rstrip(".,")) for m in _FAILED_BUILD.finditer(output)}
+
+
+def _dist_of(filename: str) -> str:
+    """The normalised distribution name of a wheel or sdist file name."""
+    return _norm(Path(filename).name.split("-", 1)[0])
+
+
 def run_rounds() -> rounds.Rounds:
-    global _ROUNDS
-    if _ROUNDS is None:
-        _ROUNDS = rounds.Rounds(load_plan(), STAGE)
-    return _ROUNDS
+    return rounds.shared(load_plan(), STAGE)
 
 
 def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
@@ -208,6 +220,25 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         steps.append(step)
         if step["status"] != "ok" or step["exit_code"] == 0 or time.monotonic() >= end:
             break
+        wrong_python = _WRONG_PYTHON.search(step["output"])
+        if wrong_python and "--ignore-requires-python" not in args:
+            # Requires-Python is a declaration, not a capability: a developer on another
+            # Python forces it, and the code (payload included) mostly runs.
+            problems.append(f"{wrong_python.group(0).strip()[:160]}: installed with --ignore-requires-python")
+            args = _with_flag(args, "--ignore-requires-python")
+            attempt += 1
+            continue
+        unbuilt = _failed_builds(step["output"]) - {_norm(str(plan["candidate"]["name"]))}
+        if unbuilt and "--no-deps" not in args:
+            # A dependency that does not build here (no Linux wheel, headers missing:
+            # PyAudio): install the candidate with what did, as a developer would.
+            deps = [f for f in plan.get("dependency_files") or [] if _dist_of(f) not in unbuilt]
+            problems.append(
+                f"dependencies that did not build: {', '.join(sorted(unbuilt))}; installed without them"
+            )
+            args = _with_flag(args, "--no-deps", deps)
+            attempt += 1
+            continue
         modules, reqs = rounds.needs_from_output(step["output"])
         if not (modules or reqs):
             break
@@ -379,6 +410,21 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
     }
 
 
+def _static_needs(plan: dict[str, Any], failed: list[str], known: set[str], rnd: rounds.Rounds) -> list[str]:
+    """Modules the *failed* modules' sources import that nothing installed provides."""
+    try:
+        site = Path(str(json.loads(_inventory_file(plan).read_text())["site_packages"]))
+    except (OSError, ValueError, KeyError):
+        return []
+    out: list[str] = []
+    for name in failed:
+        path, _ = module_file(site, name)
+        if path is not None:
+            more = rounds.absent(site, rounds.imported_tops(path), known | set(out))
+            out += [m for m in more if f"m:{m}" not in rnd.asked]
+    return out
+
+
 def _import_rounds(
     plan: dict[str, Any], modules: list[str], results: list[dict[str, Any]], end: float, window: float
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -397,6 +443,9 @@ def _import_rounds(
         wanted = sorted({m for m in missing.values() if m and m not in own})
         if not wanted:
             break
+        # what the failing modules import besides: one round instead of one per import
+        failed = [n for n, m in missing.items() if m in wanted]
+        wanted += _static_needs(plan, failed, own | set(wanted), rnd)[: rounds.MAX_NEEDS - len(wanted)]
         reason = next(str(r["detail"]) for r in results if missing.get(r["name"]) in wanted)
         answer = rnd.ask("import", wanted, [], reason)
         names = [str(n) for n in (answer or {}).get("install") or []]
@@ -428,20 +477,6 @@ def _import_rounds(
     return results, steps
 
 
-def entry_point_scripts(text: str) -> list[str]:
-    """Names of console_scripts and gui_scripts in an entry_points.txt."""
-    names, section = [], ""
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
-        elif "=" in line and section in ("console_scripts", "gui_scripts"):
-            name = line.split("=", 1)[0].strip()
-            if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-                names.append(name)
-    return names
-
-
 def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[str, Any]:
     """Run each console/gui script with --help and --version, then call the public
     functions and classes of the candidate's modules with mock arguments."""
@@ -453,8 +488,10 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     steps: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     status = "ok"
+    # the exercise phase, when it runs, has run every command with --help already
+    flags = ("--version",) if "exercise" in (plan.get("phases") or {}) else ("--help", "--version")
     for name in entry_point_scripts(inv.get("entry_points", ""))[:50]:
-        for flag in ("--help", "--version"):
+        for flag in flags:
             left = end - time.monotonic()
             if left <= 0:
                 status = "timeout"
@@ -518,5 +555,6 @@ PHASES = {
     "install": phase_install,
     "startup": phase_startup,
     "import": phase_import,
+    "exercise": phase_exercise,
     "execute": phase_execute,
 }

@@ -1,7 +1,9 @@
 """Adaptive rounds, agent side: what a failed step was missing, and asking the host for it.
 
 A step that fails on ``ModuleNotFoundError`` (setup.py, an import) or on pip's
-"No matching distribution found for X" names what it lacked. The agent asks the
+"No matching distribution found for X" names what it lacked; a module that failed so
+also has its other imports read (parsed, never run), so that what it will lack next
+comes in the same round. The agent asks the
 host (a ``need`` message on the exec stream); the host fetches wheels only,
 executing nothing, and drops them into the read-only staging mount, then writes
 ``/stage/rounds/N.json`` with what to install. The agent installs that (a harness
@@ -10,8 +12,10 @@ pip step, traced) and re-runs the step in the same container.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ _NO_DIST = re.compile(
     r" ([^\s(]+)"
 )
 MAX_NEEDS = 8
+_SHARED: Rounds | None = None
 
 
 def needs_from_output(text: str) -> tuple[list[str], list[str]]:
@@ -39,6 +44,42 @@ def needs_from_output(text: str) -> tuple[list[str], list[str]]:
         if req not in reqs:
             reqs.append(req)
     return modules[:MAX_NEEDS], reqs[:MAX_NEEDS]
+
+
+def imported_tops(path: Path, limit: int = 1 << 20) -> list[str]:
+    """Top-level modules a source file imports (absolute imports, anywhere in it), in
+    order. Parsed, never run: the file is the candidate's."""
+    try:
+        tree = ast.parse(path.read_bytes()[:limit])
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset)):
+        if isinstance(node, ast.Import):
+            found = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found = [node.module]
+        else:
+            continue
+        for name in found:
+            top = name.split(".")[0]
+            if top and top not in names:
+                names.append(top)
+    return names
+
+
+def absent(site: Path, names: list[str], own: set[str]) -> list[str]:
+    """Of *names*, those neither the standard library, the candidate's own, nor installed
+    in *site* (a package, a module, an extension, a namespace directory)."""
+    out = []
+    for name in names:
+        if name in sys.stdlib_module_names or name in own or name in out:
+            continue
+        if (site / name).is_dir() or (site / f"{name}.py").is_file() or any(site.glob(f"{name}.*.so")):
+            continue
+        out.append(name)
+    return out
 
 
 def missing_module(detail: str) -> str | None:
@@ -86,6 +127,33 @@ class Rounds:
             except (OSError, ValueError):
                 time.sleep(0.05)
         return None
+
+
+def shared(plan: dict[str, Any], stage: Path) -> Rounds:
+    """The run's one round counter (install, import and exercise draw on one budget)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = Rounds(plan, stage)
+    return _SHARED
+
+
+def pip_install_argv(plan: dict[str, Any], stage_artifacts: Path, names: list[str]) -> list[str]:
+    """argv of a harness pip step installing staged index packages (wheels) into the venv."""
+    return [
+        f"{plan['venv']}/bin/python",
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        str(stage_artifacts),
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        *names,
+    ]
 
 
 def sys_emit(kind: str, **fields: Any) -> None:

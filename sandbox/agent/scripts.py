@@ -203,8 +203,54 @@ _pkgsandbox_main()
 '''
 )
 
+# Runs one of the candidate's modules the way `python -m MODULE --help` would (the
+# exercise phase): a package's `__main__`, else the module itself under
+# `__name__ == "__main__"` (a package's `__init__` too, which `-m` refuses: its
+# submodules still import relative to it). SystemExit is the command's own ending.
+MAIN = (
+    LINGER
+    + PROGRESS
+    + r"""
+def _pkgsandbox_main():
+    import importlib.util, runpy, sys
+    say = _pkgsandbox_progress()
+    name = sys.argv[1]
+    del sys.argv[1]
+    try:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ModuleNotFoundError("No module named " + repr(name))
+        main_spec = None
+        if spec.submodule_search_locations is not None:
+            main_spec = importlib.util.find_spec(name + ".__main__")
+        if spec.submodule_search_locations is None or main_spec is not None:
+            runpy.run_module(name, run_name="__main__", alter_sys=True)
+        else:
+            mod = importlib.util.module_from_spec(spec)
+            code = spec.loader.get_code(name)
+            sys.modules[name] = mod
+            sys.modules["__main__"] = mod
+            sys.argv[0] = spec.origin or name
+            mod.__dict__["__name__"] = "__main__"
+            exec(code, mod.__dict__)
+    except SystemExit:
+        pass
+    except BaseException:  # the command failed: its traceback, as `python -m` prints it
+        import traceback
+        traceback.print_exc()
+        say(ev="done")
+        _pkgsandbox_linger()
+        sys.exit(1)
+    say(ev="done")
+    _pkgsandbox_linger()
+
+_pkgsandbox_main()
+"""
+)
+
 SCRIPTS = {
     "pkgsandbox_keep.py": KEEP,
     "pkgsandbox_import.py": IMPORTER,
     "pkgsandbox_call.py": CALLER,
+    "pkgsandbox_main.py": MAIN,
 }

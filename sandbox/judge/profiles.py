@@ -41,13 +41,14 @@ ACCESS_OF: dict[EventKind, Access] = {
 
 
 class PhasesConf(Frozen):
-    run: tuple[Phase, ...] = (Phase.INSTALL, Phase.STARTUP, Phase.IMPORT)
+    run: tuple[Phase, ...] = (Phase.INSTALL, Phase.STARTUP, Phase.IMPORT, Phase.EXERCISE)
 
 
 class LimitsConf(Frozen):
     install_timeout: float = Field(600.0, gt=0)
     startup_timeout: float = Field(60.0, gt=0)
     import_timeout: float = Field(300.0, gt=0)
+    exercise_timeout: float = Field(60.0, gt=0)
     execute_timeout: float = Field(300.0, gt=0)
     module_timeout: float = Field(30.0, gt=0)
     call_timeout: float = Field(10.0, gt=0)

@@ -435,6 +435,8 @@ def _phase_notes(pr: PhaseResult | None) -> tuple[str, ...]:
     if pr.phase is Phase.IMPORT and pr.steps:
         bad = sum(1 for st in pr.steps if st.status is not PhaseStatus.OK)
         notes.append(f"{len(pr.steps)} modules, {bad} failed")
+    elif pr.phase is Phase.EXERCISE and pr.steps:
+        notes.append(f"{len(pr.steps)} commands run with --help")
     if pr.lingering:
         notes.append(f"{len(pr.lingering)} lingering")
     if not pr.trace_complete:

@@ -34,10 +34,11 @@ class RunOptions(Frozen):
             Phase.INSTALL: 600.0,
             Phase.STARTUP: 60.0,
             Phase.IMPORT: 300.0,
+            Phase.EXERCISE: 60.0,
             Phase.EXECUTE: 300.0,
         }
     )
-    call_timeout: float = 10.0  # execute phase: each entry point / function call
+    call_timeout: float = 10.0  # exercise and execute phases: each command / function call
     module_timeout: float = 30.0
     window: float = 5.0  # observation window after each step for what outlives it
     max_modules: int = 3000

@@ -62,6 +62,7 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
             Phase.INSTALL: lim.install_timeout,
             Phase.STARTUP: lim.startup_timeout,
             Phase.IMPORT: lim.import_timeout,
+            Phase.EXERCISE: lim.exercise_timeout,
             Phase.EXECUTE: lim.execute_timeout,
         },
         "module_timeout": lim.module_timeout,

@@ -77,7 +77,7 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
             nbytes += step.trace_bytes
             step_events = list(parsed.events)
             step_procs = list(parsed.processes)
-            if ap.phase is Phase.EXECUTE:
+            if ap.phase in (Phase.EXERCISE, Phase.EXECUTE):
                 step_events = attribute_calls(step_events, step.context, ap.modules)
             if ap.pass_name != DEFAULT_PASS:  # an extra pass: its events are its own
                 tag = {"pass_name": ap.pass_name}
@@ -219,7 +219,7 @@ def attribute_calls(events: list[Event], step_context: str, calls: Sequence[Agen
 
 def phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> PhaseResult:
     """How one phase ran (status, steps, survivors, output), apart from its events."""
-    if ap.phase in (Phase.IMPORT, Phase.EXECUTE):
+    if ap.phase in (Phase.IMPORT, Phase.EXERCISE, Phase.EXECUTE):
         steps = tuple(
             StepResult(name=m.name, status=_status(m.status), duration=m.duration, detail=m.detail)
             for m in ap.modules

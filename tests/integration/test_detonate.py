@@ -114,6 +114,38 @@ def test_import_time_undeclared_dependency_gets_a_round(tmp_path: Path) -> None:
     assert any(a.source == "round" and a.name == "websocket-client" for a in report.artifacts)
 
 
+def test_a_failing_module_gets_all_its_missing_imports_in_one_round(tmp_path: Path) -> None:
+    """The module's other imports are read (parsed, not run) when it fails: what it
+    lacks after the first comes in the same round, not one round each."""
+    r = Randomised()
+    name, host, port = r.name("greedy"), r.address(), r.port()
+    src = "import os, json\nimport websocket\nfrom colorama import Fore\n" + beacon(host, port)
+    whl = build_wheel(tmp_path, name, "1.0.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    assert len(report.rounds) == 1, report.rounds
+    assert {"module websocket", "module colorama"} <= set(report.rounds[0].requested), report.rounds[0]
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+
+
+def test_a_requires_python_refusal_installs_anyway(tmp_path: Path) -> None:
+    """Requires-Python is a declaration: a developer on another Python forces it. (An
+    sdist whose setup.py alone says so: the host's static metadata has no opinion.)"""
+    r = Randomised()
+    name, host, port = r.name("oldpy"), r.address(), r.port()
+    setup_py = (
+        "from setuptools import setup\n"
+        f"setup(name={name!r}, version='1.0', py_modules=[{name!r}], python_requires='>=3.6,<3.9')\n"
+    )
+    sdist = build_sdist(tmp_path, name, "1.0", {f"{name}.py": beacon(host, port)}, setup_py=setup_py)
+    code, report = run_cli(tmp_path, str(sdist))
+    assert report is not None
+    install = report.phases[0]
+    assert install.status is PhaseStatus.OK, install.output_tail[-500:]
+    assert any("--ignore-requires-python" in p for p in install.problems), install.problems
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+
+
 def test_a_module_nobody_provides_is_recorded_and_the_run_is_incomplete(tmp_path: Path) -> None:
     r = Randomised()
     name = r.name("winonly")

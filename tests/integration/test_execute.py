@@ -37,12 +37,13 @@ def test_console_script_payload_found_in_execute_phase(tmp_path: Path) -> None:
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     # the default pass ends with execute (the deep profile's extra passes follow it)
     assert [p.phase for p in report.phases if p.pass_name == "default"][-1] is Phase.EXECUTE
-    # nothing fired before the execute phase
-    assert all(f.phase is Phase.EXECUTE for f in report.findings if f.rule_id in ("PS001", "PS002"))
-    f = next(f for f in report.findings if f.rule_id == "PS002")
-    contexts = {e.context for e in f.evidence}
-    assert f"entry point {script} --help" in contexts, contexts
-    assert any(e.destination == f"{host}:{port}" for e in f.evidence)
+    # nothing fired before the commands ran: --help in exercise, --version in execute
+    net = [f for f in report.findings if f.rule_id in ("PS001", "PS002")]
+    assert all(f.phase in (Phase.EXERCISE, Phase.EXECUTE) for f in net), [(f.rule_id, f.phase) for f in net]
+    contexts = {(f.phase, e.context) for f in net if f.rule_id == "PS002" for e in f.evidence}
+    assert (Phase.EXERCISE, f"entry point {script} --help") in contexts, contexts
+    assert (Phase.EXECUTE, f"entry point {script} --version") in contexts, contexts
+    assert any(e.destination == f"{host}:{port}" for f in net for e in f.evidence)
 
 
 def test_function_payload_found_with_the_function_named(tmp_path: Path) -> None:

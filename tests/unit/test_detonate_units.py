@@ -5,7 +5,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from sandbox.agent.rounds import missing_module, needs_from_output
+from sandbox.agent.phases import _WRONG_PYTHON, _dist_of, _failed_builds
+from sandbox.agent.rounds import absent, imported_tops, missing_module, needs_from_output
 from sandbox.fetch.modmap import distribution_for, wheel_provides
 from sandbox.judge.incomplete import incomplete_reasons, last_error_line
 from sandbox.models import Observation, Phase, PhaseResult, PhaseStatus, StepResult
@@ -50,6 +51,60 @@ def test_needs_from_pip_output() -> None:
 def test_missing_module_of_an_import_failure() -> None:
     assert missing_module("ModuleNotFoundError: No module named 'Crypto.Cipher'") == "Crypto"
     assert missing_module("SyntaxError: invalid syntax") is None
+
+
+def test_a_failing_module_names_its_other_imports(tmp_path: Path) -> None:
+    """One round for every import a failing module lacks, read from its source (parsed,
+    not run): stdlib, the candidate's own, relative and installed ones left out."""
+    src = tmp_path / "mod.py"
+    src.write_text(
+        "import colorama, os, sys, json as j\n"
+        "from alpha.beta import gamma\n"
+        "from . import sibling\n"
+        "def f():\n    import lazymod\n"
+        "try:\n    import optional_x\nexcept ImportError:\n    pass\n"
+        "from own_pkg import thing\nimport installed_one, installed_two, ext_mod\n"
+    )
+    assert imported_tops(src) == [
+        "colorama", "os", "sys", "json", "alpha", "lazymod", "optional_x", "own_pkg",
+        "installed_one", "installed_two", "ext_mod",
+    ]  # fmt: skip
+    site = tmp_path / "site"
+    (site / "installed_one").mkdir(parents=True)
+    (site / "installed_two.py").write_text("")
+    (site / "ext_mod.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    assert absent(site, imported_tops(src), {"own_pkg", "colorama"}) == ["alpha", "lazymod", "optional_x"]
+    bad = tmp_path / "bad.py"
+    bad.write_text("print 'py2'\n")
+    assert imported_tops(bad) == []
+
+
+def test_a_requires_python_refusal_is_recognised() -> None:
+    out = (
+        "Processing ./x.tar.gz\n"
+        "ERROR: Package 'python-template' requires a different Python: 3.11.2 not in '<3.9,>=3.8.0'\n"
+    )
+    m = _WRONG_PYTHON.search(out)
+    assert m is not None and m.group(0).endswith("'<3.9,>=3.8.0'")
+    assert _WRONG_PYTHON.search("ERROR: No matching distribution found for requests") is None
+
+
+def test_dependencies_that_did_not_build_are_named() -> None:
+    out = (
+        "  Building wheel for PyAudio (pyproject.toml): finished with status 'error'\n"
+        "  ERROR: Failed building wheel for PyAudio\n"
+        "Failed to build PyAudio\n"
+        "ERROR: Could not build wheels for PyAudio, which is required to install "
+        "pyproject.toml-based projects\n"
+    )
+    assert _failed_builds(out) == {"pyaudio"}
+    assert _failed_builds("ERROR: Failed building wheel for some_pkg.x\n") == {"some-pkg-x"}
+    assert _failed_builds("Successfully installed six-1.16.0\n") == set()
+    assert _dist_of("/stage/artifacts/PyAudio-0.2.14.tar.gz") == "pyaudio"
+    assert (
+        _dist_of("/stage/artifacts/opencv_python-4.9.0.80-cp37-abi3-manylinux_2_17_x86_64.whl")
+        == "opencv-python"
+    )
 
 
 def test_module_to_distribution() -> None:

@@ -580,3 +580,30 @@ def test_storage_exhaustion_flood_and_self_stop() -> None:
         [proc(10, ["python"]), proc(11, ["sleep"], ppid=10)],
     )
     assert "PS028" not in rules_of(child)
+
+
+# ---------------------------------------------------------------- exercise: a command's own config
+
+
+@pytest.mark.parametrize(
+    ("path", "network", "want"),
+    [
+        ("/home/dev/.aws/credentials", False, Severity.LOW),  # the AWS CLI loading its profile
+        ("/home/dev/.kube/config", False, Severity.LOW),
+        ("/home/dev/.ssh/id_rsa", False, Severity.MEDIUM),  # a key is a stealer's target
+        ("/home/dev/.aws/credentials", True, Severity.HIGH),  # read, then reached out
+    ],
+)
+def test_exercise_command_reading_its_client_config(path: str, network: bool, want: Severity) -> None:
+    events = [ev(EventKind.FILE_READ, "openat", phase=Phase.EXERCISE, path=path)]
+    if network:
+        events.append(
+            ev(EventKind.CONNECT, "connect", phase=Phase.EXERCISE, seq=1, address=inet("192.0.2.7", 443))
+        )
+    fs = [f for f in evaluate(obs(events)) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [want], fs
+    # the same read at import stays what it was: only a command the user ran gets this
+    at_import = [
+        f for f in evaluate(obs([ev(EventKind.FILE_READ, "openat", path=path)])) if f.rule_id == "PS001"
+    ]
+    assert at_import[0].severity is Severity.MEDIUM

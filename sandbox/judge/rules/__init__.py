@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sandbox.judge.incomplete import incomplete_reasons  # re-exported: callers import it from here
 from sandbox.judge.profiles import Allowlist, Profile
-from sandbox.judge.rules.accounted import accounted_phases, soften
+from sandbox.judge.rules.accounted import accounted_phases, calm_command_config, soften
 from sandbox.judge.rules.catalogue import CATALOGUE, RuleInfo
 from sandbox.judge.rules.context import MAX_EVIDENCE, Context, is_outbound
 from sandbox.judge.rules.credentials import (
@@ -148,7 +148,7 @@ def evaluate(
         traced = {(e.phase, e.address.render()) for e in ctx.outbound() if e.address is not None}
         findings += evaluate_network(network, profile, hostname, traced)
         findings = soften(findings, accounted_phases(ctx.outbound(), network, hostname))
-    return escalate(findings)
+    return escalate(calm_command_config(findings))
 
 
 def evaluate_network(

@@ -287,3 +287,32 @@ def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding
             )
         out.append(f)
     return out
+
+
+NETWORK_RULES = ("PS002", "PS010", "PS011")
+
+
+def calm_command_config(findings: list[Finding]) -> list[Finding]:
+    """In the exercise phase a command the user ran reads its own client configuration
+    (the AWS CLI loads ``~/.aws/credentials`` even for ``--help``): when every read is
+    such configuration and nothing in the pass reached out, PS001/PS012 there are LOW.
+    A stealer's targets (keys, browsers, wallets …), or any network, keep them."""
+    if any(f.rule_id in NETWORK_RULES for f in findings):
+        return findings
+    out = []
+    for f in findings:
+        if (
+            f.rule_id in ("PS001", "PS012")
+            and f.phase is Phase.EXERCISE
+            and f.severity is Severity.MEDIUM
+            and all(CLIENT_CONFIG.search(ev.path or ev.destination or "") for ev in f.evidence)
+        ):
+            f = f.model_copy(
+                update={
+                    "severity": Severity.LOW,
+                    "message": f.message + " (client configuration read by a command the user ran; "
+                    "nothing reached out)",
+                }
+            )
+        out.append(f)
+    return out

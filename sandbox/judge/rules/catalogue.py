@@ -34,7 +34,7 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS002",
             "outbound connection attempt",
             Severity.HIGH,
-            "Connects or sends to an address other than loopback during install, startup or import "
+            "Connects or sends to an address other than loopback during install, startup, import or exercise "
             "(failed attempts count: the sandbox has no route).",
         ),
         RuleInfo(
@@ -171,9 +171,9 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS011",
             "DNS lookup",
             Severity.HIGH,
-            "Resolves a name through DNS during install, startup or import (the sinkhole answered; nothing "
-            "left the sandbox). Catches lookups a loopback resolver would hide from PS002; the machine's own "
-            "name, localhost and names the profile allows are not counted.",
+            "Resolves a name through DNS during install, startup, import or exercise (the sinkhole "
+            "answered; nothing left the sandbox). Catches lookups a loopback resolver would hide from "
+            "PS002; the machine's own name, localhost and names the profile allows are not counted.",
         ),
         RuleInfo(
             "PS012",
