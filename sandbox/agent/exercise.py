@@ -28,8 +28,10 @@ GUARD_SCAN = 1 << 20  # bytes of a module searched for a __main__ guard
 _GUARD = re.compile(
     rb"""^[ \t]*if\s+\(?\s*(?:__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__)""", re.M
 )
-# test suites shipped inside packages: `__main__` there runs the tests, not the product
-_TEST_PART = re.compile(r"^(?:tests?|testing|conftest|test_\w*|\w*_tests?)$")
+# test suites shipped inside packages: `__main__` there runs the tests, not the product;
+# private modules (`_lua_builtins`): `__main__` there is a maintainer's script (pygments
+# regenerates its tables from the web), which no user runs with `python -m`
+_TEST_PART = re.compile(r"^(?:tests?|testing|conftest|test_\w*|\w*_tests?|_\w*)$")
 
 
 def entry_point_scripts(text: str) -> list[str]:

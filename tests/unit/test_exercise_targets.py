@@ -62,9 +62,14 @@ def test_main_modules_order_and_exclusions(tmp_path: Path) -> None:
     _write(tmp_path, f"{name}/tests/test_x.py", guard)
     _write(tmp_path, f"{name}/x_test.py", guard)
     _write(tmp_path, "conftest.py", guard)
+    _write(tmp_path, f"{name}/_lua_builtins.py", guard)  # a maintainer's regeneration script
+    _write(tmp_path, f"{name}/_private/__init__.py", "")
+    _write(tmp_path, f"{name}/_private/tool.py", guard)
     modules = [
         name,
         "conftest",
+        f"{name}._lua_builtins",
+        f"{name}._private.tool",
         f"{name}.cli",
         f"{name}.plain",
         f"{name}.sub",
