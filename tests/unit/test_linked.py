@@ -289,3 +289,29 @@ def test_a_linker_output_with_another_name_is_not_a_build() -> None:
         ]
         ps004 = _findings(aliased, procs, "PS004")
         assert [(f.severity, out in f.message) for f in ps004] == [(Severity.HIGH, True)], link.syscall
+
+
+def test_a_payload_in_a_renamed_folder_is_still_a_written_file() -> None:
+    """Write the payload into a folder, rename the folder, run it from the new name:
+    the exec's path was never written. And swap a folder holding ld's output for one
+    holding the payload. Failed on main with no PS004, then PS004 LOW."""
+    drop, moved = f"/tmp/{secrets.token_hex(3)}", f"/tmp/{secrets.token_hex(3)}"
+    events = [
+        ev(EventKind.FILE_WRITE, "openat", seq=1, path=f"{drop}/run", flags="O_WRONLY|O_CREAT|O_TRUNC"),
+        ev(EventKind.FILE_RENAME, "rename", seq=2, path=drop, path2=moved),
+        ev(EventKind.EXEC, "execve", pid=11, seq=3, path=f"{moved}/run", argv=("run",)),
+    ]
+    ps004 = _findings(events, [_proc(10, None, PY), _proc(11, 10, f"{moved}/run")], "PS004")
+    assert [(f.severity, f"{moved}/run" in f.message) for f in ps004] == [(Severity.HIGH, True)]
+    built, procs, out = _toolchain_run()
+    d, name = out.rsplit("/", 1)
+    spare, payload = f"/tmp/{secrets.token_hex(3)}", f"/tmp/{secrets.token_hex(3)}"
+    swap = [
+        ev(
+            EventKind.FILE_WRITE, "openat", pid=10, seq=16, path=f"{payload}/{name}", flags="O_WRONLY|O_CREAT"
+        ),
+        ev(EventKind.FILE_RENAME, "rename", pid=10, seq=17, path=d, path2=spare),
+        ev(EventKind.FILE_RENAME, "rename", pid=10, seq=18, path=payload, path2=d),
+    ]
+    events = [*built[:-2], *swap, *(e.model_copy(update={"seq": e.seq + 3}) for e in built[-2:])]
+    assert [f.severity for f in _findings(events, procs, "PS004")] == [Severity.HIGH]

@@ -56,13 +56,40 @@ def _within(path: str, name: str) -> bool:
     return bool(name) and (path == name or path.startswith(name.rstrip("/") + "/"))
 
 
-def last_writes(events: Iterable[Event]) -> dict[str, Event]:
-    """Path → the last event that wrote, renamed or linked something there."""
-    written: dict[str, Event] = {}
-    for e in sorted(events, key=_key):
+class Written(dict[str, Event]):
+    """Path → the last event that wrote, renamed or linked something there; a renamed
+    directory carries what was written under it to its new name (a payload dropped in
+    a folder that is then renamed is still the run's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirs: set[str] = set()  # every directory above a written path
+
+    def record(self, e: Event) -> None:
+        """Account for *e* (anything but a successful write, rename or link is ignored)."""
         target = _target(e)
-        if target:
-            written[target] = e
+        if not target:
+            return
+        if e.kind is EventKind.FILE_RENAME and e.path and e.path in self.dirs:
+            src = e.path.rstrip("/") + "/"
+            for k, v in [(k, v) for k, v in self.items() if k.startswith(src)]:
+                del self[k]  # nothing is there any more
+                self._put(target.rstrip("/") + "/" + k[len(src) :], v)
+        self._put(target, e)
+
+    def _put(self, path: str, e: Event) -> None:
+        self[path] = e
+        d = posixpath.dirname(path)
+        while d not in self.dirs and d not in ("", "/"):
+            self.dirs.add(d)
+            d = posixpath.dirname(d)
+
+
+def last_writes(events: Iterable[Event]) -> Written:
+    """The :class:`Written` index of *events* (in order)."""
+    written = Written()
+    for e in sorted(events, key=_key):
+        written.record(e)
     return written
 
 

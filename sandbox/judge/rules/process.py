@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 
 from sandbox.judge.rules.context import MAX_EVIDENCE, Context, dedupe, exec_name, make_finding, per_phase
-from sandbox.judge.rules.linked import Builds, last_writes
+from sandbox.judge.rules.linked import Builds, Written, last_writes
 from sandbox.models import (
     Event,
     EventKind,
@@ -278,7 +278,7 @@ def _loaded_program(ctx: Context, e: Event, written: dict[str, Event]) -> str | 
 
 
 def rule_exec_written(ctx: Context) -> list[Finding]:
-    written: dict[str, Event] = {}  # as of each exec: a later write does not count
+    written = Written()  # as of each exec: a later write does not count
     hits: list[tuple[Event, Event]] = []
     for e in sorted(ctx.events, key=lambda e: (e.phase.order, e.seq)):
         # a refused exec counts too: the sinkhole serves empty bodies, so a dropped
@@ -289,7 +289,7 @@ def rule_exec_written(ctx: Context) -> list[Finding]:
             # the dynamic loader runs the file it is given: the same as exec'ing it
             hits.append((e.model_copy(update={"path": run}), written[run]))
         else:
-            written.update(last_writes([e]))
+            written.record(e)
     builds = _builds(ctx) if hits else None
     built = {(e.phase, e.seq) for e, w in hits if linker_built(ctx, {e.path or "": w}, builds)}
     out = []
