@@ -472,6 +472,7 @@ def inspect_wheel(path: Path, limits: Limits = DEFAULT_LIMITS) -> WheelContents:
 
 
 MAX_HOOK = 64 << 10  # a bigger .pth is no dependency's namespace line: never exempted
+MAX_HOOKS = 32  # per wheel (their text goes into the report); the rest stay findings
 
 
 def _shipped_hooks(
@@ -481,7 +482,7 @@ def _shipped_hooks(
     their text. A row naming a file the wheel lacks (or other bytes) is no hook of the
     wheel's: the package could write that file itself, unseen by the host."""
     hooks, texts = [], []
-    for name, digest in listed:
+    for name, digest in listed[:MAX_HOOKS]:
         info = zf.members.get(name)
         if info is None or info.is_dir() or info.file_size > MAX_HOOK:
             continue
