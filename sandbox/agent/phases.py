@@ -229,14 +229,18 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             attempt += 1
             continue
         unbuilt = _failed_builds(step["output"]) - {_norm(str(plan["candidate"]["name"]))}
-        if unbuilt and "--no-deps" not in args:
+        listed = [a for a in args[1:] if a.startswith(f"{STAGE_ARTIFACTS}/") and _dist_of(a) in unbuilt]
+        if unbuilt and ("--no-deps" not in args or listed):
             # A dependency that does not build here (no Linux wheel, headers missing:
             # PyAudio): install the candidate with what did, as a developer would.
-            deps = [f for f in plan.get("dependency_files") or [] if _dist_of(f) not in unbuilt]
             problems.append(
                 f"dependencies that did not build: {', '.join(sorted(unbuilt))}; installed without them"
             )
-            args = _with_flag(args, "--no-deps", deps)
+            if "--no-deps" in args:  # already alone with the staged files: drop the unbuilt ones
+                args = [a for a in args if a not in listed]
+            else:
+                deps = [f for f in plan.get("dependency_files") or [] if _dist_of(f) not in unbuilt]
+                args = _with_flag(args, "--no-deps", deps)
             attempt += 1
             continue
         modules, reqs = rounds.needs_from_output(step["output"])
