@@ -166,6 +166,8 @@ def _round(
         if file is not None and file.name == "__init__.py" and (file.parent / "__main__.py").is_file():
             file = file.parent / "__main__.py"
     more = rounds.absent(site, rounds.imported_tops(file), own | set(missing)) if file else []
+    if file is not None:  # a sibling is importable where the file runs: nothing to fetch
+        more = [m for m in more if not (file.parent / f"{m}.py").is_file() and not (file.parent / m).is_dir()]
     wanted = [*missing, *(m for m in more if f"m:{m}" not in rnd.asked)][: rounds.MAX_NEEDS]
     reason = next(
         (ln.strip() for ln in reversed(str(res["output"]).splitlines()) if "No module named" in ln), ""
