@@ -530,6 +530,12 @@ def test_process_explosion() -> None:
     refused = [ev(EventKind.SPAWN, "clone", seq=i, errno="EAGAIN", flags="process") for i in range(6)]
     f = next(f for f in evaluate(obs(refused)) if f.rule_id == "PS022")
     assert f.severity is Severity.HIGH
+    # a command in the exercise phase may run a worker pool (rsa.parallel: 303 in 10 s);
+    # a fork bomb there still meets the pids limit
+    pool = [s.model_copy(update={"phase": Phase.EXERCISE}) for s in spawns]
+    assert "PS022" not in rules_of(obs(pool))
+    bomb = [s.model_copy(update={"phase": Phase.EXERCISE}) for s in refused]
+    assert next(f for f in evaluate(obs(bomb)) if f.rule_id == "PS022").severity is Severity.HIGH
 
 
 def test_cpu_burn_only_for_busy_survivors() -> None:
