@@ -220,7 +220,13 @@ def rule_tamper(ctx: Context) -> list[Finding]:
                 "tried to interfere with processes or files outside its own tree",
                 [
                     ctx.evidence(e, detail=f"target pid {e.target}" if e.target is not None else "")
-                    for e in dedupe(evs, lambda e: (e.pid, e.syscall, e.target, e.path))
+                    # writes to the recorder's files first: a sweep of signals at every
+                    # root process (a couple of dozen on a workstation-like PID 1) would
+                    # otherwise fill the capped evidence list alone
+                    for e in sorted(
+                        dedupe(evs, lambda e: (e.pid, e.syscall, e.target, e.path)),
+                        key=lambda e: e.path is None,
+                    )
                 ],
             )
         )
