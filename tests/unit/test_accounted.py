@@ -304,3 +304,41 @@ def test_data_in_a_wheel_names_version_build_or_tags_is_not_plain() -> None:
     ):
         sev = _run(_https(host, _get(host, f"/{proj}/releases/download/v1/{wheel}")), host)["PS002"]
         assert sev is Severity.MEDIUM, wheel
+
+
+def _exercise(conn: NetConnection, host: str, read_env: bool) -> dict[str, Severity]:
+    """The same fetch made by a command the exercise phase ran."""
+    events = [
+        ev(EventKind.CONNECT, "connect", phase=Phase.EXERCISE, seq=2, address=inet("192.0.2.53", 53)),
+        ev(EventKind.SEND, "sendmmsg", phase=Phase.EXERCISE, seq=3, address=inet("192.0.2.53", 53)),
+        ev(EventKind.CONNECT, "connect", phase=Phase.EXERCISE, seq=4, address=inet("198.51.100.7", 443)),
+        ev(EventKind.SEND, "write", phase=Phase.EXERCISE, seq=5, address=inet("198.51.100.7", 443)),
+    ]
+    if read_env:
+        events.insert(
+            0, ev(EventKind.FILE_READ, "openat", phase=Phase.EXERCISE, seq=1, path="/home/dev/project/.env")
+        )
+    capture = NetworkCapture(
+        enabled=True,
+        dns=(
+            DnsQuery(
+                phase=Phase.EXERCISE, time=2.0, name=host, qtype="A", answer="198.51.100.7", resolver=RESOLVER
+            ),
+        ),
+        connections=(conn.model_copy(update={"phase": Phase.EXERCISE}),),
+    )
+    return {f.rule_id: f.severity for f in evaluate(obs(events), network=capture, hostname="laptop-381")}
+
+
+def test_a_commands_plain_fetch_with_nothing_read_is_low() -> None:
+    """`python -m textual` runs its demo, which asks api.github.com for stargazers: a
+    command the user runs checking something with nothing read and nothing sent is LOW
+    (it was MEDIUM, a suspicious verdict, on main). A config read in the phase, or a
+    request that can carry data, keeps it higher; install and import keep MEDIUM."""
+    host = _name()
+    sev = _exercise(_https(host, _get(host, "/repos/a/b")), host, read_env=False)
+    assert sev["PS002"] is Severity.LOW and sev["PS011"] is Severity.LOW
+    sev = _exercise(_https(host, _get(host, "/repos/a/b")), host, read_env=True)
+    assert sev["PS002"] is Severity.MEDIUM and sev["PS001"] is Severity.MEDIUM
+    sev = _exercise(_https(host, _get(host, "/collect?u=dev")), host, read_env=False)
+    assert sev["PS002"] is Severity.HIGH

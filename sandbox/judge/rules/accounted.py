@@ -265,6 +265,11 @@ def _stealer_touch(findings: list[Finding]) -> set[Phase]:
     }
 
 
+def _read_config(findings: list[Finding], phase: Phase) -> bool:
+    """Whether the phase touched any credential location at all (client config included)."""
+    return any(f.rule_id in ("PS001", "PS012") and f.phase is phase for f in findings)
+
+
 def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding]:
     """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM, unless
     the phase also touched a secret store no client library reads."""
@@ -278,9 +283,17 @@ def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding
             and f.severity is Severity.HIGH
         ):
             what = accounted[f.phase] or "nothing but DNS questions"
+            # A command the user runs (exercise) checking for updates or loading a demo's
+            # data is LOW when nothing was read either; install and import, which run
+            # unasked, stay MEDIUM (a second stage the empty answer hid is never seen).
+            calm = (
+                f.phase is Phase.EXERCISE
+                and f.rule_id in ("PS002", "PS011")
+                and not _read_config(findings, f.phase)
+            )
             f = f.model_copy(
                 update={
-                    "severity": Severity.MEDIUM,
+                    "severity": Severity.LOW if calm else Severity.MEDIUM,
                     "message": f.message + f" (every outbound byte accounted for: ordinary fetch of {what}; "
                     "no body, query, cookie or credential in it)",
                 }
