@@ -25,11 +25,11 @@ from typing import Any
 
 from sandbox.models import Address, Event, EventKind, Frozen, Phase
 from sandbox.runner.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
+from sandbox.trace.kernel_paths import PROC_LINK_RE as _PROC_LINK_RE
 from sandbox.trace.kernel_paths import kernel_path
 from sandbox.trace.strace import ParsedTrace, _open_kind
 from sandbox.trace.strace._syntax import normalise
 from sandbox.trace.strace.events import process_info
-from sandbox.trace.strace.processes import _PROC_LINK_RE
 
 __all__ = ["EbpfTrace", "StepWindow", "parse_ebpf", "probe_hint"]
 

@@ -1,40 +1,52 @@
-"""Paths as the kernel resolves them, for the eBPF decoder (pure).
+"""Paths as the kernel resolves them, for both trace decoders (pure).
 
 The eBPF recorder reads a path argument as the caller wrote it; strace's ``-yy``
 prints the file the kernel opened. To judge the same path, the decoder resolves
 what the trace itself tells: ``/proc/<self|pid>/{cwd,root,fd/N}`` and ``/dev/fd/N``
 magic links (before lexical normalisation, or ``/proc/self/cwd/../.ssh/id_rsa``
 would become ``/proc/self/.ssh/id_rsa``), then ``..``, then the symlinks created
-earlier in the trace (the same rules as :mod:`sandbox.trace.strace.processes`).
+earlier in the trace. The strace parser uses the same functions for ``-yy``-less
+paths (a ``/proc/self/cwd/..`` argument, a path under a symlink it saw created).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sandbox.trace.strace._syntax import normalise
-from sandbox.trace.strace.processes import _PROC_LINK_RE
 
-__all__ = ["kernel_path", "through_links"]
+__all__ = ["PROC_LINK_RE", "kernel_path", "proc_link", "through_links"]
+
+# /proc/<self|pid>/{cwd,root,fd/N} and /dev/fd/N: magic links the kernel follows to the
+# process's cwd, root or open file; resolved before lexical normalisation, or
+# ``/proc/self/cwd/../.ssh/id_rsa`` would become ``/proc/self/.ssh/id_rsa``.
+PROC_LINK_RE = re.compile(
+    r"^(?:/proc/(self|thread-self|\d+)(?:/task/\d+)?/(cwd|root|fd/(\d+))|/dev/fd/(\d+))(?=/|$)"
+)
 
 
 class _Task(Protocol):
-    cwd: str
-    fds: dict[int, Any]
+    @property
+    def cwd(self) -> str | None: ...
+    @property
+    def fds(self) -> Mapping[int, Any]: ...
 
 
 def kernel_path(path: str, own: _Task, find: Callable[[int], _Task | None], links: Mapping[str, str]) -> str:
     """Absolute *path* of task *own* as the kernel resolves it, as far as the trace
     tells; *find* gives another task by its pid (as the candidate names it)."""
     if path.startswith(("/proc/", "/dev/fd/")):
-        path = _proc_link(path, own, find)
+        path = proc_link(path, own, find)
     path = normalise(path)
     return through_links(path, links) if links else path
 
 
-def _proc_link(path: str, own: _Task, find: Callable[[int], _Task | None]) -> str:
-    m = _PROC_LINK_RE.match(path)
+def proc_link(path: str, own: _Task, find: Callable[[int], _Task | None]) -> str:
+    """``/proc/self/cwd/x`` → ``<cwd>/x`` (also ``root``, ``fd/N``, ``/dev/fd/N``, a
+    pid *find* knows); unchanged when the target is not known."""
+    m = PROC_LINK_RE.match(path)
     if m is None:
         return path
     who, what, fd, devfd = m.groups()

@@ -8,20 +8,15 @@ process's cwd, through ``/proc`` magic links and symlinks created in the trace.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sandbox.models import Phase
-from sandbox.trace.strace._syntax import STRING_RE, deco_path, normalise, split_fd, unescape
+from sandbox.trace import kernel_paths
+from sandbox.trace.strace._syntax import STRING_RE, deco_path, split_fd, unescape
 from sandbox.trace.strace.events import _EVENT_TEMPLATE
 from sandbox.trace.strace.tables import _SPAWN
 
-# /proc/<self|pid>/{cwd,root,fd/N} and /dev/fd/N: magic links the kernel follows to the
-# process's cwd, root or open file; resolved before lexical normalisation, or
-# ``/proc/self/cwd/../.ssh/id_rsa`` would become ``/proc/self/.ssh/id_rsa``.
-_PROC_LINK_RE = re.compile(
-    r"^(?:/proc/(self|thread-self|\d+)(?:/task/\d+)?/(cwd|root|fd/(\d+))|/dev/fd/(\d+))(?=/|$)"
-)
+_PROC_LINK_RE = kernel_paths.PROC_LINK_RE  # the strace and eBPF decoders' shared pattern
 
 
 class _Proc:
@@ -191,54 +186,18 @@ class _Tasks:
     def kernel_path(self, proc: _Proc, path: str) -> str:
         """An absolute path as the kernel resolves it, as far as the trace tells: /proc
         magic links, then "..", then the symlinks created earlier in this trace."""
-        if path.startswith(("/proc/", "/dev/fd/")):
-            path = self.proc_link(proc, path)
-        path = normalise(path)
-        return self.through_links(path) if self.links else path
+        return kernel_paths.kernel_path(path, proc, self._task, self.links)
 
     def proc_link(self, proc: _Proc, path: str) -> str:
-        """``/proc/self/cwd/x`` → ``<cwd>/x`` (also ``root``, ``fd/N``, ``/dev/fd/N``, a
-        known pid); unchanged when the target is not known."""
-        m = _PROC_LINK_RE.match(path)
-        if m is None:
-            return path
-        who, what, fd, devfd = m.groups()
-        if devfd is not None:
-            target: _Proc | None = proc
-            what, fd = "fd", devfd
-        elif who in ("self", "thread-self"):
-            target = proc
-        else:
-            target = self.procs.get(self.tgid_of.get(int(who), int(who)))
-        if target is None:
-            return path
-        if what == "cwd":
-            base = target.cwd
-        elif what == "root":
-            base = ""
-        else:
-            base = target.fds.get(int(fd))
-        if base is None:
-            return path
-        return (base.rstrip("/") + path[m.end() :]) or "/"
+        """``/proc/self/cwd/x`` → ``<cwd>/x`` (see :func:`kernel_paths.proc_link`)."""
+        return kernel_paths.proc_link(path, proc, self._task)
 
     def through_links(self, path: str) -> str:
-        """Follow the symlinks this trace created in *path*'s directory part (not its last
-        component: lstat/unlink act on a link itself; opens report the kernel's path)."""
-        for _ in range(8):  # link chains, bounded
-            head = path
-            hit = None
-            while hit is None:
-                i = head.rfind("/")
-                if i <= 0:
-                    break
-                head = head[:i]
-                if head in self.links:
-                    hit = head
-            if hit is None:
-                return path
-            path = normalise(self.links[hit] + path[len(hit) :])
-        return path
+        """Follow the symlinks this trace created in *path*'s directory part."""
+        return kernel_paths.through_links(path, self.links)
+
+    def _task(self, pid: int) -> _Proc | None:
+        return self.procs.get(self.tgid_of.get(pid, pid))
 
     def arg_path(self, proc: _Proc, dirfd: str | None, arg: str | None) -> str | None:
         """Resolve one path argument (``"x"``) against an optional dirfd argument."""
