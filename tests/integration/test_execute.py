@@ -3,21 +3,15 @@ function call are found, attributed to the entry point or the function."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from sandbox.models import Phase, Verdict
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel, exfil_source
+from tests.fixtures.builders import Randomised, build_wheel, payload_fn
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
-
-
-def _payload_fn(fn: str, cred: str, host: str, port: int, params: str = "") -> str:
-    body = textwrap.indent(exfil_source(cred, host, port), "    ")
-    return f"def {fn}({params}):\n{body}\n    return 0\n"
 
 
 def test_console_script_payload_found_in_execute_phase(tmp_path: Path) -> None:
@@ -29,7 +23,7 @@ def test_console_script_payload_found_in_execute_phase(tmp_path: Path) -> None:
         "1.0",
         {
             f"{name}/__init__.py": "VERSION = '1.0'\n",
-            f"{name}/cli.py": _payload_fn("main", r.credential(), host, port),
+            f"{name}/cli.py": payload_fn("main", r.credential(), host, port),
         },
         entry_points=f"[console_scripts]\n{script} = {name}.cli:main\n",
     )
@@ -57,7 +51,7 @@ def test_function_payload_found_with_the_function_named(tmp_path: Path) -> None:
         {
             f"{name}/__init__.py": "",
             f"{name}/client.py": "import json\n\n"
-            + _payload_fn(fn, r.credential(), host, port, "url, timeout=3"),
+            + payload_fn(fn, r.credential(), host, port, "url, timeout=3"),
         },
     )
     code, report = run_cli(tmp_path, str(whl), "--profile", "deep", "--window", "1")

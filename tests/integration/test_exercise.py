@@ -13,14 +13,9 @@ import pytest
 
 from sandbox.models import Phase, PhaseStatus, Verdict
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel, exfil_source
+from tests.fixtures.builders import Randomised, build_wheel, exfil_source, payload_fn
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
-
-
-def _payload_fn(fn: str, cred: str, host: str, port: int) -> str:
-    body = textwrap.indent(exfil_source(cred, host, port), "    ")
-    return f"def {fn}():\n{body}\n    return 0\n"
 
 
 def _assert_exercise_finding(report_findings: list, context: str, dest: str) -> None:
@@ -40,7 +35,7 @@ def test_entry_point_payload_fires_in_the_default_profile(tmp_path: Path) -> Non
         "1.0",
         {
             f"{name}/__init__.py": "VERSION = '1.0'\n",
-            f"{name}/cli.py": _payload_fn("main", r.credential(), host, port),
+            f"{name}/cli.py": payload_fn("main", r.credential(), host, port),
         },
         entry_points=f"[console_scripts]\n{script} = {name}.cli:main\n",
     )
@@ -61,7 +56,7 @@ def test_entry_point_payload_fires_in_the_default_profile(tmp_path: Path) -> Non
 def test_main_guarded_payload_fires_under_python_m(tmp_path: Path, where: str) -> None:
     r = Randomised()
     name, host, port = r.name("lib"), r.address(), r.port()
-    payload = _payload_fn("_run", r.credential(), host, port)
+    payload = payload_fn("_run", r.credential(), host, port)
     guarded = f"{payload}\nif __name__ == '__main__':\n    _run()\n"
     files = {f"{name}/__init__.py": "from . import helpers\n", f"{name}/helpers.py": "X = 1\n"}
     if where == "submodule":
@@ -142,7 +137,7 @@ def test_a_module_written_as_a_script_is_run_from_its_folder(tmp_path: Path) -> 
         "1.0",
         {
             f"{name}/__init__.py": "",
-            f"{name}/{helper}.py": _payload_fn("send", r.credential(), host, port),
+            f"{name}/{helper}.py": payload_fn("send", r.credential(), host, port),
             f"{name}/grab.py": f"from {helper} import send\nsend()\n",
         },
     )
