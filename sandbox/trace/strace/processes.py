@@ -16,8 +16,6 @@ from sandbox.trace.strace._syntax import STRING_RE, deco_path, split_fd, unescap
 from sandbox.trace.strace.events import _EVENT_TEMPLATE
 from sandbox.trace.strace.tables import _SPAWN
 
-_PROC_LINK_RE = kernel_paths.PROC_LINK_RE  # the strace and eBPF decoders' shared pattern
-
 
 class _Proc:
     """Mutable process state while parsing (becomes a ProcessInfo)."""

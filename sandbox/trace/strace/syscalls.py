@@ -6,6 +6,7 @@ import posixpath
 from typing import Any
 
 from sandbox.models import Address, EventKind, Phase
+from sandbox.trace import kernel_paths  # attributes read at call time: it imports this package
 from sandbox.trace.strace._syntax import (
     ARGV_RE,
     AT_PATH_RE,
@@ -26,7 +27,7 @@ from sandbox.trace.strace._syntax import (
     split_fd,
     unescape,
 )
-from sandbox.trace.strace.processes import _PROC_LINK_RE, _Proc, _Tasks
+from sandbox.trace.strace.processes import _Proc, _Tasks
 from sandbox.trace.strace.tables import (
     _AT_CALLS,
     _CHOWN,
@@ -405,7 +406,7 @@ class _Calls(_Tasks):
         if m is not None:
             raw = m.group(1)
             text = unescape(raw) if "\\" in raw else raw
-            fdm = _PROC_LINK_RE.match(text)
+            fdm = kernel_paths.PROC_LINK_RE.match(text)
             if fdm is not None and (fdm.group(3) or fdm.group(4)) and fdm.end() == len(text):
                 # exec through an fd: the path as given (PS029), the file behind it in path2
                 path = normalise(text)
