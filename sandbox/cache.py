@@ -122,6 +122,7 @@ JUDGING_MODULES = (
     "sandbox.judge.rules.linked",
     "sandbox.judge.rules.network",
     "sandbox.judge.rules.persistence",
+    "sandbox.judge.rules.stage",
     "sandbox.judge.rules.process",
     "sandbox.judge.rules.resources",
     "sandbox.judge.static",

@@ -406,7 +406,8 @@ class Report(Frozen):
 
 
 class HttpExchange(Frozen):
-    """One HTTP request as the sinkhole parsed it (it answered 200 with an empty body)."""
+    """One HTTP request as the sinkhole parsed it (it answered 200, with the run's bait
+    second stage as the body when ``staged``)."""
 
     method: str
     target: str
@@ -417,6 +418,7 @@ class HttpExchange(Frozen):
     body: str = ""  # escaped prefix of the (de-chunked) body
     complete: bool = True  # False: the client stopped mid-request (slowloris, cut body)
     body_truncated: bool = False  # more body than the capture keeps
+    staged: bool = False  # answered with the bait stage (NetworkCapture.stage)
 
 
 class TlsHello(Frozen):
@@ -546,6 +548,8 @@ class NetworkCapture(Frozen):
     dropped: int = 0  # connections, datagrams or queries not recorded (limits)
     truncated: bool = False  # some capture was cut at a limit
     problems: tuple[str, ...] = ()
+    # the path the bait second stage looks for: an event naming it ran an answer (PS013)
+    stage: str = ""
 
     @property
     def quiet(self) -> bool:

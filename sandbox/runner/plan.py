@@ -169,14 +169,19 @@ def passes_plan(
 
 
 def sinkhole_plan(enabled: bool, capture_kib: int, rng: random.Random | None = None) -> dict[str, Any]:
-    """Sinkhole settings for one run: capture bounds, and the home LAN the sandbox
-    pretends to be on (random per run: a fixed address would be a fingerprint)."""
+    """Sinkhole settings for one run: capture bounds, the bait stage's path, and the
+    home LAN the sandbox pretends to be on (random per run: a fixed address would be
+    a fingerprint)."""
     r = rng or random.SystemRandom()
     third = r.choice([0, 1, 1, 2, 8, 10, 31, 178])
     ula = f"fd{r.randrange(256):02x}:{r.randrange(65536):x}:{r.randrange(65536):x}:{r.randrange(1, 16):x}"
+    # What the bait second stage looks for (sinkhole/http.py stage_body): random, so
+    # only code that ran the sinkhole's answer can name it.
+    stage = "/var/tmp/." + "".join(r.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(14))
     return {
         "enabled": enabled,
         "capture_bytes": max(1, capture_kib) * 1024,
+        "stage": stage,
         "net": {
             "address": f"192.168.{third}.{r.randrange(20, 230)}",
             "prefix": 24,

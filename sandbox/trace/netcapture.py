@@ -275,6 +275,7 @@ def network_capture(
         dropped=dropped,
         truncated=truncated,
         problems=tuple(dict.fromkeys(problems))[:20],
+        stage=str((info.get("net") or {}).get("stage", ""))[:128],
     )
 
 
@@ -338,6 +339,7 @@ def _http(req: dict[str, Any]) -> HttpExchange:
         body=escape(body, BODY_PREVIEW),
         complete=bool(req.get("complete", True)),
         body_truncated=bool(req.get("body_truncated")),
+        staged=bool(req.get("staged")),
     )
 
 

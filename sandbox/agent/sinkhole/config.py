@@ -65,6 +65,7 @@ class Limits:
 
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_STAGE = re.compile(r"/[A-Za-z0-9._/-]{1,120}")  # no quote or space: it goes into code
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class NetConfig:
     # the interfaces' MACs (a vendor's OUI: the kernel's random veth MACs are locally
     # administered, a tell); empty = the kernel's
     macs: tuple[str, ...] = ()
+    # the path the bait second stage looks for (see http.stage_body); "" = empty answers
+    stage: str = ""
 
     @classmethod
     def from_plan(cls, plan: dict[str, Any]) -> NetConfig:
@@ -93,6 +96,7 @@ class NetConfig:
             gateway6=str(net.get("gateway6", base.gateway6)),
             hostname=str(plan.get("hostname", base.hostname)),
             macs=tuple(m for m in [str(x) for x in net.get("macs", ())][:2] if _MAC.fullmatch(m)),
+            stage=stage if _STAGE.fullmatch(stage := str(plan.get("sinkhole", {}).get("stage", ""))) else "",
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from .. import tlsca
 from .config import PHASE_FILE, TLS_ALERT_HANDSHAKE_FAILURE, Limits, NetConfig
 from .dns import QTYPES, DnsError, FakeDns, build_response, formerr, name_text, parse_query
-from .http import HttpStream, looks_like_http
+from .http import HttpStream, looks_like_http, stage_body
 from .ntp import ntp_reply
 from .record import (
     Flow,
@@ -222,7 +222,7 @@ class Daemon:
                 flow.proto = "tls"
             elif looks_like_http(head):
                 flow.proto = "http"
-                flow.http = HttpStream(self.limits)
+                flow.http = HttpStream(self.limits, stage_body(self.net.stage))
             elif len(head) >= 16 or b" " in head or b"\n" in head or not head[:1].isupper():
                 flow.proto = "unknown"
             else:

@@ -22,12 +22,31 @@ def looks_like_http(head: bytes) -> bool:
     return bool(_METHOD.match(head)) or head.startswith(b"PRI * HTTP/2")
 
 
-def http_response(status: str = "200 OK", close: bool = False) -> bytes:
-    """What an ordinary nginx answers with an empty body."""
+def http_response(
+    status: str = "200 OK", close: bool = False, body: bytes = b"", head: bool = False
+) -> bytes:
+    """What an ordinary nginx answers: *body* as plain text (only its length to a HEAD)."""
+    kind = "text/plain" if body else "text/html"
     return (
         f"HTTP/1.1 {status}\r\nServer: nginx\r\nDate: {formatdate(now(), usegmt=True)}\r\n"
-        "Content-Type: text/html; charset=utf-8\r\nContent-Length: 0\r\n"
+        f"Content-Type: {kind}; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
         f"Connection: {'close' if close else 'keep-alive'}\r\n\r\n"
+    ).encode() + (b"" if head else body)
+
+
+def stage_body(path: str) -> bytes:
+    """The bait second stage every request is answered with: what a downloader runs
+    (``exec``/``eval`` of the text, or ``curl … | sh``) in one polyglot, valid Python
+    and POSIX sh, whose only act is to look for *path*.  The path is random per run
+    and appears nowhere else, so a trace event naming it proves the answer ran; an
+    accounted fetch whose answer never ran hid no second stage of this shape."""
+    if not path:
+        return b""
+    return (
+        "''':'\n"  # sh: the no-op ":" (then exits below); Python: a string, sliced away
+        f"test -e {path}\n"
+        "exit 0\n"
+        f"'''[0:0] + str(__import__('os').path.exists('{path}'))\n"
     ).encode()
 
 
@@ -35,8 +54,9 @@ class HttpStream:
     """Incremental HTTP/1.x request parser (pipelining, Content-Length, chunked,
     ``Expect: 100-continue``, CONNECT) that says what to answer and when."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, stage: bytes = b"") -> None:
         self.limits = limits
+        self.stage = stage  # every answer's body (see stage_body)
         self.requests: list[dict[str, Any]] = []
         self.buf = bytearray()
         self.state = "head"  # head | body | chunk_size | chunk_data | chunk_crlf | trailer | tunnel | stop
@@ -203,14 +223,18 @@ class HttpStream:
             self.current["body_truncated"] = True
 
     def _done(self, replies: list[bytes], respond: bool = True) -> None:
+        head = False
         if self.current is not None:
             self.current["body_b64"] = base64.b64encode(bytes(self.body)).decode()
             self.current["complete"] = True
+            head = self.current["method"] == "HEAD"
+            if respond and self.stage and not head:
+                self.current["staged"] = True  # answered with the bait stage
         self.current = None
         self.body = bytearray()
         self.state = "head"
         if respond:
-            replies.append(http_response(close=self.close_after))
+            replies.append(http_response(close=self.close_after, body=self.stage, head=head))
 
     def _mark(self, why: str) -> None:
         if self.requests:

@@ -54,6 +54,7 @@ from sandbox.judge.rules.process import (
     shell_probe_only,
 )
 from sandbox.judge.rules.resources import FLOOD_BYTES, rule_flood, rule_oom, rule_storage
+from sandbox.judge.rules.stage import rule_stage_ran, staged_phases
 from sandbox.models import Finding, NetworkCapture, Observation, Phase
 
 __all__ = [
@@ -147,7 +148,9 @@ def evaluate(
     if network is not None:
         traced = {(e.phase, e.address.render()) for e in ctx.outbound() if e.address is not None}
         findings += evaluate_network(network, profile, hostname, traced)
-        findings = soften(findings, accounted_phases(ctx.outbound(), network, hostname))
+        findings += apply_profile(rule_stage_ran(ctx, network), profile)
+        accounted = accounted_phases(ctx.outbound(), network, hostname)
+        findings = soften(findings, accounted, staged_phases(network))
     return escalate(calm_command_config(findings))
 
 

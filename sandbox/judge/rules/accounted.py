@@ -270,12 +270,19 @@ def _read_config(findings: list[Finding], phase: Phase) -> bool:
     return any(f.rule_id in ("PS001", "PS012") and f.phase is phase for f in findings)
 
 
-def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding]:
+def soften(
+    findings: list[Finding], accounted: dict[Phase, str], staged: set[Phase] | frozenset[Phase] = frozenset()
+) -> list[Finding]:
     """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM, unless
-    the phase also touched a secret store no client library reads."""
+    the phase also touched a secret store no client library reads; to LOW where the
+    phase's fetches were all answered with the bait stage (*staged*, see
+    :mod:`sandbox.judge.rules.stage`) and no stage ran anywhere in the run — there,
+    the planted client configuration it read (PS012) is LOW too."""
     stolen = _stealer_touch(findings)
+    ran = any(f.rule_id == "PS013" for f in findings)
     out = []
     for f in findings:
+        fed = f.phase in accounted and f.phase in staged and f.phase not in stolen and not ran
         if (
             f.rule_id in SOFTENED
             and f.phase in accounted
@@ -285,8 +292,9 @@ def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding
             what = accounted[f.phase] or "nothing but DNS questions"
             # A command the user runs (exercise) checking for updates or loading a demo's
             # data is LOW when nothing was read either; install and import, which run
-            # unasked, stay MEDIUM (a second stage the empty answer hid is never seen).
-            calm = (
+            # unasked, stay MEDIUM unless the answer they got was the bait stage and it
+            # never ran (otherwise a second stage the empty answer hid is never seen).
+            calm = fed or (
                 f.phase is Phase.EXERCISE
                 and f.rule_id in ("PS002", "PS011")
                 and not _read_config(findings, f.phase)
@@ -295,7 +303,16 @@ def soften(findings: list[Finding], accounted: dict[Phase, str]) -> list[Finding
                 update={
                     "severity": Severity.LOW if calm else Severity.MEDIUM,
                     "message": f.message + f" (every outbound byte accounted for: ordinary fetch of {what}; "
-                    "no body, query, cookie or credential in it)",
+                    "no body, query, cookie or credential in it"
+                    + ("; the answer, a bait second stage, never ran)" if fed else ")"),
+                }
+            )
+        elif f.rule_id == "PS012" and fed and f.severity is Severity.MEDIUM:
+            f = f.model_copy(
+                update={
+                    "severity": Severity.LOW,
+                    "message": f.message + " (client configuration; every outbound byte of the phase "
+                    "accounted for, and the bait second stage it fetched never ran)",
                 }
             )
         out.append(f)

@@ -183,6 +183,14 @@ CATALOGUE: dict[str, RuleInfo] = {
             ".env …) for reading; PS010 says whether its content then left.",
         ),
         RuleInfo(
+            "PS013",
+            "ran downloaded code",
+            Severity.HIGH,
+            "Executes what it downloaded: every HTTP(S) request is answered with a bait second stage (a "
+            "Python/sh polyglot that only looks for a random per-run path); a trace event naming that path "
+            "proves the answer ran (exec/eval of the text, a saved script run, or a pipe into a shell).",
+        ),
+        RuleInfo(
             "PS040",
             "static second opinion",
             Severity.MEDIUM,

