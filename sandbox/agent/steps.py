@@ -185,7 +185,7 @@ class StepRun:
         cpu_at_start: dict[int, float] = {}
         wake_at_start: dict[int, dict[int, int]] = {}
         killed = False
-        extended = False
+        extensions = 0
         try:
             while True:
                 for key, _ in sel.select(timeout=0.05):
@@ -236,8 +236,15 @@ class StepRun:
                 survivors = watch.candidate_processes(uid)
                 if not survivors:
                     continue  # strace is about to exit
-                if now - window_start >= window and not extended and watch.finishing(survivors):
-                    extended = True  # a slow interpreter exit under load, not a survivor yet
+                if (
+                    now - window_start >= window
+                    and extensions < watch.FINISH_EXTENSIONS
+                    and watch.finishing(survivors)
+                ):
+                    # a slow interpreter exit under load (a big import's teardown gets a
+                    # quarter of a CPU at load 8), not a survivor yet: a busy loop posing
+                    # as one only buys time, and is judged after the last extension
+                    extensions += 1
                     window_start = now
                     continue
                 if now - window_start >= window:

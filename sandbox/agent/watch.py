@@ -242,12 +242,16 @@ def describe(
         }
 
 
+# Window extensions for survivors that look like interpreters still exiting.
+FINISH_EXTENSIONS = 4
+
+
 def finishing(survivors: list[psutil.Process]) -> bool:
     """Every survivor is single-threaded and runnable with no thread waiting to act
     later: interpreters tearing down after their work (freeing thousands of modules
-    takes seconds when the CPU is shared).  The window gets one extension before they
-    are judged; whatever they do meanwhile is recorded like the rest, and anything
-    still alive after it is judged as before."""
+    takes seconds when the CPU is shared).  The window is extended (up to
+    :data:`FINISH_EXTENSIONS` times) while this holds; whatever they do meanwhile is
+    recorded like the rest, and anything still alive after that is judged as before."""
     if not survivors:
         return False
     try:
