@@ -209,6 +209,9 @@ def _build(client: docker.DockerClient, files: dict[str, bytes], tag: str, base_
             rm=True,
             forcerm=True,
             labels={LABEL: "image"},
+            # The offline base has everything the build needs: its steps get no
+            # network at all (hermetic, and independent of the engine's bridge).
+            network_mode="none" if base_ref == OFFLINE_BASE else None,
             decode=True,
         ):
             if "stream" in chunk:
