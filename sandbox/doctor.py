@@ -368,6 +368,12 @@ _CONTAINER_ENV = (
     "GPG_KEY",
     "PKGSANDBOX",
 )
+# A path component of 64 hex digits: Docker's container and layer ids (a workstation's
+# mounts name devices, UUIDs with dashes and snap revisions, never these).
+_ENGINE_ID = re.compile(r"/[0-9a-f]{64}(?=[/\s,]|$)", re.M)
+# /etc/hosts, /etc/hostname, /etc/resolv.conf as mount points: files a container engine
+# binds into every container (a workstation has them on its root filesystem).
+_NETWORK_FILE = re.compile(r" (/etc/(?:hosts|hostname|resolv\.conf)) ")
 _INIT_NAMES = ("systemd", "init")
 _INIT_CMDLINES = ("/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
 MIN_PROCESSES = 30  # a desktop session runs well over a hundred
@@ -409,6 +415,13 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         bad = sorted({w for w in _CONTAINER_WORDS if w in text})
         if re.search(r"^\S+ / 9p .*trans=fd", text, re.M) or re.search(r" / / .* - 9p ", text):
             bad.append("a 9p root served over a file descriptor (gVisor's gofer)")
+        # Another storage driver or data-root drops the words, not the engine's layout:
+        # vfs/btrfs roots name their layer id, bind sources the container's id.
+        if _ENGINE_ID.search(text):
+            bad.append("a 64-hex container or layer id in a path")
+        files = sorted(set(_NETWORK_FILE.findall(text)))
+        if files:
+            bad.append(f"{', '.join(files)} mounted (the engine's per-container copies)")
         yield Check(label, not bad, f"mentions {', '.join(bad)}" if bad else "no container paths")
     for key, label in (("cgroup_self", "/proc/self/cgroup"), ("cgroup_1", "/proc/1/cgroup")):
         text = _s(p.get(key))
