@@ -647,6 +647,76 @@ def dns_streams(names: Sequence[str]) -> list[tuple[str, tuple[int, ...]]]:
     return streams
 
 
+# Request fields an encoded secret is split across: separators dropped, pieces joined in
+# order (alphanumerics only for hex/base32/plain; the base64 alphabets kept for base64).
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_NOT_B64 = re.compile(r"[^A-Za-z0-9+/=_-]")
+_STANDARD_HEADERS = frozenset(
+    {"host", "accept", "accept-encoding", "accept-language", "connection", "user-agent", "cache-control"}
+)
+
+
+def _unshared(values: list[str]) -> list[str]:
+    """*values* without the prefix and suffix they all share (``Mozilla/5.0 (…)``)."""
+
+    def shared(vs: list[str]) -> int:
+        n = min(len(v) for v in vs)
+        return next((i for i in range(n) if len({v[i] for v in vs}) > 1), n)
+
+    pre = shared(values)
+    suf = shared([v[pre:][::-1] for v in values])
+    return [v[pre : len(v) - suf] for v in values]
+
+
+def _pieces(paths: list[list[str]]) -> tuple[list[str], list[str]]:
+    """One piece per fetch: the segments of *paths* (in order) without those every fetch
+    repeats; and also without a sequence number (a position decimal in every fetch)."""
+    if len({len(p) for p in paths}) != 1:
+        fixed = set.intersection(*(set(p) for p in paths))
+        varying = [s for p in paths for s in p if s not in fixed]
+        return varying, varying
+    cols = list(zip(*paths, strict=True))
+    keep = [len(set(col)) > 1 for col in cols]
+    counter = [all(_DECIMAL.match(x) for x in col) for col in cols]
+    varying = [s for p in paths for i, s in enumerate(p) if keep[i]]
+    return varying, [s for p in paths for i, s in enumerate(p) if keep[i] and not counter[i]]
+
+
+def joined_fields(requests: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> bytes:
+    """The streams a secret split across the parts of HTTP requests (``(target,
+    headers)``, in order) would form again: path segments, each header value, the
+    non-standard header values, all joined with their separators (``.``, ``/``,
+    ``-``, spaces) dropped, per request and across the requests given.  Like DNS
+    labels: ``/cdn/4a6f686e2053/6d697468206b/…``, UUID-shaped ``X-*-Id`` headers or a
+    User-Agent of spaced hex chunks hide the hex of a canary from a search of the raw
+    bytes.  Streams are newline-separated so that none joins another."""
+    streams: list[list[str]] = []
+    all_targets: list[str] = []
+    all_extra: list[str] = []
+    for target, headers in requests:
+        segs = [s for s in re.split(r"[/?&=#;]", target) if s]
+        extra = [v for k, v in headers if k.lower() not in _STANDARD_HEADERS]
+        streams += [segs, [v for _, v in headers], extra, *[[v] for _, v in headers]]
+        all_targets += segs
+        all_extra += extra
+    if len(requests) > 1:
+        varying, unnumbered = _pieces([[s for s in re.split(r"[/?&=#;]", t) if s] for t, _ in requests])
+        by_name: dict[str, list[str]] = {}
+        for _, headers in requests:
+            for k, v in headers:
+                by_name.setdefault(k.lower(), []).append(v)
+        streams += [all_targets, all_extra, varying, unnumbered]
+        streams += [_unshared([t for t, _ in requests])]
+        streams += [_unshared(vs) for vs in by_name.values() if len(set(vs)) > 1]
+    out: list[str] = []
+    for parts in streams:
+        for rx in (_NOT_ALNUM, _NOT_B64):
+            joined = "".join(rx.sub("", p) for p in parts)
+            if len(joined) >= 16:
+                out.append(joined)
+    return "\n".join(dict.fromkeys(out)).encode("utf-8", "replace")
+
+
 def find_canaries(data: bytes, canaries: Iterable[Canary]) -> list[CanaryMatch]:
     """Convenience: :meth:`CanaryMatcher.search` with a throw-away matcher."""
     return CanaryMatcher(list(canaries)).search(data)

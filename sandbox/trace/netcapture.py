@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox.judge.canary import CanaryMatch, CanaryMatcher, HoneytokenSet
+from sandbox.judge.canary import CanaryMatch, CanaryMatcher, HoneytokenSet, joined_fields
 from sandbox.models import (
     DEFAULT_PASS,
     DnsQuery,
@@ -152,6 +152,7 @@ class _Haystack:
     process: tuple[str, ...]
     request: str = ""
     pass_name: str = DEFAULT_PASS
+    joined: bool = False  # request fields joined (canary.joined_fields), not raw bytes
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -262,7 +263,7 @@ def network_capture(
             HoneytokenInfo(name=c.name, location=c.location, fingerprint=c.fingerprint)
             for c in tokens.canaries
         )
-        exfil = _exfiltration(CanaryMatcher(tokens.canaries), hay, dns)
+        exfil = _exfiltration(CanaryMatcher(tokens.canaries), hay + _across(conns), dns)
         reads = _reads(events, idx, tokens.paths(home))
     return NetworkCapture(
         enabled=bool(info.get("enabled")),
@@ -423,6 +424,9 @@ def _tcp(
         if body:
             line = _request_line(ex)
             stacks.append(_Haystack(body, body_channel, phase, t, dest, host, pid, process, line))
+    if http:
+        fields = joined_fields([(ex.target, ex.headers) for ex in http])
+        stacks.append(_Haystack(fields, body_channel, phase, t, dest, host, pid, process, first, joined=True))
     return conn, stacks
 
 
@@ -492,7 +496,7 @@ def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:
         canary=m.canary.name,
         location=m.canary.location,
         channel=h.channel,
-        encoding=m.encoding,
+        encoding=m.encoding + (" (request fields joined)" if h.joined else ""),
         phase=h.phase,
         time=h.time,
         destination=h.destination,
@@ -504,6 +508,36 @@ def _exfil(m: CanaryMatch, h: _Haystack) -> Exfiltration:
         request=h.request,
         pass_name=h.pass_name,
     )
+
+
+def _across(conns: Sequence[NetConnection]) -> list[_Haystack]:
+    """Per pass and phase, the request fields of all its HTTP connections joined in
+    order: a secret split over several fetches (one connection each) forms again."""
+    out: list[_Haystack] = []
+    keys = dict.fromkeys((c.pass_name, c.phase) for c in conns if c.http)
+    for pass_name, phase in keys:
+        group = [c for c in conns if c.http and c.phase is phase and c.pass_name == pass_name]
+        if len(group) < 2:
+            continue  # one connection's requests are joined with it
+        first = group[0]
+        fields = joined_fields([(ex.target, ex.headers) for c in group for ex in c.http])
+        channel: Channel = "https" if first.protocol == "https" else "http"
+        out.append(
+            _Haystack(
+                fields,
+                channel,
+                phase,
+                first.time,
+                first.destination,
+                first.host,
+                first.pid,
+                first.process,
+                _request_line(first.http[0]),
+                pass_name=pass_name,
+                joined=True,
+            )
+        )
+    return out
 
 
 def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQuery]) -> list[Exfiltration]:
