@@ -34,7 +34,7 @@ from sandbox.models import DEFAULT_PASS, Frozen, Phase, Report
 from sandbox.report.evidence import write_evidence
 from sandbox.runner.engine import mark_owner, sweep_temp
 from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
-from sandbox.runner.plan import base_plan, build_plan, passes_plan, sinkhole_plan
+from sandbox.runner.plan import AGENT_ONLY, base_plan, build_plan, passes_plan, sinkhole_plan
 from sandbox.trace.ebpf import probe_hint
 from sandbox.trace.observe import observe, observe_network, phase_result
 
@@ -187,7 +187,7 @@ def _probe_handler(stage: Path) -> Callable[[AgentPhase, Path | None], None]:
         finally:
             tmp = stage / f".{PROBES_NAME}.tmp"
             tmp.write_text(json.dumps({"hint": hint}))
-            tmp.chmod(0o644)
+            tmp.chmod(AGENT_ONLY)
             tmp.replace(stage / PROBES_NAME)  # atomic: the agent never reads half of it
 
     return on_result

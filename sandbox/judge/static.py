@@ -166,5 +166,5 @@ def write_pass_hint(artifact: Path, stage: Path) -> None:
     hint = pass_hint(artifact)
     tmp = stage / ".static.json.tmp"
     tmp.write_text(json.dumps({"hint": hint}))
-    os.chmod(tmp, 0o644)
+    os.chmod(tmp, 0o000)  # the agent's alone, like plan.json (runner/docker_backend.py AGENT_ONLY)
     os.replace(tmp, stage / "static.json")

@@ -62,6 +62,7 @@ from sandbox.runner.engine import (
 from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import AgentPhase, Observer, RawRun, RunOptions, Sandbox
 from sandbox.runner.interface import Session as SessionABC
+from sandbox.runner.plan import AGENT_ONLY
 
 # NET_ADMIN: `agent setup` creates the sinkhole's interface and NAT rules in the
 # container's own network namespace before any candidate code exists. A sidecar
@@ -372,7 +373,7 @@ class DockerSession(SessionABC):
         path = self.staging / "plan.json"
         tmp = self.staging / ".plan.json.tmp"
         tmp.write_text(json.dumps({**plan, "hostname": self.hostname}))
-        tmp.chmod(0o644)
+        tmp.chmod(AGENT_ONLY)
         tmp.replace(path)  # atomic: the agent never reads half a plan
 
     def run_phases(
@@ -564,7 +565,7 @@ def probe_container(
     backend = DockerSandbox(client, image)
     run_id = secrets.token_hex(6)
     (staging / "plan.json").write_text(json.dumps({**plan, "hostname": "probe"}))
-    (staging / "plan.json").chmod(0o644)
+    (staging / "plan.json").chmod(AGENT_ONLY)
     container = backend._create(run_id, staging, time.time() + 300, options, realistic_hostname())
     try:
         engine_call("start probe container", container.start)

@@ -19,6 +19,12 @@ from sandbox.runner.seccomp import TRACED_DENIED
 RECORDER_ENV = "PKGSANDBOX_RECORDER"
 RECORDERS = ("auto", "ebpf", "strace")
 
+# Mode of what the host hands the agent through the read-only /stage mount besides the
+# artifacts (plan.json: honeytokens, the bait stage's path, the time-travel shift):
+# none.  The agent reads it as root with DAC_READ_SEARCH; the candidate, whose uid may
+# own the file (a host user with uid 1000), cannot, nor chmod it on the read-only mount.
+AGENT_ONLY = 0o000
+
 
 def recorder_choice(choice: str | None = None) -> str:
     """The recorder asked for: *choice* (``--recorder``), else ``$PKGSANDBOX_RECORDER``,

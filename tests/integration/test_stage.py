@@ -99,3 +99,31 @@ def test_a_library_reading_env_and_downloading_data_is_clean(tmp_path: Path) -> 
     assert sev.get("PS002") is Severity.LOW and sev.get("PS012") is Severity.LOW, sev
     assert "PS013" not in sev
     assert report.verdict is Verdict.CLEAN, [(f.rule_id, f.severity, f.message) for f in report.findings]
+
+
+def test_the_candidate_cannot_read_the_plan_that_names_the_stage(tmp_path: Path) -> None:
+    """The plan (/stage/plan.json) names the bait stage's path, the planted honeytokens
+    and the time-travel shift: a candidate that reads it knows its answer is bait and
+    which secrets are canaries. Only the agent (root) may read it."""
+    r = Randomised()
+    names = r.rng.sample(["plan.json", "static.json", "probes.json"], 3)
+    src = textwrap.dedent(f"""\
+        import json
+        facts = {{}}
+        for name in {names!r}:
+            try:
+                with open("/stage/" + name) as fh:
+                    text = fh.read()
+                facts[name] = {{"bytes": len(text), "stage": "/var/tmp/." in text,
+                               "tokens": "home_files" in text}}
+            except OSError as exc:
+                facts[name] = type(exc).__name__
+        print("FACTS " + json.dumps(facts))
+        """)
+    report, facts = _vet(tmp_path, r.name("peek"), src)
+    net = report.network
+    assert net is not None and net.stage
+    leaked = [n for n, v in facts.items() if v not in ("PermissionError", "FileNotFoundError")]
+    assert facts["plan.json"] == "PermissionError", facts
+    assert not leaked, leaked
+    assert report.verdict is not Verdict.INCOMPLETE  # the agent itself still read its plan
