@@ -717,6 +717,20 @@ def joined_fields(requests: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> 
     return "\n".join(dict.fromkeys(out)).encode("utf-8", "replace")
 
 
+def names_value(value: str, requests: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> bool:
+    """Whether the fields of *requests* (``(target, headers)``) carry *value* (a
+    short fact of the sandbox, like its host name, that is no canary): plainly,
+    case-folded or in hex, base32 or base64 (every alignment), whole or split across
+    the fields as :func:`joined_fields` joins them."""
+    if len(value) < 4:
+        return False
+    raw = "\n".join(f"{t}\n" + "\n".join(v for _, v in hs) for t, hs in requests).encode("utf-8", "replace")
+    hay = raw + b"\n" + joined_fields(requests)
+    needles = _needles(Canary("value", value, ""))
+    low = hay.lower()
+    return any(n in hay for n, _ in needles.exact) or any(n in low for n, _ in needles.folded)
+
+
 def find_canaries(data: bytes, canaries: Iterable[Canary]) -> list[CanaryMatch]:
     """Convenience: :meth:`CanaryMatcher.search` with a throw-away matcher."""
     return CanaryMatcher(list(canaries)).search(data)

@@ -21,6 +21,7 @@ import re
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion
 
+from sandbox.judge.canary import names_value
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -151,7 +152,9 @@ def plain_connection(c: NetConnection, hostname: str = "") -> bool:
         for k, v in h.headers:
             if not plain_header(k, v):
                 return False
-    return True
+    # the sandbox's own host name in any field, plainly or encoded (a beacon naming
+    # the machine it reached: no canary proves it)
+    return not (hostname and names_value(hostname, [(h.target, h.headers) for h in c.http]))
 
 
 # Credentials and tokens travel in these; a request carrying one is never plain.
