@@ -11,6 +11,7 @@ from sandbox import __version__
 from sandbox.fetch import StagedSet
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import evaluate, incomplete_reasons
+from sandbox.judge.rules.accounted import FED_NOTE
 from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.static import second_opinion
 from sandbox.judge.verdict import verdict_for
@@ -27,6 +28,7 @@ from sandbox.models import (
     PhaseSummary,
     Report,
     Round,
+    Severity,
     Verdict,
 )
 
@@ -171,9 +173,13 @@ def judge(
 def with_static_opinion(report: Report, artifact: Path, profile: Profile) -> Report:
     """A run that could not look gets a second opinion from static rules over the
     candidate's sources: a hit makes it ``suspicious`` (never ``malicious``), with the
-    evidence marked static and the reason it was incomplete kept."""
-    if report.verdict is not Verdict.INCOMPLETE or STATIC_RULE in profile.rules.disabled:
+    evidence marked static and the reason it was incomplete kept.  A run that looked
+    but whose fetches are LOW only because the bait stage never ran gets the same
+    opinion (:func:`_doubt_the_bait`)."""
+    if STATIC_RULE in profile.rules.disabled:
         return report
+    if report.verdict is not Verdict.INCOMPLETE:
+        return _doubt_the_bait(report, artifact)
     finding, note = second_opinion(artifact)
     if finding is None:
         return report.model_copy(update={"notes": (*report.notes, note)})
@@ -182,6 +188,38 @@ def with_static_opinion(report: Report, artifact: Path, profile: Profile) -> Rep
             "findings": (*report.findings, finding),
             "verdict": Verdict.SUSPICIOUS,
             "verdict_reason": f"{finding.message} (static: the run could not look: {report.verdict_reason})",
+            "notes": (*report.notes, note),
+        }
+    )
+
+
+def _doubt_the_bait(report: Report, artifact: Path) -> Report:
+    """The bait stage proves only that the answer, as sent, never ran: a downloader
+    that decodes (base64, zlib, marshal …) or unwraps its answer before it runs it
+    fails on the bait and looks like a library that parsed a data file.  When the
+    candidate's sources match the static rules (decode-then-exec, obfuscation …),
+    the findings lowered on the bait's word go back to MEDIUM, with the static
+    evidence, as they were before there was a bait."""
+    fed = [f for f in report.findings if f.severity is Severity.LOW and FED_NOTE in f.message]
+    if not fed:
+        return report
+    static, note = second_opinion(artifact)
+    if static is None:
+        return report.model_copy(update={"notes": (*report.notes, note)})
+    rules = static.message.split(": ", 1)[-1]
+    why = f" — but its sources match static rules ({rules}): it may decode its answer before running it"
+    findings = [
+        f.model_copy(update={"severity": Severity.MEDIUM, "message": f.message + why}) if f in fed else f
+        for f in report.findings
+    ]
+    findings.append(static)
+    findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
+    verdict, reason = verdict_for(findings, [])
+    return report.model_copy(
+        update={
+            "findings": tuple(findings),
+            "verdict": verdict,
+            "verdict_reason": reason,
             "notes": (*report.notes, note),
         }
     )

