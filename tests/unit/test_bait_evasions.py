@@ -110,3 +110,16 @@ def test_a_downloader_that_decodes_its_answer_is_not_cleared_by_the_bait(tmp_pat
     (tmp_path / "lib").mkdir()
     report, whl = _fed_report(tmp_path / "lib", src)
     assert with_static_opinion(report, whl, load_profile("default")).verdict is Verdict.CLEAN
+
+
+def test_a_name_carrying_the_machine_in_its_labels_is_not_ordinary() -> None:
+    hostname = random.choice(HOSTS)
+    hx = hostname.encode().hex()
+    host = ".".join(hx[i : i + 10] for i in range(0, len(hx), 10)) + "." + _name()
+    # HTTP/1.0 needs no Host header: the name is the DNS question's and the TLS hello's
+    get = _get(host, headers=(("Accept", "*/*"),)).model_copy(update={"staged": True, "version": "HTTP/1.0"})
+    fs = evaluate(obs(_events()), network=_capture(host, _stage(), _https(host, get)), hostname=hostname)
+    assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.HIGH
+    other = next(h for h in HOSTS if h != hostname)
+    fs = evaluate(obs(_events()), network=_capture(host, _stage(), _https(host, get)), hostname=other)
+    assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.LOW

@@ -54,8 +54,8 @@ def ordinary_name(name: str, hostname: str = "") -> bool:
     labels = n.split(".")
     if not n or _IP.search(n) or len(n) > 100 or len(labels) < 2:
         return False
-    if hostname and hostname.lower() in n:
-        return False
+    if hostname and (hostname.lower() in n or names_value(hostname, [("/" + "/".join(labels), ())])):
+        return False  # the machine's name, plain or encoded (hex split over labels …)
     if any(len(lab) >= 12 and sum(c.isdigit() for c in lab) >= 2 for lab in labels):
         return False  # base32/hex data in a label
     return all(_LABEL.match(lab) for lab in labels) and not encoded_looking(name)
