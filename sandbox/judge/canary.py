@@ -443,6 +443,11 @@ def _needles(c: Canary) -> _Needles:
 
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX_RUN = re.compile(rb"(?:[0-9a-fA-F]{2}){12,}")
+# Byte values in decimal, one separator apart (``115.107.95.108/105.118…``: a version-
+# or address-looking path segment, a list in a header): 12 bytes at least.
+_BYTE = rb"(?:25[0-5]|2[0-4]\d|1\d\d|\d\d?)"
+_DEC_RUN = re.compile(rb"(?<!\d)(?:" + _BYTE + rb"[./,;:_ -]){11,}" + _BYTE + rb"(?!\d)")
+_DEC_SEP = re.compile(rb"[./,;:_ -]")
 _B32_RUN = re.compile(rb"[A-Za-z2-7]{16,}={0,6}")
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -526,6 +531,8 @@ def derived_views(data: bytes, depth: int = MAX_DEPTH) -> list[tuple[str, bytes]
         for m in list(_HEX_RUN.finditer(view))[:32]:
             with contextlib.suppress(ValueError):
                 found.append(("hex", bytes.fromhex(m.group(0).decode())))
+        for m in list(_DEC_RUN.finditer(view))[:32]:
+            found.append(("decimal bytes", bytes(int(x) for x in _DEC_SEP.split(m.group(0)))))
         for kind, out in found:
             if out in seen or total + len(out) > MAX_VIEW_BYTES * 4:
                 continue
@@ -708,7 +715,8 @@ def joined_fields(requests: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> 
         streams += [all_targets, all_extra, varying, unnumbered]
         streams += [_unshared([t for t, _ in requests])]
         streams += [_unshared(vs) for vs in by_name.values() if len(set(vs)) > 1]
-    out: list[str] = []
+    out: list[str] = [t for t, _ in requests]  # as sent too (decimal bytes need their separators)
+    out += [v for _, headers in requests for _, v in headers]
     for parts in streams:
         for rx in (_NOT_ALNUM, _NOT_B64):
             joined = "".join(rx.sub("", p) for p in parts)

@@ -53,7 +53,10 @@ def _request(host: str, target: str, extra: list[tuple[str, str]]) -> dict[str, 
 
 def _shapes(hx: str) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
     """Fetches (target, extra headers) carrying the hex *hx*, one list per shape."""
+    raw = bytes.fromhex(hx)
+    dec = "/".join(".".join(str(b) for b in raw[i : i + 12]) for i in range(0, len(raw), 12))
     return {
+        "version-looking decimal bytes": [(f"/releases/{dec}/notes.html", [])],
         "path segments": [("/static/" + "/".join(_chunks(hx, 15)) + "/prices.csv", [])],
         "uuid request ids": [
             (
@@ -164,6 +167,7 @@ def _judge(tmp_path: Path, shape: str) -> tuple[list[Any], Any]:
 @pytest.mark.parametrize(
     "shape",
     [
+        "version-looking decimal bytes",
         "path segments",
         "uuid request ids",
         "spaced user-agent",
