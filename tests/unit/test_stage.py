@@ -138,3 +138,22 @@ def test_a_refused_tls_hello_or_a_stealer_target_keeps_the_phase_medium_or_high(
     assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.MEDIUM
     key = ev(EventKind.FILE_READ, "openat", seq=6, path="/home/dev/.ssh/id_ed25519")
     assert _judge(_https(host, _fed(host)), host, stage, key)["PS002"] is Severity.HIGH
+
+
+def test_a_quiet_phase_reading_config_is_judged_by_the_runs_fed_fetches() -> None:
+    """litellm: the import phase fetched a price list (accounted, fed the stage, never
+    ran); the exercise phase only loaded `.env` (no network of its own) and its PS001
+    was HIGH "and the run attempts network connections" — malicious on main. It now
+    follows the run's network: LOW when every networked phase was fed, MEDIUM when
+    only accounted; a stealer target keeps it HIGH."""
+    host, stage = _name(), _stage()
+    env = ev(EventKind.FILE_READ, "openat", phase=Phase.EXERCISE, seq=9, path="/home/dev/project/.env")
+    key = ev(EventKind.FILE_READ, "openat", phase=Phase.EXERCISE, seq=9, path="/home/dev/.ssh/id_rsa")
+
+    def exercise(conn: NetConnection, extra: object) -> Severity:
+        fs = evaluate(obs(_events(extra)), network=_capture(host, stage, conn), hostname="laptop-1")
+        return next(f.severity for f in fs if f.rule_id == "PS001" and f.phase is Phase.EXERCISE)
+
+    assert exercise(_https(host, _fed(host)), env) is Severity.LOW
+    assert exercise(_https(host, _get(host)), env) is Severity.MEDIUM
+    assert exercise(_https(host, _fed(host)), key) is Severity.HIGH

@@ -150,7 +150,8 @@ def evaluate(
         findings += evaluate_network(network, profile, hostname, traced)
         findings += apply_profile(rule_stage_ran(ctx, network), profile)
         accounted = accounted_phases(ctx.outbound(), network, hostname)
-        findings = soften(findings, accounted, staged_phases(network))
+        networked = {e.phase for e in ctx.outbound()}
+        findings = soften(findings, accounted, staged_phases(network), networked)
     return escalate(calm_command_config(findings))
 
 

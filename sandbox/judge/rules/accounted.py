@@ -279,15 +279,32 @@ FED_NOTE = "the bait second stage it fetched never ran"
 
 
 def soften(
-    findings: list[Finding], accounted: dict[Phase, str], staged: set[Phase] | frozenset[Phase] = frozenset()
+    findings: list[Finding],
+    accounted: dict[Phase, str],
+    staged: set[Phase] | frozenset[Phase] = frozenset(),
+    networked: set[Phase] | frozenset[Phase] = frozenset(),
 ) -> list[Finding]:
     """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM, unless
     the phase also touched a secret store no client library reads; to LOW where the
     phase's fetches were all answered with the bait stage (*staged*, see
     :mod:`sandbox.judge.rules.stage`) and no stage ran anywhere in the run — there,
-    the planted client configuration it read (PS012) is LOW too."""
+    the planted client configuration it read (PS012) is LOW too.  A phase that reached
+    out nowhere (not in *networked*) but whose PS001 is HIGH for the run's connections
+    elsewhere is judged by those: softened when every networked phase is accounted,
+    LOW when every one was also fed the stage."""
     stolen = _stealer_touch(findings)
     ran = any(f.rule_id == "PS013" for f in findings)
+    # the run's network, for a phase that has none of its own
+    elsewhere = ", ".join(sorted(accounted[p] for p in networked if p in accounted))
+    quiet_ok = bool(networked) and all(p in accounted for p in networked)
+    quiet_fed = quiet_ok and all(p in staged for p in networked)
+    accounted = dict(accounted)
+    staged = set(staged)
+    for f in findings:
+        if f.phase not in networked and quiet_ok and f.phase not in accounted:
+            accounted[f.phase] = elsewhere
+            if quiet_fed:
+                staged.add(f.phase)
     out = []
     for f in findings:
         fed = f.phase in accounted and f.phase in staged and f.phase not in stolen and not ran
