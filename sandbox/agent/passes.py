@@ -14,8 +14,9 @@ agent). Shipped passes:
   at setup, honeytokens) and send it; backslash paths are translated to slashes.
 - ``time``: the wall clock moved forward by the host's offset (libfaketime, with
   the monotonic clock left alone: waits and timeouts keep working), and Python's
-  ``time.sleep`` shortened (libfaketime's own sleep interception fails with
-  EINVAL when the monotonic clock is not faked).
+  ``time.sleep`` and ``threading.Event.wait`` (``threading.Timer``) shortened
+  (libfaketime's own sleep interception fails with EINVAL when the monotonic clock
+  is not faked).
 """
 
 from __future__ import annotations
@@ -437,22 +438,33 @@ WIN_STUBS = {
 
 # libfaketime shifts the wall clock of every candidate process; this only
 # replaces Python's time.sleep (whose clock_nanosleep call libfaketime answers
-# with EINVAL when the monotonic clock is left real) with a shortened one.
+# with EINVAL when the monotonic clock is left real) with a shortened one, and
+# shortens threading.Event.wait's timeout the same way: threading.Timer waits on
+# an Event (`threading.Timer(600, payload).start()` at import, and
+# `Event().wait(600)` used as a sleep, outlast any window otherwise).
 TIME_SITECUSTOMIZE = r"""
 def _pkgsandbox_time():
-    import select, time
+    import select, threading, time
+    def shorter(secs):
+        return secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
     def sleep(secs):
         secs = float(secs)
         if secs < 0:
             raise ValueError("sleep length must be non-negative")
-        wait = secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
-        end = time.monotonic() + wait
+        end = time.monotonic() + shorter(secs)
         while True:
             left = end - time.monotonic()
             if left <= 0:
                 return None
             select.select([], [], [], left)
     time.sleep = sleep
+    event_wait = threading.Event.wait
+    def wait(self, timeout=None):
+        if timeout is not None:
+            timeout = shorter(float(timeout))
+        return event_wait(self, timeout)
+    wait.__doc__ = event_wait.__doc__
+    threading.Event.wait = wait
 
 try:
     _pkgsandbox_time()

@@ -19,7 +19,7 @@ import pytest
 
 from sandbox.models import DEFAULT_PASS, Phase, Report, Severity, Verdict
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel
+from tests.fixtures.builders import Randomised, build_wheel, exfil_source
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
@@ -328,3 +328,27 @@ def test_installed_module_gated_on_windows_sees_windows_in_the_pass(tmp_path: Pa
     assert _facts(report, "windows")["seen"] == ["nt", "win32", "Windows"]
     assert report.verdict is Verdict.MALICIOUS
     assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
+
+
+@pytest.mark.parametrize("how", ["timer", "event-wait"])
+def test_a_timer_delayed_payload_fires_in_the_time_pass(tmp_path: Path, how: str) -> None:
+    """``threading.Timer(N, payload).start()`` at import (or a thread asleep in
+    ``Event().wait(N)``) outlasts the default pass's window: the lingering thread
+    triggers the time pass (default profile, ``auto``), whose shortened waits let the
+    payload run there, judged as that pass's."""
+    r = Randomised()
+    name, host, port = r.name("timed"), r.address(), r.port()
+    secs = r.rng.randrange(15, 120)
+    body = textwrap.indent(exfil_source(r.credential(), host, port), "    ")
+    if how == "timer":
+        src = f"import threading\ndef _later():\n{body}\nthreading.Timer({secs}, _later).start()\n"
+    else:
+        src = (
+            f"import threading\ndef _later():\n    threading.Event().wait({secs})\n{body}\n"
+            "threading.Thread(target=_later).start()\n"
+        )
+    report = _vet(tmp_path, name, src)
+    assert (Phase.IMPORT, "time") in _rows(report), _rows(report)
+    caught = [f for f in report.findings if any(e.destination == f"{host}:{port}" for e in f.evidence)]
+    assert caught and all(f.pass_name == "time" for f in caught), [(f.rule_id, f.pass_name) for f in caught]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
