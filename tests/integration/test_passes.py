@@ -352,3 +352,23 @@ def test_a_timer_delayed_payload_fires_in_the_time_pass(tmp_path: Path, how: str
     caught = [f for f in report.findings if any(e.destination == f"{host}:{port}" for e in f.evidence)]
     assert caught and all(f.pass_name == "time" for f in caught), [(f.rule_id, f.pass_name) for f in caught]
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
+def test_a_windows_variable_read_with_getenv_fires_the_windows_pass(tmp_path: Path) -> None:
+    """``os.path.join(os.getenv("APPDATA"), …)`` fails on Linux with a TypeError (the
+    variable is unset: None), not a KeyError: that too is a Windows-only failure."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    var = r.rng.choice(["APPDATA", "LOCALAPPDATA", "USERPROFILE"])
+    src = textwrap.dedent(f"""\
+        import os, socket
+        target = os.path.join(os.getenv({var!r}), "Microsoft", "Windows", "Start Menu", "Programs")
+        s = socket.create_connection(({host!r}, {port}), timeout=5)
+        s.sendall(b"GET /w HTTP/1.1\\r\\nHost: x.invalid\\r\\n\\r\\n")
+        s.close()
+        """)
+    report = _vet(tmp_path, r.name("appdata"), src)
+    win_import = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "windows")
+    assert "NoneType" in win_import.pass_note, win_import.pass_note
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)

@@ -65,6 +65,16 @@ def test_windows_trigger_fires_on_windows_only_variables(var: str) -> None:
     assert passes.windows_trigger([{"phase": "install", "steps": [{"output": "KeyError: 'HOME'"}]}]) == ""
 
 
+def test_windows_trigger_fires_on_a_windows_variable_read_with_getenv() -> None:
+    # pywincompiler-shaped: os.path.join(os.getenv("APPDATA"), ...) at import (real line)
+    detail = "TypeError: expected str, bytes or os.PathLike object, not NoneType"
+    res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": detail}], "steps": []}]
+    assert passes.windows_trigger(res).startswith("the default pass failed on a Windows-only variable")
+    other = "TypeError: expected str, bytes or os.PathLike object, not int"
+    res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": other}], "steps": []}]
+    assert passes.windows_trigger(res) == ""
+
+
 def test_windows_pass_follows_a_failed_install(tmp_path: Path) -> None:
     plan = {"passes": {"windows": {"when": "auto", "trigger": "windows"}, "time": {"when": "auto"}}}
     out = "ImportError: cannot import name 'windll' from 'ctypes' (/usr/lib/python3.11/ctypes/__init__.py)"
