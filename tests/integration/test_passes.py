@@ -372,3 +372,23 @@ def test_a_windows_variable_read_with_getenv_fires_the_windows_pass(tmp_path: Pa
     assert "NoneType" in win_import.pass_note, win_import.pass_note
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
     assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
+
+
+def test_a_file_dropped_in_the_windows_startup_folder_is_persistence(tmp_path: Path) -> None:
+    """A stealer that drops a program into %APPDATA%\\...\\Startup (it runs at every
+    logon) writes into the honey tree in the Windows pass: PS005, not a stray write."""
+    r = Randomised()
+    drop = r.name("upd") + r.rng.choice([".vbs", ".bat", ".jar", ".exe"])
+    src = textwrap.dedent(f"""\
+        import os
+        from ctypes import windll  # the default pass stops here; it fires the Windows pass
+        folder = os.path.join(os.getenv("APPDATA"), r"Microsoft\\Windows\\Start Menu\\Programs\\Startup")
+        with open(os.path.join(folder, {drop!r}), "w") as fh:
+            fh.write("rem defanged fixture\\n")
+        """)
+    report = _vet(tmp_path, r.name("dropper"), src)
+    hits = [f for f in report.findings if f.rule_id == "PS005" and f.pass_name == "windows"]
+    assert hits and any(drop in (e.path or "") for f in hits for e in f.evidence), [
+        (f.rule_id, f.pass_name, f.message) for f in report.findings
+    ]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
