@@ -630,8 +630,11 @@ _WINDOWS_ONLY = re.compile(
     # os.environ["USERPROFILE"] and friends: variables only Windows sets
     r"|KeyError: '(?i:USERPROFILE|APPDATA|LOCALAPPDATA|PROGRAMDATA|PROGRAMFILES|SYSTEMROOT|WINDIR"
     r"|HOMEDRIVE|HOMEPATH|SYSTEMDRIVE|COMPUTERNAME|USERDOMAIN)'"
-    # os.getenv("APPDATA") is None there: os.path.join/open of it fail on the None
+    # os.getenv("APPDATA") is None there: os.path.join/open of it, or a path built
+    # with + on it, fail on the None
     r"|TypeError: expected str, bytes or os\.PathLike object, not NoneType"
+    r"|TypeError: unsupported operand type\(s\) for \+: 'NoneType' and 'str'"
+    r"|TypeError: can only concatenate str \(not \"NoneType\"\) to str"
     # Popen("python -m pip install x") without a shell: a command line only Windows runs
     r"|FileNotFoundError: \[Errno 2\] No such file or directory: '[^' ]+ -[^']*'"
 )
@@ -656,7 +659,7 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
             m = _WINDOWS_ONLY.search(text)
             if m:
                 hit = m.group(0)
-                variable = hit.startswith("KeyError") or hit.endswith("NoneType")
+                variable = hit.startswith(("KeyError", "TypeError"))
                 what = "variable" if variable else "call" if "Errno 6" in hit else "import"
                 return f"the default pass failed on a Windows-only {what} ({' '.join(hit.split())[:80]})"
     return ""

@@ -65,9 +65,18 @@ def test_windows_trigger_fires_on_windows_only_variables(var: str) -> None:
     assert passes.windows_trigger([{"phase": "install", "steps": [{"output": "KeyError: 'HOME'"}]}]) == ""
 
 
-def test_windows_trigger_fires_on_a_windows_variable_read_with_getenv() -> None:
-    # pywincompiler-shaped: os.path.join(os.getenv("APPDATA"), ...) at import (real line)
-    detail = "TypeError: expected str, bytes or os.PathLike object, not NoneType"
+@pytest.mark.parametrize(
+    "detail",
+    [
+        # os.path.join(os.getenv("APPDATA"), ...) at import (pywincompiler; real line)
+        "TypeError: expected str, bytes or os.PathLike object, not NoneType",
+        # os.getenv("LOCALAPPDATA") + "\\Discord" (extracolorsv2; real line)
+        "TypeError: unsupported operand type(s) for +: 'NoneType' and 'str'",
+        # "C:\\\\Users\\\\" + os.getenv("USERNAME"): a str before the None
+        'TypeError: can only concatenate str (not "NoneType") to str',
+    ],
+)
+def test_windows_trigger_fires_on_a_windows_variable_read_with_getenv(detail: str) -> None:
     res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": detail}], "steps": []}]
     assert passes.windows_trigger(res).startswith("the default pass failed on a Windows-only variable")
     other = "TypeError: expected str, bytes or os.PathLike object, not int"
