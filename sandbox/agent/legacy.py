@@ -25,8 +25,9 @@ SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 SETUP_CAP = 1 << 20  # bytes of setup.py looked at
 MEMBER_CAP = 5000  # archive members looked through for setup.py
 STEP_CAP = 120.0  # seconds the legacy install may take
-# setup.py reads its command line and names the install command
-_ARGV = re.compile(rb"\bsys\s*\.\s*argv\b")
+# setup.py reads its command line (sys.argv, or argv imported from sys) and names the
+# install command
+_ARGV = re.compile(rb"\bargv\b")
 _INSTALL = re.compile(rb"""['"]install['"]""")
 
 
