@@ -624,8 +624,9 @@ _WINDOWS_ONLY = re.compile(
     r"|module 'subprocess' has no attribute '(?:CREATE_NO_WINDOW|DETACHED_PROCESS|CREATE_NEW_CONSOLE"
     r"|STARTUPINFO|STARTF_USESHOWWINDOW|SW_HIDE)'"
     # os.getlogin() needs a terminal on Linux (ENXIO; the import driver keeps only the
-    # last line); Windows answers it from the session
-    r"|OSError: \[Errno 6\] No such device or address"
+    # last line); Windows answers it from the session. In a setup.py command, distutils
+    # reports it as "error: [Errno 6] …"
+    r"|(?:OSError|error): \[Errno 6\] No such device or address"
     r"|module 'ctypes' has no attribute '(?:windll|WinDLL|oledll|WINFUNCTYPE|FormatError|GetLastError)'"
     # os.environ["USERPROFILE"] and friends: variables only Windows sets
     r"|KeyError: '(?i:USERPROFILE|APPDATA|LOCALAPPDATA|PROGRAMDATA|PROGRAMFILES|SYSTEMROOT|WINDIR"

@@ -84,6 +84,14 @@ def test_windows_trigger_fires_on_a_windows_variable_read_with_getenv(detail: st
     assert passes.windows_trigger(res) == ""
 
 
+def test_windows_trigger_fires_on_getlogin_failing_in_a_setup_py_command() -> None:
+    # a cmdclass install calling os.getlogin(): distutils prints the OSError as "error: …"
+    # (sagetestseven; real lines of pip's output)
+    out = "      running install\n      error: [Errno 6] No such device or address\n      [end of output]\n"
+    why = passes.windows_trigger([{"phase": "install", "steps": [{"output": out}]}])
+    assert why.startswith("the default pass failed on a Windows-only call"), why
+
+
 def test_windows_pass_follows_a_failed_install(tmp_path: Path) -> None:
     plan = {"passes": {"windows": {"when": "auto", "trigger": "windows"}, "time": {"when": "auto"}}}
     out = "ImportError: cannot import name 'windll' from 'ctypes' (/usr/lib/python3.11/ctypes/__init__.py)"
