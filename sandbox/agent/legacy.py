@@ -57,15 +57,15 @@ def setup_py_text(sdist: Path) -> bytes | None:
                 with zf.open(name) as fh:
                     return fh.read(SETUP_CAP)
         with tarfile.open(sdist) as tf:
-            members = []
-            for m in tf:
-                members.append(m)
-                if len(members) >= MEMBER_CAP:
-                    break
-            name = _shallowest_setup([m.name for m in members if m.isfile()])
-            member = next((m for m in members if m.name == name), None)
-            data = tf.extractfile(member) if member is not None else None
-            return data.read(SETUP_CAP) if data is not None else None
+            # the first setup.py at the root or in a top folder: a gzip stream is read
+            # only as far as it (sdists put it near the start), not to the end
+            for i, m in enumerate(tf):
+                if i >= MEMBER_CAP:
+                    return None
+                if m.isfile() and _shallowest_setup([m.name]) is not None:
+                    data = tf.extractfile(m)
+                    return data.read(SETUP_CAP) if data is not None else None
+            return None
     except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError):
         return None
 
