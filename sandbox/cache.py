@@ -68,6 +68,7 @@ JUDGING_MODULES = (
     "sandbox.agent.guard",
     "sandbox.agent.home",
     "sandbox.agent.init",  # what the candidate sees as PID 1 can change what it does
+    "sandbox.agent.legacy",
     "sandbox.agent.main",
     "sandbox.agent.passes",
     "sandbox.agent.persist",

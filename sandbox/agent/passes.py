@@ -14,8 +14,9 @@ agent). Shipped passes:
   at setup, honeytokens) and send it; backslash paths are translated to slashes.
 - ``time``: the wall clock moved forward by the host's offset (libfaketime, with
   the monotonic clock left alone: waits and timeouts keep working), and Python's
-  ``time.sleep`` shortened (libfaketime's own sleep interception fails with
-  EINVAL when the monotonic clock is not faked).
+  ``time.sleep`` and ``threading.Event.wait`` (``threading.Timer``) shortened
+  (libfaketime's own sleep interception fails with EINVAL when the monotonic clock
+  is not faked).
 """
 
 from __future__ import annotations
@@ -437,22 +438,33 @@ WIN_STUBS = {
 
 # libfaketime shifts the wall clock of every candidate process; this only
 # replaces Python's time.sleep (whose clock_nanosleep call libfaketime answers
-# with EINVAL when the monotonic clock is left real) with a shortened one.
+# with EINVAL when the monotonic clock is left real) with a shortened one, and
+# shortens threading.Event.wait's timeout the same way: threading.Timer waits on
+# an Event (`threading.Timer(600, payload).start()` at import, and
+# `Event().wait(600)` used as a sleep, outlast any window otherwise).
 TIME_SITECUSTOMIZE = r"""
 def _pkgsandbox_time():
-    import select, time
+    import select, threading, time
+    def shorter(secs):
+        return secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
     def sleep(secs):
         secs = float(secs)
         if secs < 0:
             raise ValueError("sleep length must be non-negative")
-        wait = secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
-        end = time.monotonic() + wait
+        end = time.monotonic() + shorter(secs)
         while True:
             left = end - time.monotonic()
             if left <= 0:
                 return None
             select.select([], [], [], left)
     time.sleep = sleep
+    event_wait = threading.Event.wait
+    def wait(self, timeout=None):
+        if timeout is not None:
+            timeout = shorter(float(timeout))
+        return event_wait(self, timeout)
+    wait.__doc__ = event_wait.__doc__
+    threading.Event.wait = wait
 
 try:
     _pkgsandbox_time()
@@ -612,12 +624,18 @@ _WINDOWS_ONLY = re.compile(
     r"|module 'subprocess' has no attribute '(?:CREATE_NO_WINDOW|DETACHED_PROCESS|CREATE_NEW_CONSOLE"
     r"|STARTUPINFO|STARTF_USESHOWWINDOW|SW_HIDE)'"
     # os.getlogin() needs a terminal on Linux (ENXIO; the import driver keeps only the
-    # last line); Windows answers it from the session
-    r"|OSError: \[Errno 6\] No such device or address"
+    # last line); Windows answers it from the session. In a setup.py command, distutils
+    # reports it as "error: [Errno 6] …"
+    r"|(?:OSError|error): \[Errno 6\] No such device or address"
     r"|module 'ctypes' has no attribute '(?:windll|WinDLL|oledll|WINFUNCTYPE|FormatError|GetLastError)'"
     # os.environ["USERPROFILE"] and friends: variables only Windows sets
     r"|KeyError: '(?i:USERPROFILE|APPDATA|LOCALAPPDATA|PROGRAMDATA|PROGRAMFILES|SYSTEMROOT|WINDIR"
     r"|HOMEDRIVE|HOMEPATH|SYSTEMDRIVE|COMPUTERNAME|USERDOMAIN)'"
+    # os.getenv("APPDATA") is None there: os.path.join/open of it, or a path built
+    # with + on it, fail on the None
+    r"|TypeError: expected str, bytes or os\.PathLike object, not NoneType"
+    r"|TypeError: unsupported operand type\(s\) for \+: 'NoneType' and 'str'"
+    r"|TypeError: can only concatenate str \(not \"NoneType\"\) to str"
     # Popen("python -m pip install x") without a shell: a command line only Windows runs
     r"|FileNotFoundError: \[Errno 2\] No such file or directory: '[^' ]+ -[^']*'"
 )
@@ -642,7 +660,8 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
             m = _WINDOWS_ONLY.search(text)
             if m:
                 hit = m.group(0)
-                what = "variable" if hit.startswith("KeyError") else "call" if "Errno 6" in hit else "import"
+                variable = hit.startswith(("KeyError", "TypeError"))
+                what = "variable" if variable else "call" if "Errno 6" in hit else "import"
                 return f"the default pass failed on a Windows-only {what} ({' '.join(hit.split())[:80]})"
     return ""
 

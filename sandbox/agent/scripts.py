@@ -248,9 +248,74 @@ _pkgsandbox_main()
 """
 )
 
+# `python setup.py install` of a legacy sdist, as a developer types it (the install
+# phase, for a setup.py gated on that command: sandbox/agent/legacy.py). It unpacks
+# the sdist into a fresh temporary folder (regular files and folders only, no path
+# leaving it), then execs the interpreter on setup.py with argv exactly
+# ["setup.py", "install"], setuptools imported first (as pip's legacy path did, for
+# a distutils-only setup.py); the install's options come from DIST_EXTRA_CONFIG: an
+# externally managed install into a throwaway root, nothing fetched.
+SETUP = r"""
+import os, sys, tarfile, tempfile, zipfile
+
+def _pkgsandbox_unpack(sdist, dest):
+    def inside(name):
+        full = os.path.realpath(os.path.join(dest, name))
+        return full.startswith(os.path.realpath(dest) + os.sep)
+    if sdist.lower().endswith(".zip"):
+        with zipfile.ZipFile(sdist) as zf:
+            for info in zf.infolist()[:20000]:
+                if inside(info.filename) and not info.is_dir():
+                    os.makedirs(os.path.dirname(os.path.join(dest, info.filename)), exist_ok=True)
+                    with zf.open(info) as src, open(os.path.join(dest, info.filename), "wb") as out:
+                        out.write(src.read())
+        return
+    with tarfile.open(sdist) as tf:
+        for m in tf:
+            if not inside(m.name):
+                continue
+            if m.isdir():
+                os.makedirs(os.path.join(dest, m.name), exist_ok=True)
+            elif m.isfile():
+                os.makedirs(os.path.dirname(os.path.join(dest, m.name)), exist_ok=True)
+                with tf.extractfile(m) as src, open(os.path.join(dest, m.name), "wb") as out:
+                    out.write(src.read())
+
+def _pkgsandbox_main():
+    work = tempfile.mkdtemp(prefix="pip-install-")
+    src = os.path.join(work, "src")
+    os.makedirs(src)
+    _pkgsandbox_unpack(sys.argv[1], src)
+    found = [os.path.join(src, "setup.py")] + [
+        os.path.join(src, d, "setup.py") for d in sorted(os.listdir(src))
+    ]
+    setup = next((f for f in found if os.path.isfile(f)), None)
+    if setup is None:
+        print("no setup.py in the sdist", file=sys.stderr)
+        sys.exit(2)
+    cfg = os.path.join(work, "install.cfg")
+    with open(cfg, "w") as fh:
+        fh.write("[install]\nsingle_version_externally_managed = 1\n")
+        fh.write("root = " + os.path.join(work, "root") + "\n")
+        fh.write("record = " + os.path.join(work, "record.txt") + "\n")
+    os.environ["DIST_EXTRA_CONFIG"] = cfg
+    os.chdir(os.path.dirname(setup))
+    os.environ["PWD"] = os.getcwd()
+    shim = (
+        "import os, sys, setuptools, tokenize; sys.argv[0] = 'setup.py'; "
+        "__file__ = os.path.abspath('setup.py'); sys.path.insert(0, os.getcwd()); "
+        "exec(compile(tokenize.open(__file__).read(), __file__, 'exec'))"
+    )
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-c", shim, "install"])
+
+_pkgsandbox_main()
+"""
+
 SCRIPTS = {
     "pkgsandbox_keep.py": KEEP,
     "pkgsandbox_import.py": IMPORTER,
     "pkgsandbox_call.py": CALLER,
     "pkgsandbox_main.py": MAIN,
+    "pkgsandbox_setup.py": SETUP,
 }

@@ -271,20 +271,36 @@ def _windows_tree(
     blobs: dict[str, bytes] = {}
 
     uid = str(r.randrange(10**17, 10**18))
+    # 24.6.27: the classic shape, which both the old `[\w-]{24}\.[\w-]{6}\.[\w-]{27}`
+    # grabbers and the newer, longer patterns take whole (a longer third part was cut
+    # to 27 by the old ones, and the sent prefix was no canary)
     token = canary(
         "discord token",
         base64.b64encode(uid.encode()).decode().rstrip("=")
         + "."
         + _rand(r, _ALNUM + "-_", 6)
         + "."
-        + _rand(r, _ALNUM + "-_", 38),
+        + _rand(r, _ALNUM + "-_", 27),
         f"~/{roaming}/discord/Local Storage/leveldb/000005.ldb",
     )
+    # Discord (like Chromium) keeps its tokens encrypted since 2022: "dQw4w9WgXcQ:" +
+    # base64(v10 blob) under the key in discord/Local State; grabbers decrypt that copy
+    # (the Windows pass's DPAPI stub unwraps the key), so it holds the same canary
+    key = r.randbytes(32)
+    enc_key = canary(
+        "Discord os_crypt key",
+        base64.b64encode(b"DPAPI" + b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf" + key).decode(),
+        f"~/{roaming}/discord/Local State",
+    )
+    files[f"{roaming}/discord/Local State"] = json.dumps({"os_crypt": {"encrypted_key": enc_key}})
+    encrypted = "dQw4w9WgXcQ:" + base64.b64encode(_v10(r, key, token)).decode()
     leveldb = f"{roaming}/discord/Local Storage/leveldb"
     blobs[f"{leveldb}/000005.ldb"] = (
         b"\x00\x01_https://discord.com\x00\x01token\x01\x00"
         + f'"{token}"'.encode()
-        + b"\x00"
+        + b"\x00\n\x00\x01_https://discord.com\x00\x01tokens\x01\x00"
+        + f'{{"{uid}":"{encrypted}"}}'.encode()
+        + b"\x00\n"
         + r.randbytes(64)
     )
     files[f"{leveldb}/CURRENT"] = "MANIFEST-000004\n"

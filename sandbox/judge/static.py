@@ -148,16 +148,45 @@ def second_opinion(artifact: Path) -> tuple[Finding | None, str]:
     return finding, f"static second opinion: {len(hits)} hit(s) in {artifact.name}"
 
 
+# Code that only Windows runs: ``if os.name == "nt":``, ``sys.platform == "win32"`` …
+_WINDOWS_GATE = re.compile(
+    rb"""\bos\.name\s*==\s*['"]nt['"]|['"]nt['"]\s*==\s*os\.name"""
+    rb"""|\bsys\.platform\s*(?:==\s*['"]win32['"]|\.startswith\(\s*['"]win)"""
+    rb"""|\bplatform\.system\(\)\s*==\s*['"]Windows['"]"""
+)
+# The noisy rules that speak for a Windows-gated setup.py: it downloads and runs
+# something, or installs an autostart there (a benign build script gated on Windows
+# compiles and copies files; one that fetches a prebuilt library does not run it).
+GATED_SETUP_RULES = frozenset({"threat_process_download_exec", "threat_filesystem_autostart"})
+
+
+def _gated_setups(artifact: Path) -> set[str]:
+    """The candidate's top-level setup.py files that hold code gated on Windows."""
+
+    def want(name: str) -> bool:
+        return name.rsplit("/", 1)[-1] == "setup.py" and name.count("/") <= 1
+
+    return {name for name, data in iter_text_members(artifact, want) if _WINDOWS_GATE.search(data)}
+
+
 def pass_hint(artifact: Path) -> str:
     """Why the sources call for the Windows pass even when the default pass saw
     nothing ("" when they do not): a kept rule matched (obfuscated exec, exfiltration
-    to a messenger …), and such code is often gated on ``os.name == "nt"``."""
+    to a messenger …), and such code is often gated on ``os.name == "nt"``; or a
+    setup.py gated on Windows downloads and runs something there (rules too noisy on
+    benign code to speak alone, not in a build script only Windows runs)."""
     try:
-        hits = scan(artifact)
+        hits = scan(artifact, all_rules=True)
+        kept = sorted({h.rule for h in hits if h.rule not in NOISY_ON_BENIGN})
+        if kept:
+            return f"static rules matched the candidate's sources ({', '.join(kept[:4])})"
+        gated = _gated_setups(artifact) if any(h.rule in GATED_SETUP_RULES for h in hits) else set()
     except Exception:
         return ""
-    rules = sorted({h.rule for h in hits})
-    return f"static rules matched the candidate's sources ({', '.join(rules[:4])})" if rules else ""
+    rules = sorted({h.rule for h in hits if h.rule in GATED_SETUP_RULES and h.path in gated})
+    if not rules:
+        return ""
+    return f"static rules matched the candidate's sources (setup.py gated on Windows: {', '.join(rules[:4])})"
 
 
 def write_pass_hint(artifact: Path, stage: Path) -> None:

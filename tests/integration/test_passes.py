@@ -19,7 +19,7 @@ import pytest
 
 from sandbox.models import DEFAULT_PASS, Phase, Report, Severity, Verdict
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel
+from tests.fixtures.builders import Randomised, build_wheel, exfil_source
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
@@ -328,3 +328,90 @@ def test_installed_module_gated_on_windows_sees_windows_in_the_pass(tmp_path: Pa
     assert _facts(report, "windows")["seen"] == ["nt", "win32", "Windows"]
     assert report.verdict is Verdict.MALICIOUS
     assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
+
+
+@pytest.mark.parametrize("how", ["timer", "event-wait"])
+def test_a_timer_delayed_payload_fires_in_the_time_pass(tmp_path: Path, how: str) -> None:
+    """``threading.Timer(N, payload).start()`` at import (or a thread asleep in
+    ``Event().wait(N)``) outlasts the default pass's window: the lingering thread
+    triggers the time pass (default profile, ``auto``), whose shortened waits let the
+    payload run there, judged as that pass's."""
+    r = Randomised()
+    name, host, port = r.name("timed"), r.address(), r.port()
+    secs = r.rng.randrange(15, 120)
+    body = textwrap.indent(exfil_source(r.credential(), host, port), "    ")
+    if how == "timer":
+        src = f"import threading\ndef _later():\n{body}\nthreading.Timer({secs}, _later).start()\n"
+    else:
+        src = (
+            f"import threading\ndef _later():\n    threading.Event().wait({secs})\n{body}\n"
+            "threading.Thread(target=_later).start()\n"
+        )
+    report = _vet(tmp_path, name, src)
+    assert (Phase.IMPORT, "time") in _rows(report), _rows(report)
+    caught = [f for f in report.findings if any(e.destination == f"{host}:{port}" for e in f.evidence)]
+    assert caught and all(f.pass_name == "time" for f in caught), [(f.rule_id, f.pass_name) for f in caught]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
+def test_a_windows_variable_read_with_getenv_fires_the_windows_pass(tmp_path: Path) -> None:
+    """``os.path.join(os.getenv("APPDATA"), …)`` fails on Linux with a TypeError (the
+    variable is unset: None), not a KeyError: that too is a Windows-only failure."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    var = r.rng.choice(["APPDATA", "LOCALAPPDATA", "USERPROFILE"])
+    src = textwrap.dedent(f"""\
+        import os, socket
+        target = os.path.join(os.getenv({var!r}), "Microsoft", "Windows", "Start Menu", "Programs")
+        s = socket.create_connection(({host!r}, {port}), timeout=5)
+        s.sendall(b"GET /w HTTP/1.1\\r\\nHost: x.invalid\\r\\n\\r\\n")
+        s.close()
+        """)
+    report = _vet(tmp_path, r.name("appdata"), src)
+    win_import = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "windows")
+    assert "NoneType" in win_import.pass_note, win_import.pass_note
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
+
+
+def test_a_file_dropped_in_the_windows_startup_folder_is_persistence(tmp_path: Path) -> None:
+    """A stealer that drops a program into %APPDATA%\\...\\Startup (it runs at every
+    logon) writes into the honey tree in the Windows pass: PS005, not a stray write."""
+    r = Randomised()
+    drop = r.name("upd") + r.rng.choice([".vbs", ".bat", ".jar", ".exe"])
+    src = textwrap.dedent(f"""\
+        import os
+        from ctypes import windll  # the default pass stops here; it fires the Windows pass
+        folder = os.path.join(os.getenv("APPDATA"), r"Microsoft\\Windows\\Start Menu\\Programs\\Startup")
+        with open(os.path.join(folder, {drop!r}), "w") as fh:
+            fh.write("rem defanged fixture\\n")
+        """)
+    report = _vet(tmp_path, r.name("dropper"), src)
+    hits = [f for f in report.findings if f.rule_id == "PS005" and f.pass_name == "windows"]
+    assert hits and any(drop in (e.path or "") for f in hits for e in f.evidence), [
+        (f.rule_id, f.pass_name, f.message) for f in report.findings
+    ]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
+def test_a_windows_gated_downloader_in_setup_py_runs_in_the_windows_pass(tmp_path: Path) -> None:
+    """A setup.py that downloads and starts a program only on Windows (no import fails,
+    nothing obfuscated): the host's hint rebuilds the sdist in the Windows pass, where
+    the gate opens and the shell it spawns is seen."""
+    from tests.integration.test_detonate import legacy_sdist
+    from tests.unit.test_passes import windows_dropper
+
+    r = Randomised()
+    name, host = r.name("wdrop"), r.address()
+    code, report = run_cli(
+        tmp_path, str(legacy_sdist(tmp_path, name, windows_dropper('if os.name == "nt":', host)))
+    )
+    assert report is not None
+    rows = {(p.phase, p.pass_name): p for p in report.phases}
+    win = rows[(Phase.INSTALL, "windows")]
+    assert "setup.py gated on Windows" in win.pass_note, win.pass_note
+    spawned = [f for f in report.findings if f.rule_id == "PS003"]
+    assert spawned and all(f.pass_name == "windows" for f in spawned), [
+        (f.rule_id, f.pass_name) for f in spawned
+    ]
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason

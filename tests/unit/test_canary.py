@@ -13,6 +13,7 @@ import gzip
 import json
 import lzma
 import random
+import re
 import string
 import zlib
 from urllib.parse import quote, quote_plus
@@ -237,3 +238,27 @@ def test_no_match_in_ordinary_names(name: str) -> None:
 def test_no_false_positive_in_random_names(names: list[str]) -> None:
     assume(all(len(n) < 253 for n in names))
     assert MATCHER.search_dns(names) == []
+
+
+def test_discord_token_is_found_whole_by_old_and_new_grabbers() -> None:
+    """The Discord honeytoken as grabbers read it: the classic pattern takes the plain
+    copy whole (24.6.27), and the "dQw4w9WgXcQ:" copy decrypts (AES-GCM under the key
+    in discord/Local State, DPAPI-wrapped) to the same canary."""
+    from sandbox.judge import aesgcm
+
+    tokens = make_honeytokens(random.Random(7))
+    token = next(c.value for c in tokens.canaries if c.name == "discord token")
+    ldb = next(
+        data for rel, data in tokens.blobs.items() if rel.endswith("discord/Local Storage/leveldb/000005.ldb")
+    )
+    text = ldb.decode("utf-8", "ignore")
+    assert re.findall(r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}", text) == [token]
+    state = next(v for rel, v in tokens.files.items() if rel.endswith("discord/Local State"))
+    wrapped = base64.b64decode(json.loads(state)["os_crypt"]["encrypted_key"])[5:]
+    key = wrapped[8:]  # the DPAPI stub's header, then the key
+    found = re.findall(r"dQw4w9WgXcQ:[^.*\['(.*)'\].*$][^\"]*", text)
+    assert len(found) == 1
+    blob = base64.b64decode(found[0].split("dQw4w9WgXcQ:")[1])
+    assert blob[:3] == b"v10"
+    plain, _tag = aesgcm.encrypt(key, blob[3:15], blob[15:-16])  # CTR: the same keystream
+    assert plain.decode() == token

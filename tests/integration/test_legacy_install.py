@@ -1,0 +1,62 @@
+"""A setup.py that acts only on the command a developer types (``python setup.py
+install``): pip builds a wheel and never passes ``install``, so the install phase also
+runs ``setup.py install`` for such an sdist, under the same recorder. Defanged,
+randomised fixtures built here; each runs only inside the sandbox and connects only to
+TEST-NET addresses."""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sandbox.models import Phase, Verdict
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_sdist, exfil_source
+
+pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+
+# the shapes real releases gate their payload with (argv as `python setup.py install` sets it)
+GATES = (
+    "if 'install' in sys.argv:",
+    'if sys.argv[-1] == "install":',
+    "if len(sys.argv) > 1 and sys.argv[1] == 'install':",
+)
+
+
+def _gated_setup(name: str, body: str) -> str:
+    gate = random.choice(GATES)
+    return (
+        "import sys\nfrom setuptools import setup\n"
+        f"{gate}\n{textwrap.indent(body, '    ')}\n"
+        f"setup(name={name!r}, version='1.0', py_modules=[{name!r}])\n"
+    )
+
+
+def test_an_argv_gated_setup_py_payload_fires_under_setup_py_install(tmp_path: Path) -> None:
+    r = Randomised()
+    name, host, port = r.name("gated"), r.address(), r.port()
+    setup_py = _gated_setup(name, exfil_source(r.credential(), host, port))
+    sdist = build_sdist(tmp_path, name, "1.0", {f"{name}.py": "VALUE = 1\n"}, setup_py=setup_py)
+    code, report = run_cli(tmp_path, str(sdist), "--window", "1")
+    assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    net = [f for f in report.findings if f.rule_id == "PS002"]
+    assert net and all(f.phase is Phase.INSTALL for f in net), [(f.rule_id, f.phase) for f in net]
+    assert any(e.destination == f"{host}:{port}" for f in net for e in f.evidence)
+    install = next(p for p in report.phases if p.phase is Phase.INSTALL and p.pass_name == "default")
+    assert any(s.name.endswith("setup-install") for s in install.steps), [s.name for s in install.steps]
+
+
+def test_a_setup_py_that_only_talks_on_install_stays_clean(tmp_path: Path) -> None:
+    """The legacy install of a well-behaved sdist (writes its files, prints) is no finding."""
+    r = Randomised()
+    name = r.name("polite")
+    setup_py = _gated_setup(name, "print('thank you for installing')")
+    sdist = build_sdist(tmp_path, name, "1.0", {f"{name}.py": "VALUE = 1\n"}, setup_py=setup_py)
+    code, report = run_cli(tmp_path, str(sdist), "--window", "1")
+    assert report is not None
+    install = next(p for p in report.phases if p.phase is Phase.INSTALL and p.pass_name == "default")
+    assert any(s.name.endswith("setup-install") for s in install.steps), [s.name for s in install.steps]
+    assert report.verdict is Verdict.CLEAN and code == 0, [(f.rule_id, f.title) for f in report.findings]
