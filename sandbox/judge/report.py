@@ -12,8 +12,8 @@ from sandbox.fetch import StagedSet
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import evaluate, incomplete_reasons
 from sandbox.judge.rules.accounted import FED_NOTE
+from sandbox.judge.static import DECODE_RULES, second_opinion
 from sandbox.judge.static import RULE_ID as STATIC_RULE
-from sandbox.judge.static import second_opinion
 from sandbox.judge.verdict import verdict_for
 from sandbox.models import (
     DEFAULT_PASS,
@@ -197,13 +197,14 @@ def _doubt_the_bait(report: Report, artifact: Path) -> Report:
     """The bait stage proves only that the answer, as sent, never ran: a downloader
     that decodes (base64, zlib, marshal …) or unwraps its answer before it runs it
     fails on the bait and looks like a library that parsed a data file.  When the
-    candidate's sources match the static rules (decode-then-exec, obfuscation …),
+    candidate's sources match the static decode-then-exec and obfuscation rules (not
+    the others: a keylogging or file-reading match says nothing about the answer),
     the findings lowered on the bait's word go back to MEDIUM, with the static
     evidence, as they were before there was a bait."""
     fed = [f for f in report.findings if f.severity is Severity.LOW and FED_NOTE in f.message]
     if not fed:
         return report
-    static, note = second_opinion(artifact)
+    static, note = second_opinion(artifact, only=DECODE_RULES)
     if static is None:
         return report.model_copy(update={"notes": (*report.notes, note)})
     rules = static.message.split(": ", 1)[-1]

@@ -48,6 +48,21 @@ NOISY_ON_BENIGN = frozenset(
 )
 
 
+# What a downloader that decodes or unwraps its answer before running it looks like in
+# its sources: only these speak against the bait stage's word (judge/report.py).
+DECODE_RULES = frozenset(
+    {
+        "threat_runtime_obfuscation_base64exec",
+        "threat_runtime_obfuscation_general",
+        "threat_runtime_obfuscation_import_exec",
+        "threat_runtime_obfuscation_chr",
+        "threat_runtime_obfuscation_api",
+        "threat_runtime_obfuscation_pyarmor",
+        "threat_process_powershell_encoded",
+    }
+)
+
+
 @dataclass(frozen=True)
 class StaticHit:
     """One rule matching one file of the candidate."""
@@ -112,11 +127,12 @@ def scan(artifact: Path, *, all_rules: bool = False) -> list[StaticHit]:
     return hits
 
 
-def second_opinion(artifact: Path) -> tuple[Finding | None, str]:
-    """A MEDIUM finding (static evidence) when the rules hit, and a note on what was
-    scanned; (None, note) when nothing hit or the archive could not be read."""
+def second_opinion(artifact: Path, only: frozenset[str] | None = None) -> tuple[Finding | None, str]:
+    """A MEDIUM finding (static evidence) when the rules (those in *only*, if given)
+    hit, and a note on what was scanned; (None, note) when nothing hit or the archive
+    could not be read."""
     try:
-        hits = scan(artifact)
+        hits = [h for h in scan(artifact) if only is None or h.rule in only]
     except InputError as exc:
         return None, f"static second opinion: not scanned ({exc.message})"
     except Exception as exc:  # a rule engine failure must not lose the run's report

@@ -14,6 +14,7 @@ import pytest
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import judge, with_static_opinion
 from sandbox.judge.rules import evaluate
+from sandbox.judge.static import scan
 from sandbox.models import EventKind, Report, Severity, Verdict
 from tests.fixtures.builders import Randomised, build_wheel
 from tests.unit.test_accounted import _get, _https, _name
@@ -109,6 +110,17 @@ def test_a_downloader_that_decodes_its_answer_is_not_cleared_by_the_bait(tmp_pat
     src = "import json, urllib.request\nPRICES = json.loads(urllib.request.urlopen('https://HOST/p.json').read())\n"
     (tmp_path / "lib").mkdir()
     report, whl = _fed_report(tmp_path / "lib", src)
+    assert with_static_opinion(report, whl, load_profile("default")).verdict is Verdict.CLEAN
+    # a static match that says nothing about decoding an answer (litellm's CLI matched
+    # the keylogging rule: suspicious on main) does not undo the bait's word either
+    src = (
+        "import json, urllib.request\nfrom pynput import keyboard\n"
+        "L = keyboard.Listener(on_press=print)\n"
+        "PRICES = json.loads(urllib.request.urlopen('https://HOST/p.json').read())\n"
+    )
+    (tmp_path / "keys").mkdir()
+    report, whl = _fed_report(tmp_path / "keys", src)
+    assert [h.rule for h in scan(whl)] == ["threat_runtime_keylogging"]
     assert with_static_opinion(report, whl, load_profile("default")).verdict is Verdict.CLEAN
 
 
