@@ -141,6 +141,7 @@ JUDGING_MODULES = (
     "sandbox.runner.recorder",
     "sandbox.runner.runtime",
     "sandbox.runner.seccomp",
+    "sandbox.runner.sizing",
     "sandbox.runner.syscalls",
     "sandbox.trace",
     "sandbox.trace.ebpf",

@@ -106,6 +106,7 @@ def _run_options(args: argparse.Namespace, profile: Profile, err: Console | None
             memory_mb=args.memory or base.limits.memory_mb,
             pids=args.pids or base.limits.pids,
             cpus=args.cpus or base.limits.cpus,
+            max_memory_mb=max(args.memory or 0, base.limits.max_memory_mb),
         )
     runtime = _runtime(args, profile)
     recorder = _recorder(getattr(args, "recorder", None), runtime)

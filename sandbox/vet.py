@@ -35,6 +35,7 @@ from sandbox.report.evidence import write_evidence
 from sandbox.runner.engine import mark_owner, sweep_temp
 from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
 from sandbox.runner.plan import AGENT_ONLY, base_plan, build_plan, passes_plan, sinkhole_plan
+from sandbox.runner.sizing import staged_room
 from sandbox.trace.ebpf import probe_hint
 from sandbox.trace.observe import observe, observe_network, phase_result
 
@@ -101,6 +102,22 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         session = sandbox.open(stage, setup, options.run, observer)
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
+        room = staged_room(staged, stage / "artifacts", options.run.limits, sandbox.engine_memory)
+        if not room.fits:
+            # it cannot fit: say how much it needs rather than run into ENOSPC
+            session.close()
+            report = partial_report(spec, started, image, staged, profile, (), reason=room.cause(), notes=())
+            return with_static_opinion(report, stage / "artifacts" / staged.candidate.filename, profile)
+        sized = [room.note()] if room.grown else []
+        if room.grown:
+            # The sandbox started with the profile's limits while the fetch ran (the common
+            # case: it fits); a bigger closure gets a fresh one with room for it.
+            observer.status(room.note())
+            session.close()
+            options = options.model_copy(
+                update={"run": options.run.model_copy(update={"limits": room.limits})}
+            )
+            session = sandbox.open(stage, setup, options.run, observer)
         plan: Plan = {**setup, **build_plan(staged, options.run)}
         plan["honeytokens"] = profile.honeytokens.enabled
         rounds = RoundFetcher(target, stage, staged.candidate.name)
@@ -134,6 +151,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             profile=profile,
             hostname=raw.hostname,
             notes=[
+                *sized,
                 *notes,
                 *(f"network: {p}" for p in (network.problems if network else ())),
                 *([kept] if kept else []),

@@ -70,8 +70,10 @@ class FakeSandbox(Sandbox):
         self.image = ImageInfo.model_validate(data["image"])
         self.raw = RawRun.model_validate({**data["raw"], "trace_dir": ""})
         self.sessions: list[FakeSession] = []
+        self.opened: list[RunOptions] = []  # the options of each open, in order
 
     def open(self, staging: Path, setup: Plan, options: RunOptions, observer: Observer) -> FakeSession:
+        self.opened.append(options)
         session = FakeSession(self.recorded, self.raw, staging, setup)
         self.sessions.append(session)
         return session

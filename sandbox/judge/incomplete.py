@@ -17,6 +17,9 @@ _TRACEBACK_LAST = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit|Inter
 # pip's own verdict: "ERROR: No matching distribution found for requests"
 _PIP_ERROR = re.compile(r"^\s*(ERROR: .+)$")
 MAX_CAUSE = 200
+# ENOSPC as pip, Python and the C library word it: "OSError: [Errno 28] No space left on device"
+_ENOSPC = re.compile(r"\[Errno 28\]|No space left on device|ENOSPC")
+OUT_OF_SPACE = "out of space in the sandbox"
 
 
 def last_error_line(text: str) -> str:
@@ -34,7 +37,21 @@ def last_error_line(text: str) -> str:
 
 
 def phase_cause(pr: PhaseResult) -> str:
-    """The cause of a failed phase: its failing step's last error line, else a problem."""
+    """The cause of a failed phase: its failing step's last error line, else a problem;
+    named "out of space in the sandbox" first when the phase ran into ENOSPC."""
+    cause = _phase_cause(pr)
+    texts = [
+        cause,
+        pr.output_tail,
+        *pr.problems,
+        *(s.detail for s in pr.steps if s.status is not PhaseStatus.OK),
+    ]
+    if any(_ENOSPC.search(t) for t in texts if t):
+        return f"{OUT_OF_SPACE} ({cause or 'ENOSPC'})"[: MAX_CAUSE + len(OUT_OF_SPACE) + 3]
+    return cause
+
+
+def _phase_cause(pr: PhaseResult) -> str:
     failing = [s for s in pr.steps if s.status is not PhaseStatus.OK and s.detail]
     for step in reversed(failing):
         cause = last_error_line(step.detail)

@@ -233,8 +233,12 @@ def partial_report(
     staged: StagedSet | None,
     profile: Profile,
     phases: Sequence[PhaseResult],
+    *,
+    reason: str = "interrupted before the run finished",
+    notes: Sequence[str] = ("partial report: traces of an interrupted run are not collected",),
 ) -> Report:
-    """What an interrupted run knew: finished phases' status, no verdict but incomplete."""
+    """What a run that stopped early knew (interrupted, or never started because it
+    could not fit): finished phases' status, no verdict but incomplete for *reason*."""
     return Report(
         tool_version=__version__,
         target=target,
@@ -249,6 +253,6 @@ def partial_report(
         events=(),
         findings=(),
         verdict=Verdict.INCOMPLETE,
-        verdict_reason="interrupted before the run finished",
-        notes=("partial report: traces of an interrupted run are not collected",),
+        verdict_reason=reason,
+        notes=tuple(notes) + (staged.notes if staged else ()),
     )

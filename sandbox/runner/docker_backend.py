@@ -119,7 +119,9 @@ class DockerSandbox(Sandbox):
         client = connect()
         observer = observer or Observer()
         observer.status("checking the sandbox image")
-        return cls(client, ensure_image(client, base=base_image, offline=offline, log=observer.status))
+        box = cls(client, ensure_image(client, base=base_image, offline=offline, log=observer.status))
+        box.engine_memory = _engine_memory(client)
+        return box
 
     # ------------------------------------------------------------------ lifecycle
     def _create(
@@ -321,6 +323,15 @@ class DockerSandbox(Sandbox):
                 raise SandboxError("trace output exceeds 2 GiB")
         buf.seek(0)
         _extract(buf, dest)
+
+
+def _engine_memory(client: docker.DockerClient) -> int | None:
+    """The engine host's memory in bytes (what a run's limits may grow into), or None."""
+    try:
+        total = engine_call("engine info", client.info).get("MemTotal")
+    except EngineError:
+        return None
+    return int(total) if isinstance(total, int) and total > 0 else None
 
 
 def _extract(buf: io.BytesIO, dest: Path) -> None:

@@ -23,6 +23,9 @@ class Limits(Frozen):
     home_mb: int = 2048  # tmpfs for HOME (the venv lives there); counts toward memory
     tmp_mb: int = 512
     trace_mb: int = 768  # root-only tmpfs for traces and captures
+    # the most memory a run whose staged closure needs a bigger HOME may grow to (see
+    # sandbox/runner/sizing.py; also bounded by a share of the engine's memory)
+    max_memory_mb: int = 10240
 
 
 class RunOptions(Frozen):
@@ -186,6 +189,8 @@ class Sandbox(abc.ABC):
 
     #: the sandbox image (its Python and platforms decide what is fetched)
     image: ImageInfo
+    #: bytes of memory the engine's host has (None: unknown, limits never grow)
+    engine_memory: int | None = None
 
     @abc.abstractmethod
     def open(self, staging: Path, setup: Plan, options: RunOptions, observer: Observer) -> Session:

@@ -74,7 +74,9 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
         "module_timeout": lim.module_timeout,
         "call_timeout": lim.call_timeout,
         "window": lim.window,
-        "limits": Limits(memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus),
+        "limits": Limits(
+            memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus, max_memory_mb=lim.max_memory_mb
+        ),
         "passes": {"windows": profile.passes.windows, "time": profile.passes.time},
         "runtime": profile.sandbox.runtime,
     }

@@ -1,0 +1,134 @@
+"""Room for the install: HOME's tmpfs (the venv lives there) and the memory limit that
+must hold it, sized from what the host staged.
+
+tmpfs pages count toward the container's memory limit, so HOME cannot simply be
+large: the default limits (HOME 2 GiB in 3 GiB) hold almost every closure, and a
+closure that needs more gets a bigger HOME *and* the memory to hold it, within a
+ceiling that keeps the host safe (a share of the engine's memory, at most
+:data:`MAX_MEMORY_MB` per container: two vets at once still leave the host room).
+
+The size is known before anything is installed: a wheel's members declare their
+uncompressed sizes in its zip central directory (read, never extracted), which is
+what pip writes; an sdist's built size is unknown until built, so its compressed
+size is scaled. A closure that cannot fit under the ceiling is not run: the run
+ends incomplete with the space it needs (:meth:`Room.cause`).
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from sandbox.fetch import StagedSet
+from sandbox.models import Frozen
+from sandbox.runner.interface import Limits
+
+MIB = 1 << 20
+# compiled bytecode (pip compiles every .py it installs), RECORD, entry-point scripts
+INSTALL_OVERHEAD = 1.15
+# an sdist installs roughly this many bytes per compressed byte (its build happens in /tmp)
+SDIST_FACTOR = 4.0
+# the venv itself, caches written at import, what adaptive rounds add
+HOME_SPARE_MB = 768
+# hard ceiling per container, whatever the engine has (profile: limits.max_memory_mb)
+MAX_MEMORY_MB = 10240
+# of the engine's memory per container: two vets at once leave a fifth to the host
+ENGINE_SHARE = 0.4
+# strace logs every write with up to 1 KiB of its bytes (escaped): pip writes in
+# 64 KiB chunks, so the trace grows by about 6 % of what is installed
+TRACE_SHARE = 0.08
+
+
+def installed_bytes(path: Path) -> int:
+    """What installing the staged file *path* writes, estimated: a wheel's declared
+    uncompressed size plus bytecode; any other file (an sdist) scaled from its size."""
+    size = path.stat().st_size
+    if path.suffix == ".whl":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                declared = sum(i.file_size for i in zf.infolist())
+            return math.ceil(max(declared, size) * INSTALL_OVERHEAD)
+        except (OSError, zipfile.BadZipFile, ValueError):
+            pass  # the fetch validated it; an unreadable one is estimated like an sdist
+    return math.ceil(size * SDIST_FACTOR)
+
+
+def home_needed_mb(paths: Iterable[Path]) -> int:
+    """HOME (MiB) an install of the staged files *paths* needs, spare included."""
+    return HOME_SPARE_MB + math.ceil(sum(installed_bytes(p) for p in paths) / MIB)
+
+
+def memory_ceiling_mb(limits: Limits, engine_bytes: int | None) -> int:
+    """The most memory one container may get here: the profile's ceiling, at most
+    :data:`ENGINE_SHARE` of the engine's memory, never below the profile's own limit
+    (an engine of unknown size gets no growth)."""
+    if not engine_bytes:
+        return limits.memory_mb
+    share = int(engine_bytes * ENGINE_SHARE / MIB)
+    return max(limits.memory_mb, min(limits.max_memory_mb, share))
+
+
+class Room(Frozen):
+    """The limits a run gets for its staged closure, and whether the closure fits."""
+
+    needed_mb: int  # HOME the install needs (estimate)
+    ceiling_mb: int  # the most memory one container may get
+    base: Limits  # the profile's limits
+    limits: Limits  # what the container gets (*base* when the closure fits in it)
+    fits: bool
+
+    @property
+    def grown(self) -> bool:
+        """Whether the container gets more than the profile's limits."""
+        return self.limits != self.base
+
+    def note(self) -> str:
+        """A line for the report: what the closure needs and what the sandbox got."""
+        return (
+            f"sandbox sized for the staged closure: about {_gib(self.needed_mb)} needed in HOME; "
+            f"HOME {_gib(self.limits.home_mb)}, memory {_gib(self.limits.memory_mb)} "
+            f"(ceiling {_gib(self.ceiling_mb)})"
+        )
+
+    def cause(self) -> str:
+        """Why a closure that does not fit was not installed (an incomplete reason)."""
+        return (
+            f"install phase not run: out of space in the sandbox: the staged closure needs about "
+            f"{_gib(self.needed_mb)} in HOME, more than the {_gib(self.ceiling_mb)} memory ceiling of one "
+            f"sandbox here holds (HOME is a tmpfs; raise limits.max_memory_mb on a larger host)"
+        )
+
+
+def room_for(base: Limits, needed_mb: int, ceiling_mb: int) -> Room:
+    """The limits for a closure that needs *needed_mb* of HOME: *base* when it fits in
+    them; else HOME grown to the need, and memory and trace storage grown with it
+    (the room *base* leaves besides HOME is kept for processes, /tmp and the trace)."""
+    if needed_mb <= base.home_mb:
+        return Room(needed_mb=needed_mb, ceiling_mb=ceiling_mb, base=base, limits=base, fits=True)
+    extra = needed_mb - base.home_mb
+    trace_extra = math.ceil(extra * TRACE_SHARE)
+    grown = base.model_copy(
+        update={
+            "home_mb": needed_mb,
+            "memory_mb": base.memory_mb + extra + trace_extra,
+            "trace_mb": base.trace_mb + trace_extra,
+        }
+    )
+    fits = grown.memory_mb <= ceiling_mb
+    return Room(
+        needed_mb=needed_mb, ceiling_mb=ceiling_mb, base=base, limits=grown if fits else base, fits=fits
+    )
+
+
+def _gib(mb: int) -> str:
+    return f"{mb / 1024:.1f} GiB"
+
+
+def staged_room(staged: StagedSet, artifacts: Path, base: Limits, engine_bytes: int | None) -> Room:
+    """The :class:`Room` for the staged set whose files are in *artifacts*."""
+    paths = [artifacts / a.filename for a in staged.artifacts]
+    return room_for(
+        base, home_needed_mb(p for p in paths if p.is_file()), memory_ceiling_mb(base, engine_bytes)
+    )
