@@ -24,6 +24,11 @@ PLAN_PATH = f"{STAGE}/plan.json"
 # for a sandbox?" (the time pass's trigger; under strace the agent reads its own traces)
 PROBES_NAME = "probes.json"
 
+# A survivor's CPU is judged from this many seconds into the observation window (at
+# most half of it) to its close: thread pools spin down for a moment after their last
+# job (OpenBLAS yields for ~0.1-0.3 s before it parks), which is not work left running.
+CPU_SETTLE_SECONDS = 1.0
+
 TRACE_MOUNT = "/var/lib/pkgsandbox"  # root-only tmpfs: traces and captures
 OUT = f"{TRACE_MOUNT}/out"
 

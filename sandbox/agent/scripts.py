@@ -9,11 +9,10 @@ write there too, which only affects progress bookkeeping, never the syscall reco
 # Keeps the interpreter alive while any other thread of it exists, so that daemon
 # threads started by .pth hooks or imports get the chance to act (a real program
 # would live on). The agent's observation window bounds how long this can last.
-# The wait backs off (50 ms doubling to 1 s) and is a select, not time.sleep (the time
-# pass shortens that to 0.1 s): this loop runs on the main thread of the process the
-# window judges by its CPU, and a 50 ms poll (about 100 traced wake-ups a window, more
-# under libfaketime) cost 0.07-0.11 s of CPU under load, over watch.IDLE_CPU_SECONDS:
-# parked BLAS threads were then judged a lingering process (PS006).
+# The wait backs off (50 ms doubling to 0.5 s, under watch.LONG_WAIT_SECONDS) and is a
+# select, not time.sleep (the time pass shortens that to 0.1 s): this loop runs on the
+# main thread of the process the window judges by its CPU and its waits, and a 50 ms
+# poll makes ~100 traced wake-ups a window (more work under libfaketime).
 LINGER = r"""
 def _pkgsandbox_linger():
     import os, select
@@ -26,7 +25,7 @@ def _pkgsandbox_linger():
         if n <= 1:
             return
         select.select([], [], [], wait)
-        wait = min(wait * 2, 1.0)
+        wait = min(wait * 2, 0.5)
 """
 
 

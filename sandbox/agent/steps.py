@@ -184,6 +184,8 @@ class StepRun:
         window_start: float | None = None
         cpu_at_start: dict[int, float] = {}
         wake_at_start: dict[int, dict[int, int]] = {}
+        threads_cpu: dict[int, dict[int, float]] = {}
+        settled = False
         killed = False
         extensions = 0
         try:
@@ -227,6 +229,7 @@ class StepRun:
                         alive = watch.candidate_processes(uid)
                         cpu_at_start = watch.cpu_snapshot(alive)
                         wake_at_start = watch.thread_snapshot(alive)
+                        threads_cpu = {p.pid: watch.thread_cpu(p.pid) for p in alive}
                     elif now > deadline:
                         self.status = "timeout"
                         self.problems.append(f"{self.tag}: still running after {timeout:.0f}s")
@@ -236,6 +239,13 @@ class StepRun:
                 survivors = watch.candidate_processes(uid)
                 if not survivors:
                     continue  # strace is about to exit
+                if not settled and now - window_start >= min(protocol.CPU_SETTLE_SECONDS, window / 2):
+                    # CPU is judged from here: what thread pools spend spinning down after
+                    # the step's last job is not work left running (wake-ups and waits
+                    # still count from the window's start)
+                    settled = True
+                    cpu_at_start = watch.cpu_snapshot(survivors)
+                    threads_cpu = {p.pid: watch.thread_cpu(p.pid) for p in survivors}
                 if (
                     now - window_start >= window
                     and extensions < watch.FINISH_EXTENSIONS
@@ -253,7 +263,13 @@ class StepRun:
                     # timeout) are noted; busy, polling or sleeping-until-later threads and
                     # extra processes count.
                     self.lingering = [
-                        watch.describe(p, cpu_at_start.get(p.pid), self.main_pid, wake_at_start.get(p.pid))
+                        watch.describe(
+                            p,
+                            cpu_at_start.get(p.pid),
+                            self.main_pid,
+                            wake_at_start.get(p.pid),
+                            threads_cpu.get(p.pid),
+                        )
                         for p in survivors
                     ]
                     self._finish(uid, gid, record=False)

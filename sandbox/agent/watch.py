@@ -198,18 +198,44 @@ def dormant_threads(pid: int, wakeups_before: dict[int, int] | None = None) -> l
     return reasons
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by each thread of *pid* (``/proc/PID/task/TID/stat``)."""
+    out: dict[int, float] = {}
+    try:
+        tids = [t for t in os.listdir(f"/proc/{pid}/task") if t.isdigit()]
+    except OSError:
+        return out
+    for tid in tids:
+        fields = _read(f"/proc/{pid}/task/{tid}/stat").rsplit(")", 1)[-1].split()
+        if len(fields) > 12:
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return out
+
+
+def busy_threads(pid: int, before: dict[int, float]) -> list[str]:
+    """The threads of *pid* that used CPU since *before* (``thread_cpu``), busiest first."""
+    used = sorted(((cpu - before.get(tid, 0.0), tid) for tid, cpu in thread_cpu(pid).items()), reverse=True)
+    return [f"thread {tid} {cpu:.2f}s CPU" for cpu, tid in used if cpu >= 0.01]
+
+
 def describe(
     proc: psutil.Process,
     cpu_before: float | None = None,
     main_pid: int | None = None,
     wakeups_before: dict[int, int] | None = None,
+    threads_before: dict[int, float] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready description of a surviving process.
 
     ``active`` is False only for the step's own main process when all it has left
-    are idle threads: no CPU used during the window and no thread sleeping until
-    later or polling (:func:`dormant_threads`; the reason is appended to ``status``).
-    Any other process (a daemon, a forked child) is active.
+    are idle threads: no CPU used since *cpu_before* (the window once settled, see
+    ``protocol.CPU_SETTLE_SECONDS``) and no thread sleeping until later or polling
+    (:func:`dormant_threads`; the reason is appended to ``status``, and so are the
+    threads that used CPU since *threads_before*). Any other process (a daemon, a
+    forked child) is active.
     """
     try:
         with proc.oneshot():
@@ -219,8 +245,11 @@ def describe(
             extra = proc.pid != main_pid
             status: str = proc.status()
             dormant = dormant_threads(proc.pid, wakeups_before)
-            if dormant:
-                status = f"{status}; " + "; ".join(dormant[:8])
+            busy = (
+                busy_threads(proc.pid, threads_before) if delta >= IDLE_CPU_SECONDS and threads_before else []
+            )
+            if dormant or busy:
+                status = f"{status}; " + "; ".join(dormant[:8] + busy[:4])
             return {
                 "pid": proc.pid,
                 "ppid": proc.ppid(),

@@ -7,6 +7,7 @@ with only "idle" threads left counted as inactive and the verdict was clean.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -124,3 +125,41 @@ def test_numpy_blas_threads_are_idle_not_lingering(tmp_path: Path) -> None:
     assert imp.lingering and not any(lg.active for lg in imp.lingering), imp.lingering
     assert report.verdict is Verdict.CLEAN, (report.verdict_reason, report.findings)
     assert code == 0
+
+
+# Worker threads as an import leaves them: each spins (no syscall) for SECS of wall
+# time, as thread pools do after their last job, then parks without a timeout; or,
+# with SECS None, keeps working.
+POOL = """
+import threading, time
+def _worker():
+    end = time.monotonic() + {secs}
+    while time.monotonic() < end:
+        sum(range(200))
+    threading.Event().wait()
+for _ in range(2):
+    threading.Thread(target=_worker, daemon=True).start()
+"""
+
+
+def test_a_pool_spinning_down_after_the_import_is_idle(tmp_path: Path) -> None:
+    """scikit-learn's BLAS pools burnt 0.07-0.11 s of CPU at the start of the window
+    and were judged a lingering process (PS006); the spin-down is not work left running."""
+    name = Randomised().name("pool")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": POOL.format(secs=0.4)})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    assert imp.lingering and not any(lg.active for lg in imp.lingering), imp.lingering
+    assert report.verdict is Verdict.CLEAN and code == 0, (report.verdict_reason, report.findings)
+
+
+def test_a_thread_still_working_when_the_window_closes_is_lingering(tmp_path: Path) -> None:
+    name = Randomised().name("busy")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": POOL.format(secs="float('inf')")})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    details = _ps006(report, Phase.IMPORT)
+    # the busy threads are named with what they used
+    assert any(re.search(r"thread \d+ \d+\.\d\ds CPU", d) for d in details), details
+    assert report.verdict is not Verdict.CLEAN and code == 1

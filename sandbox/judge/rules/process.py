@@ -8,6 +8,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 
+from sandbox.agent.protocol import CPU_SETTLE_SECONDS
 from sandbox.judge.rules.context import MAX_EVIDENCE, Context, dedupe, exec_name, make_finding, per_phase
 from sandbox.judge.rules.linked import Builds, Written, last_writes
 from sandbox.models import (
@@ -347,6 +348,11 @@ def rule_fd_exec(ctx: Context) -> list[Finding]:
     return out
 
 
+def _judged_span(window: float) -> float:
+    """The part of the window a survivor's CPU is measured over (the agent's settle)."""
+    return window - min(CPU_SETTLE_SECONDS, window / 2)
+
+
 def rule_lingering(ctx: Context) -> list[Finding]:
     out = []
     for pr in ctx.obs.phases:
@@ -361,7 +367,7 @@ def rule_lingering(ctx: Context) -> list[Finding]:
                 syscall="(alive)",
                 process=lg.argv[:32],
                 detail=f"{lg.threads} thread(s), state {lg.status}, {lg.cpu:.2f}s CPU in the last "
-                f"{pr.window:.1f}s window",
+                f"{_judged_span(pr.window):.1f}s of the {pr.window:.1f}s window",
             )
             for lg in active
         ]
