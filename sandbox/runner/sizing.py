@@ -9,9 +9,9 @@ ceiling that keeps the host safe (a share of the engine's memory, at most
 
 The size is known before anything is installed: a wheel's members declare their
 uncompressed sizes in its zip central directory (read, never extracted), which is
-what pip writes; an sdist's built size is unknown until built, so its compressed
-size is scaled. A closure that cannot fit under the ceiling is not run: the run
-ends incomplete with the space it needs (:meth:`Room.cause`).
+what pip writes, plus the bytecode it compiles; an sdist's built size is unknown
+until built, so its compressed size is scaled. A closure that cannot fit under the
+ceiling is not run: the run ends incomplete with the space it needs (:meth:`Room.cause`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from sandbox.models import Frozen
 from sandbox.runner.interface import Limits
 
 MIB = 1 << 20
-# compiled bytecode (pip compiles every .py it installs), RECORD, entry-point scripts
-INSTALL_OVERHEAD = 1.15
+PAGE = 4096  # tmpfs stores each file in whole pages
 # an sdist installs roughly this many bytes per compressed byte (its build happens in /tmp)
 SDIST_FACTOR = 4.0
 # the venv itself, caches written at import, what adaptive rounds add
@@ -42,16 +41,19 @@ TRACE_SHARE = 0.08
 
 
 def installed_bytes(path: Path) -> int:
-    """What installing the staged file *path* writes, estimated: a wheel's declared
-    uncompressed size plus bytecode; any other file (an sdist) scaled from its size."""
+    """What installing the staged file *path* writes to HOME's tmpfs, estimated: each
+    member of a wheel in whole pages, and the bytecode pip compiles for each ``.py``
+    (about its size); any other file (an sdist) scaled from its size."""
     size = path.stat().st_size
     if path.suffix == ".whl":
         try:
             with zipfile.ZipFile(path) as zf:
-                declared = sum(i.file_size for i in zf.infolist())
-            return math.ceil(max(declared, size) * INSTALL_OVERHEAD)
+                members = [i for i in zf.infolist() if not i.is_dir()]
         except (OSError, zipfile.BadZipFile, ValueError):
-            pass  # the fetch validated it; an unreadable one is estimated like an sdist
+            members = []  # the fetch validated it; an unreadable one is estimated like an sdist
+        if members:
+            pages = sum(-(-i.file_size // PAGE) * (2 if i.filename.endswith(".py") else 1) for i in members)
+            return pages * PAGE
     return math.ceil(size * SDIST_FACTOR)
 
 
