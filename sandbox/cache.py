@@ -136,6 +136,7 @@ JUDGING_MODULES = (
     "sandbox.runner.ebpf_recorder",
     "sandbox.runner.engine",
     "sandbox.runner.image",
+    "sandbox.runner.ledger",
     "sandbox.runner.interface",
     "sandbox.runner.plan",
     "sandbox.runner.recorder",

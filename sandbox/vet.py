@@ -34,6 +34,7 @@ from sandbox.models import DEFAULT_PASS, Frozen, Phase, Report
 from sandbox.report.evidence import write_evidence
 from sandbox.runner.engine import mark_owner, sweep_temp
 from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
+from sandbox.runner.ledger import Reservation, admit
 from sandbox.runner.plan import AGENT_ONLY, base_plan, build_plan, passes_plan, sinkhole_plan
 from sandbox.runner.sizing import staged_room
 from sandbox.trace.ebpf import probe_hint
@@ -85,6 +86,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
     session: Session | None = None
     staged: StagedSet | None = None
     closing: Future[None] | None = None
+    reservation: Reservation | None = None
     try:
         os.chmod(workdir, 0o755)
         stage = workdir / "stage"
@@ -103,17 +105,17 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         staged = fetched.result()
         observer.status(f"staged {len(staged.artifacts)} artifact(s); candidate {staged.candidate.filename}")
         room = staged_room(staged, stage / "artifacts", options.run.limits, sandbox.engine_memory)
-        if not room.fits:
-            # it cannot fit: say how much it needs rather than run into ENOSPC
-            session.close()
-            report = partial_report(spec, started, image, staged, profile, (), reason=room.cause(), notes=())
-            return with_static_opinion(report, stage / "artifacts" / staged.candidate.filename, profile)
-        sized = [room.note()] if room.grown else []
-        if room.grown:
+        if room.grown or not room.fits:
             # The sandbox started with the profile's limits while the fetch ran (the common
-            # case: it fits); a bigger closure gets a fresh one with room for it.
-            observer.status(room.note())
+            # case: the closure fits them); a bigger closure gets a fresh one with room.
             session.close()
+        reservation, cannot = admit(
+            room, sandbox.engine_memory, wait=options.run.timeouts[Phase.INSTALL], status=observer.status
+        )
+        if cannot:  # say how much it needs rather than run into ENOSPC
+            report = partial_report(spec, started, image, staged, profile, (), reason=cannot, notes=())
+            return with_static_opinion(report, stage / "artifacts" / staged.candidate.filename, profile)
+        if room.grown:
             options = options.model_copy(
                 update={"run": options.run.model_copy(update={"limits": room.limits})}
             )
@@ -151,7 +153,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             profile=profile,
             hostname=raw.hostname,
             notes=[
-                *sized,
+                *([room.note()] if room.grown else []),
                 *notes,
                 *(f"network: {p}" for p in (network.problems if network else ())),
                 *([kept] if kept else []),
@@ -178,6 +180,8 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             wait([closing])  # the removal started while judging; its errors surface below
         if session is not None:
             session.close()
+        if reservation is not None:
+            reservation.release()
         pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
 

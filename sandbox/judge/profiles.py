@@ -55,8 +55,9 @@ class LimitsConf(Frozen):
     window: float = Field(5.0, gt=0)
     memory_mb: int = Field(3072, ge=256)
     # a staged closure too big for the default HOME grows HOME and memory up to this
-    # (and at most 40 % of the engine's memory); beyond it the run ends incomplete
-    max_memory_mb: int = Field(10240, ge=256)
+    # (and within the host's budget, see sandbox/runner/sizing.py); beyond it the run
+    # ends incomplete
+    max_memory_mb: int = Field(16384, ge=256)
     pids: int = Field(512, ge=32)
     cpus: float = Field(1.5, gt=0)
 

@@ -184,7 +184,7 @@ def ensure_image(
 
 @contextlib.contextmanager
 def _build_lock() -> Iterator[None]:
-    cache = _cache_dir()
+    cache = cache_dir()
     try:
         cache.mkdir(parents=True, exist_ok=True)
         fh = open(cache / "image-build.lock", "w")  # noqa: SIM115 - held for the with-block
@@ -222,14 +222,15 @@ def _build(client: docker.DockerClient, files: dict[str, bytes], tag: str, base_
         raise ImageError(f"image build failed: {exc}", advice=" | ".join(lines[-3:])) from exc
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """pkgsandbox's per-user cache directory (XDG)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkgsandbox"
 
 
 def _read_target(client: docker.DockerClient, tag: str, image_id: str) -> dict[str, Any]:
     """The interpreter facts the image recorded at build time, cached per image id
     (reading them needs a created — never started — container, ~0.2 s)."""
-    cache = _cache_dir() / "targets.json"
+    cache = cache_dir() / "targets.json"
     try:
         known: dict[str, dict[str, Any]] = json.loads(cache.read_text())
     except (OSError, ValueError):

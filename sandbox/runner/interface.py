@@ -25,7 +25,7 @@ class Limits(Frozen):
     trace_mb: int = 768  # root-only tmpfs for traces and captures
     # the most memory a run whose staged closure needs a bigger HOME may grow to (see
     # sandbox/runner/sizing.py; also bounded by a share of the engine's memory)
-    max_memory_mb: int = 10240
+    max_memory_mb: int = 16384
 
 
 class RunOptions(Frozen):

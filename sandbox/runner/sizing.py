@@ -4,8 +4,10 @@ must hold it, sized from what the host staged.
 tmpfs pages count toward the container's memory limit, so HOME cannot simply be
 large: the default limits (HOME 2 GiB in 3 GiB) hold almost every closure, and a
 closure that needs more gets a bigger HOME *and* the memory to hold it, within a
-ceiling that keeps the host safe (a share of the engine's memory, at most
-:data:`MAX_MEMORY_MB` per container: two vets at once still leave the host room).
+ceiling that keeps the host safe: at most :data:`MAX_MEMORY_MB`, and no more than
+leaves room for a second vet within :data:`HOST_SHARE` of the engine's memory; the
+ledger (sandbox/runner/ledger.py) admits a grown sandbox only beside what the
+other vets' sandboxes hold, so two grown ones wait for each other.
 
 The size is known before anything is installed: a wheel's members declare their
 uncompressed sizes in its zip central directory (read, never extracted), which is
@@ -32,9 +34,10 @@ SDIST_FACTOR = 4.0
 # the venv itself, caches written at import, what adaptive rounds add
 HOME_SPARE_MB = 768
 # hard ceiling per container, whatever the engine has (profile: limits.max_memory_mb)
-MAX_MEMORY_MB = 10240
-# of the engine's memory per container: two vets at once leave a fifth to the host
-ENGINE_SHARE = 0.4
+MAX_MEMORY_MB = 16384
+# of the engine's memory, what all sandboxes of this host's vets may hold together
+# (sandbox/runner/ledger.py admits a grown one only within it): the rest is the host's
+HOST_SHARE = 0.75
 # strace logs every write with up to 1 KiB of its bytes (escaped): pip writes in
 # 64 KiB chunks, so the trace grows by about 6 % of what is installed
 TRACE_SHARE = 0.08
@@ -62,14 +65,20 @@ def home_needed_mb(paths: Iterable[Path]) -> int:
     return HOME_SPARE_MB + math.ceil(sum(installed_bytes(p) for p in paths) / MIB)
 
 
+def budget_mb(engine_bytes: int | None) -> int | None:
+    """What all sandboxes of this host's vets may hold together (None: engine unknown)."""
+    return int(engine_bytes * HOST_SHARE / MIB) if engine_bytes else None
+
+
 def memory_ceiling_mb(limits: Limits, engine_bytes: int | None) -> int:
-    """The most memory one container may get here: the profile's ceiling, at most
-    :data:`ENGINE_SHARE` of the engine's memory, never below the profile's own limit
-    (an engine of unknown size gets no growth)."""
-    if not engine_bytes:
+    """The most memory one container may get here: the profile's ceiling, and room
+    beside it within the host's budget for one more vet with the profile's limits
+    (two jobs); never below the profile's own limit (an engine of unknown size gets
+    no growth). The ledger keeps two grown sandboxes from running at once."""
+    budget = budget_mb(engine_bytes)
+    if budget is None:
         return limits.memory_mb
-    share = int(engine_bytes * ENGINE_SHARE / MIB)
-    return max(limits.memory_mb, min(limits.max_memory_mb, share))
+    return max(limits.memory_mb, min(limits.max_memory_mb, budget - limits.memory_mb))
 
 
 class Room(Frozen):
@@ -89,16 +98,16 @@ class Room(Frozen):
     def note(self) -> str:
         """A line for the report: what the closure needs and what the sandbox got."""
         return (
-            f"sandbox sized for the staged closure: about {_gib(self.needed_mb)} needed in HOME; "
-            f"HOME {_gib(self.limits.home_mb)}, memory {_gib(self.limits.memory_mb)} "
-            f"(ceiling {_gib(self.ceiling_mb)})"
+            f"sandbox sized for the staged closure: about {gib(self.needed_mb)} needed in HOME; "
+            f"HOME {gib(self.limits.home_mb)}, memory {gib(self.limits.memory_mb)} "
+            f"(ceiling {gib(self.ceiling_mb)})"
         )
 
     def cause(self) -> str:
         """Why a closure that does not fit was not installed (an incomplete reason)."""
         return (
             f"install phase not run: out of space in the sandbox: the staged closure needs about "
-            f"{_gib(self.needed_mb)} in HOME, more than the {_gib(self.ceiling_mb)} memory ceiling of one "
+            f"{gib(self.needed_mb)} in HOME, more than the {gib(self.ceiling_mb)} memory ceiling of one "
             f"sandbox here holds (HOME is a tmpfs; raise limits.max_memory_mb on a larger host)"
         )
 
@@ -124,7 +133,8 @@ def room_for(base: Limits, needed_mb: int, ceiling_mb: int) -> Room:
     )
 
 
-def _gib(mb: int) -> str:
+def gib(mb: int) -> str:
+    """*mb* MiB in GiB, for messages."""
     return f"{mb / 1024:.1f} GiB"
 
 
