@@ -127,18 +127,20 @@ def test_numpy_blas_threads_are_idle_not_lingering(tmp_path: Path) -> None:
     assert code == 0
 
 
-# Worker threads as an import leaves them: each spins (no syscall) for SECS of wall
-# time, as thread pools do after their last job, then parks without a timeout; or,
-# with SECS None, keeps working.
+# A worker thread as an import leaves it: it spins for SECS of wall time, as native
+# thread pools do after their last job, then parks without a timeout; with SECS
+# infinite it keeps working. The spin is hashing, which runs without the GIL as a
+# BLAS pool's does (a pure-Python spin hands the GIL back and forth with the main
+# thread through futex wake-ups, which reads as polling).
 POOL = """
-import threading, time
+import hashlib, threading, time
 def _worker():
+    block = bytes(1 << 22)
     end = time.monotonic() + {secs}
     while time.monotonic() < end:
-        sum(range(200))
+        hashlib.sha256(block).digest()
     threading.Event().wait()
-for _ in range(2):
-    threading.Thread(target=_worker, daemon=True).start()
+threading.Thread(target=_worker, daemon=True).start()
 """
 
 
@@ -146,7 +148,7 @@ def test_a_pool_spinning_down_after_the_import_is_idle(tmp_path: Path) -> None:
     """scikit-learn's BLAS pools burnt 0.07-0.11 s of CPU at the start of the window
     and were judged a lingering process (PS006); the spin-down is not work left running."""
     name = Randomised().name("pool")
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": POOL.format(secs=0.4)})
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": POOL.format(secs=0.7)})
     code, report = run_cli(tmp_path, str(whl))
     assert report is not None
     imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
