@@ -116,9 +116,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             report = partial_report(spec, started, image, staged, profile, (), reason=cannot, notes=())
             return with_static_opinion(report, stage / "artifacts" / staged.candidate.filename, profile)
         if room.grown:
-            options = options.model_copy(
-                update={"run": options.run.model_copy(update={"limits": room.limits})}
-            )
+            options = options.model_copy(update={"run": room.options(options.run)})
             session = sandbox.open(stage, setup, options.run, observer)
         plan: Plan = {**setup, **build_plan(staged, options.run)}
         plan["honeytokens"] = profile.honeytokens.enabled

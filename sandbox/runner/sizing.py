@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sandbox.fetch import StagedSet
-from sandbox.models import Frozen
-from sandbox.runner.interface import Limits
+from sandbox.models import Frozen, Phase
+from sandbox.runner.interface import Limits, RunOptions
 
 MIB = 1 << 20
 PAGE = 4096  # tmpfs stores each file in whole pages
@@ -38,6 +38,9 @@ MAX_MEMORY_MB = 16384
 # of the engine's memory, what all sandboxes of this host's vets may hold together
 # (sandbox/runner/ledger.py admits a grown one only within it): the rest is the host's
 HOST_SHARE = 0.75
+# install seconds per GiB beyond the profile's HOME: pip under strace wrote ~1 GiB a
+# minute on a loaded 2-core host (sglang's 10.8 GiB overran the default 600 s)
+INSTALL_SECONDS_PER_GIB = 90.0
 # strace logs every write with up to 1 KiB of its bytes (escaped): pip writes in
 # 64 KiB chunks, so the trace grows by about 6 % of what is installed
 TRACE_SHARE = 0.08
@@ -95,12 +98,21 @@ class Room(Frozen):
         """Whether the container gets more than the profile's limits."""
         return self.limits != self.base
 
+    def options(self, run: RunOptions) -> RunOptions:
+        """*run* with this room's limits, and an install timeout grown with HOME
+        (writing gigabytes under the recorder takes minutes)."""
+        if not self.grown:
+            return run
+        extra = (self.limits.home_mb - self.base.home_mb) / 1024 * INSTALL_SECONDS_PER_GIB
+        timeouts = {**run.timeouts, Phase.INSTALL: run.timeouts[Phase.INSTALL] + extra}
+        return run.model_copy(update={"limits": self.limits, "timeouts": timeouts})
+
     def note(self) -> str:
         """A line for the report: what the closure needs and what the sandbox got."""
         return (
             f"sandbox sized for the staged closure: about {gib(self.needed_mb)} needed in HOME; "
             f"HOME {gib(self.limits.home_mb)}, memory {gib(self.limits.memory_mb)} "
-            f"(ceiling {gib(self.ceiling_mb)})"
+            f"(ceiling {gib(self.ceiling_mb)}), install time grown with it"
         )
 
     def cause(self) -> str:

@@ -64,6 +64,13 @@ def test_a_bigger_closure_grows_home_and_the_memory_that_holds_it() -> None:
     assert lim.trace_mb > base.trace_mb and lim.memory_mb >= lim.home_mb + (lim.trace_mb - base.trace_mb)
     assert (lim.pids, lim.cpus, lim.tmp_mb) == (base.pids, base.cpus, base.tmp_mb)
     assert "GiB needed in HOME" in room.note()
+    run = RunOptions()
+    grown = room.options(run)
+    assert grown.limits == lim and grown.timeouts[Phase.INSTALL] > run.timeouts[Phase.INSTALL]
+    assert {p: t for p, t in grown.timeouts.items() if p is not Phase.INSTALL} == {
+        p: t for p, t in run.timeouts.items() if p is not Phase.INSTALL
+    }
+    assert sizing.room_for(base, 1000, 9000).options(run) is run  # fits: unchanged
 
 
 @pytest.mark.parametrize("engine_gib", [8, 16, 24, 64, 256])
@@ -126,6 +133,7 @@ def test_vet_reopens_the_sandbox_with_room_for_a_bigger_closure(
     first, second = sandbox.opened
     assert first.limits == tight
     assert second.limits.home_mb > tight.home_mb and second.limits.memory_mb > tight.memory_mb
+    assert second.timeouts[Phase.INSTALL] > first.timeouts[Phase.INSTALL]
     assert all(s.closed for s in sandbox.sessions) and not sandbox.sessions[0].plans
     assert any(n.startswith("sandbox sized for the staged closure") for n in report.notes)
     assert not list((tmp_path / "cache").glob("pkgsandbox/memory/*.json"))  # released
