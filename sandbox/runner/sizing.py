@@ -38,6 +38,9 @@ MAX_MEMORY_MB = 16384
 # of the engine's memory, what all sandboxes of this host's vets may hold together
 # (sandbox/runner/ledger.py admits a grown one only within it): the rest is the host's
 HOST_SHARE = 0.75
+# memory for processes beside a grown HOME, as a share of it: sglang's imports (torch,
+# CUDA libraries) were OOM-killed with 1.4 GiB beside 10.8 GiB of HOME
+PROCESS_SHARE = 0.25
 # install seconds per GiB beyond the profile's HOME: pip under strace wrote ~1 GiB a
 # minute on a loaded 2-core host (sglang's 10.8 GiB overran the default 600 s)
 INSTALL_SECONDS_PER_GIB = 90.0
@@ -126,16 +129,17 @@ class Room(Frozen):
 
 def room_for(base: Limits, needed_mb: int, ceiling_mb: int) -> Room:
     """The limits for a closure that needs *needed_mb* of HOME: *base* when it fits in
-    them; else HOME grown to the need, and memory and trace storage grown with it
-    (the room *base* leaves besides HOME is kept for processes, /tmp and the trace)."""
+    them; else HOME grown to the need, trace storage grown with it, and memory for
+    both plus room for the processes (at least what *base* leaves besides HOME, and a
+    share of HOME: a big closure's imports load big native libraries)."""
     if needed_mb <= base.home_mb:
         return Room(needed_mb=needed_mb, ceiling_mb=ceiling_mb, base=base, limits=base, fits=True)
-    extra = needed_mb - base.home_mb
-    trace_extra = math.ceil(extra * TRACE_SHARE)
+    trace_extra = math.ceil((needed_mb - base.home_mb) * TRACE_SHARE)
+    processes = max(base.memory_mb - base.home_mb, math.ceil(needed_mb * PROCESS_SHARE))
     grown = base.model_copy(
         update={
             "home_mb": needed_mb,
-            "memory_mb": base.memory_mb + extra + trace_extra,
+            "memory_mb": needed_mb + trace_extra + processes,
             "trace_mb": base.trace_mb + trace_extra,
         }
     )
