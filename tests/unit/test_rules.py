@@ -566,6 +566,9 @@ def test_cpu_burn_only_for_busy_survivors() -> None:
 
     assert "PS023" in rules_of(obs([], phases=phases(4.9)))
     assert "PS023" not in rules_of(obs([], phases=phases(0.1)))
+    # CPU is measured after the agent's settle (the last 4 s of a 5 s window): a third of
+    # that span is a burn, not a third of the whole window (missed on main: 1.4 < 5/3)
+    assert "PS023" in rules_of(obs([], phases=phases(1.4)))
 
 
 def test_baseline_normalisation_keeps_words_and_abstracts_randomness() -> None:

@@ -417,7 +417,9 @@ def rule_cpu_burn(ctx: Context) -> list[Finding]:
     for pr in ctx.obs.phases:
         # a third of the window: a miner takes all the CPU it can get, but on a loaded
         # host (or with a CPU quota) that may be well under one full core
-        burners = [lg for lg in pr.lingering if pr.window > 0 and lg.cpu >= BURN_SHARE * pr.window]
+        # measured over the window after the agent's settle, so judged against that span
+        span = _judged_span(pr.window)
+        burners = [lg for lg in pr.lingering if pr.window > 0 and lg.cpu >= BURN_SHARE * span]
         if burners:
             evid = [
                 Evidence(
