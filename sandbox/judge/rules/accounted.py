@@ -294,17 +294,12 @@ def soften(
     LOW when every one was also fed the stage."""
     stolen = _stealer_touch(findings)
     ran = any(f.rule_id == "PS013" for f in findings)
-    # the run's network, for a phase that has none of its own
-    elsewhere = ", ".join(sorted(accounted[p] for p in networked if p in accounted))
-    quiet_ok = bool(networked) and all(p in accounted for p in networked)
-    quiet_fed = quiet_ok and all(p in staged for p in networked)
-    accounted = dict(accounted)
-    staged = set(staged)
-    for f in findings:
-        if f.phase not in networked and quiet_ok and f.phase not in accounted:
-            accounted[f.phase] = elsewhere
-            if quiet_fed:
-                staged.add(f.phase)
+    # a phase with no network of its own takes the run's: its networked phases' account
+    if networked and networked <= accounted.keys():
+        quiet = {f.phase for f in findings} - networked
+        elsewhere = ", ".join(sorted(accounted[p] for p in networked))
+        accounted = {**dict.fromkeys(quiet, elsewhere), **accounted}
+        staged = set(staged) | (quiet if networked <= staged else set())
     out = []
     for f in findings:
         fed = f.phase in accounted and f.phase in staged and f.phase not in stolen and not ran

@@ -17,8 +17,11 @@ def rule_stage_ran(ctx: Context, net: NetworkCapture | None) -> list[Finding]:
     candidate's code could have learnt the path) touched the stage's path."""
     if net is None or not net.stage:
         return []
-    hits = [e for e in ctx.obs.events if net.stage in (e.path or "") or net.stage in (e.path2 or "")]
-    hits += [e for e in ctx.obs.events if e.argv and any(net.stage in a for a in e.argv)]
+    hits = [
+        e
+        for e in ctx.obs.events
+        if any(net.stage in x for x in (e.path or "", e.path2 or "", *(e.argv or ())))
+    ]
     out = []
     for phase, evs in per_phase(dedupe(hits, lambda e: (e.pid, e.syscall))).items():
         out.append(
