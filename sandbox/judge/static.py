@@ -48,10 +48,12 @@ NOISY_ON_BENIGN = frozenset(
 )
 
 
-# What a downloader that decodes or unwraps its answer before running it looks like in
-# its sources: only these speak against the bait stage's word (judge/report.py).
+# What speaks against the bait stage's word (judge/report.py): a downloader that decodes
+# or unwraps its answer before running it, and a setup.py that reaches the network at
+# install (the classic install-time beacon; a PoC that only GETs shows nothing else).
 DECODE_RULES = frozenset(
     {
+        "threat_setup_network_in_install",
         "threat_runtime_obfuscation_base64exec",
         "threat_runtime_obfuscation_general",
         "threat_runtime_obfuscation_import_exec",

@@ -72,10 +72,13 @@ def test_writing_the_answer_to_a_file_is_not_running_it() -> None:
     assert "PS013" not in sev and sev["PS002"] is Severity.LOW, sev
 
 
-def _fed_report(tmp_path: Path, src: str) -> tuple[Report, Path]:
+def _fed_report(tmp_path: Path, src: str, setup: str = "") -> tuple[Report, Path]:
     r = Randomised()
     host, stage, name = _name(), _stage(), r.name("dl")
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src.replace("HOST", host)})
+    files = {f"{name}/__init__.py": src.replace("HOST", host)}
+    if setup:
+        files["setup.py"] = setup.replace("HOST", host)
+    whl = build_wheel(tmp_path, name, "1.0", files)
     get = _get(host, target=f"/{r.name('v')}/latest").model_copy(update={"staged": True})
     report = judge(
         obs(_events()),
@@ -122,6 +125,13 @@ def test_a_downloader_that_decodes_its_answer_is_not_cleared_by_the_bait(tmp_pat
     report, whl = _fed_report(tmp_path / "keys", src)
     assert [h.rule for h in scan(whl)] == ["threat_runtime_keylogging"]
     assert with_static_opinion(report, whl, load_profile("default")).verdict is Verdict.CLEAN
+    # a setup.py that reaches the network at install (a real release that only GETs and
+    # reads .env went clean on the narrowed list) keeps its findings MEDIUM
+    setup = "import requests\nrequests.get('https://HOST/ping')\nfrom setuptools import setup\nsetup()\n"
+    (tmp_path / "setup").mkdir()
+    report, whl = _fed_report(tmp_path / "setup", "X = 1\n", setup)
+    assert "threat_setup_network_in_install" in {h.rule for h in scan(whl)}
+    assert with_static_opinion(report, whl, load_profile("default")).verdict is Verdict.SUSPICIOUS
 
 
 def test_a_name_carrying_the_machine_in_its_labels_is_not_ordinary() -> None:
