@@ -198,6 +198,7 @@ NOT_JUDGING_MODULES = (
     "sandbox.ui",
     "sandbox.ui.show",
     "sandbox.ui.terminal",
+    "sandbox.tempdirs",  # scratch dirs and their sweep
 )
 
 _SCHEMA = (

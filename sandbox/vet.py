@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -32,11 +31,11 @@ from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.judge.static import write_pass_hint
 from sandbox.models import DEFAULT_PASS, Frozen, Phase, Report
 from sandbox.report.evidence import write_evidence
-from sandbox.runner.engine import mark_owner, sweep_temp
 from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
 from sandbox.runner.ledger import Reservation, admit
 from sandbox.runner.plan import AGENT_ONLY, base_plan, build_plan, passes_plan, sinkhole_plan
 from sandbox.runner.sizing import staged_room
+from sandbox.tempdirs import owned_tempdir, sweep_temp
 from sandbox.trace.ebpf import probe_hint
 from sandbox.trace.observe import observe, observe_network, phase_result
 
@@ -80,8 +79,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
     profile = options.profile or load_profile("default")
     image = sandbox.image
     sweep_temp()  # staging dirs of runs that were killed with SIGKILL
-    workdir = Path(tempfile.mkdtemp(prefix="pkgsandbox-"))
-    mark_owner(workdir)
+    workdir = owned_tempdir("run")
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-fetch")
     session: Session | None = None
     staged: StagedSet | None = None

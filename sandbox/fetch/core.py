@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +47,7 @@ from sandbox.fetch.stage import (
 )
 from sandbox.fetch.target import TargetEnv
 from sandbox.models import Artifact, ArtifactKind, ArtifactRole, Frozen
+from sandbox.tempdirs import owned_tempdir
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +497,7 @@ def fetch(
     runner = PipRunner(pip, deadline)
     dest = Path(os.path.abspath(dest))
     created = prepare_dest(dest)
-    work = Path(tempfile.mkdtemp(prefix="pkgsandbox-fetch-"))
+    work = owned_tempdir("fetch")  # sweepable after a SIGKILL
     try:
         fetcher = _Fetcher(parsed, target, work, runner, deadline)
         candidate, entries = fetcher.run()

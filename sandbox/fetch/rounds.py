@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from sandbox.fetch.modmap import distribution_for, wheel_provides
 from sandbox.fetch.pip import Deadline, PipRunner
 from sandbox.fetch.target import TargetEnv
 from sandbox.models import DEFAULT_PASS, Artifact, ArtifactKind, ArtifactRole, Phase, Round, StagedHook
+from sandbox.tempdirs import owned_tempdir
 
 MAX_ROUNDS = 3
 MAX_PER_ROUND = 6  # requirements fetched in one round
@@ -133,7 +133,7 @@ class RoundFetcher:
 
     def _fetch(self, req_text: str, module: str | None, deadline: Deadline) -> list[str]:
         """Wheels for *req_text* (with dependencies) into the staging dir; the new file names."""
-        work = Path(tempfile.mkdtemp(prefix="pkgsandbox-round-"))
+        work = owned_tempdir("round")  # sweepable after a SIGKILL
         try:
             runner = PipRunner(self.pip, deadline)
             result = runner.download(

@@ -18,7 +18,6 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -42,8 +41,8 @@ from sandbox.gate.models import (
 )
 from sandbox.models import Phase, PhaseStatus, Report, Verdict
 from sandbox.report.sanitize import printable
-from sandbox.runner.engine import mark_owner
 from sandbox.runner.interface import Observer, Sandbox
+from sandbox.tempdirs import owned_tempdir
 
 if TYPE_CHECKING:
     from sandbox.models import ImageInfo
@@ -426,8 +425,7 @@ def run_gate(
 
     def workdir() -> Path:
         if not packed_dir:
-            packed_dir.append(Path(tempfile.mkdtemp(prefix="pkgsandbox-gate-")))
-            mark_owner(packed_dir[0])
+            packed_dir.append(owned_tempdir("gate"))
             os.chmod(packed_dir[0], 0o755)
         return packed_dir[0]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -13,6 +12,9 @@ import docker.errors
 import requests.exceptions
 
 from sandbox.errors import EngineError
+from sandbox.tempdirs import mark_owner, owner_alive, owner_label, sweep_temp
+
+__all__ = ["mark_owner", "owner_alive", "owner_label", "sweep_temp"]  # their old home
 
 LABEL = "pkgsandbox"
 LABEL_RUN = "pkgsandbox.run"
@@ -83,36 +85,6 @@ def engine_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise EngineError(f"{what}: {_short(exc)}") from exc
 
 
-def owner_label() -> str:
-    """``host:pid:start`` of this process, so a later run can tell whether we are dead."""
-    return f"{socket.gethostname()}:{os.getpid()}:{int(_proc_start(os.getpid()))}"
-
-
-def _proc_start(pid: int) -> float:
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:
-        return 0.0
-
-
-def _owner_alive(owner: str) -> bool:
-    try:
-        host, pid_s, start_s = owner.rsplit(":", 2)
-        pid, start = int(pid_s), int(start_s)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return True  # another machine's run: leave it to its deadline
-    try:
-        import psutil
-
-        return int(psutil.Process(pid).create_time()) == start
-    except Exception:
-        return False
-
-
 def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]:
     """Remove containers, networks and volumes of dead or expired runs; returns their names.
 
@@ -130,7 +102,7 @@ def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]
                 return True
         except ValueError:
             return True
-        return not _owner_alive(labels.get(LABEL_OWNER, ""))
+        return not owner_alive(labels.get(LABEL_OWNER, ""))
 
     try:
         # one list call: inspecting each container would race with other runs removing theirs
@@ -151,34 +123,4 @@ def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]
                 removed.append(f"volume {v.name}")
     except (docker.errors.DockerException, requests.exceptions.RequestException):
         pass  # sweeping is best effort; the run itself reports engine trouble
-    return removed
-
-
-OWNER_FILE = ".owner"
-
-
-def mark_owner(workdir: Path) -> None:
-    """Record which process owns a staging directory, for :func:`sweep_temp`."""
-    (workdir / OWNER_FILE).write_text(owner_label())
-
-
-def sweep_temp(root: Path | None = None) -> list[str]:
-    """Remove ``pkgsandbox-*`` staging directories whose owner process is dead (a run
-    killed with SIGKILL cannot clean up after itself)."""
-    import shutil
-    import tempfile
-
-    base = root or Path(tempfile.gettempdir())
-    removed = []
-    for d in base.glob("pkgsandbox-*"):
-        marker = d / OWNER_FILE
-        try:
-            if not d.is_dir() or d.is_symlink() or d.stat().st_uid != os.getuid() or not marker.is_file():
-                continue
-            if _owner_alive(marker.read_text().strip()):
-                continue
-        except OSError:
-            continue
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(f"temp dir {d}")
     return removed

@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sandbox.runner.engine import _owner_alive, owner_label
 from sandbox.runner.image import cache_dir
 from sandbox.runner.sizing import Room, budget_mb, gib
+from sandbox.tempdirs import owner_alive, owner_label
 
 
 def ledger_dir() -> Path:
@@ -70,7 +70,7 @@ class Ledger:
                 mb, owner = int(data["mb"]), str(data["owner"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if _owner_alive(owner):
+            if owner_alive(owner):
                 total += mb
             else:
                 with contextlib.suppress(OSError):

@@ -1,0 +1,43 @@
+"""Scratch directories survive no SIGKILL: every kind a run makes (the run's own, the
+fetch's, an adaptive round's, the gate's) is marked before use and swept once its
+owner is dead, while a live owner's directory and unmarked ones are left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.tempdirs import OWNER_FILE, owned_tempdir, sweep_temp
+
+_KILLED = """
+import os, signal, sys
+from pathlib import Path
+from sandbox.tempdirs import owned_tempdir
+root = Path(sys.argv[1])
+for kind in ("run", "fetch", "round", "gate"):
+    d = owned_tempdir(kind, root)
+    (d / "half-downloaded.whl").write_bytes(b"x" * 100)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_dirs_of_a_killed_process_are_swept(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _KILLED, str(tmp_path)], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    left = sorted(p.name.split("-")[1] for p in tmp_path.iterdir())
+    assert left == ["fetch", "gate", "round", "run"]
+    removed = sweep_temp(tmp_path)
+    assert len(removed) == 4 and all(r.startswith("temp dir ") for r in removed)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_live_owner_and_unmarked_dirs_are_kept(tmp_path: Path) -> None:
+    mine = owned_tempdir("fetch", tmp_path)
+    assert (mine / OWNER_FILE).read_text().split(":")[1] == str(os.getpid())
+    stranger = tmp_path / "pkgsandbox-fetch-notours"
+    stranger.mkdir()
+    assert sweep_temp(tmp_path) == []
+    assert mine.is_dir() and stranger.is_dir()
