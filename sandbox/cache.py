@@ -71,6 +71,7 @@ JUDGING_MODULES = (
     "sandbox.agent.legacy",
     "sandbox.agent.main",
     "sandbox.agent.passes",
+    "sandbox.agent.winpass",  # the Windows look the candidate sees
     "sandbox.agent.persist",
     "sandbox.agent.phases",
     "sandbox.agent.protocol",

@@ -40,7 +40,9 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
     by a process that no longer exists (a CLI subprocess of the test). Resources of
     other live processes (a concurrent run) are not ours to judge.
     """
-    from sandbox.runner.engine import LABEL, LABEL_OWNER, _owner_alive, owner_label
+    from sandbox.runner.engine import LABEL, LABEL_OWNER
+    from sandbox.tempdirs import owner_alive as _owner_alive
+    from sandbox.tempdirs import owner_label
 
     me = owner_label()
 
@@ -61,7 +63,7 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
         """Staging dirs owned by this process or by a dead one (a CLI subprocess of the test)."""
         import tempfile
 
-        from sandbox.runner.engine import OWNER_FILE
+        from sandbox.tempdirs import OWNER_FILE
 
         found = set()
         for p in Path(tempfile.gettempdir()).glob("pkgsandbox-*"):
