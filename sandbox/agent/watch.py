@@ -273,10 +273,15 @@ def describe(
 
 # Window extensions for survivors that look like interpreters still exiting.
 FINISH_EXTENSIONS = 4
+# States of a process that is getting on with it: on a CPU or queued for one, stopped
+# at a traced syscall while strace (itself short of CPU under load) handles it, or in
+# uninterruptible I/O (paging in what it frees).  A sleeper is in none of them.
+_MAKING_PROGRESS = frozenset({psutil.STATUS_RUNNING, psutil.STATUS_TRACING_STOP, psutil.STATUS_DISK_SLEEP})
 
 
 def finishing(survivors: list[psutil.Process]) -> bool:
-    """Every survivor is single-threaded and runnable with no thread waiting to act
+    """Every survivor is single-threaded and making progress (runnable, or stopped at a
+    traced syscall) with no thread waiting to act
     later: interpreters tearing down after their work (freeing thousands of modules
     takes seconds when the CPU is shared).  The window is extended (up to
     :data:`FINISH_EXTENSIONS` times) while this holds; whatever they do meanwhile is
@@ -285,7 +290,7 @@ def finishing(survivors: list[psutil.Process]) -> bool:
         return False
     try:
         return all(
-            p.num_threads() == 1 and p.status() == psutil.STATUS_RUNNING and not dormant_threads(p.pid)
+            p.num_threads() == 1 and p.status() in _MAKING_PROGRESS and not dormant_threads(p.pid)
             for p in survivors
         )
     except (psutil.NoSuchProcess, psutil.AccessDenied):

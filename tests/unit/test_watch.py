@@ -128,6 +128,27 @@ def test_describe_marks_the_main_process_with_a_sleeping_thread_active() -> None
     gen.close()
 
 
+def test_finishing_counts_a_survivor_stopped_at_a_traced_syscall() -> None:
+    """Under strace a tearing-down interpreter spends much of a loaded window in
+    tracing stop, waiting for strace to handle its syscall: it is making progress and
+    gets its extensions (on main it was judged lingering, PS006, at load 12)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    attach, detach = 16, 17  # PTRACE_ATTACH, PTRACE_DETACH
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert libc.ptrace(attach, busy.pid, None, None) == 0, ctypes.get_errno()
+        os.waitpid(busy.pid, 0)  # it stops for its tracer and stays stopped
+        p = psutil.Process(busy.pid)
+        assert p.status() == psutil.STATUS_TRACING_STOP
+        assert watch.finishing([p])
+        libc.ptrace(detach, busy.pid, None, None)
+    finally:
+        busy.kill()
+        busy.wait()
+
+
 def test_finishing_is_every_survivor_single_threaded_and_runnable() -> None:
     """Runnable single-threaded survivors get one window extension (slow exits under
     load); a sleeper among them does not."""
