@@ -25,7 +25,7 @@ from sandbox.agent.protocol import SANDBOX_UID
 from sandbox.errors import SandboxError
 from sandbox.models import Frozen
 from sandbox.runner.btf import empty_btf
-from sandbox.runner.ebpf_program import PERF_PAGES, STRLEN, build_program
+from sandbox.runner.ebpf_program import PERF_PAGES, STRLEN, build_program, map_keys
 
 TRACEFS = Path("/sys/kernel/tracing")
 BTF = Path("/sys/kernel/btf/vmlinux")
@@ -137,8 +137,9 @@ def prove(timeout: float = 120.0) -> tuple[bool, str]:
     )
 
 
-def bpftrace_env(out_dir: Path) -> dict[str, str]:
-    """bpftrace's environment for the recorder's program (writes ``out_dir/ebpf.btf``)."""
+def bpftrace_env(out_dir: Path, tasks: int = 512) -> dict[str, str]:
+    """bpftrace's environment for the recorder's program, for a container of at most
+    *tasks* tasks (writes ``out_dir/ebpf.btf``)."""
     no_types = out_dir / "ebpf.btf"
     no_types.write_bytes(empty_btf())
     return {
@@ -149,7 +150,8 @@ def bpftrace_env(out_dir: Path) -> dict[str, str]:
         "BPFTRACE_STRLEN": str(STRLEN),
         # PKGSANDBOX_EBPF_PERF_PAGES: a smaller ring makes drops easy to provoke (tests)
         "BPFTRACE_PERF_RB_PAGES": os.environ.get("PKGSANDBOX_EBPF_PERF_PAGES", str(PERF_PAGES)),
-        "BPFTRACE_MAP_KEYS_MAX": "65536",
+        # kernel memory, preallocated: 65536 keys cost the host 35 MiB of BPF maps
+        "BPFTRACE_MAP_KEYS_MAX": str(map_keys(tasks)),
     }
 
 
@@ -161,8 +163,11 @@ def rss_text(kb: int) -> str:
 class EbpfRecorder:
     """bpftrace recording one container's candidate tasks into ``out_dir/ebpf.trace``."""
 
-    def __init__(self, container_pid: int, out_dir: Path, *, uid: int = SANDBOX_UID) -> None:
+    def __init__(
+        self, container_pid: int, out_dir: Path, *, uid: int = SANDBOX_UID, tasks: int = 512
+    ) -> None:
         self.container_pid = container_pid
+        self.tasks = tasks  # the container's pids limit
         self.out_dir = out_dir
         self.uid = uid
         self.proc: subprocess.Popen[bytes] | None = None
@@ -189,7 +194,7 @@ class EbpfRecorder:
             raise SandboxError(f"eBPF recorder: cannot read the container's pid namespace: {exc}") from exc
         program = self.out_dir / "ebpf.bt"
         program.write_text(build_program(inum, self.uid, level))
-        env = bpftrace_env(self.out_dir)
+        env = bpftrace_env(self.out_dir, self.tasks)
         self.started = time.monotonic()
         with self.trace_path.open("wb") as out, (self.out_dir / "ebpf.stderr").open("wb") as err:
             self.proc = subprocess.Popen(
