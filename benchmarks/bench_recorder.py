@@ -8,7 +8,8 @@ pass``, ``pip --version`` and the imports vet would do.
 - bare: no recorder;
 - strace: the project's strace command line (``strace_argv``) in the container;
 - ebpf: the host-side recorder (:class:`EbpfRecorder`) attached to the container
-  (attach time excluded, reported apart), plus its peak RSS on the host.
+  (attach time excluded, reported apart), plus its peak RSS on the host: the ``VmHWM``
+  of bpftrace, the recorder's only process, in MiB and MB.
 
 Targets (issue 13): eBPF at most 1.15 times bare; recorder host RSS ≤ 100 MB. Root only (eBPF).
 
@@ -67,7 +68,7 @@ def main() -> None:
     print(f"image {image.tag} (Python {image.python}); medians of {args.n} runs, fetch excluded")
     print(
         f"{'package':<10} {'bare s':>7} {'strace s':>9} {'ebpf s':>7} {'strace/bare':>12} "
-        f"{'ebpf/bare':>10} {'attach s':>9} {'rss MiB':>8} {'records':>8} {'lost':>5}"
+        f"{'ebpf/bare':>10} {'attach s':>9} {'rss MiB':>8} {'rss MB':>7} {'records':>8} {'lost':>5}"
     )
     for spec in args.specs:
         tmp = Path(tempfile.mkdtemp(prefix="pkgsandbox-bench-"))
@@ -109,6 +110,7 @@ def main() -> None:
             print(
                 f"{spec:<10} {b:7.2f} {s:9.2f} {e:7.2f} {s / b:12.2f} {e / b:10.2f} "
                 f"{stats.attach_seconds:9.1f} {stats.peak_rss_kb / 1024:8.0f} "
+                f"{stats.peak_rss_kb * 1024 / 1e6:7.0f} "
                 f"{decoded.records:8d} {decoded.lost:5d}"
             )
         finally:

@@ -377,7 +377,7 @@ class DockerSession(SessionABC):
         pid = int(self.container.attrs["State"]["Pid"])
         out = self.staging.parent / "ebpf"  # not the trace dir: collected files land there
         out.mkdir(exist_ok=True)
-        self.recorder = EbpfRecorder(pid, out)
+        self.recorder = EbpfRecorder(pid, out, tasks=self.options.limits.pids)
         self.recorder.start()
 
     def write_plan(self, plan: Plan) -> None:

@@ -19,7 +19,8 @@ Strings are printed raw (``%s``, cut at :data:`STRLEN`); payloads with ``%r``
 (non-printable bytes as ``\\xNN``). A string holding ``\\x1e`` or ``\\x1f`` breaks its
 record: the decoder counts it as not understood and the run is then incomplete
 (fail closed). bpftrace itself prints ``Lost N events`` when the perf buffer
-overflows: the decoder counts those too.
+overflows, and the program prints ``FULL`` when a thread's arguments do not fit its
+maps: the decoder counts those too.
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ MAX_ARGS = 24  # argv elements read per execve; one more marks the argv as cut
 # call's length are garbage the decoder cuts off.
 DATA_CAP = 128
 PERF_PAGES = 1024  # perf ring per CPU (4 MiB): fewer drops on bursts
+# Entries of each map (bpftrace preallocates them in kernel memory, about 80 bytes each,
+# 7 maps): the stash maps are keyed by thread, and the container's pids limit bounds
+# its live threads. A stash that does not fit prints a FULL record (the run is then
+# incomplete), never wrong arguments.
+MAP_KEYS_MIN = 4096
+
+
+def map_keys(tasks: int) -> int:
+    """BPFTRACE_MAP_KEYS_MAX for a container of at most *tasks* tasks (its pids limit)."""
+    return max(MAP_KEYS_MIN, 4 * tasks)
+
 
 PATH_CALLS = (
     "open",
@@ -235,6 +247,9 @@ def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] |
         "@a1[tid] = *(uint64*)uptr($iov); @a2[tid] = *(uint64*)uptr($iov + 8); } "
         f"if ($id == {nrs['write']} || $id == {nrs['writev']}) {{ @a4[tid] = 0; }} "
         f"@a5[tid] = $id; "
+        # the stash maps hold one entry per live thread (MAP_KEYS_MAX): a thread whose
+        # stash did not fit would print wrong arguments, so the trace says so instead
+        f'if (@a5[tid] != $id) {{ printf("\\x1eFULL\\n"); }} '
         f"if ($id == {nrs['clone3']}) {{ @a0[tid] = *(uint64*)uptr(args->args[0]); }} "
         f"if ($id == {nrs['openat2']}) {{ @a2[tid] = *(uint64*)uptr(args->args[2]); }} "
         # two-path calls as (old dirfd, old, new dirfd, new, flags) whatever their form

@@ -8,7 +8,8 @@ shared by host and container). The result is the same model the strace parser
 gives, so the judge is unchanged; pids are the container's (``NS_TGID``), as
 strace inside the container prints them.
 
-Fail closed: ``Lost N events`` (bpftrace's perf buffer overflowed), a record that
+Fail closed: ``Lost N events`` (bpftrace's perf buffer overflowed), ``FULL`` (a
+thread's arguments did not fit the program's maps), a record that
 does not parse (a ``\\x1e`` inside a string cuts one), or a missing ``READY``
 make the trace incomplete.
 """
@@ -162,7 +163,7 @@ class EbpfTrace(Frozen):
 
     steps: dict[str, ParsedTrace]
     records: int
-    lost: int  # events bpftrace reported lost (perf buffer overflow)
+    lost: int  # events lost (perf buffer overflow, or a full map)
     unparsed: int
     samples: tuple[str, ...]
     stray: int  # records from before the first step (none expected)
@@ -190,6 +191,9 @@ def parse_ebpf(
             body = chunk.rstrip("\n")  # END's blank lines after the last record
         if body == "READY":
             ready = True
+            continue
+        if body == "FULL":  # a thread's arguments did not fit the program's maps
+            lost += 1
             continue
         rec = _split(body) if body else None
         if rec is None:

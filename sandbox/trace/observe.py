@@ -166,7 +166,7 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
     decoded = parse_ebpf(text, windows, wall_offset=raw.wall_offset)
     notes.append(
         f"recorder: eBPF (host-side bpftrace, {decoded.records} records, peak RSS "
-        f"{raw.recorder_rss_kb // 1024} MiB)"
+        f"{raw.recorder_rss_kb // 1024} MiB = {raw.recorder_rss_kb * 1024 / 1e6:.0f} MB)"
     )
     if decoded.lost:
         notes.append(f"eBPF recorder lost {decoded.lost} event(s): the trace is incomplete")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.runner.btf import MEMBERS, VMLINUX, Btf, BtfError, kernel_offsets
+from sandbox.runner.btf import MEMBERS, VMLINUX, Btf, BtfError, empty_btf, kernel_offsets
+from sandbox.runner.ebpf_recorder import bpftrace_env, rss_text
 
 
 def _blob() -> bytes:
@@ -49,6 +50,23 @@ def test_offsets_through_typedefs_and_anonymous_members() -> None:
         btf.offset("missing.a")
     with pytest.raises(BtfError):
         Btf(b"not btf at all, really not")
+
+
+def test_the_empty_btf_given_to_bpftrace_is_valid_and_describes_nothing(tmp_path: Path) -> None:
+    blob = empty_btf()
+    btf = Btf(blob)  # a valid header and string section, or this raises
+    assert btf.by_name == {}
+    # header length, type section offset and length, string section offset and length
+    assert struct.unpack_from("<5I", blob, 4) == (24, 0, 0, 0, 1) and len(blob) == 25
+    env = bpftrace_env(tmp_path)
+    assert Path(env["BPFTRACE_BTF"]).read_bytes() == blob
+    assert Path(env["BPFTRACE_BTF"]).parent == tmp_path
+
+
+def test_rss_text_gives_mib_and_mb() -> None:
+    # the doctor line and the report's note: issue 13's target is in MB
+    assert rss_text(91392) == "89 MiB = 94 MB"
+    assert rss_text(104660) == "102 MiB = 107 MB"
 
 
 @pytest.mark.skipif(not VMLINUX.exists(), reason="kernel without BTF")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.models import EventKind, Phase
-from sandbox.runner.ebpf_program import build_program
+from sandbox.runner.ebpf_program import MAP_KEYS_MIN, build_program, map_keys
 from sandbox.trace.ebpf import StepWindow, parse_ebpf
 
 DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
@@ -148,6 +148,24 @@ def test_lost_events_make_the_trace_incomplete() -> None:
     trace = parse_ebpf(flooded, [_window()])
     assert trace.lost == 20 and not trace.complete
     assert trace.unparsed == 0  # the notices are not records
+
+
+def test_a_full_map_makes_the_trace_incomplete() -> None:
+    # the program prints FULL when a thread's stashed arguments did not fit its maps
+    text = _text()
+    cut = text.index("\x1eS ")
+    trace = parse_ebpf(text[:cut] + "\x1eFULL\n" + text[cut:], [_window()])
+    assert trace.lost == 1 and not trace.complete and trace.unparsed == 0
+    assert parse_ebpf(text, [_window()]).complete
+
+
+def test_maps_are_sized_by_the_pids_limit_and_checked_after_every_stash() -> None:
+    assert map_keys(512) == MAP_KEYS_MIN and map_keys(4000) == 16000
+    program = build_program(4026532000, 1000, 1, OFFSETS)
+    enter = next(line for line in program.splitlines() if "raw_syscalls:sys_enter" in line)
+    assert enter.index("@a5[tid] = $id;") < enter.index('if (@a5[tid] != $id) { printf("\\x1eFULL\\n"); }')
+    # the syscall table fits the smallest maps with room to spare
+    assert program.count("@want[") < MAP_KEYS_MIN // 8
 
 
 def test_a_record_separator_inside_a_string_fails_closed() -> None:
