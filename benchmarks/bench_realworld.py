@@ -116,12 +116,13 @@ def _lines(path: str) -> list[str]:
     return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
 
 
-def vet_one(path: Path, timeout: float) -> dict[str, Any]:
-    """Run ``pkgsandbox vet PATH`` (the sandbox) and summarise its JSON report."""
+def vet_one(path: Path, timeout: float, profile: str = "default") -> dict[str, Any]:
+    """Run ``pkgsandbox vet PATH`` (the sandbox) under *profile* and summarise its JSON report."""
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-rw-") as tmp:
         out = Path(tmp) / "report.json"
-        cmd = [*_pkgsandbox(), "vet", str(path), "--format", "json", "-o", str(out), "-q"]
+        cmd = [*_pkgsandbox(), "vet", str(path), "--profile", profile, "--format", "json", "-q"]
+        cmd += ["-o", str(out)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
@@ -197,6 +198,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=900.0, help="per-release limit of the whole vet")
     ap.add_argument("--fresh", action="store_true", help="ignore recorded results")
+    ap.add_argument("--profile", default="default", help="the profile every vet runs under (e.g. deep)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument(
         "--only",
@@ -224,7 +226,7 @@ def main() -> None:
     print(f"{len(files)} releases, {len(files) - len(todo)} recorded, {len(todo)} to vet", flush=True)
 
     def work(path: Path) -> None:
-        row = {"file": path.name, **vet_one(path, args.timeout)}
+        row = {"file": path.name, **vet_one(path, args.timeout, args.profile)}
         with lock:
             done[path.name] = row
             with args.results.open("a", encoding="utf-8") as fh:
