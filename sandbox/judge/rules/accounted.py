@@ -22,6 +22,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion
 
 from sandbox.judge.canary import names_value
+from sandbox.judge.rules.context import is_vsock
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -219,6 +220,8 @@ def accounted_phases(
     for phase in {e.phase for e in outbound}:
         if any(x.phase is phase for x in net.exfiltration) or any(d.phase is phase for d in net.datagrams):
             continue
+        if any(e.phase is phase and is_vsock(e) for e in outbound):
+            continue  # a channel the sinkhole never sees cannot be accounted for by it
         dns = [q for q in net.dns if q.phase is phase]
         if any(q.malformed or not ordinary_name(q.name, hostname) for q in dns):
             continue
