@@ -16,7 +16,7 @@ from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import judge, with_static_opinion
 from sandbox.judge.rules import evaluate
 from sandbox.judge.static import scan
-from sandbox.models import EventKind, Report, Severity, Verdict
+from sandbox.models import EventKind, NetConnection, Phase, Report, Severity, Verdict
 from tests.fixtures.builders import Randomised, build_wheel
 from tests.unit.test_accounted import _get, _https, _name
 from tests.unit.test_rules import ev, obs
@@ -165,6 +165,7 @@ def _sealed(n: int) -> str:
         ("path", 40, Severity.MEDIUM),  # one 40-character key: accounted, never LOW
         ("user-agent", 40, Severity.MEDIUM),
         ("labels", 24, Severity.MEDIUM),
+        ("ports", 12, Severity.MEDIUM),  # 2 bytes a port, connections that sent nothing
     ],
 )
 def test_a_sealed_secret_in_ordinary_looking_free_text_is_never_low(
@@ -182,11 +183,21 @@ def test_a_sealed_secret_in_ordinary_looking_free_text_is_never_low(
         target = "/assets/" + "/".join(runs)
     elif channel == "user-agent":
         ua += " (" + " ".join(runs) + ")"
-    else:  # labels of 12+ characters with digits are not ordinary: 10 each
+    elif channel == "labels":  # labels of 12+ characters with digits are not ordinary: 10 each
         host = ".".join(blob[i : i + 10] for i in range(0, len(blob), 10)) + "." + base
     headers = (("Host", host), ("Accept", "*/*"), ("User-Agent", ua))
     get = _get(host, target=target, headers=headers).model_copy(update={"staged": True})
-    fs = evaluate(obs(_events()), network=_capture(host, stage, _https(host, get)), hostname="orbit-042")
+    capture = _capture(host, stage, _https(host, get))
+    if channel == "ports":
+        ports = [int(blob[i : i + 4], 16) or 1 for i in range(0, len(blob), 4)]
+        knocks = tuple(
+            NetConnection(
+                phase=Phase.IMPORT, time=4.0, destination=f"198.51.100.7:{p}", host=host, protocol="empty"
+            )
+            for p in ports
+        )
+        capture = capture.model_copy(update={"connections": capture.connections + knocks})
+    fs = evaluate(obs(_events()), network=capture, hostname="orbit-042")
     sev = {f.rule_id: f.severity for f in fs}
     assert sev["PS002"] is want and sev["PS001"] is want, (channel, sev)
     # the same fetch without the sealed text is still the fed, LOW one

@@ -299,9 +299,11 @@ _FIXED_HEADERS = frozenset(
 def free_text(net: NetworkCapture, phase: Phase) -> int:
     """Characters of the *phase*'s requests a client chooses freely, each distinct value
     once: paths (without slashes; of a wheel file, its name), header values (client
-    identification beyond a shared allowance), and the labels of every name it resolved
-    or asked for below the last two."""
+    identification beyond a shared allowance), ports other than 80 and 443 (connections
+    that sent nothing count as fed), and the labels of every name it resolved or asked
+    for below the last two."""
     names = {q.name.lower().rstrip(".") for q in net.dns if q.phase is phase}
+    ports: set[str] = set()  # a connection that carried nothing still names its port
     targets: set[str] = set()
     ident: set[str] = set()
     other: set[tuple[str, str]] = set()
@@ -309,6 +311,7 @@ def free_text(net: NetworkCapture, phase: Phase) -> int:
         if c.phase is not phase:
             continue
         names |= {x.lower().rstrip(".") for x in (c.host, c.tls.sni if c.tls else None) if x}
+        ports.add(c.destination.rsplit(":", 1)[-1])
         for h in c.http:
             targets.add(h.target)
             for k, v in h.headers:
@@ -318,6 +321,7 @@ def free_text(net: NetworkCapture, phase: Phase) -> int:
                 elif key not in _FIXED_HEADERS:
                     other.add((key, v))
     n = max(0, sum(len(v) for v in ident) - _IDENT_ALLOWANCE) + sum(len(v) for _, v in other)
+    n += sum(len(p) for p in ports - {"80", "443"})
     for target in targets:
         segs = [x for x in target.split("/") if x]
         if segs and _wheel_file(segs[-1]):  # only its name is free (see _wheel_file)
