@@ -53,3 +53,40 @@ def test_escape_attempts_are_recorded_and_denied(tmp_path: Path) -> None:
     recon = next(f for f in report.findings if f.rule_id == "PS008" and f.severity.value == "low")
     assert any(e.path == "/proc/1/environ" and e.errno in ("EACCES", "EPERM") for e in recon.evidence), recon
     assert any(k[1] == "unix:/var/run/docker.sock" and v == "ENOENT" for k, v in by_call.items()), by_call
+
+
+VSOCK = r"""
+import ctypes, socket, struct, sys
+try:
+    socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM).close()   # never connected: no traffic
+    sys.stderr.write("vsock64 made\n")
+except OSError as exc:
+    sys.stderr.write(f"vsock64 refused {exc.errno}\n")
+libc = ctypes.CDLL(None)
+libc.mmap.restype = ctypes.c_void_p
+I, L = ctypes.c_int, ctypes.c_long
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, I, I, I, L]
+low = libc.mmap(None, 4096, 7, 0x22 | 0x40, -1, 0)              # RWX, MAP_32BIT
+ctypes.memmove(low + 0x200, struct.pack("<III", 40, 1, 0), 12)  # AF_VSOCK, SOCK_STREAM, 0
+# push rbx; mov eax, 102 (socketcall); mov ebx, 1 (SYS_SOCKET); mov ecx, args; int 0x80; pop rbx; ret
+code = b"\x53\xb8" + struct.pack("<I", 102) + b"\xbb" + struct.pack("<I", 1) + b"\xb9"
+code += struct.pack("<I", low + 0x200) + b"\xcd\x80\x5b\xc3"
+ctypes.memmove(low, code, len(code))
+sys.stderr.write(f"vsock32 fd {ctypes.CFUNCTYPE(ctypes.c_int)(low)()}\n")
+"""
+
+
+def test_vsock_is_refused_on_every_abi_and_a_32bit_call_is_an_escape_attempt(tmp_path: Path) -> None:
+    """AF_VSOCK reaches the VM's host past any network namespace; 32-bit calls
+    (``int 0x80``) multiplex socket() through socketcall(), past a filter on its family.
+    Failed on main: both sockets were made (``vsock64 made``, ``vsock32 fd 4``), clean."""
+    r = Randomised()
+    name = r.name("vsock")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": VSOCK})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    out = next(p.output_tail for p in report.phases if p.phase is Phase.IMPORT)
+    assert "vsock64 refused 1" in out and "vsock32 fd" not in out, out[-800:]
+    assert report.verdict is Verdict.MALICIOUS and code == 1, (report.verdict_reason, out[-800:])
+    f = next(f for f in report.findings if f.rule_id == "PS008" and f.phase is Phase.IMPORT)
+    assert "SIGSYS" in f.message and any(e.syscall == "killed" for e in f.evidence), f

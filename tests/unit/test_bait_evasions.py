@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import random
+import string
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import judge, with_static_opinion
 from sandbox.judge.rules import evaluate
 from sandbox.judge.static import scan
-from sandbox.models import EventKind, Report, Severity, Verdict
+from sandbox.models import EventKind, NetConnection, Phase, Report, Severity, Verdict
 from tests.fixtures.builders import Randomised, build_wheel
 from tests.unit.test_accounted import _get, _https, _name
 from tests.unit.test_rules import ev, obs
@@ -144,4 +145,62 @@ def test_a_name_carrying_the_machine_in_its_labels_is_not_ordinary() -> None:
     assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.HIGH
     other = next(h for h in HOSTS if h != hostname)
     fs = evaluate(obs(_events()), network=_capture(host, _stage(), _https(host, get)), hostname=other)
+    # accounted, but not LOW: the run read .env, and the labels and path are more free
+    # text than FED_BUDGET (they could carry what it read)
+    assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.MEDIUM
+
+
+def _sealed(n: int) -> str:
+    """*n* secret bytes as a stealer sends them: XORed with its own key, then hex (no
+    canary encoding finds them)."""
+    secret = "".join(random.choices(string.ascii_letters + string.digits, k=n)).encode()
+    key = random.randbytes(8)
+    return bytes(b ^ key[i % 8] for i, b in enumerate(secret)).hex()
+
+
+@pytest.mark.parametrize(
+    ("channel", "size", "want"),
+    [
+        ("path", 80, Severity.HIGH),  # the head of the credentials file (12 segments): not accounted
+        ("path", 40, Severity.MEDIUM),  # one 40-character key: accounted, never LOW
+        ("user-agent", 40, Severity.MEDIUM),
+        ("labels", 24, Severity.MEDIUM),
+        ("ports", 12, Severity.MEDIUM),  # 2 bytes a port, connections that sent nothing
+    ],
+)
+def test_a_sealed_secret_in_ordinary_looking_free_text_is_never_low(
+    channel: str, size: int, want: Severity
+) -> None:
+    """A stealer that reads client configuration and sends it encrypted, hex cut into
+    15-character runs (none encoded-looking), in the path, a User-Agent comment or the
+    host's labels, to a name its resolver answered, and never runs the bait: on main
+    every shape was an accounted, fed fetch, LOW, and the run clean."""
+    base, stage = _name(), _stage()
+    blob = _sealed(size)
+    runs = [blob[i : i + 15] for i in range(0, len(blob), 15)]
+    host, target, ua = base, "/assets/app.css", "python-requests/2.32.3"
+    if channel == "path":
+        target = "/assets/" + "/".join(runs)
+    elif channel == "user-agent":
+        ua += " (" + " ".join(runs) + ")"
+    elif channel == "labels":  # labels of 12+ characters with digits are not ordinary: 10 each
+        host = ".".join(blob[i : i + 10] for i in range(0, len(blob), 10)) + "." + base
+    headers = (("Host", host), ("Accept", "*/*"), ("User-Agent", ua))
+    get = _get(host, target=target, headers=headers).model_copy(update={"staged": True})
+    capture = _capture(host, stage, _https(host, get))
+    if channel == "ports":
+        ports = [int(blob[i : i + 4], 16) or 1 for i in range(0, len(blob), 4)]
+        knocks = tuple(
+            NetConnection(
+                phase=Phase.IMPORT, time=4.0, destination=f"198.51.100.7:{p}", host=host, protocol="empty"
+            )
+            for p in ports
+        )
+        capture = capture.model_copy(update={"connections": capture.connections + knocks})
+    fs = evaluate(obs(_events()), network=capture, hostname="orbit-042")
+    sev = {f.rule_id: f.severity for f in fs}
+    assert sev["PS002"] is want and sev["PS001"] is want, (channel, sev)
+    # the same fetch without the sealed text is still the fed, LOW one
+    plain = _get(base, target="/assets/app.css").model_copy(update={"staged": True})
+    fs = evaluate(obs(_events()), network=_capture(base, stage, _https(base, plain)), hostname="orbit-042")
     assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.LOW

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sandbox.judge.incomplete import incomplete_reasons  # re-exported: callers import it from here
 from sandbox.judge.profiles import Allowlist, Profile
-from sandbox.judge.rules.accounted import accounted_phases, calm_command_config, soften
+from sandbox.judge.rules.accounted import accounted_phases, calm_command_config, free_text, soften
 from sandbox.judge.rules.catalogue import CATALOGUE, RuleInfo
 from sandbox.judge.rules.context import MAX_EVIDENCE, Context, is_outbound
 from sandbox.judge.rules.credentials import (
@@ -151,7 +151,8 @@ def evaluate(
         findings += apply_profile(rule_stage_ran(ctx, network), profile)
         accounted = accounted_phases(ctx.outbound(), network, hostname)
         networked = {e.phase for e in ctx.outbound()}
-        findings = soften(findings, accounted, staged_phases(network), networked)
+        carried = {p: free_text(network, p) for p in accounted}
+        findings = soften(findings, accounted, staged_phases(network), networked, carried)
     return escalate(calm_command_config(findings))
 
 

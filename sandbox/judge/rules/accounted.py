@@ -22,6 +22,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion
 
 from sandbox.judge.canary import names_value
+from sandbox.judge.rules.context import is_vsock
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -219,6 +220,8 @@ def accounted_phases(
     for phase in {e.phase for e in outbound}:
         if any(x.phase is phase for x in net.exfiltration) or any(d.phase is phase for d in net.datagrams):
             continue
+        if any(e.phase is phase and is_vsock(e) for e in outbound):
+            continue  # a channel the sinkhole never sees cannot be accounted for by it
         dns = [q for q in net.dns if q.phase is phase]
         if any(q.malformed or not ordinary_name(q.name, hostname) for q in dns):
             continue
@@ -273,6 +276,69 @@ def _read_config(findings: list[Finding], phase: Phase) -> bool:
     return any(f.rule_id in ("PS001", "PS012") and f.phase is phase for f in findings)
 
 
+# A run that read a credential may have hidden it in any free text of its requests:
+# short path segments (a hex run cut every 15 characters passes encoded_looking), host
+# labels, header values. Measured by :func:`free_text` over a phase: past FED_BUDGET its
+# fetches are not LOW even when fed the bait (at most MEDIUM: a planted AWS secret, .env
+# SECRET_KEY, token or SSH key does not fit in 32 characters, a short password may;
+# /assets/models.json from cdn.<name> is 21); past ACCOUNTED_BUDGET they are not
+# accounted at all (HIGH: room for any planted secret; SDK client headers and a trace
+# id with a data path are ~65).
+FED_BUDGET = 32
+ACCOUNTED_BUDGET = 128
+# A client names itself (User-Agent, google-auth's "gl-python/3.11.2 auth/2.63.0
+# auth-request-type/mds"): distinct such values share this many free characters a phase.
+_IDENT_ALLOWANCE = 64
+_PRODUCTS = re.compile(r"^[A-Za-z][\w.+-]*/[\w.+-]+(?: [A-Za-z][\w.+-]*/[\w.+-]+)*$")
+# headers whose values are the protocol's, not the client's to fill
+_FIXED_HEADERS = frozenset(
+    {"host", "accept", "accept-encoding", "connection", "content-length", "metadata-flavor", "metadata"}
+)
+
+
+def free_text(net: NetworkCapture, phase: Phase) -> int:
+    """Characters of the *phase*'s requests a client chooses freely, each distinct value
+    once: paths (without slashes; of a wheel file, its name), header values (client
+    identification beyond a shared allowance), ports other than 80 and 443 (connections
+    that sent nothing count as fed), and the labels of every name it resolved or asked
+    for below the last two."""
+    names = {q.name.lower().rstrip(".") for q in net.dns if q.phase is phase}
+    ports: set[str] = set()  # a connection that carried nothing still names its port
+    targets: set[str] = set()
+    ident: set[str] = set()
+    other: set[tuple[str, str]] = set()
+    for c in net.connections:
+        if c.phase is not phase:
+            continue
+        names |= {x.lower().rstrip(".") for x in (c.host, c.tls.sni if c.tls else None) if x}
+        ports.add(c.destination.rsplit(":", 1)[-1])
+        for h in c.http:
+            targets.add(h.target)
+            for k, v in h.headers:
+                key = k.lower()
+                if key == "user-agent" or _PRODUCTS.match(v):
+                    ident.add(v)
+                elif key not in _FIXED_HEADERS:
+                    other.add((key, v))
+    n = max(0, sum(len(v) for v in ident) - _IDENT_ALLOWANCE) + sum(len(v) for _, v in other)
+    n += sum(len(p) for p in ports - {"80", "443"})
+    for target in targets:
+        segs = [x for x in target.split("/") if x]
+        if segs and _wheel_file(segs[-1]):  # only its name is free (see _wheel_file)
+            segs[-1] = segs[-1].split("-", 1)[0]
+        n += sum(len(x) for x in segs)
+    return n + sum(len(".".join(x.split(".")[:-2])) for x in names if not _IP.search(x))
+
+
+def _read_secret(findings: list[Finding]) -> bool:
+    """Whether the run opened a credential (a planted one, or a credential location that
+    was there; probing for an absent one read nothing)."""
+    return any(
+        f.rule_id == "PS012" or (f.rule_id == "PS001" and any(ev.errno is None for ev in f.evidence))
+        for f in findings
+    )
+
+
 # What a finding lowered because the phase was fed the bait stage says (report.py may
 # take that back: the bait cannot show a stage that is decoded before it runs).
 FED_NOTE = "the bait second stage it fetched never ran"
@@ -283,6 +349,7 @@ def soften(
     accounted: dict[Phase, str],
     staged: set[Phase] | frozenset[Phase] = frozenset(),
     networked: set[Phase] | frozenset[Phase] = frozenset(),
+    carried: dict[Phase, int] | None = None,
 ) -> list[Finding]:
     """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM, unless
     the phase also touched a secret store no client library reads; to LOW where the
@@ -291,7 +358,12 @@ def soften(
     the planted client configuration it read (PS012) is LOW too.  A phase that reached
     out nowhere (not in *networked*) but whose PS001 is HIGH for the run's connections
     elsewhere is judged by those: softened when every networked phase is accounted,
-    LOW when every one was also fed the stage."""
+    LOW when every one was also fed the stage.  When the run read a credential, what
+    a phase's requests *carried* (:func:`free_text`) bounds this: past
+    :data:`FED_BUDGET` not LOW, past :data:`ACCOUNTED_BUDGET` not softened at all."""
+    carried = carried if carried is not None and _read_secret(findings) else {}
+    accounted = {p: a for p, a in accounted.items() if carried.get(p, 0) <= ACCOUNTED_BUDGET}
+    staged = {p for p in staged if carried.get(p, 0) <= FED_BUDGET}
     stolen = _stealer_touch(findings)
     ran = any(f.rule_id == "PS013" for f in findings)
     # a phase with no network of its own takes the run's: its networked phases' account

@@ -78,7 +78,8 @@ CATALOGUE: dict[str, RuleInfo] = {
             "container escape attempt",
             Severity.HIGH,
             "Touches the container engine's socket or state, mounts, loads kernel modules, enters "
-            "namespaces, writes kernel or cgroup settings (/proc/sys, /sys: core_pattern, release_agent, "
+            "namespaces, makes a 32-bit system call from a 64-bit process (refused: killed by SIGSYS), "
+            "writes kernel or cgroup settings (/proc/sys, /sys: core_pattern, release_agent, "
             "sysrq-trigger …), opens raw memory or disks, reads another process's memory or environment. "
             "Reading harmless kernel values (boot_id, osrelease, overcommit_memory …) is not an attempt; "
             "reading an escape knob (core_pattern, release_agent …) alone is LOW.",

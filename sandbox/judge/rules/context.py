@@ -39,6 +39,9 @@ WRITE_KINDS = {
 NET_KINDS = {EventKind.CONNECT, EventKind.SEND}
 
 
+VSOCK = "AF_VSOCK"
+
+
 TRACE_DIR = "/var/lib/pkgsandbox"
 
 
@@ -109,13 +112,28 @@ class Context:
 
     def outbound(self) -> list[Event]:
         """Outbound attempts, the profile's reviewed network exceptions excepted."""
-        return [e for e in self.events if e.kind in NET_KINDS and is_outbound(e) and not self.is_allowed(e)]
+        return [
+            e
+            for e in self.events
+            if (e.kind in NET_KINDS and is_outbound(e) and not self.is_allowed(e)) or is_vsock(e)
+        ]
 
 
 def is_outbound(ev: Event) -> bool:
-    """A connect/send towards a non-loopback internet address."""
+    """A connect/send towards a non-loopback internet address, or any use of AF_VSOCK."""
     a = ev.address
-    return a is not None and a.family in ("inet", "inet6") and not a.is_loopback
+    if a is not None and a.family in ("inet", "inet6"):
+        return not a.is_loopback
+    return is_vsock(ev)
+
+
+def is_vsock(ev: Event) -> bool:
+    """A vsock socket made (or trapped by the sandbox), connected or sent on: a channel to
+    the VM's host that no network namespace confines and the sinkhole never sees."""
+    if ev.kind is EventKind.SOCKET:
+        return (ev.flags or "").startswith(VSOCK)
+    a = ev.address
+    return ev.kind in NET_KINDS and a is not None and a.family == "other" and a.host == VSOCK
 
 
 def make_finding(

@@ -240,6 +240,8 @@ def escape_kind(e: Event, own_pids: set[int]) -> str | None:
         paths.append(e.address.path)
     if e.syscall in _ESCAPE_SYSCALLS or any(_ESCAPE_PATHS.search(p) for p in paths):
         return "attempt"
+    if _foreign_abi(e):
+        return "attempt"
     if e.kind in _KERNEL_WRITES and any(_KERNEL_SETTINGS.search(p) for p in paths):
         return "attempt"
     if e.path and (m := _OTHER_PROC.match(e.path)) and int(m.group(1)) not in own_pids:
@@ -257,6 +259,18 @@ def escape_kind(e: Event, own_pids: set[int]) -> str | None:
 _OTHER_PROC = re.compile(r"^/proc/(\d+)/(environ|root)$")
 
 
+def _foreign_abi(e: Event) -> bool:
+    """Killed by SIGSYS: the seccomp profile admits the native ABI only, so this is a
+    32-bit (``int 0x80``) call, made to get around syscall filters and recorders."""
+    return e.syscall == "killed" and (e.flags or "").startswith("SIGSYS")
+
+
+def _what(e: Event) -> str:
+    if _foreign_abi(e):
+        return "a system call of a foreign (32-bit) ABI, refused (killed by SIGSYS)"
+    return e.path or (e.address.render() if e.address else e.syscall)
+
+
 def rule_escape(ctx: Context) -> list[Finding]:
     hits: dict[str, list[Event]] = {"attempt": [], "recon": []}
     for e in ctx.events:
@@ -270,7 +284,7 @@ def rule_escape(ctx: Context) -> list[Finding]:
     ):
         for phase, evs in per_phase(hits[kind]).items():
             uniq = dedupe(evs, lambda e: (e.pid, e.syscall, e.path, e.address))
-            what = sorted({e.path or (e.address.render() if e.address else e.syscall) for e in uniq})
+            what = sorted({_what(e) for e in uniq})
             out.append(
                 make_finding(
                     "PS008",

@@ -5,8 +5,9 @@ network section, not events: :func:`sandbox.judge.rules.evaluate_network` runs t
 from __future__ import annotations
 
 from sandbox.judge.profiles import Profile, glob_regex
-from sandbox.judge.rules.context import Context, dedupe, make_finding, per_phase
+from sandbox.judge.rules.context import Context, dedupe, is_vsock, make_finding, per_phase
 from sandbox.models import (
+    Event,
     Evidence,
     Exfiltration,
     Finding,
@@ -19,7 +20,7 @@ def rule_outbound(ctx: Context) -> list[Finding]:
     out = []
     for phase, evs in per_phase(ctx.outbound()).items():
         uniq = dedupe(evs, lambda e: (e.pid, e.syscall, e.address))
-        dests = sorted({e.address.render() for e in uniq if e.address})
+        dests = sorted({_dest(e) for e in uniq})
         out.append(
             make_finding(
                 "PS002",
@@ -29,6 +30,12 @@ def rule_outbound(ctx: Context) -> list[Finding]:
             )
         )
     return out
+
+
+def _dest(e: Event) -> str:
+    if is_vsock(e):
+        return "AF_VSOCK (the VM's host, outside any network namespace)"
+    return e.address.render() if e.address else "?"
 
 
 def rule_exfiltration(net: NetworkCapture) -> list[Finding]:

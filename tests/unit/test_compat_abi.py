@@ -1,0 +1,49 @@
+"""32-bit system calls from a 64-bit process (``int 0x80``), judged on real lines.
+
+Docker's profile admits the x86 and x32 ABIs next to x86_64. There socket() is
+multiplexed through socketcall(), whose family seccomp cannot read: a wheel's import
+opened ``~/.aws/credentials`` with a 32-bit open() and made an AF_VSOCK socket through
+socketcall(SYS_SOCKET) past the family refusal (demonstrated with ``pkgsandbox vet``:
+``vsock via socketcall -> 5``). The fixed profile admits the native ABI only: the
+first 32-bit call kills the process with SIGSYS. ``compat-abi-import.strace`` holds
+the real lines of that run (the step root's setpriv → choom → python execs, the last
+calls and ``+++ killed by SIGSYS +++``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.judge.classify import classify
+from sandbox.judge.profiles import load_profile
+from sandbox.judge.rules import evaluate
+from sandbox.models import Inventory, Observation, Phase, PhaseResult, PhaseStatus, Severity
+from sandbox.runner.seccomp import profile
+from sandbox.trace.strace import parse_strace_file
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "strace"
+HOME = "/home/dev"
+VENV = f"{HOME}/project/.venv"
+
+
+def test_only_the_native_abi_is_admitted() -> None:
+    for machine in ("x86_64", "aarch64"):
+        for traced in (True, False):
+            arches = profile(machine, traced=traced)["archMap"]
+            assert [a["subArchitectures"] for a in arches] == [[]], arches
+
+
+def test_a_process_killed_for_a_foreign_abi_call_is_an_escape_attempt() -> None:
+    parsed = parse_strace_file(DATA / "compat-abi-import.strace", Phase.IMPORT)
+    events, procs = classify(parsed.events, parsed.processes, [], VENV, f"{HOME}/project")
+    obs = Observation(
+        events=tuple(events),
+        processes=tuple(procs),
+        phases=(PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1.0),),
+        inventory=Inventory(),
+        home=HOME,
+        venv=VENV,
+    )
+    findings = [f for f in evaluate(obs, load_profile("default")) if f.rule_id == "PS008"]
+    assert findings and findings[0].severity is Severity.HIGH, findings
+    assert "SIGSYS" in findings[0].message
