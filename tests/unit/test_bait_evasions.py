@@ -145,9 +145,9 @@ def test_a_name_carrying_the_machine_in_its_labels_is_not_ordinary() -> None:
     assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.HIGH
     other = next(h for h in HOSTS if h != hostname)
     fs = evaluate(obs(_events()), network=_capture(host, _stage(), _https(host, get)), hostname=other)
-    # accounted, but not LOW: the run read .env, and the labels and path are more free
-    # text than FED_BUDGET (they could carry what it read)
-    assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.MEDIUM
+    # another machine's name: the run read .env, but its labels carry fewer data-shaped
+    # characters than FED_BUDGET (no planted key fits there): the fed, LOW fetch
+    assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.LOW
 
 
 def _sealed(n: int) -> str:
@@ -204,3 +204,30 @@ def test_a_sealed_secret_in_ordinary_looking_free_text_is_never_low(
     plain = _get(base, target="/assets/app.css").model_copy(update={"staged": True})
     fs = evaluate(obs(_events()), network=_capture(base, stage, _https(base, plain)), hostname="orbit-042")
     assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.LOW
+
+
+def test_a_library_reading_env_then_fetching_a_worded_data_file_stays_low() -> None:
+    """The shape of a top-100 library's import (it loads ``.env``, then GETs a JSON of
+    model prices from a raw file host under a long worded path, with a client's usual
+    headers): a path of words is no room for a secret, so the budget leaves it the fed,
+    LOW fetch (counted by characters alone it was 70 past the budget: suspicious)."""
+    host = "raw." + _name()
+    target = "/" + "/".join(
+        [
+            random.choice(["BerriAI", "OpenOrg", "DataLab"]),
+            "toolkit",
+            "main",
+            "model_prices_and_context_window.json",
+        ]
+    )
+    headers = (
+        ("Host", host),
+        ("User-Agent", "python-httpx/0.28.1"),
+        ("Accept", "*/*"),
+        ("Accept-Encoding", "gzip, deflate"),
+        ("Connection", "keep-alive"),
+    )
+    get = _get(host, target=target, headers=headers).model_copy(update={"staged": True})
+    fs = evaluate(obs(_events()), network=_capture(host, _stage(), _https(host, get)), hostname="orbit-042")
+    sev = {f.rule_id: f.severity for f in fs}
+    assert sev["PS002"] is Severity.LOW and sev["PS001"] is Severity.LOW, sev

@@ -287,8 +287,9 @@ def _read_config(findings: list[Finding], phase: Phase) -> bool:
 FED_BUDGET = 32
 ACCOUNTED_BUDGET = 128
 # A client names itself (User-Agent, google-auth's "gl-python/3.11.2 auth/2.63.0
-# auth-request-type/mds"): distinct such values share this many free characters a phase.
-_IDENT_ALLOWANCE = 64
+# auth-request-type/mds"): distinct such values share this many data-shaped characters
+# a phase.
+_IDENT_ALLOWANCE = 16  # of data-shaped characters: "python-requests/2.32.3" has none
 _PRODUCTS = re.compile(r"^[A-Za-z][\w.+-]*/[\w.+-]+(?: [A-Za-z][\w.+-]*/[\w.+-]+)*$")
 # headers whose values are the protocol's, not the client's to fill
 _FIXED_HEADERS = frozenset(
@@ -296,10 +297,30 @@ _FIXED_HEADERS = frozenset(
 )
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
+
+
+def data_chars(text: str) -> int:
+    """Characters of *text* in tokens shaped like data rather than words: letters mixed
+    with 2+ digits (hex, base32/64 of a key), 6+ digits in a row (decimal bytes), or
+    both cases 3+ times (base64).  A path of words (``/BerriAI/litellm/main/
+    model_prices_and_context_window.json``, a version ``2.32.3``) carries 0-7; a
+    credential cut into short hex runs carries all of its length."""
+    n = 0
+    for tok in _TOKEN.findall(text):
+        digits = sum(c.isdigit() for c in tok)
+        letters = len(tok) - digits
+        upper = sum(c.isupper() for c in tok)
+        if (digits >= 2 and letters) or digits >= 6 or (upper >= 3 and letters - upper >= 3):
+            n += len(tok)
+    return n
+
+
 def free_text(net: NetworkCapture, phase: Phase) -> int:
-    """Characters of the *phase*'s requests a client chooses freely, each distinct value
-    once: paths (without slashes; of a wheel file, its name), header values (client
-    identification beyond a shared allowance), ports other than 80 and 443 (connections
+    """Characters of the *phase*'s requests a client chooses freely and that are shaped
+    like data (:func:`data_chars`), each distinct value once: paths (without slashes; of
+    a wheel file, its name), header values (client identification beyond a shared
+    allowance), ports other than 80 and 443 (connections
     that sent nothing count as fed), and the labels of every name it resolved or asked
     for below the last two."""
     names = {q.name.lower().rstrip(".") for q in net.dns if q.phase is phase}
@@ -320,14 +341,15 @@ def free_text(net: NetworkCapture, phase: Phase) -> int:
                     ident.add(v)
                 elif key not in _FIXED_HEADERS:
                     other.add((key, v))
-    n = max(0, sum(len(v) for v in ident) - _IDENT_ALLOWANCE) + sum(len(v) for _, v in other)
-    n += sum(len(p) for p in ports - {"80", "443"})
+    n = max(0, sum(data_chars(v) for v in ident) - _IDENT_ALLOWANCE) + sum(data_chars(v) for _, v in other)
+    # a port is data through and through (16 bits in up to 5 digits): counted double
+    n += sum(2 * len(p) for p in ports - {"80", "443"})
     for target in targets:
         segs = [x for x in target.split("/") if x]
         if segs and _wheel_file(segs[-1]):  # only its name is free (see _wheel_file)
             segs[-1] = segs[-1].split("-", 1)[0]
-        n += sum(len(x) for x in segs)
-    return n + sum(len(".".join(x.split(".")[:-2])) for x in names if not _IP.search(x))
+        n += sum(data_chars(x) for x in segs)
+    return n + sum(data_chars(".".join(x.split(".")[:-2])) for x in names if not _IP.search(x))
 
 
 def _read_secret(findings: list[Finding]) -> bool:
