@@ -231,3 +231,23 @@ def test_a_library_reading_env_then_fetching_a_worded_data_file_stays_low() -> N
     fs = evaluate(obs(_events()), network=_capture(host, _stage(), _https(host, get)), hostname="orbit-042")
     sev = {f.rule_id: f.severity for f in fs}
     assert sev["PS002"] is Severity.LOW and sev["PS001"] is Severity.LOW, sev
+
+
+def test_a_sealed_environment_secret_in_a_fed_fetch_is_never_low() -> None:
+    """redteam6's open case: the honeytokens in the environment are read with no
+    syscall, so no credential read shows; a stealer XORs ``AWS_SECRET_ACCESS_KEY`` with
+    its own key and GETs the hex in 15-character segments, ignoring the bait. Without a
+    read the budget did not apply: PS002/PS011 LOW, clean.  A fetch carrying more
+    data-shaped text than FED_BUDGET is never LOW, read or not."""
+    events = [e for e in _events() if e.kind is not EventKind.FILE_READ]
+    host, stage = _name(), _stage()
+    blob = _sealed(40)
+    target = "/v1/" + "/".join(blob[i : i + 15] for i in range(0, len(blob), 15))
+    get = _get(host, target=target).model_copy(update={"staged": True})
+    fs = evaluate(obs(events), network=_capture(host, stage, _https(host, get)), hostname="orbit-042")
+    sev = {f.rule_id: f.severity for f in fs}
+    assert "PS001" not in sev and sev["PS002"] is Severity.MEDIUM, sev
+    # a worded data file fetched the same way stays the fed, LOW fetch
+    plain = _get(host, target="/v1/assets/model_prices.json").model_copy(update={"staged": True})
+    fs = evaluate(obs(events), network=_capture(host, stage, _https(host, plain)), hostname="orbit-042")
+    assert {f.rule_id: f.severity for f in fs}["PS002"] is Severity.LOW

@@ -380,11 +380,13 @@ def soften(
     the planted client configuration it read (PS012) is LOW too.  A phase that reached
     out nowhere (not in *networked*) but whose PS001 is HIGH for the run's connections
     elsewhere is judged by those: softened when every networked phase is accounted,
-    LOW when every one was also fed the stage.  When the run read a credential, what
-    a phase's requests *carried* (:func:`free_text`) bounds this: past
-    :data:`FED_BUDGET` not LOW, past :data:`ACCOUNTED_BUDGET` not softened at all."""
-    carried = carried if carried is not None and _read_secret(findings) else {}
-    accounted = {p: a for p, a in accounted.items() if carried.get(p, 0) <= ACCOUNTED_BUDGET}
+    LOW when every one was also fed the stage.  What a phase's requests *carried*
+    (:func:`free_text`) bounds this: past :data:`FED_BUDGET` never LOW (the secrets in
+    the environment are read with no syscall, so no read need show), and when the run
+    read a credential file, past :data:`ACCOUNTED_BUDGET` not softened at all."""
+    carried = carried or {}
+    secret = _read_secret(findings)
+    accounted = {p: a for p, a in accounted.items() if not secret or carried.get(p, 0) <= ACCOUNTED_BUDGET}
     staged = {p for p in staged if carried.get(p, 0) <= FED_BUDGET}
     stolen = _stealer_touch(findings)
     ran = any(f.rule_id == "PS013" for f in findings)
