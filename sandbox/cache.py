@@ -129,6 +129,7 @@ JUDGING_MODULES = (
     "sandbox.judge.rules.resources",
     "sandbox.judge.static",
     "sandbox.judge.verdict",
+    "sandbox.eventrows",
     "sandbox.models",
     "sandbox.runner",
     "sandbox.runner.docker_backend",

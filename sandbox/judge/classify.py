@@ -15,7 +15,8 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable
 
-from sandbox.models import DEFAULT_PASS, Event, EventKind, Origin, Phase, ProcessInfo
+from sandbox.eventrows import relabel_owned, replace_event
+from sandbox.models import DEFAULT_PASS, Event, EventKind, Origin, Phase, ProcessInfo, in_order
 
 _READS = {EventKind.FILE_READ, EventKind.FILE_STAT, EventKind.FILE_LIST}
 
@@ -130,8 +131,12 @@ def classify(
     harness: Iterable[tuple[str, ...]],
     venv: str,
     project: str = "",
+    *,
+    owned: bool = False,
 ) -> tuple[list[Event], list[ProcessInfo]]:
-    """Set ``origin`` on every event and process (see module docstring).
+    """Set ``origin`` on every event and process (see module docstring); events in
+    (phase, seq) order.  *owned*: the caller hands over events nobody else holds (just
+    parsed), relabelled in place rather than copied (see :func:`relabel_owned`).
 
     Harness is decided by lineage, never by argv alone: a step root is a process
     with no traced parent whose first exec is ``/usr/bin/setpriv`` running the
@@ -143,12 +148,14 @@ def classify(
     executable) and pip's own build-env installer.  Everything else is candidate.
     """
     harness_set = {tuple(a) for a in harness}
-    ordered = sorted(events, key=lambda e: (e.phase.order, e.seq))
+    ordered = in_order(events)
+    relabel = relabel_owned if owned else replace_event
     procs = list(processes)
     roots = {(p.phase, p.pid) for p in procs if p.ppid is None}
     label: dict[tuple[Phase, int], tuple[str, tuple[str, ...]]] = {}
     pip_of: dict[tuple[Phase, int], tuple[Phase, int]] = {}  # a pip-labelled pid → its main pip
     labels: list[tuple[str, tuple[Phase, int] | None]] = []
+    pairs: dict[tuple[str, tuple[Phase, int] | None], tuple[str, tuple[Phase, int] | None]] = {}
     swapped = _interpreter_swaps(ordered, venv)
     for ev in ordered:
         key = (ev.phase, ev.pid)
@@ -169,7 +176,8 @@ def classify(
                 pip_of.setdefault(child, pip_of[key])
             else:
                 label.setdefault(child, (_CAND, ()))
-        labels.append((state, pip_of.get(key) if state in (_PIP, _PIP_CHILD, _PIP_TOOL) else None))
+        pair = (state, pip_of.get(key) if state in (_PIP, _PIP_CHILD, _PIP_TOOL) else None)
+        labels.append(pairs.setdefault(pair, pair))  # a few distinct pairs, millions of events
     verified = _verified_pips(ordered, labels, venv)
     out: list[Event] = []
     for ev, (state, pip) in zip(ordered, labels, strict=True):
@@ -179,7 +187,7 @@ def classify(
             origin = Origin.RUNTIME
         else:
             origin = Origin.CANDIDATE
-        out.append(ev if ev.origin is origin else ev.model_copy(update={"origin": origin}))
+        out.append(ev if ev.origin is origin else relabel(ev, origin=origin))
     procs_out = []
     for p in procs:
         key = (p.phase, p.pid)

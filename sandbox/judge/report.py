@@ -18,12 +18,15 @@ from sandbox.judge.verdict import verdict_for
 from sandbox.models import (
     DEFAULT_PASS,
     Artifact,
+    Event,
+    EventKind,
     Finding,
     ImageInfo,
     Inventory,
     NetworkCapture,
     Observation,
     Origin,
+    Phase,
     PhaseResult,
     PhaseSummary,
     Report,
@@ -32,18 +35,59 @@ from sandbox.models import (
     Verdict,
 )
 
+# The harness's file events listed per phase and pass (pip installing a big closure
+# writes a million files: a gigabyte of report); the summary counts them all, and
+# rules judged every one. Its other events (execs, spawns, network) are all listed.
+HARNESS_FILES_LISTED = 2000
+_FILE_KINDS = frozenset(k for k in EventKind if k.value.startswith(("file_", "dir_")))
+
+
+def listed_events(obs: Observation) -> tuple[tuple[Event, ...], list[str]]:
+    """The events a report lists: every candidate event and every harness event but
+    the harness's file events past :data:`HARNESS_FILES_LISTED` in a phase of a pass
+    (runtime noise is only counted); a note for each phase whose list was cut."""
+    listed: list[Event] = []
+    files: Counter[tuple[Phase, str]] = Counter()
+    for e in obs.events:
+        if e.origin is Origin.RUNTIME:
+            continue
+        if e.origin is Origin.HARNESS and e.kind in _FILE_KINDS:
+            key = (e.phase, e.pass_name)
+            files[key] += 1
+            if files[key] > HARNESS_FILES_LISTED:
+                continue
+        listed.append(e)
+    notes = [
+        f"report: {phase.value}{'' if name == DEFAULT_PASS else f' [{name}]'}: the first "
+        f"{HARNESS_FILES_LISTED} of {n} harness file events listed (all counted in the summary "
+        "and judged)"
+        for (phase, name), n in files.items()
+        if n > HARNESS_FILES_LISTED
+    ]
+    return tuple(listed), notes
+
 
 def summarise(obs: Observation) -> tuple[PhaseSummary, ...]:
     """Per-phase event counts by kind and origin."""
+    # one pass over the events (a big run has millions), counted by (phase, pass, kind,
+    # origin); the per-phase counts come out of that
+    counts = Counter((e.phase, e.pass_name, e.kind, e.origin) for e in obs.events)
     out = []
     for pr in obs.phases:
-        evs = [e for e in obs.events if e.phase is pr.phase and e.pass_name == pr.pass_name]
+        mine = [
+            (k, o, n) for (ph, name, k, o), n in counts.items() if ph is pr.phase and name == pr.pass_name
+        ]
+        by_kind: Counter[str] = Counter()
+        by_origin: Counter[str] = Counter()
+        for k, o, n in mine:
+            by_kind[k.value] += n
+            by_origin[o.value] += n
         out.append(
             PhaseSummary(
                 phase=pr.phase,
-                events=len(evs),
-                by_kind=dict(Counter(e.kind.value for e in evs)),
-                by_origin=dict(Counter(e.origin.value for e in evs)),
+                events=sum(n for _, _, n in mine),
+                by_kind=dict(by_kind),
+                by_origin=dict(by_origin),
                 processes=sum(
                     1 for p in obs.processes if p.phase is pr.phase and p.pass_name == pr.pass_name
                 ),
@@ -146,6 +190,7 @@ def judge(
     # Incomplete means the default pass could not look; an extra pass that failed is
     # a note in its phase rows (it only ever adds findings).
     verdict, reason = verdict_for(findings, incomplete_reasons(pass_observation(obs, DEFAULT_PASS)))
+    events, cut = listed_events(obs)
     return Report(
         tool_version=__version__,
         target=target,
@@ -158,13 +203,13 @@ def judge(
         summary=summarise(obs),
         processes=obs.processes,
         # harness events stay, labelled (what was exempted is shown); runtime noise does not
-        events=tuple(e for e in obs.events if e.origin is not Origin.RUNTIME),
+        events=events,
         findings=tuple(findings),
         verdict=verdict,
         verdict_reason=reason,
         inventory=obs.inventory,
         hostname=hostname,
-        notes=tuple(notes) + (staged.notes if staged else ()),
+        notes=tuple(notes) + tuple(cut) + (staged.notes if staged else ()),
         network=network,
         rounds=tuple(rounds),
     )

@@ -24,7 +24,9 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from sandbox.models import Address, Event, EventKind, Frozen, Phase
+from sandbox.eventrows import EVENT_TEMPLATE as _EVENT_TEMPLATE
+from sandbox.eventrows import make_event, share_strings
+from sandbox.models import Address, EventKind, Frozen, Phase
 from sandbox.runner.ebpf_program import MAX_ARGS, STRLEN, syscall_numbers
 from sandbox.trace.kernel_paths import PROC_LINK_RE as _PROC_LINK_RE
 from sandbox.trace.kernel_paths import kernel_path
@@ -427,7 +429,7 @@ class _Step:
         events = []
         for i, fields in enumerate(self.events, seq):
             fields["seq"] = i
-            events.append(Event.model_construct(**fields))
+            events.append(make_event(share_strings(fields)))
         processes = tuple(process_info(p, self.phase) for p in self.order)
         return ParsedTrace.model_construct(
             events=tuple(events),
@@ -493,26 +495,15 @@ class _Step:
     def event(
         self, n: int, t: float, proc: _Proc, name: str, kind: EventKind, ret: int | None
     ) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "phase": self.phase,
-            "seq": n,
-            "pid": proc.pid,
-            "time": t,
-            "syscall": name,
-            "kind": kind,
-            "origin": Event.model_fields["origin"].default,
-            "path": None,
-            "path2": None,
-            "argv": None,
-            "address": None,
-            "target": None,
-            "flags": None,
-            "size": None,
-            "data": None,
-            "result": ret,
-            "errno": _errno(ret) if ret is not None else None,
-            "context": None,
-        }
+        fields = _EVENT_TEMPLATE.copy()  # every field, its key table shared
+        fields["phase"] = self.phase
+        fields["seq"] = n
+        fields["pid"] = proc.pid
+        fields["time"] = t
+        fields["syscall"] = name
+        fields["kind"] = kind
+        fields["result"] = ret
+        fields["errno"] = _errno(ret) if ret is not None else None
         self.events.append(fields)
         return fields
 

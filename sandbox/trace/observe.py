@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sandbox.agent.protocol import HOME, PROJECT, SANDBOX_UID, SETPRIV, VENV, privilege_drop
+from sandbox.eventrows import relabel_owned, replace_event
 from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.classify import classify
 from sandbox.judge.hooks import untrust_hooked_harness
@@ -80,9 +81,9 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
             if ap.phase in (Phase.EXERCISE, Phase.EXECUTE):
                 step_events = attribute_calls(step_events, step.context, ap.modules)
             if ap.pass_name != DEFAULT_PASS:  # an extra pass: its events are its own
-                tag = {"pass_name": ap.pass_name}
-                step_events = [e.model_copy(update=tag) for e in step_events]
-                step_procs = [p.model_copy(update=tag) for p in step_procs]
+                # just parsed, held by nobody else: tagged in place (not copied)
+                step_events = [relabel_owned(e, pass_name=ap.pass_name) for e in step_events]
+                step_procs = [p.model_copy(update={"pass_name": ap.pass_name}) for p in step_procs]
             phase_events.extend(step_events)
             processes.extend(step_procs)
             if not (parsed.complete and step.trace_complete):
@@ -93,7 +94,7 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
         events.extend(phase_events)
         results.append(phase_result(ap, complete, lines, nbytes))
     harness = [tuple(argv) for k, argv in raw.harness_argv.items() if is_harness_step(k)]
-    events, processes = classify(events, processes, harness, VENV, PROJECT)
+    events, processes = classify(events, processes, harness, VENV, PROJECT, owned=True)
     events, processes = untrust_hooked_harness(events, processes, VENV)
     inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
     changes = fs_changes(raw, notes)
@@ -179,7 +180,8 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
 
 
 def _renumber(events: Sequence[Event], start: int) -> tuple[Event, ...]:
-    return tuple(e.model_copy(update={"seq": i}) for i, e in enumerate(events, start))
+    # decoded for this observation alone: renumbered in place
+    return tuple(relabel_owned(e, seq=i) for i, e in enumerate(events, start))
 
 
 def is_harness_step(key: str) -> bool:
@@ -199,7 +201,7 @@ def attribute_calls(events: list[Event], step_context: str, calls: Sequence[Agen
     """Execute phase: tag each event with the entry point or function call that caused it
     (calls run one at a time, so the call whose [start, end] holds the event's time)."""
     if step_context:
-        return [e.model_copy(update={"context": step_context}) for e in events]
+        return [replace_event(e, context=step_context) for e in events]
     spans = sorted(
         (c.t0, c.t1 or c.t0 + c.duration, c.name)
         for c in calls
@@ -212,7 +214,7 @@ def attribute_calls(events: list[Event], step_context: str, calls: Sequence[Agen
     for e in events:
         i = bisect.bisect_right(starts, e.time) - 1
         if i >= 0 and e.time <= spans[i][1] + 0.05:
-            e = e.model_copy(update={"context": f"call {spans[i][2]}"})
+            e = replace_event(e, context=f"call {spans[i][2]}")
         out.append(e)
     return out
 

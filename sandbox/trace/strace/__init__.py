@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Any
 
 from sandbox.models import Phase
 from sandbox.runner.recorder import STRACE_STRING_LIMIT, STRACE_SYSCALLS, strace_argv
@@ -93,14 +92,17 @@ def parse_strace(text: str, phase: Phase, *, seq_start: int = 0, root_ppid: int 
     return _Parser(phase, root_ppid).run(text, seq_start)
 
 
-def parse_strace_file(path: Path, phase: Phase, **kw: Any) -> ParsedTrace:
-    """Parse a strace output file (gzip-compressed if it ends in ``.gz``).
+def parse_strace_file(
+    path: Path, phase: Phase, *, seq_start: int = 0, root_ppid: int | None = None
+) -> ParsedTrace:
+    """Parse a strace output file (gzip-compressed if it ends in ``.gz``): the same
+    result as :func:`parse_strace` on its text, read line by line.
 
     Bytes that are not UTF-8 are replaced (strace escapes everything outside
-    printable ASCII, so only damaged files have any).  Keyword arguments go to
-    :func:`parse_strace`.
+    printable ASCII, so only damaged files have any).
     """
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    return parse_strace(data.decode("utf-8", "replace"), phase, **kw)
+    opener = gzip.open if path.suffix == ".gz" else open
+    # read as a stream (newline="\n": split exactly where parse_strace splits a text):
+    # a big project's trace is gigabytes, its lines many more as separate strings
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="\n") as fh:
+        return _Parser(phase, root_ppid).run_file(fh, seq_start)

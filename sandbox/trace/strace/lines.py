@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
+from sys import intern
 from typing import Any
 
+from sandbox.eventrows import EVENT_TEMPLATE as _EVENT_TEMPLATE
+from sandbox.eventrows import make_event
 from sandbox.models import EventKind, Phase
 from sandbox.trace.strace._syntax import RESULT_RE, normalise, odd_quotes
-from sandbox.trace.strace.events import _EVENT_TEMPLATE, ParsedTrace, make_event, process_info
+from sandbox.trace.strace.events import ParsedTrace, process_info
 from sandbox.trace.strace.processes import _Pending
 from sandbox.trace.strace.syscalls import _Calls
 from sandbox.trace.strace.tables import _FLAGS_ARG, K, _open_kind
@@ -71,15 +75,31 @@ class _Parser(_Calls):
             lines.pop()
         else:
             self.complete = False  # the text ends mid-line
+        return self.run_lines(lines, seq_start)
+
+    def run_file(self, fh: Iterable[str], seq_start: int) -> ParsedTrace:
+        """Parse lines as a text file yields them (each ending in a newline but maybe
+        the last): one line in memory at a time, not the whole trace and its split."""
+        return self.run_lines(self._chomped(fh), seq_start)
+
+    def _chomped(self, fh: Iterable[str]) -> Iterator[str]:
+        for line in fh:
+            if line[-1:] == "\n":
+                yield line[:-1]
+            else:
+                self.complete = False  # the file ends mid-line
+                yield line
+
+    def run_lines(self, lines: Iterable[str], seq_start: int) -> ParsedTrace:
         # The parse allocates a few objects per line and frees none of them, so the
         # cyclic GC would keep rescanning a growing heap (a third of the run time);
         # nothing built here forms a cycle.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self.loop(lines)
+            count = self.loop(lines)
             self.finish()
-            return self.result(len(lines), seq_start)
+            return self.result(count, seq_start)
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -103,8 +123,9 @@ class _Parser(_Calls):
             complete=self.complete,
         )
 
-    def loop(self, lines: list[str]) -> None:
-        """Parse every line; the common shapes are handled inline, the rest by :meth:`line`."""
+    def loop(self, lines: Iterable[str]) -> int:
+        """Parse every line; the common shapes are handled inline, the rest by :meth:`line`.
+        Returns the number of lines."""
         phase = self.phase
         fast = _FAST_CALLS if self.fast_path else {}
         tgid_cache = self.tgid_cache
@@ -118,6 +139,7 @@ class _Parser(_Calls):
             for name, (_, kind) in _FAST_CALLS.items()
         }
         flag_calls = _FLAGS_ARG
+        no = -1
         for no, line in enumerate(lines):
             # Fast path: a complete call on an absolute (or fd-relative) path from a
             # known task, in one of three shapes:
@@ -221,13 +243,13 @@ class _Parser(_Calls):
                                     e = e if e >= 0 else k - 1
                                     r = body.find(")", j + 3, e)
                                     flags = body[j + 3 : r if r >= 0 else e]
-                                fields["flags"] = flags
+                                fields["flags"] = flags if flags is None else intern(flags)
                                 if kind is None:
                                     fields["kind"] = _open_kind(flags)
                             fields["seq"] = no
                             fields["pid"] = tgid
                             fields["time"] = t
-                            fields["path"] = path
+                            fields["path"] = intern(path)  # a file is stat'ed, opened, read …
                             fields["result"], fields["errno"] = res[0], res[1]
                             events.append(fields)
                             continue
@@ -235,6 +257,7 @@ class _Parser(_Calls):
                 self.line(no, line)
             except Exception:  # a parser bug must not lose the rest of the trace
                 self.bad(line)
+        return no + 1
 
     def bad(self, line: str) -> None:
         self.unparsed += 1

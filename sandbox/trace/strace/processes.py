@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.eventrows import EVENT_TEMPLATE as _EVENT_TEMPLATE
+from sandbox.eventrows import share_strings
 from sandbox.models import Phase
 from sandbox.trace import kernel_paths
 from sandbox.trace.strace._syntax import STRING_RE, deco_path, split_fd, unescape
-from sandbox.trace.strace.events import _EVENT_TEMPLATE
 from sandbox.trace.strace.tables import _SPAWN
 
 
@@ -162,7 +163,7 @@ class _Tasks:
         fields = _EVENT_TEMPLATE.copy()
         fields.update(values)
         fields["seq"] = no
-        self.events.append(fields)
+        self.events.append(share_strings(fields))
         if self.provisional and tid in self.provisional:
             self.provisional[tid][2].append(fields)
 
