@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.judge.profiles import load_profile  # noqa: E402
 from sandbox.judge.report import judge  # noqa: E402
-from sandbox.report.json_format import to_json  # noqa: E402
+from sandbox.report.json_format import write_json_file  # noqa: E402
 from sandbox.runner.interface import AgentPhase, RawRun  # noqa: E402
 from sandbox.trace.observe import observe, observe_network  # noqa: E402
 from tests.fixtures.bigtrace import load_recorded, read_trace, scale_run, trace_lines  # noqa: E402
@@ -68,7 +68,7 @@ def child(run_json: Path, out: Path, trace_malloc: bool) -> None:
         network=network,
     )
     stages["judge"] = _rss_mb()
-    out.write_text(to_json(report))  # `-o report.json`; the evidence bundle writes it again
+    write_json_file(report, out)  # what `vet -o report.json` and the evidence bundle do
     stages["report"] = _rss_mb()
     print(
         json.dumps(

@@ -27,6 +27,7 @@ from sandbox.gate.formats import OutputFormat, render
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.verdict import exit_code_for_verdict
 from sandbox.models import Phase, Report, Verdict
+from sandbox.report.json_format import write_json, write_json_file
 from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Limits, Observer, RunOptions, Sandbox
 from sandbox.runner.plan import resolve_recorder, run_options
@@ -151,6 +152,13 @@ def _write_output(path: Path, text: str) -> None:
         raise PkgSandboxError(f"cannot write report to {path}: {exc.strerror or exc}") from exc
 
 
+def _write_report(path: Path, report: Report) -> None:
+    try:
+        write_json_file(report, path)
+    except OSError as exc:
+        raise PkgSandboxError(f"cannot write report to {path}: {exc.strerror or exc}") from exc
+
+
 def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
     from sandbox.ui.terminal import LiveObserver, render_summary
     from sandbox.vet import VetOptions, vet
@@ -184,16 +192,16 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
         from sandbox.judge.baseline import apply_baseline
 
         report = apply_baseline(report, baseline)
+    # the JSON report is written in pieces: a big run's is hundreds of megabytes
     if args.format == "json":
-        text = render(report, OutputFormat.JSON)
         if args.output:
-            _write_output(args.output, text)
+            _write_report(args.output, report)
         else:
-            sys.stdout.write(text)
+            write_json(report, sys.stdout)
     else:
         render_summary(report, Console(highlight=False))
         if args.output:
-            _write_output(args.output, render(report, OutputFormat.JSON))
+            _write_report(args.output, report)
     return exit_code_for_verdict(report.verdict, Verdict(args.fail_on))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sandbox.errors import PkgSandboxError
 from sandbox.models import Report
-from sandbox.report.json_format import to_json
+from sandbox.report.json_format import write_json_file
 from sandbox.runner.interface import RawRun
 
 
@@ -36,6 +36,6 @@ def write_evidence(dest: Path, raw: RawRun, report: Report) -> None:
             for item in sorted(Path(raw.recorder_trace).parent.glob("ebpf.*")):
                 shutil.copy2(item, dest / "raw" / item.name)
         (dest / "fsdiff.json").write_text(json.dumps(diff, indent=1))
-        (dest / "report.json").write_text(to_json(report))
+        write_json_file(report, dest / "report.json")
     except OSError as exc:
         raise PkgSandboxError(f"cannot write the evidence bundle to {dest}: {exc.strerror or exc}") from exc

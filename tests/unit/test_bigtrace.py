@@ -5,6 +5,7 @@ after it (the report may list fewer harness events, the rules still judge every 
 from __future__ import annotations
 
 import gzip
+import io
 import time
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from sandbox.eventrows import EVENT_TEMPLATE, make_event, relabel_owned, replace
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import HARNESS_FILES_LISTED, judge
 from sandbox.models import Event, EventKind, Origin, Phase, Report, in_order
+from sandbox.report import json_format
+from sandbox.report.json_format import load_report, to_json, write_json
 from sandbox.trace.observe import observe
 from sandbox.trace.strace import parse_strace, parse_strace_file
 from tests.fixtures.bigtrace import append_tail, load_recorded, scale_run, trace_lines
@@ -143,3 +146,20 @@ def test_an_act_after_a_flood_of_benign_events_is_judged(tmp_path: Path) -> None
     )
     assert any(n.startswith("report: install: the first") for n in flooded.notes)
     assert all(e.origin is not Origin.RUNTIME for e in flooded.events)
+
+
+@pytest.mark.parametrize("name", ["pth-exfil.json", "six-clean.json", "hostile-names.json"])
+@pytest.mark.parametrize("chunk", [1, 3, 5000])
+def test_the_streamed_json_report_is_the_json_report(
+    name: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report written in pieces is to_json's text, byte for byte (chunk boundaries,
+    one event, none)."""
+    report = load_report(Path(__file__).resolve().parent.parent / "data" / "reports" / name)
+    monkeypatch.setattr(json_format, "_EVENT_CHUNK", chunk)
+    for events in (report.events, report.events[:1], ()):
+        r = report.model_copy(update={"events": events})
+        out = io.StringIO()
+        write_json(r, out)
+        assert out.getvalue() == to_json(r)
+    assert len(report.events) > 3
