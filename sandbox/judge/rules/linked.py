@@ -19,7 +19,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 
-from sandbox.models import Event, EventKind, Origin, Phase
+from sandbox.models import Event, EventKind, Origin, Phase, in_order
 
 _TOOLCHAIN_DIRS = ("/usr/bin/", "/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/llvm-")
 _TRIPLE = r"(?:[\w.]+-linux-gnu-)?"
@@ -88,7 +88,7 @@ class Written(dict[str, Event]):
 def last_writes(events: Iterable[Event]) -> Written:
     """The :class:`Written` index of *events* (in order)."""
     written = Written()
-    for e in sorted(events, key=_key):
+    for e in in_order(events):
         written.record(e)
     return written
 
@@ -114,7 +114,7 @@ class Builds:
         self.execs: dict[tuple[Phase, int], list[tuple[Key, Event]]] = {}
         self.reads: dict[tuple[Phase, int], list[tuple[Key, Event]]] = {}
         self.links: list[tuple[str, str]] = []  # (new name, what it names) of every link made
-        for e in sorted(events, key=_key):
+        for e in in_order(events):
             if e.kind is EventKind.FILE_LINK and e.errno is None and e.origin is Origin.CANDIDATE:
                 self.links.append((e.path or "", e.path2 or ""))
             target = _target(e) if e.origin is Origin.CANDIDATE else None

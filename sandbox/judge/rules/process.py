@@ -19,6 +19,7 @@ from sandbox.models import (
     Origin,
     Phase,
     Severity,
+    in_order,
 )
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "ash"})
@@ -159,12 +160,14 @@ def _builds(ctx: Context) -> Builds:
 def linker_built(ctx: Context, written: dict[str, Event], builds: Builds | None = None) -> set[str]:
     """Files of *written* whose last writer was the system linker building from what the
     toolchain produced (:mod:`sandbox.judge.rules.linked`)."""
+    if not written:
+        return set()  # the index over every read of the run is not needed
     b = builds or _builds(ctx)
     return {path for path, w in written.items() if b.linked(path, w)}
 
 
 def rule_spawn(ctx: Context) -> list[Finding]:
-    interps = interpreters(sorted(ctx.obs.events, key=lambda e: (e.phase.order, e.seq)))
+    interps = interpreters(in_order(ctx.obs.events))  # no key tuple per event of a big run
     hits = []
     for e in ctx.events:
         if e.kind is not EventKind.EXEC or ctx.is_allowed(e):
@@ -281,7 +284,7 @@ def _loaded_program(ctx: Context, e: Event, written: dict[str, Event]) -> str | 
 def rule_exec_written(ctx: Context) -> list[Finding]:
     written = Written()  # as of each exec: a later write does not count
     hits: list[tuple[Event, Event]] = []
-    for e in sorted(ctx.events, key=lambda e: (e.phase.order, e.seq)):
+    for e in in_order(ctx.events):
         # a refused exec counts too: the sinkhole serves empty bodies, so a dropped
         # second stage fails with ENOEXEC, and trying to run it is the act
         if e.kind is EventKind.EXEC and e.path and e.path in written and e.errno != "ENOENT":
