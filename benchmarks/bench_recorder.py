@@ -29,9 +29,10 @@ from pathlib import Path
 from sandbox.agent.protocol import SANDBOX_UID, privilege_drop
 from sandbox.fetch import TargetEnv, fetch
 from sandbox.runner.ebpf_recorder import EbpfRecorder
-from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect, owner_label
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect
 from sandbox.runner.image import ensure_image
 from sandbox.runner.seccomp import TRACED_DENIED
+from sandbox.tempdirs import owner_label
 from sandbox.trace.ebpf import parse_ebpf
 from sandbox.trace.strace import strace_argv
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 from sandbox.fetch import TargetEnv, fetch
 from sandbox.models import Report
-from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect, owner_label
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect
 from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import Observer, RunOptions
+from sandbox.tempdirs import owner_label
 from sandbox.vet import VetOptions, vet
 
 

@@ -145,16 +145,14 @@ def _recorder(choice: str | None, runtime: str = "runc") -> str | None:
     return resolve_recorder(choice)  # --recorder, else $PKGSANDBOX_RECORDER, else strace
 
 
-def _write_output(path: Path, text: str) -> None:
+def _write_output(path: Path, content: str | Report) -> None:
+    """Write *content* to *path*; a report as JSON, in pieces (a big run's is hundreds
+    of megabytes)."""
     try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise PkgSandboxError(f"cannot write report to {path}: {exc.strerror or exc}") from exc
-
-
-def _write_report(path: Path, report: Report) -> None:
-    try:
-        write_json_file(report, path)
+        if isinstance(content, Report):
+            write_json_file(content, path)
+        else:
+            path.write_text(content, encoding="utf-8")
     except OSError as exc:
         raise PkgSandboxError(f"cannot write report to {path}: {exc.strerror or exc}") from exc
 
@@ -195,13 +193,13 @@ def cmd_vet(args: argparse.Namespace, err: Console) -> ExitCode:
     # the JSON report is written in pieces: a big run's is hundreds of megabytes
     if args.format == "json":
         if args.output:
-            _write_report(args.output, report)
+            _write_output(args.output, report)
         else:
             write_json(report, sys.stdout)
     else:
         render_summary(report, Console(highlight=False))
         if args.output:
-            _write_report(args.output, report)
+            _write_output(args.output, report)
     return exit_code_for_verdict(report.verdict, Verdict(args.fail_on))
 
 
@@ -435,7 +433,8 @@ def cmd_image_build(args: argparse.Namespace, err: Console) -> ExitCode:
 
 
 def cmd_sweep(args: argparse.Namespace, err: Console) -> ExitCode:
-    from sandbox.runner.engine import connect, sweep, sweep_temp
+    from sandbox.runner.engine import connect, sweep
+    from sandbox.tempdirs import sweep_temp
 
     removed = sweep(connect(), everything=args.all) + sweep_temp()
     for item in removed:

@@ -127,7 +127,8 @@ def runtime_check(client: object, image: str, wanted: str = "runc") -> Check:
 def _runsc_version(client: object, image: str) -> tuple[bool, str]:
     import docker.errors
 
-    from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, owner_label
+    from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER
+    from sandbox.tempdirs import owner_label
 
     labels = {LABEL: "doctor", LABEL_OWNER: owner_label(), LABEL_DEADLINE: str(int(time.time() + 120))}
     try:

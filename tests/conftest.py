@@ -41,8 +41,7 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
     other live processes (a concurrent run) are not ours to judge.
     """
     from sandbox.runner.engine import LABEL, LABEL_OWNER
-    from sandbox.tempdirs import owner_alive as _owner_alive
-    from sandbox.tempdirs import owner_label
+    from sandbox.tempdirs import owner_alive, owner_label
 
     me = owner_label()
 
@@ -51,11 +50,11 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
         # one list call (no per-container inspect that races with other runs' removals)
         for c in docker_client.api.containers(all=True, filters={"label": LABEL}):
             owner = (c.get("Labels") or {}).get(LABEL_OWNER, "")
-            if owner and (owner == me or not _owner_alive(owner)):
+            if owner and (owner == me or not owner_alive(owner)):
                 found.add(c["Names"][0].lstrip("/"))
         for n in docker_client.networks.list(filters={"label": LABEL}):
             owner = (n.attrs.get("Labels") or {}).get(LABEL_OWNER, "")
-            if owner and (owner == me or not _owner_alive(owner)):
+            if owner and (owner == me or not owner_alive(owner)):
                 found.add(n.name)
         return found
 
@@ -71,7 +70,7 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
                 owner = (p / OWNER_FILE).read_text().strip()
             except OSError:
                 continue
-            if owner == me or not _owner_alive(owner):
+            if owner == me or not owner_alive(owner):
                 found.add(p.name)
         return found
 

@@ -56,13 +56,13 @@ from sandbox.runner.engine import (
     LABEL_RUN,
     connect,
     engine_call,
-    owner_label,
     sweep,
 )
 from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import AgentPhase, Observer, RawRun, RunOptions, Sandbox
 from sandbox.runner.interface import Session as SessionABC
 from sandbox.runner.plan import AGENT_ONLY
+from sandbox.tempdirs import owner_label
 
 # NET_ADMIN: `agent setup` creates the sinkhole's interface and NAT rules in the
 # container's own network namespace before any candidate code exists. A sidecar

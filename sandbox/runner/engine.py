@@ -12,9 +12,7 @@ import docker.errors
 import requests.exceptions
 
 from sandbox.errors import EngineError
-from sandbox.tempdirs import mark_owner, owner_alive, owner_label, sweep_temp
-
-__all__ = ["mark_owner", "owner_alive", "owner_label", "sweep_temp"]  # their old home
+from sandbox.tempdirs import owner_alive
 
 LABEL = "pkgsandbox"
 LABEL_RUN = "pkgsandbox.run"

@@ -22,7 +22,8 @@ import docker.errors
 from sandbox.agent.protocol import TARGET_JSON
 from sandbox.errors import ImageError
 from sandbox.models import ImageInfo
-from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, engine_call, owner_label
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, engine_call
+from sandbox.tempdirs import owner_label
 
 IMAGE_REPO = "pkgsandbox-sandbox"
 REGISTRY_BASE = "python:3.12-slim"

@@ -22,9 +22,10 @@ from sandbox.gate.formats.junit import to_junit
 from sandbox.gate.formats.markdown import to_markdown
 from sandbox.gate.formats.sarif import to_sarif
 from sandbox.models import Phase, Report, Verdict
-from sandbox.runner.engine import LABEL, LABEL_OWNER, owner_label
+from sandbox.runner.engine import LABEL, LABEL_OWNER
 from sandbox.runner.interface import RunOptions
 from sandbox.runner.plan import resolve_recorder
+from sandbox.tempdirs import owner_label
 from sandbox.vet import VetOptions
 from tests.fixtures.builders import Randomised, build_wheel, exfil_source, pth_line
 from tests.unit.test_formats import validate_sarif

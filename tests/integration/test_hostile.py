@@ -153,7 +153,8 @@ def test_archive_tricks_rejected_before_any_container(tmp_path: Path, docker_cli
         payload = b"\0" * (300 << 20)  # compresses ~1000:1
         member, data = _member(f"{name}-1.0/zeros.bin", size=len(payload)), payload
     sdist = _sdist_with(tmp_path, name, member, data)
-    from sandbox.runner.engine import LABEL_OWNER, owner_label
+    from sandbox.runner.engine import LABEL_OWNER
+    from sandbox.tempdirs import owner_label
 
     def ours() -> set[str]:
         # containers this process's vet created (a concurrent run's are not ours)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from sandbox.models import Phase, PhaseStatus, Verdict
-from sandbox.runner.engine import LABEL, LABEL_OWNER, sweep, sweep_temp
+from sandbox.runner.engine import LABEL, LABEL_OWNER, sweep
+from sandbox.tempdirs import sweep_temp
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 

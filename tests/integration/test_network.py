@@ -35,7 +35,8 @@ from typing import Any
 import pytest
 
 from sandbox.models import NetworkCapture, Phase, PhaseStatus, Report, Severity, Verdict
-from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, owner_label
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER
+from sandbox.tempdirs import owner_label
 from tests.conftest import recorder, run_cli
 from tests.fixtures.builders import Randomised, build_wheel, ctypes_connect_source
 
