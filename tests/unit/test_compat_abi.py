@@ -12,18 +12,9 @@ calls and ``+++ killed by SIGSYS +++``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sandbox.judge.classify import classify
-from sandbox.judge.profiles import load_profile
-from sandbox.judge.rules import evaluate
-from sandbox.models import Inventory, Observation, Phase, PhaseResult, PhaseStatus, Severity
+from sandbox.models import Severity
 from sandbox.runner.seccomp import profile
-from sandbox.trace.strace import parse_strace_file
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "strace"
-HOME = "/home/dev"
-VENV = f"{HOME}/project/.venv"
+from tests.unit.test_vsock import DATA, by_rule, judged
 
 
 def test_only_the_native_abi_is_admitted() -> None:
@@ -34,16 +25,7 @@ def test_only_the_native_abi_is_admitted() -> None:
 
 
 def test_a_process_killed_for_a_foreign_abi_call_is_an_escape_attempt() -> None:
-    parsed = parse_strace_file(DATA / "compat-abi-import.strace", Phase.IMPORT)
-    events, procs = classify(parsed.events, parsed.processes, [], VENV, f"{HOME}/project")
-    obs = Observation(
-        events=tuple(events),
-        processes=tuple(procs),
-        phases=(PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1.0),),
-        inventory=Inventory(),
-        home=HOME,
-        venv=VENV,
-    )
-    findings = [f for f in evaluate(obs, load_profile("default")) if f.rule_id == "PS008"]
+    _, judged_findings = judged((DATA / "compat-abi-import.strace").read_text())
+    findings = by_rule(judged_findings, "PS008")
     assert findings and findings[0].severity is Severity.HIGH, findings
     assert "SIGSYS" in findings[0].message
