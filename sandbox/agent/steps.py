@@ -256,9 +256,8 @@ class StepRun:
                     # as one only buys time, and is judged after the last extension
                     extensions += 1
                     window_start = now
-                    # judged on what it does in the last window, not the sum of all
-                    cpu_at_start = watch.cpu_snapshot(survivors)
-                    threads_cpu = {p.pid: watch.thread_cpu(p.pid) for p in survivors}
+                    # CPU stays counted from the settle: a payload that burns through
+                    # the extensions and then blocks for ever is judged on all of it
                     continue
                 if now - window_start >= window:
                     # Judge survivors by what they did *during* the window and what their
