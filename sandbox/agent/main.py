@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsdiff, guard, init, passes, persist, sinkhole, tells
+from . import checkout, fsdiff, guard, init, passes, persist, sinkhole, tells
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OUT, candidate_env, emit, load_plan, site_packages
 from .exercise import entry_point_scripts
 from .home import (
@@ -132,6 +132,10 @@ def cmd_run(names: list[str]) -> int:
             res = json.loads((OUT / "install.result.json").read_text())
             if res.get("status") != "ok":
                 installed = False
+                if "import" in names:
+                    code = import_checkout(pass_name)
+                    if code != EXIT_OK:
+                        return code
                 break
     if pass_name == "default" and "import" in names:
         code = run_extra_passes(installed)
@@ -172,6 +176,9 @@ def run_extra_passes(installed: bool) -> int:
                 return code
             res = json.loads((OUT / f"{extra}.install.result.json").read_text())
             if res.get("status") != "ok" and not again:
+                code = import_checkout(extra, why)
+                if code != EXIT_OK:
+                    return code
                 continue
         for name in PASS_PHASES:
             if name == "exercise" and name not in (plan.get("phases") or {}):
@@ -180,6 +187,21 @@ def run_extra_passes(installed: bool) -> int:
             if code != EXIT_OK:
                 return code
     return EXIT_OK
+
+
+def import_checkout(pass_name: str, why: str = "") -> int:
+    """After a failed install of an sdist: its import phase from the unpacked sources
+    (see :mod:`checkout`), unpacked once and shared by every pass."""
+    plan = load_plan()
+    pids: list[int] = []
+    inv = checkout.load() if pass_name != "default" else checkout.prepare(plan, pids)
+    if inv is None:
+        return EXIT_OK
+    emit("status", phase="import", msg=f"install failed: importing the unpacked sdist in {inv['checkout']}")
+    extra = {"_why": why} if why else {}
+    return cmd_phase(
+        {**plan, **extra, "_checkout": inv["checkout"], "_agent_pids": pids}, "import", pass_name
+    )
 
 
 def _candidate_is_sdist(plan: dict[str, Any]) -> bool:
@@ -199,7 +221,7 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
         spare = float((plan["phases"].get("import") or {"timeout": 60})["timeout"])
         conf = {**conf, "timeout": min(float(conf["timeout"]), spare)}
     if extra and name == "import":
-        inv = OUT / f"{pass_name}.inventory.json"
+        inv = OUT / (checkout.INVENTORY if plan.get("_checkout") else f"{pass_name}.inventory.json")
         inv = inv if inv.exists() else OUT / "inventory.json"
         with contextlib.suppress(OSError, ValueError):
             passes.write_own(plan, pass_name, list(json.loads(inv.read_text()).get("modules") or []))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import legacy, rounds
+from . import checkout, legacy, rounds
 from .common import (
     OUT,
     RUN_DIR,
@@ -322,7 +322,10 @@ def _kit_installed() -> bool:
 
 
 def _inventory_file(plan: dict[str, Any]) -> Path:
-    """The inventory a phase reads: its own pass's re-install's, else the default one."""
+    """The inventory a phase reads: the checkout's (an import from the unpacked sdist),
+    its own pass's re-install's, else the default one."""
+    if plan.get("_checkout"):
+        return OUT / checkout.INVENTORY
     own = OUT / f"{plan.get('_pass') or 'default'}.inventory.json"
     return own if own.exists() else OUT / "inventory.json"
 
@@ -415,12 +418,20 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
     if status == "ok":
         results, more = _import_rounds(plan, modules, results, end, window)
         steps += more
+    problems = []
+    if plan.get("_checkout"):
+        problems.append(
+            f"the install failed: imported {len(modules)} module(s) from the unpacked sdist "
+            f"({plan['_checkout']}), as a developer would from a checkout"
+        )
     return {
         "phase": "import",
         "status": status,
         "steps": steps,
         "modules": results,
         "modules_capped": inv.get("modules_capped", 0),
+        "problems": problems,
+        "agent_pids": list(plan.get("_agent_pids") or []),  # the checkout's unpacking
     }
 
 

@@ -112,6 +112,10 @@ class StepRun:
         env = passes.pass_env(self.plan, self.pass_name, candidate_env(self.plan))
         if self.ebpf:
             env.update(passes.tracee_env(self.plan, self.pass_name))
+        checkout = self.plan.get("_checkout")
+        if checkout:  # an import from the unpacked sdist: in it, and importable from it
+            env["PWD"] = str(checkout)
+            env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH"), str(checkout)) if p)
         return env
 
     def _read_ctl(self, fd: int) -> None:
@@ -170,7 +174,7 @@ class StepRun:
             stdout=out_w,
             stderr=out_w,
             pass_fds=(3,),
-            cwd=self.plan["project"],
+            cwd=self.plan.get("_checkout") or self.plan["project"],
             env=self.environment(),
             preexec_fn=guard.recorder_preexec,
         )

@@ -194,3 +194,32 @@ def test_unsatisfiable_dependency_installs_with_no_deps(tmp_path: Path) -> None:
     assert any("--no-deps" in n for n in report.notes), report.notes
     assert any(a.name == "six" and a.role is ArtifactRole.DEPENDENCY for a in report.artifacts)
     assert report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
+
+
+def test_a_failed_install_still_imports_the_unpacked_sources(tmp_path: Path) -> None:
+    # Packaged in haste: setup.py names a package folder that does not exist, so pip
+    # installs nothing; the payload sits in the real package, run on import.
+    r = Randomised()
+    name, host, port = r.name("hasty"), r.address(), r.port()
+    setup_py = "from setuptools import setup\n"
+    setup_py += f"setup(name={name!r}, version='1.0', packages=['{name}_missing'])\n"
+    files = {
+        "setup.py": setup_py,
+        f"{name}/__init__.py": beacon(host, port),
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+    }
+    sdist = tmp_path / f"{name}-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for rel, text in sorted(files.items()):
+            data = text.encode()
+            ti = tarfile.TarInfo(f"{name}-1.0/{rel}")
+            ti.size, ti.mode, ti.mtime = len(data), 0o644, 1_700_000_000
+            tar.addfile(ti, io.BytesIO(data))
+    code, report = run_cli(tmp_path, str(sdist))
+    assert report is not None
+    install, imported = report.phases[0], next(p for p in report.phases if p.phase is Phase.IMPORT)
+    assert install.status is PhaseStatus.ERROR, install.output_tail[-500:]
+    assert any("unpacked sdist" in p for p in imported.problems), imported.problems
+    assert {s.name: s.status for s in imported.steps}.get(name) is PhaseStatus.OK, imported.steps
+    assert any(f.rule_id == "PS002" and f.phase is Phase.IMPORT for f in report.findings), report.findings
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
