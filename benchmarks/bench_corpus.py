@@ -31,13 +31,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from sandbox.cache import ResultCache
 from sandbox.errors import PkgSandboxError
 from sandbox.fetch import TargetEnv
-from sandbox.fetch.index import IndexClient, IndexFile, load_config
+from sandbox.fetch.index import IndexClient, IndexFile, load_config, load_constraints
 from sandbox.fetch.pip import Deadline, PipRunner
 from sandbox.gate import cache_context
 from sandbox.judge.profiles import load_profile
@@ -69,18 +70,23 @@ def _installable(file: IndexFile, target: TargetEnv, tags: frozenset[object]) ->
     return file.kind == "sdist" or bool(file.tags & tags)
 
 
-def resolve(client: IndexClient, target: TargetEnv, name: str) -> tuple[str, list[IndexFile]] | str:
+def resolve(
+    client: IndexClient, target: TargetEnv, name: str, constraint: SpecifierSet | None = None
+) -> tuple[str, list[IndexFile]] | str:
     """The newest version pip would install in the sandbox and its files, or why there is none.
 
     As pip's finder: final releases unless only pre-releases exist; yanked files and
     files whose Requires-Python excludes the sandbox's Python are out; a version counts
-    when it has a wheel for the sandbox's tags or an sdist."""
+    when it has a wheel for the sandbox's tags or an sdist; pip's constraint files
+    (*constraint*, this project's entry) narrow the choice, as they do the vet's fetch."""
     listing = client.listing(name)
     if not listing.exists:
         why = "; ".join(f"{loc}: {reason}" for loc, reason in listing.errors)
         return f"not on the index{f' ({why})' if why else ''}"
     tags = target.tags()
     ok = [f for f in listing.files if _installable(f, target, tags)]
+    if constraint is not None:
+        ok = [f for f in ok if constraint.contains(f.version, prereleases=True)]
     if not ok:
         kinds = sorted({t.platform for f in listing.files for t in f.tags})
         shown = ", ".join(kinds[:4]) or "none"
@@ -125,6 +131,7 @@ class Corpus:
         pip = PipRunner(None, Deadline(120))
         config = load_config(pip)
         self.index = IndexClient(config, Deadline(24 * 3600))
+        self.constraints = load_constraints(config, [])
         self.cache = None if args.no_cache else ResultCache(args.cache)
         self.ctx = cache_context(
             self.options,
@@ -138,7 +145,8 @@ class Corpus:
         t0 = time.monotonic()
         try:
             with self.lock:  # the index client's listing cache is not thread-safe
-                resolved = resolve(self.index, self.target, name)
+                cap = self.constraints.get(canonicalize_name(name))
+                resolved = resolve(self.index, self.target, name, cap)
         except PkgSandboxError as exc:
             out.verdict, out.reason = "error", f"resolve: {exc.message}"
             return out

@@ -120,3 +120,12 @@ def test_summary_has_a_row_per_rule_and_severity_and_a_final_line() -> None:
     assert "b 1.0: install: timeout" in text
     assert text.splitlines()[-1].startswith("corpus: 3 projects, 2 vetted")
     assert "1 clean, 0 suspicious, 0 malicious, 1 incomplete, 0 error, 1 skipped in 12 s wall" in text
+
+
+def test_pip_constraints_cap_the_version_as_they_cap_the_fetch() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    index = FakeIndex([wheel("2.0", "cp311-cp311-manylinux_2_17_x86_64"), sdist("1.5")])
+    version, files = bench.resolve(index, TARGET, "x", SpecifierSet("<=1.9"))
+    assert version == "1.5" and [f.kind for f in files] == ["sdist"]
+    assert isinstance(bench.resolve(index, TARGET, "x", SpecifierSet("<1")), str)
