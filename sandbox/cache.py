@@ -61,9 +61,11 @@ JUDGING_MODULES = (
     "sandbox",
     "sandbox.agent",
     "sandbox.agent.__main__",
+    "sandbox.agent.checkout",  # a failed install's import from the unpacked sdist
     "sandbox.agent.common",
     "sandbox.agent.disguise",  # what the time pass's candidate sees can change what it does
     "sandbox.agent.exercise",
+    "sandbox.agent.flat",  # bare-name sibling imports
     "sandbox.agent.fsdiff",
     "sandbox.agent.guard",
     "sandbox.agent.home",
@@ -89,6 +91,7 @@ JUDGING_MODULES = (
     "sandbox.agent.sinkhole.smtp",
     "sandbox.agent.sinkhole.tls",
     "sandbox.agent.steps",
+    "sandbox.agent.unpack",
     "sandbox.agent.tlsca",
     "sandbox.agent.trust",
     "sandbox.agent.watch",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import checkout, legacy, rounds
+from . import checkout, flat, legacy, rounds
 from .common import (
     OUT,
     RUN_DIR,
@@ -416,8 +416,14 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         remaining = remaining[idx + 1 :]
         attempt += 1
     if status == "ok":
-        results, more = _import_rounds(plan, modules, results, end, window)
+        site = Path(str(inv.get("site_packages") or "/nonexistent"))
+        folders, siblings = flat.sibling_folders(site, results)
+        results, more = _import_rounds(plan, modules, results, end, window, siblings)
         steps += more
+        if folders and end - time.monotonic() > 1:
+            more_results, more = flat.import_by_bare_name(plan, site, folders, end, window)
+            results += more_results
+            steps += more
     problems = []
     if plan.get("_checkout"):
         problems.append(
@@ -451,12 +457,18 @@ def _static_needs(plan: dict[str, Any], failed: list[str], known: set[str], rnd:
 
 
 def _import_rounds(
-    plan: dict[str, Any], modules: list[str], results: list[dict[str, Any]], end: float, window: float
+    plan: dict[str, Any],
+    modules: list[str],
+    results: list[dict[str, Any]],
+    end: float,
+    window: float,
+    siblings: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Modules that failed on a module nobody installed: a round (the host stages the
-    distribution providing it, a harness pip step installs it), then they import again."""
+    distribution providing it, a harness pip step installs it), then they import again.
+    *siblings* are the candidate's own files imported by bare name: not asked for."""
     rnd = run_rounds()
-    own = {m.split(".")[0] for m in modules}
+    own = {m.split(".")[0] for m in modules} | set(siblings)
     steps: list[dict[str, Any]] = []
     py = f"{plan['venv']}/bin/python"
     while rnd.available() and end - time.monotonic() > 1:

@@ -115,7 +115,11 @@ class StepRun:
         checkout = self.plan.get("_checkout")
         if checkout:  # an import from the unpacked sdist: in it, and importable from it
             env["PWD"] = str(checkout)
-            env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH"), str(checkout)) if p)
+        # folders imported by bare name (flat.py) first, then the checkout; a pass's own
+        # entries (its stubs) stay ahead of both
+        extra = [*(self.plan.get("_pythonpath") or []), *([str(checkout)] if checkout else [])]
+        if extra:
+            env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH"), *extra) if p)
         return env
 
     def _read_ctl(self, fd: int) -> None:

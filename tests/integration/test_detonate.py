@@ -223,3 +223,31 @@ def test_a_failed_install_still_imports_the_unpacked_sources(tmp_path: Path) -> 
     assert {s.name: s.status for s in imported.steps}.get(name) is PhaseStatus.OK, imported.steps
     assert any(f.rule_id == "PS002" and f.phase is Phase.IMPORT for f in report.findings), report.findings
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+
+
+def test_modules_importing_their_siblings_by_bare_name_run_from_their_folder(tmp_path: Path) -> None:
+    # Python 2 style: the package's modules import each other by bare name, so under
+    # Python 3 every one fails; the payload sits in a sibling that imports another.
+    r = Randomised()
+    name, host, port = r.name("flat"), r.address(), r.port()
+    helper, worker = r.name("helper"), r.name("worker")
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {
+            f"{name}/__init__.py": f"from {worker} import VALUE\n",
+            f"{name}/{worker}.py": f"import {helper}\n{beacon(host, port)}VALUE = {helper}.BASE\n",
+            f"{name}/{helper}.py": "BASE = 1\n",
+        },
+    )
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    imported = next(p for p in report.phases if p.phase is Phase.IMPORT)
+    by_name = {s.name: s.status for s in imported.steps}
+    assert by_name.get(name) is PhaseStatus.ERROR, by_name
+    assert f"{name}/{worker}.py" in by_name, by_name
+    # the sibling was never asked of the index as a distribution
+    assert not any(helper in m or worker in m for rd in report.rounds for m in rd.missing), report.rounds
+    assert any(f.rule_id == "PS002" and f.phase is Phase.IMPORT for f in report.findings), report.findings
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason

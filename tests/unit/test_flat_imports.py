@@ -1,0 +1,54 @@
+"""Bare-name sibling imports (sandbox/agent/flat.py): which failures name the
+candidate's own files, and what is imported again from their folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.agent import flat
+
+
+def _tree(root: Path, files: list[str]) -> None:
+    for rel in files:
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("")
+
+
+def test_a_failure_naming_a_sibling_file_points_at_its_folder(tmp_path: Path) -> None:
+    _tree(tmp_path, ["svc/__init__.py", "svc/manager.py", "svc/uac_helper.py", "svc/setup.py", "other.py"])
+    results = [
+        {"name": "svc", "status": "error", "detail": "ModuleNotFoundError: No module named 'manager'"},
+        {
+            "name": "svc.manager",
+            "status": "error",
+            "detail": "ModuleNotFoundError: No module named 'uac_helper'",
+        },
+        {"name": "svc.uac_helper", "status": "ok", "detail": ""},
+        # a real missing distribution is not a sibling: the index is asked for it
+        {"name": "other", "status": "error", "detail": "ModuleNotFoundError: No module named 'requests'"},
+    ]
+    folders, names = flat.sibling_folders(tmp_path, results)
+    assert folders == [tmp_path / "svc"]
+    assert names == {"manager", "uac_helper"}
+    assert [n for n, _ in flat.flat_modules(folders)] == ["manager", "uac_helper"]
+
+
+def test_a_package_importing_its_own_name_means_the_module_of_that_name(tmp_path: Path) -> None:
+    _tree(tmp_path, ["fast/__init__.py", "fast/fast.py", "fast/sender.py"])
+    detail = (
+        "ImportError: cannot import name 'init' from partially initialized module 'fast' "
+        "(most likely due to a circular import) (/x/fast/__init__.py)"
+    )
+    folders, names = flat.sibling_folders(tmp_path, [{"name": "fast", "status": "error", "detail": detail}])
+    assert folders == [tmp_path / "fast"] and names == {"fast"}
+    assert [n for n, _ in flat.flat_modules(folders)] == ["fast", "sender"]
+
+
+def test_no_sibling_no_flat_import(tmp_path: Path) -> None:
+    _tree(tmp_path, ["p/__init__.py"])
+    results = [
+        {"name": "p", "status": "error", "detail": "ModuleNotFoundError: No module named 'win32api'"},
+        {"name": "p", "status": "ok", "detail": "No module named 'p'"},  # only failures count
+    ]
+    assert flat.sibling_folders(tmp_path, results) == ([], set())
