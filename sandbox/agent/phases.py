@@ -72,7 +72,10 @@ def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
         if mod not in seen:
             seen.add(mod)
             names.append(mod)
-    top_level = [t for t in tops if t.isidentifier()] or sorted({n.split(".")[0] for n in names})
+    shipped = {n.split(".")[0] for n in names}
+    # a name top_level.txt declares but no file of RECORD provides is not the candidate's
+    # (a companion extension declares its parent's namespace): importing it can only fail
+    top_level = [t for t in tops if t.isidentifier() and (t in shipped or not rows)] or sorted(shipped)
     ordered = [t for t in top_level if t not in ("__main__",)]
     rest = sorted((n for n in names if n not in ordered), key=lambda n: (n.count("."), n))
     full = ordered + rest

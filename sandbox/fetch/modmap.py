@@ -30,6 +30,7 @@ MODULE_DISTRIBUTIONS: dict[str, str | None] = {
     "magic": "python-magic",
     "nacl": "PyNaCl",
     "pyautogui": "PyAutoGUI",
+    "ruamel": "ruamel.yaml",
     "serial": "pyserial",
     "sklearn": "scikit-learn",
     "socks": "PySocks",

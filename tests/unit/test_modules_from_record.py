@@ -1,0 +1,34 @@
+"""Which modules of an installed wheel the import phase tries (sandbox/agent/phases.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.agent.phases import modules_from_record
+
+
+def _info(tmp_path: Path, tops: list[str], record: list[str]) -> Path:
+    info = tmp_path / "x-1.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("\n".join(tops) + "\n")
+    (info / "RECORD").write_text("".join(f"{r},sha256=x,1\n" for r in [*record, "x-1.dist-info/RECORD"]))
+    return info
+
+
+def test_a_declared_top_level_name_no_file_provides_is_not_imported(tmp_path: Path) -> None:
+    # a companion extension declares its parent's namespace, which another distribution ships
+    info = _info(tmp_path, ["_ext", "parentns"], ["_ext.cpython-311-x86_64-linux-gnu.so"])
+    assert modules_from_record(info, 100) == (["_ext"], 0)
+
+
+def test_namespace_packages_and_submodules_stay(tmp_path: Path) -> None:
+    info = _info(tmp_path, ["google"], ["google/cloud/thing/__init__.py", "google/cloud/thing/api.py"])
+    names, capped = modules_from_record(info, 100)
+    assert names == ["google", "google.cloud.thing", "google.cloud.thing.api"] and capped == 0
+
+
+def test_without_a_record_the_declared_names_are_all_there_is(tmp_path: Path) -> None:
+    info = tmp_path / "y-1.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("y\n")
+    assert modules_from_record(info, 100) == (["y"], 0)
