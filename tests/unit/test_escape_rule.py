@@ -189,10 +189,17 @@ def test_two_pointed_looks_are_medium_the_is_docker_idiom_is_not() -> None:
     status = _probe("/proc/self/status", seq=1)
     # telemetry's "am I in Docker": /.dockerenv and its own cgroup (a top-300 SDK)
     assert _ps030(_probe("/.dockerenv", seq=1), _probe("/proc/10/cgroup", seq=2), status) == [Severity.LOW]
-    pointed = ("/.dockerenv", "/proc/1/cgroup", "/proc/7/status")
+    # "am I in a container" is one look, whichever cgroup it reads: a top-400 ML runtime
+    # reads /.dockerenv, /run/.containerenv, PID 1's cgroup and its own at import
+    container = ("/.dockerenv", "/run/.containerenv", "/proc/1/cgroup", "/proc/10/cgroup")
+    assert _ps030(status, *(_probe(p, seq=i + 2) for i, p in enumerate(container))) == [Severity.LOW]
+    # pointed kinds: the container idiom, PID 1's own files (its name: which init), one
+    # other process: any two are environment-aware code
+    pointed = ("/.dockerenv", "/proc/1/cmdline", "/proc/7/status")
     for a in pointed:
         for b in pointed:
             if a < b:
                 assert _ps030(status, _probe(a, seq=2), _probe(b, seq=3)) == [Severity.MEDIUM], (a, b)
-    # PID 1's files alone are one kind: LOW
-    assert _ps030(_probe("/proc/1/cgroup", seq=1), _probe("/proc/1/cmdline", seq=2)) == [Severity.LOW]
+    assert _ps030(_probe("/proc/1/cgroup", seq=1), _probe("/proc/1/sched", seq=2)) == [Severity.MEDIUM]
+    # PID 1's own files alone are one kind: LOW
+    assert _ps030(_probe("/proc/1/comm", seq=1), _probe("/proc/1/cmdline", seq=2)) == [Severity.LOW]

@@ -264,8 +264,11 @@ def test_one_kind_of_probe_alone_is_low_and_the_runtime_does_not_probe() -> None
     marker = probe.model_copy(update={"seq": 2, "path": "/.dockerenv", "kind": EventKind.FILE_STAT})
     two = obs.model_copy(update={"events": (probe, marker)})
     assert [(f.rule_id, f.severity) for f in evaluate(two)] == [("PS030", Severity.LOW)]  # one pointed look
-    init = probe.model_copy(update={"seq": 3, "path": "/proc/1/cgroup"})
-    three = obs.model_copy(update={"events": (probe, marker, init)})
+    cgroup = probe.model_copy(update={"seq": 3, "path": "/proc/1/cgroup"})
+    idiom = obs.model_copy(update={"events": (probe, marker, cgroup)})  # "am I in a container"
+    assert [(f.rule_id, f.severity) for f in evaluate(idiom)] == [("PS030", Severity.LOW)]
+    init = probe.model_copy(update={"seq": 4, "path": "/proc/1/sched"})
+    three = obs.model_copy(update={"events": (probe, marker, cgroup, init)})
     assert [(f.rule_id, f.severity) for f in evaluate(three)] == [("PS030", Severity.MEDIUM)]
     # a real `vet requests` (the agent's import and `-m pip --version` steps) probes nothing
     benign = observation(

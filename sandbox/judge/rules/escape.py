@@ -126,12 +126,13 @@ def rule_evasion_probe(ctx: Context) -> list[Finding]:
         kinds = {_probe_kind(e, own, swept) for e in uniq}
         # One kind of look is what benign code does too (numpy reads its own status,
         # telemetry checks /.dockerenv or the cgroup): LOW, it does not raise others.
-        # A debugger self-attach, or two pointed kinds of look (a container marker,
-        # init's files, one other process), is environment-aware code. Runtimes read
-        # their own status and cgroup (memory, CPU quota), process listers sweep every
-        # /proc/N, and the "am I in Docker" idiom of telemetry is /.dockerenv plus its
-        # own cgroup: none of those is pointed twice, they stay LOW.
-        strong = "ptrace" in kinds or len(kinds & {"marker", "init", "other"}) >= 2
+        # A debugger self-attach, or two pointed kinds of look (the container idiom,
+        # init's own files, one other process), is environment-aware code. Runtimes
+        # read their own status and cgroup (memory, CPU quota), process listers sweep
+        # every /proc/N, and "am I in a container" (the markers of Docker and Podman
+        # and a cgroup, its own or PID 1's: a top-400 ML runtime at import) is one
+        # look: none of those is pointed twice, they stay LOW.
+        strong = "ptrace" in kinds or len(kinds & {"container", "init", "other"}) >= 2
         out.append(
             make_finding(
                 "PS030",
@@ -159,21 +160,24 @@ def _swept(events: list[Event], own: set[int]) -> set[str]:
 
 
 def _probe_kind(e: Event, own: set[int], swept: set[str]) -> str:
-    """Which look a probe is: ptrace; a container marker; ``self`` (its own status or
-    cgroup); ``listing`` (part of a sweep of every process); ``init`` (PID 1's files);
-    ``other`` (one other process's status or cgroup)."""
+    """Which look a probe is: ptrace; ``container`` (a container marker file, or PID
+    1's cgroup: the "am I in a container" idiom); ``self`` (its own status or cgroup);
+    ``listing`` (part of a sweep of every process); ``init`` (PID 1's other files:
+    its name, schedule, mounts); ``other`` (one other process's status or cgroup)."""
     if e.kind is EventKind.PTRACE:
         return "ptrace"
     path = e.path or ""
     m = _PROC_FILE.match(path)
     if not m:
-        return "marker"
+        return "container"
     who, name = m.groups()
     if not who.isdigit() or int(who) == e.pid or int(who) in own:
         return "self"
     if name in swept:
         return "listing"
-    return "init" if who == "1" else "other"
+    if who == "1":
+        return "container" if name == "cgroup" else "init"
+    return "other"
 
 
 def escalate(findings: list[Finding]) -> list[Finding]:
