@@ -211,3 +211,29 @@ def test_the_drivers_linger_loop_wakes_rarely(time_pass: bool) -> None:
     wakeups = int(out.stdout)
     # a thread alive for 2 s: 50 ms doubling to 1 s looks 7 times (the old loop: ~40)
     assert 2 <= wakeups <= 10, wakeups
+
+
+def _sleeper(secs: float) -> subprocess.Popen[bytes]:
+    code = "import threading, time\n"
+    code += f"threading.Thread(target=time.sleep, args=({secs},)).start()\ntime.sleep({secs})\n"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(0.5)  # let both threads block
+    return proc
+
+
+def test_a_short_timed_wait_is_waited_out_a_long_one_is_not() -> None:
+    """The window is extended to see a short sleep end (what follows is recorded);
+    a long one, another process beside the step's own, or no wait at all is judged."""
+    short, long_ = _sleeper(6), _sleeper(300)
+    try:
+        ps, pl = psutil.Process(short.pid), psutil.Process(long_.pid)
+        left = watch.short_waits_left([ps], short.pid)
+        assert left is not None and 4 < left <= 6.01, left
+        assert watch.short_waits_left([pl], long_.pid) is None
+        assert watch.short_waits_left([ps, pl], short.pid) is None  # a second process
+        assert watch.short_waits_left([ps], None) is None
+        assert watch.short_waits_left([psutil.Process()], os.getpid()) is None  # nothing waiting
+    finally:
+        for p in (short, long_):
+            p.kill()
+            p.wait()
