@@ -384,6 +384,13 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
     module_timeout = float(plan.get("module_timeout", 30))
     end = time.monotonic() + timeout
     steps = []
+    deps = list(plan.get("dependency_files") or [])
+    if plan.get("_checkout") and deps and str(plan.get("_pass") or "default") == "default":
+        # the failed install took its staged dependencies down with it: a developer
+        # installs them before running the checkout (wheels, nothing of them builds)
+        emit("status", phase="import", msg=f"installing the {len(deps)} staged dependencies for the checkout")
+        dep_step = StepRun(plan, "import", "checkout-deps", _pip_install(plan, ["--no-deps", *deps]))
+        steps.append(dep_step.run(max(1.0, (end - time.monotonic()) / 2), window).result())
     results: list[dict[str, Any]] = []
     status = "ok"
     remaining = modules

@@ -205,8 +205,9 @@ def test_a_failed_install_still_imports_the_unpacked_sources(tmp_path: Path) -> 
     setup_py += f"setup(name={name!r}, version='1.0', packages=['{name}_missing'])\n"
     files = {
         "setup.py": setup_py,
-        f"{name}/__init__.py": beacon(host, port),
-        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{name}/__init__.py": "import attrs\n" + beacon(host, port),
+        # a declared dependency: staged, and installed for the checkout (no round needed)
+        "PKG-INFO": f"Metadata-Version: 2.2\nName: {name}\nVersion: 1.0\nRequires-Dist: attrs\n",
     }
     sdist = tmp_path / f"{name}-1.0.tar.gz"
     with tarfile.open(sdist, "w:gz") as tar:
@@ -221,6 +222,7 @@ def test_a_failed_install_still_imports_the_unpacked_sources(tmp_path: Path) -> 
     assert install.status is PhaseStatus.ERROR, install.output_tail[-500:]
     assert any("unpacked sdist" in p for p in imported.problems), imported.problems
     assert {s.name: s.status for s in imported.steps}.get(name) is PhaseStatus.OK, imported.steps
+    assert not report.rounds, report.rounds
     assert any(f.rule_id == "PS002" and f.phase is Phase.IMPORT for f in report.findings), report.findings
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
 
