@@ -103,6 +103,7 @@ JUDGING_MODULES = (
     "sandbox.fetch.metadata",
     "sandbox.fetch.modmap",
     "sandbox.fetch.pip",
+    "sandbox.fetch.poetry",
     "sandbox.fetch.rounds",
     "sandbox.fetch.sdists",
     "sandbox.fetch.spec",

@@ -3,8 +3,9 @@
 An sdist's real metadata is only known after its build backend ran, which must
 never happen on the host. What can be known statically is read here, in this
 order: ``PKG-INFO`` (Metadata-Version ≥ 2.2 and Requires-Dist not Dynamic),
-``pyproject.toml`` ``[project]``, ``setup.cfg`` ``[options]``; anything else is
-reported as unknown.
+``pyproject.toml`` ``[project]``, a Poetry project's ``[tool.poetry.dependencies]``,
+``setup.cfg`` ``[options]``, then (not promised static) old ``PKG-INFO`` and
+``egg-info/requires.txt``; anything else is reported as unknown.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from packaging.version import InvalidVersion, Version
 
 from sandbox.errors import FetchError
 from sandbox.fetch.archive import SdistContents, parse_metadata
+from sandbox.fetch.poetry import poetry_requires
 
 # tomllib is 3.11+, its backport tomli is a dependency on 3.10; importing by
 # name keeps one code path for both (and for mypy's 3.10 target).
@@ -36,6 +38,13 @@ _toml = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "t
 # What pip assumes for a source tree without [build-system] (PEP 518).
 LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
 _SETUPTOOLS_BACKENDS = ("setuptools.build_meta", "setuptools.build_meta:__legacy__")
+_POETRY = "poetry.core.masonry.api"
+
+
+def _backend(pyproject: dict[str, Any]) -> str | None:
+    build_system = pyproject.get("build-system")
+    backend = build_system.get("build-backend") if isinstance(build_system, dict) else None
+    return str(backend) if backend else None
 
 
 @dataclass(frozen=True)
@@ -191,6 +200,14 @@ def read_static_metadata(contents: SdistContents) -> StaticMetadata:
             deps += [_extra_marker(str(r), str(extra)) for r in reqs]
         requires = tuple(deps)
         source = "pyproject.toml"
+    elif (
+        project is None
+        and _backend(pyproject) == _POETRY
+        and (poetry := poetry_requires(pyproject)) is not None
+    ):
+        # what poetry-core writes as Requires-Dist when it builds, and pip resolves
+        requires = tuple(poetry)
+        source = "pyproject.toml [tool.poetry.dependencies]"
     else:
         cfg = _from_setup_cfg(contents)
         if cfg is not None:
