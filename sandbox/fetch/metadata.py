@@ -205,9 +205,14 @@ def read_static_metadata(contents: SdistContents) -> StaticMetadata:
         and _backend(pyproject) == _POETRY
         and (poetry := poetry_requires(pyproject)) is not None
     ):
-        # what poetry-core writes as Requires-Dist when it builds, and pip resolves
-        requires = tuple(poetry)
-        source = "pyproject.toml [tool.poetry.dependencies]"
+        # what poetry-core writes as Requires-Dist when it builds, and pip resolves;
+        # an egg-info beside it (another tool built the sdist) says what the code was
+        # run with: staged too, for the checkout a failed build falls back to
+        named = {canonicalize_name(Requirement(r).name) for r in poetry}
+        egg = _egg_requires(contents.egg_requires) if contents.egg_requires is not None else []
+        more = [r for r in egg if canonicalize_name(Requirement(r).name) not in named]
+        requires = (*poetry, *more)
+        source = "pyproject.toml [tool.poetry.dependencies]" + (" and egg-info/requires.txt" if more else "")
     else:
         cfg = _from_setup_cfg(contents)
         if cfg is not None:

@@ -67,3 +67,24 @@ def test_a_poetry_template_sdist_stages_what_poetry_will_ask_for(tmp_path: Path,
     assert meta.source == "pyproject.toml [tool.poetry.dependencies]"
     assert meta.requires_dist == ("Flask<3.0.0,>=2.2.0", "browser-cookie3<0.17.0,>=0.16.2")
     assert not no_execution.exists()
+
+
+def test_an_egg_info_beside_the_poetry_table_adds_what_it_names(tmp_path: Path, no_execution: Path) -> None:
+    from tests.unit.test_fetch_fixtures import sdist_members, write_tar
+
+    pyproject = (
+        '[tool.poetry]\nname = "t"\n[tool.poetry.dependencies]\nbrowser-cookie3 = "^0.16.2"\n'
+        '[build-system]\nrequires = ["poetry-core"]\nbuild-backend = "poetry.core.masonry.api"\n'
+    )
+    members = sdist_members(
+        "foo",
+        "1.0",
+        no_execution,
+        pkg_info="Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n",
+        pyproject=pyproject,
+    )
+    members["foo-1.0/foo.egg-info/requires.txt"] = b"browser_cookie3\nrobloxpy\n"
+    meta = read_static_metadata(inspect_sdist(write_tar(tmp_path / "foo-1.0.tar.gz", members)))
+    assert meta.requires_dist == ("browser-cookie3<0.17.0,>=0.16.2", "robloxpy")
+    assert meta.source.endswith("and egg-info/requires.txt")
+    assert not no_execution.exists()
