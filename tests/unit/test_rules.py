@@ -540,10 +540,23 @@ def test_process_explosion() -> None:
     refused = [ev(EventKind.SPAWN, "clone", seq=i, errno="EAGAIN", flags="process") for i in range(6)]
     f = next(f for f in evaluate(obs(refused)) if f.rule_id == "PS022")
     assert f.severity is Severity.HIGH
-    # a command in the exercise phase may run a worker pool (rsa.parallel: 303 in 10 s);
-    # a fork bomb there still meets the pids limit
-    pool = [s.model_copy(update={"phase": Phase.EXERCISE}) for s in spawns]
-    assert "PS022" not in rules_of(obs(pool))
+    # a command in the exercise phase may run a worker pool (rsa.parallel: 303 in 10 s),
+    # an import runs a helper per module (find_library: ldconfig, gcc): many processes,
+    # a few at a time; a fork bomb still meets the pids limit
+    for phase in (Phase.EXERCISE, Phase.IMPORT):
+        pool = [s.model_copy(update={"phase": phase}) for s in spawns]
+        lives = [
+            proc(100 + i, ["/sbin/ldconfig", "-p"], phase, ppid=10).model_copy(
+                update={"start": 1.0 + i, "end": 1.0 + i + (2.5 if i % 4 else 0.5)}
+            )
+            for i in range(300)
+        ]
+        parent = proc(10, ["python"], phase)
+        assert "PS022" not in rules_of(obs(pool, [parent, *lives])), phase
+        # the same 300 all alive at once is an explosion
+        stay = [lv.model_copy(update={"end": None}) for lv in lives]
+        f = next(f for f in evaluate(obs(pool, [parent, *stay])) if f.rule_id == "PS022")
+        assert f.severity is Severity.MEDIUM and "at most 300 alive" in f.message
     bomb = [s.model_copy(update={"phase": Phase.EXERCISE}) for s in refused]
     assert next(f for f in evaluate(obs(bomb)) if f.rule_id == "PS022").severity is Severity.HIGH
 

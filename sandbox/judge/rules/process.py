@@ -382,6 +382,31 @@ def rule_lingering(ctx: Context) -> list[Finding]:
     return out
 
 
+# Processes of the candidate alive at once past which a phase is a fork bomb in the
+# making; the total spawned past which it is one whatever their overlap. Importing a
+# big package runs helpers one after another (ctypes.util.find_library runs ldconfig
+# and gcc per lookup: a top-600 web framework's GIS modules, 300+ short-lived
+# processes), native builds run hundreds of compilers, a command may start a worker
+# pool per task: none of those is many at once. A fork bomb is, and meets the pids limit.
+CONCURRENT_PROCESSES = 64
+TOTAL_PROCESSES = 2000
+
+
+def _most_alive(ctx: Context, phase: Phase, spawns: list[Event]) -> int:
+    """The most of the spawned processes alive at the same time (start/end of each)."""
+    edges: list[tuple[float, int]] = []
+    for e in spawns:
+        proc = ctx.procs.get((phase, e.target)) if e.target is not None else None
+        start = proc.start if proc is not None else e.time
+        end = proc.end if proc is not None and proc.end is not None else float("inf")
+        edges += [(start, 1), (end, -1)]
+    alive = most = 0
+    for _, step in sorted(edges):  # an exit at the instant of a start counts first
+        alive += step
+        most = max(most, alive)
+    return most
+
+
 def rule_explosion(ctx: Context) -> list[Finding]:
     out = []
     for phase, evs in per_phase(ctx.obs.events).items():
@@ -393,18 +418,16 @@ def rule_explosion(ctx: Context) -> list[Finding]:
         limited = [
             e for e in evs if e.syscall in ("clone", "fork", "vfork", "clone3") and e.errno == "EAGAIN"
         ]
-        # native builds legitimately run hundreds of compiler processes during install,
-        # and a command run in the exercise phase may start a worker pool per task
-        # (rsa.parallel: 303 in ten seconds); a fork bomb still meets the pids limit
-        threshold = 2000 if phase in (Phase.INSTALL, Phase.EXERCISE) else 256
-        if len(spawns) > threshold or len(limited) >= 5:
+        most = _most_alive(ctx, phase, spawns) if len(spawns) > CONCURRENT_PROCESSES else len(spawns)
+        if most > CONCURRENT_PROCESSES or len(spawns) > TOTAL_PROCESSES or len(limited) >= 5:
             sample = (limited or spawns)[:MAX_EVIDENCE]
             sev = Severity.HIGH if limited else Severity.MEDIUM
             out.append(
                 make_finding(
                     "PS022",
                     phase,
-                    f"{len(spawns)} processes spawned, {len(limited)} refused by the pids limit",
+                    f"{len(spawns)} processes spawned, at most {most} alive at once, "
+                    f"{len(limited)} refused by the pids limit",
                     [ctx.evidence(e) for e in sample],
                     sev,
                 )
