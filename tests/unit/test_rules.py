@@ -236,6 +236,32 @@ def test_pth_written_after_install_is_persistence_but_not_during_install() -> No
     assert "PS005" not in rules_of(obs([ev(EventKind.FILE_WRITE, "openat", path=pth, phase=Phase.INSTALL)]))
 
 
+def _pth_write(pth: str, text: str, seq: int, size: int | None = None) -> list[Event]:
+    data = text.replace("\n", "\\n")  # as strace prints the bytes
+    return [
+        ev(EventKind.FILE_WRITE, "openat", path=pth, seq=seq),
+        ev(EventKind.FILE_WRITE, "write", path=pth, seq=seq + 1, data=data, size=size or len(text)),
+    ]
+
+
+def _ps005(events: list[Event]) -> list[Severity]:
+    return [f.severity for f in evaluate(obs(events)) if f.rule_id == "PS005"]
+
+
+def test_a_pth_that_only_adds_a_path_is_low_one_that_runs_code_is_not() -> None:
+    """A plugin system writes a path-only .pth at import (a top-600 project's dependency);
+    ``site`` runs only a .pth's ``import`` lines, so it starts nothing. Code in it, bytes
+    the trace cut, or a start-up module put in the folder it adds keep it persistence."""
+    site = f"{VENV}/lib/python3.11/site-packages"
+    plugins = "/home/dev/.local/share/plugins"
+    assert _ps005(_pth_write(f"{site}/plugins.pth", f"{plugins}\n", 1)) == [Severity.LOW]
+    assert _ps005(_pth_write(f"{site}/hook.pth", "import os; os.system('x')\n", 1)) == [Severity.HIGH]
+    assert _ps005(_pth_write(f"{site}/p.pth", f"{plugins}\n", 1, size=4096)) == [Severity.HIGH]  # cut
+    planted = ev(EventKind.FILE_WRITE, "openat", path=f"{plugins}/sitecustomize.py", seq=9)
+    assert _ps005([*_pth_write(f"{site}/plugins.pth", f"{plugins}\n", 1), planted]) == [Severity.HIGH]
+    assert _ps005([ev(EventKind.FILE_WRITE, "openat", path=f"{site}/zz.pth")]) == [Severity.HIGH]  # unread
+
+
 def test_a_sitecustomize_vendored_inside_a_package_is_not_persistence() -> None:
     """``site`` imports sitecustomize from the top of sys.path only; debugpy's wheel
     vendors one deep in its package (a top-300 FP when a round installed it)."""

@@ -25,6 +25,7 @@ from sandbox.models import (
     FsChange,
     Observation,
     Phase,
+    Severity,
 )
 
 PERSISTENCE_PATHS = re.compile(
@@ -82,7 +83,12 @@ def rule_persistence(ctx: Context) -> list[Finding]:
     own = round_installed(ctx.obs)
     hits = [e for e in hits if not (own and (e.phase, _written(e)) in own)]
     diffed = [c for c in diffed if (c.phase, c.path) not in own]
-    out = []
+    paths_only = path_only_pths(ctx)
+    quiet = [e for e in hits if _written(e) in paths_only]
+    quiet_diff = [c for c in diffed if c.path in paths_only]
+    hits = [e for e in hits if _written(e) not in paths_only]
+    diffed = [c for c in diffed if c.path not in paths_only]
+    out = _path_only_findings(ctx, quiet, quiet_diff, paths_only)
     for phase in sorted({e.phase for e in hits} | {c.phase for c in diffed}, key=lambda p: p.order):
         uniq = dedupe([e for e in hits if e.phase is phase], lambda e: (e.pid, e.path, e.path2, e.argv))
         changes = [c for c in diffed if c.phase is phase]
@@ -97,6 +103,87 @@ def rule_persistence(ctx: Context) -> list[Finding]:
                     *[ctx.evidence(e) for e in uniq][: MAX_EVIDENCE - min(len(changes), 5)],
                     *map(_diff_evidence, changes),
                 ],
+            )
+        )
+    return out
+
+
+def _unescape(data: str) -> str:
+    """The bytes of a write as the recorder printed them (C escapes: ``\\n``, ``\\x2f``,
+    ``\\057``), decoded; enough to read a ``.pth``'s lines."""
+    try:
+        return data.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError:
+        return data
+
+
+_HOOK_NAMES = (
+    "sitecustomize.py",
+    "usercustomize.py",
+    "sitecustomize/__init__.py",
+    "usercustomize/__init__.py",
+)
+
+
+def path_only_pths(ctx: Context) -> dict[str, list[str]]:
+    """The ``.pth`` files the candidate wrote whose every byte is known and none of
+    whose lines ``site`` runs (no ``import`` line): a plugin system's search path, not
+    start-up code. Mapped to the directories they add. None qualifies when a start-up
+    module (``sitecustomize``/``usercustomize``) was written into a directory one adds
+    — that directory's hook would then run at every start."""
+    chunks: dict[str, list[str]] = {}
+    unknown: set[str] = set()
+    for e in ctx.events:
+        if e.kind is not EventKind.FILE_WRITE or not (e.path or "").endswith(".pth"):
+            continue
+        if e.syscall.startswith(("write", "pwrite")):
+            text = _unescape(e.data) if e.data is not None else None
+            if text is None or (e.size is not None and len(text.encode("utf-8", "replace")) < e.size):
+                unknown.add(e.path or "")
+            else:
+                chunks.setdefault(e.path or "", []).append(text)
+        elif e.syscall not in ("open", "openat", "openat2", "creat"):
+            unknown.add(e.path or "")  # written some other way (a copy, a rename onto it)
+    for c in ctx.obs.fs_changes:
+        if c.path.endswith(".pth") and c.path not in chunks and c.size and len(c.head.encode()) >= c.size:
+            chunks[c.path] = [c.head]
+    out: dict[str, list[str]] = {}
+    for path, parts in chunks.items():
+        text = "".join(parts)
+        if path in unknown or executes(text):
+            continue
+        site = path.rsplit("/", 1)[0]
+        out[path] = [
+            line if line.startswith("/") else f"{site}/{line}"
+            for line in (raw.strip() for raw in text.splitlines())
+            if line and not line.startswith("#")
+        ]
+    named = {d.rstrip("/") for dirs in out.values() for d in dirs}
+    written = {_written(e) for e in ctx.events if e.kind in WRITE_KINDS} | {
+        c.path for c in ctx.obs.fs_changes
+    }
+    if any(f"{d}/{name}" in written for d in named for name in _HOOK_NAMES):
+        return {}
+    return out
+
+
+def _path_only_findings(
+    ctx: Context, hits: list[Event], changes: list[FsChange], paths: dict[str, list[str]]
+) -> list[Finding]:
+    out = []
+    for phase in sorted({e.phase for e in hits} | {c.phase for c in changes}, key=lambda p: p.order):
+        mine = [e for e in hits if e.phase is phase]
+        theirs = [c for c in changes if c.phase is phase]
+        files = sorted({_written(e) for e in mine} | {c.path for c in theirs})
+        dirs = sorted({d for f in files for d in paths.get(f, [])})
+        out.append(
+            make_finding(
+                "PS005",
+                phase,
+                f"a .pth adds {', '.join(dirs[:4]) or 'nothing'} to every interpreter's sys.path: "
+                f"{', '.join(files[:4])} (no line of it runs at start-up)",
+                [*[ctx.evidence(e) for e in mine][:MAX_EVIDENCE], *map(_diff_evidence, theirs[:2])],
+                Severity.LOW,
             )
         )
     return out
