@@ -71,6 +71,20 @@ def home_needed_mb(paths: Iterable[Path]) -> int:
     return HOME_SPARE_MB + math.ceil(sum(installed_bytes(p) for p in paths) / MIB)
 
 
+# pip builds an sdist in /tmp: its unpacked tree, the build's copy of it and the
+# wheel, about this many bytes per compressed byte (a 430 MB sdist of Java jars ran
+# the default 512 MiB /tmp out of space: ENOSPC, a benign top-600 project suspicious)
+BUILD_FACTOR = 3.5
+TMP_SPARE_MB = 256
+
+
+def tmp_needed_mb(paths: Iterable[Path]) -> int:
+    """/tmp (MiB) building the staged sdists among *paths* needs, spare included (pip
+    builds them one at a time, but a wheel cache of each may stay: all counted)."""
+    sdists = [p.stat().st_size for p in paths if p.suffix != ".whl"]
+    return TMP_SPARE_MB + math.ceil(sum(sdists) * BUILD_FACTOR / MIB)
+
+
 def budget_mb(engine_bytes: int | None) -> int | None:
     """What all sandboxes of this host's vets may hold together (None: engine unknown)."""
     return int(engine_bytes * HOST_SHARE / MIB) if engine_bytes else None
@@ -114,7 +128,8 @@ class Room(Frozen):
         """A line for the report: what the closure needs and what the sandbox got."""
         return (
             f"sandbox sized for the staged closure: about {gib(self.needed_mb)} needed in HOME; "
-            f"HOME {gib(self.limits.home_mb)}, memory {gib(self.limits.memory_mb)} "
+            f"HOME {gib(self.limits.home_mb)}, /tmp {gib(self.limits.tmp_mb)}, "
+            f"memory {gib(self.limits.memory_mb)} "
             f"(ceiling {gib(self.ceiling_mb)}), install time grown with it"
         )
 
@@ -127,19 +142,23 @@ class Room(Frozen):
         )
 
 
-def room_for(base: Limits, needed_mb: int, ceiling_mb: int) -> Room:
-    """The limits for a closure that needs *needed_mb* of HOME: *base* when it fits in
-    them; else HOME grown to the need, trace storage grown with it, and memory for
-    both plus room for the processes (at least what *base* leaves besides HOME, and a
-    share of HOME: a big closure's imports load big native libraries)."""
-    if needed_mb <= base.home_mb:
+def room_for(base: Limits, needed_mb: int, ceiling_mb: int, tmp_mb: int = 0) -> Room:
+    """The limits for a closure that needs *needed_mb* of HOME and *tmp_mb* of /tmp (its
+    sdists' builds): *base* when it fits in them; else HOME and /tmp grown to the need,
+    trace storage grown with HOME, and memory for all of it (tmpfs pages are memory)
+    plus room for the processes (at least what *base* leaves besides HOME, and a share
+    of HOME: a big closure's imports load big native libraries)."""
+    if needed_mb <= base.home_mb and tmp_mb <= base.tmp_mb:
         return Room(needed_mb=needed_mb, ceiling_mb=ceiling_mb, base=base, limits=base, fits=True)
-    trace_extra = math.ceil((needed_mb - base.home_mb) * TRACE_SHARE)
-    processes = max(base.memory_mb - base.home_mb, math.ceil(needed_mb * PROCESS_SHARE))
+    home = max(needed_mb, base.home_mb)
+    tmp = max(tmp_mb, base.tmp_mb)
+    trace_extra = math.ceil((home - base.home_mb) * TRACE_SHARE)
+    processes = max(base.memory_mb - base.home_mb, math.ceil(home * PROCESS_SHARE))
     grown = base.model_copy(
         update={
-            "home_mb": needed_mb,
-            "memory_mb": needed_mb + trace_extra + processes,
+            "home_mb": home,
+            "tmp_mb": tmp,
+            "memory_mb": home + (tmp - base.tmp_mb) + trace_extra + processes,
             "trace_mb": base.trace_mb + trace_extra,
         }
     )
@@ -156,7 +175,5 @@ def gib(mb: int) -> str:
 
 def staged_room(staged: StagedSet, artifacts: Path, base: Limits, engine_bytes: int | None) -> Room:
     """The :class:`Room` for the staged set whose files are in *artifacts*."""
-    paths = [artifacts / a.filename for a in staged.artifacts]
-    return room_for(
-        base, home_needed_mb(p for p in paths if p.is_file()), memory_ceiling_mb(base, engine_bytes)
-    )
+    paths = [p for p in (artifacts / a.filename for a in staged.artifacts) if p.is_file()]
+    return room_for(base, home_needed_mb(paths), memory_ceiling_mb(base, engine_bytes), tmp_needed_mb(paths))

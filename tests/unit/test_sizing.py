@@ -75,6 +75,21 @@ def test_a_bigger_closure_grows_home_and_the_memory_that_holds_it() -> None:
     assert sizing.room_for(base, 1000, 9000).options(run) is run  # fits: unchanged
 
 
+def test_a_big_sdist_grows_tmp_where_pip_builds_it(tmp_path: Path) -> None:
+    """A 430 MB sdist of jars ran the default 512 MiB /tmp out of space while pip built
+    it (ENOSPC, a benign project called suspicious): /tmp grows with the sdists staged,
+    and memory with it (tmpfs pages are memory); wheels need none."""
+    base = Limits()
+    whl = build_wheel(tmp_path, Randomised().name("w"), "1.0", {"w/__init__.py": "X = 1\n"})
+    assert sizing.tmp_needed_mb([whl]) == sizing.TMP_SPARE_MB <= base.tmp_mb
+    tmp = int(430 * sizing.BUILD_FACTOR)  # MiB: a 430 MiB sdist
+    room = sizing.room_for(base, 1500, sizing.memory_ceiling_mb(base, 24 * GIB), tmp)
+    assert room.fits and room.grown and room.limits.tmp_mb == tmp
+    assert room.limits.home_mb == base.home_mb
+    assert room.limits.memory_mb >= base.memory_mb + room.limits.tmp_mb - base.tmp_mb
+    assert "/tmp 1.5 GiB" in room.note()
+
+
 @pytest.mark.parametrize("engine_gib", [8, 16, 24, 64, 256])
 def test_the_ceiling_leaves_room_for_a_second_vet_and_the_host(engine_gib: int) -> None:
     base = Limits()
