@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import RUN_DIR, emit, module_file
+from .common import RUN_DIR, TEST_PART, emit, module_file
 from .steps import ImportRun
 
 _PARTIAL = re.compile(r"partially initialized module '([A-Za-z_][\w.]*)'")
@@ -53,6 +53,8 @@ def sibling_folders(site: Path, results: list[dict[str, Any]]) -> tuple[list[Pat
         m = _NO_MODULE.search(detail) or _PARTIAL.search(detail)
         if m is None:
             continue
+        if any(TEST_PART.match(part) for part in str(r["name"]).split(".")[1:]):
+            continue  # a test suite's helpers: not what a user imports
         wanted = m.group(1).split(".")[0]
         # a package's __init__ that imports its own name means pkg/pkg.py
         if _sibling(folder, wanted):

@@ -16,6 +16,7 @@ from .common import (
     RUN_DIR,
     STAGE,
     STAGE_ARTIFACTS,
+    TEST_PART,
     VENV_TEMPLATE,
     emit,
     load_plan,
@@ -76,6 +77,9 @@ def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
     # a name top_level.txt declares but no file of RECORD provides is not the candidate's
     # (a companion extension declares its parent's namespace): importing it can only fail
     top_level = [t for t in tops if t.isidentifier() and (t in shipped or not rows)] or sorted(shipped)
+    # a test suite shipped inside a package is not what its user imports (gevent's opens
+    # sockets and asks DNS at import, as tests do); a top-level module is always tried
+    names = [n for n in names if not any(TEST_PART.match(part) for part in n.split(".")[1:])]
     ordered = [t for t in top_level if t not in ("__main__",)]
     rest = sorted((n for n in names if n not in ordered), key=lambda n: (n.count("."), n))
     full = ordered + rest

@@ -32,3 +32,19 @@ def test_without_a_record_the_declared_names_are_all_there_is(tmp_path: Path) ->
     info.mkdir()
     (info / "top_level.txt").write_text("y\n")
     assert modules_from_record(info, 100) == (["y"], 0)
+
+
+def test_a_test_suite_inside_the_package_is_not_imported_a_top_level_module_is(tmp_path: Path) -> None:
+    record = [
+        "pkg/__init__.py",
+        "pkg/core.py",
+        "pkg/tests/__init__.py",
+        "pkg/tests/test_socket_dns.py",
+        "pkg/testing.py",
+        "pkg/sub/conftest.py",
+        "pkg/sub/io_test.py",
+        "pkg/contest.py",  # not a test name
+        "test_top.py",  # a top-level module: always tried
+    ]
+    names, _ = modules_from_record(_info(tmp_path, ["pkg", "test_top"], record), 100)
+    assert names == ["pkg", "test_top", "pkg.contest", "pkg.core"]
