@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion
 
 from sandbox.judge.canary import names_value
 from sandbox.judge.rules.context import is_vsock
+from sandbox.judge.rules.credentials import CLIENT_CONFIG
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -250,19 +251,10 @@ def accounted_phases(
     return out
 
 
-# Credentials a client library loads for its own requests (dotenv, requests' netrc,
-# cloud SDKs' config and workload identity, the metadata address). Any other secret
-# store touched in the phase (keys, browsers, chat tokens, wallets, keyrings, package
-# registry tokens) is a stealer's target: its network findings stay HIGH.
-CLIENT_CONFIG = re.compile(
-    r"/\.env(?:\.[A-Za-z0-9_-]+)?$|/\.netrc$|/\.aws/(?:config|credentials)$|/\.kube/config$"
-    r"|/\.docker/config\.json$|/\.config/gcloud(?:/|$)|/\.azure(?:/|$)|^/(?:var/)?run/secrets(?:/|$)"
-    r"|^169\.254\.169\.254:\d+$"
-)
-
-
 def _stealer_touch(findings: list[Finding]) -> set[Phase]:
-    """Phases where a credential finding rests on anything but client configuration."""
+    """Phases where a credential finding rests on anything but client configuration
+    (its evidence, which is capped, lists such places first: see
+    :func:`sandbox.judge.rules.credentials.stealer_first`)."""
     return {
         f.phase
         for f in findings
