@@ -5,6 +5,9 @@ clean by a real ``pkgsandbox vet`` on main; see tests/integration/test_redteam7.
   findings keep at most 20 evidence rows, and the test "was anything but client
   configuration touched?" looked only at those rows, so the key read fell off the end
   and the phase's fetches were softened to LOW (clean).
+- A console script run in the exercise phase that sends a secret from the environment
+  (read with no syscall) sealed in short hex path segments: the exercise phase's LOW
+  for accounted fetches did not apply the data-shaped text budget the bait's LOW does.
 """
 
 from __future__ import annotations
@@ -97,3 +100,37 @@ def test_a_successful_read_behind_twenty_absent_probes_still_counts_as_read() ->
         fs = evaluate(obs([*before, read, *net]), network=_fed(host, target), hostname="orbit-042")
         sev = {f.rule_id: f.severity for f in fs}
         assert sev["PS002"] is Severity.HIGH and sev["PS001"] is Severity.HIGH, (len(before), sev)
+
+
+def _in_exercise(net: NetworkCapture) -> NetworkCapture:
+    return net.model_copy(
+        update={
+            "dns": tuple(q.model_copy(update={"phase": Phase.EXERCISE}) for q in net.dns),
+            "connections": tuple(c.model_copy(update={"phase": Phase.EXERCISE}) for c in net.connections),
+        }
+    )
+
+
+def test_a_sealed_environment_secret_sent_by_a_command_is_never_low() -> None:
+    """On main the exercise phase's accounted PS002/PS011 were LOW whenever no
+    credential file was read: an ``AWS_SECRET_ACCESS_KEY`` from the environment,
+    XORed and sent as 15-character hex segments (no canary finds it), was clean."""
+    host = _name()
+    events = [
+        ev(EventKind.CONNECT, "connect", Phase.EXERCISE, seq=1, address=inet("192.0.2.53", 53)),
+        ev(EventKind.CONNECT, "connect", Phase.EXERCISE, seq=2, address=inet("198.51.100.7", 443)),
+        ev(EventKind.SEND, "write", Phase.EXERCISE, seq=3, address=inet("198.51.100.7", 443)),
+    ]
+    blob = _sealed(40)
+    target = "/v1/" + "/".join(blob[i : i + 15] for i in range(0, len(blob), 15))
+    for staged in (True, False):
+        get = _get(host, target=target).model_copy(update={"staged": staged})
+        net = _in_exercise(_capture(host, _stage(), _https(host, get)))
+        sev = {f.rule_id: f.severity for f in evaluate(obs(events), network=net, hostname="orbit-042")}
+        assert sev["PS002"] is Severity.MEDIUM and sev["PS011"] is Severity.MEDIUM, (staged, sev)
+    # a command's update check (a worded path) stays LOW, fed the bait or not
+    for staged in (True, False):
+        get = _get(host, target="/pypi/toolkit/json").model_copy(update={"staged": staged})
+        net = _in_exercise(_capture(host, _stage(), _https(host, get)))
+        sev = {f.rule_id: f.severity for f in evaluate(obs(events), network=net, hostname="orbit-042")}
+        assert sev["PS002"] is Severity.LOW and sev["PS011"] is Severity.LOW, (staged, sev)

@@ -373,8 +373,9 @@ def soften(
     out nowhere (not in *networked*) but whose PS001 is HIGH for the run's connections
     elsewhere is judged by those: softened when every networked phase is accounted,
     LOW when every one was also fed the stage.  What a phase's requests *carried*
-    (:func:`free_text`) bounds this: past :data:`FED_BUDGET` never LOW (the secrets in
-    the environment are read with no syscall, so no read need show), and when the run
+    (:func:`free_text`) bounds this: past :data:`FED_BUDGET` never LOW, fed or in the
+    exercise phase (the secrets in the environment are read with no syscall, so no read
+    need show), and when the run
     read a credential file, past :data:`ACCOUNTED_BUDGET` not softened at all."""
     carried = carried or {}
     secret = _read_secret(findings)
@@ -402,10 +403,12 @@ def soften(
             # data is LOW when nothing was read either; install and import, which run
             # unasked, stay MEDIUM unless the answer they got was the bait stage and it
             # never ran (otherwise a second stage the empty answer hid is never seen).
+            # Either way within FED_BUDGET: the environment's secrets need no read.
             calm = fed or (
                 f.phase is Phase.EXERCISE
                 and f.rule_id in ("PS002", "PS011")
                 and not _read_config(findings, f.phase)
+                and carried.get(f.phase, 0) <= FED_BUDGET
             )
             f = f.model_copy(
                 update={
