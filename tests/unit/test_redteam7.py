@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import string
+import uuid
 
 from sandbox.judge.rules import MAX_EVIDENCE, evaluate
 from sandbox.models import Event, EventKind, HoneytokenRead, NetworkCapture, Phase, Severity
@@ -128,9 +129,23 @@ def test_a_sealed_environment_secret_sent_by_a_command_is_never_low() -> None:
         net = _in_exercise(_capture(host, _stage(), _https(host, get)))
         sev = {f.rule_id: f.severity for f in evaluate(obs(events), network=net, hostname="orbit-042")}
         assert sev["PS002"] is Severity.MEDIUM and sev["PS011"] is Severity.MEDIUM, (staged, sev)
-    # a command's update check (a worded path) stays LOW, fed the bait or not
+    # a command's update check (a worded path) stays LOW, fed the bait or not, also with
+    # the fresh UUID request id an SDK sends with each request (a top-300 CLI's shape:
+    # three such GETs carried 84 data-shaped characters, all in X-Amzn-Trace-Id)
     for staged in (True, False):
-        get = _get(host, target="/pypi/toolkit/json").model_copy(update={"staged": staged})
-        net = _in_exercise(_capture(host, _stage(), _https(host, get)))
+        gets = [
+            _get(
+                host,
+                target=target,
+                headers=(
+                    ("Host", host),
+                    ("Accept", "*/*"),
+                    ("User-Agent", "python-httpx/0.28.1"),
+                    ("X-Amzn-Trace-Id", str(uuid.uuid4())),
+                ),
+            ).model_copy(update={"staged": staged})
+            for target in ("/pypi/toolkit/json", "/api/harnesses", "/api/harnesses")
+        ]
+        net = _in_exercise(_capture(host, _stage(), _https(host, *gets)))
         sev = {f.rule_id: f.severity for f in evaluate(obs(events), network=net, hostname="orbit-042")}
         assert sev["PS002"] is Severity.LOW and sev["PS011"] is Severity.LOW, (staged, sev)
