@@ -44,7 +44,8 @@ FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 # with EINVAL when the monotonic clock is left real) with a shortened one, and
 # shortens threading.Event.wait's timeout the same way: threading.Timer waits on
 # an Event (`threading.Timer(600, payload).start()` at import, and
-# `Event().wait(600)` used as a sleep, outlast any window otherwise).
+# `Event().wait(600)` used as a sleep, outlast any window otherwise); and so are
+# signal.setitimer (ITIMER_REAL), alarm and sigtimedwait.
 TIME_SITECUSTOMIZE = r"""
 def _pkgsandbox_time():
     import select, threading, time
@@ -68,6 +69,24 @@ def _pkgsandbox_time():
         return event_wait(self, timeout)
     wait.__doc__ = event_wait.__doc__
     threading.Event.wait = wait
+    import signal
+    # the clocks a payload arms without sleeping on them (the window judges them,
+    # watch.armed_timers): an interval timer or alarm delivering SIGALRM, a wait for a
+    # signal that never comes. The originals stay reachable as __wrapped__ (the deep
+    # profile's caller times each call with its own deadline).
+    setitimer, alarm, sigtimedwait = signal.setitimer, signal.alarm, signal.sigtimedwait
+    def _setitimer(which, seconds, interval=0.0):
+        if which == signal.ITIMER_REAL and seconds > 0:
+            seconds = shorter(float(seconds))
+        return setitimer(which, seconds, interval)
+    def _alarm(secs):
+        return alarm(max(1, round(shorter(float(secs))))) if secs > 0 else alarm(secs)
+    def _sigtimedwait(sigset, timeout):
+        return sigtimedwait(sigset, shorter(float(timeout)) if timeout > 0 else timeout)
+    for new, old in ((_setitimer, setitimer), (_alarm, alarm), (_sigtimedwait, sigtimedwait)):
+        new.__wrapped__ = old
+        new.__doc__ = old.__doc__
+    signal.setitimer, signal.alarm, signal.sigtimedwait = _setitimer, _alarm, _sigtimedwait
 
 try:
     _pkgsandbox_time()

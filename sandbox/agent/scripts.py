@@ -161,6 +161,8 @@ def _pkgsandbox_main():
         raise Deadline()
 
     signal.signal(signal.SIGALRM, on_alarm)
+    # the time pass shortens signal.setitimer for the candidate: our deadlines are not its
+    setitimer = getattr(signal.setitimer, "__wrapped__", signal.setitimer)
 
     def settle(result):
         if inspect.iscoroutine(result):
@@ -188,7 +190,7 @@ def _pkgsandbox_main():
                 continue  # imported from elsewhere (os.system, json.dumps …): not the candidate's API
             label = modname + "." + name
             say(ev="start", m=label, t=time.time())
-            signal.setitimer(signal.ITIMER_REAL, per_call)
+            setitimer(signal.ITIMER_REAL, per_call)
             try:
                 a, k = args_for(obj)
                 settle(obj(*a, **k))
@@ -200,9 +202,13 @@ def _pkgsandbox_main():
                 say(ev="end", m=label, ok=False, err=last[:300], t=time.time())
                 continue
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                setitimer(signal.ITIMER_REAL, 0)
             say(ev="end", m=label, ok=True, t=time.time())
     say(ev="done", t=time.time())
+    # the deadlines were ours: a SIGALRM handler left in place reads as an armed
+    # clock when the window judges what lingers (watch.armed_timers)
+    setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     _pkgsandbox_linger()
 
 _pkgsandbox_main()

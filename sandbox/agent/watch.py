@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import struct
 import time
@@ -66,6 +67,7 @@ _WAITS: dict[str, tuple[int | None, int | None]] = {
     "epoll_pwait2": (441, 441),
     "futex": (202, 98),
     "futex_waitv": (449, 449),
+    "rt_sigtimedwait": (128, 137),  # signal.sigtimedwait(sigs, 600): a sleep by another name
 }
 _ARCH = 1 if os.uname().machine in ("aarch64", "arm64") else 0
 WAIT_SYSCALLS = {nums[_ARCH]: name for name, nums in _WAITS.items() if nums[_ARCH] is not None}
@@ -139,6 +141,8 @@ def wait_left(pid: int, syscall_line: str) -> tuple[str, float | None] | None:
             clock = CLOCK_REALTIME if args[1] & FUTEX_CLOCK_REALTIME else time.CLOCK_MONOTONIC
             ts -= _clock_now(clock)
         return name, ts
+    if name == "rt_sigtimedwait":
+        return name, _read_timespec(pid, args[2])  # relative
     if name == "futex_waitv":
         ts = _read_timespec(pid, args[3])
         return name, None if ts is None else ts - _clock_now(args[4])
@@ -225,6 +229,42 @@ def short_waits_left(survivors: list[psutil.Process], main_pid: int | None) -> f
     return max(lefts)
 
 
+SIGALRM = 14
+_TIMERFD_VALUE = re.compile(r"^it_value:\s*\((\d+),\s*(\d+)\)", re.M)
+
+
+def armed_timers(pid: int) -> list[str]:
+    """Clocks a process set to wake it later without any thread waiting on them: a
+    ``SIGALRM`` handler (``signal.setitimer``/``alarm`` then deliver the payload to the
+    main thread, its threads all parked without a timeout), POSIX timers
+    (``timer_create``), and timerfds armed to fire past :data:`LONG_WAIT_SECONDS`
+    (a thread blocked in ``read`` on one is not in a known wait).  One line each."""
+    reasons: list[str] = []
+    for line in _read(f"/proc/{pid}/status").splitlines():
+        if line.startswith("SigCgt:"):
+            with contextlib.suppress(ValueError, IndexError):
+                if int(line.split()[1], 16) & (1 << (SIGALRM - 1)):
+                    reasons.append("catches SIGALRM (an alarm or interval timer may be armed)")
+    posix = _read(f"/proc/{pid}/timers").count("ID:")
+    if posix:
+        reasons.append(f"{posix} POSIX timer(s)")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        fds = []
+    for fd in fds[:4096]:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[timerfd]":
+                continue
+        except OSError:
+            continue
+        m = _TIMERFD_VALUE.search(_read(f"/proc/{pid}/fdinfo/{fd}"))
+        left = int(m.group(1)) + int(m.group(2)) / 1e9 if m else 0.0
+        if left >= LONG_WAIT_SECONDS:
+            reasons.append(f"timerfd {fd} fires in {left:.0f}s")
+    return reasons
+
+
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -259,8 +299,9 @@ def describe(
 
     ``active`` is False only for the step's own main process when all it has left
     are idle threads: no CPU used since *cpu_before* (the window once settled, see
-    ``protocol.CPU_SETTLE_SECONDS``) and no thread sleeping until later or polling
-    (:func:`dormant_threads`; the reason is appended to ``status``, and so are the
+    ``protocol.CPU_SETTLE_SECONDS``), no thread sleeping until later or polling
+    (:func:`dormant_threads`) and no timer armed (:func:`armed_timers`; the reasons
+    are appended to ``status``, and so are the
     threads that used CPU since *threads_before*). Any other process (a daemon, a
     forked child) is active.
     """
@@ -271,7 +312,7 @@ def describe(
             delta = cpu - cpu_before if cpu_before is not None else cpu
             extra = proc.pid != main_pid
             status: str = proc.status()
-            dormant = dormant_threads(proc.pid, wakeups_before)
+            dormant = dormant_threads(proc.pid, wakeups_before) + armed_timers(proc.pid)
             busy = (
                 busy_threads(proc.pid, threads_before) if delta >= IDLE_CPU_SECONDS and threads_before else []
             )

@@ -354,6 +354,49 @@ def test_a_timer_delayed_payload_fires_in_the_time_pass(tmp_path: Path, how: str
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
 
 
+# Clocks armed with no thread asleep on them (redteam7: each vetted CLEAN on main, the
+# process noted idle and no time pass): the payload runs from a SIGALRM handler while
+# the only other thread is parked for ever, or after a wait for a signal nobody sends.
+ARMED = {
+    "itimer": (
+        "import signal, threading\ndef _later(*_):\n{body}\n"
+        "signal.signal(signal.SIGALRM, _later)\nsignal.setitimer(signal.ITIMER_REAL, {secs})\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+    ),
+    "alarm": (
+        "import signal, threading\ndef _later(*_):\n{body}\n"
+        "signal.signal(signal.SIGALRM, _later)\nsignal.alarm({secs})\n"
+        "threading.Thread(target=threading.Event().wait).start()\n"
+    ),
+    "sigtimedwait": (
+        "import signal, threading\ndef _later():\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])\n"
+        "    signal.sigtimedwait([signal.SIGUSR2], {secs})\n{body}\n"
+        "threading.Thread(target=_later, daemon=True).start()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(ARMED))
+def test_a_payload_behind_an_armed_clock_lingers_and_fires_in_the_time_pass(tmp_path: Path, how: str) -> None:
+    r = Randomised()
+    name, host, port = r.name("armed"), r.address(), r.port()
+    body = textwrap.indent(exfil_source(r.credential(), host, port), "    ")
+    src = ARMED[how].format(body=body, secs=r.rng.randrange(300, 900))
+    report = _vet(tmp_path, name, src)
+    lingered = [
+        e.detail or ""
+        for f in report.findings
+        if f.rule_id == "PS006" and f.pass_name == DEFAULT_PASS
+        for e in f.evidence
+    ]
+    said = "rt_sigtimedwait" if how == "sigtimedwait" else "SIGALRM"
+    assert any(said in d for d in lingered), [(f.rule_id, f.pass_name, f.message) for f in report.findings]
+    caught = [f for f in report.findings if any(e.destination == f"{host}:{port}" for e in f.evidence)]
+    assert caught and all(f.pass_name == "time" for f in caught), [(f.rule_id, f.pass_name) for f in caught]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
 def test_a_windows_variable_read_with_getenv_fires_the_windows_pass(tmp_path: Path) -> None:
     """``os.path.join(os.getenv("APPDATA"), …)`` fails on Linux with a TypeError (the
     variable is unset: None), not a KeyError: that too is a Windows-only failure."""

@@ -237,3 +237,105 @@ def test_a_short_timed_wait_is_waited_out_a_long_one_is_not() -> None:
         for p in (short, long_):
             p.kill()
             p.wait()
+
+
+# A child that arms a clock and leaves only a thread parked without a timeout: the
+# payload waits for the clock, not in any sleep the thread shows (redteam7: each shape
+# vetted CLEAN on main, its process noted idle, no time pass).
+_ARMED = {
+    "itimer": "signal.signal(signal.SIGALRM, lambda *a: None)\nsignal.setitimer(signal.ITIMER_REAL, SECS)\n",
+    "sigtimedwait": (
+        "def later():\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])\n"
+        "    signal.sigtimedwait([signal.SIGUSR2], SECS)\n"
+        "threading.Thread(target=later, daemon=True).start()\n"
+    ),
+    "timerfd": (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "fd = libc.timerfd_create(1, 0)\n"  # CLOCK_MONOTONIC
+        "spec = (ctypes.c_long * 4)(0, 0, SECS, 0)\n"  # it_interval, it_value
+        "assert libc.timerfd_settime(fd, 0, spec, None) == 0\n"
+        "threading.Thread(target=os.read, args=(fd, 8), daemon=True).start()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(_ARMED))
+def test_a_clock_armed_for_later_makes_the_process_active(how: str) -> None:
+    secs = 400 + (os.getpid() % 300)
+    src = (
+        "import os, signal, sys, threading\n"
+        + _ARMED[how].replace("SECS", str(secs))
+        + "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", src], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        time.sleep(0.3)  # let the threads block
+        p = psutil.Process(child.pid)
+        d = watch.describe(p, watch.cpu_snapshot([p])[p.pid], child.pid, watch.thread_snapshot([p])[p.pid])
+        assert d["active"] is True, (how, d)
+        said = {"itimer": "SIGALRM", "sigtimedwait": "rt_sigtimedwait", "timerfd": "timerfd"}[how]
+        assert said in d["status"], d
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_plain_interpreter_arms_no_clock() -> None:
+    """What a step's own process has of its own: no SIGALRM handler, no timer."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, threading; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        assert watch.armed_timers(child.pid) == []
+    finally:
+        child.kill()
+        child.wait()
+
+
+_SHORTENED = r"""
+import signal, sys, time
+exec(sys.argv[1])  # the time pass's sitecustomize
+start = time.monotonic()
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+assert signal.sigtimedwait([signal.SIGUSR2], 900) is None  # back within seconds
+assert time.monotonic() - start < 20
+fired = []
+signal.signal(signal.SIGALRM, lambda *a: fired.append(time.monotonic()))
+start = time.monotonic()
+signal.setitimer(signal.ITIMER_REAL, 600)
+assert signal.getitimer(signal.ITIMER_REAL)[0] <= 2.5
+while not fired and time.monotonic() - start < 20:
+    signal.pause()
+assert signal.alarm(600) == 0 and signal.alarm(0) <= 2
+# the deep profile's caller keeps its own deadline
+signal.setitimer.__wrapped__(signal.ITIMER_REAL, 50)
+assert signal.getitimer(signal.ITIMER_REAL)[0] > 40
+print(round(fired[0] - start, 1) if fired else -1)
+"""
+
+
+def test_the_time_pass_shortens_the_signal_clocks_too() -> None:
+    """``setitimer(ITIMER_REAL, 600)``, ``alarm`` and ``sigtimedwait(…, 900)`` under the
+    time pass's sitecustomize wake within seconds, as its ``time.sleep`` does: the pass
+    runs what such a payload waits for."""
+    from sandbox.agent.passes import TIME_SITECUSTOMIZE
+
+    out = subprocess.run(
+        [sys.executable, "-c", _SHORTENED, TIME_SITECUSTOMIZE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert 0 <= float(out.stdout) <= 20, out

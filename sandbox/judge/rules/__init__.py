@@ -152,7 +152,10 @@ def evaluate(
         accounted = accounted_phases(ctx.outbound(), network, hostname)
         networked = {e.phase for e in ctx.outbound()}
         carried = {p: free_text(network, p) for p in accounted}
-        findings = soften(findings, accounted, staged_phases(network), networked, carried)
+        commanded: dict[Phase, int] = {
+            p: free_text(network, p, trace_ids=False) for p in accounted if p is Phase.EXERCISE
+        }
+        findings = soften(findings, accounted, staged_phases(network), networked, carried, commanded)
     return escalate(calm_command_config(findings))
 
 

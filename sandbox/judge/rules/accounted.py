@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion
 
 from sandbox.judge.canary import names_value
 from sandbox.judge.rules.context import is_vsock
+from sandbox.judge.rules.credentials import CLIENT_CONFIG
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -250,19 +251,10 @@ def accounted_phases(
     return out
 
 
-# Credentials a client library loads for its own requests (dotenv, requests' netrc,
-# cloud SDKs' config and workload identity, the metadata address). Any other secret
-# store touched in the phase (keys, browsers, chat tokens, wallets, keyrings, package
-# registry tokens) is a stealer's target: its network findings stay HIGH.
-CLIENT_CONFIG = re.compile(
-    r"/\.env(?:\.[A-Za-z0-9_-]+)?$|/\.netrc$|/\.aws/(?:config|credentials)$|/\.kube/config$"
-    r"|/\.docker/config\.json$|/\.config/gcloud(?:/|$)|/\.azure(?:/|$)|^/(?:var/)?run/secrets(?:/|$)"
-    r"|^169\.254\.169\.254:\d+$"
-)
-
-
 def _stealer_touch(findings: list[Finding]) -> set[Phase]:
-    """Phases where a credential finding rests on anything but client configuration."""
+    """Phases where a credential finding rests on anything but client configuration
+    (its evidence, which is capped, lists such places first: see
+    :func:`sandbox.judge.rules.credentials.stealer_first`)."""
     return {
         f.phase
         for f in findings
@@ -316,13 +308,14 @@ def data_chars(text: str) -> int:
     return n
 
 
-def free_text(net: NetworkCapture, phase: Phase) -> int:
+def free_text(net: NetworkCapture, phase: Phase, *, trace_ids: bool = True) -> int:
     """Characters of the *phase*'s requests a client chooses freely and that are shaped
     like data (:func:`data_chars`), each distinct value once: paths (without slashes; of
     a wheel file, its name), header values (client identification beyond a shared
     allowance), ports other than 80 and 443 (connections
     that sent nothing count as fed), and the labels of every name it resolved or asked
-    for below the last two."""
+    for below the last two.  Without *trace_ids*, a request id that is a UUID (SDKs
+    send a fresh one with every request: ``X-Amzn-Trace-Id``) is left out."""
     names = {q.name.lower().rstrip(".") for q in net.dns if q.phase is phase}
     ports: set[str] = set()  # a connection that carried nothing still names its port
     targets: set[str] = set()
@@ -339,6 +332,8 @@ def free_text(net: NetworkCapture, phase: Phase) -> int:
                 key = k.lower()
                 if key == "user-agent" or _PRODUCTS.match(v):
                     ident.add(v)
+                elif not trace_ids and key.endswith("-id") and _UUID.match(v):
+                    continue
                 elif key not in _FIXED_HEADERS:
                     other.add((key, v))
     n = max(0, sum(data_chars(v) for v in ident) - _IDENT_ALLOWANCE) + sum(data_chars(v) for _, v in other)
@@ -372,6 +367,7 @@ def soften(
     staged: set[Phase] | frozenset[Phase] = frozenset(),
     networked: set[Phase] | frozenset[Phase] = frozenset(),
     carried: dict[Phase, int] | None = None,
+    commanded: dict[Phase, int] | None = None,
 ) -> list[Finding]:
     """Lower the connection-based HIGH findings of *accounted* phases to MEDIUM, unless
     the phase also touched a secret store no client library reads; to LOW where the
@@ -381,10 +377,15 @@ def soften(
     out nowhere (not in *networked*) but whose PS001 is HIGH for the run's connections
     elsewhere is judged by those: softened when every networked phase is accounted,
     LOW when every one was also fed the stage.  What a phase's requests *carried*
-    (:func:`free_text`) bounds this: past :data:`FED_BUDGET` never LOW (the secrets in
-    the environment are read with no syscall, so no read need show), and when the run
-    read a credential file, past :data:`ACCOUNTED_BUDGET` not softened at all."""
+    (:func:`free_text`) bounds this: past :data:`FED_BUDGET` never LOW, fed or in the
+    exercise phase (the secrets in the environment are read with no syscall, so no read
+    need show), and when the run
+    read a credential file, past :data:`ACCOUNTED_BUDGET` not softened at all.  The
+    exercise phase's LOW for a command that read nothing is bounded by the same
+    :data:`FED_BUDGET` over *commanded* (its requests' text without UUID request ids:
+    a CLI's update check sends a fresh one each time), else over *carried*."""
     carried = carried or {}
+    commanded = commanded or {}
     secret = _read_secret(findings)
     accounted = {p: a for p, a in accounted.items() if not secret or carried.get(p, 0) <= ACCOUNTED_BUDGET}
     staged = {p for p in staged if carried.get(p, 0) <= FED_BUDGET}
@@ -410,10 +411,12 @@ def soften(
             # data is LOW when nothing was read either; install and import, which run
             # unasked, stay MEDIUM unless the answer they got was the bait stage and it
             # never ran (otherwise a second stage the empty answer hid is never seen).
+            # Either way within FED_BUDGET: the environment's secrets need no read.
             calm = fed or (
                 f.phase is Phase.EXERCISE
                 and f.rule_id in ("PS002", "PS011")
                 and not _read_config(findings, f.phase)
+                and commanded.get(f.phase, carried.get(f.phase, 0)) <= FED_BUDGET
             )
             f = f.model_copy(
                 update={

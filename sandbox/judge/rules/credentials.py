@@ -4,6 +4,7 @@ PS012 (a planted honeytoken opened for reading)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from sandbox.judge.rules.context import HOME_DIR, NET_KINDS, Context, dedupe, make_finding, per_phase
 from sandbox.models import (
@@ -46,6 +47,29 @@ CREDENTIAL_PATHS = re.compile(
         ]
     )
 )
+
+
+# Credentials a client library loads for its own requests (dotenv, requests' netrc,
+# cloud SDKs' config and workload identity, the metadata address). Any other secret
+# store touched in the phase (keys, browsers, chat tokens, wallets, keyrings, package
+# registry tokens) is a stealer's target: its network findings stay HIGH
+# (:mod:`sandbox.judge.rules.accounted`).
+CLIENT_CONFIG = re.compile(
+    r"/\.env(?:\.[A-Za-z0-9_-]+)?$|/\.netrc$|/\.aws/(?:config|credentials)$|/\.kube/config$"
+    r"|/\.docker/config\.json$|/\.config/gcloud(?:/|$)|/\.azure(?:/|$)|^/(?:var/)?run/secrets(?:/|$)"
+    r"|^169\.254\.169\.254:\d+$"
+)
+
+
+def stealer_first(evidence: Iterable[Evidence]) -> list[Evidence]:
+    """*evidence* with a stealer's targets first (anything but :data:`CLIENT_CONFIG`),
+    then what was really opened (no errno), in event order otherwise.  A finding keeps
+    at most ``MAX_EVIDENCE`` rows and the accounting judges a phase by them: twenty
+    processes reading ``.env`` first must not push the SSH key read off the end."""
+    return sorted(
+        evidence,
+        key=lambda e: (bool(CLIENT_CONFIG.search(e.path or e.destination or "")), e.errno is not None),
+    )
 
 
 SYSTEM_SECRETS = re.compile(r"^/etc/(?:g?shadow-?|sudoers)$")
@@ -105,7 +129,8 @@ def rule_credentials(ctx: Context) -> list[Finding]:
             sev = Severity.HIGH if networked else Severity.LOW if verb != "touched" else Severity.MEDIUM
             if networked:
                 msg += " — and the run attempts network connections"
-            out.append(make_finding("PS001", phase, msg, [ctx.evidence(e) for e in group], sev))
+            evid = stealer_first(ctx.evidence(e) for e in group)
+            out.append(make_finding("PS001", phase, msg, evid, sev))
     return out
 
 
@@ -132,5 +157,9 @@ def rule_honeytoken_read(net: NetworkCapture) -> list[Finding]:
             for r in rs
         ]
         places = sorted({r.location for r in rs})
-        out.append(make_finding("PS012", phase, f"read planted credential(s): {', '.join(places[:6])}", evid))
+        out.append(
+            make_finding(
+                "PS012", phase, f"read planted credential(s): {', '.join(places[:6])}", stealer_first(evid)
+            )
+        )
     return out
