@@ -99,7 +99,12 @@ def prepare(plan: dict[str, Any], pids: list[int]) -> dict[str, Any] | None:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    dest = Path(plan["home"]) / "src" / (stem or "checkout")
+    base = Path(plan["home"]) / "src" / (stem or "checkout")
+    # a name nothing holds yet (the unpacker refuses an existing one: a planted link)
+    free = (base, *(base.with_name(f"{base.name}-{n}") for n in range(1, 100)))
+    dest = next((d for d in free if not os.path.lexists(d)), None)
+    if dest is None:
+        return None
     drop = protocol.privilege_drop(int(plan["uid"]), int(plan["gid"]))
     script = Path(unpack.__file__)
     proc = subprocess.Popen(
@@ -116,7 +121,7 @@ def prepare(plan: dict[str, Any], pids: list[int]) -> dict[str, Any] | None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    if not dest.is_dir():
+    if proc.returncode != 0 or dest.is_symlink() or not dest.is_dir():
         return None
     root = source_root(dest)
     names, capped = modules(root, int(plan.get("max_modules", 5000)))

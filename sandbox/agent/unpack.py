@@ -75,10 +75,20 @@ def unpack(sdist: Path, dest: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``unpack.py SDIST DEST``: DEST (and its parents) made; a damaged archive leaves
-    what unpacked."""
+    """``unpack.py SDIST DEST``: DEST made fresh (its parent too, when missing); a
+    damaged archive leaves what unpacked. Exit 3, nothing written, when the parent is
+    a link or DEST exists: the failed install ran as this uid and may have planted
+    either to send these untraced writes somewhere it chose."""
     sdist, dest = Path(argv[0]), Path(argv[1])
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        if dest.parent.is_symlink():
+            return 3
+        dest.parent.mkdir(exist_ok=True)
+        if dest.parent.is_symlink() or not dest.parent.is_dir():
+            return 3
+        dest.mkdir()  # never an existing one (nor a link: mkdir does not follow it)
+    except OSError:
+        return 3
     with contextlib.suppress(OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError):
         unpack(sdist, dest)
     return 0

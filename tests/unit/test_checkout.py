@@ -116,3 +116,23 @@ def test_a_root_level_archive_is_its_own_root(tmp_path: Path) -> None:
     _tree(tmp_path, ["setup.py", "a.py", "b/__init__.py"])
     assert checkout.source_root(tmp_path) == tmp_path
     assert checkout.modules(tmp_path, 10)[0] == ["a", "b"]
+
+
+def test_the_unpacker_refuses_a_planted_link_or_an_existing_folder(tmp_path: Path) -> None:
+    """The failed install ran as the same uid: a link at ~/src (or at the checkout's own
+    name) would send the unpacker's untraced writes where the candidate chose."""
+    sdist = _tar(tmp_path / "x-1.0.tar.gz", {"x-1.0/x/__init__.py": "A = 1\n"})
+    elsewhere = tmp_path / "autostart"
+    elsewhere.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "src").symlink_to(elsewhere)
+    assert unpack.main([str(sdist), str(home / "src" / "x-1.0")]) == 3
+    assert not any(elsewhere.iterdir())
+    (home / "src").unlink()
+    (home / "src").mkdir()
+    (home / "src" / "x-1.0").symlink_to(elsewhere)
+    assert unpack.main([str(sdist), str(home / "src" / "x-1.0")]) == 3
+    assert not any(elsewhere.iterdir())
+    assert unpack.main([str(sdist), str(home / "src" / "x-1.0-1")]) == 0
+    assert (home / "src" / "x-1.0-1" / "x-1.0" / "x" / "__init__.py").is_file()
