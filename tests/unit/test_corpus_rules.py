@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.judge.rules import evaluate
-from sandbox.models import EventKind, Severity
+from sandbox.models import Address, EventKind, Severity
 from tests.unit.test_rules import ev, obs
 
 GCLOUD = "/home/dev/.config/gcloud"
@@ -75,3 +75,18 @@ def test_a_probe_in_a_run_that_reaches_out_is_high() -> None:
     )
     fs = [f for f in evaluate(o) if f.rule_id == "PS001"]
     assert [f.severity for f in fs] == [Severity.HIGH]
+
+
+def test_a_dotenv_loaded_at_import_with_nothing_sent_is_low() -> None:
+    """load_dotenv() at module level (langchain-community, tensorflow): the project's .env
+    read at import, nothing reached out: LOW. A cloud credential at import, or any
+    network in the pass, keeps it MEDIUM or more."""
+    dotenv = ev(EventKind.FILE_READ, "openat", path="/home/dev/project/.env")
+    fs = [f for f in evaluate(obs([dotenv])) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.LOW] and "by a library at import" in fs[0].message
+    aws = ev(EventKind.FILE_READ, "openat", path="/home/dev/.aws/credentials", seq=2)
+    fs = [f for f in evaluate(obs([dotenv, aws])) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.MEDIUM]
+    sent = ev(EventKind.CONNECT, "connect", seq=3, address=Address(family="inet", host="192.0.2.7", port=443))
+    fs = [f for f in evaluate(obs([dotenv, sent])) if f.rule_id == "PS001"]
+    assert fs and all(f.severity is not Severity.LOW for f in fs)

@@ -440,25 +440,38 @@ def soften(
 NETWORK_RULES = ("PS002", "PS010", "PS011")
 
 
+# where a library or a command loads its own client configuration: a command the
+# user runs loads any client's (the AWS CLI's credentials even for --help); a library
+# at start-up or import only the project's dotenv file (load_dotenv() at module level:
+# three top-1000 projects) — cloud credentials read at import stay MEDIUM
+_CONFIG_PHASES = {
+    Phase.STARTUP: ("at start-up", re.compile(r"/\.env(?:\.[A-Za-z0-9_-]+)?$")),
+    Phase.IMPORT: ("by a library at import", re.compile(r"/\.env(?:\.[A-Za-z0-9_-]+)?$")),
+    Phase.EXERCISE: ("by a command the user ran", CLIENT_CONFIG),
+}
+
+
 def calm_command_config(findings: list[Finding]) -> list[Finding]:
-    """In the exercise phase a command the user ran reads its own client configuration
-    (the AWS CLI loads ``~/.aws/credentials`` even for ``--help``): when every read is
-    such configuration and nothing in the pass reached out, PS001/PS012 there are LOW.
-    A stealer's targets (keys, browsers, wallets …), or any network, keep them."""
+    """A library or command reads its own client configuration (``load_dotenv()`` at
+    import; the AWS CLI loads ``~/.aws/credentials`` even for ``--help``): when every
+    read is such configuration (at start-up and import the dotenv file only; in the
+    exercise phase any :data:`CLIENT_CONFIG`) and nothing in the pass reached out,
+    PS001/PS012 there are LOW. A stealer's targets (keys, browsers, wallets …, listed
+    first in the evidence), any network, or an install keep them."""
     if any(f.rule_id in NETWORK_RULES for f in findings):
         return findings
     out = []
     for f in findings:
         if (
             f.rule_id in ("PS001", "PS012")
-            and f.phase is Phase.EXERCISE
+            and f.phase in _CONFIG_PHASES
             and f.severity is Severity.MEDIUM
-            and all(CLIENT_CONFIG.search(ev.path or ev.destination or "") for ev in f.evidence)
+            and all(_CONFIG_PHASES[f.phase][1].search(ev.path or ev.destination or "") for ev in f.evidence)
         ):
             f = f.model_copy(
                 update={
                     "severity": Severity.LOW,
-                    "message": f.message + " (client configuration read by a command the user ran; "
+                    "message": f.message + f" (client configuration read {_CONFIG_PHASES[f.phase][0]}; "
                     "nothing reached out)",
                 }
             )
