@@ -203,3 +203,17 @@ def test_two_pointed_looks_are_medium_the_is_docker_idiom_is_not() -> None:
     assert _ps030(_probe("/proc/1/cgroup", seq=1), _probe("/proc/1/sched", seq=2)) == [Severity.MEDIUM]
     # PID 1's own files alone are one kind: LOW
     assert _ps030(_probe("/proc/1/comm", seq=1), _probe("/proc/1/cmdline", seq=2)) == [Severity.LOW]
+
+
+def test_reading_its_own_memory_is_no_escape_another_process_is() -> None:
+    """An APM library's profiler reads its own memory with process_vm_readv (a safe
+    memcpy); the same call at a process outside the candidate's (the harness's) is an
+    attempt, and so is one whose target the recorder could not read."""
+
+    def vm(target: int | None) -> list[Severity]:
+        e = ev(EventKind.PTRACE, "process_vm_readv", pid=10, target=target)
+        return [f.severity for f in evaluate(obs([e], [proc(10, ["python"])])) if f.rule_id == "PS008"]
+
+    assert vm(10) == []
+    assert vm(7) == [Severity.HIGH]
+    assert vm(None) == [Severity.HIGH]
