@@ -84,6 +84,9 @@ def test_a_dotenv_loaded_at_import_with_nothing_sent_is_low() -> None:
     dotenv = ev(EventKind.FILE_READ, "openat", path="/home/dev/project/.env")
     fs = [f for f in evaluate(obs([dotenv])) if f.rule_id == "PS001"]
     assert [f.severity for f in fs] == [Severity.LOW] and "by a library at import" in fs[0].message
+    config = ev(EventKind.FILE_READ, "openat", path="/home/dev/.aws/config", seq=2)
+    fs = [f for f in evaluate(obs([dotenv, config])) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.LOW]
     aws = ev(EventKind.FILE_READ, "openat", path="/home/dev/.aws/credentials", seq=2)
     fs = [f for f in evaluate(obs([dotenv, aws])) if f.rule_id == "PS001"]
     assert [f.severity for f in fs] == [Severity.MEDIUM]

@@ -443,10 +443,13 @@ NETWORK_RULES = ("PS002", "PS010", "PS011")
 # where a library or a command loads its own client configuration: a command the
 # user runs loads any client's (the AWS CLI's credentials even for --help); a library
 # at start-up or import only the project's dotenv file (load_dotenv() at module level:
-# three top-1000 projects) — cloud credentials read at import stay MEDIUM
+# three top-1000 projects) and the AWS SDK's config (region, profiles: botocore reads
+# it when a session is made at import, two top-1000 AWS tools) — credentials, tokens
+# and keys read at import stay MEDIUM
+_LIBRARY_CONFIG = re.compile(r"/\.env(?:\.[A-Za-z0-9_-]+)?$|/\.aws/config$")
 _CONFIG_PHASES = {
-    Phase.STARTUP: ("at start-up", re.compile(r"/\.env(?:\.[A-Za-z0-9_-]+)?$")),
-    Phase.IMPORT: ("by a library at import", re.compile(r"/\.env(?:\.[A-Za-z0-9_-]+)?$")),
+    Phase.STARTUP: ("at start-up", _LIBRARY_CONFIG),
+    Phase.IMPORT: ("by a library at import", _LIBRARY_CONFIG),
     Phase.EXERCISE: ("by a command the user ran", CLIENT_CONFIG),
 }
 
@@ -454,7 +457,7 @@ _CONFIG_PHASES = {
 def calm_command_config(findings: list[Finding]) -> list[Finding]:
     """A library or command reads its own client configuration (``load_dotenv()`` at
     import; the AWS CLI loads ``~/.aws/credentials`` even for ``--help``): when every
-    read is such configuration (at start-up and import the dotenv file only; in the
+    read is such configuration (at start-up and import a dotenv file or the AWS config; in the
     exercise phase any :data:`CLIENT_CONFIG`) and nothing in the pass reached out,
     PS001/PS012 there are LOW. A stealer's targets (keys, browsers, wallets …, listed
     first in the evidence), any network, or an install keep them."""
