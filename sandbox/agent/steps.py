@@ -196,7 +196,6 @@ class StepRun:
         settled = False
         killed = False
         extensions = 0
-        waited_out = False
         try:
             while True:
                 for key, _ in sel.select(timeout=0.05):
@@ -268,14 +267,6 @@ class StepRun:
                     # CPU stays counted from the settle: a payload that burns through
                     # the extensions and then blocks for ever is judged on all of it
                     continue
-                if now - window_start >= window and not waited_out:
-                    left = watch.short_waits_left(survivors, self.main_pid)
-                    if left is not None and now + left + 1 < deadline:
-                        # a thread's timed wait ends soon (a short sleep before the act,
-                        # a pool's idle timeout): see it end and what follows, once
-                        waited_out = True
-                        window_start = now - window + left + 0.5
-                        continue
                 if now - window_start >= window:
                     # Judge survivors by what they did *during* the window and what their
                     # threads wait for: idle worker threads (BLAS pools parked without a

@@ -176,36 +176,6 @@ def thread_snapshot(procs: list[psutil.Process]) -> dict[int, dict[int, int]]:
     return out
 
 
-# A timed wait that ends this soon is waited out (once per step) rather than judged:
-# a thread pool's idle timeout or a flush timer wakes, and what it then does is seen.
-# A longer one is a thread waiting to act later (time.sleep(600), a Timer): dormant.
-WAIT_OUT_SECONDS = 15.0
-
-
-def _thread_looks(pid: int, wakeups_before: dict[int, int] | None) -> list[tuple[str, float | None, str]]:
-    """(kind, seconds left, reason) of each thread of *pid* that is waiting to act rather
-    than idle: kind ``wait`` (a timed wait ending ``LONG_WAIT_SECONDS`` or more from
-    now) or ``poll`` (woke ``POLL_WAKEUPS`` times during the window; not the main
-    thread, the driver's own linger loop). A thread parked without a timeout is idle."""
-    looks: list[tuple[str, float | None, str]] = []
-    try:
-        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if t.isdigit())
-    except OSError:
-        return looks
-    for tid in tids:
-        base = f"/proc/{pid}/task/{tid}/"
-        wait = wait_left(pid, _read(base + "syscall"))
-        if wait is not None and wait[1] is not None and wait[1] >= LONG_WAIT_SECONDS:
-            looks.append(("wait", wait[1], f"thread {tid} sleeps in {wait[0]}, {wait[1]:.0f}s left"))
-            continue
-        if tid != pid and wakeups_before is not None:
-            woke = _wakeups(_read(base + "status")) - wakeups_before.get(tid, 0)
-            if woke >= POLL_WAKEUPS:
-                what = f" in {wait[0]}" if wait else ""
-                looks.append(("poll", None, f"thread {tid} woke {woke} times during the window{what}"))
-    return looks
-
-
 def dormant_threads(pid: int, wakeups_before: dict[int, int] | None = None) -> list[str]:
     """Why threads of *pid* are waiting to act rather than idle, one line per thread.
 
@@ -213,20 +183,23 @@ def dormant_threads(pid: int, wakeups_before: dict[int, int] | None = None) -> l
     or, except the main thread (the driver's own linger loop), woke ``POLL_WAKEUPS``
     times during the window. A thread parked without a timeout is idle.
     """
-    return [why for _, _, why in _thread_looks(pid, wakeups_before)]
-
-
-def short_waits_left(survivors: list[psutil.Process], main_pid: int | None) -> float | None:
-    """Seconds until the last of the step's own process's timed waits ends, when that
-    is all that keeps the window from closing idle: no other process, every waiting
-    thread in a wait ending within :data:`WAIT_OUT_SECONDS`. None otherwise."""
-    if main_pid is None or [p.pid for p in survivors] != [main_pid]:
-        return None
-    looks = _thread_looks(main_pid, None)
-    lefts = [left for kind, left, _ in looks if kind == "wait" and left is not None]
-    if not looks or len(lefts) != len(looks) or max(lefts) > WAIT_OUT_SECONDS:
-        return None
-    return max(lefts)
+    reasons: list[str] = []
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if t.isdigit())
+    except OSError:
+        return reasons
+    for tid in tids:
+        base = f"/proc/{pid}/task/{tid}/"
+        wait = wait_left(pid, _read(base + "syscall"))
+        if wait is not None and wait[1] is not None and wait[1] >= LONG_WAIT_SECONDS:
+            reasons.append(f"thread {tid} sleeps in {wait[0]}, {wait[1]:.0f}s left")
+            continue
+        if tid != pid and wakeups_before is not None:
+            woke = _wakeups(_read(base + "status")) - wakeups_before.get(tid, 0)
+            if woke >= POLL_WAKEUPS:
+                what = f" in {wait[0]}" if wait else ""
+                reasons.append(f"thread {tid} woke {woke} times during the window{what}")
+    return reasons
 
 
 SIGALRM = 14

@@ -165,31 +165,3 @@ def test_a_thread_still_working_when_the_window_closes_is_lingering(tmp_path: Pa
     # the busy threads are named with what they used
     assert any(re.search(r"thread \d+ \d+\.\d\ds CPU", d) for d in details), details
     assert report.verdict is not Verdict.CLEAN and code == 1
-
-
-def test_a_short_sleep_before_the_act_is_waited_out_and_the_act_judged(tmp_path: Path) -> None:
-    """A thread sleeps a few seconds past the window's close, then steals: the window is
-    extended to see the sleep end, so the theft itself is recorded, not only PS006."""
-    r = Randomised()
-    name, host, port = r.name("napper"), r.address(), r.port()
-    secs = r.rng.randrange(8, 12)
-    payload = textwrap.indent(exfil_source(r.credential(), host, port), "    ")
-    src = (
-        f"import threading, time\ndef _later():\n    time.sleep({secs})\n{payload}\n"
-        "threading.Thread(target=_later).start()\n"
-    )
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl))
-    assert report is not None
-    # seen in the default pass itself (the time pass, which PS006 alone triggers, is
-    # another chance, not this one)
-    dests = {
-        e.destination
-        for f in report.findings
-        if f.rule_id == "PS002" and f.pass_name == "default"
-        for e in f.evidence
-    }
-    assert any(d and d.startswith(host) for d in dests), [
-        (f.rule_id, f.pass_name, f.message) for f in report.findings
-    ]
-    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
