@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.agent import checkout, unpack
+from tests.fixtures.builders import empty_files
 
 
 def _tar(path: Path, members: dict[str, str], links: dict[str, str] | None = None) -> Path:
@@ -71,15 +72,8 @@ def test_zip_sdists_unpack_too(tmp_path: Path) -> None:
     assert (dest / "z-1/z.py").is_file() and not (tmp_path / "out.py").exists()
 
 
-def _tree(root: Path, files: list[str]) -> None:
-    for rel in files:
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text("")
-
-
 def test_modules_of_a_flat_checkout_skip_setup_tests_and_docs(tmp_path: Path) -> None:
-    _tree(
+    empty_files(
         tmp_path / "pkg-1.0",
         [
             "setup.py",
@@ -105,7 +99,7 @@ def test_modules_of_a_flat_checkout_skip_setup_tests_and_docs(tmp_path: Path) ->
 
 
 def test_a_src_layout_is_found_and_the_cap_holds(tmp_path: Path) -> None:
-    _tree(tmp_path / "p-2", ["setup.py", "src/p/__init__.py", *(f"src/p/m{i}.py" for i in range(9))])
+    empty_files(tmp_path / "p-2", ["setup.py", "src/p/__init__.py", *(f"src/p/m{i}.py" for i in range(9))])
     root = checkout.source_root(tmp_path)
     assert root == tmp_path / "p-2/src"
     names, capped = checkout.modules(root, 4)
@@ -113,7 +107,7 @@ def test_a_src_layout_is_found_and_the_cap_holds(tmp_path: Path) -> None:
 
 
 def test_a_root_level_archive_is_its_own_root(tmp_path: Path) -> None:
-    _tree(tmp_path, ["setup.py", "a.py", "b/__init__.py"])
+    empty_files(tmp_path, ["setup.py", "a.py", "b/__init__.py"])
     assert checkout.source_root(tmp_path) == tmp_path
     assert checkout.modules(tmp_path, 10)[0] == ["a", "b"]
 

@@ -6,17 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.agent import flat
-
-
-def _tree(root: Path, files: list[str]) -> None:
-    for rel in files:
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text("")
+from tests.fixtures.builders import empty_files
 
 
 def test_a_failure_naming_a_sibling_file_points_at_its_folder(tmp_path: Path) -> None:
-    _tree(tmp_path, ["svc/__init__.py", "svc/manager.py", "svc/uac_helper.py", "svc/setup.py", "other.py"])
+    empty_files(
+        tmp_path, ["svc/__init__.py", "svc/manager.py", "svc/uac_helper.py", "svc/setup.py", "other.py"]
+    )
     results = [
         {"name": "svc", "status": "error", "detail": "ModuleNotFoundError: No module named 'manager'"},
         {
@@ -35,7 +31,7 @@ def test_a_failure_naming_a_sibling_file_points_at_its_folder(tmp_path: Path) ->
 
 
 def test_a_package_importing_its_own_name_means_the_module_of_that_name(tmp_path: Path) -> None:
-    _tree(tmp_path, ["fast/__init__.py", "fast/fast.py", "fast/sender.py"])
+    empty_files(tmp_path, ["fast/__init__.py", "fast/fast.py", "fast/sender.py"])
     detail = (
         "ImportError: cannot import name 'init' from partially initialized module 'fast' "
         "(most likely due to a circular import) (/x/fast/__init__.py)"
@@ -46,7 +42,7 @@ def test_a_package_importing_its_own_name_means_the_module_of_that_name(tmp_path
 
 
 def test_no_sibling_no_flat_import(tmp_path: Path) -> None:
-    _tree(tmp_path, ["p/__init__.py"])
+    empty_files(tmp_path, ["p/__init__.py"])
     results = [
         {"name": "p", "status": "error", "detail": "ModuleNotFoundError: No module named 'win32api'"},
         {"name": "p", "status": "ok", "detail": "No module named 'p'"},  # only failures count
