@@ -44,6 +44,11 @@ def legacy_sdist(
         f"{name}.py": "VALUE = 1\n",
         "PKG-INFO": pkg_info or f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
     }
+    return sdist_of(out, name, files, root_level=root_level)
+
+
+def sdist_of(out: Path, name: str, files: dict[str, str], *, root_level: bool = False) -> Path:
+    """``name-1.0.tar.gz`` holding *files* (in one top folder, or at the archive root)."""
     path = out / f"{name}-1.0.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         for rel, text in sorted(files.items()):
@@ -209,13 +214,7 @@ def test_a_failed_install_still_imports_the_unpacked_sources(tmp_path: Path) -> 
         # a declared dependency: staged, and installed for the checkout (no round needed)
         "PKG-INFO": f"Metadata-Version: 2.2\nName: {name}\nVersion: 1.0\nRequires-Dist: attrs\n",
     }
-    sdist = tmp_path / f"{name}-1.0.tar.gz"
-    with tarfile.open(sdist, "w:gz") as tar:
-        for rel, text in sorted(files.items()):
-            data = text.encode()
-            ti = tarfile.TarInfo(f"{name}-1.0/{rel}")
-            ti.size, ti.mode, ti.mtime = len(data), 0o644, 1_700_000_000
-            tar.addfile(ti, io.BytesIO(data))
+    sdist = sdist_of(tmp_path, name, files)
     code, report = run_cli(tmp_path, str(sdist))
     assert report is not None
     install, imported = report.phases[0], next(p for p in report.phases if p.phase is Phase.IMPORT)
