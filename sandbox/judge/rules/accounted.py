@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion
 
 from sandbox.judge.canary import names_value
 from sandbox.judge.rules.context import is_vsock
-from sandbox.judge.rules.credentials import CLIENT_CONFIG
+from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -446,7 +446,7 @@ NETWORK_RULES = ("PS002", "PS010", "PS011")
 # three top-1000 projects) and the AWS SDK's config (region, profiles: botocore reads
 # it when a session is made at import, two top-1000 AWS tools) — credentials, tokens
 # and keys read at import stay MEDIUM
-_LIBRARY_CONFIG = re.compile(r"/\.env(?:\.[A-Za-z0-9_-]+)?$|/\.aws/config$")
+_LIBRARY_CONFIG = re.compile(DOTENV + r"|/\.aws/config$")
 _CONFIG_PHASES = {
     Phase.STARTUP: ("at start-up", _LIBRARY_CONFIG),
     Phase.IMPORT: ("by a library at import", _LIBRARY_CONFIG),

@@ -54,8 +54,10 @@ CREDENTIAL_PATHS = re.compile(
 # store touched in the phase (keys, browsers, chat tokens, wallets, keyrings, package
 # registry tokens) is a stealer's target: its network findings stay HIGH
 # (:mod:`sandbox.judge.rules.accounted`).
+# a project's dotenv file (.env, .env.local …)
+DOTENV = r"/\.env(?:\.[A-Za-z0-9_-]+)?$"
 CLIENT_CONFIG = re.compile(
-    r"/\.env(?:\.[A-Za-z0-9_-]+)?$|/\.netrc$|/\.aws/(?:config|credentials)$|/\.kube/config$"
+    DOTENV + r"|/\.netrc$|/\.aws/(?:config|credentials)$|/\.kube/config$"
     r"|/\.docker/config\.json$|/\.config/gcloud(?:/|$)|/\.azure(?:/|$)|^/(?:var/)?run/secrets(?:/|$)"
     r"|^169\.254\.169\.254:\d+$"
 )
