@@ -94,16 +94,7 @@ def import_by_bare_name(
     run.run(max(1.0, end - time.monotonic()), window)
     res = run.result()
     res["argv"] = [*res["argv"][:2], f"<{len(names)} modules, by bare name>"]
-    results = list(run.results)
-    if run.current is not None:
-        results.append(
-            {
-                "name": run.current[0],
-                "status": "error",
-                "duration": 0,
-                "detail": "interpreter exited during import",
-            }
-        )
+    results = run.outcomes()
     folder_of = dict(names)
     for r in results:
         folder = folder_of.get(str(r["name"]))

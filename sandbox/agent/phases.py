@@ -414,16 +414,11 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         res = run.result()
         res["argv"] = [*res["argv"][:2], f"<{len(remaining)} modules>"]
         steps.append(res)
-        results.extend(run.results)
+        outcomes = run.outcomes()
+        results.extend(outcomes)
         if res["status"] == "timeout":
             status = "timeout"
-        attempted = {r["name"] for r in run.results}
-        if run.current is not None:  # the interpreter died inside this module
-            name = run.current[0]
-            results.append(
-                {"name": name, "status": "error", "duration": 0, "detail": "interpreter exited during import"}
-            )
-            attempted.add(name)
+        attempted = {r["name"] for r in outcomes}
         if run.done or not attempted:
             break
         idx = max(remaining.index(n) for n in attempted if n in remaining)
@@ -516,14 +511,7 @@ def _import_rounds(
         res = run.result()
         res["argv"] = [*res["argv"][:2], f"<{len(retry)} modules>"]
         steps.append(res)
-        again = {r["name"]: r for r in run.results}
-        if run.current is not None:
-            again[run.current[0]] = {
-                "name": run.current[0],
-                "status": "error",
-                "duration": 0,
-                "detail": "interpreter exited during import",
-            }
+        again = {r["name"]: r for r in run.outcomes()}
         results = [again.get(r["name"], r) if r["name"] in retry else r for r in results]
     return results, steps
 

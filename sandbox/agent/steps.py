@@ -387,6 +387,19 @@ class ImportRun(StepRun):
     def main_done(self) -> bool:
         return self.done or super().main_done()
 
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Every module's result, and an error for the one the interpreter died in
+        (it started and never ended: a crash, ``os._exit`` or a kill)."""
+        if self.current is None:
+            return list(self.results)
+        died = {
+            "name": self.current[0],
+            "status": "error",
+            "duration": 0,
+            "detail": "interpreter exited during import",
+        }
+        return [*self.results, died]
+
     def overdue(self, now: float) -> str | None:
         if self.current and not self.done and now - self.current[1] > self.module_timeout:
             name = self.current[0]
