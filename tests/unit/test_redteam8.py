@@ -1,0 +1,107 @@
+"""Session 8's hostile read of the judge's relaxations, at the rule seam: recorded-shape
+events that use a carve-out made for one benign project to hide what the rule exists
+to catch. Each case ended LOW (or with no finding) on main."""
+
+from __future__ import annotations
+
+import random
+
+from sandbox.judge.rules import evaluate
+from sandbox.models import Event, EventKind, FsChange, Observation, Phase, Severity
+from tests.unit.test_rules import VENV, ev, obs
+
+SITE = f"{VENV}/lib/python3.11/site-packages"
+
+
+def _word(rng: random.Random) -> str:
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+
+
+def _write(path: str, text: str, seq: int, syscall: str = "write") -> list[Event]:
+    data = text.replace("\n", "\\n")  # as strace prints the bytes
+    return [
+        ev(EventKind.FILE_WRITE, "openat", path=path, seq=seq),
+        ev(EventKind.FILE_WRITE, syscall, path=path, seq=seq + 1, data=data, size=len(text)),
+    ]
+
+
+def _diff(path: str, head: str, phase: Phase = Phase.IMPORT) -> FsChange:
+    return FsChange(phase=phase, path=path, change="created", size=len(head.encode()), head=head)
+
+
+def _ps005(events: list[Event], changes: tuple[FsChange, ...] = ()) -> list[Severity]:
+    o: Observation = obs(events).model_copy(update={"fs_changes": changes})
+    return [f.severity for f in evaluate(o) if f.rule_id == "PS005"]
+
+
+# ---------------------------------------------------------------- PS005 path-only .pth
+
+
+def test_the_benign_path_only_pth_stays_low_with_its_diff() -> None:
+    """The plugin system's case (one path line, the diff agreeing): still LOW."""
+    rng = random.Random()
+    pth, folder = f"{SITE}/{_word(rng)}.pth", f"/home/dev/.local/share/{_word(rng)}"
+    mkdir = ev(EventKind.DIR_CREATE, "mkdir", path=folder, seq=0)
+    assert _ps005([mkdir, *_write(pth, f"{folder}\n", 1)], (_diff(pth, f"{folder}\n"),)) == [Severity.LOW]
+
+
+def test_a_pth_rewritten_in_place_is_judged_by_what_it_holds() -> None:
+    """The trace's writes spell a path, but a seek back to 0 (or a write through a hard
+    link under another name) left an ``import`` line at the top: the writes joined read
+    ``/aaaa…import os;…`` (no line starts with ``import``), the diff shows the file as
+    ``site`` will read it. On main the writes alone were judged: LOW."""
+    rng = random.Random()
+    pth = f"{SITE}/{_word(rng)}.pth"
+    code = f"import os; os.environ.setdefault('{_word(rng).upper()}', '1')\n"
+    pad = "/" + "a" * (len(code) + rng.randrange(4, 40))
+    seek = [*_write(pth, pad, 1), ev(EventKind.FILE_WRITE, "write", path=pth, seq=3, data=code[:-1] + "\\n")]
+    final = code + pad[len(code) :]
+    assert _ps005(seek, (_diff(pth, final),)) == [Severity.HIGH]
+    # the import line written through a hard link: the .pth's own writes are a path
+    link = f"/tmp/{_word(rng)}"
+    through = [
+        *_write(pth, pad + "\n", 1),
+        ev(EventKind.FILE_LINK, "link", path=link, path2=pth, seq=5),
+        *_write(link, code, 6),
+    ]
+    assert _ps005(through, (_diff(pth, pad + "\n" + code),)) == [Severity.HIGH]
+    # a diff that kept only the head of a longer file cannot vouch for the rest
+    long = _diff(pth, pad + "\n").model_copy(update={"size": 4096})
+    assert _ps005(_write(pth, pad + "\n", 1), (long,)) == [Severity.HIGH]
+
+
+def test_a_start_up_hook_in_any_form_the_import_system_loads_keeps_a_pth_persistence() -> None:
+    """The folder a path-only .pth adds gets a start-up module ``site`` imports at every
+    start, in a form other than ``sitecustomize.py``: a sourceless ``.pyc``, an
+    extension module, a package's compiled ``__init__``; or reached through ``..``; or
+    the line names a zip archive (``zipimport``) holding it. On main only the exact
+    ``{folder}/sitecustomize.py`` (or the package's ``__init__.py``) kept it HIGH."""
+    rng = random.Random()
+    pth, folder = f"{SITE}/{_word(rng)}.pth", f"/tmp/{_word(rng)}"
+    benign = _write(pth, f"{folder}\n", 1)
+    for hook in (
+        f"{folder}/sitecustomize.pyc",
+        f"{folder}/usercustomize.cpython-311-x86_64-linux-gnu.so",
+        f"{folder}/sitecustomize.abi3.so",
+        f"{folder}/sitecustomize/__init__.pyc",
+    ):
+        planted = ev(EventKind.FILE_WRITE, "openat", path=hook, seq=9)
+        assert _ps005([*benign, planted]) == [Severity.HIGH], hook
+        renamed = ev(
+            EventKind.FILE_RENAME, "rename", path=f"{hook}.{rng.randrange(10**6)}", path2=hook, seq=9
+        )
+        assert _ps005([*benign, renamed]) == [Severity.HIGH], hook
+    # "x/../y" is y to site (os.path.abspath): the hook written into y
+    real = f"/tmp/{_word(rng)}"
+    dotted = _write(pth, f"{folder}/../{real.rsplit('/', 1)[1]}\n", 1)
+    planted = ev(EventKind.FILE_WRITE, "openat", path=f"{real}/sitecustomize.py", seq=9)
+    assert _ps005([*dotted, planted]) == [Severity.HIGH]
+    # a zip archive on the path: zipimport finds sitecustomize inside it
+    archive = f"/tmp/{_word(rng)}.{rng.choice(['zip', 'egg', 'dat'])}"
+    zipped = [*_write(pth, f"{archive}\n", 1), *_write(archive, "PK\\3\\4", 9)]
+    assert _ps005(zipped) == [Severity.HIGH]
+    # a module cached beside a source elsewhere is not one: __pycache__ is read only there
+    cached = ev(
+        EventKind.FILE_WRITE, "openat", path="/tmp/x/__pycache__/sitecustomize.cpython-311.pyc", seq=9
+    )
+    assert _ps005([*benign, cached]) == [Severity.LOW]
