@@ -44,6 +44,24 @@ def candidate_dist_info(site: Path, name: str) -> Path | None:
 _EXT_SUFFIX = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)?\.?so$")
 
 
+def entry_point_modules(info: Path) -> set[str]:
+    """The modules a distribution's entry points name, in any group (a console script,
+    a pytest plugin, an extension a host application loads): what the user runs imports them."""
+    try:
+        text = (info / "entry_points.txt").read_text(errors="replace")
+    except OSError:
+        return set()
+    out: set[str] = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if "=" not in line or line.startswith(("#", ";", "[")):
+            continue
+        target = line.split("=", 1)[1].split(":", 1)[0].split("[", 1)[0].strip()
+        if target and all(p.isidentifier() for p in target.split(".")):
+            out.add(target)
+    return out
+
+
 def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
     """Importable module names of a distribution: its top-level names first, then RECORD."""
     names: list[str] = []
@@ -60,6 +78,8 @@ def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
             continue
         if rel.endswith(".py"):
             dotted = rel[:-3]
+        elif rel.endswith(".pyc"):  # a sourceless module: Python imports it all the same
+            dotted = rel[:-4]
         elif rel.endswith(".so"):
             dotted = _EXT_SUFFIX.sub("", rel)
         else:
@@ -78,8 +98,10 @@ def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
     # (a companion extension declares its parent's namespace): importing it can only fail
     top_level = [t for t in tops if t.isidentifier() and (t in shipped or not rows)] or sorted(shipped)
     # a test suite shipped inside a package is not what its user imports (gevent's opens
-    # sockets and asks DNS at import, as tests do); a top-level module is always tried
-    names = [n for n in names if not any(TEST_PART.match(part) for part in n.split(".")[1:])]
+    # sockets and asks DNS at import, as tests do); a top-level module is always tried,
+    # and so is a module an entry point names (pytest imports every pytest11 plugin)
+    plugged = entry_point_modules(info)
+    names = [n for n in names if n in plugged or not any(TEST_PART.match(part) for part in n.split(".")[1:])]
     ordered = [t for t in top_level if t not in ("__main__",)]
     rest = sorted((n for n in names if n not in ordered), key=lambda n: (n.count("."), n))
     full = ordered + rest
