@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 from sandbox.judge.rules import evaluate
-from sandbox.models import Event, EventKind, FsChange, Observation, Phase, Severity
+from sandbox.models import Event, EventKind, FsChange, Observation, Origin, Phase, ProcessInfo, Severity
 from tests.unit.test_rules import VENV, ev, obs
 
 SITE = f"{VENV}/lib/python3.11/site-packages"
@@ -105,3 +105,33 @@ def test_a_start_up_hook_in_any_form_the_import_system_loads_keeps_a_pth_persist
         EventKind.FILE_WRITE, "openat", path="/tmp/x/__pycache__/sitecustomize.cpython-311.pyc", seq=9
     )
     assert _ps005([*benign, cached]) == [Severity.LOW]
+
+
+# ---------------------------------------------------------------- PS008 own memory
+
+
+def test_writing_into_the_traced_harness_memory_is_an_escape_attempt() -> None:
+    """During install pip runs traced, as the candidate's uid, and is the harness: its
+    events are not judged. A build backend writing into pip's memory
+    (``process_vm_writev``, or taking its fds with ``pidfd_getfd``) makes the harness
+    act for it. On main any traced pid counted as the candidate's own: no finding."""
+    rng = random.Random()
+    pip, backend = rng.randrange(20, 200), rng.randrange(200, 400)
+    procs = [
+        ProcessInfo(pid=pip, ppid=1, phase=Phase.INSTALL, argv=("pip",), exe="pip", start=0.0).model_copy(
+            update={"origin": Origin.HARNESS}
+        ),
+        ProcessInfo(pid=backend, ppid=pip, phase=Phase.INSTALL, argv=("python",), exe="python", start=0.5),
+    ]
+    for call in ("process_vm_writev", "process_vm_readv", "pidfd_getfd"):
+        e = ev(EventKind.PTRACE, call, phase=Phase.INSTALL, pid=backend, target=pip)
+        found = [f.severity for f in evaluate(obs([e], procs)) if f.rule_id == "PS008"]
+        assert found == [Severity.HIGH], call
+        # the carve-out it was made for: the candidate's own process, or another of its own
+        for target in (backend, pip + 1):
+            own = [
+                *procs,
+                ProcessInfo(pid=pip + 1, ppid=backend, phase=Phase.INSTALL, argv=("x",), exe="x", start=1),
+            ]
+            e = ev(EventKind.PTRACE, call, phase=Phase.INSTALL, pid=backend, target=target)
+            assert [f for f in evaluate(obs([e], own)) if f.rule_id == "PS008"] == [], (call, target)
