@@ -117,3 +117,32 @@ def test_a_path_only_pth_naming_a_folder_with_a_compiled_start_up_hook_is_persis
     ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
     assert ps005 and ps005[0].severity is Severity.HIGH, [(f.rule_id, f.severity, f.message) for f in ps005]
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
+def test_a_credential_process_planted_in_the_aws_config_at_import_is_judged(tmp_path: Path) -> None:
+    """At import the package appends a profile whose ``credential_process`` names a
+    program of its own to ``~/.aws/config``: every AWS SDK and the CLI run it to get
+    credentials. On main the credential finding's path alone decided it was the SDK
+    reading its config (LOW, nothing sent): clean."""
+    r = Randomised()
+    name, profile, helper = r.name("awsutil"), r.name("ci"), f"/tmp/{r.name('h')}/helper"
+    src = textwrap.dedent(
+        f"""\
+        import os
+
+        _cfg = os.path.join(os.path.expanduser("~"), ".aws", "config")
+        try:
+            with open(_cfg, "a") as fh:
+                fh.write("\\n[profile {profile}]\\ncredential_process = {helper} --profile {profile}\\n")
+        except OSError:
+            pass
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None and code == 1, report and report.verdict_reason
+    assert report.verdict is Verdict.SUSPICIOUS, report.verdict_reason
+    ps001 = [f for f in report.findings if f.rule_id == "PS001" and f.phase is Phase.IMPORT]
+    assert any(f.severity is Severity.MEDIUM and f.message.startswith("modified") for f in ps001), [
+        (f.severity, f.message) for f in ps001
+    ]

@@ -135,3 +135,26 @@ def test_writing_into_the_traced_harness_memory_is_an_escape_attempt() -> None:
             ]
             e = ev(EventKind.PTRACE, call, phase=Phase.INSTALL, pid=backend, target=target)
             assert [f for f in evaluate(obs([e], own)) if f.rule_id == "PS008"] == [], (call, target)
+
+
+# ---------------------------------------------------------------- PS001 client configuration
+
+
+def test_changing_client_configuration_is_never_calmed_as_reading_it() -> None:
+    """The calm is for a library loading its own configuration (``load_dotenv()``,
+    botocore reading ``~/.aws/config``). Writing those files at import plants what the
+    user's tools run later: a ``credential_process`` in the AWS config (every SDK runs
+    it for credentials), a ``.env`` line (``LD_PRELOAD`` for the app's children), a
+    kubeconfig ``exec`` plugin in a command's run. On main the path alone decided: LOW."""
+    rng = random.Random()
+    for phase, path in (
+        (Phase.IMPORT, "/home/dev/.aws/config"),
+        (Phase.STARTUP, f"/home/dev/{_word(rng)}/.env"),
+        (Phase.EXERCISE, rng.choice(["/home/dev/.kube/config", "/home/dev/.docker/config.json"])),
+    ):
+        read = ev(EventKind.FILE_READ, "openat", phase=phase, path=path, seq=1)
+        write = ev(EventKind.FILE_WRITE, "openat", phase=phase, path=path, seq=2, flags="O_WRONLY|O_APPEND")
+        sev = [f.severity for f in evaluate(obs([read, write])) if f.rule_id == "PS001"]
+        assert Severity.MEDIUM in sev, (phase, path, sev)
+        # the carve-out's case: only read, nothing sent
+        assert [f.severity for f in evaluate(obs([read])) if f.rule_id == "PS001"] == [Severity.LOW], path
