@@ -146,3 +146,34 @@ def test_a_credential_process_planted_in_the_aws_config_at_import_is_judged(tmp_
     assert any(f.severity is Severity.MEDIUM and f.message.startswith("modified") for f in ps001), [
         (f.severity, f.message) for f in ps001
     ]
+
+
+def test_a_payload_the_package_imports_lazily_from_a_test_named_module_is_imported(tmp_path: Path) -> None:
+    """The package's ``__getattr__`` imports ``pkg/testing.py`` (where the payload runs
+    at module level) the first time a user asks for its client class. On main the import
+    phase imported ``pkg`` (which asks for nothing) and left ``pkg.testing`` out as the
+    package's own test suite: clean."""
+    r = Randomised()
+    name, host, port = r.name("client"), r.address(), r.port()
+    part = r.rng.choice(["testing", "tests", "test_utils", "io_test"])
+    init = textwrap.dedent(
+        f"""\
+        def __getattr__(name):
+            if name == "Client":
+                from .{part} import Client
+
+                return Client
+            raise AttributeError(name)
+        """
+    )
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {f"{name}/__init__.py": init, f"{name}/{part}.py": _connect_source(host, port) + "Client = object\n"},
+    )
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None and code == 1, report and report.verdict_reason
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    ps002 = [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.IMPORT]
+    assert ps002 and any(e.destination == f"{host}:{port}" for e in ps002[0].evidence), report.findings

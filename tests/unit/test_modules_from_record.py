@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.agent.phases import modules_from_record
+from sandbox.agent.modlist import modules_from_record
 
 
 def _info(tmp_path: Path, tops: list[str], record: list[str]) -> Path:
@@ -68,3 +68,27 @@ def test_a_test_named_module_an_entry_point_names_is_imported(tmp_path: Path) ->
     (info / "entry_points.txt").write_text(plugins)
     names, _ = modules_from_record(info, 100)
     assert names == ["pkg", "pkg.testing", "pkg.tests"]
+
+
+def test_a_test_named_module_the_package_imports_lazily_is_imported(tmp_path: Path) -> None:
+    """The package's own code imports a test-named module only when an attribute is
+    asked for (``__getattr__``) or in a function: the import phase reaches it only by
+    importing it. On main it was left out as a test suite; a real suite (imported by
+    nothing but its own tests) still is."""
+    site = tmp_path
+    files = {
+        "pkg/__init__.py": "def __getattr__(name):\n    from .testing import Client\n    return Client\n",
+        "pkg/api.py": "import importlib\n\ndef go():\n    return importlib.import_module(HELPERS)\n",
+        "pkg/testing.py": "Client = 1\n",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/tests/__init__.py": "",
+        "pkg/sub/tests/helpers.py": "",
+        "pkg/tests/__init__.py": "",
+        "pkg/tests/test_api.py": "from pkg.tests import conftest\n",
+        "pkg/tests/conftest.py": "",
+    }
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text.replace("HELPERS", "'pkg.sub.tests.helpers'"))
+    names, _ = modules_from_record(_info(site, ["pkg"], list(files)), 100)
+    assert names == ["pkg", "pkg.api", "pkg.sub", "pkg.testing", "pkg.sub.tests", "pkg.sub.tests.helpers"]
