@@ -177,3 +177,22 @@ def test_a_payload_the_package_imports_lazily_from_a_test_named_module_is_import
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
     ps002 = [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.IMPORT]
     assert ps002 and any(e.destination == f"{host}:{port}" for e in ps002[0].evidence), report.findings
+
+
+def test_a_wheel_shipping_a_compiled_start_up_hook_is_persistence(tmp_path: Path) -> None:
+    """The wheel installs ``sitecustomize.pyc`` (no source) at the top of site-packages:
+    every interpreter of the venv runs it at start. This one only leaves a marker (a
+    dormant hook does no more in the sandbox). On main only a ``sitecustomize.py`` was
+    a start-up hook, to the trace and to the snapshot diff: clean."""
+    r = Randomised()
+    name, marker = r.name("speedups"), r.marker()
+    hook = _pyc(tmp_path, "hook", f"open({marker!r}, 'a').close()\n")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "", "sitecustomize.pyc": hook})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None and code == 1, report and report.verdict_reason
+    ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.INSTALL]
+    assert ps005 and ps005[0].severity is Severity.HIGH, [
+        (f.rule_id, f.phase, f.message) for f in report.findings
+    ]
+    assert any((e.path or "").endswith("/site-packages/sitecustomize.pyc") for e in ps005[0].evidence)
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason

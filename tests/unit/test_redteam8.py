@@ -5,7 +5,9 @@ to catch. Each case ended LOW (or with no finding) on main."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+from sandbox.agent import persist
 from sandbox.judge.rules import evaluate
 from sandbox.models import Event, EventKind, FsChange, Observation, Origin, Phase, ProcessInfo, Severity
 from tests.unit.test_rules import VENV, ev, obs
@@ -158,3 +160,34 @@ def test_changing_client_configuration_is_never_calmed_as_reading_it() -> None:
         assert Severity.MEDIUM in sev, (phase, path, sev)
         # the carve-out's case: only read, nothing sent
         assert [f.severity for f in evaluate(obs([read])) if f.rule_id == "PS001"] == [Severity.LOW], path
+
+
+def test_a_start_up_module_in_any_loadable_form_at_the_top_of_site_packages_is_persistence() -> None:
+    """``site`` imports ``sitecustomize`` from sys.path in whatever form the import
+    system loads: a sourceless ``.pyc``, an extension module, a package. On main only
+    ``sitecustomize.py`` (and a package's ``__init__.py``) counted, whether the
+    candidate wrote it, a wheel shipped it (pip writes it) or the snapshot diff saw it."""
+    rng = random.Random()
+    hook = rng.choice(["sitecustomize", "usercustomize"])
+    form = rng.choice([".pyc", ".cpython-311-x86_64-linux-gnu.so", ".abi3.so", ".so", "/__init__.pyc"])
+    path = f"{SITE}/{hook}{form}"
+    assert _ps005([ev(EventKind.FILE_WRITE, "openat", path=path, seq=1)]) == [Severity.HIGH], path
+    shipped = ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=path, seq=1).model_copy(
+        update={"origin": Origin.HARNESS}
+    )
+    assert _ps005([shipped]) == [Severity.HIGH], path
+    assert _ps005([], (_diff(path, "\\x00"),)) == [Severity.HIGH], path
+    # a copy vendored inside a package, or the bytecode cache of one, never runs at start
+    for inert in (f"{SITE}/pkg/{hook}{form}", f"{SITE}/__pycache__/{hook}.cpython-311.pyc"):
+        assert _ps005([ev(EventKind.FILE_WRITE, "openat", path=inert, seq=1)]) == [], inert
+
+
+def test_the_snapshot_keeps_start_up_modules_in_every_form(tmp_path: Path) -> None:
+    """The agent's persistence snapshot lists a site directory's start-up modules in
+    any form (on main only ``.py`` files and the package folder)."""
+    site = tmp_path / "site-packages"
+    names = ["sitecustomize.pyc", "usercustomize.cpython-311-x86_64-linux-gnu.so", "a.pth", "other.pyc"]
+    for name in names:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(b"\x00")
+    assert sorted(Path(p).name for p in persist._site_dir(str(site))) == sorted(names[:3])

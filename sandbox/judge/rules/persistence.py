@@ -29,6 +29,12 @@ from sandbox.models import (
     Severity,
 )
 
+# A module file's forms the import system loads from a sys.path directory: source,
+# sourceless bytecode, an extension module (x.so, x.abi3.so, x.cpython-311-….so), and
+# the same as a package's __init__.
+_LOADABLE = r"(?:/__init__)?(?:\.py|\.pyc|(?:\.[\w-]+)?\.so)$"
+
+
 PERSISTENCE_PATHS = re.compile(
     "|".join(
         [
@@ -42,9 +48,10 @@ PERSISTENCE_PATHS = re.compile(
             r"|environment$|sudoers)",
             r"^/var/spool/cron(?:/|$)",
             # only where `site` imports them: the top of a sys.path directory (a copy
-            # vendored deep in a package, as debugpy ships, never runs at start-up)
-            r"/(?:site|dist)-packages/(?:sitecustomize|usercustomize)(?:\.py|/__init__\.py)$",
-            r"^/usr(?:/local)?/lib/python3[.\d]*/(?:sitecustomize|usercustomize)\.py$",
+            # vendored deep in a package, as debugpy ships, never runs at start-up), in
+            # any form the import system loads (a sourceless .pyc, an extension module)
+            r"/(?:site|dist)-packages/(?:sitecustomize|usercustomize)" + _LOADABLE,
+            r"^/usr(?:/local)?/lib/python3[.\d]*/(?:sitecustomize|usercustomize)" + _LOADABLE,
             r"/\.git/hooks/[^/]+$",
             # Windows' Startup folders as the Windows pass lays them out in the honey tree
             # (%APPDATA%\Microsoft\Windows\Start Menu\Programs\Startup, ProgramData's):
@@ -256,7 +263,7 @@ def _installed_hooks(venv: str) -> re.Pattern[str]:
     """Files that run at every interpreter start or venv activation when installed."""
     v = re.escape(venv)
     return re.compile(
-        rf"^{v}/lib/python3\.\d+/site-packages/(?:sitecustomize|usercustomize)\.py$"
+        rf"^{v}/lib/python3\.\d+/site-packages/(?:sitecustomize|usercustomize){_LOADABLE}"
         rf"|^{v}/bin/activate(?:\.[a-z]+|_this\.py)?$"
     )
 
