@@ -196,3 +196,35 @@ def test_a_wheel_shipping_a_compiled_start_up_hook_is_persistence(tmp_path: Path
     ]
     assert any((e.path or "").endswith("/site-packages/sitecustomize.pyc") for e in ps005[0].evidence)
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
+def test_a_path_only_pth_naming_a_folder_the_package_put_a_module_in_is_persistence(tmp_path: Path) -> None:
+    """At import the package writes a module into a folder under HOME, named like an
+    optional dependency other packages try (``try: import x``), and a path-only
+    ``.pth`` adding that folder: every later interpreter of the venv finds the module.
+    On main the ``.pth`` was LOW (no ``sitecustomize`` there): clean."""
+    r = Randomised()
+    name, folder, module, marker = (
+        r.name("ext"),
+        f"~/.local/share/{r.name('d')}",
+        r.name("speedup"),
+        r.marker(),
+    )
+    src = textwrap.dedent(
+        f"""\
+        import os, sysconfig
+
+        _dir = os.path.expanduser("{folder}")
+        os.makedirs(_dir, exist_ok=True)
+        with open(os.path.join(_dir, "{module}.py"), "w") as fh:
+            fh.write("open({marker!r}, 'a').close()\\n")
+        with open(os.path.join(sysconfig.get_paths()["purelib"], "{name}.pth"), "w") as fh:
+            fh.write(_dir + "\\n")
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None and code == 1, report and report.verdict_reason
+    ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
+    assert ps005 and ps005[0].severity is Severity.HIGH, [(f.rule_id, f.severity, f.message) for f in ps005]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason

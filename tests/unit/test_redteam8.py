@@ -191,3 +191,33 @@ def test_the_snapshot_keeps_start_up_modules_in_every_form(tmp_path: Path) -> No
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_bytes(b"\x00")
     assert sorted(Path(p).name for p in persist._site_dir(str(site))) == sorted(names[:3])
+
+
+def test_code_put_in_the_folder_a_path_only_pth_adds_keeps_it_persistence() -> None:
+    """The folder a path-only .pth adds is searched by every import of the venv: a
+    module the run writes there answers any name found nowhere earlier (an optional
+    dependency other packages try: ``try: import x``), a dist-info there declares entry
+    points plugin hosts load (pytest imports every ``pytest11`` plugin). The plugin
+    system the carve-out was made for only creates the folder at import. On main only
+    a ``sitecustomize.py`` there counted."""
+    rng = random.Random()
+    pth, folder = f"{SITE}/{_word(rng)}.pth", f"/home/dev/.local/share/{_word(rng)}"
+    base = [ev(EventKind.DIR_CREATE, "mkdir", path=folder, seq=0), *_write(pth, f"{folder}\n", 1)]
+    mod = _word(rng)
+    for planted in (
+        ev(EventKind.FILE_WRITE, "openat", path=f"{folder}/{mod}.py", seq=9),
+        ev(EventKind.FILE_WRITE, "openat", path=f"{folder}/{mod}/__init__.pyc", seq=9),
+        ev(EventKind.FILE_WRITE, "openat", path=f"{folder}/{mod}-1.0.dist-info/entry_points.txt", seq=9),
+        ev(EventKind.FILE_LINK, "symlink", path=f"{folder}/{mod}", path2=f"/tmp/{mod}", seq=9),
+    ):
+        assert _ps005([*base, planted]) == [Severity.HIGH], planted.path
+    # a line through a link the run made: what is written behind it is elsewhere
+    real, link = f"/tmp/{_word(rng)}", f"/tmp/{_word(rng)}"
+    through = [
+        ev(EventKind.FILE_LINK, "symlink", path=link, path2=real, seq=0),
+        *_write(pth, f"{link}/plugins\n", 1),
+    ]
+    assert _ps005(through) == [Severity.HIGH]
+    # data the plugin system keeps there (no module, no metadata) does not run
+    data = ev(EventKind.FILE_WRITE, "openat", path=f"{folder}/{mod}.json", seq=9)
+    assert _ps005([*base, data]) == [Severity.LOW]

@@ -140,8 +140,10 @@ def path_only_pths(ctx: Context) -> dict[str, list[str]]:
     writes say and what the snapshot diff found after the phase: a file rewritten in
     place (a seek, a hard link) shows the diff other bytes, and both must be complete
     and run nothing. None qualifies when the candidate wrote a start-up module
-    (``sitecustomize``/``usercustomize``, any form) anywhere, or a line names a file or
-    link it wrote (an archive ``zipimport`` reads modules from) — those run at every start."""
+    (``sitecustomize``/``usercustomize``, any form) anywhere, a line names a file or
+    link it wrote (an archive ``zipimport`` reads modules from) or a path through a
+    link it made, or it put a module, a link or distribution metadata into a folder a
+    line adds — those run at every start or at the next import of that name."""
     chunks: dict[str, list[str]] = {}
     unknown: set[str] = set()
     for e in ctx.events:
@@ -189,7 +191,20 @@ def path_only_pths(ctx: Context) -> dict[str, list[str]]:
     # (a __pycache__ copy is loaded only beside its source)
     if named & written or any(_HOOK_FILE.search(p) and "/__pycache__/" not in p for p in written):
         return {}
+    links = {posixpath.normpath(e.path) for e in ctx.events if e.kind is EventKind.FILE_LINK and e.path}
+    for d in named:
+        # code or distribution metadata the run put in a folder it adds (a module named
+        # like one another package imports if present, a dist-info whose entry points a
+        # plugin host loads), or a link on the way to it: code for every interpreter
+        inside = [p for p in written if p.startswith(d + "/")]
+        if any(_PLANTED.search(p) or p in links for p in inside) or any(
+            d == w or d.startswith(w + "/") for w in links
+        ):
+            return {}
     return out
+
+
+_PLANTED = re.compile(r"\.(?:py|pyc|so)$|\.(?:dist|egg)-info(?:/|$)|\.egg-link$")
 
 
 def _path_only_findings(
