@@ -221,3 +221,16 @@ def test_code_put_in_the_folder_a_path_only_pth_adds_keeps_it_persistence() -> N
     # data the plugin system keeps there (no module, no metadata) does not run
     data = ev(EventKind.FILE_WRITE, "openat", path=f"{folder}/{mod}.json", seq=9)
     assert _ps005([*base, data]) == [Severity.LOW]
+
+
+def test_a_cloud_cli_writing_its_own_state_directory_stays_calm() -> None:
+    """A cloud CLI run with --help writes its command index and session under its own
+    directory (``~/.azure``, ``~/.config/gcloud``): the exercise phase's calm for a
+    command's own configuration still covers it."""
+    rng = random.Random()
+    state = rng.choice(["/home/dev/.azure/commandIndex.json", "/home/dev/.config/gcloud/logs/x.log"])
+    events = [
+        ev(EventKind.FILE_READ, "openat", phase=Phase.EXERCISE, path=state, seq=1),
+        ev(EventKind.FILE_WRITE, "openat", phase=Phase.EXERCISE, path=state, seq=2),
+    ]
+    assert [f.severity for f in evaluate(obs(events)) if f.rule_id == "PS001"] == [Severity.LOW], state

@@ -160,10 +160,16 @@ _CHANGES = frozenset(
 )
 
 
+# A cloud CLI keeps its own state under these directories (command index, version
+# check, session, logs) and writes there on every run, --help included: that is the
+# client's own, judged as its configuration read is.
+_CLI_STATE = re.compile(HOME_DIR + r"/(?:\.config/gcloud|\.azure)/")
+
+
 def _changes(e: Event) -> bool:
     """Whether *e* changed the credential location (a link made elsewhere to one only
     gives it another name: that is access, judged as such)."""
-    if e.errno or e.kind not in _CHANGES:
+    if e.errno or e.kind not in _CHANGES or (e.path and _CLI_STATE.search(e.path)):
         return False
     return e.kind is not EventKind.FILE_LINK or bool(e.path and CREDENTIAL_PATHS.search(e.path))
 
