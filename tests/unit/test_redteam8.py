@@ -70,6 +70,15 @@ def test_a_pth_rewritten_in_place_is_judged_by_what_it_holds() -> None:
     # a diff that kept only the head of a longer file cannot vouch for the rest
     long = _diff(pth, pad + "\n").model_copy(update={"size": 4096})
     assert _ps005(_write(pth, pad + "\n", 1), (long,)) == [Severity.HIGH]
+    # bytes that are not text: a replaced byte widens the head past a cut, and what
+    # site reads then depends on the user's locale
+    odd = pad[:200] + "\ufffd" * 100
+    assert _ps005(_write(pth, pad + "\n", 1), (_diff(pth, odd).model_copy(update={"size": 400}),)) == [
+        Severity.HIGH
+    ]
+    latin = [ev(EventKind.FILE_WRITE, "openat", path=pth, seq=1)]
+    latin.append(ev(EventKind.FILE_WRITE, "write", path=pth, seq=2, data="/a\\351\\351b\\n", size=6))
+    assert _ps005(latin) == [Severity.HIGH]
 
 
 def test_a_start_up_hook_in_any_form_the_import_system_loads_keeps_a_pth_persistence() -> None:
@@ -228,7 +237,7 @@ def test_a_cloud_cli_writing_its_own_state_directory_stays_calm() -> None:
     directory (``~/.azure``, ``~/.config/gcloud``): the exercise phase's calm for a
     command's own configuration still covers it."""
     rng = random.Random()
-    state = rng.choice(["/home/dev/.azure/commandIndex.json", "/home/dev/.config/gcloud/logs/x.log"])
+    state = rng.choice(["/home/dev/.azure/commandIndex.json", "/home/dev/.config/gcloud/access_tokens.db"])
     events = [
         ev(EventKind.FILE_READ, "openat", phase=Phase.EXERCISE, path=state, seq=1),
         ev(EventKind.FILE_WRITE, "openat", phase=Phase.EXERCISE, path=state, seq=2),

@@ -168,7 +168,9 @@ def path_only_pths(ctx: Context) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for path in chunks.keys() | found.keys():
         texts = ["".join(chunks.get(path, [])), *found.get(path, [])]
-        if path in unknown or any(executes(t) for t in texts):
+        # bytes that are not plain text (a replaced or a non-ASCII one) make the byte
+        # counts above unreliable and site's decoding locale-dependent: not known
+        if path in unknown or any(executes(t) or not _PLAIN.fullmatch(t) for t in texts):
             continue
         site = path.rsplit("/", 1)[0]
         out[path] = sorted(
@@ -204,6 +206,7 @@ def path_only_pths(ctx: Context) -> dict[str, list[str]]:
     return out
 
 
+_PLAIN = re.compile(r"[\t\n\r\x20-\x7e]*")
 _PLANTED = re.compile(r"\.(?:py|pyc|so)$|\.(?:dist|egg)-info(?:/|$)|\.egg-link$")
 
 
