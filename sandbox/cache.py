@@ -72,6 +72,7 @@ JUDGING_MODULES = (
     "sandbox.agent.init",  # what the candidate sees as PID 1 can change what it does
     "sandbox.agent.legacy",
     "sandbox.agent.main",
+    "sandbox.agent.modlist",  # which modules the import phase tries
     "sandbox.agent.passes",
     "sandbox.agent.winpass",  # the Windows look the candidate sees
     "sandbox.agent.persist",

@@ -29,7 +29,8 @@ from .home import (
     start_venv_copy,
     trust_ca,
 )
-from .phases import PHASES, inventory, modules_from_record
+from .modlist import modules_from_record
+from .phases import PHASES, inventory
 from .steps import Capture, ImportRun, StepRun, _first_child, privilege_drop
 
 # What other code and the tests took from this module before it was split by concern.

@@ -53,7 +53,9 @@ SYSTEM = (
     "/etc/sudoers.d",
     "/var/spool/cron",
 )
-SITE_HOOKS = ("sitecustomize.py", "usercustomize.py", "sitecustomize", "usercustomize")
+# start-up modules in any form the import system loads (.py, a sourceless .pyc, an
+# extension module, a package): every name that starts so is kept
+SITE_HOOKS = ("sitecustomize", "usercustomize")
 
 
 def _files(root: str) -> Iterator[str]:
@@ -74,7 +76,7 @@ def _site_dir(path: str) -> Iterator[str]:
     except OSError:
         return
     for name in names:
-        if name.endswith(".pth") or name in SITE_HOOKS:
+        if name.endswith(".pth") or name.startswith(SITE_HOOKS):
             yield from _files(os.path.join(path, name))
 
 

@@ -16,7 +16,6 @@ from .common import (
     RUN_DIR,
     STAGE,
     STAGE_ARTIFACTS,
-    TEST_PART,
     VENV_TEMPLATE,
     emit,
     load_plan,
@@ -25,6 +24,7 @@ from .common import (
 )
 from .exercise import entry_point_scripts, phase_exercise
 from .home import install_kit
+from .modlist import modules_from_record
 from .steps import ImportRun, StepRun
 
 
@@ -39,51 +39,6 @@ def candidate_dist_info(site: Path, name: str) -> Path | None:
         if _norm(dist) == want:
             return info
     return None
-
-
-_EXT_SUFFIX = re.compile(r"\.(cpython-[^.]+|abi3|pypy[^.]*)?\.?so$")
-
-
-def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
-    """Importable module names of a distribution: its top-level names first, then RECORD."""
-    names: list[str] = []
-    seen: set[str] = set()
-    record = info / "RECORD"
-    rows = record.read_text(errors="replace").splitlines() if record.exists() else []
-    tops: list[str] = []
-    top_file = info / "top_level.txt"
-    if top_file.exists():
-        tops = [t.strip() for t in top_file.read_text().splitlines() if t.strip()]
-    for row in rows:
-        rel = row.split(",", 1)[0]
-        if rel.startswith(("..", "/")) or ".dist-info/" in rel or ".data/" in rel or "__pycache__" in rel:
-            continue
-        if rel.endswith(".py"):
-            dotted = rel[:-3]
-        elif rel.endswith(".so"):
-            dotted = _EXT_SUFFIX.sub("", rel)
-        else:
-            continue
-        parts = dotted.split("/")
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        if not parts or not all(p.isidentifier() for p in parts) or parts[-1] == "__main__":
-            continue
-        mod = ".".join(parts)
-        if mod not in seen:
-            seen.add(mod)
-            names.append(mod)
-    shipped = {n.split(".")[0] for n in names}
-    # a name top_level.txt declares but no file of RECORD provides is not the candidate's
-    # (a companion extension declares its parent's namespace): importing it can only fail
-    top_level = [t for t in tops if t.isidentifier() and (t in shipped or not rows)] or sorted(shipped)
-    # a test suite shipped inside a package is not what its user imports (gevent's opens
-    # sockets and asks DNS at import, as tests do); a top-level module is always tried
-    names = [n for n in names if not any(TEST_PART.match(part) for part in n.split(".")[1:])]
-    ordered = [t for t in top_level if t not in ("__main__",)]
-    rest = sorted((n for n in names if n not in ordered), key=lambda n: (n.count("."), n))
-    full = ordered + rest
-    return full[:limit], max(0, len(full) - limit)
 
 
 def _sha256(path: Path) -> str:

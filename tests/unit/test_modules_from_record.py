@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.agent.phases import modules_from_record
+from sandbox.agent.modlist import modules_from_record
 
 
 def _info(tmp_path: Path, tops: list[str], record: list[str]) -> Path:
@@ -48,3 +48,47 @@ def test_a_test_suite_inside_the_package_is_not_imported_a_top_level_module_is(t
     ]
     names, _ = modules_from_record(_info(tmp_path, ["pkg", "test_top"], record), 100)
     assert names == ["pkg", "test_top", "pkg.contest", "pkg.core"]
+
+
+def test_a_sourceless_package_is_imported(tmp_path: Path) -> None:
+    """A wheel may ship its package as compiled ``.pyc`` only (Python imports it without
+    source): on main no ``.py``/``.so`` row meant the declared name was "not shipped"
+    and nothing was imported (tests/integration/test_redteam8.py end to end)."""
+    record = ["pkg/__init__.pyc", "pkg/core.pyc", "pkg/__pycache__/core.cpython-311.pyc", "solo.pyc"]
+    names, _ = modules_from_record(_info(tmp_path, ["pkg", "solo", "parentns"], record), 100)
+    assert names == ["pkg", "solo", "pkg.core"]
+
+
+def test_a_test_named_module_an_entry_point_names_is_imported(tmp_path: Path) -> None:
+    """A pytest plugin (any entry point group) is imported by what the user runs: its
+    module is tried even when named like a test suite; the suite itself stays out."""
+    record = ["pkg/__init__.py", "pkg/testing.py", "pkg/tests/__init__.py", "pkg/tests/test_x.py"]
+    info = _info(tmp_path, ["pkg"], record)
+    plugins = "[pytest11]\npkg = pkg.testing\n\n[x.y]\nz = pkg.tests:hook [extra]\n"
+    (info / "entry_points.txt").write_text(plugins)
+    names, _ = modules_from_record(info, 100)
+    assert names == ["pkg", "pkg.testing", "pkg.tests"]
+
+
+def test_a_test_named_module_the_package_imports_lazily_is_imported(tmp_path: Path) -> None:
+    """The package's own code imports a test-named module only when an attribute is
+    asked for (``__getattr__``) or in a function: the import phase reaches it only by
+    importing it. On main it was left out as a test suite; a real suite (imported by
+    nothing but its own tests) still is."""
+    site = tmp_path
+    files = {
+        "pkg/__init__.py": "def __getattr__(name):\n    from .testing import Client\n    return Client\n",
+        "pkg/api.py": "import importlib\n\ndef go():\n    return importlib.import_module(HELPERS)\n",
+        "pkg/testing.py": "Client = 1\n",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/tests/__init__.py": "",
+        "pkg/sub/tests/helpers.py": "",
+        "pkg/tests/__init__.py": "",
+        "pkg/tests/test_api.py": "from pkg.tests import conftest\n",
+        "pkg/tests/conftest.py": "",
+    }
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text.replace("HELPERS", "'pkg.sub.tests.helpers'"))
+    names, _ = modules_from_record(_info(site, ["pkg"], list(files)), 100)
+    assert names == ["pkg", "pkg.api", "pkg.sub", "pkg.testing", "pkg.sub.tests", "pkg.sub.tests.helpers"]

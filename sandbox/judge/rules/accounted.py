@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion
 
 from sandbox.judge.canary import names_value
 from sandbox.judge.rules.context import is_vsock
-from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV
+from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV, MODIFIED
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -253,13 +253,16 @@ def accounted_phases(
 
 def _stealer_touch(findings: list[Finding]) -> set[Phase]:
     """Phases where a credential finding rests on anything but client configuration
-    (its evidence, which is capped, lists such places first: see
-    :func:`sandbox.judge.rules.credentials.stealer_first`)."""
+    read (a change to it counts: ``MODIFIED``).  Its evidence, which is capped, lists
+    such places first: see :func:`sandbox.judge.rules.credentials.stealer_first`."""
     return {
         f.phase
         for f in findings
         if f.rule_id in ("PS001", "PS012")
-        and any(not CLIENT_CONFIG.search(ev.path or ev.destination or "") for ev in f.evidence)
+        and any(
+            not CLIENT_CONFIG.search(ev.path or ev.destination or "") or ev.detail == MODIFIED
+            for ev in f.evidence
+        )
     }
 
 
@@ -460,7 +463,8 @@ def calm_command_config(findings: list[Finding]) -> list[Finding]:
     read is such configuration (at start-up and import a dotenv file or the AWS config; in the
     exercise phase any :data:`CLIENT_CONFIG`) and nothing in the pass reached out,
     PS001/PS012 there are LOW. A stealer's targets (keys, browsers, wallets …, listed
-    first in the evidence), any network, or an install keep them."""
+    first in the evidence), a change to any of those files, any network, or an install
+    keep them."""
     if any(f.rule_id in NETWORK_RULES for f in findings):
         return findings
     out = []
@@ -469,7 +473,10 @@ def calm_command_config(findings: list[Finding]) -> list[Finding]:
             f.rule_id in ("PS001", "PS012")
             and f.phase in _CONFIG_PHASES
             and f.severity is Severity.MEDIUM
-            and all(_CONFIG_PHASES[f.phase][1].search(ev.path or ev.destination or "") for ev in f.evidence)
+            and all(
+                _CONFIG_PHASES[f.phase][1].search(ev.path or ev.destination or "") and ev.detail != MODIFIED
+                for ev in f.evidence
+            )
         ):
             f = f.model_copy(
                 update={

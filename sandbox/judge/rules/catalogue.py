@@ -56,9 +56,10 @@ CATALOGUE: dict[str, RuleInfo] = {
             Severity.HIGH,
             "Writes a shell start-up file, crontab, systemd user unit, XDG autostart entry, "
             "authorized_keys, sitecustomize, or a .pth file after install; links one of those (or a "
-            "credential) elsewhere; or ships sitecustomize.py/usercustomize.py/bin/activate in the "
-            "installed files. Also from the snapshot diff taken after every phase: any of those, a git "
-            "hook, or a .pth no wheel's RECORD lists that appeared or changed, even unseen by the trace.",
+            "credential) elsewhere; or ships sitecustomize/usercustomize (source, .pyc, extension module) "
+            "or bin/activate in the installed files. Also from the snapshot diff taken after every "
+            "phase: any of those, a git hook, or a .pth no wheel's RECORD lists that appeared or "
+            "changed, even unseen by the trace.",
         ),
         RuleInfo(
             "PS006",

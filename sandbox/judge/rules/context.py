@@ -64,8 +64,11 @@ class Context:
         # the few rules an allowlist may silence ask, and a flood has 10⁵ events
         self._allowed: dict[int, bool] = {}
         self.traced_pids: dict[Phase, set[int]] = {}
+        self.candidate_pids: dict[Phase, set[int]] = {}  # the traced harness (pip, setpriv) left out
         for p in obs.processes:
             self.traced_pids.setdefault(p.phase, set()).add(p.pid)
+            if p.origin is Origin.CANDIDATE:
+                self.candidate_pids.setdefault(p.phase, set()).add(p.pid)
 
     def is_allowed(self, ev: Event) -> bool:
         """Whether the profile lists *ev* as an explicit exception (see class docstring)."""

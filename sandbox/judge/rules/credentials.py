@@ -116,11 +116,15 @@ def rule_credentials(ctx: Context) -> list[Finding]:
     networked = bool(ctx.outbound())
     out = []
     for phase, evs in per_phase(hits).items():
-        uniq = dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.address))
+        uniq = dedupe(evs, lambda e: (e.pid, e.path, e.path2, e.address, _changes(e)))
         # An existence check that found nothing (client libraries probe for workload
         # identity or mTLS files) took nothing: LOW unless the run also reaches out.
         absent = [e for e in uniq if e.kind is EventKind.FILE_STAT and e.errno == "ENOENT"]
-        groups = [(uniq, "touched")] if networked else [([e for e in uniq if e not in absent], "touched")]
+        # Changing one (a .env line, an AWS credential_process, a kubeconfig exec plugin:
+        # commands the user's tools run later) is no client loading its configuration.
+        changed = [e for e in uniq if _changes(e)]
+        touched = [e for e in uniq if e not in changed and (networked or e not in absent)]
+        groups = [(touched, "touched"), (changed, "modified")]
         if not networked:
             groups.append((absent, "probed for absent"))
         for group, verb in groups:
@@ -128,12 +132,46 @@ def rule_credentials(ctx: Context) -> list[Finding]:
                 continue
             places = sorted({_cred_place(e) for e in group})
             msg = f"{verb} credential location(s): {', '.join(places[:6])}"
-            sev = Severity.HIGH if networked else Severity.LOW if verb != "touched" else Severity.MEDIUM
+            sev = (
+                Severity.HIGH
+                if networked
+                else Severity.LOW
+                if verb == "probed for absent"
+                else Severity.MEDIUM
+            )
             if networked:
                 msg += " — and the run attempts network connections"
-            evid = stealer_first(ctx.evidence(e) for e in group)
+            evid = stealer_first(ctx.evidence(e, MODIFIED if e in changed else "") for e in group)
             out.append(make_finding("PS001", phase, msg, evid, sev))
     return out
+
+
+# The evidence detail of a credential location the candidate wrote, renamed, linked,
+# chmodded or deleted: never "client configuration read" (see accounted.calm_command_config).
+MODIFIED = "changed by the candidate, not only read"
+_CHANGES = frozenset(
+    {
+        EventKind.FILE_WRITE,
+        EventKind.FILE_CHMOD,
+        EventKind.FILE_RENAME,
+        EventKind.FILE_LINK,
+        EventKind.FILE_DELETE,
+    }
+)
+
+
+# A cloud CLI keeps its own state under these directories (command index, version
+# check, session, logs) and writes there on every run, --help included: that is the
+# client's own, judged as its configuration read is.
+_CLI_STATE = re.compile(HOME_DIR + r"/(?:\.config/gcloud|\.azure)/")
+
+
+def _changes(e: Event) -> bool:
+    """Whether *e* changed the credential location (a link made elsewhere to one only
+    gives it another name: that is access, judged as such)."""
+    if e.errno or e.kind not in _CHANGES or (e.path and _CLI_STATE.search(e.path)):
+        return False
+    return e.kind is not EventKind.FILE_LINK or bool(e.path and CREDENTIAL_PATHS.search(e.path))
 
 
 def _cred_place(e: Event) -> str:

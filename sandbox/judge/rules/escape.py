@@ -237,14 +237,19 @@ def rule_tamper(ctx: Context) -> list[Finding]:
     return out
 
 
-def escape_kind(e: Event, own_pids: set[int]) -> str | None:
-    """``"attempt"`` for an escape primitive, ``"recon"`` for reading an escape knob, else None."""
+def escape_kind(e: Event, own_pids: set[int], candidate_pids: set[int] | None = None) -> str | None:
+    """``"attempt"`` for an escape primitive, ``"recon"`` for reading an escape knob, else None.
+    *own_pids*: every traced process of the phase; *candidate_pids*: those running the
+    candidate's code (the traced harness, pip during install, excluded; default all)."""
     paths = [p for p in (e.path, e.path2) if p]
     if e.address is not None and e.address.family == "unix" and e.address.path:
         paths.append(e.address.path)
-    if e.syscall in _OWN_MEMORY and e.target is not None and (e.target == e.pid or e.target in own_pids):
+    mine = own_pids if candidate_pids is None else candidate_pids
+    if e.syscall in _OWN_MEMORY and e.target is not None and (e.target == e.pid or e.target in mine):
         # a profiler or crash tracker reads its own memory safely this way (a top-700
-        # APM library at import); another process's memory (the harness's) stays one
+        # APM library at import); another process's memory stays one, the harness's
+        # too though the recorder traces it (pip runs as the candidate's uid: a build
+        # backend writing into it acts as the harness, whose events are not judged)
         return None
     if e.syscall in _ESCAPE_SYSCALLS or any(_ESCAPE_PATHS.search(p) for p in paths):
         return "attempt"
@@ -285,7 +290,7 @@ def _what(e: Event) -> str:
 def rule_escape(ctx: Context) -> list[Finding]:
     hits: dict[str, list[Event]] = {"attempt": [], "recon": []}
     for e in ctx.events:
-        kind = escape_kind(e, ctx.traced_pids.get(e.phase, set()))
+        kind = escape_kind(e, ctx.traced_pids.get(e.phase, set()), ctx.candidate_pids.get(e.phase, set()))
         if kind is not None:
             hits[kind].append(e)
     out = []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from sandbox.judge.rules.context import (
@@ -28,6 +29,12 @@ from sandbox.models import (
     Severity,
 )
 
+# A module file's forms the import system loads from a sys.path directory: source,
+# sourceless bytecode, an extension module (x.so, x.abi3.so, x.cpython-311-….so), and
+# the same as a package's __init__.
+_LOADABLE = r"(?:/__init__)?(?:\.py|\.pyc|(?:\.[\w-]+)?\.so)$"
+
+
 PERSISTENCE_PATHS = re.compile(
     "|".join(
         [
@@ -41,9 +48,10 @@ PERSISTENCE_PATHS = re.compile(
             r"|environment$|sudoers)",
             r"^/var/spool/cron(?:/|$)",
             # only where `site` imports them: the top of a sys.path directory (a copy
-            # vendored deep in a package, as debugpy ships, never runs at start-up)
-            r"/(?:site|dist)-packages/(?:sitecustomize|usercustomize)(?:\.py|/__init__\.py)$",
-            r"^/usr(?:/local)?/lib/python3[.\d]*/(?:sitecustomize|usercustomize)\.py$",
+            # vendored deep in a package, as debugpy ships, never runs at start-up), in
+            # any form the import system loads (a sourceless .pyc, an extension module)
+            r"/(?:site|dist)-packages/(?:sitecustomize|usercustomize)" + _LOADABLE,
+            r"^/usr(?:/local)?/lib/python3[.\d]*/(?:sitecustomize|usercustomize)" + _LOADABLE,
             r"/\.git/hooks/[^/]+$",
             # Windows' Startup folders as the Windows pass lays them out in the honey tree
             # (%APPDATA%\Microsoft\Windows\Start Menu\Programs\Startup, ProgramData's):
@@ -117,20 +125,25 @@ def _unescape(data: str) -> str:
         return data
 
 
-_HOOK_NAMES = (
-    "sitecustomize.py",
-    "usercustomize.py",
-    "sitecustomize/__init__.py",
-    "usercustomize/__init__.py",
-)
+# A start-up module ``site`` imports from any sys.path entry, in any form the import
+# system loads (source, sourceless .pyc, extension module, package): written anywhere,
+# no .pth is path-only (a folder a .pth adds can reach it through "..", a link, or an
+# archive on the path).
+_MADE = (EventKind.FILE_WRITE, EventKind.FILE_RENAME, EventKind.FILE_LINK)
+_HOOK_FILE = re.compile(r"/(?:site|user)customize(?:\.[^/]*|/__init__\.[^/]*)?$")
 
 
 def path_only_pths(ctx: Context) -> dict[str, list[str]]:
     """The ``.pth`` files the candidate wrote whose every byte is known and none of
     whose lines ``site`` runs (no ``import`` line): a plugin system's search path, not
-    start-up code. Mapped to the directories they add. None qualifies when a start-up
-    module (``sitecustomize``/``usercustomize``) was written into a directory one adds
-    — that directory's hook would then run at every start."""
+    start-up code. Mapped to the directories they add. The content is what the trace's
+    writes say and what the snapshot diff found after the phase: a file rewritten in
+    place (a seek, a hard link) shows the diff other bytes, and both must be complete
+    and run nothing. None qualifies when the candidate wrote a start-up module
+    (``sitecustomize``/``usercustomize``, any form) anywhere, a line names a file or
+    link it wrote (an archive ``zipimport`` reads modules from) or a path through a
+    link it made, or it put a module, a link or distribution metadata into a folder a
+    line adds — those run at every start or at the next import of that name."""
     chunks: dict[str, list[str]] = {}
     unknown: set[str] = set()
     for e in ctx.events:
@@ -144,27 +157,57 @@ def path_only_pths(ctx: Context) -> dict[str, list[str]]:
                 chunks.setdefault(e.path or "", []).append(text)
         elif e.syscall not in ("open", "openat", "openat2", "creat"):
             unknown.add(e.path or "")  # written some other way (a copy, a rename onto it)
+    found: dict[str, list[str]] = {}
     for c in ctx.obs.fs_changes:
-        if c.path.endswith(".pth") and c.path not in chunks and c.size and len(c.head.encode()) >= c.size:
-            chunks[c.path] = [c.head]
+        if not c.path.endswith(".pth"):
+            continue
+        if c.size and len(c.head.encode()) < c.size:
+            unknown.add(c.path)  # the diff kept only the head: the rest is unseen
+        else:
+            found.setdefault(c.path, []).append(c.head)
     out: dict[str, list[str]] = {}
-    for path, parts in chunks.items():
-        text = "".join(parts)
-        if path in unknown or executes(text):
+    for path in chunks.keys() | found.keys():
+        texts = ["".join(chunks.get(path, [])), *found.get(path, [])]
+        # bytes that are not plain text (a replaced or a non-ASCII one) make the byte
+        # counts above unreliable and site's decoding locale-dependent: not known
+        if path in unknown or any(executes(t) or not _PLAIN.fullmatch(t) for t in texts):
             continue
         site = path.rsplit("/", 1)[0]
-        out[path] = [
-            line if line.startswith("/") else f"{site}/{line}"
-            for line in (raw.strip() for raw in text.splitlines())
-            if line and not line.startswith("#")
+        out[path] = sorted(
+            {
+                posixpath.normpath(line if line.startswith("/") else f"{site}/{line}")
+                for text in texts
+                for line in (raw.strip() for raw in text.splitlines())
+                if line and not line.startswith("#")
+            }
+        )
+    named = {d for dirs in out.values() for d in dirs}
+    written = {
+        posixpath.normpath(p)
+        for p in [
+            *(_written(e) for e in ctx.events if e.kind in _MADE and not e.errno),
+            *(c.path for c in ctx.obs.fs_changes),
         ]
-    named = {d.rstrip("/") for dirs in out.values() for d in dirs}
-    written = {_written(e) for e in ctx.events if e.kind in WRITE_KINDS} | {
-        c.path for c in ctx.obs.fs_changes
+        if p
     }
-    if any(f"{d}/{name}" in written for d in named for name in _HOOK_NAMES):
+    # (a __pycache__ copy is loaded only beside its source)
+    if named & written or any(_HOOK_FILE.search(p) and "/__pycache__/" not in p for p in written):
         return {}
+    links = {posixpath.normpath(e.path) for e in ctx.events if e.kind is EventKind.FILE_LINK and e.path}
+    for d in named:
+        # code or distribution metadata the run put in a folder it adds (a module named
+        # like one another package imports if present, a dist-info whose entry points a
+        # plugin host loads), or a link on the way to it: code for every interpreter
+        inside = [p for p in written if p.startswith(d + "/")]
+        if any(_PLANTED.search(p) or p in links for p in inside) or any(
+            d == w or d.startswith(w + "/") for w in links
+        ):
+            return {}
     return out
+
+
+_PLAIN = re.compile(r"[\t\n\r\x20-\x7e]*")
+_PLANTED = re.compile(r"\.(?:py|pyc|so)$|\.(?:dist|egg)-info(?:/|$)|\.egg-link$")
 
 
 def _path_only_findings(
@@ -238,7 +281,7 @@ def _installed_hooks(venv: str) -> re.Pattern[str]:
     """Files that run at every interpreter start or venv activation when installed."""
     v = re.escape(venv)
     return re.compile(
-        rf"^{v}/lib/python3\.\d+/site-packages/(?:sitecustomize|usercustomize)\.py$"
+        rf"^{v}/lib/python3\.\d+/site-packages/(?:sitecustomize|usercustomize){_LOADABLE}"
         rf"|^{v}/bin/activate(?:\.[a-z]+|_this\.py)?$"
     )
 
