@@ -70,6 +70,9 @@ def suites_imported(site: Path, names: list[str]) -> set[str]:
     wanted = {n for n in names if suite_root(n)}
     if not wanted:
         return set()
+    # any import of a suite module spells its suite's own name (``testing``, ``tests``):
+    # a file without one is not parsed (a big package has thousands)
+    leaves = {str(suite_root(n)).rpartition(".")[2].encode() for n in wanted}
     out: set[str] = set()
     for name in [n for n in names if not suite_root(n)][:MAX_SCANNED]:
         path, package = module_file(site, name)
@@ -79,6 +82,8 @@ def suites_imported(site: Path, names: list[str]) -> set[str]:
             with path.open("rb") as fh:
                 source = fh.read(SCAN_BYTES)
         except OSError:
+            continue
+        if not any(leaf in source for leaf in leaves):
             continue
         for imported in imported_names(source, name, package):
             parts = imported.split(".")
