@@ -128,6 +128,7 @@ JUDGING_MODULES = (
     "sandbox.judge.rules.hooks",
     "sandbox.judge.rules.linked",
     "sandbox.judge.rules.network",
+    "sandbox.judge.rules.gitconfig",
     "sandbox.judge.rules.persistence",
     "sandbox.judge.rules.stage",
     "sandbox.judge.rules.process",

@@ -228,3 +228,36 @@ def test_a_path_only_pth_naming_a_folder_the_package_put_a_module_in_is_persiste
     ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
     assert ps005 and ps005[0].severity is Severity.HIGH, [(f.rule_id, f.severity, f.message) for f in ps005]
     assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+
+
+def test_a_command_planted_in_a_git_config_is_persistence(tmp_path: Path) -> None:
+    """At import the package adds a key git runs as a command (``core.fsmonitor`` runs on
+    every ``git status``, an ``!`` alias, ``core.sshCommand`` …) to the project's
+    ``.git/config`` or the user's ``~/.gitconfig``: the next git command the developer
+    types runs it. On main only PS020 (a write outside the allowed paths, LOW): clean."""
+    r = Randomised()
+    name, marker = r.name("gitkit"), f"/tmp/{r.name('mark')}"
+    target = r.rng.choice(["~/project/.git/config", "~/.gitconfig"])
+    planted = r.rng.choice(
+        [
+            f"[core]\n\tfsmonitor = touch {marker}\n",
+            f"[core]\n\tsshCommand = sh -c 'touch {marker}' ssh\n",
+            f"[alias]\n\tst = !touch {marker} && git status\n",
+        ]
+    )
+    src = textwrap.dedent(
+        f"""\
+        import os
+        with open(os.path.expanduser({target!r}), "a") as _f:
+            _f.write({planted!r})
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None, "no report"
+    ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
+    assert ps005 and ps005[0].severity is Severity.HIGH, [
+        (f.rule_id, f.severity, f.message) for f in report.findings
+    ]
+    assert any("config" in (e.path or "") for e in ps005[0].evidence), ps005[0].evidence
+    assert report.verdict is Verdict.MALICIOUS and code == 1

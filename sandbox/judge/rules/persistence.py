@@ -17,6 +17,7 @@ from sandbox.judge.rules.context import (
     make_finding,
     per_phase,
 )
+from sandbox.judge.rules.gitconfig import git_config_plants
 from sandbox.judge.rules.hooks import decoded_exec, executes, round_hooks_installed
 from sandbox.models import (
     Event,
@@ -86,6 +87,9 @@ def rule_persistence(ctx: Context) -> list[Finding]:
         if e.phase is Phase.INSTALL and e.kind is EventKind.FILE_WRITE and e.path and hooks.match(e.path)
     ]
     diffed = diff_persistence(ctx.obs.fs_changes, ctx.obs.venv)
+    planted, planted_diff = git_config_plants(ctx)
+    hits += planted
+    diffed += planted_diff
     # a .pth a round's wheel installs, found afterwards with exactly the wheel's bytes,
     # is that dependency's (pip wrote it); anything else of that name stays a finding
     own = round_installed(ctx.obs)
