@@ -175,6 +175,11 @@ def test_name_and_token_shapes() -> None:
     assert not ordinary_name("localhost")
     assert not ordinary_name("laptop-381.example", "laptop-381")
     assert not ordinary_name("mzxw6ytboi2dqojz.example")  # base32 data
+    # a cloud region's digits, one to a short word, are no data (a top-800 app's demo data)
+    assert ordinary_name("demo-data.s3-us-west-2.amazonaws.com")
+    assert ordinary_name("bucket.s3.eu-central-1.amazonaws.com")
+    assert not ordinary_name("ab12-cd34-ef56.example")  # hex in hyphen-joined chunks
+    assert not ordinary_name("mzxw6ytboi2dqojz-1-2.example")
     assert encoded_looking("AKIAIOSFODNN7EXAMPLE")
     assert encoded_looking("d41d8cd98f00b204e9800998ecf8427e")
     assert not encoded_looking("model_prices_and_context_window")

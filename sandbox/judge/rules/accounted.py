@@ -49,6 +49,15 @@ def encoded_looking(s: str) -> bool:
     return False
 
 
+def _data_label(label: str) -> bool:
+    """Base32/hex data in a DNS label: 12+ characters with 2+ digits, unless each digit
+    sits alone in a short hyphen-joined word (a cloud region: ``s3-us-west-2``,
+    ``eu-central-1``); a word of 12+ characters or with 2+ digits keeps it data."""
+    if len(label) < 12 or sum(c.isdigit() for c in label) < 2:
+        return False
+    return any(len(w) >= 12 or sum(c.isdigit() for c in w) >= 2 for w in label.split("-"))
+
+
 def ordinary_name(name: str, hostname: str = "") -> bool:
     """A DNS name that could not be carrying data: short plain labels, no encoded run,
     not a raw address, not the sandbox's own host name inside it."""
@@ -58,7 +67,7 @@ def ordinary_name(name: str, hostname: str = "") -> bool:
         return False
     if hostname and (hostname.lower() in n or names_value(hostname, [("/" + "/".join(labels), ())])):
         return False  # the machine's name, plain or encoded (hex split over labels …)
-    if any(len(lab) >= 12 and sum(c.isdigit() for c in lab) >= 2 for lab in labels):
+    if any(_data_label(lab) for lab in labels):
         return False  # base32/hex data in a label
     return all(_LABEL.match(lab) for lab in labels) and not encoded_looking(name)
 
