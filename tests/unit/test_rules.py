@@ -509,6 +509,11 @@ def test_pip_build_env_installer_is_harness_only_under_pip() -> None:
         ("gfortran -c codegen.f90 -o codegen.o", True),  # sympy's compiler probe
         ("ifort -c codegen.f90 -o codegen.o", True),
         ("gfortran -c x.f90 && ./a.out", False),  # running what it built: only if the linker built it
+        ("pkg-config --exists mysqlclient", True),  # a top-900 database driver's setup.py
+        ("pg_config --includedir", True),
+        ("xml2-config --cflags && python3.11-config --ldflags", True),
+        ("pkg-config --libs x; curl -s http://x.invalid", False),
+        ("mysql_config --libs > /tmp/x", False),
     ],
 )
 def test_shell_probe_only(script: str, probe: bool) -> None:

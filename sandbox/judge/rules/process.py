@@ -130,6 +130,17 @@ PROBE_COMMANDS = frozenset(
 )
 
 
+# Build-configuration queries a setup.py runs through a shell (``pkg-config --exists
+# mysqlclient``, ``pg_config --includedir``, ``xml2-config --cflags``): they print flags.
+_CONFIG_QUERY = re.compile(r"^(?:[\w.+-]*-)?pkg-?conf(?:ig)?$|^[A-Za-z][\w.+]*[-_]config\d*$")
+
+
+def is_probe(program: str) -> bool:
+    """Whether *program* (a base name) is a read-only probe: :data:`PROBE_COMMANDS` or a
+    build-configuration query."""
+    return program in PROBE_COMMANDS or bool(_CONFIG_QUERY.match(program))
+
+
 def shell_probe_only(argv: tuple[str, ...] | None, also: frozenset[str] = frozenset()) -> bool:
     """``sh -c 'uname -m'``: a shell whose command line only runs read-only probes (or
     the programs named in *also*, as written on the command line)."""
@@ -148,7 +159,7 @@ def shell_probe_only(argv: tuple[str, ...] | None, also: frozenset[str] = frozen
         return False
     starts = [True] + [t == ";" for t in tokens[:-1]]
     programs = [posixpath.basename(t) for t, first in zip(tokens, starts, strict=False) if first and t != ";"]
-    return bool(programs) and all(p in PROBE_COMMANDS or p in also for p in programs)
+    return bool(programs) and all(is_probe(p) or p in also for p in programs)
 
 
 def _builds(ctx: Context) -> Builds:
@@ -247,7 +258,7 @@ class _ShellExecs:
             ran += self.execs.get((shell.phase, kid), [])
         for e in ran:
             image = e.path2 or e.path or ""
-            if image not in built and posixpath.basename(image) not in PROBE_COMMANDS:
+            if image not in built and not is_probe(posixpath.basename(image)):
                 return False
         return True
 
