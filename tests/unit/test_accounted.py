@@ -347,3 +347,19 @@ def test_a_commands_plain_fetch_with_nothing_read_is_low() -> None:
     assert sev["PS002"] is Severity.MEDIUM and sev["PS001"] is Severity.MEDIUM
     sev = _exercise(_https(host, _get(host, "/collect?u=dev")), host, read_env=False)
     assert sev["PS002"] is Severity.HIGH
+
+
+def test_a_command_resolving_its_own_help_flag_is_accounted() -> None:
+    """`python -m <dns library> --help` looks "--help" up as a host name: the question
+    carries the harness's own argument, nothing the run read."""
+    events = [
+        ev(EventKind.CONNECT, "connect", phase=Phase.EXERCISE, seq=2, address=inet("192.0.2.53", 53)),
+        ev(EventKind.SEND, "sendto", phase=Phase.EXERCISE, seq=3, address=inet("192.0.2.53", 53)),
+    ]
+    for name, low in (("--help", True), ("--helpx", False)):
+        q = DnsQuery(
+            phase=Phase.EXERCISE, time=2.0, name=name, qtype="A", answer="198.51.100.9", resolver=RESOLVER
+        )
+        fs = evaluate(obs(events), network=NetworkCapture(enabled=True, dns=(q,)), hostname="laptop-381")
+        sev = {f.rule_id: f.severity for f in fs}
+        assert (sev["PS011"] is Severity.LOW) is low, (name, sev)

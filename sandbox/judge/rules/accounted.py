@@ -218,6 +218,15 @@ def metadata_ping(c: NetConnection) -> bool:
     )
 
 
+# What the exercise and execute phases pass to a command: a tool that looks up its
+# arguments as host names (a DNS library's `python -m pkg --help`) asks about these.
+_OUR_FLAGS = frozenset({"--help", "--version"})
+
+
+def _our_flag(name: str, phase: Phase) -> bool:
+    return phase in (Phase.EXERCISE, Phase.EXECUTE) and name.rstrip(".") in _OUR_FLAGS
+
+
 def accounted_phases(
     outbound: list[Event], net: NetworkCapture | None, hostname: str = ""
 ) -> dict[Phase, str]:
@@ -233,7 +242,7 @@ def accounted_phases(
         if any(e.phase is phase and is_vsock(e) for e in outbound):
             continue  # a channel the sinkhole never sees cannot be accounted for by it
         dns = [q for q in net.dns if q.phase is phase]
-        if any(q.malformed or not ordinary_name(q.name, hostname) for q in dns):
+        if any(q.malformed or not (ordinary_name(q.name, hostname) or _our_flag(q.name, phase)) for q in dns):
             continue
         resolvers = {q.resolver for q in dns if q.resolver}
         conns = [c for c in net.connections if c.phase is phase]
