@@ -48,7 +48,6 @@ def test_an_existence_check_that_finds_nothing_is_low() -> None:
 @pytest.mark.parametrize(
     "kind,syscall,errno",
     [
-        (EventKind.FILE_STAT, "newfstatat", None),  # it exists (a planted honeytoken): MEDIUM
         (EventKind.FILE_READ, "openat", "ENOENT"),  # trying to open is more than a probe
         (EventKind.FILE_STAT, "newfstatat", "EACCES"),
     ],
@@ -56,6 +55,18 @@ def test_an_existence_check_that_finds_nothing_is_low() -> None:
 def test_other_touches_stay_medium(kind: EventKind, syscall: str, errno: str | None) -> None:
     fs = [f for f in evaluate(obs([ev(kind, syscall, path=SPIFFE, errno=errno)])) if f.rule_id == "PS001"]
     assert [f.severity for f in fs] == [Severity.MEDIUM]
+
+
+def test_a_stat_of_an_existing_one_with_nothing_read_is_low_and_a_read_after_it_medium() -> None:
+    """A CLI walking HOME stats every entry (~/.aws, ~/.ssh …: a top-1000 environment
+    manager's --help); nothing of them opened, listed or changed is their size and times."""
+    key = "/home/dev/.ssh/id_rsa"
+    stat = ev(EventKind.FILE_STAT, "newfstatat", path="/home/dev/.ssh", seq=1)
+    fs = [f for f in evaluate(obs([stat])) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.LOW] and "only checked" in fs[0].message
+    read = ev(EventKind.FILE_READ, "openat", path=key, seq=2)
+    fs = [f for f in evaluate(obs([stat, read])) if f.rule_id == "PS001"]
+    assert [f.severity for f in fs] == [Severity.MEDIUM], [(f.severity, f.message) for f in fs]
 
 
 def test_a_probe_in_a_run_that_reaches_out_is_high() -> None:

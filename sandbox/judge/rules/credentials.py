@@ -120,13 +120,25 @@ def rule_credentials(ctx: Context) -> list[Finding]:
         # An existence check that found nothing (client libraries probe for workload
         # identity or mTLS files) took nothing: LOW unless the run also reaches out.
         absent = [e for e in uniq if e.kind is EventKind.FILE_STAT and e.errno == "ENOENT"]
+        # So did a stat of one that exists when nothing of it was then opened, listed or
+        # changed (a CLI walking HOME's entries): its size and times, no content.
+        opened = {e.path for e in uniq if e.kind is not EventKind.FILE_STAT and e.path}
+        checked = [
+            e
+            for e in uniq
+            if e.kind is EventKind.FILE_STAT
+            and e.errno is None
+            and e.path
+            and not any(p == e.path or p.startswith(e.path.rstrip("/") + "/") for p in opened)
+        ]
         # Changing one (a .env line, an AWS credential_process, a kubeconfig exec plugin:
         # commands the user's tools run later) is no client loading its configuration.
         changed = [e for e in uniq if _changes(e)]
-        touched = [e for e in uniq if e not in changed and (networked or e not in absent)]
+        quiet = absent + checked
+        touched = [e for e in uniq if e not in changed and (networked or e not in quiet)]
         groups = [(touched, "touched"), (changed, "modified")]
         if not networked:
-            groups.append((absent, "probed for absent"))
+            groups += [(absent, "probed for absent"), (checked, "only checked (a stat, nothing read)")]
         for group, verb in groups:
             if not group:
                 continue
@@ -136,7 +148,7 @@ def rule_credentials(ctx: Context) -> list[Finding]:
                 Severity.HIGH
                 if networked
                 else Severity.LOW
-                if verb == "probed for absent"
+                if group is absent or group is checked
                 else Severity.MEDIUM
             )
             if networked:
