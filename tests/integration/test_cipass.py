@@ -111,3 +111,24 @@ def test_a_package_that_reads_ci_to_turn_colours_off_stays_clean(tmp_path: Path)
     assert report.verdict is Verdict.CLEAN and code == 0, [
         (f.rule_id, f.pass_name, f.message) for f in report.findings
     ]
+
+
+def test_a_setup_py_gated_on_github_actions_is_caught_in_a_ci_reinstall(tmp_path: Path) -> None:
+    """The common case: the payload runs in the job's install step. The sdist installs
+    fine outside CI; the ci pass builds it again under the job's environment."""
+    from tests.integration.test_detonate import legacy_sdist
+
+    r = Randomised()
+    host, port = r.address(), r.port()
+    top = ci_gated_source(ci_token_exfil_body(host, port, ("ACTIONS_ID_TOKEN_REQUEST_TOKEN",)))
+    code, report = run_cli(tmp_path, str(legacy_sdist(tmp_path, r.name("cisetup"), top)))
+    assert report is not None
+    rows = {(p.phase, p.pass_name): p for p in report.phases}
+    assert rows[(Phase.INSTALL, DEFAULT_PASS)].status.value == "ok"
+    assert rows[(Phase.INSTALL, "ci")].pass_note.startswith(CI_NOTE)
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    assert report.network is not None
+    x = next(x for x in report.network.exfiltration if x.canary == "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    assert x.pass_name == "ci" and x.phase is Phase.INSTALL and x.destination == f"{host}:{port}"
+    ps010 = [f for f in report.findings if f.rule_id == "PS010"]
+    assert ps010 and all(f.pass_name == "ci" and f.phase is Phase.INSTALL for f in ps010)
