@@ -114,6 +114,7 @@ JUDGING_MODULES = (
     "sandbox.judge.aesgcm",
     "sandbox.judge.baseline",
     "sandbox.judge.canary",
+    "sandbox.judge.cienv",
     "sandbox.judge.classify",
     "sandbox.judge.hooks",
     "sandbox.judge.incomplete",

@@ -120,11 +120,18 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         plan["honeytokens"] = profile.honeytokens.enabled
         rounds = RoundFetcher(target, stage, staged.candidate.name)
         plan["rounds"] = rounds.plan()
-        if "windows" in plan.get("passes", {}) and options.run.passes.get("windows") == "auto":
-            # scanned while install runs; the agent waits for it before it decides on the
-            # Windows pass (obfuscated or exfiltrating code is often gated on os.name)
-            plan["passes"]["windows"]["static_hint"] = True
-            pool.submit(write_pass_hint, stage / "artifacts" / staged.candidate.filename, stage)
+        # scanned while install runs; the agent waits for it before it decides on the
+        # Windows pass (obfuscated or exfiltrating code is often gated on os.name) and
+        # the ci pass (the sources name a CI job's variable)
+        hinted = {
+            name: name in plan.get("passes", {}) and options.run.passes.get(name) == "auto"
+            for name in ("windows", "ci")
+        }
+        for name in (n for n, on in hinted.items() if on):
+            plan["passes"][name]["static_hint"] = True
+        if any(hinted.values()):
+            artifact = stage / "artifacts" / staged.candidate.filename
+            pool.submit(write_pass_hint, artifact, stage, windows=hinted["windows"], ci=hinted["ci"])
         # eBPF: the trace is on the host, so the host tells the agent whether the default
         # pass probed for a sandbox (the time pass's trigger), between the passes
         probes = (

@@ -170,7 +170,8 @@ def run_extra_passes(installed: bool) -> int:
             continue
         # the static hint points at code that may be gated at build time too: an sdist
         # is built again under the pass (a wheel's install runs nothing of it)
-        again = installed and why.startswith(passes.STATIC_PREFIX) and _candidate_is_sdist(plan)
+        # (a setup.py gated on CI runs only in the job's install step)
+        again = installed and why.startswith(passes.STATIC_PREFIXES) and _candidate_is_sdist(plan)
         if not installed or again:
             code = cmd_phase({**load_plan(), "_why": why, "_reinstall": again}, "install", extra)
             if code != EXIT_OK:

@@ -17,6 +17,11 @@ agent). Shipped passes:
   ``time.sleep`` and ``threading.Event.wait`` (``threading.Timer``) shortened
   (libfaketime's own sleep interception fails with EINVAL when the monotonic clock
   is not faked).
+- ``ci``: a GitHub Actions job on a Linux runner (``CI``, ``GITHUB_ACTIONS``, the
+  run's ids, ``GITHUB_WORKSPACE`` = the project, the runner tokens as honeytokens,
+  ``GITHUB_ENV``/``GITHUB_PATH``/``GITHUB_OUTPUT`` naming files under a runner temp
+  dir created at setup). Triggered by the host's scan of the sources for a CI
+  variable (sandbox/judge/static.py ``ci_hint``).
 """
 
 from __future__ import annotations
@@ -98,11 +103,20 @@ del _pkgsandbox_time
 
 def make_pass_dirs(plan: dict[str, Any]) -> None:
     """Create the directories the passes' path variables name under HOME (``TEMP`` has
-    no honey file in it, yet a Windows stealer mkdirs and writes below it)."""
+    no honey file in it, yet a Windows stealer mkdirs and writes below it), and the
+    empty files a pass lists in ``files`` (the ci pass's ``GITHUB_ENV`` and co, which
+    the runner creates before every step). Setup chowns HOME to the candidate after."""
     for conf in (plan.get("passes") or {}).values():
+        files = {str(f) for f in conf.get("files") or ()}
         for value in (conf.get("env") or {}).values():
-            if str(value).startswith("{home}/"):
-                Path(str(value).replace("{home}", plan["home"])).mkdir(parents=True, exist_ok=True)
+            if not str(value).startswith("{home}/"):
+                continue
+            path = Path(str(value).replace("{home}", plan["home"]))
+            if str(value) in files:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            else:
+                path.mkdir(parents=True, exist_ok=True)
 
 
 def write_own(plan: dict[str, Any], name: str, modules: list[str], root: Path = STUB_ROOT) -> None:
@@ -290,17 +304,20 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
 
 STATIC_FILE = Path("/stage/static.json")
 STATIC_PREFIX = "static rules matched"
+# the host's static hints (sandbox/judge/static.py pass_hint, ci_hint) start so
+STATIC_PREFIXES = (STATIC_PREFIX, "the candidate's sources name CI variables")
 
 
-def static_hint(path: Path = STATIC_FILE, wait: float = 30.0) -> str:
-    """The host's static hint for the Windows pass (it scans the candidate's sources
-    while install runs and always writes the file; "" when none came in *wait* s)."""
+def static_hint(path: Path = STATIC_FILE, wait: float = 30.0, key: str = "hint") -> str:
+    """The host's static hint for the Windows pass (``hint``) or the ci pass (``ci``):
+    it scans the candidate's sources while install runs and always writes the file;
+    "" when none came in *wait* s."""
     import time
 
     end = time.monotonic() + wait
     while True:
         try:
-            return str(json.loads(path.read_text()).get("hint") or "")
+            return str(json.loads(path.read_text()).get(key) or "")
         except (OSError, ValueError):
             if time.monotonic() >= end:
                 return ""
@@ -393,4 +410,6 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
         if why:
             return why
         return host_probe_hint() if plan.get("recorder") == "ebpf" else probe_trigger(out)
+    if trigger == "ci" and conf.get("static_hint"):
+        return static_hint(static or STATIC_FILE, key="ci")
     return ""

@@ -6,9 +6,10 @@ from the diff), so a write the recorder somehow missed is still caught.
 Watched: HOME's top-level files (shell rc files), ``~/.ssh``, the XDG autostart /
 systemd / environment.d / fish trees, the top level of every ``site-packages`` or
 ``dist-packages`` under HOME and the system's (``.pth``, ``sitecustomize`` …), git
-hooks and configs of checkouts under HOME, the venv's activate scripts, and the
-system's start-up files and schedulers.  Small files are hashed (an ``os.utime``
-cannot hide a same-size rewrite) and their head kept for the evidence.
+hooks and configs of checkouts under HOME, the venv's activate scripts, the ci pass's
+workflow-command files, and the system's start-up files and schedulers.  Small files
+are hashed (an ``os.utime`` cannot hide a same-size rewrite) and their head kept for
+the evidence.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ HOME_TREES = (
     ".config/fish",
     ".config/git",
     ".local/share/systemd",
+    "work/_temp/_runner_file_commands",  # the ci pass's GITHUB_ENV and co (judge/cienv.py)
 )
 SYSTEM = (
     "/etc/cron.d",

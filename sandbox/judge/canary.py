@@ -34,6 +34,7 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 from sandbox.judge import aesgcm
+from sandbox.judge.cienv import ci_env
 
 # --------------------------------------------------------------------------- honeytokens
 
@@ -61,6 +62,8 @@ class HoneytokenSet:
     canaries: tuple[Canary, ...]
     blobs: dict[str, bytes] = field(default_factory=dict)  # binary files (SQLite, leveldb)
     windows_env: dict[str, str] = field(default_factory=dict)  # the Windows pass's variables
+    ci_env: dict[str, str] = field(default_factory=dict)  # the ci pass's (a GitHub Actions job)
+    ci_files: tuple[str, ...] = ()  # its workflow-command files, created at setup
 
     def plan(self) -> dict[str, object]:
         """The plan keys the agent reads (``env`` of the candidate, ``home_files``,
@@ -217,7 +220,16 @@ def make_honeytokens(
     )
     files[".electrum/config"] = json.dumps({"config_version": 3, "auto_connect": True}) + "\n"
     blobs, win_env = _windows_tree(r, user, canary, files)
-    return HoneytokenSet(env=env, files=files, canaries=tuple(canaries), blobs=blobs, windows_env=win_env)
+    ci, ci_files = ci_env(r, user, project_rel, canary)
+    return HoneytokenSet(
+        env=env,
+        files=files,
+        canaries=tuple(canaries),
+        blobs=blobs,
+        windows_env=win_env,
+        ci_env=ci,
+        ci_files=tuple(ci_files),
+    )
 
 
 def _v10(r: random.Random, key: bytes, password: str) -> bytes:

@@ -71,6 +71,7 @@ class PassesConf(Frozen):
 
     windows: PassWhen = "auto"  # Windows-stealer emulation: stubs, APPDATA honey tree
     time: PassWhen = "auto"  # time travel: the clock 30 to 180 days ahead, sleeps shortened
+    ci: PassWhen = "auto"  # a GitHub Actions job: CI variables, runner tokens (canaries)
 
 
 class SandboxConf(Frozen):

@@ -207,11 +207,40 @@ def pass_hint(artifact: Path) -> str:
     return f"static rules matched the candidate's sources (setup.py gated on Windows: {', '.join(rules[:4])})"
 
 
-def write_pass_hint(artifact: Path, stage: Path) -> None:
+# A CI job's variables, named by code that means to act only inside one (a CI payload
+# steals the job's tokens there): the providers' markers and tokens, and ``CI`` read
+# from the environment (a bare "CI" string is everywhere).
+_CI_VARIABLE = re.compile(
+    rb"\b(GITHUB_ACTIONS|ACTIONS_RUNTIME_TOKEN|ACTIONS_ID_TOKEN_REQUEST(?:_TOKEN|_URL)?|GITHUB_TOKEN"
+    rb"|GITLAB_CI|CI_JOB_TOKEN|CIRCLECI|TRAVIS|JENKINS_URL|BUILDKITE|TF_BUILD)\b"
+    rb"""|environ\.get\(\s*['"](CI)['"]|environ\[\s*['"](CI)['"]\s*\]|getenv\(\s*['"](CI)['"]"""
+)
+CI_PREFIX = "the candidate's sources name CI variables"
+
+
+def ci_hint(artifact: Path) -> str:
+    """Why the ``ci`` pass runs: the candidate's sources (read in memory) name a CI
+    job's variable ("" when they do not, or the archive could not be read)."""
+    found: dict[str, str] = {}
+    try:
+        for name, data in iter_text_members(artifact, lambda n: bool(_SOURCE.search(n))):
+            for m in _CI_VARIABLE.finditer(data):
+                var = next(g for g in m.groups() if g).decode()
+                found.setdefault(var, name)
+    except Exception:
+        return ""
+    if not found:
+        return ""
+    shown = ", ".join(f"{v} in {found[v]}" for v in sorted(found)[:3])
+    return f"{CI_PREFIX} ({shown})"
+
+
+def write_pass_hint(artifact: Path, stage: Path, *, windows: bool = True, ci: bool = False) -> None:
     """``stage/static.json`` for the agent (always written, atomically: the agent
-    waits for it before it decides on the extra passes)."""
-    hint = pass_hint(artifact)
+    waits for it before it decides on the extra passes): ``hint`` for the Windows
+    pass, ``ci`` for the ci pass (each scanned only when asked)."""
+    hints = {"hint": pass_hint(artifact) if windows else "", "ci": ci_hint(artifact) if ci else ""}
     tmp = stage / ".static.json.tmp"
-    tmp.write_text(json.dumps({"hint": hint}))
+    tmp.write_text(json.dumps(hints))
     os.chmod(tmp, 0o000)  # the agent's alone, like plan.json (runner/docker_backend.py AGENT_ONLY)
     os.replace(tmp, stage / "static.json")

@@ -77,7 +77,7 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
         "limits": Limits(
             memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus, max_memory_mb=lim.max_memory_mb
         ),
-        "passes": {"windows": profile.passes.windows, "time": profile.passes.time},
+        "passes": {"windows": profile.passes.windows, "time": profile.passes.time, "ci": profile.passes.ci},
         "runtime": profile.sandbox.runtime,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -161,7 +161,9 @@ def passes_plan(
     """The extra passes the agent may run after the default phases (see
     sandbox/agent/passes.py): ``windows`` gets the honey tree's Windows variables and
     the stub directory; ``time`` a random clock shift of 30 to 180 days (random: a fixed
-    one could be waited out) which the sinkhole's NTP and HTTP Date answers share."""
+    one could be waited out) which the sinkhole's NTP and HTTP Date answers share; ``ci``
+    a GitHub Actions job's variables (runner tokens as canaries) and the workflow-command
+    files the agent creates at setup (:mod:`sandbox.judge.cienv`)."""
     r = rng or random.SystemRandom()
     out: dict[str, Any] = {}
     for name, when in options.passes.items():
@@ -173,6 +175,14 @@ def passes_plan(
         elif name == "time":
             shift = r.randrange(30 * 86400, 180 * 86400)
             out[name] = {"when": when, "trigger": "time", "stubs": "time", "clock_shift": shift}
+        elif name == "ci" and tokens is not None:
+            # without honeytokens there is nothing a CI payload would steal to prove
+            out[name] = {
+                "when": when,
+                "trigger": "ci",
+                "env": dict(tokens.ci_env),
+                "files": list(tokens.ci_files),
+            }
     return out
 
 

@@ -55,7 +55,8 @@ CATALOGUE: dict[str, RuleInfo] = {
             "persistence write",
             Severity.HIGH,
             "Writes a shell start-up file, crontab, systemd user unit, XDG autostart entry, "
-            "authorized_keys, sitecustomize, or a .pth file after install; links one of those (or a "
+            "authorized_keys, sitecustomize, a CI job's GITHUB_ENV or GITHUB_PATH file (ci pass), or a .pth "
+            "file after install; links one of those (or a "
             "credential) elsewhere; or ships sitecustomize/usercustomize (source, .pyc, extension module) "
             "or bin/activate in the installed files. Also from the snapshot diff taken after every "
             "phase: any of those, a git hook, or a .pth no wheel's RECORD lists that appeared or "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from sandbox.judge.cienv import RUNNER_FILE_COMMANDS
 from sandbox.judge.rules.context import (
     HOME_DIR,
     MAX_EVIDENCE,
@@ -58,6 +59,9 @@ PERSISTENCE_PATHS = re.compile(
             # (%APPDATA%\Microsoft\Windows\Start Menu\Programs\Startup, ProgramData's):
             # a program dropped there runs at every logon
             r"/[Mm]icrosoft/[Ww]indows/[Ss]tart [Mm]enu/[Pp]rograms/[Ss]tart[Uu]p/[^/]",
+            # a CI job's GITHUB_ENV / GITHUB_PATH files (the ci pass's): every later step
+            # of the job starts with what they hold (LD_PRELOAD=…, a PATH entry first)
+            RUNNER_FILE_COMMANDS,
         ]
     )
 )
