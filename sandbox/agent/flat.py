@@ -24,6 +24,12 @@ from .steps import ImportRun
 _PARTIAL = re.compile(r"partially initialized module '([A-Za-z_][\w.]*)'")
 _NO_MODULE = re.compile(r"No module named '?([A-Za-z_][\w.]*)'?")
 MAX_MODULES = 200
+# How deep below the import root a failing module may sit for its folder to be imported
+# by bare name: a Python-2-style package keeps its modules at its top (``pkg/mod.py``,
+# ``pkg/sub/mod.py``); a folder deep in a vendored tree holds a tool's own scratch
+# scripts (a debugger's attach experiments call gdb on a hard-coded pid), which no
+# user imports or runs, and which fail as package modules for everyone.
+MAX_DEPTH = 2
 SKIP = frozenset({"__init__", "__main__", "setup", "conftest"})
 
 
@@ -55,6 +61,8 @@ def sibling_folders(site: Path, results: list[dict[str, Any]]) -> tuple[list[Pat
             continue
         if any(TEST_PART.match(part) for part in str(r["name"]).split(".")[1:]):
             continue  # a test suite's helpers: not what a user imports
+        if str(r["name"]).count(".") > MAX_DEPTH:
+            continue
         wanted = m.group(1).split(".")[0]
         # a package's __init__ that imports its own name means pkg/pkg.py
         if _sibling(folder, wanted):

@@ -48,3 +48,16 @@ def test_no_sibling_no_flat_import(tmp_path: Path) -> None:
         {"name": "p", "status": "ok", "detail": "No module named 'p'"},  # only failures count
     ]
     assert flat.sibling_folders(tmp_path, results) == ([], set())
+
+
+def test_a_folder_deep_in_a_vendored_tree_is_not_imported_by_bare_name(tmp_path: Path) -> None:
+    """A debugger's vendored attach folder (four levels down) holds scratch scripts that
+    import each other by bare name; one calls gdb on a hard-coded pid at import."""
+    deep = "dbg/_vendored/tool/attach"
+    empty_files(tmp_path, [f"{deep}/__init__.py", f"{deep}/_check.py", f"{deep}/add_code.py"])
+    detail = "ModuleNotFoundError: No module named 'add_code'"
+    mod = deep.replace("/", ".") + "._check"
+    assert flat.sibling_folders(tmp_path, [{"name": mod, "status": "error", "detail": detail}]) == ([], set())
+    empty_files(tmp_path, ["pkg/sub/__init__.py", "pkg/sub/run.py", "pkg/sub/add_code.py"])
+    ok = flat.sibling_folders(tmp_path, [{"name": "pkg.sub.run", "status": "error", "detail": detail}])
+    assert ok == ([tmp_path / "pkg" / "sub"], {"add_code"})
