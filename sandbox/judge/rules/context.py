@@ -171,6 +171,20 @@ def dedupe(events: Iterable[Event], key: Callable[[Event], object]) -> list[Even
     return out
 
 
+def written_text(e: Event) -> str | None:
+    """The bytes of a write as text (the recorder prints them with C escapes: ``\\n``,
+    ``\\x2f``, ``\\057``); None when the capture is not all of them."""
+    if e.data is None:
+        return None
+    try:
+        text = e.data.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError:
+        text = e.data
+    if e.size is not None and len(text.encode("utf-8", "replace")) < e.size:
+        return None
+    return text
+
+
 def exec_name(ev: Event, interpreters: dict[str, str] | None = None) -> str:
     """The program an exec really runs: the file behind an fd path (``path2``), the
     interpreter of a ``#!`` script, else the path or argv[0]."""

@@ -17,6 +17,7 @@ from sandbox.judge.rules.context import (
     exec_name,
     make_finding,
     per_phase,
+    written_text,
 )
 from sandbox.judge.rules.gitconfig import git_config_plants
 from sandbox.judge.rules.hooks import decoded_exec, executes, round_hooks_installed
@@ -124,15 +125,6 @@ def rule_persistence(ctx: Context) -> list[Finding]:
     return out
 
 
-def _unescape(data: str) -> str:
-    """The bytes of a write as the recorder printed them (C escapes: ``\\n``, ``\\x2f``,
-    ``\\057``), decoded; enough to read a ``.pth``'s lines."""
-    try:
-        return data.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError:
-        return data
-
-
 # A start-up module ``site`` imports from any sys.path entry, in any form the import
 # system loads (source, sourceless .pyc, extension module, package): written anywhere,
 # no .pth is path-only (a folder a .pth adds can reach it through "..", a link, or an
@@ -158,8 +150,8 @@ def path_only_pths(ctx: Context) -> dict[str, list[str]]:
         if e.kind is not EventKind.FILE_WRITE or not (e.path or "").endswith(".pth"):
             continue
         if e.syscall.startswith(("write", "pwrite")):
-            text = _unescape(e.data) if e.data is not None else None
-            if text is None or (e.size is not None and len(text.encode("utf-8", "replace")) < e.size):
+            text = written_text(e)
+            if text is None:
                 unknown.add(e.path or "")
             else:
                 chunks.setdefault(e.path or "", []).append(text)
