@@ -109,12 +109,22 @@ def _included(path: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(base, g) for g in globs)
 
 
-def scan(artifact: Path, *, all_rules: bool = False) -> list[StaticHit]:
-    """Rule hits in the Python sources of a wheel or sdist (``setup.py`` included); the
-    rules noisy on benign code only with *all_rules* (to measure them)."""
+Sources = list[tuple[str, bytes]]
+
+
+def sources(artifact: Path) -> Sources:
+    """The Python sources of a wheel or sdist (``setup.py`` included), read in memory:
+    once per run, for every scan of them."""
+    return list(iter_text_members(artifact, lambda n: bool(_SOURCE.search(n))))
+
+
+def scan(artifact: Path, *, all_rules: bool = False, read: Sources | None = None) -> list[StaticHit]:
+    """Rule hits in the Python sources of a wheel or sdist (``setup.py`` included; *read*
+    when :func:`sources` already has them); the rules noisy on benign code only with
+    *all_rules* (to measure them)."""
     rules, meta = _compiled()
     hits: list[StaticHit] = []
-    for name, data in iter_text_members(artifact, lambda n: bool(_SOURCE.search(n))):
+    for name, data in sources(artifact) if read is None else read:
         for match in rules.match(data=data, timeout=10):
             info = meta.get(match.rule)
             if info is None or not _included(name, info.include):
@@ -187,14 +197,14 @@ def _gated_setups(artifact: Path) -> set[str]:
     return {name for name, data in iter_text_members(artifact, want) if _WINDOWS_GATE.search(data)}
 
 
-def pass_hint(artifact: Path) -> str:
+def pass_hint(artifact: Path, read: Sources | None = None) -> str:
     """Why the sources call for the Windows pass even when the default pass saw
     nothing ("" when they do not): a kept rule matched (obfuscated exec, exfiltration
     to a messenger …), and such code is often gated on ``os.name == "nt"``; or a
     setup.py gated on Windows downloads and runs something there (rules too noisy on
     benign code to speak alone, not in a build script only Windows runs)."""
     try:
-        hits = scan(artifact, all_rules=True)
+        hits = scan(artifact, all_rules=True, read=read)
         kept = sorted({h.rule for h in hits if h.rule not in NOISY_ON_BENIGN})
         if kept:
             return f"static rules matched the candidate's sources ({', '.join(kept[:4])})"
@@ -218,12 +228,12 @@ _CI_VARIABLE = re.compile(
 CI_PREFIX = "the candidate's sources name CI variables"
 
 
-def ci_hint(artifact: Path) -> str:
-    """Why the ``ci`` pass runs: the candidate's sources (read in memory) name a CI
-    job's variable ("" when they do not, or the archive could not be read)."""
+def ci_hint(artifact: Path, read: Sources | None = None) -> str:
+    """Why the ``ci`` pass runs: the candidate's sources (read in memory, or *read*) name
+    a CI job's variable ("" when they do not, or the archive could not be read)."""
     found: dict[str, str] = {}
     try:
-        for name, data in iter_text_members(artifact, lambda n: bool(_SOURCE.search(n))):
+        for name, data in sources(artifact) if read is None else read:
             for m in _CI_VARIABLE.finditer(data):
                 var = next(g for g in m.groups() if g).decode()
                 found.setdefault(var, name)
@@ -239,7 +249,16 @@ def write_pass_hint(artifact: Path, stage: Path, *, windows: bool = True, ci: bo
     """``stage/static.json`` for the agent (always written, atomically: the agent
     waits for it before it decides on the extra passes): ``hint`` for the Windows
     pass, ``ci`` for the ci pass (each scanned only when asked)."""
-    hints = {"hint": pass_hint(artifact) if windows else "", "ci": ci_hint(artifact) if ci else ""}
+    read: Sources | None = None
+    if windows and ci:
+        try:  # both scans read the same sources: the archive is read once
+            read = sources(artifact)
+        except Exception:
+            read = []  # unreadable: no hint, as each scan alone would say
+    hints = {
+        "hint": pass_hint(artifact, read) if windows else "",
+        "ci": ci_hint(artifact, read) if ci else "",
+    }
     tmp = stage / ".static.json.tmp"
     tmp.write_text(json.dumps(hints))
     os.chmod(tmp, 0o000)  # the agent's alone, like plan.json (runner/docker_backend.py AGENT_ONLY)
