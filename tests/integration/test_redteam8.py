@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.models import Phase, Severity, Verdict
+from sandbox.models import Finding, Phase, Severity, Verdict
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
@@ -31,6 +31,20 @@ def _connect_source(host: str, port: int) -> str:
             pass
         """
     )
+
+
+def _import_persistence(tmp_path: Path, name: str, src: str) -> Finding:
+    """Vet a wheel whose ``__init__`` is *src*: malicious (exit 1) on a HIGH PS005 at
+    import, which is returned."""
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None and code == 1, report and report.verdict_reason
+    ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
+    assert ps005 and ps005[0].severity is Severity.HIGH, [
+        (f.rule_id, f.severity, f.message) for f in report.findings
+    ]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    return ps005[0]
 
 
 def _pyc(tmp_path: Path, name: str, source: str) -> bytes:
@@ -111,12 +125,7 @@ def test_a_path_only_pth_naming_a_folder_with_a_compiled_start_up_hook_is_persis
             fh.write(_dir + "\\n")
         """
     )
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl))
-    assert report is not None and code == 1, report and report.verdict_reason
-    ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
-    assert ps005 and ps005[0].severity is Severity.HIGH, [(f.rule_id, f.severity, f.message) for f in ps005]
-    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    _import_persistence(tmp_path, name, src)
 
 
 def test_a_credential_process_planted_in_the_aws_config_at_import_is_judged(tmp_path: Path) -> None:
@@ -222,12 +231,7 @@ def test_a_path_only_pth_naming_a_folder_the_package_put_a_module_in_is_persiste
             fh.write(_dir + "\\n")
         """
     )
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl))
-    assert report is not None and code == 1, report and report.verdict_reason
-    ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
-    assert ps005 and ps005[0].severity is Severity.HIGH, [(f.rule_id, f.severity, f.message) for f in ps005]
-    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    _import_persistence(tmp_path, name, src)
 
 
 def test_a_command_planted_in_a_git_config_is_persistence(tmp_path: Path) -> None:
@@ -252,12 +256,5 @@ def test_a_command_planted_in_a_git_config_is_persistence(tmp_path: Path) -> Non
             _f.write({planted!r})
         """
     )
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl))
-    assert report is not None, "no report"
-    ps005 = [f for f in report.findings if f.rule_id == "PS005" and f.phase is Phase.IMPORT]
-    assert ps005 and ps005[0].severity is Severity.HIGH, [
-        (f.rule_id, f.severity, f.message) for f in report.findings
-    ]
-    assert any("config" in (e.path or "") for e in ps005[0].evidence), ps005[0].evidence
-    assert report.verdict is Verdict.MALICIOUS and code == 1
+    ps005 = _import_persistence(tmp_path, name, src)
+    assert any("config" in (e.path or "") for e in ps005.evidence), ps005.evidence
