@@ -21,7 +21,8 @@ agent). Shipped passes:
   run's ids, ``GITHUB_WORKSPACE`` = the project, the runner tokens as honeytokens,
   ``GITHUB_ENV``/``GITHUB_PATH``/``GITHUB_OUTPUT`` naming files under a runner temp
   dir created at setup). Triggered by the host's scan of the sources for a CI
-  variable (sandbox/judge/static.py ``ci_hint``).
+  variable, an environment lookup by a computed name, or kept static rules
+  (sandbox/judge/static.py ``ci_hint``).
 """
 
 from __future__ import annotations
@@ -305,7 +306,11 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
 STATIC_FILE = Path("/stage/static.json")
 STATIC_PREFIX = "static rules matched"
 # the host's static hints (sandbox/judge/static.py pass_hint, ci_hint) start so
-STATIC_PREFIXES = (STATIC_PREFIX, "the candidate's sources name CI variables")
+STATIC_PREFIXES = (
+    STATIC_PREFIX,
+    "the candidate's sources name CI variables",
+    "the candidate's sources read the environment by computed names",
+)
 
 
 def static_hint(path: Path = STATIC_FILE, wait: float = 30.0, key: str = "hint") -> str:

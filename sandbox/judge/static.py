@@ -224,25 +224,70 @@ _CI_VARIABLE = re.compile(
     rb"\b(GITHUB_ACTIONS|ACTIONS_RUNTIME_TOKEN|ACTIONS_ID_TOKEN_REQUEST(?:_TOKEN|_URL)?|GITHUB_TOKEN"
     rb"|GITLAB_CI|CI_JOB_TOKEN|CIRCLECI|TRAVIS|JENKINS_URL|BUILDKITE|TF_BUILD)\b"
     rb"""|environ\.get\(\s*['"](CI)['"]|environ\[\s*['"](CI)['"]\s*\]|getenv\(\s*['"](CI)['"]"""
+    rb"""|['"](CI)['"]\s+(?:not\s+)?in\s+(?:os\.)?environ\b"""
 )
+# Code that asks the environment for a name it computes, or walks the whole of it, can
+# look for a CI job without spelling a variable (``"GITHUB_" + "ACTIONS"``, a decoded
+# name, a prefix test over ``os.environ``): a lookup whose key is not one plain string
+# literal (f-strings and concatenations count as computed), iteration over the mapping, or the process's
+# raw environment block. Broad on benign code too, which costs a pass, never a finding.
+_ENV_COMPUTED = re.compile(
+    rb"""(\bos\.)?\b(?:environb?\.get|getenvb?|environb?\.pop|environb?\.setdefault)\("""
+    rb"""\s*(?![rbuRBU]{0,2}(['"])[^'"\\\n]*\2\s*[,)])"""
+    rb"""|(\bos\.)?\benvironb?\[\s*(?![rbuRBU]{0,2}(['"])[^'"\\\n]*\4\s*\])"""
+    rb"""|(\bos\.)?\benvironb?\.(?:items|keys|values)\(\s*\)"""
+    rb"""|\bfor[ \t]+[\w \t,()]+\bin[ \t]+(?:os\.)?environb?\b"""
+    rb"""|/proc/(?:self|thread-self|\d+)/environ"""
+)
+# a bare ``environ`` is os's only where the file imports it so (WSGI's is a dict)
+_FROM_OS_ENVIRON = re.compile(rb"^\s*from\s+os\s+import\s[^\n]*\benvironb?\b", re.M)
+
+
+def _computed_env(data: bytes) -> str:
+    """The first environment lookup by a computed name in *data* ("" when none)."""
+    bare_ok: bool | None = None
+    for m in _ENV_COMPUTED.finditer(data):
+        text = m.group(0)
+        bare = m.group(1) is None and m.group(3) is None and m.group(5) is None
+        if bare and not text.startswith((b"/proc", b"for")) and b"getenv" not in text:
+            if bare_ok is None:
+                bare_ok = _FROM_OS_ENVIRON.search(data) is not None
+            if not bare_ok:
+                continue
+        return " ".join(text.decode("utf-8", "replace").split())[:40]
+    return ""
+
+
 CI_PREFIX = "the candidate's sources name CI variables"
+CI_COMPUTED_PREFIX = "the candidate's sources read the environment by computed names"
+CI_STATIC_PREFIX = "static rules matched the candidate's sources"
 
 
-def ci_hint(artifact: Path, read: Sources | None = None) -> str:
+def ci_hint(artifact: Path, read: Sources | None = None, windows_hint: str = "") -> str:
     """Why the ``ci`` pass runs: the candidate's sources (read in memory, or *read*) name
-    a CI job's variable ("" when they do not, or the archive could not be read)."""
+    a CI job's variable, or read the environment by a computed name; or *windows_hint*
+    says kept static rules matched (obfuscated or exfiltrating code may be gated on
+    anything). "" when none holds, or the archive could not be read."""
     found: dict[str, str] = {}
+    computed = ""
     try:
         for name, data in sources(artifact) if read is None else read:
             for m in _CI_VARIABLE.finditer(data):
                 var = next(g for g in m.groups() if g).decode()
                 found.setdefault(var, name)
+            if not computed:
+                hit = _computed_env(data)
+                computed = f"{hit} in {name}" if hit else ""
     except Exception:
         return ""
-    if not found:
-        return ""
-    shown = ", ".join(f"{v} in {found[v]}" for v in sorted(found)[:3])
-    return f"{CI_PREFIX} ({shown})"
+    if found:
+        shown = ", ".join(f"{v} in {found[v]}" for v in sorted(found)[:3])
+        return f"{CI_PREFIX} ({shown})"
+    if computed:
+        return f"{CI_COMPUTED_PREFIX} ({computed})"
+    if windows_hint.startswith(CI_STATIC_PREFIX):
+        return windows_hint
+    return ""
 
 
 def write_pass_hint(artifact: Path, stage: Path, *, windows: bool = True, ci: bool = False) -> None:
@@ -255,10 +300,8 @@ def write_pass_hint(artifact: Path, stage: Path, *, windows: bool = True, ci: bo
             read = sources(artifact)
         except Exception:
             read = []  # unreadable: no hint, as each scan alone would say
-    hints = {
-        "hint": pass_hint(artifact, read) if windows else "",
-        "ci": ci_hint(artifact, read) if ci else "",
-    }
+    hint = pass_hint(artifact, read) if windows else ""
+    hints = {"hint": hint, "ci": ci_hint(artifact, read, hint) if ci else ""}
     tmp = stage / ".static.json.tmp"
     tmp.write_text(json.dumps(hints))
     os.chmod(tmp, 0o000)  # the agent's alone, like plan.json (runner/docker_backend.py AGENT_ONLY)

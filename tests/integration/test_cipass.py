@@ -132,3 +132,32 @@ def test_a_setup_py_gated_on_github_actions_is_caught_in_a_ci_reinstall(tmp_path
     assert x.pass_name == "ci" and x.phase is Phase.INSTALL and x.destination == f"{host}:{port}"
     ps010 = [f for f in report.findings if f.rule_id == "PS010"]
     assert ps010 and all(f.pass_name == "ci" and f.phase is Phase.INSTALL for f in ps010)
+
+
+def test_a_ci_gate_that_never_spells_a_variable_still_wakes(tmp_path: Path) -> None:
+    """The gate and the stolen names are built at run time (no CI variable appears in
+    the sources): the host's scan sees an environment lookup by a computed name, so the
+    ci pass runs and the theft is proven there."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+
+    # each name split at a random point, so no regex over the source could spell it
+    def split(var: str) -> str:
+        cut = r.rng.randrange(2, len(var) - 2)
+        return f"{var[:cut]!r} + {var[cut:]!r}"
+
+    names = f"({split('ACTIONS_RUNTIME_TOKEN')}, {split('GITHUB_TOKEN')})"
+    body = ci_token_exfil_body(host, port, ()).replace("()", "WANTED", 1)
+    src = f"WANTED = {names}\n" + ci_gated_source(
+        body, gate=f"os.environ.get({split('GITHUB_ACTIONS')}) == 'true'"
+    )
+    assert "GITHUB_ACTIONS" not in src and "ACTIONS_RUNTIME_TOKEN" not in src
+    code, report = _vet(tmp_path, r.name("cisplit"), src)
+    note = _ci_import(report)
+    assert note.startswith("the candidate's sources read the environment by computed names"), note
+
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    ps010 = [f for f in report.findings if f.rule_id == "PS010"]
+    assert ps010 and all(f.pass_name == "ci" for f in ps010), [(f.rule_id, f.pass_name) for f in ps010]
+    assert report.network is not None
+    assert {"ACTIONS_RUNTIME_TOKEN", "GITHUB_TOKEN"} <= {x.canary for x in report.network.exfiltration}

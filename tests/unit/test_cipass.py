@@ -15,7 +15,7 @@ from sandbox.judge.canary import CanaryMatcher, make_honeytokens
 from sandbox.judge.cienv import CI_FILES
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.rules.persistence import PERSISTENCE_PATHS
-from sandbox.judge.static import CI_PREFIX, ci_hint, write_pass_hint
+from sandbox.judge.static import CI_COMPUTED_PREFIX, CI_PREFIX, ci_hint, write_pass_hint
 from sandbox.runner.interface import RunOptions
 from sandbox.runner.plan import passes_plan, run_options
 from tests.fixtures.builders import Randomised, build_sdist, build_wheel, ci_gated_source
@@ -37,6 +37,7 @@ from tests.fixtures.builders import Randomised, build_sdist, build_wheel, ci_gat
         'if os.environ.get("CI"): plain = True',
         "ci = os.environ['CI']",
         "ci = os.getenv( 'CI' )",
+        'if "CI" in os.environ: go()',
     ],
 )
 def test_ci_hint_fires_on_ci_variables_in_the_sources(tmp_path: Path, line: str) -> None:
@@ -56,6 +57,13 @@ def test_ci_hint_fires_on_ci_variables_in_the_sources(tmp_path: Path, line: str)
         'os.environ.get("CI_SERVER")',
         'os.environ.get("MY_GITHUB_ACTIONS_X")',
         "TRAVIS_URL = 'https://travis.invalid'",
+        'home = os.environ.get("HOME", "/")',
+        "os.environ['LANG'] = 'C'",
+        'p = os.getenv(r"PATH")',
+        'if "HOME" in os.environ: go()',
+        'env = dict(os.environ, LANG="C")',
+        "def app(environ, start_response): return environ[key]",  # WSGI's environ is a dict
+        "for name in ('GITHUB' + '_X',): print(name)",
     ],
 )
 def test_ci_hint_ignores_other_mentions(tmp_path: Path, line: str) -> None:
@@ -76,9 +84,42 @@ def test_ci_hint_reads_an_sdists_setup_py_and_write_pass_hint_keeps_both_keys(tm
     assert ci_hint(tmp_path / "missing.whl") == ""
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        'if os.environ.get("GITHUB_" + "ACTIONS") == "true": go()',
+        "if os.getenv(base64.b64decode(b'R0lUSFVCX0FDVElPTlM=').decode()): go()",
+        'tok = os.environ[f"ACTIONS_{kind}_TOKEN"]',
+        "if any(k.startswith('GIT' + 'HUB') for k in os.environ): go()",
+        "for key, value in os.environ.items(): go(key, value)",
+        "names = list(os.environ.keys())",
+        "raw = open('/proc/self/environ', 'rb').read()",
+        "v = os.environb.get(name)",
+        "from os import environ\nv = environ[name]",
+    ],
+)
+def test_ci_hint_fires_on_environment_lookups_by_computed_names(tmp_path: Path, line: str) -> None:
+    # a CI gate need not spell the variable: each of these was `""` before (the pass
+    # never ran and a payload gated this way stayed dormant under the default profile)
+    name = Randomised().name("m")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/util.py": f"import base64, os\n{line}\n"})
+    hint = ci_hint(whl)
+    assert hint.startswith(CI_COMPUTED_PREFIX) and f"{name}/util.py" in hint, hint
+
+
+def test_ci_hint_follows_kept_static_rules(tmp_path: Path) -> None:
+    # obfuscated code can gate on anything: the Windows pass's static hint runs this one too
+    name = Randomised().name("m")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "X = 1\n"})
+    windows = "static rules matched the candidate's sources (threat_runtime_obfuscation_base64exec)"
+    assert ci_hint(whl, windows_hint=windows) == windows
+    gated = "a Windows-only import"  # a default-pass trigger is not a static one
+    assert ci_hint(whl, windows_hint=gated) == ""
+
+
 def test_the_agent_knows_the_hosts_ci_prefix() -> None:
-    # the agent cannot import the judge: the prefix is spelt twice, and must agree
-    assert CI_PREFIX in passes.STATIC_PREFIXES
+    # the agent cannot import the judge: the prefixes are spelt twice, and must agree
+    assert CI_PREFIX in passes.STATIC_PREFIXES and CI_COMPUTED_PREFIX in passes.STATIC_PREFIXES
 
 
 def test_should_run_the_ci_pass_on_the_hosts_hint_only(tmp_path: Path) -> None:
