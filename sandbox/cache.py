@@ -116,6 +116,7 @@ JUDGING_MODULES = (
     "sandbox.judge.canary",
     "sandbox.judge.cienv",
     "sandbox.judge.classify",
+    "sandbox.judge.honeytokens",
     "sandbox.judge.hooks",
     "sandbox.judge.incomplete",
     "sandbox.judge.profiles",

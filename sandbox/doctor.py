@@ -510,7 +510,7 @@ def tells_plan(runtime: str = "runc", recorder: str = "strace") -> Plan:
     """A plan like a vet's before the candidate is known: honeytokens, the sinkhole and
     the recorder (strace in front of the probe, as under *runtime*; none for eBPF,
     which records from the host), so that the probe sees what a candidate would."""
-    from sandbox.judge.canary import make_honeytokens
+    from sandbox.judge.honeytokens import make_honeytokens
     from sandbox.runner.plan import base_plan, seccomp_bpf, sinkhole_plan
     from sandbox.runner.seccomp import TRACED_DENIED
     from sandbox.trace.strace import strace_argv

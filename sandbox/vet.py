@@ -25,7 +25,7 @@ from sandbox.agent.protocol import PROBES_NAME, SANDBOX_USER, Plan
 from sandbox.errors import EngineError, Interrupted, PkgSandboxError
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.fetch.rounds import RoundFetcher
-from sandbox.judge.canary import make_honeytokens
+from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.judge.static import write_pass_hint

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from sandbox.agent.protocol import STAGE_ARTIFACTS, Plan, identity_plan
 from sandbox.errors import InputError, SandboxError
 from sandbox.fetch import StagedSet
-from sandbox.judge.canary import HoneytokenSet
+from sandbox.judge.honeytokens import HoneytokenSet
 from sandbox.judge.profiles import Profile
 from sandbox.models import ArtifactRole, Phase
 from sandbox.runner.interface import Limits, RunOptions

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox.judge.canary import CanaryMatch, CanaryMatcher, HoneytokenSet, joined_fields
+from sandbox.judge.canary import CanaryMatch, CanaryMatcher, joined_fields
+from sandbox.judge.honeytokens import HoneytokenSet
 from sandbox.models import (
     DEFAULT_PASS,
     DnsQuery,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sandbox.agent.protocol import HOME, PROJECT, SANDBOX_UID, SETPRIV, VENV, privilege_drop
 from sandbox.eventrows import relabel_owned, replace_event
-from sandbox.judge.canary import HoneytokenSet
 from sandbox.judge.classify import classify
+from sandbox.judge.honeytokens import HoneytokenSet
 from sandbox.judge.hooks import untrust_hooked_harness
 from sandbox.models import (
     DEFAULT_PASS,

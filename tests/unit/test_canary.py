@@ -23,14 +23,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sandbox.judge.canary import (
-    Canary,
     CanaryMatcher,
     _b32_fragments,
     _b64_fragments,
     derived_views,
     dns_streams,
-    make_honeytokens,
 )
+from sandbox.judge.honeytokens import Canary, make_honeytokens
 
 TOKENS = make_honeytokens(random.Random(20261125))
 MATCHER = CanaryMatcher(TOKENS.canaries)

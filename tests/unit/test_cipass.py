@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.agent import passes
-from sandbox.judge.canary import CanaryMatcher, make_honeytokens
+from sandbox.judge.canary import CanaryMatcher
 from sandbox.judge.cienv import CI_FILES
+from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.rules.persistence import PERSISTENCE_PATHS
 from sandbox.judge.static import CI_COMPUTED_PREFIX, CI_PREFIX, ci_hint, write_pass_hint

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from sandbox.judge.canary import make_honeytokens
+from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import AllowConf, NetworkRule, Profile, RulesConf
 from sandbox.judge.rules import CATALOGUE, evaluate_network
 from sandbox.models import (

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.judge.canary import make_honeytokens
+from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.rules import evaluate
 from sandbox.judge.verdict import verdict_for
 from sandbox.models import Event, EventKind, Origin, Phase, Severity, Verdict

@@ -25,7 +25,7 @@ import pytest
 
 from sandbox.agent import sinkhole as sk
 from sandbox.agent import tlsca, trust
-from sandbox.judge.canary import make_honeytokens
+from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.rules import evaluate_network
 from sandbox.models import Phase
 from sandbox.trace.netcapture import network_capture
