@@ -15,9 +15,14 @@ MIRROR="${PKGSANDBOX_MIRROR:-http://deb.debian.org/debian}"
 # installs them on a registry base, this script bakes them into the offline one.
 # The C/C++ toolchain and Python headers let the default profile build typical native
 # extensions from sdists (setuptools/Cython/meson builds) without switching profiles;
-# faketime (libfaketime) moves the clock in the time-travel pass.
+# faketime (libfaketime) moves the clock in the time-travel pass. The client libraries
+# and headers of PostgreSQL, MySQL/MariaDB and ODBC (with OpenSSL's, which libpq-dev
+# brings) are what popular database drivers build against or load (psycopg2's
+# pg_config, mysqlclient's pkg-config, pyodbc's sql.h, psycopg's libpq.so): without
+# them those projects ended incomplete, and a developer's machine has them.
 PACKAGES="python3,python3-venv,python3-pip,python3-psutil,strace,ca-certificates,iptables,iproute2,procps,curl,git,tar,gzip,xz-utils,less,nano,openssh-client,faketime"
 PACKAGES="$PACKAGES,gcc,g++,make,pkg-config,libc6-dev,python3-dev"
+PACKAGES="$PACKAGES,libpq-dev,default-libmysqlclient-dev,unixodbc-dev"
 
 if ! command -v debootstrap >/dev/null 2>&1; then
     echo "build-offline-base: debootstrap is missing (apt-get install -y debootstrap)" >&2
