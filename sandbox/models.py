@@ -244,6 +244,8 @@ class PhaseResult(Frozen):
     output_bytes: int = 0  # total bytes the candidate wrote to stdout/stderr (only a head/tail is kept)
     output_tail: str = ""
     problems: tuple[str, ...] = ()
+    modules_capped: int = 0  # import: the candidate's modules its cap left out (the deepest)
+    named_capped: int = 0  # import: of those, top-level or entry-point modules (not a full look)
     pass_name: str = DEFAULT_PASS  # an extra pass re-runs startup and import under a changed environment
     pass_note: str = ""  # why the pass ran and what it changed
 
@@ -338,7 +340,8 @@ class Inventory(Frozen):
     pth_files: tuple[PthFile, ...] = ()
     candidate_dist_info: str | None = None
     modules: tuple[str, ...] = ()
-    modules_capped: int = 0
+    modules_capped: int = 0  # modules the import phase's cap left out (the deepest)
+    modules_first: int = 0  # top-level and entry-point modules, at the head of the full list
     entry_points: str = ""
 
 

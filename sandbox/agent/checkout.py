@@ -61,9 +61,10 @@ def _tops(root: Path) -> list[str]:
     return out
 
 
-def modules(root: Path, limit: int) -> tuple[list[str], int]:
+def modules(root: Path, limit: int) -> tuple[list[str], int, int]:
     """The checkout's importable modules: top-level names first, then submodules of its
-    packages by depth (as :func:`phases.modules_from_record` orders a wheel's)."""
+    packages by depth (as :func:`phases.modules_from_record` orders a wheel's); how many
+    the limit left out (at least); how many top-level names head the list."""
     tops = _tops(root)
     rest: list[str] = []
     for top in tops:
@@ -84,7 +85,7 @@ def modules(root: Path, limit: int) -> tuple[list[str], int]:
                 break
     rest.sort(key=lambda n: (n.count("."), n))
     full = tops + rest
-    return full[:limit], max(0, len(full) - limit)
+    return full[:limit], max(0, len(full) - limit), len(tops)
 
 
 def prepare(plan: dict[str, Any], pids: list[int]) -> dict[str, Any] | None:
@@ -124,7 +125,7 @@ def prepare(plan: dict[str, Any], pids: list[int]) -> dict[str, Any] | None:
     if proc.returncode != 0 or dest.is_symlink() or not dest.is_dir():
         return None
     root = source_root(dest)
-    names, capped = modules(root, int(plan.get("max_modules", 5000)))
+    names, capped, first = modules(root, int(plan.get("max_modules", 5000)))
     if not names:
         return None
     inv = {
@@ -135,6 +136,7 @@ def prepare(plan: dict[str, Any], pids: list[int]) -> dict[str, Any] | None:
         "candidate_dist_info": None,
         "modules": names,
         "modules_capped": capped,
+        "modules_first": first,
         "entry_points": "",
     }
     (OUT / INVENTORY).write_text(json.dumps(inv))

@@ -112,8 +112,11 @@ def entry_point_modules(info: Path) -> set[str]:
     return out
 
 
-def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
-    """Importable module names of a distribution: its top-level names first, then RECORD."""
+def modules_from_record(info: Path, limit: int) -> tuple[list[str], int, int]:
+    """Importable module names of a distribution, at most *limit*: its top-level names,
+    then the modules its entry points name, then the rest of RECORD shallow first; how
+    many the limit left out; how many of the list's head are top-level or entry-point
+    modules (what a user reaches by name: padding deeper cannot push them past the cap)."""
     names: list[str] = []
     seen: set[str] = set()
     record = info / "RECORD"
@@ -152,9 +155,15 @@ def modules_from_record(info: Path, limit: int) -> tuple[list[str], int]:
     # and so is a module an entry point names (pytest imports every pytest11 plugin) or
     # one the package's own code imports (a lazy ``from .testing import X`` in a
     # function or ``__getattr__``: the import phase would not reach it otherwise)
-    kept = entry_point_modules(info) | suites_imported(info.parent, names)
+    entry = entry_point_modules(info)
+    kept = entry | suites_imported(info.parent, names)
     names = [n for n in names if n in kept or not suite_root(n)]
     ordered = [t for t in top_level if t not in ("__main__",)]
-    rest = sorted((n for n in names if n not in ordered), key=lambda n: (n.count("."), n))
+    ordered += sorted((n for n in names if n in entry and n not in ordered), key=_shallow_first)
+    rest = sorted((n for n in names if n not in ordered), key=_shallow_first)
     full = ordered + rest
-    return full[:limit], max(0, len(full) - limit)
+    return full[:limit], max(0, len(full) - limit), len(ordered)
+
+
+def _shallow_first(name: str) -> tuple[int, str]:
+    return name.count("."), name

@@ -77,9 +77,9 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
         )
     cand = candidate_dist_info(site, plan["candidate"]["name"])
     modules: list[str] = []
-    capped = 0
+    capped = first = 0
     if cand is not None:
-        modules, capped = modules_from_record(cand, int(plan.get("max_modules", 5000)))
+        modules, capped, first = modules_from_record(cand, int(plan.get("max_modules", 5000)))
     entry_points = ""
     if cand is not None and (cand / "entry_points.txt").exists():
         entry_points = (cand / "entry_points.txt").read_text(errors="replace")[:65536]
@@ -90,6 +90,7 @@ def inventory(plan: dict[str, Any]) -> dict[str, Any]:
         "candidate_dist_info": str(cand) if cand else None,
         "modules": modules,
         "modules_capped": capped,
+        "modules_first": first,
         "entry_points": entry_points,
     }
 
@@ -400,6 +401,9 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         "steps": steps,
         "modules": results,
         "modules_capped": inv.get("modules_capped", 0),
+        # the list puts what a user reaches by name first: only more of those than the
+        # cap leaves some of them out
+        "named_capped": max(0, int(inv.get("modules_first", 0)) - len(modules)),
         "problems": problems,
         "agent_pids": list(plan.get("_agent_pids") or []),  # the checkout's unpacking
     }

@@ -8,8 +8,9 @@ import is not a completed look either (nothing of the candidate ran).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-from sandbox.models import Observation, Phase, PhaseResult, PhaseStatus
+from sandbox.models import DEFAULT_PASS, Observation, Phase, PhaseResult, PhaseStatus
 
 # The last line of a Python traceback: "ModuleNotFoundError: No module named 'x'",
 # "EOFError: EOF when reading a line", "OSError: [Errno 2] …", "SystemExit: 1".
@@ -84,6 +85,24 @@ def incomplete_reasons(obs: Observation) -> list[str]:
                     f"import phase: every module failed to import ({len(tried)})"
                     + (f": {cause[:MAX_CAUSE]}" if cause else "")
                 )
+        if pr.named_capped:
+            # the list puts top-level and entry-point modules first: padding cannot push
+            # them out, only more of them than the cap can
+            reasons.append(
+                f"import phase: the module cap left out {pr.named_capped} top-level or entry-point "
+                f"module(s) ({pr.modules_capped} module(s) not imported)"
+            )
         if not pr.trace_complete:
             reasons.append(f"{pr.phase.value} trace incomplete")
     return reasons
+
+
+def capped_modules(phases: Iterable[PhaseResult]) -> int:
+    """How many of the candidate's modules the default pass's import cap left out (the
+    deepest: every top-level and entry-point module was imported, or the run is
+    incomplete): a clean verdict says so, and the static second opinion reads them."""
+    return sum(
+        pr.modules_capped
+        for pr in phases
+        if pr.phase is Phase.IMPORT and pr.pass_name == DEFAULT_PASS and not pr.named_capped
+    )

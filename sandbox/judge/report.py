@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sandbox import __version__
 from sandbox.fetch import StagedSet
+from sandbox.judge.incomplete import capped_modules
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import evaluate, incomplete_reasons
 from sandbox.judge.rules.accounted import FED_NOTE
@@ -197,6 +198,10 @@ def judge(
     # Incomplete means the default pass could not look; an extra pass that failed is
     # a note in its phase rows (it only ever adds findings).
     verdict, reason = verdict_for(findings, incomplete_reasons(pass_observation(obs, DEFAULT_PASS)))
+    if verdict is Verdict.CLEAN and (capped := capped_modules(obs.phases)):
+        reason = (
+            f"no finding at or above medium; every phase completed with a full trace, {_cap_words(capped)}"
+        )
     events, cut = listed_events(obs)
     return Report(
         tool_version=__version__,
@@ -222,24 +227,39 @@ def judge(
     )
 
 
+def _cap_words(capped: int) -> str:
+    return (
+        f"but the import phase's module cap left {capped} of the deepest module(s) unimported "
+        "(every top-level and entry-point module imported)"
+    )
+
+
 def with_static_opinion(report: Report, artifact: Path, profile: Profile) -> Report:
     """A run that could not look gets a second opinion from static rules over the
     candidate's sources: a hit makes it ``suspicious`` (never ``malicious``), with the
-    evidence marked static and the reason it was incomplete kept.  A run that looked
-    but whose fetches are LOW only because the bait stage never ran gets the same
-    opinion (:func:`_doubt_the_bait`)."""
+    evidence marked static and the reason it was incomplete kept.  So does a clean run
+    whose import cap left modules unimported (code that never ran, as padding would
+    hide a payload there).  A run that looked but whose fetches are LOW only because
+    the bait stage never ran gets the same opinion (:func:`_doubt_the_bait`)."""
     if STATIC_RULE in profile.rules.disabled:
         return report
+    why = f"the run could not look: {report.verdict_reason}"
+    ran: frozenset[str] = frozenset()
     if report.verdict is not Verdict.INCOMPLETE:
-        return _doubt_the_bait(report, artifact)
-    finding, note = second_opinion(artifact)
+        report = _doubt_the_bait(report, artifact)
+        capped = capped_modules(report.phases)
+        if report.verdict is not Verdict.CLEAN or not capped:
+            return report
+        why = f"{capped} module(s) beyond the import phase's cap never ran"
+        ran = frozenset(report.inventory.modules)  # the modules imported: judged by what they did
+    finding, note = second_opinion(artifact, ran=ran)
     if finding is None:
         return report.model_copy(update={"notes": (*report.notes, note)})
     return report.model_copy(
         update={
             "findings": (*report.findings, finding),
             "verdict": Verdict.SUSPICIOUS,
-            "verdict_reason": f"{finding.message} (static: the run could not look: {report.verdict_reason})",
+            "verdict_reason": f"{finding.message} (static: {why})",
             "notes": (*report.notes, note),
         }
     )

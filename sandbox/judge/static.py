@@ -139,12 +139,23 @@ def scan(artifact: Path, *, all_rules: bool = False, read: Sources | None = None
     return hits
 
 
-def second_opinion(artifact: Path, only: frozenset[str] | None = None) -> tuple[Finding | None, str]:
+def module_of(member: str) -> str:
+    """The dotted module a wheel member is (``pkg/sub/__init__.py`` → ``pkg.sub``)."""
+    parts = member.rsplit(".", 1)[0].split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def second_opinion(
+    artifact: Path, only: frozenset[str] | None = None, ran: frozenset[str] = frozenset()
+) -> tuple[Finding | None, str]:
     """A MEDIUM finding (static evidence) when the rules (those in *only*, if given)
-    hit, and a note on what was scanned; (None, note) when nothing hit or the archive
-    could not be read."""
+    hit in a file other than the modules that *ran* (imported: judged by what they did),
+    and a note on what was scanned; (None, note) when nothing hit or the archive could
+    not be read."""
     try:
-        hits = [h for h in scan(artifact) if only is None or h.rule in only]
+        hits = [
+            h for h in scan(artifact) if (only is None or h.rule in only) and module_of(h.path) not in ran
+        ]
     except InputError as exc:
         return None, f"static second opinion: not scanned ({exc.message})"
     except Exception as exc:  # a rule engine failure must not lose the run's report

@@ -142,6 +142,9 @@ FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
 SHEBANG_CAP = 64  # bytes of a write that starts with "#!" (a script's interpreter line)
 OTHER_CALLS = ("memfd_create", "socket", "dup", "dup2", "dup3")
 EXEC_CALLS = ("execve", "execveat")
+# A child holds its pid until its parent reaps it (PS022 counts zombies): the waits
+# with the word that says what they reported (wait4's status, waitid's si_code and si_pid).
+WAIT_CALLS = ("wait4", "waitid")
 
 # Record kinds, one code per shape of the arguments (see the decoder).
 KINDS: dict[str, tuple[str, ...]] = {
@@ -160,6 +163,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "S": SEND_CALLS,
     "W": FULL_WRITE_CALLS,
     "e": EXEC_CALLS,
+    "Z": WAIT_CALLS,
 }
 _CODES = {kind: n for n, kind in enumerate(KINDS, 1)}
 
@@ -327,6 +331,16 @@ def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] |
         "s": send_connected,
         "u": unix_path,
         "e": f'printf("\\x1ee {_HDR_FMT} %d\\n", {hdr}, $r);',
+        # wait4(pid, status, options) / waitid(idtype, id, infop, options): the word
+        # after the options is wait4's status or waitid's si_code (infop + 8), then si_pid
+        # (infop + 16), read after the call and only when it reported a child
+        "Z": f"$o = {a[2]}; $w = (int32)0; $sp = (int32)0; "
+        f"if ($id == {nrs['waitid']}) {{ $o = {a[3]}; "
+        f"if ($r == 0 && {a[2]} != 0) {{ $w = *(int32*)uptr({a[2]} + 8); "
+        f"$sp = *(int32*)uptr({a[2]} + 16); }} }} "
+        f"if ($id == {nrs['wait4']} && $r > 0 && {a[1]} != 0) {{ $w = *(int32*)uptr({a[1]}); }} "
+        f'printf("\\x1eZ {_HDR_FMT} %d %d %d %llu %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, $o, '
+        "$w, $sp);",
         # a write to any fd refused for a full disk (the errno is checked in wanted())
         "w": f'printf("\\x1ew {_HDR_FMT} %d %d\\n", {hdr}, $r, (int32){a[0]});',
         # the head of a script being written ("#!"): a script run directly shows only its

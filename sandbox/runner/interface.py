@@ -109,7 +109,8 @@ class AgentPhase(_Loose):
     pass_note: str = ""  # why the extra pass ran
     steps: list[AgentStep] = []
     modules: list[AgentModule] = []
-    modules_capped: int = 0
+    modules_capped: int = 0  # import: modules the cap left out (the deepest)
+    named_capped: int = 0  # import: of those, top-level or entry-point modules
     problems: list[str] = []
     # The agent's own candidate-uid processes outside any step (container pids; the
     # developer kit's copy): the eBPF recorder sees them, they are not the candidate.

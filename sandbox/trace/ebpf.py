@@ -64,6 +64,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "a": (1, 1),
     "e": (1, 0),
     "X": (2, 0),
+    "Z": (6, 0),
 }
 _KIND_OF: dict[str, EventKind] = {
     "stat": K.FILE_STAT,
@@ -287,6 +288,27 @@ def _split(body: str) -> tuple[str, list[int], list[str]] | None:
 
 def _errno(ret: int) -> str | None:
     return errno_mod.errorcode.get(-ret, f"E{-ret}") if ret < 0 else None
+
+
+_WUNTRACED, _WCONTINUED, _WNOWAIT = 2, 8, 0x01000000
+_P_PID = 1
+_CLD_REAPED = (1, 2, 3)  # CLD_EXITED, CLD_KILLED, CLD_DUMPED (not TRAPPED, STOPPED, CONTINUED)
+
+
+def _reaped(name: str, ret: int, first: int, ident: int, options: int, word: int, si_pid: int) -> int | None:
+    """The child a wait4/waitid reaped, as the strace parser says it (PS022 counts a child
+    until then): wait4's result unless it reported a stop or continue; waitid's si_pid for
+    an exit without WNOWAIT; the pid asked for when the wait failed with ECHILD."""
+    if name == "wait4":
+        if ret > 0:
+            stopped = options & (_WUNTRACED | _WCONTINUED) and ((word & 0xFF) == 0x7F or word == 0xFFFF)
+            return None if stopped else ret
+        return first if ret == -errno_mod.ECHILD and first > 0 else None
+    if options & _WNOWAIT:
+        return None
+    if ret == 0 and word in _CLD_REAPED and si_pid > 0:
+        return si_pid
+    return ident if ret == -errno_mod.ECHILD and first == _P_PID and ident > 0 else None
 
 
 def _open_flags(flags: int) -> str:
@@ -693,6 +715,10 @@ class _Step:
             ev["data"] = _escape(_unbuf(s)[:keep])
             if ret >= 0:
                 ev["size"] = ret
+        elif kind == "Z":
+            ret, first, ident, options, word, si_pid = rest
+            ev = self.event(n, t, proc, name, K.OTHER, ret)
+            ev["target"] = _reaped(name, ret, first, ident, options, word, si_pid)
         elif kind == "w":  # a file write refused for a full disk (the others are not recorded)
             ret, fd = rest
             ev = self.event(n, t, proc, name, K.FILE_WRITE, ret)

@@ -272,6 +272,8 @@ def phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Pha
         output_bytes=sum(s.output_bytes for s in ap.steps),
         output_tail=output[-OUTPUT_TAIL:],
         problems=problems,
+        modules_capped=ap.modules_capped,
+        named_capped=ap.named_capped,
     )
 
 

@@ -55,6 +55,35 @@ for _ in range(3000):
     assert code in (1, 3) and took < 20 + 10 + 30
 
 
+@pytest.mark.parametrize("recorder", ["strace", "ebpf"])
+@pytest.mark.parametrize("reap", [False, True])
+def test_unreaped_children_count_as_an_explosion(tmp_path: Path, recorder: str, reap: bool) -> None:
+    # capped: 100 children that exit at once; never waited for, they stay zombies (each
+    # holds a pid until the import's process ends). Each reaped in turn, the same forks are
+    # benign.
+    # The never-reaped case was clean on main (it ended each child at its exit).
+    src = f"""
+import os, time
+kids = []
+for _ in range(100):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    kids.append(pid)
+    if {reap}:
+        os.waitpid(pid, 0)
+time.sleep(0.5)
+"""
+    code, report, _took = _timed(tmp_path, src, "--recorder", recorder)
+    found = [f for f in report.findings if f.rule_id == "PS022"]
+    if reap:
+        assert not found, found
+        return
+    assert found and found[0].phase is Phase.IMPORT, report.findings
+    assert "at most 100 alive or unreaped" in found[0].message, found[0].message
+    assert report.verdict is Verdict.SUSPICIOUS and code == 1
+
+
 def test_memory_bomb_is_oom_killed(tmp_path: Path) -> None:
     src = "blocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n"
     code, report, _took = _timed(tmp_path, src, "--memory", "512", "--module-timeout", "30")

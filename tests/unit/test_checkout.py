@@ -93,16 +93,16 @@ def test_modules_of_a_flat_checkout_skip_setup_tests_and_docs(tmp_path: Path) ->
     )
     root = checkout.source_root(tmp_path)
     assert root == tmp_path / "pkg-1.0"
-    names, capped = checkout.modules(root, 100)
+    names, capped, first = checkout.modules(root, 100)
     assert names == ["pkg", "tool", "pkg.core", "pkg.sub", "pkg.sub.deep"]
-    assert capped == 0
+    assert capped == 0 and first == 2
 
 
 def test_a_src_layout_is_found_and_the_cap_holds(tmp_path: Path) -> None:
     empty_files(tmp_path / "p-2", ["setup.py", "src/p/__init__.py", *(f"src/p/m{i}.py" for i in range(9))])
     root = checkout.source_root(tmp_path)
     assert root == tmp_path / "p-2/src"
-    names, capped = checkout.modules(root, 4)
+    names, capped, _ = checkout.modules(root, 4)
     assert names == ["p", "p.m0", "p.m1", "p.m2"] and capped == 6
 
 

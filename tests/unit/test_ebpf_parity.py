@@ -77,6 +77,29 @@ def test_tkill_names_the_threads_process() -> None:
     assert sig.syscall == "tkill" and sig.target == 35 and sig.flags == "SIGUSR1"
 
 
+def test_waits_name_the_child_they_reaped_as_strace_does() -> None:
+    """PS022 counts a child until its parent reaps it: wait4 (61) and waitid (247)
+    records (result, first argument, second, options, status or si_code, si_pid)."""
+    hdr = "{sid} 2218680{n}000000 30967 30967 35 35 30930"
+    records = [
+        (61, "36 36 0 0 0 0"),  # wait4(36, …, 0) = 36, exited 0
+        (61, "0 -1 0 1 0 0"),  # wait4(-1, …, WNOHANG) = 0: none yet
+        (61, "-10 37 0 0 0 0"),  # wait4(37) = -ECHILD: already gone
+        (61, "38 -1 0 2 4991 0"),  # wait4(-1, …, WUNTRACED) = 38, stopped (0x137f)
+        (247, "0 0 0 4 1 39"),  # waitid(P_ALL, 0, {CLD_EXITED, si_pid=39}, WEXITED)
+        (247, "0 1 40 16777220 1 40"),  # … WEXITED|WNOWAIT: still a zombie
+        (247, "-10 1 41 4 0 0"),  # waitid(P_PID, 41) = -ECHILD
+        (247, "0 0 0 5 0 0"),  # waitid(P_ALL, …, WNOHANG|WEXITED) = 0, none
+    ]
+    text = "\x1eREADY\n" + "".join(
+        f"\x1eZ {hdr.format(sid=sid, n=i)} {rest}\n" for i, (sid, rest) in enumerate(records)
+    )
+    trace = parse_ebpf(text, [_window()])
+    assert trace.complete
+    waits = [e for e in trace.steps["import.0"].events if e.syscall in ("wait4", "waitid")]
+    assert [e.target for e in waits] == [36, None, 37, None, 39, None, 41, None]
+
+
 # HOME (a capped tmpfs) filled by write() in 1 MiB chunks, then posix_fallocate (285)
 # and pwrite64 (18) on another file: each refused with ENOSPC (-28) on fd 4.
 FULL = (

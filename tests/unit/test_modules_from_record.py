@@ -18,12 +18,12 @@ def _info(tmp_path: Path, tops: list[str], record: list[str]) -> Path:
 def test_a_declared_top_level_name_no_file_provides_is_not_imported(tmp_path: Path) -> None:
     # a companion extension declares its parent's namespace, which another distribution ships
     info = _info(tmp_path, ["_ext", "parentns"], ["_ext.cpython-311-x86_64-linux-gnu.so"])
-    assert modules_from_record(info, 100) == (["_ext"], 0)
+    assert modules_from_record(info, 100) == (["_ext"], 0, 1)
 
 
 def test_namespace_packages_and_submodules_stay(tmp_path: Path) -> None:
     info = _info(tmp_path, ["google"], ["google/cloud/thing/__init__.py", "google/cloud/thing/api.py"])
-    names, capped = modules_from_record(info, 100)
+    names, capped, _ = modules_from_record(info, 100)
     assert names == ["google", "google.cloud.thing", "google.cloud.thing.api"] and capped == 0
 
 
@@ -31,7 +31,7 @@ def test_without_a_record_the_declared_names_are_all_there_is(tmp_path: Path) ->
     info = tmp_path / "y-1.dist-info"
     info.mkdir()
     (info / "top_level.txt").write_text("y\n")
-    assert modules_from_record(info, 100) == (["y"], 0)
+    assert modules_from_record(info, 100) == (["y"], 0, 1)
 
 
 def test_a_test_suite_inside_the_package_is_not_imported_a_top_level_module_is(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_a_test_suite_inside_the_package_is_not_imported_a_top_level_module_is(t
         "pkg/contest.py",  # not a test name
         "test_top.py",  # a top-level module: always tried
     ]
-    names, _ = modules_from_record(_info(tmp_path, ["pkg", "test_top"], record), 100)
+    names, *_ = modules_from_record(_info(tmp_path, ["pkg", "test_top"], record), 100)
     assert names == ["pkg", "test_top", "pkg.contest", "pkg.core"]
 
 
@@ -55,7 +55,7 @@ def test_a_sourceless_package_is_imported(tmp_path: Path) -> None:
     source): on main no ``.py``/``.so`` row meant the declared name was "not shipped"
     and nothing was imported (tests/integration/test_redteam8.py end to end)."""
     record = ["pkg/__init__.pyc", "pkg/core.pyc", "pkg/__pycache__/core.cpython-311.pyc", "solo.pyc"]
-    names, _ = modules_from_record(_info(tmp_path, ["pkg", "solo", "parentns"], record), 100)
+    names, *_ = modules_from_record(_info(tmp_path, ["pkg", "solo", "parentns"], record), 100)
     assert names == ["pkg", "solo", "pkg.core"]
 
 
@@ -66,7 +66,7 @@ def test_a_test_named_module_an_entry_point_names_is_imported(tmp_path: Path) ->
     info = _info(tmp_path, ["pkg"], record)
     plugins = "[pytest11]\npkg = pkg.testing\n\n[x.y]\nz = pkg.tests:hook [extra]\n"
     (info / "entry_points.txt").write_text(plugins)
-    names, _ = modules_from_record(info, 100)
+    names, *_ = modules_from_record(info, 100)
     assert names == ["pkg", "pkg.testing", "pkg.tests"]
 
 
@@ -90,5 +90,20 @@ def test_a_test_named_module_the_package_imports_lazily_is_imported(tmp_path: Pa
     for rel, text in files.items():
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_text(text.replace("HELPERS", "'pkg.sub.tests.helpers'"))
-    names, _ = modules_from_record(_info(site, ["pkg"], list(files)), 100)
+    names, *_ = modules_from_record(_info(site, ["pkg"], list(files)), 100)
     assert names == ["pkg", "pkg.api", "pkg.sub", "pkg.testing", "pkg.sub.tests", "pkg.sub.tests.helpers"]
+
+
+def test_padding_cannot_push_an_entry_point_or_top_level_module_past_the_cap(tmp_path: Path) -> None:
+    # 50 shallow dummy modules and a console script's module deep inside: the cap (10)
+    # keeps the top-level names and the entry point's module, then the shallowest rest.
+    # On main the entry point's module sorted after the padding and was never imported.
+    padding = [f"pkg/pad{i:03}.py" for i in range(50)]
+    record = ["pkg/__init__.py", "solo.py", *padding, "pkg/zz/__init__.py", "pkg/zz/deep/__init__.py"]
+    record.append("pkg/zz/deep/cli.py")
+    info = _info(tmp_path, ["pkg", "solo"], record)
+    (info / "entry_points.txt").write_text("[console_scripts]\ntool = pkg.zz.deep.cli:main\n")
+    names, capped, first = modules_from_record(info, 10)
+    assert names[:3] == ["pkg", "solo", "pkg.zz.deep.cli"] and first == 3
+    assert names[3:] == [f"pkg.pad{i:03}" for i in range(7)]
+    assert capped == 55 - 10  # the rest of the padding, pkg.zz and pkg.zz.deep

@@ -583,13 +583,56 @@ def test_process_explosion() -> None:
             for i in range(300)
         ]
         parent = proc(10, ["python"], phase)
-        assert "PS022" not in rules_of(obs(pool, [parent, *lives])), phase
+        # the parent reaps each (subprocess waits: the recorder shows its wait4)
+        waits = [
+            ev(EventKind.OTHER, "wait4", phase, seq=1000 + i, target=100 + i).model_copy(
+                update={"time": (lv.end or 0.0) + 0.01}
+            )
+            for i, lv in enumerate(lives)
+        ]
+        assert "PS022" not in rules_of(obs(pool + waits, [parent, *lives])), phase
         # the same 300 all alive at once is an explosion
         stay = [lv.model_copy(update={"end": None}) for lv in lives]
         f = next(f for f in evaluate(obs(pool, [parent, *stay])) if f.rule_id == "PS022")
         assert f.severity is Severity.MEDIUM and "at most 300 alive" in f.message
     bomb = [s.model_copy(update={"phase": Phase.EXERCISE}) for s in refused]
     assert next(f for f in evaluate(obs(bomb)) if f.rule_id == "PS022").severity is Severity.HIGH
+
+
+def test_process_explosion_counts_zombies() -> None:
+    """Children that exit at once but are never waited for keep their pids (zombies): 300
+    of them under a live parent are 300 at once, though none runs for long. Failed on
+    main, which ended each child at its exit."""
+    spawns = [ev(EventKind.SPAWN, "clone", seq=i, target=100 + i, flags="process") for i in range(300)]
+    kids = [
+        proc(100 + i, ["python"], ppid=10).model_copy(update={"start": 1.0 + i, "end": 1.001 + i})
+        for i in range(300)
+    ]
+    parent = proc(10, ["python", "-c", "import x"])
+    f = next(f for f in evaluate(obs(spawns, [parent, *kids])) if f.rule_id == "PS022")
+    assert f.severity is Severity.MEDIUM and "at most 300 alive or unreaped" in f.message, f.message
+    # the parent's exit frees them (init reaps orphans): still all held until then
+    ended = parent.model_copy(update={"end": 400.0})
+    assert "PS022" in rules_of(obs(spawns, [ended, *kids]))
+    # another process's wait on those pids reaps nothing
+    stranger = [
+        ev(EventKind.OTHER, "wait4", pid=11, seq=1000 + i, target=100 + i).model_copy(
+            update={"time": 2.0 + i}
+        )
+        for i in range(300)
+    ]
+    assert "PS022" in rules_of(obs(spawns + stranger, [parent, *kids]))
+    # reaped by the parent one after another: a few at a time, as before
+    reaped = [w.model_copy(update={"pid": 10}) for w in stranger]
+    assert "PS022" not in rules_of(obs(spawns + reaped, [parent, *kids]))
+    # a fork a signal interrupted (SIGCHLD from those children) is tried again: no process
+    restarted = [
+        ev(EventKind.SPAWN, "clone", seq=2000 + i, errno="ERESTARTNOINTR", flags="process") for i in range(70)
+    ]
+    assert "PS022" not in rules_of(obs(spawns + reaped + restarted, [parent, *kids]))
+    # a wait that blocked before the child's exit (timed at its start) reaps at the exit
+    early = [w.model_copy(update={"pid": 10, "time": 0.5 + i}) for i, w in enumerate(stranger)]
+    assert "PS022" not in rules_of(obs(spawns + early, [parent, *kids]))
 
 
 def test_cpu_burn_only_for_busy_survivors() -> None:

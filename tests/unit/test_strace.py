@@ -254,6 +254,27 @@ def test_call_pending_when_the_process_dies_is_kept_and_trace_is_complete() -> N
     assert t.complete
 
 
+def test_wait_names_the_child_it_reaped() -> None:
+    # PS022 counts a child until its parent reaps it: wait4's result, waitid's si_pid;
+    # ECHILD on a wait for one pid (already gone); a stopped child or WNOWAIT reaps nothing
+    t = parse(
+        "20    1795628174.405578 wait4(22,  <unfinished ...>",
+        "20    1795628174.417755 <... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 22",
+        "20    1795628174.5 wait4(-1, 0x7ffcd82ca1fc, WNOHANG, NULL) = 0",
+        "20    1795628174.6 wait4(23, 0x7ffcd82ca1fc, 0, NULL) = -1 ECHILD (No child processes)",
+        "20    1795628174.7 wait4(-1, [{WIFSTOPPED(s) && WSTOPSIG(s) == SIGSTOP}], WUNTRACED, NULL) = 24",
+        "20    1795628174.8 waitid(P_ALL, 0, {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=25, si_uid=1000, "
+        "si_status=0, si_utime=0, si_stime=0}, WEXITED, NULL) = 0",
+        "20    1795628174.9 waitid(P_PID, 26, {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=26, si_uid=1000, "
+        "si_status=0, si_utime=0, si_stime=0}, WEXITED|WNOWAIT, NULL) = 0",
+        "20    1795628175.0 waitid(P_PID, 27, 0x7ffcd82ca1fc, WEXITED, NULL) = -1 ECHILD (No child processes)",
+        "20    1795628175.1 waitid(P_ALL, 0, {}, WNOHANG|WEXITED, NULL) = 0",
+    )
+    waits = [e for e in t.events if e.syscall in ("wait4", "waitid")]
+    assert [e.target for e in waits] == [22, None, 23, None, 25, None, 27, None]
+    assert waits[0].time == 1795628174.405578  # timed at its start, as every resumed call
+
+
 def test_trace_ending_mid_line_is_incomplete() -> None:
     text = '20    1795628174.069164 chdir("/tmp")   = 0\n20    1795628174.069309 newfstatat(AT_FDCWD</tmp>, "d1", 0x7ffe0983d8b0, 0) = -1 ENO'
     t = parse_strace(text, Phase.STARTUP)

@@ -122,7 +122,8 @@ CATALOGUE: dict[str, RuleInfo] = {
             "PS022",
             "process explosion",
             Severity.MEDIUM,
-            "Spawns more than 256 processes in a phase, or hits the pids limit (fork bomb); HIGH when the "
+            "Holds more than 64 processes at once (running, or exited and not yet reaped: a zombie keeps "
+            "its pid), spawns more than 20000 in a phase, or hits the pids limit (fork bomb); HIGH when the "
             "limit was hit.",
         ),
         RuleInfo(

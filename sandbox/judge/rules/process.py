@@ -18,6 +18,7 @@ from sandbox.models import (
     Finding,
     Origin,
     Phase,
+    ProcessInfo,
     Severity,
     in_order,
 )
@@ -393,23 +394,57 @@ def rule_lingering(ctx: Context) -> list[Finding]:
     return out
 
 
-# Processes of the candidate alive at once past which a phase is a fork bomb in the
-# making; the total spawned past which it is one whatever their overlap. Importing a
-# big package runs helpers one after another (ctypes.util.find_library runs ldconfig
-# and gcc per lookup: a top-600 web framework's import spawned 5047, at most 3 alive
-# at once), native builds run hundreds of compilers, a command may start a worker
-# pool per task: none of those is many at once. A fork bomb is, and meets the pids limit.
+# Processes of the candidate holding a pid at once (running, or exited and not yet
+# reaped: a zombie keeps its pid until its parent waits for it) past which a phase is
+# a fork bomb in the making; the total spawned past which it is one whatever their
+# overlap. Importing a big package runs helpers one after another (ctypes.util.find_library
+# runs ldconfig and gcc per lookup: a top-600 web framework's import spawned 5047, at
+# most 3 alive at once), native builds run hundreds of compilers, a command may start a
+# worker pool per task: none of those is many at once. A fork bomb is, and meets the
+# pids limit; so is a pile of children that exit at once but are never waited for.
 CONCURRENT_PROCESSES = 64
 TOTAL_PROCESSES = 20000
 
+_INF = float("inf")
 
-def _most_alive(ctx: Context, phase: Phase, spawns: list[Event]) -> int:
-    """The most of the spawned processes alive at the same time (start/end of each)."""
+
+def _reaps(evs: list[Event]) -> dict[int, list[tuple[float, int]]]:
+    """Child pid → (time, waiter pid) of each wait that reaped it (the recorder's wait4 and
+    waitid, their target set by the parser)."""
+    out: dict[int, list[tuple[float, int]]] = {}
+    for e in evs:
+        if e.target is not None and e.syscall in ("wait4", "waitid"):
+            out.setdefault(e.target, []).append((e.time, e.pid))
+    return out
+
+
+def _released(ctx: Context, proc: ProcessInfo, reaps: dict[int, list[tuple[float, int]]]) -> float:
+    """When *proc*'s pid was free again: its parent's wait after its exit (a wait that
+    blocked before the exit is timed at its start), else its parent's end (the orphan
+    is reaped by the container's init), else never within the trace. Only the parent's
+    wait counts: anyone else's wait on that pid fails without reaping it."""
+    if proc.end is None:
+        return _INF
+    waits = sorted(t for t, waiter in reaps.get(proc.pid, ()) if waiter == proc.ppid)
+    if waits:
+        after = [t for t in waits if t >= proc.start]
+        return max(proc.end, after[0]) if after else proc.end
+    parent = ctx.procs.get((proc.phase, proc.ppid)) if proc.ppid is not None else None
+    if parent is not None and parent.end is not None:
+        return max(proc.end, parent.end)
+    return _INF
+
+
+def _most_alive(
+    ctx: Context, phase: Phase, spawns: list[Event], reaps: dict[int, list[tuple[float, int]]]
+) -> int:
+    """The most of the spawned processes holding a pid at the same time (from start to
+    reaping)."""
     edges: list[tuple[float, int]] = []
     for e in spawns:
         proc = ctx.procs.get((phase, e.target)) if e.target is not None else None
         start = proc.start if proc is not None else e.time
-        end = proc.end if proc is not None and proc.end is not None else float("inf")
+        end = _released(ctx, proc, reaps) if proc is not None else _INF
         edges += [(start, 1), (end, -1)]
     alive = most = 0
     for _, step in sorted(edges):  # an exit at the instant of a start counts first
@@ -424,12 +459,19 @@ def rule_explosion(ctx: Context) -> list[Finding]:
         spawns = [
             e
             for e in evs
-            if e.kind is EventKind.SPAWN and (e.flags or "") != "thread" and e.origin is Origin.CANDIDATE
+            if e.kind is EventKind.SPAWN
+            and (e.flags or "") != "thread"
+            and e.origin is Origin.CANDIDATE
+            # a fork interrupted by a signal (ERESTARTNOINTR) is tried again: no process
+            and e.errno is None
         ]
         limited = [
             e for e in evs if e.syscall in ("clone", "fork", "vfork", "clone3") and e.errno == "EAGAIN"
         ]
-        most = _most_alive(ctx, phase, spawns) if len(spawns) > CONCURRENT_PROCESSES else len(spawns)
+        if len(spawns) > CONCURRENT_PROCESSES:
+            most = _most_alive(ctx, phase, spawns, _reaps(evs))
+        else:
+            most = len(spawns)
         if most > CONCURRENT_PROCESSES or len(spawns) > TOTAL_PROCESSES or len(limited) >= 5:
             sample = (limited or spawns)[:MAX_EVIDENCE]
             sev = Severity.HIGH if limited else Severity.MEDIUM
@@ -437,7 +479,7 @@ def rule_explosion(ctx: Context) -> list[Finding]:
                 make_finding(
                     "PS022",
                     phase,
-                    f"{len(spawns)} processes spawned, at most {most} alive at once, "
+                    f"{len(spawns)} processes spawned, at most {most} alive or unreaped at once, "
                     f"{len(limited)} refused by the pids limit",
                     [ctx.evidence(e) for e in sample],
                     sev,

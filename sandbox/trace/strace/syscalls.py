@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 
 from sandbox.models import Address, EventKind, Phase
@@ -492,6 +493,32 @@ class _Calls(_Tasks):
             values["flags"] = ", ".join(split_args(args, 4)[:3])
         elif name == "pidfd_open":
             values["target"] = _int(split_args(args, 2)[0])
+        elif name in ("wait4", "waitid"):
+            values["target"] = _reaped(name, args, values["result"], values["errno"])
+
+
+# What a wait reports without reaping: a stopped or continued child, or WNOWAIT.
+_NOT_REAPED = ("WIFSTOPPED", "WIFCONTINUED", "CLD_STOPPED", "CLD_CONTINUED", "CLD_TRAPPED", "WNOWAIT")
+_SI_PID = re.compile(r"\bsi_pid=(\d+)")
+
+
+def _reaped(name: str, args: str, result: int | None, errno: str | None) -> int | None:
+    """The child a wait4/waitid reaped (its zombie gone, its pid free), if any: the
+    process-explosion judge counts a child until then. ECHILD on a wait for one pid:
+    that child is gone already (reaped, or never a zombie under SIGCHLD ignored)."""
+    if any(word in args for word in _NOT_REAPED):
+        return None
+    parts = split_args(args, 3)
+    if name == "wait4":
+        if result is not None and result > 0:
+            return result
+        asked = _int(parts[0]) if errno == "ECHILD" else None
+        return asked if asked is not None and asked > 0 else None
+    if result == 0 and (m := _SI_PID.search(args)) and int(m.group(1)) > 0:
+        return int(m.group(1))
+    if errno == "ECHILD" and parts[0] == "P_PID" and len(parts) > 1:
+        return _int(parts[1])
+    return None
 
 
 def _int(text: str) -> int | None:
