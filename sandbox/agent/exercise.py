@@ -20,7 +20,7 @@ from typing import Any
 
 from . import rounds
 from .common import OUT, RUN_DIR, STAGE, STAGE_ARTIFACTS, emit, load_plan, module_file, site_packages
-from .steps import StepRun
+from .steps import ImportRun, StepRun
 
 MAX_SCRIPTS = 6  # commands of the candidate's entry points
 MAX_MODULES = 8  # modules run as __main__
@@ -133,6 +133,24 @@ def targets(plan: dict[str, Any], inv: dict[str, Any]) -> list[tuple[str, str, l
     return found
 
 
+def again_target(plan: dict[str, Any], inv: dict[str, Any]) -> tuple[str, str, list[str]] | None:
+    """A library with no command: the user's next session imports it again. Code that
+    acts only on a second run (a marker file left by the first import), or only on a
+    terminal (``sys.stdout.isatty()``: every other step's streams are pipes), never
+    showed in the import phase; this fresh interpreter, on a pty, imports the top-level
+    modules that imported there (test suites left out). None when there are none."""
+    failed = _failed_imports(plan)
+    tops = [
+        m
+        for m in dict.fromkeys(str(m) for m in inv.get("modules") or [] if "." not in str(m))
+        if m not in failed and not _TEST_PART.match(m)
+    ][:MAX_MODULES]
+    if not tops:
+        return None
+    label = f"import {', '.join(tops[:3])}{' …' if len(tops) > 3 else ''} again (a second session)"
+    return (label, "again", [f"{plan['venv']}/bin/python", str(RUN_DIR / "pkgsandbox_import.py"), *tops])
+
+
 def _inventory(plan: dict[str, Any]) -> dict[str, Any]:
     own = OUT / f"{plan.get('_pass') or 'default'}.inventory.json"
     path = own if own.exists() else OUT / "inventory.json"
@@ -190,7 +208,13 @@ def phase_exercise(plan: dict[str, Any], timeout: float, window: float) -> dict[
     problems: list[str] = []
     todo = targets(plan, inv)
     if not todo:
-        problems.append("nothing to exercise: no entry point, no __main__ module")
+        again = again_target(plan, inv)
+        todo = [again] if again else []
+        problems.append(
+            "no entry point, no __main__ module: the library imported again in a fresh interpreter"
+            if again
+            else "nothing to exercise: no entry point, no __main__ module"
+        )
     for label, tag, argv in todo:
         attempt = 0
         t0 = time.time()  # the span holds every attempt: events are attributed to the command
@@ -201,9 +225,13 @@ def phase_exercise(plan: dict[str, Any], timeout: float, window: float) -> dict[
                 break
             emit("status", phase="exercise", msg=label[:120])
             driver = argv[1:2] == [str(RUN_DIR / "pkgsandbox_main.py")]
-            step = StepRun(
-                plan, "exercise", tag + (f"-again{attempt}" if attempt else ""), argv, driver=driver
+            tagged = tag + (f"-again{attempt}" if attempt else "")
+            step = (
+                ImportRun(plan, tagged, argv, per_step, phase="exercise")
+                if tag == "again"
+                else StepRun(plan, "exercise", tagged, argv, driver=driver)
             )
+            step.tty = tag == "again"  # a user's own session: on a terminal
             res = step.run(min(left, per_step), window).result()
             res["context"] = label
             steps.append(res)
@@ -211,9 +239,8 @@ def phase_exercise(plan: dict[str, Any], timeout: float, window: float) -> dict[
             if timed_out:
                 res["status"] = "ok"
                 res["problems"] = [*res.get("problems", []), f"{label}: still running, stopped"]
-            more = (
-                [] if attempt or timed_out else _round(plan, res, argv, inv, end - time.monotonic(), window)
-            )
+            settled = attempt or timed_out or tag == "again"
+            more = [] if settled else _round(plan, res, argv, inv, end - time.monotonic(), window)
             if more:  # what it lacked came in a round: the command runs again
                 steps.extend(more)
                 attempt += 1

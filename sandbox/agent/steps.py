@@ -6,9 +6,12 @@ import contextlib
 import fcntl
 import json
 import os
+import pty
 import re
 import selectors
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +99,9 @@ class StepRun:
         self.ebpf = plan.get("recorder") == "ebpf"
         self.start_ns = 0
         self.sweepers: list[int] = []  # pids of the agent's kill(-1) children (watch.kill_all)
+        # stdin, stdout and stderr on a terminal (a pty) instead of pipes: a user's own
+        # session, where code gated on ``isatty()`` runs
+        self.tty = False
 
     def command(self) -> list[str]:
         if self.ebpf:
@@ -161,10 +167,14 @@ class StepRun:
         uid, gid = self.plan["uid"], self.plan["gid"]
         # Keep our own pipe ends above 10 so that fd 3 is free for the driver's
         # progress pipe, which the tracee must find at exactly fd 3.
-        out_r, out_w = (_high_fd(fd) for fd in os.pipe())
+        if self.tty:
+            out_r, out_w = (_high_fd(fd) for fd in _terminal())
+            in_r = _high_fd(os.dup(out_w))
+        else:
+            out_r, out_w = (_high_fd(fd) for fd in os.pipe())
+            in_r, in_w = (_high_fd(fd) for fd in os.pipe())
+            _feed_answers(in_w)
         ctl_r, ctl_w = (_high_fd(fd) for fd in os.pipe())
-        in_r, in_w = (_high_fd(fd) for fd in os.pipe())
-        _feed_answers(in_w)
         os.dup2(ctl_w, 3, inheritable=False)
         os.close(ctl_w)
         os.set_blocking(out_r, False)
@@ -203,6 +213,8 @@ class StepRun:
                         try:
                             data = os.read(out_r, 65536)
                         except BlockingIOError:
+                            data = b"x"[:0]
+                        except OSError:  # EIO: a terminal's last writer closed it
                             data = b"x"[:0]
                         if data:
                             self.output.feed(data)
@@ -436,6 +448,14 @@ def _oom_kills() -> int:
         except (OSError, ValueError):
             continue
     return 0
+
+
+def _terminal() -> tuple[int, int]:
+    """A pty (master, slave) the size of a default terminal window."""
+    master, slave = pty.openpty()
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    return master, slave
 
 
 def _high_fd(fd: int) -> int:

@@ -229,11 +229,15 @@ def pass_hint(artifact: Path, read: Sources | None = None) -> str:
 
 
 # A CI job's variables, named by code that means to act only inside one (a CI payload
-# steals the job's tokens there): the providers' markers and tokens, and ``CI`` read
-# from the environment (a bare "CI" string is everywhere).
+# steals the job's tokens there): the providers' markers and tokens, any variable of the
+# families the ci pass sets (``GITHUB_*``, ``RUNNER_*``, ``ACTIONS_*``: a gate on
+# ``RUNNER_OS`` wakes there as well as one on ``GITHUB_ACTIONS``) spelt as a string or a
+# shell ``$NAME`` (a constant named ``GITHUB_URL`` is no variable), and ``CI`` read from
+# the environment (a bare "CI" string is everywhere).
 _CI_VARIABLE = re.compile(
     rb"\b(GITHUB_ACTIONS|ACTIONS_RUNTIME_TOKEN|ACTIONS_ID_TOKEN_REQUEST(?:_TOKEN|_URL)?|GITHUB_TOKEN"
     rb"|GITLAB_CI|CI_JOB_TOKEN|CIRCLECI|TRAVIS|JENKINS_URL|BUILDKITE|TF_BUILD)\b"
+    rb"""|(?:['"]|\$\{?)((?:GITHUB|RUNNER|ACTIONS)_[A-Z0-9_]+)\b"""
     rb"""|environ\.get\(\s*['"](CI)['"]|environ\[\s*['"](CI)['"]\s*\]|getenv\(\s*['"](CI)['"]"""
     rb"""|['"](CI)['"]\s+(?:not\s+)?in\s+(?:os\.)?environ\b"""
 )
@@ -244,14 +248,57 @@ _CI_VARIABLE = re.compile(
 # raw environment block. Broad on benign code too, which costs a pass, never a finding.
 _ENV_COMPUTED = re.compile(
     rb"""(\bos\.)?\b(?:environb?\.get|getenvb?|environb?\.pop|environb?\.setdefault)\("""
-    rb"""\s*(?![rbuRBU]{0,2}(['"])[^'"\\\n]*\2\s*[,)])"""
-    rb"""|(\bos\.)?\benvironb?\[\s*(?![rbuRBU]{0,2}(['"])[^'"\\\n]*\4\s*\])"""
+    rb"""(?!\s*[rbuRBU]{0,2}(['"])[^'"\\\n]*\2\s*[,)])"""
+    rb"""|(\bos\.)?\benvironb?\[(?!\s*[rbuRBU]{0,2}(['"])[^'"\\\n]*\4\s*\])"""
     rb"""|(\bos\.)?\benvironb?\.(?:items|keys|values)\(\s*\)"""
     rb"""|\bfor[ \t]+[\w \t,()]+\bin[ \t]+(?:os\.)?environb?\b"""
     rb"""|/proc/(?:self|thread-self|\d+)/environ"""
 )
+# The same reach by other routes: os's namespace read reflectively (``getattr(os, name)``
+# with a computed name or "environ"/"getenv", ``vars(os)``, ``os.__dict__``), os.environ
+# handed whole to a function or walked by one (``dict(os.environ)`` then a computed
+# ``.get``, ``filter(f, os.environ)``, ``str(os.environ)``), a membership test of a
+# computed name, the environment block's path assembled from parts, or a program that
+# prints the environment. Plain ``dict(os.environ, LANG="C")`` and ``os.environ.copy()``
+# (a child's environment, everywhere in benign code) only count by what is then looked
+# up in the copy (:func:`_computed_env` follows names bound to them).
+_ENV_REFLECTIVE = re.compile(
+    rb"""\bgetattr\(\s*os\s*,(?!\s*[rbuRBU]{0,2}(['"])(?!(?:environb?|getenvb?)['"])[^'"\\\n]*\1\s*[,)])"""
+    rb"""|\bvars\(\s*os\s*\)|\bos\.__dict__"""
+    rb"""|\b(?:str|repr|list|tuple|set|sorted|iter|filter|map|any|all|next|json\.dumps)\([^()\n]*"""
+    rb"""\bos\.environb?\s*\)"""
+    rb"""|\b(?:map|filter)\([^\n]*,\s*os\.environb?\s*\)|\bin[ \t]+\w+\(\s*os\.environb?\s*\)"""
+    rb"""|\bos\.environb?\.__\w+__\b|\b(?:import_module|__import__)\(\s*['"]os['"]"""
+    rb"""|['"](?:[^'"\n]*(?:%[sd]|\{[\w.]*\}))?/environ['"]|['"]/proc(?:/(?:self|thread-self))?/?['"]"""
+    rb"""|\b(?:check_output|getoutput|getstatusoutput|run|Popen|call|check_call|popen|system)\("""
+    rb"""\s*\[?\s*[rbuRBU]{0,2}['"](?:/usr/bin/|/bin/)?(?:printenv|env|set)(?:\s*[|;&>]|['"]\s*(?:\]\s*[,)]|\)))"""
+    rb"""|['"](?:printenv|env)\s*[|>]"""
+)
+# ``k in os.environ``: computed unless the left side is one plain string literal
+_MEMBER = re.compile(rb"""\bin[ \t]+(os\.)?environb?\b(?!\s*[.\[(])""")
+_PLAIN_LEFT = re.compile(
+    rb"""(?:^|[(\[,=:]|\b(?:if|elif|while|and|or|not|return|assert))"""
+    rb"""\s*[rbuRBU]{0,2}(['"])[^'"\\\n]*\1\s*(?:not\s+)?$"""
+)
+# a name bound to a copy of os.environ: ``env = dict(os.environ)``, ``e = os.environ.copy()``
+_ALIAS = re.compile(
+    rb"""^[ \t]*(\w+)[ \t]*=[ \t]*(?:dict\([ \t]*)?(?:os\.)?environb?(?:\.copy\(\s*\))?"""
+    rb"""[ \t]*\)?[ \t]*(?:#.*)?$""",
+    re.M,
+)
 # a bare ``environ`` is os's only where the file imports it so (WSGI's is a dict)
 _FROM_OS_ENVIRON = re.compile(rb"^\s*from\s+os\s+import\s[^\n]*\benvironb?\b", re.M)
+
+
+def _lookups(name: bytes) -> re.Pattern[bytes]:
+    """Computed lookups in a copy of the environment bound to *name*."""
+    n = re.escape(name)
+    return re.compile(
+        rb"\b" + n + rb"""\.(?:get|pop|setdefault)\((?!\s*[rbuRBU]{0,2}(['"])[^'"\\\n]*\1\s*[,)])"""
+        rb"|\b" + n + rb"""\[(?!\s*[rbuRBU]{0,2}(['"])[^'"\\\n]*\2\s*\])"""
+        rb"|\b" + n + rb"""\.(?:items|keys|values)\(\s*\)"""
+        rb"""|\bfor[ \t]+[\w \t,()]+\bin[ \t]+""" + n + rb"\b"
+    )
 
 
 def _computed_env(data: bytes) -> str:
@@ -265,8 +312,46 @@ def _computed_env(data: bytes) -> str:
                 bare_ok = _FROM_OS_ENVIRON.search(data) is not None
             if not bare_ok:
                 continue
-        return " ".join(text.decode("utf-8", "replace").split())[:40]
+        return _shown(text)
+    reflective = _ENV_REFLECTIVE.search(data)
+    if reflective:
+        return _shown(reflective.group(0))
+    for m in _MEMBER.finditer(data):
+        if m.group(1) or _FROM_OS_ENVIRON.search(data):
+            shown = _member(data, m)
+            if shown:
+                return shown
+    for alias in _ALIAS.finditer(data):
+        name = alias.group(1)
+        if name in (b"environ", b"environb"):
+            continue
+        member = re.compile(rb"\bin[ \t]+" + re.escape(name) + rb"\b(?!\s*[.\[(])")
+        for m in member.finditer(data, alias.end()):
+            shown = _member(data, m)
+            if shown:
+                return shown
+        for m in _lookups(name).finditer(data, alias.end()):
+            if m.group(0).endswith(b"[") and _STORE.match(data, m.end()):
+                continue  # ``env[name] = value``: a child's environment being built
+            return _shown(alias.group(0).strip() + b"; " + m.group(0))
     return ""
+
+
+def _member(data: bytes, m: re.Match[bytes]) -> str:
+    """``X in <environment>`` at *m*, shown, when X is not one plain string literal."""
+    start = data.rfind(b"\n", 0, m.start()) + 1
+    left = data[start : m.start()].rstrip()
+    if not left or _PLAIN_LEFT.search(left) or left.count(b"'") % 2 or left.count(b'"') % 2:
+        return ""  # a plain literal's membership, or words inside a string
+    return _shown(data[start : m.end()].strip())
+
+
+_STORE = re.compile(rb"[^\]\n]*\]\s*=(?!=)")
+
+
+def _shown(text: bytes) -> str:
+    """What the hint quotes of a match: one line, 40 characters."""
+    return " ".join(text.decode("utf-8", "replace").split())[:40]
 
 
 CI_PREFIX = "the candidate's sources name CI variables"

@@ -18,6 +18,7 @@ from sandbox.models import (
     PhaseStatus,
     ProcessInfo,
     Report,
+    StepResult,
 )
 from sandbox.report.describe import (
     _ACCESS_BIT,
@@ -428,6 +429,16 @@ def _tail(output: str, limit: int = 4000) -> str:
     return printable_lines(output[-limit:])
 
 
+# the exercise phase's re-import of a library with no command (agent/exercise.py
+# again_target) is no command run with --help
+SECOND_SESSION = "again (a second session)"
+
+
+def commands(steps: tuple[StepResult, ...]) -> int:
+    """The exercise phase's commands among its *steps*."""
+    return sum(1 for st in steps if not st.name.endswith(SECOND_SESSION))
+
+
 def _phase_notes(pr: PhaseResult | None) -> tuple[str, ...]:
     if pr is None:
         return ("not run",)
@@ -435,8 +446,8 @@ def _phase_notes(pr: PhaseResult | None) -> tuple[str, ...]:
     if pr.phase is Phase.IMPORT and pr.steps:
         bad = sum(1 for st in pr.steps if st.status is not PhaseStatus.OK)
         notes.append(f"{len(pr.steps)} modules, {bad} failed")
-    elif pr.phase is Phase.EXERCISE and pr.steps:
-        notes.append(f"{len(pr.steps)} commands run with --help")
+    elif pr.phase is Phase.EXERCISE and commands(pr.steps):
+        notes.append(f"{commands(pr.steps)} commands run with --help")
     if pr.lingering:
         notes.append(f"{len(pr.lingering)} lingering")
     if not pr.trace_complete:

@@ -21,6 +21,7 @@ from sandbox.models import (
     Severity,
     Verdict,
 )
+from sandbox.report.builders import commands
 from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Observer
 
@@ -149,8 +150,8 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
         if pr.phase is Phase.IMPORT:
             bad = [st for st in pr.steps if st.status is not PhaseStatus.OK]
             notes.append(f"{len(pr.steps)} modules, {len(bad)} failed")
-        elif pr.phase is Phase.EXERCISE and pr.steps:
-            notes.append(f"{len(pr.steps)} commands run with --help")
+        elif pr.phase is Phase.EXERCISE and commands(pr.steps):
+            notes.append(f"{commands(pr.steps)} commands run with --help")
         if pr.lingering:
             notes.append(f"{len(pr.lingering)} lingering")
         if not pr.trace_complete:
