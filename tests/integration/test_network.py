@@ -228,7 +228,8 @@ def test_aws_credentials_posted_base64_over_http_is_proven(tmp_path: Path, leak_
         x.channel == "http" and x.destination == f"{host}:{LEAK_PORT}" and "base64" in x.encoding for x in xs
     )
     assert output_facts(report)["reply"] == "HTTP/1.1 200 OK"  # answered, so malware goes on sending
-    assert [rd.location for rd in net.honeytoken_reads] == ["~/.aws/credentials"]
+    # read at import, and again in the library's second session (exercise)
+    assert {rd.location for rd in net.honeytoken_reads} == {"~/.aws/credentials"}
     assert {"PS010", "PS012", "PS001", "PS002"} <= {f.rule_id for f in report.findings}
     assert report.findings[0].rule_id == "PS010"
 
