@@ -21,8 +21,8 @@ agent). Shipped passes:
   run's ids, ``GITHUB_WORKSPACE`` = the project, the runner tokens as honeytokens,
   ``GITHUB_ENV``/``GITHUB_PATH``/``GITHUB_OUTPUT`` naming files under a runner temp
   dir created at setup). Triggered by the host's scan of the sources for a CI
-  variable, an environment lookup by a computed name, or kept static rules
-  (sandbox/judge/static.py ``ci_hint``).
+  variable or an environment lookup by a computed name (sandbox/judge/static.py
+  ``ci_hint``).
 """
 
 from __future__ import annotations

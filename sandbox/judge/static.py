@@ -356,14 +356,15 @@ def _shown(text: bytes) -> str:
 
 CI_PREFIX = "the candidate's sources name CI variables"
 CI_COMPUTED_PREFIX = "the candidate's sources read the environment by computed names"
-CI_STATIC_PREFIX = "static rules matched the candidate's sources"
 
 
-def ci_hint(artifact: Path, read: Sources | None = None, windows_hint: str = "") -> str:
+def ci_hint(artifact: Path, read: Sources | None = None) -> str:
     """Why the ``ci`` pass runs: the candidate's sources (read in memory, or *read*) name
-    a CI job's variable, or read the environment by a computed name; or *windows_hint*
-    says kept static rules matched (obfuscated or exfiltrating code may be gated on
-    anything). "" when none holds, or the archive could not be read."""
+    a CI job's variable, or read the environment by a computed name ("" when neither,
+    or the archive could not be read). Obfuscated code (kept static rules, the Windows
+    pass's hint) does not run it: 109 of the 150 real releases match those, each would
+    pay one more startup, import and exercise (an sdist a re-install), and the test
+    suite's hostile fixtures with them; a gate hidden inside ``exec`` stays unseen."""
     found: dict[str, str] = {}
     computed = ""
     try:
@@ -381,8 +382,6 @@ def ci_hint(artifact: Path, read: Sources | None = None, windows_hint: str = "")
         return f"{CI_PREFIX} ({shown})"
     if computed:
         return f"{CI_COMPUTED_PREFIX} ({computed})"
-    if windows_hint.startswith(CI_STATIC_PREFIX):
-        return windows_hint
     return ""
 
 
@@ -396,8 +395,10 @@ def write_pass_hint(artifact: Path, stage: Path, *, windows: bool = True, ci: bo
             read = sources(artifact)
         except Exception:
             read = []  # unreadable: no hint, as each scan alone would say
-    hint = pass_hint(artifact, read) if windows else ""
-    hints = {"hint": hint, "ci": ci_hint(artifact, read, hint) if ci else ""}
+    hints = {
+        "hint": pass_hint(artifact, read) if windows else "",
+        "ci": ci_hint(artifact, read) if ci else "",
+    }
     tmp = stage / ".static.json.tmp"
     tmp.write_text(json.dumps(hints))
     os.chmod(tmp, 0o000)  # the agent's alone, like plan.json (runner/docker_backend.py AGENT_ONLY)

@@ -108,16 +108,6 @@ def test_ci_hint_fires_on_environment_lookups_by_computed_names(tmp_path: Path, 
     assert hint.startswith(CI_COMPUTED_PREFIX) and f"{name}/util.py" in hint, hint
 
 
-def test_ci_hint_follows_kept_static_rules(tmp_path: Path) -> None:
-    # obfuscated code can gate on anything: the Windows pass's static hint runs this one too
-    name = Randomised().name("m")
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "X = 1\n"})
-    windows = "static rules matched the candidate's sources (threat_runtime_obfuscation_base64exec)"
-    assert ci_hint(whl, windows_hint=windows) == windows
-    gated = "a Windows-only import"  # a default-pass trigger is not a static one
-    assert ci_hint(whl, windows_hint=gated) == ""
-
-
 def test_the_agent_knows_the_hosts_ci_prefix() -> None:
     # the agent cannot import the judge: the prefixes are spelt twice, and must agree
     assert CI_PREFIX in passes.STATIC_PREFIXES and CI_COMPUTED_PREFIX in passes.STATIC_PREFIXES
