@@ -123,6 +123,7 @@ def _run_options(args: argparse.Namespace, profile: Profile, err: Console | None
         limits=limits,
         recorder=recorder,
         runtime=runtime,
+        max_modules=getattr(args, "max_modules", None),
     )
 
 

@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--memory", type=_positive(int), metavar="MB")
     v.add_argument("--pids", type=_positive(int))
+    v.add_argument(
+        "--max-modules",
+        type=_positive(int),
+        metavar="N",
+        help="modules of the candidate the import phase tries at most (default 3000; "
+        "top-level and entry-point modules first)",
+    )
     v.add_argument("--cpus", type=_positive(float))
     v.add_argument(
         "--capture-kib",
