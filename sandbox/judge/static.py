@@ -20,6 +20,7 @@ from typing import Any
 
 from sandbox.errors import InputError
 from sandbox.fetch.archive import iter_text_members
+from sandbox.judge.layers import readable
 from sandbox.models import Evidence, Finding, Phase, Severity
 
 RULES_DIR = Path(__file__).parent / "yara" / "guarddog"
@@ -364,17 +365,23 @@ def ci_hint(artifact: Path, read: Sources | None = None) -> str:
     or the archive could not be read). Obfuscated code (kept static rules, the Windows
     pass's hint) does not run it: 109 of the 150 real releases match those, each would
     pay one more startup, import and exercise (an sdist a re-install), and the test
-    suite's hostile fixtures with them; a gate hidden inside ``exec`` stays unseen."""
+    suite's hostile fixtures with them. A gate inside ``exec`` of a literal blob is read
+    decoded (:func:`sandbox.judge.layers.readable`); one decrypted or fetched at run
+    time stays unseen."""
     found: dict[str, str] = {}
     computed = ""
     try:
-        for name, data in sources(artifact) if read is None else read:
-            for m in _CI_VARIABLE.finditer(data):
-                var = next(g for g in m.groups() if g).decode()
-                found.setdefault(var, name)
-            if not computed:
-                hit = _computed_env(data)
-                computed = f"{hit} in {name}" if hit else ""
+        for name, raw in sources(artifact) if read is None else read:
+            # literals joined ("GITHUB_" + "ACTIONS"), then what blobs decode to: a gate
+            # inside exec(b64decode(…)) is read as the code it is (sandbox/judge/layers.py)
+            for depth, data in enumerate(readable(raw)):
+                where = name if depth == 0 else f"{name} (decoded)"
+                for m in _CI_VARIABLE.finditer(data):
+                    var = next(g for g in m.groups() if g).decode()
+                    found.setdefault(var, where)
+                if not computed:
+                    hit = _computed_env(data)
+                    computed = f"{hit} in {where}" if hit else ""
     except Exception:
         return ""
     if found:

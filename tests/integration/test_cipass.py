@@ -162,3 +162,24 @@ def test_a_ci_gate_that_never_spells_a_variable_still_wakes(tmp_path: Path) -> N
     assert ps010 and all(f.pass_name == "ci" for f in ps010), [(f.rule_id, f.pass_name) for f in ps010]
     assert report.network is not None
     assert {"ACTIONS_RUNTIME_TOKEN", "GITHUB_TOKEN"} <= {x.canary for x in report.network.exfiltration}
+
+
+def test_a_ci_gate_inside_exec_of_a_compressed_blob_still_wakes(tmp_path: Path) -> None:
+    """The whole gated stealer is a zlib+base64 blob run by exec(): no CI variable and no
+    environment lookup appears in the text. On main the hint was "" and no ci pass ran
+    (clean); the host's scan now reads the decoded layer (sandbox/judge/layers.py)."""
+    import base64
+    import zlib
+
+    r = Randomised()
+    host, port = r.address(), r.port()
+    inner = ci_gated_source(ci_token_exfil_body(host, port, ("ACTIONS_RUNTIME_TOKEN", "GITHUB_TOKEN")))
+    blob = base64.b64encode(zlib.compress(inner.encode())).decode()
+    src = f"import base64, zlib\nexec(zlib.decompress(base64.b64decode({blob!r})))\n"
+    assert "GITHUB" not in src and "environ" not in src
+    code, report = _vet(tmp_path, r.name("ciblob"), src)
+    note = _ci_import(report)
+    assert note.startswith("the candidate's sources name CI variables") and "(decoded)" in note, note
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    ps010 = [f for f in report.findings if f.rule_id == "PS010"]
+    assert ps010 and all(f.pass_name == "ci" for f in ps010), [(f.rule_id, f.pass_name) for f in ps010]

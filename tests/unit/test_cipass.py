@@ -64,7 +64,6 @@ def test_ci_hint_fires_on_ci_variables_in_the_sources(tmp_path: Path, line: str)
         'if "HOME" in os.environ: go()',
         'env = dict(os.environ, LANG="C")',
         "def app(environ, start_response): return environ[key]",  # WSGI's environ is a dict
-        "for name in ('GITHUB' + '_X',): print(name)",
     ],
 )
 def test_ci_hint_ignores_other_mentions(tmp_path: Path, line: str) -> None:
@@ -88,7 +87,7 @@ def test_ci_hint_reads_an_sdists_setup_py_and_write_pass_hint_keeps_both_keys(tm
 @pytest.mark.parametrize(
     "line",
     [
-        'if os.environ.get("GITHUB_" + "ACTIONS") == "true": go()',
+        'if os.environ.get("GITHUB_" + part) == "true": go()',
         "if os.getenv(base64.b64decode(b'R0lUSFVCX0FDVElPTlM=').decode()): go()",
         'tok = os.environ[f"ACTIONS_{kind}_TOKEN"]',
         "if any(k.startswith('GIT' + 'HUB') for k in os.environ): go()",

@@ -43,12 +43,12 @@ def test_ci_hint_names_every_variable_family_the_ci_pass_sets(tmp_path: Path, li
     "line",
     [
         # a copy or alias of os.environ looked up by a computed name
-        'e = os.environ\nif e.get("GITHUB_" + "ACTIONS"): go()',
-        'env = dict(os.environ)\nif env.get("GITHUB_" + "ACTIONS"): go()',
-        'env = os.environ.copy()\nif env["GIT" + "HUB_ACTIONS"]: go()',
+        'e = os.environ\nif e.get("GITHUB_" + part): go()',
+        'env = dict(os.environ)\nif env.get("GITHUB_" + part): go()',
+        'env = os.environ.copy()\nif env["GIT" + part]: go()',
         "env = dict(os.environ)\nfor k, v in env.items(): go(k, v)",
         # os's namespace read reflectively
-        'if getattr(os, "environ").get("GITHUB_" + "ACTIONS"): go()',
+        'if getattr(os, "environ").get("GITHUB_" + part): go()',
         'if vars(os)["env" + "iron"].get(k): go()',
         'if os.__dict__["environ"].get(k): go()',
         'if __import__("os").environ.get(k): go()',
@@ -56,9 +56,9 @@ def test_ci_hint_names_every_variable_family_the_ci_pass_sets(tmp_path: Path, li
         'if any(k.startswith("GITHUB") for k in dict(os.environ)): go()',
         'if any(map(lambda k: k.startswith("GIT" + "HUB"), os.environ)): go()',
         'if str(os.environ).count("GITHUB"): go()',
-        'if "GITHUB_" + "ACTIONS" in os.environ: go()',
-        'k = "GITHUB_" + "ACTIONS"\nif k in os.environ: go()',
-        'if os.environ.__contains__("GITHUB_" + "ACTIONS"): go()',
+        'if "GITHUB_" + part in os.environ: go()',
+        'k = "GITHUB_" + part\nif k in os.environ: go()',
+        'if os.environ.__contains__("GITHUB_" + part): go()',
         # the raw environment block by an assembled path, or a program that prints it
         'raw = open("/proc/self/" + "environ").read()',
         'raw = open(os.path.join("/proc", "self", "environ")).read()',
