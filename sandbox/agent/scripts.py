@@ -14,17 +14,19 @@ write there too, which only affects progress bookkeeping, never the syscall reco
 # main thread of the process the window judges by its CPU and its waits, and a 50 ms
 # poll makes ~100 traced wake-ups a window (more work under libfaketime).
 LINGER = r"""
-def _pkgsandbox_linger():
-    import os, select
+def _pkgsandbox_linger(_ls=__import__("os").listdir, _sel=__import__("select").select):
+    # bound when the driver starts, before any candidate code: a patched os.listdir or
+    # select.select cannot run in this loop (the agent ends the window early when every
+    # other thread is parked for good and this loop is all that still wakes)
     wait = 0.05
     while True:
         try:
-            n = len(os.listdir("/proc/self/task"))
+            n = len(_ls("/proc/self/task"))
         except OSError:
             return
         if n <= 1:
             return
-        select.select([], [], [], wait)
+        _sel([], [], [], wait)
         wait = min(wait * 2, 0.5)
 """
 

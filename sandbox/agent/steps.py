@@ -23,6 +23,10 @@ from .common import OUT, candidate_env
 # Each reading interpreter buffers up to 8 KiB of stdin, and pip runs setup.py
 # several times, so the pipe is grown to hold many buffers' worth.
 ANSWERS = b"y\n" * 4096
+# The window ends early once every survivor is parked for good (watch.parked), looked
+# at from this long after its start and found unchanged this long apart.
+PARKED_AFTER = 0.5
+PARKED_HOLD = 0.5
 ANSWER_BYTES = 1 << 20  # fs.pipe-max-size's default: answers for ~128 buffered readers
 F_SETPIPE_SZ = 1031
 
@@ -159,6 +163,11 @@ class StepRun:
             return True
         return self.main_pid is not None and not _alive(self.main_pid)
 
+    def driver_done(self) -> bool:
+        """Whether our driver said it finished the candidate's work (it now only
+        lingers for the threads that work left behind)."""
+        return self.driver and any(m.get("ev") == "done" for m in self.messages)
+
     def overdue(self, now: float) -> str | None:
         """A reason to stop the step early, or None."""
         return None
@@ -206,6 +215,8 @@ class StepRun:
         settled = False
         killed = False
         extensions = 0
+        parked: dict[tuple[int, int], int] | None = None  # see watch.parked
+        next_parked_check = 0.0
         try:
             while True:
                 for key, _ in sel.select(timeout=0.05):
@@ -279,6 +290,16 @@ class StepRun:
                     # CPU stays counted from the settle: a payload that burns through
                     # the extensions and then blocks for ever is judged on all of it
                     continue
+                if now >= next_parked_check and now - window_start >= PARKED_AFTER:
+                    # Every survivor parked for good (no timeout, no clock, no thread woke
+                    # since the last look): nothing can happen for the rest of the window,
+                    # so it ends now (a BLAS pool after each numpy import cost 5 s a step).
+                    next_parked_check = now + PARKED_HOLD
+                    linger = self.main_pid if self.driver_done() else None
+                    again = watch.parked(survivors, linger)
+                    if again is not None and again == parked:
+                        window = now - window_start
+                    parked = again
                 if now - window_start >= window:
                     # Judge survivors by what they did *during* the window and what their
                     # threads wait for: idle worker threads (BLAS pools parked without a
@@ -398,6 +419,9 @@ class ImportRun(StepRun):
 
     def main_done(self) -> bool:
         return self.done or super().main_done()
+
+    def driver_done(self) -> bool:
+        return self.done
 
     def outcomes(self) -> list[dict[str, Any]]:
         """Every module's result, and an error for the one the interpreter died in

@@ -202,6 +202,70 @@ def dormant_threads(pid: int, wakeups_before: dict[int, int] | None = None) -> l
     return reasons
 
 
+# The driver's own linger loop (scripts.LINGER) waits at most 0.5 s at a time.
+LINGER_WAIT_SECONDS = 0.6
+_LINGER_WAITS = frozenset({"select", "pselect6"})
+
+
+def _io_uring(pid: int) -> bool:
+    """Whether *pid* holds an io_uring (whose queued timeouts and futex wakes no
+    ``/proc`` wait or timer shows)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds[:4096]:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[io_uring]":
+                return True
+    return False
+
+
+def parked(procs: list[psutil.Process], linger_pid: int | None = None) -> dict[tuple[int, int], int] | None:
+    """The wake-up count of every thread when nothing in *procs* can run again without
+    an event from outside them, else None: every thread asleep in a futex wait with no
+    timeout (a BLAS/OpenMP pool, ``Event().wait()``), no clock armed (:func:`armed_timers`),
+    no io_uring; zombies count as parked. Only the main thread of *linger_pid* (the
+    step's driver, done with the candidate's work and in its own linger loop) may sleep
+    in a short ``select``. A futex no thread of these processes can wake stays parked
+    for ever: two equal results taken apart (no thread woke in between) let the window
+    end early instead of waiting it out."""
+    counts: dict[tuple[int, int], int] = {}
+    for p in procs:
+        pid = p.pid
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            continue  # gone: nothing left to run
+        if armed_timers(pid) or _io_uring(pid):
+            return None
+        try:
+            tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if t.isdigit())
+        except OSError:
+            continue
+        for tid in tids:
+            base = f"/proc/{pid}/task/{tid}/"
+            status = _read(base + "status")
+            if not status:
+                continue  # the thread ended
+            if "\nState:\tS" not in status:
+                return None  # running, traced, in I/O: not parked
+            line = _read(base + "syscall")
+            wait = wait_left(pid, line)
+            if wait is None:
+                return None
+            if tid == pid == linger_pid and wait[0] in _LINGER_WAITS:
+                if wait[1] is None or wait[1] > LINGER_WAIT_SECONDS:
+                    return None
+                continue  # our loop: its wake-ups are not the candidate's
+            # a futex wait whose timeout pointer is NULL (not merely unreadable)
+            if wait != ("futex", None) or line.split()[4:5] not in (["0x0"], ["0"]):
+                return None
+            counts[(pid, tid)] = _wakeups(status)
+    return counts
+
+
 SIGALRM = 14
 _TIMERFD_VALUE = re.compile(r"^it_value:\s*\((\d+),\s*(\d+)\)", re.M)
 

@@ -178,13 +178,17 @@ exec(sys.argv[1])  # the drivers' linger loop
 if sys.argv[2]:
     exec(sys.argv[2])  # the time pass's sitecustomize: time.sleep shortened
 calls = [0]
-real = os.listdir
+real, sel = _pkgsandbox_linger.__defaults__
 
 def counting(path):
     calls[0] += path == "/proc/self/task"
     return real(path)
 
-os.listdir = counting
+def hijack(*a):
+    raise SystemExit("the candidate's os.listdir ran in the linger loop")
+
+os.listdir = hijack  # patched after the driver started: never called by the loop
+_pkgsandbox_linger.__defaults__ = (counting, sel)
 threading.Thread(target=lambda: threading.Event().wait(2.0), daemon=True).start()
 _pkgsandbox_linger()
 print(calls[0])
@@ -313,3 +317,57 @@ def test_the_time_pass_shortens_the_signal_clocks_too() -> None:
         check=True,
     )
     assert 0 <= float(out.stdout) <= 20, out
+
+
+def _lingering_child(extra: str) -> subprocess.Popen[str]:
+    """A driver-like child: *extra*, a thread parked on an Event with no timeout, then
+    the drivers' own linger loop on the main thread."""
+    from sandbox.agent.scripts import LINGER
+
+    src = (
+        "import os, signal, sys, threading, time\n"
+        + extra
+        + "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        + LINGER
+        + "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+        "_pkgsandbox_linger()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", src], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    time.sleep(1.2)  # the threads block and the loop backs off to its longest wait
+    return child
+
+
+def test_threads_parked_for_good_let_the_window_end() -> None:
+    """numpy's BLAS pool after each `python -m` step kept the window open 5 s for
+    nothing: a futex wait with no timeout that no thread of the process can end."""
+    child = _lingering_child("")
+    try:
+        p = psutil.Process(child.pid)
+        first = watch.parked([p], child.pid)
+        time.sleep(0.5)
+        assert first is not None and first == watch.parked([p], child.pid), first
+        # the linger loop is allowed only as the step's own driver's
+        assert watch.parked([p], None) is None
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "threading.Thread(target=time.sleep, args=(600,), daemon=True).start()\n",
+        "threading.Thread(target=threading.Event().wait, args=(600,), daemon=True).start()\n",
+        "threading.Thread(target=lambda: [None for _ in iter(int, 1)], daemon=True).start()\n",
+        *(_ARMED[k].replace("SECS", "500") for k in sorted(_ARMED)),
+    ],
+    ids=["sleep", "timed-event", "busy", *sorted(_ARMED)],
+)
+def test_a_thread_that_can_still_act_keeps_the_window_open(extra: str) -> None:
+    child = _lingering_child(extra)
+    try:
+        assert watch.parked([psutil.Process(child.pid)], child.pid) is None
+    finally:
+        child.kill()
+        child.wait()
