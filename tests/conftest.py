@@ -9,12 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from sandbox.cli import main
 from sandbox.models import Report
 from sandbox.runner.plan import resolve_recorder
 
 pytest_plugins = ["tests.ci_skips"]
+
+# No per-example deadline: the suite runs two workers on two cores beside containers, and
+# a deadline is a timing assertion (speed targets live in benchmarks/).
+settings.register_profile("pkgsandbox", deadline=None)
+settings.load_profile("pkgsandbox")
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,7 @@ def test_usage_error() -> None:
     one_line(p.stderr)
 
 
+@pytest.mark.serial  # compares two start-up times: a busy neighbour skews one
 def test_no_engine_fails_fast(tmp_path: Path) -> None:
     # side by side: the same interpreter and imports ending in a usage error (no engine
     # asked), so that a loaded machine's start-up (2.5 to 4 s seen on 2 busy cores) is

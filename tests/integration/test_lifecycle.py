@@ -18,7 +18,8 @@ from sandbox.tempdirs import sweep_temp
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
-pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+# timing (interrupts within 5 s) and a dockerd restart: never beside other tests
+pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.serial]
 
 
 def test_daemonised_child_outliving_the_window_is_lingering(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ def _exec(container: Any, cmd: str, user: str = "1000") -> str:
     return str(out.decode("utf-8", "replace"))
 
 
+@pytest.mark.serial  # times the deadline stop (20-60 s)
 def test_pid1_is_a_disguised_init_that_reaps_and_stops_at_its_deadline(
     docker_client: Any, sandbox_image: Any, tmp_path: Path
 ) -> None:

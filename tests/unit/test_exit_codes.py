@@ -117,10 +117,12 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize(
-    "url", [f"http://127.0.0.1:{closed_port()}/simple", "http://pypi.pkgsandbox-test.invalid/simple"]
+    "url", ["http://127.0.0.1:{closed}/simple", "http://pypi.pkgsandbox-test.invalid/simple"]
 )
 def test_an_index_outage_exits_3_not_2(url: str, index: Index, pip_setup: PipSetup, tmp_path: Path) -> None:
     """Connection refused / unresolvable host: IndexUnavailable (3), not an unknown package (2)."""
+    # the port is picked here, not at collection: parallel workers must collect the same ids
+    url = url.format(closed=closed_port())
     empty = tmp_path / "no-links"
     empty.mkdir(exist_ok=True)
     pip_setup.configure(index_url=url, find_links=str(empty), trusted_host="127.0.0.1")
