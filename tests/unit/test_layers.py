@@ -86,20 +86,22 @@ def test_names_spelt_in_pieces_are_read_joined(tmp_path: Path, line: str) -> Non
     assert hint.startswith((CI_PREFIX, CI_COMPUTED_PREFIX)), hint
 
 
-@pytest.mark.parametrize(
-    "src",
-    [
-        # data blobs that are not code: a key, an image, a compressed binary
-        f'KEY = "{_b64(os.urandom(48))}"\n',
-        f'ICON = "{_b64(bytes([0x89, 0x50, 0x4E, 0x47]) + os.urandom(300))}"\n',
-        f'BLOB = "{_b64(zlib.compress(os.urandom(400)))}"\n',
-        # decoded text that reads no environment
-        f'exec(base64.b64decode("{_b64(b"print(1 + 2)  # harmless")}"))\n',
-        f'DOC = "{_b64(codecs.encode(b"a README with words in it", "hex"))}"\n',
-        'very_long_identifier_that_is_not_a_blob_at_all = 1\nprint("a" "b")\n',
-    ],
-)
-def test_blobs_that_are_not_gates_fire_nothing(tmp_path: Path, src: str) -> None:
+# data blobs that are not code (a key, an image, a compressed binary), decoded text that
+# reads no environment, long names and joined words; drawn at run time (never at
+# collection: parallel workers must collect the same ids)
+NOT_GATES: dict[str, Callable[[], str]] = {
+    "key": lambda: f'KEY = "{_b64(os.urandom(48))}"\n',
+    "image": lambda: f'ICON = "{_b64(bytes([0x89, 0x50, 0x4E, 0x47]) + os.urandom(300))}"\n',
+    "compressed-binary": lambda: f'BLOB = "{_b64(zlib.compress(os.urandom(400)))}"\n',
+    "harmless-code": lambda: f'exec(base64.b64decode("{_b64(b"print(1 + 2)  # harmless")}"))\n',
+    "hex-words": lambda: f'DOC = "{_b64(codecs.encode(b"a README with words in it", "hex"))}"\n',
+    "names": lambda: 'very_long_identifier_that_is_not_a_blob_at_all = 1\nprint("a" "b")\n',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_GATES))
+def test_blobs_that_are_not_gates_fire_nothing(tmp_path: Path, kind: str) -> None:
+    src = NOT_GATES[kind]()
     r = Randomised()
     name = r.name("m")
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/data.py": "import base64\n" + src})
