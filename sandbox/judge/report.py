@@ -11,8 +11,9 @@ from sandbox import __version__
 from sandbox.fetch import StagedSet
 from sandbox.judge.incomplete import capped_modules
 from sandbox.judge.profiles import Profile
-from sandbox.judge.rules import evaluate, incomplete_reasons
+from sandbox.judge.rules import apply_profile, evaluate, incomplete_reasons
 from sandbox.judge.rules.accounted import FED_NOTE
+from sandbox.judge.rules.differential import rule_secret_dependence
 from sandbox.judge.static import DECODE_RULES, second_opinion
 from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.verdict import verdict_for
@@ -194,6 +195,8 @@ def judge(
     # one evaluate per pass: sinkhole connections the trace already shows are not judged
     # twice, and PS030's escalation sees every finding of that pass
     findings = pass_findings(obs, network, profile, hostname)
+    # across passes: the secrets pass against the default and control ones
+    findings += apply_profile(rule_secret_dependence(network), profile)
     findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     # Incomplete means the default pass could not look; an extra pass that failed is
     # a note in its phase rows (it only ever adds findings).
