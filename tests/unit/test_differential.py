@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sandbox.agent import passes
 from sandbox.judge.honeytokens import make_honeytokens
+from sandbox.judge.profiles import load_profile
+from sandbox.judge.report import pass_findings
 from sandbox.judge.rules.accounted import SOFTENED
 from sandbox.judge.rules.differential import (
     MIN_CHANGED,
@@ -19,7 +21,19 @@ from sandbox.judge.rules.differential import (
     rule_secret_dependence,
     sent,
 )
-from sandbox.models import DnsQuery, HttpExchange, NetConnection, NetworkCapture, Phase, Severity
+from sandbox.models import (
+    DnsQuery,
+    Event,
+    EventKind,
+    HttpExchange,
+    NetConnection,
+    NetworkCapture,
+    Observation,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+    Severity,
+)
 from sandbox.runner.docker_backend import pass_budget
 from sandbox.runner.interface import RunOptions
 from sandbox.runner.plan import passes_plan
@@ -277,3 +291,39 @@ def test_the_passes_plan_redraws_the_env_secrets_and_the_budget_counts_both() ->
     )  # no honeytokens, nothing to redraw
     one = pass_budget(RunOptions(passes={"time": "auto"}))
     assert pass_budget(RunOptions(passes={"secrets": "auto"})) == 2 * one
+
+
+def test_the_secrets_and_control_passes_do_not_repeat_the_default_passes_findings() -> None:
+    """They re-run the default pass's environment: a finding by the same rule in the same
+    phase at or below the default's severity is not said again (a nonce in a fetch's path
+    would make a finding per pass); anything worse or new is, as for every pass."""
+
+    def read(pass_name: str, path: str, seq: int) -> Event:
+        return Event(
+            phase=Phase.IMPORT,
+            seq=seq,
+            pid=10,
+            time=1.0,
+            syscall="openat",
+            kind=EventKind.FILE_READ,
+            path=path,
+            result=3,
+            argv=("/home/dev/project/.venv/bin/python", "x.py"),
+            pass_name=pass_name,
+        )
+
+    names = ("default", "secrets", "control", "time")
+    obs = Observation(
+        events=(
+            read("default", "/home/dev/.ssh/id_rsa", 1),
+            read("secrets", "/home/dev/.ssh/id_ed25519", 2),  # the same rule: not again
+            read("control", "/home/dev/.ssh/id_ed25519", 3),
+            read("time", "/home/dev/.ssh/id_ed25519", 4),  # another pass: said
+        ),
+        processes=(),
+        phases=tuple(
+            PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1, pass_name=n) for n in names
+        ),
+    )
+    found = pass_findings(obs, None, load_profile("default"), "host")
+    assert {f.pass_name for f in found} == {"default", "time"}, [(f.rule_id, f.pass_name) for f in found]
