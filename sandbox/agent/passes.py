@@ -439,8 +439,12 @@ def reached_out(out: Path) -> str:
     """Why the secrets pass runs: the sinkhole recorded an outbound attempt of the default
     pass's startup, import or exercise (its records are tagged with the bare phase; an
     extra pass's with ``pass:phase``). "" when none: a phase that sent nothing cannot
-    have sent a secret, and the pass costs as much as the import."""
+    have sent a secret, and the pass costs as much as the import. "" too when a capture
+    of the default pass was cut (a flow past its bytes, a record past the budget): such
+    a phase is never an accounted fetch (its findings stay HIGH), and two more passes
+    of it would only spend the capture's budgets that the default pass is judged by."""
     counts: dict[str, int] = {}
+    cut = False
     try:
         with (out / NET_LOG).open("rb") as fh:
             for line in fh.read(NET_SCAN_CAP).splitlines():
@@ -453,9 +457,10 @@ def reached_out(out: Path) -> str:
                 if rec.get("kind") in ("dns", "tcp", "udp"):
                     key = f"{rec['phase']}:{rec['kind']}"
                     counts[key] = counts.get(key, 0) + 1
+                    cut = cut or bool(rec.get("truncated") or rec.get("slim"))
     except OSError:
         return ""
-    if not counts:
+    if not counts or cut:
         return ""
     words = {"dns": "DNS question(s)", "tcp": "connection(s)", "udp": "datagram(s)"}
     order = {"startup": 0, "import": 1, "exercise": 2, "dns": 0, "tcp": 1, "udp": 2}

@@ -269,6 +269,11 @@ def test_the_secrets_pass_runs_when_the_default_pass_reached_out(tmp_path: Path)
     assert why.startswith(
         "the default pass reached out (2 DNS question(s) in import, 1 connection(s) in import)"
     )
+    # a cut capture: the phase is never accounted (HIGH anyway), the passes are not run
+    _log(tmp_path, {"kind": "dns", "phase": "import"}, {"kind": "tcp", "phase": "import", "truncated": True})
+    assert passes.should_run(plan, "secrets", tmp_path) == ""
+    _log(tmp_path, {"kind": "dns", "phase": "import"}, {"kind": "tcp", "phase": "import"})
+    assert passes.should_run(plan, "secrets", tmp_path)
     # control follows the secrets pass, which the agent runs first
     assert passes.should_run(plan, "control", tmp_path) == ""
     (tmp_path / "secrets.import.result.json").write_text("{}")
