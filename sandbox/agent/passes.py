@@ -435,14 +435,10 @@ NET_LOG = "net.jsonl"  # the sinkhole's record of every attempt (sinkhole/record
 NET_SCAN_CAP = 16 << 20  # bytes of it looked at
 
 
-def reached_out(out: Path) -> str:
-    """Why the secrets pass runs: the sinkhole recorded an outbound attempt of the default
-    pass's startup, import or exercise (its records are tagged with the bare phase; an
-    extra pass's with ``pass:phase``). "" when none: a phase that sent nothing cannot
-    have sent a secret, and the pass costs as much as the import. "" too when a capture
-    of the default pass was cut (a flow past its bytes, a record past the budget): such
-    a phase is never an accounted fetch (its findings stay HIGH), and two more passes
-    of it would only spend the capture's budgets that the default pass is judged by."""
+def _default_attempts(out: Path) -> tuple[dict[str, int], bool]:
+    """The default pass's outbound attempts the sinkhole recorded, counted by
+    ``phase:kind`` (its records carry the bare phase; an extra pass's ``pass:phase``),
+    and whether any of them was cut (a flow past its bytes, a record past the budget)."""
     counts: dict[str, int] = {}
     cut = False
     try:
@@ -459,7 +455,29 @@ def reached_out(out: Path) -> str:
                     counts[key] = counts.get(key, 0) + 1
                     cut = cut or bool(rec.get("truncated") or rec.get("slim"))
     except OSError:
-        return ""
+        pass
+    return counts, cut
+
+
+def compared_phases(plan: dict[str, Any], name: str, out: Path) -> set[str] | None:
+    """The phases the secrets and control passes re-run: those in which the default pass
+    reached out. PS031 compares a phase's requests with the default pass's, so a phase
+    that sent nothing there can show nothing (litellm's exercise: a minute a pass).
+    None for every other pass (all of its phases)."""
+    conf = pass_conf(plan, name)
+    if conf.get("trigger") not in ("secrets", "control") or conf.get("when") == "always":
+        return None  # always (the deep profile): every phase, for what a later session does
+    return {key.split(":")[0] for key in _default_attempts(out)[0]}
+
+
+def reached_out(out: Path) -> str:
+    """Why the secrets pass runs: the sinkhole recorded an outbound attempt of the default
+    pass's startup, import or exercise. "" when none: a phase that sent nothing cannot
+    have sent a secret, and the pass costs as much as the import. "" too when a capture
+    of the default pass was cut: such a phase is never an accounted fetch (its findings
+    stay HIGH), and two more passes of it would only spend the capture's budgets that
+    the default pass is judged by."""
+    counts, cut = _default_attempts(out)
     if not counts or cut:
         return ""
     words = {"dns": "DNS question(s)", "tcp": "connection(s)", "udp": "datagram(s)"}

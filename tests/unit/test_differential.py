@@ -278,6 +278,12 @@ def test_the_secrets_pass_runs_when_the_default_pass_reached_out(tmp_path: Path)
     assert passes.should_run(plan, "control", tmp_path) == ""
     (tmp_path / "secrets.import.result.json").write_text("{}")
     assert "secrets pass ran" in passes.should_run(plan, "control", tmp_path)
+    # both re-run only the phases the default pass reached out in; other passes all
+    assert passes.compared_phases(plan, "secrets", tmp_path) == {"import"}
+    assert passes.compared_phases(plan, "control", tmp_path) == {"import"}
+    assert passes.compared_phases(plan, "time", tmp_path) is None
+    always = {"home": "/home/dev", "passes": passes_plan(RunOptions(passes={"secrets": "always"}), tokens)}
+    assert passes.compared_phases(always, "secrets", tmp_path) is None  # deep: every phase
 
 
 def test_the_passes_plan_redraws_the_env_secrets_and_the_budget_counts_both() -> None:
