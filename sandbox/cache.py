@@ -125,6 +125,7 @@ JUDGING_MODULES = (
     "sandbox.judge.rules.catalogue",
     "sandbox.judge.rules.context",
     "sandbox.judge.rules.credentials",
+    "sandbox.judge.rules.differential",
     "sandbox.judge.rules.accounted",
     "sandbox.judge.rules.escape",
     "sandbox.judge.rules.hooks",

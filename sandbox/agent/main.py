@@ -182,8 +182,11 @@ def run_extra_passes(installed: bool) -> int:
                 if code != EXIT_OK:
                     return code
                 continue
+        only = passes.compared_phases(plan, extra, OUT)
         for name in PASS_PHASES:
             if name == "exercise" and name not in (plan.get("phases") or {}):
+                continue
+            if only is not None and name not in only:
                 continue
             code = cmd_phase({**load_plan(), "_why": why}, name, extra)
             if code != EXIT_OK:

@@ -23,6 +23,13 @@ agent). Shipped passes:
   dir created at setup). Triggered by the host's scan of the sources for a CI
   variable or an environment lookup by a computed name (sandbox/judge/static.py
   ``ci_hint``).
+- ``secrets`` and ``control``: the environment's honeytokens replaced by a second set
+  drawn for the same names (``secrets``), then the run's own values again
+  (``control``, the same later session). A stealer that reads ``os.environ`` (no
+  syscall) and sends the value in any encoding sends different requests in the two;
+  the host compares them (PS031). Triggered by the default pass reaching out: a DNS
+  question, connection or datagram the sinkhole recorded in its startup, import or
+  exercise (:func:`reached_out`); control runs when secrets did.
 """
 
 from __future__ import annotations
@@ -417,4 +424,64 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
         return host_probe_hint() if plan.get("recorder") == "ebpf" else probe_trigger(out)
     if trigger == "ci" and conf.get("static_hint"):
         return static_hint(static or STATIC_FILE, key="ci")
+    if trigger == "secrets":
+        return reached_out(out)
+    if trigger == "control" and any(out.glob("secrets.*.result.json")):
+        return "the secrets pass ran: the same later session with the run's own values (PS031 compares them)"
     return ""
+
+
+NET_LOG = "net.jsonl"  # the sinkhole's record of every attempt (sinkhole/record.py Recorder)
+NET_SCAN_CAP = 16 << 20  # bytes of it looked at
+
+
+def _default_attempts(out: Path) -> tuple[dict[str, int], bool]:
+    """The default pass's outbound attempts the sinkhole recorded, counted by
+    ``phase:kind`` (its records carry the bare phase; an extra pass's ``pass:phase``),
+    and whether any of them was cut (a flow past its bytes, a record past the budget)."""
+    counts: dict[str, int] = {}
+    cut = False
+    try:
+        with (out / NET_LOG).open("rb") as fh:
+            for line in fh.read(NET_SCAN_CAP).splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(rec, dict) or rec.get("phase") not in ("startup", "import", "exercise"):
+                    continue
+                if rec.get("kind") in ("dns", "tcp", "udp"):
+                    key = f"{rec['phase']}:{rec['kind']}"
+                    counts[key] = counts.get(key, 0) + 1
+                    cut = cut or bool(rec.get("truncated") or rec.get("slim"))
+    except OSError:
+        pass
+    return counts, cut
+
+
+def compared_phases(plan: dict[str, Any], name: str, out: Path) -> set[str] | None:
+    """The phases the secrets and control passes re-run: those in which the default pass
+    reached out. PS031 compares a phase's requests with the default pass's, so a phase
+    that sent nothing there can show nothing (litellm's exercise: a minute a pass).
+    None for every other pass (all of its phases)."""
+    conf = pass_conf(plan, name)
+    if conf.get("trigger") not in ("secrets", "control") or conf.get("when") == "always":
+        return None  # always (the deep profile): every phase, for what a later session does
+    return {key.split(":")[0] for key in _default_attempts(out)[0]}
+
+
+def reached_out(out: Path) -> str:
+    """Why the secrets pass runs: the sinkhole recorded an outbound attempt of the default
+    pass's startup, import or exercise. "" when none: a phase that sent nothing cannot
+    have sent a secret, and the pass costs as much as the import. "" too when a capture
+    of the default pass was cut: such a phase is never an accounted fetch (its findings
+    stay HIGH), and two more passes of it would only spend the capture's budgets that
+    the default pass is judged by."""
+    counts, cut = _default_attempts(out)
+    if not counts or cut:
+        return ""
+    words = {"dns": "DNS question(s)", "tcp": "connection(s)", "udp": "datagram(s)"}
+    order = {"startup": 0, "import": 1, "exercise": 2, "dns": 0, "tcp": 1, "udp": 2}
+    ranked = sorted(counts.items(), key=lambda kv: [order[x] for x in kv[0].split(":")])
+    said = ", ".join(f"{n} {words[k.split(':')[1]]} in {k.split(':')[0]}" for k, n in ranked)
+    return f"the default pass reached out ({said}): do its requests follow the secrets?"

@@ -48,6 +48,9 @@ class HoneytokenSet:
     windows_env: dict[str, str] = field(default_factory=dict)  # the Windows pass's variables
     ci_env: dict[str, str] = field(default_factory=dict)  # the ci pass's (a GitHub Actions job)
     ci_files: tuple[str, ...] = ()  # its workflow-command files, created at setup
+    # the secrets pass's variables: the env honeytokens redrawn (same names and formats,
+    # canaries too): what a phase sends that follows them carries them, however encoded
+    redrawn_env: dict[str, str] = field(default_factory=dict)
 
     def plan(self) -> dict[str, object]:
         """The plan keys the agent reads (``env`` of the candidate, ``home_files``,
@@ -104,18 +107,7 @@ def make_honeytokens(
     def env_canary(name: str, value: str) -> str:
         return canary(name, value, f"env {name}")
 
-    env: dict[str, str] = {
-        "AWS_ACCESS_KEY_ID": env_canary("AWS_ACCESS_KEY_ID", "AKIA" + _rand(r, _B32, 16)),
-        "AWS_SECRET_ACCESS_KEY": env_canary("AWS_SECRET_ACCESS_KEY", _rand(r, _B64, 40)),
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "GITHUB_TOKEN": env_canary("GITHUB_TOKEN", "ghp_" + _rand(r, _ALNUM, 36)),
-        "OPENAI_API_KEY": env_canary("OPENAI_API_KEY", "sk-proj-" + _rand(r, _ALNUM + "-_", 48)),
-        "ANTHROPIC_API_KEY": env_canary(
-            "ANTHROPIC_API_KEY", "sk-ant-api03-" + _rand(r, _ALNUM + "-_", 93) + "AA"
-        ),
-        "HF_TOKEN": env_canary("HF_TOKEN", "hf_" + _rand(r, _ALNUM, 34)),
-        "NPM_TOKEN": env_canary("NPM_TOKEN", "npm_" + _rand(r, _ALNUM, 36)),
-    }
+    env = _env_tokens(r, env_canary)
     files: dict[str, str] = {}
 
     key_text, key_canary = _fake_openssh_key(r)
@@ -205,6 +197,8 @@ def make_honeytokens(
     files[".electrum/config"] = json.dumps({"config_version": 3, "auto_connect": True}) + "\n"
     blobs, win_env = _windows_tree(r, user, canary, files)
     ci, ci_files = ci_env(r, user, project_rel, canary)
+    # drawn last: the values above stay what a seeded rng always gave
+    redrawn = _env_tokens(r, lambda name, value: canary(name, value, f"env {name} (redrawn)"))
     return HoneytokenSet(
         env=env,
         files=files,
@@ -213,7 +207,24 @@ def make_honeytokens(
         windows_env=win_env,
         ci_env=ci,
         ci_files=tuple(ci_files),
+        redrawn_env=redrawn,
     )
+
+
+def _env_tokens(r: random.Random, env_canary: Callable[[str, str], str]) -> dict[str, str]:
+    """The environment's honeytokens (each registered through *env_canary*)."""
+    return {
+        "AWS_ACCESS_KEY_ID": env_canary("AWS_ACCESS_KEY_ID", "AKIA" + _rand(r, _B32, 16)),
+        "AWS_SECRET_ACCESS_KEY": env_canary("AWS_SECRET_ACCESS_KEY", _rand(r, _B64, 40)),
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "GITHUB_TOKEN": env_canary("GITHUB_TOKEN", "ghp_" + _rand(r, _ALNUM, 36)),
+        "OPENAI_API_KEY": env_canary("OPENAI_API_KEY", "sk-proj-" + _rand(r, _ALNUM + "-_", 48)),
+        "ANTHROPIC_API_KEY": env_canary(
+            "ANTHROPIC_API_KEY", "sk-ant-api03-" + _rand(r, _ALNUM + "-_", 93) + "AA"
+        ),
+        "HF_TOKEN": env_canary("HF_TOKEN", "hf_" + _rand(r, _ALNUM, 34)),
+        "NPM_TOKEN": env_canary("NPM_TOKEN", "npm_" + _rand(r, _ALNUM, 36)),
+    }
 
 
 def _v10(r: random.Random, key: bytes, password: str) -> bytes:

@@ -72,6 +72,9 @@ class PassesConf(Frozen):
     windows: PassWhen = "auto"  # Windows-stealer emulation: stubs, APPDATA honey tree
     time: PassWhen = "auto"  # time travel: the clock 30 to 180 days ahead, sleeps shortened
     ci: PassWhen = "auto"  # a GitHub Actions job: CI variables, runner tokens (canaries)
+    # the env honeytokens redrawn, then the run's own again (control): when the default
+    # pass reached out, what the phases send that follows the secrets (PS031)
+    secrets: PassWhen = "auto"
 
 
 class SandboxConf(Frozen):

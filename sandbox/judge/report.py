@@ -11,8 +11,9 @@ from sandbox import __version__
 from sandbox.fetch import StagedSet
 from sandbox.judge.incomplete import capped_modules
 from sandbox.judge.profiles import Profile
-from sandbox.judge.rules import evaluate, incomplete_reasons
+from sandbox.judge.rules import apply_profile, evaluate, incomplete_reasons
 from sandbox.judge.rules.accounted import FED_NOTE
+from sandbox.judge.rules.differential import CONTROL, SECRETS, rule_secret_dependence
 from sandbox.judge.static import DECODE_RULES, second_opinion
 from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.verdict import verdict_for
@@ -152,7 +153,8 @@ def pass_findings(
 ) -> list[Finding]:
     """Findings of every pass, each judged on that pass's events alone (the default
     pass's never mix in); an extra pass's finding the default pass already made is
-    not repeated."""
+    not repeated (nor, in the secrets and control passes, one the default pass made by
+    the same rule in the same phase at the same or a higher severity)."""
     findings: list[Finding] = []
     seen: set[tuple[str, str, str]] = set()
     for name in pass_names(obs):
@@ -165,9 +167,26 @@ def pass_findings(
             if name == DEFAULT_PASS:
                 seen.add(key)
                 findings.append(f)
-            elif key not in seen:
+            elif key not in seen and not (name in REPEATS and _repeated(f, findings)):
                 findings.append(_in_pass(f, name))
     return findings
+
+
+# Passes that re-run the default pass's environment (the secrets one with other values
+# of its honeytokens) to compare what is sent (PS031): a finding the default pass made
+# by the same rule in the same phase, as severe or more, is not said again (a fetch with
+# a nonce in its path would be said three times).
+REPEATS = frozenset({SECRETS, CONTROL})
+
+
+def _repeated(f: Finding, found: list[Finding]) -> bool:
+    return any(
+        g.pass_name == DEFAULT_PASS
+        and g.rule_id == f.rule_id
+        and g.phase is f.phase
+        and g.severity.rank >= f.severity.rank
+        for g in found
+    )
 
 
 def judge(
@@ -194,6 +213,8 @@ def judge(
     # one evaluate per pass: sinkhole connections the trace already shows are not judged
     # twice, and PS030's escalation sees every finding of that pass
     findings = pass_findings(obs, network, profile, hostname)
+    # across passes: the secrets pass against the default and control ones
+    findings += apply_profile(rule_secret_dependence(network), profile)
     findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     # Incomplete means the default pass could not look; an extra pass that failed is
     # a note in its phase rows (it only ever adds findings).

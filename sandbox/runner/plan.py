@@ -77,7 +77,12 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
         "limits": Limits(
             memory_mb=lim.memory_mb, pids=lim.pids, cpus=lim.cpus, max_memory_mb=lim.max_memory_mb
         ),
-        "passes": {"windows": profile.passes.windows, "time": profile.passes.time, "ci": profile.passes.ci},
+        "passes": {
+            "windows": profile.passes.windows,
+            "time": profile.passes.time,
+            "ci": profile.passes.ci,
+            "secrets": profile.passes.secrets,
+        },
         "runtime": profile.sandbox.runtime,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -163,7 +168,9 @@ def passes_plan(
     the stub directory; ``time`` a random clock shift of 30 to 180 days (random: a fixed
     one could be waited out) which the sinkhole's NTP and HTTP Date answers share; ``ci``
     a GitHub Actions job's variables (runner tokens as canaries) and the workflow-command
-    files the agent creates at setup (:mod:`sandbox.judge.cienv`)."""
+    files the agent creates at setup (:mod:`sandbox.judge.cienv`); ``secrets`` the env
+    honeytokens redrawn, followed by ``control`` with the run's own values again (the
+    same later session: what the two send differently follows the secrets, PS031)."""
     r = rng or random.SystemRandom()
     out: dict[str, Any] = {}
     for name, when in options.passes.items():
@@ -183,6 +190,11 @@ def passes_plan(
                 "env": dict(tokens.ci_env),
                 "files": list(tokens.ci_files),
             }
+        elif name == "secrets" and tokens is not None and tokens.redrawn_env:
+            # secrets first, control last: a value that changes once with time or state
+            # between the default pass and control differs there, and is not taken for taint
+            out[name] = {"when": when, "trigger": "secrets", "env": dict(tokens.redrawn_env)}
+            out["control"] = {"when": when, "trigger": "control", "env": {}}
     return out
 
 

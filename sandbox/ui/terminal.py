@@ -144,9 +144,11 @@ def render_summary(report: Report, console: Console, *, max_evidence: int = 4) -
     for col in ("phase", "status", "time", "events", "processes", "notes"):
         table.add_column(col)
     summaries = {(s.phase, s.pass_name): s for s in report.summary}
+    noted: set[str] = set()  # a pass's note on its first row (the secrets pass may skip startup)
     for pr in report.phases:
         s = summaries.get((pr.phase, pr.pass_name))
-        notes = [pr.pass_note] if pr.pass_note and pr.phase is Phase.STARTUP else []
+        notes = [pr.pass_note] if pr.pass_note and pr.pass_name not in noted else []
+        noted.add(pr.pass_name)
         if pr.phase is Phase.IMPORT:
             bad = [st for st in pr.steps if st.status is not PhaseStatus.OK]
             notes.append(f"{len(pr.steps)} modules, {len(bad)} failed")

@@ -56,6 +56,12 @@ def test_honeytokens_are_unique_per_run_and_realistic() -> None:
     assert a.env["AWS_ACCESS_KEY_ID"].startswith("AKIA") and len(a.env["AWS_ACCESS_KEY_ID"]) == 20
     assert a.env["GITHUB_TOKEN"].startswith("ghp_") and len(a.env["GITHUB_TOKEN"]) == 40
     assert a.files[".ssh/id_rsa"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    # the secrets pass's set: the same names, each value redrawn in the same format
+    assert a.redrawn_env.keys() == a.env.keys()
+    for k, v in a.env.items():
+        w = a.redrawn_env[k]
+        assert len(w) == len(v) and (w == v) == (k == "AWS_DEFAULT_REGION"), k
+        assert w[:3] == v[:3] or k in ("AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"), k
     for rel in (
         ".ssh/id_rsa",
         ".ssh/known_hosts",
@@ -73,7 +79,9 @@ def test_honeytokens_are_unique_per_run_and_realistic() -> None:
     json.loads(a.files[".electrum/wallets/default_wallet"])
     for c in a.canaries:
         assert len(c.value) >= 16, c
-        if c.location.startswith("env "):
+        if c.location.endswith(" (redrawn)"):  # the secrets pass's
+            assert a.redrawn_env[c.location[4 : -len(" (redrawn)")]] == c.value
+        elif c.location.startswith("env "):
             assert {**a.env, **a.ci_env}[c.location[4:]] == c.value  # the ci pass's own too
         else:
             rel = c.location[2:]

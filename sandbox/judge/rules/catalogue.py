@@ -105,6 +105,16 @@ CATALOGUE: dict[str, RuleInfo] = {
             "(MEDIUM→HIGH, HIGH→CRITICAL).",
         ),
         RuleInfo(
+            "PS031",
+            "requests depend on the secrets",
+            Severity.HIGH,
+            "What a phase sends changes when only the environment's secret values change: the secrets "
+            "pass (the env honeytokens redrawn) sent tokens that the default and control passes (the run's "
+            "own values, before and after it) agreed on and never sent — a secret sent in an encoding no "
+            "canary scan knows. Nonces, times and UUIDs that differ between default and control are ignored; "
+            "requests the passes sent unequally often are not compared; a phase needs 16 such characters.",
+        ),
+        RuleInfo(
             "PS020",
             "write outside allowed paths",
             Severity.LOW,

