@@ -136,6 +136,7 @@ JUDGING_MODULES = (
     "sandbox.judge.rules.stage",
     "sandbox.judge.rules.process",
     "sandbox.judge.rules.resources",
+    "sandbox.judge.layers",
     "sandbox.judge.static",
     "sandbox.judge.verdict",
     "sandbox.eventrows",

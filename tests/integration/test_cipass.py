@@ -155,7 +155,10 @@ def test_a_ci_gate_that_never_spells_a_variable_still_wakes(tmp_path: Path) -> N
     assert "GITHUB_ACTIONS" not in src and "ACTIONS_RUNTIME_TOKEN" not in src
     code, report = _vet(tmp_path, r.name("cisplit"), src)
     note = _ci_import(report)
-    assert note.startswith("the candidate's sources read the environment by computed names"), note
+    # the scan joins the literal pieces back (sandbox/judge/layers.py), so it names them
+    assert note.startswith(
+        ("the candidate's sources name CI variables", "the candidate's sources read the environment")
+    ), note
 
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
     ps010 = [f for f in report.findings if f.rule_id == "PS010"]
