@@ -23,12 +23,12 @@ from .common import OUT, candidate_env
 # Each reading interpreter buffers up to 8 KiB of stdin, and pip runs setup.py
 # several times, so the pipe is grown to hold many buffers' worth.
 ANSWERS = b"y\n" * 4096
+ANSWER_BYTES = 1 << 20  # fs.pipe-max-size's default: answers for ~128 buffered readers
+F_SETPIPE_SZ = 1031
 # The window ends early once every survivor is parked for good (watch.parked), looked
 # at from this long after its start and found unchanged this long apart.
 PARKED_AFTER = 0.5
 PARKED_HOLD = 0.5
-ANSWER_BYTES = 1 << 20  # fs.pipe-max-size's default: answers for ~128 buffered readers
-F_SETPIPE_SZ = 1031
 
 
 class Capture:
