@@ -58,15 +58,18 @@ def _gzip(b: bytes) -> bytes:
     return gzip.compress(b)
 
 
+def _hint(tmp_path: Path, module: str, src: str) -> str:
+    """ci_hint of a wheel whose package (a random name) holds *src* as *module*."""
+    name = Randomised().name("m")
+    return ci_hint(build_wheel(tmp_path, name, "1.0", {f"{name}/{module}": src}))
+
+
 @pytest.mark.parametrize("wrap", sorted(WRAPS))
 def test_a_ci_gate_inside_a_decoded_blob_fires_the_hint(tmp_path: Path, wrap: str) -> None:
-    r = Randomised()
-    name = r.name("m")
-    var = r.rng.choice(["GITHUB_ACTIONS", "GITLAB_CI", "RUNNER_OS", "ACTIONS_RUNTIME_TOKEN"])
+    var = Randomised().rng.choice(["GITHUB_ACTIONS", "GITLAB_CI", "RUNNER_OS", "ACTIONS_RUNTIME_TOKEN"])
     src = WRAPS[wrap](GATE.format(var=var).encode())
     assert var not in src  # the gate is not in the text
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    hint = ci_hint(whl)
+    hint = _hint(tmp_path, "__init__.py", src)
     assert hint.startswith(CI_PREFIX) and var in hint and "(decoded)" in hint, hint
 
 
@@ -79,10 +82,7 @@ def test_a_ci_gate_inside_a_decoded_blob_fires_the_hint(tmp_path: Path, wrap: st
     ],
 )
 def test_names_spelt_in_pieces_are_read_joined(tmp_path: Path, line: str) -> None:
-    r = Randomised()
-    name = r.name("m")
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/util.py": f"import importlib, os\n{line}\n"})
-    hint = ci_hint(whl)
+    hint = _hint(tmp_path, "util.py", f"import importlib, os\n{line}\n")
     assert hint.startswith((CI_PREFIX, CI_COMPUTED_PREFIX)), hint
 
 
@@ -101,11 +101,7 @@ NOT_GATES: dict[str, Callable[[], str]] = {
 
 @pytest.mark.parametrize("kind", sorted(NOT_GATES))
 def test_blobs_that_are_not_gates_fire_nothing(tmp_path: Path, kind: str) -> None:
-    src = NOT_GATES[kind]()
-    r = Randomised()
-    name = r.name("m")
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/data.py": "import base64\n" + src})
-    assert ci_hint(whl) == ""
+    assert _hint(tmp_path, "data.py", "import base64\n" + NOT_GATES[kind]()) == ""
 
 
 def test_layers_are_bounded() -> None:
