@@ -78,7 +78,8 @@ def test_a_key_read_behind_twenty_config_readers_is_judged(tmp_path: Path) -> No
 def test_a_command_sending_a_sealed_environment_secret_is_judged(tmp_path: Path) -> None:
     """A console script (run with --help in the exercise phase) XORs
     ``AWS_SECRET_ACCESS_KEY`` and GETs the hex in 15-character path segments: on main
-    the exercise phase's accounted PS002/PS011 were LOW, clean."""
+    the exercise phase's accounted PS002/PS011 were LOW, clean. The segments follow the
+    token, so the secrets pass (honeytokens redrawn) sends other ones: PS031, malicious."""
     r = Randomised()
     name, host = r.name("clitool"), _host(r, "api")
     key = ", ".join(str(r.rng.randrange(1, 256)) for _ in range(8))
@@ -108,5 +109,6 @@ def test_a_command_sending_a_sealed_environment_secret_is_judged(tmp_path: Path)
     code, report = run_cli(tmp_path, str(whl))
     assert report is not None and code == 1, report and report.verdict_reason
     sev = {f.rule_id: f.severity for f in report.findings if f.phase is Phase.EXERCISE}
-    assert report.verdict is Verdict.SUSPICIOUS, sev
+    assert report.verdict is Verdict.MALICIOUS, sev
+    assert sev["PS031"] is Severity.HIGH, sev
     assert sev["PS002"] is Severity.MEDIUM and sev["PS011"] is Severity.MEDIUM, sev
