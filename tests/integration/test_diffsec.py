@@ -106,3 +106,36 @@ def test_an_import_time_fetch_that_ignores_the_secrets_is_not_taint(tmp_path: Pa
     assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
     assert not [f for f in report.findings if f.rule_id == "PS031"], report.findings
     assert report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
+
+
+def test_a_stealer_that_sends_only_in_its_first_session_is_caught(tmp_path: Path) -> None:
+    """The same stealer, but it marks its first session under ~/.config and stays quiet
+    after: the secrets and control passes ran in the HOME the default pass left, found
+    the mark and sent nothing (unaligned: no PS031, clean). Each pass but time (the same
+    machine later) now starts from the state install left."""
+    r = Randomised()
+    word = r.name("state")
+    mark = textwrap.dedent(
+        f"""\
+        _M = os.path.expanduser("~/.config/{word}/installed")
+        _FIRST = not os.path.exists(_M)
+        try:
+            os.makedirs(os.path.dirname(_M), exist_ok=True)
+            open(_M, "a").close()
+        except OSError:
+            pass
+
+        try:
+            assert _FIRST
+        """
+    )
+    src = _stealer(r, False)
+    src = src.replace("try:\n", mark, 1)
+    code, report = _vet(tmp_path, "cdnonce", src)
+    assert report is not None
+    assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
+    ps031 = [f for f in report.findings if f.rule_id == "PS031"]
+    assert ps031 and ps031[0].phase is Phase.IMPORT and ps031[0].pass_name == "secrets", [
+        (f.rule_id, f.phase, f.message) for f in report.findings
+    ]
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
