@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import checkout, fsdiff, guard, init, passes, persist, sinkhole, tells
+from . import checkout, fsdiff, guard, init, passes, persist, reset, sinkhole, tells
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OUT, candidate_env, emit, load_plan, site_packages
 from .exercise import entry_point_scripts
 from .home import (
@@ -131,6 +131,8 @@ def cmd_run(names: list[str]) -> int:
             return code
         if name == "install":
             res = json.loads((OUT / "install.result.json").read_text())
+            if res.get("status") == "ok" and pass_name == "default":
+                reset.save(plan)  # what the windows, ci, secrets and control passes start from
             if res.get("status") != "ok":
                 installed = False
                 if "import" in names:
@@ -162,18 +164,23 @@ def run_extra_passes(installed: bool) -> int:
     imports ``ctypes.windll`` or reads ``%USERPROFILE%`` stops on Linux), then
     startup and import if that install worked."""
     plan = load_plan()
-    for extra in plan.get("passes") or {}:
+    # time first (the same machine later: it must find the default pass's files), then
+    # the fresh passes (each starts from the files install left, see _fresh_state)
+    order = sorted(plan.get("passes") or {}, key=lambda n: bool(passes.pass_conf(plan, n).get("fresh")))
+    for extra in order:
         if not installed and passes.pass_conf(plan, extra).get("trigger") != "windows":
             continue
         why = passes.should_run(plan, extra, OUT)
         if not why:
             continue
+        first = _fresh_state(plan, extra) if installed else {}
         # the static hint points at code that may be gated at build time too: an sdist
         # is built again under the pass (a wheel's install runs nothing of it)
         # (a setup.py gated on CI runs only in the job's install step)
         again = installed and why.startswith(passes.STATIC_PREFIXES) and _candidate_is_sdist(plan)
         if not installed or again:
-            code = cmd_phase({**load_plan(), "_why": why, "_reinstall": again}, "install", extra)
+            code = cmd_phase({**load_plan(), **first, "_why": why, "_reinstall": again}, "install", extra)
+            first = {}
             if code != EXIT_OK:
                 return code
             res = json.loads((OUT / f"{extra}.install.result.json").read_text())
@@ -188,10 +195,30 @@ def run_extra_passes(installed: bool) -> int:
                 continue
             if only is not None and name not in only:
                 continue
-            code = cmd_phase({**load_plan(), "_why": why}, name, extra)
+            code = cmd_phase({**load_plan(), **first, "_why": why}, name, extra)
+            first = {}
             if code != EXIT_OK:
                 return code
     return EXIT_OK
+
+
+def _fresh_state(plan: dict[str, Any], name: str) -> dict[str, Any]:
+    """Before a pass that stands for another machine or first session (``fresh``), the
+    candidate's files as install left them (:mod:`reset`); what the pass's first phase
+    is told: the restoring process (the agent's, not the candidate's) and any problem."""
+    if not passes.pass_conf(plan, name).get("fresh"):
+        return {}
+    pid, problem = reset.restore(plan)
+    # the persistence and evidence diffs of the pass start from the restored state
+    with contextlib.suppress(Exception):
+        persist.save(OUT, persist.snapshot(plan["home"], plan["venv"]))
+    if plan.get("evidence"):
+        with contextlib.suppress(Exception):
+            fsdiff.save(OUT, fsdiff.snapshot())
+    first: dict[str, Any] = {"_agent_pids": [pid] if pid is not None else []}
+    if problem:
+        first["_reset_problem"] = f"the candidate's files were not reset to after install: {problem}"
+    return first
 
 
 def import_checkout(pass_name: str, why: str = "") -> int:
@@ -254,6 +281,10 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
     if extra:
         result["pass"] = pass_name
         result["pass_note"] = str(plan.get("_why") or "")
+    if plan.get("_agent_pids"):  # an agent process of the candidate's uid before this phase
+        result["agent_pids"] = sorted({*(result.get("agent_pids") or []), *plan["_agent_pids"]})
+    if plan.get("_reset_problem"):
+        result.setdefault("problems", []).append(plan["_reset_problem"])
     result["started"] = started
     result["duration"] = round(time.time() - started, 3)
     try:

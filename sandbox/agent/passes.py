@@ -25,7 +25,8 @@ agent). Shipped passes:
   ``ci_hint``).
 - ``secrets`` and ``control``: the environment's honeytokens replaced by a second set
   drawn for the same names (``secrets``), then the run's own values again
-  (``control``, the same later session). A stealer that reads ``os.environ`` (no
+  (``control``, the same session again; each from the files install left, see
+  :mod:`reset`). A stealer that reads ``os.environ`` (no
   syscall) and sends the value in any encoding sends different requests in the two;
   the host compares them (PS031). Triggered by the default pass reaching out: a DNS
   question, connection or datagram the sinkhole recorded in its startup, import or
@@ -427,7 +428,7 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
     if trigger == "secrets":
         return reached_out(out)
     if trigger == "control" and any(out.glob("secrets.*.result.json")):
-        return "the secrets pass ran: the same later session with the run's own values (PS031 compares them)"
+        return "the secrets pass ran: the same session again with the run's own values (PS031 compares them)"
     return ""
 
 

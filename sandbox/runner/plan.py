@@ -170,7 +170,10 @@ def passes_plan(
     a GitHub Actions job's variables (runner tokens as canaries) and the workflow-command
     files the agent creates at setup (:mod:`sandbox.judge.cienv`); ``secrets`` the env
     honeytokens redrawn, followed by ``control`` with the run's own values again (the
-    same later session: what the two send differently follows the secrets, PS031)."""
+    same session again: what the two send differently follows the secrets, PS031).
+    ``fresh`` passes (all but time, the same machine later) start from the candidate's
+    files as install left them (sandbox/agent/reset.py): a payload that marks its first
+    session finds no mark there."""
     r = rng or random.SystemRandom()
     out: dict[str, Any] = {}
     for name, when in options.passes.items():
@@ -178,7 +181,7 @@ def passes_plan(
             continue
         if name == "windows":
             env = dict(tokens.windows_env) if tokens is not None else {}
-            out[name] = {"when": when, "trigger": "windows", "stubs": "windows", "env": env}
+            out[name] = {"when": when, "trigger": "windows", "stubs": "windows", "env": env, "fresh": True}
         elif name == "time":
             shift = r.randrange(30 * 86400, 180 * 86400)
             out[name] = {"when": when, "trigger": "time", "stubs": "time", "clock_shift": shift}
@@ -189,12 +192,13 @@ def passes_plan(
                 "trigger": "ci",
                 "env": dict(tokens.ci_env),
                 "files": list(tokens.ci_files),
+                "fresh": True,
             }
         elif name == "secrets" and tokens is not None and tokens.redrawn_env:
             # secrets first, control last: a value that changes once with time or state
             # between the default pass and control differs there, and is not taken for taint
-            out[name] = {"when": when, "trigger": "secrets", "env": dict(tokens.redrawn_env)}
-            out["control"] = {"when": when, "trigger": "control", "env": {}}
+            out[name] = {"when": when, "trigger": "secrets", "env": dict(tokens.redrawn_env), "fresh": True}
+            out["control"] = {"when": when, "trigger": "control", "env": {}, "fresh": True}
     return out
 
 

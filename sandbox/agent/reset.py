@@ -1,0 +1,165 @@
+"""Extra passes start from the state install left (runs inside the sandbox only).
+
+A payload that marks its first session (``~/.config/x/installed``, a lock in
+``/tmp``) and stays quiet after would find the mark in every extra pass: the passes
+run in the default pass's container. The ``windows``, ``ci``, ``secrets`` and
+``control`` passes stand for another machine or another first session, so before
+each the candidate's writable state (HOME but the venv, and its own entries of the
+temp directories) goes back to what it was when the default install ended. The
+``time`` pass does not: it is the same machine later, and a payload that dates its
+first run and wakes weeks after it must find that date.
+
+Root keeps the snapshot (a tar in the root-only trace tmpfs); the candidate's uid
+restores it, fed the tar on stdin: root holds no CAP_DAC_OVERRIDE here, so only
+that uid can delete and create in the candidate's directories. The restoring
+process is the agent's own (its pid goes to the next phase's ``agent_pids``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+from typing import Any
+
+from .common import OUT
+from .steps import privilege_drop
+
+SNAPSHOT = OUT.parent / "after-install.tar"  # root-only tmpfs (TRACE_MOUNT), not collected
+TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+MAX_BYTES = 64 << 20  # a HOME the install filled is not copied: the pass then says so
+MAX_FILES = 20000
+
+# Run as the candidate's uid by ``python3 -I -S`` (nothing of the user's site, no
+# PYTHON* variables: no code of the candidate's can run in it). Deletes what the
+# candidate may have made since (never the venv nor anything not its own), then
+# extracts the snapshot from stdin.
+RESTORE = r"""
+import os, stat, sys, tarfile
+home, venv, uid = sys.argv[1], sys.argv[2], os.getuid()
+roots = sys.argv[3:]
+failed = 0
+def rm(p):
+    global failed
+    try:
+        st = os.lstat(p)
+        if st.st_uid != uid:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            os.chmod(p, 0o700)
+            for e in os.scandir(p):
+                rm(e.path)
+            os.rmdir(p)
+        else:
+            os.unlink(p)
+    except OSError:
+        failed += 1
+def clear(d):
+    if os.lstat(d).st_uid == uid:
+        os.chmod(d, 0o700)  # its mode comes back with the snapshot
+    for e in os.scandir(d):
+        if e.path == venv:
+            continue
+        if venv.startswith(e.path + "/") and e.is_dir(follow_symlinks=False):
+            clear(e.path)
+        else:
+            rm(e.path)
+for d in [home, *roots]:
+    try:
+        clear(d)
+    except OSError:
+        failed += 1
+kw = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+dirs = []
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+    for m in tar:
+        try:
+            # a directory's mode and time last (a 0500 one would refuse its files)
+            tar.extract(m, "/", set_attrs=not m.isdir(), **kw)
+            if m.isdir():
+                dirs.append(m)
+        except OSError:
+            failed += 1
+for m in reversed(dirs):
+    try:
+        os.chmod("/" + m.name, m.mode)
+        os.utime("/" + m.name, (m.mtime, m.mtime))
+    except OSError:
+        failed += 1
+print(failed)
+"""
+
+
+def _members(home: str, venv: str, uid: int) -> list[str]:
+    """What the snapshot holds: HOME but the venv, and the candidate's own entries of
+    the temp directories (root's, like the agent's, are not the candidate's state)."""
+    paths = [home]
+    for root in TEMP_ROOTS:
+        try:
+            for e in os.scandir(root):
+                if e.stat(follow_symlinks=False).st_uid == uid:
+                    paths.append(e.path)
+        except OSError:
+            continue
+    return paths
+
+
+def save(plan: dict[str, Any]) -> str:
+    """Root, when the default install ended: the snapshot; "" or why there is none."""
+    home, venv, uid = str(plan["home"]), str(plan["venv"]), int(plan["uid"])
+    total = [0, 0]
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if "/" + info.name == venv:
+            return None
+        total[0] += info.size
+        total[1] += 1
+        if total[0] > MAX_BYTES or total[1] > MAX_FILES:
+            raise OverflowError
+        return info
+
+    try:
+        with tarfile.open(SNAPSHOT, "w") as tar:
+            for path in _members(home, venv, uid):
+                tar.add(path, arcname=path.lstrip("/"), filter=keep)
+        os.chmod(SNAPSHOT, 0o600)
+    except OverflowError:
+        SNAPSHOT.unlink(missing_ok=True)
+        return f"the candidate's files after install exceed {MAX_BYTES >> 20} MiB or {MAX_FILES} files"
+    except OSError as exc:
+        SNAPSHOT.unlink(missing_ok=True)
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def restore(plan: dict[str, Any]) -> tuple[int | None, str]:
+    """Put the snapshot back as the candidate's uid: (the restoring process's pid,
+    "" or what went wrong). No snapshot: (None, why)."""
+    if not SNAPSHOT.exists():
+        return None, "no snapshot of the state after install"
+    argv = [
+        *privilege_drop(plan),
+        "/usr/bin/python3",
+        "-I",
+        "-S",
+        "-c",
+        RESTORE,
+        str(plan["home"]),
+        str(plan["venv"]),
+        *TEMP_ROOTS,
+    ]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+    with SNAPSHOT.open("rb") as fh:
+        proc = subprocess.Popen(
+            argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/"
+        )
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return proc.pid, "the restore did not end within 60 s"
+    if proc.returncode != 0:
+        return proc.pid, f"the restore failed ({proc.returncode}): {err.decode(errors='replace')[-200:]}"
+    failed = out.decode().strip()
+    return proc.pid, "" if failed == "0" else f"{failed} path(s) could not be restored"

