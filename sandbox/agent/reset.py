@@ -17,6 +17,7 @@ process is the agent's own (its pid goes to the next phase's ``agent_pids``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tarfile
@@ -26,8 +27,13 @@ from .common import OUT
 from .steps import privilege_drop
 
 SNAPSHOT = OUT.parent / "after-install.tar"  # root-only tmpfs (TRACE_MOUNT), not collected
+LEFT_OUT = OUT.parent / "after-install.left"
 TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
-MAX_BYTES = 64 << 20  # a HOME the install filled is not copied: the pass then says so
+# Bounds of the snapshot (the trace tmpfs holds it). A file past them is left out and
+# so absent in the passes: a big file is data, not a mark, and a sparse or filled one
+# must not make the reset fail open.
+PER_FILE = 4 << 20
+MAX_BYTES = 64 << 20
 MAX_FILES = 20000
 
 # Run as the candidate's uid by ``python3 -I -S`` (nothing of the user's site, no
@@ -105,17 +111,21 @@ def _members(home: str, venv: str, uid: int) -> list[str]:
 
 
 def save(plan: dict[str, Any]) -> str:
-    """Root, when the default install ended: the snapshot; "" or why there is none."""
+    """Root, when the default install ended: the snapshot (also written next to it:
+    what was left out). Returns "" or why there is none."""
     home, venv, uid = str(plan["home"]), str(plan["venv"]), int(plan["uid"])
-    total = [0, 0]
+    total = {"bytes": 0, "files": 0, "left": 0}
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         if "/" + info.name == venv:
             return None
-        total[0] += info.size
-        total[1] += 1
-        if total[0] > MAX_BYTES or total[1] > MAX_FILES:
-            raise OverflowError
+        if info.isfile() and (
+            info.size > PER_FILE or total["bytes"] + info.size > MAX_BYTES or total["files"] >= MAX_FILES
+        ):
+            total["left"] += 1
+            return None
+        total["bytes"] += info.size if info.isfile() else 0
+        total["files"] += 1
         return info
 
     try:
@@ -123,12 +133,16 @@ def save(plan: dict[str, Any]) -> str:
             for path in _members(home, venv, uid):
                 tar.add(path, arcname=path.lstrip("/"), filter=keep)
         os.chmod(SNAPSHOT, 0o600)
-    except OverflowError:
-        SNAPSHOT.unlink(missing_ok=True)
-        return f"the candidate's files after install exceed {MAX_BYTES >> 20} MiB or {MAX_FILES} files"
     except OSError as exc:
         SNAPSHOT.unlink(missing_ok=True)
         return f"{type(exc).__name__}: {exc}"
+    left = total["left"]
+    LEFT_OUT.write_text(
+        f"{left} file(s) of install's left out (over {PER_FILE >> 20} MiB, or past "
+        f"{MAX_BYTES >> 20} MiB or {MAX_FILES} files in all)"
+        if left
+        else ""
+    )
     return ""
 
 
@@ -162,4 +176,7 @@ def restore(plan: dict[str, Any]) -> tuple[int | None, str]:
     if proc.returncode != 0:
         return proc.pid, f"the restore failed ({proc.returncode}): {err.decode(errors='replace')[-200:]}"
     failed = out.decode().strip()
-    return proc.pid, "" if failed == "0" else f"{failed} path(s) could not be restored"
+    said = [] if failed == "0" else [f"{failed} path(s) could not be restored"]
+    with contextlib.suppress(OSError):
+        said += [text] if (text := LEFT_OUT.read_text()) else []
+    return proc.pid, "; ".join(said)

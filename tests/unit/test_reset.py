@@ -42,6 +42,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     tmp.mkdir()
     (tmp / "pip-build-left").write_text("x")
     monkeypatch.setattr(reset, "SNAPSHOT", tmp_path / "snap.tar")
+    monkeypatch.setattr(reset, "LEFT_OUT", tmp_path / "snap.left")
     monkeypatch.setattr(reset, "TEMP_ROOTS", (str(tmp),))
     plan = {"home": str(home), "venv": str(venv), "uid": os.getuid(), "gid": os.getgid()}
     return {"plan": plan, "home": home, "venv": venv, "tmp": tmp}
@@ -85,10 +86,19 @@ def test_restore_without_a_snapshot_says_so(world: dict[str, object]) -> None:
     assert reset.restore(plan) == (None, "no snapshot of the state after install")
 
 
-def test_a_filled_home_is_not_snapshot(world: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_past_the_bounds_are_left_out_not_the_reset(
+    world: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big (or sparse) file from install must not make the reset fail open: it is
+    left out (absent in the passes, said), the mark made after is still removed."""
     plan, home = world["plan"], world["home"]
     assert isinstance(plan, dict) and isinstance(home, Path)
-    monkeypatch.setattr(reset, "MAX_BYTES", 1000)
-    (home / "big").write_bytes(b"x" * 2000)
-    assert "exceed" in reset.save(plan)
-    assert not reset.SNAPSHOT.exists()
+    monkeypatch.setattr(reset, "PER_FILE", 1000)
+    with (home / "sparse").open("wb") as fh:
+        fh.truncate(1 << 30)
+    assert reset.save(plan) == ""
+    (home / ".mark").write_text("seen")
+    pid, problem = reset.restore(plan)
+    assert pid is not None and "1 file(s) of install's left out" in problem, problem
+    assert not (home / ".mark").exists() and not (home / "sparse").exists()
+    assert (home / ".bashrc").read_text() == "alias ll='ls -l'\n"
