@@ -19,6 +19,7 @@ catches traffic that does leave a container.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import re
 import secrets
@@ -396,8 +397,17 @@ def test_hostile_clients_are_bounded_and_never_block_the_run(tmp_path: Path, lea
 
 
 def _bridge_gateway(client: Any) -> str:
-    cfg = client.networks.get("bridge").attrs["IPAM"]["Config"]
-    return str(next(c["Gateway"] for c in cfg if ":" not in c.get("Gateway", ":")))
+    """The default bridge's IPv4 gateway. The engine's IPAM config sometimes lists only
+    the subnet (seen once right after dockerd started): the gateway is then its first
+    host address, as the engine assigns it."""
+    cfg = client.networks.get("bridge").attrs["IPAM"]["Config"] or []
+    for c in cfg:
+        if c.get("Gateway") and ":" not in c["Gateway"]:
+            return str(c["Gateway"])
+    for c in cfg:
+        if c.get("Subnet") and ":" not in c["Subnet"]:
+            return str(next(ipaddress.ip_network(c["Subnet"]).hosts()))
+    raise AssertionError(f"the default bridge has no IPv4 subnet: {cfg}")
 
 
 def test_control_the_check_catches_traffic_that_leaves_a_container(
