@@ -78,6 +78,7 @@ JUDGING_MODULES = (
     "sandbox.agent.persist",
     "sandbox.agent.phases",
     "sandbox.agent.protocol",
+    "sandbox.agent.reset",  # the state each extra pass starts from
     "sandbox.agent.rounds",
     "sandbox.agent.scripts",
     "sandbox.agent.sinkhole",
