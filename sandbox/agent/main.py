@@ -132,7 +132,7 @@ def cmd_run(names: list[str]) -> int:
         if name == "install":
             res = json.loads((OUT / "install.result.json").read_text())
             if res.get("status") == "ok" and pass_name == "default":
-                reset.save(plan)  # what the windows, ci, secrets and control passes start from
+                reset.save(plan)  # what the fresh passes (windows, ci, secrets, control) start from
             if res.get("status") != "ok":
                 installed = False
                 if "import" in names:
@@ -281,7 +281,7 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
     if extra:
         result["pass"] = pass_name
         result["pass_note"] = str(plan.get("_why") or "")
-    if plan.get("_agent_pids"):  # an agent process of the candidate's uid before this phase
+    if plan.get("_agent_pids"):  # the agent's candidate-uid processes before it (checkout, reset)
         result["agent_pids"] = sorted({*(result.get("agent_pids") or []), *plan["_agent_pids"]})
     if plan.get("_reset_problem"):
         result.setdefault("problems", []).append(plan["_reset_problem"])

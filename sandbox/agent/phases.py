@@ -405,7 +405,6 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
         # cap leaves some of them out
         "named_capped": max(0, int(inv.get("modules_first", 0)) - len(modules)),
         "problems": problems,
-        "agent_pids": list(plan.get("_agent_pids") or []),  # the checkout's unpacking
     }
 
 

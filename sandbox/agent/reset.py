@@ -27,7 +27,7 @@ from .common import OUT
 from .steps import privilege_drop
 
 SNAPSHOT = OUT.parent / "after-install.tar"  # root-only tmpfs (TRACE_MOUNT), not collected
-LEFT_OUT = OUT.parent / "after-install.left"
+NOTE = OUT.parent / "after-install.note"  # what the snapshot left out, or why there is none
 TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
 # Bounds of the snapshot (the trace tmpfs holds it). A file past them is left out and
 # so absent in the passes: a big file is data, not a mark, and a sparse or filled one
@@ -110,9 +110,11 @@ def _members(home: str, venv: str, uid: int) -> list[str]:
     return paths
 
 
-def save(plan: dict[str, Any]) -> str:
-    """Root, when the default install ended: the snapshot (also written next to it:
-    what was left out). Returns "" or why there is none."""
+def save(plan: dict[str, Any]) -> None:
+    """Root, when the default install ended: the snapshot, when a fresh pass may run;
+    what it left out (or why there is none) goes to :data:`NOTE` for :func:`restore`."""
+    if not any(conf.get("fresh") for conf in (plan.get("passes") or {}).values()):
+        return  # nothing would restore it: no tar on the hot path
     home, venv, uid = str(plan["home"]), str(plan["venv"]), int(plan["uid"])
     total = {"bytes": 0, "files": 0, "left": 0}
 
@@ -128,29 +130,29 @@ def save(plan: dict[str, Any]) -> str:
         total["files"] += 1
         return info
 
+    note = ""
     try:
         with tarfile.open(SNAPSHOT, "w") as tar:
             for path in _members(home, venv, uid):
                 tar.add(path, arcname=path.lstrip("/"), filter=keep)
         os.chmod(SNAPSHOT, 0o600)
+        if total["left"]:
+            note = (
+                f"{total['left']} file(s) of install's left out (over {PER_FILE >> 20} MiB, "
+                f"or past {MAX_BYTES >> 20} MiB or {MAX_FILES} files in all)"
+            )
     except OSError as exc:
         SNAPSHOT.unlink(missing_ok=True)
-        return f"{type(exc).__name__}: {exc}"
-    left = total["left"]
-    LEFT_OUT.write_text(
-        f"{left} file(s) of install's left out (over {PER_FILE >> 20} MiB, or past "
-        f"{MAX_BYTES >> 20} MiB or {MAX_FILES} files in all)"
-        if left
-        else ""
-    )
-    return ""
+        note = f"no snapshot of the state after install ({type(exc).__name__}: {exc})"
+    with contextlib.suppress(OSError):
+        NOTE.write_text(note)
 
 
 def restore(plan: dict[str, Any]) -> tuple[int | None, str]:
     """Put the snapshot back as the candidate's uid: (the restoring process's pid,
     "" or what went wrong). No snapshot: (None, why)."""
     if not SNAPSHOT.exists():
-        return None, "no snapshot of the state after install"
+        return None, _note() or "no snapshot of the state after install"
     argv = [
         *privilege_drop(plan),
         "/usr/bin/python3",
@@ -177,6 +179,11 @@ def restore(plan: dict[str, Any]) -> tuple[int | None, str]:
         return proc.pid, f"the restore failed ({proc.returncode}): {err.decode(errors='replace')[-200:]}"
     failed = out.decode().strip()
     said = [] if failed == "0" else [f"{failed} path(s) could not be restored"]
-    with contextlib.suppress(OSError):
-        said += [text] if (text := LEFT_OUT.read_text()) else []
-    return proc.pid, "; ".join(said)
+    return proc.pid, "; ".join([*said, *filter(None, [_note()])])
+
+
+def _note() -> str:
+    try:
+        return NOTE.read_text()
+    except OSError:
+        return ""

@@ -7,7 +7,9 @@ command line, on a temporary HOME with a venv inside."""
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,9 +44,15 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     tmp.mkdir()
     (tmp / "pip-build-left").write_text("x")
     monkeypatch.setattr(reset, "SNAPSHOT", tmp_path / "snap.tar")
-    monkeypatch.setattr(reset, "LEFT_OUT", tmp_path / "snap.left")
+    monkeypatch.setattr(reset, "NOTE", tmp_path / "snap.note")
     monkeypatch.setattr(reset, "TEMP_ROOTS", (str(tmp),))
-    plan = {"home": str(home), "venv": str(venv), "uid": os.getuid(), "gid": os.getgid()}
+    plan = {
+        "home": str(home),
+        "venv": str(venv),
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "passes": {"secrets": {"fresh": True}},
+    }
     return {"plan": plan, "home": home, "venv": venv, "tmp": tmp}
 
 
@@ -52,7 +60,7 @@ def test_restore_brings_back_what_install_left_and_never_touches_the_venv(world:
     plan, home, venv, tmp = world["plan"], world["home"], world["venv"], world["tmp"]
     assert isinstance(plan, dict) and isinstance(home, Path) and isinstance(venv, Path)
     assert isinstance(tmp, Path)
-    assert reset.save(plan) == ""
+    reset.save(plan)
     with tarfile.open(reset.SNAPSHOT) as tar:
         names = tar.getnames()
     assert not [n for n in names if ".venv" in n], names
@@ -96,9 +104,70 @@ def test_files_past_the_bounds_are_left_out_not_the_reset(
     monkeypatch.setattr(reset, "PER_FILE", 1000)
     with (home / "sparse").open("wb") as fh:
         fh.truncate(1 << 30)
-    assert reset.save(plan) == ""
+    reset.save(plan)
     (home / ".mark").write_text("seen")
     pid, problem = reset.restore(plan)
     assert pid is not None and "1 file(s) of install's left out" in problem, problem
     assert not (home / ".mark").exists() and not (home / "sparse").exists()
     assert (home / ".bashrc").read_text() == "alias ll='ls -l'\n"
+
+
+def test_no_fresh_pass_no_snapshot(world: dict[str, object]) -> None:
+    """A profile whose passes never run fresh pays no tar after install."""
+    plan = world["plan"]
+    assert isinstance(plan, dict)
+    reset.save({**plan, "passes": {"time": {"trigger": "time"}}})
+    assert not reset.SNAPSHOT.exists()
+
+
+def test_restore_as_an_unprivileged_uid_leaves_what_is_not_its_own(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent's real split: root snapshots, uid 65534 (no capabilities, as setpriv
+    leaves it) restores. It must chmod its own 0500 folder to empty it, and never
+    touch root's files beside its own."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root (the suite runs as root, as the agent does)")
+    base = Path(tempfile.mkdtemp(prefix="pkgsandbox-reset-test-", dir="/tmp"))
+    try:
+        base.chmod(0o755)  # the unprivileged restore must reach it
+        home, tmp = base / "home", base / "tmp"
+        venv = home / "project" / ".venv"
+        venv.mkdir(parents=True)
+        (home / ".bashrc").write_text("alias ll='ls -l'\n")
+        tmp.mkdir(mode=0o1777)
+        tmp.chmod(0o1777)
+        for p in [home, *home.rglob("*")]:
+            os.lchown(p, 65534, 65534)
+        (tmp / "root-owned").write_text("agent's")  # not the candidate's: not in the snapshot
+        monkeypatch.setattr(reset, "SNAPSHOT", tmp_path_factory.mktemp("snap") / "snap.tar")
+        monkeypatch.setattr(reset, "NOTE", reset.SNAPSHOT.with_suffix(".note"))
+        monkeypatch.setattr(reset, "TEMP_ROOTS", (str(tmp),))
+        plan = {
+            "home": str(home),
+            "venv": str(venv),
+            "uid": 65534,
+            "gid": 65534,
+            "passes": {"ci": {"fresh": True}},
+        }
+        reset.save(plan)
+        with tarfile.open(reset.SNAPSHOT) as tar:
+            assert "root-owned" not in " ".join(tar.getnames())
+        # the first session, as uid 65534 would leave it
+        locked = home / ".config" / "tool"
+        locked.mkdir(parents=True)
+        (locked / "installed").write_text("1")
+        (tmp / ".lock").write_text("x")
+        for p in (home / ".config", locked, locked / "installed", tmp / ".lock"):
+            os.lchown(p, 65534, 65534)
+        locked.chmod(0o500)
+        pid, problem = reset.restore(plan)
+        assert pid is not None and problem == "", problem
+        assert not (home / ".config").exists() and not (tmp / ".lock").exists()
+        assert (tmp / "root-owned").read_text() == "agent's"
+        assert (home / ".bashrc").stat().st_uid == 65534 and venv.is_dir()
+    finally:
+        for p in base.rglob("*"):  # a 0500 folder left by a failed restore
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o700)
+        shutil.rmtree(base)
