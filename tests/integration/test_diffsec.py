@@ -108,16 +108,23 @@ def test_an_import_time_fetch_that_ignores_the_secrets_is_not_taint(tmp_path: Pa
     assert report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
 
 
-def test_a_stealer_that_sends_only_in_its_first_session_is_caught(tmp_path: Path) -> None:
-    """The same stealer, but it marks its first session under ~/.config and stays quiet
-    after: the secrets and control passes ran in the HOME the default pass left, found
-    the mark and sent nothing (unaligned: no PS031, clean). Each pass but time (the same
-    machine later) now starts from the state install left."""
+@pytest.mark.parametrize("where", ["home", "package"])
+def test_a_stealer_that_sends_only_in_its_first_session_is_caught(tmp_path: Path, where: str) -> None:
+    """The same stealer, but it marks its first session (under ~/.config, or next to its
+    own module in the venv) and stays quiet after: the secrets and control passes ran in
+    the files the default pass left, found the mark and sent nothing (unaligned: no
+    PS031, clean). Each pass but time (the same machine later) now starts from the
+    state install left."""
     r = Randomised()
     word = r.name("state")
+    path = (
+        f'os.path.expanduser("~/.config/{word}/installed")'
+        if where == "home"
+        else f'os.path.join(os.path.dirname(os.path.abspath(__file__)), ".{word}", "installed")'
+    )
     mark = textwrap.dedent(
         f"""\
-        _M = os.path.expanduser("~/.config/{word}/installed")
+        _M = {path}
         _FIRST = not os.path.exists(_M)
         try:
             os.makedirs(os.path.dirname(_M), exist_ok=True)
