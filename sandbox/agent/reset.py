@@ -4,8 +4,10 @@ A payload that marks its first session (``~/.config/x/installed``, a lock in
 ``/tmp``) and stays quiet after would find the mark in every extra pass: the passes
 run in the default pass's container. The ``windows``, ``ci``, ``secrets`` and
 ``control`` passes stand for another machine or another first session, so before
-each the candidate's writable state (HOME but the venv, and its own entries of the
-temp directories) goes back to what it was when the default install ended. The
+each the candidate's writable state (HOME, its own entries of the temp directories,
+and what appeared in the venv since: a mark beside the package's own module; what
+pip installed there since, an adaptive round's dependencies, stays) goes back to what
+it was when the default install ended. The
 ``time`` pass does not: it is the same machine later, and a payload that dates its
 first run and wakes weeks after it must find that date.
 
@@ -18,16 +20,21 @@ process is the agent's own (its pid goes to the next phase's ``agent_pids``).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import tarfile
+from pathlib import Path
 from typing import Any
 
-from .common import OUT
+from . import fsdiff
+from .common import OUT, site_packages
 from .steps import privilege_drop
 
 SNAPSHOT = OUT.parent / "after-install.tar"  # root-only tmpfs (TRACE_MOUNT), not collected
 NOTE = OUT.parent / "after-install.note"  # what the snapshot left out, or why there is none
+LISTING = OUT.parent / "after-install.venv"  # every venv path at install, NUL-separated
+LISTED = ".pkgsandbox-venv-keep"  # the restore stream's first member: never extracted
 TEMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
 # Bounds of the snapshot (the trace tmpfs holds it). A file past them is left out and
 # so absent in the passes: a big file is data, not a mark, and a sparse or filled one
@@ -38,8 +45,8 @@ MAX_FILES = 20000
 
 # Run as the candidate's uid by ``python3 -I -S`` (nothing of the user's site, no
 # PYTHON* variables: no code of the candidate's can run in it). Deletes what the
-# candidate may have made since (never the venv nor anything not its own), then
-# extracts the snapshot from stdin.
+# candidate may have made since (in the venv only what appeared after install; never
+# anything not its own), then extracts the snapshot from stdin.
 RESTORE = r"""
 import os, stat, sys, tarfile
 home, venv, uid = sys.argv[1], sys.argv[2], os.getuid()
@@ -70,15 +77,33 @@ def clear(d):
             clear(e.path)
         else:
             rm(e.path)
-for d in [home, *roots]:
-    try:
-        clear(d)
-    except OSError:
-        failed += 1
+def prune(d, known):
+    # what appeared in the venv since install (bytecode caches aside: regenerated, costly)
+    for e in os.scandir(d):
+        if e.name == "__pycache__":
+            continue
+        if e.path not in known:
+            rm(e.path)
+        elif e.is_dir(follow_symlinks=False):
+            prune(e.path, known)
 kw = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 dirs = []
 with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+    first = tar.next()  # the venv's listing at install
+    known = set(tar.extractfile(first).read().decode("utf-8", "surrogateescape").split("\0"))
+    for d in [home, *roots]:
+        try:
+            clear(d)
+        except OSError:
+            failed += 1
+    if known != {""}:  # no listing of install's venv: keep all of it
+        try:
+            prune(venv, known)
+        except OSError:
+            failed += 1
     for m in tar:
+        if m.name == first.name:
+            continue  # a stream's iteration starts again at the member next() read
         try:
             # a directory's mode and time last (a 0500 one would refuse its files)
             tar.extract(m, "/", set_attrs=not m.isdir(), **kw)
@@ -110,6 +135,34 @@ def _members(home: str, venv: str, uid: int) -> list[str]:
     return paths
 
 
+def _venv_listing(venv: str) -> list[str]:
+    """Every path in the venv after install (bytecode caches aside): what appears there
+    later (a mark beside the package's own module) is removed, the rest kept."""
+    paths = [venv]
+    for dirpath, dirnames, filenames in os.walk(venv):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        paths.extend(os.path.join(dirpath, n) for n in dirnames + filenames)
+    return paths
+
+
+def _venv_keep(venv: str) -> set[str]:
+    """The venv paths the restore keeps: those of install, and what pip installed since
+    (an adaptive round's dependencies, listed in their RECORDs, with their folders)."""
+    try:
+        keep = set(LISTING.read_text(errors="surrogateescape").split("\0"))
+    except OSError:
+        return set()  # no listing: the restore then keeps the whole venv
+    try:
+        recorded = fsdiff.recorded_files(site_packages(Path(venv)))
+    except RuntimeError:
+        recorded = set()
+    for path in recorded:
+        while path.startswith(venv + "/") and path not in keep:
+            keep.add(path)
+            path = os.path.dirname(path)
+    return keep
+
+
 def save(plan: dict[str, Any]) -> None:
     """Root, when the default install ended: the snapshot, when a fresh pass may run;
     what it left out (or why there is none) goes to :data:`NOTE` for :func:`restore`."""
@@ -132,6 +185,8 @@ def save(plan: dict[str, Any]) -> None:
 
     note = ""
     try:
+        LISTING.write_text("\0".join(_venv_listing(venv)), errors="surrogateescape")
+        os.chmod(LISTING, 0o600)
         with tarfile.open(SNAPSHOT, "w") as tar:
             for path in _members(home, venv, uid):
                 tar.add(path, arcname=path.lstrip("/"), filter=keep)
@@ -165,19 +220,28 @@ def restore(plan: dict[str, Any]) -> tuple[int | None, str]:
         *TEMP_ROOTS,
     ]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-    with SNAPSHOT.open("rb") as fh:
-        proc = subprocess.Popen(
-            argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/"
-        )
-        try:
-            out, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return proc.pid, "the restore did not end within 60 s"
+    keep = "\0".join(sorted(_venv_keep(str(plan["venv"])))).encode("utf-8", "surrogateescape")
+    # what to keep in the venv first, then the snapshot, as one stream (at most the
+    # snapshot's bounds: 64 MiB)
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w|") as out, tarfile.open(SNAPSHOT) as snap:
+        info = tarfile.TarInfo(LISTED)
+        info.size = len(keep)
+        out.addfile(info, io.BytesIO(keep))
+        for m in snap:
+            out.addfile(m, snap.extractfile(m) if m.isfile() else None)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd="/"
+    )
+    try:
+        out_b, err = proc.communicate(stream.getvalue(), timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return proc.pid, "the restore did not end within 60 s"
     if proc.returncode != 0:
         return proc.pid, f"the restore failed ({proc.returncode}): {err.decode(errors='replace')[-200:]}"
-    failed = out.decode().strip()
+    failed = out_b.decode().strip()
     said = [] if failed == "0" else [f"{failed} path(s) could not be restored"]
     return proc.pid, "; ".join([*said, *filter(None, [_note()])])
 

@@ -33,8 +33,9 @@ def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     home = tmp_path / "home" / "dev"
     venv = home / "project" / ".venv"
-    (venv / "lib").mkdir(parents=True)
-    (venv / "lib" / "site.pth").write_text("import x\n")
+    site = venv / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "site.pth").write_text("import x\n")
     (home / ".bashrc").write_text("alias ll='ls -l'\n")
     (home / ".aws").mkdir(mode=0o700)
     (home / ".aws" / "credentials").write_text("[default]\n")
@@ -45,6 +46,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     (tmp / "pip-build-left").write_text("x")
     monkeypatch.setattr(reset, "SNAPSHOT", tmp_path / "snap.tar")
     monkeypatch.setattr(reset, "NOTE", tmp_path / "snap.note")
+    monkeypatch.setattr(reset, "LISTING", tmp_path / "snap.venv")
     monkeypatch.setattr(reset, "TEMP_ROOTS", (str(tmp),))
     plan = {
         "home": str(home),
@@ -56,7 +58,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     return {"plan": plan, "home": home, "venv": venv, "tmp": tmp}
 
 
-def test_restore_brings_back_what_install_left_and_never_touches_the_venv(world: dict[str, object]) -> None:
+def test_restore_brings_back_install_state_and_drops_new_venv_files(world: dict[str, object]) -> None:
     plan, home, venv, tmp = world["plan"], world["home"], world["venv"], world["tmp"]
     assert isinstance(plan, dict) and isinstance(home, Path) and isinstance(venv, Path)
     assert isinstance(tmp, Path)
@@ -67,7 +69,7 @@ def test_restore_brings_back_what_install_left_and_never_touches_the_venv(world:
     before_home = {k: v for k, v in _tree(home).items() if not k.startswith("project/.venv")}
     before_tmp = _tree(tmp)
     # what a first session leaves: a mark, an append, a locked-down folder, a temp lock,
-    # a deleted file, and a payload dropped into the venv (persistence, judged elsewhere)
+    # a deleted file, a file and a marked folder dropped into the venv, a bytecode cache
     mark = home / ".config" / "tool" / "installed"
     mark.parent.mkdir(parents=True)
     mark.write_text("1")
@@ -78,14 +80,27 @@ def test_restore_brings_back_what_install_left_and_never_touches_the_venv(world:
     (home / "locked").chmod(0o500)
     (tmp / ".lock").write_text("x")
     (home / "project" / "README.md").unlink()
-    (venv / "lib" / "dropped.pth").write_text("import y\n")
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "dropped.pth").write_text("import y\n")
+    (site / ".mark").mkdir()
+    (site / ".mark" / "installed").write_text("1")
+    (site / "__pycache__").mkdir()
+    (site / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    # an adaptive round's dependency, pip-installed after install: kept (its RECORD)
+    (site / "dep").mkdir()
+    (site / "dep" / "__init__.py").write_text("")
+    (site / "dep-1.0.dist-info").mkdir()
+    (site / "dep-1.0.dist-info" / "RECORD").write_text("dep/__init__.py,,\ndep-1.0.dist-info/RECORD,,\n")
 
     pid, problem = reset.restore(plan)
     assert problem == "" and isinstance(pid, int) and pid > 0
     after_home = {k: v for k, v in _tree(home).items() if not k.startswith("project/.venv")}
     assert after_home == before_home
     assert _tree(tmp) == before_tmp
-    assert (venv / "lib" / "dropped.pth").exists() and (venv / "lib" / "site.pth").exists()
+    # the venv: what install left stays (its bytecode caches too), what came after goes
+    assert not (site / "dropped.pth").exists() and not (site / ".mark").exists()
+    assert (site / "site.pth").exists() and (site / "__pycache__" / "x.pyc").exists()
+    assert (site / "dep" / "__init__.py").exists() and (site / "dep-1.0.dist-info" / "RECORD").exists()
 
 
 def test_restore_without_a_snapshot_says_so(world: dict[str, object]) -> None:
@@ -142,6 +157,7 @@ def test_restore_as_an_unprivileged_uid_leaves_what_is_not_its_own(
         (tmp / "root-owned").write_text("agent's")  # not the candidate's: not in the snapshot
         monkeypatch.setattr(reset, "SNAPSHOT", tmp_path_factory.mktemp("snap") / "snap.tar")
         monkeypatch.setattr(reset, "NOTE", reset.SNAPSHOT.with_suffix(".note"))
+        monkeypatch.setattr(reset, "LISTING", reset.SNAPSHOT.with_suffix(".venv"))
         monkeypatch.setattr(reset, "TEMP_ROOTS", (str(tmp),))
         plan = {
             "home": str(home),
