@@ -114,6 +114,7 @@ JUDGING_MODULES = (
     "sandbox.judge",
     "sandbox.judge.aesgcm",
     "sandbox.judge.baseline",
+    "sandbox.judge.calls",
     "sandbox.judge.canary",
     "sandbox.judge.cienv",
     "sandbox.judge.classify",

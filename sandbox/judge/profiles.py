@@ -42,6 +42,10 @@ ACCESS_OF: dict[EventKind, Access] = {
 
 class PhasesConf(Frozen):
     run: tuple[Phase, ...] = (Phase.INSTALL, Phase.STARTUP, Phase.IMPORT, Phase.EXERCISE)
+    # What the execute phase's calls prove: "all" judges them like any phase (deep: an
+    # investigation); "proof" keeps only what proves harm (sandbox/judge/calls.py), as the
+    # calls use made-up arguments and a library asked to fetch a URL fetches it.
+    execute_evidence: Literal["all", "proof"] = "all"
 
 
 class LimitsConf(Frozen):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sandbox import __version__
 from sandbox.fetch import StagedSet
+from sandbox.judge.calls import as_context, proof_only, without_calls
 from sandbox.judge.incomplete import capped_modules
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import apply_profile, evaluate, incomplete_reasons
@@ -30,6 +31,7 @@ from sandbox.models import (
     Origin,
     Phase,
     PhaseResult,
+    PhaseStatus,
     PhaseSummary,
     Report,
     Round,
@@ -162,7 +164,7 @@ def pass_findings(
         if name != DEFAULT_PASS and not sub.phases:
             continue
         net = pass_network(network, name) if network is not None else None
-        for f in evaluate(sub, profile, net, hostname):
+        for f in _evaluate(sub, profile, net, hostname):
             key = (f.rule_id, f.phase.value, f.message)
             if name == DEFAULT_PASS:
                 seen.add(key)
@@ -170,6 +172,16 @@ def pass_findings(
             elif key not in seen and not (name in REPEATS and _repeated(f, findings)):
                 findings.append(_in_pass(f, name))
     return findings
+
+
+def _evaluate(obs: Observation, profile: Profile, net: NetworkCapture | None, hostname: str) -> list[Finding]:
+    """The rules over one pass; under a proof-only profile the execute phase's calls
+    count only for what proves harm, and the other phases are judged without them."""
+    if not proof_only(profile) or not any(pr.phase is Phase.EXECUTE for pr in obs.phases):
+        return evaluate(obs, profile, net, hostname)
+    rest, rest_net = without_calls(obs, net)
+    calls = [as_context(f) for f in evaluate(obs, profile, net, hostname) if f.phase is Phase.EXECUTE]
+    return [*evaluate(rest, profile, rest_net, hostname), *calls]
 
 
 # Passes that re-run the default pass's environment (the secrets one with other values
@@ -218,7 +230,17 @@ def judge(
     findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     # Incomplete means the default pass could not look; an extra pass that failed is
     # a note in its phase rows (it only ever adds findings).
-    verdict, reason = verdict_for(findings, incomplete_reasons(pass_observation(obs, DEFAULT_PASS)))
+    looked = pass_observation(obs, DEFAULT_PASS)
+    if proof_only(profile):  # the calls are a best-effort look: only a lost trace counts
+        looked = looked.model_copy(
+            update={
+                "phases": tuple(
+                    pr.model_copy(update={"status": PhaseStatus.OK}) if pr.phase is Phase.EXECUTE else pr
+                    for pr in looked.phases
+                )
+            }
+        )
+    verdict, reason = verdict_for(findings, incomplete_reasons(looked))
     if verdict is Verdict.CLEAN and (capped := capped_modules(obs.phases)):
         reason = (
             f"no finding at or above medium; every phase completed with a full trace, {_cap_words(capped)}"

@@ -3,13 +3,14 @@ function call are found, attributed to the entry point or the function."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from sandbox.models import Phase, Verdict
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel, payload_fn
+from tests.fixtures.builders import Randomised, build_wheel, exfil_source, payload_fn
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
@@ -61,3 +62,56 @@ def test_function_payload_found_with_the_function_named(tmp_path: Path) -> None:
     ex = next(p for p in report.phases if p.phase is Phase.EXECUTE)
     assert any(s.name == f"{name}.client.{fn}" for s in ex.steps)
     assert not any(f.phase is Phase.IMPORT for f in report.findings if f.rule_id == "PS002")
+
+
+def test_default_profile_calls_a_constructor_that_sends_a_planted_secret(tmp_path: Path) -> None:
+    # ctx 0.2.6's shape: nothing at import, the class's constructor reads and sends
+    r = Randomised()
+    name, cls, host, port = r.name("ctxlike"), f"Box{r.name('')}", r.address(), r.port()
+    body = textwrap.indent(exfil_source(r.credential(), host, port), "        ")
+    whl = build_wheel(
+        tmp_path,
+        name,
+        "1.0",
+        {
+            f"{name}/__init__.py": f"class {cls}(dict):\n    def __init__(self):\n{body}\n",
+        },
+    )
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
+    proof = [f for f in report.findings if f.rule_id == "PS010"]
+    assert proof and all(f.phase is Phase.EXECUTE for f in proof), [(f.rule_id, f.phase) for f in proof]
+    assert not [f for f in report.findings if f.phase is not Phase.EXECUTE and f.severity.rank >= 2]
+    # the same call's connect and secret read are said too, as context of the proof
+    ps002 = [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.EXECUTE]
+    assert ps002 and any(e.context == f"call {name}.{cls}" for f in ps002 for e in f.evidence)
+
+
+def test_default_profile_calls_a_client_that_fetches_the_url_it_is_given(tmp_path: Path) -> None:
+    # a library's helper: it looks up ~/.netrc for the URL's host and connects there
+    # (to example.invalid, the caller's made-up URL) — what it was asked to do
+    r = Randomised()
+    name = r.name("client")
+    src = textwrap.dedent(
+        """\
+        import os, socket
+        from urllib.parse import urlsplit
+
+        def delete(url):
+            netrc = os.path.expanduser("~/.netrc")
+            if os.path.exists(netrc):
+                open(netrc).read()
+            parts = urlsplit(url)
+            s = socket.create_connection((parts.hostname, parts.port or 80), timeout=2)
+            s.sendall(b"DELETE / HTTP/1.1\\r\\nHost: " + parts.hostname.encode() + b"\\r\\n\\r\\n")
+            s.close()
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/api.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and code == 0 and report.verdict is Verdict.CLEAN, report.verdict_reason
+    ex = next(p for p in report.phases if p.phase is Phase.EXECUTE)
+    assert any(s.name == f"{name}.api.delete" for s in ex.steps), [s.name for s in ex.steps]
+    context = [f for f in report.findings if f.phase is Phase.EXECUTE]
+    assert {"PS002", "PS012"} <= {f.rule_id for f in context}, [f.rule_id for f in context]
+    assert all(f.severity.value == "low" and "made-up arguments" in f.message for f in context)

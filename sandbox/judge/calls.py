@@ -1,0 +1,61 @@
+"""The execute phase's calls as the default profile judges them: proof only.
+
+The calls hand the candidate's public functions and classes made-up arguments (a URL
+on ``example.invalid``, ``/tmp/pkgsandbox-mock``, a mock object). A library asked to
+fetch a URL looks up ``~/.netrc`` and resolves the name; a config helper reads
+``~/.aws``; a shell-completion helper appends to ``~/.bashrc``. That is what it was
+asked to do, by us, and no sign of malice. What a call does that no argument asks
+for is different: a planted secret leaving the sandbox (PS010), the bait second stage
+run (PS013), decoded or fileless code run (PS021, PS029), requests that follow the
+secrets (PS031). Those keep their severity; every other finding of the phase stays in
+the report as LOW context, so ``ctx``'s constructor that sends the environment is
+malicious and ``requests.delete`` is not.
+
+The rest of the run is judged without the calls' events (:func:`without_calls`): a
+credential stat at import is not raised to HIGH because a call reached the network.
+"""
+
+from __future__ import annotations
+
+from sandbox.judge.profiles import Profile
+from sandbox.models import Finding, NetworkCapture, Observation, Phase, Severity
+
+PROOF_RULES = frozenset({"PS010", "PS013", "PS021", "PS029", "PS031"})
+CONTEXT_NOTE = "during a call with made-up arguments: context, not proof"
+
+
+def proof_only(profile: Profile) -> bool:
+    """Whether this profile runs the calls and judges them on proof alone."""
+    return Phase.EXECUTE in profile.phases.run and profile.phases.execute_evidence == "proof"
+
+
+def without_calls(obs: Observation, net: NetworkCapture | None) -> tuple[Observation, NetworkCapture | None]:
+    """*obs* and *net* without anything of the execute phase."""
+    keep = Phase.EXECUTE
+    o = obs.model_copy(
+        update={
+            "events": tuple(e for e in obs.events if e.phase is not keep),
+            "processes": tuple(p for p in obs.processes if p.phase is not keep),
+            "phases": tuple(pr for pr in obs.phases if pr.phase is not keep),
+            "fs_changes": tuple(c for c in obs.fs_changes if c.phase is not keep),
+        }
+    )
+    if net is None:
+        return o, None
+    n = net.model_copy(
+        update={
+            "dns": tuple(q for q in net.dns if q.phase is not keep),
+            "connections": tuple(c for c in net.connections if c.phase is not keep),
+            "datagrams": tuple(d for d in net.datagrams if d.phase is not keep),
+            "exfiltration": tuple(x for x in net.exfiltration if x.phase is not keep),
+            "honeytoken_reads": tuple(r for r in net.honeytoken_reads if r.phase is not keep),
+        }
+    )
+    return o, n
+
+
+def as_context(f: Finding) -> Finding:
+    """An execute-phase finding that proves nothing: LOW, saying why."""
+    if f.rule_id in PROOF_RULES or f.severity.rank <= Severity.LOW.rank:
+        return f
+    return f.model_copy(update={"severity": Severity.LOW, "message": f"{f.message} ({CONTEXT_NOTE})"})

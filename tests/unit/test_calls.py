@@ -1,0 +1,136 @@
+"""The default profile's calls judged on proof alone (sandbox/judge/calls.py): what a
+call with made-up arguments does is LOW context unless it proves harm, and the other
+phases are judged without the calls' events; the deep profile judges every call."""
+
+from __future__ import annotations
+
+from sandbox.judge.calls import PROOF_RULES, as_context, proof_only
+from sandbox.judge.profiles import load_profile
+from sandbox.judge.report import judge
+from sandbox.models import (
+    Address,
+    Event,
+    EventKind,
+    Evidence,
+    Finding,
+    Observation,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+    Severity,
+    Verdict,
+)
+
+EV = Evidence(phase=Phase.EXECUTE, pid=1, time=0.0, syscall="connect")
+PY = ("/home/dev/project/.venv/bin/python", "/opt/pkgsandbox/run/pkgsandbox_call.py", "5.0", "lib")
+
+
+def _ev(phase: Phase, seq: int, kind: EventKind, syscall: str, **kw: object) -> Event:
+    return Event(phase=phase, seq=seq, pid=40, time=100.0 + seq, syscall=syscall, kind=kind, argv=PY, **kw)  # type: ignore[arg-type]
+
+
+def _obs(execute_status: PhaseStatus = PhaseStatus.OK) -> Observation:
+    """A key read at import; a call that reads ~/.netrc and connects to a TEST-NET host."""
+    events = (
+        _ev(
+            Phase.IMPORT,
+            1,
+            EventKind.FILE_READ,
+            "openat",
+            path="/home/dev/.ssh/id_rsa",
+            flags="O_RDONLY",
+            result=3,
+        ),
+        _ev(
+            Phase.EXECUTE,
+            1,
+            EventKind.FILE_READ,
+            "openat",
+            path="/home/dev/.netrc",
+            flags="O_RDONLY",
+            result=3,
+        ),
+        _ev(
+            Phase.EXECUTE,
+            2,
+            EventKind.CONNECT,
+            "connect",
+            address=Address(family="inet", host="198.51.100.7", port=443),
+            result=-1,
+            errno="ENETUNREACH",
+            context="call lib.delete",
+        ),
+    )
+    phases = (
+        PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1),
+        PhaseResult(phase=Phase.EXECUTE, status=execute_status, duration=1),
+    )
+    return Observation(events=events, processes=(), phases=phases)
+
+
+def _judge(profile: str, obs: Observation):  # type: ignore[no-untyped-def]
+    return judge(obs, target="lib", started=0.0, image=None, staged=None, profile=load_profile(profile))
+
+
+def test_default_runs_the_calls_on_proof_and_deep_on_everything() -> None:
+    assert proof_only(load_profile("default")) and proof_only(load_profile("strict"))
+    assert not proof_only(load_profile("deep"))
+
+
+def test_a_call_that_reaches_out_is_context_and_does_not_raise_the_import_finding() -> None:
+    report = _judge("default", _obs())
+    calls = [f for f in report.findings if f.phase is Phase.EXECUTE]
+    assert calls and all(f.severity is Severity.LOW for f in calls), [(f.rule_id, f.severity) for f in calls]
+    assert any(f.rule_id == "PS002" and "made-up arguments" in f.message for f in calls)
+    # the import phase's key read is judged as if no call had run: MEDIUM, not HIGH
+    key = [f for f in report.findings if f.phase is Phase.IMPORT and f.rule_id == "PS001"]
+    assert [f.severity for f in key] == [Severity.MEDIUM]
+    assert report.verdict is Verdict.SUSPICIOUS
+
+
+def test_deep_judges_the_same_call_like_any_phase() -> None:
+    report = _judge("deep", _obs())
+    assert any(
+        f.rule_id == "PS002" and f.phase is Phase.EXECUTE and f.severity is Severity.HIGH
+        for f in report.findings
+    )
+    assert report.verdict is Verdict.MALICIOUS
+
+
+def test_calls_that_time_out_do_not_make_the_default_run_incomplete() -> None:
+    assert _judge("default", _obs(PhaseStatus.TIMEOUT)).verdict is Verdict.SUSPICIOUS
+    lost = _obs().model_copy(
+        update={
+            "events": (),
+            "phases": (
+                PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1),
+                PhaseResult(
+                    phase=Phase.EXECUTE, status=PhaseStatus.TIMEOUT, duration=1, trace_complete=False
+                ),
+            ),
+        }
+    )
+    # a lost trace is still a run that could not look; a timeout alone is not, under default
+    assert _judge("default", lost).verdict is Verdict.INCOMPLETE
+    quiet = lost.model_copy(
+        update={"phases": (lost.phases[0], lost.phases[1].model_copy(update={"trace_complete": True}))}
+    )
+    assert _judge("default", quiet).verdict is Verdict.CLEAN
+    assert _judge("deep", quiet).verdict is Verdict.INCOMPLETE
+
+
+def test_proof_keeps_its_severity() -> None:
+    for rule in sorted(PROOF_RULES):
+        f = Finding(
+            rule_id=rule,
+            title="t",
+            severity=Severity.CRITICAL,
+            phase=Phase.EXECUTE,
+            message="m",
+            evidence=(EV,),
+        )
+        assert as_context(f) is f
+    f = Finding(
+        rule_id="PS005", title="t", severity=Severity.HIGH, phase=Phase.EXECUTE, message="m", evidence=(EV,)
+    )
+    assert as_context(f).severity is Severity.LOW and "made-up arguments" in as_context(f).message
