@@ -284,6 +284,9 @@ def _kit_installed() -> bool:
     return any(s.get("tag") == "kit" and s.get("exit_code") == 0 for s in res.get("steps") or [])
 
 
+IMPORTED = OUT / "imported.json"  # the default pass's modules that imported
+
+
 def _inventory_file(plan: dict[str, Any]) -> Path:
     """The inventory a phase reads: the checkout's (an import from the unpacked sdist),
     its own pass's re-install's, else the default one."""
@@ -389,6 +392,10 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
             more_results, more = flat.import_by_bare_name(plan, site, folders, end, window)
             results += more_results
             steps += more
+    if str(plan.get("_pass") or "default") == "default":
+        # the calls (execute) import only these again: a module that hung, stopped itself
+        # or failed at import was judged here, and calling into it would wait it out again
+        IMPORTED.write_text(json.dumps([r["name"] for r in results if r.get("status") == "ok"]))
     problems = []
     if plan.get("_checkout"):
         problems.append(
@@ -512,9 +519,12 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             )
             if res["status"] == "timeout":
                 status = "timeout"
-    modules = [m for m in (inv.get("modules") or []) if not any(p.startswith("_") for p in m.split("."))][
-        :300
-    ]
+    imported = set(json.loads(IMPORTED.read_text())) if IMPORTED.exists() else None
+    modules = [
+        m
+        for m in (inv.get("modules") or [])
+        if not any(p.startswith("_") for p in m.split(".")) and (imported is None or m in imported)
+    ][:300]
     remaining = modules
     attempt = 0
     py = f"{venv}/bin/python"

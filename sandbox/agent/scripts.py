@@ -180,7 +180,12 @@ def _pkgsandbox_main():
             mod = importlib.import_module(modname)
         except BaseException:
             continue
-        names = getattr(mod, "__all__", None) or [n for n in dir(mod) if not n.startswith("_")]
+        # __all__ first, then every other public name the module defines: a payload kept
+        # out of __all__ (a helper the README tells the user to call) is called too
+        public = [n for n in dir(mod) if not n.startswith("_")]
+        listed = getattr(mod, "__all__", None)
+        listed = [n for n in listed if isinstance(n, str)] if isinstance(listed, (list, tuple)) else []
+        names = list(dict.fromkeys([*listed, *public]))
         for name in names:
             try:
                 obj = getattr(mod, name)

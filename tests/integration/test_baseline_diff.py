@@ -41,8 +41,9 @@ def test_diff_shows_exactly_the_additions(tmp_path: Path, pair: tuple[Path, Path
     assert ch["pth"].removed == ()
     assert ch["endpoints"].added and all(k.endswith(dest) for k in ch["endpoints"].added)
     # a library with no command is imported again in the exercise phase (its second
-    # session), where the start-up hook and the import beacon fire once more
-    assert {k.split()[0] for k in ch["endpoints"].added} == {"startup", "import", "exercise"}
+    # session), where the start-up hook and the import beacon fire once more, and so
+    # they do in the calls' interpreter (execute)
+    assert {k.split()[0] for k in ch["endpoints"].added} == {"startup", "import", "exercise", "execute"}
     assert ch["files"].added and all(k.endswith("~/" + cred) for k in ch["files"].added), ch["files"].added
     assert ch["processes"].added == () and ch["processes"].removed == ()
     assert ch["files"].removed == () and ch["endpoints"].removed == ()

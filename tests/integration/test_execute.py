@@ -13,6 +13,7 @@ from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel, exfil_source, payload_fn
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
+PLANTED = (".ssh/id_rsa", ".aws/credentials", ".docker/config.json", ".git-credentials", ".netrc")
 
 
 def test_console_script_payload_found_in_execute_phase(tmp_path: Path) -> None:
@@ -64,27 +65,32 @@ def test_function_payload_found_with_the_function_named(tmp_path: Path) -> None:
     assert not any(f.phase is Phase.IMPORT for f in report.findings if f.rule_id == "PS002")
 
 
-def test_default_profile_calls_a_constructor_that_sends_a_planted_secret(tmp_path: Path) -> None:
-    # ctx 0.2.6's shape: nothing at import, the class's constructor reads and sends
+@pytest.mark.parametrize("shape", ["constructor", "unlisted-helper"])
+def test_default_profile_calls_a_constructor_that_sends_a_planted_secret(tmp_path: Path, shape: str) -> None:
+    # ctx 0.2.6's shape: nothing at import, the class's constructor reads and sends; or
+    # a helper left out of __all__ that the README tells the user to call (tablates')
     r = Randomised()
-    name, cls, host, port = r.name("ctxlike"), f"Box{r.name('')}", r.address(), r.port()
-    body = textwrap.indent(exfil_source(r.credential(), host, port), "        ")
-    whl = build_wheel(
-        tmp_path,
-        name,
-        "1.0",
-        {
-            f"{name}/__init__.py": f"class {cls}(dict):\n    def __init__(self):\n{body}\n",
-        },
-    )
+    name, host, port = r.name("ctxlike"), r.address(), r.port()
+    cred = r.rng.choice(PLANTED)  # a file with a canary in it: its content leaving is the proof
+    if shape == "constructor":
+        cls = f"Box{r.name('')}"
+        body = textwrap.indent(exfil_source(cred, host, port), "        ")
+        src = f"class {cls}(dict):\n    def __init__(self):\n{body}\n"
+    else:
+        cls = f"init_{r.name('table')}"
+        src = "__all__ = ['render']\n\ndef render(rows):\n    return str(rows)\n\n" + payload_fn(
+            cls, cred, host, port, "val"
+        )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     code, report = run_cli(tmp_path, str(whl), "--window", "1")
     assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1
     proof = [f for f in report.findings if f.rule_id == "PS010"]
     assert proof and all(f.phase is Phase.EXECUTE for f in proof), [(f.rule_id, f.phase) for f in proof]
     assert not [f for f in report.findings if f.phase is not Phase.EXECUTE and f.severity.rank >= 2]
-    # the same call's connect and secret read are said too, as context of the proof
-    ps002 = [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.EXECUTE]
-    assert ps002 and any(e.context == f"call {name}.{cls}" for f in ps002 for e in f.evidence)
+    # the same call's connect is said too, as context of the proof
+    assert [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.EXECUTE]
+    ex = next(p for p in report.phases if p.phase is Phase.EXECUTE)
+    assert f"{name}.{cls}" in [s.name for s in ex.steps]
 
 
 def test_default_profile_calls_a_client_that_fetches_the_url_it_is_given(tmp_path: Path) -> None:

@@ -172,6 +172,11 @@ def test_every_evasion_is_judged(tmp_path: Path) -> None:
     probe = next(f for f in report.findings if f.rule_id == "PS030")
     assert probe.severity is Severity.MEDIUM
     assert {"/.dockerenv", "/proc/1/cgroup"} <= {e.path for e in probe.evidence}
-    assert all(f.severity is Severity.CRITICAL for f in report.findings if f.rule_id in ("PS002", "PS029"))
+    # (the calls' own connects are LOW context: the import beacon fires again in their interpreter)
+    assert all(
+        f.severity is Severity.CRITICAL
+        for f in report.findings
+        if f.rule_id in ("PS002", "PS029") and f.phase is not Phase.EXECUTE
+    )
     # harness events stay in the report, labelled
     assert any(e.origin.value == "harness" for e in report.events)

@@ -58,7 +58,13 @@ def test_benign_wheel_is_clean(tmp_path: Path, recorder: str) -> None:
     assert report.verdict is Verdict.CLEAN, (report.verdict_reason, report.findings)
     assert code == 0
     # the default profile exercises the package after import (nothing to run here)
-    assert [p.phase for p in report.phases] == [Phase.INSTALL, Phase.STARTUP, Phase.IMPORT, Phase.EXERCISE]
+    assert [p.phase for p in report.phases] == [
+        Phase.INSTALL,
+        Phase.STARTUP,
+        Phase.IMPORT,
+        Phase.EXERCISE,
+        Phase.EXECUTE,
+    ]
     assert all(p.status is PhaseStatus.OK and p.trace_complete for p in report.phases)
     imported = {s.name for s in report.phases[2].steps}
     assert {name, f"{name}.core", f"{name}.util"} <= imported
