@@ -4,6 +4,7 @@ phases are judged without the calls' events; the deep profile judges every call.
 
 from __future__ import annotations
 
+from sandbox.judge.baseline import apply_baseline, make_baseline
 from sandbox.judge.calls import PROOF_RULES, as_context, proof_only
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import judge
@@ -134,3 +135,29 @@ def test_proof_keeps_its_severity() -> None:
         rule_id="PS005", title="t", severity=Severity.HIGH, phase=Phase.EXECUTE, message="m", evidence=(EV,)
     )
     assert as_context(f).severity is Severity.LOW and "made-up arguments" in as_context(f).message
+
+
+def test_a_baseline_holds_the_calls_apart() -> None:
+    # v1 only imported; v2's call reaches out (a sinkhole address drawn per run, so every
+    # version's differs) and its import connects too: only the import's is a MEDIUM deviation
+    old = _obs().model_copy(update={"events": _obs().events[:1]})
+    base = make_baseline(_judge("default", old))
+    beacon = _ev(
+        Phase.IMPORT,
+        2,
+        EventKind.CONNECT,
+        "connect",
+        address=Address(family="inet", host="203.0.113.9", port=8443),
+        result=-1,
+        errno="ENETUNREACH",
+    )
+    new = _obs().model_copy(update={"events": (*_obs().events, beacon)})
+    report = apply_baseline(_judge("default", new), base)
+    dev = {f.message.split(" not seen")[0]: f.severity for f in report.findings if f.rule_id == "PS024"}
+    assert dev == {
+        "1 new endpoints": Severity.MEDIUM,
+        "1 new endpoints during the calls": Severity.LOW,
+        "1 new files during the calls": Severity.LOW,  # files are LOW anyway
+    }, dev
+    quiet = apply_baseline(_judge("default", _obs()), base)
+    assert not [f for f in quiet.findings if f.rule_id == "PS024" and f.severity.rank > Severity.LOW.rank]
