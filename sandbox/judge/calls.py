@@ -22,6 +22,11 @@ from sandbox.models import Finding, NetworkCapture, Observation, Phase, Severity
 
 PROOF_RULES = frozenset({"PS010", "PS013", "PS021", "PS029", "PS031"})
 CONTEXT_NOTE = "during a call with made-up arguments: context, not proof"
+# The host of the URL the caller hands a url/host parameter (sandbox/agent/scripts.py,
+# CALLER's mock_for): a helper that downloads and runs what that URL serves ran the
+# bait because we asked it to.
+MOCK_HOSTS = frozenset({"example.invalid"})
+ASKED_NOTE = "the bait came only from the made-up URL the call was handed"
 
 
 def proof_only(profile: Profile) -> bool:
@@ -54,8 +59,23 @@ def without_calls(obs: Observation, net: NetworkCapture | None) -> tuple[Observa
     return o, n
 
 
-def as_context(f: Finding) -> Finding:
-    """An execute-phase finding that proves nothing: LOW, saying why."""
-    if f.rule_id in PROOF_RULES or f.severity.rank <= Severity.LOW.rank:
+def fetched_only_what_we_handed(net: NetworkCapture | None) -> bool:
+    """Every connection the calls made went to the made-up URL's host (and there was
+    one): whatever they downloaded, we pointed them at it."""
+    if net is None:
+        return False
+    conns = [c for c in net.connections if c.phase is Phase.EXECUTE]
+    return bool(conns) and all((c.host or "").lower().rstrip(".") in MOCK_HOSTS for c in conns)
+
+
+def as_context(f: Finding, *, asked: bool = False) -> Finding:
+    """An execute-phase finding that proves nothing: LOW, saying why. With *asked*
+    (:func:`fetched_only_what_we_handed`), running the bait (PS013) proves nothing
+    either: a download-and-run helper did what its argument said."""
+    if f.severity.rank <= Severity.LOW.rank:
+        return f
+    if asked and f.rule_id == "PS013":
+        return f.model_copy(update={"severity": Severity.LOW, "message": f"{f.message} ({ASKED_NOTE})"})
+    if f.rule_id in PROOF_RULES:
         return f
     return f.model_copy(update={"severity": Severity.LOW, "message": f"{f.message} ({CONTEXT_NOTE})"})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sandbox import __version__
 from sandbox.fetch import StagedSet
-from sandbox.judge.calls import as_context, proof_only, without_calls
+from sandbox.judge.calls import as_context, fetched_only_what_we_handed, proof_only, without_calls
 from sandbox.judge.incomplete import capped_modules
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import apply_profile, evaluate, incomplete_reasons
@@ -180,7 +180,10 @@ def _evaluate(obs: Observation, profile: Profile, net: NetworkCapture | None, ho
     if not proof_only(profile) or not any(pr.phase is Phase.EXECUTE for pr in obs.phases):
         return evaluate(obs, profile, net, hostname)
     rest, rest_net = without_calls(obs, net)
-    calls = [as_context(f) for f in evaluate(obs, profile, net, hostname) if f.phase is Phase.EXECUTE]
+    asked = fetched_only_what_we_handed(net)
+    calls = [
+        as_context(f, asked=asked) for f in evaluate(obs, profile, net, hostname) if f.phase is Phase.EXECUTE
+    ]
     return [*evaluate(rest, profile, rest_net, hostname), *calls]
 
 

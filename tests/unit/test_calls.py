@@ -5,7 +5,7 @@ phases are judged without the calls' events; the deep profile judges every call.
 from __future__ import annotations
 
 from sandbox.judge.baseline import apply_baseline, make_baseline
-from sandbox.judge.calls import PROOF_RULES, as_context, proof_only
+from sandbox.judge.calls import PROOF_RULES, as_context, fetched_only_what_we_handed, proof_only
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import judge
 from sandbox.models import (
@@ -14,6 +14,8 @@ from sandbox.models import (
     EventKind,
     Evidence,
     Finding,
+    NetConnection,
+    NetworkCapture,
     Observation,
     Phase,
     PhaseResult,
@@ -161,3 +163,32 @@ def test_a_baseline_holds_the_calls_apart() -> None:
     }, dev
     quiet = apply_baseline(_judge("default", _obs()), base)
     assert not [f for f in quiet.findings if f.rule_id == "PS024" and f.severity.rank > Severity.LOW.rank]
+
+
+def _stage_run(host: str) -> tuple[Observation, NetworkCapture]:
+    """A call fetched from *host* and ran the answer: the bait stage's path was looked up."""
+    stage = "/var/tmp/.b41tst4g3"
+    ran = _ev(Phase.EXECUTE, 1, EventKind.FILE_STAT, "newfstatat", path=stage, result=-1, errno="ENOENT")
+    obs = Observation(
+        events=(ran,),
+        processes=(),
+        phases=(PhaseResult(phase=Phase.EXECUTE, status=PhaseStatus.OK, duration=1),),
+    )
+    conn = NetConnection(
+        phase=Phase.EXECUTE, time=100.0, destination="198.18.3.4:80", host=host, protocol="http"
+    )
+    return obs, NetworkCapture(enabled=True, connections=(conn,), stage=stage)
+
+
+def test_running_what_the_made_up_url_served_is_asked_for_and_what_the_code_chose_is_proof() -> None:
+    profile = load_profile("default")
+    for host, severity in (("example.invalid", Severity.LOW), ("dothebest.example", Severity.HIGH)):
+        obs, net = _stage_run(host)
+        report = judge(obs, target="lib", started=0.0, image=None, staged=None, profile=profile, network=net)
+        ps013 = [f for f in report.findings if f.rule_id == "PS013"]
+        assert [f.severity for f in ps013] == [severity], (
+            host,
+            [(f.rule_id, f.severity) for f in report.findings],
+        )
+    assert not fetched_only_what_we_handed(None)
+    assert not fetched_only_what_we_handed(NetworkCapture(enabled=True))  # nothing fetched: nothing asked
