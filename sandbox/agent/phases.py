@@ -284,7 +284,13 @@ def _kit_installed() -> bool:
     return any(s.get("tag") == "kit" and s.get("exit_code") == 0 for s in res.get("steps") or [])
 
 
-IMPORTED = OUT / "imported.json"  # the default pass's modules that imported
+def _imported_ok() -> set[str] | None:
+    """The modules the default pass's import phase imported; None without its result."""
+    try:
+        res = json.loads((OUT / "import.result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {str(m.get("name")) for m in res.get("modules") or [] if m.get("status") == "ok"}
 
 
 def _inventory_file(plan: dict[str, Any]) -> Path:
@@ -392,10 +398,6 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
             more_results, more = flat.import_by_bare_name(plan, site, folders, end, window)
             results += more_results
             steps += more
-    if str(plan.get("_pass") or "default") == "default":
-        # the calls (execute) import only these again: a module that hung, stopped itself
-        # or failed at import was judged here, and calling into it would wait it out again
-        IMPORTED.write_text(json.dumps([r["name"] for r in results if r.get("status") == "ok"]))
     problems = []
     if plan.get("_checkout"):
         problems.append(
@@ -519,7 +521,10 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             )
             if res["status"] == "timeout":
                 status = "timeout"
-    imported = set(json.loads(IMPORTED.read_text())) if IMPORTED.exists() else None
+    # only what imported in the default pass's import phase (its result, written after
+    # it): a module that hung, stopped itself or failed there was judged there, and
+    # calling into it would wait it out again
+    imported = _imported_ok()
     modules = [
         m
         for m in (inv.get("modules") or [])

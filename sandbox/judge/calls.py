@@ -17,6 +17,8 @@ credential stat at import is not raised to HIGH because a call reached the netwo
 
 from __future__ import annotations
 
+from typing import Any
+
 from sandbox.judge.profiles import Profile
 from sandbox.models import Finding, NetworkCapture, Observation, Phase, Severity
 
@@ -34,29 +36,20 @@ def proof_only(profile: Profile) -> bool:
     return Phase.EXECUTE in profile.phases.run and profile.phases.execute_evidence == "proof"
 
 
+_OBS_FIELDS = ("events", "processes", "phases", "fs_changes")
+_NET_FIELDS = ("dns", "connections", "datagrams", "exfiltration", "honeytoken_reads")
+
+
 def without_calls(obs: Observation, net: NetworkCapture | None) -> tuple[Observation, NetworkCapture | None]:
-    """*obs* and *net* without anything of the execute phase."""
-    keep = Phase.EXECUTE
-    o = obs.model_copy(
-        update={
-            "events": tuple(e for e in obs.events if e.phase is not keep),
-            "processes": tuple(p for p in obs.processes if p.phase is not keep),
-            "phases": tuple(pr for pr in obs.phases if pr.phase is not keep),
-            "fs_changes": tuple(c for c in obs.fs_changes if c.phase is not keep),
-        }
-    )
-    if net is None:
-        return o, None
-    n = net.model_copy(
-        update={
-            "dns": tuple(q for q in net.dns if q.phase is not keep),
-            "connections": tuple(c for c in net.connections if c.phase is not keep),
-            "datagrams": tuple(d for d in net.datagrams if d.phase is not keep),
-            "exfiltration": tuple(x for x in net.exfiltration if x.phase is not keep),
-            "honeytoken_reads": tuple(r for r in net.honeytoken_reads if r.phase is not keep),
-        }
-    )
-    return o, n
+    """*obs* and *net* without anything of the execute phase (every field that holds
+    per-phase records)."""
+
+    def drop(model: Any, fields: tuple[str, ...]) -> Any:
+        return model.model_copy(
+            update={f: tuple(x for x in getattr(model, f) if x.phase is not Phase.EXECUTE) for f in fields}
+        )
+
+    return drop(obs, _OBS_FIELDS), None if net is None else drop(net, _NET_FIELDS)
 
 
 def fetched_only_what_we_handed(net: NetworkCapture | None) -> bool:

@@ -8,7 +8,7 @@ import is not a completed look either (nothing of the candidate ran).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from sandbox.models import DEFAULT_PASS, Observation, Phase, PhaseResult, PhaseStatus
 
@@ -70,11 +70,13 @@ def _phase_cause(pr: PhaseResult) -> str:
     return ""
 
 
-def incomplete_reasons(obs: Observation) -> list[str]:
-    """Why the run could not look at everything (empty when it could)."""
+def incomplete_reasons(obs: Observation, best_effort: Collection[Phase] = ()) -> list[str]:
+    """Why the run could not look at everything (empty when it could). A phase in
+    *best_effort* (the default profile's calls) that failed or timed out is not a
+    missed look; its lost trace still is."""
     reasons = []
     for pr in obs.phases:
-        if pr.status is not PhaseStatus.OK:
+        if pr.status is not PhaseStatus.OK and pr.phase not in best_effort:
             cause = phase_cause(pr)
             reasons.append(f"{pr.phase.value} phase {pr.status.value}" + (f": {cause}" if cause else ""))
         elif pr.phase is Phase.IMPORT and pr.steps:

@@ -31,7 +31,6 @@ from sandbox.models import (
     Origin,
     Phase,
     PhaseResult,
-    PhaseStatus,
     PhaseSummary,
     Report,
     Round,
@@ -233,17 +232,10 @@ def judge(
     findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     # Incomplete means the default pass could not look; an extra pass that failed is
     # a note in its phase rows (it only ever adds findings).
-    looked = pass_observation(obs, DEFAULT_PASS)
-    if proof_only(profile):  # the calls are a best-effort look: only a lost trace counts
-        looked = looked.model_copy(
-            update={
-                "phases": tuple(
-                    pr.model_copy(update={"status": PhaseStatus.OK}) if pr.phase is Phase.EXECUTE else pr
-                    for pr in looked.phases
-                )
-            }
-        )
-    verdict, reason = verdict_for(findings, incomplete_reasons(looked))
+    best_effort = (Phase.EXECUTE,) if proof_only(profile) else ()  # the calls: only a lost trace counts
+    verdict, reason = verdict_for(
+        findings, incomplete_reasons(pass_observation(obs, DEFAULT_PASS), best_effort)
+    )
     if verdict is Verdict.CLEAN and (capped := capped_modules(obs.phases)):
         reason = (
             f"no finding at or above medium; every phase completed with a full trace, {_cap_words(capped)}"
