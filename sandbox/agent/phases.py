@@ -533,6 +533,9 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     remaining = modules
     attempt = 0
     py = f"{venv}/bin/python"
+    # the canaries the caller hands arguments named like a secret (HoneytokenSet.handed)
+    handed = plan.get("call_secrets") or {}
+    secrets = f"{handed.get('hex', '')}:{handed.get('text', '')}"
     while remaining and status != "timeout":
         left = end - time.monotonic()
         if left <= 0 or attempt >= 25:
@@ -542,13 +545,13 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         run = ImportRun(
             plan,
             f"calls-{attempt}",
-            [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), *remaining],
+            [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), secrets, *remaining],
             per_call + 5,
             phase="execute",
         )
         run.run(left, window)
         res = run.result()
-        res["argv"] = [*res["argv"][:3], f"<{len(remaining)} modules>"]
+        res["argv"] = [*res["argv"][:3], "<handed secrets>", f"<{len(remaining)} modules>"]
         res["context"] = ""
         steps.append(res)
         calls.extend(run.results)

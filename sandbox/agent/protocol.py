@@ -67,6 +67,7 @@ class Plan(TypedDict, total=False):
     env: dict[str, str]  # honeytoken variables in the candidate's environment
     home_files: dict[str, str]  # honeytoken files, relative to HOME
     home_blobs: dict[str, str]  # binary honeytoken files (base64), relative to HOME
+    call_secrets: dict[str, str]  # canaries the caller hands secret-named arguments ("hex", "text")
     passes: dict[str, Any]  # extra passes of startup and import (sandbox/agent/passes.py)
     identity: dict[str, str]
     sinkhole: dict[str, Any]

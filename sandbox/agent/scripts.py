@@ -106,12 +106,32 @@ def _pkgsandbox_main():
     say = _pkgsandbox_progress()
 
     per_call = float(sys.argv[1])
-    modules = sys.argv[2:]
+    hex_secret, _, text_secret = sys.argv[2].partition(":")
+    modules = sys.argv[3:]
     del sys.argv[1:]
+    import re
+    secret_name = re.compile(
+        r"(?:^|_)(?:pass(?:word|wd|phrase)?|pwd|secret|token|key|seed|mnemonic|credentials?|cookie|auth)(?:_|$)"
+        r"|apikey|privkey|privatekey|secretkey|passwd|password"
+    )
+
+    def secret_for(name):
+        """The run's canary for a parameter or attribute named like a secret (None
+        otherwise): a key-shaped hex string for wallets and signing keys, a token else.
+        Where the call sends it is the host's question (PS032)."""
+        n = name.lower()
+        if n.startswith("__") or not secret_name.search(n):
+            return None
+        if any(w in n for w in ("priv", "seed", "mnemonic", "wallet", "signing")):
+            return hex_secret or None
+        return text_secret or None
 
     class Mock:
         """Stands in for any argument: callable, iterable, attribute-rich, stringable."""
         def __getattr__(self, name):
+            secret = secret_for(name)
+            if secret is not None:
+                return secret
             return Mock()
         def __call__(self, *a, **k):
             return Mock()
@@ -129,9 +149,16 @@ def _pkgsandbox_main():
     samples = {str: "test", int: 1, float: 1.0, bool: True, bytes: b"test", list: [], dict: {}, tuple: ()}
 
     def mock_for(param):
+        secret = secret_for(param.name)
         ann = param.annotation
-        if ann in samples:
-            return samples[ann]
+        try:
+            sample = samples.get(ann)
+        except TypeError:  # an unhashable annotation (`tags: [str]`)
+            sample = None
+        if secret is not None and (ann is str or sample is None):
+            return secret
+        if sample is not None:
+            return sample
         name = param.name.lower()
         if "path" in name or "file" in name or "dir" in name:
             return "/tmp/pkgsandbox-mock"

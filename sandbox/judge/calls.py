@@ -22,7 +22,7 @@ from typing import Any
 from sandbox.judge.profiles import Profile
 from sandbox.models import Finding, NetworkCapture, Observation, Phase, Severity
 
-PROOF_RULES = frozenset({"PS010", "PS013", "PS021", "PS029", "PS031"})
+PROOF_RULES = frozenset({"PS010", "PS013", "PS021", "PS029", "PS031", "PS032"})
 CONTEXT_NOTE = "during a call with made-up arguments: context, not proof"
 # The host of the URL the caller hands a url/host parameter (sandbox/agent/scripts.py,
 # CALLER's mock_for): a helper that downloads and runs what that URL serves ran the

@@ -51,6 +51,10 @@ class HoneytokenSet:
     # the secrets pass's variables: the env honeytokens redrawn (same names and formats,
     # canaries too): what a phase sends that follows them carries them, however encoded
     redrawn_env: dict[str, str] = field(default_factory=dict)
+    # secrets the execute phase's caller hands parameters and attributes named like one
+    # (``private_key`` → "hex", ``password``/``access_key_secret`` → "text"): a call that
+    # sends one to a host it was not handed is PS032
+    handed: dict[str, str] = field(default_factory=dict)
 
     def plan(self) -> dict[str, object]:
         """The plan keys the agent reads (``env`` of the candidate, ``home_files``,
@@ -59,12 +63,16 @@ class HoneytokenSet:
             "env": dict(self.env),
             "home_files": dict(self.files),
             "home_blobs": {rel: base64.b64encode(data).decode() for rel, data in self.blobs.items()},
+            "call_secrets": dict(self.handed),
         }
 
     def paths(self, home: str) -> dict[str, str]:
         """Absolute path of every planted file → its ``~/`` form."""
         return {f"{home.rstrip('/')}/{rel}": f"~/{rel}" for rel in [*self.files, *self.blobs]}
 
+
+# where the execute phase's handed secrets were "planted": the arguments of a call
+HANDED = "an argument of a call"
 
 _ALNUM = string.ascii_letters + string.digits
 _B32 = string.ascii_uppercase + "234567"
@@ -199,6 +207,10 @@ def make_honeytokens(
     ci, ci_files = ci_env(r, user, project_rel, canary)
     # drawn last: the values above stay what a seeded rng always gave
     redrawn = _env_tokens(r, lambda name, value: canary(name, value, f"env {name} (redrawn)"))
+    handed = {
+        "hex": canary("secret handed to a call (hex key)", _rand(r, "0123456789abcdef", 64), HANDED),
+        "text": canary("secret handed to a call (password or token)", _rand(r, _ALNUM, 40), HANDED),
+    }
     return HoneytokenSet(
         env=env,
         files=files,
@@ -208,6 +220,7 @@ def make_honeytokens(
         ci_env=ci,
         ci_files=tuple(ci_files),
         redrawn_env=redrawn,
+        handed=handed,
     )
 
 

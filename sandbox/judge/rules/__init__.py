@@ -31,7 +31,13 @@ from sandbox.judge.rules.escape import (
     rule_tamper,
 )
 from sandbox.judge.rules.hooks import rule_decoded_exec, rule_pth
-from sandbox.judge.rules.network import rule_dns, rule_exfiltration, rule_outbound, rule_sinkhole_outbound
+from sandbox.judge.rules.network import (
+    rule_dns,
+    rule_exfiltration,
+    rule_handed_secret,
+    rule_outbound,
+    rule_sinkhole_outbound,
+)
 from sandbox.judge.rules.persistence import (
     PERSISTENCE_PATHS,
     PERSISTENCE_TOOLS,
@@ -93,6 +99,7 @@ __all__ = [
     "rule_explosion",
     "rule_fd_exec",
     "rule_flood",
+    "rule_handed_secret",
     "rule_honeytoken_read",
     "rule_lingering",
     "rule_oom",
@@ -171,7 +178,8 @@ def evaluate_network(
     trace shows (judged by rule_outbound); None: judge every sinkhole connection."""
     if net is None:
         return []
-    findings = rule_exfiltration(net) + rule_dns(net, profile, hostname) + rule_honeytoken_read(net)
+    findings = rule_exfiltration(net) + rule_handed_secret(net) + rule_dns(net, profile, hostname)
+    findings += rule_honeytoken_read(net)
     findings += rule_sinkhole_outbound(net, profile, traced or set())
     return apply_profile(findings, profile)
 

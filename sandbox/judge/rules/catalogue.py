@@ -182,6 +182,16 @@ CATALOGUE: dict[str, RuleInfo] = {
             "compressed or split into DNS labels. Evidence: the channel, the destination and the bytes.",
         ),
         RuleInfo(
+            "PS032",
+            "sends the secrets it is handed",
+            Severity.MEDIUM,
+            "A call of the execute phase sent a secret the caller handed it (a per-run canary given to "
+            "parameters and attributes named like one: password, token, private_key, access_key_secret …) "
+            "to a host the call was not handed. A stealer that takes credentials as arguments (a cloud "
+            "SDK look-alike's constructor, a wallet helper) does this; so does a client that logs in to its "
+            "own service at once, hence MEDIUM: the evidence names the host for a reviewer.",
+        ),
+        RuleInfo(
             "PS011",
             "DNS lookup",
             Severity.HIGH,

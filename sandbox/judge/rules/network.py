@@ -4,6 +4,7 @@ network section, not events: :func:`sandbox.judge.rules.evaluate_network` runs t
 
 from __future__ import annotations
 
+from sandbox.judge.honeytokens import HANDED
 from sandbox.judge.profiles import Profile, glob_regex
 from sandbox.judge.rules.context import Context, dedupe, is_vsock, make_finding, per_phase
 from sandbox.models import (
@@ -38,31 +39,62 @@ def _dest(e: Event) -> str:
     return e.address.render() if e.address else "?"
 
 
+# Hosts a call was handed (sandbox/agent/scripts.py CALLER): the made-up URL's, and the
+# name a mock object turns into as text. A handed secret sent there is a client at work.
+HANDED_HOSTS = frozenset({"example.invalid", "test"})
+
+
+def _handed_here(x: Exfiltration) -> bool:
+    return (x.host or "").lower().rstrip(".").split(":")[0] in HANDED_HOSTS
+
+
+def rule_handed_secret(net: NetworkCapture) -> list[Finding]:
+    """PS032: a secret the execute phase's caller handed a call left for a host the call
+    was not handed (the made-up URL's host is a client doing what it was asked)."""
+    hits = [x for x in net.exfiltration if x.location == HANDED and not _handed_here(x)]
+    out = []
+    for phase in sorted({x.phase for x in hits}, key=lambda p: p.order):
+        xs = [x for x in hits if x.phase is phase]
+        hosts = sorted({x.host or x.destination or "?" for x in xs})
+        out.append(
+            make_finding(
+                "PS032",
+                phase,
+                f"sent the secret it was handed to {', '.join(hosts[:6])}",
+                [_exfil_evidence(x) for x in xs],
+            )
+        )
+    return out
+
+
+def _exfil_evidence(x: Exfiltration) -> Evidence:
+    return Evidence(
+        phase=x.phase,
+        pid=x.pid or 0,
+        time=x.time,
+        syscall=f"(sinkhole {x.channel})",
+        process=x.process,
+        path=x.location,
+        destination=x.destination,
+        bytes=x.bytes,
+        data=x.excerpt[:512],
+        detail=f"{x.canary} found {x.encoding}"
+        + (f" in traffic for {x.host}" if x.host else "")
+        + (f" ({x.channel}: {x.request})" if x.request else ""),
+    )
+
+
 def rule_exfiltration(net: NetworkCapture) -> list[Finding]:
     out = []
     by_phase: dict[Phase, list[Exfiltration]] = {}
     for x in net.exfiltration:
+        if x.location == HANDED:
+            continue  # handed to a call, not planted: rule_handed_secret
         by_phase.setdefault(x.phase, []).append(x)
     for phase in sorted(by_phase, key=lambda p: p.order):
         hits = by_phase[phase]
         what = sorted({f"{x.canary} ({x.location}) via {x.channel}" for x in hits})
-        evid = [
-            Evidence(
-                phase=x.phase,
-                pid=x.pid or 0,
-                time=x.time,
-                syscall=f"(sinkhole {x.channel})",
-                process=x.process,
-                path=x.location,
-                destination=x.destination,
-                bytes=x.bytes,
-                data=x.excerpt[:512],
-                detail=f"{x.canary} found {x.encoding}"
-                + (f" in traffic for {x.host}" if x.host else "")
-                + (f" ({x.channel}: {x.request})" if x.request else ""),
-            )
-            for x in hits
-        ]
+        evid = [_exfil_evidence(x) for x in hits]
         out.append(
             make_finding("PS010", phase, f"credential exfiltration proven: {', '.join(what[:6])}", evid)
         )
