@@ -21,6 +21,7 @@ from typing import Any
 
 from sandbox.judge.profiles import Profile
 from sandbox.models import Finding, NetworkCapture, Observation, Phase, Severity
+from sandbox.trace.netcapture import AUTH_ONLY
 
 PROOF_RULES = frozenset({"PS010", "PS013", "PS021", "PS029", "PS031", "PS032"})
 CONTEXT_NOTE = "during a call with made-up arguments: context, not proof"
@@ -29,6 +30,9 @@ CONTEXT_NOTE = "during a call with made-up arguments: context, not proof"
 # bait because we asked it to.
 MOCK_HOSTS = frozenset({"example.invalid"})
 ASKED_NOTE = "the bait came only from the made-up URL the call was handed"
+AUTH_NOTE = (
+    "only in an authentication header of a request a call with made-up arguments made: a client logging in"
+)
 
 
 def proof_only(profile: Profile) -> bool:
@@ -69,6 +73,10 @@ def as_context(f: Finding, *, asked: bool = False) -> Finding:
         return f
     if asked and f.rule_id == "PS013":
         return f.model_copy(update={"severity": Severity.LOW, "message": f"{f.message} ({ASKED_NOTE})"})
+    if f.rule_id == "PS010" and f.evidence and all(AUTH_ONLY in (e.detail or "") for e in f.evidence):
+        # the environment's key, only in an Authorization (or API-key) header of a
+        # request a call asked for: a client authenticating to its service
+        return f.model_copy(update={"severity": Severity.LOW, "message": f"{f.message} ({AUTH_NOTE})"})
     if f.rule_id in PROOF_RULES:
         return f
     return f.model_copy(update={"severity": Severity.LOW, "message": f"{f.message} ({CONTEXT_NOTE})"})

@@ -19,12 +19,12 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.judge.canary import CanaryMatch, CanaryMatcher, joined_fields
-from sandbox.judge.honeytokens import HoneytokenSet
+from sandbox.judge.honeytokens import HANDED, Canary, HoneytokenSet
 from sandbox.models import (
     DEFAULT_PASS,
     DnsQuery,
@@ -264,7 +264,18 @@ def network_capture(
             HoneytokenInfo(name=c.name, location=c.location, fingerprint=c.fingerprint)
             for c in tokens.canaries
         )
-        exfil = _exfiltration(CanaryMatcher(tokens.canaries), hay + _across(conns), dns)
+        planted_only = [c for c in tokens.canaries if c.location != HANDED]
+        handed = [c for c in tokens.canaries if c.location == HANDED]
+        exfil = _tag_auth_only(
+            _exfiltration(CanaryMatcher(planted_only), hay + _across(conns), dns), planted_only, hay
+        )
+        if handed:
+            # a handed secret in a request's head is a client logging in to the service it
+            # talks to (tqdm's helpers: Discord's Authorization header, Telegram's
+            # /bot<token>/ path): not PS032. Bodies only (and raw bytes: the joined
+            # request fields would bring the heads back)
+            unauth = [replace(h, data=_without_request_heads(h.data)) for h in hay if not h.joined]
+            exfil += _exfiltration(CanaryMatcher(handed), unauth, dns)
         reads = _reads(events, idx, tokens.paths(home))
     return NetworkCapture(
         enabled=bool(info.get("enabled")),
@@ -539,6 +550,51 @@ def _across(conns: Sequence[NetConnection]) -> list[_Haystack]:
             )
         )
     return out
+
+
+# Header lines that carry credentials to the service itself (RFC 7235's, cookies and the
+# API-key headers clients invent): a value there is a client authenticating.
+_AUTH_HEADER = re.compile(
+    rb"^(?:proxy-)?authorization[ \t]*:.*$|^cookie[ \t]*:.*$"
+    rb"|^[\w-]*(?:api-?key|token|auth|secret)[\w-]*[ \t]*:.*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+AUTH_ONLY = " (only in an authentication header)"
+
+
+def _tag_auth_only(
+    exfil: list[Exfiltration], canaries: list[Canary], hay: list[_Haystack]
+) -> list[Exfiltration]:
+    """Mark the execute phase's HTTP(S) finds whose canary appears nowhere but in an
+    authentication header of that destination's requests: a client the calls asked to
+    use its API sending the environment's key to it (litellm: ``Authorization: Bearer
+    $OPENAI_API_KEY`` to api.openai.com), which the calls judge as context."""
+    calls = [h for h in hay if h.phase is Phase.EXECUTE and not h.joined and h.channel in ("http", "https")]
+    if not calls or not any(x.phase is Phase.EXECUTE for x in exfil):
+        return exfil
+    stripped = [replace(h, data=_AUTH_HEADER.sub(b"", h.data)) for h in calls]
+    elsewhere = {
+        (x.canary, x.destination, x.pass_name) for x in _exfiltration(CanaryMatcher(canaries), stripped, [])
+    }
+    return [
+        x.model_copy(update={"encoding": x.encoding + AUTH_ONLY})
+        if x.phase is Phase.EXECUTE
+        and x.channel in ("http", "https")
+        and (x.canary, x.destination, x.pass_name) not in elsewhere
+        else x
+        for x in exfil
+    ]
+
+
+# An HTTP request's head (request line and headers): where a client authenticates to the
+# service it talks to (an Authorization header, a cookie, Telegram's /bot<token>/ path).
+_REQUEST_HEAD = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[01]\r?\n(?:[^\r\n]+\r?\n)*\r?\n")
+
+
+def _without_request_heads(data: bytes) -> bytes:
+    """*data* with every HTTP request's head removed (bodies and non-HTTP bytes kept):
+    where a secret handed to a call counts as sent (PS032)."""
+    return _REQUEST_HEAD.sub(b"", data)
 
 
 def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQuery]) -> list[Exfiltration]:

@@ -195,3 +195,46 @@ def test_default_profile_clean_when_a_client_sends_the_handed_secret_to_the_hand
     # the secret did leave, to the made-up URL's host: the capture shows it
     assert report.network is not None
     assert any(x.location == "an argument of a call" for x in report.network.exfiltration)
+
+
+def test_default_profile_clean_when_a_client_authenticates_with_the_handed_token(tmp_path: Path) -> None:
+    # tqdm's Discord helper's shape: tqdm_discord(token, channel_id) posts progress to the
+    # service's API with the token in the Authorization header; that is logging in
+    r = Randomised()
+    name, host, port, service = r.name("notify"), r.address(), r.port(), f"api.{r.name('chat')}.example"
+    src = "import socket\n\ndef send_progress(token, channel_id):\n" + textwrap.indent(
+        _post(
+            repr(host),
+            str(port),
+            repr(service) + ' + "\\r\\nAuthorization: Bot " + token',
+            '"{\\"content\\": \\"50%\\"}"',
+        ),
+        "    ",
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/contrib.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and code == 0 and report.verdict is Verdict.CLEAN, report.verdict_reason
+    ex = next(p for p in report.phases if p.phase is Phase.EXECUTE)
+    assert any(s.name == f"{name}.contrib.send_progress" for s in ex.steps), [s.name for s in ex.steps]
+    assert not [f for f in report.findings if f.rule_id in ("PS032", "PS010")]
+    # it did connect (context), and the capture holds the request
+    assert [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.EXECUTE]
+
+
+def test_default_profile_clean_when_a_called_client_authenticates_with_the_environment_key(
+    tmp_path: Path,
+) -> None:
+    # litellm's shape: a call of its API sends $OPENAI_API_KEY to the provider in the
+    # Authorization header. A planted secret leaves, but only as a client's login that
+    # our call asked for: LOW context, not PS010's proof
+    r = Randomised()
+    name, host, port, service = r.name("llm"), r.address(), r.port(), f"api.{r.name('provider')}.example"
+    header = repr(service) + ' + "\\r\\nAuthorization: Bearer " + os.environ.get("OPENAI_API_KEY", "")'
+    src = "import os, socket\n\ndef cancel_batch(batch_id):\n" + textwrap.indent(
+        _post(repr(host), str(port), header, '"{}"'), "    "
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/batches.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and code == 0 and report.verdict is Verdict.CLEAN, report.verdict_reason
+    found = [f for f in report.findings if f.rule_id == "PS010"]
+    assert found and all(f.severity.value == "low" and "authentication header" in f.message for f in found)

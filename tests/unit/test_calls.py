@@ -26,6 +26,7 @@ from sandbox.models import (
     Severity,
     Verdict,
 )
+from sandbox.trace.netcapture import AUTH_ONLY, _without_request_heads
 
 EV = Evidence(phase=Phase.EXECUTE, pid=1, time=0.0, syscall="connect")
 PY = ("/home/dev/project/.venv/bin/python", "/opt/pkgsandbox/run/pkgsandbox_call.py", "5.0", "lib")
@@ -233,3 +234,31 @@ def test_handed_secrets_are_canaries_in_the_plan_and_unique() -> None:
     values = {c.value for c in tokens.canaries if c.location == HANDED}
     assert values == set(tokens.handed.values())
     assert make_honeytokens().handed != tokens.handed
+
+
+def test_request_heads_are_not_where_a_handed_secret_leaks() -> None:
+    req = (
+        b"POST /botTOKEN/sendMessage HTTP/1.1\r\nHost: chat.example\r\nAuthorization: Bot TOKEN\r\n"
+        b'Cookie: s=TOKEN\r\nContent-Length: 19\r\n\r\n{"secret": "TOKEN"}'
+    )
+    kept = _without_request_heads(req + req)  # two requests on one connection
+    assert kept == b'{"secret": "TOKEN"}{"secret": "TOKEN"}'
+    assert _without_request_heads(b"\x16\x03\x01TOKEN") == b"\x16\x03\x01TOKEN"  # not HTTP: all kept
+
+
+def test_a_planted_key_only_in_an_auth_header_of_a_call_is_context() -> None:
+    def ps010(detail: str) -> Finding:
+        ev = Evidence(phase=Phase.EXECUTE, pid=1, time=0.0, syscall="(sinkhole https)", detail=detail)
+        return Finding(
+            rule_id="PS010",
+            title="credential exfiltration proven",
+            severity=Severity.CRITICAL,
+            phase=Phase.EXECUTE,
+            message="credential exfiltration proven: OPENAI_API_KEY",
+            evidence=(ev,),
+        )
+
+    login = as_context(ps010(f"OPENAI_API_KEY found plain{AUTH_ONLY} in traffic for api.provider.example"))
+    assert login.severity is Severity.LOW and "authentication header" in login.message
+    sent = ps010("OPENAI_API_KEY found base64 in traffic for collector.example")
+    assert as_context(sent) == sent  # in a URL or a body: proof
