@@ -48,6 +48,8 @@ _FILE_ACCESS = {
 }
 _VERSION = re.compile(r"(?<![A-Za-z0-9])v?\d+(?:\.\d+)+(?:[._-]?(?:a|b|rc|post|dev)\d*)*(?![A-Za-z0-9])")
 _TMP = re.compile(r"^/(?:var/)?tmp/[^/]+")
+# the calls' argument of per-run handed secrets (sandbox/agent/phases.py phase_execute)
+_HANDED = re.compile(r"^[0-9a-f]{64}:[A-Za-z0-9]{40}$")
 _PROC = re.compile(r"^/proc/\d+/")
 # random suffixes (tmpabc12x9, build-3f9a0c1d…) contain digits; words like
 # ".git-credentials" do not and must survive normalisation
@@ -123,7 +125,10 @@ class Normaliser:
         if not argv:
             return ""
         head = argv[0].rsplit("/", 1)[-1]
-        rest = [self.path(a) if a.startswith("/") else _VERSION.sub("*", a) for a in argv[1:8]]
+        rest = [
+            self.path(a) if a.startswith("/") else "*" if _HANDED.match(a) else _VERSION.sub("*", a)
+            for a in argv[1:8]
+        ]
         return " ".join([head, *rest])[:300]
 
 

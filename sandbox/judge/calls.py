@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.judge.canary import AUTH_ONLY
 from sandbox.judge.profiles import Profile
 from sandbox.models import Finding, NetworkCapture, Observation, Phase, Severity
-from sandbox.trace.netcapture import AUTH_ONLY
 
 PROOF_RULES = frozenset({"PS010", "PS013", "PS021", "PS029", "PS031", "PS032"})
 CONTEXT_NOTE = "during a call with made-up arguments: context, not proof"

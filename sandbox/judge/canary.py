@@ -30,6 +30,11 @@ from sandbox.judge.honeytokens import Canary
 # --------------------------------------------------------------------------- matching
 
 
+# What netcapture appends to an execute-phase find whose canary sat only in an
+# authentication header (the calls judge it as a client logging in: calls.as_context).
+AUTH_ONLY = " (only in an authentication header)"
+
+
 @dataclass(frozen=True)
 class CanaryMatch:
     """A canary found in some bytes."""

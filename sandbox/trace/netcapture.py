@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sandbox.judge.canary import CanaryMatch, CanaryMatcher, joined_fields
+from sandbox.judge.canary import AUTH_ONLY, CanaryMatch, CanaryMatcher, joined_fields
 from sandbox.judge.honeytokens import HANDED, Canary, HoneytokenSet
 from sandbox.models import (
     DEFAULT_PASS,
@@ -559,7 +559,6 @@ _AUTH_HEADER = re.compile(
     rb"|^[\w-]*(?:api-?key|token|auth|secret)[\w-]*[ \t]*:.*$",
     re.IGNORECASE | re.MULTILINE,
 )
-AUTH_ONLY = " (only in an authentication header)"
 
 
 def _tag_auth_only(

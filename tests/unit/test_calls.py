@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sandbox.judge.baseline import apply_baseline, make_baseline
 from sandbox.judge.calls import PROOF_RULES, as_context, fetched_only_what_we_handed, proof_only
+from sandbox.judge.canary import AUTH_ONLY
 from sandbox.judge.honeytokens import HANDED, make_honeytokens
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import judge
@@ -26,7 +27,7 @@ from sandbox.models import (
     Severity,
     Verdict,
 )
-from sandbox.trace.netcapture import AUTH_ONLY, _without_request_heads
+from sandbox.trace.netcapture import _without_request_heads
 
 EV = Evidence(phase=Phase.EXECUTE, pid=1, time=0.0, syscall="connect")
 PY = ("/home/dev/project/.venv/bin/python", "/opt/pkgsandbox/run/pkgsandbox_call.py", "5.0", "lib")
