@@ -187,9 +187,10 @@ CATALOGUE: dict[str, RuleInfo] = {
             Severity.MEDIUM,
             "A call of the execute phase sent a secret the caller handed it (a per-run canary given to "
             "parameters and attributes named like one: password, token, private_key, access_key_secret …) "
-            "to a host the call was not handed. A stealer that takes credentials as arguments (a cloud "
-            "SDK look-alike's constructor, a wallet helper) does this; so does a client that logs in to its "
-            "own service at once, hence MEDIUM: the evidence names the host for a reviewer.",
+            "in a request body, non-HTTP bytes or DNS names to a host the call was not handed. A stealer "
+            "that takes credentials as arguments (a cloud SDK look-alike's constructor, a wallet helper) "
+            "does this; in a request's head (Authorization, a /bot<token>/ path) it is a client logging in "
+            "and not counted. MEDIUM: the evidence names the host for a reviewer.",
         ),
         RuleInfo(
             "PS011",
