@@ -50,7 +50,7 @@ _VERSION = re.compile(r"(?<![A-Za-z0-9])v?\d+(?:\.\d+)+(?:[._-]?(?:a|b|rc|post|d
 _TMP = re.compile(r"^/(?:var/)?tmp/[^/]+")
 # the calls' argument of per-run handed secrets (sandbox/agent/phases.py phase_execute)
 _HANDED = re.compile(r"^[0-9a-f]{64}:[A-Za-z0-9]{40}$")
-_PROC = re.compile(r"^/proc/\d+/")
+_PROC = re.compile(r"^/proc/\d+(?=/|$)")  # /proc/61 itself too: a pid differs per run
 # random suffixes (tmpabc12x9, build-3f9a0c1d…) contain digits; words like
 # ".git-credentials" do not and must survive normalisation
 _RANDOM = re.compile(r"(?<=[-_.])(?=[A-Za-z]*\d)[A-Za-z0-9]{8,}(?=$|[-_./])|(?=[a-f]*\d)[0-9a-f]{12,}")
@@ -117,7 +117,7 @@ class Normaliser:
         elif p == self.home or p.startswith(self.home + "/"):
             p = "~" + p[len(self.home) :]
         p = _TMP.sub("/tmp/*", p)
-        p = _PROC.sub("/proc/*/", p)
+        p = _PROC.sub("/proc/*", p)
         p = _VERSION.sub("*", p)
         return _RANDOM.sub("*", p)
 
