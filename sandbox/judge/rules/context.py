@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 
 from sandbox.judge.profiles import Allowlist
 from sandbox.judge.rules.catalogue import CATALOGUE
@@ -153,9 +154,18 @@ def make_finding(
     )
 
 
-def per_phase(events: Iterable[Event]) -> dict[Phase, list[Event]]:
-    out: dict[Phase, list[Event]] = {}
-    for e in events:
+class _Phased(Protocol):
+    @property
+    def phase(self) -> Phase: ...
+
+
+_P = TypeVar("_P", bound=_Phased)
+
+
+def per_phase(items: Iterable[_P]) -> dict[Phase, list[_P]]:
+    """*items* (events, the sinkhole's records) grouped by phase, in phase order."""
+    out: dict[Phase, list[_P]] = {}
+    for e in items:
         out.setdefault(e.phase, []).append(e)
     return dict(sorted(out.items(), key=lambda kv: kv[0].order))
 

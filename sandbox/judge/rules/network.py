@@ -4,6 +4,7 @@ network section, not events: :func:`sandbox.judge.rules.evaluate_network` runs t
 
 from __future__ import annotations
 
+from sandbox.judge.calls import MOCK_HOSTS
 from sandbox.judge.honeytokens import HANDED
 from sandbox.judge.profiles import Profile, glob_regex
 from sandbox.judge.rules.context import Context, dedupe, is_vsock, make_finding, per_phase
@@ -41,7 +42,7 @@ def _dest(e: Event) -> str:
 
 # Hosts a call was handed (sandbox/agent/scripts.py CALLER): the made-up URL's, and the
 # name a mock object turns into as text. A handed secret sent there is a client at work.
-HANDED_HOSTS = frozenset({"example.invalid", "test"})
+HANDED_HOSTS = MOCK_HOSTS | {"test"}
 
 
 def _handed_here(x: Exfiltration) -> bool:
@@ -53,8 +54,7 @@ def rule_handed_secret(net: NetworkCapture) -> list[Finding]:
     was not handed (the made-up URL's host is a client doing what it was asked)."""
     hits = [x for x in net.exfiltration if x.location == HANDED and not _handed_here(x)]
     out = []
-    for phase in sorted({x.phase for x in hits}, key=lambda p: p.order):
-        xs = [x for x in hits if x.phase is phase]
+    for phase, xs in per_phase(hits).items():
         hosts = sorted({x.host or x.destination or "?" for x in xs})
         out.append(
             make_finding(
@@ -86,13 +86,9 @@ def _exfil_evidence(x: Exfiltration) -> Evidence:
 
 def rule_exfiltration(net: NetworkCapture) -> list[Finding]:
     out = []
-    by_phase: dict[Phase, list[Exfiltration]] = {}
-    for x in net.exfiltration:
-        if x.location == HANDED:
-            continue  # handed to a call, not planted: rule_handed_secret
-        by_phase.setdefault(x.phase, []).append(x)
-    for phase in sorted(by_phase, key=lambda p: p.order):
-        hits = by_phase[phase]
+    # a secret handed to a call is not planted: rule_handed_secret
+    planted = [x for x in net.exfiltration if x.location != HANDED]
+    for phase, hits in per_phase(planted).items():
         what = sorted({f"{x.canary} ({x.location}) via {x.channel}" for x in hits})
         evid = [_exfil_evidence(x) for x in hits]
         out.append(
