@@ -281,6 +281,9 @@ _WINDOWS_ONLY = re.compile(
     r"|TypeError: expected str, bytes or os\.PathLike object, not NoneType"
     r"|TypeError: unsupported operand type\(s\) for \+: 'NoneType' and 'str'"
     r"|TypeError: can only concatenate str \(not \"NoneType\"\) to str"
+    # path.replace("_Local", os.getenv("LOCALAPPDATA")), "".join([..., None])
+    r"|TypeError: replace\(\) argument \d must be str, not None"
+    r"|TypeError: sequence item \d+: expected str instance, NoneType found"
     # Popen("python -m pip install x") without a shell: a command line only Windows runs
     r"|FileNotFoundError: \[Errno 2\] No such file or directory: '[^' ]+ -[^']*'"
 )

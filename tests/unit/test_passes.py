@@ -74,6 +74,10 @@ def test_windows_trigger_fires_on_windows_only_variables(var: str) -> None:
         "TypeError: unsupported operand type(s) for +: 'NoneType' and 'str'",
         # "C:\\\\Users\\\\" + os.getenv("USERNAME"): a str before the None
         'TypeError: can only concatenate str (not "NoneType") to str',
+        # path.replace("_Local", os.getenv("LOCALAPPDATA")) (httpsrequestsfast; real line)
+        "TypeError: replace() argument 2 must be str, not None",
+        # os.sep.join([os.getenv("APPDATA"), "Discord"])
+        "TypeError: sequence item 0: expected str instance, NoneType found",
     ],
 )
 def test_windows_trigger_fires_on_a_windows_variable_read_with_getenv(detail: str) -> None:
