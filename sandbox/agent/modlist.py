@@ -112,6 +112,20 @@ def entry_point_modules(info: Path) -> set[str]:
     return out
 
 
+# A top-level folder named like its distribution (``my-plugin/__init__.py``): no
+# ``import`` statement can name it, but ``importlib.import_module("my-plugin")`` and the
+# plugin loaders built on it do, and so does the import phase (dependency-confusion
+# probes ship their beacon so). Below the top, a hyphenated folder is data or examples.
+_HYPHENATED_TOP = re.compile(r"[A-Za-z_][\w-]*\Z")
+
+
+def _importable(parts: list[str]) -> bool:
+    """Whether the dotted *parts* (a RECORD path's folders and stem) name a module
+    ``importlib.import_module`` finds."""
+    head, rest = parts[0], parts[1:]
+    return (head.isidentifier() or bool(_HYPHENATED_TOP.match(head))) and all(p.isidentifier() for p in rest)
+
+
 def modules_from_record(info: Path, limit: int) -> tuple[list[str], int, int]:
     """Importable module names of a distribution, at most *limit*: its top-level names,
     then the modules its entry points name, then the rest of RECORD shallow first; how
@@ -140,7 +154,7 @@ def modules_from_record(info: Path, limit: int) -> tuple[list[str], int, int]:
         parts = dotted.split("/")
         if parts[-1] == "__init__":
             parts = parts[:-1]
-        if not parts or not all(p.isidentifier() for p in parts) or parts[-1] == "__main__":
+        if not parts or not _importable(parts) or parts[-1] == "__main__":
             continue
         mod = ".".join(parts)
         if mod not in seen:
@@ -149,7 +163,7 @@ def modules_from_record(info: Path, limit: int) -> tuple[list[str], int, int]:
     shipped = {n.split(".")[0] for n in names}
     # a name top_level.txt declares but no file of RECORD provides is not the candidate's
     # (a companion extension declares its parent's namespace): importing it can only fail
-    top_level = [t for t in tops if t.isidentifier() and (t in shipped or not rows)] or sorted(shipped)
+    top_level = [t for t in tops if _importable([t]) and (t in shipped or not rows)] or sorted(shipped)
     # a test suite shipped inside a package is not what its user imports (gevent's opens
     # sockets and asks DNS at import, as tests do); a top-level module is always tried,
     # and so is a module an entry point names (pytest imports every pytest11 plugin) or

@@ -60,3 +60,20 @@ def test_a_setup_py_that_only_talks_on_install_stays_clean(tmp_path: Path) -> No
     install = next(p for p in report.phases if p.phase is Phase.INSTALL and p.pass_name == "default")
     assert any(s.name.endswith("setup-install") for s in install.steps), [s.name for s in install.steps]
     assert report.verdict is Verdict.CLEAN and code == 0, [(f.rule_id, f.title) for f in report.findings]
+
+
+def test_a_beacon_in_a_hyphenated_top_level_package_runs_at_import(tmp_path: Path) -> None:
+    """A dependency-confusion probe ships its beacon as ``<dist-name>/__init__.py``: no
+    ``import`` statement names it, but importlib.import_module (plugin loaders) does."""
+    r = Randomised()
+    name, host, port = r.name("confused"), r.address(), r.port()
+    folder = f"{name}-solver-core"
+    setup_py = f"from setuptools import setup\nsetup(name={name!r}, version='1.0', packages=[{folder!r}])\n"
+    files = {f"{folder}/__init__.py": exfil_source(r.credential(), host, port)}
+    sdist = build_sdist(tmp_path, name, "1.0", files, setup_py=setup_py)
+    code, report = run_cli(tmp_path, str(sdist), "--window", "1")
+    assert report is not None and report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    net = [f for f in report.findings if f.rule_id == "PS002" and f.phase is Phase.IMPORT]
+    assert any(e.destination == f"{host}:{port}" for f in net for e in f.evidence), report.verdict_reason
+    imported = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "default")
+    assert folder in [s.name for s in imported.steps], [s.name for s in imported.steps]

@@ -107,3 +107,12 @@ def test_padding_cannot_push_an_entry_point_or_top_level_module_past_the_cap(tmp
     assert names[:3] == ["pkg", "solo", "pkg.zz.deep.cli"] and first == 3
     assert names[3:] == [f"pkg.pad{i:03}" for i in range(7)]
     assert capped == 55 - 10  # the rest of the padding, pkg.zz and pkg.zz.deep
+
+
+def test_a_hyphenated_top_level_package_is_imported_a_hyphenated_subfolder_is_not(tmp_path: Path) -> None:
+    # a dependency-confusion probe ships its beacon as ``name-of-dist/__init__.py``:
+    # importlib.import_module("name-of-dist") runs it; ``pkg/static-files/x.py`` is data
+    record = ["probe-dist-core/__init__.py", "pkg/__init__.py", "pkg/static-files/x.py"]
+    info = _info(tmp_path, ["probe-dist-core", "pkg"], record)
+    names, capped, first = modules_from_record(info, 100)
+    assert names == ["probe-dist-core", "pkg"] and capped == 0 and first == 2
