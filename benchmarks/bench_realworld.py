@@ -107,8 +107,19 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
             for r in report.get("rounds") or []
         ],
         "phase_seconds": {p["phase"]: p.get("duration") for p in report.get("phases", [])},
+        "pass_seconds": _pass_seconds(report),
         "exfiltration": len((report.get("network") or {}).get("exfiltration", []) or []),
     }
+
+
+def _pass_seconds(report: dict[str, Any]) -> dict[str, float]:
+    """Seconds spent in each pass's phases (``phase_seconds`` keeps only the last pass of
+    a phase name): where a vet's time goes, the rest being set-up, judging and teardown."""
+    spent: dict[str, float] = {}
+    for p in report.get("phases", []):
+        name = str(p.get("pass_name") or "default")
+        spent[name] = round(spent.get(name, 0.0) + float(p.get("duration") or 0.0), 3)
+    return spent
 
 
 def _lines(path: str) -> list[str]:
