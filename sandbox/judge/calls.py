@@ -29,6 +29,9 @@ CONTEXT_NOTE = "during a call with made-up arguments: context, not proof"
 # CALLER's mock_for): a helper that downloads and runs what that URL serves ran the
 # bait because we asked it to.
 MOCK_HOSTS = frozenset({"example.invalid"})
+# Hosts a call was handed (CALLER): the made-up URL's, and the name a mock object turns
+# into as text. A secret sent there is a client at work on what we gave it.
+HANDED_HOSTS = MOCK_HOSTS | {"test"}
 ASKED_NOTE = "the bait came only from the made-up URL the call was handed"
 AUTH_NOTE = (
     "only in an authentication header of a request a call with made-up arguments made: a client logging in"

@@ -224,6 +224,37 @@ def make_honeytokens(
     )
 
 
+# The services each environment key (and the Windows pass's Discord token) logs in to:
+# the registrable domains its own clients send it to. Such a key in an authentication
+# header to one of them, during a call we made, is a client logging in (litellm's
+# ``Authorization: Bearer $OPENAI_API_KEY`` to api.openai.com); to any other host it is
+# a key sent away (netcapture's auth-only context is only granted here).
+SERVICE_DOMAINS: dict[str, tuple[str, ...]] = {
+    "AWS_ACCESS_KEY_ID": ("amazonaws.com", "amazonaws.com.cn", "api.aws"),
+    "AWS_SECRET_ACCESS_KEY": ("amazonaws.com", "amazonaws.com.cn", "api.aws"),
+    "GITHUB_TOKEN": ("github.com", "githubusercontent.com", "ghcr.io"),
+    "OPENAI_API_KEY": ("openai.com", "openai.azure.com"),
+    "ANTHROPIC_API_KEY": ("anthropic.com",),
+    "HF_TOKEN": ("huggingface.co", "hf.co"),
+    "NPM_TOKEN": ("npmjs.org", "npmjs.com"),
+    "discord token": ("discord.com", "discordapp.com"),
+}
+
+
+def logs_in_to(canary_name: str, host: str | None, handed_hosts: frozenset[str] = frozenset()) -> bool:
+    """Whether a key sent in an authentication header to *host* is its client logging in:
+    the host is one of the key's services (or a host the call was handed, a client
+    pointed at our made-up URL). A key with no known service keeps the benefit of the
+    doubt; an unnamed host does not."""
+    domains = SERVICE_DOMAINS.get(canary_name)
+    if domains is None:
+        return True
+    name = (host or "").lower().rstrip(".").rsplit(":", 1)[0] if host and not host.startswith("[") else ""
+    if not name:
+        return False
+    return name in handed_hosts or any(name == d or name.endswith("." + d) for d in domains)
+
+
 def _env_tokens(r: random.Random, env_canary: Callable[[str, str], str]) -> dict[str, str]:
     """The environment's honeytokens (each registered through *env_canary*)."""
     return {

