@@ -25,6 +25,7 @@ from .common import (
 from .exercise import entry_point_scripts, phase_exercise
 from .home import install_kit
 from .modlist import modules_from_record
+from .scripts import CALLS_STATE
 from .steps import ImportRun, StepRun
 
 
@@ -530,40 +531,58 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         for m in (inv.get("modules") or [])
         if not any(p.startswith("_") for p in m.split(".")) and (imported is None or m in imported)
     ][:300]
-    remaining = modules
     attempt = 0
     py = f"{venv}/bin/python"
     # the canaries the caller hands arguments named like a secret (HoneytokenSet.handed)
     handed = plan.get("call_secrets") or {}
     secrets = f"{handed.get('hex', '')}:{handed.get('text', '')}"
-    while remaining and status != "timeout":
+    attempted: list[str] = []  # calls a caller started (one that exited ends its process)
+    problems: list[str] = []
+    while modules and status != "timeout":
         left = end - time.monotonic()
         if left <= 0 or attempt >= 25:
             status = "timeout"
             break
-        emit("status", phase="execute", msg=f"calling public functions of {len(remaining)} modules")
+        emit("status", phase="execute", msg=f"calling public functions of {len(modules)} modules")
+        # the caller shares what is left among its calls, skipping those made already
+        _write_calls_state(max(1.0, left - window - 1.0), attempted)
         run = ImportRun(
             plan,
             f"calls-{attempt}",
-            [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), secrets, *remaining],
+            [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), secrets, *modules],
             per_call + 5,
             phase="execute",
         )
         run.run(left, window)
         res = run.result()
-        res["argv"] = [*res["argv"][:3], "<handed secrets>", f"<{len(remaining)} modules>"]
+        res["argv"] = [*res["argv"][:3], "<handed secrets>", f"<{len(modules)} modules>"]
         res["context"] = ""
         steps.append(res)
         calls.extend(run.results)
         if res["status"] == "timeout":
             status = "timeout"
-        if run.done or not run.results:
+        if run.done:
+            if run.unreached:
+                problems.append(f"the calls' budget was spent before {run.unreached} of them")
             break
-        last_module = run.results[-1]["name"].rsplit(".", 1)[0]
-        idx = remaining.index(last_module) if last_module in remaining else len(remaining) - 1
-        remaining = remaining[idx + 1 :]
+        started = [o["name"] for o in run.outcomes()]
+        if not started:
+            break
+        attempted += started
         attempt += 1
-    return {"phase": "execute", "status": status, "steps": steps, "modules": calls}
+    _write_calls_state(0.0, [])
+    return {"phase": "execute", "status": status, "steps": steps, "modules": calls, "problems": problems}
+
+
+def _write_calls_state(budget: float, skip: list[str]) -> None:
+    """The caller's budget and the calls an earlier caller of the phase made (root-owned,
+    readable by the candidate's interpreter: it holds nothing secret)."""
+    path = Path(CALLS_STATE)
+    try:
+        path.write_text(json.dumps({"budget": round(budget, 2), "skip": skip}))
+        path.chmod(0o644)
+    except OSError:
+        pass
 
 
 PHASES = {

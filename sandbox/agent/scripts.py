@@ -6,6 +6,8 @@ Each reports progress as JSON lines on fd 3, a pipe to the agent; the candidate 
 write there too, which only affects progress bookkeeping, never the syscall record.
 """
 
+from .protocol import RUN_DIR
+
 # Keeps the interpreter alive while any other thread of it exists, so that daemon
 # threads started by .pth hooks or imports get the chance to act (a real program
 # would live on). The agent's observation window bounds how long this can last.
@@ -97,9 +99,12 @@ _pkgsandbox_main()
 # arguments, one at a time, reporting each call on fd 3 so behaviour can be
 # attributed to the call that caused it. Coroutines are awaited, generators
 # drained (bounded); each call also gets a SIGALRM deadline.
+CALLS_STATE = f"{RUN_DIR}/calls-state.json"  # the agent's budget and skip list for the caller
+MIN_SLICE = 0.5  # seconds every call gets however many there are (a send takes a fraction)
 CALLER = (
     LINGER
     + PROGRESS
+    + f"CALLS_STATE = {CALLS_STATE!r}\nMIN_SLICE = {MIN_SLICE!r}\n"
     + r'''
 def _pkgsandbox_main():
     import asyncio, importlib, inspect, json, os, signal, sys, time, traceback
@@ -109,7 +114,22 @@ def _pkgsandbox_main():
     hex_secret, _, text_secret = sys.argv[2].partition(":")
     modules = sys.argv[3:]
     del sys.argv[1:]
-    import re
+    import random, re
+    # the agent's word (root-owned): the seconds left of the phase, and the calls an
+    # earlier caller of this phase already made (it ended early: one of them exited)
+    try:
+        with open(CALLS_STATE) as fh:
+            state = json.load(fh)
+    except (OSError, ValueError):
+        state = {}
+    budget_end = time.monotonic() + float(state.get("budget") or per_call * 6)
+    skip = set(state.get("skip") or ())
+    real_sleep = time.sleep
+
+    def short_sleep(secs):
+        # a function that waits before it acts (or decoys that wait to spend the calls'
+        # budget) acts within its slice; waits are not what the calls look for
+        real_sleep(min(max(float(secs), 0.0), 0.05))
     secret_name = re.compile(
         r"(?:^|_)(?:pass(?:word|wd|phrase)?|pwd|secret|token|key|seed|mnemonic|credentials?|cookie|auth)(?:_|$)"
         r"|apikey|privkey|privatekey|secretkey|passwd|password"
@@ -193,15 +213,16 @@ def _pkgsandbox_main():
     # the time pass shortens signal.setitimer for the candidate: our deadlines are not its
     setitimer = getattr(signal.setitimer, "__wrapped__", signal.setitimer)
 
-    def settle(result):
+    def settle(result, slice_s):
         if inspect.iscoroutine(result):
-            return asyncio.run(asyncio.wait_for(result, per_call))
+            return asyncio.run(asyncio.wait_for(result, slice_s))
         if inspect.isgenerator(result):
             for i, _ in enumerate(result):
                 if i >= 1000:
                     break
         return result
 
+    todo = []
     for modname in modules:
         try:
             mod = importlib.import_module(modname)
@@ -223,22 +244,37 @@ def _pkgsandbox_main():
             if not str(getattr(obj, "__module__", "")).startswith(modname.split(".")[0]):
                 continue  # imported from elsewhere (os.system, json.dumps …): not the candidate's API
             label = modname + "." + name
-            say(ev="start", m=label, t=time.time())
-            setitimer(signal.ITIMER_REAL, per_call)
-            try:
-                a, k = args_for(obj)
-                settle(obj(*a, **k))
-            except Deadline:
-                say(ev="end", m=label, ok=False, err="timeout", t=time.time())
-                continue
-            except BaseException as exc:
-                last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                say(ev="end", m=label, ok=False, err=last[:300], t=time.time())
-                continue
-            finally:
-                setitimer(signal.ITIMER_REAL, 0)
-            say(ev="end", m=label, ok=True, t=time.time())
-    say(ev="done", t=time.time())
+            if label not in skip:
+                todo.append((label, obj))
+    # Every call gets a fair slice of what is left (at most per_call, at least
+    # MIN_SLICE), in an order drawn per run: decoys that wait or spin cannot spend the
+    # budget before a payload kept in the last function of the last module.
+    random.Random(hex_secret or None).shuffle(todo)
+    time.sleep = short_sleep
+    called = 0
+    for done, (label, obj) in enumerate(todo):
+        left = budget_end - time.monotonic()
+        if left <= 0:
+            break
+        slice_s = max(MIN_SLICE, min(per_call, left / (len(todo) - done)))
+        called = done + 1
+        say(ev="start", m=label, t=time.time())
+        setitimer(signal.ITIMER_REAL, slice_s)
+        try:
+            a, k = args_for(obj)
+            settle(obj(*a, **k), slice_s)
+        except Deadline:
+            say(ev="end", m=label, ok=False, err="timeout", t=time.time())
+            continue
+        except BaseException as exc:
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            say(ev="end", m=label, ok=False, err=last[:300], t=time.time())
+            continue
+        finally:
+            setitimer(signal.ITIMER_REAL, 0)
+        say(ev="end", m=label, ok=True, t=time.time())
+    time.sleep = real_sleep
+    say(ev="done", t=time.time(), unreached=len(todo) - called)
     # the deadlines were ours: a SIGALRM handler left in place reads as an armed
     # clock when the window judges what lingers (watch.armed_timers)
     setitimer(signal.ITIMER_REAL, 0)

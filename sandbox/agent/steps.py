@@ -393,6 +393,7 @@ class ImportRun(StepRun):
         self.current: tuple[str, float] | None = None
         self.current_t0 = 0.0
         self.done = False
+        self.unreached = 0  # the caller's calls its budget did not reach
         self.results: list[dict[str, Any]] = []
 
     def on_message(self, msg: dict[str, Any]) -> None:
@@ -416,6 +417,9 @@ class ImportRun(StepRun):
             self.current = None
         elif ev == "done":
             self.done = True
+            # the candidate can write on this pipe too: a count, or nothing
+            unreached = msg.get("unreached")
+            self.unreached = unreached if isinstance(unreached, int) and unreached > 0 else 0
 
     def main_done(self) -> bool:
         return self.done or super().main_done()

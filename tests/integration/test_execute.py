@@ -262,3 +262,21 @@ def test_default_profile_catches_a_call_that_sends_the_environment_key_in_a_head
         (f.rule_id, f.severity) for f in report.findings
     ]
     assert any(collector in (e.detail or "") for e in found[0].evidence)
+
+
+def test_decoys_that_wait_out_the_calls_budget_do_not_hide_the_payload(tmp_path: Path) -> None:
+    # Public functions that each wait just under the per-call limit, listed before the
+    # payload (dir() order): called one after another they spend the phase's 30 s
+    # before the payload's turn, and the run ended clean. Waits are shortened and the
+    # budget is shared among every call, in an order drawn per run.
+    r = Randomised()
+    name, host, port = r.name("decoy"), r.address(), r.port()
+    decoys = "".join(
+        f"def a{r.name('wait')}(x):\n    time.sleep({r.rng.uniform(4.6, 4.9):.2f})\n\n" for _ in range(8)
+    )
+    src = "import time\n\n" + decoys + payload_fn(f"zz{r.name('sync')}", r.credential(), host, port, "x")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--window", "1")
+    assert report is not None and code == 1 and report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    found = [f for f in report.findings if f.rule_id == "PS010" and f.phase is Phase.EXECUTE]
+    assert found, [(f.rule_id, f.phase, f.severity) for f in report.findings]
