@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ KIT_PREFIX = Path(protocol.KIT_PREFIX)
 STAGE = PLAN_PATH.parent
 STAGE_ARTIFACTS = STAGE / "artifacts"
 EXIT_OK, EXIT_USAGE, EXIT_FAIL = 0, 2, 3
-# the parts of a dotted name that make it a test suite's (tests/, test_x, x_test, conftest)
-TEST_PART = re.compile(r"^(?:tests?|testing|conftest|test_\w*|\w*_tests?)$")
+TEST_PART = protocol.TEST_PART
 
 
 def emit(kind: str, **fields: Any) -> None:

@@ -8,6 +8,7 @@ agent before each phase); the agent answers with one JSON object per line on the
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypedDict
 
 # --------------------------------------------------------------------------- who and where
@@ -31,6 +32,11 @@ CPU_SETTLE_SECONDS = 1.0
 
 TRACE_MOUNT = "/var/lib/pkgsandbox"  # root-only tmpfs: traces and captures
 OUT = f"{TRACE_MOUNT}/out"
+
+# the parts of a dotted name that make it a test suite's (tests/, test_x, x_test, conftest):
+# the import phase leaves such modules out (agent/modlist.py), and the host's static
+# second opinion of a capped import does too (judge/static.py)
+TEST_PART = re.compile(r"^(?:tests?|testing|conftest|test_\w*|\w*_tests?)$")
 
 TOOL_ROOT = "/opt/pkgsandbox"  # the image's own files (root-owned, read-only to the candidate)
 AGENT = f"{TOOL_ROOT}/bin/agent"

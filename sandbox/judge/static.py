@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sandbox.agent.protocol import TEST_PART
 from sandbox.errors import InputError
 from sandbox.fetch.archive import iter_text_members
 from sandbox.judge.layers import readable
@@ -146,16 +147,31 @@ def module_of(member: str) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def in_test_suite(member: str) -> bool:
+    """Whether a file of the archive sits in a test suite below its top (``pkg/tests/``,
+    ``pkg/test_x.py``): what the import phase never imports, capped or not."""
+    parts = module_of(member).split(".")
+    return any(TEST_PART.match(p) for p in parts[1:])
+
+
 def second_opinion(
-    artifact: Path, only: frozenset[str] | None = None, ran: frozenset[str] = frozenset()
+    artifact: Path,
+    only: frozenset[str] | None = None,
+    ran: frozenset[str] = frozenset(),
+    *,
+    suites: bool = True,
 ) -> tuple[Finding | None, str]:
     """A MEDIUM finding (static evidence) when the rules (those in *only*, if given)
-    hit in a file other than the modules that *ran* (imported: judged by what they did),
-    and a note on what was scanned; (None, note) when nothing hit or the archive could
-    not be read."""
+    hit in a file other than the modules that *ran* (imported: judged by what they did)
+    — and, without *suites*, other than a test suite's —, and a note on what was
+    scanned; (None, note) when nothing hit or the archive could not be read."""
     try:
         hits = [
-            h for h in scan(artifact) if (only is None or h.rule in only) and module_of(h.path) not in ran
+            h
+            for h in scan(artifact)
+            if (only is None or h.rule in only)
+            and module_of(h.path) not in ran
+            and (suites or not in_test_suite(h.path))
         ]
     except InputError as exc:
         return None, f"static second opinion: not scanned ({exc.message})"

@@ -81,3 +81,33 @@ def test_rules_noisy_on_benign_code_stay_silent_unless_measured(tmp_path: Path) 
     measured = {h.rule for h in scan(whl, all_rules=True)}
     assert measured & NOISY_ON_BENIGN, measured  # the rule exists and matches this file
     assert scan(whl) == []  # but does not speak for a run
+
+
+def test_a_capped_import_gets_no_static_opinion_from_a_test_suite(tmp_path: Path) -> None:
+    # sglang's wheel: its cap left 1023 deep modules out and a test helper under
+    # sglang/test/ posts the hostname; the import phase never imports a test suite,
+    # capped or not, so that file is no "code that never ran because of the cap"
+    from sandbox.models import Phase, PhaseResult, PhaseStatus
+
+    r = Randomised()
+    name = r.name("big")
+    code64 = base64.b64encode(b"X = 1").decode()
+    payload = f"import base64\nexec(base64.b64decode('{code64}'))\n"
+    capped = _report(Verdict.CLEAN, "no finding").model_copy(
+        update={
+            "phases": (
+                PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1.0, modules_capped=9),
+            )
+        }
+    )
+    in_suite = build_wheel(
+        tmp_path, name, "1.0", {f"{name}/__init__.py": "", f"{name}/test/helpers.py": payload}
+    )
+    assert with_static_opinion(capped, in_suite, load_profile("default")).verdict is Verdict.CLEAN
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    beyond = build_wheel(deep, name, "1.0", {f"{name}/__init__.py": "", f"{name}/zz/deep.py": payload})
+    assert with_static_opinion(capped, beyond, load_profile("default")).verdict is Verdict.SUSPICIOUS
+    # a run that could not look still hears the test suite's sources
+    incomplete = _report(Verdict.INCOMPLETE)
+    assert with_static_opinion(incomplete, in_suite, load_profile("default")).verdict is Verdict.SUSPICIOUS
