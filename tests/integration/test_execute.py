@@ -274,7 +274,8 @@ def test_decoys_that_wait_out_the_calls_budget_do_not_hide_the_payload(tmp_path:
     decoys = "".join(
         f"def a{r.name('wait')}(x):\n    time.sleep({r.rng.uniform(4.6, 4.9):.2f})\n\n" for _ in range(8)
     )
-    src = "import time\n\n" + decoys + payload_fn(f"zz{r.name('sync')}", r.credential(), host, port, "x")
+    payload = payload_fn(f"zz{r.name('sync')}", r.rng.choice(PLANTED), host, port, "x")  # a planted file
+    src = "import time\n\n" + decoys + payload
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     code, report = run_cli(tmp_path, str(whl), "--window", "1")
     assert report is not None and code == 1 and report.verdict is Verdict.MALICIOUS, report.verdict_reason
