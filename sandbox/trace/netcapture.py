@@ -533,7 +533,18 @@ def _across(conns: Sequence[NetConnection]) -> list[_Haystack]:
         if len(group) < 2:
             continue  # one connection's requests are joined with it
         first = group[0]
-        fields = joined_fields([(ex.target, ex.headers) for c in group for ex in c.http])
+        # a login header carries a whole credential to its own connection's service,
+        # which that connection's own scan judges (and _tag_auth_only weighs); joined
+        # across connections it would be found again under the first one's host
+        # (litellm: its OPENAI_API_KEY login to api.openai.com "sent" to
+        # raw.githubusercontent.com, the phase's first fetch)
+        fields = joined_fields(
+            [
+                (ex.target, tuple(h for h in ex.headers if not _AUTH_NAME.match(h[0])))
+                for c in group
+                for ex in c.http
+            ]
+        )
         channel: Channel = "https" if first.protocol == "https" else "http"
         out.append(
             _Haystack(
@@ -553,6 +564,10 @@ def _across(conns: Sequence[NetConnection]) -> list[_Haystack]:
     return out
 
 
+# The names of those headers (the (name, value) pairs of a parsed request).
+_AUTH_NAME = re.compile(
+    r"(?:proxy-)?authorization$|cookie$|[\w-]*(?:api-?key|token|auth|secret)[\w-]*$", re.I
+)
 # Header lines that carry credentials to the service itself (RFC 7235's, cookies and the
 # API-key headers clients invent): a value there is a client authenticating.
 _AUTH_HEADER = re.compile(

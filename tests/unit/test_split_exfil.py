@@ -181,3 +181,30 @@ def test_a_canary_split_across_ordinary_get_fields_is_ps010(tmp_path: Path, shap
     assert sev.get("PS010") is Severity.CRITICAL, (shape, sev)
     assert any(x.canary == "SECRET_KEY" and "joined" in x.encoding for x in net.exfiltration)
     assert verdict_for(findings, [])[0] is Verdict.MALICIOUS
+
+
+def test_a_login_header_is_not_joined_across_connections_under_another_host(tmp_path: Path) -> None:
+    # litellm's calls: a fetch of raw.githubusercontent.com, then its API login to
+    # api.openai.com (Authorization: Bearer $OPENAI_API_KEY). Joined across the phase's
+    # connections, the login was found again "in traffic for" the first fetch's host,
+    # where no login header's context applies
+    tokens = make_honeytokens(random.Random(random.getrandbits(64)))
+    key = next(c for c in tokens.canaries if c.name == "OPENAI_API_KEY")
+    fetches = [
+        ("raw.githubusercontent.com", "/org/repo/main/prices.json", []),
+        ("api.openai.com", "/v1/files", [("Authorization", f"Bearer {key.value}")]),
+    ]
+    recs = [
+        {
+            "kind": "tcp", "id": i + 1, "t": T0 + 2 + i, "phase": "import", "dst": f"198.51.100.{7 + i}:80",
+            "name": host, "bytes": 40, "captured": 40, "truncated": False, "close_reason": "eof",
+            "proto": "http", "pid": 42, "http": [_request(host, target, extra)],
+        }
+        for i, (host, target, extra) in enumerate(fetches)
+    ]  # fmt: skip
+    (tmp_path / "sinkhole.json").write_text(json.dumps({"enabled": True, "net": {"stage": "/var/tmp/.s"}}))
+    (tmp_path / "net.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    net = network_capture(tmp_path, [], [], WINDOWS, tokens, HOME)
+    assert len(net.connections) == 2
+    hosts = {x.host for x in net.exfiltration if x.canary == "OPENAI_API_KEY"}
+    assert hosts == {"api.openai.com"}, [(x.host, x.encoding) for x in net.exfiltration]
