@@ -145,7 +145,11 @@ def test_self_sigstop_ends_within_the_module_timeout(tmp_path: Path) -> None:
     assert imp.status is PhaseStatus.TIMEOUT
     assert "PS028" in _rules(report)
     assert report.verdict is Verdict.SUSPICIOUS and code == 1
-    assert took < 5 + 10 + 30
+    # ended by the 5 s module timeout, not the import phase's 300 s: the phase's own
+    # clock says so (the wall time of the whole vet, extra passes and set-up included,
+    # reached 53 s on a loaded 2-core VM under the eBPF recorder)
+    assert imp.duration < 60, imp.duration
+    assert took < 150
 
 
 def _sdist_with(tmp_path: Path, name: str, member: tarfile.TarInfo, data: bytes = b"") -> Path:
