@@ -267,9 +267,17 @@ def network_capture(
         )
         planted_only = [c for c in tokens.canaries if c.location != HANDED]
         handed = [c for c in tokens.canaries if c.location == HANDED]
-        exfil = _tag_auth_only(
-            _exfiltration(CanaryMatcher(planted_only), hay + _across(conns), dns), planted_only, hay
-        )
+        matcher = CanaryMatcher(planted_only)
+        found = _exfiltration(matcher, hay, dns)
+        # joined across a phase's connections, a canary one connection already sent
+        # whole is credited again to the phase's first connection, whose host is not
+        # where it went (litellm: its OPENAI_API_KEY login to api.openai.com "sent" to
+        # raw.githubusercontent.com): the joined view speaks only for canaries no
+        # single connection carried (split over several fetches' headers or paths)
+        whole = {(x.canary, x.phase, x.pass_name) for x in found}
+        across = _exfiltration(matcher, _across(conns), [])
+        found += [x for x in across if (x.canary, x.phase, x.pass_name) not in whole]
+        exfil = _tag_auth_only(found, planted_only, hay)
         if handed:
             # a handed secret in a request's head is a client logging in to the service it
             # talks to (tqdm's helpers: Discord's Authorization header, Telegram's
@@ -533,18 +541,7 @@ def _across(conns: Sequence[NetConnection]) -> list[_Haystack]:
         if len(group) < 2:
             continue  # one connection's requests are joined with it
         first = group[0]
-        # a login header carries a whole credential to its own connection's service,
-        # which that connection's own scan judges (and _tag_auth_only weighs); joined
-        # across connections it would be found again under the first one's host
-        # (litellm: its OPENAI_API_KEY login to api.openai.com "sent" to
-        # raw.githubusercontent.com, the phase's first fetch)
-        fields = joined_fields(
-            [
-                (ex.target, tuple(h for h in ex.headers if not _AUTH_NAME.match(h[0])))
-                for c in group
-                for ex in c.http
-            ]
-        )
+        fields = joined_fields([(ex.target, ex.headers) for c in group for ex in c.http])
         channel: Channel = "https" if first.protocol == "https" else "http"
         out.append(
             _Haystack(
@@ -564,10 +561,6 @@ def _across(conns: Sequence[NetConnection]) -> list[_Haystack]:
     return out
 
 
-# The names of those headers (the (name, value) pairs of a parsed request).
-_AUTH_NAME = re.compile(
-    r"(?:proxy-)?authorization$|cookie$|[\w-]*(?:api-?key|token|auth|secret)[\w-]*$", re.I
-)
 # Header lines that carry credentials to the service itself (RFC 7235's, cookies and the
 # API-key headers clients invent): a value there is a client authenticating.
 _AUTH_HEADER = re.compile(

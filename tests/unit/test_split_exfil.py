@@ -75,6 +75,7 @@ def _shapes(hx: str) -> dict[str, list[tuple[str, list[tuple[str, str]]]]]:
             ("/v1/status", [("User-Agent", f"Mozilla/5.0 (X11; {c}) Gecko/20100101")])
             for c in _chunks(hx, 14)
         ],
+        "one api-key header piece per fetch": [("/v1/status", [("X-Api-Key", c)]) for c in _chunks(hx, 14)],
     }
 
 
@@ -173,6 +174,7 @@ def _judge(tmp_path: Path, shape: str) -> tuple[list[Any], Any]:
         "spaced user-agent",
         "one piece per fetch",
         "one user-agent piece per fetch",
+        "one api-key header piece per fetch",
     ],
 )
 def test_a_canary_split_across_ordinary_get_fields_is_ps010(tmp_path: Path, shape: str) -> None:
