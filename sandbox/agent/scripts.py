@@ -251,13 +251,13 @@ def _pkgsandbox_main():
     # budget before a payload kept in the last function of the last module.
     random.Random(hex_secret or None).shuffle(todo)
     time.sleep = short_sleep
-    called = 0
-    for done, (label, obj) in enumerate(todo):
+    called = 0  # calls started (the rest the budget did not reach)
+    for label, obj in todo:
         left = budget_end - time.monotonic()
         if left <= 0:
             break
-        slice_s = max(MIN_SLICE, min(per_call, left / (len(todo) - done)))
-        called = done + 1
+        slice_s = max(MIN_SLICE, min(per_call, left / (len(todo) - called)))
+        called += 1
         say(ev="start", m=label, t=time.time())
         setitimer(signal.ITIMER_REAL, slice_s)
         try:

@@ -249,10 +249,18 @@ def logs_in_to(canary_name: str, host: str | None, handed_hosts: frozenset[str] 
     domains = SERVICE_DOMAINS.get(canary_name)
     if domains is None:
         return True
-    name = (host or "").lower().rstrip(".").rsplit(":", 1)[0] if host and not host.startswith("[") else ""
+    name = bare_host(host)
     if not name:
         return False
     return name in handed_hosts or any(name == d or name.endswith("." + d) for d in domains)
+
+
+def bare_host(host: str | None) -> str:
+    """A captured host (SNI, Host header, DNS name) as a name: lower case, no trailing
+    dot, no port ("" for none or a bracketed IPv6 literal)."""
+    if not host or host.startswith("["):
+        return ""
+    return host.lower().rstrip(".").split(":", 1)[0]
 
 
 def _env_tokens(r: random.Random, env_canary: Callable[[str, str], str]) -> dict[str, str]:

@@ -5,7 +5,7 @@ network section, not events: :func:`sandbox.judge.rules.evaluate_network` runs t
 from __future__ import annotations
 
 from sandbox.judge.calls import HANDED_HOSTS
-from sandbox.judge.honeytokens import HANDED
+from sandbox.judge.honeytokens import HANDED, bare_host
 from sandbox.judge.profiles import Profile, glob_regex
 from sandbox.judge.rules.context import Context, dedupe, is_vsock, make_finding, per_phase
 from sandbox.models import (
@@ -41,7 +41,7 @@ def _dest(e: Event) -> str:
 
 
 def _handed_here(x: Exfiltration) -> bool:
-    return (x.host or "").lower().rstrip(".").split(":")[0] in HANDED_HOSTS
+    return bare_host(x.host) in HANDED_HOSTS
 
 
 def rule_handed_secret(net: NetworkCapture) -> list[Finding]:
