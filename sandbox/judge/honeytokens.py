@@ -231,9 +231,13 @@ def make_honeytokens(
 # a key sent away (netcapture's auth-only context is only granted here).
 SERVICE_DOMAINS: dict[str, tuple[str, ...]] = {
     "AWS_ACCESS_KEY_ID": ("amazonaws.com", "amazonaws.com.cn", "api.aws"),
-    "AWS_SECRET_ACCESS_KEY": ("amazonaws.com", "amazonaws.com.cn", "api.aws"),
+    # SigV4 sends the key id and a signature, never the secret: in a header to any host
+    # (an attacker's API gateway or bucket is under amazonaws.com too) it was sent away
+    "AWS_SECRET_ACCESS_KEY": (),
     "GITHUB_TOKEN": ("github.com", "githubusercontent.com", "ghcr.io"),
-    "OPENAI_API_KEY": ("openai.com", "openai.azure.com"),
+    # not openai.azure.com: its subdomains are whoever's resource names (Azure clients
+    # read their own AZURE_OPENAI_API_KEY)
+    "OPENAI_API_KEY": ("openai.com",),
     "ANTHROPIC_API_KEY": ("anthropic.com",),
     "HF_TOKEN": ("huggingface.co", "hf.co"),
     "NPM_TOKEN": ("npmjs.org", "npmjs.com"),

@@ -287,4 +287,7 @@ def test_an_environment_key_in_an_auth_header_is_a_login_only_to_its_own_service
     assert not tagged("collector.example").endswith(AUTH_ONLY)
     assert not tagged("openai.com.collector.example").endswith(AUTH_ONLY)
     assert logs_in_to("AWS_ACCESS_KEY_ID", "sts.amazonaws.com") and not logs_in_to("GITHUB_TOKEN", None)
+    # the AWS secret never travels in a login (SigV4 signs with it): an attacker's API
+    # gateway under amazonaws.com receiving it is not a login
+    assert not logs_in_to("AWS_SECRET_ACCESS_KEY", "x1y2.execute-api.eu-west-1.amazonaws.com")
     assert logs_in_to("SOME_UNKNOWN_TOKEN", "anywhere.example")  # no known service: the doubt stays
