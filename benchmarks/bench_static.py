@@ -1,6 +1,6 @@
 """False positives of the static second opinion on the most-downloaded projects.
 
-    python benchmarks/bench_static.py [--n 150] [--max-mb 40]
+    python benchmarks/bench_static.py [--n 150] [--offset 0] [--max-mb 40] [--keep DIR] [--paths]
 
 Downloads (files only: nothing is built, installed or run) the newest release's sdist
 and one wheel of the top-N projects of the committed rank list, scans each with
@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from sandbox.judge.static import scan
+from sandbox.judge.static import in_test_suite, scan
 
 TOP = Path(__file__).parent / "data" / "top-pypi-2026-12-01.txt"
 CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -50,8 +50,11 @@ def _files(name: str, ctx: ssl.SSLContext, max_bytes: int) -> list[tuple[str, st
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=150)
+    ap.add_argument("--offset", type=int, default=0, help="skip the first K projects of the rank list")
     ap.add_argument("--max-mb", type=int, default=40)
     ap.add_argument("--all-rules", action="store_true", help="also the rules left out as noisy")
+    ap.add_argument("--keep", type=Path, help="keep the downloads in DIR (reused: a rescan needs no network)")
+    ap.add_argument("--paths", action="store_true", help="name the member each rule hit (test suites marked)")
     args = ap.parse_args()
     names = [
         ln.split("\t")[1].strip() for ln in TOP.read_text().splitlines() if ln and not ln.startswith("#")
@@ -61,29 +64,41 @@ def main() -> int:
     hit: dict[str, list[str]] = {}
     scanned = 0
     t0 = time.time()
+    members: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in names[: args.n]:
+        where = args.keep or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        for name in names[args.offset : args.offset + args.n]:
             try:
                 files = _files(name, ctx, args.max_mb << 20)
             except Exception as exc:
                 print(f"skip {name}: {exc}", file=sys.stderr)
                 continue
             for filename, url in files:
-                path = Path(tmp) / filename
+                path = where / filename
                 try:
-                    path.write_bytes(_get(url, ctx))
-                    rules = sorted({h.rule for h in scan(path, all_rules=args.all_rules)})
+                    if not path.exists():
+                        path.write_bytes(_get(url, ctx))
+                    hits = scan(path, all_rules=args.all_rules)
                 except Exception as exc:
                     print(f"skip {filename}: {exc}", file=sys.stderr)
                     continue
                 finally:
-                    path.unlink(missing_ok=True)
+                    if args.keep is None:
+                        path.unlink(missing_ok=True)
                 scanned += 1
+                rules = sorted({h.rule for h in hits})
                 if rules:
                     hit[filename] = rules
                     by_rule.update(rules)
+                for h in hits:
+                    test = "(test suite) " if in_test_suite(h.path) else ""
+                    members.append(f"  {h.rule}: {filename} {test}{h.path}")
     for filename, rules in sorted(hit.items()):
         print(f"{filename:60} {', '.join(rules)}")
+    if args.paths:
+        print("\nmembers hit:")
+        print("\n".join(sorted(members)))
     print("\nrule hits on benign files:")
     for rule, count in by_rule.most_common():
         print(f"  {count:4}  {rule}")

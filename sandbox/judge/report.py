@@ -15,7 +15,7 @@ from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import apply_profile, evaluate, incomplete_reasons
 from sandbox.judge.rules.accounted import FED_NOTE
 from sandbox.judge.rules.differential import CONTROL, SECRETS, rule_secret_dependence
-from sandbox.judge.static import DECODE_RULES, second_opinion
+from sandbox.judge.static import DECODE_RULES, SPEAKS_ALONE, second_opinion
 from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.verdict import verdict_for
 from sandbox.models import (
@@ -286,15 +286,44 @@ def with_static_opinion(report: Report, artifact: Path, profile: Profile) -> Rep
     if report.verdict is not Verdict.INCOMPLETE:
         report = _doubt_the_bait(report, artifact)
         capped = capped_modules(report.phases)
-        if report.verdict is not Verdict.CLEAN or not capped:
+        if report.verdict is not Verdict.CLEAN:
             return report
+        if not capped:
+            return _hidden_from_the_run(report, artifact)
         why = f"{capped} module(s) beyond the import phase's cap never ran"
         ran = frozenset(report.inventory.modules)  # the modules imported: judged by what they did
     # a capped import left the deepest modules out, never a test suite (the import phase
     # skips those by design, capped or not: sglang's test helpers post the hostname)
     finding, note = second_opinion(artifact, ran=ran, suites=report.verdict is Verdict.INCOMPLETE)
     if finding is None:
-        return report.model_copy(update={"notes": (*report.notes, note)})
+        report = report.model_copy(update={"notes": (*report.notes, note)})
+        return _hidden_from_the_run(report, artifact) if report.verdict is Verdict.CLEAN else report
+    return report.model_copy(
+        update={
+            "findings": (*report.findings, finding),
+            "verdict": Verdict.SUSPICIOUS,
+            "verdict_reason": f"{finding.message} (static: {why})",
+            "notes": (*report.notes, note),
+        }
+    )
+
+
+def _hidden_from_the_run(report: Report, artifact: Path) -> Report:
+    """A clean run whose installed sources (its modules outside a test suite, and the
+    setup.py install ran) pack code to hide it or hard-code a collector's secret
+    (:data:`SPEAKS_ALONE`): ``suspicious`` on that static evidence. The run saw
+    nothing, which for such code says only that its payload waits for an argument, a
+    machine or a day the sandbox did not offer."""
+    finding, note = second_opinion(
+        artifact,
+        only=SPEAKS_ALONE,
+        suites=False,
+        what="code the run saw do nothing harmful",
+        within=frozenset(report.inventory.modules),
+    )
+    if finding is None:
+        return report
+    why = "the run saw no harm, but its sources hide packed code or a collector's secret"
     return report.model_copy(
         update={
             "findings": (*report.findings, finding),

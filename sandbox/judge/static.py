@@ -1,7 +1,10 @@
-"""A second opinion for code that never ran: GuardDog's YARA source rules over the
-candidate's own files, read in memory on the host (nothing is unpacked or executed).
+"""A second opinion for code that never ran: GuardDog's YARA source rules (and a few
+of ours, ``yara/pkgsandbox/``) over the candidate's own files, read in memory on the
+host (nothing is unpacked or executed).
 
-Only used when a run could not look (verdict ``incomplete``): a hit raises it to
+Used when a run could not look (verdict ``incomplete``), and, with only the rules that
+stay silent on benign code (:data:`SPEAKS_ALONE`), for a clean run whose installed
+sources hide packed code or a collector's secret. A hit raises the run to
 ``suspicious`` with evidence marked ``static`` (``syscall="(static)"``), never to
 ``malicious``: a pattern in source is not behaviour. The rules and why these ones:
 ``sandbox/judge/yara/README.md``.
@@ -25,6 +28,7 @@ from sandbox.judge.layers import readable
 from sandbox.models import Evidence, Finding, Phase, Severity
 
 RULES_DIR = Path(__file__).parent / "yara" / "guarddog"
+OWN_RULES_DIR = Path(__file__).parent / "yara" / "pkgsandbox"  # ours, same meta keys
 RULE_ID = "PS040"
 MAX_HITS = 20
 _SOURCE = re.compile(r"\.(?:py|pyi|pyx|pth)$")
@@ -63,6 +67,24 @@ DECODE_RULES = frozenset(
         "threat_runtime_obfuscation_api",
         "threat_runtime_obfuscation_pyarmor",
         "threat_process_powershell_encoded",
+        "pkgsandbox_packed_exec",
+        "pkgsandbox_escaped_builtin",
+    }
+)
+# The rules precise enough to speak for a run that looked and saw nothing (report.py
+# ``_hidden_from_the_run``): code packed to hide it from review, and a collector's
+# secret (a webhook's, a bot's) in the sources. A payload kept in a function the calls
+# hand the wrong argument, or gated on a machine we do not emulate, shows nothing
+# when it runs; these say it is there. Each matched no file outside a test suite of
+# the 300 most-downloaded projects (sdist and wheel; benchmarks/bench_static.py,
+# 2026-12-03).
+SPEAKS_ALONE = frozenset(
+    {
+        "threat_runtime_obfuscation_base64exec",
+        "threat_runtime_obfuscation_import_exec",
+        "pkgsandbox_packed_exec",
+        "pkgsandbox_escaped_builtin",
+        "pkgsandbox_messenger_secret",
     }
 )
 
@@ -91,7 +113,8 @@ def _compiled() -> tuple[Any, dict[str, _Rule]]:
     import yara  # a maintained engine for exactly this; imported only when a run was incomplete
 
     # by file: their `include "x.meta"` lines resolve next to them
-    rules = yara.compile(filepaths={p.stem: str(p) for p in sorted(RULES_DIR.glob("*.yar"))})
+    files = sorted([*RULES_DIR.glob("*.yar"), *OWN_RULES_DIR.glob("*.yar")])
+    rules = yara.compile(filepaths={p.stem: str(p) for p in files})
     meta: dict[str, _Rule] = {}
     for r in rules:
         m = r.meta
@@ -154,17 +177,31 @@ def in_test_suite(member: str) -> bool:
     return any(TEST_PART.match(p) for p in parts[1:])
 
 
+def installed_as(member: str, modules: frozenset[str]) -> bool:
+    """Whether an archive member is one of the installed *modules* (an sdist's
+    ``name-1.0/src/pkg/mod.py`` is ``pkg.mod``), or the sdist's own ``setup.py``, which
+    install ran: not a tool, test runner or example that ships beside the package
+    (Cython's sdist has a ``runtests.py`` at its root)."""
+    parts = module_of(member).split(".")
+    if len(parts) == 2 and parts[1] == "setup":
+        return True
+    return any(".".join(parts[i:]) in modules for i in range(len(parts)))
+
+
 def second_opinion(
     artifact: Path,
     only: frozenset[str] | None = None,
     ran: frozenset[str] = frozenset(),
     *,
     suites: bool = True,
+    what: str = "code that never ran",
+    within: frozenset[str] | None = None,
 ) -> tuple[Finding | None, str]:
     """A MEDIUM finding (static evidence) when the rules (those in *only*, if given)
     hit in a file other than the modules that *ran* (imported: judged by what they did)
     — and, without *suites*, other than a test suite's —, and a note on what was
-    scanned; (None, note) when nothing hit or the archive could not be read."""
+    scanned; (None, note) when nothing hit or the archive could not be read. With
+    *within*, only the files install put in place as those modules (and setup.py)."""
     try:
         hits = [
             h
@@ -172,6 +209,7 @@ def second_opinion(
             if (only is None or h.rule in only)
             and module_of(h.path) not in ran
             and (suites or not in_test_suite(h.path))
+            and (within is None or installed_as(h.path, within))
         ]
     except InputError as exc:
         return None, f"static second opinion: not scanned ({exc.message})"
@@ -198,7 +236,7 @@ def second_opinion(
         title="static second opinion",
         severity=Severity.MEDIUM,
         phase=Phase.INSTALL,
-        message=f"code that never ran matches {len(rules)} source rule(s): {', '.join(rules[:6])}",
+        message=f"{what} matches {len(rules)} source rule(s): {', '.join(rules[:6])}",
         evidence=evidence,
     )
     return finding, f"static second opinion: {len(hits)} hit(s) in {artifact.name}"

@@ -5,7 +5,6 @@ On main the judge ignored the cap: "every phase completed with a full trace"."""
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 
@@ -58,8 +57,9 @@ def test_a_cap_of_the_deepest_modules_only_is_said_in_a_clean_verdict() -> None:
 def _padded(tmp_path: Path, payload_in: str) -> tuple[Path, str]:
     r = Randomised()
     name = r.name("pad")
-    code = base64.b64encode(f"open('/tmp/m-{r.name()}', 'w')".encode()).decode()
-    payload = f"import base64\nexec(base64.b64decode('{code}'))\n"
+    # a rule the capped opinion hears but that does not speak alone for a clean run (a
+    # module that ran and decodes-then-execs is suspicious anyway: test_static.py)
+    payload = f"CHANNEL = '{r.name()}'  # telegram.sendMessage\n"
     files = {f"{name}/__init__.py": "", f"{name}/a.py": "X = 1\n", f"{name}/z/deep.py": "Y = 2\n"}
     files[f"{name}/{payload_in}"] = payload
     return build_wheel(tmp_path, name, "1.0", files), name

@@ -10,7 +10,7 @@ from pathlib import Path
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.report import with_static_opinion
 from sandbox.judge.static import RULE_ID, scan
-from sandbox.models import Report, Verdict
+from sandbox.models import Inventory, Report, Verdict
 from tests.fixtures.builders import Randomised, build_wheel, setuptools_sdist
 
 
@@ -21,7 +21,7 @@ def _hidden_exec_sdist(tmp_path: Path) -> Path:
     return setuptools_sdist(tmp_path, r.name("hid"), "1.0", r.name("mod"), "X = 1\n", setup_body=body)
 
 
-def _report(verdict: Verdict, reason: str = "import phase error") -> Report:
+def _report(verdict: Verdict, reason: str = "import phase error", modules: tuple[str, ...] = ()) -> Report:
     now = time.time()
     return Report(
         tool_version="t",
@@ -38,6 +38,7 @@ def _report(verdict: Verdict, reason: str = "import phase error") -> Report:
         findings=(),
         verdict=verdict,
         verdict_reason=reason,
+        inventory=Inventory(modules=modules),
     )
 
 
@@ -64,14 +65,18 @@ def test_incomplete_run_with_a_hit_becomes_suspicious_with_static_evidence(tmp_p
     assert "import phase error" in report.verdict_reason  # why it could not look stays said
 
 
-def test_static_never_touches_a_run_that_looked_or_a_profile_that_disables_it(tmp_path: Path) -> None:
+def test_static_leaves_a_plain_run_that_looked_and_obeys_a_profile_that_disables_it(tmp_path: Path) -> None:
     sdist = _hidden_exec_sdist(tmp_path)
     clean = _report(Verdict.CLEAN, "no finding")
-    assert with_static_opinion(clean, sdist, load_profile("default")) is clean
+    plain = build_wheel(
+        tmp_path, "plain", "1.0", {"plain/__init__.py": "import base64\nX = base64.b64decode('')\n"}
+    )
+    assert with_static_opinion(clean, plain, load_profile("default")) is clean
     profile = load_profile("default").model_copy(deep=True)
     profile = profile.model_copy(update={"rules": profile.rules.model_copy(update={"disabled": (RULE_ID,)})})
     incomplete = _report(Verdict.INCOMPLETE)
     assert with_static_opinion(incomplete, sdist, profile).verdict is Verdict.INCOMPLETE
+    assert with_static_opinion(clean, sdist, profile) is clean
 
 
 def test_rules_noisy_on_benign_code_stay_silent_unless_measured(tmp_path: Path) -> None:
@@ -111,3 +116,103 @@ def test_a_capped_import_gets_no_static_opinion_from_a_test_suite(tmp_path: Path
     # a run that could not look still hears the test suite's sources
     incomplete = _report(Verdict.INCOMPLETE)
     assert with_static_opinion(incomplete, in_suite, load_profile("default")).verdict is Verdict.SUSPICIOUS
+
+
+def _packed(r: Randomised) -> str:
+    """A module as packers write it (mevguard, dccsx): the decoders reached through
+    ``__import__`` in a lambda, the blob reversed, run through a variable."""
+    import zlib
+
+    code = f"open('/tmp/m-{r.name()}', 'w')\n".encode() + r.name().encode() * 400
+    blob = base64.b64encode(zlib.compress(code, 0))[::-1].decode()
+    return (
+        "_ = lambda __ : __import__('zlib').decompress(__import__('base64').b64decode(__[::-1]));"
+        f"exec((_)(b'{blob}'))\n"
+    )
+
+
+def test_a_clean_run_whose_module_runs_packed_code_is_suspicious_on_static_evidence(tmp_path: Path) -> None:
+    # the import ran it and it did nothing we could see (mevguard's payload waits for a
+    # 64-hex private key): the packing is what a reviewer would stop at
+    r = Randomised()
+    name = r.name("pk")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": _packed(r)})
+    assert "threat_runtime_obfuscation_import_exec" not in {h.rule for h in scan(whl)}  # GuardDog's misses it
+    report = with_static_opinion(_report(Verdict.CLEAN, "no finding", (name,)), whl, load_profile("default"))
+    assert report.verdict is Verdict.SUSPICIOUS
+    (finding,) = [f for f in report.findings if f.rule_id == RULE_ID]
+    assert "pkgsandbox_packed_exec" in finding.message
+    assert all(e.syscall == "(static)" and e.path == f"{name}/__init__.py" for e in finding.evidence)
+    assert "saw no harm" in report.verdict_reason
+
+
+def test_packed_code_in_a_test_suite_does_not_speak_for_a_clean_run(tmp_path: Path) -> None:
+    # a scanner's or an obfuscator's own test fixtures: never imported by the run
+    r = Randomised()
+    name = r.name("pk")
+    files = {f"{name}/__init__.py": "", f"{name}/tests/test_unpack.py": _packed(r)}
+    whl = build_wheel(tmp_path, name, "1.0", files)
+    clean = _report(Verdict.CLEAN, "no finding", (name, f"{name}.tests.test_unpack"))
+    assert with_static_opinion(clean, whl, load_profile("default")) is clean
+    # the same file as a module of the package speaks
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    whl = build_wheel(deep, name, "1.0", {f"{name}/__init__.py": "", f"{name}/unpack.py": _packed(r)})
+    clean = _report(Verdict.CLEAN, "no finding", (name, f"{name}.unpack"))
+    assert with_static_opinion(clean, whl, load_profile("default")).verdict is Verdict.SUSPICIOUS
+
+
+def test_only_what_install_put_in_place_speaks_for_a_clean_run(tmp_path: Path) -> None:
+    # Cython's sdist ships runtests.py (base64 and exec) at its root, beside the package:
+    # install never puts it in place, the run never imports it
+    import io
+    import tarfile
+
+    r = Randomised()
+    name = r.name("tool")
+    hidden = b"import base64\nexec(base64.b64decode('WCA9IDE='))\n"
+    sdist = setuptools_sdist(tmp_path, name, "1.0", name, "X = 1\n")
+    with tarfile.open(sdist) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()]  # type: ignore[union-attr]
+    root = members[0][0].name.split("/")[0]
+    with tarfile.open(sdist, "w:gz") as tar:
+        for m, data in members:
+            tar.addfile(m, io.BytesIO(data) if m.isfile() else None)
+        extra = tarfile.TarInfo(f"{root}/runtests.py")
+        extra.size = len(hidden)
+        tar.addfile(extra, io.BytesIO(hidden))
+    clean = _report(Verdict.CLEAN, "no finding", (name,))
+    assert with_static_opinion(clean, sdist, load_profile("default")) is clean
+    # the same file installed as a module speaks
+    runner = _report(Verdict.CLEAN, "no finding", (name, "runtests"))
+    assert with_static_opinion(runner, sdist, load_profile("default")).verdict is Verdict.SUSPICIOUS
+
+
+def test_escaped_builtin_names_are_found(tmp_path: Path) -> None:
+    # Hyperion's tail: globals()['\x65\x76\x61\x6c'](...) — no reader sees "eval"
+    r = Randomised()
+    name = r.name("hy")
+    body = "X = globals()['" + "".join(f"\\x{ord(c):02x}" for c in "eval") + "']\n"
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": body})
+    assert "pkgsandbox_escaped_builtin" in {h.rule for h in scan(whl)}
+    report = with_static_opinion(_report(Verdict.INCOMPLETE), whl, load_profile("default"))
+    assert report.verdict is Verdict.SUSPICIOUS
+
+
+def test_a_hard_coded_webhook_secret_speaks_but_a_docstring_example_does_not(tmp_path: Path) -> None:
+    import random
+    import string
+
+    r = Randomised()
+    name = r.name("hook")
+    hook_id = "".join(random.choices(string.digits, k=19))
+    secret = "".join(random.choices(string.ascii_letters + string.digits + "_-", k=68))
+    live = f'URL = "https://discord.com/api/webhooks/{hook_id}/{secret}"\n'
+    doc = '"""Example: Webhook.from_url("https://discord.com/api/webhooks/123456/abcdef")"""\n'
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": doc, f"{name}/core.py": live})
+    hits = [h for h in scan(whl) if h.rule == "pkgsandbox_messenger_secret"]
+    assert [h.path for h in hits] == [f"{name}/core.py"]
+    report = with_static_opinion(
+        _report(Verdict.CLEAN, "no finding", (name, f"{name}.core")), whl, load_profile("default")
+    )
+    assert report.verdict is Verdict.SUSPICIOUS
