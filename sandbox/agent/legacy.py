@@ -13,6 +13,9 @@ dependencies) and the venv the later phases use stays as pip left it.
 
 from __future__ import annotations
 
+import ast
+import configparser
+import contextlib
 import re
 import tarfile
 import zipfile
@@ -39,35 +42,81 @@ def candidate_sdist(plan: dict[str, Any]) -> Path | None:
     return None
 
 
-def _shallowest_setup(names: list[str]) -> str | None:
-    found = [n for n in names if n.rstrip("/").split("/")[-1] == "setup.py" and n.count("/") <= 1]
+def _shallowest(names: list[str], base: str = "setup.py") -> str | None:
+    found = [n for n in names if n.rstrip("/").split("/")[-1] == base and n.count("/") <= 1]
     return min(found, key=lambda n: n.count("/")) if found else None
 
 
-def setup_py_text(sdist: Path) -> bytes | None:
-    """The sdist's top-level setup.py (at its root or in its one top folder), capped;
+def top_file_text(sdist: Path, base: str) -> bytes | None:
+    """The sdist's top-level *base* file (at its root or in its one top folder), capped;
     read in memory, nothing extracted."""
     try:
         if sdist.name.lower().endswith(".zip"):
             with zipfile.ZipFile(sdist) as zf:
                 infos = zf.infolist()[:MEMBER_CAP]
-                name = _shallowest_setup([i.filename for i in infos])
+                name = _shallowest([i.filename for i in infos], base)
                 if name is None:
                     return None
                 with zf.open(name) as fh:
                     return fh.read(SETUP_CAP)
         with tarfile.open(sdist) as tf:
-            # the first setup.py at the root or in a top folder: a gzip stream is read
-            # only as far as it (sdists put it near the start), not to the end
+            # the first match at the root or in a top folder: a gzip stream is read
+            # only as far as it (sdists put setup.py near the start), not to the end
             for i, m in enumerate(tf):
                 if i >= MEMBER_CAP:
                     return None
-                if m.isfile() and _shallowest_setup([m.name]) is not None:
+                if m.isfile() and _shallowest([m.name], base) is not None:
                     data = tf.extractfile(m)
                     return data.read(SETUP_CAP) if data is not None else None
             return None
     except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError):
         return None
+
+
+def setup_py_text(sdist: Path) -> bytes | None:
+    """The sdist's top-level setup.py, capped; read in memory, nothing extracted."""
+    return top_file_text(sdist, "setup.py")
+
+
+_REQ = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[\w,\s-]*\])?\s*(?:[<>=!~]=?[^;@]*)?$")
+
+
+def _literal_strings(node: ast.expr) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [ln.strip() for ln in node.value.splitlines() if ln.strip()]
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        elts = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        return [e.strip() for e in elts if isinstance(e, str)]
+    return []
+
+
+def setup_requires(sdist: Path) -> list[str]:
+    """What setuptools would fetch from the index while it runs setup.py: the literal
+    ``setup_requires=`` of a call in setup.py, ``[options] setup_requires`` of
+    setup.cfg; parsed, never run. Built without isolation, setuptools fetches these with
+    its own ``pip wheel`` from the internet; staged first, it finds them installed."""
+    found: list[str] = []
+    text = setup_py_text(sdist)
+    tree: ast.AST | None = None
+    if text is not None:
+        with contextlib.suppress(SyntaxError, ValueError, MemoryError, RecursionError):
+            tree = ast.parse(text)
+    for node in ast.walk(tree) if tree is not None else ():
+        for kw in node.keywords if isinstance(node, ast.Call) else ():
+            if kw.arg == "setup_requires":
+                found += _literal_strings(kw.value)
+    cfg_text = top_file_text(sdist, "setup.cfg")
+    if cfg_text is not None:
+        cfg = configparser.ConfigParser(interpolation=None, strict=False)
+        with contextlib.suppress(configparser.Error, UnicodeDecodeError):
+            cfg.read_string(cfg_text.decode())
+            raw = cfg.get("options", "setup_requires", fallback="")
+            found += [ln.strip() for ln in raw.replace(";", "\n").splitlines() if ln.strip()]
+    out: list[str] = []
+    for req in found:
+        if _REQ.match(req) and req not in out:
+            out.append(req)
+    return out[:8]
 
 
 def argv_gate(text: bytes) -> bool:

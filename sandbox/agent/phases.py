@@ -177,6 +177,8 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         else:
             problems.append("the developer packages did not install; building with isolation")
     rnd = run_rounds()
+    if not extra and "--no-build-isolation" in args:
+        steps += _setup_requires(plan, rnd, end, window)
     attempt = 0
     while True:
         run = StepRun(plan, "install", str(attempt), [py, *args])
@@ -274,6 +276,36 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         "problems": problems,
         "agent_pids": agent_pids,
     }
+
+
+def _setup_requires(
+    plan: dict[str, Any], rnd: rounds.Rounds, end: float, window: float
+) -> list[dict[str, Any]]:
+    """Before a legacy build in the venv: a round for the setup.py's ``setup_requires``
+    not installed there, so that setuptools finds them and does not fetch them from the
+    internet itself (its own ``pip wheel``, which the sinkhole answers: a benign
+    ``setup_requires=["pytest-runner"]`` looked like a beacon to pypi.org)."""
+    sdist = legacy.candidate_sdist(plan)
+    site = site_packages(Path(plan["venv"]))
+    wanted = [r for r in legacy.setup_requires(sdist) if not _dist_installed(site, r)] if sdist else []
+    if not wanted:
+        return []
+    answer = rnd.ask("install", [], wanted, f"setup_requires of setup.py: {', '.join(wanted)}")
+    names = [str(n) for n in (answer or {}).get("install") or []]
+    if not names:
+        return []
+    step = StepRun(plan, "install", f"round{rnd.used}-setup-requires", _pip_install(plan, names))
+    return [step.run(max(1.0, end - time.monotonic()), window).result()]
+
+
+def _dist_installed(site: Path, req: str) -> bool:
+    """Whether a distribution named like *req*'s name has a dist-info (or egg-info) in *site*."""
+    name = re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]
+    want = re.sub(r"[-_.]+", "_", name).lower()
+    for info in (*site.glob("*.dist-info"), *site.glob("*.egg-info")):
+        if re.sub(r"[-_.]+", "_", info.name.split("-", 1)[0]).lower() == want:
+            return True
+    return False
 
 
 def _kit_installed() -> bool:

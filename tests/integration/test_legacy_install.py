@@ -77,3 +77,23 @@ def test_a_beacon_in_a_hyphenated_top_level_package_runs_at_import(tmp_path: Pat
     assert any(e.destination == f"{host}:{port}" for f in net for e in f.evidence), report.verdict_reason
     imported = next(p for p in report.phases if p.phase is Phase.IMPORT and p.pass_name == "default")
     assert folder in [s.name for s in imported.steps], [s.name for s in imported.steps]
+
+
+def test_a_legacy_setup_requires_is_staged_first_not_fetched_by_setuptools(tmp_path: Path) -> None:
+    """``setup_requires`` built without isolation: setuptools fetched it with its own
+    ``pip wheel`` from pypi.org (answered by the sinkhole), and a benign sdist was
+    malicious (PS001/PS002/PS011 high). A round now stages it before the build."""
+    r = Randomised()
+    name = r.name("sreq")
+    setup_py = (
+        "from setuptools import setup\n"
+        f"setup(name={name!r}, version='1.0', py_modules=[{name!r}], setup_requires=['pytest-runner'])\n"
+    )
+    sdist = build_sdist(tmp_path, name, "1.0", {f"{name}.py": "VALUE = 1\n"}, setup_py=setup_py)
+    code, report = run_cli(tmp_path, str(sdist), "--window", "1")
+    assert report is not None and report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
+    assert report.network is not None and not report.network.connections and not report.network.dns
+    staged = [
+        a for rnd in report.rounds if "setup_requires" in rnd.reason for a in (*rnd.added, *rnd.installed)
+    ]
+    assert any(a.replace("_", "-").startswith("pytest-runner") for a in staged), report.rounds

@@ -60,3 +60,33 @@ def test_only_the_candidates_sdist_in_the_install_argv_is_wanted() -> None:
     assert legacy.candidate_sdist({"install_args": ["-m", "pip", "install", sdist]}) == Path(sdist)
     wheel = f"{STAGE_ARTIFACTS}/x-1.0-py3-none-any.whl"
     assert legacy.candidate_sdist({"install_args": ["-m", "pip", "install", wheel]}) is None
+
+
+def test_setup_requires_are_read_from_the_setup_call_and_setup_cfg_never_run(tmp_path: Path) -> None:
+    r = Randomised()
+    marker = tmp_path / r.name("ran")
+    setup_py = (
+        "from setuptools import setup\n"
+        f"open({str(marker)!r}, 'w')  # would only happen if this ran\n"
+        "setup(name='x', setup_requires=['pytest-runner', 'setuptools_scm>=3.4', ALSO, 'x @ https://a.invalid/x'])\n"
+    )
+    sdist = build_sdist(
+        tmp_path,
+        r.name("sr"),
+        "1.0",
+        {"setup.cfg": "[options]\nsetup_requires =\n    cffi>=1.0\n"},
+        setup_py=setup_py,
+    )
+    # literals only (a name is not evaluated), no direct URL, setup.cfg's list too
+    assert legacy.setup_requires(sdist) == ["pytest-runner", "setuptools_scm>=3.4", "cffi>=1.0"]
+    assert not marker.exists()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    none = build_sdist(
+        plain, r.name("p"), "1.0", {}, setup_py="from setuptools import setup\nsetup(name='p')\n"
+    )
+    assert legacy.setup_requires(none) == []
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    bad = build_sdist(broken, r.name("b"), "1.0", {}, setup_py="setup(setup_requires=['a'\n")
+    assert legacy.setup_requires(bad) == []
