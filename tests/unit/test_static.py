@@ -216,3 +216,31 @@ def test_a_hard_coded_webhook_secret_speaks_but_a_docstring_example_does_not(tmp
         _report(Verdict.CLEAN, "no finding", (name, f"{name}.core")), whl, load_profile("default")
     )
     assert report.verdict is Verdict.SUSPICIOUS
+
+
+def test_decode_and_run_on_one_line_speaks_but_apart_in_a_file_does_not(tmp_path: Path) -> None:
+    # playwright's page.py: base64.b64decode of a screenshot, and a "$eval()" comment;
+    # GuardDog's base64exec matches that file, which would make a top-1000 project suspicious
+    r = Randomised()
+    name = r.name("pw")
+    apart = (
+        "import base64\n\n# $eval() has the strict option\n"
+        "def shot(result):\n    return base64.b64decode(result['binary'])\n"
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": apart})
+    assert "threat_runtime_obfuscation_base64exec" in {h.rule for h in scan(whl, all_rules=True)}
+    clean = _report(Verdict.CLEAN, "no finding", (name,))
+    assert with_static_opinion(clean, whl, load_profile("default")) is clean
+    for i, line in enumerate(
+        (
+            "p = base64.b64decode(S); exec(p)\n",
+            "exec(compile(zlib.decompress(base64.b64decode(S)), '<s>', 'exec'))\n",
+        )
+    ):
+        d = tmp_path / str(i)
+        d.mkdir()
+        one = build_wheel(d, name, "1.0", {f"{name}/__init__.py": f"import base64, zlib\nS = b''\n{line}"})
+        judged = with_static_opinion(clean, one, load_profile("default"))
+        assert judged.verdict is Verdict.SUSPICIOUS and "pkgsandbox_decode_exec" in judged.verdict_reason, (
+            line
+        )

@@ -44,3 +44,23 @@ rule pkgsandbox_escaped_builtin
     condition:
         any of them
 }
+
+// Decode and run on one line, in either order: `exec(zlib.decompress(b64decode(s)))`,
+// `p = base64.b64decode(s); exec(p)`. GuardDog's base64exec matches a file with a
+// b64decode anywhere and an eval( anywhere (playwright's page.py: a "$eval()" comment).
+rule pkgsandbox_decode_exec
+{
+    meta:
+        author = "pkgsandbox"
+        description = "Decodes and runs code on one line (exec/eval of base64, zlib, marshal, hex)"
+        identifies = "threat.runtime.obfuscation.decode_exec"
+        severity = "high"
+        path_include = "*.py,*.pyx,*.pyi,*.pth"
+
+    strings:
+        $exec_of_decoded = /\b(exec|eval)\s*\([^\n]{0,200}(b64decode|b32decode|b85decode|a85decode|decodebytes|unhexlify|decompress|marshal\.loads)\(/
+        $decoded_then_exec = /(b64decode|b32decode|b85decode|a85decode|decodebytes|unhexlify|decompress|marshal\.loads)\([^\n]{0,200}[;:]\s*(exec|eval)\s*\(/
+
+    condition:
+        any of them
+}
