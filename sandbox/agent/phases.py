@@ -287,7 +287,9 @@ def _setup_requires(
     ``setup_requires=["pytest-runner"]`` looked like a beacon to pypi.org)."""
     sdist = legacy.candidate_sdist(plan)
     site = site_packages(Path(plan["venv"]))
-    wanted = [r for r in legacy.setup_requires(sdist) if not _dist_installed(site, r)] if sdist else []
+    reqs = legacy.setup_requires(sdist) if sdist else []
+    # a requirement's name: what comes before its extras, version or marker
+    wanted = [r for r in reqs if candidate_dist_info(site, re.split(r"[\s\[<>=!~;]", r)[0]) is None]
     if not wanted:
         return []
     answer = rnd.ask("install", [], wanted, f"setup_requires of setup.py: {', '.join(wanted)}")
@@ -296,16 +298,6 @@ def _setup_requires(
         return []
     step = StepRun(plan, "install", f"round{rnd.used}-setup-requires", _pip_install(plan, names))
     return [step.run(max(1.0, end - time.monotonic()), window).result()]
-
-
-def _dist_installed(site: Path, req: str) -> bool:
-    """Whether a distribution named like *req*'s name has a dist-info (or egg-info) in *site*."""
-    name = re.split(r"[\s\[<>=!~;]", req, maxsplit=1)[0]
-    want = re.sub(r"[-_.]+", "_", name).lower()
-    for info in (*site.glob("*.dist-info"), *site.glob("*.egg-info")):
-        if re.sub(r"[-_.]+", "_", info.name.split("-", 1)[0]).lower() == want:
-            return True
-    return False
 
 
 def _kit_installed() -> bool:

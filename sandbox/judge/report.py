@@ -295,9 +295,14 @@ def with_static_opinion(report: Report, artifact: Path, profile: Profile) -> Rep
     # a capped import left the deepest modules out, never a test suite (the import phase
     # skips those by design, capped or not: sglang's test helpers post the hostname)
     finding, note = second_opinion(artifact, ran=ran, suites=report.verdict is Verdict.INCOMPLETE)
-    if finding is None:
-        report = report.model_copy(update={"notes": (*report.notes, note)})
-        return _hidden_from_the_run(report, artifact) if report.verdict is Verdict.CLEAN else report
+    if finding is not None:
+        return _suspicious_on(report, finding, note, why)
+    report = report.model_copy(update={"notes": (*report.notes, note)})
+    return _hidden_from_the_run(report, artifact) if report.verdict is Verdict.CLEAN else report
+
+
+def _suspicious_on(report: Report, finding: Finding, note: str, why: str) -> Report:
+    """*report* raised to ``suspicious`` on a static *finding*, saying *why* it spoke."""
     return report.model_copy(
         update={
             "findings": (*report.findings, finding),
@@ -324,14 +329,7 @@ def _hidden_from_the_run(report: Report, artifact: Path) -> Report:
     if finding is None:
         return report
     why = "the run saw no harm, but its sources hide packed code or a collector's secret"
-    return report.model_copy(
-        update={
-            "findings": (*report.findings, finding),
-            "verdict": Verdict.SUSPICIOUS,
-            "verdict_reason": f"{finding.message} (static: {why})",
-            "notes": (*report.notes, note),
-        }
-    )
+    return _suspicious_on(report, finding, note, why)
 
 
 def _doubt_the_bait(report: Report, artifact: Path) -> Report:
