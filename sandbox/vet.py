@@ -129,6 +129,11 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         }
         for name in (n for n, on in hinted.items() if on):
             plan["passes"][name]["static_hint"] = True
+        if hinted["windows"] and not profile.allow.network:
+            # a hint's Windows pass is skipped when the default pass already sent what the
+            # judge keeps HIGH (agent/passes.py sent_out); with allowed destinations the
+            # agent cannot tell a finding from an allowed request, so it always runs
+            plan["passes"]["windows"]["skip_if_sent"] = True
         if any(hinted.values()):
             artifact = stage / "artifacts" / staged.candidate.filename
             pool.submit(write_pass_hint, artifact, stage, windows=hinted["windows"], ci=hinted["ci"])

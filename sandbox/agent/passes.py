@@ -43,6 +43,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .common import emit
 from .disguise import DISGUISE, disguise_config
 from .protocol import PROBES_NAME, STAGE
 from .winpass import WIN_SITECUSTOMIZE, WIN_STUBS
@@ -420,6 +421,10 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
         why = windows_trigger(_default_results(out, ("install", "startup", "import", "exercise")))
         if not why and conf.get("static_hint"):
             why = static_hint(static or STATIC_FILE)
+            sent = sent_out(out) if why and conf.get("skip_if_sent") else ""
+            if sent:
+                skipped(name, f"{why}; not run: the default pass already sent {sent}")
+                return ""
         return why
     if trigger == "time":
         why = time_trigger(_default_results(out))
@@ -489,3 +494,51 @@ def reached_out(out: Path) -> str:
     ranked = sorted(counts.items(), key=lambda kv: [order[x] for x in kv[0].split(":")])
     said = ", ".join(f"{n} {words[k.split(':')[1]]} in {k.split(':')[0]}" for k, n in ranked)
     return f"the default pass reached out ({said}): do its requests follow the secrets?"
+
+
+# A request no accounting lowers (sandbox/judge/rules/accounted.py keeps its findings
+# HIGH): anything but a plain GET or HEAD without a query or a body.
+_PLAIN_METHODS = ("GET", "HEAD")
+SENT_PHASES = ("install", "startup", "import")  # the candidate's own doing (exercise is ours)
+
+
+def skipped(name: str, why: str) -> None:
+    """Tell the host that extra pass *name* was called for and not run, and why (a note
+    of the report: a user who wants it anyway runs the deep profile)."""
+    emit("skipped", **{"pass": name, "why": why})
+
+
+def sent_out(out: Path) -> str:
+    """What the default pass's install, startup or import sent out that the judge keeps
+    HIGH whatever else it sees ("" when nothing): a connection to an address no DNS
+    answer gave (hard-coded), a request with a body or a query, a method other than GET
+    or HEAD, bytes of a protocol other than HTTP or TLS, or a datagram. The Windows pass
+    a static hint asks for is skipped then (see :func:`should_run`): the verdict already
+    rests on the default pass, and a pass costs as much as the install."""
+    try:
+        with (out / NET_LOG).open("rb") as fh:
+            lines = fh.read(NET_SCAN_CAP).splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or rec.get("phase") not in SENT_PHASES:
+            continue
+        dst = str(rec.get("dst") or "?")
+        if rec.get("kind") == "udp":
+            return f"a datagram to {dst} in {rec['phase']}"
+        if rec.get("kind") != "tcp" or rec.get("transport") == "dns":
+            continue
+        if not rec.get("name"):
+            return f"a connection to {dst} in {rec['phase']}, an address no DNS answer gave"
+        for req in rec.get("http") or ():
+            method, target = str(req.get("method", "")), str(req.get("target", ""))
+            if method not in _PLAIN_METHODS or req.get("body_bytes") or "?" in target:
+                return f"{method} {rec['name']}{target[:60]} in {rec['phase']}"
+        if int(rec.get("bytes") or 0) and rec.get("proto") not in ("http", "https", "tls", "empty"):
+            what = rec.get("proto") or "data"
+            return f"{rec.get('bytes')} bytes of {what} to {rec['name']} in {rec['phase']}"
+    return ""

@@ -404,6 +404,7 @@ class DockerSession(SessionABC):
         phases = self.finished  # also read after an interrupt, for a partial report
         t0 = [time.monotonic()]
         current = [DEFAULT_PASS]  # the pass a round's need comes from (its hooks are that pass's)
+        skipped: list[str] = []  # extra passes the agent decided against, and why (report notes)
 
         def on_message(kind: str, msg: dict[str, Any]) -> None:
             if kind == "phase":
@@ -420,6 +421,8 @@ class DockerSession(SessionABC):
                     on_result(ap, self.recorder.trace_path if self.recorder is not None else None)
             elif kind == "need" and on_need is not None:
                 on_need({**msg, "pass": current[0]})
+            elif kind == "skipped":
+                skipped.append(f"extra pass {msg.get('pass')} called for and not run: {msg.get('why')}"[:300])
 
         # One exec runs every phase (a failed install stops it: later phases would
         # observe nothing); the budget covers each phase, its windows and restarts.
@@ -455,18 +458,17 @@ class DockerSession(SessionABC):
             for p in phases
             for s in p.steps
         }
-        recorded: dict[str, Any] = {}
+        recorded: dict[str, Any] = {"problems": tuple(skipped)}
         if self.recorder is not None:
             stats = self.recorder.stop()
-            recorded = {
+            recorded |= {
                 "recorder": "ebpf",
                 "recorder_trace": str(self.recorder.trace_path),
                 "wall_offset": stats.wall_offset,
                 "recorder_rss_kb": stats.peak_rss_kb,
-                "problems": (f"eBPF recorder exited with {stats.exit_code}: {stats.stderr_tail}",)
-                if stats.exit_code not in (0, None)
-                else (),
             }
+            if stats.exit_code not in (0, None):
+                recorded["problems"] += (f"eBPF recorder exited with {stats.exit_code}: {stats.stderr_tail}",)
         return RawRun(
             run_id=self.run_id,
             container=container.name,

@@ -98,6 +98,7 @@ def observe(raw: RawRun) -> tuple[Observation, list[str]]:
     events, processes = untrust_hooked_harness(events, processes, VENV)
     inventory = Inventory.model_validate(raw.inventory) if raw.inventory else Inventory()
     changes = fs_changes(raw, notes)
+    notes.extend(raw.problems)  # the recorder's and the agent's (an extra pass not run, and why)
     obs = Observation(
         events=tuple(events),
         processes=tuple(processes),
@@ -175,7 +176,6 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
         notes.append("eBPF recorder: no proof it attached before the first step")
     if decoded.unparsed:
         notes.append(f"eBPF recorder: {decoded.unparsed} record(s) not understood")
-    notes.extend(raw.problems)
     return dict(decoded.steps), decoded.complete and not any(s.start_ns == 0 for s in windows)
 
 

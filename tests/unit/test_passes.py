@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -484,3 +485,78 @@ def test_under_ebpf_the_time_pass_follows_the_hosts_probe_answer(
         json.dumps({"phase": "import", "modules": [{"name": "m", "status": "timeout"}]})
     )
     assert "timed out" in passes.should_run(plan, "time", tmp_path)
+
+
+def _flow(
+    phase: str, dst: str, name: str | None, proto: str, nbytes: int, http: list[Any] | None = None
+) -> dict[str, Any]:
+    """A TCP record as the sinkhole daemon writes it (sinkhole/daemon.py _finish)."""
+    rec = {"kind": "tcp", "id": 1, "t": 1.0, "phase": phase, "transport": "tcp", "src": "192.168.1.5:40000"}
+    rec |= {"dst": dst, "name": name, "bytes": nbytes, "captured": nbytes, "truncated": False}
+    rec |= {"close_reason": "eof", "proto": proto, "pid": 42, "argv": ["python", "-c", "x"]}
+    if http is not None:
+        rec["http"] = http
+    return rec
+
+
+def _req(method: str, target: str, body: int = 0) -> dict[str, Any]:
+    return {"method": method, "target": target, "headers": [], "complete": True, "body_bytes": body}
+
+
+def test_sent_out_names_only_what_the_judge_keeps_high(tmp_path: Path) -> None:
+    """A hard-coded address, a body, a query, another method or protocol, a datagram: each
+    is sent; a plain GET, a TLS hello, an empty connection, exercise's and an extra pass's
+    records are not."""
+
+    def sent(*recs: Any) -> str:
+        (tmp_path / "net.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        return passes.sent_out(tmp_path)
+
+    get = _flow("import", "198.18.0.9:80", "cdn.example", "http", 80, [_req("GET", "/model.bin")])
+    hello = _flow("startup", "198.18.0.9:443", "cdn.example", "tls", 300)
+    empty = _flow("install", "198.18.0.9:443", "cdn.example", "empty", 0)
+    assert sent(get, hello, empty) == ""
+    assert sent() == "" and not passes.sent_out(tmp_path / "missing")
+    raw_ip = _flow("import", "203.0.113.7:443", None, "empty", 0)
+    assert "203.0.113.7:443" in sent(get, raw_ip) and "no DNS answer" in sent(raw_ip)
+    hook = [_req("POST", "/api/webhooks/1", 90)]
+    post = _flow("install", "198.18.0.9:80", "hook.example", "http", 200, hook)
+    assert sent(post).startswith("POST hook.example/api/webhooks/1 in install")
+    query = _flow("import", "198.18.0.9:80", "c2.example", "http", 90, [_req("GET", "/p?k=abc")])
+    assert sent(query).startswith("GET c2.example/p?k=abc")
+    smtp = _flow("startup", "198.18.0.9:25", "mx.example", "smtp", 400)
+    assert sent(smtp) == "400 bytes of smtp to mx.example in startup"
+    udp = {"kind": "udp", "t": 1.0, "phase": "import", "dst": "192.0.2.8:9999", "bytes": 3, "pid": None}
+    assert sent(udp) == "a datagram to 192.0.2.8:9999 in import"
+    # ours (exercise calls with our arguments), an extra pass's, DNS over TCP: not the default pass's doing
+    assert sent({**post, "phase": "exercise"}, {**post, "phase": "windows:import"}) == ""
+    assert sent({**raw_ip, "transport": "dns"}) == ""
+
+
+def test_a_hinted_windows_pass_is_skipped_when_the_default_pass_already_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "import.result.json").write_text(json.dumps({"phase": "import", "modules": [], "steps": []}))
+    static = tmp_path / "static.json"
+    static.write_text(json.dumps({"hint": "static rules matched the candidate's sources (x)"}))
+    hard_coded = _flow("import", "203.0.113.7:443", None, "tls", 300)
+    (tmp_path / "net.jsonl").write_text(json.dumps(hard_coded) + "\n")
+    conf = {"when": "auto", "trigger": "windows", "static_hint": True}
+    plan = {"passes": {"windows": conf}}
+    # without the host's leave (a profile allowing destinations) it runs whatever was sent
+    assert passes.should_run(plan, "windows", tmp_path, static).startswith(passes.STATIC_PREFIX)
+    assert capsys.readouterr().out == ""
+    conf["skip_if_sent"] = True
+    assert passes.should_run(plan, "windows", tmp_path, static) == ""
+    said = json.loads(capsys.readouterr().out)
+    assert said["type"] == "skipped" and said["pass"] == "windows"
+    assert "static rules matched" in said["why"] and "203.0.113.7:443" in said["why"]
+    # a Windows-only failure of the default pass runs it all the same: the payload never ran
+    (tmp_path / "import.result.json").write_text(
+        json.dumps({"phase": "import", "modules": [{"detail": "No module named 'winreg'"}], "steps": []})
+    )
+    assert "Windows-only import" in passes.should_run(plan, "windows", tmp_path, static)
+    # nothing sent: the hint runs it
+    (tmp_path / "import.result.json").write_text(json.dumps({"phase": "import", "modules": [], "steps": []}))
+    (tmp_path / "net.jsonl").write_text("")
+    assert passes.should_run(plan, "windows", tmp_path, static).startswith(passes.STATIC_PREFIX)
