@@ -191,7 +191,7 @@ def _round(
         (ln.strip() for ln in reversed(str(res["output"]).splitlines()) if "No module named" in ln), ""
     )
     answer = rnd.ask("exercise", wanted, [], reason)
-    names = [str(n) for n in (answer or {}).get("install") or []]
+    names = rounds.to_install(answer)
     if not names:
         return []
     argv_pip = rounds.pip_install_argv(plan, STAGE_ARTIFACTS, names)

@@ -229,7 +229,7 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
                 attempt += 1
                 continue
             break
-        names = [str(n) for n in answer.get("install") or []]
+        names = rounds.to_install(answer)
         changed = False
         if names:
             pip_res = StepRun(plan, "install", f"round{rnd.used}-pip", _pip_install(plan, names))
@@ -293,7 +293,7 @@ def _setup_requires(
     if not wanted:
         return []
     answer = rnd.ask("install", [], wanted, f"setup_requires of setup.py: {', '.join(wanted)}")
-    names = [str(n) for n in (answer or {}).get("install") or []]
+    names = rounds.to_install(answer)
     if not names:
         return []
     step = StepRun(plan, "install", f"round{rnd.used}-setup-requires", _pip_install(plan, names))
@@ -486,7 +486,7 @@ def _import_rounds(
         wanted += _static_needs(plan, failed, own | set(wanted), rnd)[: rounds.MAX_NEEDS - len(wanted)]
         reason = next(str(r["detail"]) for r in results if missing.get(r["name"]) in wanted)
         answer = rnd.ask("import", wanted, [], reason)
-        names = [str(n) for n in (answer or {}).get("install") or []]
+        names = rounds.to_install(answer)
         if not names:
             break
         pip_step = StepRun(plan, "import", f"round{rnd.used}-pip", _pip_install(plan, names))

@@ -137,6 +137,18 @@ def shared(plan: dict[str, Any], stage: Path) -> Rounds:
     return _SHARED
 
 
+# pip options a round's answer may ask for (nothing else from it becomes an option)
+ROUND_FLAGS = frozenset({"--no-build-isolation"})
+
+
+def to_install(answer: dict[str, Any] | None) -> list[str]:
+    """What a round's pip step installs: the host's names after the options it asked
+    for (legacy sdists that build in the venv: ``--no-build-isolation``); [] for none."""
+    names = [str(n) for n in (answer or {}).get("install") or [] if not str(n).startswith("-")]
+    flags = [str(f) for f in (answer or {}).get("flags") or [] if f in ROUND_FLAGS]
+    return [*flags, *names] if names else []
+
+
 def pip_install_argv(plan: dict[str, Any], stage_artifacts: Path, names: list[str]) -> list[str]:
     """argv of a harness pip step installing staged index packages (wheels) into the venv."""
     return [

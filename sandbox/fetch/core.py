@@ -527,3 +527,22 @@ def fetch(
         missing=tuple(fetcher.missing),
         no_deps=fetcher.fell_back,
     )
+
+
+def resolve_with_sdists(
+    requirement: str, target: TargetEnv, work: Path, pip: PipRunner, deadline: Deadline
+) -> tuple[list[Dist], bool]:
+    """What an adaptive round stages for *requirement* when no wheel fits: wheels, with
+    the index's sdists standing in where none does, and what those sdists need to build
+    (wheels and sdists). Fetched as files like the closure's (hash checked, static
+    metadata only): they are built inside the sandbox, where a build backend is judged
+    as candidate code. Returns the distributions and whether they build in the venv
+    without isolation (every sdist a legacy ``setup.py`` whose build requirements the
+    image's developer kit provides: none staged for it, and no isolated build env)."""
+    fetcher = _Fetcher(parse_spec(requirement), target, work, pip, deadline)
+    resolution = fetcher.resolve([root_for(check_requirement(requirement, "a round"))], label=requirement)
+    sdists = [d for d in resolution.dists if d.sdist is not None]
+    in_venv = fetcher._kit_in_image() and all(d.sdist is not None and d.sdist.meta.legacy for d in sdists)
+    provided = fetcher._provided() if in_venv else frozenset()
+    build = fetcher._build_requirements(resolution.dists, provided)
+    return list(resolution.dists) + build, in_venv and not build

@@ -1,10 +1,11 @@
 """Adaptive rounds, host side: stage the wheels a running step found missing.
 
 The agent names what a step lacked (modules, requirements); this fetches wheels
-only (``pip download --only-binary=:all:`` under the build guard: nothing is built
+(``pip download --only-binary=:all:`` under the build guard: nothing is built
 or executed on the host) into the staging directory the sandbox sees read-only,
-and tells the agent what to install. Bounded: rounds, requirements per round,
-bytes per run, seconds per round.
+and tells the agent what to install. A requirement no wheel fits gets the index's
+sdist as a plain file (hash checked, static metadata only), built in the sandbox.
+Bounded: rounds, requirements per round, bytes per run, seconds per round.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 
 from sandbox.errors import FetchError, InputError
 from sandbox.fetch.archive import inspect_wheel
+from sandbox.fetch.core import resolve_with_sdists
 from sandbox.fetch.modmap import distribution_for, wheel_provides
 from sandbox.fetch.pip import Deadline, PipRunner
 from sandbox.fetch.target import TargetEnv
@@ -56,6 +58,8 @@ class RoundFetcher:
         self.artifacts: list[Artifact] = []
         self.bytes = 0
         self._hooks: list[StagedHook] = []  # of the round being answered
+        self._sdists = False
+        self._isolated = False
 
     def plan(self) -> dict[str, Any]:
         """The agent's part of the plan."""
@@ -76,6 +80,7 @@ class RoundFetcher:
         added: list[str] = []
         missing: list[str] = []
         self._hooks = []
+        self._sdists, self._isolated = False, False  # of this round: sdists staged, and how they build
         requested = [f"module {m}" for m in modules] + [f"requirement {r}" for r in requirements]
         wanted: list[tuple[str, str | None]] = []  # (requirement, module it must provide)
         for module in modules:
@@ -110,7 +115,10 @@ class RoundFetcher:
                 continue
             added += files
             install.append(req_text)
-        self._write_answer(number, {"install": install, "added": added, "missing": missing})
+        # legacy sdists whose build needs only the venv's kit build there (no isolated env
+        # to populate from the staged files: seconds a build under the recorder)
+        flags = ["--no-build-isolation"] if self._sdists and not self._isolated else []
+        self._write_answer(number, {"install": install, "added": added, "missing": missing, "flags": flags})
         self.rounds.append(
             Round(
                 number=number,
@@ -139,48 +147,70 @@ class RoundFetcher:
             result = runner.download(
                 [req_text], self.target, work, find_links=[self.artifacts_dir], what=f"fetching {req_text}"
             )
-            if not result.ok:
+            sdists: dict[Path, tuple[str, str]] = {}  # path → name, version (static metadata)
+            if not result.ok and module is None:
+                # a requirement no wheel fits (setup_requires=["fernet"]: sdists only): the
+                # index's sdist, built in the sandbox, as the closure stages one; left out,
+                # setuptools fetches it from the internet itself and looks like a beacon
+                try:
+                    dists, in_venv = resolve_with_sdists(req_text, self.target, work, runner, deadline)
+                except (FetchError, InputError) as exc:
+                    raise FetchError(f"no wheel for the sandbox, nor an sdist: {exc.message}") from exc
+                sdists = {d.path: (d.name, d.version) for d in dists if d.kind is ArtifactKind.SDIST}
+                self._isolated = self._isolated or not in_venv
+                self._sdists = self._sdists or bool(sdists)
+                wheels = [d.path for d in dists if d.kind is ArtifactKind.WHEEL]
+            elif not result.ok:
                 raise FetchError(f"no wheel for the sandbox: {result.summary()}")
-            wheels = sorted(p for p in work.iterdir() if p.name.endswith(".whl"))
+            else:
+                wheels = sorted(p for p in work.iterdir() if p.name.endswith(".whl"))
             if module is not None:
                 want = canonicalize_name(Requirement(req_text).name)
                 main = [p for p in wheels if _wheel_name(p.name) == want]
                 if not main or not wheel_provides(main[0], module):
                     raise FetchError(f"the wheel of {want} does not provide module {module}")
-            size = sum(p.stat().st_size for p in wheels)
+            size = sum(p.stat().st_size for p in [*wheels, *sdists])
             if self.bytes + size > MAX_BYTES:
                 raise FetchError(f"byte limit of the rounds ({MAX_BYTES >> 20} MiB) reached")
-            new = []
-            for wheel in wheels:
-                dest = self.artifacts_dir / wheel.name
-                if dest.exists():
-                    continue
-                info = inspect_wheel(wheel)
-                self._hooks += [
-                    StagedHook(name=n, sha256=h, text=t)
-                    for (n, h), t in zip(info.root_hooks, info.root_hook_texts, strict=True)
-                ]
-                partial = dest.with_name(f".{wheel.name}.partial")
-                shutil.copyfile(wheel, partial)
-                os.chmod(partial, 0o644)
-                os.replace(partial, dest)
-                self.bytes += wheel.stat().st_size
-                new.append(wheel.name)
-                self.artifacts.append(
-                    Artifact(
-                        name=info.name,
-                        version=str(info.version),
-                        filename=wheel.name,
-                        sha256=_sha256(dest),
-                        kind=ArtifactKind.WHEEL,
-                        role=ArtifactRole.DEPENDENCY,
-                        size=dest.stat().st_size,
-                        source="round",
-                    )
-                )
-            return new
+            staged = [self._stage(p) for p in wheels] + [self._stage(p, *meta) for p, meta in sdists.items()]
+            return [name for name in staged if name]
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    def _stage(self, path: Path, name: str = "", version: str = "") -> str:
+        """Copy one fetched file into the staging dir (read-only to the sandbox); its
+        name, or "" when it is there already. An sdist comes with its *name* and
+        *version* (its static metadata, read when it was fetched)."""
+        dest = self.artifacts_dir / path.name
+        if dest.exists():
+            return ""
+        if path.name.endswith(".whl"):
+            info = inspect_wheel(path)
+            self._hooks += [
+                StagedHook(name=n, sha256=h, text=t)
+                for (n, h), t in zip(info.root_hooks, info.root_hook_texts, strict=True)
+            ]
+            name, version, kind = info.name, str(info.version), ArtifactKind.WHEEL
+        else:
+            kind = ArtifactKind.SDIST
+        partial = dest.with_name(f".{path.name}.partial")
+        shutil.copyfile(path, partial)
+        os.chmod(partial, 0o644)
+        os.replace(partial, dest)
+        self.bytes += path.stat().st_size
+        self.artifacts.append(
+            Artifact(
+                name=name,
+                version=version,
+                filename=path.name,
+                sha256=_sha256(dest),
+                kind=kind,
+                role=ArtifactRole.DEPENDENCY,
+                size=dest.stat().st_size,
+                source="round",
+            )
+        )
+        return path.name
 
     def _write_answer(self, number: int, answer: dict[str, Any]) -> None:
         directory = self.stage / "rounds"

@@ -97,3 +97,27 @@ def test_a_legacy_setup_requires_is_staged_first_not_fetched_by_setuptools(tmp_p
         a for rnd in report.rounds if "setup_requires" in rnd.reason for a in (*rnd.added, *rnd.installed)
     ]
     assert any(a.replace("_", "-").startswith("pytest-runner") for a in staged), report.rounds
+
+
+def test_a_setup_requires_published_as_sdists_only_is_built_in_the_sandbox(tmp_path: Path) -> None:
+    """``fernet`` (and its ``pyaes``) have sdists only: the round staged no wheel, so
+    setuptools fetched it from pypi.org itself and a benign sdist was MALICIOUS. The
+    round now stages the sdists as files and the sandbox builds them (their build
+    backend judged as candidate code); nothing reaches the network."""
+    r = Randomised()
+    name = r.name("sdreq")
+    setup_py = (
+        "from setuptools import setup\n"
+        f"setup(name={name!r}, version='1.0', py_modules=[{name!r}], setup_requires=['fernet'])\n"
+    )
+    sdist = build_sdist(tmp_path, name, "1.0", {f"{name}.py": "VALUE = 1\n"}, setup_py=setup_py)
+    code, report = run_cli(tmp_path, str(sdist), "--window", "1")
+    assert report is not None and report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
+    assert report.network is not None and not report.network.connections and not report.network.dns
+    rnd = next(rnd for rnd in report.rounds if "setup_requires" in rnd.reason)
+    assert rnd.installed == ("fernet",) and any(
+        a.startswith("fernet-") and a.endswith(".tar.gz") for a in rnd.added
+    )
+    assert any(
+        a.kind.value == "sdist" and a.name == "fernet" and a.source == "round" for a in report.artifacts
+    )

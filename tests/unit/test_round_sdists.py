@@ -1,0 +1,105 @@
+"""Adaptive rounds fetch an sdist when no wheel fits a requirement (host side, real
+host pip and a local index; nothing of an sdist runs here: ``no_execution``).
+
+A legacy ``setup_requires=["fernet"]`` whose project publishes sdists only was left to
+setuptools, which fetched it from the internet itself: a beacon to the judge, and the
+payload behind it never ran."""
+
+# ruff: noqa: F811 - pytest fixtures are imported from test_fetch_fixtures and used as arguments
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandbox.agent.rounds import to_install
+from sandbox.fetch.rounds import RoundFetcher
+from sandbox.models import ArtifactKind
+from tests.unit.test_fetch_fixtures import (  # noqa: F401 - fixtures
+    PIP,
+    TARGET,
+    Index,
+    evil_pyproject,
+    index,
+    no_execution,
+    pip_setup,
+    sha256,
+)
+
+KIT = ("certifi", "charset-normalizer", "idna", "packaging", "requests", "six", "urllib3", "wheel")
+
+
+def _answer(stage: Path, number: int = 1) -> dict[str, object]:
+    answer: dict[str, object] = json.loads((stage / "rounds" / f"{number}.json").read_text())
+    return answer
+
+
+def _fetcher(tmp_path: Path, venv: tuple[str, ...] = ("pip", "setuptools")) -> tuple[RoundFetcher, Path]:
+    stage = tmp_path / "stage"
+    (stage / "artifacts").mkdir(parents=True)
+    target = TARGET.model_copy(update={"kit": KIT, "venv": venv})
+    return RoundFetcher(target, stage, "candidate", pip=PIP), stage
+
+
+def test_a_requirement_with_sdists_only_gets_its_sdist_and_builds_in_the_venv(
+    index: Index, tmp_path: Path, no_execution: Path
+) -> None:
+    sdist = index.sdist("sdonly", "1.0", metadata_version="1.1", requires=["dep"])
+    index.sdist("sdonly-dep", "1.0")  # another project: never staged
+    index.sdist("dep", "2.0", metadata_version="1.1")
+    index.wheel("setuptools", "69.0")
+    index.wheel("wheel", "0.42")
+    rounds, stage = _fetcher(tmp_path)
+    rounds.answer({"round": 1, "phase": "install", "requirements": ["sdonly"], "reason": "setup_requires"})
+    answer = _answer(stage)
+    assert answer["install"] == ["sdonly"] and answer["missing"] == []
+    assert sorted(map(str, answer["added"])) == ["dep-2.0.tar.gz", "sdonly-1.0.tar.gz"]  # type: ignore[call-overload]
+    # legacy setup.py sdists with the image's kit: built in the venv, nothing to isolate
+    assert answer["flags"] == ["--no-build-isolation"]
+    staged = (stage / "artifacts" / "sdonly-1.0.tar.gz").read_bytes()
+    assert staged == sdist.read_bytes()
+    kinds = {a.filename: a.kind for a in rounds.artifacts}
+    assert kinds == {"sdonly-1.0.tar.gz": ArtifactKind.SDIST, "dep-2.0.tar.gz": ArtifactKind.SDIST}
+    assert next(a for a in rounds.artifacts if a.filename == "sdonly-1.0.tar.gz").sha256 == sha256(sdist)
+    assert rounds.rounds[0].installed == ("sdonly",)
+    assert to_install(answer) == ["--no-build-isolation", "sdonly"]
+    assert not no_execution.exists()
+
+
+def test_an_sdist_with_its_own_backend_builds_isolated_with_its_build_requirements(
+    index: Index, tmp_path: Path, no_execution: Path
+) -> None:
+    index.sdist("modern", "1.0", pyproject=evil_pyproject(["mybackend>=1"], backend="evil_backend"))
+    index.wheel("mybackend", "1.0")
+    rounds, stage = _fetcher(tmp_path)
+    rounds.answer({"round": 1, "phase": "install", "requirements": ["modern"]})
+    answer = _answer(stage)
+    assert sorted(map(str, answer["added"])) == ["modern-1.0.tar.gz", "mybackend-1.0-py3-none-any.whl"]  # type: ignore[call-overload]
+    assert answer["flags"] == []
+    assert not no_execution.exists()
+
+
+def test_a_wheel_is_still_preferred_and_a_module_request_stays_wheel_only(
+    index: Index, tmp_path: Path
+) -> None:
+    index.wheel("both", "1.0")
+    index.sdist("both", "1.1")
+    index.sdist("onlysd", "1.0")
+    rounds, stage = _fetcher(tmp_path)
+    rounds.answer({"round": 1, "phase": "install", "requirements": ["both<1.1"]})
+    assert _answer(stage)["added"] == ["both-1.0-py3-none-any.whl"] and _answer(stage)["flags"] == []
+    # a module request names a distribution by mapping: its wheel must show the module
+    rounds.answer({"round": 2, "phase": "import", "modules": ["onlysd"]})
+    answer = _answer(stage, 2)
+    assert answer["install"] == [] and answer["missing"], answer
+
+
+def test_a_round_answer_becomes_pip_options_only_from_its_list() -> None:
+    assert to_install(
+        {"install": ["a", "--index-url=http://x.invalid"], "flags": ["--pre", "--no-build-isolation"]}
+    ) == [
+        "--no-build-isolation",
+        "a",
+    ]
+    assert to_install({"install": [], "flags": ["--no-build-isolation"]}) == []
+    assert to_install(None) == []
