@@ -45,7 +45,7 @@ from typing import Any
 
 from .common import emit
 from .disguise import DISGUISE, disguise_config
-from .protocol import PROBES_NAME, STAGE
+from .protocol import METADATA_ADDRESSES, PROBES_NAME, STAGE
 from .winpass import WIN_SITECUSTOMIZE, WIN_STUBS
 
 STUB_ROOT = Path("/opt/pkgsandbox/passes")
@@ -502,6 +502,21 @@ _PLAIN_METHODS = ("GET", "HEAD")
 SENT_PHASES = ("install", "startup", "import")  # the candidate's own doing (exercise is ours)
 
 
+def _metadata_ping(rec: dict[str, Any]) -> bool:
+    """A plain ``GET /`` of a cloud metadata address: the judge accounts it (MEDIUM at
+    most), so it proves nothing the Windows pass could add to."""
+    host = str(rec.get("dst") or "").rsplit(":", 1)[0].strip("[]")
+    reqs = rec.get("http") or []
+    return (
+        host in METADATA_ADDRESSES
+        and bool(reqs)
+        and all(
+            r.get("method") in _PLAIN_METHODS and r.get("target") == "/" and not r.get("body_bytes")
+            for r in reqs
+        )
+    )
+
+
 def skipped(name: str, why: str) -> None:
     """Tell the host that extra pass *name* was called for and not run, and why (a note
     of the report: a user who wants it anyway runs the deep profile)."""
@@ -532,7 +547,7 @@ def sent_out(out: Path) -> str:
             return f"a datagram to {dst} in {rec['phase']}"
         if rec.get("kind") != "tcp" or rec.get("transport") == "dns":
             continue
-        if not rec.get("name"):
+        if not rec.get("name") and not _metadata_ping(rec):
             return f"a connection to {dst} in {rec['phase']}, an address no DNS answer gave"
         for req in rec.get("http") or ():
             method, target = str(req.get("method", "")), str(req.get("target", ""))

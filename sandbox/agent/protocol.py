@@ -101,8 +101,12 @@ class Plan(TypedDict, total=False):
 # reason; the agent then waits for ROUNDS_DIR/<round>.json: {"install", "added", "missing"}).
 # "collect": the rest of the stream is the output directory's tar (``agent run --collect``)
 MESSAGE_TYPES = frozenset(
-    {"status", "phase", "result", "setup", "probe", "tells", "done", "error", "need", "collect"}
+    {"status", "phase", "result", "setup", "probe", "tells", "done", "error", "need", "collect", "skipped"}
 )
+# The cloud metadata addresses a plain ``GET /`` of which is a cloud SDK asking whether
+# it runs in the cloud: the judge accounts it (judge/rules/accounted.py metadata_ping),
+# and the agent does not take it for data sent (agent/passes.py sent_out)
+METADATA_ADDRESSES = frozenset({"169.254.169.254", "fd00:ec2::254"})
 ROUNDS_DIR = f"{STAGE}/rounds"
 
 

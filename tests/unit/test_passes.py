@@ -528,6 +528,13 @@ def test_sent_out_names_only_what_the_judge_keeps_high(tmp_path: Path) -> None:
     assert sent(smtp) == "400 bytes of smtp to mx.example in startup"
     udp = {"kind": "udp", "t": 1.0, "phase": "import", "dst": "192.0.2.8:9999", "bytes": 3, "pid": None}
     assert sent(udp) == "a datagram to 192.0.2.8:9999 in import"
+    # a cloud SDK's metadata ping (GET / of the metadata address) is accounted by the judge
+    # (rules/accounted.py metadata_ping: MEDIUM at most): it must not skip the pass, or a
+    # package pings first and keeps its Windows payload out of sight; a credential path is sent
+    ping = _flow("import", "169.254.169.254:80", None, "http", 90, [_req("GET", "/")])
+    assert sent(ping) == "" and sent({**ping, "dst": "[fd00:ec2::254]:80"}) == ""
+    creds = _flow("import", "169.254.169.254:80", None, "http", 90, [_req("GET", "/latest/meta-data/iam/")])
+    assert sent(creds).startswith("a connection to 169.254.169.254:80")
     # ours (exercise calls with our arguments), an extra pass's, DNS over TCP: not the default pass's doing
     assert sent({**post, "phase": "exercise"}, {**post, "phase": "windows:import"}) == ""
     assert sent({**raw_ip, "transport": "dns"}) == ""

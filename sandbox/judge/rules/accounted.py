@@ -21,6 +21,7 @@ import re
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion
 
+from sandbox.agent.protocol import METADATA_ADDRESSES
 from sandbox.judge.canary import names_value
 from sandbox.judge.rules.context import is_vsock
 from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV, MODIFIED
@@ -200,13 +201,10 @@ def _ip(text: str) -> str:
         return ""
 
 
-_METADATA = {"169.254.169.254", "fd00:ec2::254"}
-
-
 def metadata_ping(c: NetConnection) -> bool:
     """A cloud SDK asking the metadata address's root whether it runs in the cloud
     (google-auth's ``GET /`` with ``Metadata-Flavor``): no credential path, no body."""
-    if c.truncated or c.protocol != "http" or _ip(c.destination) not in _METADATA or not c.http:
+    if c.truncated or c.protocol != "http" or _ip(c.destination) not in METADATA_ADDRESSES or not c.http:
         return False
     return all(
         h.method in ("GET", "HEAD")
