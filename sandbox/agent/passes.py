@@ -444,27 +444,37 @@ NET_LOG = "net.jsonl"  # the sinkhole's record of every attempt (sinkhole/record
 NET_SCAN_CAP = 16 << 20  # bytes of it looked at
 
 
-def _default_attempts(out: Path) -> tuple[dict[str, int], bool]:
-    """The default pass's outbound attempts the sinkhole recorded, counted by
-    ``phase:kind`` (its records carry the bare phase; an extra pass's ``pass:phase``),
-    and whether any of them was cut (a flow past its bytes, a record past the budget)."""
-    counts: dict[str, int] = {}
-    cut = False
+def _net_records(out: Path, phases: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The sinkhole's records (the first :data:`NET_SCAN_CAP` bytes of them) of the
+    default pass's *phases*: its records carry the bare phase, an extra pass's
+    ``pass:phase``."""
     try:
         with (out / NET_LOG).open("rb") as fh:
-            for line in fh.read(NET_SCAN_CAP).splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(rec, dict) or rec.get("phase") not in ("startup", "import", "exercise"):
-                    continue
-                if rec.get("kind") in ("dns", "tcp", "udp"):
-                    key = f"{rec['phase']}:{rec['kind']}"
-                    counts[key] = counts.get(key, 0) + 1
-                    cut = cut or bool(rec.get("truncated") or rec.get("slim"))
+            lines = fh.read(NET_SCAN_CAP).splitlines()
     except OSError:
-        pass
+        return []
+    found = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("phase") in phases:
+            found.append(rec)
+    return found
+
+
+def _default_attempts(out: Path) -> tuple[dict[str, int], bool]:
+    """The default pass's outbound attempts the sinkhole recorded, counted by
+    ``phase:kind``, and whether any of them was cut (a flow past its bytes, a record
+    past the budget)."""
+    counts: dict[str, int] = {}
+    cut = False
+    for rec in _net_records(out, ("startup", "import", "exercise")):
+        if rec.get("kind") in ("dns", "tcp", "udp"):
+            key = f"{rec['phase']}:{rec['kind']}"
+            counts[key] = counts.get(key, 0) + 1
+            cut = cut or bool(rec.get("truncated") or rec.get("slim"))
     return counts, cut
 
 
@@ -530,18 +540,7 @@ def sent_out(out: Path) -> str:
     or HEAD, bytes of a protocol other than HTTP or TLS, or a datagram. The Windows pass
     a static hint asks for is skipped then (see :func:`should_run`): the verdict already
     rests on the default pass, and a pass costs as much as the install."""
-    try:
-        with (out / NET_LOG).open("rb") as fh:
-            lines = fh.read(NET_SCAN_CAP).splitlines()
-    except OSError:
-        return ""
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(rec, dict) or rec.get("phase") not in SENT_PHASES:
-            continue
+    for rec in _net_records(out, SENT_PHASES):
         dst = str(rec.get("dst") or "?")
         if rec.get("kind") == "udp":
             return f"a datagram to {dst} in {rec['phase']}"
