@@ -34,6 +34,9 @@ MAX_ROUNDS = 3
 MAX_PER_ROUND = 6  # requirements fetched in one round
 MAX_BYTES = 200 << 20  # staged by all rounds of one run
 ROUND_SECONDS = 90.0
+# how a requirement's staged files install: wheels only, sdists built in the venv (legacy
+# setup.py needing only the image's kit), or sdists built in pip's isolated env
+WHEELS, VENV, ISOLATED = "wheels", "venv", "isolated"
 
 
 class RoundFetcher:
@@ -58,8 +61,6 @@ class RoundFetcher:
         self.artifacts: list[Artifact] = []
         self.bytes = 0
         self._hooks: list[StagedHook] = []  # of the round being answered
-        self._sdists = False
-        self._isolated = False
 
     def plan(self) -> dict[str, Any]:
         """The agent's part of the plan."""
@@ -80,7 +81,7 @@ class RoundFetcher:
         added: list[str] = []
         missing: list[str] = []
         self._hooks = []
-        self._sdists, self._isolated = False, False  # of this round: sdists staged, and how they build
+        builds: set[str] = set()  # how the sdists of this round's staged requirements build
         requested = [f"module {m}" for m in modules] + [f"requirement {r}" for r in requirements]
         wanted: list[tuple[str, str | None]] = []  # (requirement, module it must provide)
         for module in modules:
@@ -109,15 +110,16 @@ class RoundFetcher:
         deadline = Deadline(ROUND_SECONDS)
         for req_text, provides in wanted:
             try:
-                files = self._fetch(req_text, provides, deadline)
+                files, build = self._fetch(req_text, provides, deadline)
             except (FetchError, InputError) as exc:
                 missing.append(f"{req_text}: {exc.message[:200]}")
                 continue
+            builds.add(build)
             added += files
             install.append(req_text)
         # legacy sdists whose build needs only the venv's kit build there (no isolated env
         # to populate from the staged files: seconds a build under the recorder)
-        flags = ["--no-build-isolation"] if self._sdists and not self._isolated else []
+        flags = ["--no-build-isolation"] if builds & {VENV} and not builds & {ISOLATED} else []
         self._write_answer(number, {"install": install, "added": added, "missing": missing, "flags": flags})
         self.rounds.append(
             Round(
@@ -139,8 +141,10 @@ class RoundFetcher:
         number = int(msg.get("round", len(self.rounds) + 1))
         self._write_answer(number, {"install": [], "added": [], "missing": [why[:300]]})
 
-    def _fetch(self, req_text: str, module: str | None, deadline: Deadline) -> list[str]:
-        """Wheels for *req_text* (with dependencies) into the staging dir; the new file names."""
+    def _fetch(self, req_text: str, module: str | None, deadline: Deadline) -> tuple[list[str], str]:
+        """Wheels for *req_text* (with dependencies) into the staging dir, or its sdists
+        where no wheel fits: the new file names, and how its sdists build (:data:`WHEELS`
+        when there are none, :data:`VENV` or :data:`ISOLATED`)."""
         work = owned_tempdir("round")  # sweepable after a SIGKILL
         try:
             runner = PipRunner(self.pip, deadline)
@@ -148,6 +152,7 @@ class RoundFetcher:
                 [req_text], self.target, work, find_links=[self.artifacts_dir], what=f"fetching {req_text}"
             )
             sdists: dict[Path, tuple[str, str]] = {}  # path → name, version (static metadata)
+            build = WHEELS
             if not result.ok and module is None:
                 # a requirement no wheel fits (setup_requires=["fernet"]: sdists only): the
                 # index's sdist, built in the sandbox, as the closure stages one; left out,
@@ -157,8 +162,7 @@ class RoundFetcher:
                 except (FetchError, InputError) as exc:
                     raise FetchError(f"no wheel for the sandbox, nor an sdist: {exc.message}") from exc
                 sdists = {d.path: (d.name, d.version) for d in dists if d.kind is ArtifactKind.SDIST}
-                self._isolated = self._isolated or not in_venv
-                self._sdists = self._sdists or bool(sdists)
+                build = (VENV if in_venv else ISOLATED) if sdists else WHEELS
                 wheels = [d.path for d in dists if d.kind is ArtifactKind.WHEEL]
             elif not result.ok:
                 raise FetchError(f"no wheel for the sandbox: {result.summary()}")
@@ -173,7 +177,7 @@ class RoundFetcher:
             if self.bytes + size > MAX_BYTES:
                 raise FetchError(f"byte limit of the rounds ({MAX_BYTES >> 20} MiB) reached")
             staged = [self._stage(p) for p in wheels] + [self._stage(p, *meta) for p, meta in sdists.items()]
-            return [name for name in staged if name]
+            return [name for name in staged if name], build
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
