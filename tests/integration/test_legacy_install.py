@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.models import Phase, Verdict
+from sandbox.models import Phase, Report, Verdict
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_sdist, exfil_source
 
@@ -79,20 +79,27 @@ def test_a_beacon_in_a_hyphenated_top_level_package_runs_at_import(tmp_path: Pat
     assert folder in [s.name for s in imported.steps], [s.name for s in imported.steps]
 
 
-def test_a_legacy_setup_requires_is_staged_first_not_fetched_by_setuptools(tmp_path: Path) -> None:
-    """``setup_requires`` built without isolation: setuptools fetched it with its own
-    ``pip wheel`` from pypi.org (answered by the sinkhole), and a benign sdist was
-    malicious (PS001/PS002/PS011 high). A round now stages it before the build."""
+def _vet_setup_requires(tmp_path: Path, requirement: str) -> Report:
+    """A benign legacy sdist whose ``setup.py`` names *requirement* in ``setup_requires``,
+    vetted: clean, nothing reaches the network (setuptools fetched nothing itself)."""
     r = Randomised()
     name = r.name("sreq")
     setup_py = (
         "from setuptools import setup\n"
-        f"setup(name={name!r}, version='1.0', py_modules=[{name!r}], setup_requires=['pytest-runner'])\n"
+        f"setup(name={name!r}, version='1.0', py_modules=[{name!r}], setup_requires=[{requirement!r}])\n"
     )
     sdist = build_sdist(tmp_path, name, "1.0", {f"{name}.py": "VALUE = 1\n"}, setup_py=setup_py)
     code, report = run_cli(tmp_path, str(sdist), "--window", "1")
     assert report is not None and report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
     assert report.network is not None and not report.network.connections and not report.network.dns
+    return report
+
+
+def test_a_legacy_setup_requires_is_staged_first_not_fetched_by_setuptools(tmp_path: Path) -> None:
+    """``setup_requires`` built without isolation: setuptools fetched it with its own
+    ``pip wheel`` from pypi.org (answered by the sinkhole), and a benign sdist was
+    malicious (PS001/PS002/PS011 high). A round now stages it before the build."""
+    report = _vet_setup_requires(tmp_path, "pytest-runner")
     staged = [
         a for rnd in report.rounds if "setup_requires" in rnd.reason for a in (*rnd.added, *rnd.installed)
     ]
@@ -104,16 +111,7 @@ def test_a_setup_requires_published_as_sdists_only_is_built_in_the_sandbox(tmp_p
     setuptools fetched it from pypi.org itself and a benign sdist was MALICIOUS. The
     round now stages the sdists as files and the sandbox builds them (their build
     backend judged as candidate code); nothing reaches the network."""
-    r = Randomised()
-    name = r.name("sdreq")
-    setup_py = (
-        "from setuptools import setup\n"
-        f"setup(name={name!r}, version='1.0', py_modules=[{name!r}], setup_requires=['fernet'])\n"
-    )
-    sdist = build_sdist(tmp_path, name, "1.0", {f"{name}.py": "VALUE = 1\n"}, setup_py=setup_py)
-    code, report = run_cli(tmp_path, str(sdist), "--window", "1")
-    assert report is not None and report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
-    assert report.network is not None and not report.network.connections and not report.network.dns
+    report = _vet_setup_requires(tmp_path, "fernet")
     rnd = next(rnd for rnd in report.rounds if "setup_requires" in rnd.reason)
     assert rnd.installed == ("fernet",) and any(
         a.startswith("fernet-") and a.endswith(".tar.gz") for a in rnd.added
