@@ -95,6 +95,7 @@ def _vet_setup_requires(tmp_path: Path, requirement: str) -> Report:
     return report
 
 
+@pytest.mark.online  # the round fetches the requirement from the index
 def test_a_legacy_setup_requires_is_staged_first_not_fetched_by_setuptools(tmp_path: Path) -> None:
     """``setup_requires`` built without isolation: setuptools fetched it with its own
     ``pip wheel`` from pypi.org (answered by the sinkhole), and a benign sdist was
@@ -106,6 +107,7 @@ def test_a_legacy_setup_requires_is_staged_first_not_fetched_by_setuptools(tmp_p
     assert any(a.replace("_", "-").startswith("pytest-runner") for a in staged), report.rounds
 
 
+@pytest.mark.online  # the round fetches the requirement from the index
 def test_a_setup_requires_published_as_sdists_only_is_built_in_the_sandbox(tmp_path: Path) -> None:
     """``fernet`` (and its ``pyaes``) have sdists only: the round staged no wheel, so
     setuptools fetched it from pypi.org itself and a benign sdist was MALICIOUS. The
