@@ -30,7 +30,7 @@ from sandbox.models import Phase, Report, Verdict
 from sandbox.report.json_format import write_json, write_json_file
 from sandbox.report.sanitize import printable
 from sandbox.runner.interface import Limits, Observer, RunOptions, Sandbox
-from sandbox.runner.plan import resolve_recorder, run_options
+from sandbox.runner.plan import recorder_choice, resolve_recorder, run_options
 
 __all__ = ["EXIT_HELP", "build_parser", "main"]
 
@@ -111,7 +111,8 @@ def _run_options(args: argparse.Namespace, profile: Profile, err: Console | None
         )
     runtime = _runtime(args, profile)
     recorder = _recorder(getattr(args, "recorder", None), runtime)
-    if getattr(args, "recorder", None) == "auto" and err is not None and not getattr(args, "quiet", False):
+    auto = recorder_choice(getattr(args, "recorder", None)) == "auto"
+    if auto and err is not None and not getattr(args, "quiet", False):
         why = " (eBPF cannot see inside gVisor)" if runtime == "runsc" else ""
         err.print(f"[dim]recorder: {recorder} (auto){why}[/]")
     return run_options(
@@ -122,6 +123,7 @@ def _run_options(args: argparse.Namespace, profile: Profile, err: Console | None
         window=args.window,
         limits=limits,
         recorder=recorder,
+        recorder_auto=auto and recorder == "ebpf",
         runtime=runtime,
         max_modules=getattr(args, "max_modules", None),
     )
@@ -132,18 +134,11 @@ def _runtime(args: argparse.Namespace, profile: Profile) -> str:
     return str(getattr(args, "runtime", None) or profile.sandbox.runtime)
 
 
-def _recorder(choice: str | None, runtime: str = "runc") -> str | None:
-    """The recorder a run uses: ``auto`` becomes eBPF only where doctor proved it, and
-    never under runsc: gVisor's kernel runs the candidate's syscalls, the host's
-    tracepoints never fire for them, so strace inside the sandbox records."""
-    if runtime == "runsc":
-        if choice == "ebpf":
-            raise InputError(
-                "--recorder ebpf cannot see inside gVisor (--runtime runsc)",
-                advice="use --recorder strace or auto under runsc",
-            )
-        return "strace"
-    return resolve_recorder(choice)  # --recorder, else $PKGSANDBOX_RECORDER, else strace
+def _recorder(choice: str | None, runtime: str = "runc") -> str:
+    """The recorder a run uses (:func:`resolve_recorder`): ``auto`` becomes eBPF only where
+    it is proven to attach, and never under runsc: gVisor's kernel runs the candidate's
+    syscalls, the host's tracepoints never fire for them, so strace inside records."""
+    return resolve_recorder(choice, runtime)  # --recorder, else $PKGSANDBOX_RECORDER, else auto
 
 
 def _write_output(path: Path, content: str | Report) -> None:
@@ -480,7 +475,7 @@ def _doctor_tells(args: argparse.Namespace, err: Console) -> ExitCode:
     tells = 0
     profile = load_profile(args.profile)
     runtime = _runtime(args, profile)
-    recorder = _recorder(args.recorder, runtime) or "strace"
+    recorder = _recorder(args.recorder, runtime)
     err.print(f"[dim]probing as the candidate under {runtime} with the {recorder} recorder[/]")
     for check in run_tells(
         base=args.base_image, offline=args.offline, profile=profile, runtime=runtime, recorder=recorder

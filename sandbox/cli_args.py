@@ -123,9 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--recorder",
         choices=["auto", "ebpf", "strace"],
         default=None,
-        help="strace inside the sandbox (default; $PKGSANDBOX_RECORDER changes it), eBPF tracepoints on "
-        "the host (root; invisible to the candidate), or auto: eBPF where `pkgsandbox doctor` proved it "
-        "works, else strace (always strace under --runtime runsc: eBPF cannot see inside gVisor)",
+        help="auto (default; $PKGSANDBOX_RECORDER changes it): eBPF where it is proven to attach "
+        "(root), else strace, and strace again for a run eBPF could not record whole; ebpf: "
+        "tracepoints on the host, invisible to the candidate; strace: inside the sandbox "
+        "(always strace under --runtime runsc: eBPF cannot see inside gVisor)",
     )
     _runtime_arg(v)
     _image_args(v)
@@ -242,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--profile", default="default", metavar="NAME|PATH")
     d.add_argument(
         "--recorder",
-        choices=["ebpf", "strace"],
-        help="--tells: probe with this recorder in front (default: strace)",
+        choices=["auto", "ebpf", "strace"],
+        help="--tells: probe with this recorder in front (default: auto, as `vet` chooses)",
     )
     _runtime_arg(d)
     _image_args(d)

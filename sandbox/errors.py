@@ -75,6 +75,10 @@ class SandboxError(EngineError):
     """The sandbox could not run or record a phase (agent failure, lost trace)."""
 
 
+class RecorderUnavailable(SandboxError):
+    """The eBPF recorder could not start or attach (missing tools, too many recorders)."""
+
+
 class Interrupted(PkgSandboxError):
     """The run was interrupted (SIGINT/SIGTERM); resources were cleaned up.
 

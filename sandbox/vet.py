@@ -22,14 +22,14 @@ import docker.errors
 import requests.exceptions
 
 from sandbox.agent.protocol import PROBES_NAME, SANDBOX_USER, Plan
-from sandbox.errors import EngineError, Interrupted, PkgSandboxError
+from sandbox.errors import EngineError, Interrupted, PkgSandboxError, RecorderUnavailable
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.fetch.rounds import RoundFetcher
 from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.judge.static import write_pass_hint
-from sandbox.models import DEFAULT_PASS, Frozen, Phase, Report
+from sandbox.models import DEFAULT_PASS, Frozen, Phase, Report, Verdict
 from sandbox.report.evidence import write_evidence
 from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
 from sandbox.runner.ledger import Reservation, admit
@@ -67,11 +67,38 @@ def vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox | N
             sandbox = DockerSandbox.connect(
                 base_image=options.base_image, offline=options.offline, observer=observer
             )
-        return _vet(spec, options, observer, sandbox)
+        return _vet_recorded(spec, options, observer, sandbox)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         # The one place engine failures that escaped a narrower handler become EngineError
         # (exit 3): callers (CLI, gate workers) never see a raw docker exception.
         raise EngineError(f"container engine error: {str(exc).splitlines()[0][:200]}") from exc
+
+
+# notes of an eBPF run that did not record everything (trace/observe.py _ebpf_steps)
+_SHORT_TRACE = ("eBPF recorder lost", "eBPF recorder: no proof", "eBPF recorder: trace missing")
+
+
+def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:
+    """:func:`_vet`; when ``auto`` chose eBPF and the recorder could not attach (a host
+    has room for about three at once) or lost events, and the run proved nothing
+    malicious, the release is vetted again under strace: a full look, not an incomplete."""
+    run = options.run
+    if not (run.recorder == "ebpf" and run.recorder_auto):
+        return _vet(spec, options, observer, sandbox)
+    try:
+        report = _vet(spec, options, observer, sandbox)
+        why = next((n for n in report.notes if n.startswith(_SHORT_TRACE)), None)
+        if why is None or report.verdict is Verdict.MALICIOUS:
+            return report
+    except RecorderUnavailable as exc:
+        why = exc.message
+    observer.status(f"{why}: vetting again under strace")
+    strace = options.model_copy(
+        update={"run": run.model_copy(update={"recorder": "strace", "recorder_auto": False})}
+    )
+    report = _vet(spec, strace, observer, sandbox)
+    note = f"recorder: strace, chosen by auto after the eBPF run could not record everything ({why})"
+    return report.model_copy(update={"notes": (*report.notes, note[:400])})
 
 
 def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from sandbox.agent.protocol import SANDBOX_UID
-from sandbox.errors import SandboxError
+from sandbox.errors import RecorderUnavailable, SandboxError
 from sandbox.models import Frozen
 from sandbox.runner.btf import empty_btf
 from sandbox.runner.ebpf_program import PERF_PAGES, STRLEN, build_program, map_keys
@@ -184,14 +184,16 @@ class EbpfRecorder:
         """Build the program for the container's pid namespace and start bpftrace."""
         binary = shutil.which("bpftrace")
         if binary is None or not mount_tracefs():
-            raise SandboxError(
+            raise RecorderUnavailable(
                 "eBPF recorder: bpftrace or tracefs missing (run `pkgsandbox doctor --provision`)"
             )
         try:
             inum = os.stat(f"/proc/{self.container_pid}/ns/pid").st_ino
             level = _ns_level(self.container_pid)
         except OSError as exc:
-            raise SandboxError(f"eBPF recorder: cannot read the container's pid namespace: {exc}") from exc
+            raise RecorderUnavailable(
+                f"eBPF recorder: cannot read the container's pid namespace: {exc}"
+            ) from exc
         program = self.out_dir / "ebpf.bt"
         program.write_text(build_program(inum, self.uid, level))
         env = bpftrace_env(self.out_dir, self.tasks)
@@ -210,7 +212,7 @@ class EbpfRecorder:
     def wait_ready(self, timeout: float = 180.0) -> None:
         """Block until every probe is attached; raise if bpftrace fails or times out."""
         if self.proc is None:
-            raise SandboxError("eBPF recorder was not started")
+            raise RecorderUnavailable("eBPF recorder was not started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -225,15 +227,15 @@ class EbpfRecorder:
                 if "Argument list too long" in tail:
                     # the kernel attaches at most 64 programs to one tracepoint; each
                     # recorder puts one per record kind on raw_syscalls:sys_exit
-                    raise SandboxError(
+                    raise RecorderUnavailable(
                         "eBPF recorder failed to attach: too many eBPF recorders (or other BPF "
                         "programs) on raw_syscalls:sys_exit at once",
                         advice="run fewer eBPF vets at a time (about 3 per host), or --recorder strace",
                     )
-                raise SandboxError(f"eBPF recorder failed to attach: {tail}")
+                raise RecorderUnavailable(f"eBPF recorder failed to attach: {tail}")
             time.sleep(0.05)
         self.kill()
-        raise SandboxError(f"eBPF recorder did not attach within {timeout:.0f}s")
+        raise RecorderUnavailable(f"eBPF recorder did not attach within {timeout:.0f}s")
 
     def stderr_tail(self) -> str:
         try:

@@ -50,6 +50,8 @@ class RunOptions(Frozen):
     output_cap: int = 65536
     limits: Limits = Limits()
     recorder: Literal["strace", "ebpf"] = "strace"  # resolved: `auto` is the CLI's choice
+    # eBPF chosen by `auto`: a run it could not record whole is vetted again under strace
+    recorder_auto: bool = False
     # runc: namespaces on the host kernel; runsc: gVisor's user-space kernel (strace inside)
     runtime: Literal["runc", "runsc"] = "runc"
 

@@ -28,10 +28,10 @@ AGENT_ONLY = 0o000
 
 def recorder_choice(choice: str | None = None) -> str:
     """The recorder asked for: *choice* (``--recorder``), else ``$PKGSANDBOX_RECORDER``,
-    else strace. The environment variable lets a whole test suite or CI job run
+    else ``auto``. The environment variable lets a whole test suite or CI job run
     under one recorder without touching every command line."""
     if choice is None:
-        choice = os.environ.get(RECORDER_ENV, "").strip() or "strace"
+        choice = os.environ.get(RECORDER_ENV, "").strip() or "auto"
     if choice not in RECORDERS:
         raise InputError(
             f"unknown recorder {choice!r} (from --recorder or ${RECORDER_ENV})",
@@ -40,12 +40,22 @@ def recorder_choice(choice: str | None = None) -> str:
     return choice
 
 
-def resolve_recorder(choice: str | None = None) -> Literal["strace", "ebpf"]:
-    """The recorder a run uses: ``auto`` becomes eBPF only where doctor proved it works."""
+def resolve_recorder(choice: str | None = None, runtime: str = "runc") -> Literal["strace", "ebpf"]:
+    """The recorder a run uses. ``auto`` (the default) becomes eBPF where it is proven to
+    attach on this kernel with this bpftrace (doctor's stamp, else a live proof made now,
+    once), else strace. Under runsc it is always strace: gVisor's kernel runs the
+    candidate's syscalls and the host's tracepoints never fire for them."""
     wanted = recorder_choice(choice)
+    if runtime == "runsc":
+        if choice == "ebpf":  # asked for on the command line, not by the environment
+            raise InputError(
+                "--recorder ebpf cannot see inside gVisor (--runtime runsc)",
+                advice="use --recorder strace or auto under runsc",
+            )
+        return "strace"
     if wanted == "strace":
         return "strace"
-    from sandbox.runner.ebpf_recorder import ebpf_support
+    from sandbox.runner.ebpf_recorder import ebpf_support, prove
 
     support = ebpf_support(mount=True, proof=wanted == "auto")
     if wanted == "ebpf":
@@ -55,7 +65,10 @@ def resolve_recorder(choice: str | None = None) -> Literal["strace", "ebpf"]:
                 advice="it needs root, bpftrace, tracefs, BTF and x86_64: see `pkgsandbox doctor`",
             )
         return "ebpf"
-    return "ebpf" if support.usable and support.proven else "strace"
+    if support.usable and not support.proven:
+        proven, _ = prove()  # ~2 s once: the stamp spares every later run
+        return "ebpf" if proven else "strace"
+    return "ebpf" if support.usable else "strace"
 
 
 def run_options(profile: Profile, **overrides: Any) -> RunOptions:
@@ -87,7 +100,8 @@ def run_options(profile: Profile, **overrides: Any) -> RunOptions:
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "recorder" not in values:
-        values["recorder"] = resolve_recorder()
+        values["recorder"] = resolve_recorder(runtime=values["runtime"])
+        values["recorder_auto"] = values["recorder"] == "ebpf" and recorder_choice() == "auto"
     return RunOptions(**values)
 
 

@@ -7,6 +7,9 @@ KEY=VALUE …``): the argv is in the report, the candidate has no other way out.
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +143,57 @@ def test_the_program_compiles_to_the_same_bytecode_without_the_kernel_btf(tmp_pa
         assert done.returncode == 0 and elf.stat().st_size > 0, done.stderr[-600:]
         elves.append(elf.read_bytes())
     assert elves[0] == elves[1]
+
+
+def test_auto_vets_again_under_strace_when_the_ebpf_run_loses_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the flood above, under the default recorder choice: the lossy eBPF run is not the
+    # answer (it proves nothing malicious), a full strace look is
+    monkeypatch.setenv("PKGSANDBOX_EBPF_PERF_PAGES", "8")
+    name = Randomised().name("flood")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": FLOOD})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
+    assert report is not None
+    assert code == 0 and report.verdict is Verdict.CLEAN, (report.verdict_reason, report.notes)
+    assert all(p.trace_complete for p in report.phases)
+    fallback = [n for n in report.notes if n.startswith("recorder: strace, chosen by auto")]
+    assert fallback and "lost" in fallback[0], report.notes
+    assert not any(n.startswith("recorder: eBPF") for n in report.notes)  # the lossy run's notes are gone
+    assert not _our_bpftrace()
+
+
+def _hog(tmp_path: Path, probes: int) -> subprocess.Popen[bytes]:
+    """A bpftrace program of *probes* no-op programs on ``raw_syscalls:sys_exit`` (the
+    kernel takes 64 per tracepoint), started and attached."""
+    prog = tmp_path / f"hog-{secrets.token_hex(3)}.bt"
+    blocks = [f"tracepoint:raw_syscalls:sys_exit /pid == 1/ {{ @x[{i}] = 1; }}" for i in range(probes)]
+    prog.write_text('BEGIN { printf("up\\n"); }\n' + "\n".join(blocks) + "\n")
+    out = prog.with_suffix(".out")
+    proc = subprocess.Popen(["bpftrace", str(prog)], stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while b"up" not in out.read_bytes():
+        assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+        time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.serial  # takes the host's eBPF room: a neighbour's eBPF vet would not attach
+def test_auto_vets_under_strace_when_the_host_has_no_room_for_another_recorder(tmp_path: Path) -> None:
+    hogs = [_hog(tmp_path, 23), _hog(tmp_path, 23)]  # 46 of 64: the recorder's 19 do not fit
+    try:
+        name = Randomised().name("roomless")
+        whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "VALUE = 1\n"})
+        code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+        assert code == 3 and report is None  # asked for by name: the failure is the answer
+        code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
+    finally:
+        for hog in hogs:
+            hog.terminate()
+            hog.wait(30)
+    assert report is not None
+    assert code == 0 and report.verdict is Verdict.CLEAN, (report.verdict_reason, report.notes)
+    assert all(p.trace_complete for p in report.phases)
+    fallback = [n for n in report.notes if n.startswith("recorder: strace, chosen by auto")]
+    assert fallback and "too many eBPF recorders" in fallback[0], report.notes
+    assert not _our_bpftrace()

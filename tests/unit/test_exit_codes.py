@@ -54,6 +54,7 @@ def test_each_class_states_its_code_once() -> None:
         "EngineError": ExitCode.SANDBOX,
         "ImageError": ExitCode.SANDBOX,
         "SandboxError": ExitCode.SANDBOX,
+        "RecorderUnavailable": ExitCode.SANDBOX,
         "Interrupted": ExitCode.SANDBOX,
     }
     for cls in every_error_class():

@@ -115,8 +115,8 @@ def test_auto_under_runsc_records_with_strace(monkeypatch: pytest.MonkeyPatch) -
     assert cli._recorder("auto", "runsc") == "strace"
     assert cli._recorder(None, "runsc") == "strace"
     assert cli._recorder("strace", "runsc") == "strace"
-    monkeypatch.delenv("PKGSANDBOX_RECORDER")
-    assert cli._recorder(None, "runc") == "strace"  # no choice, no environment: strace
+    monkeypatch.setenv("PKGSANDBOX_RECORDER", "strace")
+    assert cli._recorder(None, "runc") == "strace"  # the environment's choice under runc
 
 
 def test_strace_under_gvisor_drops_seccomp_bpf_and_keeps_everything_else() -> None:
