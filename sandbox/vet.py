@@ -29,14 +29,15 @@ from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.judge.static import write_pass_hint
-from sandbox.models import DEFAULT_PASS, Frozen, Phase, Report, Verdict
+from sandbox.models import DEFAULT_PASS, Frozen, Origin, Phase, Report, Verdict
 from sandbox.report.evidence import write_evidence
+from sandbox.runner.ebpf_program import STRLEN
 from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
 from sandbox.runner.ledger import Reservation, admit
 from sandbox.runner.plan import AGENT_ONLY, base_plan, build_plan, passes_plan, sinkhole_plan
 from sandbox.runner.sizing import staged_room
 from sandbox.tempdirs import owned_tempdir, sweep_temp
-from sandbox.trace.ebpf import probe_hint
+from sandbox.trace.ebpf import CUT, probe_hint
 from sandbox.trace.observe import observe, observe_network, phase_result
 
 
@@ -74,8 +75,14 @@ def vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox | N
         raise EngineError(f"container engine error: {str(exc).splitlines()[0][:200]}") from exc
 
 
-# notes of an eBPF run that did not record everything (trace/observe.py _ebpf_steps)
-_SHORT_TRACE = ("eBPF recorder lost", "eBPF recorder: no proof", "eBPF recorder: trace missing")
+# notes of an eBPF run that did not record everything (trace/observe.py _ebpf_steps,
+# _cut_note below)
+_SHORT_TRACE = (
+    "eBPF recorder lost",
+    "eBPF recorder: no proof",
+    "eBPF recorder: trace missing",
+    "eBPF recorder read only the start",
+)
 
 
 def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:
@@ -197,6 +204,8 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             rounds=rounds.rounds,
             extra_artifacts=rounds.artifacts,
         )
+        if options.run.recorder == "ebpf":
+            report = _with_cut_note(report)
         report = with_static_opinion(report, stage / "artifacts" / staged.candidate.filename, profile)
         if options.evidence is not None:
             write_evidence(options.evidence, raw, report)
@@ -219,6 +228,29 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             reservation.release()
         pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _with_cut_note(report: Report) -> Report:
+    """*report* with a note when the eBPF recorder read only the start of a path or an
+    argument of the candidate's (padding like ``/./././`` can push ``.ssh/id_rsa`` or
+    ``bin/sh`` past it); such a run is never clean: not a whole look."""
+    cut = [
+        e
+        for e in report.events
+        if e.origin is Origin.CANDIDATE and any(CUT in (s or "") for s in (e.path, e.path2, *(e.argv or ())))
+    ]
+    if not cut:
+        return report
+    first = cut[0]
+    note = (
+        f"eBPF recorder read only the start ({STRLEN} bytes) of {len(cut)} path(s) or argument(s) "
+        f"of the candidate, first in {first.phase.value}: {first.syscall} "
+        f"{(first.path or ' '.join(first.argv or ()))[:120]!r}"
+    )
+    update: dict[str, Any] = {"notes": (*report.notes, note)}
+    if report.verdict is Verdict.CLEAN:
+        update |= {"verdict": Verdict.INCOMPLETE, "verdict_reason": note}
+    return report.model_copy(update=update)
 
 
 def _probe_handler(stage: Path) -> Callable[[AgentPhase, Path | None], None]:

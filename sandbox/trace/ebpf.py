@@ -34,10 +34,13 @@ from sandbox.trace.strace import ParsedTrace, _open_kind
 from sandbox.trace.strace._syntax import normalise
 from sandbox.trace.strace.events import process_info
 
-__all__ = ["EbpfTrace", "StepWindow", "parse_ebpf", "probe_hint"]
+__all__ = ["CUT", "EbpfTrace", "StepWindow", "parse_ebpf", "probe_hint"]
 
 K = EventKind
 _NAMES = {nr: name for name, nr in syscall_numbers().items()}
+# ends a string the recorder read only the start of (STRLEN bytes): padding such as
+# ``/./././`` can push ``.ssh/id_rsa`` past what it reads (vet.py: strace looks again)
+CUT = "\u2026"
 _LOST_RE = re.compile(r"(?m)^Lost (\d+) events$")
 _AT_FDCWD = -100
 _SAMPLES = 20
@@ -491,6 +494,7 @@ class _Step:
     def string(self, s: str) -> str:
         if len(s.encode("utf-8", "surrogateescape")) >= STRLEN - 1:
             self.truncated += 1
+            return s + CUT  # never a real file's name: no rule matches what was not read
         return s
 
     def resolve(self, proc: _Proc, raw: str, dirfd: int = _AT_FDCWD) -> str | None:

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.models import EventKind, Phase
-from sandbox.runner.ebpf_program import MAP_KEYS_MIN, build_program, map_keys
-from sandbox.trace.ebpf import StepWindow, parse_ebpf
+from sandbox.runner.ebpf_program import MAP_KEYS_MIN, STRLEN, build_program, map_keys
+from sandbox.trace.ebpf import CUT, StepWindow, parse_ebpf
 
 DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
 ROOT = ("setpriv", "--reuid=1000", "--no-new-privs", "--bounding-set=-all", "--", "python3", "/tmp/t.py")
@@ -233,3 +233,20 @@ def test_the_abbreviated_module_list_of_a_step_comes_back_from_setprivs_exec() -
     other = "".join(exec_records(20, "/usr/bin/choom", 0, (*argv, "gamma")))
     evs = parse_ebpf("\x1eREADY\n" + other, [window]).steps["import.0"].events
     assert next(e for e in evs if e.kind is EventKind.EXEC).argv == window.root_argv
+
+
+def test_a_path_cut_at_the_read_limit_is_marked_and_matches_no_file() -> None:
+    # bpftrace prints STRLEN - 1 bytes of a longer string: padding such as /./././ can
+    # push ".ssh/id_rsa" past them, so the decoder marks the path as cut (vet.py then
+    # looks again under strace) rather than judge its start as the whole
+    padded = ("/home/dev/" + "./" * 100 + ".ssh/id_rsa")[: STRLEN - 1]
+    text = _text().replace("\x1f/tmp/x\n", f"\x1f{padded}\n", 1)
+    trace = parse_ebpf(text, [_window()])
+    events = trace.steps["import.0"].events
+    cut = [e for e in events if e.path and e.path.endswith(CUT)]
+    assert cut and cut[0].syscall == "openat", cut  # the open, and what names its fd after
+    assert all(e.path and e.path.startswith("/home/dev") and ".ssh" not in e.path for e in cut)
+    assert trace.steps["import.0"].truncated_strings == 1
+    # the untouched capture has no cut path
+    plain = parse_ebpf(_text(), [_window()]).steps["import.0"].events
+    assert not any(CUT in (e.path or "") for e in plain)
