@@ -81,7 +81,7 @@ _SHORT_TRACE = (
     "eBPF recorder lost",
     "eBPF recorder: no proof",
     "eBPF recorder: trace missing",
-    "eBPF recorder read only the start",
+    "eBPF recorder read only part",
 )
 
 
@@ -231,8 +231,9 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
 
 
 def _with_cut_note(report: Report) -> Report:
-    """*report* with a note when the eBPF recorder read only the start of a path or an
-    argument of the candidate's (padding like ``/./././`` can push ``.ssh/id_rsa`` or
+    """*report* with a note when the eBPF recorder read only part of a path or an
+    argument of the candidate's: its start (a directory fd passed over ``SCM_RIGHTS``)
+    or its end (padding like ``/./././`` can push ``.ssh/id_rsa`` or
     ``bin/sh`` past it); such a run is never clean: not a whole look."""
     cut = [
         e
@@ -243,7 +244,8 @@ def _with_cut_note(report: Report) -> Report:
         return report
     first = cut[0]
     note = (
-        f"eBPF recorder read only the start ({STRLEN} bytes) of {len(cut)} path(s) or argument(s) "
+        f"eBPF recorder read only part of {len(cut)} path(s) or argument(s) (cut at {STRLEN} bytes, "
+        "or under a directory fd it never saw opened) "
         f"of the candidate, first in {first.phase.value}: {first.syscall} "
         f"{(first.path or ' '.join(first.argv or ()))[:120]!r}"
     )

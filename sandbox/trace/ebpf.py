@@ -506,8 +506,10 @@ class _Step:
         else:
             base = proc.fds.get(dirfd)
         if not isinstance(base, str):
+            # a directory fd the decoder never saw opened (passed over SCM_RIGHTS,
+            # inherited): the path's start is unknown, and marked so, like a cut one
             self.degraded += 1
-            return path or None
+            return CUT + "/" + path if path else None
         if not path:
             return base
         return self.kernel(proc, base.rstrip("/") + "/" + path)
