@@ -75,14 +75,10 @@ def vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox | N
         raise EngineError(f"container engine error: {str(exc).splitlines()[0][:200]}") from exc
 
 
-# notes of an eBPF run that did not record everything (trace/observe.py _ebpf_steps,
-# _cut_note below)
-_SHORT_TRACE = (
-    "eBPF recorder lost",
-    "eBPF recorder: no proof",
-    "eBPF recorder: trace missing",
-    "eBPF recorder read only part",
-)
+# notes of an eBPF run that did not record everything: lost events, no proof of the
+# attach, records not understood (a forged separator), the recorder's own failure
+# (trace/observe.py _ebpf_steps, docker_backend.py) and cut paths (_with_cut_note)
+_SHORT_TRACE = "eBPF recorder"
 
 
 def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:

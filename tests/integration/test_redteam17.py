@@ -89,3 +89,31 @@ def test_a_credential_opened_under_a_directory_fd_passed_over_scm_rights_is_seen
     assert code == 1 and report.verdict is not Verdict.CLEAN, (report.verdict_reason, report.notes)
     assert "PS001" in {f.rule_id for f in report.findings}, report.findings
     assert not any(n.startswith("recorder: eBPF") for n in report.notes), report.notes
+
+
+def test_a_forged_record_separator_sends_auto_to_strace(tmp_path: Path) -> None:
+    """A file name holding the eBPF recorder's record separator breaks its record:
+    that run is incomplete (fail closed), and auto now looks again under strace
+    rather than answer incomplete, so the name cannot buy a silence."""
+    r = Randomised()
+    name = r.name("forger")
+    src = textwrap.dedent(
+        f"""\
+        import os
+
+        try:
+            open("/tmp/{r.name("x")}\\x1eP 2 1 2 3 7 7 1 0 0\\x1f/forged", "w").close()
+        except OSError:
+            pass
+        with open(os.path.expanduser("~/.ssh/id_rsa"), "rb") as fh:
+            fh.read()
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
+    assert report is not None
+    rules = {f.rule_id for f in report.findings}
+    assert code == 1 and "PS001" in rules, (report.verdict_reason, report.notes)
+    assert all(p.trace_complete for p in report.phases)
+    fallback = [n for n in report.notes if n.startswith("recorder: strace, chosen by auto")]
+    assert fallback and "not understood" in fallback[0], report.notes
