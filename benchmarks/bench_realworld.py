@@ -109,6 +109,8 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "phase_seconds": {p["phase"]: p.get("duration") for p in report.get("phases", [])},
         "pass_seconds": _pass_seconds(report),
         "exfiltration": len((report.get("network") or {}).get("exfiltration", []) or []),
+        # which recorder judged (auto's eBPF, or strace after an eBPF shortfall, and why)
+        "recorder": next((n[:240] for n in report.get("notes") or [] if n.startswith("recorder:")), ""),
     }
 
 

@@ -227,23 +227,25 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
 
 
 def _with_cut_note(report: Report) -> Report:
-    """*report* with a note when the eBPF recorder read only part of a path or an
-    argument of the candidate's: its start (a directory fd passed over ``SCM_RIGHTS``)
+    """*report* with a note when the eBPF recorder read only part of a path of the
+    candidate's: its start (a directory fd passed over ``SCM_RIGHTS``)
     or its end (padding like ``/./././`` can push ``.ssh/id_rsa`` or
     ``bin/sh`` past it); such a run is never clean: not a whole look."""
     cut = [
         e
         for e in report.events
-        if e.origin is Origin.CANDIDATE and any(CUT in (s or "") for s in (e.path, e.path2, *(e.argv or ())))
+        # paths only: a long argument (pip's own `python -c <shim>` for a legacy
+        # setup.py) hides nothing, since every exec it leads to is recorded with its path
+        if e.origin is Origin.CANDIDATE and (CUT in (e.path or "") or CUT in (e.path2 or ""))
     ]
     if not cut:
         return report
     first = cut[0]
     note = (
-        f"eBPF recorder read only part of {len(cut)} path(s) or argument(s) (cut at {STRLEN} bytes, "
+        f"eBPF recorder read only part of {len(cut)} path(s) (cut at {STRLEN} bytes, "
         "or under a directory fd it never saw opened) "
         f"of the candidate, first in {first.phase.value}: {first.syscall} "
-        f"{(first.path or ' '.join(first.argv or ()))[:120]!r}"
+        f"{(first.path or first.path2 or '')[:120]!r}"
     )
     update: dict[str, Any] = {"notes": (*report.notes, note)}
     if report.verdict is Verdict.CLEAN:
