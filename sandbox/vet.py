@@ -82,9 +82,11 @@ _SHORT_TRACE = "eBPF recorder"
 
 
 def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:
-    """:func:`_vet`; when ``auto`` chose eBPF and the recorder could not attach (a host
-    has room for about three at once) or lost events, and the run proved nothing
-    malicious, the release is vetted again under strace: a full look, not an incomplete."""
+    """:func:`_vet`; when ``auto`` chose eBPF and the recorder fell short (it could not
+    attach: a host has room for about three at once; it lost events; a record did not
+    parse; it read only part of a candidate's path) and the run proved nothing
+    malicious, the release is vetted again under strace: a whole look, not an
+    incomplete. The strace report says why in its notes."""
     run = options.run
     if not (run.recorder == "ebpf" and run.recorder_auto):
         return _vet(spec, options, observer, sandbox)
