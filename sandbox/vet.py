@@ -79,6 +79,7 @@ def vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox | N
 # attach, records not understood (a forged separator), the recorder's own failure
 # (trace/observe.py _ebpf_steps, docker_backend.py) and cut paths (_with_cut_note)
 _SHORT_TRACE = "eBPF recorder"
+FALLBACK_NOTE = "recorder: strace, chosen by auto"  # starts the note of a vet auto sent to strace
 
 
 def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:
@@ -90,11 +91,12 @@ def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: S
     run = options.run
     if not (run.recorder == "ebpf" and run.recorder_auto):
         return _vet(spec, options, observer, sandbox)
+    first: Report | None = None
     try:
-        report = _vet(spec, options, observer, sandbox)
-        why = next((n for n in report.notes if n.startswith(_SHORT_TRACE)), None)
-        if why is None or report.verdict is Verdict.MALICIOUS:
-            return report
+        first = _vet(spec, options, observer, sandbox)
+        why = next((n for n in first.notes if n.startswith(_SHORT_TRACE)), None)
+        if why is None or first.verdict is Verdict.MALICIOUS:
+            return first
     except RecorderUnavailable as exc:
         why = exc.message
     observer.status(f"{why}: vetting again under strace")
@@ -102,8 +104,13 @@ def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: S
         update={"run": run.model_copy(update={"recorder": "strace", "recorder_auto": False})}
     )
     report = _vet(spec, strace, observer, sandbox)
-    note = f"recorder: strace, chosen by auto after the eBPF run could not record everything ({why})"
-    return report.model_copy(update={"notes": (*report.notes, note[:400])})
+    note = f"{FALLBACK_NOTE} after the eBPF run could not record everything ({why})"[:400]
+    if first is not None and first.verdict is Verdict.SUSPICIOUS and report.verdict.rank < first.verdict.rank:
+        # strace shows a tracer: a package can behave under eBPF, cut a path to force
+        # the second look, and sleep through it; what the eBPF run saw still stands
+        seen = f"the strace run was {report.verdict.value}: the eBPF run's findings stand"
+        return first.model_copy(update={"notes": (*first.notes, note, seen)})
+    return report.model_copy(update={"notes": (*report.notes, note)})
 
 
 def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:
