@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.models import EventKind, Phase, Report, Verdict
+from sandbox.vet import FALLBACK_NOTE
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
@@ -93,15 +94,20 @@ for t in ts:
 """
 
 
-def test_a_syscall_flood_that_overruns_the_recorder_is_incomplete(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # a 32 KiB ring per CPU (the default is 4 MiB): the flood overruns it within a
-    # second on any machine, however fast bpftrace drains it
+def _vet_flood(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorder: str) -> tuple[int, Report | None]:
+    """Vet a wheel whose import floods the recorder, under *recorder*: a 32 KiB ring
+    per CPU (the default is 4 MiB), which the flood overruns within a second on any
+    machine, however fast bpftrace drains it."""
     monkeypatch.setenv("PKGSANDBOX_EBPF_PERF_PAGES", "8")
     name = Randomised().name("flood")
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": FLOOD})
-    code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+    return run_cli(tmp_path, str(whl), "--recorder", recorder, "--phases", "import")
+
+
+def test_a_syscall_flood_that_overruns_the_recorder_is_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, report = _vet_flood(tmp_path, monkeypatch, "ebpf")
     assert report is not None
     lost = [n for n in report.notes if "lost" in n and "event" in n]
     assert lost, report.notes
@@ -150,14 +156,11 @@ def test_auto_vets_again_under_strace_when_the_ebpf_run_loses_events(
 ) -> None:
     # the flood above, under the default recorder choice: the lossy eBPF run is not the
     # answer (it proves nothing malicious), a full strace look is
-    monkeypatch.setenv("PKGSANDBOX_EBPF_PERF_PAGES", "8")
-    name = Randomised().name("flood")
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": FLOOD})
-    code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
+    code, report = _vet_flood(tmp_path, monkeypatch, "auto")
     assert report is not None
     assert code == 0 and report.verdict is Verdict.CLEAN, (report.verdict_reason, report.notes)
     assert all(p.trace_complete for p in report.phases)
-    fallback = [n for n in report.notes if n.startswith("recorder: strace, chosen by auto")]
+    fallback = [n for n in report.notes if n.startswith(FALLBACK_NOTE)]
     assert fallback and "lost" in fallback[0], report.notes
     assert not any(n.startswith("recorder: eBPF") for n in report.notes)  # the lossy run's notes are gone
     assert not _our_bpftrace()
@@ -194,6 +197,6 @@ def test_auto_vets_under_strace_when_the_host_has_no_room_for_another_recorder(t
     assert report is not None
     assert code == 0 and report.verdict is Verdict.CLEAN, (report.verdict_reason, report.notes)
     assert all(p.trace_complete for p in report.phases)
-    fallback = [n for n in report.notes if n.startswith("recorder: strace, chosen by auto")]
+    fallback = [n for n in report.notes if n.startswith(FALLBACK_NOTE)]
     assert fallback and "too many eBPF recorders" in fallback[0], report.notes
     assert not _our_bpftrace()

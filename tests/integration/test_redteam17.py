@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.models import Verdict
+from sandbox.vet import FALLBACK_NOTE
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
@@ -115,5 +116,5 @@ def test_a_forged_record_separator_sends_auto_to_strace(tmp_path: Path) -> None:
     rules = {f.rule_id for f in report.findings}
     assert code == 1 and "PS001" in rules, (report.verdict_reason, report.notes)
     assert all(p.trace_complete for p in report.phases)
-    fallback = [n for n in report.notes if n.startswith("recorder: strace, chosen by auto")]
+    fallback = [n for n in report.notes if n.startswith(FALLBACK_NOTE)]
     assert fallback and "not understood" in fallback[0], report.notes
