@@ -278,7 +278,6 @@ def _probe_handler(stage: Path) -> Callable[[AgentPhase, Path | None], None]:
             return
         hint = ""
         try:
-            time.sleep(0.3)  # bpftrace reads the perf buffers of the import's last records
             hint = probe_hint(trace.read_bytes().decode("utf-8", "backslashreplace"), min(since + starts))
         except (OSError, ValueError):
             hint = ""

@@ -418,7 +418,13 @@ class DockerSession(SessionABC):
                 phases.append(ap)
                 observer.phase_finished(ap.phase, ap.status, time.monotonic() - t0[0])
                 if on_result is not None:
-                    on_result(ap, self.recorder.trace_path if self.recorder is not None else None)
+                    live = None
+                    if self.recorder is not None:
+                        # the handler reads the phase's records: bpftrace must have written them
+                        if self.recorder.sync(1.0) is None:
+                            time.sleep(0.3)
+                        live = self.recorder.live_path
+                    on_result(ap, live)
             elif kind == "need" and on_need is not None:
                 on_need({**msg, "pass": current[0]})
             elif kind == "skipped":

@@ -192,9 +192,21 @@ def _sockaddr(ptr: str) -> str:
     )
 
 
-def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] | None = None) -> str:
+def build_program(
+    pidns: int,
+    uid: int,
+    level: int,
+    offsets: Mapping[str, int] | None = None,
+    *,
+    sync: tuple[int, int] | None = None,
+) -> str:
     """The bpftrace program for one run: tasks of pid namespace *pidns* (inum, at
     nesting *level*: 1 for a container of the host) running as *uid*.
+
+    *sync* (host tgid, nonce): a ``sched_get_priority_max`` call by that host process
+    prints a ``SYNC cpu nsecs nonce`` record into the CPU's own perf buffer, behind
+    every record already there (the nonce is secret: a candidate's string cannot
+    forge the marker; see :meth:`sandbox.runner.ebpf_recorder.EbpfRecorder.sync`).
 
     Two raw_syscalls probes and a table of wanted syscall numbers keep the program
     small: bpftrace 0.17 compiles every probe separately, and 160 per-syscall
@@ -381,5 +393,15 @@ def build_program(pidns: int, uid: int, level: int, offsets: Mapping[str, int] |
         "delete(@a5[tid]); }"
     )
     begin = f'BEGIN {{ {want} printf("\\x1eREADY\\n"); }}'
+    # its own tracepoint: raw_syscalls' 64-program budget is what limits recorders per host
+    marker = (
+        [
+            # no args: bpftrace cannot type the syscalls:* formats without the kernel's BTF
+            f"tracepoint:syscalls:sys_enter_sched_get_priority_max / pid == {sync[0]} / "
+            f'{{ printf("\\x1eSYNC %d %llu {sync[1]:x}\\n", cpu, nsecs); }}'
+        ]
+        if sync
+        else []
+    )
     end = "END { " + " ".join(f"clear(@{m});" for m in ("want", "a0", "a1", "a2", "a3", "a4", "a5")) + " }"
-    return "\n".join([begin, enter, *exits, proc_exit, end]) + "\n"
+    return "\n".join([begin, enter, *exits, proc_exit, *marker, end]) + "\n"

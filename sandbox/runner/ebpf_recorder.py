@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +34,7 @@ TRACEFS = Path("/sys/kernel/tracing")
 BTF = Path("/sys/kernel/btf/vmlinux")
 READY = b"\x1eREADY\n"
 TRACE_NAME = "ebpf.trace"
+LIVE_NAME = "ebpf.out"  # bpftrace's output while it runs; the trace is its synced prefix
 _PROOF = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pkgsandbox" / "ebpf-proof.json"
 
 
@@ -175,10 +179,20 @@ class EbpfRecorder:
         self.ready_after = 0.0
         self.peak_rss_kb = 0
         self.interrupted = False
+        # in every sync marker: secret (a candidate's string cannot print one) and per
+        # recorder (two recorders of one process stay apart)
+        self.nonce = secrets.randbits(64)
+        self.cut: int | None = None  # the trace's length at the final sync
 
     @property
     def trace_path(self) -> Path:
+        """The finished trace (after :meth:`stop`)."""
         return self.out_dir / TRACE_NAME
+
+    @property
+    def live_path(self) -> Path:
+        """bpftrace's output so far (see :meth:`sync`)."""
+        return self.out_dir / LIVE_NAME
 
     def start(self) -> None:
         """Build the program for the container's pid namespace and start bpftrace."""
@@ -195,10 +209,10 @@ class EbpfRecorder:
                 f"eBPF recorder: cannot read the container's pid namespace: {exc}"
             ) from exc
         program = self.out_dir / "ebpf.bt"
-        program.write_text(build_program(inum, self.uid, level))
+        program.write_text(build_program(inum, self.uid, level, sync=(os.getpid(), self.nonce)))
         env = bpftrace_env(self.out_dir, self.tasks)
         self.started = time.monotonic()
-        with self.trace_path.open("wb") as out, (self.out_dir / "ebpf.stderr").open("wb") as err:
+        with self.live_path.open("wb") as out, (self.out_dir / "ebpf.stderr").open("wb") as err:
             self.proc = subprocess.Popen(
                 [binary, "-B", "none", "--no-warnings", str(program)],
                 stdin=subprocess.DEVNULL,
@@ -216,7 +230,7 @@ class EbpfRecorder:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with self.trace_path.open("rb") as fh:
+                with self.live_path.open("rb") as fh:
                     if READY in fh.read(65536):
                         self.ready_after = time.monotonic() - self.started
                         return
@@ -255,28 +269,81 @@ class EbpfRecorder:
         except (OSError, ValueError, IndexError):
             pass
 
+    def sync(self, timeout: float = 2.0) -> int | None:
+        """Return once bpftrace has written every record the kernel gave it before this
+        call: one marker syscall per CPU lands in that CPU's perf buffer behind them,
+        and bpftrace reads each buffer in order. Returns the output's length through
+        the last marker; None when it cannot be sure (a CPU this process may not run
+        on, bpftrace gone, or a marker that did not come: a full ring drops it)."""
+        cpus = online_cpus()
+        if self.proc is None or self.proc.poll() is not None or not cpus:
+            return None
+        try:
+            if not cpus <= os.sched_getaffinity(0):
+                return None
+            start = self.live_path.stat().st_size
+        except OSError:
+            return None
+        since = time.monotonic_ns()  # bpftrace's nsecs is the same clock
+        threads = [threading.Thread(target=_mark, args=(cpu,), daemon=True) for cpu in sorted(cpus)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+        marker = re.compile(rb"\x1eSYNC (\d+) (\d+) %x\n" % self.nonce)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.live_path.open("rb") as fh:
+                    fh.seek(start)
+                    tail = fh.read()
+            except OSError:
+                return None
+            ends = {int(m[1]): start + m.end() for m in marker.finditer(tail) if int(m[2]) >= since}
+            if set(ends) >= cpus:
+                return max(ends.values())
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                return None
+            time.sleep(0.005)
+
     def interrupt(self) -> None:
-        """Ask bpftrace to drain its buffers, detach and exit (SIGINT), without waiting:
-        the caller collects the container's files meanwhile. Safe to call twice."""
+        """End the recording without waiting for bpftrace's detach (about a second for
+        its two dozen programs: the kernel waits out an RCU grace period for each):
+        once a :meth:`sync` proves bpftrace wrote everything, it is killed, and the
+        kernel detaches while the caller collects and judges (:meth:`kill` reaps it).
+        Without the proof, SIGINT: bpftrace drains, detaches and exits, and
+        :meth:`stop` waits for it. Safe to call twice."""
         if self.proc is None or self.interrupted:
             return
         self._sample_rss()
         if self.proc.poll() is None:
-            # let bpftrace read what the last step wrote into the perf buffers
-            time.sleep(0.2)
-            self.proc.send_signal(signal.SIGINT)
+            self.cut = self.sync()
+            if self.cut is not None:
+                self.proc.kill()
+            else:
+                # let bpftrace read what the last step wrote into the perf buffers
+                time.sleep(0.2)
+                self.proc.send_signal(signal.SIGINT)
         self.interrupted = True
 
     def stop(self) -> RecorderStats:
-        """Detach (:meth:`interrupt`), wait for bpftrace to exit and describe the run."""
+        """End the recording (:meth:`interrupt`), write the trace and describe the run."""
         code: int | None = None
         if self.proc is not None:
             self.interrupt()
-            try:
-                code = self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                code = None
+            if self.cut is not None:
+                code = 0  # synced: the trace is whole, bpftrace's exit is not waited for
+                with self.live_path.open("rb") as src:
+                    self.trace_path.write_bytes(src.read(self.cut))
+                self.live_path.unlink(missing_ok=True)
+            else:
+                try:
+                    code = self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.kill()
+                    code = None
+                if self.live_path.exists():
+                    self.live_path.replace(self.trace_path)
         return RecorderStats(
             trace=TRACE_NAME,
             wall_offset=time.time() - time.monotonic(),
@@ -291,6 +358,28 @@ class EbpfRecorder:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def online_cpus() -> set[int]:
+    """The CPUs bpftrace opened a perf buffer on (empty when unknown)."""
+    cpus: set[int] = set()
+    try:
+        text = Path("/sys/devices/system/cpu/online").read_text().strip()
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except (OSError, ValueError):
+        return set()
+    return cpus
+
+
+def _mark(cpu: int) -> None:
+    """One sync marker from *cpu*: this thread moves there, then makes the marker call."""
+    try:
+        os.sched_setaffinity(0, {cpu})  # 0: this thread only
+        os.sched_get_priority_max(-1)
+    except OSError:
+        pass  # the marker is the call itself: EINVAL is expected
 
 
 def _die_with_parent() -> None:

@@ -174,8 +174,9 @@ class Session(abc.ABC):
 
         *on_need* answers the agent's ``need`` messages (adaptive rounds): it stages what a
         step lacked and writes the answer the agent waits for. *on_result* hears each
-        phase's record as it arrives, with the host-side recorder's live trace (None
-        when the recorder runs inside the sandbox)."""
+        phase's record as it arrives, with the host-side recorder's live trace, which
+        by then holds every record of the phase (None when the recorder runs inside
+        the sandbox)."""
 
     @abc.abstractmethod
     def keep(self) -> str:

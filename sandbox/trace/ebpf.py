@@ -42,6 +42,7 @@ _NAMES = {nr: name for name, nr in syscall_numbers().items()}
 # ``/./././`` can push ``.ssh/id_rsa`` past what it reads (vet.py: strace looks again)
 CUT = "\u2026"
 _LOST_RE = re.compile(r"(?m)^Lost (\d+) events$")
+_SYNC_RE = re.compile(r"SYNC \d+ \d+ [0-9a-f]+")
 _AT_FDCWD = -100
 _SAMPLES = 20
 # Fixed numeric fields after the 7-field header, and strings, per record kind.
@@ -200,6 +201,8 @@ def parse_ebpf(
             continue
         if body == "FULL":  # a thread's arguments did not fit the program's maps
             lost += 1
+            continue
+        if body is not None and _SYNC_RE.fullmatch(body):  # the host's own marker (recorder.sync)
             continue
         rec = _split(body) if body else None
         if rec is None:
