@@ -198,15 +198,21 @@ def build_program(
     level: int,
     offsets: Mapping[str, int] | None = None,
     *,
-    sync: tuple[int, int] | None = None,
+    nonce: str = "",
+    sync: int | None = None,
 ) -> str:
     """The bpftrace program for one run: tasks of pid namespace *pidns* (inum, at
     nesting *level*: 1 for a container of the host) running as *uid*.
 
-    *sync* (host tgid, nonce): a ``sched_get_priority_max`` call by that host process
-    prints a ``SYNC cpu nsecs nonce`` record into the CPU's own perf buffer, behind
-    every record already there (the nonce is secret: a candidate's string cannot
-    forge the marker; see :meth:`sandbox.runner.ebpf_recorder.EbpfRecorder.sync`).
+    *nonce* (secret, per run): READY carries it and every record with a string ends
+    with ``\\x1f`` and it, after the string. A candidate's string that holds
+    ``\\n\\x1e`` and a well-formed record splits its own record in two that would
+    both parse; the first part then lacks the nonce, so the decoder counts it as not
+    understood (the run is incomplete, never a path the candidate chose).
+
+    *sync* (host tgid): a ``sched_get_priority_max`` call by that host process prints
+    ``SYNC cpu nsecs nonce`` into the CPU's own perf buffer, behind every record
+    already there (see :meth:`sandbox.runner.ebpf_recorder.EbpfRecorder.sync`).
 
     Two raw_syscalls probes and a table of wanted syscall numbers keep the program
     small: bpftrace 0.17 compiles every probe separately, and 160 per-syscall
@@ -392,16 +398,21 @@ def build_program(
         "delete(@a0[tid]); delete(@a1[tid]); delete(@a2[tid]); delete(@a3[tid]); delete(@a4[tid]); "
         "delete(@a5[tid]); }"
     )
-    begin = f'BEGIN {{ {want} printf("\\x1eREADY\\n"); }}'
+    ready = f"READY {nonce}" if nonce else "READY"
+    begin = f'BEGIN {{ {want} printf("\\x1e{ready}\\n"); }}'
     # its own tracepoint: raw_syscalls' 64-program budget is what limits recorders per host
     marker = (
         [
             # no args: bpftrace cannot type the syscalls:* formats without the kernel's BTF
-            f"tracepoint:syscalls:sys_enter_sched_get_priority_max / pid == {sync[0]} / "
-            f'{{ printf("\\x1eSYNC %d %llu {sync[1]:x}\\n", cpu, nsecs); }}'
+            f"tracepoint:syscalls:sys_enter_sched_get_priority_max / pid == {sync} / "
+            f'{{ printf("\\x1eSYNC %d %llu {nonce}\\n", cpu, nsecs); }}'
         ]
-        if sync
+        if sync is not None
         else []
     )
     end = "END { " + " ".join(f"clear(@{m});" for m in ("want", "a0", "a1", "a2", "a3", "a4", "a5")) + " }"
-    return "\n".join([begin, enter, *exits, proc_exit, *marker, end]) + "\n"
+    text = "\n".join([begin, enter, *exits, proc_exit, *marker, end]) + "\n"
+    if nonce:  # format strings stay in bpftrace: no BPF stack, no ring bytes
+        for conv in ("%s", "%r"):
+            text = text.replace(f'\\x1f{conv}\\n"', f'\\x1f{conv}\\x1f{nonce}\\n"')
+    return text

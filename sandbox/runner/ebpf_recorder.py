@@ -32,7 +32,7 @@ from sandbox.runner.ebpf_program import PERF_PAGES, STRLEN, build_program, map_k
 
 TRACEFS = Path("/sys/kernel/tracing")
 BTF = Path("/sys/kernel/btf/vmlinux")
-READY = b"\x1eREADY\n"
+READY = b"\x1eREADY"  # then the run's nonce (ebpf_program)
 TRACE_NAME = "ebpf.trace"
 LIVE_NAME = "ebpf.out"  # bpftrace's output while it runs; the trace is its synced prefix
 _PROOF = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pkgsandbox" / "ebpf-proof.json"
@@ -179,9 +179,9 @@ class EbpfRecorder:
         self.ready_after = 0.0
         self.peak_rss_kb = 0
         self.interrupted = False
-        # in every sync marker: secret (a candidate's string cannot print one) and per
-        # recorder (two recorders of one process stay apart)
-        self.nonce = secrets.randbits(64)
+        # ends every record with a string, and every sync marker: secret (a candidate's
+        # string cannot forge a record's end or a marker), per recorder
+        self.nonce = secrets.token_hex(8)
         self.cut: int | None = None  # the trace's length at the final sync
 
     @property
@@ -209,7 +209,7 @@ class EbpfRecorder:
                 f"eBPF recorder: cannot read the container's pid namespace: {exc}"
             ) from exc
         program = self.out_dir / "ebpf.bt"
-        program.write_text(build_program(inum, self.uid, level, sync=(os.getpid(), self.nonce)))
+        program.write_text(build_program(inum, self.uid, level, nonce=self.nonce, sync=os.getpid()))
         env = bpftrace_env(self.out_dir, self.tasks)
         self.started = time.monotonic()
         with self.live_path.open("wb") as out, (self.out_dir / "ebpf.stderr").open("wb") as err:
@@ -290,7 +290,7 @@ class EbpfRecorder:
             t.start()
         for t in threads:
             t.join(timeout)
-        marker = re.compile(rb"\x1eSYNC (\d+) (\d+) %x\n" % self.nonce)
+        marker = re.compile(rb"\x1eSYNC (\d+) (\d+) %s\n" % self.nonce.encode())
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -43,6 +43,7 @@ _NAMES = {nr: name for name, nr in syscall_numbers().items()}
 CUT = "\u2026"
 _LOST_RE = re.compile(r"(?m)^Lost (\d+) events$")
 _SYNC_RE = re.compile(r"SYNC \d+ \d+ [0-9a-f]+")
+_READY_RE = re.compile(r"READY(?: ([0-9a-f]+))?")
 _AT_FDCWD = -100
 _SAMPLES = 20
 # Fixed numeric fields after the 7-field header, and strings, per record kind.
@@ -190,21 +191,23 @@ def parse_ebpf(
     text = _LOST_RE.sub("", text)
     chunks = text.split("\x1e")
     ready = False
+    end = ""  # what every record with a string ends with (READY's nonce)
     unparsed: list[str] = []
     records: list[tuple[str, list[int], list[str]]] = []
     for chunk in chunks[1:]:
         body = chunk[:-1] if chunk.endswith("\n") else None
         if body is None and chunk.rstrip("\n") != chunk:
             body = chunk.rstrip("\n")  # END's blank lines after the last record
-        if body == "READY":
+        if not ready and body is not None and (m := _READY_RE.fullmatch(body)):
             ready = True
+            end = f"\x1f{m[1]}" if m[1] else ""  # the run's nonce (older traces have none)
             continue
         if body == "FULL":  # a thread's arguments did not fit the program's maps
             lost += 1
             continue
         if body is not None and _SYNC_RE.fullmatch(body):  # the host's own marker (recorder.sync)
             continue
-        rec = _split(body) if body else None
+        rec = _split(body, end) if body else None
         if rec is None:
             unparsed.append(chunk[:300])
             continue
@@ -255,8 +258,15 @@ def probe_hint(text: str, since_ns: int) -> str:
     the process's own status alone does not count (numpy reads it at import); a
     second kind of look, or ``PTRACE_TRACEME``, does."""
     seen: dict[str, str] = {}
+    end = ""
     for chunk in text.split("\x1e")[1:]:
-        rec = _split(chunk.rstrip("\n"))
+        if chunk[:1] not in ("P", "A", "T", "R"):  # the only kinds it looks at (and READY)
+            continue
+        body = chunk.rstrip("\n")
+        if not end and (m := _READY_RE.fullmatch(body)):
+            end = f"\x1f{m[1]}" if m[1] else ""
+            continue
+        rec = _split(body, end)
         if rec is None or rec[1][1] < since_ns:
             continue
         kind, nums, strs = rec
@@ -272,7 +282,10 @@ def probe_hint(text: str, since_ns: int) -> str:
     return ""
 
 
-def _split(body: str) -> tuple[str, list[int], list[str]] | None:
+def _split(body: str, end: str = "") -> tuple[str, list[int], list[str]] | None:
+    """One record's kind, numbers and string; None when it does not parse. With *end*
+    (``\x1f`` and the run's nonce), a string must end with it: the first part of a
+    record that a candidate's string split in two does not (see ebpf_program)."""
     kind = body[:1]
     shape = _SHAPE.get(kind)
     if shape is None:
@@ -288,6 +301,10 @@ def _split(body: str) -> tuple[str, list[int], list[str]] | None:
         nums = [0, nums[0], nums[1], 0, 0, 0, 0, nums[2]]
     if len(nums) != 7 + nnums or bool(sep) != bool(nstrs):
         return None
+    if nstrs and end:
+        if not tail.endswith(end):
+            return None
+        tail = tail[: -len(end)]
     strs = [tail] if nstrs else []  # one string at most, always last: keep any \x1f in it
     return kind, nums, strs
 

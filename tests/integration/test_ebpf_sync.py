@@ -22,7 +22,10 @@ BURST = 2500
 
 def _burst(prefix: str) -> subprocess.Popen[bytes]:
     # stats of names that do not exist: a record each, nothing touched
-    code = f"import os\nfor i in range({BURST}):\n    try: os.stat('{prefix}-%d' % i)\n    except OSError: pass\n"
+    code = (
+        f"import os\nfor i in range({BURST}):\n"
+        f"    try: os.stat('{prefix}-%d' % i)\n    except OSError: pass\n"
+    )
     return subprocess.Popen(["/usr/bin/python3", "-c", code], preexec_fn=lambda: os.setuid(NOBODY))
 
 

@@ -18,6 +18,7 @@ run by bpftrace 0.17 on this machine kind against a container of the base image,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sandbox.models import EventKind, Phase
@@ -25,6 +26,7 @@ from sandbox.runner.ebpf_program import MAP_KEYS_MIN, STRLEN, build_program, map
 from sandbox.trace.ebpf import CUT, StepWindow, parse_ebpf
 
 DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
+FORGED = DATA.with_name("forged-record.trace")
 ROOT = ("setpriv", "--reuid=1000", "--no-new-privs", "--bounding-set=-all", "--", "python3", "/tmp/t.py")
 
 
@@ -84,6 +86,20 @@ def test_program_filters_on_namespace_and_uid_in_every_probe() -> None:
     assert prog.startswith("BEGIN {") and "READY" in prog.splitlines()[0]
     assert "+ 1368) + 160)" in prog  # thread_pid->numbers[1].nr: the container's level-1 pid
     assert "curtask->" not in prog and "struct " not in prog  # no clang parse of kernel headers
+
+
+def test_every_string_record_ends_with_the_nonce_and_the_marker_is_the_hosts_own() -> None:
+    prog = build_program(4026532182, 1000, 1, OFFSETS, nonce="5eed", sync=4321)
+    formats = re.findall(r'printf\("([^"]*)"', prog)
+    with_string = [f for f in formats if "%s" in f or "%r" in f]
+    assert len(with_string) >= 10
+    assert all(f.endswith("\\x1f5eed\\n") for f in with_string), with_string
+    assert 'printf("\\x1eREADY 5eed\\n")' in prog
+    (marker,) = [p for p in prog.splitlines() if "SYNC" in p]
+    # its own tracepoint (not raw_syscalls'), this host process only
+    assert marker.startswith("tracepoint:syscalls:sys_enter_sched_get_priority_max / pid == 4321 /")
+    # without a nonce (the recorded test traces), the formats are as before
+    assert "5eed" not in build_program(4026532182, 1000, 1, OFFSETS)
 
 
 def test_program_needs_every_offset() -> None:
@@ -172,6 +188,23 @@ def test_a_record_separator_inside_a_string_fails_closed() -> None:
     text = _text().replace("after-fchdir", "after\x1eP 2 1 2 3 7 7 1 0 0\x1f/forged", 1)
     trace = parse_ebpf(text, [_window()])
     assert not trace.complete and trace.unparsed >= 1
+
+
+def test_a_well_formed_forged_record_leaves_its_host_record_without_the_nonce() -> None:
+    # Captured (tests/integration/test_redteam18.py's fixture): a symlink whose target
+    # holds "\\n\\x1ea ...\\x1f" reaches ~/.ssh through a directory of that name; the
+    # mkdir's and the symlink's records each split in two well-formed records.
+    text = FORGED.read_bytes().decode("utf-8", "backslashreplace")
+    nonce = text.split("\x1e")[1].split()[1]
+    trace = parse_ebpf(text, [_window()])
+    assert trace.unparsed == 2 and not trace.complete
+    assert all("/tmp/yq" in s and nonce not in s for s in trace.samples)
+    # without the nonce (the program before it) both halves parsed, and the key read
+    # came out as a read of /tmp/yq/id_rsa: nothing for a credential rule
+    old = parse_ebpf(text.replace(f"\x1f{nonce}\n", "\n").replace(f"READY {nonce}", "READY"), [_window()])
+    assert old.complete
+    opened = [e.path for e in old.steps["import.0"].events if e.syscall == "openat"]
+    assert "/tmp/yq/id_rsa" in opened and not any(".ssh" in (p or "") for p in opened)
 
 
 def test_no_ready_record_is_incomplete() -> None:
