@@ -31,6 +31,7 @@ from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.judge.static import write_pass_hint
 from sandbox.models import DEFAULT_PASS, Frozen, Origin, Phase, Report, Verdict
 from sandbox.report.evidence import write_evidence
+from sandbox.report.json_format import write_json_file
 from sandbox.runner.ebpf_program import STRLEN
 from sandbox.runner.interface import AgentPhase, Observer, RunOptions, Sandbox, Session
 from sandbox.runner.ledger import Reservation, admit
@@ -92,6 +93,7 @@ def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: S
     if not (run.recorder == "ebpf" and run.recorder_auto):
         return _vet(spec, options, observer, sandbox)
     first: Report | None = None
+    before = _listing(options.evidence)
     try:
         first = _vet(spec, options, observer, sandbox)
         why = next((n for n in first.notes if n.startswith(_SHORT_TRACE)), None)
@@ -100,6 +102,8 @@ def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: S
     except RecorderUnavailable as exc:
         why = exc.message
     observer.status(f"{why}: vetting again under strace")
+    if options.evidence is not None:
+        _set_aside(options.evidence, before)
     strace = options.model_copy(
         update={"run": run.model_copy(update={"recorder": "strace", "recorder_auto": False})}
     )
@@ -109,8 +113,34 @@ def _vet_recorded(spec: str, options: VetOptions, observer: Observer, sandbox: S
         # strace shows a tracer: a package can behave under eBPF, cut a path to force
         # the second look, and sleep through it; what the eBPF run saw still stands
         seen = f"the strace run was {report.verdict.value}: the eBPF run's findings stand"
-        return first.model_copy(update={"notes": (*first.notes, note, seen)})
-    return report.model_copy(update={"notes": (*report.notes, note)})
+        report = first.model_copy(update={"notes": (*first.notes, note, seen)})
+    else:
+        report = report.model_copy(update={"notes": (*report.notes, note)})
+    if options.evidence is not None:
+        write_json_file(report, options.evidence / "report.json")  # the answer given, with its notes
+    return report
+
+
+EBPF_RUN_DIR = "ebpf-run"  # in an evidence bundle: the bundle of the eBPF run auto set aside
+
+
+def _listing(evidence: Path | None) -> set[str]:
+    try:
+        return {p.name for p in evidence.iterdir()} if evidence is not None else set()
+    except OSError:
+        return set()
+
+
+def _set_aside(evidence: Path, before: set[str]) -> None:
+    """Move what the eBPF run wrote into *evidence* (not what was there *before*) to its
+    own folder: the strace run's bundle takes the top, the first look stays beside it."""
+    aside = evidence / EBPF_RUN_DIR
+    try:
+        aside.mkdir(exist_ok=True)
+        for name in _listing(evidence) - before - {EBPF_RUN_DIR}:
+            (evidence / name).rename(aside / name)
+    except OSError as exc:
+        raise PkgSandboxError(f"cannot set the eBPF run's evidence aside in {aside}: {exc}") from exc
 
 
 def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -> Report:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.models import EventKind, Phase, Report, Verdict
-from sandbox.vet import FALLBACK_NOTE
+from sandbox.vet import EBPF_RUN_DIR, FALLBACK_NOTE
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
@@ -94,14 +94,16 @@ for t in ts:
 """
 
 
-def _vet_flood(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorder: str) -> tuple[int, Report | None]:
+def _vet_flood(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorder: str, *extra: str
+) -> tuple[int, Report | None]:
     """Vet a wheel whose import floods the recorder, under *recorder*: a 32 KiB ring
     per CPU (the default is 4 MiB), which the flood overruns within a second on any
     machine, however fast bpftrace drains it."""
     monkeypatch.setenv("PKGSANDBOX_EBPF_PERF_PAGES", "8")
     name = Randomised().name("flood")
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": FLOOD})
-    return run_cli(tmp_path, str(whl), "--recorder", recorder, "--phases", "import")
+    return run_cli(tmp_path, str(whl), "--recorder", recorder, "--phases", "import", *extra)
 
 
 def test_a_syscall_flood_that_overruns_the_recorder_is_incomplete(
@@ -156,7 +158,10 @@ def test_auto_vets_again_under_strace_when_the_ebpf_run_loses_events(
 ) -> None:
     # the flood above, under the default recorder choice: the lossy eBPF run is not the
     # answer (it proves nothing malicious), a full strace look is
-    code, report = _vet_flood(tmp_path, monkeypatch, "auto")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "mine.txt").write_text("the user's own file stays where it is")
+    code, report = _vet_flood(tmp_path, monkeypatch, "auto", "--evidence", str(evidence))
     assert report is not None
     assert code == 0 and report.verdict is Verdict.CLEAN, (report.verdict_reason, report.notes)
     assert all(p.trace_complete for p in report.phases)
@@ -164,6 +169,14 @@ def test_auto_vets_again_under_strace_when_the_ebpf_run_loses_events(
     assert fallback and "lost" in fallback[0], report.notes
     assert not any(n.startswith("recorder: eBPF") for n in report.notes)  # the lossy run's notes are gone
     assert not _our_bpftrace()
+    # the bundle is the strace run's, with the answer's notes; the eBPF run's is beside it
+    top = Report.model_validate_json((evidence / "report.json").read_text())
+    assert top.notes == report.notes
+    assert not (evidence / "raw" / "ebpf.trace").exists()
+    aside = evidence / EBPF_RUN_DIR
+    first = Report.model_validate_json((aside / "report.json").read_text())
+    assert any("lost" in n for n in first.notes) and (aside / "raw" / "ebpf.trace").stat().st_size > 0
+    assert (evidence / "mine.txt").exists() and not (aside / "mine.txt").exists()
 
 
 def _hog(tmp_path: Path, probes: int) -> subprocess.Popen[bytes]:
