@@ -107,6 +107,7 @@ class Outcome:
     kind: str = ""  # wheel / sdist of the vetted candidate
     reason: str = ""
     findings: list[Finding] = field(default_factory=list)
+    recorder: str = ""  # the report's recorder notes (which one looked, and why a second look)
 
 
 def _candidate_kind(report: Report) -> str:
@@ -173,6 +174,9 @@ class Corpus:
         out.verdict = report.verdict.value
         out.kind = _candidate_kind(report)
         out.findings = list(report.findings)
+        out.recorder = " | ".join(
+            n[:240] for n in report.notes if n.startswith(("recorder:", "eBPF recorder"))
+        )
         if report.verdict is not Verdict.CLEAN:
             out.reason = report.verdict_reason
         return out
@@ -273,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cached": o.cached,
                     "seconds": round(o.seconds, 1),
                     "reason": o.reason,
+                    "recorder": o.recorder,
                     "findings": [
                         {
                             "rule": f.rule_id,
