@@ -193,6 +193,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         f"clean                                 {pct(verdicts['clean'])}",
         f"median seconds                        {median:6.1f}   (target ≤ 10 s)",
     ]
+    fell = sum(1 for r in rows if str(r.get("recorder", "")).startswith("recorder: strace, chosen by auto"))
+    ebpf = sum(1 for r in rows if str(r.get("recorder", "")).startswith("recorder: eBPF"))
+    lines.append(
+        f"recorded by eBPF {ebpf}, by strace after an eBPF shortfall {fell}, other {len(rows) - ebpf - fell}"
+    )
     rules = Counter(rule for r in rows for rule in r.get("rules", ()))
     lines.append("rules: " + ", ".join(f"{k} {v}" for k, v in sorted(rules.items())))
     lines.append(
