@@ -140,7 +140,10 @@ SEND_CALLS = ("sendto", "sendmsg", "write", "writev")
 FULL_WRITE_CALLS = ("pwrite64", "pwritev", "pwritev2", "fallocate")
 FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
 SHEBANG_CAP = 64  # bytes of a write that starts with "#!" (a script's interpreter line)
-OTHER_CALLS = ("memfd_create", "socket", "dup", "dup2", "dup3")
+# fd bookkeeping: the decoder's fd table must not keep a closed fd's path for a number
+# the kernel hands out again (fcntl only for F_DUPFD/F_DUPFD_CLOEXEC, filtered in BPF)
+FD_TABLE_CALLS = ("dup", "dup2", "dup3", "fcntl", "close", "close_range")
+OTHER_CALLS = ("memfd_create", "socket", *FD_TABLE_CALLS)
 EXEC_CALLS = ("execve", "execveat")
 # A child holds its pid until its parent reaps it (PS022 counts zombies): the waits
 # with the word that says what they reported (wait4's status, waitid's si_code and si_pid).
@@ -158,7 +161,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "F": SPAWN_CALLS,
     "M": ("memfd_create",),
     "O": ("socket",),
-    "U": ("dup", "dup2", "dup3"),
+    "U": FD_TABLE_CALLS,
     "C": SOCKET_CALLS,
     "S": SEND_CALLS,
     "W": FULL_WRITE_CALLS,
@@ -343,7 +346,9 @@ def build_program(
         "F": f'printf("\\x1eF {_HDR_FMT} %d %llu %d\\n", {hdr}, $r, {a[0]}, $a5);',
         "M": f'printf("\\x1eM {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
         "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]});',
-        "U": f'printf("\\x1eU {_HDR_FMT} %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]});',
+        "U": f"if ($id == {nrs['fcntl']} && {a[1]} != 0 && {a[1]} != 1030) {{ return; }} "
+        f'printf("\\x1eU {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
+        f"(int32){a[2]});",
         "C": f'printf("\\x1eC {_HDR_FMT} %d %d {_SA_FMT}\\n", {hdr}, $r, (int32){a[0]}, {_sockaddr(a[4])});',
         "S": send_to,
         "s": send_connected,

@@ -59,7 +59,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "F": (3, 0),
     "M": (2, 1),
     "O": (4, 0),
-    "U": (3, 0),
+    "U": (4, 0),
     "C": (9, 0),
     "u": (1, 1),
     "S": (11, 1),
@@ -224,8 +224,9 @@ def parse_ebpf(
             per_step[i].append(rec)
     steps: dict[str, ParsedTrace] = {}
     seq = seq_start
+    links: dict[str, str] = {}
     for window, recs in zip(ordered, per_step, strict=True):
-        parsed = _Step(window, wall_offset).run(recs, seq)
+        parsed = _Step(window, wall_offset, links).run(recs, seq)
         seq += len(recs) + 1
         steps[window.key] = parsed
     complete = ready and lost == 0 and not unparsed
@@ -296,6 +297,8 @@ def _split(body: str, end: str = "") -> tuple[str, list[int], list[str]] | None:
         nums = [int(x) for x in head.split()]
     except ValueError:
         return None
+    if kind == "U" and len(nums) == 10:  # a trace from before close/fcntl were recorded
+        nums.append(0)
     if kind == "a" and len(nums) == 3:
         # the short argv element: time, host tgid, index (see ebpf_program)
         nums = [0, nums[0], nums[1], 0, 0, 0, 0, nums[2]]
@@ -314,6 +317,10 @@ def _errno(ret: int) -> str | None:
 
 
 _WUNTRACED, _WCONTINUED, _WNOWAIT = 2, 8, 0x01000000
+_CLOSE_RANGE_CLOEXEC = 4
+_O_NOFOLLOW = 0o400000
+_AT_EMPTY_PATH, _AT_SYMLINK_NOFOLLOW = 0x1000, 0x100
+_CLONE_FS, _CLONE_FILES = 0x200, 0x400
 _P_PID = 1
 _CLD_REAPED = (1, 2, 3)  # CLD_EXITED, CLD_KILLED, CLD_DUMPED (not TRAPPED, STOPPED, CONTINUED)
 
@@ -441,7 +448,7 @@ class _Proc:
 class _Step:
     """Decode the records of one step (sorted by time) into events and processes."""
 
-    def __init__(self, window: StepWindow, wall_offset: float) -> None:
+    def __init__(self, window: StepWindow, wall_offset: float, links: dict[str, str] | None = None) -> None:
         self.window = window
         self.phase = window.phase
         self.wall = wall_offset
@@ -456,7 +463,10 @@ class _Step:
         self.waiting_unix: dict[int, dict[str, Any]] = {}
         self.root_event: dict[str, Any] | None = None  # the stated setpriv exec
         self.agents = set(window.agent_pids)
-        self.links: dict[str, str] = {}  # symlinks created in this step: link -> absolute target
+        # symlinks the run created so far (link -> absolute target): shared by the steps,
+        # a link made at install is on disk at import (the passes' reset restores it too)
+        self.links: dict[str, str] = {} if links is None else links
+        self.shared: set[int] = set()  # pids sharing a cwd or fd table (CLONE_FS/FILES)
         self.exec_path2: dict[int, str | None] = {}  # pid -> the file behind its pending fd exec
         self.tgid_of: dict[int, int] = {}  # ns tid -> ns tgid (tkill names a thread)
         self.degraded = 0
@@ -465,8 +475,8 @@ class _Step:
     def run(self, records: Sequence[tuple[str, list[int], list[str]]], seq: int) -> ParsedTrace:
         for n, (kind, nums, strs) in enumerate(records):
             self.record(n, kind, nums, strs)
-        for t, path, _flags, argv, name, proc in self.pending_exec.values():
-            self.exec_event(proc, t, name, path, argv, None)  # never returned: killed mid-exec
+        for t, path, eflags, argv, name, proc in self.pending_exec.values():
+            self.exec_event(proc, t, name, path, argv, None, eflags)  # never returned: killed mid-exec
         for ev in self.pending_two.values():
             ev.pop("_d2", None)
             self.degraded += 1
@@ -517,10 +527,18 @@ class _Step:
             return s + CUT  # never a real file's name: no rule matches what was not read
         return s
 
-    def resolve(self, proc: _Proc, raw: str, dirfd: int = _AT_FDCWD) -> str | None:
+    def resolve(self, proc: _Proc, raw: str, dirfd: int = _AT_FDCWD, *, follow: bool = False) -> str | None:
+        """The kernel's path for *raw* (relative to *dirfd*); *follow*: the call follows
+        a symlink in the last component (opens, exec, chdir)."""
         path = self.string(raw)
         if path.startswith("/"):
-            return self.kernel(proc, path)
+            return self.kernel(proc, path, follow)
+        if proc.pid in self.shared:
+            # a process that shares its cwd or fd table with another (clone with
+            # CLONE_FS or CLONE_FILES, not a thread): the other's chdir or dup moves
+            # this one's base where the decoder does not follow; unknown, marked so
+            self.degraded += 1
+            return CUT + "/" + path if path else None
         if dirfd == _AT_FDCWD:
             base: str | Address | None = proc.cwd
         else:
@@ -532,13 +550,13 @@ class _Step:
             return CUT + "/" + path if path else None
         if not path:
             return base
-        return self.kernel(proc, base.rstrip("/") + "/" + path)
+        return self.kernel(proc, base.rstrip("/") + "/" + path, follow)
 
-    def kernel(self, proc: _Proc, path: str) -> str:
+    def kernel(self, proc: _Proc, path: str, follow: bool = False) -> str:
         def find(pid: int) -> _Proc | None:
             return self.procs.get(self.tgid_of.get(pid, pid))
 
-        return kernel_path(path, proc, find, self.links)
+        return kernel_path(path, proc, find, self.links, follow_last=follow)
 
     def event(
         self, n: int, t: float, proc: _Proc, name: str, kind: EventKind, ret: int | None
@@ -582,7 +600,8 @@ class _Step:
         s = strs[0] if strs else ""
         if kind == "P":
             ret, arg = rest
-            path = self.resolve(proc, s)
+            follow = name == "chdir" or (name in ("open", "creat") and not arg & _O_NOFOLLOW)
+            path = self.resolve(proc, s, follow=follow)
             if name == "open":
                 ev = self.event(n, t, proc, name, _open_kind(_open_flags(arg)), ret)
                 ev["flags"] = _open_flags(arg)
@@ -599,7 +618,8 @@ class _Step:
                 self.links.pop(path or "", None)
         elif kind == "A":
             ret, dirfd, arg = rest
-            path = self.resolve(proc, s, dirfd)
+            follow = name in ("openat", "openat2") and not arg & _O_NOFOLLOW
+            path = self.resolve(proc, s, dirfd, follow=follow)
             if name in ("openat", "openat2"):
                 flags = _open_flags(arg)
                 ev = self.event(n, t, proc, name, _open_kind(flags), ret)
@@ -631,7 +651,11 @@ class _Step:
             if ev2["syscall"].startswith("symlink"):
                 target = ev2["path"]
                 if target and not target.startswith("/") and second and second.startswith("/"):
-                    target = normalise(posixpath.dirname(second).rstrip("/") + "/" + target)
+                    target = posixpath.dirname(second).rstrip("/") + "/" + target
+                if target and target.startswith("/") and CUT not in target:
+                    # as the kernel will walk it: through the links known now, ``..``
+                    # after a link from its target (a link to a link names the file)
+                    target = self.kernel(proc, target, True)
                 ev2["path"], ev2["path2"] = second, target
                 if (
                     ev2["result"] == 0
@@ -688,6 +712,8 @@ class _Step:
                 t = child.start - 1e-9
             ev = self.event(n, t, proc, name, K.SPAWN, ret)
             ev["flags"] = "|".join(["thread" if thread else "process", *spaces])
+            if ret > 0 and valid and not thread and cflags & (_CLONE_FS | _CLONE_FILES):
+                self.shared.update((proc.pid, ret))
             if ret > 0:
                 ev["target"] = ret
                 if not thread and child is None:
@@ -708,9 +734,17 @@ class _Step:
             if ret >= 0:
                 proc.fds[ret] = None
         elif kind == "U":
-            ret, old, _new = rest
-            if ret >= 0:
-                proc.fds[ret] = proc.fds.get(old)
+            ret, a0, a1, a2 = rest
+            if name == "close":
+                if ret == 0:
+                    proc.fds.pop(a0, None)
+            elif name == "close_range":
+                if ret == 0 and not a2 & _CLOSE_RANGE_CLOEXEC:
+                    last = a1 if a1 >= 0 else 1 << 31  # ~0U: every fd from the first
+                    for fd in [f for f in proc.fds if a0 <= f <= last]:
+                        del proc.fds[fd]
+            elif ret >= 0:  # dup, dup2, dup3; fcntl F_DUPFD* (the program prints no other)
+                proc.fds[ret] = proc.fds.get(a0)
         elif kind == "C":
             ret, fd, fam, port, *words = rest
             ev = self.event(n, t, proc, name, K.CONNECT if name == "connect" else K.BIND, ret)
@@ -769,7 +803,7 @@ class _Step:
                 real = self.kernel(proc, s)
                 self.exec_path2[proc.pid] = real if real != path else None
             else:
-                path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
+                path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD, follow=True)
                 self.exec_path2.pop(proc.pid, None)
             self.pending_exec[host_tgid] = (t, path or "", eflags, [], name, proc)
         elif kind == "e":
@@ -778,8 +812,8 @@ class _Step:
             if pend is None:
                 self.degraded += 1
                 return
-            t0, path, _flags, argv, exec_name, _p = pend
-            self.exec_event(proc, t0, exec_name, path, argv, ret)
+            t0, path, eflags, argv, exec_name, _p = pend
+            self.exec_event(proc, t0, exec_name, path, argv, ret, eflags)
         elif kind == "X":
             code, group_code = rest
             if ns_tid != ns_tgid:
@@ -811,10 +845,27 @@ class _Step:
             self.root_event["argv"] = proc.execs[0] = (*head, *argv)
 
     def exec_event(
-        self, proc: _Proc, t: float, name: str, path: str, argv: list[str], ret: int | None
+        self,
+        proc: _Proc,
+        t: float,
+        name: str,
+        path: str,
+        argv: list[str],
+        ret: int | None,
+        eflags: int = 0,
     ) -> None:
         ev = self.event(len(self.events), t, proc, name, K.EXEC, ret)
         ev["path"] = path or None
+        if name == "execveat":  # fexecve: AT_EMPTY_PATH (PS029), as strace prints it
+            named = [
+                f
+                for bit, f in (
+                    (_AT_EMPTY_PATH, "AT_EMPTY_PATH"),
+                    (_AT_SYMLINK_NOFOLLOW, "AT_SYMLINK_NOFOLLOW"),
+                )
+                if eflags & bit
+            ]
+            ev["flags"] = "|".join(named) or "0"
         ev["path2"] = self.exec_path2.pop(proc.pid, None)
         ev["argv"] = tuple(argv)
         if (

@@ -4,9 +4,13 @@ The eBPF recorder reads a path argument as the caller wrote it; strace's ``-yy``
 prints the file the kernel opened. To judge the same path, the decoder resolves
 what the trace itself tells: ``/proc/<self|pid>/{cwd,root,fd/N}`` and ``/dev/fd/N``
 magic links (before lexical normalisation, or ``/proc/self/cwd/../.ssh/id_rsa``
-would become ``/proc/self/.ssh/id_rsa``), then ``..``, then the symlinks created
-earlier in the trace. The strace parser uses the same functions for ``-yy``-less
-paths (a ``/proc/self/cwd/..`` argument, a path under a symlink it saw created).
+would become ``/proc/self/.ssh/id_rsa``), then a walk component by component that
+follows the symlinks created earlier in the trace where the kernel meets them: a
+``..`` after a link climbs from the link's target (``/tmp/l/../.ssh`` with ``l`` →
+``~/.cache`` is ``~/.ssh``), a target is walked in its turn, and the last component is
+followed by the calls that follow it (open, exec, chdir). The strace parser uses the
+same functions for ``-yy``-less paths (a ``/proc/self/cwd/..`` argument, a path under a
+symlink it saw created).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 
 from sandbox.trace.strace._syntax import normalise
 
-__all__ = ["PROC_LINK_RE", "kernel_path", "proc_link", "through_links"]
+__all__ = ["PROC_LINK_RE", "kernel_path", "proc_link", "through_links", "walk"]
 
 # /proc/<self|pid>/{cwd,root,fd/N} and /dev/fd/N: magic links the kernel follows to the
 # process's cwd, root or open file; resolved before lexical normalisation, or
@@ -34,13 +38,22 @@ class _Task(Protocol):
     def fds(self) -> Mapping[int, Any]: ...
 
 
-def kernel_path(path: str, own: _Task, find: Callable[[int], _Task | None], links: Mapping[str, str]) -> str:
+def kernel_path(
+    path: str,
+    own: _Task,
+    find: Callable[[int], _Task | None],
+    links: Mapping[str, str],
+    *,
+    follow_last: bool = False,
+) -> str:
     """Absolute *path* of task *own* as the kernel resolves it, as far as the trace
-    tells; *find* gives another task by its pid (as the candidate names it)."""
+    tells; *find* gives another task by its pid (as the candidate names it);
+    *follow_last*: the call follows a symlink in the last component too."""
     if path.startswith(("/proc/", "/dev/fd/")):
         path = proc_link(path, own, find)
-    path = normalise(path)
-    return through_links(path, links) if links else path
+    if links:
+        return walk(path, links, follow_last=follow_last)
+    return normalise(path)
 
 
 def proc_link(path: str, own: _Task, find: Callable[[int], _Task | None]) -> str:
@@ -73,17 +86,37 @@ def proc_link(path: str, own: _Task, find: Callable[[int], _Task | None]) -> str
 def through_links(path: str, links: Mapping[str, str]) -> str:
     """Follow the symlinks the trace created in *path*'s directory part (not its last
     component: lstat/unlink act on a link itself)."""
-    for _ in range(8):  # link chains, bounded
-        head = path
-        hit = None
-        while hit is None:
-            i = head.rfind("/")
-            if i <= 0:
-                break
-            head = head[:i]
-            if head in links:
-                hit = head
-        if hit is None:
-            return path
-        path = normalise(links[hit] + path[len(hit) :])
-    return path
+    return walk(path, links, follow_last=False)
+
+
+_MAX_LINKS = 40  # the kernel's own bound on symlinks followed in one lookup (ELOOP)
+
+
+def walk(path: str, links: Mapping[str, str], *, follow_last: bool) -> str:
+    """Absolute *path* resolved as the kernel walks it: each component in turn, a
+    known symlink replaced by its (absolute) target before the next one, so ``..``
+    after a link leaves the link's target, not the link's directory."""
+    if not path.startswith("/"):
+        return path
+    pending = [c for c in path.split("/") if c and c != "."]
+    pending.reverse()  # a stack: the next component last
+    done: list[str] = []
+    budget = _MAX_LINKS
+    while pending:
+        comp = pending.pop()
+        if comp == "..":
+            if done:
+                done.pop()
+            continue
+        done.append(comp)
+        here = "/" + "/".join(done)
+        target = links.get(here)
+        if target is None or (not pending and not follow_last) or budget <= 0:
+            continue
+        budget -= 1
+        done.pop()
+        if target.startswith("/"):
+            done = []
+        more = [c for c in target.split("/") if c and c != "."]
+        pending.extend(reversed(more))
+    return "/" + "/".join(done)

@@ -27,6 +27,7 @@ from sandbox.trace.ebpf import CUT, StepWindow, parse_ebpf
 
 DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
 FORGED = DATA.with_name("forged-record.trace")
+REUSED = DATA.with_name("fd-reuse.trace")
 ROOT = ("setpriv", "--reuid=1000", "--no-new-privs", "--bounding-set=-all", "--", "python3", "/tmp/t.py")
 
 
@@ -205,6 +206,29 @@ def test_a_well_formed_forged_record_leaves_its_host_record_without_the_nonce() 
     assert old.complete
     opened = [e.path for e in old.steps["import.0"].events if e.syscall == "openat"]
     assert "/tmp/yq/id_rsa" in opened and not any(".ssh" in (p or "") for p in opened)
+
+
+def test_a_closed_fd_reused_by_fcntl_dupfd_and_dotdot_after_a_link() -> None:
+    # Captured (tests/integration/test_redteam18.py's fixtures, one import): fd 5 was
+    # /tmp, closed (U close), then fcntl(F_DUPFD, 5) made it a copy of HOME's fd 4; a
+    # symlink /tmp/lq -> ~/.cache, then a stat of /tmp/lq/../.ssh/id_rsa.
+    text = REUSED.read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 57, "root_argv": ()})
+    events = parse_ebpf(text, [window]).steps["import.0"].events
+    opened = [e.path for e in events if e.syscall == "openat"]
+    assert opened[-1] == "/home/dev/.ssh/id_rsa", opened
+    (link,) = [e for e in events if e.syscall == "symlink"]
+    assert (link.path, link.path2) == ("/tmp/lq", "/home/dev/.cache")
+    (stat,) = [e for e in events if e.syscall == "newfstatat"]
+    # lstat-like calls keep the literal last component, but ``..`` after the link
+    # climbs from its target, as the kernel walks it
+    assert stat.path == "/home/dev/.ssh/id_rsa"
+    # before close and fcntl were recorded the fd table kept /tmp for 5
+    old = "\x1e".join(text.split("\x1e")[:1]) + "".join(
+        "\x1e" + c for c in text.split("\x1e")[1:] if not c.startswith("U ")
+    )
+    events = parse_ebpf(old, [window]).steps["import.0"].events
+    assert [e.path for e in events if e.syscall == "openat"][-1] == "/tmp/.ssh/id_rsa"
 
 
 def test_no_ready_record_is_incomplete() -> None:
