@@ -51,8 +51,12 @@ def owner_alive(owner: str) -> bool:
 
 
 def mark_owner(workdir: Path) -> None:
-    """Record which process owns a staging directory, for :func:`sweep_temp`."""
-    (workdir / OWNER_FILE).write_text(owner_label())
+    """Record which process owns a staging directory, for :func:`sweep_temp`: written
+    aside and renamed, so a concurrent sweep never reads it empty (an empty marker
+    read as a dead owner removed a live run's fetch directory under a parallel gate)."""
+    tmp = workdir / f"{OWNER_FILE}.tmp"
+    tmp.write_text(owner_label())
+    tmp.replace(workdir / OWNER_FILE)
 
 
 def owned_tempdir(kind: str, root: Path | None = None) -> Path:
@@ -73,8 +77,9 @@ def sweep_temp(root: Path | None = None) -> list[str]:
         try:
             if not d.is_dir() or d.is_symlink() or d.stat().st_uid != os.getuid() or not marker.is_file():
                 continue
-            if owner_alive(marker.read_text().strip()):
-                continue
+            owner = marker.read_text().strip()
+            if owner.count(":") < 2 or owner_alive(owner):
+                continue  # not a marker this code wrote whole: never someone else's to remove
         except OSError:
             continue
         shutil.rmtree(d, ignore_errors=True)

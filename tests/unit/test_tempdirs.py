@@ -41,3 +41,18 @@ def test_live_owner_and_unmarked_dirs_are_kept(tmp_path: Path) -> None:
     stranger.mkdir()
     assert sweep_temp(tmp_path) == []
     assert mine.is_dir() and stranger.is_dir()
+
+
+def test_a_marker_read_half_written_is_never_a_dead_owner(tmp_path: Path) -> None:
+    # a concurrent sweep can read the marker between its creation and its content:
+    # an empty or cut marker was read as a dead owner, and a live run's fetch dir
+    # vanished under a parallel gate (FileNotFoundError on its stubs dir)
+    for text in ("", "host:12"):
+        d = tmp_path / f"pkgsandbox-fetch-{len(text)}"
+        d.mkdir()
+        (d / OWNER_FILE).write_text(text)
+    assert sweep_temp(tmp_path) == []
+    assert len(list(tmp_path.iterdir())) == 2
+    # and the marker is written whole at once (no temp file left beside it)
+    mine = owned_tempdir("run", tmp_path)
+    assert sorted(p.name for p in mine.iterdir()) == [OWNER_FILE]
