@@ -552,6 +552,18 @@ class _Step:
             return base
         return self.kernel(proc, base.rstrip("/") + "/" + path, follow)
 
+    def move_links(self, old: str, new: str) -> None:
+        """The known links at or under *old* now live under *new* (a rename), and what
+        was at *new* is gone (replaced)."""
+
+        def under(k: str, p: str) -> bool:
+            return k == p or k.startswith(p + "/")
+
+        moved = {new + k[len(old) :]: v for k, v in self.links.items() if under(k, old)}
+        for k in [k for k in self.links if under(k, old) or under(k, new)]:
+            del self.links[k]
+        self.links.update(moved)
+
     def kernel(self, proc: _Proc, path: str, follow: bool = False) -> str:
         def find(pid: int) -> _Proc | None:
             return self.procs.get(self.tgid_of.get(pid, pid))
@@ -669,6 +681,9 @@ class _Step:
                 ev2["path"], ev2["path2"] = second, ev2["path"]
             else:
                 ev2["path2"] = second
+                old = ev2["path"]
+                if ev2["result"] == 0 and self.links and old and second and CUT not in old + second:
+                    self.move_links(old, second)  # a renamed link (or its directory) still links
         elif kind == "G":
             ret, fd, arg = rest
             ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)

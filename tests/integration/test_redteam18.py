@@ -181,3 +181,21 @@ def test_an_exec_through_an_fd_is_named(tmp_path: Path) -> None:
     rules = {f.rule_id for f in report.findings}
     assert code == 1 and "PS029" in rules, (code, report.verdict, rules, report.notes)
     assert not any(n.startswith(FALLBACK_NOTE) for n in report.notes), report.notes
+
+
+def test_a_symlink_renamed_before_use_is_still_followed(tmp_path: Path) -> None:
+    # the decoder keyed its links by the name they were made under: a link to HOME
+    # renamed (or its directory renamed) was a plain path again
+    r = Randomised()
+    d, e, link = f"/tmp/{r.name('d')}", f"/tmp/{r.name('e')}", r.name("l")
+    _key_read(
+        tmp_path,
+        f"""\
+        import os
+        os.makedirs("{d}")
+        os.symlink(os.path.expanduser("~"), "{d}/{link}")
+        os.rename("{d}", "{e}")
+        with open("{e}/{link}/.ssh/id_rsa", "rb") as fh:
+            fh.read()
+        """,
+    )

@@ -27,3 +27,15 @@ def test_without_links_it_is_lexical_and_a_loop_ends() -> None:
     assert walk("/../../etc/passwd", {}, follow_last=True) == "/etc/passwd"
     assert walk("/tmp/loop/x", LINKS, follow_last=True) == "/tmp/loop/x"  # ELOOP: as written
     assert walk("relative/path", LINKS, follow_last=True) == "relative/path"
+
+
+def test_a_rename_moves_the_links_at_and_under_it_and_drops_the_replaced() -> None:
+    from sandbox.models import Phase
+    from sandbox.trace.ebpf import StepWindow, _Step
+
+    step = _Step(StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=0), 0.0)
+    step.links.update({"/tmp/d/l": "/home/dev", "/tmp/e/old": "/etc", "/tmp/x": "/home"})
+    step.move_links("/tmp/d", "/tmp/e")
+    assert step.links == {"/tmp/e/l": "/home/dev", "/tmp/x": "/home"}
+    step.move_links("/tmp/plain", "/tmp/x")  # a file renamed over a link replaces it
+    assert step.links == {"/tmp/e/l": "/home/dev"}
