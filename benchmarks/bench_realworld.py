@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from sandbox.vet import FALLBACK_NOTE
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_DIR = HERE.parent.parent.parent / "shared" / "realworld" / "malregistry-dev"
 if not DEFAULT_DIR.is_dir():
@@ -193,7 +195,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         f"clean                                 {pct(verdicts['clean'])}",
         f"median seconds                        {median:6.1f}   (target ≤ 10 s)",
     ]
-    fell = sum(1 for r in rows if str(r.get("recorder", "")).startswith("recorder: strace, chosen by auto"))
+    fell = sum(1 for r in rows if str(r.get("recorder", "")).startswith(FALLBACK_NOTE))
     ebpf = sum(1 for r in rows if str(r.get("recorder", "")).startswith("recorder: eBPF"))
     lines.append(
         f"recorded by eBPF {ebpf}, by strace after an eBPF shortfall {fell}, other {len(rows) - ebpf - fell}"

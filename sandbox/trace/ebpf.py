@@ -198,9 +198,8 @@ def parse_ebpf(
         body = chunk[:-1] if chunk.endswith("\n") else None
         if body is None and chunk.rstrip("\n") != chunk:
             body = chunk.rstrip("\n")  # END's blank lines after the last record
-        if not ready and body is not None and (m := _READY_RE.fullmatch(body)):
-            ready = True
-            end = f"\x1f{m[1]}" if m[1] else ""  # the run's nonce (older traces have none)
+        if not ready and body is not None and (nonce := _ready_end(body)) is not None:
+            ready, end = True, nonce
             continue
         if body == "FULL":  # a thread's arguments did not fit the program's maps
             lost += 1
@@ -264,8 +263,8 @@ def probe_hint(text: str, since_ns: int) -> str:
         if chunk[:1] not in ("P", "A", "T", "R"):  # the only kinds it looks at (and READY)
             continue
         body = chunk.rstrip("\n")
-        if not end and (m := _READY_RE.fullmatch(body)):
-            end = f"\x1f{m[1]}" if m[1] else ""
+        if not end and (nonce := _ready_end(body)) is not None:
+            end = nonce
             continue
         rec = _split(body, end)
         if rec is None or rec[1][1] < since_ns:
@@ -281,6 +280,15 @@ def probe_hint(text: str, since_ns: int) -> str:
         if set(seen) - {"status"}:
             return f"the default pass probed for a sandbox ({', '.join(sorted(seen.values())[:3])})"
     return ""
+
+
+def _ready_end(body: str) -> str | None:
+    """What every string record ends with, from the READY record *body* ("" for a trace
+    from before the nonce); None when *body* is not READY."""
+    m = _READY_RE.fullmatch(body)
+    if m is None:
+        return None
+    return f"\x1f{m[1]}" if m[1] else ""
 
 
 def _split(body: str, end: str = "") -> tuple[str, list[int], list[str]] | None:
