@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -233,3 +234,22 @@ def look_like_a_workstation(plan: dict[str, Any]) -> list[str]:
         except OSError as exc:
             problems.append(f"{path}: {exc.strerror}")
     return problems
+
+
+def planted_inodes(plan: dict[str, Any]) -> list[list[int | str]]:
+    """``[kernel dev_t, inode, path]`` of each planted file in HOME now (the dotfiles and
+    the honeytokens): the eBPF decoder names an open by the file the kernel opened,
+    whatever path the caller's memory showed when the call returned. Root reads them
+    through CAP_DAC_READ_SEARCH; ``st_dev`` is the user ABI's encoding, the kernel's
+    ``dev_t`` is ``major << 20 | minor``."""
+    home = Path(plan["home"])
+    out: list[list[int | str]] = []
+    for rel in (*HOME_FILES, *plan.get("home_files", {}), *plan.get("home_blobs", {})):
+        path = home / rel
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.append([os.major(st.st_dev) << 20 | os.minor(st.st_dev), st.st_ino, str(path)])
+    return out

@@ -26,6 +26,7 @@ from .home import (
     copy_venv,
     look_like_a_workstation,
     patch_venv_bundles,
+    planted_inodes,
     start_venv_copy,
     trust_ca,
 )
@@ -267,6 +268,7 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
         patch_venv_bundles(plan)
     shift = float(passes.pass_conf(plan, pass_name).get("clock_shift") or 0)
     passes.set_clock(shift)  # the sinkhole's NTP and HTTP Date answers agree with the pass's clock
+    planted = planted_inodes(plan)  # before any of the phase's candidate code runs
     started = time.time()
     emit("phase", phase=name, **({"pass": pass_name} if extra else {}))
     try:
@@ -286,6 +288,7 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
     if plan.get("_reset_problem"):
         result.setdefault("problems", []).append(plan["_reset_problem"])
     result["started"] = started
+    result["inodes"] = planted
     result["duration"] = round(time.time() - started, 3)
     try:
         site = site_packages(Path(plan["venv"]))

@@ -327,10 +327,23 @@ def build_program(
         "$u = $a + 2; $abs = 0; if (*(uint8*)uptr($u) == 0) { $u = $a + 3; $abs = 1; } "
         f'printf("\\x1eu {_HDR_FMT} %d\\x1f%s\\n", {hdr}, $abs, str(uptr($u)));'
     )
+    # The file an open gave the caller, as the kernel's fd table has it (inode number and
+    # device): the path is read from the caller's memory at exit, after the kernel
+    # copied it, and another thread may have rewritten it meanwhile. The decoder names
+    # a planted file by these (sandbox.trace.ebpf); 0 0 for every other call.
+    opens = " || ".join(f"$id == {nrs[n]}" for n in ("open", "creat", "openat", "openat2"))
+    opened = (
+        "$ino = (uint64)0; $dev = (uint32)0; "
+        f"if ($r >= 0 && ({opens})) {{ $f = *(uint64*)({fds} + 8 * ($r & 0xffff)); "
+        f"if ($f != 0) {{ $in = {_ptr('$f', o['file.inode'])}; "
+        f"$ino = *(uint64*)($in + {o['inode.ino']}); "
+        f"$dev = *(uint32*)({_ptr('$in', o['inode.sb'])} + {o['sb.dev']}); }} }} "
+    )
     branches = {
-        "P": f'printf("\\x1eP {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
-        "A": f'printf("\\x1eA {_HDR_FMT} %d %d %llu\\x1f%s\\n", {hdr}, $r, (int32){a[0]}, {a[2]}, '
-        f"str(uptr({a[1]})));",
+        "P": f'{opened}printf("\\x1eP {_HDR_FMT} %d %llu %llu %u\\x1f%s\\n", {hdr}, $r, {a[1]}, $ino, $dev, '
+        f"str(uptr({a[0]})));",
+        "A": f'{opened}printf("\\x1eA {_HDR_FMT} %d %d %llu %llu %u\\x1f%s\\n", {hdr}, $r, (int32){a[0]}, '
+        f"{a[2]}, $ino, $dev, str(uptr({a[1]})));",
         # Two strings do not fit the BPF stack at once: the second name comes in an
         # "r" record from another program on the same exit (paired by thread).
         "R": f'printf("\\x1eR {_HDR_FMT} %d %lld %lld\\x1f%s\\n", {hdr}, $r, {a[0]}, {a[2]}, '

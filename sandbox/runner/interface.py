@@ -120,6 +120,9 @@ class AgentPhase(_Loose):
     inventory: dict[str, Any] = {}
     started: float = 0.0
     duration: float = 0.0
+    # the planted files as the phase began: (kernel dev_t, inode number, path); the
+    # eBPF decoder names opens by them (sandbox.trace.ebpf.StepWindow.inodes)
+    inodes: list[tuple[int, int, str]] = []
 
 
 class RawRun(Frozen):

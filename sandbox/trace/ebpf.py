@@ -48,8 +48,8 @@ _AT_FDCWD = -100
 _SAMPLES = 20
 # Fixed numeric fields after the 7-field header, and strings, per record kind.
 _SHAPE: dict[str, tuple[int, int]] = {
-    "P": (2, 1),
-    "A": (3, 1),
+    "P": (4, 1),
+    "A": (5, 1),
     "R": (3, 1),
     "r": (0, 1),
     "G": (3, 0),
@@ -164,6 +164,11 @@ class StepWindow(Frozen):
     # them. Their records (and their children's) are dropped; a pid counts until that
     # process's exit, and the candidate cannot hold it meanwhile.
     agent_pids: tuple[int, ...] = ()
+    # The planted files of the step's pass as (kernel dev_t, inode number, path), stated
+    # by the agent before the pass ran: an open names the file the kernel opened by
+    # these, whatever path its caller's memory held when it returned (a second thread
+    # can rewrite it after the kernel copied it).
+    inodes: tuple[tuple[int, int, str], ...] = ()
 
 
 class EbpfTrace(Frozen):
@@ -307,6 +312,8 @@ def _split(body: str, end: str = "") -> tuple[str, list[int], list[str]] | None:
         return None
     if kind == "U" and len(nums) == 10:  # a trace from before close/fcntl were recorded
         nums.append(0)
+    if kind in ("P", "A") and len(nums) == 5 + nnums:  # from before the opened file's inode
+        nums += [0, 0]
     if kind == "a" and len(nums) == 3:
         # the short argv element: time, host tgid, index (see ebpf_program)
         nums = [0, nums[0], nums[1], 0, 0, 0, 0, nums[2]]
@@ -471,6 +478,7 @@ class _Step:
         self.waiting_unix: dict[int, dict[str, Any]] = {}
         self.root_event: dict[str, Any] | None = None  # the stated setpriv exec
         self.agents = set(window.agent_pids)
+        self.inodes = {(dev, ino): path for dev, ino, path in window.inodes}
         # symlinks the run created so far (link -> absolute target): shared by the steps,
         # a link made at install is on disk at import (the passes' reset restores it too)
         self.links: dict[str, str] = {} if links is None else links
@@ -593,6 +601,16 @@ class _Step:
         self.events.append(fields)
         return fields
 
+    def opened(self, ev: dict[str, Any], path: str | None, dev: int, ino: int) -> str | None:
+        """The path of the file an open gave its caller: a planted file the kernel's fd
+        names (*dev*, *ino*) is that file, whatever name the caller's memory showed at
+        the call's return; that name stays in ``path2`` as evidence."""
+        known = self.inodes.get((dev, ino)) if ino else None
+        if known is None or known == path:
+            return path
+        ev["path2"] = path
+        return known
+
     # --- records ------------------------------------------------------------------
 
     def record(self, n: int, kind: str, nums: list[int], strs: list[str]) -> None:
@@ -619,31 +637,33 @@ class _Step:
         name = _NAMES.get(sid, f"syscall_{sid}")
         s = strs[0] if strs else ""
         if kind == "P":
-            ret, arg = rest
+            ret, arg, ino, dev = rest
             follow = name == "chdir" or (name in ("open", "creat") and not arg & _O_NOFOLLOW)
             path = self.resolve(proc, s, follow=follow)
             if name == "open":
                 ev = self.event(n, t, proc, name, _open_kind(_open_flags(arg)), ret)
                 ev["flags"] = _open_flags(arg)
-                if ret >= 0:
-                    proc.fds[ret] = path
             else:
                 ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
                 if name in ("mkdir", "chmod", "access", "creat"):
                     ev["flags"] = oct(arg) if name != "access" else str(arg)
+            path = self.opened(ev, path, dev, ino)
+            if name in ("open", "creat") and ret >= 0:
+                proc.fds[ret] = path
             ev["path"] = path
             if name == "chdir" and ret == 0 and path:
                 proc.cwd = path
             elif ret == 0 and self.links and name == "unlink":
                 self.links.pop(path or "", None)
         elif kind == "A":
-            ret, dirfd, arg = rest
+            ret, dirfd, arg, ino, dev = rest
             follow = name in ("openat", "openat2") and not arg & _O_NOFOLLOW
             path = self.resolve(proc, s, dirfd, follow=follow)
             if name in ("openat", "openat2"):
                 flags = _open_flags(arg)
                 ev = self.event(n, t, proc, name, _open_kind(flags), ret)
                 ev["flags"] = flags
+                path = self.opened(ev, path, dev, ino)
                 if ret >= 0:
                     proc.fds[ret] = path
             else:

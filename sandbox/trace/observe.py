@@ -156,6 +156,7 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
             root_argv=(*drop, *s.argv),
             root_exe=SETPRIV,
             agent_pids=agents,
+            inodes=tuple(ap.inodes),
         )
         for ap in raw.phases
         for s in ap.steps

@@ -28,6 +28,7 @@ from sandbox.trace.ebpf import CUT, StepWindow, parse_ebpf
 DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
 FORGED = DATA.with_name("forged-record.trace")
 REUSED = DATA.with_name("fd-reuse.trace")
+RACED = DATA.with_name("toctou.trace")
 ROOT = ("setpriv", "--reuid=1000", "--no-new-privs", "--bounding-set=-all", "--", "python3", "/tmp/t.py")
 
 
@@ -68,6 +69,9 @@ OFFSETS = {
     "file.inode": 32,
     "file.private": 24,
     "inode.mode": 0,
+    "inode.ino": 64,
+    "inode.sb": 40,
+    "sb.dev": 16,
     "socket.sk": 24,
     "sk.family": 16,
     "sk.dport": 12,
@@ -307,3 +311,22 @@ def test_a_path_cut_at_the_read_limit_is_marked_and_matches_no_file() -> None:
     # the untouched capture has no cut path
     plain = parse_ebpf(_text(), [_window()]).steps["import.0"].events
     assert not any(CUT in (e.path or "") for e in plain)
+
+
+def test_an_open_is_named_by_the_inode_the_kernel_opened() -> None:
+    # captured (tests/integration/test_toctou.py): a second thread flips the buffer of
+    # ctypes opens between ~/.ssh/id_rsa and a name that does not exist; the third
+    # open got the key (fd 4, inode 28 on device 52) while its memory showed the decoy
+    text = RACED.read_bytes().decode()
+    key = "/home/dev/.ssh/id_rsa"
+    window = _window(key="import.0").model_copy(update={"main_pid": 59, "root_argv": ()})
+    planted = window.model_copy(update={"inodes": ((52, 28, key), (52, 29, key + ".pub"))})
+    events = [e for e in parse_ebpf(text, [planted]).steps["import.0"].events if e.syscall == "openat"]
+    assert [(e.path, e.path2, e.result) for e in events] == [
+        (key, None, 4),
+        ("/tmp/ykgftpksowpokxlc", None, -2),  # the kernel copied the decoy: ENOENT, as recorded
+        (key, "/tmp/ykgftpksowpokxlc", 4),  # the name the caller's memory showed, kept
+    ]
+    # without the agent's statement the decoder could only believe the memory
+    blind = [e for e in parse_ebpf(text, [window]).steps["import.0"].events if e.syscall == "openat"]
+    assert blind[2].path == "/tmp/ykgftpksowpokxlc" and blind[2].path2 is None

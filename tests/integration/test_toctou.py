@@ -1,0 +1,81 @@
+"""The eBPF recorder reads a call's path from the caller's memory when the call
+returns; the kernel copied it when the call began. A second thread that rewrites the
+buffer in between shows the recorder another path than the file the kernel opened
+(session 18's hostile read won that race with native code). The fixture races ctypes
+opens of the planted SSH key against a thread that flips the buffer to a name that
+does not exist: any successful open recorded under that name (or a mix of the two)
+is a lie. Defanged: a planted credential is opened; nothing leaves the sandbox."""
+
+from __future__ import annotations
+
+import string
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sandbox.models import EventKind
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
+
+KEY = "/home/dev/.ssh/id_rsa"
+OPENS = 3000  # about 3 in 1,000 win the race here: the last assert needs one
+
+
+def test_a_path_rewritten_during_the_open_still_names_the_file_opened(tmp_path: Path) -> None:
+    r = Randomised()
+    name = r.name("racer")
+    # the same length as the key's path: the NUL stays where it is whichever is copied
+    decoy = "/tmp/" + "".join(r.rng.choice(string.ascii_lowercase) for _ in range(len(KEY) - 5))
+    src = textwrap.dedent(
+        f"""\
+        import ctypes, os, threading
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        key = os.path.expanduser("~/.ssh/id_rsa").encode()
+        decoy = {decoy.encode()!r}
+        n = len(key)
+        buf = ctypes.create_string_buffer(key, n + 1)
+        k = ctypes.create_string_buffer(key, n + 1)
+        d = ctypes.create_string_buffer(decoy, n + 1)
+        done = []
+
+        def flip():
+            while not done:
+                ctypes.memmove(buf, d, n)
+                ctypes.memmove(buf, k, n)
+
+        t = threading.Thread(target=flip, daemon=True)
+        t.start()
+        for _ in range({OPENS}):
+            fd = libc.open(buf, os.O_RDONLY)
+            if fd >= 0:
+                os.close(fd)
+        done.append(1)
+        t.join()
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+    assert report is not None
+    rules = {f.rule_id for f in report.findings}
+    assert code == 1 and "PS001" in rules, (code, report.verdict, rules, report.notes)
+
+    def lie(path: str) -> bool:  # the decoy, or a torn mix of it and the key's path
+        if len(path) != len(KEY) or path == KEY:
+            return False
+        return all(c in (a, b) for c, a, b in zip(path, KEY, decoy, strict=True))
+
+    opens = [
+        e
+        for e in report.events
+        if e.kind in (EventKind.FILE_READ, EventKind.FILE_WRITE) and e.syscall in ("open", "openat")
+    ]
+    named_key = [e for e in opens if e.path == KEY and not e.failed]
+    lies = [e for e in opens if e.path and lie(e.path) and not e.failed]
+    assert named_key, "the race never opened the key"
+    assert not lies, f"{len(lies)} successful open(s) recorded under another name, e.g. {lies[0]}"
+    # the name the call's memory showed stays in the evidence
+    assert any(e.path2 and lie(e.path2) for e in named_key), "no open raced: the test proves nothing"
