@@ -149,6 +149,12 @@ EXEC_CALLS = ("execve", "execveat")
 # with the word that says what they reported (wait4's status, waitid's si_code and si_pid).
 WAIT_CALLS = ("wait4", "waitid")
 
+# Record kinds without a string, compiled as one exit program per group: every
+# program on raw_syscalls:sys_exit costs bpftrace about 0.1 s to compile and runs its
+# filter on every syscall of the host. A group's printf argument structs share the
+# 512-byte BPF stack (LLVM gives each call its own slots), hence more than one group.
+MERGED: tuple[tuple[str, ...], ...] = (("G", "K", "T", "V", "F", "O", "U", "C", "e", "Z"),)
+
 # Record kinds, one code per shape of the arguments (see the decoder).
 KINDS: dict[str, tuple[str, ...]] = {
     "P": PATH_CALLS,
@@ -228,7 +234,9 @@ def build_program(
     pidns_inum = (
         f"*(uint32*)({_ptr(_ptr(_TASK, o['task.nsproxy']), o['nsproxy.pid_ns'])} + {o['pidns.inum']})"
     )
-    flt = f"{pidns_inum} == {pidns} && uid == {uid}"
+    # the uid first: a helper call, where the namespace costs four reads, and the host's
+    # own tasks (root) stop there (bpftrace's && short-circuits)
+    flt = f"uid == {uid} && {pidns_inum} == {pidns}"
 
     def nspid(task: str) -> str:
         # struct pid ends with upid numbers[]; numbers[level].nr is the pid as the
@@ -404,11 +412,23 @@ def build_program(
             return f"($k != {c['S']} && $k != {c['W']}) || ({full})"
         return f"$k != {c[kind if kind in c else kind.upper()]}"
 
+    def merged(kinds: tuple[str, ...]) -> str:
+        # one program for several record kinds without strings: a syscall has one kind,
+        # so at most one branch runs (its ``return``s end the program)
+        skip = " && ".join(f"$k != {c[k]}" for k in kinds)
+        body = " ".join(f"if ($k == {c[k]}) {{ {branches[k]} }}" for k in kinds)
+        return (
+            f"tracepoint:raw_syscalls:sys_exit / ({flt}) / {{ $id = args->id; $k = @want[$id]; "
+            f"if ({skip}) {{ return; }} $r = args->ret; {load(body)} {body} }}"
+        )
+
+    grouped = {k for group in MERGED for k in group}
     exits = [
         f"tracepoint:raw_syscalls:sys_exit / ({flt}) / {{ $id = args->id; $k = @want[$id]; "
         f"if ({wanted(kind)}) {{ return; }} $r = args->ret; {load(text)} {text} }}"
         for kind, text in branches.items()
-    ]
+        if kind not in grouped
+    ] + [merged(group) for group in MERGED]
     proc_exit = (
         f"tracepoint:sched:sched_process_exit / ({flt}) / {{ $id = -1; "
         f'printf("\\x1eX {_HDR_FMT} %d %d\\n", {hdr}, *(int32*)({_TASK} + {o["task.exit_code"]}), '

@@ -86,7 +86,7 @@ def test_program_filters_on_namespace_and_uid_in_every_probe() -> None:
     assert len(probes) >= 10
     # curtask->nsproxy->pid_ns_for_children->ns.inum, at literal offsets
     inum = "*(uint32*)(*(uint64*)(*(uint64*)((uint64)curtask + 1840) + 32) + 136)"
-    flt = f"/ ({inum} == 4026532182 && uid == 1000) /"
+    flt = f"/ (uid == 1000 && {inum} == 4026532182) /"
     assert all(flt in p for p in probes)
     assert prog.startswith("BEGIN {") and "READY" in prog.splitlines()[0]
     assert "+ 1368) + 160)" in prog  # thread_pid->numbers[1].nr: the container's level-1 pid
