@@ -244,7 +244,7 @@ class EbpfRecorder:
                     raise RecorderUnavailable(
                         "eBPF recorder failed to attach: too many eBPF recorders (or other BPF "
                         "programs) on raw_syscalls:sys_exit at once",
-                        advice="run fewer eBPF vets at a time (about 3 per host), or --recorder strace",
+                        advice="run fewer eBPF vets at a time (about 5 per host), or --recorder strace",
                     )
                 raise RecorderUnavailable(f"eBPF recorder failed to attach: {tail}")
             time.sleep(0.05)

@@ -196,7 +196,7 @@ def _hog(tmp_path: Path, probes: int) -> subprocess.Popen[bytes]:
 
 @pytest.mark.serial  # takes the host's eBPF room: a neighbour's eBPF vet would not attach
 def test_auto_vets_under_strace_when_the_host_has_no_room_for_another_recorder(tmp_path: Path) -> None:
-    hogs = [_hog(tmp_path, 23), _hog(tmp_path, 23)]  # 46 of 64: the recorder's 19 do not fit
+    hogs = [_hog(tmp_path, 27), _hog(tmp_path, 27)]  # 54 of 64: the recorder's 11 do not fit
     try:
         name = Randomised().name("roomless")
         whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "VALUE = 1\n"})
