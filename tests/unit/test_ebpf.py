@@ -330,3 +330,18 @@ def test_an_open_is_named_by_the_inode_the_kernel_opened() -> None:
     # without the agent's statement the decoder could only believe the memory
     blind = [e for e in parse_ebpf(text, [window]).steps["import.0"].events if e.syscall == "openat"]
     assert blind[2].path == "/tmp/ykgftpksowpokxlc" and blind[2].path2 is None
+
+
+def test_the_string_less_kinds_share_one_exit_program() -> None:
+    from sandbox.runner.ebpf_program import KINDS, MERGED
+
+    prog = build_program(4026532182, 1000, 1, OFFSETS)
+    exits = [p for p in prog.splitlines() if p.startswith("tracepoint:raw_syscalls:sys_exit")]
+    (shared,) = [p for p in exits if all(f'"\\x1e{k} ' in p for k in MERGED[0])]
+    codes = {kind: n for n, kind in enumerate(KINDS, 1)}
+    # each kind's printf runs only under its own code: one syscall, one branch
+    for kind in MERGED[0]:
+        assert f"if ($k == {codes[kind]}) {{" in shared
+    # every other kind keeps a program of its own
+    assert len(exits) == 20 - len(MERGED[0]) + 1
+    assert not any(f'"\\x1e{k} ' in p for p in exits if p is not shared for k in MERGED[0])
