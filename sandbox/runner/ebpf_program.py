@@ -412,23 +412,21 @@ def build_program(
             return f"($k != {c['S']} && $k != {c['W']}) || ({full})"
         return f"$k != {c[kind if kind in c else kind.upper()]}"
 
-    def merged(kinds: tuple[str, ...]) -> str:
-        # one program for several record kinds without strings: a syscall has one kind,
-        # so at most one branch runs (its ``return``s end the program)
-        skip = " && ".join(f"$k != {c[k]}" for k in kinds)
-        body = " ".join(f"if ($k == {c[k]}) {{ {branches[k]} }}" for k in kinds)
+    def exit_program(skip: str, body: str) -> str:
         return (
             f"tracepoint:raw_syscalls:sys_exit / ({flt}) / {{ $id = args->id; $k = @want[$id]; "
             f"if ({skip}) {{ return; }} $r = args->ret; {load(body)} {body} }}"
         )
 
+    def merged(kinds: tuple[str, ...]) -> str:
+        # one program for several record kinds without strings: a syscall has one kind,
+        # so at most one branch runs (its ``return``s end the program)
+        skip = " && ".join(f"$k != {c[k]}" for k in kinds)
+        return exit_program(skip, " ".join(f"if ($k == {c[k]}) {{ {branches[k]} }}" for k in kinds))
+
     grouped = {k for group in MERGED for k in group}
-    exits = [
-        f"tracepoint:raw_syscalls:sys_exit / ({flt}) / {{ $id = args->id; $k = @want[$id]; "
-        f"if ({wanted(kind)}) {{ return; }} $r = args->ret; {load(text)} {text} }}"
-        for kind, text in branches.items()
-        if kind not in grouped
-    ] + [merged(group) for group in MERGED]
+    exits = [exit_program(wanted(kind), text) for kind, text in branches.items() if kind not in grouped]
+    exits += [merged(group) for group in MERGED]
     proc_exit = (
         f"tracepoint:sched:sched_process_exit / ({flt}) / {{ $id = -1; "
         f'printf("\\x1eX {_HDR_FMT} %d %d\\n", {hdr}, *(int32*)({_TASK} + {o["task.exit_code"]}), '
