@@ -392,15 +392,17 @@ class ImportRun(StepRun):
         self.module_timeout = module_timeout
         self.current: tuple[str, float] | None = None
         self.current_t0 = 0.0
+        self.last_t = time.time()  # no message's time precedes the driver's launch
         self.done = False
         self.unreached = 0  # the caller's calls its budget did not reach
         self.results: list[dict[str, Any]] = []
 
     def on_message(self, msg: dict[str, Any]) -> None:
         ev, name = msg.get("ev"), str(msg.get("m", ""))
+        stamp = self._stamp(msg.get("t"))
         if ev == "start":
             self.current = (name, time.monotonic())
-            self.current_t0 = time.time()
+            self.current_t0 = stamp
         elif ev == "end" and self.current and self.current[0] == name:
             took = time.monotonic() - self.current[1]
             err = str(msg.get("err", ""))[:500]
@@ -411,7 +413,7 @@ class ImportRun(StepRun):
                     "duration": round(took, 3),
                     "detail": err,
                     "t0": self.current_t0,
-                    "t1": time.time(),
+                    "t1": stamp,
                 }
             )
             self.current = None
@@ -420,6 +422,17 @@ class ImportRun(StepRun):
             # the candidate can write on this pipe too: a count, or nothing
             unreached = msg.get("unreached")
             self.unreached = unreached if isinstance(unreached, int) and unreached > 0 else 0
+
+    def _stamp(self, sent: object) -> float:
+        # The driver's clock reading when it wrote the message: the agent reads the pipe
+        # later (a busy machine: milliseconds), and a span opened on receipt missed the
+        # call's first syscalls. The driver runs in the candidate's process, so its time
+        # is believed only between the previous message's and now: a forged one can move
+        # a label within the window it truly ran in, never outside.
+        now = time.time()
+        t = sent if isinstance(sent, float) and self.last_t <= sent <= now else now
+        self.last_t = t
+        return t
 
     def main_done(self) -> bool:
         return self.done or super().main_done()
