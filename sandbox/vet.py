@@ -21,15 +21,17 @@ from typing import Any
 import docker.errors
 import requests.exceptions
 
-from sandbox.agent.protocol import PROBES_NAME, SANDBOX_USER, Plan
-from sandbox.errors import EngineError, Interrupted, PkgSandboxError, RecorderUnavailable
+from sandbox.agent.protocol import PROBES_NAME, SANDBOX_USER, Plan, literal_setup_requires
+from sandbox.errors import EngineError, InputError, Interrupted, PkgSandboxError, RecorderUnavailable
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
+from sandbox.fetch.archive import setup_files
 from sandbox.fetch.rounds import RoundFetcher
+from sandbox.fetch.spec import SpecKind
 from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import Profile, load_profile
 from sandbox.judge.report import judge, partial_report, with_static_opinion
 from sandbox.judge.static import write_pass_hint
-from sandbox.models import DEFAULT_PASS, Frozen, Origin, Phase, Report, Verdict
+from sandbox.models import DEFAULT_PASS, ArtifactKind, Frozen, Origin, Phase, Report, Verdict
 from sandbox.report.evidence import write_evidence
 from sandbox.report.json_format import write_json_file
 from sandbox.runner.ebpf_program import STRLEN
@@ -151,6 +153,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
     workdir = owned_tempdir("run")
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-fetch")
     session: Session | None = None
+    rounds: RoundFetcher | None = None
     staged: StagedSet | None = None
     closing: Future[None] | None = None
     reservation: Reservation | None = None
@@ -162,6 +165,9 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         observer.status(f"fetching {spec} (no code is executed on this host)")
         target = TargetEnv.for_image(image)
         fetched = pool.submit(fetch, spec, target, stage / "artifacts")
+        # a local sdist's literal setup_requires: fetched while the sandbox starts (the
+        # first round, before its legacy build, then waits for little or nothing)
+        rounds = _early_rounds(spec, target, stage)
         # Honeytokens are unique per run (host-generated): the agent plants them in
         # setup; the candidate's environment gets the variables in every phase.
         tokens = make_honeytokens(user=SANDBOX_USER) if profile.honeytokens.enabled else None
@@ -187,7 +193,11 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             session = sandbox.open(stage, setup, options.run, observer)
         plan: Plan = {**setup, **build_plan(staged, options.run)}
         plan["honeytokens"] = profile.honeytokens.enabled
-        rounds = RoundFetcher(target, stage, staged.candidate.name)
+        if rounds is None:
+            rounds = RoundFetcher(target, stage, staged.candidate.name)
+            if staged.candidate.kind is ArtifactKind.SDIST:
+                sdist = stage / "artifacts" / staged.candidate.filename
+                rounds.prefetch(literal_setup_requires(*setup_files(sdist)))
         plan["rounds"] = rounds.plan()
         # scanned while install runs; the agent waits for it before it decides on the
         # Windows pass (obfuscated or exfiltrating code is often gated on os.name) and
@@ -255,6 +265,8 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             partial=partial_report(spec, started, image, staged, profile, phases),
         ) from None
     finally:
+        if rounds is not None:
+            rounds.close()  # a prefetch still running: its pip killed, its files removed
         if closing is not None:
             wait([closing])  # the removal started while judging; its errors surface below
         if session is not None:
@@ -263,6 +275,20 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             reservation.release()
         pool.shutdown(wait=False, cancel_futures=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _early_rounds(spec: str, target: TargetEnv, stage: Path) -> RoundFetcher | None:
+    """For a local sdist: its rounds' fetcher, already fetching the literal
+    ``setup_requires`` (read in memory from the archive; nothing is run here)."""
+    try:
+        parsed = parse_spec(spec)
+    except InputError:
+        return None  # the fetch reports it
+    if parsed.kind is not SpecKind.SDIST or not Path(parsed.path).is_file():
+        return None
+    rounds = RoundFetcher(target, stage, parsed.name)
+    rounds.prefetch(literal_setup_requires(*setup_files(Path(parsed.path))))
+    return rounds
 
 
 def _with_cut_note(report: Report) -> Report:

@@ -13,9 +13,6 @@ dependencies) and the venv the later phases use stays as pip left it.
 
 from __future__ import annotations
 
-import ast
-import configparser
-import contextlib
 import re
 import tarfile
 import zipfile
@@ -23,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import RUN_DIR, STAGE_ARTIFACTS
+from .protocol import literal_setup_requires
 
 SDIST_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
 SETUP_CAP = 1 << 20  # bytes of setup.py looked at
@@ -78,45 +76,10 @@ def setup_py_text(sdist: Path) -> bytes | None:
     return top_file_text(sdist, "setup.py")
 
 
-_REQ = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[\w,\s-]*\])?\s*(?:[<>=!~]=?[^;@]*)?$")
-
-
-def _literal_strings(node: ast.expr) -> list[str]:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [ln.strip() for ln in node.value.splitlines() if ln.strip()]
-    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        elts = [e.value for e in node.elts if isinstance(e, ast.Constant)]
-        return [e.strip() for e in elts if isinstance(e, str)]
-    return []
-
-
 def setup_requires(sdist: Path) -> list[str]:
-    """What setuptools would fetch from the index while it runs setup.py: the literal
-    ``setup_requires=`` of a call in setup.py, ``[options] setup_requires`` of
-    setup.cfg; parsed, never run. Built without isolation, setuptools fetches these with
-    its own ``pip wheel`` from the internet; staged first, it finds them installed."""
-    found: list[str] = []
-    text = setup_py_text(sdist)
-    tree: ast.AST | None = None
-    if text is not None:
-        with contextlib.suppress(SyntaxError, ValueError, MemoryError, RecursionError):
-            tree = ast.parse(text)
-    for node in ast.walk(tree) if tree is not None else ():
-        for kw in node.keywords if isinstance(node, ast.Call) else ():
-            if kw.arg == "setup_requires":
-                found += _literal_strings(kw.value)
-    cfg_text = top_file_text(sdist, "setup.cfg")
-    if cfg_text is not None:
-        cfg = configparser.ConfigParser(interpolation=None, strict=False)
-        with contextlib.suppress(configparser.Error, UnicodeDecodeError):
-            cfg.read_string(cfg_text.decode())
-            raw = cfg.get("options", "setup_requires", fallback="")
-            found += [ln.strip() for ln in raw.replace(";", "\n").splitlines() if ln.strip()]
-    out: list[str] = []
-    for req in found:
-        if _REQ.match(req) and req not in out:
-            out.append(req)
-    return out[:8]
+    """What setuptools would fetch from the index while it runs setup.py (see
+    :func:`protocol.literal_setup_requires`: the host prefetches the same list)."""
+    return literal_setup_requires(setup_py_text(sdist), top_file_text(sdist, "setup.cfg"))
 
 
 def argv_gate(text: bytes) -> bool:

@@ -8,6 +8,9 @@ agent before each phase); the agent answers with one JSON object per line on the
 
 from __future__ import annotations
 
+import ast
+import configparser
+import contextlib
 import re
 from typing import Any, TypedDict
 
@@ -143,3 +146,46 @@ def identity_plan() -> Plan:
         "project": PROJECT,
         "venv": VENV,
     }
+
+
+# What the install phase's first round asks for, before a legacy build in the venv; the host
+# reads the same two files of the sdist in memory and fetches the answer while the sandbox
+# starts (the agent and the host must agree on the list).
+# the requirement forms a round accepts (no URLs, no options)
+_REQ = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[\w,\s-]*\])?\s*(?:[<>=!~]=?[^;@]*)?$")
+
+
+def _literal_strings(node: ast.expr) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [ln.strip() for ln in node.value.splitlines() if ln.strip()]
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        elts = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        return [e.strip() for e in elts if isinstance(e, str)]
+    return []
+
+
+def literal_setup_requires(setup_py: bytes | None, setup_cfg: bytes | None) -> list[str]:
+    """What setuptools would fetch from the index while it runs setup.py: the literal
+    ``setup_requires=`` of a call in setup.py, ``[options] setup_requires`` of
+    setup.cfg; parsed, never run. Built without isolation, setuptools fetches these with
+    its own ``pip wheel`` from the internet; staged first, it finds them installed."""
+    found: list[str] = []
+    tree: ast.AST | None = None
+    if setup_py is not None:
+        with contextlib.suppress(SyntaxError, ValueError, MemoryError, RecursionError):
+            tree = ast.parse(setup_py)
+    for node in ast.walk(tree) if tree is not None else ():
+        for kw in node.keywords if isinstance(node, ast.Call) else ():
+            if kw.arg == "setup_requires":
+                found += _literal_strings(kw.value)
+    if setup_cfg is not None:
+        cfg = configparser.ConfigParser(interpolation=None, strict=False)
+        with contextlib.suppress(configparser.Error, UnicodeDecodeError):
+            cfg.read_string(setup_cfg.decode())
+            raw = cfg.get("options", "setup_requires", fallback="")
+            found += [ln.strip() for ln in raw.replace(";", "\n").splitlines() if ln.strip()]
+    out: list[str] = []
+    for req in found:
+        if _REQ.match(req) and req not in out:
+            out.append(req)
+    return out[:8]

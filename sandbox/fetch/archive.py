@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bz2
+import contextlib
 import gzip
 import hashlib
 import io
@@ -695,3 +696,23 @@ def iter_text_members(
                 yield member.name, data
     except (_Rejected, *_CORRUPT) as exc:
         raise _invalid(path, "archive", exc) from None
+
+
+def setup_files(path: Path) -> tuple[bytes | None, bytes | None]:
+    """An sdist's ``setup.py`` and ``setup.cfg`` (at its root or in its top folder, the
+    shallowest), read in memory under the archive checks; ``(None, None)`` for anything
+    unreadable. What the agent's first round will ask for is parsed from these."""
+    found: dict[str, tuple[int, bytes]] = {}
+
+    def want(name: str) -> bool:
+        parts = name.split("/")
+        return len(parts) <= 2 and parts[-1] in ("setup.py", "setup.cfg")
+
+    with contextlib.suppress(InputError):
+        for name, data in iter_text_members(path, want, max_member=1 << 20, max_total=4 << 20):
+            base, depth = name.rsplit("/", 1)[-1], name.count("/")
+            if base not in found or depth < found[base][0]:
+                found[base] = (depth, data)
+    return (found["setup.py"][1] if "setup.py" in found else None), (
+        found["setup.cfg"][1] if "setup.cfg" in found else None
+    )

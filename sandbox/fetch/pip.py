@@ -132,6 +132,8 @@ class PipRunner:
         self.deadline = deadline
         self._config: dict[str, str] | None = None
         self._python: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._cancelled = False
 
     def env(self) -> dict[str, str]:
         """The environment pip runs with: the user's, plus non-interactive settings."""
@@ -147,6 +149,8 @@ class PipRunner:
 
     def run(self, args: Sequence[str], what: str) -> PipResult:
         """Run pip with *args*; kills its process group when the deadline passes."""
+        if self._cancelled:
+            raise FetchError("fetch cancelled")
         cmd = [*self.command, *args]
         timeout = self.deadline.remaining(what)
         log.debug("running pip %s", " ".join(args))
@@ -161,6 +165,10 @@ class PipRunner:
             )
         except OSError as exc:
             raise FetchError(f"cannot run pip ({self.prefix[0]}): {exc}") from None
+        self._proc = proc
+        if self._cancelled:  # cancelled from another thread while this one started pip
+            self._kill(proc)
+            raise FetchError("fetch cancelled")
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -172,10 +180,21 @@ class PipRunner:
             # Interrupted (Ctrl-C does not reach pip's own session): take pip down too.
             self._kill(proc)
             raise
+        if self._cancelled:
+            raise FetchError("fetch cancelled")
         result = PipResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
         if REFUSED in result.stderr:
             raise FetchError(refusal_message(result.stderr))
         return result
+
+    def cancel(self) -> None:
+        """From another thread: kill the pip run in flight (and refuse any later one);
+        the thread waiting for it then raises."""
+        self._cancelled = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:

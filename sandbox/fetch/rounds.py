@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,16 @@ ROUND_SECONDS = 90.0
 WHEELS, VENV, ISOLATED = "wheels", "venv", "isolated"
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """One requirement's files, fetched into *work* and not yet staged."""
+
+    work: Path
+    wheels: list[Path]
+    sdists: dict[Path, tuple[str, str]]  # path → name, version (static metadata)
+    build: str
+
+
 class RoundFetcher:
     """Answers the agent's ``need`` messages for one run (see module docstring)."""
 
@@ -61,6 +74,12 @@ class RoundFetcher:
         self.artifacts: list[Artifact] = []
         self.bytes = 0
         self._hooks: list[StagedHook] = []  # of the round being answered
+        self._early: dict[str, Future[_Fetched]] = {}  # prefetched, by requirement text
+        self._pool: ThreadPoolExecutor | None = None
+        self._runners: set[PipRunner] = set()  # pip runs in flight (close kills them)
+        self._held: set[Path] = set()  # work dirs fetched and not yet staged
+        self._lock = threading.Lock()
+        self._closing = False
 
     def plan(self) -> dict[str, Any]:
         """The agent's part of the plan."""
@@ -141,13 +160,73 @@ class RoundFetcher:
         number = int(msg.get("round", len(self.rounds) + 1))
         self._write_answer(number, {"install": [], "added": [], "missing": [why[:300]]})
 
+    def prefetch(self, requirements: Sequence[str]) -> None:
+        """Start fetching what the agent's first round will ask for (an sdist's literal
+        ``setup_requires``, the same list the agent parses) while the sandbox starts; an
+        answer then waits only for what is still on its way. Nothing is staged until
+        the agent asks: a requirement it never asks for is thrown away unseen."""
+        provided = {canonicalize_name(n) for n in (*self.target.kit, *self.target.venv)}
+        wanted = []
+        for text in requirements[:MAX_PER_ROUND]:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            name = canonicalize_name(req.name)
+            if not req.url and name != self.candidate and name not in provided:
+                wanted.append(f"{req.name}{req.specifier}")
+        if not wanted:
+            return
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-prefetch")
+        deadline = Deadline(ROUND_SECONDS)
+        for text in wanted:
+            self._early[text] = self._pool.submit(self._download, text, None, deadline)
+
+    def close(self) -> None:
+        """Stop a prefetch still running (its pip killed, never waited for) and remove
+        what it fetched; a fetch that ends later removes its own."""
+        with self._lock:
+            self._closing = True
+            held, self._held = list(self._held), set()
+            runners = list(self._runners)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        for runner in runners:
+            runner.cancel()
+        for work in held:
+            shutil.rmtree(work, ignore_errors=True)
+        self._early.clear()
+
     def _fetch(self, req_text: str, module: str | None, deadline: Deadline) -> tuple[list[str], str]:
         """Wheels for *req_text* (with dependencies) into the staging dir, or its sdists
         where no wheel fits: the new file names, and how its sdists build (:data:`WHEELS`
-        when there are none, :data:`VENV` or :data:`ISOLATED`)."""
-        work = owned_tempdir("round")  # sweepable after a SIGKILL
+        when there are none, :data:`VENV` or :data:`ISOLATED`). A prefetched one is
+        taken as it is (waiting for it if it is still on its way)."""
+        early = self._early.pop(req_text, None) if module is None else None
+        got = early.result() if early is not None else self._download(req_text, module, deadline)
+        with self._lock:
+            self._held.discard(got.work)
         try:
-            runner = PipRunner(self.pip, deadline)
+            size = sum(p.stat().st_size for p in [*got.wheels, *got.sdists])
+            if self.bytes + size > MAX_BYTES:
+                raise FetchError(f"byte limit of the rounds ({MAX_BYTES >> 20} MiB) reached")
+            staged = [self._stage(p) for p in got.wheels] + [
+                self._stage(p, *meta) for p, meta in got.sdists.items()
+            ]
+            return [name for name in staged if name], got.build
+        finally:
+            shutil.rmtree(got.work, ignore_errors=True)
+
+    def _download(self, req_text: str, module: str | None, deadline: Deadline) -> _Fetched:
+        """Fetch (never stage) *req_text* into a work dir of its own (see :meth:`_fetch`)."""
+        work = owned_tempdir("round")  # sweepable after a SIGKILL
+        runner = PipRunner(self.pip, deadline)
+        with self._lock:
+            if self._closing:
+                shutil.rmtree(work, ignore_errors=True)
+                raise FetchError("the run ended")
+            self._runners.add(runner)
+        try:
             result = runner.download(
                 [req_text], self.target, work, find_links=[self.artifacts_dir], what=f"fetching {req_text}"
             )
@@ -173,13 +252,17 @@ class RoundFetcher:
                 main = [p for p in wheels if _wheel_name(p.name) == want]
                 if not main or not wheel_provides(main[0], module):
                     raise FetchError(f"the wheel of {want} does not provide module {module}")
-            size = sum(p.stat().st_size for p in [*wheels, *sdists])
-            if self.bytes + size > MAX_BYTES:
-                raise FetchError(f"byte limit of the rounds ({MAX_BYTES >> 20} MiB) reached")
-            staged = [self._stage(p) for p in wheels] + [self._stage(p, *meta) for p, meta in sdists.items()]
-            return [name for name in staged if name], build
-        finally:
+            with self._lock:
+                if self._closing:
+                    raise FetchError("the run ended")
+                self._held.add(work)
+            return _Fetched(work, wheels, sdists, build)
+        except BaseException:
             shutil.rmtree(work, ignore_errors=True)
+            raise
+        finally:
+            with self._lock:
+                self._runners.discard(runner)
 
     def _stage(self, path: Path, name: str = "", version: str = "") -> str:
         """Copy one fetched file into the staging dir (read-only to the sandbox); its

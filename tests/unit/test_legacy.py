@@ -12,6 +12,8 @@ import pytest
 
 from sandbox.agent import legacy
 from sandbox.agent.common import STAGE_ARTIFACTS
+from sandbox.agent.protocol import literal_setup_requires
+from sandbox.fetch.archive import setup_files
 from tests.fixtures.builders import Randomised, build_sdist
 
 GATED = (
@@ -79,13 +81,15 @@ def test_setup_requires_are_read_from_the_setup_call_and_setup_cfg_never_run(tmp
     )
     # literals only (a name is not evaluated), no direct URL, setup.cfg's list too
     assert legacy.setup_requires(sdist) == ["pytest-runner", "setuptools_scm>=3.4", "cffi>=1.0"]
+    # the host reads the same two files in memory and prefetches the same list
+    assert literal_setup_requires(*setup_files(sdist)) == legacy.setup_requires(sdist)
     assert not marker.exists()
     plain = tmp_path / "plain"
     plain.mkdir()
     none = build_sdist(
         plain, r.name("p"), "1.0", {}, setup_py="from setuptools import setup\nsetup(name='p')\n"
     )
-    assert legacy.setup_requires(none) == []
+    assert legacy.setup_requires(none) == [] == literal_setup_requires(*setup_files(none))
     broken = tmp_path / "broken"
     broken.mkdir()
     bad = build_sdist(broken, r.name("b"), "1.0", {}, setup_py="setup(setup_requires=['a'\n")

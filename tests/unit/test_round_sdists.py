@@ -103,3 +103,83 @@ def test_a_round_answer_becomes_pip_options_only_from_its_list() -> None:
     ]
     assert to_install({"install": [], "flags": ["--no-build-isolation"]}) == []
     assert to_install(None) == []
+
+
+def test_a_prefetched_setup_requires_is_staged_only_when_the_agent_asks(
+    index: Index, tmp_path: Path, no_execution: Path
+) -> None:
+    # the host fetches a local sdist's literal setup_requires while the sandbox starts;
+    # the round that asks for it waits for nothing (the index can be gone by then)
+    import shutil
+
+    index.sdist("sdonly", "1.0", metadata_version="1.1")
+    index.wheel("setuptools", "69.0")
+    index.wheel("wheel", "0.42")
+    rounds, stage = _fetcher(tmp_path)
+    # the kit's and the venv's own names are there already: never fetched
+    rounds.prefetch(["sdonly", "requests>=2", "setuptools", "x @ https://a.invalid/x.tar.gz"])
+    assert list(rounds._early) == ["sdonly"]
+    rounds._early["sdonly"].result(timeout=60)
+    assert list((stage / "artifacts").iterdir()) == []  # nothing staged before it is asked
+    shutil.rmtree(index.root)
+    rounds.answer({"round": 1, "phase": "install", "requirements": ["sdonly"], "reason": "setup_requires"})
+    answer = _answer(stage)
+    assert answer["install"] == ["sdonly"] and answer["added"] == ["sdonly-1.0.tar.gz"], answer
+    rounds.close()
+    assert not no_execution.exists()
+
+
+def test_a_prefetch_nobody_asked_for_leaves_nothing_behind(
+    index: Index, tmp_path: Path, no_execution: Path
+) -> None:
+    import tempfile
+
+    index.sdist("sdonly", "1.0", metadata_version="1.1")
+    index.wheel("setuptools", "69.0")
+    index.wheel("wheel", "0.42")
+    rounds, stage = _fetcher(tmp_path)
+    before = set(Path(tempfile.gettempdir()).glob("pkgsandbox-round-*"))
+    rounds.prefetch(["sdonly"])
+    fetched = rounds._early["sdonly"].result(timeout=60)
+    assert fetched.work.is_dir()
+    rounds.close()
+    assert not fetched.work.exists()
+    assert set(Path(tempfile.gettempdir()).glob("pkgsandbox-round-*")) <= before
+    assert list((stage / "artifacts").iterdir()) == []
+    assert not no_execution.exists()
+
+
+def test_closing_kills_a_prefetch_still_in_flight(tmp_path: Path) -> None:
+    # a vet that ends (or is interrupted) while the prefetch's pip still runs: its pip is
+    # killed at once, never waited for
+    import sys
+    import threading
+    import time
+
+    import pytest
+
+    from sandbox.errors import FetchError
+    from sandbox.fetch.pip import Deadline, PipRunner
+
+    runner = PipRunner(PIP, Deadline(120))
+    runner.command = [sys.executable, "-c", "import time; time.sleep(60)"]  # a pip that hangs
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run(["download", "x"], "fetching x")
+        except BaseException as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    while runner._proc is None:
+        time.sleep(0.01)
+    started = time.monotonic()
+    runner.cancel()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - started < 5
+    assert len(failed) == 1 and isinstance(failed[0], FetchError)
+    assert runner._proc.poll() is not None
+    with pytest.raises(FetchError):
+        runner.run(["download", "x"], "fetching x")  # a cancelled runner starts nothing more
