@@ -19,17 +19,24 @@ PREFIX = "pkgsandbox-"
 
 
 def owner_label() -> str:
-    """``host:pid:start`` of this process, so a later run can tell whether we are dead."""
-    return f"{socket.gethostname()}:{os.getpid()}:{int(_proc_start(os.getpid()))}"
+    """``host:pid:tSTART`` of this process (its start in clock ticks since boot), so a
+    later run can tell whether we are dead."""
+    return f"{socket.gethostname()}:{os.getpid()}:t{_start_ticks(os.getpid())}"
 
 
-def _proc_start(pid: int) -> float:
+def _start_ticks(pid: int) -> int:
+    """When *pid* started, in clock ticks since boot (``/proc/PID/stat`` field 22): the
+    kernel's own count, untouched by the wall clock. A start time in wall-clock seconds
+    (psutil's create_time: boot time from ``/proc/stat``'s ``btime`` plus those ticks)
+    moved with the clock: ``btime`` is the wall clock minus uptime, read per process, so
+    a clock step or slew across a second made a live owner's start differ by a second
+    in another process, which then swept the live run's container (its agent died with
+    137, no report) and its scratch dirs."""
     try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:
-        return 0.0
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return -1
 
 
 def owner_alive(owner: str) -> bool:
@@ -37,15 +44,21 @@ def owner_alive(owner: str) -> bool:
     machine's owner counts as alive: leave it to its deadline)."""
     try:
         host, pid_s, start_s = owner.rsplit(":", 2)
-        pid, start = int(pid_s), int(start_s)
+        pid = int(pid_s)
+        ticks = int(start_s[1:]) if start_s.startswith("t") else None
+        legacy = None if ticks is not None else int(start_s)
     except ValueError:
         return False
     if host != socket.gethostname():
         return True
+    if ticks is not None:
+        return ticks >= 0 and _start_ticks(pid) == ticks
+    # a label of an older version: wall-clock seconds, compared loosely (a reused pid
+    # started within the same two seconds is not a case worth keeping a leak for)
     try:
         import psutil
 
-        return int(psutil.Process(pid).create_time()) == start
+        return abs(psutil.Process(pid).create_time() - float(legacy or 0)) <= 2.0
     except Exception:
         return False
 

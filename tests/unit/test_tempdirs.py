@@ -56,3 +56,34 @@ def test_a_marker_read_half_written_is_never_a_dead_owner(tmp_path: Path) -> Non
     # and the marker is written whole at once (no temp file left beside it)
     mine = owned_tempdir("run", tmp_path)
     assert sorted(p.name for p in mine.iterdir()) == [OWNER_FILE]
+
+
+def test_a_live_owner_stays_alive_when_the_wall_clock_moves(monkeypatch: object) -> None:
+    # psutil's create_time is the boot time (wall clock minus uptime, read anew) plus the
+    # start ticks: a clock step or slew across a second between the run that labelled
+    # its container and the run that swept made a live owner look dead; the sweep then
+    # removed the live run's container (its agent exited 137, no report) in CI
+    import psutil._pslinux as pslinux
+    import pytest
+
+    from sandbox.tempdirs import owner_alive, owner_label
+
+    label = owner_label()
+    assert owner_alive(label)
+    mp = pytest.MonkeyPatch()
+    try:
+        real = pslinux.boot_time
+        mp.setattr(pslinux, "boot_time", lambda: real() + 1.0)  # the clock stepped a second
+        assert owner_alive(label)
+    finally:
+        mp.undo()
+    # a dead pid is dead, and a reused pid (another start) is not the owner
+    host, pid, start = label.rsplit(":", 2)
+    assert not owner_alive(f"{host}:{pid}:t{int(start[1:]) + 1}")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from sandbox.tempdirs import owner_label; print(owner_label())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert not owner_alive(proc.stdout.strip())
