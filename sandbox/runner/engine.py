@@ -17,6 +17,7 @@ from sandbox.tempdirs import owner_alive
 LABEL = "pkgsandbox"
 LABEL_RUN = "pkgsandbox.run"
 LABEL_OWNER = "pkgsandbox.owner"
+DEADLINE_GRACE = 600.0  # seconds a live owner's run may outlast its deadline label
 LABEL_DEADLINE = "pkgsandbox.deadline"
 
 PROVISION_ADVICE = (
@@ -95,12 +96,14 @@ def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]
     def stale(labels: dict[str, str]) -> bool:
         if everything:
             return True
+        if not owner_alive(labels.get(LABEL_OWNER, "")):
+            return True
+        # a live owner's run past its deadline (wall clock): only after a grace, since a
+        # clock stepped forward (a resumed VM) must not sweep a run that is still going
         try:
-            if float(labels.get(LABEL_DEADLINE, "0")) < now:
-                return True
+            return float(labels.get(LABEL_DEADLINE, "0")) + DEADLINE_GRACE < now
         except ValueError:
             return True
-        return not owner_alive(labels.get(LABEL_OWNER, ""))
 
     try:
         # one list call: inspecting each container would race with other runs removing theirs
