@@ -25,6 +25,7 @@ from sandbox.agent.protocol import PROBES_NAME, SANDBOX_USER, Plan, literal_setu
 from sandbox.errors import EngineError, InputError, Interrupted, PkgSandboxError, RecorderUnavailable
 from sandbox.fetch import StagedSet, TargetEnv, fetch, parse_spec
 from sandbox.fetch.archive import setup_files
+from sandbox.fetch.pip import kill_running
 from sandbox.fetch.rounds import RoundFetcher
 from sandbox.fetch.spec import SpecKind
 from sandbox.judge.honeytokens import make_honeytokens
@@ -256,6 +257,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             write_evidence(options.evidence, raw, report)
         return report
     except KeyboardInterrupt:
+        kill_running()  # a fetch thread's pip: the interpreter's exit would wait for it
         finished = list(session.finished) if session is not None else []
         if session is not None:
             session.close()  # first: cleanup must happen within seconds

@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -123,6 +124,21 @@ def guarded_command(pip: Sequence[str]) -> list[str]:
     )
 
 
+_RUNNING: set[subprocess.Popen[bytes]] = set()  # every pip run in flight, any thread
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_running() -> None:
+    """Kill every pip run in flight (their threads then raise): an interrupted vet
+    must not wait at exit for a fetch thread's pip, which its Ctrl-C never reaches."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 class PipRunner:
     """Runs the user's pip (their configuration applies) under the build guard."""
 
@@ -169,6 +185,8 @@ class PipRunner:
         if self._cancelled:  # cancelled from another thread while this one started pip
             self._kill(proc)
             raise FetchError("fetch cancelled")
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -180,6 +198,9 @@ class PipRunner:
             # Interrupted (Ctrl-C does not reach pip's own session): take pip down too.
             self._kill(proc)
             raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
         if self._cancelled:
             raise FetchError("fetch cancelled")
         result = PipResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))

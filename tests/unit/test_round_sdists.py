@@ -183,3 +183,27 @@ def test_closing_kills_a_prefetch_still_in_flight(tmp_path: Path) -> None:
     assert runner._proc.poll() is not None
     with pytest.raises(FetchError):
         runner.run(["download", "x"], "fetching x")  # a cancelled runner starts nothing more
+
+
+def test_an_interrupt_kills_every_pip_in_flight(tmp_path: Path) -> None:
+    # Ctrl-C reaches the main thread only; a fetch thread's pip (its own session) ran on
+    # and the interpreter's exit waited for it (an interrupted vet took over 15 s)
+    import sys
+    import threading
+    import time
+
+    from sandbox.fetch.pip import Deadline, PipRunner, kill_running
+
+    runners = [PipRunner(PIP, Deadline(120)) for _ in range(2)]
+    threads = []
+    for runner in runners:
+        runner.command = [sys.executable, "-c", "import time; time.sleep(60)"]  # a pip that hangs
+        threads.append(threading.Thread(target=runner.run, args=(["download", "x"], "fetching x")))
+        threads[-1].start()
+    while any(r._proc is None for r in runners):
+        time.sleep(0.01)
+    started = time.monotonic()
+    kill_running()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads) and time.monotonic() - started < 5
