@@ -447,7 +447,17 @@ def build_program(
         else []
     )
     end = "END { " + " ".join(f"clear(@{m});" for m in ("want", "a0", "a1", "a2", "a3", "a4", "a5")) + " }"
-    text = "\n".join([begin, enter, *exits, proc_exit, *marker, end]) + "\n"
+    # the file an exec really ran: the kernel's own copy of the path (bprm->filename), as
+    # the exec succeeds; the E record read it from the caller's memory, which another
+    # thread may change between that read and the kernel's copy
+    exec_done = (
+        f"tracepoint:sched:sched_process_exec / ({flt}) / {{ $id = -1; "
+        f'printf("\\x1ex {_HDR_FMT}\\x1f%s\\n", {hdr}, str(args->filename)); }}'
+    )
+    # the struct bpftrace makes of that tracepoint's format names pid_t, a type the empty
+    # BTF it is given (see sandbox.runner.btf.empty_btf) does not define
+    prelude = "#define pid_t int"
+    text = "\n".join([prelude, begin, enter, *exits, proc_exit, exec_done, *marker, end]) + "\n"
     if nonce:  # format strings stay in bpftrace: no BPF stack, no ring bytes
         for conv in ("%s", "%r"):
             text = text.replace(f'\\x1f{conv}\\n"', f'\\x1f{conv}\\x1f{nonce}\\n"')

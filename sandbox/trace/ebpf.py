@@ -68,6 +68,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "E": (2, 1),
     "a": (1, 1),
     "e": (1, 0),
+    "x": (0, 1),
     "X": (2, 0),
     "Z": (6, 0),
 }
@@ -327,6 +328,26 @@ def _split(body: str, end: str = "") -> tuple[str, list[int], list[str]] | None:
     return kind, nums, strs
 
 
+def _kernel_filename(given: str, dirfd: int, eflags: int, name: str) -> str:
+    """What the kernel names an exec of *given* (its ``bprm->filename``): the string as
+    given, except execveat's relative path or empty path (AT_EMPTY_PATH) under a dirfd,
+    ``/dev/fd/N/path`` and ``/dev/fd/N``."""
+    if name != "execveat" or given.startswith("/") or dirfd == _AT_FDCWD:
+        return given
+    if not given and eflags & _AT_EMPTY_PATH:
+        return f"/dev/fd/{dirfd}"
+    return f"/dev/fd/{dirfd}/{given}"
+
+
+def _same_string(recorded: str, expected: str) -> bool:
+    """Whether a recorded string is *expected*, as far as the recorder read it (both are
+    cut after STRLEN - 1 bytes)."""
+    if recorded == expected:
+        return True
+    raw = recorded.encode("utf-8", "surrogateescape")
+    return len(raw) >= STRLEN - 1 and expected.encode("utf-8", "surrogateescape").startswith(raw)
+
+
 def _errno(ret: int) -> str | None:
     return errno_mod.errorcode.get(-ret, f"E{-ret}") if ret < 0 else None
 
@@ -484,6 +505,10 @@ class _Step:
         self.links: dict[str, str] = {} if links is None else links
         self.shared: set[int] = set()  # pids sharing a cwd or fd table (CLONE_FS/FILES)
         self.exec_path2: dict[int, str | None] = {}  # pid -> the file behind its pending fd exec
+        # host tgid -> the pending exec's string as the caller's memory showed it, its
+        # dirfd, flags and call; pids whose exec ran another file than that string named
+        self.exec_given: dict[int, tuple[str, int, int, str]] = {}
+        self.exec_raced: set[int] = set()
         self.tgid_of: dict[int, int] = {}  # ns tid -> ns tgid (tkill names a thread)
         self.degraded = 0
         self.truncated = 0
@@ -838,17 +863,22 @@ class _Step:
                 ev["data"] = _escape(_unbuf(s)[:ret])
         elif kind == "E":
             dirfd, eflags = rest
-            fdm = _PROC_LINK_RE.match(s)
-            if fdm is not None and (fdm.group(3) or fdm.group(4)) and fdm.end() == len(s):
-                # exec through an fd: the path as given (PS029), the file behind it in
-                # path2, as the strace parser does
-                path = normalise(s)
-                real = self.kernel(proc, s)
-                self.exec_path2[proc.pid] = real if real != path else None
-            else:
-                path = self.resolve(proc, s, dirfd if name == "execveat" else _AT_FDCWD, follow=True)
-                self.exec_path2.pop(proc.pid, None)
+            path = self.exec_path(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
+            self.exec_given[host_tgid] = (s, dirfd, eflags, name)
             self.pending_exec[host_tgid] = (t, path or "", eflags, [], name, proc)
+        elif kind == "x":  # the exec succeeded: the kernel's own copy of the path it ran
+            given = self.exec_given.pop(host_tgid, None)
+            pend = self.pending_exec.get(host_tgid)
+            if given is None or pend is None or _same_string(s, _kernel_filename(*given)):
+                return
+            # Another thread changed the caller's memory between the E record's read and
+            # the kernel's copy: the exec is named by the file that ran, the decoy kept.
+            t0, shown, eflags, argv, exec_name, p = pend
+            decoy = self.exec_path2.get(proc.pid) or shown
+            path = self.exec_path(proc, s, _AT_FDCWD)  # the kernel's form: absolute, /dev/fd/N/…
+            self.exec_path2[proc.pid] = decoy
+            self.exec_raced.add(proc.pid)
+            self.pending_exec[host_tgid] = (t0, path or "", eflags, argv, exec_name, p)
         elif kind == "e":
             (ret,) = rest
             pend = self.pending_exec.pop(host_tgid, None)
@@ -887,6 +917,19 @@ class _Step:
         if argv[: len(rest)] == rest and len(argv) == len(rest) + int(cut.group(1)):
             self.root_event["argv"] = proc.execs[0] = (*head, *argv)
 
+    def exec_path(self, proc: _Proc, s: str, dirfd: int) -> str | None:
+        """The path an exec names, as the E record's string *s* gives it."""
+        fdm = _PROC_LINK_RE.match(s)
+        if fdm is not None and (fdm.group(3) or fdm.group(4)) and fdm.end() == len(s):
+            # exec through an fd: the path as given (PS029), the file behind it in
+            # path2, as the strace parser does
+            path = normalise(s)
+            real = self.kernel(proc, s)
+            self.exec_path2[proc.pid] = real if real != path else None
+            return path
+        self.exec_path2.pop(proc.pid, None)
+        return self.resolve(proc, s, dirfd, follow=True)
+
     def exec_event(
         self,
         proc: _Proc,
@@ -910,6 +953,10 @@ class _Step:
             ]
             ev["flags"] = "|".join(named) or "0"
         ev["path2"] = self.exec_path2.pop(proc.pid, None)
+        if proc.pid in self.exec_raced:
+            self.exec_raced.discard(proc.pid)
+            raced = "the path changed in the caller's memory during the call (path2: what it showed)"
+            ev["flags"] = f"{ev['flags']}; {raced}" if ev["flags"] else raced
         ev["argv"] = tuple(argv)
         if (
             ret == 0

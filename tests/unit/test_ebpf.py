@@ -29,6 +29,7 @@ DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
 FORGED = DATA.with_name("forged-record.trace")
 REUSED = DATA.with_name("fd-reuse.trace")
 RACED = DATA.with_name("toctou.trace")
+EXEC_RACED = DATA.with_name("exec-race.trace")
 ROOT = ("setpriv", "--reuid=1000", "--no-new-privs", "--bounding-set=-all", "--", "python3", "/tmp/t.py")
 
 
@@ -88,7 +89,9 @@ def test_program_filters_on_namespace_and_uid_in_every_probe() -> None:
     inum = "*(uint32*)(*(uint64*)(*(uint64*)((uint64)curtask + 1840) + 32) + 136)"
     flt = f"/ (uid == 1000 && {inum} == 4026532182) /"
     assert all(flt in p for p in probes)
-    assert prog.startswith("BEGIN {") and "READY" in prog.splitlines()[0]
+    # the prelude: the one type the exec tracepoint's format names that the empty BTF lacks
+    assert prog.startswith("#define pid_t int\nBEGIN {") and "READY" in prog.splitlines()[1]
+    assert any(p.startswith("tracepoint:sched:sched_process_exec /") for p in probes)
     assert "+ 1368) + 160)" in prog  # thread_pid->numbers[1].nr: the container's level-1 pid
     assert "curtask->" not in prog and "struct " not in prog  # no clang parse of kernel headers
 
@@ -345,3 +348,37 @@ def test_the_string_less_kinds_share_one_exit_program() -> None:
     # every other kind keeps a program of its own
     assert len(exits) == 20 - len(MERGED[0]) + 1
     assert not any(f'"\\x1e{k} ' in p for p in exits if p is not shared for k in MERGED[0])
+
+
+def test_an_exec_is_named_by_the_path_the_kernel_copied() -> None:
+    # captured (tests/integration/test_exec_race.py): posix_spawn of /bin/true while a
+    # thread flips the path to /tmp/qzxw. First spawn: the memory showed /bin/true, the
+    # kernel copied the decoy (ENOENT, no sched_process_exec). Second: the memory showed
+    # the decoy, the kernel ran /bin/true (its x record says so). Third: no race.
+    text = EXEC_RACED.read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 59, "root_argv": ()})
+    execs = [e for e in parse_ebpf(text, [window]).steps["import.0"].events if e.kind is EventKind.EXEC]
+    got = [(e.pid, e.path, e.path2, e.result) for e in execs]
+    assert got == [
+        (61, "/bin/true", None, -2),
+        (62, "/bin/true", "/tmp/qzxw", 0),  # the program that ran; the decoy kept
+        (64, "/bin/true", None, 0),
+    ], got
+    assert "changed in the caller's memory" in (execs[1].flags or "")
+    assert execs[2].flags is None
+    # without the kernel's copy (a trace from before the x record) the memory was believed
+    old = "".join("\x1e" + c for c in text.split("\x1e")[1:] if not c.startswith("x "))
+    before = [e for e in parse_ebpf(old, [window]).steps["import.0"].events if e.kind is EventKind.EXEC]
+    assert before[1].path == "/tmp/qzxw" and before[1].result == 0
+
+
+def test_execveat_forms_are_not_taken_for_a_race() -> None:
+    from sandbox.trace.ebpf import _kernel_filename, _same_string
+
+    assert _kernel_filename("true", 3, 0, "execveat") == "/dev/fd/3/true"
+    assert _kernel_filename("", 3, 0x1000, "execveat") == "/dev/fd/3"
+    assert _kernel_filename("/bin/true", 3, 0, "execveat") == "/bin/true"
+    assert _kernel_filename("./s.sh", 306376960, 0, "execve") == "./s.sh"  # execve: args[0] is no dirfd
+    long = "/x/" + "a" * 300
+    assert _same_string(long[: STRLEN - 1], long)  # both cut where the recorder stops reading
+    assert not _same_string("/tmp/qzxw", "/bin/true")

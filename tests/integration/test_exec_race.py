@@ -1,0 +1,82 @@
+"""The eBPF recorder reads an exec's path from the caller's memory as the call begins;
+the kernel copies it a moment later. A second thread that rewrites the buffer in
+between shows the recorder one program while the kernel runs another (the open race
+of test_toctou, for exec). The kernel's own copy of the path, at
+``sched:sched_process_exec``, names what ran; the name the memory showed stays in the
+evidence. The fixture spawns ``/bin/true`` through glibc's ``posix_spawn`` (a vfork: the
+child execs from the parent's memory) while a thread flips the path to a name that does
+not exist. Defanged: only /bin/true runs; nothing leaves the sandbox."""
+
+from __future__ import annotations
+
+import string
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sandbox.models import EventKind
+from tests.conftest import run_cli
+from tests.fixtures.builders import Randomised, build_wheel
+
+pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
+
+REAL = "/bin/true"
+SPAWNS = 3000  # at most, within 10 s
+
+
+def test_a_path_rewritten_during_the_exec_still_names_the_program_that_ran(tmp_path: Path) -> None:
+    r = Randomised()
+    name = r.name("spawner")
+    # the same length as the real path: the NUL stays where it is whichever is copied
+    decoy = "/tmp/" + "".join(r.rng.choice(string.ascii_lowercase) for _ in range(len(REAL) - 5))
+    src = textwrap.dedent(
+        f"""\
+        import ctypes, os, threading, time
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        real, decoy = {REAL.encode()!r}, {decoy.encode()!r}
+        n = len(real)
+        buf = ctypes.create_string_buffer(real, n + 1)
+        k = ctypes.create_string_buffer(real, n + 1)
+        d = ctypes.create_string_buffer(decoy, n + 1)
+        done = []
+
+        def flip():
+            while not done:
+                ctypes.memmove(buf, d, n)
+                ctypes.memmove(buf, k, n)
+
+        t = threading.Thread(target=flip, daemon=True)
+        t.start()
+        argv = (ctypes.c_char_p * 2)(b"true", None)
+        envp = (ctypes.c_char_p * 1)(None)
+        pid = ctypes.c_int()
+        end = time.monotonic() + 10
+        for _ in range({SPAWNS}):
+            if time.monotonic() > end:
+                break
+            if libc.posix_spawn(ctypes.byref(pid), buf, None, None, argv, envp) == 0:
+                os.waitpid(pid.value, 0)
+        done.append(1)
+        t.join()
+        """
+    )
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+    assert report is not None and report.events, (code, report and report.notes)
+
+    def lie(path: str) -> bool:  # the decoy, or a torn mix of it and the real path
+        if len(path) != len(REAL) or path == REAL:
+            return False
+        return all(c in (a, b) for c, a, b in zip(path, REAL, decoy, strict=True))
+
+    execs = [e for e in report.events if e.kind is EventKind.EXEC and e.syscall == "execve" and not e.failed]
+    ran = [e for e in execs if e.path and e.path.endswith("/true")]
+    lies = [e for e in execs if e.path and lie(e.path)]
+    assert ran, "the spawns never ran the program"
+    assert not lies, f"{len(lies)} exec(s) recorded under a name that never ran, e.g. {lies[0]}"
+    # the name the caller's memory showed stays in the evidence, said to have changed
+    raced = [e for e in ran if e.path2 and lie(e.path2)]
+    assert raced, f"no exec raced in {len(execs)}: the test proves nothing"
+    assert all("changed in the caller's memory" in (e.flags or "") for e in raced)
