@@ -124,19 +124,18 @@ def guarded_command(pip: Sequence[str]) -> list[str]:
     )
 
 
-_RUNNING: set[subprocess.Popen[bytes]] = set()  # every pip run in flight, any thread
+_RUNNING: set[PipRunner] = set()  # every runner with a pip in flight, any thread
 _RUNNING_LOCK = threading.Lock()
 
 
 def kill_running() -> None:
-    """Kill every pip run in flight (their threads then raise): an interrupted vet
-    must not wait at exit for a fetch thread's pip, which its Ctrl-C never reaches."""
+    """Cancel every runner with a pip in flight (:meth:`PipRunner.cancel`; their threads
+    then raise): an interrupted vet must not wait at exit for a fetch thread's pip,
+    which its Ctrl-C never reaches."""
     with _RUNNING_LOCK:
         running = list(_RUNNING)
-    for proc in running:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+    for runner in running:
+        runner.cancel()
 
 
 class PipRunner:
@@ -186,7 +185,7 @@ class PipRunner:
             self._kill(proc)
             raise FetchError("fetch cancelled")
         with _RUNNING_LOCK:
-            _RUNNING.add(proc)
+            _RUNNING.add(self)
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -200,7 +199,7 @@ class PipRunner:
             raise
         finally:
             with _RUNNING_LOCK:
-                _RUNNING.discard(proc)
+                _RUNNING.discard(self)
         if self._cancelled:
             raise FetchError("fetch cancelled")
         result = PipResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))

@@ -10,14 +10,13 @@ not exist. Defanged: only /bin/true runs; nothing leaves the sandbox."""
 from __future__ import annotations
 
 import string
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from sandbox.models import EventKind
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel
+from tests.fixtures.builders import Randomised, build_wheel, flipped_path_source, torn_name
 
 pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
 
@@ -30,25 +29,7 @@ def test_a_path_rewritten_during_the_exec_still_names_the_program_that_ran(tmp_p
     name = r.name("spawner")
     # the same length as the real path: the NUL stays where it is whichever is copied
     decoy = "/tmp/" + "".join(r.rng.choice(string.ascii_lowercase) for _ in range(len(REAL) - 5))
-    src = textwrap.dedent(
-        f"""\
-        import ctypes, os, threading, time
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        real, decoy = {REAL.encode()!r}, {decoy.encode()!r}
-        n = len(real)
-        buf = ctypes.create_string_buffer(real, n + 1)
-        k = ctypes.create_string_buffer(real, n + 1)
-        d = ctypes.create_string_buffer(decoy, n + 1)
-        done = []
-
-        def flip():
-            while not done:
-                ctypes.memmove(buf, d, n)
-                ctypes.memmove(buf, k, n)
-
-        t = threading.Thread(target=flip, daemon=True)
-        t.start()
+    loop = f"""\
         argv = (ctypes.c_char_p * 2)(b"true", None)
         envp = (ctypes.c_char_p * 1)(None)
         pid = ctypes.c_int()
@@ -58,18 +39,14 @@ def test_a_path_rewritten_during_the_exec_still_names_the_program_that_ran(tmp_p
                 break
             if libc.posix_spawn(ctypes.byref(pid), buf, None, None, argv, envp) == 0:
                 os.waitpid(pid.value, 0)
-        done.append(1)
-        t.join()
         """
-    )
+    src = flipped_path_source(REAL, decoy, loop)
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
     assert report is not None and report.events, (code, report and report.notes)
 
-    def lie(path: str) -> bool:  # the decoy, or a torn mix of it and the real path
-        if len(path) != len(REAL) or path == REAL:
-            return False
-        return all(c in (a, b) for c, a, b in zip(path, REAL, decoy, strict=True))
+    def lie(path: str) -> bool:
+        return torn_name(path, REAL, decoy)
 
     execs = [e for e in report.events if e.kind is EventKind.EXEC and e.syscall == "execve" and not e.failed]
     ran = [e for e in execs if e.path and e.path.endswith("/true")]

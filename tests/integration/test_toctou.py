@@ -9,14 +9,13 @@ is a lie. Defanged: a planted credential is opened; nothing leaves the sandbox."
 from __future__ import annotations
 
 import string
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from sandbox.models import EventKind
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel
+from tests.fixtures.builders import Randomised, build_wheel, flipped_path_source, torn_name
 
 pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
 
@@ -29,49 +28,26 @@ def test_a_path_rewritten_during_the_open_still_names_the_file_opened(tmp_path: 
     name = r.name("racer")
     # the same length as the key's path: the NUL stays where it is whichever is copied
     decoy = "/tmp/" + "".join(r.rng.choice(string.ascii_lowercase) for _ in range(len(KEY) - 5))
-    src = textwrap.dedent(
-        f"""\
-        import ctypes, os, threading, time
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        key = os.path.expanduser("~/.ssh/id_rsa").encode()
-        decoy = {decoy.encode()!r}
-        n = len(key)
-        buf = ctypes.create_string_buffer(key, n + 1)
-        k = ctypes.create_string_buffer(key, n + 1)
-        d = ctypes.create_string_buffer(decoy, n + 1)
-        done = []
-
-        def flip():
-            while not done:
-                ctypes.memmove(buf, d, n)
-                ctypes.memmove(buf, k, n)
-
-        t = threading.Thread(target=flip, daemon=True)
-        t.start()
-        # until the memory showed the decoy right after enough opens of the key (on a
-        # busy machine the two threads seldom run at once), within bounds
+    # until the memory showed the decoy right after enough opens of the key (on a busy
+    # machine the two threads seldom run at once), within bounds
+    loop = f"""\
         won, tries, end = 0, 0, time.monotonic() + 12
         while won < 40 and tries < {OPENS} and time.monotonic() < end:
             fd = libc.open(buf, os.O_RDONLY)
             tries += 1
             if fd >= 0:
-                won += buf.value != key
+                won += buf.value != real
                 os.close(fd)
-        done.append(1)
-        t.join()
         """
-    )
+    src = flipped_path_source(KEY, decoy, loop)
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
     assert report is not None
     rules = {f.rule_id for f in report.findings}
     assert code == 1 and "PS001" in rules, (code, report.verdict, rules, report.notes)
 
-    def lie(path: str) -> bool:  # the decoy, or a torn mix of it and the key's path
-        if len(path) != len(KEY) or path == KEY:
-            return False
-        return all(c in (a, b) for c, a, b in zip(path, KEY, decoy, strict=True))
+    def lie(path: str) -> bool:
+        return torn_name(path, KEY, decoy)
 
     opens = [
         e

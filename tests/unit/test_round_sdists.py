@@ -10,9 +10,16 @@ payload behind it never ran."""
 from __future__ import annotations
 
 import json
+import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
 from sandbox.agent.rounds import to_install
+from sandbox.errors import FetchError
+from sandbox.fetch.pip import Deadline, PipRunner, kill_running
 from sandbox.fetch.rounds import RoundFetcher
 from sandbox.models import ArtifactKind
 from tests.unit.test_fetch_fixtures import (  # noqa: F401 - fixtures
@@ -149,59 +156,44 @@ def test_a_prefetch_nobody_asked_for_leaves_nothing_behind(
     assert not no_execution.exists()
 
 
-def test_closing_kills_a_prefetch_still_in_flight(tmp_path: Path) -> None:
-    # a vet that ends (or is interrupted) while the prefetch's pip still runs: its pip is
-    # killed at once, never waited for
-    import sys
-    import threading
-    import time
+def _hanging(n: int) -> tuple[list[PipRunner], list[threading.Thread], list[BaseException]]:
+    """*n* pip runs that hang, each in its thread, started (their errors collected)."""
+    runners = [PipRunner(PIP, Deadline(120)) for _ in range(n)]
+    threads, failed = [], []
 
-    import pytest
-
-    from sandbox.errors import FetchError
-    from sandbox.fetch.pip import Deadline, PipRunner
-
-    runner = PipRunner(PIP, Deadline(120))
-    runner.command = [sys.executable, "-c", "import time; time.sleep(60)"]  # a pip that hangs
-    failed: list[BaseException] = []
-
-    def run() -> None:
+    def run(runner: PipRunner) -> None:
         try:
             runner.run(["download", "x"], "fetching x")
         except BaseException as exc:
             failed.append(exc)
 
-    t = threading.Thread(target=run)
-    t.start()
-    while runner._proc is None:
+    for runner in runners:
+        runner.command = [sys.executable, "-c", "import time; time.sleep(60)"]  # a pip that hangs
+        threads.append(threading.Thread(target=run, args=(runner,)))
+        threads[-1].start()
+    while any(r._proc is None for r in runners):
         time.sleep(0.01)
+    return runners, threads, failed
+
+
+def test_closing_kills_a_prefetch_still_in_flight(tmp_path: Path) -> None:
+    # a vet that ends (or is interrupted) while the prefetch's pip still runs: its pip is
+    # killed at once, never waited for
+    (runner,), (t,), failed = _hanging(1)
     started = time.monotonic()
     runner.cancel()
     t.join(10)
     assert not t.is_alive() and time.monotonic() - started < 5
     assert len(failed) == 1 and isinstance(failed[0], FetchError)
-    assert runner._proc.poll() is not None
+    assert runner._proc is not None and runner._proc.poll() is not None
     with pytest.raises(FetchError):
         runner.run(["download", "x"], "fetching x")  # a cancelled runner starts nothing more
 
 
 def test_an_interrupt_kills_every_pip_in_flight(tmp_path: Path) -> None:
     # Ctrl-C reaches the main thread only; a fetch thread's pip (its own session) ran on
-    # and the interpreter's exit waited for it (an interrupted vet took over 15 s)
-    import sys
-    import threading
-    import time
-
-    from sandbox.fetch.pip import Deadline, PipRunner, kill_running
-
-    runners = [PipRunner(PIP, Deadline(120)) for _ in range(2)]
-    threads = []
-    for runner in runners:
-        runner.command = [sys.executable, "-c", "import time; time.sleep(60)"]  # a pip that hangs
-        threads.append(threading.Thread(target=runner.run, args=(["download", "x"], "fetching x")))
-        threads[-1].start()
-    while any(r._proc is None for r in runners):
-        time.sleep(0.01)
+    # and the interpreter's exit waited for it to end
+    _, threads, _ = _hanging(2)
     started = time.monotonic()
     kill_running()
     for t in threads:
