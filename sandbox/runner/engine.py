@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -114,14 +115,17 @@ def sweep(client: docker.DockerClient, *, everything: bool = False) -> list[str]
                 except docker.errors.NotFound:
                     continue
                 removed.append(f"container {c['Names'][0].lstrip('/')}")
+        # another run's sweep may remove the same stale resource first: skip it, go on
         for n in client.networks.list(filters={"label": LABEL}):
             if stale(n.attrs.get("Labels") or {}):
-                n.remove()
-                removed.append(f"network {n.name}")
+                with contextlib.suppress(docker.errors.NotFound):
+                    n.remove()
+                    removed.append(f"network {n.name}")
         for v in client.volumes.list(filters={"label": LABEL}):
             if stale(v.attrs.get("Labels") or {}):
-                v.remove(force=True)
-                removed.append(f"volume {v.name}")
+                with contextlib.suppress(docker.errors.NotFound):
+                    v.remove(force=True)
+                    removed.append(f"volume {v.name}")
     except (docker.errors.DockerException, requests.exceptions.RequestException):
         pass  # sweeping is best effort; the run itself reports engine trouble
     return removed
