@@ -133,7 +133,9 @@ PRIVILEGED_CALLS = (
 SPAWN_CALLS = ("clone", "clone3", "fork", "vfork")
 
 SOCKET_CALLS = ("connect", "bind")
-SEND_CALLS = ("sendto", "sendmsg", "write", "writev")
+# sendmmsg: its vector starts with the first message's msghdr, read as sendmsg's (the
+# first message's name and first iovec; strace prints them all)
+SEND_CALLS = ("sendto", "sendmsg", "sendmmsg", "write", "writev")
 # File writes are not recorded (the opens before them are), except those refused for
 # a full disk (ENOSPC/EDQUOT: PS026) and the heads of scripts ("#!": PS003), from these
 # and from write/writev.
@@ -273,7 +275,8 @@ def build_program(
         # sendmsg/writev: the first iovec and the name, read at entry (pointers into
         # the caller's structs); openat2: the flags inside struct open_how.
         # (x86_64 user ABI: msghdr name @0, iov @16; iovec base @0, len @8)
-        f"if ($id == {nrs['sendmsg']}) {{ $m = args->args[1]; $iov = *(uint64*)uptr($m + 16); "
+        f"if ($id == {nrs['sendmsg']} || $id == {nrs['sendmmsg']}) {{ $m = args->args[1]; "
+        "$iov = *(uint64*)uptr($m + 16); "
         "@a1[tid] = *(uint64*)uptr($iov); @a2[tid] = *(uint64*)uptr($iov + 8); "
         "@a4[tid] = *(uint64*)uptr($m); } "
         f"if ($id == {nrs['writev']}) {{ $iov = args->args[1]; "

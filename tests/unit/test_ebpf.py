@@ -382,3 +382,14 @@ def test_execveat_forms_are_not_taken_for_a_race() -> None:
     long = "/x/" + "a" * 300
     assert _same_string(long[: STRLEN - 1], long)  # both cut where the recorder stops reading
     assert not _same_string("/tmp/qzxw", "/bin/true")
+
+
+def test_sendmmsg_is_recorded_with_the_first_message() -> None:
+    # captured: sendmmsg of two UDP datagrams ("mmsg-probe") to 192.0.2.77:5353 through
+    # libc; the kernel returned 1 (messages, not bytes)
+    text = DATA.with_name("sendmmsg.trace").read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 64, "root_argv": ()})
+    sends = [e for e in parse_ebpf(text, [window]).steps["import.0"].events if e.kind is EventKind.SEND]
+    assert [(e.syscall, e.address and e.address.render(), e.data, e.size) for e in sends] == [
+        ("sendmmsg", "192.0.2.77:5353", "mmsg-probe", None)
+    ]
