@@ -839,13 +839,11 @@ class _Step:
             ev["address"] = address
             if own and fam == 1 and address is not None and not address.path:
                 self.waiting_unix[host_tid] = ev
-            if name == "sendmmsg":  # returns the messages sent, not bytes: the first went whole
-                ev["data"] = _escape(_unbuf(s)[:length])
-            else:
-                keep = min(length, ret if ret >= 0 else length)
-                ev["data"] = _escape(_unbuf(s)[:keep])
-                if ret >= 0:
-                    ev["size"] = ret
+            counted = name == "sendmmsg"  # returns messages sent, not bytes: the first went whole
+            keep = length if counted or ret < 0 else min(length, ret)
+            ev["data"] = _escape(_unbuf(s)[:keep])
+            if ret >= 0 and not counted:
+                ev["size"] = ret
         elif kind == "Z":
             ret, first, ident, options, word, si_pid = rest
             ev = self.event(n, t, proc, name, K.OTHER, ret)
