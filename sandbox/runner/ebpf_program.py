@@ -25,6 +25,7 @@ maps: the decoder counts those too.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
 
 from sandbox.runner.btf import kernel_offsets
@@ -320,6 +321,17 @@ def build_program(
         ]
         + [f"*(uint32*)($sk + {o['sk.v6_daddr'] + 4 * i})" for i in range(4)]
     )
+    # A connect's destination as the kernel's socket has it once the call took it (0 or
+    # EINPROGRESS): the address is read from the caller's memory at exit, after the
+    # kernel copied it, and another thread may have rewritten it meanwhile. $sk stays 0
+    # otherwise, and reads through it give zeros (a failed probe read zeroes its bytes).
+    connected = (
+        "$sk = (uint64)0; "
+        f"if ($id == {nrs['connect']} && ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
+        f"$f = *(uint64*)({fds} + 8 * ({a[0]} & 0xffff)); "
+        f"if ($f != 0 && (*(uint16*)({_ptr('$f', o['file.inode'])} + {o['inode.mode']}) & 0xf000) == 0xc000) "
+        f"{{ $sk = {_ptr(_ptr('$f', o['file.private']), o['socket.sk'])}; }} }} "
+    )
     # Sends: the payload prefix and the destination: the call's own address ("S …
     # 1"), else the connected peer as the kernel's socket has it ("S … 0");
     # write/writev only on sockets. An AF_UNIX address's path comes in a "u" record.
@@ -373,7 +385,9 @@ def build_program(
         "U": f"if ($id == {nrs['fcntl']} && {a[1]} != 0 && {a[1]} != 1030) {{ return; }} "
         f'printf("\\x1eU {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
         f"(int32){a[2]});",
-        "C": f'printf("\\x1eC {_HDR_FMT} %d %d {_SA_FMT}\\n", {hdr}, $r, (int32){a[0]}, {_sockaddr(a[4])});',
+        "C": f"{connected}"
+        f'printf("\\x1eC {_HDR_FMT} %d %d {_SA_FMT} {_SA_FMT}\\n", {hdr}, $r, (int32){a[0]}, '
+        f"{_sockaddr(a[4])}, {sk_addr});",
         "S": send_to,
         "s": send_connected,
         "u": unix_path,

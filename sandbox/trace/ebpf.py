@@ -60,7 +60,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "M": (2, 1),
     "O": (4, 0),
     "U": (4, 0),
-    "C": (9, 0),
+    "C": (16, 0),
     "u": (1, 1),
     "S": (11, 1),
     "w": (2, 0),
@@ -412,6 +412,15 @@ def _address(fam: int, port: int, words: Sequence[int], unix: tuple[int, str] | 
     if fam == 0:
         return None
     return Address(family="other", host=_FAMILIES.get(fam, str(fam)))
+
+
+def _taken(fam: int, port: int, words: Sequence[int]) -> Address | None:
+    """The destination a connect's socket holds (the C record's second address), or
+    None where the program read none: not a connect the kernel took, not an inet socket,
+    or a socket disconnected (AF_UNSPEC) to the zero address."""
+    if fam not in (2, 10) or (port == 0 and not any(words)):
+        return None
+    return _address(fam, port, words, None)
 
 
 def _escape(data: bytes) -> str:
@@ -814,9 +823,17 @@ class _Step:
             elif ret >= 0:  # dup, dup2, dup3; fcntl F_DUPFD* (the program prints no other)
                 proc.fds[ret] = proc.fds.get(a0)
         elif kind == "C":
-            ret, fd, fam, port, *words = rest
+            ret, fd, fam, port, *words = rest[:9]
             ev = self.event(n, t, proc, name, K.CONNECT if name == "connect" else K.BIND, ret)
             ev["address"] = _address(fam, port, words, self.pending_unix.pop(host_tid, None))
+            taken = _taken(rest[9], rest[10], rest[11:])
+            if taken is not None and taken != ev["address"]:
+                shown = ev["address"].render() if ev["address"] else "no address"
+                ev["address"] = taken
+                ev["flags"] = (
+                    "the address changed in the caller's memory during the call "
+                    f"(it showed {shown}; recorded: the kernel's socket's)"
+                )
             if fam == 1 and ev["address"] is not None and not ev["address"].path:
                 self.waiting_unix[host_tid] = ev
             if name == "connect" and (ret == 0 or ret == -errno_mod.EINPROGRESS):

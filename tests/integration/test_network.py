@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import socket
+import struct
 import subprocess
 import textwrap
 import threading
@@ -39,7 +40,7 @@ from sandbox.models import NetworkCapture, Phase, PhaseStatus, Report, Severity,
 from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER
 from sandbox.tempdirs import owner_label
 from tests.conftest import recorder, run_cli
-from tests.fixtures.builders import Randomised, build_wheel, ctypes_connect_source
+from tests.fixtures.builders import Randomised, build_wheel, ctypes_connect_source, flipped_path_source
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
@@ -342,6 +343,54 @@ def test_datagrams_sent_by_sendmmsg_are_recorded_with_their_destination(
     sends = [e for e in report.events if e.syscall == "sendmmsg"]
     assert sends and all(e.address and e.address.render() == f"{host}:{LEAK_PORT}" for e in sends), sends
     assert any(MARKER in (e.data or "") for e in sends), sends
+
+
+def test_a_connect_address_rewritten_during_the_call_still_names_the_peer_connected(
+    tmp_path: Path, leak_check: LeakCheck
+) -> None:
+    # The eBPF recorder reads a connect's sockaddr from the caller's memory at the
+    # call's exit, after the kernel copied it: a thread that rewrites it meanwhile
+    # shows the recorder another peer than the one connected. To make the call last,
+    # the real peer is the fixture's own loopback listener with a full accept queue:
+    # the SYN is dropped and each connect sleeps until its 30 ms send timeout
+    # (EINPROGRESS). The decoy is a TEST-NET address (the sinkhole answers it at once).
+    r = Randomised()
+    port, decoy_port = 20000 + r.rng.randrange(0, 9000), r.port()
+    decoy_host = r.address()
+
+    def sockaddr(ip: str, port: int) -> bytes:
+        return struct.pack("=H", 2) + struct.pack("!H", port) + socket.inet_aton(ip) + bytes(8)
+
+    real, decoy = sockaddr("127.0.0.1", port), sockaddr(decoy_host, decoy_port)
+    loop = f"""\
+        import socket, struct
+        lst = socket.socket()
+        lst.bind(("127.0.0.1", {port}))
+        lst.listen(0)
+        held = socket.create_connection(("127.0.0.1", {port}))  # the queue is full: never accepted
+        end = time.monotonic() + 6
+        for _ in range(120):
+            if time.monotonic() > end:
+                break
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 30000))
+            libc.connect(s.fileno(), buf, 16)
+            s.close()
+        """
+    src = flipped_path_source(real, decoy, loop)
+    name = r.name("dialer")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    _code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+    assert report is not None
+    # only the real peer leaves a connect waiting (EINPROGRESS); the decoy's (or a mix
+    # of the two) is answered or refused at once
+    waited = [e for e in report.events if e.syscall == "connect" and e.errno == "EINPROGRESS"]
+    assert waited, [p.output_tail for p in report.phases]
+    lies = [e for e in waited if e.address is None or e.address.render() != f"127.0.0.1:{port}"]
+    assert not lies, f"{len(lies)} of {len(waited)} waiting connects recorded under another peer: {lies[0]}"
+    # what the caller's memory showed stays in the evidence
+    raced = [e for e in waited if "changed in the caller's memory" in (e.flags or "")]
+    assert raced, f"no connect raced in {len(waited)}: the test proves nothing"
 
 
 def test_benign_package_has_an_empty_network_section(tmp_path: Path, leak_check: LeakCheck) -> None:

@@ -393,3 +393,27 @@ def test_sendmmsg_is_recorded_with_the_first_message() -> None:
     assert [(e.syscall, e.address and e.address.render(), e.data, e.size) for e in sends] == [
         ("sendmmsg", "192.0.2.77:5353", "mmsg-probe", None)
     ]
+
+
+def test_a_connect_is_named_by_the_peer_its_socket_has() -> None:
+    # captured: connects of one process to its own loopback listener (full accept
+    # queue: EINPROGRESS after a 30 ms send timeout) while a thread flipped the sockaddr
+    # between 127.0.0.1:24242 and 192.0.2.77:8443; the second connect's memory showed
+    # the decoy at exit, the socket's kernel address (second sockaddr) the real peer
+    text = DATA.with_name("connect-race.trace").read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 75, "root_argv": ()})
+    got = [e for e in parse_ebpf(text, [window]).steps["import.0"].events if e.syscall == "connect"]
+    assert [(e.address and e.address.render(), e.errno) for e in got] == [
+        ("127.0.0.1:24242", None),
+        ("127.0.0.1:24242", "EINPROGRESS"),
+        ("127.0.0.1:24242", "EINPROGRESS"),
+    ]
+    assert [bool(e.flags) for e in got] == [False, True, False]
+    assert "it showed 192.0.2.77:8443" in (got[1].flags or "")
+    # a trace without the kernel's address (older program: zeros) believes the memory
+    old = "\n".join(
+        " ".join(line.split(" ")[:17] + ["0"] * 7) if line.startswith("\x1eC ") else line
+        for line in text.split("\n")
+    )
+    before = [e for e in parse_ebpf(old, [window]).steps["import.0"].events if e.syscall == "connect"]
+    assert before[1].address is not None and before[1].address.render() == "192.0.2.77:8443"
