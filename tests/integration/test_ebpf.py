@@ -188,16 +188,23 @@ def _hog(tmp_path: Path, probes: int) -> subprocess.Popen[bytes]:
     out = prog.with_suffix(".out")
     proc = subprocess.Popen(["bpftrace", str(prog)], stdout=out.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
-    while b"up" not in out.read_bytes():
-        assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
-        time.sleep(0.2)
+    try:
+        while b"up" not in out.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.2)
+    except BaseException:
+        proc.kill()  # a hog that never attached leaves nothing behind either
+        proc.wait(30)
+        raise
     return proc
 
 
 @pytest.mark.serial  # takes the host's eBPF room: a neighbour's eBPF vet would not attach
 def test_auto_vets_under_strace_when_the_host_has_no_room_for_another_recorder(tmp_path: Path) -> None:
-    hogs = [_hog(tmp_path, 27), _hog(tmp_path, 27)]  # 54 of 64: the recorder's 11 do not fit
+    hogs: list[subprocess.Popen[bytes]] = []
     try:
+        for _ in range(2):  # 54 of 64: the recorder's 11 do not fit
+            hogs.append(_hog(tmp_path, 27))
         name = Randomised().name("roomless")
         whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "VALUE = 1\n"})
         code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
