@@ -471,10 +471,23 @@ def build_program(
         f"tracepoint:sched:sched_process_exec / ({flt}) / {{ $id = -1; "
         f'printf("\\x1ex {_HDR_FMT}\\x1f%s\\n", {hdr}, str(args->filename)); }}'
     )
+    # ... and the argv it got: the new stack's strings (mm->arg_start to arg_end, that
+    # length first, at most STRLEN bytes of them), the a records' being the caller's
+    # memory at entry. Its own program:
+    # both strings overflow one program's BPF stack.
+    mm = _ptr(_TASK, o["task.mm"])
+    exec_argv = (
+        f"tracepoint:sched:sched_process_exec / ({flt}) / {{ $id = -1; "
+        f"$as = *(uint64*)({mm} + {o['mm.arg_start']}); $n = *(uint64*)({mm} + {o['mm.arg_end']}) - $as; "
+        # no further than the strings: the stack may end soon after them (no environment),
+        # and a read that crosses its end reads nothing
+        f"$r = $n; if ($r > {STRLEN}) {{ $r = {STRLEN}; }} "
+        f'printf("\\x1ey {_HDR_FMT} %llu\\x1f%r\\n", {hdr}, $n, buf(uptr($as), $r)); }}'
+    )
     # the struct bpftrace makes of that tracepoint's format names pid_t, a type the empty
     # BTF it is given (see sandbox.runner.btf.empty_btf) does not define
     prelude = "#define pid_t int"
-    text = "\n".join([prelude, begin, enter, *exits, proc_exit, exec_done, *marker, end]) + "\n"
+    text = "\n".join([prelude, begin, enter, *exits, proc_exit, exec_done, exec_argv, *marker, end]) + "\n"
     if nonce:  # format strings stay in bpftrace: no BPF stack, no ring bytes
         for conv in ("%s", "%r"):
             text = text.replace(f'\\x1f{conv}\\n"', f'\\x1f{conv}\\x1f{nonce}\\n"')

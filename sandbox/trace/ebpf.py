@@ -69,6 +69,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "a": (1, 1),
     "e": (1, 0),
     "x": (0, 1),
+    "y": (1, 1),
     "X": (2, 0),
     "Z": (6, 0),
 }
@@ -348,6 +349,41 @@ def _same_string(recorded: str, expected: str) -> bool:
     return len(raw) >= STRLEN - 1 and expected.encode("utf-8", "surrogateescape").startswith(raw)
 
 
+def _argv_differs(shown: list[str], copied: list[str], cut: bool, script: str | None) -> bool:
+    """Whether the argv the a records read (*shown*) is not the kernel's (*copied*), as
+    far as both were read: a cut string (CUT) or argv (MAX_ARGS, then "...") ends
+    what can be compared. A script's exec (*script*: the file as the kernel names it)
+    is not a change: the kernel puts its interpreter line and the script's name where
+    argv[0] was (``[interpreter, (arg), script, *argv[1:]]``)."""
+    k = len(copied) - len(shown) + 1
+    if script is not None and not cut and k >= 2 and copied[k - 1] == script and copied[k:] == shown[1:]:
+        return False
+    known, partial = b"", cut
+    for i, arg in enumerate(shown):
+        if i == MAX_ARGS and arg == "...":
+            partial = True
+            break
+        if arg.endswith(CUT):
+            known += arg[: -len(CUT)].encode("utf-8", "surrogateescape")
+            partial = True
+            break
+        known += arg.encode("utf-8", "surrogateescape") + b"\0"
+    kernel = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in copied)
+    if cut:
+        kernel = kernel[: -len(CUT.encode()) - 1]  # the cut string: no CUT, no NUL
+    if not partial:
+        return known != kernel
+    n = min(len(known), len(kernel))
+    return known[:n] != kernel[:n]
+
+
+def _argv_text(argv: list[str]) -> str:
+    import shlex
+
+    text = shlex.join(argv)
+    return text if len(text) <= 200 else text[:200] + CUT
+
+
 def _errno(ret: int) -> str | None:
     return errno_mod.errorcode.get(-ret, f"E{-ret}") if ret < 0 else None
 
@@ -518,6 +554,8 @@ class _Step:
         # dirfd, flags and call; pids whose exec ran another file than that string named
         self.exec_given: dict[int, tuple[str, int, int, str]] = {}
         self.exec_raced: set[int] = set()
+        # host tgid -> the argv the kernel copied for its exec (the y record)
+        self.exec_argv: dict[int, tuple[list[str], bool] | None] = {}
         self.tgid_of: dict[int, int] = {}  # ns tid -> ns tgid (tkill names a thread)
         self.degraded = 0
         self.truncated = 0
@@ -576,6 +614,23 @@ class _Step:
             self.truncated += 1
             return s + CUT  # never a real file's name: no rule matches what was not read
         return s
+
+    def kernel_argv(self, length: int, raw: bytes) -> tuple[list[str], bool] | None:
+        """An exec's argv as the kernel copied it (the y record: the strings' *length*,
+        the first STRLEN bytes of them in *raw*), and whether it was cut; a cut's
+        last string ends with CUT, as a cut a record ends with. None when the read
+        failed (a failed read gives zeros: only empty strings look the same)."""
+        if len(raw) < min(length, STRLEN) or not raw.strip(b"\0"):
+            return None
+        cut = length > len(raw)
+        parts = raw[:length].split(b"\0")
+        if not cut:
+            parts = parts[:-1]  # after the last string's NUL
+        argv = [a.decode("utf-8", "surrogateescape") for a in parts]
+        if cut:
+            self.truncated += 1
+            argv[-1] += CUT
+        return argv, cut
 
     def resolve(self, proc: _Proc, raw: str, dirfd: int = _AT_FDCWD, *, follow: bool = False) -> str | None:
         """The kernel's path for *raw* (relative to *dirfd*); *follow*: the call follows
@@ -885,7 +940,7 @@ class _Step:
             self.exec_given[host_tgid] = (s, dirfd, eflags, name)
             self.pending_exec[host_tgid] = (t, path or "", eflags, [], name, proc)
         elif kind == "x":  # the exec succeeded: the kernel's own copy of the path it ran
-            given = self.exec_given.pop(host_tgid, None)
+            given = self.exec_given.get(host_tgid)
             pend = self.pending_exec.get(host_tgid)
             if given is None or pend is None or _same_string(s, _kernel_filename(*given)):
                 return
@@ -897,14 +952,25 @@ class _Step:
             self.exec_path2[proc.pid] = decoy
             self.exec_raced.add(proc.pid)
             self.pending_exec[host_tgid] = (t0, path or "", eflags, argv, exec_name, p)
+        elif kind == "y":  # the exec succeeded: the kernel's own copy of its argv
+            (length,) = rest
+            self.exec_argv[host_tgid] = self.kernel_argv(length, _unbuf(s))
         elif kind == "e":
             (ret,) = rest
             pend = self.pending_exec.pop(host_tgid, None)
+            copied = self.exec_argv.pop(host_tgid, None)
+            given = self.exec_given.pop(host_tgid, None)
             if pend is None:
                 self.degraded += 1
                 return
             t0, path, eflags, argv, exec_name, _p = pend
-            self.exec_event(proc, t0, exec_name, path, argv, ret, eflags)
+            shown = None
+            script = _kernel_filename(*given) if given is not None else None
+            if ret == 0 and copied and _argv_differs(argv, *copied, script):
+                # Another thread changed the argv in the caller's memory between the
+                # a records' read and the kernel's copy: the one the program got counts.
+                shown, argv = argv, copied[0]
+            self.exec_event(proc, t0, exec_name, path, argv, ret, eflags, shown)
         elif kind == "X":
             code, group_code = rest
             if ns_tid != ns_tgid:
@@ -957,6 +1023,7 @@ class _Step:
         argv: list[str],
         ret: int | None,
         eflags: int = 0,
+        shown: list[str] | None = None,
     ) -> None:
         ev = self.event(len(self.events), t, proc, name, K.EXEC, ret)
         ev["path"] = path or None
@@ -974,6 +1041,9 @@ class _Step:
         if proc.pid in self.exec_raced:
             self.exec_raced.discard(proc.pid)
             raced = "the path changed in the caller's memory during the call (path2: what it showed)"
+            ev["flags"] = f"{ev['flags']}; {raced}" if ev["flags"] else raced
+        if shown is not None:
+            raced = f"the argv changed in the caller's memory during the call (it showed {_argv_text(shown)})"
             ev["flags"] = f"{ev['flags']}; {raced}" if ev["flags"] else raced
         ev["argv"] = tuple(argv)
         if (

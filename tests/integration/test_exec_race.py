@@ -57,3 +57,38 @@ def test_a_path_rewritten_during_the_exec_still_names_the_program_that_ran(tmp_p
     raced = [e for e in ran if e.path2 and lie(e.path2)]
     assert raced, f"no exec raced in {len(execs)}: the test proves nothing"
     assert all("changed in the caller's memory" in (e.flags or "") for e in raced)
+
+
+def test_an_argv_rewritten_during_the_exec_still_names_what_the_program_got(tmp_path: Path) -> None:
+    # The argv is read from the caller's memory as the call begins too; the kernel copies
+    # it later. The fixture spawns `sh -c 'exit 3'` while a thread flips the script to
+    # `exit 5`: each shell's exit code says which one the kernel gave it.
+    r = Randomised()
+    real, decoy = r.rng.sample(["exit 3", "exit 5", "exit 6", "exit 7"], 2)
+    loop = f"""\
+        argv = (ctypes.c_char_p * 4)(b"sh", b"-c", ctypes.cast(buf, ctypes.c_char_p), None)
+        envp = (ctypes.c_char_p * 1)(None)
+        pid = ctypes.c_int()
+        end = time.monotonic() + 10
+        for _ in range({SPAWNS // 10}):
+            if time.monotonic() > end:
+                break
+            if libc.posix_spawn(ctypes.byref(pid), b"/bin/sh", None, None, argv, envp) == 0:
+                os.waitpid(pid.value, 0)
+        """
+    name = r.name("spawner")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": flipped_path_source(real, decoy, loop)})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+    assert report is not None and report.events, (code, report and report.notes)
+    shells = {
+        e.pid: e
+        for e in report.events
+        if e.kind is EventKind.EXEC and not e.failed and e.argv and e.argv[:2] == ("sh", "-c")
+    }
+    exits = {e.pid: e.result for e in report.events if e.kind is EventKind.EXIT}
+    assert len(shells) > 20, f"{len(shells)} shells ran"
+    lies = [e for pid, e in shells.items() if e.argv and f"exit {exits.get(pid)}" != e.argv[2]]
+    assert not lies, f"{len(lies)} of {len(shells)} shells recorded with a script they did not run: {lies[0]}"
+    # what the caller's memory showed stays in the evidence
+    raced = [e for e in shells.values() if "argv changed in the caller's memory" in (e.flags or "")]
+    assert raced, f"no argv raced in {len(shells)}: the test proves nothing"

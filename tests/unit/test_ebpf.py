@@ -59,6 +59,9 @@ OFFSETS = {
     "task.files": 1824,
     "task.exit_code": 1164,
     "task.signal": 1848,
+    "task.mm": 1136,
+    "mm.arg_start": 488,
+    "mm.arg_end": 496,
     "signal.group_exit_code": 96,
     "nsproxy.pid_ns": 32,
     "pidns.inum": 136,
@@ -417,3 +420,46 @@ def test_a_connect_is_named_by_the_peer_its_socket_has() -> None:
     )
     before = [e for e in parse_ebpf(old, [window]).steps["import.0"].events if e.syscall == "connect"]
     assert before[1].address is not None and before[1].address.render() == "192.0.2.77:8443"
+
+
+def test_an_exec_is_recorded_with_the_argv_the_kernel_copied() -> None:
+    # captured: posix_spawn of `sh -c 'exit 3'` while a thread flipped the script to
+    # `exit 5`; the second spawn's a records read the decoy, its y record (the new
+    # stack's strings) the script the shell got
+    text = DATA.with_name("argv-race.trace").read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 59, "root_argv": ()})
+    execs = [e for e in parse_ebpf(text, [window]).steps["import.0"].events if e.kind is EventKind.EXEC]
+    assert [(e.pid, e.argv) for e in execs] == [(68, ("sh", "-c", "exit 3")), (75, ("sh", "-c", "exit 3"))]
+    assert execs[0].flags is None
+    assert "argv changed in the caller's memory" in (execs[1].flags or "")
+    assert "it showed sh -c 'exit 5'" in (execs[1].flags or "")
+    # without the kernel's copy (a trace from before the y record) the memory was believed
+    old = "".join("\x1e" + c for c in text.split("\x1e")[1:] if not c.startswith("y "))
+    before = [e for e in parse_ebpf(old, [window]).steps["import.0"].events if e.kind is EventKind.EXEC]
+    assert before[1].argv == ("sh", "-c", "exit 5") and before[1].flags is None
+    # a read that failed (zeros: the stack ended within the bytes asked for, before the
+    # program read no further than the strings) is no copy, not a race
+    failed = text.replace("13\x1fsh\\x00-c\\x00exit 3\\x00", "13\x1f" + "\\x00" * 13)
+    blind = [e for e in parse_ebpf(failed, [window]).steps["import.0"].events if e.kind is EventKind.EXEC]
+    assert [(e.argv, e.flags) for e in blind] == [
+        (("sh", "-c", "exit 3"), None),
+        (("sh", "-c", "exit 5"), None),
+    ]
+
+
+def test_the_argv_comparison_allows_what_the_kernel_itself_changes() -> None:
+    from sandbox.trace.ebpf import CUT, _argv_differs
+
+    # a script: the kernel puts the interpreter line and the script's name in argv[0]'s place
+    assert not _argv_differs(["x.sh", "-v"], ["/bin/sh", "-e", "./x.sh", "-v"], False, "./x.sh")
+    # ... but only for the file that was executed, and no argument may change
+    assert _argv_differs(["sh", "-c", "true"], ["sh", "x", "-c", "true"], False, "/bin/sh")
+    assert _argv_differs(["x.sh", "-v"], ["/bin/sh", "./x.sh", "-q"], False, "./x.sh")
+    # what was not read is not compared: a string the a record cut, the kernel's cut copy
+    assert not _argv_differs(["python", "-c", "abc" + CUT], ["python", "-c", "abcdef"], False, None)
+    assert _argv_differs(["python", "-c", "abd" + CUT], ["python", "-c", "abcdef"], False, None)
+    assert not _argv_differs(["python", "-c", "abcdef", "x"], ["python", "-c", "abc" + CUT], True, None)
+    assert _argv_differs(["python", "-c", "abXdef"], ["python", "-c", "abc" + CUT], True, None)
+    # the same argv, and one argument more or less
+    assert not _argv_differs(["ls", "-l"], ["ls", "-l"], False, "/bin/ls")
+    assert _argv_differs(["ls", "-l"], ["ls", "-l", "/"], False, "/bin/ls")
