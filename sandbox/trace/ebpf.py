@@ -22,6 +22,7 @@ import posixpath
 import re
 import signal
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.eventrows import EVENT_TEMPLATE as _EVENT_TEMPLATE
@@ -497,6 +498,28 @@ def _unbuf(text: str) -> bytes:
 _ABBREVIATED = re.compile(r"<(\d+) modules>")
 
 
+@dataclass(slots=True)
+class _Exec:
+    """An exec from its E record to its return (e): what the caller's memory showed at
+    entry, and what the kernel copied (x: the file, y: the argv) where they differ."""
+
+    t: float
+    name: str  # execve or execveat
+    proc: _Proc
+    given: str  # the path string as the memory showed it
+    dirfd: int
+    eflags: int
+    path: str  # the path it names (resolved)
+    path2: str | None  # an fd exec's file, or the name the memory showed for a raced path
+    argv: list[str] = field(default_factory=list)
+    path_raced: bool = False
+    copied: tuple[list[str], bool] | None = None  # the kernel's argv, and whether cut
+
+    def kernel_name(self) -> str:
+        """The file as the kernel names it, had the memory not changed."""
+        return _kernel_filename(self.given, self.dirfd, self.eflags, self.name)
+
+
 class _Proc:
     __slots__ = (
         "argv",
@@ -538,7 +561,7 @@ class _Step:
         self.host_to_ns: dict[int, int] = {}
         self.spawned: dict[int, _Proc] = {}  # child ns pid -> parent, until the child shows
         self.events: list[dict[str, Any]] = []
-        self.pending_exec: dict[int, tuple[float, str, int, list[str], str, _Proc]] = {}
+        self.pending_exec: dict[int, _Exec] = {}  # host tgid -> its exec in progress
         self.pending_two: dict[int, dict[str, Any]] = {}  # host tid -> R event waiting for its r
         self.pending_unix: dict[int, tuple[int, str]] = {}
         self.waiting_unix: dict[int, dict[str, Any]] = {}
@@ -549,13 +572,6 @@ class _Step:
         # a link made at install is on disk at import (the passes' reset restores it too)
         self.links: dict[str, str] = {} if links is None else links
         self.shared: set[int] = set()  # pids sharing a cwd or fd table (CLONE_FS/FILES)
-        self.exec_path2: dict[int, str | None] = {}  # pid -> the file behind its pending fd exec
-        # host tgid -> the pending exec's string as the caller's memory showed it, its
-        # dirfd, flags and call; pids whose exec ran another file than that string named
-        self.exec_given: dict[int, tuple[str, int, int, str]] = {}
-        self.exec_raced: set[int] = set()
-        # host tgid -> the argv the kernel copied for its exec (the y record)
-        self.exec_argv: dict[int, tuple[list[str], bool] | None] = {}
         self.tgid_of: dict[int, int] = {}  # ns tid -> ns tgid (tkill names a thread)
         self.degraded = 0
         self.truncated = 0
@@ -563,8 +579,8 @@ class _Step:
     def run(self, records: Sequence[tuple[str, list[int], list[str]]], seq: int) -> ParsedTrace:
         for n, (kind, nums, strs) in enumerate(records):
             self.record(n, kind, nums, strs)
-        for t, path, eflags, argv, name, proc in self.pending_exec.values():
-            self.exec_event(proc, t, name, path, argv, None, eflags)  # never returned: killed mid-exec
+        for pend in self.pending_exec.values():
+            self.exec_event(pend, None)  # never returned: killed mid-exec
         for ev in self.pending_two.values():
             ev.pop("_d2", None)
             self.degraded += 1
@@ -709,10 +725,10 @@ class _Step:
             pend = self.pending_exec.get(host_tgid)
             if pend is not None:
                 if rest[0] >= MAX_ARGS:
-                    pend[3].append("...")
+                    pend.argv.append("...")
                     self.truncated += 1
                 else:
-                    pend[3].append(self.string(strs[0]))
+                    pend.argv.append(self.string(strs[0]))
             return
         if ns_tgid in self.agents and ns_tgid not in self.procs:
             if kind == "X" and ns_tid == ns_tgid:
@@ -936,41 +952,29 @@ class _Step:
                 ev["data"] = _escape(_unbuf(s)[:ret])
         elif kind == "E":
             dirfd, eflags = rest
-            path = self.exec_path(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
-            self.exec_given[host_tgid] = (s, dirfd, eflags, name)
-            self.pending_exec[host_tgid] = (t, path or "", eflags, [], name, proc)
+            path, path2 = self.exec_path(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
+            self.pending_exec[host_tgid] = _Exec(t, name, proc, s, dirfd, eflags, path or "", path2)
         elif kind == "x":  # the exec succeeded: the kernel's own copy of the path it ran
-            given = self.exec_given.get(host_tgid)
             pend = self.pending_exec.get(host_tgid)
-            if given is None or pend is None or _same_string(s, _kernel_filename(*given)):
+            if pend is None or _same_string(s, pend.kernel_name()):
                 return
             # Another thread changed the caller's memory between the E record's read and
             # the kernel's copy: the exec is named by the file that ran, the decoy kept.
-            t0, shown, eflags, argv, exec_name, p = pend
-            decoy = self.exec_path2.get(proc.pid) or shown
-            path = self.exec_path(proc, s, _AT_FDCWD)  # the kernel's form: absolute, /dev/fd/N/…
-            self.exec_path2[proc.pid] = decoy
-            self.exec_raced.add(proc.pid)
-            self.pending_exec[host_tgid] = (t0, path or "", eflags, argv, exec_name, p)
+            decoy = pend.path2 or pend.path
+            path, _ = self.exec_path(proc, s, _AT_FDCWD)  # the kernel's form: absolute, /dev/fd/N/…
+            pend.path, pend.path2, pend.path_raced = path or "", decoy, True
         elif kind == "y":  # the exec succeeded: the kernel's own copy of its argv
             (length,) = rest
-            self.exec_argv[host_tgid] = self.kernel_argv(length, _unbuf(s))
+            pend = self.pending_exec.get(host_tgid)
+            if pend is not None:
+                pend.copied = self.kernel_argv(length, _unbuf(s))
         elif kind == "e":
             (ret,) = rest
             pend = self.pending_exec.pop(host_tgid, None)
-            copied = self.exec_argv.pop(host_tgid, None)
-            given = self.exec_given.pop(host_tgid, None)
             if pend is None:
                 self.degraded += 1
                 return
-            t0, path, eflags, argv, exec_name, _p = pend
-            shown = None
-            script = _kernel_filename(*given) if given is not None else None
-            if ret == 0 and copied and _argv_differs(argv, *copied, script):
-                # Another thread changed the argv in the caller's memory between the
-                # a records' read and the kernel's copy: the one the program got counts.
-                shown, argv = argv, copied[0]
-            self.exec_event(proc, t0, exec_name, path, argv, ret, eflags, shown)
+            self.exec_event(pend, ret)
         elif kind == "X":
             code, group_code = rest
             if ns_tid != ns_tgid:
@@ -1001,31 +1005,26 @@ class _Step:
         if argv[: len(rest)] == rest and len(argv) == len(rest) + int(cut.group(1)):
             self.root_event["argv"] = proc.execs[0] = (*head, *argv)
 
-    def exec_path(self, proc: _Proc, s: str, dirfd: int) -> str | None:
-        """The path an exec names, as the E record's string *s* gives it."""
+    def exec_path(self, proc: _Proc, s: str, dirfd: int) -> tuple[str | None, str | None]:
+        """The path an exec names, as the E record's string *s* gives it, and for an
+        exec through an fd the file behind it (path2, as the strace parser has it)."""
         fdm = _PROC_LINK_RE.match(s)
         if fdm is not None and (fdm.group(3) or fdm.group(4)) and fdm.end() == len(s):
-            # exec through an fd: the path as given (PS029), the file behind it in
-            # path2, as the strace parser does
+            # exec through an fd: the path as given (PS029)
             path = normalise(s)
             real = self.kernel(proc, s)
-            self.exec_path2[proc.pid] = real if real != path else None
-            return path
-        self.exec_path2.pop(proc.pid, None)
-        return self.resolve(proc, s, dirfd, follow=True)
+            return path, (real if real != path else None)
+        return self.resolve(proc, s, dirfd, follow=True), None
 
-    def exec_event(
-        self,
-        proc: _Proc,
-        t: float,
-        name: str,
-        path: str,
-        argv: list[str],
-        ret: int | None,
-        eflags: int = 0,
-        shown: list[str] | None = None,
-    ) -> None:
-        ev = self.event(len(self.events), t, proc, name, K.EXEC, ret)
+    def exec_event(self, pend: _Exec, ret: int | None) -> None:
+        proc, name, eflags, argv = pend.proc, pend.name, pend.eflags, pend.argv
+        shown = None
+        if ret == 0 and pend.copied and _argv_differs(argv, *pend.copied, pend.kernel_name()):
+            # Another thread changed the argv in the caller's memory between the a
+            # records' read and the kernel's copy: the one the program got counts.
+            shown, argv = argv, pend.copied[0]
+        path = pend.path
+        ev = self.event(len(self.events), pend.t, proc, name, K.EXEC, ret)
         ev["path"] = path or None
         if name == "execveat":  # fexecve: AT_EMPTY_PATH (PS029), as strace prints it
             named = [
@@ -1037,9 +1036,8 @@ class _Step:
                 if eflags & bit
             ]
             ev["flags"] = "|".join(named) or "0"
-        ev["path2"] = self.exec_path2.pop(proc.pid, None)
-        if proc.pid in self.exec_raced:
-            self.exec_raced.discard(proc.pid)
+        ev["path2"] = pend.path2
+        if pend.path_raced:
             raced = "the path changed in the caller's memory during the call (path2: what it showed)"
             ev["flags"] = f"{ev['flags']}; {raced}" if ev["flags"] else raced
         if shown is not None:
