@@ -4,7 +4,7 @@ The honeytokens themselves (:func:`make_honeytokens`) are made in
 :mod:`sandbox.judge.honeytokens`; each carries one or more *canaries*.
 :class:`CanaryMatcher` looks for those canaries in captured outbound bytes
 — plain, base64 (standard and URL-safe, every alignment), base32, hex,
-URL-encoded, JSON-escaped, compressed (gzip, zlib, bz2, xz), and nested
+URL-encoded, JSON-escaped, compressed (gzip, zlib, bz2, xz, zip members), and nested
 combinations of those — and in DNS query names, where exfiltration splits the
 encoded secret into labels and often across queries.
 
@@ -20,6 +20,7 @@ import bz2
 import contextlib
 import lzma
 import re
+import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,45 @@ def _decompress(data: bytes, kind: str, limit: int) -> bytes | None:
     return None
 
 
+_ZIP_LOCAL = b"PK\x03\x04"
+_ZIP_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a local file header (APPNOTE 4.3.7)
+
+
+def _zip_members(view: bytes, limit: int, most: int = 32) -> list[bytes]:
+    """The members of a zip archive anywhere in *view* (stealers zip their loot, a
+    browser profile or a Telegram ``tdata``, and upload it as one file): each local
+    header's data, stored, deflated or bzip2'd, read from the header alone (no central
+    directory: a capture may hold the archive cut, or inside a multipart body).
+    Encrypted members are skipped; a member whose size the header leaves to a data
+    descriptor runs to the stream's end (compressed) or the next header (stored). At
+    most *limit* bytes in all: a bomb of many members costs no more than one."""
+    out: list[bytes] = []
+    at = view.find(_ZIP_LOCAL)
+    while at >= 0 and len(out) < most and limit > 0:
+        head = view[at : at + _ZIP_HEADER.size]
+        nxt = view.find(_ZIP_LOCAL, at + 4)
+        if len(head) == _ZIP_HEADER.size:
+            _sig, _ver, flags, method, _tm, _dt, _crc, csize, _usize, nlen, xlen = _ZIP_HEADER.unpack(head)
+            start = at + _ZIP_HEADER.size + nlen + xlen
+            end = start + csize if csize > 0 and not flags & 0x08 else (nxt if nxt > 0 else len(view))
+            body = view[start:end]
+            member: bytes | None = None
+            if flags & 0x01 or not body:
+                pass  # encrypted, or nothing captured
+            elif method == 0:
+                member = body[:limit]
+            elif method == 8:
+                with contextlib.suppress(zlib.error):
+                    member = zlib.decompressobj(-15).decompress(body, limit)
+            elif method == 12:
+                member = _decompress(body, "bz2", limit)
+            if member:
+                out.append(member)
+                limit -= len(member)
+        at = nxt
+    return out
+
+
 def _b64_decode(run: bytes) -> bytes | None:
     text = run.rstrip(b"=")
     text = text[: len(text) - len(text) % 4] if len(text) % 4 == 1 else text
@@ -191,6 +231,8 @@ def derived_views(data: bytes, depth: int = MAX_DEPTH) -> list[tuple[str, bytes]
                     found.append((kind, out))
                 hits += 1
                 start = view.find(magic, start + 1)
+        if _ZIP_LOCAL in view:
+            found += [("zip", m) for m in _zip_members(view, MAX_VIEW_BYTES)]
         for rx, kind, dec in ((_B64_RUN, "base64", _b64_decode), (_B32_RUN, "base32", _b32_decode)):
             for m in list(rx.finditer(view))[:32]:
                 out = dec(m.group(0))

@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import bz2
 import gzip
+import io
 import json
 import lzma
 import random
 import re
 import string
+import zipfile
 import zlib
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -169,6 +172,65 @@ def test_compressed_and_nested(c: Canary, pre: bytes, post: bytes, how: str) -> 
         "gzip-in-http": lambda: b"POST / HTTP/1.1\r\nContent-Encoding: gzip\r\n\r\n" + gzip.compress(raw),
     }[how]()
     assert found(data, c), how
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream zipfile cannot seek back in: it writes each member's sizes in a data
+    descriptor after the data (flag bit 3), as a stealer zipping into a pipe would."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.data += bytes(b)
+        return len(b)
+
+
+def _zipped(members: dict[str, bytes], method: int, seekable: bool = True) -> bytes:
+    out: Any = io.BytesIO() if seekable else _Unseekable()
+    with zipfile.ZipFile(out, "w", compression=method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue() if seekable else bytes(out.data)
+
+
+@SETTINGS
+@given(
+    canaries,
+    noise,
+    st.sampled_from([zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED, zipfile.ZIP_BZIP2]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_zipped_loot_in_an_upload(
+    c: Canary, pad: bytes, method: int, seekable: bool, multipart: bool
+) -> None:
+    # a stealer zips what it found (tdata, a browser profile) and posts the archive
+    loot = {"tdata/settingss": pad, "tdata/key_datas": b"TDF$" + pad + c.value.encode() + pad}
+    archive = _zipped(loot, method, seekable)
+    body = (
+        b'--b0undary\r\nContent-Disposition: form-data; name="document"; filename="a.zip"\r\n'
+        b"Content-Type: application/zip\r\n\r\n" + archive + b"\r\n--b0undary--\r\n"
+        if multipart
+        else archive
+    )
+    # a stored member's bytes are the loot's own, found as they are; a bzip2'd one is a
+    # bz2 stream of its own (its magic); a deflated one is raw deflate: only the zip
+    # header says where it starts
+    expected = {zipfile.ZIP_STORED: {"plain"}, zipfile.ZIP_BZIP2: {"bz2", "zip"}}.get(method, {"zip"})
+    assert found(body, c) in expected, (method, seekable)
+
+
+def test_a_zip_cut_short_still_gives_its_first_member() -> None:
+    c = TOKENS.canaries[0]
+    archive = _zipped({"a.txt": c.value.encode() * 3, "b.bin": random.Random(1).randbytes(4000)}, 8)
+    assert found(archive[: len(archive) // 2], c) == "zip"
+    # an encrypted member is skipped, not guessed at (bit 0 of the flags)
+    flagged = archive[:6] + bytes([archive[6] | 1]) + archive[7:]
+    assert found(flagged, c) is None
 
 
 @SETTINGS
