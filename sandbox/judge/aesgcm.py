@@ -1,6 +1,7 @@
-"""AES-256-GCM encryption, pure Python, for honeytokens only: Chromium's ``v10``
-password blobs are AES-GCM under the ``Local State`` key, and a stealer that finds
-one it cannot decrypt to text stops before it sends anything. The host has no
+"""AES-256-GCM and AES-128-CBC encryption, pure Python, for honeytokens only:
+Chromium's ``v10`` password blobs are AES-GCM under the ``Local State`` key on
+Windows and AES-128-CBC under a fixed key on a Linux desktop without a keyring, and
+a stealer that finds one it cannot decrypt to text stops before it sends anything. The host has no
 crypto library (the core's dependencies stay small) and this encrypts a few dozen
 bytes per run, so speed does not matter; never use it for real secrets.
 """
@@ -38,30 +39,33 @@ def _xtime(b: int) -> int:
 
 
 def _expand(key: bytes) -> list[list[int]]:
-    """Round keys of AES-256 (15 of 16 bytes)."""
-    if len(key) != 32:
-        raise ValueError("AES-256 needs a 32-byte key")
-    words = [list(key[i : i + 4]) for i in range(0, 32, 4)]
+    """Round keys of AES-128 or AES-256 (11 or 15 of 16 bytes; FIPS-197 §5.2)."""
+    if len(key) not in (16, 32):
+        raise ValueError("AES-128 or AES-256 only: a 16- or 32-byte key")
+    nk = len(key) // 4
+    nr = nk + 6
+    words = [list(key[i : i + 4]) for i in range(0, len(key), 4)]
     rcon = 1
-    for i in range(8, 60):
+    for i in range(nk, 4 * (nr + 1)):
         t = list(words[i - 1])
-        if i % 8 == 0:
+        if i % nk == 0:
             t = [_SBOX[b] for b in t[1:] + t[:1]]
             t[0] ^= rcon
             rcon = _xtime(rcon)
-        elif i % 8 == 4:
+        elif nk > 6 and i % nk == 4:
             t = [_SBOX[b] for b in t]
-        words.append([a ^ b for a, b in zip(words[i - 8], t, strict=True)])
-    return [[b for w in words[r * 4 : r * 4 + 4] for b in w] for r in range(15)]
+        words.append([a ^ b for a, b in zip(words[i - nk], t, strict=True)])
+    return [[b for w in words[r * 4 : r * 4 + 4] for b in w] for r in range(nr + 1)]
 
 
 def _encrypt_block(rounds: list[list[int]], block: bytes) -> bytes:
+    last = len(rounds) - 1
     s = [b ^ k for b, k in zip(block, rounds[0], strict=True)]
-    for r in range(1, 15):
+    for r in range(1, last + 1):
         s = [_SBOX[b] for b in s]
         # ShiftRows: byte (row, col) sits at col * 4 + row
         s = [s[((c + row) % 4) * 4 + row] for c in range(4) for row in range(4)]
-        if r != 14:
+        if r != last:
             mixed = []
             for c in range(4):
                 a = s[c * 4 : c * 4 + 4]
@@ -100,3 +104,17 @@ def encrypt(key: bytes, nonce: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
     x = _gmul(x ^ (len(out) * 8), h)  # len(A) = 0 in the high half
     tag = int.from_bytes(_encrypt_block(rounds, nonce + b"\x00\x00\x00\x01"), "big") ^ x
     return bytes(out), tag.to_bytes(16, "big")
+
+
+def cbc_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
+    """AES-CBC of *plaintext*, PKCS#7-padded (the key's length picks AES-128 or -256)."""
+    if len(iv) != 16:
+        raise ValueError("a 16-byte IV only")
+    rounds = _expand(key)
+    pad = 16 - len(plaintext) % 16
+    data = plaintext + bytes([pad]) * pad
+    out, prev = bytearray(), iv
+    for i in range(0, len(data), 16):
+        prev = _encrypt_block(rounds, bytes(a ^ b for a, b in zip(data[i : i + 16], prev, strict=True)))
+        out += prev
+    return bytes(out)

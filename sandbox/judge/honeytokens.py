@@ -9,6 +9,7 @@ carries one or more *canaries*: high-entropy strings that appear nowhere else, w
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import secrets
@@ -211,6 +212,7 @@ def make_honeytokens(
         "hex": canary("secret handed to a call (hex key)", _rand(r, "0123456789abcdef", 64), HANDED),
         "text": canary("secret handed to a call (password or token)", _rand(r, _ALNUM, 40), HANDED),
     }
+    blobs.update(_linux_desktop(r, user, canary, files))
     return HoneytokenSet(
         env=env,
         files=files,
@@ -292,6 +294,14 @@ def _v10(r: random.Random, key: bytes, password: str) -> bytes:
     return b"v10" + nonce + ciphertext + tag
 
 
+def _v10_linux(password: str) -> bytes:
+    """Chromium's password blob on a Linux desktop with no keyring: ``v10`` +
+    AES-128-CBC under PBKDF2-SHA1("peanuts", "saltysalt", 1 round), IV of 16 spaces: the
+    key every Linux stealer knows, so it decrypts the canary."""
+    key = hashlib.pbkdf2_hmac("sha1", b"peanuts", b"saltysalt", 1, 16)
+    return b"v10" + aesgcm.cbc_encrypt(key, b" " * 16, password.encode())
+
+
 def _login_data(rows: list[tuple[str, str, bytes]]) -> bytes:
     """A Chromium ``Login Data`` SQLite file holding *rows* (url, username, password blob)."""
     with tempfile.TemporaryDirectory(prefix="pkgsandbox-ld-") as tmp:
@@ -318,6 +328,61 @@ def _login_data(rows: list[tuple[str, str, bytes]]) -> bytes:
         return path.read_bytes()
 
 
+def _discord_token(r: random.Random) -> tuple[str, str]:
+    """A Discord user id and token of the classic shape (base64 id . 6 . 27), which both
+    the old ``[\\w-]{24}\\.[\\w-]{6}\\.[\\w-]{27}`` grabbers and the newer, longer
+    patterns take whole (a longer third part was cut to 27 by the old ones, and the
+    sent prefix was no canary)."""
+    uid = str(r.randrange(10**17, 10**18))
+    token = (
+        base64.b64encode(uid.encode()).decode().rstrip("=")
+        + "."
+        + _rand(r, _ALNUM + "-_", 6)
+        + "."
+        + _rand(r, _ALNUM + "-_", 27)
+    )
+    return uid, token
+
+
+def _leveldb_token(token: str) -> bytes:
+    """A Discord ``Local Storage/leveldb`` table entry holding *token* in clear."""
+    return b"\x00\x01_https://discord.com\x00\x01token\x01\x00" + f'"{token}"'.encode() + b"\x00\n"
+
+
+def _linux_desktop(
+    r: random.Random, user: str, canary: Callable[[str, str, str], str], files: dict[str, str]
+) -> dict[str, bytes]:
+    """What the Linux desktop clients a developer runs keep in HOME and stealers look
+    for there: Telegram Desktop's ``tdata`` (a session: whoever copies it is logged in),
+    Discord's token store and Chrome's saved passwords, where the native clients keep
+    them. Text files go into *files*; returns the binary ones."""
+    blobs: dict[str, bytes] = {}
+    chrome = ".config/google-chrome"
+    password = canary("Chrome (Linux) saved password", _rand(r, _ALNUM, 20), f"~/{chrome}/Default/Login Data")
+    site = f"https://accounts.{r.choice(['example.com', 'example.org'])}/"
+    # a row from before the profile's passwords were encrypted (Chromium's Linux "basic"
+    # store once kept them in clear: a copy of the file sent as it is carries the canary)
+    # and a v10 row, decrypting to the same canary
+    rows = [
+        (site, f"{user}@example.com", password.encode()),
+        ("https://github.com/session", user, _v10_linux(password)),
+    ]
+    blobs[f"{chrome}/Default/Login Data"] = _login_data(rows)
+    files[f"{chrome}/Local State"] = json.dumps({"profile": {"last_used": "Default"}}) + "\n"
+    tdata = ".local/share/TelegramDesktop/tdata"
+    tg = canary("Telegram tdata key (Linux)", _rand(r, _ALNUM, 32), f"~/{tdata}/key_datas")
+    blobs[f"{tdata}/key_datas"] = b"TDF$\x8f\x2c\x00\x00" + tg.encode() + r.randbytes(64)
+    blobs[f"{tdata}/D877F783D5D3EF8C/maps"] = b"TDF$\x8f\x2c\x00\x00" + r.randbytes(128)
+    blobs[f"{tdata}/settingss"] = b"TDF$\x8f\x2c\x00\x00" + r.randbytes(96)
+    leveldb = ".config/discord/Local Storage/leveldb"
+    _uid, token = _discord_token(r)
+    canary("discord token (Linux)", token, f"~/{leveldb}/000005.ldb")
+    blobs[f"{leveldb}/000005.ldb"] = _leveldb_token(token) + r.randbytes(64)
+    files[f"{leveldb}/CURRENT"] = "MANIFEST-000004\n"
+    files[".config/discord/settings.json"] = json.dumps({"IS_MAXIMIZED": False, "IS_MINIMIZED": True}) + "\n"
+    return blobs
+
+
 def _windows_tree(
     r: random.Random,
     user: str,
@@ -333,19 +398,8 @@ def _windows_tree(
     roaming, local = f"{profile}/AppData/Roaming", f"{profile}/AppData/Local"
     blobs: dict[str, bytes] = {}
 
-    uid = str(r.randrange(10**17, 10**18))
-    # 24.6.27: the classic shape, which both the old `[\w-]{24}\.[\w-]{6}\.[\w-]{27}`
-    # grabbers and the newer, longer patterns take whole (a longer third part was cut
-    # to 27 by the old ones, and the sent prefix was no canary)
-    token = canary(
-        "discord token",
-        base64.b64encode(uid.encode()).decode().rstrip("=")
-        + "."
-        + _rand(r, _ALNUM + "-_", 6)
-        + "."
-        + _rand(r, _ALNUM + "-_", 27),
-        f"~/{roaming}/discord/Local Storage/leveldb/000005.ldb",
-    )
+    uid, token = _discord_token(r)
+    canary("discord token", token, f"~/{roaming}/discord/Local Storage/leveldb/000005.ldb")
     # Discord (like Chromium) keeps its tokens encrypted since 2022: "dQw4w9WgXcQ:" +
     # base64(v10 blob) under the key in discord/Local State; grabbers decrypt that copy
     # (the Windows pass's DPAPI stub unwraps the key), so it holds the same canary
@@ -359,9 +413,8 @@ def _windows_tree(
     encrypted = "dQw4w9WgXcQ:" + base64.b64encode(_v10(r, key, token)).decode()
     leveldb = f"{roaming}/discord/Local Storage/leveldb"
     blobs[f"{leveldb}/000005.ldb"] = (
-        b"\x00\x01_https://discord.com\x00\x01token\x01\x00"
-        + f'"{token}"'.encode()
-        + b"\x00\n\x00\x01_https://discord.com\x00\x01tokens\x01\x00"
+        _leveldb_token(token)
+        + b"\x00\x01_https://discord.com\x00\x01tokens\x01\x00"
         + f'{{"{uid}":"{encrypted}"}}'.encode()
         + b"\x00\n"
         + r.randbytes(64)

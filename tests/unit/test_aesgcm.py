@@ -34,3 +34,25 @@ def test_test_case_16_with_a_real_key() -> None:
         "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad"
     )
     assert t.hex() == "b094dac5d93471bdec1a502270e3cc6c"
+
+
+def test_aes128_block_and_cbc_match_the_standards_vectors() -> None:
+    from sandbox.judge.aesgcm import _encrypt_block, _expand, cbc_encrypt
+
+    # FIPS-197 appendix C.1
+    key = bytes(range(16))
+    block = bytes.fromhex("00112233445566778899aabbccddeeff")
+    assert _encrypt_block(_expand(key), block).hex() == "69c4e0d86a7b0430d8cdb78070b4c55a"
+    # SP 800-38A F.2.1, CBC-AES128.Encrypt (its four blocks; PKCS#7 adds a fifth)
+    key = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
+    iv = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+    plain = bytes.fromhex(
+        "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+        "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710"
+    )
+    out = cbc_encrypt(key, iv, plain)
+    assert out[:64].hex() == (
+        "7649abac8119b246cee98e9b12e9197d5086cb9b507219ee95db113a917678b2"
+        "73bed6b8e3c1743b7116e69e222295163ff1caa1681fac09120eca307586e1a7"
+    )
+    assert len(out) == 80

@@ -333,3 +333,31 @@ def test_discord_token_is_found_whole_by_old_and_new_grabbers() -> None:
     assert blob[:3] == b"v10"
     plain, _tag = aesgcm.encrypt(key, blob[3:15], blob[15:-16])  # CTR: the same keystream
     assert plain.decode() == token
+
+
+def test_the_linux_desktop_stores_are_where_their_clients_keep_them() -> None:
+    import hashlib
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    from sandbox.judge.aesgcm import cbc_encrypt
+
+    by_location = {c.location: c.value for c in TOKENS.canaries}
+    tdata = ".local/share/TelegramDesktop/tdata/key_datas"
+    key_datas = TOKENS.blobs[tdata]
+    assert key_datas.startswith(b"TDF$") and by_location[f"~/{tdata}"].encode() in key_datas
+    ldb = ".config/discord/Local Storage/leveldb/000005.ldb"
+    grabbed = re.findall(rb"[\w-]{24}\.[\w-]{6}\.[\w-]{27}", TOKENS.blobs[ldb])
+    assert grabbed == [by_location[f"~/{ldb}"].encode()]  # what a classic grabber takes, whole
+    # Chrome's Login Data: the v10 row decrypts (AES-128-CBC, the "peanuts" key) to the canary
+    login = ".config/google-chrome/Default/Login Data"
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "Login Data"
+        db_path.write_bytes(TOKENS.blobs[login])
+        db = sqlite3.connect(db_path)
+        blobs = [row[0] for row in db.execute("SELECT password_value FROM logins")]
+        db.close()
+    password = by_location[f"~/{login}"].encode()
+    key = hashlib.pbkdf2_hmac("sha1", b"peanuts", b"saltysalt", 1, 16)
+    assert blobs == [password, b"v10" + cbc_encrypt(key, b" " * 16, password)]
