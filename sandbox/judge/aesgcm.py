@@ -1,9 +1,10 @@
 """AES-256-GCM and AES-128-CBC encryption, pure Python, for honeytokens only:
 Chromium's ``v10`` password blobs are AES-GCM under the ``Local State`` key on
 Windows and AES-128-CBC under a fixed key on a Linux desktop without a keyring, and
-a stealer that finds one it cannot decrypt to text stops before it sends anything. The host has no
-crypto library (the core's dependencies stay small) and this encrypts a few dozen
-bytes per run, so speed does not matter; never use it for real secrets.
+a stealer that finds one it cannot decrypt to text stops before it sends anything.
+The host has no crypto library (the core's dependencies stay small) and this
+encrypts a few dozen bytes per run, so speed does not matter; never use it for real
+secrets.
 """
 
 from __future__ import annotations

@@ -473,8 +473,7 @@ def build_program(
     )
     # ... and the argv it got: the new stack's strings (mm->arg_start to arg_end, that
     # length first, at most STRLEN bytes of them), the a records' being the caller's
-    # memory at entry. Its own program:
-    # both strings overflow one program's BPF stack.
+    # memory at entry. Its own program: both strings overflow one program's BPF stack.
     mm = _ptr(_TASK, o["task.mm"])
     exec_argv = (
         f"tracepoint:sched:sched_process_exec / ({flt}) / {{ $id = -1; "
