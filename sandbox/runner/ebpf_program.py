@@ -327,7 +327,9 @@ def build_program(
     # otherwise, and reads through it give zeros (a failed probe read zeroes its bytes).
     connected = (
         "$sk = (uint64)0; "
-        f"if ($id == {nrs['connect']} && ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
+        # (an fd the index below would wrap, 65536 or more, is left to the memory: this
+        # machine kind's engine allows 20000 fds, others may allow more)
+        f"if ($id == {nrs['connect']} && {a[0]} < 65536 && ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
         f"$f = *(uint64*)({fds} + 8 * ({a[0]} & 0xffff)); "
         f"if ($f != 0 && (*(uint16*)({_ptr('$f', o['file.inode'])} + {o['inode.mode']}) & 0xf000) == 0xc000) "
         f"{{ $sk = {_ptr(_ptr('$f', o['file.private']), o['socket.sk'])}; }} }} "

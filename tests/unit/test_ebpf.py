@@ -463,3 +463,11 @@ def test_the_argv_comparison_allows_what_the_kernel_itself_changes() -> None:
     # the same argv, and one argument more or less
     assert not _argv_differs(["ls", "-l"], ["ls", "-l"], False, "/bin/ls")
     assert _argv_differs(["ls", "-l"], ["ls", "-l", "/"], False, "/bin/ls")
+
+
+def test_the_connect_peer_is_read_only_for_an_fd_the_lookup_does_not_wrap() -> None:
+    # the fd table is indexed with fd & 0xffff: fd 65536 + 3 would give fd 3's socket,
+    # and its peer would name a connect made elsewhere
+    prog = build_program(4026532182, 1000, 1, OFFSETS)
+    (merged,) = [p for p in prog.splitlines() if '"\\x1eC ' in p]
+    assert "$a0 < 65536 && ($r == 0 || $r == -115)" in merged
