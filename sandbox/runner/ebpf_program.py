@@ -307,12 +307,13 @@ def build_program(
     # The connected peer as the kernel's socket has it (a send on a connected socket
     # carries no address); sk fields are read inline: every variable costs stack.
     fds = _ptr(_ptr(_ptr(_TASK, o["task.files"]), o["files.fdt"]), o["fdt.fd"])
-    peer = (
-        f"$f = *(uint64*)({fds} + 8 * ({a[0]} & 0xffff)); "
-        f"$mode = *(uint16*)({_ptr('$f', o['file.inode'])} + {o['inode.mode']}); "
-        "if (($mode & 0xf000) != 0xc000) { return; } "
-        f"$sk = {_ptr(_ptr('$f', o['file.private']), o['socket.sk'])}; "
-    )
+
+    def fd_file(fd: str) -> str:  # the struct file behind *fd* in the caller's fd table
+        return f"$f = *(uint64*)({fds} + 8 * ({fd} & 0xffff)); "
+
+    mode = f"*(uint16*)({_ptr('$f', o['file.inode'])} + {o['inode.mode']})"
+    sock = f"$sk = {_ptr(_ptr('$f', o['file.private']), o['socket.sk'])}; "
+    peer = f"{fd_file(a[0])}$mode = {mode}; if (($mode & 0xf000) != 0xc000) {{ return; }} {sock}"
     sk_addr = ", ".join(
         [
             f"*(uint16*)($sk + {o['sk.family']})",
@@ -330,9 +331,7 @@ def build_program(
         # (an fd the index below would wrap, 65536 or more, is left to the memory: this
         # machine kind's engine allows 20000 fds, others may allow more)
         f"if ($id == {nrs['connect']} && {a[0]} < 65536 && ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
-        f"$f = *(uint64*)({fds} + 8 * ({a[0]} & 0xffff)); "
-        f"if ($f != 0 && (*(uint16*)({_ptr('$f', o['file.inode'])} + {o['inode.mode']}) & 0xf000) == 0xc000) "
-        f"{{ $sk = {_ptr(_ptr('$f', o['file.private']), o['socket.sk'])}; }} }} "
+        f"{fd_file(a[0])}if ($f != 0 && ({mode} & 0xf000) == 0xc000) {{ {sock}}} }} "
     )
     # Sends: the payload prefix and the destination: the call's own address ("S …
     # 1"), else the connected peer as the kernel's socket has it ("S … 0");
@@ -359,7 +358,7 @@ def build_program(
     opens = " || ".join(f"$id == {nrs[n]}" for n in ("open", "creat", "openat", "openat2"))
     opened = (
         "$ino = (uint64)0; $dev = (uint32)0; "
-        f"if ($r >= 0 && ({opens})) {{ $f = *(uint64*)({fds} + 8 * ($r & 0xffff)); "
+        f"if ($r >= 0 && ({opens})) {{ {fd_file('$r')}"
         f"if ($f != 0) {{ $in = {_ptr('$f', o['file.inode'])}; "
         f"$ino = *(uint64*)($in + {o['inode.ino']}); "
         f"$dev = *(uint32*)({_ptr('$in', o['inode.sb'])} + {o['sb.dev']}); }} }} "

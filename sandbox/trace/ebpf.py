@@ -20,6 +20,7 @@ import bisect
 import errno as errno_mod
 import posixpath
 import re
+import shlex
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -379,8 +380,6 @@ def _argv_differs(shown: list[str], copied: list[str], cut: bool, script: str | 
 
 
 def _argv_text(argv: list[str]) -> str:
-    import shlex
-
     text = shlex.join(argv)
     return text if len(text) <= 200 else text[:200] + CUT
 
