@@ -378,6 +378,8 @@ _NETWORK_FILE = re.compile(r" (/etc/(?:hosts|hostname|resolv\.conf)) ")
 _INIT_NAMES = ("systemd", "init")
 _INIT_CMDLINES = ("/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
 MIN_PROCESSES = 30  # a desktop session runs well over a hundred
+# words in a process's command line that only a sandbox or container shows
+_TOOL_WORDS = re.compile(r"pkgsandbox|sandbox|strace|bpftrace|docker|containerd|runc\b", re.IGNORECASE)
 MIN_UPTIME_S = 600  # "booted minutes ago" is a classic sandbox check
 MIN_MEMORY = 4 << 30
 MIN_CPUS = 2
@@ -437,7 +439,9 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         yield Check(label, not why, why or "plausible")
     raw_procs = p.get("processes")
     procs = (
-        [x for x in raw_procs if isinstance(x, list) and len(x) == 3] if isinstance(raw_procs, list) else []
+        [x for x in raw_procs if isinstance(x, list) and len(x) in (3, 4)]
+        if isinstance(raw_procs, list)
+        else []
     )
     # On a host only init (1) and kthreadd (2) have parent 0; in a container every
     # process entered through `docker exec` has.
@@ -448,6 +452,17 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         len(procs) >= MIN_PROCESSES and not orphans,
         f"{len(procs)} visible in /proc ({', '.join(names[:12])}{' …' if len(names) > 12 else ''})"
         + (f"; parent 0 (entered from outside): {', '.join(orphans)}" if orphans else ""),
+    )
+    # /proc/<pid>/cmdline is world-readable: a tool's own name or paths give it away
+    named = sorted(
+        {m.group(0).lower() for x in procs if len(x) == 4 for m in [_TOOL_WORDS.search(str(x[3]))] if m}
+    )
+    yield Check(
+        "command lines",
+        bool(procs) and not named,
+        f"name {', '.join(named)}"
+        if named
+        else f"{sum(len(x) == 4 for x in procs)} read, none names a sandbox",
     )
     host = _s(p.get("hostname"))
     looks_id = bool(re.fullmatch(r"[0-9a-f]{12}([0-9a-f]{52})?", host))

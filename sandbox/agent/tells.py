@@ -23,7 +23,8 @@ for d in os.listdir("/proc"):
         if st and ")" in st:
             comm = st[st.index("(") + 1:st.rindex(")")]
             ppid = int(st.rsplit(")", 1)[1].split()[1])
-            procs.append([int(d), ppid, comm])
+            cmd = (rd(f"/proc/{d}/cmdline", 300) or "").replace("\0", " ").strip()
+            procs.append([int(d), ppid, comm, cmd])
 net = {}
 for i in sorted(os.listdir("/sys/class/net")):
     net[i] = (rd(f"/sys/class/net/{i}/address") or "").strip()

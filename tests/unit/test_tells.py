@@ -15,7 +15,9 @@ WORKSTATION: dict[str, object] = {
     "mountinfo": "26 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n",
     "cgroup_self": "0::/user.slice/user-1000.slice/session-2.scope\n",
     "cgroup_1": "0::/init.scope\n",
-    "processes": [[1, 0, "systemd"], [2, 0, "kthreadd"]] + [[100 + i, 1, f"d{i}"] for i in range(60)],
+    "processes": [[1, 0, "systemd", "/sbin/init splash"], [2, 0, "kthreadd", ""]]
+    + [[100 + i, 1, f"d{i}", f"/usr/libexec/d{i} --daemon"] for i in range(60)]
+    + [[200, 1, "python3", "python3 -m pip install --user requests"]],
     "hostname": "alex-thinkpad",
     "env": ["HOME", "PATH", "USER", "SHELL", "LANG"],
     "uptime": "86400.5 170000.1",
@@ -41,9 +43,9 @@ SANDBOX = {
     "processes": [
         [1, 0, "docker-init"],
         [7, 1, "sleep"],
-        [8, 0, "python"],
-        [9, 8, "strace"],
-        [10, 9, "python3"],
+        [8, 0, "python", "/opt/pkgsandbox/python -I -c import sys; sys.path.insert(0, "],
+        [9, 8, "strace", "strace -f -o /trace/x.strace -- setpriv"],
+        [10, 9, "python3", "/home/dev/project/.venv/bin/python /opt/pkgsandbox/run/pkgsandbox_import.py x"],
     ],
     "hostname": "3f2a9c1d7e4b",
     "env": ["HOME", "PATH", "PYTHON_VERSION", "GPG_KEY", "container"],
@@ -65,6 +67,7 @@ def test_every_sandbox_fact_is_a_tell() -> None:
     checks = {c.name: c for c in tell_checks(SANDBOX)}
     assert {n for n, c in checks.items() if c.ok} == set(), [(n, c.detail) for n, c in checks.items() if c.ok]
     assert "parent 0" in checks["processes"].detail and "python" in checks["processes"].detail
+    assert checks["command lines"].detail == "name pkgsandbox, strace", checks["command lines"].detail
     assert "Docker" in checks["MAC addresses"].detail
     assert "PYTHON_VERSION" in checks["environment"].detail and "container" in checks["environment"].detail
     assert "eBPF" in checks["TracerPid"].detail  # says what removes it
