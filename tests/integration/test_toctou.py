@@ -22,7 +22,7 @@ import pytest
 
 from sandbox.models import EventKind
 from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel, leased_open_source
+from tests.fixtures.builders import Randomised, build_wheel, leased_race_source
 
 pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
 
@@ -35,7 +35,15 @@ def test_a_path_rewritten_during_the_open_still_names_the_file_opened(tmp_path: 
     name = r.name("racer")
     # the same length as the key's path: the NUL stays where it is
     decoy = "/tmp/" + "".join(r.rng.choice(string.ascii_lowercase) for _ in range(len(KEY) - 5))
-    src = leased_open_source(KEY, decoy, ROUNDS)
+    src = leased_race_source(
+        KEY,
+        KEY,
+        decoy,
+        call="got.append(libc.open(buf, os.O_RDONLY))\n",
+        # a write lease needs the file open nowhere else
+        after="if got[-1] >= 0:\n    os.close(got[-1])\n",
+        rounds=ROUNDS,
+    )
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
     assert report is not None
