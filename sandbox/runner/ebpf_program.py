@@ -36,6 +36,7 @@ MAX_ARGS = 24  # argv elements read per execve; one more marks the argv as cut
 # STRLEN bytes and the send programs overflow the BPF stack. The bytes past the
 # call's length are garbage the decoder cuts off.
 DATA_CAP = 128
+MMSG_CAP = 8  # messages of one sendmmsg recorded (each its own S record)
 PERF_PAGES = 1024  # perf ring per CPU (4 MiB): fewer drops on bursts
 # Entries of each map (bpftrace preallocates them in kernel memory, about 80 bytes each,
 # 7 maps): the stash maps are keyed by thread, and the container's pids limit bounds
@@ -134,8 +135,8 @@ PRIVILEGED_CALLS = (
 SPAWN_CALLS = ("clone", "clone3", "fork", "vfork")
 
 SOCKET_CALLS = ("connect", "bind")
-# sendmmsg: its vector starts with the first message's msghdr, read as sendmsg's (the
-# first message's name and first iovec; strace prints them all)
+# sendmmsg: up to MMSG_CAP of its messages, each as a sendmsg (its name and first
+# iovec; strace prints them all)
 SEND_CALLS = ("sendto", "sendmsg", "sendmmsg", "write", "writev")
 # File writes are not recorded (the opens before them are), except those refused for
 # a full disk (ENOSPC/EDQUOT: PS026) and the heads of scripts ("#!": PS003), from these
@@ -276,6 +277,7 @@ def build_program(
         # sendmsg/writev: the first iovec and the name, read at entry (pointers into
         # the caller's structs); openat2: the flags inside struct open_how.
         # (x86_64 user ABI: msghdr name @0, iov @16; iovec base @0, len @8)
+        f"if ($id == {nrs['sendmmsg']}) {{ @a3[tid] = args->args[1]; }} "  # the vector
         f"if ($id == {nrs['sendmsg']} || $id == {nrs['sendmmsg']}) {{ $m = args->args[1]; "
         "$iov = *(uint64*)uptr($m + 16); "
         "@a1[tid] = *(uint64*)uptr($iov); @a2[tid] = *(uint64*)uptr($iov + 8); "
@@ -336,10 +338,21 @@ def build_program(
     # Sends: the payload prefix and the destination: the call's own address ("S …
     # 1"), else the connected peer as the kernel's socket has it ("S … 0");
     # write/writev only on sockets. An AF_UNIX address's path comes in a "u" record.
+    # sendmmsg: each message sent has its own name (a UDP socket's messages may go to
+    # different peers, the first even to none): up to MMSG_CAP of them, read at exit
+    # from the vector (mmsghdr: 64 bytes, msghdr first), one printf in a loop (one
+    # record's room on the BPF stack)
     send_to = (
-        f"if ({a[4]} == 0) {{ return; }} $a = {a[4]}; "
-        f'printf("\\x1eS {_HDR_FMT} %d %d %llu 1 {_SA_FMT}\\x1f%r\\n", {hdr}, $r, '
-        f"(int32){a[0]}, {a[2]}, {_sockaddr('$a')}, buf(uptr({a[1]}), {DATA_CAP}));"
+        f"$n = 1; if ($id == {nrs['sendmmsg']} && $r > 1) {{ $n = $r; "
+        f"if ($n > {MMSG_CAP}) {{ $n = {MMSG_CAP}; }} }} "
+        f"if ({a[4]} == 0 && $n == 1) {{ return; }} "
+        f"$i = 0; $a = {a[4]}; $b = {a[1]}; $l = {a[2]}; "
+        "while ($i < $n) { "
+        f"if ($i > 0) {{ $m = {a[3]} + 64 * $i; $a = *(uint64*)uptr($m); $v = *(uint64*)uptr($m + 16); "
+        "$b = *(uint64*)uptr($v); $l = *(uint64*)uptr($v + 8); } "
+        f'if ($a != 0) {{ printf("\\x1eS {_HDR_FMT} %d %d %llu 1 {_SA_FMT}\\x1f%r\\n", {hdr}, $r, '
+        f"(int32){a[0]}, $l, {_sockaddr('$a')}, buf(uptr($b), {DATA_CAP})); }} "
+        "$i = $i + 1; }"
     )
     send_connected = (
         f"if ({a[4]} != 0) {{ return; }} {peer}"

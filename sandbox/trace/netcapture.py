@@ -43,6 +43,7 @@ from sandbox.models import (
     ProcessInfo,
     TlsHello,
 )
+from sandbox.trace.strace._syntax import unescape
 
 METADATA = frozenset(
     {
@@ -461,6 +462,16 @@ def _request_line(ex: HttpExchange) -> str:
     return f"{ex.method} {ex.target} {ex.version}".strip()[:300] if ex.method else ""
 
 
+def _carries(e: Event, data: bytes) -> bool:
+    """Whether send *e*'s recorded bytes (escaped, maybe cut) begin the datagram *data*."""
+    if not e.data or not data:
+        return False
+    sent = unescape(e.data)
+    got = data.decode("utf-8", "backslashreplace")
+    n = min(len(sent), len(got))
+    return sent[:n] == got[:n]
+
+
 def _udp(
     rec: dict[str, Any], idx: _Index, windows: dict[Phase, tuple[float, float]]
 ) -> tuple[NetDatagram, bytes]:
@@ -489,7 +500,9 @@ def _udp(
             and (over_v6 is None or over_v6 == _is_v6(a.family, a.host or ""))
         )
 
-    ev = idx.nearest(t, send_of_this)
+    # the send that carried these bytes first: one sendmmsg sends several datagrams
+    # to several peers at one instant, with no size per message
+    ev = idx.nearest(t, lambda e: send_of_this(e) and _carries(e, data)) or idx.nearest(t, send_of_this)
     dest = ev.address.render() if ev is not None and ev.address is not None else None
     pid = pid if pid is not None else (ev.pid if ev is not None else None)
     gram = NetDatagram(

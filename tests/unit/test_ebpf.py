@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from sandbox.models import EventKind, Phase
-from sandbox.runner.ebpf_program import MAP_KEYS_MIN, STRLEN, build_program, map_keys
+from sandbox.runner.ebpf_program import MAP_KEYS_MIN, MMSG_CAP, STRLEN, build_program, map_keys
 from sandbox.trace.ebpf import CUT, StepWindow, parse_ebpf
 
 DATA = Path(__file__).parent.parent / "data" / "ebpf" / "python-probe.trace"
@@ -396,6 +396,27 @@ def test_sendmmsg_is_recorded_with_the_first_message() -> None:
     assert [(e.syscall, e.address and e.address.render(), e.data, e.size) for e in sends] == [
         ("sendmmsg", "192.0.2.77:5353", "mmsg-probe", None)
     ]
+
+
+def test_each_message_of_a_sendmmsg_is_recorded_with_its_own_destination() -> None:
+    # captured: one sendmmsg of three UDP datagrams, each to its own peer (loopback
+    # first); the kernel returned 3 and the program printed a record per message
+    text = DATA.with_name("sendmmsg-many.trace").read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 64, "root_argv": ()})
+    sends = [e for e in parse_ebpf(text, [window]).steps["import.0"].events if e.kind is EventKind.SEND]
+    assert [(e.syscall, e.address and e.address.render(), e.data, e.result) for e in sends] == [
+        ("sendmmsg", "127.0.0.1:5353", "ping", 3),
+        ("sendmmsg", "192.0.2.77:5353", "mmsg-two", 3),
+        ("sendmmsg", "198.51.100.9:5353", "mmsg-three", 3),
+    ]
+
+
+def test_the_sendmmsg_program_reads_each_message_of_the_vector() -> None:
+    # the vector is stashed at entry and walked at exit, one printf in a bounded loop
+    text = build_program(4026532182, 1000, 1, OFFSETS)
+    assert "@a3[tid] = args->args[1];" in text
+    assert f"if ($n > {MMSG_CAP}) {{ $n = {MMSG_CAP}; }}" in text and "while ($i < $n)" in text
+    assert "$m = $a3 + 64 * $i;" in text
 
 
 def test_a_connect_is_named_by_the_peer_its_socket_has() -> None:
