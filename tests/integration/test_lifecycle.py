@@ -116,7 +116,8 @@ def _start_slow_vet(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ},
+        # a hang dumps every thread's stack on SIGABRT (see test_interrupt_cleans_up_within_5s)
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     return proc, whl
 
@@ -139,7 +140,13 @@ def test_interrupt_cleans_up_within_5s(tmp_path: Path, docker_client: Any, sig: 
         _wait_for_container(docker_client, proc.pid)
         t0 = time.monotonic()
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=15)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # where it hangs (once seen in a CI run)
+            _, err = proc.communicate(timeout=15)
+            hung = f"vet still running 15 s after {sig.name}; its stacks:\n{err[-8000:]}"
+            raise AssertionError(hung) from None
         took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
