@@ -410,9 +410,10 @@ def test_each_datagram_of_one_sendmmsg_is_recorded_with_its_own_destination(
     tmp_path: Path, leak_check: LeakCheck
 ) -> None:
     # Each message of a sendmmsg carries its own name: the first may go to loopback (or
-    # name no peer at all) while the next ones go out. The eBPF recorder read only the
-    # first message's, so the datagrams to the outside went unrecorded under another
-    # destination. (strace prints them all; its parser still trusts the first name.)
+    # name no peer at all) while the next ones go out. Both recorders kept only the
+    # first message's (the eBPF program read no other; the strace parser trusted only
+    # the first name and joined every message's bytes), so the datagrams sent out were
+    # recorded under the loopback destination.
     r = Randomised()
     hosts = [r.address(), r.address()]
     payloads = [f"{MARKER}-{i}-{secrets.token_hex(3)}" for i in range(2)]
@@ -446,7 +447,7 @@ def test_each_datagram_of_one_sendmmsg_is_recorded_with_its_own_destination(
         """)
     name = r.name("mmsg")
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    _code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf")
+    _code, report = run_cli(tmp_path, str(whl))
     assert report is not None
     sends = [e for e in report.events if e.syscall == "sendmmsg"]
     seen = {(e.address.render() if e.address else None, e.data) for e in sends}

@@ -830,6 +830,38 @@ def test_listen_accept_and_message_calls() -> None:
     ]
 
 
+def test_each_message_of_a_sendmmsg_is_its_own_send() -> None:
+    # captured in the sandbox: three datagrams, each to its own peer, loopback first
+    line = '105   1796409790.280236 sendmmsg(4<UDP:[11636698]>, [{msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(5353), sin_addr=inet_addr("127.0.0.1")}, msg_namelen=16, msg_iov=[{iov_base="ping", iov_len=4}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=4}, {msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(5353), sin_addr=inet_addr("192.0.2.77")}, msg_namelen=16, msg_iov=[{iov_base="mmsg-two", iov_len=8}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=8}, {msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(5353), sin_addr=inet_addr("198.51.100.9")}, msg_namelen=16, msg_iov=[{iov_base="mmsg-three", iov_len=10}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=10}], 3, 0) = 3'
+    t = parse(line)
+    got = [(e.kind, e.syscall, e.address.render() if e.address else None, e.data) for e in t.events]
+    assert got == [
+        (K.SEND, "sendmmsg", "127.0.0.1:5353", "ping"),
+        (K.SEND, "sendmmsg", "192.0.2.77:5353", "mmsg-two"),
+        (K.SEND, "sendmmsg", "198.51.100.9:5353", "mmsg-three"),
+    ]
+
+
+def test_a_message_cannot_forge_another_message_of_its_sendmmsg() -> None:
+    # a message's bytes spelling a further element stay inside its (escaped) string
+    fake = r"\"}, msg_len=1}, {msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(1), sin_addr=inet_addr(\"10.0.0.1\")}"
+    vector = (
+        '[{msg_hdr={msg_name={sa_family=AF_INET, sin_port=htons(5353), sin_addr=inet_addr("192.0.2.77")}, '
+        'msg_namelen=16, msg_iov=[{iov_base="' + fake + '", iov_len=9}], msg_iovlen=1, msg_controllen=0, '
+        "msg_flags=0}, msg_len=9}]"
+    )
+    t = parse("7     1796409790.280236 sendmmsg(4<UDP:[11636698]>, " + vector + ", 1, 0) = 1")
+    assert [e.address.render() if e.address else None for e in t.events] == ["192.0.2.77:5353"]
+    assert syn.mmsg_elements(vector, 8) == [vector[1:-1]]
+
+
+def test_both_recorders_keep_as_many_messages_of_a_sendmmsg() -> None:
+    from sandbox.runner.ebpf_program import MMSG_CAP as EBPF_CAP
+    from sandbox.trace.strace.syscalls import MMSG_CAP
+
+    assert MMSG_CAP == EBPF_CAP
+
+
 def test_netlink_send_and_writev() -> None:
     extra = (DATA / "extra-behaviours.strace").read_text().splitlines()
     netlink = next(line for line in extra if line.startswith("21    1795628332.956180 sendto("))

@@ -337,6 +337,34 @@ def msg_name(arg: str) -> tuple[Address | None, bool]:
     return None, False
 
 
+def mmsg_elements(arg: str, limit: int) -> list[str]:
+    """The first *limit* elements of a printed ``struct mmsghdr[]`` (sendmmsg), each
+    ``{msg_hdr={msg_name=…}, msg_len=N}``, split by braces outside quoted strings (whose
+    quotes strace escapes): a message's bytes cannot open or close an element."""
+    out: list[str] = []
+    if not arg.startswith("["):
+        return out
+    depth, start, i, n = 0, 0, 1, len(arg)
+    while i < n and len(out) < limit:
+        c = arg[i]
+        if c == '"':
+            i += 1
+            while i < n and arg[i] != '"':
+                i += 2 if arg[i] == "\\" else 1
+        elif c == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                out.append(arg[start : i + 1])
+        elif c == "]" and depth == 0:
+            break
+        i += 1
+    return out
+
+
 def socket_inode(deco: str) -> str | None:
     """``'TCP:[22276]'`` → ``'TCP:22276'`` (a key that survives dup and fork)."""
     m = _INODE_DECO_RE.match(deco)

@@ -20,6 +20,7 @@ from sandbox.trace.strace._syntax import (
     deco_path,
     decoration_end,
     is_socket,
+    mmsg_elements,
     msg_name,
     normalise,
     parse_sockaddr,
@@ -48,6 +49,9 @@ from sandbox.trace.strace.tables import (
     K,
     _open_kind,
 )
+
+# messages of one sendmmsg recorded, each its own event (the eBPF program's MMSG_CAP)
+MMSG_CAP = 8
 
 
 class _Calls(_Tasks):
@@ -136,7 +140,10 @@ class _Calls(_Tasks):
                 self.links[link] = target
         elif result == 0 and self.links and values.get("kind") is K.FILE_DELETE:
             self.links.pop(values.get("path") or "", None)
+        more = values.pop("more", ())
         self.emit(no, tid, values)
+        for address, data in more:  # a sendmmsg's further messages
+            self.emit(no, tid, {**values, "address": address, "data": data})
 
     def at_call(
         self, proc: _Proc, name: str, args: str, kind: EventKind | None, values: dict[str, Any]
@@ -354,7 +361,21 @@ class _Calls(_Tasks):
         elif name in ("accept", "accept4"):
             if len(parts) > 1:
                 address, degraded = parse_sockaddr(parts[1])
-        elif len(parts) > 1:  # sendmsg, recvmsg, sendmmsg, recvmmsg
+        elif name == "sendmmsg" and len(parts) > 1:
+            # each message names its own peer: one event per message (the first is this one)
+            msgs = mmsg_elements(parts[1], MMSG_CAP)
+            address, degraded = msg_name(parts[1])
+            chunks = [m.group(1) for m in IOV_BASE_RE.finditer(msgs[0] if msgs else parts[1])]
+            if chunks:
+                values["data"] = "".join(chunks)
+            more = []
+            for msg in msgs[1:]:
+                other, cut = msg_name("[" + msg)
+                degraded = degraded or cut
+                data = "".join(m.group(1) for m in IOV_BASE_RE.finditer(msg))
+                more.append((other or self.peer(deco), data or None))
+            values["more"] = more
+        elif len(parts) > 1:  # sendmsg, recvmsg, recvmmsg
             address, degraded = msg_name(parts[1])
             chunks = [m.group(1) for m in IOV_BASE_RE.finditer(parts[1])]
             if chunks:
