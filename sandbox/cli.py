@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_term)  # SIGTERM cleans up like Ctrl-C
+        # and Ctrl-C always does: a non-interactive shell starts its background jobs (a
+        # CI runner's steps) with SIGINT ignored, which Python keeps, so a cancel that
+        # sends SIGINT would be ignored and the run killed later with its container
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "vet":

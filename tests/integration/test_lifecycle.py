@@ -118,6 +118,9 @@ def _start_slow_vet(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
         text=True,
         # a hang dumps every thread's stack on SIGABRT (see test_interrupt_cleans_up_within_5s)
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+        # started as a non-interactive shell starts a background job (a CI runner's step):
+        # SIGINT ignored, which Python keeps; the CLI must re-arm it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     return proc, whl
 
