@@ -8,9 +8,9 @@ planted SSH key (the candidate owns its home), so a ctypes open of the key sleep
 kernel's lease break after the path was copied; the fixture sees the break pending
 (``F_GETLEASE`` no longer answers ``F_WRLCK``), rewrites the buffer to a name that does not exist
 and only then gives the lease up. A scheduler-dependent flip (a thread racing plain
-opens) raced thousands of times on a quiet machine and never on the CI runner, where
-a non-preemptible kernel with the two threads on one CPU cannot switch inside a
-syscall that does not sleep. Any successful open recorded under the other name is a
+opens) raced thousands of times on a quiet machine and never on the CI runner (likely
+both threads on one CPU, under a kernel that does not preempt a syscall that does not
+sleep: not measured there). Any successful open recorded under the other name is a
 lie. Defanged: a planted credential is opened; nothing leaves the sandbox."""
 
 from __future__ import annotations
