@@ -454,15 +454,12 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
         + (f"; parent 0 (entered from outside): {', '.join(orphans)}" if orphans else ""),
     )
     # /proc/<pid>/cmdline is world-readable: a tool's own name or paths give it away
-    named = sorted(
-        {m.group(0).lower() for x in procs if len(x) == 4 for m in [_TOOL_WORDS.search(str(x[3]))] if m}
-    )
+    cmdlines = [str(x[3]) for x in procs if len(x) == 4]
+    named = sorted({m.group(0).lower() for c in cmdlines if (m := _TOOL_WORDS.search(c))})
     yield Check(
         "command lines",
-        bool(procs) and not named,
-        f"name {', '.join(named)}"
-        if named
-        else f"{sum(len(x) == 4 for x in procs)} read, none names a sandbox",
+        bool(cmdlines) and not named,  # none read is no proof
+        f"name {', '.join(named)}" if named else f"{len(cmdlines)} read, none names a sandbox or container",
     )
     host = _s(p.get("hostname"))
     looks_id = bool(re.fullmatch(r"[0-9a-f]{12}([0-9a-f]{52})?", host))

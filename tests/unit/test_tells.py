@@ -76,7 +76,12 @@ def test_every_sandbox_fact_is_a_tell() -> None:
 def test_missing_facts_are_tells_not_crashes() -> None:
     checks = list(tell_checks({}))
     assert len(checks) == len(list(tell_checks(WORKSTATION)))
-    assert not any(c.ok for c in checks if c.name in ("PID 1 name", "TracerPid", "uptime", "memory"))
+    assert not any(
+        c.ok for c in checks if c.name in ("PID 1 name", "TracerPid", "uptime", "memory", "command lines")
+    )
+    # processes listed without their command lines: nothing says none names the tool
+    bare = {**WORKSTATION, "processes": [x[:3] for x in WORKSTATION["processes"]]}  # type: ignore[attr-defined]
+    assert not next(c for c in tell_checks(bare) if c.name == "command lines").ok
 
 
 # What the probe saw under runsc (gVisor 2022-12), strace in front, before this branch's fixes.
