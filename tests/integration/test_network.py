@@ -40,7 +40,13 @@ from sandbox.models import NetworkCapture, Phase, PhaseStatus, Report, Severity,
 from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER
 from sandbox.tempdirs import owner_label
 from tests.conftest import recorder, run_cli
-from tests.fixtures.builders import Randomised, build_wheel, ctypes_connect_source, flipped_path_source
+from tests.fixtures.builders import (
+    Randomised,
+    build_wheel,
+    ctypes_connect_source,
+    flipped_path_source,
+    sendmmsg_source,
+)
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
@@ -373,29 +379,7 @@ def test_datagrams_sent_by_sendmmsg_are_recorded_with_their_destination(
     r = Randomised()
     host = r.address()
     payload = f"{MARKER}-{secrets.token_hex(4)}"
-    src = textwrap.dedent(f"""\
-        import ctypes, socket, struct
-        class _Iov(ctypes.Structure):
-            _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-        class _Hdr(ctypes.Structure):
-            _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
-                        ("iov", ctypes.POINTER(_Iov)), ("iovlen", ctypes.c_size_t),
-                        ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                        ("flags", ctypes.c_int)]
-        class _Msg(ctypes.Structure):  # struct mmsghdr: 64 bytes
-            _fields_ = [("hdr", _Hdr), ("len", ctypes.c_uint32)]
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        _addr = ctypes.create_string_buffer(
-            struct.pack("=H", 2) + struct.pack("!H", {LEAK_PORT}) + socket.inet_aton({host!r}) + bytes(8), 16)
-        _data = ctypes.create_string_buffer({payload.encode()!r}, {len(payload)})
-        _iov = (_Iov * 1)(_Iov(ctypes.cast(_data, ctypes.c_void_p), {len(payload)}))
-        _msgs = (_Msg * 2)()
-        for _m in _msgs:
-            _m.hdr.name, _m.hdr.namelen = ctypes.cast(_addr, ctypes.c_void_p), 16
-            _m.hdr.iov, _m.hdr.iovlen = _iov, 1
-        print("SENT", _libc.sendmmsg(_s.fileno(), _msgs, 2, 0))
-        """)
+    src = sendmmsg_source([(host, LEAK_PORT, payload.encode())] * 2)
     report = vet(tmp_path, leak_check, r.name("mmsg"), src)
     net = net_of(report)
     grams = [d for d in net.datagrams if MARKER in d.data]
@@ -417,34 +401,10 @@ def test_each_datagram_of_one_sendmmsg_is_recorded_with_its_own_destination(
     r = Randomised()
     hosts = [r.address(), r.address()]
     payloads = [f"{MARKER}-{i}-{secrets.token_hex(3)}" for i in range(2)]
-    src = textwrap.dedent(f"""\
-        import ctypes, socket, struct
-        class _Iov(ctypes.Structure):
-            _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-        class _Hdr(ctypes.Structure):
-            _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
-                        ("iov", ctypes.POINTER(_Iov)), ("iovlen", ctypes.c_size_t),
-                        ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                        ("flags", ctypes.c_int)]
-        class _Msg(ctypes.Structure):  # struct mmsghdr: 64 bytes
-            _fields_ = [("hdr", _Hdr), ("len", ctypes.c_uint32)]
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        _keep = []
-        def _msg(m, host, port, data):
-            a = ctypes.create_string_buffer(
-                struct.pack("=H", 2) + struct.pack("!H", port) + socket.inet_aton(host) + bytes(8), 16)
-            d = ctypes.create_string_buffer(data, len(data))
-            iov = (_Iov * 1)(_Iov(ctypes.cast(d, ctypes.c_void_p), len(data)))
-            _keep.extend((a, d, iov))
-            h = m.hdr
-            h.name, h.namelen, h.iov, h.iovlen = ctypes.cast(a, ctypes.c_void_p), 16, iov, 1
-        _msgs = (_Msg * 3)()
-        _msg(_msgs[0], "127.0.0.1", {LEAK_PORT}, b"ping")
-        _msg(_msgs[1], {hosts[0]!r}, {LEAK_PORT}, {payloads[0].encode()!r})
-        _msg(_msgs[2], {hosts[1]!r}, {LEAK_PORT}, {payloads[1].encode()!r})
-        print("SENT", _libc.sendmmsg(_s.fileno(), _msgs, 3, 0))
-        """)
+    src = sendmmsg_source(
+        [("127.0.0.1", LEAK_PORT, b"ping")]
+        + [(h, LEAK_PORT, p.encode()) for h, p in zip(hosts, payloads, strict=True)]
+    )
     name = r.name("mmsg")
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     _code, report = run_cli(tmp_path, str(whl))
