@@ -42,7 +42,7 @@ IMPORTS = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.imp
 def work(target: str, modules: list[str], run: int) -> str:
     v = f"/tmp/v{run}"
     return (
-        f"set -e; cp -a /opt/pkgsandbox/venv {v}; "
+        f"set -e; cp -a /usr/local/lib/devtools/venv {v}; "
         f"{v}/bin/python -m pip install -q --no-index --find-links /stage --no-cache-dir "
         f"--disable-pip-version-check /stage/{target}; "
         f"{v}/bin/python -c pass; {v}/bin/python -m pip --version >/dev/null; "

@@ -35,7 +35,7 @@ from sandbox.vet import VetOptions, vet
 def bare_run(image: str, stage: Path, target: str, modules: list[str]) -> float:
     imports = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n    except BaseException: pass\n"  # noqa: E501
     script = (
-        "set -e; cp -a /opt/pkgsandbox/venv /tmp/v; "
+        "set -e; cp -a /usr/local/lib/devtools/venv /tmp/v; "
         "/tmp/v/bin/python -m pip install -q --no-index --find-links /stage --no-cache-dir "
         f"--disable-pip-version-check /stage/{target}; "
         "/tmp/v/bin/python -c pass; /tmp/v/bin/python -m pip --version >/dev/null; "

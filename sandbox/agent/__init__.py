@@ -4,7 +4,7 @@ This subpackage runs *inside* the sandbox only, as root (never as the candidate
 uid), under the image's own interpreter. It uses the standard library and psutil
 only, and host-side code imports nothing of it but :mod:`sandbox.agent.protocol`
 (paths, the plan's shape, the messages): the image build copies these files to
-``/opt/pkgsandbox/lib/pkgsandbox_agent``.
+``/usr/local/lib/devtools/lib/dtagent``.
 
 Protocol with the host (``docker exec``):
   ``agent setup``            prepare HOME (honeytokens included), the venv, the trace

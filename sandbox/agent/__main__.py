@@ -1,4 +1,4 @@
-"""``python -m pkgsandbox_agent`` inside the sandbox image."""
+"""``python -m dtagent`` inside the sandbox image."""
 
 from .main import main
 

@@ -15,7 +15,7 @@ from typing import Any
 # only, and a lie to the candidate: recording stays strace's (the real read is made,
 # and recorded, first).  Native code and subprocesses still see the truth.
 DISGUISE = r"""
-def _pkgsandbox_disguise():
+def _dt_disguise():
     import builtins, io, os, re
     CFG = __CFG__
     own = re.compile(r"^/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/")
@@ -98,10 +98,10 @@ def _pkgsandbox_disguise():
     os.open, os.listdir = fake_os_open, fake_listdir
 
 try:
-    _pkgsandbox_disguise()
+    _dt_disguise()
 except Exception:
     pass
-del _pkgsandbox_disguise
+del _dt_disguise
 """
 
 WORKSTATION_PROCS = (

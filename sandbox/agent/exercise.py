@@ -119,7 +119,7 @@ def targets(plan: dict[str, Any], inv: dict[str, Any]) -> list[tuple[str, str, l
         site = Path(str(inv["site_packages"])) if inv.get("site_packages") else site_packages(Path(venv))
     except RuntimeError:
         return found
-    py, driver = f"{venv}/bin/python", str(RUN_DIR / "pkgsandbox_main.py")
+    py, driver = f"{venv}/bin/python", str(RUN_DIR / "run_main.py")
     modules = [str(m) for m in inv.get("modules") or []]
     scripts = script_modules(site, modules, _failed_imports(plan))
     for mod in scripts:
@@ -148,7 +148,7 @@ def again_target(plan: dict[str, Any], inv: dict[str, Any]) -> tuple[str, str, l
     if not tops:
         return None
     label = f"import {', '.join(tops[:3])}{' …' if len(tops) > 3 else ''} again (a second session)"
-    return (label, "again", [f"{plan['venv']}/bin/python", str(RUN_DIR / "pkgsandbox_import.py"), *tops])
+    return (label, "again", [f"{plan['venv']}/bin/python", str(RUN_DIR / "import_all.py"), *tops])
 
 
 def _inventory(plan: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +179,7 @@ def _round(
         return []
     file: Path | None = Path(argv[1]) if argv[1].endswith(".py") and len(argv) == 3 else None
     site = Path(str(inv.get("site_packages") or "/nonexistent"))
-    if argv[1:2] == [str(RUN_DIR / "pkgsandbox_main.py")]:
+    if argv[1:2] == [str(RUN_DIR / "run_main.py")]:
         file, _ = module_file(site, argv[2])
         if file is not None and file.name == "__init__.py" and (file.parent / "__main__.py").is_file():
             file = file.parent / "__main__.py"
@@ -227,7 +227,7 @@ def phase_exercise(plan: dict[str, Any], timeout: float, window: float) -> dict[
                 ran.append({"name": label, "status": "skipped", "duration": 0, "detail": "not reached"})
                 break
             emit("status", phase="exercise", msg=label[:120])
-            driver = argv[1:2] == [str(RUN_DIR / "pkgsandbox_main.py")]
+            driver = argv[1:2] == [str(RUN_DIR / "run_main.py")]
             tagged = tag + (f"-again{attempt}" if attempt else "")
             step = (
                 ImportRun(plan, tagged, argv, per_step, phase="exercise")

@@ -96,7 +96,7 @@ def import_by_bare_name(
     run = ImportRun(
         {**plan, "_pythonpath": [str(f) for f in folders]},
         "flat",
-        [py, str(RUN_DIR / "pkgsandbox_import.py"), *(n for n, _ in names)],
+        [py, str(RUN_DIR / "import_all.py"), *(n for n, _ in names)],
         float(plan.get("module_timeout", 30)),
     )
     run.run(max(1.0, end - time.monotonic()), window)

@@ -99,4 +99,4 @@ def wanted(plan: dict[str, Any]) -> Path | None:
 
 def argv(plan: dict[str, Any], sdist: Path) -> list[str]:
     """The step's command: the driver unpacks the sdist and execs ``setup.py install``."""
-    return [f"{plan['venv']}/bin/python", str(RUN_DIR / "pkgsandbox_setup.py"), str(sdist)]
+    return [f"{plan['venv']}/bin/python", str(RUN_DIR / "setup_build.py"), str(sdist)]

@@ -48,8 +48,8 @@ from .disguise import DISGUISE, disguise_config
 from .protocol import METADATA_ADDRESSES, PROBES_NAME, STAGE
 from .winpass import WIN_SITECUSTOMIZE, WIN_STUBS
 
-STUB_ROOT = Path("/opt/pkgsandbox/passes")
-CLOCK_FILE = Path("/var/lib/pkgsandbox/clock")  # seconds the sinkhole adds to its clock answers
+STUB_ROOT = Path("/usr/local/lib/devtools/passes")
+CLOCK_FILE = Path("/var/lib/devtools/clock")  # seconds the sinkhole adds to its clock answers
 FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 
 # --------------------------------------------------------------------------- time
@@ -62,7 +62,7 @@ FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 # `Event().wait(600)` used as a sleep, outlast any window otherwise); and so are
 # signal.setitimer (ITIMER_REAL), alarm and sigtimedwait.
 TIME_SITECUSTOMIZE = r"""
-def _pkgsandbox_time():
+def _dt_time():
     import select, threading, time
     def shorter(secs):
         return secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
@@ -104,10 +104,10 @@ def _pkgsandbox_time():
     signal.setitimer, signal.alarm, signal.sigtimedwait = _setitimer, _alarm, _sigtimedwait
 
 try:
-    _pkgsandbox_time()
+    _dt_time()
 except Exception:
     pass
-del _pkgsandbox_time
+del _dt_time
 """
 
 
@@ -214,7 +214,7 @@ def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
     }
 
 
-SHM_SEM, SHM_STATE = "/pkgsandbox_ft_sem", "/pkgsandbox_ft_shm"
+SHM_SEM, SHM_STATE = "/dt_ft_sem", "/dt_ft_shm"
 
 
 def shared_clock_state() -> str:

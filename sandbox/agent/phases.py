@@ -332,7 +332,7 @@ def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     commands = [
         ("python-c-pass", [py, "-c", "pass"]),
         ("pip-version", [py, "-m", "pip", "--version"]),
-        ("long-running", [py, str(RUN_DIR / "pkgsandbox_keep.py")]),
+        ("long-running", [py, str(RUN_DIR / "keepalive.py")]),
     ]
     steps = []
     status = "ok"
@@ -344,7 +344,7 @@ def phase_startup(plan: dict[str, Any], timeout: float, window: float) -> dict[s
             break
         emit("status", phase="startup", msg=" ".join(argv[1:])[:120])
         # the long-running driver says "done" at once: its window opens right away
-        driver = argv[-1].endswith("pkgsandbox_keep.py")
+        driver = argv[-1].endswith("keepalive.py")
         res = StepRun(plan, "startup", tag, argv, driver=driver).run(left, window).result()
         steps.append(res)
         if res["status"] == "timeout":
@@ -398,7 +398,7 @@ def phase_import(plan: dict[str, Any], timeout: float, window: float) -> dict[st
             )
             break
         emit("status", phase="import", msg=f"importing {len(remaining)} modules (run {attempt + 1})")
-        driver = str(RUN_DIR / "pkgsandbox_import.py")
+        driver = str(RUN_DIR / "import_all.py")
         run = ImportRun(plan, str(attempt), [py, driver, *remaining], module_timeout)
         run.run(left, window)
         res = run.result()
@@ -496,7 +496,7 @@ def _import_rounds(
         run = ImportRun(
             plan,
             f"r{rnd.used}",
-            [py, str(RUN_DIR / "pkgsandbox_import.py"), *retry],
+            [py, str(RUN_DIR / "import_all.py"), *retry],
             float(plan.get("module_timeout", 30)),
         )
         run.run(max(1.0, end - time.monotonic()), window)
@@ -573,7 +573,7 @@ def phase_execute(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         run = ImportRun(
             plan,
             f"calls-{attempt}",
-            [py, str(RUN_DIR / "pkgsandbox_call.py"), str(per_call), secrets, *modules],
+            [py, str(RUN_DIR / "call_all.py"), str(per_call), secrets, *modules],
             per_call + 5,
             phase="execute",
         )

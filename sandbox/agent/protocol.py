@@ -33,7 +33,7 @@ PROBES_NAME = "probes.json"
 # job (OpenBLAS yields for ~0.1-0.3 s before it parks), which is not work left running.
 CPU_SETTLE_SECONDS = 1.0
 
-TRACE_MOUNT = "/var/lib/pkgsandbox"  # root-only tmpfs: traces and captures
+TRACE_MOUNT = "/var/lib/devtools"  # root-only tmpfs: traces and captures
 OUT = f"{TRACE_MOUNT}/out"
 
 # the parts of a dotted name that make it a test suite's (tests/, test_x, x_test, conftest):
@@ -41,7 +41,11 @@ OUT = f"{TRACE_MOUNT}/out"
 # second opinion of a capped import does too (judge/static.py)
 TEST_PART = re.compile(r"^(?:tests?|testing|conftest|test_\w*|\w*_tests?)$")
 
-TOOL_ROOT = "/opt/pkgsandbox"  # the image's own files (root-owned, read-only to the candidate)
+# The image's own files (root-owned, read-only to the candidate), named like a
+# developer's own tools: /proc/*/cmdline is world-readable and shows these paths (the
+# agent's interpreter line, the candidate's own argv), so they must not name a sandbox
+# or a tracer. lib/ and bin/ (the agent's code, which does) are root-only (0700).
+TOOL_ROOT = "/usr/local/lib/devtools"
 AGENT = f"{TOOL_ROOT}/bin/agent"
 RUN_DIR = f"{TOOL_ROOT}/run"  # driver scripts the candidate's interpreter runs
 VENV_TEMPLATE = f"{TOOL_ROOT}/venv"
@@ -91,7 +95,7 @@ class Plan(TypedDict, total=False):
     strace: list[str]  # the recorder's argv, "{output}" standing for the trace file
     recorder: str  # "strace" (inside, per step) or "ebpf" (on the host: steps run untraced)
     kit: list[str]  # developer packages installed before a legacy setup.py sdist
-    kit_in_image: bool  # the kit is the image's /opt/pkgsandbox/kit tree (KIT_PREFIX), not staged wheels
+    kit_in_image: bool  # the kit is the image's /usr/local/lib/devtools/kit tree (KIT_PREFIX), not staged wheels
     dependency_files: list[str]  # staged dependency wheels (listed by a --no-deps install)
     build_names: list[str]  # build requirements a build without isolation needs in the venv
     rounds: dict[str, Any]  # adaptive rounds: {"max": N, "wait": seconds}

@@ -1,6 +1,6 @@
 """Source of the tiny drivers that run as the candidate user inside the venv.
 
-They are written to ``/opt/pkgsandbox/run/`` at image build time (a directory that
+They are written to ``/usr/local/lib/devtools/run/`` at image build time (a directory that
 holds nothing else, so ``sys.path[0]`` adds no module the candidate could pick up).
 Each reports progress as JSON lines on fd 3, a pipe to the agent; the candidate can
 write there too, which only affects progress bookkeeping, never the syscall record.
@@ -16,7 +16,7 @@ from .protocol import RUN_DIR
 # main thread of the process the window judges by its CPU and its waits, and a 50 ms
 # poll makes ~100 traced wake-ups a window (more work under libfaketime).
 LINGER = r"""
-def _pkgsandbox_linger(_ls=__import__("os").listdir, _sel=__import__("select").select):
+def _dt_linger(_ls=__import__("os").listdir, _sel=__import__("select").select):
     # bound when the driver starts, before any candidate code: a patched os.listdir or
     # select.select cannot run in this loop (the agent ends the window early when every
     # other thread is parked for good and this loop is all that still wakes)
@@ -35,7 +35,7 @@ def _pkgsandbox_linger(_ls=__import__("os").listdir, _sel=__import__("select").s
 
 # Progress reports to the agent: JSON lines on fd 3 (kept out of the candidate's children).
 PROGRESS = r"""
-def _pkgsandbox_progress():
+def _dt_progress():
     import json, os
     try:
         ctl = os.fdopen(3, "w", buffering=1)
@@ -62,10 +62,10 @@ KEEP = (
     LINGER
     + PROGRESS
     + r"""
-import os as _pkgsandbox_os
-if len(_pkgsandbox_os.listdir("/proc/self/task")) > 1:
-    _pkgsandbox_progress()(ev="done")
-_pkgsandbox_linger()
+import os as _dt_os
+if len(_dt_os.listdir("/proc/self/task")) > 1:
+    _dt_progress()(ev="done")
+_dt_linger()
 """
 )
 
@@ -73,9 +73,9 @@ IMPORTER = (
     LINGER
     + PROGRESS
     + r"""
-def _pkgsandbox_main():
+def _dt_main():
     import importlib, json, os, sys, time, traceback
-    say = _pkgsandbox_progress()
+    say = _dt_progress()
 
     modules = sys.argv[1:]
     del sys.argv[1:]
@@ -89,9 +89,9 @@ def _pkgsandbox_main():
         else:
             say(ev="end", m=name, ok=True, t=time.time())
     say(ev="done", t=time.time())
-    _pkgsandbox_linger()
+    _dt_linger()
 
-_pkgsandbox_main()
+_dt_main()
 """
 )
 
@@ -106,9 +106,9 @@ CALLER = (
     + PROGRESS
     + f"CALLS_STATE = {CALLS_STATE!r}\nMIN_SLICE = {MIN_SLICE!r}\n"
     + r'''
-def _pkgsandbox_main():
+def _dt_main():
     import asyncio, importlib, inspect, json, os, signal, sys, time, traceback
-    say = _pkgsandbox_progress()
+    say = _dt_progress()
 
     per_call = float(sys.argv[1])
     hex_secret, _, text_secret = sys.argv[2].partition(":")
@@ -164,7 +164,7 @@ def _pkgsandbox_main():
         def __len__(self):
             return 0
         def __fspath__(self):
-            return "/tmp/pkgsandbox-mock"
+            return "/tmp/mock"
 
     samples = {str: "test", int: 1, float: 1.0, bool: True, bytes: b"test", list: [], dict: {}, tuple: ()}
 
@@ -181,7 +181,7 @@ def _pkgsandbox_main():
             return sample
         name = param.name.lower()
         if "path" in name or "file" in name or "dir" in name:
-            return "/tmp/pkgsandbox-mock"
+            return "/tmp/mock"
         if "url" in name or "host" in name:
             return "http://example.invalid/"
         if name in ("n", "count", "size", "num", "number", "timeout", "port"):
@@ -279,9 +279,9 @@ def _pkgsandbox_main():
     # clock when the window judges what lingers (watch.armed_timers)
     setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    _pkgsandbox_linger()
+    _dt_linger()
 
-_pkgsandbox_main()
+_dt_main()
 '''
 )
 
@@ -293,9 +293,9 @@ MAIN = (
     LINGER
     + PROGRESS
     + r"""
-def _pkgsandbox_main():
+def _dt_main():
     import importlib.util, runpy, sys
-    say = _pkgsandbox_progress()
+    say = _dt_progress()
     name = sys.argv[1]
     del sys.argv[1]
     try:
@@ -321,12 +321,12 @@ def _pkgsandbox_main():
         import traceback
         traceback.print_exc()
         say(ev="done")
-        _pkgsandbox_linger()
+        _dt_linger()
         sys.exit(1)
     say(ev="done")
-    _pkgsandbox_linger()
+    _dt_linger()
 
-_pkgsandbox_main()
+_dt_main()
 """
 )
 
@@ -340,7 +340,7 @@ _pkgsandbox_main()
 SETUP = r"""
 import os, sys, tarfile, tempfile, zipfile
 
-def _pkgsandbox_unpack(sdist, dest):
+def _dt_unpack(sdist, dest):
     def inside(name):
         full = os.path.realpath(os.path.join(dest, name))
         return full.startswith(os.path.realpath(dest) + os.sep)
@@ -363,11 +363,11 @@ def _pkgsandbox_unpack(sdist, dest):
                 with tf.extractfile(m) as src, open(os.path.join(dest, m.name), "wb") as out:
                     out.write(src.read())
 
-def _pkgsandbox_main():
+def _dt_main():
     work = tempfile.mkdtemp(prefix="pip-install-")
     src = os.path.join(work, "src")
     os.makedirs(src)
-    _pkgsandbox_unpack(sys.argv[1], src)
+    _dt_unpack(sys.argv[1], src)
     found = [os.path.join(src, "setup.py")] + [
         os.path.join(src, d, "setup.py") for d in sorted(os.listdir(src))
     ]
@@ -391,13 +391,13 @@ def _pkgsandbox_main():
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-c", shim, "install"])
 
-_pkgsandbox_main()
+_dt_main()
 """
 
 SCRIPTS = {
-    "pkgsandbox_keep.py": KEEP,
-    "pkgsandbox_import.py": IMPORTER,
-    "pkgsandbox_call.py": CALLER,
-    "pkgsandbox_main.py": MAIN,
-    "pkgsandbox_setup.py": SETUP,
+    "keepalive.py": KEEP,
+    "import_all.py": IMPORTER,
+    "call_all.py": CALLER,
+    "run_main.py": MAIN,
+    "setup_build.py": SETUP,
 }

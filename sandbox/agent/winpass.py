@@ -10,7 +10,7 @@ WIN_SITECUSTOMIZE = r'''
 DPAPI = b"\x01\x00\x00\x00\xd0\x8c\x9d\xdf"  # a DPAPI blob's version and provider GUID start
 
 
-def _pkgsandbox_windows():
+def _dt_windows():
     import builtins, ctypes, io, os, platform, sys
 
     home = os.environ.get("USERPROFILE", os.path.expanduser("~"))
@@ -100,7 +100,7 @@ def _pkgsandbox_windows():
     here = os.path.dirname(os.path.abspath(__file__))
     paths = sysconfig.get_paths()
     lib = tuple(sorted({os.path.join(paths[k], "") for k in ("stdlib", "platstdlib")}))
-    trusted = (*lib, os.path.join(here, ""), "/opt/pkgsandbox/")
+    trusted = (*lib, os.path.join(here, ""), "/usr/local/lib/devtools/")
     try:
         with io.open(os.path.join(here, "own.txt")) as fh:
             own = frozenset(ln.strip() for ln in fh if ln.strip())
@@ -172,10 +172,10 @@ def _pkgsandbox_windows():
         def getwindowsversion(self):
             if not candidate():
                 raise AttributeError("getwindowsversion")
-            return lambda: sys.__dict__["_pkgsandbox_winver"]
+            return lambda: sys.__dict__["_dt_winver"]
 
     import collections
-    sys._pkgsandbox_winver = collections.namedtuple(
+    sys._dt_winver = collections.namedtuple(
         "getwindowsversion", "major minor build platform service_pack"
     )(10, 0, 19045, 2, "")
     os.__class__ = WinOs
@@ -338,10 +338,10 @@ def _pkgsandbox_windows():
     ctypes.WinError = lambda code=None, descr=None: OSError(code or 0, descr or "error")
 
 try:
-    _pkgsandbox_windows()
+    _dt_windows()
 except Exception:
     pass
-del _pkgsandbox_windows
+del _dt_windows
 '''
 
 # No msvcrt: Python's own subprocess takes an importable msvcrt for "this is Windows".

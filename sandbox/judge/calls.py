@@ -1,7 +1,7 @@
 """The execute phase's calls as the default profile judges them: proof only.
 
 The calls hand the candidate's public functions and classes made-up arguments (a URL
-on ``example.invalid``, ``/tmp/pkgsandbox-mock``, a mock object). A library asked to
+on ``example.invalid``, ``/tmp/mock``, a mock object). A library asked to
 fetch a URL looks up ``~/.netrc`` and resolves the name; a config helper reads
 ``~/.aws``; a shell-completion helper appends to ``~/.bashrc``. That is what it was
 asked to do, by us, and no sign of malice. What a call does that no argument asks

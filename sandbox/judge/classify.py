@@ -31,7 +31,7 @@ _RUNTIME_PREFIXES = (
     "/usr/share/i18n/",
     "/usr/lib/locale/",
     "/usr/include/",
-    "/opt/pkgsandbox/run/",
+    "/usr/local/lib/devtools/run/",
     "/etc/ld.so.",
     "/usr/bin/python",
     "/usr/local/bin/python",
@@ -75,8 +75,8 @@ _RUNTIME_EXACT = frozenset(
         "/proc/meminfo",
         "/sys/fs/cgroup/cpu.max",
         "/opt",
-        "/opt/pkgsandbox",
-        "/opt/pkgsandbox/run",
+        "/usr/local/lib/devtools",
+        "/usr/local/lib/devtools/run",
         "/home",
     }
 )

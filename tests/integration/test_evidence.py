@@ -58,7 +58,7 @@ def test_keep_leaves_the_container_for_inspection(tmp_path: Path, docker_client:
         cname = note.split()[2].rstrip(":")
         c = docker_client.containers.get(cname)
         assert c.status == "running"
-        out = c.exec_run(["ls", "/var/lib/pkgsandbox/out"], user="root").output.decode()
+        out = c.exec_run(["ls", "/var/lib/devtools/out"], user="root").output.decode()
         if recorder() == "ebpf":  # nothing traces inside the container
             assert "import.0.strace" not in out
         else:

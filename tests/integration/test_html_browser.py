@@ -219,7 +219,7 @@ def open_and_check(report: Report, tmp_path: Path, argv_fragment: str) -> Path:
 def test_saved_hostile_report_in_chromium(tmp_path: Path) -> None:
     report = load_report(REPORTS / "hostile-names.json")
     assert report.verdict is Verdict.MALICIOUS
-    open_and_check(report, tmp_path, "pkgsandbox_import.py hostilenames")
+    open_and_check(report, tmp_path, "import_all.py hostilenames")
 
 
 def test_saved_pth_stealer_report_in_chromium(tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ def test_fresh_malicious_run_in_chromium(tmp_path: Path) -> None:
     _, report = run_cli(tmp_path, str(whl))
     assert report is not None and report.verdict is Verdict.MALICIOUS, report and report.verdict_reason
     assert {"PS001", "PS002"} <= {f.rule_id for f in report.findings}
-    open_and_check(report, tmp_path, f"pkgsandbox_import.py {name}")
+    open_and_check(report, tmp_path, f"import_all.py {name}")
 
 
 def test_the_checks_can_fail(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ for pid in (1,) + tuple(int(p) for p in os.listdir("/proc") if p.isdigit()):
             except OSError:
                 pass
         ctypes.CDLL(None).ptrace(16, pid, 0, 0)  # PTRACE_ATTACH
-for path in ("/var/lib/pkgsandbox/out/x", "/var/lib/pkgsandbox/out/startup.python-c-pass.strace"):
+for path in ("/var/lib/devtools/out/x", "/var/lib/devtools/out/startup.python-c-pass.strace"):
     try:
         open(path, "a").write("forged")
     except OSError:
@@ -196,7 +196,7 @@ for path in ("/var/lib/pkgsandbox/out/x", "/var/lib/pkgsandbox/out/startup.pytho
     f = finding(report, "PS007", Phase.IMPORT)
     kills = [e for e in f.evidence if e.syscall in ("kill", "ptrace")]
     assert kills and all(e.errno in ("EPERM", "ESRCH") for e in kills), kills
-    writes = [e for e in f.evidence if e.path and e.path.startswith("/var/lib/pkgsandbox")]
+    writes = [e for e in f.evidence if e.path and e.path.startswith("/var/lib/devtools")]
     assert writes and all(e.errno == "EACCES" for e in writes), writes
     imp = next(p for p in report.phases if p.phase is Phase.IMPORT)
     assert imp.trace_complete and imp.status is PhaseStatus.OK

@@ -30,7 +30,7 @@ from sandbox.models import (
 from sandbox.trace.netcapture import _without_request_heads
 
 EV = Evidence(phase=Phase.EXECUTE, pid=1, time=0.0, syscall="connect")
-PY = ("/home/dev/project/.venv/bin/python", "/opt/pkgsandbox/run/pkgsandbox_call.py", "5.0", "lib")
+PY = ("/home/dev/project/.venv/bin/python", "/usr/local/lib/devtools/run/call_all.py", "5.0", "lib")
 
 
 def _ev(phase: Phase, seq: int, kind: EventKind, syscall: str, **kw: object) -> Event:

@@ -101,7 +101,7 @@ def test_a_library_with_no_command_is_imported_again_in_the_exercise_phase(tmp_p
     assert again is not None
     label, tag, argv = again
     assert tag == "again" and label.endswith(SECOND_SESSION), label
-    assert argv[0] == "/v/bin/python" and argv[1].endswith("pkgsandbox_import.py")
+    assert argv[0] == "/v/bin/python" and argv[1].endswith("import_all.py")
     assert argv[2:] == ["lib", "other"]  # top-level, no test suite, no private module
     assert again_target(plan, {"modules": ["tests"]}) is None
     assert commands((StepResult(name=label, status=PhaseStatus.OK, duration=0.1),)) == 0

@@ -298,15 +298,15 @@ def test_tamper_signals_outside_own_tree() -> None:
     assert "PS007" in rules_of(out)
     tr = obs([ev(EventKind.PTRACE, "ptrace", target=7, flags="PTRACE_ATTACH", errno="EPERM")], procs)
     assert "PS007" in rules_of(tr)
-    wr = obs([ev(EventKind.FILE_WRITE, "openat", path="/var/lib/pkgsandbox/out/x", errno="EACCES")], procs)
+    wr = obs([ev(EventKind.FILE_WRITE, "openat", path="/var/lib/devtools/out/x", errno="EACCES")], procs)
     assert "PS007" in rules_of(wr)
     # signals at thirty root processes, then a write to the trace: the write is evidence
     sweep = [
         ev(EventKind.SIGNAL, "kill", seq=i, target=100 + i, flags="SIGKILL", errno="EPERM") for i in range(30)
     ]
-    forged = ev(EventKind.FILE_WRITE, "openat", seq=31, path="/var/lib/pkgsandbox/out/x", errno="EACCES")
+    forged = ev(EventKind.FILE_WRITE, "openat", seq=31, path="/var/lib/devtools/out/x", errno="EACCES")
     f = next(f for f in evaluate(obs([*sweep, forged], procs)) if f.rule_id == "PS007")
-    assert any(e.path == "/var/lib/pkgsandbox/out/x" for e in f.evidence)
+    assert any(e.path == "/var/lib/devtools/out/x" for e in f.evidence)
 
 
 def test_escape_attempts() -> None:

@@ -34,7 +34,7 @@ from sandbox.ui.terminal import render_network
 T0 = 1_800_000_000.0
 HOME = "/home/dev"
 TOKENS = make_honeytokens(random.Random(7))
-ARGV = ("/home/dev/project/.venv/bin/python", "/opt/pkgsandbox/run/pkgsandbox_import.py", "evil")
+ARGV = ("/home/dev/project/.venv/bin/python", "/usr/local/lib/devtools/run/import_all.py", "evil")
 WINDOWS = {Phase.INSTALL: (T0 - 10, T0 - 5), Phase.STARTUP: (T0 - 5, T0 - 1), Phase.IMPORT: (T0 - 1, T0 + 30)}
 
 

@@ -178,7 +178,7 @@ exec(sys.argv[1])  # the drivers' linger loop
 if sys.argv[2]:
     exec(sys.argv[2])  # the time pass's sitecustomize: time.sleep shortened
 calls = [0]
-real, sel = _pkgsandbox_linger.__defaults__
+real, sel = _dt_linger.__defaults__
 
 def counting(path):
     calls[0] += path == "/proc/self/task"
@@ -188,9 +188,9 @@ def hijack(*a):
     raise SystemExit("the candidate's os.listdir ran in the linger loop")
 
 os.listdir = hijack  # patched after the driver started: never called by the loop
-_pkgsandbox_linger.__defaults__ = (counting, sel)
+_dt_linger.__defaults__ = (counting, sel)
 threading.Thread(target=lambda: threading.Event().wait(2.0), daemon=True).start()
-_pkgsandbox_linger()
+_dt_linger()
 print(calls[0])
 """
 
@@ -330,7 +330,7 @@ def _lingering_child(extra: str) -> subprocess.Popen[str]:
         + "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
         + LINGER
         + "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
-        "_pkgsandbox_linger()\n"
+        "_dt_linger()\n"
     )
     child = subprocess.Popen([sys.executable, "-c", src], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None and child.stdout.readline() == "ready\n"

@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import passes
 
-STATE_DIR = Path("/var/lib/pkgsandbox")
+STATE_DIR = Path("/var/lib/devtools")
 PHASE_FILE = STATE_DIR / "phase"
 PID_FILE = STATE_DIR / "sinkhole.pid"
 TLS_DIR = STATE_DIR / "tls"  # the leaves' key (root-only tmpfs, never collected)

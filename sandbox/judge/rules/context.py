@@ -43,7 +43,7 @@ NET_KINDS = {EventKind.CONNECT, EventKind.SEND}
 VSOCK = "AF_VSOCK"
 
 
-TRACE_DIR = "/var/lib/pkgsandbox"
+TRACE_DIR = "/var/lib/devtools"
 
 
 class Context:
