@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion
 from sandbox.agent.protocol import METADATA_ADDRESSES
 from sandbox.judge.canary import names_value
 from sandbox.judge.rules.context import is_vsock
-from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV, MODIFIED
+from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV, is_modified
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -269,14 +269,14 @@ def accounted_phases(
 
 def _stealer_touch(findings: list[Finding]) -> set[Phase]:
     """Phases where a credential finding rests on anything but client configuration
-    read (a change to it counts: ``MODIFIED``).  Its evidence, which is capped, lists
+    read (a change to it counts: ``is_modified``).  Its evidence, which is capped, lists
     such places first: see :func:`sandbox.judge.rules.credentials.stealer_first`."""
     return {
         f.phase
         for f in findings
         if f.rule_id in ("PS001", "PS012")
         and any(
-            not CLIENT_CONFIG.search(ev.path or ev.destination or "") or ev.detail == MODIFIED
+            not CLIENT_CONFIG.search(ev.path or ev.destination or "") or is_modified(ev)
             for ev in f.evidence
         )
     }
@@ -490,7 +490,7 @@ def calm_command_config(findings: list[Finding]) -> list[Finding]:
             and f.phase in _CONFIG_PHASES
             and f.severity is Severity.MEDIUM
             and all(
-                _CONFIG_PHASES[f.phase][1].search(ev.path or ev.destination or "") and ev.detail != MODIFIED
+                _CONFIG_PHASES[f.phase][1].search(ev.path or ev.destination or "") and not is_modified(ev)
                 for ev in f.evidence
             )
         ):

@@ -161,6 +161,13 @@ def rule_credentials(ctx: Context) -> list[Finding]:
 # The evidence detail of a credential location the candidate wrote, renamed, linked,
 # chmodded or deleted: never "client configuration read" (see accounted.calm_command_config).
 MODIFIED = "changed by the candidate, not only read"
+
+
+def is_modified(ev: Evidence) -> bool:
+    """Whether *ev* is a change to a credential location (its detail is ``MODIFIED``
+    behind the command or call that caused it: see Context.evidence)."""
+    detail = ev.detail.removeprefix(f"during {ev.context}; ") if ev.context else ev.detail
+    return detail == MODIFIED
 _CHANGES = frozenset(
     {
         EventKind.FILE_WRITE,
