@@ -668,7 +668,7 @@ def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> lis
     for e in events:
         if (
             e.origin is Origin.CANDIDATE
-            and e.kind is EventKind.FILE_READ
+            and (e.kind is EventKind.FILE_READ or _readable_open(e))
             and e.errno is None
             and e.path
             and e.path in planted
@@ -687,3 +687,13 @@ def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> lis
                 )
             )
     return out
+
+
+_OPENS = frozenset({"open", "openat", "openat2"})
+
+
+def _readable_open(e: Event) -> bool:
+    """An open typed as a write (``O_RDWR``, ``O_CREAT``, ``O_APPEND``) that can read:
+    ``sqlite3.connect`` opens a database ``O_RDWR|O_CREAT``, so a browser store queried
+    in place is read through a "write" open."""
+    return e.kind is EventKind.FILE_WRITE and e.syscall in _OPENS and "O_WRONLY" not in (e.flags or "O_WRONLY")
