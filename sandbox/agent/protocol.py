@@ -95,7 +95,9 @@ class Plan(TypedDict, total=False):
     strace: list[str]  # the recorder's argv, "{output}" standing for the trace file
     recorder: str  # "strace" (inside, per step) or "ebpf" (on the host: steps run untraced)
     kit: list[str]  # developer packages installed before a legacy setup.py sdist
-    kit_in_image: bool  # the kit is the image's /usr/local/lib/devtools/kit tree (KIT_PREFIX), not staged wheels
+    kit_in_image: (
+        bool  # the kit is the image's /usr/local/lib/devtools/kit tree (KIT_PREFIX), not staged wheels
+    )
     dependency_files: list[str]  # staged dependency wheels (listed by a --no-deps install)
     build_names: list[str]  # build requirements a build without isolation needs in the venv
     rounds: dict[str, Any]  # adaptive rounds: {"max": N, "wait": seconds}

@@ -383,7 +383,8 @@ def build_program(
         f"{a[2]}, $ino, $dev, str(uptr({a[1]})));",
         # Two strings do not fit the BPF stack at once: the second name comes in an
         # "r" record from another program on the same exit (paired by thread).
-        "R": f'printf("\\x1eR {_HDR_FMT} %d %lld %lld\\x1f%s\\n", {hdr}, $r, {a[0]}, {a[2]}, '
+        # the fifth word: renameat2's and linkat's flags (RENAME_EXCHANGE swaps two names)
+        "R": f'printf("\\x1eR {_HDR_FMT} %d %lld %lld %llu\\x1f%s\\n", {hdr}, $r, {a[0]}, {a[2]}, {a[4]}, '
         f"str(uptr({a[1]})));",
         "r": f'printf("\\x1er {_HDR_FMT}\\x1f%s\\n", {hdr}, str(uptr({a[3]})));',
         "G": f'printf("\\x1eG {_HDR_FMT} %d %d %llu\\n", {hdr}, $r, (int32){a[0]}, {a[1]});',

@@ -49,10 +49,11 @@ _READY_RE = re.compile(r"READY(?: ([0-9a-f]+))?")
 _AT_FDCWD = -100
 _SAMPLES = 20
 # Fixed numeric fields after the 7-field header, and strings, per record kind.
+_RENAME_FLAGS = ((1, "RENAME_NOREPLACE"), (2, "RENAME_EXCHANGE"), (4, "RENAME_WHITEOUT"))
 _SHAPE: dict[str, tuple[int, int]] = {
     "P": (4, 1),
     "A": (5, 1),
-    "R": (3, 1),
+    "R": (4, 1),
     "r": (0, 1),
     "G": (3, 0),
     "K": (4, 0),
@@ -318,6 +319,8 @@ def _split(body: str, end: str = "") -> tuple[str, list[int], list[str]] | None:
         nums.append(0)
     if kind in ("P", "A") and len(nums) == 5 + nnums:  # from before the opened file's inode
         nums += [0, 0]
+    if kind == "R" and len(nums) == 7 + 3:  # from before the flags were recorded
+        nums.append(0)
     if kind == "a" and len(nums) == 3:
         # the short argv element: time, host tgid, index (see ebpf_program)
         nums = [0, nums[0], nums[1], 0, 0, 0, 0, nums[2]]
@@ -358,7 +361,13 @@ def _argv_differs(shown: list[str], copied: list[str], cut: bool, script: str | 
     is not a change: the kernel puts its interpreter line and the script's name where
     argv[0] was (``[interpreter, (arg), script, *argv[1:]]``)."""
     k = len(copied) - len(shown) + 1
-    if script is not None and not cut and k >= 2 and copied[k - 1] == script and copied[k:] == shown[1:]:
+    if (
+        script is not None
+        and not cut
+        and 2 <= k <= len(copied)
+        and copied[k - 1] == script
+        and copied[k:] == shown[1:]
+    ):
         return False
     known, partial = b"", cut
     for i, arg in enumerate(shown):
@@ -780,10 +789,12 @@ class _Step:
             if ret == 0 and self.links and name == "unlinkat":
                 self.links.pop(path or "", None)
         elif kind == "R":
-            ret, d1, d2 = rest
+            ret, d1, d2, how = rest
             ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
             ev["path"] = self.resolve(proc, s, d1) if not name.startswith("symlink") else self.string(s)
             ev["_d2"] = d2
+            if name == "renameat2" and how & 7:
+                ev["flags"] = "|".join(word for bit, word in _RENAME_FLAGS if how & bit)
             self.pending_two[host_tid] = ev
         elif kind == "r":
             ev2 = self.pending_two.pop(host_tid, None)
@@ -816,6 +827,8 @@ class _Step:
                 old = ev2["path"]
                 if ev2["result"] == 0 and self.links and old and second and CUT not in old + second:
                     self.move_links(old, second)  # a renamed link (or its directory) still links
+                if "RENAME_EXCHANGE" in (ev2.get("flags") or ""):  # each name holds the other's
+                    self.events.append({**ev2, "path": second, "path2": old})
         elif kind == "G":
             ret, fd, arg = rest
             ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)

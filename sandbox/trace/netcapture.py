@@ -696,4 +696,6 @@ def _readable_open(e: Event) -> bool:
     """An open typed as a write (``O_RDWR``, ``O_CREAT``, ``O_APPEND``) that can read:
     ``sqlite3.connect`` opens a database ``O_RDWR|O_CREAT``, so a browser store queried
     in place is read through a "write" open."""
-    return e.kind is EventKind.FILE_WRITE and e.syscall in _OPENS and "O_WRONLY" not in (e.flags or "O_WRONLY")
+    return (
+        e.kind is EventKind.FILE_WRITE and e.syscall in _OPENS and "O_WRONLY" not in (e.flags or "O_WRONLY")
+    )

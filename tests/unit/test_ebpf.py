@@ -492,3 +492,32 @@ def test_the_connect_peer_is_read_only_for_an_fd_the_lookup_does_not_wrap() -> N
     prog = build_program(4026532182, 1000, 1, OFFSETS)
     (merged,) = [p for p in prog.splitlines() if '"\\x1eC ' in p]
     assert "$a0 < 65536 && ($r == 0 || $r == -115)" in merged
+
+
+def test_rename_exchange_is_recorded_both_ways() -> None:
+    # Captured (tests/integration/test_redteam24.py's fixture): a script written at
+    # /tmp/.swapcap/a, an empty directory b, renameat2(b, a, RENAME_EXCHANGE), b run.
+    text = DATA.with_name("rename-exchange.trace").read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 63, "root_argv": ()})
+    events = parse_ebpf(text, [window]).steps["import.0"].events
+    swaps = [(e.path, e.path2, e.flags) for e in events if e.syscall == "renameat2"]
+    assert swaps == [
+        ("/tmp/.swapcap/b", "/tmp/.swapcap/a", "RENAME_EXCHANGE"),
+        ("/tmp/.swapcap/a", "/tmp/.swapcap/b", "RENAME_EXCHANGE"),
+    ], swaps
+    # a record from before the flags were recorded: a one-way move, as it was
+    old = text.replace(" -100 -100 2\x1f", " -100 -100\x1f")
+    events = parse_ebpf(old, [window]).steps["import.0"].events
+    assert [(e.path, e.path2) for e in events if e.syscall == "renameat2"] == [
+        ("/tmp/.swapcap/b", "/tmp/.swapcap/a")
+    ]
+
+
+def test_a_script_exec_whose_argv_records_were_lost_does_not_raise() -> None:
+    # the same run without its "a" records (argv elements): the decoder compared the
+    # kernel's argv with an empty one and indexed past its end
+    text = DATA.with_name("rename-exchange.trace").read_bytes().decode()
+    text = "".join("\x1e" + c for c in text.split("\x1e")[1:] if not c.startswith("a "))
+    window = _window(key="import.0").model_copy(update={"main_pid": 63, "root_argv": ()})
+    events = parse_ebpf(text, [window]).steps["import.0"].events
+    assert any(e.syscall == "execve" and e.path == "/tmp/.swapcap/b" for e in events)

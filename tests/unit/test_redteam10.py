@@ -5,10 +5,23 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from sandbox.agent.protocol import privilege_drop
+from sandbox.judge.classify import classify
 from sandbox.judge.honeytokens import make_honeytokens
+from sandbox.judge.profiles import load_profile
 from sandbox.judge.rules import evaluate
-from sandbox.models import Event, EventKind, Phase, ProcessInfo, Severity
+from sandbox.models import (
+    Event,
+    EventKind,
+    Observation,
+    Phase,
+    PhaseResult,
+    PhaseStatus,
+    ProcessInfo,
+    Severity,
+)
 from sandbox.trace.netcapture import network_capture
+from sandbox.trace.strace import parse_strace
 from sandbox.trace.strace.tables import _open_kind
 from tests.unit.test_rules import ev, obs
 
@@ -32,7 +45,9 @@ def test_changing_client_configuration_in_a_command_is_never_calmed_as_reading_i
         read = ev(EventKind.FILE_READ, "openat", seq=1, **kw)
         write = ev(EventKind.FILE_WRITE, "openat", seq=2, flags="O_WRONLY|O_APPEND", **kw)
         found = [f for f in evaluate(obs([read, write])) if f.rule_id == "PS001"]
-        assert Severity.MEDIUM in [f.severity for f in found] or Severity.HIGH in [f.severity for f in found], (
+        assert Severity.MEDIUM in [f.severity for f in found] or Severity.HIGH in [
+            f.severity for f in found
+        ], (
             phase,
             path,
             [(f.severity, [e.detail for e in f.evidence]) for f in found],
@@ -68,10 +83,79 @@ def test_a_planted_store_opened_read_write_is_read(tmp_path: Path) -> None:
 
 T0 = 1_800_000_000.0
 HOME = "/home/dev"
+VENV = f"{HOME}/project/.venv"
 
 
 def _open(path: str, flags: str, seq: int) -> Event:
     kind = _open_kind(flags)
     return Event(
-        phase=Phase.IMPORT, seq=seq, pid=42, time=T0 + seq, syscall="openat", kind=kind, path=path, flags=flags
+        phase=Phase.IMPORT,
+        seq=seq,
+        pid=42,
+        time=T0 + seq,
+        syscall="openat",
+        kind=kind,
+        path=path,
+        flags=flags,
     )
+
+
+# ---------------------------------------------------------------- PS004 through RENAME_EXCHANGE
+
+
+def _exchange_trace(tmp: str, exchange: bool) -> str:
+    """Drop an ELF at *tmp*/a, then exec it: directly, or after swapping an empty
+    directory *tmp*/b with it (``renameat2(b, a, RENAME_EXCHANGE)``) and exec'ing b."""
+    drop = privilege_drop(1000, 1000)
+    argv = [f"{VENV}/bin/python", "-c", "import x"]
+
+    def q(xs: list[str]) -> str:
+        return "[" + ", ".join(f'"{x}"' for x in xs) + "]"
+
+    t, cwd, env = 1795628174.0, f"AT_FDCWD<{HOME}/project>", "0x7ffe10593030 /* 7 vars */"
+    lines = [
+        f'30    {t:.6f} execve("/usr/bin/setpriv", {q(drop + argv)}, {env}) = 0',
+        f'30    {t + 0.001:.6f} execve("/usr/bin/choom", {q((drop + argv)[8:])}, {env}) = 0',
+        f'30    {t + 0.002:.6f} execve("{argv[0]}", {q(argv)}, {env}) = 0',
+        f'30    {t + 0.1:.6f} mkdir("{tmp}", 0700) = 0',
+        f'30    {t + 0.101:.6f} openat({cwd}, "{tmp}/a", O_WRONLY|O_CREAT|O_TRUNC, 0700) = 3<{tmp}/a>',
+        f'30    {t + 0.102:.6f} write(3<{tmp}/a>, "\\177ELF\\2\\1\\1\\0\\0\\0\\0\\0\\0\\0\\0\\0", 16) = 16',
+        f"30    {t + 0.103:.6f} close(3<{tmp}/a>) = 0",
+    ]
+    if exchange:
+        lines += [
+            f'30    {t + 0.104:.6f} mkdir("{tmp}/b", 0700) = 0',
+            f'30    {t + 0.105:.6f} renameat2({cwd}, "{tmp}/b", {cwd}, "{tmp}/a", RENAME_EXCHANGE) = 0',
+        ]
+    run = f"{tmp}/b" if exchange else f"{tmp}/a"
+    lines += [
+        f"30    {t + 0.106:.6f} vfork( <unfinished ...>",
+        f'31    {t + 0.107:.6f} execve("{run}", ["{run}"], {env}) = 0',
+        f"30    {t + 0.108:.6f} <... vfork resumed>) = 31",
+        f"31    {t + 0.109:.6f} +++ exited with 0 +++",
+        f"30    {t + 0.110:.6f} +++ exited with 0 +++",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_payload_swapped_into_place_by_rename_exchange_is_still_dropped_and_run() -> None:
+    """``renameat2(b, a, RENAME_EXCHANGE)`` swaps two names: b now holds what a held.
+    Both recorders modelled every rename as a one-way move a → b, so the name that
+    received the dropped payload (b, the source) was never "written" and exec'ing it
+    gave no PS004: clean."""
+    tmp = f"/tmp/.{random.Random().randrange(16**6):06x}"
+    for exchange in (False, True):
+        parsed = parse_strace(_exchange_trace(tmp, exchange), Phase.IMPORT)
+        assert parsed.unparsed == 0
+        events, procs = classify(
+            list(parsed.events), list(parsed.processes), [], VENV, f"{HOME}/project", owned=True
+        )
+        o = Observation(
+            events=tuple(events),
+            processes=tuple(procs),
+            phases=(PhaseResult(phase=Phase.IMPORT, status=PhaseStatus.OK, duration=1.0),),
+            home=HOME,
+            venv=VENV,
+        )
+        found = [f for f in evaluate(o, load_profile("default")) if f.rule_id == "PS004"]
+        assert any(f.severity is Severity.HIGH for f in found), (exchange, found)

@@ -276,8 +276,7 @@ def _stealer_touch(findings: list[Finding]) -> set[Phase]:
         for f in findings
         if f.rule_id in ("PS001", "PS012")
         and any(
-            not CLIENT_CONFIG.search(ev.path or ev.destination or "") or is_modified(ev)
-            for ev in f.evidence
+            not CLIENT_CONFIG.search(ev.path or ev.destination or "") or is_modified(ev) for ev in f.evidence
         )
     }
 

@@ -168,6 +168,8 @@ def is_modified(ev: Evidence) -> bool:
     behind the command or call that caused it: see Context.evidence)."""
     detail = ev.detail.removeprefix(f"during {ev.context}; ") if ev.context else ev.detail
     return detail == MODIFIED
+
+
 _CHANGES = frozenset(
     {
         EventKind.FILE_WRITE,

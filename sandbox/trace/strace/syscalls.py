@@ -142,8 +142,8 @@ class _Calls(_Tasks):
             self.links.pop(values.get("path") or "", None)
         more = values.pop("more", ())
         self.emit(no, tid, values)
-        for address, data in more:  # a sendmmsg's further messages
-            self.emit(no, tid, {**values, "address": address, "data": data})
+        for extra in more:  # a sendmmsg's further messages, the other half of a swap
+            self.emit(no, tid, {**values, **extra})
 
     def at_call(
         self, proc: _Proc, name: str, args: str, kind: EventKind | None, values: dict[str, Any]
@@ -246,6 +246,8 @@ class _Calls(_Tasks):
                 values["path"], values["path2"] = old, new
             if n > 4:
                 values["flags"] = parts[4]
+                if "RENAME_EXCHANGE" in parts[4]:  # both names now hold what the other did
+                    values["more"] = [{"path": new, "path2": old}]
         values["kind"] = kind
 
     def fd_call(
@@ -373,7 +375,7 @@ class _Calls(_Tasks):
                 other, cut = msg_name("[" + msg)
                 degraded = degraded or cut
                 data = "".join(m.group(1) for m in IOV_BASE_RE.finditer(msg))
-                more.append((other or self.peer(deco), data or None))
+                more.append({"address": other or self.peer(deco), "data": data or None})
             values["more"] = more
         elif len(parts) > 1:  # sendmsg, recvmsg, recvmmsg
             address, degraded = msg_name(parts[1])
