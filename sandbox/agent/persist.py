@@ -36,6 +36,12 @@ HOME_TREES = (
     ".config/fish",
     ".config/git",
     ".local/share/systemd",
+    ".local/bin",
+    ".config/nvim",
+    ".config/pip",
+    ".pip",
+    ".ipython",
+    ".jupyter",
     "work/_temp/_runner_file_commands",  # the ci pass's GITHUB_ENV and co (judge/cienv.py)
 )
 SYSTEM = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
+
 from sandbox.agent.protocol import privilege_drop
 from sandbox.judge.classify import classify
 from sandbox.judge.honeytokens import make_honeytokens
@@ -159,3 +161,45 @@ def test_a_payload_swapped_into_place_by_rename_exchange_is_still_dropped_and_ru
         )
         found = [f for f in evaluate(o, load_profile("default")) if f.rule_id == "PS004"]
         assert any(f.severity is Severity.HIGH for f in found), (exchange, found)
+
+
+# ---------------------------------------------------------------- PS005 start-up files
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        ".bash_aliases",  # sourced by Debian's and Ubuntu's .bashrc
+        ".zlogout",
+        ".xsession",
+        ".vimrc",
+        ".gdbinit",
+        ".config/nvim/init.lua",
+        ".ipython/profile_default/startup/00-init.py",  # IPython runs these at every start
+        ".ipython/profile_default/ipython_config.py",
+        ".jupyter/jupyter_server_config.py",  # Python the server runs at start
+        ".config/pip/pip.conf",  # the index every later pip install trusts
+        ".pip/pip.conf",
+        ".pydistutils.cfg",
+        ".local/bin/git",  # first on a login shell's PATH: shadows a command
+    ],
+)
+def test_a_start_up_file_a_developer_tool_runs_is_persistence(rel: str) -> None:
+    """Each of these runs (or points every later install at) what the candidate wrote
+    the next time the user starts a shell, an editor, IPython, Jupyter, pip or a
+    command: on main a write there was only PS020 (LOW): clean."""
+    phase = random.choice([Phase.IMPORT, Phase.STARTUP, Phase.EXERCISE])
+    w = ev(EventKind.FILE_WRITE, "openat", phase=phase, path=f"{HOME}/{rel}", flags="O_WRONLY|O_CREAT", seq=1)
+    found = [f for f in evaluate(obs([w])) if f.rule_id == "PS005"]
+    assert found and found[0].severity is Severity.HIGH, (
+        rel,
+        [(f.rule_id, f.severity) for f in evaluate(obs([w]))],
+    )
+
+
+def test_ipython_s_own_profile_files_are_not_persistence() -> None:
+    """IPython makes its profile folder at first start (a README in startup/, its
+    history database): a library that starts it is not planting anything."""
+    for rel in (".ipython/profile_default/startup/README", ".ipython/profile_default/history.sqlite"):
+        w = ev(EventKind.FILE_WRITE, "openat", path=f"{HOME}/{rel}", flags="O_RDWR|O_CREAT", seq=1)
+        assert not [f for f in evaluate(obs([w])) if f.rule_id == "PS005"], rel

@@ -42,8 +42,17 @@ PERSISTENCE_PATHS = re.compile(
     "|".join(
         [
             HOME_DIR
-            + r"/\.(?:bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zprofile|zshenv|zlogin|"
-            r"cshrc|tcshrc|kshrc|xinitrc|xprofile|xsessionrc)$",
+            + r"/\.(?:bashrc|bash_profile|bash_login|bash_logout|bash_aliases|profile|zshrc|zprofile|zshenv|"
+            r"zlogin|zlogout|cshrc|tcshrc|kshrc|xinitrc|xprofile|xsession|xsessionrc|vimrc|gdbinit)$",
+            # what a developer's tools run or trust at their next start: an editor's
+            # init, IPython's startup scripts and config, Jupyter's config (Python),
+            # pip's and distutils' configuration (the index every later install
+            # trusts), and a command dropped first on a login shell's PATH
+            HOME_DIR + r"/\.config/nvim/init\.(?:vim|lua)$",
+            HOME_DIR + r"/\.ipython/profile_[^/]+/(?:startup/[^/]+\.i?py|ipython_\w*config\.py)$",
+            HOME_DIR + r"/\.jupyter/jupyter_\w*config\.py$",
+            HOME_DIR + r"/(?:\.config/pip/pip\.conf|\.pip/pip\.conf|\.pydistutils\.cfg)$",
+            HOME_DIR + r"/\.local/bin/[^/]+$",
             HOME_DIR + r"/\.config/(?:autostart|systemd/user|fish|environment\.d)(?:/|$)",
             HOME_DIR + r"/\.local/share/systemd(?:/|$)",
             HOME_DIR + r"/\.ssh/authorized_keys2?$",
