@@ -15,6 +15,7 @@ from sandbox.judge.rules import evaluate
 from sandbox.models import (
     Event,
     EventKind,
+    Inventory,
     Observation,
     Phase,
     PhaseResult,
@@ -25,6 +26,7 @@ from sandbox.models import (
 from sandbox.trace.netcapture import network_capture
 from sandbox.trace.strace import parse_strace
 from sandbox.trace.strace.tables import _open_kind
+from tests.fixtures.builders import Randomised
 from tests.unit.test_rules import ev, obs
 
 # ---------------------------------------------------------------- PS001 client configuration
@@ -203,3 +205,36 @@ def test_ipython_s_own_profile_files_are_not_persistence() -> None:
     for rel in (".ipython/profile_default/startup/README", ".ipython/profile_default/history.sqlite"):
         w = ev(EventKind.FILE_WRITE, "openat", path=f"{HOME}/{rel}", flags="O_RDWR|O_CREAT", seq=1)
         assert not [f for f in evaluate(obs([w])) if f.rule_id == "PS005"], rel
+
+
+# ---------------------------------------------------------------- PS005 another package's code
+
+SITE = f"{VENV}/lib/python3.11/site-packages"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"{SITE}/requests/__init__.py",  # runs at the user's next `import requests`
+        f"{SITE}/charset_normalizer/md.cpython-311-x86_64-linux-gnu.so",
+        f"{VENV}/bin/pip",  # runs at the next `pip install`
+        f"{VENV}/bin/python",
+    ],
+)
+def test_rewriting_another_installed_package_or_a_venv_command_is_persistence(target: str) -> None:
+    """The venv was the candidate's to write (no PS020 there), so rewriting another
+    package's module, or ``bin/pip``, gave no finding at all, though it runs whenever
+    that package or command does and stays after the candidate is uninstalled."""
+    own = Randomised().name("pkg")
+    inv = Inventory(site_packages=SITE, modules=(own, f"{own}.util"))
+    phase = random.choice([Phase.IMPORT, Phase.STARTUP, Phase.EXERCISE, Phase.EXECUTE])
+    w = ev(EventKind.FILE_WRITE, "openat", phase=phase, path=target, flags="O_WRONLY|O_TRUNC", seq=1)
+    found = [f for f in evaluate(obs([w], inventory=inv)) if f.rule_id == "PS005"]
+    assert found and found[0].severity is Severity.HIGH, target
+    # the package's own files, bytecode caches and pip's own install stay quiet
+    quiet = [
+        ev(EventKind.FILE_WRITE, "openat", phase=phase, path=f"{SITE}/{own}/cache.py", seq=2),
+        ev(EventKind.FILE_WRITE, "openat", phase=phase, path=f"{SITE}/requests/__pycache__/api.pyc", seq=3),
+        ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=target, seq=4),
+    ]
+    assert not [f for f in evaluate(obs(quiet, inventory=inv)) if f.rule_id == "PS005"]

@@ -93,6 +93,7 @@ def rule_persistence(ctx: Context) -> list[Finding]:
                 hits.append(e)  # a link to a start-up file: writes through it hide the path
         elif e.kind is EventKind.EXEC and exec_name(e) in PERSISTENCE_TOOLS:
             hits.append(e)
+    hits += tampering(ctx)
     # Start-up hooks shipped in the wheel: pip (harness) writes them during install.
     hooks = _installed_hooks(ctx.obs.venv)
     hits += [
@@ -284,6 +285,43 @@ def _diff_evidence(c: FsChange) -> Evidence:
         detail=f"from the filesystem diff: {c.change} after the phase (mode {c.mode or '?'}, "
         f"sha256 {c.sha256 or 'not hashed'})",
     )
+
+
+# Code another distribution installed: a module (source, extension) or a venv command.
+_CODE = re.compile(r"\.(?:py|so)$|\.[\w-]+\.so$")
+
+
+def tampering(ctx: Context) -> list[Event]:
+    """The candidate's writes, after install, to the code of another installed
+    package (a module outside its own top-level names) or to a command of the venv
+    (``bin/pip``, ``bin/python``): it runs whenever that package or command does, and
+    stays after the candidate is uninstalled. Bytecode caches are Python's own."""
+    inv, venv = ctx.obs.inventory, ctx.obs.venv
+    site = (inv.site_packages or "").rstrip("/")
+    if not site and not venv:
+        return []
+    own = {m.split(".", 1)[0] for m in inv.modules}
+    out = []
+    for e in ctx.events:
+        if e.phase is Phase.INSTALL or e.errno or e.kind not in _MADE:
+            continue
+        target = _written(e)
+        if venv and target.startswith(f"{venv}/bin/") and "/" not in target[len(venv) + 5 :]:
+            out.append(e)
+            continue
+        if not own or not site or not target.startswith(site + "/") or "/__pycache__/" in target:
+            continue
+        rel = target[len(site) + 1 :]
+        top = rel.split("/", 1)[0]
+        name = top.split(".", 1)[0]
+        if (
+            "/" in rel
+            and name not in own
+            and not top.endswith((".dist-info", ".egg-info"))
+            and _CODE.search(rel)
+        ):
+            out.append(e)
+    return out
 
 
 def _installed_hooks(venv: str) -> re.Pattern[str]:
