@@ -15,29 +15,42 @@ SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_RET_ERRNO = 0x00050000
 ENOSYS = 38
 X32_SYSCALL_BIT = 0x40000000
+EPERM = 1
 # io_uring_setup / io_uring_enter / io_uring_register share these numbers on every
 # architecture (the unified syscall table since Linux 5.1).
 IO_URING_FIRST, IO_URING_LAST = 425, 427
+# clone's number per architecture, and the flag that keeps a child from every tracer
+CLONE_NR = {"x86_64": 56, "aarch64": 220}
+CLONE_UNTRACED = 0x00800000
 
 
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-def io_uring_filter() -> bytes:
-    """A classic-BPF seccomp program answering ENOSYS to the io_uring syscalls.
+def io_uring_filter(machine: str | None = None) -> bytes:
+    """A classic-BPF seccomp program answering ENOSYS to the io_uring syscalls and
+    EPERM to a ``clone`` with ``CLONE_UNTRACED``.
 
     Docker 20.10's default profile allows io_uring, and I/O submitted through it
     never appears in strace; ENOSYS makes libraries fall back to plain syscalls.
+    ``CLONE_UNTRACED`` makes a child no tracer attaches to (strace -f loses it); glibc
+    never sets it. The container's profile refuses it too, but runsc applies no
+    Docker profile: this filter, which every step inherits, holds under both.
     """
+    clone = CLONE_NR.get(machine or os.uname().machine, CLONE_NR["x86_64"])
     return b"".join(
         [
-            _insn(0x20, 0, 0, 0),  # A = seccomp_data.nr
-            _insn(0x54, 0, 0, ~X32_SYSCALL_BIT),  # A &= ~X32 bit
-            _insn(0x35, 0, 2, IO_URING_FIRST),  # A >= first ? next : allow
-            _insn(0x25, 1, 0, IO_URING_LAST),  # A > last ? allow : deny
-            _insn(0x06, 0, 0, SECCOMP_RET_ERRNO | ENOSYS),
-            _insn(0x06, 0, 0, SECCOMP_RET_ALLOW),
+            _insn(0x20, 0, 0, 0),  # 0: A = seccomp_data.nr
+            _insn(0x54, 0, 0, ~X32_SYSCALL_BIT),  # 1: A &= ~X32 bit
+            _insn(0x35, 0, 2, IO_URING_FIRST),  # 2: A >= first ? 3 : 5
+            _insn(0x25, 5, 0, IO_URING_LAST),  # 3: A > last ? allow : 4
+            _insn(0x06, 0, 0, SECCOMP_RET_ERRNO | ENOSYS),  # 4
+            _insn(0x15, 0, 3, clone),  # 5: clone ? 6 : allow
+            _insn(0x20, 0, 0, 16),  # 6: A = low word of args[0] (the flags)
+            _insn(0x45, 0, 1, CLONE_UNTRACED),  # 7: A & CLONE_UNTRACED ? 8 : allow
+            _insn(0x06, 0, 0, SECCOMP_RET_ERRNO | EPERM),  # 8
+            _insn(0x06, 0, 0, SECCOMP_RET_ALLOW),  # 9
         ]
     )
 

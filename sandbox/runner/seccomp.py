@@ -93,7 +93,9 @@ DENIED_ENOSYS: tuple[str, ...] = ("clone3", "io_uring_setup", "io_uring_enter", 
 # ALLOW of the other families: runc's libseccomp refuses two actions for one syscall.)
 AF_VSOCK = 40
 # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET: only root may create namespaces.
+# CLONE_UNTRACED (0x00800000): a child no tracer attaches to (strace -f loses it).
 CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+CLONE_REFUSED = CLONE_NS_FLAGS | 0x00800000
 EPERM, ENOSYS = 1, 38
 
 # The native ABI only (Docker adds the 32-bit ones). A 64-bit process can still make
@@ -126,7 +128,7 @@ def profile(machine: str | None = None, *, traced: bool = True) -> dict[str, Any
             {
                 "names": ["clone"],
                 "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": CLONE_NS_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+                "args": [{"index": 0, "value": CLONE_REFUSED, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
             },
             {
                 "names": ["socket"],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from sandbox.models import (
     ProcessInfo,
     Severity,
 )
+from sandbox.runner.seccomp import profile as seccomp_profile
 from sandbox.trace.netcapture import network_capture
 from sandbox.trace.strace import parse_strace
 from sandbox.trace.strace.tables import _open_kind
@@ -238,3 +241,43 @@ def test_rewriting_another_installed_package_or_a_venv_command_is_persistence(ta
         ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=target, seq=4),
     ]
     assert not [f for f in evaluate(obs(quiet, inventory=inv)) if f.rule_id == "PS005"]
+
+
+# ---------------------------------------------------------------- clone(CLONE_UNTRACED)
+
+_CLONE_PROBE = r"""
+import ctypes, os, sys
+sys.path.insert(0, sys.argv[1])
+from sandbox.agent import guard
+guard.install_io_uring_deny()
+libc = ctypes.CDLL(None, use_errno=True)
+nr = {"x86_64": 56, "aarch64": 220}[os.uname().machine]
+# CLONE_UNTRACED | SIGCHLD, no new stack: fork-like when allowed
+r = libc.syscall(nr, 0x00800000 | 17, 0, 0, 0, 0)
+if r == 0:
+    os._exit(0)
+if r > 0:
+    os.waitpid(r, 0)
+print(r, ctypes.get_errno())
+"""
+
+
+def test_an_untraced_clone_is_refused_by_the_agent_s_filter() -> None:
+    """``clone(CLONE_UNTRACED)`` makes a child strace -f never attaches to: under runsc
+    (no Docker seccomp profile, no ``--seccomp-bpf``) it ran whatever it liked with no
+    trace line. The filter every step inherits refuses the flag (glibc never sets it);
+    a plain fork still works."""
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", _CLONE_PROBE, root], capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.split() == ["-1", "1"], (out.stdout, out.stderr)  # EPERM
+    plain = _CLONE_PROBE.replace("0x00800000 | 17", "17")
+    out = subprocess.run([sys.executable, "-c", plain, root], capture_output=True, text=True, timeout=30)
+    assert int(out.stdout.split()[0]) > 0, (out.stdout, out.stderr)
+
+
+def test_the_container_profile_refuses_an_untraced_clone() -> None:
+    (rule,) = [s for s in seccomp_profile(traced=False)["syscalls"] if s["names"] == ["clone"]]
+    mask = rule["args"][0]["value"]
+    assert mask & 0x00800000 and rule["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"
