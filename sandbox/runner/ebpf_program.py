@@ -83,8 +83,9 @@ AT_CALLS = (
 )
 TWO_PATH_CALLS = ("rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat")
 FD_CALLS = ("fchdir", "fchmod", "fchown", "ftruncate")
-SIGNAL_CALLS = ("kill", "tkill", "tgkill")
-PTRACE_CALLS = ("ptrace", "process_vm_readv", "process_vm_writev")
+# a signal by pid, by thread, with a payload (sigqueue), or through a pidfd
+SIGNAL_CALLS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal")
+PTRACE_CALLS = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd")
 # Seccomp denies most of these before sys_enter fires; sys_exit still does (with
 # -ENOSYS/-EPERM), so they are recorded at exit, their first argument when known.
 PRIVILEGED_CALLS = (
@@ -146,7 +147,8 @@ FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
 SHEBANG_CAP = 64  # bytes of a write that starts with "#!" (a script's interpreter line)
 # fd bookkeeping: the decoder's fd table must not keep a closed fd's path for a number
 # the kernel hands out again (fcntl only for F_DUPFD/F_DUPFD_CLOEXEC, filtered in BPF)
-FD_TABLE_CALLS = ("dup", "dup2", "dup3", "fcntl", "close", "close_range")
+# pidfd_open: the pid a pidfd names (the decoder's fd table), for pidfd_send_signal
+FD_TABLE_CALLS = ("dup", "dup2", "dup3", "fcntl", "close", "close_range", "pidfd_open")
 OTHER_CALLS = ("memfd_create", "socket", *FD_TABLE_CALLS)
 EXEC_CALLS = ("execve", "execveat")
 # A child holds its pid until its parent reaps it (PS022 counts zombies): the waits

@@ -528,6 +528,10 @@ class _Exec:
         return _kernel_filename(self.given, self.dirfd, self.eflags, self.name)
 
 
+class _PidFd(int):
+    """An fd table entry: a pidfd (``pidfd_open``) and the pid it names."""
+
+
 class _Proc:
     __slots__ = (
         "argv",
@@ -553,7 +557,7 @@ class _Proc:
         self.argv: tuple[str, ...] = parent.argv if parent else ()
         self.exe: str = parent.exe if parent else ""
         self.cwd: str = parent.cwd if parent else cwd
-        self.fds: dict[int, str | Address | None] = dict(parent.fds) if parent else {}
+        self.fds: dict[int, str | Address | _PidFd | None] = dict(parent.fds) if parent else {}
         self.execs: list[tuple[str, ...]] = []
 
 
@@ -656,6 +660,12 @@ class _Step:
             argv[-1] += CUT
         return argv, cut
 
+    def pidfd(self, proc: _Proc, fd: int) -> int | None:
+        """The pid behind *fd* when it is a pidfd the trace saw opened (None otherwise,
+        as strace gives when its ``-yy`` shows no ``pid:``)."""
+        entry = proc.fds.get(fd)
+        return int(entry) if isinstance(entry, _PidFd) else None
+
     def resolve(self, proc: _Proc, raw: str, dirfd: int = _AT_FDCWD, *, follow: bool = False) -> str | None:
         """The kernel's path for *raw* (relative to *dirfd*); *follow*: the call follows
         a symlink in the last component (opens, exec, chdir)."""
@@ -669,7 +679,7 @@ class _Step:
             self.degraded += 1
             return CUT + "/" + path if path else None
         if dirfd == _AT_FDCWD:
-            base: str | Address | None = proc.cwd
+            base: str | Address | _PidFd | None = proc.cwd
         else:
             base = proc.fds.get(dirfd)
         if not isinstance(base, str):
@@ -843,15 +853,22 @@ class _Step:
         elif kind == "K":
             ret, a0, a1, a2 = rest
             ev = self.event(n, t, proc, name, K.SIGNAL, ret)
-            ev["target"], ev["flags"] = (a0, _signame(a2)) if name == "tgkill" else (a0, _signame(a1))
+            if name in ("tgkill", "rt_tgsigqueueinfo"):
+                ev["target"], ev["flags"] = a0, _signame(a2)
+            else:
+                ev["target"], ev["flags"] = a0, _signame(a1)
             if name == "tkill":
                 ev["target"] = self.tgid_of.get(a0, a0)  # as the strace parser: the thread's process
+            elif name == "pidfd_send_signal":
+                ev["target"] = self.pidfd(proc, a0)
         elif kind == "T":
             ret, req, pid = rest
             ev = self.event(n, t, proc, name, K.PTRACE, ret)
             if name == "ptrace":
                 ev["flags"] = _PTRACE.get(req, str(req))
                 ev["target"] = pid
+            elif name == "pidfd_getfd":
+                ev["target"] = self.pidfd(proc, req)
             else:
                 ev["target"] = req
         elif kind == "V":
@@ -903,6 +920,9 @@ class _Step:
                     last = a1 if a1 >= 0 else 1 << 31  # ~0U: every fd from the first
                     for fd in [f for f in proc.fds if a0 <= f <= last]:
                         del proc.fds[fd]
+            elif name == "pidfd_open":
+                if ret >= 0:
+                    proc.fds[ret] = _PidFd(a0)
             elif ret >= 0:  # dup, dup2, dup3; fcntl F_DUPFD* (the program prints no other)
                 proc.fds[ret] = proc.fds.get(a0)
         elif kind == "C":

@@ -45,3 +45,48 @@ subprocess.run([b], check=False)
         (f.rule_id, f.severity, [(e.syscall, e.path) for e in f.evidence[:4]]) for f in report.findings
     ]
     assert report.verdict is Verdict.MALICIOUS and code == 1
+
+
+@RECORDERS
+def test_signals_by_sigqueue_and_pidfd_and_memory_reads_of_pid_1_are_tampering(
+    tmp_path: Path, recorder: str
+) -> None:
+    """The eBPF recorder recorded kill, tkill and tgkill only: a signal sent with
+    ``rt_sigqueueinfo``/``rt_tgsigqueueinfo`` or through a pidfd (Python's own
+    ``signal.pidfd_send_signal``) left no record. And PS007 judged ``ptrace`` alone,
+    not ``process_vm_readv`` or ``pidfd_getfd`` on a process outside the tree (under
+    either recorder). Each is aimed at PID 1 here (refused: it is root's)."""
+    name = Randomised().name("sig")
+    source = """
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+info = ctypes.create_string_buffer(128)
+libc.syscall(129, 1, signal.SIGUSR1, info)  # rt_sigqueueinfo(1, SIGUSR1, info)
+libc.syscall(297, 1, 1, signal.SIGUSR2, info)  # rt_tgsigqueueinfo(1, 1, SIGUSR2, info)
+try:
+    fd = os.pidfd_open(1)
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGTERM)
+    except OSError:
+        pass
+    libc.syscall(438, fd, 0, 0)  # pidfd_getfd(fd, 0, 0)
+except OSError:
+    pass
+buf = ctypes.create_string_buffer(16)
+local = (ctypes.c_void_p * 2)(ctypes.cast(buf, ctypes.c_void_p), 16)
+libc.syscall(310, 1, local, 1, local, 1, 0)  # process_vm_readv(1, ...)
+"""
+    whl = build_wheel(tmp_path, name, "0.1", {f"{name}/__init__.py": source})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
+    assert report is not None
+    found = [f for f in report.findings if f.rule_id == "PS007" and f.phase is Phase.IMPORT]
+    calls = {e.syscall for f in found for e in f.evidence}
+    expected = {
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "pidfd_send_signal",
+        "pidfd_getfd",
+        "process_vm_readv",
+    }
+    assert expected <= calls, (calls, [(f.rule_id, f.severity) for f in report.findings])
+    assert report.verdict is not Verdict.CLEAN and code == 1

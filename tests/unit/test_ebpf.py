@@ -521,3 +521,19 @@ def test_a_script_exec_whose_argv_records_were_lost_does_not_raise() -> None:
     window = _window(key="import.0").model_copy(update={"main_pid": 63, "root_argv": ()})
     events = parse_ebpf(text, [window]).steps["import.0"].events
     assert any(e.syscall == "execve" and e.path == "/tmp/.swapcap/b" for e in events)
+
+
+def test_signals_by_sigqueue_and_pidfd_name_their_target() -> None:
+    # Captured (tests/integration/test_redteam24.py's fixture, refused: PID 1 is root's):
+    # rt_sigqueueinfo(1, SIGUSR1), rt_tgsigqueueinfo(1, 1, SIGUSR2), pidfd_open(1) = 4,
+    # pidfd_send_signal(4, SIGTERM), pidfd_getfd(4, 0)
+    text = DATA.with_name("signals.trace").read_bytes().decode()
+    window = _window(key="import.0").model_copy(update={"main_pid": 62, "root_argv": ()})
+    events = parse_ebpf(text, [window]).steps["import.0"].events
+    got = [(e.syscall, e.kind, e.target, e.flags, e.errno) for e in events]
+    assert got == [
+        ("rt_sigqueueinfo", EventKind.SIGNAL, 1, "SIGUSR1", "EPERM"),
+        ("rt_tgsigqueueinfo", EventKind.SIGNAL, 1, "SIGUSR2", "EPERM"),
+        ("pidfd_send_signal", EventKind.SIGNAL, 1, "SIGTERM", "EPERM"),
+        ("pidfd_getfd", EventKind.PTRACE, 1, None, "EPERM"),
+    ], got
