@@ -136,7 +136,6 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
     """pip install of the candidate; on a missing module or distribution, a round (the
     host stages wheels) and the install re-runs in this container. Legacy setup.py
     sdists first get a developer's venv (the kit) and build without isolation."""
-    py = f"{plan['venv']}/bin/python"
     args: list[str] = list(plan["install_args"])
     end = time.monotonic() + timeout
     steps: list[dict[str, Any]] = []
@@ -181,7 +180,7 @@ def phase_install(plan: dict[str, Any], timeout: float, window: float) -> dict[s
         steps += _setup_requires(plan, rnd, end, window)
     attempt = 0
     while True:
-        run = StepRun(plan, "install", str(attempt), [py, *args])
+        run = StepRun(plan, "install", str(attempt), [*rounds.harness_python(plan), *args])
         step = run.run(max(1.0, end - time.monotonic()), window).result()
         steps.append(step)
         if step["status"] != "ok" or step["exit_code"] == 0 or time.monotonic() >= end:

@@ -149,10 +149,21 @@ def to_install(answer: dict[str, Any] | None) -> list[str]:
     return [*flags, *names] if names else []
 
 
+# -P (3.11+): the harness's pips run in the project folder, and ``-m`` puts the working
+# directory first on sys.path: pip imports ``typing`` (and more) before it drops it, so a
+# ``typing.py`` the candidate left there would run inside a process labelled harness.
+SAFE_PATH = ["-P"] if sys.version_info >= (3, 11) else []
+
+
+def harness_python(plan: dict[str, Any]) -> list[str]:
+    """The venv's interpreter as the harness runs it (pip steps): cwd off sys.path."""
+    return [f"{plan['venv']}/bin/python", *SAFE_PATH]
+
+
 def pip_install_argv(plan: dict[str, Any], stage_artifacts: Path, names: list[str]) -> list[str]:
     """argv of a harness pip step installing staged index packages (wheels) into the venv."""
     return [
-        f"{plan['venv']}/bin/python",
+        *harness_python(plan),
         "-m",
         "pip",
         "install",

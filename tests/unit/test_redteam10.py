@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sandbox.agent import rounds
 from sandbox.agent.protocol import privilege_drop
 from sandbox.judge.classify import classify
 from sandbox.judge.honeytokens import make_honeytokens
@@ -281,3 +282,27 @@ def test_the_container_profile_refuses_an_untraced_clone() -> None:
     (rule,) = [s for s in seccomp_profile(traced=False)["syscalls"] if s["names"] == ["clone"]]
     mask = rule["args"][0]["value"]
     assert mask & 0x00800000 and rule["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"
+
+
+# ---------------------------------------------------------------- harness pip and the cwd
+
+
+def test_a_module_left_in_the_project_folder_does_not_run_inside_a_harness_pip(tmp_path: Path) -> None:
+    """The harness's pips run in the project folder, and ``-m`` puts the working
+    directory first on sys.path: pip imports ``typing`` before it drops it, so a
+    ``typing.py`` the candidate wrote there ran inside a process labelled harness,
+    its credential reads unjudged. Harness pips run with ``-P``. (Runs this test
+    suite's own interpreter on a marker-writing module: no candidate code.)"""
+    marker = tmp_path / "ran"
+    (tmp_path / "typing.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "import sys\ndel sys.modules['typing']\nsys.path.pop(0)\nimport typing  # the real one\n"
+    )
+    plan = {"venv": str(Path(sys.executable).parent.parent)}
+    py, *safe = rounds.harness_python(plan)
+    assert safe == ["-P"] and rounds.pip_install_argv(plan, tmp_path, ["x"])[:4] == [py, "-P", "-m", "pip"]
+    subprocess.run([py, "-m", "pip", "--version"], cwd=tmp_path, capture_output=True, timeout=60)
+    assert marker.exists()  # what the old argv did
+    marker.unlink()
+    subprocess.run([py, *safe, "-m", "pip", "--version"], cwd=tmp_path, capture_output=True, timeout=60)
+    assert not marker.exists()
