@@ -665,23 +665,36 @@ def _exfiltration(matcher: CanaryMatcher, hay: list[_Haystack], dns: list[DnsQue
 def _reads(events: Sequence[Event], idx: _Index, planted: dict[str, str]) -> list[HoneytokenRead]:
     out: list[HoneytokenRead] = []
     seen: set[tuple[str, Phase, int, str]] = set()
+    # hard links the candidate made to planted files: an open names the link it used
+    alias: dict[tuple[str, str], str] = {}
     for e in events:
+        if (
+            e.kind is EventKind.FILE_LINK
+            and e.syscall in ("link", "linkat")
+            and e.errno is None
+            and e.path
+            and e.path2
+            and (e.path2 in planted or (e.pass_name, e.path2) in alias)
+        ):
+            alias[(e.pass_name, e.path)] = alias.get((e.pass_name, e.path2), e.path2)
+            continue
+        path = alias.get((e.pass_name, e.path or ""), e.path)
         if (
             e.origin is Origin.CANDIDATE
             and (e.kind is EventKind.FILE_READ or _readable_open(e))
             and e.errno is None
-            and e.path
-            and e.path in planted
-            and (e.pass_name, e.phase, e.pid, e.path) not in seen
+            and path
+            and path in planted
+            and (e.pass_name, e.phase, e.pid, path) not in seen
         ):
-            seen.add((e.pass_name, e.phase, e.pid, e.path))
+            seen.add((e.pass_name, e.phase, e.pid, path))
             out.append(
                 HoneytokenRead(
                     phase=e.phase,
                     time=e.time,
                     pid=e.pid,
-                    path=e.path,
-                    location=planted[e.path],
+                    path=path,
+                    location=planted[path],
                     process=idx.process(e.phase, e.pid),
                     pass_name=e.pass_name,
                 )

@@ -31,7 +31,7 @@ from sandbox.trace.netcapture import network_capture
 from sandbox.trace.strace import parse_strace
 from sandbox.trace.strace.tables import _open_kind
 from tests.fixtures.builders import Randomised
-from tests.unit.test_rules import ev, obs
+from tests.unit.test_rules import ev, obs, proc
 
 # ---------------------------------------------------------------- PS001 client configuration
 
@@ -306,3 +306,73 @@ def test_a_module_left_in_the_project_folder_does_not_run_inside_a_harness_pip(t
     marker.unlink()
     subprocess.run([py, *safe, "-m", "pip", "--version"], cwd=tmp_path, capture_output=True, timeout=60)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- a credential read through a hard link
+
+
+def test_a_credential_hard_linked_under_a_client_configuration_name_is_no_client_configuration() -> None:
+    """A hard link to ``~/.ssh/id_rsa`` named ``~/.config/gcloud/<x>``: the link's
+    evidence reads "<link> -> <target>", and the client-configuration pattern matched
+    the link's half, so the key's theft was calmed like gcloud reading its own
+    configuration (LOW: clean). Every half must be client configuration."""
+    name = f"/home/dev/.config/gcloud/{Randomised().name('l')}.db"
+    for phase in (Phase.EXERCISE, Phase.IMPORT):
+        link = ev(EventKind.FILE_LINK, "linkat", phase=phase, path=name, path2="/home/dev/.ssh/id_rsa", seq=1)
+        read = ev(EventKind.FILE_READ, "openat", phase=phase, path=name, seq=2)
+        sev = [f.severity for f in evaluate(obs([link, read])) if f.rule_id == "PS001"]
+        assert sev and Severity.LOW not in sev, (phase, sev)
+
+
+def test_a_planted_file_read_through_a_hard_link_is_a_honeytoken_read(tmp_path: Path) -> None:
+    """strace names an open by the name it was opened with: a hard link's. A planted
+    key or chat token read through one was no honeytoken read (no PS012)."""
+    rng = random.Random()
+    tokens = make_honeytokens(rng)
+    planted = rng.choice(sorted(tokens.paths(HOME)))
+    alias = f"{HOME}/.cache/{Randomised().name('x')}"
+    argv = (f"{HOME}/project/.venv/bin/python", "-c", "import x")
+    link = Event(
+        phase=Phase.IMPORT,
+        seq=1,
+        pid=42,
+        time=T0 + 1,
+        syscall="linkat",
+        kind=EventKind.FILE_LINK,
+        path=alias,
+        path2=planted,
+    )
+    events = [link, _open(alias, "O_RDONLY|O_CLOEXEC", 2)]
+    procs = [ProcessInfo(pid=42, ppid=1, phase=Phase.IMPORT, argv=argv, exe=argv[0], start=T0)]
+    net = network_capture(tmp_path, events, procs, {Phase.IMPORT: (T0 - 1, T0 + 30)}, tokens, HOME)
+    assert [r.path for r in net.honeytoken_reads] == [planted], net.honeytoken_reads
+
+
+def test_a_round_s_pip_installing_its_wheels_is_no_tampering_but_a_pip_the_candidate_starts_is() -> None:
+    """A round's pip step (its root process runs the venv's pip install from the stage)
+    writes the staged wheels into site-packages; when it read a .pyc the candidate's
+    imports cached it is relabelled candidate (judge/hooks.py), and its writes must
+    not read as tampering. A pip the candidate itself starts has the candidate's
+    process above it."""
+    own = Randomised().name("pkg")
+    inv = Inventory(site_packages=SITE, modules=(own,))
+    pip = (
+        f"{VENV}/bin/python",
+        "-P",
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--find-links",
+        "/stage/artifacts",
+        "x",
+    )
+    target = f"{SITE}/sortedcontainers/__init__.py"
+    step = proc(50, pip, Phase.IMPORT)
+    child = proc(51, pip, Phase.IMPORT, ppid=50)
+    w = ev(EventKind.FILE_WRITE, "openat", pid=51, path=target, flags="O_WRONLY|O_CREAT|O_TRUNC", seq=1)
+    assert not [f for f in evaluate(obs([w], [step, child], inventory=inv)) if f.rule_id == "PS005"]
+    importer = proc(40, (f"{VENV}/bin/python", "-c", f"import {own}"), Phase.IMPORT)
+    spawned = proc(50, pip, Phase.IMPORT, ppid=40)
+    w = ev(EventKind.FILE_WRITE, "openat", pid=50, path=target, flags="O_WRONLY|O_CREAT|O_TRUNC", seq=1)
+    assert [f for f in evaluate(obs([w], [importer, spawned], inventory=inv)) if f.rule_id == "PS005"]

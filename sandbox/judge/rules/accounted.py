@@ -24,7 +24,7 @@ from packaging.version import InvalidVersion
 from sandbox.agent.protocol import METADATA_ADDRESSES
 from sandbox.judge.canary import names_value
 from sandbox.judge.rules.context import is_vsock
-from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV, is_modified
+from sandbox.judge.rules.credentials import CLIENT_CONFIG, DOTENV, is_client_config, is_modified
 from sandbox.models import Event, EventKind, Finding, NetConnection, NetworkCapture, Phase, Severity
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -275,9 +275,7 @@ def _stealer_touch(findings: list[Finding]) -> set[Phase]:
         f.phase
         for f in findings
         if f.rule_id in ("PS001", "PS012")
-        and any(
-            not CLIENT_CONFIG.search(ev.path or ev.destination or "") or is_modified(ev) for ev in f.evidence
-        )
+        and any(not is_client_config(ev) or is_modified(ev) for ev in f.evidence)
     }
 
 
@@ -489,8 +487,7 @@ def calm_command_config(findings: list[Finding]) -> list[Finding]:
             and f.phase in _CONFIG_PHASES
             and f.severity is Severity.MEDIUM
             and all(
-                _CONFIG_PHASES[f.phase][1].search(ev.path or ev.destination or "") and not is_modified(ev)
-                for ev in f.evidence
+                is_client_config(ev, _CONFIG_PHASES[f.phase][1]) and not is_modified(ev) for ev in f.evidence
             )
         ):
             f = f.model_copy(

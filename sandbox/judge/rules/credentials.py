@@ -63,6 +63,14 @@ CLIENT_CONFIG = re.compile(
 )
 
 
+def is_client_config(ev: Evidence, pattern: re.Pattern[str] = CLIENT_CONFIG) -> bool:
+    """Whether *ev* names client configuration only: a link's or rename's evidence
+    names two files ("a -> b"), and a credential hard-linked under a configuration
+    name (``~/.config/gcloud/x`` -> ``~/.ssh/id_rsa``) is still the credential."""
+    place = ev.path or ev.destination or ""
+    return all(pattern.search(part) for part in place.split(" -> "))
+
+
 def stealer_first(evidence: Iterable[Evidence]) -> list[Evidence]:
     """*evidence* with a stealer's targets first (anything but :data:`CLIENT_CONFIG`),
     then what was really opened (no errno), in event order otherwise.  A finding keeps
@@ -70,7 +78,7 @@ def stealer_first(evidence: Iterable[Evidence]) -> list[Evidence]:
     processes reading ``.env`` first must not push the SSH key read off the end."""
     return sorted(
         evidence,
-        key=lambda e: (bool(CLIENT_CONFIG.search(e.path or e.destination or "")), e.errno is not None),
+        key=lambda e: (is_client_config(e), e.errno is not None),
     )
 
 

@@ -29,6 +29,7 @@ from sandbox.models import (
     FsChange,
     Observation,
     Phase,
+    ProcessInfo,
     Severity,
 )
 
@@ -301,9 +302,10 @@ def tampering(ctx: Context) -> list[Event]:
     if not site and not venv:
         return []
     own = {m.split(".", 1)[0] for m in inv.modules}
+    procs = {(p.pass_name, p.phase, p.pid): p for p in ctx.obs.processes}
     out = []
     for e in ctx.events:
-        if e.phase is Phase.INSTALL or e.errno or e.kind not in _MADE:
+        if e.phase is Phase.INSTALL or e.errno or e.kind not in _MADE or _in_pip_step(e, procs, venv):
             continue
         target = _written(e)
         if venv and target.startswith(f"{venv}/bin/") and "/" not in target[len(venv) + 5 :]:
@@ -322,6 +324,23 @@ def tampering(ctx: Context) -> list[Event]:
         ):
             out.append(e)
     return out
+
+
+def _in_pip_step(e: Event, procs: dict[tuple[str, Phase, int], ProcessInfo], venv: str) -> bool:
+    """Whether *e* comes from a harness pip step's tree (a round's or the kit's install):
+    its root process (the step's own, no parent in the trace, which the candidate
+    cannot be) runs the venv's pip install from the stage. Such a pip reads code the
+    candidate's imports cached (a ``.pyc``) and loses its harness label
+    (:mod:`sandbox.judge.hooks`); what it installs is still the staged wheels."""
+    p = procs.get((e.pass_name, e.phase, e.pid))
+    for _ in range(64):
+        if p is None or p.ppid is None:
+            break
+        p = procs.get((e.pass_name, e.phase, p.ppid))
+    if p is None or p.ppid is not None or not p.argv or p.argv[0] != f"{venv}/bin/python":
+        return False
+    args = [a for a in p.argv[1:] if a != "-P"]
+    return args[:5] == ["-m", "pip", "install", "--no-index", "--find-links"]
 
 
 def _installed_hooks(venv: str) -> re.Pattern[str]:
