@@ -48,14 +48,14 @@ subprocess.run([b], check=False)
 
 
 @RECORDERS
-def test_signals_by_sigqueue_and_pidfd_and_memory_reads_of_pid_1_are_tampering(
+def test_signals_by_sigqueue_and_pidfd_and_fd_theft_from_pid_1_are_recorded_and_judged(
     tmp_path: Path, recorder: str
 ) -> None:
     """The eBPF recorder recorded kill, tkill and tgkill only: a signal sent with
     ``rt_sigqueueinfo``/``rt_tgsigqueueinfo`` or through a pidfd (Python's own
-    ``signal.pidfd_send_signal``) left no record. And PS007 judged ``ptrace`` alone,
-    not ``process_vm_readv`` or ``pidfd_getfd`` on a process outside the tree (under
-    either recorder). Each is aimed at PID 1 here (refused: it is root's)."""
+    ``signal.pidfd_send_signal``) left no record (PS007), nor did ``pidfd_getfd``
+    (PS008, like ``process_vm_readv``). Each is aimed at PID 1 here (refused: it is
+    root's)."""
     name = Randomised().name("sig")
     source = """
 import ctypes, os, signal
@@ -79,14 +79,16 @@ libc.syscall(310, 1, local, 1, local, 1, 0)  # process_vm_readv(1, ...)
     whl = build_wheel(tmp_path, name, "0.1", {f"{name}/__init__.py": source})
     code, report = run_cli(tmp_path, str(whl), "--recorder", recorder)
     assert report is not None
-    found = [f for f in report.findings if f.rule_id == "PS007" and f.phase is Phase.IMPORT]
-    calls = {e.syscall for f in found for e in f.evidence}
-    expected = {
-        "rt_sigqueueinfo",
-        "rt_tgsigqueueinfo",
-        "pidfd_send_signal",
-        "pidfd_getfd",
-        "process_vm_readv",
-    }
-    assert expected <= calls, (calls, [(f.rule_id, f.severity) for f in report.findings])
+
+    def calls(rule: str) -> set[str]:
+        return {
+            e.syscall
+            for f in report.findings
+            if f.rule_id == rule and f.phase is Phase.IMPORT
+            for e in f.evidence
+        }
+
+    summary = [(f.rule_id, f.severity) for f in report.findings]
+    assert {"rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal"} <= calls("PS007"), summary
+    assert {"pidfd_getfd", "process_vm_readv"} <= calls("PS008"), summary
     assert report.verdict is not Verdict.CLEAN and code == 1

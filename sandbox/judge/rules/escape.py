@@ -210,9 +210,8 @@ def rule_tamper(ctx: Context) -> list[Finding]:
                     hits.append(e)  # kill(-1): every process it may signal
             elif e.target not in own and e.target != 0:
                 hits.append(e)
-        elif e.kind is EventKind.PTRACE and (e.syscall != "ptrace" or (e.flags or "") != "PTRACE_TRACEME"):
-            # ptrace, and the calls that read or write another process's memory or
-            # take its fds (process_vm_readv/writev, pidfd_getfd), aimed outside its tree
+        elif e.kind is EventKind.PTRACE and e.syscall == "ptrace" and (e.flags or "") != "PTRACE_TRACEME":
+            # (process_vm_readv/writev and pidfd_getfd are escape attempts: PS008)
             if e.target not in ctx.traced_pids.get(e.phase, set()) or e.target is None:
                 hits.append(e)
         elif e.path and e.path.startswith(TRACE_DIR):
