@@ -398,7 +398,8 @@ def build_program(
         "V": f'printf("\\x1eV {_HDR_FMT} %d %llu %d\\n", {hdr}, $r, {a[0]}, $a5);',
         "F": f'printf("\\x1eF {_HDR_FMT} %d %llu %d\\n", {hdr}, $r, {a[0]}, $a5);',
         "M": f'printf("\\x1eM {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
-        "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]});',
+        # O too: seccomp refuses socket(AF_VSOCK) before sys_enter (the stashed number)
+        "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu %d\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]}, $a5);',
         "U": f"if ($id == {nrs['fcntl']} && {a[1]} != 0 && {a[1]} != 1030) {{ return; }} "
         f'printf("\\x1eU {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
         f"(int32){a[2]});",

@@ -61,7 +61,7 @@ _SHAPE: dict[str, tuple[int, int]] = {
     "V": (3, 0),
     "F": (3, 0),
     "M": (2, 1),
-    "O": (4, 0),
+    "O": (5, 0),
     "U": (4, 0),
     "C": (16, 0),
     "u": (1, 1),
@@ -319,6 +319,8 @@ def _split(body: str, end: str = "") -> tuple[str, list[int], list[str]] | None:
         nums.append(0)
     if kind in ("P", "A") and len(nums) == 5 + nnums:  # from before the opened file's inode
         nums += [0, 0]
+    if kind == "O" and len(nums) == 7 + 4:  # from before the stashed call was printed: its own
+        nums.append(nums[0])
     if kind == "R" and len(nums) == 7 + 3:  # from before the flags were recorded
         nums.append(0)
     if kind == "a" and len(nums) == 3:
@@ -903,11 +905,16 @@ class _Step:
             if ret >= 0:
                 proc.fds[ret] = ev["path"]
         elif kind == "O":
-            ret, fam, typ, proto = rest
+            ret, fam, typ, proto, stashed = rest
             ev = self.event(n, t, proc, name, K.SOCKET, ret)
-            base = _SOCK_TYPES.get(typ & 0xF, str(typ & 0xF))
-            extra = "|SOCK_NONBLOCK" * bool(typ & 0o4000) + "|SOCK_CLOEXEC" * bool(typ & 0o2000000)
-            ev["flags"] = f"{_FAMILIES.get(fam, str(fam))}, {base}{extra}, {proto}"
+            if stashed != sid:
+                # refused before sys_enter: the arguments are another call's. The
+                # profile refuses one family (sandbox.runner.seccomp.AF_VSOCK)
+                ev["flags"] = "AF_VSOCK, ?, ? (refused by seccomp)" if ret == -1 else ""
+            else:
+                base = _SOCK_TYPES.get(typ & 0xF, str(typ & 0xF))
+                extra = "|SOCK_NONBLOCK" * bool(typ & 0o4000) + "|SOCK_CLOEXEC" * bool(typ & 0o2000000)
+                ev["flags"] = f"{_FAMILIES.get(fam, str(fam))}, {base}{extra}, {proto}"
             if ret >= 0:
                 proc.fds[ret] = None
         elif kind == "U":

@@ -537,3 +537,21 @@ def test_signals_by_sigqueue_and_pidfd_name_their_target() -> None:
         ("pidfd_send_signal", EventKind.SIGNAL, 1, "SIGTERM", "EPERM"),
         ("pidfd_getfd", EventKind.PTRACE, 1, None, "EPERM"),
     ], got
+
+
+def test_a_socket_refused_before_sys_enter_is_named_a_vsock_attempt() -> None:
+    # seccomp refuses socket(AF_VSOCK) before sys_enter runs: the exit record carries
+    # the arguments stashed for the thread's last recorded call (here a close(5)), not
+    # the family. The record prints the stashed call number; EPERM on a socket whose
+    # arguments are not its own is the profile's one refused family.
+    head = "\x1eREADY\n"
+    refused = "\x1eO 41 2000 30 30 7 7 1 -1 5 0 0 3\n"  # stashed: close (3)
+    own = "\x1eO 41 3000 30 30 7 7 1 4 2 1 0 41\n"  # socket(AF_INET, SOCK_STREAM) = 4
+    events = parse_ebpf(head + refused + own, [_window()]).steps["import.0"].events
+    flags = [(e.flags, e.errno) for e in events if e.syscall == "socket"]
+    assert flags[0][0] is not None and flags[0][0].startswith("AF_VSOCK") and flags[0][1] == "EPERM", flags
+    assert flags[1][0] is not None and flags[1][0].startswith("AF_INET, SOCK_STREAM"), flags
+    # a record from before the stashed number was printed: as it was
+    old = parse_ebpf(head + own.replace(" 41\n", "\n"), [_window()]).steps["import.0"].events
+    (before,) = [e.flags or "" for e in old if e.syscall == "socket"]
+    assert before.startswith("AF_INET"), before
