@@ -279,6 +279,33 @@ def _gated_setups(artifact: Path) -> set[str]:
     return {name for name, data in iter_text_members(artifact, want) if _WINDOWS_GATE.search(data)}
 
 
+# A Windows gate in any spelling once literals are joined (``'n'+'t'``): a comparison
+# with the platform's names, a ``win`` prefix test, a winreg import; and in the same
+# file a store a Windows stealer takes (browser profiles, Discord's leveldb, wallets,
+# Telegram's tdata). Gate and store together are a stealer that only a Windows box wakes:
+# none of 13,831 files (two site-packages with numpy, pandas, prompt_toolkit …, Debian's
+# dist-packages, the stdlib) holds both.
+_ANY_WINDOWS_GATE = re.compile(
+    rb"""(?:==|!=)\s*['"](?:nt|win32|Windows)['"]|['"](?:nt|win32|Windows)['"]\s*(?:==|!=)"""
+    rb"""|\.startswith\(\s*['"][Ww]in|^\s*import\s+_?winreg\b|^\s*from\s+_?winreg\s+import""",
+    re.M,
+)
+_WINDOWS_STORE = re.compile(
+    rb"Local State|Login Data|Local Storage|leveldb|Web Data|Exodus|Electrum|\btdata\b|[Dd]iscord"
+    rb"|BraveSoftware|Opera Software|\.ROBLOSECURITY|\bwallet|Cookies['\"\\/]"
+)
+
+
+def _windows_stealer(read: Sources) -> str:
+    """The first source file (or what a literal blob in it decodes to) that holds both
+    a Windows gate and a Windows stealer's store ("" when none does)."""
+    for name, raw in read:
+        for depth, data in enumerate(readable(raw)):
+            if _ANY_WINDOWS_GATE.search(data) and _WINDOWS_STORE.search(data):
+                return name if depth == 0 else f"{name} (decoded)"
+    return ""
+
+
 def pass_hint(artifact: Path, read: Sources | None = None) -> str:
     """Why the sources call for the Windows pass even when the default pass saw
     nothing ("" when they do not): a kept rule matched (obfuscated exec, exfiltration
@@ -291,8 +318,11 @@ def pass_hint(artifact: Path, read: Sources | None = None) -> str:
         if kept:
             return f"static rules matched the candidate's sources ({', '.join(kept[:4])})"
         gated = _gated_setups(artifact) if any(h.rule in GATED_SETUP_RULES for h in hits) else set()
+        stealer = _windows_stealer(sources(artifact) if read is None else read)
     except Exception:
         return ""
+    if stealer:
+        return f"the candidate's sources gate a browser, messenger or wallet store on Windows ({stealer})"
     rules = sorted({h.rule for h in hits if h.rule in GATED_SETUP_RULES and h.path in gated})
     if not rules:
         return ""

@@ -15,6 +15,7 @@ from sandbox.judge.classify import classify
 from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.rules import evaluate
+from sandbox.judge.static import pass_hint
 from sandbox.models import (
     Event,
     EventKind,
@@ -30,7 +31,7 @@ from sandbox.runner.seccomp import profile as seccomp_profile
 from sandbox.trace.netcapture import network_capture
 from sandbox.trace.strace import parse_strace
 from sandbox.trace.strace.tables import _open_kind
-from tests.fixtures.builders import Randomised
+from tests.fixtures.builders import Randomised, build_wheel
 from tests.unit.test_rules import ev, obs, proc
 
 # ---------------------------------------------------------------- PS001 client configuration
@@ -376,3 +377,41 @@ def test_a_round_s_pip_installing_its_wheels_is_no_tampering_but_a_pip_the_candi
     spawned = proc(50, pip, Phase.IMPORT, ppid=40)
     w = ev(EventKind.FILE_WRITE, "openat", pid=50, path=target, flags="O_WRONLY|O_CREAT|O_TRUNC", seq=1)
     assert [f for f in evaluate(obs([w], [importer, spawned], inventory=inv)) if f.rule_id == "PS005"]
+
+
+# ---------------------------------------------------------------- the Windows pass's static hint
+
+_STEALER = """
+def _sync():
+    base = os.path.join(os.environ["LOCALAPPDATA"], "Google", "Chrome", "User Data")
+    key = open(os.path.join(base, "Local State")).read()
+    rows = open(os.path.join(base, "Default", "Login Data"), "rb").read()
+    send(key, rows)
+"""
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [
+        'os.name == "nt"',
+        'platform.system() == "Windows"',
+        "getattr(__import__('o'+'s'),'na'+'me') == 'n'+'t'",
+        "sys.platform.startswith('win')",
+    ],
+)
+def test_a_windows_gated_browser_stealer_in_a_module_calls_the_windows_pass(
+    tmp_path: Path, gate: str
+) -> None:
+    """On Linux the gate is false, nothing fails, and no kept rule matched a plain
+    stealer posting to its own host: the Windows pass never ran and the run was clean.
+    A file holding a Windows gate and a browser, messenger or wallet store now calls it
+    (a pass, never a finding)."""
+    name = Randomised().name("w")
+    src = f"import os, platform, sys\n{_STEALER}\nif {gate}:\n    _sync()\n"
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    assert pass_hint(whl), gate
+    # a Windows-only path lookup of an ordinary library's own folder calls nothing
+    plain = "import os\nif os.name == 'nt':\n    CONF = os.path.join(os.environ['APPDATA'], 'mytool')\n"
+    (tmp_path / "b").mkdir()
+    whl = build_wheel(tmp_path / "b", name, "1.0", {f"{name}/__init__.py": plain})
+    assert not pass_hint(whl)
