@@ -1,4 +1,5 @@
-"""The ``ci`` pass's environment: a GitHub Actions job on a Linux runner (pure, host side).
+"""The ``ci`` pass's environment: a GitHub Actions job on a Linux runner, with GitLab CI's
+markers and job token beside it (pure, host side).
 
 Payloads that want a CI job's credentials (the runtime token, the OIDC request token,
 ``GITHUB_TOKEN``) fire only where ``GITHUB_ACTIONS == "true"``; the sandbox otherwise
@@ -110,5 +111,25 @@ def ci_env(
         ),
         "ACTIONS_ID_TOKEN_REQUEST_TOKEN": id_req,
         **files,
+        **_gitlab(run_id, repo, sha, canary),
     }
     return env, sorted(files.values())
+
+
+def _gitlab(run_id: str, repo: str, sha: str, canary: Callable[[str, str, str], str]) -> dict[str, str]:
+    """GitLab CI's markers and job token beside the GitHub job's: a payload gated on
+    ``GITLAB_CI`` (the ci hint names it) wakes in the same pass and takes a canary. Drawn
+    from the run id, not from the run's generator: a seeded set's other values stay."""
+    g = random.Random(run_id)
+    token = canary(
+        "CI_JOB_TOKEN", "glcbt-64_" + "".join(g.choice(_B64URL) for _ in range(20)), "env CI_JOB_TOKEN"
+    )
+    return {
+        "GITLAB_CI": "true",
+        "CI_SERVER_URL": "https://gitlab.com",
+        "CI_PROJECT_PATH": repo,
+        "CI_PIPELINE_ID": str(g.randrange(1_000_000_000, 2_000_000_000)),
+        "CI_JOB_ID": str(g.randrange(8_000_000_000, 12_000_000_000)),
+        "CI_COMMIT_SHA": sha,
+        "CI_JOB_TOKEN": token,
+    }

@@ -192,3 +192,14 @@ def test_setup_makes_the_jobs_files_and_dirs_under_home(tmp_path: Path) -> None:
 def test_only_the_files_that_reach_later_steps_are_persistence(name: str, persists: bool) -> None:
     path = f"/home/dev/work/_temp/_runner_file_commands/{name}_0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
     assert bool(PERSISTENCE_PATHS.search(path)) is persists
+
+
+def test_the_ci_pass_is_a_gitlab_job_too() -> None:
+    """A payload gated on ``GITLAB_CI`` (the ci hint names it) stayed dormant in the ci
+    pass, which set GitHub's variables only; it now finds GitLab's markers and a job
+    token that is a canary."""
+    tokens = make_honeytokens(random.Random())
+    env = tokens.ci_env
+    assert env["GITLAB_CI"] == "true" and env["CI_SERVER_URL"].startswith("https://")
+    (token,) = [c for c in tokens.canaries if c.location == "env CI_JOB_TOKEN"]
+    assert env["CI_JOB_TOKEN"] == token.value
