@@ -205,7 +205,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
         # the ci pass (the sources name a CI job's variable)
         hinted = {
             name: name in plan.get("passes", {}) and options.run.passes.get(name) == "auto"
-            for name in ("windows", "ci")
+            for name in ("windows", "ci", "time")
         }
         for name in (n for n, on in hinted.items() if on):
             plan["passes"][name]["static_hint"] = True
@@ -216,7 +216,14 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
             plan["passes"]["windows"]["skip_if_sent"] = True
         if any(hinted.values()):
             artifact = stage / "artifacts" / staged.candidate.filename
-            pool.submit(write_pass_hint, artifact, stage, windows=hinted["windows"], ci=hinted["ci"])
+            pool.submit(
+                write_pass_hint,
+                artifact,
+                stage,
+                windows=hinted["windows"],
+                ci=hinted["ci"],
+                time=hinted["time"],
+            )
         # eBPF: the trace is on the host, so the host tells the agent whether the default
         # pass probed for a sandbox (the time pass's trigger), between the passes
         probes = (

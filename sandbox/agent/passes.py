@@ -317,16 +317,19 @@ def windows_trigger(results: list[dict[str, Any]]) -> str:
 
 STATIC_FILE = Path("/stage/static.json")
 STATIC_PREFIX = "static rules matched"
-# the host's static hints (sandbox/judge/static.py pass_hint, ci_hint) start so
+# the host's static hints (sandbox/judge/static.py pass_hint, ci_hint, time_hint) start so
 STATIC_PREFIXES = (
     STATIC_PREFIX,
     "the candidate's sources name CI variables",
     "the candidate's sources read the environment by computed names",
+    "the candidate's sources gate a browser, messenger or wallet store on Windows",
+    "the candidate's sources compare the clock with a date",
 )
 
 
 def static_hint(path: Path = STATIC_FILE, wait: float = 30.0, key: str = "hint") -> str:
-    """The host's static hint for the Windows pass (``hint``) or the ci pass (``ci``):
+    """The host's static hint for the Windows pass (``hint``), the ci pass (``ci``) or
+    the time pass (``time``):
     it scans the candidate's sources while install runs and always writes the file;
     "" when none came in *wait* s."""
     import time
@@ -428,6 +431,8 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
         return why
     if trigger == "time":
         why = time_trigger(_default_results(out))
+        if not why and conf.get("static_hint"):
+            why = static_hint(static or STATIC_FILE, key="time")  # a date gate in the sources
         if why:
             return why
         return host_probe_hint() if plan.get("recorder") == "ebpf" else probe_trigger(out)

@@ -296,6 +296,10 @@ _WINDOWS_STORE = re.compile(
 )
 
 
+WINDOWS_STORE_PREFIX = "the candidate's sources gate a browser, messenger or wallet store on Windows"
+TIME_PREFIX = "the candidate's sources compare the clock with a date"
+
+
 def _windows_stealer(read: Sources) -> str:
     """The first source file (or what a literal blob in it decodes to) that holds both
     a Windows gate and a Windows stealer's store ("" when none does)."""
@@ -322,7 +326,7 @@ def pass_hint(artifact: Path, read: Sources | None = None) -> str:
     except Exception:
         return ""
     if stealer:
-        return f"the candidate's sources gate a browser, messenger or wallet store on Windows ({stealer})"
+        return f"{WINDOWS_STORE_PREFIX} ({stealer})"
     rules = sorted({h.rule for h in hits if h.rule in GATED_SETUP_RULES and h.path in gated})
     if not rules:
         return ""
@@ -492,19 +496,49 @@ def ci_hint(artifact: Path, read: Sources | None = None) -> str:
     return ""
 
 
-def write_pass_hint(artifact: Path, stage: Path, *, windows: bool = True, ci: bool = False) -> None:
+# The clock compared with a literal date: ``time.time() > 1790000000``,
+# ``datetime.now() > datetime(2026, 3, 1)``, ``date.today() >= date(2026, 3, 1)`` (either
+# side first). None of 13,831 benign files (two site-packages, Debian's, the stdlib) does.
+_NOW = rb"(?:time\.time\(\)|(?:datetime\.)?(?:datetime\.)?(?:now|today|utcnow)\([^()]*\)|date\.today\(\))"
+_DATE = rb"(?:\d{9,10}(?:\.\d+)?|(?:datetime\.)?(?:datetime|date)\(\s*20\d\d\s*,)"
+_DATE_BEFORE = rb"(?:\d{9,10}(?:\.\d+)?|(?:datetime\.)?(?:datetime|date)\(\s*20\d\d\s*,[^\n]{0,20}\))"
+_DATE_GATE = re.compile(_NOW + rb"\s*[<>]=?\s*" + _DATE + rb"|" + _DATE_BEFORE + rb"\s*[<>]=?\s*" + _NOW)
+
+
+def time_hint(artifact: Path, read: Sources | None = None) -> str:
+    """Why the time pass runs: the candidate's sources (or what a literal blob in them
+    decodes to) compare the clock with a literal date, a payload's "not before" gate
+    ("" when none does). The pass moves the clock 30-180 days on."""
+    try:
+        for name, raw in sources(artifact) if read is None else read:
+            for depth, data in enumerate(readable(raw)):
+                m = _DATE_GATE.search(data)
+                if m:
+                    where = name if depth == 0 else f"{name} (decoded)"
+                    shown = _shown(m.group(0))
+                    return f"{TIME_PREFIX} ({shown} in {where})"
+    except Exception:
+        return ""
+    return ""
+
+
+def write_pass_hint(
+    artifact: Path, stage: Path, *, windows: bool = True, ci: bool = False, time: bool = False
+) -> None:
     """``stage/static.json`` for the agent (always written, atomically: the agent
     waits for it before it decides on the extra passes): ``hint`` for the Windows
-    pass, ``ci`` for the ci pass (each scanned only when asked)."""
+    pass, ``ci`` for the ci pass, ``time`` for the time pass (each scanned only when
+    asked)."""
     read: Sources | None = None
-    if windows and ci:
-        try:  # both scans read the same sources: the archive is read once
+    if windows + ci + time > 1:
+        try:  # the scans read the same sources: the archive is read once
             read = sources(artifact)
         except Exception:
             read = []  # unreadable: no hint, as each scan alone would say
     hints = {
         "hint": pass_hint(artifact, read) if windows else "",
         "ci": ci_hint(artifact, read) if ci else "",
+        "time": time_hint(artifact, read) if time else "",
     }
     tmp = stage / ".static.json.tmp"
     tmp.write_text(json.dumps(hints))

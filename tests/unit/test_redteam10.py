@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -9,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.agent import rounds
+from sandbox.agent import passes, rounds
 from sandbox.agent.protocol import privilege_drop
 from sandbox.judge.classify import classify
 from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.rules import evaluate
-from sandbox.judge.static import pass_hint
+from sandbox.judge.static import TIME_PREFIX, WINDOWS_STORE_PREFIX, pass_hint, time_hint
 from sandbox.models import (
     Event,
     EventKind,
@@ -415,3 +416,40 @@ def test_a_windows_gated_browser_stealer_in_a_module_calls_the_windows_pass(
     (tmp_path / "b").mkdir()
     whl = build_wheel(tmp_path / "b", name, "1.0", {f"{name}/__init__.py": plain})
     assert not pass_hint(whl)
+
+
+# ---------------------------------------------------------------- the time pass's static hint
+
+
+@pytest.mark.parametrize(
+    "gate",
+    [
+        "import time\nif time.time() > 1790000000:\n    go()\n",
+        "from datetime import datetime\nif datetime.now() > datetime(2026, 3, 1):\n    go()\n",
+        "import datetime\nif datetime.date.today() >= datetime.date(2026, 3, 1): go()\n",
+        "import time\nif 1790000000 < time.time(): go()\n",
+    ],
+)
+def test_a_date_gate_calls_the_time_pass(tmp_path: Path, gate: str) -> None:
+    """The time pass ran only when the default pass timed out, left a process behind
+    or probed for a sandbox: an import that checks the date and returns at once left a
+    "not before" payload dormant. A clock compared with a literal date now calls it."""
+    name = Randomised().name("t")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": gate})
+    hint = time_hint(whl)
+    assert hint.startswith(TIME_PREFIX) and hint.startswith(passes.STATIC_PREFIXES), hint
+    static = tmp_path / "static.json"
+    static.write_text(json.dumps({"hint": "", "ci": "", "time": hint}))
+    plan = {
+        "passes": {"time": {"when": "auto", "trigger": "time", "static_hint": True}},
+        "recorder": "strace",
+    }
+    assert passes.should_run(plan, "time", tmp_path, static) == hint
+    # an ordinary date constant or a timestamp calls nothing
+    plain = "import time, datetime\nEPOCH = datetime.datetime(2000, 1, 1)\nSTART = time.time()\n"
+    (tmp_path / "b").mkdir()
+    assert time_hint(build_wheel(tmp_path / "b", name, "1.0", {f"{name}/__init__.py": plain})) == ""
+
+
+def test_the_agent_knows_the_hosts_new_hint_prefixes() -> None:
+    assert WINDOWS_STORE_PREFIX in passes.STATIC_PREFIXES and TIME_PREFIX in passes.STATIC_PREFIXES
