@@ -406,8 +406,30 @@ def _lookups(name: bytes) -> re.Pattern[bytes]:
     )
 
 
+_OS_AS = re.compile(rb"^[ \t]*import[ \t]+(?:[\w.]+[ \t]*,[ \t]*)*os[ \t]+as[ \t]+(\w+)", re.M)
+_FROM_OS_AS = re.compile(
+    rb"^[ \t]*from[ \t]+os[ \t]+import[^\n]*\b(environb?|getenvb?)[ \t]+as[ \t]+(\w+)", re.M
+)
+_GETENV_AS = re.compile(rb"^[ \t]*(\w+)[ \t]*=[ \t]*os\.(getenvb?)[ \t]*(?:#.*)?$", re.M)
+_SPREAD = re.compile(rb"\{\s*\*\*\s*os\.(environb?)\s*\}")
+
+
+def _canonical_env(data: bytes) -> bytes:
+    """*data* with os's aliases spelt as os's own names (``import os as o``, ``from os
+    import environ as E``, ``g = os.getenv``) and ``{**os.environ}`` as ``dict(os.environ)``,
+    so the environment lookups below see through them."""
+    for m in _OS_AS.finditer(data):
+        data = re.sub(rb"\b" + re.escape(m.group(1)) + rb"\.(?=environ|getenv)", b"os.", data)
+    renames = [(m.group(1), m.group(2)) for m in _FROM_OS_AS.finditer(data)]
+    renames += [(m.group(2), m.group(1)) for m in _GETENV_AS.finditer(data)]
+    for what, name in renames:  # the binding lines themselves are followed by no . ( [
+        data = re.sub(rb"(?<!\.)\b" + re.escape(name) + rb"\b(?=\s*[.(\[])", b"os." + what, data)
+    return _SPREAD.sub(rb"dict(os.\1)", data)
+
+
 def _computed_env(data: bytes) -> str:
     """The first environment lookup by a computed name in *data* ("" when none)."""
+    data = _canonical_env(data)
     bare_ok: bool | None = None
     for m in _ENV_COMPUTED.finditer(data):
         text = m.group(0)

@@ -16,7 +16,14 @@ from sandbox.judge.classify import classify
 from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import load_profile
 from sandbox.judge.rules import evaluate
-from sandbox.judge.static import TIME_PREFIX, WINDOWS_STORE_PREFIX, pass_hint, time_hint
+from sandbox.judge.static import (
+    CI_COMPUTED_PREFIX,
+    TIME_PREFIX,
+    WINDOWS_STORE_PREFIX,
+    ci_hint,
+    pass_hint,
+    time_hint,
+)
 from sandbox.models import (
     Event,
     EventKind,
@@ -453,3 +460,29 @@ def test_a_date_gate_calls_the_time_pass(tmp_path: Path, gate: str) -> None:
 
 def test_the_agent_knows_the_hosts_new_hint_prefixes() -> None:
     assert WINDOWS_STORE_PREFIX in passes.STATIC_PREFIXES and TIME_PREFIX in passes.STATIC_PREFIXES
+
+
+# ---------------------------------------------------------------- the ci hint through aliases
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        "import os as o\nif o.environ.get(n): go()\n",
+        "import os as o\nif o.environ[n]: go()\n",
+        "from os import environ as E\nif E.get(n): go()\n",
+        "import os\ng = os.getenv\nif g(n): go()\n",
+        "from os import getenv as g\nif g(n): go()\n",
+        "import os\ne = {**os.environ}\nif e.get(n): go()\n",
+    ],
+)
+def test_a_computed_environment_lookup_through_an_alias_calls_the_ci_pass(
+    tmp_path: Path, lookup: str
+) -> None:
+    """A CI variable's name decoded at run time (``bytes([71, 73, …]).decode()``) and
+    looked up through an alias of os, of its environ or of getenv, or a copy made with
+    ``{**os.environ}``, called no ci pass: the payload stayed dormant."""
+    name = Randomised().name("c")
+    src = "n = bytes([71, 73, 84, 72, 85, 66, 95, 65, 67, 84, 73, 79, 78, 83]).decode()\n" + lookup
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    assert ci_hint(whl).startswith(CI_COMPUTED_PREFIX), lookup
