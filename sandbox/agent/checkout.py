@@ -23,8 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import legacy, protocol, unpack
-from .common import OUT
+from . import legacy, protocol
+from .common import OUT, RUN_DIR
+
+# unpack.py as the image build copies it next to the drivers (images/Dockerfile)
+UNPACK_SCRIPT = "unpack_sdist.py"
 
 UNPACK_TIMEOUT = 60.0
 INVENTORY = "checkout.inventory.json"
@@ -107,7 +110,8 @@ def prepare(plan: dict[str, Any], pids: list[int]) -> dict[str, Any] | None:
     if dest is None:
         return None
     drop = protocol.privilege_drop(int(plan["uid"]), int(plan["gid"]))
-    script = Path(unpack.__file__)
+    # the image's copy in the drivers' folder: the agent's own (lib/) is root-only
+    script = RUN_DIR / UNPACK_SCRIPT
     proc = subprocess.Popen(
         [*drop, sys.executable, "-I", "-S", str(script), str(sdist), str(dest)],
         stdin=subprocess.DEVNULL,
