@@ -13,6 +13,7 @@ sources hide packed code or a collector's secret. A hit raises the run to
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -300,11 +301,18 @@ WINDOWS_STORE_PREFIX = "the candidate's sources gate a browser, messenger or wal
 TIME_PREFIX = "the candidate's sources compare the clock with a date"
 
 
+@functools.lru_cache(maxsize=512)
+def _layers(raw: bytes) -> tuple[bytes, ...]:
+    """:func:`readable` of one source, decoded once for every hint of the run (the
+    Windows, ci and time hints read the same sources while install runs)."""
+    return tuple(readable(raw))
+
+
 def _windows_stealer(read: Sources) -> str:
     """The first source file (or what a literal blob in it decodes to) that holds both
     a Windows gate and a Windows stealer's store ("" when none does)."""
     for name, raw in read:
-        for depth, data in enumerate(readable(raw)):
+        for depth, data in enumerate(_layers(raw)):
             if _ANY_WINDOWS_GATE.search(data) and _WINDOWS_STORE.search(data):
                 return name if depth == 0 else f"{name} (decoded)"
     return ""
@@ -500,7 +508,7 @@ def ci_hint(artifact: Path, read: Sources | None = None) -> str:
         for name, raw in sources(artifact) if read is None else read:
             # literals joined ("GITHUB_" + "ACTIONS"), then what blobs decode to: a gate
             # inside exec(b64decode(…)) is read as the code it is (sandbox/judge/layers.py)
-            for depth, data in enumerate(readable(raw)):
+            for depth, data in enumerate(_layers(raw)):
                 where = name if depth == 0 else f"{name} (decoded)"
                 for m in _CI_VARIABLE.finditer(data):
                     var = next(g for g in m.groups() if g).decode()
@@ -533,7 +541,7 @@ def time_hint(artifact: Path, read: Sources | None = None) -> str:
     ("" when none does). The pass moves the clock 30-180 days on."""
     try:
         for name, raw in sources(artifact) if read is None else read:
-            for depth, data in enumerate(readable(raw)):
+            for depth, data in enumerate(_layers(raw)):
                 m = _DATE_GATE.search(data)
                 if m:
                     where = name if depth == 0 else f"{name} (decoded)"

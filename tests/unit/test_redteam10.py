@@ -365,17 +365,7 @@ def test_a_round_s_pip_installing_its_wheels_is_no_tampering_but_a_pip_the_candi
     process above it."""
     own = Randomised().name("pkg")
     inv = Inventory(site_packages=SITE, modules=(own,))
-    pip = (
-        f"{VENV}/bin/python",
-        "-P",
-        "-m",
-        "pip",
-        "install",
-        "--no-index",
-        "--find-links",
-        "/stage/artifacts",
-        "x",
-    )
+    pip = tuple(rounds.pip_install_argv({"venv": VENV}, Path("/stage/artifacts"), ["x"]))
     target = f"{SITE}/sortedcontainers/__init__.py"
     step = proc(50, pip, Phase.IMPORT)
     child = proc(51, pip, Phase.IMPORT, ppid=50)
