@@ -430,10 +430,11 @@ def test_a_connect_address_rewritten_during_the_call_still_names_the_peer_connec
     # shows the recorder another peer than the one connected. To make the call last,
     # the real peer is the fixture's own loopback listener with a full accept queue:
     # the SYN is dropped and each connect sleeps until its 30 ms send timeout
-    # (EINPROGRESS). The decoy is a TEST-NET address (the sinkhole answers it at once).
+    # (EINPROGRESS). The decoy is the next loopback port, where nothing listens: refused
+    # at once, as is any mix of the two (not the sinkhole: flooded, it too lets SYNs wait).
     r = Randomised()
-    port, decoy_port = 20000 + r.rng.randrange(0, 9000), r.port()
-    decoy_host = r.address()
+    port = 20000 + r.rng.randrange(0, 9000)
+    decoy_host, decoy_port = "127.0.0.1", port + 1
 
     def sockaddr(ip: str, port: int) -> bytes:
         return struct.pack("=H", 2) + struct.pack("!H", port) + socket.inet_aton(ip) + bytes(8)
@@ -445,14 +446,16 @@ def test_a_connect_address_rewritten_during_the_call_still_names_the_peer_connec
         lst.bind(("127.0.0.1", {port}))
         lst.listen(0)
         held = socket.create_connection(("127.0.0.1", {port}))  # the queue is full: never accepted
-        end = time.monotonic() + 6
-        for _ in range(120):
-            if time.monotonic() > end:
-                break
+        # until 20 connects copied the real peer (each waits): a busy scheduler gives
+        # this loop few turns, and the flipping thread decides which peer each one copies
+        end, waited = time.monotonic() + 30, 0
+        while waited < 20 and time.monotonic() < end:
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 30000))
-            libc.connect(s.fileno(), buf, 16)
+            if libc.connect(s.fileno(), buf, 16) != 0 and ctypes.get_errno() == 115:
+                waited += 1
             s.close()
+        print("waited", waited)
         """
     src = flipped_path_source(real, decoy, loop)
     name = r.name("dialer")
