@@ -248,6 +248,7 @@ class PhaseResult(Frozen):
     named_capped: int = 0  # import: of those, top-level or entry-point modules (not a full look)
     pass_name: str = DEFAULT_PASS  # an extra pass re-runs startup and import under a changed environment
     pass_note: str = ""  # why the pass ran and what it changed
+    seeded: bool = False  # drew seeded randomness and a counted clock (the secrets and control passes)
 
 
 class Severity(str, Enum):

@@ -268,6 +268,9 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
         patch_venv_bundles(plan)
     shift = float(passes.pass_conf(plan, pass_name).get("clock_shift") or 0)
     passes.set_clock(shift)  # the sinkhole's NTP and HTTP Date answers agree with the pass's clock
+    seeded = bool(passes.pass_conf(plan, pass_name).get("seed")) and passes.faketime_library() is not None
+    if seeded:
+        passes.reset_clock_state()  # each phase of a seeded pass starts from the same clock
     planted = planted_inodes(plan)  # before any of the phase's candidate code runs
     started = time.time()
     emit("phase", phase=name, **({"pass": pass_name} if extra else {}))
@@ -283,6 +286,7 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
     if extra:
         result["pass"] = pass_name
         result["pass_note"] = str(plan.get("_why") or "")
+        result["seeded"] = seeded
     if plan.get("_agent_pids"):  # the agent's candidate-uid processes before it (checkout, reset)
         result["agent_pids"] = sorted({*(result.get("agent_pids") or []), *plan["_agent_pids"]})
     if plan.get("_reset_problem"):

@@ -36,10 +36,12 @@ agent). Shipped passes:
 from __future__ import annotations
 
 import compileall
+import contextlib
 import glob
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,32 @@ del _dt_time
 """
 
 
+# The secrets and control passes' libfaketime (a clock that counts its reads, the
+# monotonic one left real) answers time.sleep's clock_nanosleep with EINVAL as well:
+# the same sleep on select, not shortened.
+SEEDED_SITECUSTOMIZE = r"""
+def _dt_sleep():
+    import select, time
+    def sleep(secs):
+        secs = float(secs)
+        if secs < 0:
+            raise ValueError("sleep length must be non-negative")
+        end = time.monotonic() + secs
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            select.select([], [], [], left)
+    time.sleep = sleep
+
+try:
+    _dt_sleep()
+except Exception:
+    pass
+del _dt_sleep
+"""
+
+
 def make_pass_dirs(plan: dict[str, Any]) -> None:
     """Create the directories the passes' path variables name under HOME (``TEMP`` has
     no honey file in it, yet a Windows stealer mkdirs and writes below it), and the
@@ -147,6 +175,7 @@ def install_stubs(root: Path = STUB_ROOT, rng: Any = None) -> None:
     files = {
         "windows": {"sitecustomize.py": WIN_SITECUSTOMIZE, **WIN_STUBS},
         "time": {"sitecustomize.py": TIME_SITECUSTOMIZE + disguise},
+        "seeded": {"sitecustomize.py": SEEDED_SITECUSTOMIZE},
     }
     for name, content in files.items():
         d = root / name
@@ -196,15 +225,15 @@ def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
     """Variables set for the tracee only (strace ``-E``): libfaketime's preload and
     settings. Never in strace's or the agent's own environment."""
     conf = pass_conf(plan, name)
-    shift = conf.get("clock_shift")
-    if not shift:
+    shift, seed = conf.get("clock_shift"), conf.get("seed")
+    if not shift and not seed:
         return {}
     lib = faketime_library()
     if lib is None:
         return {}
-    return {
+    env = {
         "LD_PRELOAD": lib,
-        "FAKETIME": f"+{int(shift)}",
+        "FAKETIME": f"+{int(shift or 0)}",
         # A faked monotonic clock hangs every timed wait libfaketime does not wrap
         # (sem_clockwait: Python's lock timeouts); the wall clock is what matters.
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
@@ -212,6 +241,41 @@ def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
         # semaphore the candidate uid cannot open, and every candidate process exits 1.
         "FAKETIME_SHARED": shared_clock_state(),
     }
+    if seed:
+        # The secrets and control passes (PS031): getrandom/getentropy drawn from the
+        # seed, and a wall clock that starts where the first of them started and moves
+        # 1 ms per read, not with time: what a payload mixes the secret with (a key from
+        # os.urandom, uuid4, the time) is then the same in both, and only what follows
+        # the secret differs. The count is shared by the pass's processes and starts
+        # again at every phase (reset_clock_state).
+        env["FAKERANDOM_SEED"] = str(seed)
+        env["FAKETIME"] = f"@{_pinned_start()} i0.001"
+    return env
+
+
+_PINNED: list[str] = []
+
+
+def _pinned_start() -> str:
+    """The seeded passes' clock start: the agent's clock when the first of them began
+    (one agent process runs both), as libfaketime's absolute format (local time)."""
+    if not _PINNED:
+        _PINNED.append(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()))
+    return _PINNED[0]
+
+
+def reset_clock_state() -> None:
+    """A new libfaketime shared state (the count of clock reads of an ``i`` clock, at
+    zero) and semaphore before each phase of a seeded pass, so that each starts from
+    the same clock; a process killed while it held the old semaphore (every read of a
+    counted clock takes it) cannot stall the next phase's."""
+    import ctypes
+
+    with contextlib.suppress(OSError):
+        (Path("/dev/shm") / SHM_STATE[1:]).unlink()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).sem_unlink(SHM_SEM.encode())
+    shared_clock_state()
 
 
 SHM_SEM, SHM_STATE = "/dt_ft_sem", "/dt_ft_shm"

@@ -14,7 +14,7 @@ from sandbox.judge.incomplete import capped_modules
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import apply_profile, evaluate, incomplete_reasons
 from sandbox.judge.rules.accounted import FED_NOTE
-from sandbox.judge.rules.differential import CONTROL, SECRETS, rule_secret_dependence
+from sandbox.judge.rules.differential import CONTROL, SECRETS, rule_secret_dependence, seeded_phases
 from sandbox.judge.static import DECODE_RULES, SPEAKS_ALONE, second_opinion
 from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.verdict import verdict_for
@@ -228,7 +228,7 @@ def judge(
     # twice, and PS030's escalation sees every finding of that pass
     findings = pass_findings(obs, network, profile, hostname)
     # across passes: the secrets pass against the default and control ones
-    findings += apply_profile(rule_secret_dependence(network), profile)
+    findings += apply_profile(rule_secret_dependence(network, seeded_phases(obs.phases)), profile)
     findings.sort(key=lambda f: (-f.severity.rank, f.phase.order, f.rule_id))
     # Incomplete means the default pass could not look; an extra pass that failed is
     # a note in its phase rows (it only ever adds findings).

@@ -109,6 +109,7 @@ class AgentPhase(_Loose):
     status: PhaseStatus
     pass_name: str = Field(DEFAULT_PASS, alias="pass")  # an extra pass's name (agent key "pass")
     pass_note: str = ""  # why the extra pass ran
+    seeded: bool = False  # its randomness and clock were the seeded ones (secrets, control)
     steps: list[AgentStep] = []
     modules: list[AgentModule] = []
     modules_capped: int = 0  # import: modules the cap left out (the deepest)

@@ -184,7 +184,8 @@ def passes_plan(
     a GitHub Actions job's variables (runner tokens as canaries) and the workflow-command
     files the agent creates at setup (:mod:`sandbox.judge.cienv`); ``secrets`` the env
     honeytokens redrawn, followed by ``control`` with the run's own values again (the
-    same session again: what the two send differently follows the secrets, PS031).
+    same session again: what the two send differently follows the secrets, PS031), the
+    two with the same seeded randomness and counted clock (see sandbox/agent/passes.py).
     ``fresh`` passes (all but time, the same machine later) start from the candidate's
     files as install left them (sandbox/agent/reset.py): a payload that marks its first
     session finds no mark there."""
@@ -210,9 +211,26 @@ def passes_plan(
             }
         elif name == "secrets" and tokens is not None and tokens.redrawn_env:
             # secrets first, control last: a value that changes once with time or state
-            # between the default pass and control differs there, and is not taken for taint
-            out[name] = {"when": when, "trigger": "secrets", "env": dict(tokens.redrawn_env), "fresh": True}
-            out["control"] = {"when": when, "trigger": "control", "env": {}, "fresh": True}
+            # between the default pass and control differs there, and is not taken for taint.
+            # Both draw the same randomness and read the same clock (``seed``): a key
+            # drawn fresh each run that the secret is mixed with is the same key in both.
+            seed = f"0x{r.getrandbits(64):016x}"
+            out[name] = {
+                "when": when,
+                "trigger": "secrets",
+                "env": dict(tokens.redrawn_env),
+                "fresh": True,
+                "seed": seed,
+                "stubs": "seeded",
+            }
+            out["control"] = {
+                "when": when,
+                "trigger": "control",
+                "env": {},
+                "fresh": True,
+                "seed": seed,
+                "stubs": "seeded",
+            }
     return out
 
 

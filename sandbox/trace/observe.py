@@ -260,6 +260,7 @@ def phase_result(ap: AgentPhase, complete: bool, lines: int, nbytes: int) -> Pha
         phase=ap.phase,
         pass_name=ap.pass_name,
         pass_note=ap.pass_note,
+        seeded=ap.seeded,
         status=ap.status,
         duration=ap.duration,
         exit_code=exit_code,

@@ -9,6 +9,8 @@ import random
 import uuid
 from pathlib import Path
 
+import pytest
+
 from sandbox.agent import passes
 from sandbox.judge.honeytokens import make_honeytokens
 from sandbox.judge.profiles import load_profile
@@ -19,6 +21,7 @@ from sandbox.judge.rules.differential import (
     compare,
     field_dependence,
     rule_secret_dependence,
+    seeded_phases,
     sent,
 )
 from sandbox.models import (
@@ -113,6 +116,49 @@ def test_field_dependence_when_the_secrets_pass_sent_another_number_of_tokens() 
     assert field_dependence(d, c, ["other", "n3", "x", "s1", "model"]) == ["other"]
     # shorter: the nonce could sit anywhere, nothing is taken from it
     assert field_dependence(d, c, ["other", "n3", "model"]) == []
+
+
+def test_seeded_field_dependence_compares_the_secrets_pass_with_control_alone() -> None:
+    # a key mixed in: default differs everywhere, control and secrets share the key
+    d, c, s = ["k0", "x0", "model"], ["k1", "x1", "model"], ["k1", "y1", "model"]
+    assert field_dependence(d, c, s) == []  # unseeded: every position is noise
+    assert field_dependence(d, c, s, seeded=True) == ["y1"]
+    # what the seeded two agree on is no dependence, whatever default sent
+    assert field_dependence(["a"], ["b", "c"], ["b", "c"], seeded=True) == []
+    assert field_dependence(["a"], ["b", "c"], ["b", "q", "c"], seeded=True) == ["q"]
+
+
+def mixed(key: bytes, s: bytes) -> str:
+    """A secret XORed with *key*, the key first (both spelled in letters)."""
+    return "/assets/" + spell(key) + "/" + spell(bytes(b ^ key[i % 8] for i, b in enumerate(s))) + "/m.json"
+
+
+def test_a_secret_mixed_with_a_fresh_key_is_ps031_only_where_the_passes_were_seeded() -> None:
+    s1, s2 = secret(), secret()
+    k0, k1 = random.randbytes(8), random.randbytes(8)
+    # default draws its own key; secrets and control (seeded alike) draw the same one
+    net = capture({"default": [mixed(k0, s1)], "control": [mixed(k1, s1)], "secrets": [mixed(k1, s2)]})
+    assert rule_secret_dependence(net) == []
+    (f,) = rule_secret_dependence(net, frozenset({Phase.IMPORT}))
+    assert f.rule_id == "PS031" and f.phase is Phase.IMPORT and "request target" in f.message
+    # a nonce the seeded passes share is no finding, with or without the default's agreeing
+    fresh = {"default": [mixed(k0, s1)], "control": [mixed(k1, s1)], "secrets": [mixed(k1, s1)]}
+    assert rule_secret_dependence(capture(fresh), frozenset({Phase.IMPORT})) == []
+
+
+def test_a_phase_is_seeded_only_when_both_the_secrets_and_the_control_pass_ran_seeded() -> None:
+    def ph(name: str, phase: Phase, seeded: bool) -> PhaseResult:
+        return PhaseResult(phase=phase, status=PhaseStatus.OK, duration=1.0, pass_name=name, seeded=seeded)
+
+    rows = [
+        ph("default", Phase.IMPORT, False),
+        ph("secrets", Phase.IMPORT, True),
+        ph("control", Phase.IMPORT, True),
+        ph("secrets", Phase.STARTUP, True),
+        ph("control", Phase.STARTUP, False),
+        ph("time", Phase.EXERCISE, True),
+    ]
+    assert seeded_phases(rows) == frozenset({Phase.IMPORT})
 
 
 # --------------------------------------------------------------------------- the rule
@@ -286,15 +332,32 @@ def test_the_secrets_pass_runs_when_the_default_pass_reached_out(tmp_path: Path)
     assert passes.compared_phases(always, "secrets", tmp_path) is None  # deep: every phase
 
 
-def test_the_passes_plan_redraws_the_env_secrets_and_the_budget_counts_both() -> None:
+def test_the_passes_plan_redraws_the_env_secrets_and_the_budget_counts_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     tokens = make_honeytokens()
     conf = passes_plan(RunOptions(passes={"secrets": "always"}), tokens)
     assert list(conf) == ["secrets", "control"]
     assert conf["secrets"]["env"] == tokens.redrawn_env and conf["control"]["env"] == {}
+    # the two draw the same randomness and clock (libfaketime), another seed each run
+    assert conf["secrets"]["seed"] == conf["control"]["seed"]
+    assert (
+        conf["secrets"]["seed"]
+        != passes_plan(RunOptions(passes={"secrets": "always"}), tokens)["secrets"]["seed"]
+    )
+    monkeypatch.setattr(passes, "faketime_library", lambda: "/usr/lib/x/faketime/libfaketime.so.1")
+    monkeypatch.setattr(passes, "shared_clock_state", lambda: "/sem /shm")
+    envs = [passes.tracee_env({"passes": conf}, n) for n in ("secrets", "control")]
+    assert envs[0] == envs[1]  # one start for both: the agent's clock when the first began
+    assert envs[1]["FAKERANDOM_SEED"] == conf["control"]["seed"]
+    assert envs[1]["FAKETIME"].startswith("@") and envs[1]["FAKETIME"].endswith(" i0.001")
+    assert "FAKERANDOM_SEED" not in passes.tracee_env({"passes": {"time": {"clock_shift": 9}}}, "time")
     assert all(conf[n]["when"] == "always" for n in conf)
     env = passes.pass_env({"home": "/h", "passes": conf}, "secrets", dict(tokens.env))
     assert env["AWS_SECRET_ACCESS_KEY"] != tokens.env["AWS_SECRET_ACCESS_KEY"]
-    assert passes.pass_env({"home": "/h", "passes": conf}, "control", dict(tokens.env)) == tokens.env
+    control = passes.pass_env({"home": "/h", "passes": conf}, "control", dict(tokens.env))
+    # the run's own values again, and the stub directory whose time.sleep works seeded
+    assert control.pop("PYTHONPATH") == str(passes.STUB_ROOT / "seeded") and control == tokens.env
     redrawn = {c.location for c in tokens.canaries if c.location.endswith("(redrawn)")}
     assert "env AWS_SECRET_ACCESS_KEY (redrawn)" in redrawn
     assert (

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sandbox.judge.rules.context import make_finding
-from sandbox.models import DnsQuery, Evidence, Finding, NetConnection, NetworkCapture, Phase
+from sandbox.models import DnsQuery, Evidence, Finding, NetConnection, NetworkCapture, Phase, PhaseResult
 
 SECRETS, CONTROL = "secrets", "control"
 MIN_CHANGED = 16  # characters of secret-dependent tokens in a phase (8 bytes as hex)
@@ -141,13 +141,17 @@ def sent(net: NetworkCapture, pass_name: str, phase: Phase) -> list[Sent]:
     return items
 
 
-def field_dependence(d: list[str], c: list[str], s: list[str]) -> list[str]:
+def field_dependence(d: list[str], c: list[str], s: list[str], seeded: bool = False) -> list[str]:
     """Tokens of *s* (the secrets pass's field) at positions where *d* and *c* (default,
     control) agree and *s* does not.  A field whose token count differs between default
     and control varies by itself: nothing.  When *s* has another count, the agreeing
     prefix and suffix are compared (a secret of any length between them changes them
     or the count) when *s* leaves room between them for the varying part; with no
-    variation at all, every token of *s* that *d* lacks."""
+    variation at all, every token of *s* that *d* lacks.  *seeded*: control and secrets
+    drew the same randomness and read the same clock, so what varies by itself varies
+    between default and control only, and *s* is compared with *c* alone."""
+    if seeded:
+        d = c
     if len(d) != len(c):
         return []
     noisy = [k for k in range(len(d)) if d[k] != c[k]]
@@ -163,14 +167,20 @@ def field_dependence(d: list[str], c: list[str], s: list[str]) -> list[str]:
     return out + [s[-1 - k] for k in range(hi) if s[-1 - k] != d[-1 - k]]
 
 
-def compare(default: list[Sent], control: list[Sent], secrets: list[Sent]) -> Dependence:
+def compare(
+    default: list[Sent], control: list[Sent], secrets: list[Sent], seeded: bool = False
+) -> Dependence:
     """Align the three passes' items by kind (in order within a kind; a kind sent unequally
-    often is left out) and collect the secret-dependent tokens."""
+    often is left out) and collect the secret-dependent tokens. *seeded*: see
+    :func:`field_dependence` (the default pass then only widens the known tokens, and
+    need not send each kind as often)."""
     dep = Dependence()
     universe = {t for it in (*default, *control) for _, text in it.fields for t in tokens(text)}
     keys = list(dict.fromkeys(it.key for it in (*default, *control, *secrets)))
     for key in keys:
         ds, cs, ss = ([it for it in items if it.key == key] for items in (default, control, secrets))
+        if seeded and len(cs) == len(ss) != len(ds):
+            ds = cs
         if not (len(ds) == len(cs) == len(ss)):
             dep.unaligned.append(f"{' '.join(key)} ({len(ds)}/{len(cs)}/{len(ss)})")
             continue
@@ -179,11 +189,13 @@ def compare(default: list[Sent], control: list[Sent], secrets: list[Sent]) -> De
             df, cf = dict(d.fields), dict(c.fields)
             found: list[str] = []
             for label, text in s.fields:
-                if label not in df or label not in cf:
+                if label not in cf or (label not in df and not seeded):
                     continue  # a header only one pass sent: not aligned
+                if seeded and label not in df:
+                    df[label] = cf[label]
                 new = [
                     t
-                    for t in field_dependence(tokens(df[label]), tokens(cf[label]), tokens(text))
+                    for t in field_dependence(tokens(df[label]), tokens(cf[label]), tokens(text), seeded)
                     if t not in universe
                 ]
                 for t in new:
@@ -208,8 +220,21 @@ def _short(text: str, secret: set[str], limit: int = 120) -> str:
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
-def rule_secret_dependence(net: NetworkCapture | None) -> list[Finding]:
-    """PS031 per phase the three passes share (see the module docstring)."""
+def seeded_phases(phases: Iterable[PhaseResult]) -> frozenset[Phase]:
+    """The phases that both the secrets and the control pass ran seeded (the same
+    randomness and clock: sandbox/agent/passes.py ``tracee_env``)."""
+    ran: dict[Phase, set[str]] = {}
+    for p in phases:
+        if p.seeded and p.pass_name in (SECRETS, CONTROL):
+            ran.setdefault(p.phase, set()).add(p.pass_name)
+    return frozenset(ph for ph, names in ran.items() if names == {SECRETS, CONTROL})
+
+
+def rule_secret_dependence(
+    net: NetworkCapture | None, seeded: frozenset[Phase] = frozenset()
+) -> list[Finding]:
+    """PS031 per phase the three passes share (see the module docstring); in *seeded*
+    phases the secrets pass is compared with control alone."""
     if net is None:
         return []
     passes = {q.pass_name for q in net.dns} | {c.pass_name for c in net.connections}
@@ -221,7 +246,7 @@ def rule_secret_dependence(net: NetworkCapture | None) -> list[Finding]:
         ds, cs, ss = (sent(net, name, phase) for name in ("default", CONTROL, SECRETS))
         if not ds and not cs and not ss:
             continue
-        dep = compare(ds, cs, ss)
+        dep = compare(ds, cs, ss, phase in seeded)
         changed = sum(len(t) for t in dep.tokens)
         if changed < MIN_CHANGED:
             continue
