@@ -88,6 +88,10 @@ def cmd_setup(plan: dict[str, Any]) -> int:
         target.chmod(0o600)
     passes.install_stubs()
     passes.make_pass_dirs(plan)  # %TEMP% and co exist on a real Windows box
+    if any(c.get("seed") or c.get("clock_shift") for c in (plan.get("passes") or {}).values()):
+        # libfaketime's shared files, root's before any candidate code: in the sticky
+        # /dev/shm a candidate that made them first would own them for the passes
+        passes.shared_clock_state()
     for private in (".ssh", ".aws", ".kube", ".docker", ".gnupg"):
         if (home / private).is_dir():
             (home / private).chmod(0o700)

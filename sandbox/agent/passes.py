@@ -23,7 +23,8 @@ agent). Shipped passes:
   dir created at setup). Triggered by the host's scan of the sources for a CI
   variable or an environment lookup by a computed name (sandbox/judge/static.py
   ``ci_hint``).
-- ``secrets`` and ``control``: the environment's honeytokens replaced by a second set
+- ``replay``, ``secrets`` and ``control``: the run's own values again (``replay``), the
+  environment's honeytokens replaced by a second set
   drawn for the same names (``secrets``), then the run's own values again
   (``control``, the same session again; each from the files install left, see
   :mod:`reset`). A stealer that reads ``os.environ`` (no
@@ -242,12 +243,12 @@ def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
         "FAKETIME_SHARED": shared_clock_state(),
     }
     if seed:
-        # The secrets and control passes (PS031): getrandom/getentropy drawn from the
-        # seed, and a wall clock that starts where the first of them started and moves
-        # 1 ms per read, not with time: what a payload mixes the secret with (a key from
-        # os.urandom, uuid4, the time) is then the same in both, and only what follows
-        # the secret differs. The count is shared by the pass's processes and starts
-        # again at every phase (reset_clock_state).
+        # The replay, secrets and control passes (PS031): getrandom/getentropy drawn
+        # from the seed, and a wall clock that starts where the first of them started
+        # and moves 1 ms per read, not with time: what a payload mixes the secret with
+        # (a key from os.urandom, uuid4, the time) is then the same in the three, and
+        # only what follows the secret differs. The count is shared by the pass's
+        # processes and starts again at every phase (reset_clock_state).
         env["FAKERANDOM_SEED"] = str(seed)
         env["FAKETIME"] = f"@{_pinned_start()} i0.001"
     return env
@@ -265,17 +266,30 @@ def _pinned_start() -> str:
 
 
 def reset_clock_state() -> None:
-    """A new libfaketime shared state (the count of clock reads of an ``i`` clock, at
-    zero) and semaphore before each phase of a seeded pass, so that each starts from
-    the same clock; a process killed while it held the old semaphore (every read of a
-    counted clock takes it) cannot stall the next phase's."""
+    """Before each phase of a seeded pass: libfaketime's shared state (the count of
+    clock reads of an ``i`` clock) back to zero, so that each starts from the same
+    clock, and its semaphore released if a process was killed holding it (every read
+    of a counted clock takes it). Both were made at setup, before any candidate code
+    (:func:`shared_clock_state`): rewritten in place, never made again where the
+    candidate could make them first."""
     import ctypes
 
-    with contextlib.suppress(OSError):
-        (Path("/dev/shm") / SHM_STATE[1:]).unlink()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).sem_unlink(SHM_SEM.encode())
     shared_clock_state()
+    with contextlib.suppress(OSError):
+        fd = os.open(Path("/dev/shm") / SHM_STATE[1:], os.O_RDWR | os.O_NOFOLLOW)
+        try:
+            os.pwrite(fd, bytes(os.fstat(fd).st_size), 0)
+        finally:
+            os.close(fd)
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.sem_open.restype = ctypes.c_void_p
+        sem = libc.sem_open(SHM_SEM.encode(), 0)
+        if sem:
+            value = ctypes.c_int(1)
+            if libc.sem_getvalue(ctypes.c_void_p(sem), ctypes.byref(value)) == 0 and value.value < 1:
+                libc.sem_post(ctypes.c_void_p(sem))
+            libc.sem_close(ctypes.c_void_p(sem))
 
 
 SHM_SEM, SHM_STATE = "/dt_ft_sem", "/dt_ft_shm"
@@ -502,7 +516,7 @@ def should_run(plan: dict[str, Any], name: str, out: Path, static: Path | None =
         return host_probe_hint() if plan.get("recorder") == "ebpf" else probe_trigger(out)
     if trigger == "ci" and conf.get("static_hint"):
         return static_hint(static or STATIC_FILE, key="ci")
-    if trigger == "secrets":
+    if trigger in ("secrets", "replay"):
         return reached_out(out)
     if trigger == "control" and any(out.glob("secrets.*.result.json")):
         return "the secrets pass ran: the same session again with the run's own values (PS031 compares them)"
@@ -553,7 +567,7 @@ def compared_phases(plan: dict[str, Any], name: str, out: Path) -> set[str] | No
     that sent nothing there can show nothing (litellm's exercise: a minute a pass).
     None for every other pass (all of its phases)."""
     conf = pass_conf(plan, name)
-    if conf.get("trigger") not in ("secrets", "control") or conf.get("when") == "always":
+    if conf.get("trigger") not in ("secrets", "control", "replay") or conf.get("when") == "always":
         return None  # always (the deep profile): every phase, for what a later session does
     return {key.split(":")[0] for key in _default_attempts(out)[0]}
 

@@ -14,7 +14,13 @@ from sandbox.judge.incomplete import capped_modules
 from sandbox.judge.profiles import Profile
 from sandbox.judge.rules import apply_profile, evaluate, incomplete_reasons
 from sandbox.judge.rules.accounted import FED_NOTE
-from sandbox.judge.rules.differential import CONTROL, SECRETS, rule_secret_dependence, seeded_phases
+from sandbox.judge.rules.differential import (
+    CONTROL,
+    REPLAY,
+    SECRETS,
+    rule_secret_dependence,
+    seeded_phases,
+)
 from sandbox.judge.static import DECODE_RULES, SPEAKS_ALONE, second_opinion
 from sandbox.judge.static import RULE_ID as STATIC_RULE
 from sandbox.judge.verdict import verdict_for
@@ -190,7 +196,7 @@ def _evaluate(obs: Observation, profile: Profile, net: NetworkCapture | None, ho
 # of its honeytokens) to compare what is sent (PS031): a finding the default pass made
 # by the same rule in the same phase, as severe or more, is not said again (a fetch with
 # a nonce in its path would be said three times).
-REPEATS = frozenset({SECRETS, CONTROL})
+REPEATS = frozenset({SECRETS, CONTROL, REPLAY})
 
 
 def _repeated(f: Finding, found: list[Finding]) -> bool:

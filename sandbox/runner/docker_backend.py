@@ -556,12 +556,12 @@ class _ExecWatch:
 def pass_budget(options: RunOptions) -> float:
     """Seconds the extra passes may add (each re-runs startup, import and, where the
     profile runs it, exercise; the Windows pass may re-install first, within the
-    import timeout; ``secrets`` brings its ``control`` pass)."""
+    import timeout; ``secrets`` brings its ``replay`` and ``control`` passes)."""
     again = [Phase.STARTUP, Phase.IMPORT, *([Phase.EXERCISE] if Phase.EXERCISE in options.phases else [])]
     one = sum(options.timeouts.get(p, 60.0) + options.window * 6 + 60 for p in again)
     install = min(options.timeouts.get(Phase.INSTALL, 600.0), options.timeouts.get(Phase.IMPORT, 300.0))
     return sum(
-        one * (2 if name == "secrets" else 1)
+        one * (3 if name == "secrets" else 1)
         + (install + options.window * 6 + 60 if name == "windows" else 0)
         for name, when in options.passes.items()
         if when != "never"

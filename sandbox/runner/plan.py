@@ -184,8 +184,9 @@ def passes_plan(
     a GitHub Actions job's variables (runner tokens as canaries) and the workflow-command
     files the agent creates at setup (:mod:`sandbox.judge.cienv`); ``secrets`` the env
     honeytokens redrawn, followed by ``control`` with the run's own values again (the
-    same session again: what the two send differently follows the secrets, PS031), the
-    two with the same seeded randomness and counted clock (see sandbox/agent/passes.py).
+    same session again: what the two send differently follows the secrets, PS031),
+    preceded by ``replay`` (the run's own values): the three with the same seeded
+    randomness and counted clock (see sandbox/agent/passes.py).
     ``fresh`` passes (all but time, the same machine later) start from the candidate's
     files as install left them (sandbox/agent/reset.py): a payload that marks its first
     session finds no mark there."""
@@ -212,9 +213,21 @@ def passes_plan(
         elif name == "secrets" and tokens is not None and tokens.redrawn_env:
             # secrets first, control last: a value that changes once with time or state
             # between the default pass and control differs there, and is not taken for taint.
-            # Both draw the same randomness and read the same clock (``seed``): a key
-            # drawn fresh each run that the secret is mixed with is the same key in both.
-            seed = f"0x{r.getrandbits(64):016x}"
+            # The three draw the same randomness and read the same clock (``seed``): a key
+            # drawn fresh each run that the secret is mixed with is the same key in each.
+            # libfaketime reads the seed with strtoll: below 2**63, or every larger one
+            # is the same (saturated) seed
+            seed = f"0x{r.getrandbits(62) | 1 << 62:016x}"
+            # replay (the run's own values, seeded too) first: what replay and control
+            # agree on is what the seeded passes do not vary by themselves
+            out["replay"] = {
+                "when": when,
+                "trigger": "replay",
+                "env": {},
+                "fresh": True,
+                "seed": seed,
+                "stubs": "seeded",
+            }
             out[name] = {
                 "when": when,
                 "trigger": "secrets",

@@ -107,12 +107,13 @@ def test_a_secret_spelled_in_letters_in_a_fetch_path_is_caught(tmp_path: Path, w
 def test_a_secret_mixed_with_a_fresh_key_in_a_fetch_path_is_caught(tmp_path: Path, mix: str) -> None:
     """The same stealer, the secret XORed with a key drawn fresh each run (from the
     kernel's randomness, or the clock) and the key sent first: default and control
-    agree on no token. The secrets and control passes draw the same randomness and read
-    the same clock (libfaketime's seeded getrandom and a clock that counts its reads),
-    so there only the secret's part differs."""
+    agree on no token. The replay, secrets and control passes draw the same randomness
+    and read the same clock (libfaketime's seeded getrandom and a clock that counts its
+    reads), so there only the secret's part differs."""
     code, report = _vet(tmp_path, "cdnmixed", _stealer(Randomised(), False, mix))
     assert report is not None
-    assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
+    assert {"replay", "secrets", "control"} <= _passes(report).keys(), _passes(report)
+    assert all(p.seeded for p in report.phases if p.pass_name in ("replay", "secrets", "control"))
     ps031 = [f for f in report.findings if f.rule_id == "PS031"]
     assert ps031 and ps031[0].phase is Phase.IMPORT, [
         (f.rule_id, f.phase, f.message) for f in report.findings
@@ -121,21 +122,47 @@ def test_a_secret_mixed_with_a_fresh_key_in_a_fetch_path_is_caught(tmp_path: Pat
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
 
 
-@pytest.mark.parametrize("kind", ["fixed", "nonce"])
+# a thread that reads the clock for 50 ms (real time) while the module reads it too: the
+# counted clock of the seeded passes moves by the two threads' reads, a different
+# count each run, so the time the module sends differs between replay and control too
+_THREADED = """\
+import threading
+
+def _spin():
+    end = time.monotonic() + 0.05
+    while time.monotonic() < end:
+        time.time()
+
+_t = threading.Thread(target=_spin)
+_t.start()
+for _ in range(2000):
+    time.time()
+_t.join()
+
+try:
+"""
+
+
+@pytest.mark.parametrize("kind", ["fixed", "nonce", "threaded"])
 def test_an_import_time_fetch_that_ignores_the_secrets_is_not_taint(tmp_path: Path, kind: str) -> None:
     """A fixed path, or a fresh uuid4 and the time (in letters) in the path and a uuid4
-    request id each run: the passes run, and PS031 says nothing. Both stay what main
-    said (clean: the network findings softened to LOW, fed the bait stage)."""
+    request id each run, or the time read after a second thread moved the clock: the
+    passes run, and PS031 says nothing. All stay what main said (clean: the network
+    findings softened to LOW, fed the bait stage)."""
     r = Randomised()
-    path = (
-        '"/assets/v1/model.json"'
-        if kind == "fixed"
-        else '"/assets/" + _spell(uuid.uuid4().bytes[:6]) + "/" + _spell(str(time.time_ns())[-6:].encode())'
-        ' + "/m.json"'
-    )
-    code, report = _vet(tmp_path, "cdnplain", _fetch(r, path, nonce_header=kind == "nonce"))
+    paths = {
+        "fixed": '"/assets/v1/model.json"',
+        "nonce": '"/assets/" + _spell(uuid.uuid4().bytes[:6]) + "/"'
+        ' + _spell(str(time.time_ns())[-6:].encode()) + "/m.json"',
+        # 16 letters: as many characters as a finding needs, and still an ordinary word
+        "threaded": '"/assets/" + _spell(str(time.time_ns())[-8:].encode()) + "/m.json"',
+    }
+    src = _fetch(r, paths[kind], nonce_header=kind == "nonce")
+    if kind == "threaded":
+        src = src.replace("try:\n", _THREADED, 1)
+    code, report = _vet(tmp_path, "cdnplain", src)
     assert report is not None
-    assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
+    assert {"replay", "secrets", "control"} <= _passes(report).keys(), _passes(report)
     assert not [f for f in report.findings if f.rule_id == "PS031"], report.findings
     assert report.verdict is Verdict.CLEAN and code == 0, report.verdict_reason
 

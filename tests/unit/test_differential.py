@@ -118,45 +118,65 @@ def test_field_dependence_when_the_secrets_pass_sent_another_number_of_tokens() 
     assert field_dependence(d, c, ["other", "n3", "model"]) == []
 
 
-def test_seeded_field_dependence_compares_the_secrets_pass_with_control_alone() -> None:
-    # a key mixed in: default differs everywhere, control and secrets share the key
-    d, c, s = ["k0", "x0", "model"], ["k1", "x1", "model"], ["k1", "y1", "model"]
-    assert field_dependence(d, c, s) == []  # unseeded: every position is noise
-    assert field_dependence(d, c, s, seeded=True) == ["y1"]
-    # what the seeded two agree on is no dependence, whatever default sent
-    assert field_dependence(["a"], ["b", "c"], ["b", "c"], seeded=True) == []
-    assert field_dependence(["a"], ["b", "c"], ["b", "q", "c"], seeded=True) == ["q"]
-
-
 def mixed(key: bytes, s: bytes) -> str:
     """A secret XORed with *key*, the key first (both spelled in letters)."""
     return "/assets/" + spell(key) + "/" + spell(bytes(b ^ key[i % 8] for i, b in enumerate(s))) + "/m.json"
 
 
+def seeded(targets: dict[str, list[str]]) -> NetworkCapture:
+    """capture() with the replay pass's DNS question and GETs too (it runs before secrets)."""
+    net = capture({k: v for k, v in targets.items() if k != "replay"})
+    qs = (dns("replay", HOST, 5.0),)
+    conns = tuple(conn("replay", t, 6.0 + j) for j, t in enumerate(targets["replay"]))
+    return net.model_copy(update={"dns": (*net.dns, *qs), "connections": (*net.connections, *conns)})
+
+
 def test_a_secret_mixed_with_a_fresh_key_is_ps031_only_where_the_passes_were_seeded() -> None:
     s1, s2 = secret(), secret()
     k0, k1 = random.randbytes(8), random.randbytes(8)
-    # default draws its own key; secrets and control (seeded alike) draw the same one
-    net = capture({"default": [mixed(k0, s1)], "control": [mixed(k1, s1)], "secrets": [mixed(k1, s2)]})
+    # default draws its own key; replay, secrets and control (seeded alike) the same one
+    mix = {
+        "default": [mixed(k0, s1)],
+        "replay": [mixed(k1, s1)],
+        "control": [mixed(k1, s1)],
+        "secrets": [mixed(k1, s2)],
+    }
+    net = seeded(mix)
     assert rule_secret_dependence(net) == []
     (f,) = rule_secret_dependence(net, frozenset({Phase.IMPORT}))
     assert f.rule_id == "PS031" and f.phase is Phase.IMPORT and "request target" in f.message
-    # a nonce the seeded passes share is no finding, with or without the default's agreeing
-    fresh = {"default": [mixed(k0, s1)], "control": [mixed(k1, s1)], "secrets": [mixed(k1, s1)]}
-    assert rule_secret_dependence(capture(fresh), frozenset({Phase.IMPORT})) == []
+    assert f.evidence[0].data and f.evidence[0].data.startswith("replay: GET"), f.evidence[0].data
+    # a key the seeded passes share is no finding
+    same = seeded({**mix, "secrets": [mixed(k1, s1)]})
+    assert rule_secret_dependence(same, frozenset({Phase.IMPORT})) == []
 
 
-def test_a_phase_is_seeded_only_when_both_the_secrets_and_the_control_pass_ran_seeded() -> None:
+def test_what_the_seeded_passes_vary_by_themselves_is_no_finding() -> None:
+    """A time or key that a thread's share of the counted clock, or an unseeded source,
+    makes differ between replay and control: noise there too, whatever secrets sent."""
+    s1 = secret()
+    keys = [random.randbytes(8) for _ in range(4)]
+    noisy = {
+        name: [mixed(k, s1)]
+        for name, k in zip(("default", "replay", "control", "secrets"), keys, strict=True)
+    }
+    assert rule_secret_dependence(seeded(noisy), frozenset({Phase.IMPORT})) == []
+
+
+def test_a_phase_is_seeded_only_when_the_replay_secrets_and_control_passes_all_ran_seeded() -> None:
     def ph(name: str, phase: Phase, seeded: bool) -> PhaseResult:
         return PhaseResult(phase=phase, status=PhaseStatus.OK, duration=1.0, pass_name=name, seeded=seeded)
 
     rows = [
         ph("default", Phase.IMPORT, False),
+        ph("replay", Phase.IMPORT, True),
         ph("secrets", Phase.IMPORT, True),
         ph("control", Phase.IMPORT, True),
+        ph("replay", Phase.STARTUP, True),
         ph("secrets", Phase.STARTUP, True),
         ph("control", Phase.STARTUP, False),
-        ph("time", Phase.EXERCISE, True),
+        ph("secrets", Phase.EXERCISE, True),
+        ph("control", Phase.EXERCISE, True),
     ]
     assert seeded_phases(rows) == frozenset({Phase.IMPORT})
 
@@ -320,6 +340,7 @@ def test_the_secrets_pass_runs_when_the_default_pass_reached_out(tmp_path: Path)
     assert passes.should_run(plan, "secrets", tmp_path) == ""
     _log(tmp_path, {"kind": "dns", "phase": "import"}, {"kind": "tcp", "phase": "import"})
     assert passes.should_run(plan, "secrets", tmp_path)
+    assert passes.should_run(plan, "replay", tmp_path)  # before secrets, on the same trigger
     # control follows the secrets pass, which the agent runs first
     assert passes.should_run(plan, "control", tmp_path) == ""
     (tmp_path / "secrets.import.result.json").write_text("{}")
@@ -327,6 +348,7 @@ def test_the_secrets_pass_runs_when_the_default_pass_reached_out(tmp_path: Path)
     # both re-run only the phases the default pass reached out in; other passes all
     assert passes.compared_phases(plan, "secrets", tmp_path) == {"import"}
     assert passes.compared_phases(plan, "control", tmp_path) == {"import"}
+    assert passes.compared_phases(plan, "replay", tmp_path) == {"import"}
     assert passes.compared_phases(plan, "time", tmp_path) is None
     always = {"home": "/home/dev", "passes": passes_plan(RunOptions(passes={"secrets": "always"}), tokens)}
     assert passes.compared_phases(always, "secrets", tmp_path) is None  # deep: every phase
@@ -337,18 +359,20 @@ def test_the_passes_plan_redraws_the_env_secrets_and_the_budget_counts_both(
 ) -> None:
     tokens = make_honeytokens()
     conf = passes_plan(RunOptions(passes={"secrets": "always"}), tokens)
-    assert list(conf) == ["secrets", "control"]
+    assert list(conf) == ["replay", "secrets", "control"]  # the order they run in
     assert conf["secrets"]["env"] == tokens.redrawn_env and conf["control"]["env"] == {}
-    # the two draw the same randomness and clock (libfaketime), another seed each run
-    assert conf["secrets"]["seed"] == conf["control"]["seed"]
-    assert (
-        conf["secrets"]["seed"]
-        != passes_plan(RunOptions(passes={"secrets": "always"}), tokens)["secrets"]["seed"]
-    )
+    # the three draw the same randomness and clock (libfaketime), another seed each run,
+    # below 2**63 (libfaketime's strtoll saturates every larger one to the same seed)
+    assert conf["replay"]["seed"] == conf["secrets"]["seed"] == conf["control"]["seed"]
+    assert conf["replay"]["env"] == {}
+    seeds = {
+        passes_plan(RunOptions(passes={"secrets": "always"}), tokens)["secrets"]["seed"] for _ in range(50)
+    }
+    assert len(seeds) == 50 and all(1 << 62 <= int(x, 16) < 1 << 63 for x in seeds)
     monkeypatch.setattr(passes, "faketime_library", lambda: "/usr/lib/x/faketime/libfaketime.so.1")
     monkeypatch.setattr(passes, "shared_clock_state", lambda: "/sem /shm")
-    envs = [passes.tracee_env({"passes": conf}, n) for n in ("secrets", "control")]
-    assert envs[0] == envs[1]  # one start for both: the agent's clock when the first began
+    envs = [passes.tracee_env({"passes": conf}, n) for n in ("replay", "secrets", "control")]
+    assert envs[0] == envs[1] == envs[2]  # one start for all: the agent's clock when the first began
     assert envs[1]["FAKERANDOM_SEED"] == conf["control"]["seed"]
     assert envs[1]["FAKETIME"].startswith("@") and envs[1]["FAKETIME"].endswith(" i0.001")
     assert "FAKERANDOM_SEED" not in passes.tracee_env({"passes": {"time": {"clock_shift": 9}}}, "time")
@@ -364,7 +388,7 @@ def test_the_passes_plan_redraws_the_env_secrets_and_the_budget_counts_both(
         passes_plan(RunOptions(passes={"secrets": "auto"}), None) == {}
     )  # no honeytokens, nothing to redraw
     one = pass_budget(RunOptions(passes={"time": "auto"}))
-    assert pass_budget(RunOptions(passes={"secrets": "auto"})) == 2 * one
+    assert pass_budget(RunOptions(passes={"secrets": "auto"})) == 3 * one
 
 
 def test_the_secrets_and_control_passes_do_not_repeat_the_default_passes_findings() -> None:

@@ -17,6 +17,14 @@ make equally often are not compared (said in the message): a finding never rests
 unaligned noise.  A random pick among a few short names could differ by chance, so a
 phase needs :data:`MIN_CHANGED` characters of such tokens.  The finding is HIGH, and
 not one the accounted-fetch softening lowers (it is not in ``SOFTENED``).
+
+A key drawn fresh each run and mixed into the secret (sent beside it) makes default and
+control agree on nothing.  So a ``replay`` pass (the run's own values) runs before
+secrets, and the three draw the same seeded randomness and read the same counted clock
+(libfaketime): where all three ran so, the same comparison is made again with replay
+in the default pass's place.  What varies by itself between the seeded passes (the
+pid, threads' share of the clock reads, unseeded sources) differs between replay and
+control and says nothing there either.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from dataclasses import dataclass, field
 from sandbox.judge.rules.context import make_finding
 from sandbox.models import DnsQuery, Evidence, Finding, NetConnection, NetworkCapture, Phase, PhaseResult
 
-SECRETS, CONTROL = "secrets", "control"
+SECRETS, CONTROL, REPLAY = "secrets", "control", "replay"
 MIN_CHANGED = 16  # characters of secret-dependent tokens in a phase (8 bytes as hex)
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
 # the sinkhole's answers (sinkhole/config.py FAKE_NET, FAKE_NET6_PREFIX): the address of
@@ -59,6 +67,7 @@ class Dependence:
     items: list[tuple[Sent, Sent, Sent, list[str]]] = field(default_factory=list)
     unaligned: list[str] = field(default_factory=list)  # kinds the passes sent unequally often
     aligned: int = 0
+    replayed: list[int] = field(default_factory=list)  # ids of items the replay comparison found
 
 
 def tokens(text: str) -> list[str]:
@@ -141,17 +150,13 @@ def sent(net: NetworkCapture, pass_name: str, phase: Phase) -> list[Sent]:
     return items
 
 
-def field_dependence(d: list[str], c: list[str], s: list[str], seeded: bool = False) -> list[str]:
+def field_dependence(d: list[str], c: list[str], s: list[str]) -> list[str]:
     """Tokens of *s* (the secrets pass's field) at positions where *d* and *c* (default,
     control) agree and *s* does not.  A field whose token count differs between default
     and control varies by itself: nothing.  When *s* has another count, the agreeing
     prefix and suffix are compared (a secret of any length between them changes them
     or the count) when *s* leaves room between them for the varying part; with no
-    variation at all, every token of *s* that *d* lacks.  *seeded*: control and secrets
-    drew the same randomness and read the same clock, so what varies by itself varies
-    between default and control only, and *s* is compared with *c* alone."""
-    if seeded:
-        d = c
+    variation at all, every token of *s* that *d* lacks."""
     if len(d) != len(c):
         return []
     noisy = [k for k in range(len(d)) if d[k] != c[k]]
@@ -168,19 +173,16 @@ def field_dependence(d: list[str], c: list[str], s: list[str], seeded: bool = Fa
 
 
 def compare(
-    default: list[Sent], control: list[Sent], secrets: list[Sent], seeded: bool = False
+    default: list[Sent], control: list[Sent], secrets: list[Sent], known: Iterable[Sent] = ()
 ) -> Dependence:
     """Align the three passes' items by kind (in order within a kind; a kind sent unequally
-    often is left out) and collect the secret-dependent tokens. *seeded*: see
-    :func:`field_dependence` (the default pass then only widens the known tokens, and
-    need not send each kind as often)."""
+    often is left out) and collect the secret-dependent tokens (never one that *known*
+    items, another pass's, sent)."""
     dep = Dependence()
-    universe = {t for it in (*default, *control) for _, text in it.fields for t in tokens(text)}
+    universe = {t for it in (*default, *control, *known) for _, text in it.fields for t in tokens(text)}
     keys = list(dict.fromkeys(it.key for it in (*default, *control, *secrets)))
     for key in keys:
         ds, cs, ss = ([it for it in items if it.key == key] for items in (default, control, secrets))
-        if seeded and len(cs) == len(ss) != len(ds):
-            ds = cs
         if not (len(ds) == len(cs) == len(ss)):
             dep.unaligned.append(f"{' '.join(key)} ({len(ds)}/{len(cs)}/{len(ss)})")
             continue
@@ -189,13 +191,11 @@ def compare(
             df, cf = dict(d.fields), dict(c.fields)
             found: list[str] = []
             for label, text in s.fields:
-                if label not in cf or (label not in df and not seeded):
+                if label not in df or label not in cf:
                     continue  # a header only one pass sent: not aligned
-                if seeded and label not in df:
-                    df[label] = cf[label]
                 new = [
                     t
-                    for t in field_dependence(tokens(df[label]), tokens(cf[label]), tokens(text), seeded)
+                    for t in field_dependence(tokens(df[label]), tokens(cf[label]), tokens(text))
                     if t not in universe
                 ]
                 for t in new:
@@ -221,20 +221,33 @@ def _short(text: str, secret: set[str], limit: int = 120) -> str:
 
 
 def seeded_phases(phases: Iterable[PhaseResult]) -> frozenset[Phase]:
-    """The phases that both the secrets and the control pass ran seeded (the same
+    """The phases that the replay, secrets and control passes all ran seeded (the same
     randomness and clock: sandbox/agent/passes.py ``tracee_env``)."""
+    want = {REPLAY, SECRETS, CONTROL}
     ran: dict[Phase, set[str]] = {}
     for p in phases:
-        if p.seeded and p.pass_name in (SECRETS, CONTROL):
+        if p.seeded and p.pass_name in want:
             ran.setdefault(p.phase, set()).add(p.pass_name)
-    return frozenset(ph for ph, names in ran.items() if names == {SECRETS, CONTROL})
+    return frozenset(ph for ph, names in ran.items() if names == want)
+
+
+def _merge(dep: Dependence, other: Dependence) -> None:
+    for t, label in other.tokens.items():
+        dep.tokens.setdefault(t, label)
+    for it in other.items:
+        if not any(it[2] is mine[2] for mine in dep.items):
+            dep.items.append(it)
+            dep.replayed.append(id(it))
 
 
 def rule_secret_dependence(
     net: NetworkCapture | None, seeded: frozenset[Phase] = frozenset()
 ) -> list[Finding]:
-    """PS031 per phase the three passes share (see the module docstring); in *seeded*
-    phases the secrets pass is compared with control alone."""
+    """PS031 per phase the three passes share (see the module docstring). In *seeded*
+    phases the replay pass stands in for the default one as well: replay, secrets and
+    control drew the same randomness and read the same clock, so a key drawn fresh
+    each run and mixed into the secret is the same in the three, and what replay and
+    control agree on and secrets changed follows the secret."""
     if net is None:
         return []
     passes = {q.pass_name for q in net.dns} | {c.pass_name for c in net.connections}
@@ -246,7 +259,9 @@ def rule_secret_dependence(
         ds, cs, ss = (sent(net, name, phase) for name in ("default", CONTROL, SECRETS))
         if not ds and not cs and not ss:
             continue
-        dep = compare(ds, cs, ss, phase in seeded)
+        dep = compare(ds, cs, ss)
+        if phase in seeded:
+            _merge(dep, compare(sent(net, REPLAY, phase), cs, ss, known=ds))
         changed = sum(len(t) for t in dep.tokens)
         if changed < MIN_CHANGED:
             continue
@@ -260,14 +275,16 @@ def rule_secret_dependence(
                 syscall="(sinkhole)",
                 process=s.process,
                 destination=s.destination,
-                data=f"default: {_short(d.shown, secret)} | control: {_short(c.shown, secret)} | "
+                data=f"{ref}: {_short(d.shown, secret)} | control: {_short(c.shown, secret)} | "
                 f"secrets: {_short(s.shown, secret)}",
                 detail=f"{len(found)} token(s) ({sum(len(t) for t in found)} characters) differ in the "
-                f"secrets pass, e.g. {_short(found[0], secret)} in the {dep.tokens[found[0]]}, where default "
+                f"secrets pass, e.g. {_short(found[0], secret)} in the {dep.tokens[found[0]]}, where {ref} "
                 "and control agree",
                 pass_name=SECRETS,
             )
-            for d, c, s, found in dep.items
+            for (d, c, s, found), ref in (
+                (it, REPLAY if id(it) in dep.replayed else "default") for it in dep.items
+            )
         ]
         message = (
             f"what the phase sent follows the environment's secrets: {changed} characters in "
