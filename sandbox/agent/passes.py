@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import compileall
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -64,11 +65,10 @@ FAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 # an Event (`threading.Timer(600, payload).start()` at import, and
 # `Event().wait(600)` used as a sleep, outlast any window otherwise); and so are
 # signal.setitimer (ITIMER_REAL), alarm and sigtimedwait.
-TIME_SITECUSTOMIZE = r"""
-def _dt_time():
-    import select, threading, time
-    def shorter(secs):
-        return secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
+# time.sleep on select (libfaketime answers its clock_nanosleep with EINVAL while the
+# monotonic clock is left real), for the time and seeded passes' sitecustomize: each
+# defines ``shorter`` first (how long a requested sleep lasts).
+SLEEP_ON_SELECT = r"""
     def sleep(secs):
         secs = float(secs)
         if secs < 0:
@@ -80,7 +80,17 @@ def _dt_time():
                 return None
             select.select([], [], [], left)
     time.sleep = sleep
-    event_wait = threading.Event.wait
+"""
+
+TIME_SITECUSTOMIZE = (
+    r"""
+def _dt_time():
+    import select, threading, time
+    def shorter(secs):
+        return secs if secs <= 0.1 else min(max(0.1, secs / 30.0), 2.0)
+"""
+    + SLEEP_ON_SELECT[1:]
+    + r"""    event_wait = threading.Event.wait
     def wait(self, timeout=None):
         if timeout is not None:
             timeout = shorter(float(timeout))
@@ -112,32 +122,27 @@ except Exception:
     pass
 del _dt_time
 """
+)
 
 
-# The secrets and control passes' libfaketime (a clock that counts its reads, the
-# monotonic one left real) answers time.sleep's clock_nanosleep with EINVAL as well:
-# the same sleep on select, not shortened.
-SEEDED_SITECUSTOMIZE = r"""
+# The replay, secrets and control passes' libfaketime (a clock that counts its reads,
+# the monotonic one left real): the same sleep on select, not shortened.
+SEEDED_SITECUSTOMIZE = (
+    r"""
 def _dt_sleep():
     import select, time
-    def sleep(secs):
-        secs = float(secs)
-        if secs < 0:
-            raise ValueError("sleep length must be non-negative")
-        end = time.monotonic() + secs
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return None
-            select.select([], [], [], left)
-    time.sleep = sleep
-
+    def shorter(secs):
+        return secs
+"""
+    + SLEEP_ON_SELECT[1:]
+    + r"""
 try:
     _dt_sleep()
 except Exception:
     pass
 del _dt_sleep
 """
+)
 
 
 def make_pass_dirs(plan: dict[str, Any]) -> None:
@@ -254,15 +259,11 @@ def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
     return env
 
 
-_PINNED: list[str] = []
-
-
+@functools.cache
 def _pinned_start() -> str:
     """The seeded passes' clock start: the agent's clock when the first of them began
-    (one agent process runs both), as libfaketime's absolute format (local time)."""
-    if not _PINNED:
-        _PINNED.append(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()))
-    return _PINNED[0]
+    (one agent process runs them all), as libfaketime's absolute format (local time)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
 
 
 def reset_clock_state() -> None:

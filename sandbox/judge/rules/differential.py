@@ -64,10 +64,10 @@ class Dependence:
     """What the comparison of one phase found."""
 
     tokens: dict[str, str] = field(default_factory=dict)  # token → the field it was in
-    items: list[tuple[Sent, Sent, Sent, list[str]]] = field(default_factory=list)
+    # (the reference pass's item, control's, secrets', the tokens) and the reference's name
+    items: list[tuple[Sent, Sent, Sent, list[str], str]] = field(default_factory=list)
     unaligned: list[str] = field(default_factory=list)  # kinds the passes sent unequally often
     aligned: int = 0
-    replayed: list[int] = field(default_factory=list)  # ids of items the replay comparison found
 
 
 def tokens(text: str) -> list[str]:
@@ -173,11 +173,15 @@ def field_dependence(d: list[str], c: list[str], s: list[str]) -> list[str]:
 
 
 def compare(
-    default: list[Sent], control: list[Sent], secrets: list[Sent], known: Iterable[Sent] = ()
+    default: list[Sent],
+    control: list[Sent],
+    secrets: list[Sent],
+    known: Iterable[Sent] = (),
+    reference: str = "default",
 ) -> Dependence:
     """Align the three passes' items by kind (in order within a kind; a kind sent unequally
     often is left out) and collect the secret-dependent tokens (never one that *known*
-    items, another pass's, sent)."""
+    items, another pass's, sent). *reference* names the pass in *default*'s place."""
     dep = Dependence()
     universe = {t for it in (*default, *control, *known) for _, text in it.fields for t in tokens(text)}
     keys = list(dict.fromkeys(it.key for it in (*default, *control, *secrets)))
@@ -202,7 +206,7 @@ def compare(
                     dep.tokens.setdefault(t, label)
                 found += new
             if found:
-                dep.items.append((d, c, s, found))
+                dep.items.append((d, c, s, found, reference))
     return dep
 
 
@@ -234,10 +238,7 @@ def seeded_phases(phases: Iterable[PhaseResult]) -> frozenset[Phase]:
 def _merge(dep: Dependence, other: Dependence) -> None:
     for t, label in other.tokens.items():
         dep.tokens.setdefault(t, label)
-    for it in other.items:
-        if not any(it[2] is mine[2] for mine in dep.items):
-            dep.items.append(it)
-            dep.replayed.append(id(it))
+    dep.items += [it for it in other.items if not any(it[2] is mine[2] for mine in dep.items)]
 
 
 def rule_secret_dependence(
@@ -261,7 +262,7 @@ def rule_secret_dependence(
             continue
         dep = compare(ds, cs, ss)
         if phase in seeded:
-            _merge(dep, compare(sent(net, REPLAY, phase), cs, ss, known=ds))
+            _merge(dep, compare(sent(net, REPLAY, phase), cs, ss, known=ds, reference=REPLAY))
         changed = sum(len(t) for t in dep.tokens)
         if changed < MIN_CHANGED:
             continue
@@ -282,9 +283,7 @@ def rule_secret_dependence(
                 "and control agree",
                 pass_name=SECRETS,
             )
-            for (d, c, s, found), ref in (
-                (it, REPLAY if id(it) in dep.replayed else "default") for it in dep.items
-            )
+            for d, c, s, found, ref in dep.items
         ]
         message = (
             f"what the phase sent follows the environment's secrets: {changed} characters in "
