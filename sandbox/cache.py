@@ -145,6 +145,7 @@ JUDGING_MODULES = (
     "sandbox.models",
     "sandbox.runner",
     "sandbox.runner.docker_backend",
+    "sandbox.runner.bpfbuild",
     "sandbox.runner.btf",
     "sandbox.runner.ebpf_program",
     "sandbox.runner.ebpf_recorder",
@@ -295,6 +296,9 @@ def tool_version() -> str:
 
     for rule_file in sorted(RULES_DIR.iterdir()):
         digest.update(rule_file.name.encode() + b"\0" + rule_file.read_bytes() + b"\0")
+    from sandbox.runner.bpfbuild import source_hash  # the compiled recorder records too
+
+    digest.update(source_hash().encode())
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 

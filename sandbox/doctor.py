@@ -71,6 +71,7 @@ def provision(log: Callable[[str], None]) -> None:
         log("installing Debian's bpftrace (the eBPF recorder)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "install", "-y", "-qq", "bpftrace"], env=env, capture_output=True)
+    provision_compiled(log)
     from sandbox.runner.ebpf_recorder import mount_tracefs
 
     if os.geteuid() == 0 and mount_tracefs():
@@ -86,6 +87,25 @@ def provision(log: Callable[[str], None]) -> None:
         log(f"offline base {OFFLINE_BASE} present")
     except docker.errors.ImageNotFound:
         build_offline_base(log)
+
+
+def provision_compiled(log: Callable[[str], None]) -> None:
+    """Build the compiled eBPF recorder (sandbox.runner.bpfbuild), installing Debian's
+    clang-14 and libbpf-dev first when root and they are missing. A failure is logged,
+    not raised: the eBPF recorder is then bpftrace's."""
+    from sandbox.runner import bpfbuild
+
+    if bpfbuild.missing_tools() and os.geteuid() == 0 and shutil.which("apt-get"):
+        log("installing Debian's clang-14 and libbpf-dev (to build the compiled eBPF recorder)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        cmd = ["apt-get", "install", "-y", "-qq", "clang-14", "libbpf-dev", "gcc"]
+        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+            subprocess.run(cmd, env=env, capture_output=True)
+    try:
+        log(f"compiled eBPF recorder built: {bpfbuild.build()}")
+    except (PkgSandboxError, OSError) as exc:
+        log(f"compiled eBPF recorder not built ({exc}): the eBPF recorder is bpftrace's")
 
 
 def provision_runsc(log: Callable[[str], None]) -> None:
@@ -218,6 +238,7 @@ def ebpf_check(*, attach: bool = True) -> Check:
     support = ebpf_support(mount=True)
     facts = (
         f"root={'yes' if support.root else 'no'}, bpftrace={support.bpftrace or 'missing'}, "
+        f"compiled={'yes' if support.compiled else 'no'}, "
         f"tracefs={'yes' if support.tracefs else 'no'}, BTF={'yes' if support.btf else 'no'}, "
         f"tracepoints={'yes' if support.tracepoints else 'no'}"
     )

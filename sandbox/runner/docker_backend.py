@@ -472,6 +472,7 @@ class DockerSession(SessionABC):
                 "recorder_trace": str(self.recorder.trace_path),
                 "wall_offset": stats.wall_offset,
                 "recorder_rss_kb": stats.peak_rss_kb,
+                "recorder_loader": stats.loader,
             }
             if stats.exit_code not in (0, None):
                 recorded["problems"] += (f"eBPF recorder exited with {stats.exit_code}: {stats.stderr_tail}",)

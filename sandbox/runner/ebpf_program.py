@@ -180,7 +180,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "e": EXEC_CALLS,
     "Z": WAIT_CALLS,
 }
-_CODES = {kind: n for n, kind in enumerate(KINDS, 1)}
+KIND_CODES = {kind: n for n, kind in enumerate(KINDS, 1)}
+_CODES = KIND_CODES
 
 
 def syscall_numbers() -> dict[str, int]:

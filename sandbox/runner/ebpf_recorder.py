@@ -27,7 +27,8 @@ from pathlib import Path
 from sandbox.agent.protocol import SANDBOX_UID
 from sandbox.errors import RecorderUnavailable, SandboxError
 from sandbox.models import Frozen
-from sandbox.runner.btf import empty_btf
+from sandbox.runner.bpfbuild import LOADER, OBJECT, available, pack_config
+from sandbox.runner.btf import empty_btf, kernel_offsets
 from sandbox.runner.ebpf_program import PERF_PAGES, STRLEN, build_program, map_keys
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -47,6 +48,7 @@ class RecorderStats(Frozen):
     peak_rss_kb: int  # VmHWM of the bpftrace process
     exit_code: int | None
     stderr_tail: str = ""
+    loader: str = "bpftrace"  # or "compiled" (sandbox.runner.bpfbuild)
 
 
 class EbpfSupport(Frozen):
@@ -58,13 +60,14 @@ class EbpfSupport(Frozen):
     btf: bool
     tracepoints: bool  # raw_syscalls and sched_process_exit
     x86_64: bool
-    proven: bool  # doctor attached it on this kernel with this bpftrace
+    proven: bool  # doctor attached it on this kernel with this bpftrace (or build)
+    compiled: bool = False  # the compiled recorder is built (sandbox.runner.bpfbuild)
 
     @property
     def usable(self) -> bool:
         return (
             self.root
-            and bool(self.bpftrace)
+            and (bool(self.bpftrace) or self.compiled)
             and self.tracefs
             and self.btf
             and self.tracepoints
@@ -87,7 +90,12 @@ def _fingerprint(bpftrace: str | None) -> dict[str, str]:
         version = subprocess.run([bpftrace or "bpftrace", "--version"], capture_output=True, text=True).stdout
     except OSError:
         version = ""
-    return {"kernel": os.uname().release, "bpftrace": version.strip()}
+    compiled = available()
+    return {
+        "kernel": os.uname().release,
+        "bpftrace": version.strip(),
+        "compiled": compiled.name if compiled is not None else "",
+    }
 
 
 def ebpf_support(*, mount: bool = False, proof: bool = True) -> EbpfSupport:
@@ -112,6 +120,7 @@ def ebpf_support(*, mount: bool = False, proof: bool = True) -> EbpfSupport:
         tracepoints=tracepoints,
         x86_64=os.uname().machine == "x86_64",
         proven=proven,
+        compiled=available() is not None,
     )
 
 
@@ -159,6 +168,14 @@ def bpftrace_env(out_dir: Path, tasks: int = 512) -> dict[str, str]:
     }
 
 
+def ring_bytes() -> int:
+    """The compiled recorder's ring: as many bytes as bpftrace's perf rings on all CPUs
+    (PKGSANDBOX_EBPF_PERF_PAGES per CPU), a power of two as the kernel wants."""
+    pages = int(os.environ.get("PKGSANDBOX_EBPF_PERF_PAGES", str(PERF_PAGES)))
+    want = max(1, pages) * 4096 * max(1, len(online_cpus()))
+    return 1 << (want - 1).bit_length()
+
+
 def rss_text(kb: int) -> str:
     """A peak RSS as the reports print it: MiB, and MB (issue 13's target is 100 MB)."""
     return f"{kb // 1024} MiB = {kb * 1024 / 1e6:.0f} MB"
@@ -168,7 +185,13 @@ class EbpfRecorder:
     """bpftrace recording one container's candidate tasks into ``out_dir/ebpf.trace``."""
 
     def __init__(
-        self, container_pid: int, out_dir: Path, *, uid: int = SANDBOX_UID, tasks: int = 512
+        self,
+        container_pid: int,
+        out_dir: Path,
+        *,
+        uid: int = SANDBOX_UID,
+        tasks: int = 512,
+        compiled: bool = True,
     ) -> None:
         self.container_pid = container_pid
         self.tasks = tasks  # the container's pids limit
@@ -183,6 +206,8 @@ class EbpfRecorder:
         # string cannot forge a record's end or a marker), per recorder
         self.nonce = secrets.token_hex(8)
         self.cut: int | None = None  # the trace's length at the final sync
+        self.compiled = compiled  # the compiled recorder when built (bpfbuild), else bpftrace
+        self.loader = ""  # which one ran
 
     @property
     def trace_path(self) -> Path:
@@ -196,8 +221,8 @@ class EbpfRecorder:
 
     def start(self) -> None:
         """Build the program for the container's pid namespace and start bpftrace."""
-        binary = shutil.which("bpftrace")
-        if binary is None or not mount_tracefs():
+        binary = shutil.which("bpftrace") or ""
+        if not (binary or available()) or not mount_tracefs():
             raise RecorderUnavailable(
                 "eBPF recorder: bpftrace or tracefs missing (run `pkgsandbox doctor --provision`)"
             )
@@ -208,13 +233,23 @@ class EbpfRecorder:
             raise RecorderUnavailable(
                 f"eBPF recorder: cannot read the container's pid namespace: {exc}"
             ) from exc
-        program = self.out_dir / "ebpf.bt"
-        program.write_text(build_program(inum, self.uid, level, nonce=self.nonce, sync=os.getpid()))
-        env = bpftrace_env(self.out_dir, self.tasks)
+        compiled = available() if self.compiled else None
+        if compiled is not None:
+            config = self.out_dir / "ebpf.cfg"
+            config.write_bytes(pack_config(inum, self.uid, level, kernel_offsets(), os.getpid()))
+            argv = [str(compiled / LOADER), str(compiled / OBJECT), str(config), self.nonce]
+            argv += [str(map_keys(self.tasks)), str(ring_bytes())]
+            env = dict(os.environ)
+        else:
+            program = self.out_dir / "ebpf.bt"
+            program.write_text(build_program(inum, self.uid, level, nonce=self.nonce, sync=os.getpid()))
+            argv = [binary, "-B", "none", "--no-warnings", str(program)]
+            env = bpftrace_env(self.out_dir, self.tasks)
+        self.loader = "compiled" if compiled is not None else "bpftrace"
         self.started = time.monotonic()
         with self.live_path.open("wb") as out, (self.out_dir / "ebpf.stderr").open("wb") as err:
             self.proc = subprocess.Popen(
-                [binary, "-B", "none", "--no-warnings", str(program)],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -351,6 +386,7 @@ class EbpfRecorder:
             peak_rss_kb=self.peak_rss_kb,
             exit_code=code,
             stderr_tail=self.stderr_tail(),
+            loader=self.loader or "bpftrace",
         )
 
     def kill(self) -> None:

@@ -141,6 +141,7 @@ class RawRun(Frozen):
     recorder_trace: str = ""  # eBPF: the recorder's output in trace_dir
     wall_offset: float = 0.0  # eBPF: wall clock minus monotonic clock (records carry the latter)
     recorder_rss_kb: int = 0  # eBPF: peak RSS of the host-side recorder
+    recorder_loader: str = "bpftrace"  # eBPF: "compiled" (sandbox.runner.bpfbuild) or "bpftrace"
     runtime: Literal["runc", "runsc"] = "runc"
 
 

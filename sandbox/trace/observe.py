@@ -168,7 +168,8 @@ def _ebpf_steps(raw: RawRun, notes: list[str]) -> tuple[dict[str, ParsedTrace], 
     text = path.read_bytes().decode("utf-8", "backslashreplace")
     decoded = parse_ebpf(text, windows, wall_offset=raw.wall_offset)
     notes.append(
-        f"recorder: eBPF (host-side bpftrace, {decoded.records} records, peak RSS "
+        f"recorder: eBPF (host-side {'compiled' if raw.recorder_loader == 'compiled' else 'bpftrace'}, "
+        f"{decoded.records} records, peak RSS "
         f"{raw.recorder_rss_kb // 1024} MiB = {raw.recorder_rss_kb * 1024 / 1e6:.0f} MB)"
     )
     if decoded.lost:

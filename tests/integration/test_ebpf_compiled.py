@@ -1,0 +1,165 @@
+"""The compiled eBPF recorder (sandbox.runner.bpfbuild) against bpftrace's, record by record.
+
+Both recorders attach to one container at once and see the same syscalls of one
+workload (every record shape: paths, two-path calls, fd bookkeeping, sockets with and
+without an address, AF_UNIX names, sends, an exec's argv, waits, signals, a script's
+``#!`` line); their outputs must decode to the same records, but for the clock.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sandbox.agent.protocol import SANDBOX_UID, privilege_drop
+from sandbox.runner.bpfbuild import build
+from sandbox.runner.ebpf_recorder import EbpfRecorder
+from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect
+from sandbox.runner.image import ensure_image
+from sandbox.tempdirs import owner_label
+from sandbox.trace.ebpf import _ready_end, _split, _unbuf
+from tests.fixtures.builders import Randomised
+
+WORKLOAD = r"""
+import ctypes, os, socket, subprocess, tempfile
+d = tempfile.mkdtemp(dir="/tmp")
+p = os.path.join(d, "f.txt")
+with open(p, "w") as f:
+    f.write("x")
+os.stat(p); os.access(p, os.R_OK); os.chmod(p, 0o600)
+os.symlink(p, p + ".lnk"); os.readlink(p + ".lnk"); os.rename(p + ".lnk", p + ".l2")
+os.link(p, p + ".hard"); os.unlink(p + ".hard"); os.mkdir(d + "/sub"); os.rmdir(d + "/sub")
+fd = os.open(p, os.O_RDONLY); os.dup(fd); os.dup2(fd, 50); os.close(50)
+import fcntl; fcntl.fcntl(fd, fcntl.F_DUPFD, 60)
+with open(d + "/run.sh", "w") as f:
+    f.write("#!/bin/sh\necho hi\n")
+    os.fchmod(f.fileno(), 0o700)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"hello\x00\x01 back\\slash", ("192.0.2.7", 9))
+except OSError:
+    pass
+u.connect(("127.0.0.1", 9))
+for data in (b"connected payload \xff", b"via sendmsg"):
+    try:
+        u.sendmsg([data]) if data.startswith(b"via") else u.send(data)
+    except OSError:  # refused: nothing listens on the port
+        pass
+x = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for name in ("/tmp/nowhere.sock", "\0abstract-name"):
+    try:
+        x.sendto(b"u", name)
+    except OSError:
+        pass
+    try:
+        x.connect(name)
+    except OSError:
+        pass
+os.memfd_create("scratch")
+subprocess.run(["/bin/echo", "one", "two words", "back\\slash"], stdout=subprocess.DEVNULL)
+os.kill(os.getpid(), 0)
+os.pwrite(os.open(d + "/pw", os.O_WRONLY | os.O_CREAT), b"#!/usr/bin/env python3\n", 0)
+ctypes.CDLL(None, use_errno=True).ptrace(2, 1, 0, 0)  # PTRACE_PEEKDATA of pid 1: refused
+child = subprocess.Popen(["/bin/true"])
+os.waitid(os.P_PID, child.pid, os.WEXITED)
+try:
+    os.setuid(0)
+except OSError:
+    pass
+"""
+
+
+def _records(text: str) -> Counter[tuple[object, ...]]:
+    """Each record's kind, numbers but the clock, and string (bytes of a buffer)."""
+    chunks = text.split("\x1e")[1:]
+    end = ""
+    out: Counter[tuple[object, ...]] = Counter()
+    for chunk in chunks:
+        body = chunk[:-1] if chunk.endswith("\n") else chunk
+        if (ready := _ready_end(body)) is not None:
+            end = ready
+            continue
+        if body.startswith("SYNC"):
+            continue
+        rec = _split(body, end)
+        assert rec is not None, body[:200]
+        kind, nums, strs = rec
+        key_nums = tuple(n for i, n in enumerate(nums) if i != 1)
+        value: object = tuple(strs)
+        if kind in ("S", "h", "y"):  # the bytes a decoder keeps (those past are garbage)
+            ret, length = nums[7], nums[9] if kind == "S" else nums[7]
+            keep = length if kind == "y" or ret < 0 else min(length, ret)
+            value = _unbuf(strs[0])[:keep]
+        out[(kind, key_nums, value)] += 1
+    return out
+
+
+@pytest.mark.serial  # two recorders and a container: timing-free, but heavy
+def test_the_compiled_recorder_prints_what_bpftrace_prints(tmp_path: Path) -> None:
+    build()  # CI builds it (doctor --provision installs clang and libbpf-dev): a failure fails
+    client = connect()
+    image = ensure_image(client)
+    name = f"pkgsandbox-parity-{Randomised().name('')}"
+    labels = [f"{LABEL}=test", f"{LABEL_RUN}={name}", f"{LABEL_OWNER}={owner_label()}"]
+    labels.append(f"{LABEL_DEADLINE}={int(time.time()) + 900}")
+    start = ["docker", "run", "-d", "--rm", "--name", name, "--network", "none"]
+    start += [arg for label in labels for arg in ("--label", label)]
+    subprocess.run([*start, image.tag, "sleep", "900"], check=True, capture_output=True)
+    recorders: list[EbpfRecorder] = []
+    try:
+        pid = int(client.api.inspect_container(name)["State"]["Pid"])
+        for compiled in (False, True):
+            out = tmp_path / ("compiled" if compiled else "bpftrace")
+            out.mkdir()
+            recorders.append(EbpfRecorder(pid, out, compiled=compiled))
+            recorders[-1].start()
+        for rec in recorders:
+            rec.wait_ready()
+        drop = privilege_drop(SANDBOX_UID, SANDBOX_UID)
+        done = subprocess.run(
+            ["docker", "exec", "-u", "0", name, *drop, "python3", "-c", WORKLOAD],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-800:]
+        stats = [rec.stop() for rec in recorders]
+    finally:
+        for rec in recorders:
+            rec.kill()
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert [s.loader for s in stats] == ["bpftrace", "compiled"]
+    old, new = (_records(rec.trace_path.read_bytes().decode("utf-8", "surrogateescape")) for rec in recorders)
+    kinds = Counter(k[0] for k in new.elements())
+    # the workload reached every shape it was written for
+    assert {
+        "P",
+        "A",
+        "R",
+        "r",
+        "G",
+        "U",
+        "O",
+        "C",
+        "S",
+        "u",
+        "E",
+        "a",
+        "e",
+        "x",
+        "y",
+        "X",
+        "M",
+        "Z",
+        "h",
+        "V",
+        "K",
+        "F",
+    } <= set(kinds), kinds
+    assert sum(old.values()) > 200
+    assert old == new, (old - new, new - old)
+    assert os.getpid() > 0
