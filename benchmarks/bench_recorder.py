@@ -7,9 +7,14 @@ pass``, ``pip --version`` and the imports vet would do.
 
 - bare: no recorder;
 - strace: the project's strace command line (``strace_argv``) in the container;
-- ebpf: the host-side recorder (:class:`EbpfRecorder`) attached to the container
-  (attach time excluded, reported apart), plus its peak RSS on the host: the ``VmHWM``
-  of bpftrace, the recorder's only process, in MiB and MB.
+- ebpf: the host-side compiled recorder (:class:`EbpfRecorder`, see
+  :mod:`sandbox.runner.bpfbuild`) attached to the container, and ebpf-bpftrace: the
+  same recorder as bpftrace (attach time excluded from both, reported apart), plus the
+  peak RSS on the host: the ``VmHWM`` of the recorder's only process, in MiB and MB.
+
+The modes take turns within each round, in an order rotated every round: a
+container's runs drift (by a factor of two in session 26's runs), so running one
+mode's runs after another's measured the drift too.
 
 Targets (issue 13): eBPF at most 1.15 times bare; recorder host RSS ≤ 100 MB. Root only (eBPF).
 
@@ -28,7 +33,7 @@ from pathlib import Path
 
 from sandbox.agent.protocol import SANDBOX_UID, privilege_drop
 from sandbox.fetch import TargetEnv, fetch
-from sandbox.runner.ebpf_recorder import EbpfRecorder
+from sandbox.runner.ebpf_recorder import EbpfRecorder, RecorderStats
 from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect
 from sandbox.runner.image import ensure_image
 from sandbox.runner.seccomp import TRACED_DENIED
@@ -36,6 +41,7 @@ from sandbox.tempdirs import owner_label
 from sandbox.trace.ebpf import parse_ebpf
 from sandbox.trace.strace import strace_argv
 
+MODES = ("bare", "strace", "ebpf", "ebpf-bpftrace")  # ebpf: the compiled recorder
 IMPORTS = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n    except BaseException: pass\n"  # noqa: E501
 
 
@@ -68,7 +74,7 @@ def main() -> None:
     strace = strace_argv("/tmp/trace", denied=TRACED_DENIED)
     print(f"image {image.tag} (Python {image.python}); medians of {args.n} runs, fetch excluded")
     print(
-        f"{'package':<10} {'bare s':>7} {'strace s':>9} {'ebpf s':>7} {'strace/bare':>12} "
+        f"{'package':<10} {'recorder':<14} {'bare s':>7} {'strace s':>9} {'ebpf s':>7} {'strace/bare':>12} "
         f"{'ebpf/bare':>10} {'attach s':>9} {'rss MiB':>8} {'rss MB':>7} {'records':>8} {'lost':>5}"
     )
     for spec in args.specs:
@@ -89,31 +95,41 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
-            bare: list[float] = []
-            traced: list[float] = []
+            pid = int(client.api.inspect_container(name)["State"]["Pid"])
+            times: dict[str, list[float]] = {mode: [] for mode in MODES}
+            seen: dict[str, list[RecorderStats | int]] = {mode: [] for mode in MODES[2:]}
             for i in range(args.n):
                 sh = ["sh", "-c", work(staged.install_target, import_names, i)]
-                bare.append(timed_exec(name, [*drop, *sh]))
-                traced.append(timed_exec(name, [*strace, "--", *drop, *sh]))
-            pid = int(client.api.inspect_container(name)["State"]["Pid"])
-            out = tmp / "ebpf"
-            out.mkdir()
-            recorder = EbpfRecorder(pid, out)
-            recorder.start()
-            recorder.wait_ready()
-            ebpf = [
-                timed_exec(name, [*drop, "sh", "-c", work(staged.install_target, import_names, i)])
-                for i in range(args.n)
-            ]
-            stats = recorder.stop()
-            decoded = parse_ebpf(recorder.trace_path.read_text(errors="replace"), [])
-            b, s, e = (statistics.median(x) for x in (bare, traced, ebpf))
-            print(
-                f"{spec:<10} {b:7.2f} {s:9.2f} {e:7.2f} {s / b:12.2f} {e / b:10.2f} "
-                f"{stats.attach_seconds:9.1f} {stats.peak_rss_kb / 1024:8.0f} "
-                f"{stats.peak_rss_kb * 1024 / 1e6:7.0f} "
-                f"{decoded.records:8d} {decoded.lost:5d}"
-            )
+                # rotated each round: a container's runs drift (its page cache, the
+                # host's other load), and no mode may always come first or last
+                for mode in MODES[i % len(MODES) :] + MODES[: i % len(MODES)]:
+                    if mode == "bare":
+                        times[mode].append(timed_exec(name, [*drop, *sh]))
+                    elif mode == "strace":
+                        times[mode].append(timed_exec(name, [*strace, "--", *drop, *sh]))
+                    else:
+                        out = tmp / f"{mode}-{i}"
+                        out.mkdir()
+                        recorder = EbpfRecorder(pid, out, compiled=mode == "ebpf")
+                        recorder.start()
+                        recorder.wait_ready()  # attach excluded (reported apart)
+                        times[mode].append(timed_exec(name, [*drop, *sh]))
+                        stats = recorder.stop()
+                        recorder.kill()
+                        decoded = parse_ebpf(recorder.trace_path.read_text(errors="replace"), [])
+                        seen[mode] += [stats, decoded.records, decoded.lost]
+            b, s, e, e2 = (statistics.median(times[mode]) for mode in MODES)
+            for mode, med in (("ebpf", e), ("ebpf-bpftrace", e2)):
+                stats_list = [x for x in seen[mode] if isinstance(x, RecorderStats)]
+                counts = [x for x in seen[mode] if isinstance(x, int)]
+                print(
+                    f"{spec:<10} {mode:<14} {b:7.2f} {s:9.2f} {med:7.2f} {s / b:12.2f} {med / b:10.2f} "
+                    f"{statistics.median(x.attach_seconds for x in stats_list):9.2f} "
+                    f"{max(x.peak_rss_kb for x in stats_list) / 1024:8.0f} "
+                    f"{max(x.peak_rss_kb for x in stats_list) * 1024 / 1e6:7.0f} "
+                    f"{sum(counts[0::2]):8d} {sum(counts[1::2]):5d}",
+                    flush=True,
+                )
         finally:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
             shutil.rmtree(tmp, ignore_errors=True)

@@ -32,7 +32,8 @@ def write_evidence(dest: Path, raw: RawRun, report: Report) -> None:
             else:
                 shutil.copy2(item, dest / "raw" / item.name)
         if raw.recorder_trace:
-            # the eBPF recorder writes beside the trace dir (ebpf.trace, ebpf.bt, ebpf.btf, ebpf.stderr)
+            # the eBPF recorder writes beside the trace dir (ebpf.trace, ebpf.stderr, and ebpf.bt or
+            # the compiled recorder's ebpf.program and ebpf.cfg)
             for item in sorted(Path(raw.recorder_trace).parent.glob("ebpf.*")):
                 shutil.copy2(item, dest / "raw" / item.name)
         (dest / "fsdiff.json").write_text(json.dumps(diff, indent=1))

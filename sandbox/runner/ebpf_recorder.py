@@ -240,6 +240,12 @@ class EbpfRecorder:
             argv = [str(compiled / LOADER), str(compiled / OBJECT), str(config), self.nonce]
             argv += [str(map_keys(self.tasks)), str(ring_bytes())]
             env = dict(os.environ)
+            # what recorded, for the evidence bundle (bpftrace's counterpart: ebpf.bt)
+            (self.out_dir / "ebpf.program").write_text(
+                f"compiled eBPF recorder {compiled.name} (sandbox/data/bpf: recorder.bpf.c, loader.c)\n"
+                f"pid namespace {inum} (level {level}), uid {self.uid}, sync pid {os.getpid()}\n"
+                f"argv: {' '.join(argv)}\n"
+            )
         else:
             program = self.out_dir / "ebpf.bt"
             program.write_text(build_program(inum, self.uid, level, nonce=self.nonce, sync=os.getpid()))

@@ -163,3 +163,27 @@ def test_the_compiled_recorder_prints_what_bpftrace_prints(tmp_path: Path) -> No
     assert sum(old.values()) > 200
     assert old == new, (old - new, new - old)
     assert os.getpid() > 0
+
+
+@pytest.mark.serial  # takes the host's bpftrace room: a neighbour's bpftrace vet would not attach
+def test_the_compiled_recorder_attaches_where_bpftrace_has_no_room(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+    from tests.fixtures.builders import build_wheel
+    from tests.integration.test_ebpf import _hog, _our_bpftrace
+
+    build()
+    hogs = []
+    try:
+        for _ in range(2):  # 54 of the 64 programs raw_syscalls:sys_exit takes: bpftrace's 11 do not fit
+            hogs.append(_hog(tmp_path, 27))
+        name = Randomised().name("roomy")
+        whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": "VALUE = 1\n"})
+        code, report = run_cli(tmp_path, str(whl), "--recorder", "ebpf", "--phases", "import")
+    finally:
+        for hog in hogs:
+            hog.terminate()
+            hog.wait(30)
+    assert report is not None and code == 0, report and report.notes
+    assert any("recorder: eBPF (host-side compiled" in n for n in report.notes), report.notes
+    assert all(p.trace_complete for p in report.phases)
+    assert not _our_bpftrace()

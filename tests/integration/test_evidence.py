@@ -34,7 +34,10 @@ def test_evidence_bundle_holds_traces_dropped_files_and_report(tmp_path: Path) -
     )
     raw = {p.name for p in (bundle / "raw").iterdir()}
     if recorder() == "ebpf":  # one host-side trace for the whole run, with its program
-        assert {"ebpf.trace", "ebpf.bt"} <= raw and not any(n.endswith(".strace") for n in raw)
+        program = (
+            {"ebpf.program", "ebpf.cfg"} if "ebpf.program" in raw else {"ebpf.bt"}
+        )  # compiled or bpftrace
+        assert {"ebpf.trace", *program} <= raw and not any(n.endswith(".strace") for n in raw)
         assert "\x1eREADY" in (bundle / "raw" / "ebpf.trace").read_text(errors="replace")
     else:
         assert {"install.0.strace", "import.0.strace", "startup.python-c-pass.strace"} <= raw

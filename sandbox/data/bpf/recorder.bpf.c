@@ -86,6 +86,13 @@ static __always_inline __u32 u32r(__u64 addr)
 	return v;
 }
 
+static __always_inline __u8 u8r(__u64 addr)
+{
+	__u8 v = 0;
+	bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+	return v;
+}
+
 static __always_inline __u16 u16r(__u64 addr)
 {
 	__u16 v = 0;
@@ -414,7 +421,7 @@ static __always_inline void unix_path(__u64 task, __s64 id, __u64 *a)
 		return;
 	__u64 u = p + 2;
 	__s64 abs = 0;
-	if (((__u8)u16r(u)) == 0) {
+	if (u8r(u) == 0) {
 		u = p + 3;
 		abs = 1;
 	}
