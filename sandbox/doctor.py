@@ -400,6 +400,7 @@ _INIT_NAMES = ("systemd", "init")
 _INIT_CMDLINES = ("/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
 MIN_PROCESSES = 30  # a desktop session runs well over a hundred
 # words in a process's command line that only a sandbox or container shows
+_SHM_TOOL = re.compile(r"faketime|dt_ft|pkgsandbox|sandbox", re.IGNORECASE)
 _TOOL_WORDS = re.compile(r"pkgsandbox|sandbox|strace|bpftrace|docker|containerd|runc\b", re.IGNORECASE)
 MIN_UPTIME_S = 600  # "booted minutes ago" is a classic sandbox check
 MIN_MEMORY = 4 << 30
@@ -494,6 +495,16 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
     bad_env = sorted(k for k in env if k.startswith(_CONTAINER_ENV))
     yield Check(
         "environment", not bad_env, ", ".join(bad_env) or f"{len(env)} variables, none container-specific"
+    )
+    raw_shm = p.get("shm")
+    shm = [str(n) for n in raw_shm] if isinstance(raw_shm, list) else []
+    # libfaketime's shared files (the time and seeded passes preload it) are a tell in
+    # the default pass, where the probe runs: they are made when those passes start
+    named = sorted(n for n in shm if _SHM_TOOL.search(n))
+    yield Check(
+        "/dev/shm",
+        isinstance(raw_shm, list) and not named,
+        f"holds {', '.join(named)}" if named else f"{len(shm)} file(s), none a tool's",
     )
     try:
         up = float(_s(p.get("uptime")).split()[0])

@@ -88,10 +88,6 @@ def cmd_setup(plan: dict[str, Any]) -> int:
         target.chmod(0o600)
     passes.install_stubs()
     passes.make_pass_dirs(plan)  # %TEMP% and co exist on a real Windows box
-    if any(c.get("seed") or c.get("clock_shift") for c in (plan.get("passes") or {}).values()):
-        # libfaketime's shared files, root's before any candidate code: in the sticky
-        # /dev/shm a candidate that made them first would own them for the passes
-        passes.shared_clock_state()
     for private in (".ssh", ".aws", ".kube", ".docker", ".gnupg"):
         if (home / private).is_dir():
             (home / private).chmod(0o700)
@@ -274,7 +270,8 @@ def cmd_phase(plan: dict[str, Any], name: str, pass_name: str = "default") -> in
     passes.set_clock(shift)  # the sinkhole's NTP and HTTP Date answers agree with the pass's clock
     seeded = bool(passes.pass_conf(plan, pass_name).get("seed")) and passes.faketime_library() is not None
     if seeded:
-        passes.reset_clock_state()  # each phase of a seeded pass starts from the same clock
+        # each phase of a seeded pass starts from the same clock
+        passes.reset_clock_state(passes.clock_files(passes.pass_conf(plan, pass_name)))
     planted = planted_inodes(plan)  # before any of the phase's candidate code runs
     started = time.time()
     emit("phase", phase=name, **({"pass": pass_name} if extra else {}))

@@ -245,7 +245,7 @@ def tracee_env(plan: dict[str, Any], name: str) -> dict[str, str]:
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         # Without it the first preloaded process (setpriv, still root) creates a
         # semaphore the candidate uid cannot open, and every candidate process exits 1.
-        "FAKETIME_SHARED": shared_clock_state(),
+        "FAKETIME_SHARED": shared_clock_state(clock_files(conf)),
     }
     if seed:
         # The replay, secrets and control passes (PS031): getrandom/getentropy drawn
@@ -266,18 +266,27 @@ def _pinned_start() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
 
 
-def reset_clock_state() -> None:
+def clock_files(conf: dict[str, Any]) -> tuple[str, str]:
+    """libfaketime's shared semaphore and state for a pass: the run's own names (secret,
+    in the root-only plan, named like a desktop's: ``sem.mp-…`` as Python's
+    multiprocessing makes, ``pulse-shm-…`` as PulseAudio does), else the old fixed ones."""
+    names = conf.get("clock_files") or (SHM_SEM, SHM_STATE)
+    return str(names[0]), str(names[1])
+
+
+def reset_clock_state(files: tuple[str, str]) -> None:
     """Before each phase of a seeded pass: libfaketime's shared state (the count of
     clock reads of an ``i`` clock) back to zero, so that each starts from the same
     clock, and its semaphore released if a process was killed holding it (every read
-    of a counted clock takes it). Both were made at setup, before any candidate code
-    (:func:`shared_clock_state`): rewritten in place, never made again where the
-    candidate could make them first."""
+    of a counted clock takes it). Made by root before the pass's first step
+    (:func:`shared_clock_state`) under the run's secret names, so a candidate cannot
+    make them first; rewritten in place, never made again."""
     import ctypes
 
-    shared_clock_state()
+    sem_name, state_name = files
+    shared_clock_state(files)
     with contextlib.suppress(OSError):
-        fd = os.open(Path("/dev/shm") / SHM_STATE[1:], os.O_RDWR | os.O_NOFOLLOW)
+        fd = os.open(Path("/dev/shm") / state_name[1:], os.O_RDWR | os.O_NOFOLLOW)
         try:
             os.pwrite(fd, bytes(os.fstat(fd).st_size), 0)
         finally:
@@ -285,7 +294,7 @@ def reset_clock_state() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.sem_open.restype = ctypes.c_void_p
-        sem = libc.sem_open(SHM_SEM.encode(), 0)
+        sem = libc.sem_open(sem_name.encode(), 0)
         if sem:
             value = ctypes.c_int(1)
             if libc.sem_getvalue(ctypes.c_void_p(sem), ctypes.byref(value)) == 0 and value.value < 1:
@@ -293,21 +302,24 @@ def reset_clock_state() -> None:
             libc.sem_close(ctypes.c_void_p(sem))
 
 
-SHM_SEM, SHM_STATE = "/dt_ft_sem", "/dt_ft_shm"
+SHM_SEM, SHM_STATE = "/dt_ft_sem", "/dt_ft_shm"  # plans from before clock_files
 
 
-def shared_clock_state() -> str:
+def shared_clock_state(files: tuple[str, str]) -> str:
     """Create libfaketime's shared semaphore and state (once) so that root (setpriv)
-    and the candidate uid both open them: ``FAKETIME_SHARED`` names them."""
+    and the candidate uid both open them: ``FAKETIME_SHARED`` names them. Made when
+    the first pass that preloads libfaketime starts: the default pass sees no such
+    file in ``/dev/shm``."""
     import ctypes
 
-    state = Path("/dev/shm") / SHM_STATE[1:]
+    sem_name, state_name = files
+    state = Path("/dev/shm") / state_name[1:]
     if not state.exists():
         old = os.umask(0)
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.sem_open.restype = ctypes.c_void_p
-            sem = libc.sem_open(SHM_SEM.encode(), os.O_CREAT, ctypes.c_uint(0o666), ctypes.c_uint(1))
+            sem = libc.sem_open(sem_name.encode(), os.O_CREAT, ctypes.c_uint(0o666), ctypes.c_uint(1))
             if sem:
                 libc.sem_close(ctypes.c_void_p(sem))
             fd = os.open(state, os.O_CREAT | os.O_RDWR, 0o666)
@@ -315,7 +327,7 @@ def shared_clock_state() -> str:
             os.close(fd)
         finally:
             os.umask(old)
-    return f"{SHM_SEM} {SHM_STATE}"
+    return f"{sem_name} {state_name}"
 
 
 def set_clock(shift: float) -> None:

@@ -192,6 +192,10 @@ def passes_plan(
     session finds no mark there."""
     r = rng or random.SystemRandom()
     out: dict[str, Any] = {}
+    # libfaketime's shared files for the passes that preload it: secret names (a
+    # candidate cannot make them first in the sticky /dev/shm), named like a desktop's
+    mp = "".join(r.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _ in range(8))
+    clock_files = [f"/mp-{mp}", f"/pulse-shm-{r.randrange(10**9, 2**32)}"]
     for name, when in options.passes.items():
         if when == "never":
             continue
@@ -200,7 +204,13 @@ def passes_plan(
             out[name] = {"when": when, "trigger": "windows", "stubs": "windows", "env": env, "fresh": True}
         elif name == "time":
             shift = r.randrange(30 * 86400, 180 * 86400)
-            out[name] = {"when": when, "trigger": "time", "stubs": "time", "clock_shift": shift}
+            out[name] = {
+                "when": when,
+                "trigger": "time",
+                "stubs": "time",
+                "clock_shift": shift,
+                "clock_files": clock_files,
+            }
         elif name == "ci" and tokens is not None:
             # without honeytokens there is nothing a CI payload would steal to prove
             out[name] = {
@@ -227,6 +237,7 @@ def passes_plan(
                 "fresh": True,
                 "seed": seed,
                 "stubs": "seeded",
+                "clock_files": clock_files,
             }
             out[name] = {
                 "when": when,
@@ -235,6 +246,7 @@ def passes_plan(
                 "fresh": True,
                 "seed": seed,
                 "stubs": "seeded",
+                "clock_files": clock_files,
             }
             out["control"] = {
                 "when": when,
@@ -243,6 +255,7 @@ def passes_plan(
                 "fresh": True,
                 "seed": seed,
                 "stubs": "seeded",
+                "clock_files": clock_files,
             }
     return out
 

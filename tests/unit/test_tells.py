@@ -27,6 +27,7 @@ WORKSTATION: dict[str, object] = {
     "version": "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14))",
     "dmi": {"product_name": "20XW0055GE", "sys_vendor": "LENOVO"},
     "net": {"lo": "00:00:00:00:00:00", "wlp0s20f3": "3c:21:9c:11:22:33"},
+    "shm": ["pulse-shm-2713392910", "sem.mp-k2x9_q1z"],
 }
 
 # What the probe saw in the sandbox on main: docker-init, strace, overlay, six processes.
@@ -55,6 +56,7 @@ SANDBOX = {
     "version": "Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016",
     "dmi": {"product_name": "Standard PC (Q35 + ICH9, 2009)", "sys_vendor": "QEMU"},
     "net": {"lo": "00:00:00:00:00:00", "eth0": "02:42:ac:11:00:02"},
+    "shm": ["dt_ft_shm", "sem.dt_ft_sem"],  # libfaketime's files, made at setup (session 25)
 }
 
 
@@ -71,6 +73,7 @@ def test_every_sandbox_fact_is_a_tell() -> None:
     assert "Docker" in checks["MAC addresses"].detail
     assert "PYTHON_VERSION" in checks["environment"].detail and "container" in checks["environment"].detail
     assert "eBPF" in checks["TracerPid"].detail  # says what removes it
+    assert checks["/dev/shm"].detail == "holds dt_ft_shm, sem.dt_ft_sem"
 
 
 def test_missing_facts_are_tells_not_crashes() -> None:

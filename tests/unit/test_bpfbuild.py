@@ -1,0 +1,43 @@
+"""The compiled eBPF recorder's build inputs (sandbox.runner.bpfbuild): pure parts."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+from sandbox.runner.bpfbuild import OFFSETS, WANT_SIZE, _source_dir, cfg_header, pack_config, want_table
+from sandbox.runner.btf import MEMBERS
+from sandbox.runner.ebpf_program import KIND_CODES, KINDS, syscall_numbers
+
+
+def test_every_recorded_syscall_is_in_the_want_table_with_its_kind() -> None:
+    table = want_table()
+    nrs = syscall_numbers()
+    wanted = {name: kind for kind, names in KINDS.items() for name in names if name in nrs}
+    assert len(table) == WANT_SIZE and max(nrs[n] for n in wanted) < WANT_SIZE
+    assert all(table[nrs[name]] == KIND_CODES[kind] for name, kind in wanted.items())
+    assert sum(1 for b in table if b) == len(wanted)
+    assert table[nrs["read"]] == 0 and table[nrs["openat"]] == KIND_CODES["A"]
+
+
+def test_the_config_packs_struct_cfg_in_its_declared_order() -> None:
+    offsets = {name: 1000 + i for i, name in enumerate(OFFSETS)}
+    blob = pack_config(4026532182, 1000, 1, offsets, 4321)
+    assert len(blob) == 16 + 8 * len(OFFSETS) + WANT_SIZE  # what loader.c checks against sizeof
+    assert struct.unpack_from("<4I", blob) == (1000, 4026532182, 1, 4321)
+    assert struct.unpack_from(f"<{len(OFFSETS)}Q", blob, 16) == tuple(1000 + i for i in range(len(OFFSETS)))
+    assert set(OFFSETS) == {*MEMBERS, "upid.size"}
+    assert blob[16 + 8 * len(OFFSETS) :] == want_table()
+    assert pack_config(1, 2, 3, offsets, None)[12:16] == b"\0\0\0\0"  # no sync marker program
+
+
+def test_every_name_the_c_sources_use_is_defined_by_the_generated_header() -> None:
+    header = cfg_header()
+    defined = set(re.findall(r"#define (\w+)", header))
+    for name in ("recorder.bpf.c", "loader.c"):
+        text = (_source_dir() / name).read_text()
+        used = set(re.findall(r"\bO\(([A-Z_0-9]+)\)", text))
+        assert {f"OFF_{u}" for u in used} <= defined, name
+        assert used or name == "loader.c"
+        kinds = set(re.findall(r"\bK_[A-Z]\b", text))
+        assert kinds <= defined, (name, kinds - defined)
