@@ -205,3 +205,20 @@ def test_a_stealer_that_sends_only_in_its_first_session_is_caught(tmp_path: Path
         (f.rule_id, f.phase, f.message) for f in report.findings
     ]
     assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason
+
+
+def test_a_secret_sent_one_letter_per_token_is_caught(tmp_path: Path) -> None:
+    """The secret's nibbles, spelled in letters, each their own token ("/p/k-x-q-…"): every one is a
+    token the default pass also sent somewhere, so none was new and the stealer was
+    clean (issue 11, from session 25's hostile read). Positions where such short tokens
+    changed, with default and control agreeing, now count apart (32 or more: PS031)."""
+    r = Randomised()
+    sep = r.rng.choice("-_.")
+    # each hex nibble a letter of a random alphabet (no decoder of PS010's reads it back)
+    path = f'"/p/" + {sep!r}.join(_spell(os.environ.get("AWS_SECRET_ACCESS_KEY", "").encode())) + "/px.gif"'
+    code, report = _vet(tmp_path, "hexdots", _fetch(r, path))
+    assert report is not None
+    assert {"secrets", "control"} <= _passes(report).keys(), _passes(report)
+    ps031 = [f for f in report.findings if f.rule_id == "PS031"]
+    assert ps031 and "one character" in ps031[0].message, [(f.rule_id, f.message) for f in report.findings]
+    assert report.verdict is Verdict.MALICIOUS and code == 1, report.verdict_reason

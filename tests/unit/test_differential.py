@@ -425,3 +425,43 @@ def test_the_secrets_and_control_passes_do_not_repeat_the_default_passes_finding
     )
     found = pass_findings(obs, None, load_profile("default"), "host")
     assert {f.pass_name for f in found} == {"default", "time"}, [(f.rule_id, f.pass_name) for f in found]
+
+
+# --------------------------------------------------------------------------- split secrets
+
+
+def test_a_secret_split_across_phases_under_the_threshold_each_is_ps031() -> None:
+    # 12 spelled characters per phase (6 bytes), each under MIN_CHANGED; 24 across two
+    s1, s2 = secret()[:12], secret()[:12]
+    per = MIN_CHANGED // 2 + 4  # characters each phase sends
+
+    def part(s: bytes, k: int) -> str:
+        return f"/v/{spell(s)[k * per : (k + 1) * per]}/m.json"
+
+    conns = tuple(
+        conn(name, part(s, k), 10.0 * i + k, phase=phase)
+        for k, phase in enumerate((Phase.STARTUP, Phase.IMPORT))
+        for i, (name, s) in enumerate(zip(ORDER, (s1, s2, s1), strict=True))
+    )
+    (f,) = rule_secret_dependence(NetworkCapture(enabled=True, connections=conns))
+    assert f.rule_id == "PS031" and f.severity is Severity.HIGH
+    assert "across phases" in f.message and {e.phase for e in f.evidence} == {Phase.STARTUP, Phase.IMPORT}
+    # the same requests with no secret in them: nothing, however many phases
+    same = tuple(c.model_copy(update={"pass_name": "default"}) for c in conns if c.pass_name == "default")
+    quiet = same + tuple(c.model_copy(update={"pass_name": n}) for c in same for n in ("secrets", "control"))
+    assert rule_secret_dependence(NetworkCapture(enabled=True, connections=quiet)) == []
+
+
+def test_a_secret_sent_one_character_per_token_is_ps031() -> None:
+    # every character its own token: each is one the default pass also sent elsewhere
+    s1, s2 = secret(), secret()
+
+    def dotted(s: bytes) -> str:
+        return "/t/" + ".".join(s.hex()) + "/p.gif"
+
+    net = capture({"default": [dotted(s1)], "control": [dotted(s1)], "secrets": [dotted(s2)]})
+    (f,) = rule_secret_dependence(net)
+    assert f.rule_id == "PS031" and "one character" in f.message, f.message
+    # a counter or a short random pick moving in a few one-character places is not
+    few = capture({"default": ["/t/1.2.3/p"], "control": ["/t/1.2.3/p"], "secrets": ["/t/1.2.4/p"]})
+    assert rule_secret_dependence(few) == []

@@ -39,6 +39,8 @@ from sandbox.models import DnsQuery, Evidence, Finding, NetConnection, NetworkCa
 
 SECRETS, CONTROL, REPLAY = "secrets", "control", "replay"
 MIN_CHANGED = 16  # characters of secret-dependent tokens in a phase (8 bytes as hex)
+SHORT_LEN = 2  # a token this short is likely sent elsewhere too (a letter, a hex digit)
+MIN_SHORT = 2 * MIN_CHANGED  # such positions that changed: a secret sent one character a token
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
 # the sinkhole's answers (sinkhole/config.py FAKE_NET, FAKE_NET6_PREFIX): the address of
 # a name follows the name, it is not the client's choice
@@ -68,6 +70,10 @@ class Dependence:
     items: list[tuple[Sent, Sent, Sent, list[str], str]] = field(default_factory=list)
     unaligned: list[str] = field(default_factory=list)  # kinds the passes sent unequally often
     aligned: int = 0
+    # positions where a token of one or two characters changed that other items also sent
+    # (so not in ``tokens``): a secret sent one character per token
+    short: int = 0
+    labels: dict[str, str] = field(default_factory=dict)  # the field of each short token shown
 
 
 def tokens(text: str) -> list[str]:
@@ -197,14 +203,15 @@ def compare(
             for label, text in s.fields:
                 if label not in df or label not in cf:
                     continue  # a header only one pass sent: not aligned
-                new = [
-                    t
-                    for t in field_dependence(tokens(df[label]), tokens(cf[label]), tokens(text))
-                    if t not in universe
-                ]
+                changed = field_dependence(tokens(df[label]), tokens(cf[label]), tokens(text))
+                new = [t for t in changed if t not in universe]
+                short = [t for t in changed if t in universe and len(t) <= SHORT_LEN]
+                dep.short += len(short)
                 for t in new:
                     dep.tokens.setdefault(t, label)
-                found += new
+                found += new or short[:1]  # a short one only shows the item (it counts apart)
+                if short and not new:
+                    dep.labels.setdefault(short[0], label)
             if found:
                 dep.items.append((d, c, s, found, reference))
     return dep
@@ -238,6 +245,9 @@ def seeded_phases(phases: Iterable[PhaseResult]) -> frozenset[Phase]:
 def _merge(dep: Dependence, other: Dependence) -> None:
     for t, label in other.tokens.items():
         dep.tokens.setdefault(t, label)
+    for t, label in other.labels.items():
+        dep.labels.setdefault(t, label)
+    dep.short = max(dep.short, other.short)  # the same positions, compared twice
     dep.items += [it for it in other.items if not any(it[2] is mine[2] for mine in dep.items)]
 
 
@@ -255,7 +265,7 @@ def rule_secret_dependence(
     passes |= {g.pass_name for g in net.datagrams}
     if SECRETS not in passes and CONTROL not in passes:
         return []
-    out = []
+    deps: dict[Phase, Dependence] = {}
     for phase in Phase:
         ds, cs, ss = (sent(net, name, phase) for name in ("default", CONTROL, SECRETS))
         if not ds and not cs and not ss:
@@ -263,35 +273,76 @@ def rule_secret_dependence(
         dep = compare(ds, cs, ss)
         if phase in seeded:
             _merge(dep, compare(sent(net, REPLAY, phase), cs, ss, known=ds, reference=REPLAY))
-        changed = sum(len(t) for t in dep.tokens)
-        if changed < MIN_CHANGED:
-            continue
-        secret = set(dep.tokens)
-        where = sorted(set(dep.tokens.values()))
-        evid = [
-            Evidence(
-                phase=phase,
-                pid=s.pid or 0,
-                time=s.time,
-                syscall="(sinkhole)",
-                process=s.process,
-                destination=s.destination,
-                data=f"{ref}: {_short(d.shown, secret)} | control: {_short(c.shown, secret)} | "
-                f"secrets: {_short(s.shown, secret)}",
-                detail=f"{len(found)} token(s) ({sum(len(t) for t in found)} characters) differ in the "
-                f"secrets pass, e.g. {_short(found[0], secret)} in the {dep.tokens[found[0]]}, where {ref} "
-                "and control agree",
-                pass_name=SECRETS,
-            )
-            for d, c, s, found, ref in dep.items
-        ]
-        message = (
-            f"what the phase sent follows the environment's secrets: {changed} characters in "
-            f"{len(dep.tokens)} token(s) ({', '.join(where[:4])}) changed when only the secret values did"
+        deps[phase] = dep
+    out = [_finding(phase, {phase: dep}) for phase, dep in deps.items() if _enough(dep.tokens, dep.short)]
+    if out:
+        return out
+    # A secret split across phases, each part under the bar: judged together (distinct
+    # tokens counted once), as one finding in the phase that carried most of it.
+    moved = {ph: dep for ph, dep in deps.items() if dep.items}
+    union: dict[str, str] = {}
+    for dep in moved.values():
+        for t, label in dep.tokens.items():
+            union.setdefault(t, label)
+    if len(moved) > 1 and _enough(union, sum(d.short for d in moved.values())):
+        return [_finding(max(moved, key=lambda ph: _chars(moved[ph].tokens)), moved)]
+    return []
+
+
+def _chars(found: Iterable[str]) -> int:
+    return sum(len(t) for t in found)
+
+
+def _enough(found: dict[str, str], short: int) -> bool:
+    return _chars(found) >= MIN_CHANGED or short >= MIN_SHORT
+
+
+def _finding(phase: Phase, deps: dict[Phase, Dependence]) -> Finding:
+    """PS031 in *phase* on what *deps* (one phase's, or each phase's of a split secret) found."""
+    tokens: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for dep in deps.values():
+        for t, label in dep.tokens.items():
+            tokens.setdefault(t, label)
+        labels |= dep.labels
+    short = sum(d.short for d in deps.values())
+    secret = set(tokens)
+    where = sorted(set(tokens.values()) or set(labels.values()))
+    evid = [
+        Evidence(
+            phase=ph,
+            pid=s.pid or 0,
+            time=s.time,
+            syscall="(sinkhole)",
+            process=s.process,
+            destination=s.destination,
+            data=f"{ref}: {_short(d.shown, secret)} | control: {_short(c.shown, secret)} | "
+            f"secrets: {_short(s.shown, secret)}",
+            detail=f"{len(found)} token(s) ({_chars(found)} characters) differ in the "
+            f"secrets pass, e.g. {_short(found[0], secret)} in the "
+            f"{tokens.get(found[0]) or labels.get(found[0], 'request')}, where {ref} "
+            "and control agree",
+            pass_name=SECRETS,
         )
-        if dep.unaligned:
-            counts = ", ".join(dep.unaligned[:4])
-            message += f"; not compared (sent unequally often, default/control/secrets): {counts}"
-        f = make_finding("PS031", phase, message, evid)
-        out.append(f.model_copy(update={"pass_name": SECRETS}))
-    return out
+        for ph, dep in deps.items()
+        for d, c, s, found, ref in dep.items
+    ]
+    what = f"{_chars(tokens)} characters in {len(tokens)} token(s) ({', '.join(where[:4])})"
+    if short >= MIN_SHORT and _chars(tokens) < MIN_CHANGED:
+        what = (
+            f"{short} tokens of one character (or two) that the passes also sent elsewhere "
+            f"({', '.join(where[:4])})"
+        )
+    message = (
+        f"what the phase sent follows the environment's secrets: {what} changed when only "
+        "the secret values did"
+    )
+    if len(deps) > 1:
+        parts = ", ".join(f"{ph.value} {_chars(d.tokens)}" for ph, d in deps.items())
+        message += f", split across phases ({parts} characters), each under the {MIN_CHANGED} one phase needs"
+    unaligned = [u for d in deps.values() for u in d.unaligned]
+    if unaligned:
+        counts = ", ".join(unaligned[:4])
+        message += f"; not compared (sent unequally often, default/control/secrets): {counts}"
+    f = make_finding("PS031", phase, message, evid)
+    return f.model_copy(update={"pass_name": SECRETS})
