@@ -556,13 +556,20 @@ class _ExecWatch:
 
 def pass_budget(options: RunOptions) -> float:
     """Seconds the extra passes may add (each re-runs startup, import and, where the
-    profile runs it, exercise; the Windows pass may re-install first, within the
-    import timeout; ``secrets`` brings its ``replay`` and ``control`` passes)."""
+    profile runs it, exercise; the time and Windows passes execute too, where the
+    profile does; the Windows pass may re-install first, within the import timeout;
+    ``secrets`` brings its ``replay`` and ``control`` passes)."""
     again = [Phase.STARTUP, Phase.IMPORT, *([Phase.EXERCISE] if Phase.EXERCISE in options.phases else [])]
     one = sum(options.timeouts.get(p, 60.0) + options.window * 6 + 60 for p in again)
     install = min(options.timeouts.get(Phase.INSTALL, 600.0), options.timeouts.get(Phase.IMPORT, 300.0))
+    execute = (
+        options.timeouts.get(Phase.EXECUTE, 30.0) + options.window * 6 + 60
+        if Phase.EXECUTE in options.phases
+        else 0.0
+    )
     return sum(
         one * (3 if name == "secrets" else 1)
+        + (execute if name in ("time", "windows") else 0)
         + (install + options.window * 6 + 60 if name == "windows" else 0)
         for name, when in options.passes.items()
         if when != "never"

@@ -201,7 +201,14 @@ def passes_plan(
             continue
         if name == "windows":
             env = dict(tokens.windows_env) if tokens is not None else {}
-            out[name] = {"when": when, "trigger": "windows", "stubs": "windows", "env": env, "fresh": True}
+            out[name] = {
+                "when": when,
+                "trigger": "windows",
+                "stubs": "windows",
+                "env": env,
+                "fresh": True,
+                "execute": True,  # a payload kept in a function gated on Windows
+            }
         elif name == "time":
             shift = r.randrange(30 * 86400, 180 * 86400)
             out[name] = {
@@ -210,6 +217,7 @@ def passes_plan(
                 "stubs": "time",
                 "clock_shift": shift,
                 "clock_files": clock_files,
+                "execute": True,  # a payload kept in a function gated on a date
             }
         elif name == "ci" and tokens is not None:
             # without honeytokens there is nothing a CI payload would steal to prove

@@ -553,3 +553,34 @@ def test_a_date_gated_payload_wakes_in_the_hinted_time_pass(tmp_path: Path) -> N
         (f.rule_id, f.pass_name) for f in report.findings
     ]
     assert report.verdict is not Verdict.CLEAN
+
+
+def test_a_date_gated_payload_kept_in_a_function_wakes_when_the_time_pass_executes(tmp_path: Path) -> None:
+    """A stealer kept in a public function that acts only past a date a few weeks ahead:
+    the default pass's execute phase calls it and nothing happens; the time pass re-ran
+    startup, import and exercise only, never the calls, and the run was clean. Now the
+    time pass executes too, under its clock."""
+    r = Randomised()
+    when = int(datetime.datetime.now().timestamp()) + 86400 * r.rng.randrange(3, 20)
+    body = textwrap.indent(exfil_source(".aws/credentials", r.address(), r.port()), "        ")
+    src = (
+        textwrap.dedent(
+            f"""\
+            import time
+
+            def sync(target=None):
+                \"\"\"Push the local cache to *target*.\"\"\"
+                if time.time() > {when}:
+            """
+        )
+        + body
+        + "    return target\n"
+    )
+    report = _vet(tmp_path, r.name("laterfn"), src)
+    rows = {(p.phase, p.pass_name) for p in report.phases}
+    assert (Phase.EXECUTE, "time") in rows, sorted(rows)
+    leaked = [f for f in report.findings if f.rule_id == "PS010"]
+    assert leaked and {f.pass_name for f in leaked} == {"time"}, [
+        (f.rule_id, f.pass_name) for f in report.findings
+    ]
+    assert report.verdict is Verdict.MALICIOUS
