@@ -111,9 +111,20 @@ def _source_dir() -> Path:
     return Path(str(resources.files("sandbox") / "data" / "bpf"))
 
 
+def _commands(clang: str, cc: str) -> list[list[str]]:
+    arch_inc = f"/usr/include/{os.uname().machine}-linux-gnu"
+    bpf = [clang, "-O2", "-g", "-target", "bpf", f"-I{arch_inc}", "-I."]
+    return [
+        [*bpf, "-c", "recorder.bpf.c", "-o", OBJECT],
+        [cc, "-O2", "-Wall", "-I.", "loader.c", "-o", LOADER, "-lbpf"],
+    ]
+
+
 def source_hash() -> str:
-    """What a build is keyed by: the sources and the generated header."""
+    """What a build is keyed by: the sources, the generated header and the build's
+    flags (the compiler's own version is not: a rebuild after an upgrade is by hand)."""
     h = hashlib.sha256(cfg_header().encode())
+    h.update(repr(_commands("clang", "cc")).encode())
     for name in SOURCES:
         h.update(name.encode() + b"\0" + (_source_dir() / name).read_bytes())
     return h.hexdigest()[:16]
@@ -143,6 +154,7 @@ def build(cache: Path | None = None) -> Path:
     Atomic: concurrent builds each compile apart and the first rename wins."""
     dest = built_dir(cache)
     if (dest / LOADER).exists() and (dest / OBJECT).exists():
+        _check_trusted(dest)
         return dest
     missing = missing_tools()
     if missing:
@@ -157,27 +169,36 @@ def build(cache: Path | None = None) -> Path:
         for name in SOURCES:
             shutil.copyfile(src / name, work / name)
         (work / "cfg.h").write_text(cfg_header())
-        arch_inc = f"/usr/include/{os.uname().machine}-linux-gnu"
-        cc = shutil.which("gcc") or "cc"
-        bpf = [str(_clang()), "-O2", "-g", "-target", "bpf", f"-I{arch_inc}", "-I."]
-        steps = [
-            [*bpf, "-c", "recorder.bpf.c", "-o", OBJECT],
-            [cc, "-O2", "-Wall", "-I.", "loader.c", "-o", LOADER, "-lbpf"],
-        ]
-        for cmd in steps:
+        for cmd in _commands(str(_clang()), shutil.which("gcc") or "cc"):
             done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RecorderUnavailable(
                     f"compiled eBPF recorder: `{' '.join(cmd[:2])} …` failed: {done.stderr[-800:]}"
                 )
+        work.chmod(0o755)  # mkdtemp's 0700 would do too; readable like any built tool
         try:
             work.rename(dest)
         except OSError:
-            if not (dest / LOADER).exists():  # not another build's win
+            if not ((dest / LOADER).exists() and (dest / OBJECT).exists()):  # not another build's win
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    _check_trusted(dest)
     return dest
+
+
+def _check_trusted(dest: Path) -> None:
+    """The built loader runs as root: refuse a build (and its folders up to the cache)
+    that someone else owns or could have changed (a cache under another user's HOME,
+    kept by ``sudo -E``)."""
+    me = os.geteuid()
+    for path in (dest / LOADER, dest / OBJECT, dest, dest.parent):
+        st = path.lstat()
+        if st.st_uid != me or st.st_mode & 0o022 or path.is_symlink():
+            raise RecorderUnavailable(
+                f"compiled eBPF recorder: {path} is not this user's alone (owner {st.st_uid}, "
+                f"mode {st.st_mode & 0o7777:o}): not run"
+            )
 
 
 def available() -> Path | None:

@@ -63,6 +63,11 @@ for name in ("/tmp/nowhere.sock", "\0abstract-name"):
 os.memfd_create("scratch")
 subprocess.run(["/bin/echo", "one", "two words", "back\\slash"], stdout=subprocess.DEVNULL)
 os.kill(os.getpid(), 0)
+# openat with the number's upper 32 bits set: the kernel and seccomp use the low 32 only
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+hi = libc.syscall(ctypes.c_long((1 << 32) + 257), ctypes.c_long(-100), os.fsencode(p + ".hi"), 0o101, 0o600)
+assert hi >= 0, ctypes.get_errno()
 os.pwrite(os.open(d + "/pw", os.O_WRONLY | os.O_CREAT), b"#!/usr/bin/env python3\n", 0)
 ctypes.CDLL(None, use_errno=True).ptrace(2, 1, 0, 0)  # PTRACE_PEEKDATA of pid 1: refused
 child = subprocess.Popen(["/bin/true"])
@@ -161,6 +166,8 @@ def test_the_compiled_recorder_prints_what_bpftrace_prints(tmp_path: Path) -> No
         "F",
     } <= set(kinds), kinds
     assert sum(old.values()) > 200
+    hi = [k for k in new if k[0] == "A" and isinstance(k[2], tuple) and k[2] and k[2][0].endswith("f.txt.hi")]
+    assert hi, "the openat with the number's upper bits set was not recorded"
     assert old == new, (old - new, new - old)
     assert os.getpid() > 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import struct
+from pathlib import Path
 
 from sandbox.runner.bpfbuild import OFFSETS, WANT_SIZE, _source_dir, cfg_header, pack_config, want_table
 from sandbox.runner.btf import MEMBERS
@@ -41,3 +42,26 @@ def test_every_name_the_c_sources_use_is_defined_by_the_generated_header() -> No
         assert used or name == "loader.c"
         kinds = set(re.findall(r"\bK_[A-Z]\b", text))
         assert kinds <= defined, (name, kinds - defined)
+
+
+def test_a_build_someone_else_could_have_changed_is_not_run(tmp_path: Path) -> None:
+    import pytest
+
+    from sandbox.errors import RecorderUnavailable
+    from sandbox.runner.bpfbuild import LOADER, OBJECT, _check_trusted
+
+    dest = tmp_path / "cache" / "0123abcd"
+    dest.mkdir(parents=True)
+    dest.parent.chmod(0o755)
+    dest.chmod(0o755)
+    for name in (LOADER, OBJECT):
+        (dest / name).write_bytes(b"\0")
+        (dest / name).chmod(0o755)
+    _check_trusted(dest)  # this user's alone: fine
+    (dest / LOADER).chmod(0o777)  # anyone could have replaced what root would run
+    with pytest.raises(RecorderUnavailable, match="not this user's alone"):
+        _check_trusted(dest)
+    (dest / LOADER).chmod(0o755)
+    dest.parent.chmod(0o777)
+    with pytest.raises(RecorderUnavailable):
+        _check_trusted(dest)

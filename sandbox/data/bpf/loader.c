@@ -188,10 +188,16 @@ int main(int argc, char **argv)
 		return fail("ring buffer");
 	printf("\x1eREADY%s%s\n", *nonce ? " " : "", nonce);
 	fflush(stdout);
+	int rc = 0;
 	while (!stopping) {
 		int n = ring_buffer__poll(rb, 100);
-		if (n < 0 && n != -EINTR)
+		if (n < 0 && n != -EINTR) {
+			/* records after this would be missing unsaid: say the trace lost some */
+			fprintf(stderr, "pkgsandbox-bpfrec: ring buffer poll: %s\n", strerror(-n));
+			printf("Lost 1 events\n");
+			rc = 1;
 			break;
+		}
 		report_lost();
 		fflush(stdout);
 	}
@@ -200,5 +206,5 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	ring_buffer__free(rb);
 	bpf_object__close(obj);
-	return 0;
+	return rc;
 }

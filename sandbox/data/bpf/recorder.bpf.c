@@ -524,7 +524,10 @@ int on_exit(struct raw_args *ctx)
 	__u64 task = bpf_get_current_task();
 	if (!ours(task))
 		return 0;
-	__s64 id = k64(ctx->args[0] + 120); /* pt_regs orig_ax: the syscall number */
+	/* pt_regs orig_ax: the syscall number, of which the kernel (and seccomp) use the low
+	 * 32 bits only, as the classic tracepoint's id does (syscall_get_nr): a number with
+	 * its upper bits set runs the same call and must be recorded as it */
+	__s64 id = (__s32)k64(ctx->args[0] + 120);
 	__u8 k = kind_of(id);
 	if (!k)
 		return 0;
