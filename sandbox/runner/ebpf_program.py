@@ -181,7 +181,6 @@ KINDS: dict[str, tuple[str, ...]] = {
     "Z": WAIT_CALLS,
 }
 KIND_CODES = {kind: n for n, kind in enumerate(KINDS, 1)}
-_CODES = KIND_CODES
 
 
 def syscall_numbers() -> dict[str, int]:
@@ -257,7 +256,7 @@ def build_program(
         f"*(int32*)({_ptr(_TASK, o['task.real_parent'])} + {o['task.tgid']})"
     )
     want = " ".join(
-        f"@want[{nrs[name]}] = {_CODES[kind]};"
+        f"@want[{nrs[name]}] = {KIND_CODES[kind]};"
         for kind, names in KINDS.items()
         for name in names
         if name in nrs
@@ -301,14 +300,14 @@ def build_program(
         f"if ($id == {nrs['symlinkat']}) {{ @a0[tid] = (uint64)-100; @a3[tid] = args->args[2]; "
         "@a2[tid] = args->args[1]; @a1[tid] = args->args[0]; @a4[tid] = 0; } "
         f"if ($id == {nrs['renameat']}) {{ @a4[tid] = 0; }} "
-        f"if ($k == {_CODES['C']}) {{ @a4[tid] = args->args[1]; }} "
-        f"if ($k == {_CODES['e']}) {{ $path = args->args[0]; $v = args->args[1]; "
+        f"if ($k == {KIND_CODES['C']}) {{ @a4[tid] = args->args[1]; }} "
+        f"if ($k == {KIND_CODES['e']}) {{ $path = args->args[0]; $v = args->args[1]; "
         f"if ($id == {nrs['execveat']}) {{ $path = args->args[1]; $v = args->args[2]; }} "
         f'printf("\\x1eE {_HDR_FMT} %d %d\\x1f%s\\n", {hdr}, (int32)args->args[0], '
         f"(int32)args->args[4], str(uptr($path))); " + " ".join(argv) + " } }"
     )
     a = [f"$a{i}" for i in range(5)]  # loaded once per program: every map lookup costs stack
-    c = _CODES
+    c = KIND_CODES
     # The connected peer as the kernel's socket has it (a send on a connected socket
     # carries no address); sk fields are read inline: every variable costs stack.
     fds = _ptr(_ptr(_ptr(_TASK, o["task.files"]), o["files.fdt"]), o["fdt.fd"])

@@ -8,7 +8,6 @@ without an address, AF_UNIX names, sends, an exec's argv, waits, signals, a scri
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections import Counter
@@ -169,7 +168,6 @@ def test_the_compiled_recorder_prints_what_bpftrace_prints(tmp_path: Path) -> No
     hi = [k for k in new if k[0] == "A" and isinstance(k[2], tuple) and k[2] and k[2][0].endswith("f.txt.hi")]
     assert hi, "the openat with the number's upper bits set was not recorded"
     assert old == new, (old - new, new - old)
-    assert os.getpid() > 0
 
 
 @pytest.mark.serial  # takes the host's bpftrace room: a neighbour's bpftrace vet would not attach

@@ -51,54 +51,21 @@ struct raw_args {
 
 #define O(name) (CFG.off[OFF_##name])
 
-static __always_inline __u64 k64(__u64 addr)
-{
-	__u64 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
-	return v;
-}
-
-static __always_inline __u32 k32(__u64 addr)
-{
-	__u32 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
-	return v;
-}
-
-static __always_inline __u16 k16(__u64 addr)
-{
-	__u16 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
-	return v;
-}
-
-static __always_inline __u64 u64r(__u64 addr)
-{
-	__u64 v = 0;
-	bpf_probe_read_user(&v, sizeof(v), (void *)addr);
-	return v;
-}
-
-static __always_inline __u32 u32r(__u64 addr)
-{
-	__u32 v = 0;
-	bpf_probe_read_user(&v, sizeof(v), (void *)addr);
-	return v;
-}
-
-static __always_inline __u8 u8r(__u64 addr)
-{
-	__u8 v = 0;
-	bpf_probe_read_user(&v, sizeof(v), (void *)addr);
-	return v;
-}
-
-static __always_inline __u16 u16r(__u64 addr)
-{
-	__u16 v = 0;
-	bpf_probe_read_user(&v, sizeof(v), (void *)addr);
-	return v;
-}
+/* One value read from kernel (k*) or user (u*) memory; 0 when unreadable. */
+#define READER(name, type, helper)                          \
+	static __always_inline type name(__u64 addr)        \
+	{                                                   \
+		type v = 0;                                 \
+		helper(&v, sizeof(v), (void *)addr);        \
+		return v;                                   \
+	}
+READER(k64, __u64, bpf_probe_read_kernel)
+READER(k32, __u32, bpf_probe_read_kernel)
+READER(k16, __u16, bpf_probe_read_kernel)
+READER(u64r, __u64, bpf_probe_read_user)
+READER(u32r, __u32, bpf_probe_read_user)
+READER(u16r, __u16, bpf_probe_read_user)
+READER(u8r, __u8, bpf_probe_read_user)
 
 /* The uid first (a helper call; the host's own tasks stop there), then the pid
  * namespace (four reads). */
@@ -125,13 +92,20 @@ static __always_inline void count_lost(void)
 }
 
 /* A record with the 7-number header (id, nsecs, pid, tid, ns tgid, ns tid, ppid). */
-static __always_inline struct rec *start(char kind, __s64 id, __u64 task)
+/* Room for one record; a full ring counts a loss (the run is then incomplete). */
+static __always_inline struct rec *reserve(void)
 {
 	struct rec *r = bpf_ringbuf_reserve(&ring, sizeof(struct rec), 0);
-	if (!r) {
+	if (!r)
 		count_lost();
+	return r;
+}
+
+static __always_inline struct rec *start(char kind, __s64 id, __u64 task)
+{
+	struct rec *r = reserve();
+	if (!r)
 		return 0;
-	}
 	__u64 pt = bpf_get_current_pid_tgid();
 	r->kind = kind;
 	r->strkind = STR_NONE;
@@ -246,11 +220,9 @@ static __always_inline void exec_records(__s64 id, __u64 task, struct stash *s)
 		__u64 p = u64r(v + 8 * i);
 		if (p == 0)
 			return;
-		struct rec *a = bpf_ringbuf_reserve(&ring, sizeof(struct rec), 0);
-		if (!a) {
-			count_lost();
+		struct rec *a = reserve();
+		if (!a)
 			return;
-		}
 		a->kind = 'a';
 		a->umask = 1;
 		a->num[0] = t;
@@ -329,14 +301,12 @@ int on_enter(struct raw_args *ctx)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&stash, &tid, &s, BPF_ANY) != 0) {
 		/* the stash holds one entry per live thread: wrong arguments never */
-		struct rec *r = bpf_ringbuf_reserve(&ring, sizeof(struct rec), 0);
+		struct rec *r = reserve();
 		if (r) {
 			r->kind = KIND_FULL;
 			r->nnum = 0;
 			r->strkind = STR_NONE;
 			bpf_ringbuf_submit(r, 0);
-		} else {
-			count_lost();
 		}
 	}
 	if (k == K_E)
@@ -662,11 +632,9 @@ int on_sync(void *ctx)
 {
 	if ((bpf_get_current_pid_tgid() >> 32) != CFG.sync_tgid)
 		return 0;
-	struct rec *r = bpf_ringbuf_reserve(&ring, sizeof(struct rec), 0);
-	if (!r) {
-		count_lost();
+	struct rec *r = reserve();
+	if (!r)
 		return 0;
-	}
 	r->kind = KIND_SYNC;
 	r->strkind = STR_NONE;
 	r->umask = 3;
