@@ -534,6 +534,15 @@ class _PidFd(int):
     """An fd table entry: a pidfd (``pidfd_open``) and the pid it names."""
 
 
+class _Socket:
+    """An fd table entry: a socket not yet connected, and its type (``SOCK_STREAM`` …)."""
+
+    __slots__ = ("type",)
+
+    def __init__(self, type_: str) -> None:
+        self.type = type_
+
+
 class _Proc:
     __slots__ = (
         "argv",
@@ -559,7 +568,7 @@ class _Proc:
         self.argv: tuple[str, ...] = parent.argv if parent else ()
         self.exe: str = parent.exe if parent else ""
         self.cwd: str = parent.cwd if parent else cwd
-        self.fds: dict[int, str | Address | _PidFd | None] = dict(parent.fds) if parent else {}
+        self.fds: dict[int, str | Address | _PidFd | _Socket | None] = dict(parent.fds) if parent else {}
         self.execs: list[tuple[str, ...]] = []
 
 
@@ -681,7 +690,7 @@ class _Step:
             self.degraded += 1
             return CUT + "/" + path if path else None
         if dirfd == _AT_FDCWD:
-            base: str | Address | _PidFd | None = proc.cwd
+            base: str | Address | _PidFd | _Socket | None = proc.cwd
         else:
             base = proc.fds.get(dirfd)
         if not isinstance(base, str):
@@ -916,7 +925,7 @@ class _Step:
                 extra = "|SOCK_NONBLOCK" * bool(typ & 0o4000) + "|SOCK_CLOEXEC" * bool(typ & 0o2000000)
                 ev["flags"] = f"{_FAMILIES.get(fam, str(fam))}, {base}{extra}, {proto}"
             if ret >= 0:
-                proc.fds[ret] = None
+                proc.fds[ret] = _Socket(base) if stashed == sid else None
         elif kind == "U":
             ret, a0, a1, a2 = rest
             if name == "close":
@@ -936,12 +945,17 @@ class _Step:
             ret, fd, fam, port, *words = rest[:9]
             ev = self.event(n, t, proc, name, K.CONNECT if name == "connect" else K.BIND, ret)
             ev["address"] = _address(fam, port, words, self.pending_unix.pop(host_tid, None))
+            sock = proc.fds.get(fd)
+            if name == "connect" and isinstance(sock, _Socket) and sock.type in ("SOCK_STREAM", "SOCK_DGRAM"):
+                ev["flags"] = sock.type  # a stream connect sends a SYN; a datagram one nothing
             taken = _taken(rest[9], rest[10], rest[11:])
             if taken is not None and taken != ev["address"]:
                 shown = ev["address"].render() if ev["address"] else "no address"
                 ev["address"] = taken
-                ev["flags"] = (
-                    "the address changed in the caller's memory during the call "
+                ev["flags"] = (ev.get("flags") or "") + (
+                    "; "
+                    * bool(ev.get("flags"))
+                    + "the address changed in the caller's memory during the call "
                     f"(it showed {shown}; recorded: the kernel's socket's)"
                 )
             if fam == 1 and ev["address"] is not None and not ev["address"].path:

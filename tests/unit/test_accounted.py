@@ -39,7 +39,8 @@ def _run(conn: NetConnection, host: str, extra_events: tuple = (), **net: object
         ev(EventKind.SEND, "sendmmsg", seq=3, address=inet("192.0.2.53", 53)),
         ev(EventKind.CONNECT, "connect", seq=4, address=inet("198.51.100.7", 443)),
         ev(EventKind.SEND, "write", seq=5, address=inet("198.51.100.7", 443)),
-        ev(EventKind.CONNECT, "connect", seq=6, address=inet("2001:db8::7", 443)),  # address sorting
+        # glibc's address sorting: a datagram "connect" that sends nothing
+        ev(EventKind.CONNECT, "connect", seq=6, address=inet("2001:db8::7", 443), flags="SOCK_DGRAM"),
         *extra_events,
     ]
     capture = NetworkCapture(
@@ -147,6 +148,27 @@ def test_a_hard_coded_address_with_an_ordinary_host_header_stays_high() -> None:
     assert _run(conn, host)["PS002"] is Severity.HIGH
     v6 = _https(host, _get(host)).model_copy(update={"destination": "[2001:db8::7]:443"})
     assert _run(v6, host)["PS002"] is Severity.HIGH
+
+
+@pytest.mark.parametrize("flags", ["SOCK_STREAM", None])
+def test_a_stream_connect_to_a_hard_coded_address_the_sinkhole_missed_stays_high(flags: str | None) -> None:
+    """A TCP connect to an address no DNS answer gave, with a short timeout that ended
+    before the sinkhole logged the connection (a loaded machine): the SYN went out. It
+    was taken for "delivered nothing" and the phase accounted (MEDIUM). A connect of
+    unknown socket type counts as a stream one."""
+    host = _name()
+    syn = ev(EventKind.CONNECT, "connect", seq=7, address=inet("203.0.113.9", 4444), flags=flags)
+    assert _run(_https(host, _get(host)), host, extra_events=(syn,))["PS002"] is Severity.HIGH
+    mapped = ev(EventKind.CONNECT, "connect", seq=7, address=inet("::ffff:198.51.100.7", 443), flags=flags)
+    assert _run(_https(host, _get(host)), host, extra_events=(mapped,))["PS002"] is Severity.MEDIUM
+
+
+def test_a_datagram_connect_to_a_hard_coded_address_sends_nothing() -> None:
+    """``connect`` on a UDP socket to 8.8.8.8 (a library finding its own address) puts
+    nothing on the wire: still accounted."""
+    host = _name()
+    probe = ev(EventKind.CONNECT, "connect", seq=7, address=inet("203.0.113.9", 80), flags="SOCK_DGRAM")
+    assert _run(_https(host, _get(host)), host, extra_events=(probe,))["PS002"] is Severity.MEDIUM
 
 
 def test_a_send_to_an_unaccounted_destination_stays_high() -> None:

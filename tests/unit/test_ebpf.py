@@ -149,6 +149,7 @@ def test_decodes_the_captured_run() -> None:
     one("sendmsg", kind=EventKind.SEND, data="msgdata", size=7)
     conn = next(e for e in evs if e.syscall == "connect")
     assert conn.address is not None and conn.address.path == "@abstract" and conn.errno == "ECONNREFUSED"
+    assert conn.flags == "SOCK_STREAM"  # the type its socket() record gave, as strace's -yy says
     one("unshare", kind=EventKind.PRIVILEGED, errno="EPERM")
     one("mount", kind=EventKind.PRIVILEGED, errno="EPERM")
     one("clone", kind=EventKind.SPAWN, flags="thread")

@@ -742,6 +742,14 @@ def test_connect_addresses() -> None:
         (K.CONNECT, Address(family="unix", path="@abstract-name"), None),
         (K.BIND, Address(family="netlink", port=0), None),
     ]
+    # -yy names the socket's protocol: a stream connect sends a SYN, a datagram one nothing
+    assert [e.flags for e in t.events] == ["SOCK_STREAM"] * 4 + [None]
+    udp = parse(
+        '10    1795628826.556004 connect(6<UDPv6:[32148]>, {sa_family=AF_INET6, sin6_port=htons(9), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0',
+        '21    1795628332.954209 connect(16<UDP:[25613]>, {sa_family=AF_INET, sin_port=htons(55786), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+        '21    1795628332.954209 connect(16, {sa_family=AF_INET, sin_port=htons(55786), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+    )
+    assert [e.flags for e in udp.events] == ["SOCK_DGRAM", "SOCK_DGRAM", None]
     assert [e.address.render() for e in t.events if e.address][:3] == [
         "192.0.2.10:8443",
         "[2001:db8::1]:443",

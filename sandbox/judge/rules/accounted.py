@@ -201,6 +201,24 @@ def _ip(text: str) -> str:
         return ""
 
 
+def hard_coded_stream(e: Event, known_ips: set[str]) -> bool:
+    """A stream connect (or one of unknown type) to an address outside *known_ips* (no
+    DNS answer gave it): the SYN went out whether or not the sinkhole logged the
+    connection (a 1 s timeout on a loaded machine can end it first). A datagram
+    connect sends nothing (a library finding its own address by "connecting" to 8.8.8.8)."""
+    a = e.address
+    if e.kind is not EventKind.CONNECT or a is None or a.family not in ("inet", "inet6") or a.is_loopback:
+        return False
+    if "SOCK_DGRAM" in (e.flags or ""):
+        return False
+    ip = _ip(a.host)
+    if not ip:
+        return False
+    addr = ipaddress.ip_address(ip)
+    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+    return ip not in known_ips and (mapped is None or str(mapped) not in known_ips)
+
+
 def metadata_ping(c: NetConnection) -> bool:
     """A cloud SDK asking the metadata address's root whether it runs in the cloud
     (google-auth's ``GET /`` with ``Metadata-Flavor``): no credential path, no body."""
@@ -249,6 +267,9 @@ def accounted_phases(
             for c in conns
         ):
             continue  # something else was sent, or to an address no DNS answer gave (hard-coded)
+        known_ips = resolved | {_ip(r) for r in resolvers} | set(METADATA_ADDRESSES)
+        if any(e.phase is phase and hard_coded_stream(e, known_ips) for e in outbound):
+            continue
         # Every byte that reached the sinkhole is in conns (all plain); a connect with no
         # connection there delivered nothing (glibc's address-sorting UDP connect, an
         # unreachable v6 route).  A send must be a DNS question or a write on one of conns.

@@ -371,6 +371,22 @@ def socket_inode(deco: str) -> str | None:
     return f"{m.group(1)}:{m.group(2)}" if m else None
 
 
+# strace -yy names a socket's protocol: TCP, TCPv6, UDP, UDPv6, UNIX-STREAM, UNIX-DGRAM …
+_STREAM_PROTOS = ("TCP", "TCPv6", "UNIX-STREAM", "UNIX-SEQPACKET", "SCTP", "SCTPv6")
+_DGRAM_PROTOS = ("UDP", "UDPv6", "UDPLITE", "UDPLITEv6", "UNIX-DGRAM", "NETLINK", "RAW", "RAWv6")
+
+
+def deco_socktype(deco: str | None) -> str:
+    """``'TCP:[22276]'`` → ``'SOCK_STREAM'``, ``'UDP:[…]'`` → ``'SOCK_DGRAM'``; ``''``
+    when the decoration names no protocol (an undecorated or unknown fd)."""
+    proto = (deco or "").split(":", 1)[0]
+    if proto in _STREAM_PROTOS:
+        return "SOCK_STREAM"
+    if proto in _DGRAM_PROTOS:
+        return "SOCK_DGRAM"
+    return ""
+
+
 def deco_addresses(deco: str) -> tuple[Address | None, Address | None]:
     """Local and remote addresses of a socket decoration (either may be None)."""
     m = _INET_DECO_RE.match(deco)

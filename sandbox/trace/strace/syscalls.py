@@ -18,6 +18,7 @@ from sandbox.trace.strace._syntax import (
     count_truncated,
     deco_addresses,
     deco_path,
+    deco_socktype,
     decoration_end,
     is_socket,
     mmsg_elements,
@@ -342,6 +343,8 @@ class _Calls(_Tasks):
         if name in ("connect", "bind"):
             if len(parts) > 1:
                 address, degraded = parse_sockaddr(parts[1])
+            if name == "connect" and deco_socktype(deco):
+                values["flags"] = deco_socktype(deco)  # a stream connect sends a SYN; a datagram one nothing
             if (
                 name == "connect"
                 and address is not None
