@@ -556,3 +556,19 @@ def test_a_socket_refused_before_sys_enter_is_named_a_vsock_attempt() -> None:
     old = parse_ebpf(head + own.replace(" 41\n", "\n"), [_window()]).steps["import.0"].events
     (before,) = [e.flags or "" for e in old if e.syscall == "socket"]
     assert before.startswith("AF_INET"), before
+
+
+def test_fstat_of_an_fd_is_not_an_event() -> None:
+    # captured: Python's fstat after each open is newfstatat(fd, "", AT_EMPTY_PATH);
+    # bpftrace prints it, the compiled recorder does not (recorder.bpf.c fd_stat), and
+    # the decoder drops bpftrace's: the fd's file was named by the open that made it
+    text = _text()
+    raw = [c for c in text.split("\x1e") if c.startswith("A 262 ")]
+    fstats = [c for c in raw if c.endswith("\x1f\n") and c.split(" ")[8] == "0"]
+    assert 0 < len(fstats) < len(raw)
+    stats = [e for e in parse_ebpf(text, [_window()]).steps["import.0"].events if e.syscall == "newfstatat"]
+    assert len(stats) == len(raw) - len(fstats)
+    # a failed one stays (the string was empty, the fd not a file: EBADF)
+    failed = fstats[0].replace(" 27821 0 3 ", " 27821 -9 3 ", 1)
+    kept = parse_ebpf(text.replace(fstats[0], failed, 1), [_window()]).steps["import.0"].events
+    assert len([e for e in kept if e.syscall == "newfstatat"]) == len(stats) + 1
