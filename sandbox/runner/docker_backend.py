@@ -501,11 +501,13 @@ class DockerSession(SessionABC):
         )
 
     def close(self) -> None:
-        if self.recorder is not None:
-            self.recorder.kill()
+        # the container first: the recorder, once interrupted, is detaching meanwhile
+        # (what it records from now on is past its final sync, and dropped)
         if self.container is not None:
             self.backend._remove(self.container)
             self.container = None
+        if self.recorder is not None:
+            self.recorder.kill()
 
 
 class _ExecWatch:

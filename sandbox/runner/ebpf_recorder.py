@@ -13,6 +13,7 @@ auto`` relies on (with a proof stamp written by ``doctor`` after a live attach).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -359,7 +360,12 @@ class EbpfRecorder:
         self._sample_rss()
         if self.proc.poll() is None:
             self.cut = self.sync()
-            if self.cut is not None:
+            if self.cut is not None and self.loader == "compiled":
+                # it detaches its programs at once, from a thread each (loader.c
+                # detach_all): about half of what the kernel takes for them one by one
+                # when a killed process exits; :meth:`kill` reaps it
+                self.proc.terminate()
+            elif self.cut is not None:
                 self.proc.kill()
             else:
                 # let bpftrace read what the last step wrote into the perf buffers
@@ -396,10 +402,16 @@ class EbpfRecorder:
         )
 
     def kill(self) -> None:
-        """Stop bpftrace at once (error paths); safe to call twice."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """Stop the recorder at once (error paths) or reap it after :meth:`interrupt`
+        (the compiled one, still detaching, gets 2 s); safe to call twice."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if self.interrupted and self.loader == "compiled":
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(2)
+                return
+        self.proc.kill()
+        self.proc.wait()
 
 
 def online_cpus() -> set[int]:

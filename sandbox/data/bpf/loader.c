@@ -12,6 +12,7 @@
  * map sizes. Lost records (a full ring) print "Lost N events", as bpftrace did.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,34 @@ static volatile sig_atomic_t stopping;
 static const char *nonce = "";
 static int lost_fd = -1;
 static __u64 lost_reported;
+
+#define MAX_LINKS 16
+static struct bpf_link *links[MAX_LINKS];
+static int nlinks;
+
+static void *destroy(void *link)
+{
+	bpf_link__destroy(link);
+	return NULL;
+}
+
+/* Each link's detach waits out the kernel's grace periods, one link after another when
+ * the process exits (about 0.3 s for the five); destroyed from a thread each, at once,
+ * they wait them out together. */
+static void detach_all(void)
+{
+	pthread_t t[MAX_LINKS];
+	int started[MAX_LINKS] = { 0 };
+	for (int i = 0; i < nlinks; i++)
+		started[i] = pthread_create(&t[i], NULL, destroy, links[i]) == 0;
+	for (int i = 0; i < nlinks; i++) {
+		if (started[i])
+			pthread_join(t[i], NULL);
+		else
+			bpf_link__destroy(links[i]);
+	}
+	nlinks = 0;
+}
 
 static void on_signal(int sig)
 {
@@ -175,11 +204,13 @@ int main(int argc, char **argv)
 	bpf_object__for_each_program(prog, obj) {
 		if (!bpf_program__autoload(prog))
 			continue;
-		if (!bpf_program__attach(prog)) {
+		struct bpf_link *link = nlinks < MAX_LINKS ? bpf_program__attach(prog) : NULL;
+		if (!link) {
 			fprintf(stderr, "pkgsandbox-bpfrec: attach %s: %s\n", bpf_program__name(prog),
-				strerror(errno));
+				nlinks < MAX_LINKS ? strerror(errno) : "too many programs");
 			return 1;
 		}
+		links[nlinks++] = link;
 	}
 	lost_fd = bpf_object__find_map_fd_by_name(obj, "lost");
 	struct ring_buffer *rb =
@@ -204,6 +235,7 @@ int main(int argc, char **argv)
 	ring_buffer__consume(rb);
 	report_lost();
 	fflush(stdout);
+	detach_all();
 	ring_buffer__free(rb);
 	bpf_object__close(obj);
 	return rc;
