@@ -23,6 +23,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -120,11 +121,25 @@ def _commands(clang: str, cc: str) -> list[list[str]]:
     ]
 
 
+def _toolchain() -> str:
+    """The compilers and libbpf this host would build with, as their files are (path,
+    size, mtime): an upgrade of any changes the key, and the next vet rebuilds."""
+    parts = []
+    for tool in (_clang(), shutil.which("gcc") or shutil.which("cc"), str(_HEADER)):
+        try:
+            st = os.stat(os.path.realpath(tool)) if tool else None
+        except OSError:
+            st = None
+        parts.append(f"{tool}:{st.st_size}:{st.st_mtime_ns}" if st else f"{tool}:-")
+    return "\n".join(parts)
+
+
 def source_hash() -> str:
-    """What a build is keyed by: the sources, the generated header and the build's
-    flags (the compiler's own version is not: a rebuild after an upgrade is by hand)."""
+    """What a build is keyed by: the sources, the generated header, the build's flags
+    and the toolchain's files (:func:`_toolchain`)."""
     h = hashlib.sha256(cfg_header().encode())
     h.update(repr(_commands("clang", "cc")).encode())
+    h.update(_toolchain().encode())
     for name in SOURCES:
         h.update(name.encode() + b"\0" + (_source_dir() / name).read_bytes())
     return h.hexdigest()[:16]
@@ -155,6 +170,7 @@ def build(cache: Path | None = None) -> Path:
     dest = built_dir(cache)
     if (dest / LOADER).exists() and (dest / OBJECT).exists():
         _check_trusted(dest)
+        os.utime(dest)  # in use: not pruned (:func:`_prune`)
         return dest
     missing = missing_tools()
     if missing:
@@ -184,7 +200,31 @@ def build(cache: Path | None = None) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _check_trusted(dest)
+    _prune(dest)
     return dest
+
+
+STALE_SECONDS = 7 * 86400
+
+
+def _prune(keep: Path) -> None:
+    """Remove the other builds in the cache that no vet used for a week (older sources
+    or toolchains): another checkout's current build is used, so it stays."""
+    now = time.time()
+    for other in keep.parent.iterdir():
+        try:
+            st = other.lstat()
+        except OSError:
+            continue
+        if (
+            other != keep
+            and len(other.name) == 16
+            and other.is_dir()
+            and not other.is_symlink()
+            and st.st_uid == os.geteuid()
+            and now - st.st_mtime > STALE_SECONDS
+        ):
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _check_trusted(dest: Path) -> None:

@@ -6,6 +6,8 @@ import re
 import struct
 from pathlib import Path
 
+import pytest
+
 from sandbox.runner.bpfbuild import OFFSETS, WANT_SIZE, _source_dir, cfg_header, pack_config, want_table
 from sandbox.runner.btf import MEMBERS
 from sandbox.runner.ebpf_program import KIND_CODES, KINDS, syscall_numbers
@@ -65,3 +67,35 @@ def test_a_build_someone_else_could_have_changed_is_not_run(tmp_path: Path) -> N
     dest.parent.chmod(0o777)
     with pytest.raises(RecorderUnavailable):
         _check_trusted(dest)
+
+
+def test_a_toolchain_upgrade_changes_the_build_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from sandbox.runner import bpfbuild
+
+    header = tmp_path / "libbpf.h"
+    header.write_text("/* 1.1 */")
+    monkeypatch.setattr(bpfbuild, "_HEADER", header)
+    before = bpfbuild.source_hash()
+    assert bpfbuild.source_hash() == before  # stable while nothing changes
+    header.write_text("/* 1.2, upgraded */")
+    os.utime(header, ns=(1, 2_000_000_000))
+    assert bpfbuild.source_hash() != before
+
+
+def test_builds_unused_for_a_week_are_pruned_others_kept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from sandbox.runner.bpfbuild import STALE_SECONDS, _prune
+
+    keep, fresh, stale, other = (tmp_path / n for n in ("a" * 16, "b" * 16, "c" * 16, "not-a-build"))
+    for d in (keep, fresh, stale, other):
+        d.mkdir()
+        (d / "f").write_text("x")
+    old = time.time() - STALE_SECONDS - 60
+    for d in (keep, stale, other):
+        os.utime(d, (old, old))
+    _prune(keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([keep.name, fresh.name, other.name])
