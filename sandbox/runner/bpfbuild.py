@@ -241,12 +241,35 @@ def _check_trusted(dest: Path) -> None:
             )
 
 
+UNLOADABLE = "unloadable"
+
+
 def available() -> Path | None:
     """The built recorder's folder, building it when the tools are here; None when it
-    cannot be (``PKGSANDBOX_EBPF_LOADER=bpftrace`` also says none: bpftrace's recorder)."""
+    cannot be, or its build failed to attach here (:func:`mark_unloadable`), or
+    ``PKGSANDBOX_EBPF_LOADER=bpftrace`` asks for bpftrace's recorder."""
     if os.environ.get("PKGSANDBOX_EBPF_LOADER") == "bpftrace":
         return None
-    return _built()
+    built = _built()
+    if built is not None and _marked(built / UNLOADABLE):
+        return None
+    return built
+
+
+def _marked(mark: Path) -> bool:
+    try:
+        return mark.read_text().split("\n", 1)[0] == os.uname().release
+    except OSError:
+        return False
+
+
+def mark_unloadable(why: str) -> None:
+    """Record that this build failed to attach on this host (``doctor``'s proof): the
+    recorder is bpftrace's until the sources, toolchain or kernel change. The kernel's
+    release is in the key of the mark, so a new kernel tries the build again."""
+    built = _built()
+    if built is not None:
+        (built / UNLOADABLE).write_text(f"{os.uname().release}\n{why[:2000]}\n")
 
 
 @functools.cache

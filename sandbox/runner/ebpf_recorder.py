@@ -28,7 +28,7 @@ from pathlib import Path
 from sandbox.agent.protocol import SANDBOX_UID
 from sandbox.errors import RecorderUnavailable, SandboxError
 from sandbox.models import Frozen
-from sandbox.runner.bpfbuild import LOADER, OBJECT, available, pack_config
+from sandbox.runner.bpfbuild import LOADER, OBJECT, available, mark_unloadable, pack_config
 from sandbox.runner.btf import empty_btf, kernel_offsets
 from sandbox.runner.ebpf_program import PERF_PAGES, STRLEN, build_program, map_keys
 
@@ -131,24 +131,41 @@ def prove(timeout: float = 120.0) -> tuple[bool, str]:
     support = ebpf_support(mount=True)
     if not support.usable:
         return False, "eBPF recorder unsupported here (see doctor)"
+    ok, stats, why = _attach_once(timeout)
+    if not ok and support.compiled and support.bpftrace and "too many" not in why:
+        # the build does not load on this kernel (another verifier, another layout):
+        # marked so (bpfbuild.mark_unloadable), bpftrace is tried and, when it attaches,
+        # is the recorder here, rather than auto falling to strace
+        mark_unloadable(why)
+        ok, stats, why2 = _attach_once(timeout)
+        if ok:
+            why = f"the compiled recorder failed to attach ({why[:200]}): bpftrace's instead; "
+        else:
+            why = f"{why}; bpftrace: {why2}"
+    if not ok or stats is None:
+        return False, why
+    _PROOF.parent.mkdir(parents=True, exist_ok=True)
+    _PROOF.write_text(json.dumps(_fingerprint(support.bpftrace)))
+    return True, (
+        f"{why}attached in {stats.attach_seconds:.1f}s, peak RSS {rss_text(stats.peak_rss_kb)} "
+        f"(VmHWM of the {stats.loader} recorder's only process)"
+    )
+
+
+def _attach_once(timeout: float) -> tuple[bool, RecorderStats | None, str]:
+    """Attach the recorder to this process's own namespace (uid nobody) and detach."""
     out = Path(f"/tmp/pkgsandbox-ebpf-proof-{os.getpid()}")
     out.mkdir(exist_ok=True)
     recorder = EbpfRecorder(os.getpid(), out, uid=65534)
     try:
         recorder.start()
         recorder.wait_ready(timeout)
-        stats = recorder.stop()
+        return True, recorder.stop(), ""
     except SandboxError as exc:
         recorder.kill()
-        return False, str(exc)
+        return False, None, str(exc)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    _PROOF.parent.mkdir(parents=True, exist_ok=True)
-    _PROOF.write_text(json.dumps(_fingerprint(support.bpftrace)))
-    return True, (
-        f"attached in {stats.attach_seconds:.1f}s, peak RSS {rss_text(stats.peak_rss_kb)} "
-        "(VmHWM of bpftrace, the recorder's only process)"
-    )
 
 
 def bpftrace_env(out_dir: Path, tasks: int = 512) -> dict[str, str]:

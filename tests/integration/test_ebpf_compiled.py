@@ -198,3 +198,31 @@ def test_the_compiled_recorder_attaches_where_bpftrace_has_no_room(tmp_path: Pat
     assert any("recorder: eBPF (host-side compiled" in n for n in report.notes), report.notes
     assert all(p.trace_complete for p in report.phases)
     assert not _our_bpftrace()
+
+
+@pytest.mark.serial  # attaches bpftrace: a neighbour's bpftrace vet would compete for room
+def test_a_build_that_does_not_load_here_gives_way_to_bpftrace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doctor's proof: the compiled recorder fails to attach (here: an object that is
+    not one), so the build is marked and bpftrace's recorder proven instead; on main
+    ``auto`` then went to strace."""
+    import shutil
+
+    from sandbox.runner import bpfbuild, ebpf_recorder
+
+    real = build()
+    broken = tmp_path / "build"
+    broken.mkdir()
+    shutil.copy2(real / bpfbuild.LOADER, broken / bpfbuild.LOADER)
+    (broken / bpfbuild.OBJECT).write_bytes(b"\x7fELF not an object " + Randomised().marker().encode())
+    monkeypatch.delenv("PKGSANDBOX_EBPF_LOADER", raising=False)
+    monkeypatch.setattr(bpfbuild, "_built", lambda: broken)
+    monkeypatch.setattr(ebpf_recorder, "_PROOF", tmp_path / "proof.json")
+    assert bpfbuild.available() == broken
+    ok, why = ebpf_recorder.prove(60)
+    assert ok, why
+    assert "compiled recorder failed to attach" in why and "bpftrace recorder" in why, why
+    assert (broken / bpfbuild.UNLOADABLE).exists() and bpfbuild.available() is None
+    support = ebpf_recorder.ebpf_support()
+    assert support.proven and not support.compiled  # auto: eBPF, by bpftrace

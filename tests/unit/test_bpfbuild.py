@@ -99,3 +99,21 @@ def test_builds_unused_for_a_week_are_pruned_others_kept(tmp_path: Path) -> None
         os.utime(d, (old, old))
     _prune(keep)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([keep.name, fresh.name, other.name])
+
+
+def test_a_build_marked_unloadable_on_this_kernel_is_not_offered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from sandbox.runner import bpfbuild
+
+    monkeypatch.delenv("PKGSANDBOX_EBPF_LOADER", raising=False)
+    monkeypatch.setattr(bpfbuild, "_built", lambda: tmp_path)
+    assert bpfbuild.available() == tmp_path
+    bpfbuild.mark_unloadable("libbpf: prog 'on_exit': failed to load: -13")
+    assert bpfbuild.available() is None  # bpftrace's recorder on this kernel
+    # another kernel (the host was upgraded) tries the build again
+    (tmp_path / bpfbuild.UNLOADABLE).write_text("5.10.0-old\nwhy\n")
+    assert bpfbuild.available() == tmp_path
+    assert os.uname().release != "5.10.0-old"
