@@ -401,6 +401,7 @@ _INIT_CMDLINES = ("/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/system
 MIN_PROCESSES = 30  # a desktop session runs well over a hundred
 # words in a process's command line that only a sandbox or container shows
 _SHM_TOOL = re.compile(r"faketime|dt_ft|pkgsandbox|sandbox", re.IGNORECASE)
+_TOOL_IN_PATH = re.compile(r"sandbox|strace|bpftrace", re.IGNORECASE)
 _TOOL_WORDS = re.compile(r"pkgsandbox|sandbox|strace|bpftrace|docker|containerd|runc\b", re.IGNORECASE)
 MIN_UPTIME_S = 600  # "booted minutes ago" is a classic sandbox check
 MIN_MEMORY = 4 << 30
@@ -438,6 +439,8 @@ def tell_checks(p: dict[str, object]) -> Iterator[Check]:
     for key, label in (("mounts", "/proc/self/mounts"), ("mountinfo", "/proc/self/mountinfo")):
         text = _s(p.get(key))
         bad = sorted({w for w in _CONTAINER_WORDS if w in text})
+        # a bind mount's source path (the staging folder's) is in mountinfo
+        bad += sorted({f"{m.group(0).lower()!r} in a path" for m in _TOOL_IN_PATH.finditer(text)})
         if re.search(r"^\S+ / 9p .*trans=fd", text, re.M) or re.search(r" / / .* - 9p ", text):
             bad.append("a 9p root served over a file descriptor (gVisor's gofer)")
         # Another storage driver or data-root drops the words, not the engine's layout:
@@ -598,7 +601,8 @@ def run_tells(
     except PkgSandboxError as exc:
         yield Check("runtime", False, exc.diagnostics(), fatal=True)
         return
-    with tempfile.TemporaryDirectory(prefix="pkgsandbox-doctor-") as tmp:
+    # the stage bind mount's source shows in mountinfo: named as tempfile names one
+    with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp)
         stage.chmod(0o755)
         try:

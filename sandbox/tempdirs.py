@@ -1,6 +1,6 @@
 """Host-side scratch directories that a later run can clean up after a SIGKILL.
 
-Every ``pkgsandbox-*`` directory a run makes in the temp dir carries an owner marker
+Every ``pkgsandbox-*`` (or neutral ``tmp*``) directory a run makes in the temp dir carries an owner marker
 (``host:pid:start`` of the process); :func:`sweep_temp` (called by every vet and by
 ``pkgsandbox sweep``) removes those whose owner is dead. A directory without the marker
 is never touched: it may be someone else's.
@@ -72,20 +72,33 @@ def mark_owner(workdir: Path) -> None:
     tmp.replace(workdir / OWNER_FILE)
 
 
-def owned_tempdir(kind: str, root: Path | None = None) -> Path:
-    """A new ``pkgsandbox-KIND-*`` directory under *root* (the temp dir), marked as ours
-    before anything is put in it, so a SIGKILL at any later point leaves it sweepable."""
-    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-", dir=root))
+# A directory the sandbox shows the candidate (the staging bind mount's source is in
+# /proc/self/mountinfo) is named as Python's tempfile names one: nothing naming a
+# sandbox or this tool. It is swept like the others (the owner marker says it is ours).
+NEUTRAL_PREFIX = "tmp"
+
+
+def owned_tempdir(kind: str, root: Path | None = None, *, neutral: bool = False) -> Path:
+    """A new ``pkgsandbox-KIND-*`` directory (``tmp*`` when *neutral*) under *root* (the
+    temp dir), marked as ours before anything is put in it, so a SIGKILL at any later
+    point leaves it sweepable."""
+    path = Path(tempfile.mkdtemp(prefix=NEUTRAL_PREFIX if neutral else f"{PREFIX}{kind}-", dir=root))
     mark_owner(path)
     return path
 
 
+def owned_dirs(base: Path) -> list[Path]:
+    """The directories under *base* that this code may have made (by name; the owner
+    marker decides whether they are ours)."""
+    return [*base.glob(f"{PREFIX}*"), *base.glob(f"{NEUTRAL_PREFIX}*")]
+
+
 def sweep_temp(root: Path | None = None) -> list[str]:
-    """Remove ``pkgsandbox-*`` directories whose owner process is dead (a run killed
-    with SIGKILL cannot clean up after itself)."""
+    """Remove ``pkgsandbox-*`` (and neutral ``tmp*``) directories with our owner marker
+    whose owner process is dead (a run killed with SIGKILL cannot clean up after itself)."""
     base = root or Path(tempfile.gettempdir())
     removed = []
-    for d in base.glob(f"{PREFIX}*"):
+    for d in owned_dirs(base):
         marker = d / OWNER_FILE
         try:
             if not d.is_dir() or d.is_symlink() or d.stat().st_uid != os.getuid() or not marker.is_file():

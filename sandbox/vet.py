@@ -151,7 +151,7 @@ def _vet(spec: str, options: VetOptions, observer: Observer, sandbox: Sandbox) -
     profile = options.profile or load_profile("default")
     image = sandbox.image
     sweep_temp()  # staging dirs of runs that were killed with SIGKILL
-    workdir = owned_tempdir("run")
+    workdir = owned_tempdir("run", neutral=True)  # its stage/ is a bind mount the candidate sees
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pkgsandbox-fetch")
     session: Session | None = None
     rounds: RoundFetcher | None = None

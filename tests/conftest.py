@@ -68,10 +68,10 @@ def no_leaks(docker_client: Any) -> Iterator[None]:
         """Staging dirs owned by this process or by a dead one (a CLI subprocess of the test)."""
         import tempfile
 
-        from sandbox.tempdirs import OWNER_FILE
+        from sandbox.tempdirs import OWNER_FILE, owned_dirs
 
         found = set()
-        for p in Path(tempfile.gettempdir()).glob("pkgsandbox-*"):
+        for p in owned_dirs(Path(tempfile.gettempdir())):
             try:
                 owner = (p / OWNER_FILE).read_text().strip()
             except OSError:

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.models import Phase, PhaseStatus, Verdict
 from sandbox.runner.engine import LABEL, LABEL_OWNER, sweep
-from sandbox.tempdirs import OWNER_FILE, PREFIX, sweep_temp
+from sandbox.tempdirs import NEUTRAL_PREFIX, OWNER_FILE, owned_dirs, sweep_temp
 from tests.conftest import run_cli
 from tests.fixtures.builders import Randomised, build_wheel
 
@@ -89,7 +89,7 @@ def _labelled(client: Any, pid: int) -> list[Any]:
 def _owned_dirs(pid: int) -> list[Path]:
     """The scratch dirs in the temp dir whose owner marker names *pid*."""
     found = []
-    for d in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+    for d in owned_dirs(Path(tempfile.gettempdir())):
         with contextlib.suppress(OSError):
             if (d / OWNER_FILE).read_text().split(":")[1:2] == [str(pid)]:
                 found.append(d)
@@ -181,7 +181,8 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path: Path, docker_clie
     left = _labelled(docker_client, proc.pid)
     assert left, "SIGKILL should have left the container (finally blocks do not run)"
     dirs = _owned_dirs(proc.pid)
-    assert dirs, "SIGKILL should have left its staging dir"
+    # the run's folder is named like any temp folder (its stage/ is in the candidate's mountinfo)
+    assert any(d.name.startswith(NEUTRAL_PREFIX) for d in dirs), "SIGKILL should have left its staging dir"
     sweep(docker_client)
     sweep_temp()
     # judged by what is left: a concurrent run's sweep may have removed some of it first

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 from sandbox.doctor import tell_checks
 
 # What a candidate read on a developer's laptop (the shape `agent tells` reports).
@@ -167,3 +170,25 @@ def test_a_workstation_with_ids_elsewhere_shows_no_mount_tell() -> None:
         "tmpfs /run/user/1000 tmpfs rw,nosuid,nodev,relatime,size=1620468k,mode=700,uid=1000 0 0\n",
     }
     assert [c.name for c in tell_checks(facts) if not c.ok] == []
+
+
+def test_a_bind_mount_from_a_folder_naming_the_tool_is_a_tell() -> None:
+    """The staging folder's host path is the source of a bind mount, in mountinfo: on
+    main a vet's was /tmp/pkgsandbox-run-*/stage, and doctor did not look for it."""
+    line = "125 108 254:0 {src} /stage ro,relatime - ext4 /dev/vda rw,discard\n"
+    named = {**WORKSTATION, "mountinfo": line.format(src="/tmp/pkgsandbox-run-k2j3h4ks/stage")}
+    bad = {c.name: c.detail for c in tell_checks(named) if not c.ok}
+    assert set(bad) == {"/proc/self/mountinfo"} and "'sandbox' in a path" in bad["/proc/self/mountinfo"], bad
+    neutral = {**WORKSTATION, "mountinfo": line.format(src="/tmp/tmpk2j3h4ks/stage")}
+    assert [c.name for c in tell_checks(neutral) if not c.ok] == []
+
+
+def test_a_runs_staging_folder_is_named_like_any_temp_folder_and_swept(tmp_path: Path) -> None:
+    from sandbox.tempdirs import owned_tempdir, sweep_temp
+
+    d = owned_tempdir("run", tmp_path, neutral=True)
+    assert d.name.startswith("tmp") and "sandbox" not in str(d.relative_to(tmp_path))
+    other = tmp_path / "tmpnotours"
+    other.mkdir()  # someone else's: no owner marker, never swept
+    (d / ".owner").write_text(f"{socket.gethostname()}:999999999:t1")  # its owner died
+    assert sweep_temp(tmp_path) == [f"temp dir {d}"] and other.is_dir() and not d.exists()
