@@ -15,7 +15,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,15 @@ class Running:
         return socket.create_connection(("127.0.0.1", self.ports.tcp), timeout=5)
 
 
+def _until(done: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for the daemon thread to have handled what was sent (a fixed sleep lost the
+    race on a loaded machine: a datagram tagged with the next phase)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "the sinkhole daemon did not handle it in time"
+        time.sleep(0.01)
+
+
 def _v6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as s:
@@ -353,7 +362,7 @@ def test_record_and_byte_budgets(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         for _ in range(3):
             u.sendto(b"d", ("127.0.0.1", r.ports.udp))
-    time.sleep(0.5)
+    _until(lambda: r.daemon.stats["udp_datagrams"] == 3)  # a loaded machine: not a fixed sleep
     recs = r.stop()
     flows = [x for x in recs if x["kind"] in ("tcp", "udp")]
     assert len(flows) == 5
@@ -365,10 +374,10 @@ def test_record_and_byte_budgets(tmp_path: Path) -> None:
 def test_phase_tag_follows_the_phase_file(running: Running) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.sendto(b"1", ("127.0.0.1", running.ports.udp))
-        time.sleep(0.2)
+        _until(lambda: running.daemon.stats["udp_datagrams"] == 1)
         running.phase_file.write_text("startup")
         u.sendto(b"2", ("127.0.0.1", running.ports.udp))
-        time.sleep(0.2)
+        _until(lambda: running.daemon.stats["udp_datagrams"] == 2)
     recs = running.stop()
     assert [(base64.b64decode(r["data_b64"]), r["phase"]) for r in recs if r["kind"] == "udp"] == [
         (b"1", "import"),
