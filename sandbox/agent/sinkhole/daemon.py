@@ -553,6 +553,8 @@ class Daemon:
                 data, src = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
+            # the phase it arrived in, before the owner lookup (which can take a while)
+            phase = current_phase(self.phase_file)
             self.stats["udp_datagrams"] += 1
             pid, argv = self.owners.lookup("udp", int(src[1]))
             keep = data[: self.limits.udp_capture_bytes]
@@ -562,7 +564,7 @@ class Daemon:
                 {
                     "kind": "udp",
                     "t": time.time(),
-                    "phase": current_phase(self.phase_file),
+                    "phase": phase,
                     "src": _hostport(src),
                     "bytes": len(data),
                     "captured": len(keep),
