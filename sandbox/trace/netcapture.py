@@ -346,15 +346,38 @@ def _labels(host: str | None, dest: str | None) -> tuple[str, ...]:
     return ("cloud-metadata",) if cands & METADATA else ()
 
 
+_KEPT_REQUESTS, _KEPT_HEADERS, _KEPT_TARGET = 16, 64, 2048
+
+
+def _cut_http(reqs: object) -> bool:
+    """Whether the report keeps less of the connection's requests than was sent: more
+    requests, headers or target than :func:`_http` keeps, or the sinkhole's own cuts
+    (a record from before it flagged them). What is cut is never judged plain."""
+    if not isinstance(reqs, list):
+        return False
+    return len(reqs) > _KEPT_REQUESTS or any(
+        isinstance(r, dict)
+        and (
+            r.get("headers_dropped")
+            or len(r.get("headers") or []) > _KEPT_HEADERS
+            or len(str(r.get("target", ""))) > _KEPT_TARGET
+            or int(r.get("target_bytes", 0) or 0) > len(str(r.get("target", "")))
+        )
+        for r in reqs
+    )
+
+
 def _http(req: dict[str, Any]) -> HttpExchange:
     headers = tuple(
-        (str(k)[:200], str(v)[:1024]) for k, v in (req.get("headers") or [])[:64] if isinstance(k, str)
+        (str(k)[:200], str(v)[:1024])
+        for k, v in (req.get("headers") or [])[:_KEPT_HEADERS]
+        if isinstance(k, str)
     )
     host = next((v for k, v in headers if k.lower() == "host"), None)
     body = _b64(req.get("body_b64"))
     return HttpExchange(
         method=str(req.get("method", ""))[:32],
-        target=str(req.get("target", ""))[:2048],
+        target=str(req.get("target", ""))[:_KEPT_TARGET],
         version=str(req.get("version", ""))[:16],
         host=host,
         headers=headers,
@@ -384,7 +407,7 @@ def _tcp(
         pid = ev.pid if ev is not None else None
     payload = _payload(trace_dir, rec.get("payload"), r"net-tcp-\d+\.bin")
     plain = _payload(trace_dir, rec.get("plain_payload"), r"net-tcp-\d+\.plain\.bin")
-    http = tuple(_http(r) for r in (rec.get("http") or [])[:16] if isinstance(r, dict))
+    http = tuple(_http(r) for r in (rec.get("http") or [])[:_KEPT_REQUESTS] if isinstance(r, dict))
     tls_rec = rec.get("tls")
     tls = None
     if isinstance(tls_rec, dict):
@@ -416,7 +439,7 @@ def _tcp(
         protocol=proto,
         bytes=int(rec.get("bytes", 0) or 0),
         captured=int(rec.get("captured", 0) or 0),
-        truncated=bool(rec.get("truncated")),
+        truncated=bool(rec.get("truncated")) or _cut_http(rec.get("http")),
         close_reason=str(rec.get("close_reason", "")),
         http=http,
         tls=tls,
@@ -440,7 +463,7 @@ def _tcp(
     # the raw bytes of a terminated session are ciphertext: its decrypted bytes stand in
     stacks = [_Haystack(plain if plain else payload, channel, phase, t, dest, host, pid, process, first)]
     body_channel: Channel = "https" if proto == "https" else "http"
-    requests = [r for r in (rec.get("http") or [])[:16] if isinstance(r, dict)]
+    requests = [r for r in (rec.get("http") or [])[:_KEPT_REQUESTS] if isinstance(r, dict)]
     for r, ex in zip(requests, http, strict=True):
         body = _b64(r.get("body_b64"))
         if body:

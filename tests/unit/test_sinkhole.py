@@ -383,3 +383,36 @@ def test_phase_tag_follows_the_phase_file(running: Running) -> None:
         (b"1", "import"),
         (b"2", "startup"),
     ]
+
+
+def test_what_a_connection_record_leaves_out_makes_it_truncated(running: Running) -> None:
+    """Hostile read (s27): a 17th request on a keep-alive connection was parsed and
+    answered but not recorded, a 65th header dropped, with nothing saying so: the judge
+    called such connections plain GETs (accounted, LOW) whatever the cut part carried."""
+    plain = b"GET /assets/models.json HTTP/1.1\r\nHost: cdn.example\r\n\r\n"
+    secret = b"POST /c HTTP/1.1\r\nHost: cdn.example\r\nContent-Length: 9\r\n\r\nk3y-data!"
+    with running.tcp() as s:
+        s.sendall(plain * 16 + secret)
+        _drain(s, 17)
+    many = b"GET / HTTP/1.1\r\nHost: cdn.example\r\n" + b"Accept-Language: en\r\n" * 64 + b"X-S: k3y\r\n\r\n"
+    with running.tcp() as s:
+        s.sendall(many)
+        _drain(s, 1)
+    with running.tcp() as s:
+        s.sendall(plain)
+        _drain(s, 1)
+    tcp = [r for r in running.stop() if r["kind"] == "tcp"]
+    assert len(tcp) == 3
+    over, flood, fine = sorted(tcp, key=lambda r: -len(r["http"]) * 1000 - r["bytes"])
+    assert len(over["http"]) == 16 and over["requests_dropped"] == 1 and over["truncated"]
+    assert flood["http"][0]["headers_dropped"] == 2 and flood["truncated"]  # Host, 64 more, X-S
+    assert not fine.get("truncated") and "requests_dropped" not in fine
+
+
+def _drain(s: socket.socket, answers: int) -> None:
+    """Read until *answers* responses came back (the daemon handled every request)."""
+    got = b""
+    while got.count(b"HTTP/1.1 200") < answers:
+        chunk = s.recv(65536)
+        assert chunk, "the sinkhole closed the connection early"
+        got += chunk

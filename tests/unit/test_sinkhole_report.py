@@ -398,3 +398,38 @@ def test_a_datagram_matches_the_send_of_its_own_address_family(tmp_path: Path) -
     assert network_capture(tmp_path, events, [], WINDOWS, None, HOME).datagrams[0].destination == (
         "[2001:db8::f88f]:31587"
     )
+
+
+def test_requests_the_report_cannot_keep_whole_make_the_connection_truncated(tmp_path: Path) -> None:
+    """Hostile read (s27): a target past 2048 characters (data after 2048 slashes), more
+    than 16 requests or 64 headers were cut by the report and the rest judged a plain
+    GET. A connection the report keeps less of than was sent is truncated (never plain)."""
+    get = {"method": "GET", "version": "HTTP/1.1", "headers": [["Host", "cdn.example"]], "complete": True}
+
+    def tcp(**http: Any) -> dict[str, Any]:
+        reqs = http.pop("reqs", [{**get, "target": "/a.json", **http}])
+        return {
+            "kind": "tcp",
+            "t": T0 + 3,
+            "phase": "import",
+            "dst": "198.51.100.7:80",
+            "bytes": 100,
+            "captured": 100,
+            "proto": "http",
+            "http": reqs,
+            "pid": 42,
+            "argv": [],
+        }
+
+    long_target = "/assets/models.json" + "/" * 2048 + "/aGVsbG8gd29ybGQ"
+    recs = [
+        tcp(target=long_target),
+        tcp(reqs=[{**get, "target": "/a.json"}] * 17),
+        tcp(headers=[["Host", "cdn.example"]] * 65),
+        tcp(target="/x" * 100, target_bytes=5000),  # the sinkhole kept 4096 of the target
+        tcp(headers_dropped=3),
+        tcp(),
+    ]
+    write_capture(tmp_path, recs)
+    net = network_capture(tmp_path, [], [], WINDOWS, None, HOME)
+    assert [c.truncated for c in net.connections] == [True] * 5 + [False]

@@ -449,9 +449,16 @@ class Daemon:
         if streams:
             for h in streams:
                 h.finish()
-            requests = [r for h in streams for r in h.requests][: self.limits.max_requests]
+            kept = [r for h in streams for r in h.requests]
+            requests = kept[: self.limits.max_requests]
             rec["http"] = requests
-            if any(r.get("body_truncated") or not r.get("complete") for r in requests):
+            # what the record leaves out could carry anything: the judge never calls it plain
+            dropped = sum(h.dropped for h in streams) + len(kept) - len(requests)
+            if dropped:
+                rec["requests_dropped"] = dropped
+            if dropped or any(
+                r.get("body_truncated") or not r.get("complete") or r.get("headers_dropped") for r in requests
+            ):
                 rec["truncated"] = True
         if flow.tls is not None:
             rec["tls"] = flow.tls

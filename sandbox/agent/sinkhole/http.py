@@ -58,6 +58,7 @@ class HttpStream:
         self.limits = limits
         self.stage = stage  # every answer's body (see stage_body)
         self.requests: list[dict[str, Any]] = []
+        self.dropped = 0  # requests past max_requests: parsed and answered, not kept
         self.buf = bytearray()
         self.state = "head"  # head | body | chunk_size | chunk_data | chunk_crlf | trailer | tunnel | stop
         self.remaining = 0
@@ -198,6 +199,7 @@ class HttpStream:
         req: dict[str, Any] = {
             "method": m.group(1).decode(),
             "target": m.group(2).decode("latin-1")[:4096],
+            "target_bytes": len(m.group(2)),
             "version": m.group(3).decode(),
             "headers": headers,
             "headers_dropped": extra,
@@ -210,6 +212,8 @@ class HttpStream:
         self.body = bytearray()
         if len(self.requests) < self.limits.max_requests:
             self.requests.append(req)
+        else:
+            self.dropped += 1
         return req
 
     def _keep(self, chunk: bytes | bytearray) -> None:
