@@ -92,10 +92,13 @@ DENIED_ENOSYS: tuple[str, ...] = ("clone3", "io_uring_setup", "io_uring_enter", 
 # for that family alone, which would show under ``--seccomp-bpf``, cannot sit next to the
 # ALLOW of the other families: runc's libseccomp refuses two actions for one syscall.)
 AF_VSOCK = 40
+AF_MAX = 46  # the kernel's (6.x): families at or past it get EAFNOSUPPORT, here EPERM
 # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET: only root may create namespaces.
 # CLONE_UNTRACED (0x00800000): a child no tracer attaches to (strace -f loses it).
 CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
-CLONE_REFUSED = CLONE_NS_FLAGS | 0x00800000
+# CLONE_PARENT (0x00008000): a child whose parent is the caller's parent, not the
+# caller: the eBPF decoder would copy its cwd and fds from the wrong process (s27).
+CLONE_REFUSED = CLONE_NS_FLAGS | 0x00800000 | 0x00008000
 EPERM, ENOSYS = 1, 38
 
 # The native ABI only (Docker adds the 32-bit ones). A 64-bit process can still make
@@ -130,11 +133,22 @@ def profile(machine: str | None = None, *, traced: bool = True) -> dict[str, Any
                 "action": "SCMP_ACT_ALLOW",
                 "args": [{"index": 0, "value": CLONE_REFUSED, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
             },
+            # Every family but AF_VSOCK, as exact 64-bit values: seccomp compares the
+            # whole register and the kernel reads an int, so "!= AF_VSOCK" let
+            # AF_VSOCK | 1 << 32 through (libseccomp #383). One rule per value (OR).
             {
                 "names": ["socket"],
                 "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": AF_VSOCK, "valueTwo": 0, "op": "SCMP_CMP_NE"}],
+                "args": [{"index": 0, "value": AF_VSOCK, "valueTwo": 0, "op": "SCMP_CMP_LT"}],
             },
+            *(
+                {
+                    "names": ["socket"],
+                    "action": "SCMP_ACT_ALLOW",
+                    "args": [{"index": 0, "value": family, "valueTwo": 0, "op": "SCMP_CMP_EQ"}],
+                }
+                for family in range(AF_VSOCK + 1, AF_MAX)
+            ),
             {
                 "names": list(TRACED_DENIED),
                 "action": "SCMP_ACT_TRACE" if traced else "SCMP_ACT_ERRNO",

@@ -62,7 +62,11 @@ try:
     sys.stderr.write("vsock64 made\n")
 except OSError as exc:
     sys.stderr.write(f"vsock64 refused {exc.errno}\n")
-libc = ctypes.CDLL(None)
+libc = ctypes.CDLL(None, use_errno=True)
+# the family with the register's upper half set: the kernel reads an int (AF_VSOCK)
+libc.syscall.restype = ctypes.c_long
+hi = libc.syscall(ctypes.c_long(41), ctypes.c_long((1 << 32) | 40), ctypes.c_long(1), ctypes.c_long(0))
+sys.stderr.write(f"vsockhi made {hi}\n" if hi >= 0 else f"vsockhi refused {ctypes.get_errno()}\n")
 libc.mmap.restype = ctypes.c_void_p
 I, L = ctypes.c_int, ctypes.c_long
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, I, I, I, L]
@@ -87,6 +91,8 @@ def test_vsock_is_refused_on_every_abi_and_a_32bit_call_is_an_escape_attempt(tmp
     assert report is not None
     out = next(p.output_tail for p in report.phases if p.phase is Phase.IMPORT)
     assert "vsock64 refused 1" in out and "vsock32 fd" not in out, out[-800:]
+    # s27 hostile read: seccomp compared the 64-bit register (libseccomp #383)
+    assert "vsockhi refused 1" in out, out[-800:]
     assert report.verdict is Verdict.MALICIOUS and code == 1, (report.verdict_reason, out[-800:])
     f = next(f for f in report.findings if f.rule_id == "PS008" and f.phase is Phase.IMPORT)
     assert "SIGSYS" in f.message and any(e.syscall == "killed" for e in f.evidence), f

@@ -15,6 +15,7 @@ took any non-IP family for loopback: no PS002, PS001 only MEDIUM.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sandbox.judge.classify import classify
 from sandbox.judge.profiles import load_profile
@@ -85,12 +86,15 @@ def test_a_refused_vsock_socket_is_still_an_outbound_attempt() -> None:
 
 
 def test_the_seccomp_profile_refuses_vsock_sockets_and_allows_every_other_family() -> None:
+    """seccomp compares the whole 64-bit register, the kernel reads an int: on main the
+    rule was ``!= AF_VSOCK`` and AF_VSOCK | 1 << 32 passed it (s27 hostile read)."""
+    ops = {"SCMP_CMP_LT": lambda a, v: a < v, "SCMP_CMP_EQ": lambda a, v: a == v}
     for traced in (True, False):
         rules = [r for r in profile("x86_64", traced=traced)["syscalls"] if "socket" in r["names"]]
-        assert rules == [
-            {
-                "names": ["socket"],
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": AF_VSOCK, "valueTwo": 0, "op": "SCMP_CMP_NE"}],
-            }
-        ]
+        assert all(r["names"] == ["socket"] and r["action"] == "SCMP_ACT_ALLOW" for r in rules)
+
+        def allowed(family: int, rules: list[dict[str, Any]] = rules) -> bool:
+            return any(all(ops[c["op"]](family, c["value"]) for c in r["args"]) for r in rules)
+
+        assert [f for f in range(48) if not allowed(f)] == [AF_VSOCK, 46, 47]
+        assert not allowed((1 << 32) | AF_VSOCK) and not allowed((1 << 32) | 2)
