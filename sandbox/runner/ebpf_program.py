@@ -334,7 +334,7 @@ def build_program(
         "$sk = (uint64)0; "
         # (an fd the index below would wrap, 65536 or more, is left to the memory: this
         # machine kind's engine allows 20000 fds, others may allow more)
-        f"if ($id == {nrs['connect']} && {a[0]} < 65536 && ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
+        f"if ($id == {nrs['connect']} && ({a[0]} & 0xffffffff) < 65536 && ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
         f"{fd_file(a[0])}if ($f != 0 && ({mode} & 0xf000) == 0xc000) {{ {sock}}} }} "
     )
     # Sends: the payload prefix and the destination: the call's own address ("S …
@@ -400,7 +400,8 @@ def build_program(
         "M": f'printf("\\x1eM {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
         # O too: seccomp refuses socket(AF_VSOCK) before sys_enter (the stashed number)
         "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu %d\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]}, $a5);',
-        "U": f"if ($id == {nrs['fcntl']} && {a[1]} != 0 && {a[1]} != 1030) {{ return; }} "
+        # the kernel reads fcntl's cmd (an int) from the low 32 bits: so does the filter
+        "U": f"if ($id == {nrs['fcntl']} && ({a[1]} & 0xffffffff) != 0 && ({a[1]} & 0xffffffff) != 1030) {{ return; }} "
         f'printf("\\x1eU {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
         f"(int32){a[2]});",
         "C": f"{connected}"

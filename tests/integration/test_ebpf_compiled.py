@@ -18,6 +18,7 @@ import pytest
 
 from sandbox.agent.protocol import SANDBOX_UID, privilege_drop
 from sandbox.runner.bpfbuild import build
+from sandbox.runner.ebpf_program import syscall_numbers
 from sandbox.runner.ebpf_recorder import EbpfRecorder
 from sandbox.runner.engine import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_RUN, connect
 from sandbox.runner.image import ensure_image
@@ -68,6 +69,9 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 hi = libc.syscall(ctypes.c_long((1 << 32) + 257), ctypes.c_long(-100), os.fsencode(p + ".hi"), 0o101, 0o600)
 assert hi >= 0, ctypes.get_errno()
+# int arguments with the register's upper half set: the kernel reads the low 32 bits
+# (an F_DUPFD the filter took for another cmd went unrecorded)
+assert libc.syscall(ctypes.c_long(72), ctypes.c_long(hi), ctypes.c_long(1 << 32), ctypes.c_long(70)) == 70
 os.pwrite(os.open(d + "/pw", os.O_WRONLY | os.O_CREAT), b"#!/usr/bin/env python3\n", 0)
 ctypes.CDLL(None, use_errno=True).ptrace(2, 1, 0, 0)  # PTRACE_PEEKDATA of pid 1: refused
 child = subprocess.Popen(["/bin/true"])
@@ -171,6 +175,9 @@ def test_the_compiled_recorder_prints_what_bpftrace_prints(tmp_path: Path) -> No
     assert sum(old.values()) > 200
     hi = [k for k in new if k[0] == "A" and isinstance(k[2], tuple) and k[2] and k[2][0].endswith("f.txt.hi")]
     assert hi, "the openat with the number's upper bits set was not recorded"
+    fcntl_nr = syscall_numbers()["fcntl"]
+    duped = [k for k in new if k[0] == "U" and k[1][0] == fcntl_nr and k[1][6] == 70]
+    assert duped, "fcntl(F_DUPFD | 1 << 32) was not recorded"
     # the compiled recorder leaves out what the decoder drops of bpftrace's: fstat(fd)
     assert old.pop(("fstat",), 0) > 0 and new.pop(("fstat",), 0) == 0
     assert old == new, (old - new, new - old)

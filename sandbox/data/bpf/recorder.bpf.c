@@ -420,10 +420,12 @@ static __always_inline void numbers_only(__u64 task, __s64 id, __u8 k, __s64 ret
 	case K_Z: kind = 'Z'; break;
 	default: return;
 	}
-	if (k == K_U && id == __NR_fcntl && a[1] != 0 && a[1] != 1030)
+	/* int arguments: the kernel uses their low 32 bits, whatever the register's upper
+	 * half holds (fcntl(fd, F_DUPFD | 1 << 32, n) duplicates; connect(fd | 1 << 32) connects) */
+	if (k == K_U && id == __NR_fcntl && (__u32)a[1] != 0 && (__u32)a[1] != 1030)
 		return;
 	__u64 sk = 0;
-	if (k == K_C && id == __NR_connect && a[0] < 65536 && (ret == 0 || ret == -115 /* EINPROGRESS */)) {
+	if (k == K_C && id == __NR_connect && (__u32)a[0] < 65536 && (ret == 0 || ret == -115 /* EINPROGRESS */)) {
 		__u64 f = fd_file(task, a[0]);
 		if (f && is_socket(f))
 			sk = file_sk(f);
