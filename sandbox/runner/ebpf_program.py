@@ -334,7 +334,8 @@ def build_program(
         "$sk = (uint64)0; "
         # (an fd the index below would wrap, 65536 or more, is left to the memory: this
         # machine kind's engine allows 20000 fds, others may allow more)
-        f"if ($id == {nrs['connect']} && ({a[0]} & 0xffffffff) < 65536 && ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
+        f"if ($id == {nrs['connect']} && ({a[0]} & 0xffffffff) < 65536 "
+        f"&& ($r == 0 || $r == -{errno.EINPROGRESS})) {{ "
         f"{fd_file(a[0])}if ($f != 0 && ({mode} & 0xf000) == 0xc000) {{ {sock}}} }} "
     )
     # Sends: the payload prefix and the destination: the call's own address ("S …
@@ -401,7 +402,8 @@ def build_program(
         # O too: seccomp refuses socket(AF_VSOCK) before sys_enter (the stashed number)
         "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu %d\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]}, $a5);',
         # the kernel reads fcntl's cmd (an int) from the low 32 bits: so does the filter
-        "U": f"if ($id == {nrs['fcntl']} && ({a[1]} & 0xffffffff) != 0 && ({a[1]} & 0xffffffff) != 1030) {{ return; }} "
+        "U": f"if ($id == {nrs['fcntl']} && ({a[1]} & 0xffffffff) != 0 "
+        f"&& ({a[1]} & 0xffffffff) != 1030) {{ return; }} "
         f'printf("\\x1eU {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
         f"(int32){a[2]});",
         "C": f"{connected}"

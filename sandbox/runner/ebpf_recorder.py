@@ -162,9 +162,9 @@ def _attach_once(timeout: float) -> tuple[bool, RecorderStats | None, str]:
         recorder.wait_ready(timeout)
         return True, recorder.stop(), ""
     except SandboxError as exc:
-        recorder.kill()
         return False, None, str(exc)
     finally:
+        recorder.kill()  # reaped: stop() does not wait for a synced recorder's exit
         shutil.rmtree(out, ignore_errors=True)
 
 

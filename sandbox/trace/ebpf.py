@@ -220,8 +220,6 @@ def parse_ebpf(
         if rec is None:
             unparsed.append(chunk[:300])
             continue
-        if rec[0] == "A" and rec[1][7] == 0 and rec[1][0] in _FSTAT_IDS and not rec[2][0]:
-            continue  # bpftrace's fstat(fd): the compiled recorder does not record it (fd_stat)
         records.append(rec)
     ordered = sorted(windows, key=lambda w: w.start_ns)
     starts = [w.start_ns for w in ordered]
@@ -260,10 +258,6 @@ _PROBE_PATH = re.compile(
     r"|/proc/(?:self|thread-self|\d+)/cgroup|/proc/(?:self|thread-self)(?:/task/\d+)?/status)$"
 )
 _PTRACE_NR = syscall_numbers()["ptrace"]
-# fstat(fd): newfstatat or statx of "" (AT_EMPTY_PATH, as a success says), the fd's own
-# file, which its open named. Two thirds of a Python process's records, not events
-# (recorder.bpf.c's fd_stat; strace's traces keep them).
-_FSTAT_IDS = frozenset(syscall_numbers()[n] for n in ("newfstatat", "statx"))
 
 
 def probe_hint(text: str, since_ns: int) -> str:

@@ -492,7 +492,7 @@ def test_the_connect_peer_is_read_only_for_an_fd_the_lookup_does_not_wrap() -> N
     # and its peer would name a connect made elsewhere
     prog = build_program(4026532182, 1000, 1, OFFSETS)
     (merged,) = [p for p in prog.splitlines() if '"\\x1eC ' in p]
-    assert "$a0 < 65536 && ($r == 0 || $r == -115)" in merged
+    assert "($a0 & 0xffffffff) < 65536 && ($r == 0 || $r == -115)" in merged
 
 
 def test_rename_exchange_is_recorded_both_ways() -> None:
@@ -558,17 +558,17 @@ def test_a_socket_refused_before_sys_enter_is_named_a_vsock_attempt() -> None:
     assert before.startswith("AF_INET"), before
 
 
-def test_fstat_of_an_fd_is_not_an_event() -> None:
-    # captured: Python's fstat after each open is newfstatat(fd, "", AT_EMPTY_PATH);
-    # bpftrace prints it, the compiled recorder does not (recorder.bpf.c fd_stat), and
-    # the decoder drops bpftrace's: the fd's file was named by the open that made it
+def test_bpftrace_s_fstat_records_are_stats_of_the_fd_s_file() -> None:
+    # captured: Python's fstat after each open is newfstatat(fd, "", AT_EMPTY_PATH).
+    # The compiled recorder leaves them out (recorder.bpf.c fd_stat, decided at entry);
+    # bpftrace prints them and they decode as a stat of the file the fd names. (A filter
+    # here on an empty string at exit would drop a stat whose path the kernel overwrote
+    # with the stat itself: s27's hostile read.)
     text = _text()
     raw = [c for c in text.split("\x1e") if c.startswith("A 262 ")]
     fstats = [c for c in raw if c.endswith("\x1f\n") and c.split(" ")[8] == "0"]
     assert 0 < len(fstats) < len(raw)
     stats = [e for e in parse_ebpf(text, [_window()]).steps["import.0"].events if e.syscall == "newfstatat"]
-    assert len(stats) == len(raw) - len(fstats)
-    # a failed one stays (the string was empty, the fd not a file: EBADF)
-    failed = fstats[0].replace(" 27821 0 3 ", " 27821 -9 3 ", 1)
-    kept = parse_ebpf(text.replace(fstats[0], failed, 1), [_window()]).steps["import.0"].events
-    assert len([e for e in kept if e.syscall == "newfstatat"]) == len(stats) + 1
+    assert len(stats) == len(raw)
+    opened = {e.path for e in parse_ebpf(text, [_window()]).steps["import.0"].events if e.syscall == "openat"}
+    assert sum(e.path in opened for e in stats) >= len(fstats) // 2  # the fd's file (others: fds from before)

@@ -240,6 +240,19 @@ static __always_inline void exec_records(__s64 id, __u64 task, struct stash *s)
 	}
 }
 
+/* fstat(fd) is newfstatat(fd, "", AT_EMPTY_PATH) in glibc (statx alike): the fd's own
+ * file, which the open that made the fd named already. Two thirds of the records of a
+ * Python process (one per module it imports), so a successful one is not recorded (a
+ * NULL path, allowed since 6.11, reads as empty). Decided at entry, before the kernel
+ * writes the stat: a path placed where the stat lands reads as empty at exit (s27).
+ * bpftrace's program has no stack room for the test: it records them all. */
+static __always_inline int fd_stat(__s64 id, const __u64 *a)
+{
+	__u64 flags = id == __NR_statx ? a[2] : id == __NR_newfstatat ? a[3] : 0;
+	return (flags & 0x1000 /* AT_EMPTY_PATH */) && u8r(a[1]) == 0;
+}
+#define FD_STAT 0x5f /* in a stash's a[4], which the A record does not print */
+
 SEC("raw_tracepoint/sys_enter")
 int on_enter(struct raw_args *ctx)
 {
@@ -274,6 +287,8 @@ int on_enter(struct raw_args *ctx)
 	if (id == __NR_write || id == __NR_writev)
 		s.a[4] = 0;
 	s.a[5] = id;
+	if (id == __NR_newfstatat || id == __NR_statx)
+		s.a[4] = fd_stat(id, s.a) ? FD_STAT : 0;
 	if (id == __NR_clone3)
 		s.a[0] = u64r(s.a[0]);
 	if (id == __NR_openat2)
@@ -490,16 +505,6 @@ static __always_inline void numbers_only(__u64 task, __s64 id, __u8 k, __s64 ret
 	bpf_ringbuf_submit(r, 0);
 }
 
-/* fstat(fd) is newfstatat(fd, "", AT_EMPTY_PATH) in glibc (statx alike): the fd's own
- * file, which the open that made the fd named already. Two thirds of the records of a
- * Python process (one per module it imports), so a successful one is not recorded (a
- * NULL path, allowed since 6.11, reads as empty). bpftrace's program has no stack room
- * for this test: the decoder drops its records of these (sandbox.trace.ebpf). */
-static __always_inline int fd_stat(__s64 id, const __u64 *a)
-{
-	__u64 flags = id == __NR_statx ? a[2] : id == __NR_newfstatat ? a[3] : 0;
-	return (flags & 0x1000 /* AT_EMPTY_PATH */) && u8r(a[1]) == 0;
-}
 
 SEC("raw_tracepoint/sys_exit")
 int on_exit(struct raw_args *ctx)
@@ -522,7 +527,7 @@ int on_exit(struct raw_args *ctx)
 	__builtin_memcpy(a, sp ? sp->a : zero.a, sizeof(a));
 	struct rec *r;
 	/* the order of bpftrace's exit programs: P A R r M S s u w h, then the merged */
-	if (k == K_A && ret == 0 && fd_stat(id, a))
+	if (k == K_A && ret == 0 && (id == __NR_newfstatat || id == __NR_statx) && a[4] == FD_STAT)
 		return 0;
 	if (k == K_P || k == K_A) {
 		r = start(k == K_P ? 'P' : 'A', id, task);
