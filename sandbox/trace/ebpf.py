@@ -584,7 +584,11 @@ class _Step:
         self.host_to_ns: dict[int, int] = {}
         self.spawned: dict[int, _Proc] = {}  # child ns pid -> parent, until the child shows
         self.events: list[dict[str, Any]] = []
-        self.pending_exec: dict[int, _Exec] = {}  # host tgid -> its exec in progress
+        # host tgid -> host tid -> its exec in progress: threads of one process may exec
+        # at once (one succeeds, the kernel kills the others), so never one per process
+        self.pending_exec: dict[int, dict[int, _Exec]] = {}
+        self.exec_last: dict[int, int] = {}  # host tgid -> the thread of its latest E (argv records)
+        self.exec_won: dict[int, int] = {}  # host tgid -> the thread whose exec succeeded (x)
         self.pending_two: dict[int, dict[str, Any]] = {}  # host tid -> R event waiting for its r
         self.pending_unix: dict[int, tuple[int, str]] = {}
         self.waiting_unix: dict[int, dict[str, Any]] = {}
@@ -602,8 +606,9 @@ class _Step:
     def run(self, records: Sequence[tuple[str, list[int], list[str]]], seq: int) -> ParsedTrace:
         for n, (kind, nums, strs) in enumerate(records):
             self.record(n, kind, nums, strs)
-        for pend in self.pending_exec.values():
-            self.exec_event(pend, None)  # never returned: killed mid-exec
+        for group in self.pending_exec.values():
+            for pend in group.values():
+                self.exec_event(pend, None)  # never returned: killed mid-exec
         for ev in self.pending_two.values():
             ev.pop("_d2", None)
             self.degraded += 1
@@ -750,8 +755,8 @@ class _Step:
     def record(self, n: int, kind: str, nums: list[int], strs: list[str]) -> None:
         sid, nsecs, host_tgid, host_tid, ns_tgid, ns_tid, host_ppid = nums[:7]
         rest = nums[7:]
-        if kind == "a":  # an argv element of the thread group's pending exec
-            pend = self.pending_exec.get(host_tgid)
+        if kind == "a":  # an argv element of the thread group's latest pending exec
+            pend = self.pending_exec.get(host_tgid, {}).get(self.exec_last.get(host_tgid, -1))
             if pend is not None:
                 if rest[0] >= MAX_ARGS:
                     pend.argv.append("...")
@@ -1006,9 +1011,11 @@ class _Step:
         elif kind == "E":
             dirfd, eflags = rest
             path, path2 = self.exec_path(proc, s, dirfd if name == "execveat" else _AT_FDCWD)
-            self.pending_exec[host_tgid] = _Exec(t, name, proc, s, dirfd, eflags, path or "", path2)
+            pend = _Exec(t, name, proc, s, dirfd, eflags, path or "", path2)
+            self.pending_exec.setdefault(host_tgid, {})[host_tid] = pend
+            self.exec_last[host_tgid] = host_tid
         elif kind == "x":  # the exec succeeded: the kernel's own copy of the path it ran
-            pend = self.pending_exec.get(host_tgid)
+            pend = self.exec_winner(host_tgid, s)
             if pend is None or _same_string(s, pend.kernel_name()):
                 return
             # Another thread changed the caller's memory between the E record's read and
@@ -1018,12 +1025,19 @@ class _Step:
             pend.path, pend.path2, pend.path_raced = path or "", decoy, True
         elif kind == "y":  # the exec succeeded: the kernel's own copy of its argv
             (length,) = rest
-            pend = self.pending_exec.get(host_tgid)
+            pend = self.exec_winner(host_tgid)
             if pend is not None:
                 pend.copied = self.kernel_argv(length, _unbuf(s))
         elif kind == "e":
             (ret,) = rest
-            pend = self.pending_exec.pop(host_tgid, None)
+            group = self.pending_exec.get(host_tgid, {})
+            if ret < 0:  # failed: returned in the calling thread
+                pend = group.pop(host_tid, None)
+            else:  # succeeded: returned in the new image, whose thread took the leader's id
+                pend = self.exec_winner(host_tgid)
+                if pend is not None:
+                    group.pop(next(k for k, v in group.items() if v is pend))
+                self.exec_won.pop(host_tgid, None)
             if pend is None:
                 self.degraded += 1
                 return
@@ -1042,6 +1056,26 @@ class _Step:
             else:
                 proc.exit_code = (status >> 8) & 0xFF
                 ev["result"] = proc.exit_code
+
+    def exec_winner(self, tgid: int, kernel_name: str | None = None) -> _Exec | None:
+        """The pending exec of *tgid* that succeeded: the one an x record named (by the
+        kernel's copy of its path, *kernel_name*), else the only one, else the latest.
+        The thread that ran it took the leader's id: its records no longer say which."""
+        group = self.pending_exec.get(tgid)
+        if not group:
+            return None
+        won = self.exec_won.get(tgid)
+        if won in group:
+            return group[won]
+        named = [
+            tid
+            for tid, p in group.items()
+            if kernel_name is not None and _same_string(kernel_name, p.kernel_name())
+        ]
+        tid = named[-1] if named else max(group, key=lambda k: group[k].t)
+        if kernel_name is not None:
+            self.exec_won[tgid] = tid
+        return group[tid]
 
     def complete_root(self, proc: _Proc, argv: tuple[str, ...]) -> None:
         """The agent's step record abbreviates a long module list (``<N modules>``);

@@ -572,3 +572,33 @@ def test_bpftrace_s_fstat_records_are_stats_of_the_fd_s_file() -> None:
     assert len(stats) == len(raw)
     opened = {e.path for e in parse_ebpf(text, [_window()]).steps["import.0"].events if e.syscall == "openat"}
     assert sum(e.path in opened for e in stats) >= len(fstats) // 2  # the fd's file (others: fds from before)
+
+
+def _rec(kind: str, nr: int, t: int, who: str, nums: str, s: str | None = None) -> str:
+    return f"\x1e{kind} {nr} {t} {who} {nums}" + ("" if s is None else f"\x1f{s}") + "\n"
+
+
+def test_two_threads_exec_at_once_and_the_payload_s_exec_is_kept() -> None:
+    """Hostile read (s27): pending execs were one per process, so a second thread's
+    execve("/nonexistent") replaced the payload's and its ENOENT removed it: the
+    payload's exec (of a file the process wrote) was not an event, or one that failed."""
+    lead, thread = "1007 1007 7 7 1000", "1007 1009 7 9 1000"
+    opened = _rec("A", 257, 1000, lead, "3 -100 577 0 0", "/tmp/w/payload")  # written
+    mine = [_rec("E", 59, 2000, lead, "0 0", "/tmp/w/payload"), "\x1ea 2001 1007 0\x1fpayload\n"]
+    other = [_rec("E", 59, 2100, thread, "0 0", "/nonexistent"), "\x1ea 2101 1007 0\x1fx\n"]
+    end = [
+        _rec("e", 59, 2200, thread, "-2"),  # the other thread: ENOENT
+        _rec("x", -1, 3000, lead, "", "/tmp/w/payload"),  # the payload ran
+        "\x1ey -1 3001 1007 1007 7 7 1000 8\x1fpayload\\x00\n",
+        _rec("e", 59, 3100, lead, "0"),
+    ]
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=0, cwd="/home/dev/project", main_pid=7)
+    first_other = [*other, *mine]
+    first_other[0] = first_other[0].replace(" 2100 ", " 1900 ")
+    first_other[1] = first_other[1].replace("a 2101", "a 1901")
+    for order in ([*mine, *other], first_other):
+        text = "\x1eREADY\n" + opened + _rec("U", 3, 1100, lead, "0 3 0 0") + "".join(order) + "".join(end)
+        step = parse_ebpf(text, [window]).steps["import.0"]
+        execs = {(e.path, e.result, e.errno) for e in step.events if e.kind is EventKind.EXEC}
+        assert execs == {("/tmp/w/payload", 0, None), ("/nonexistent", -2, "ENOENT")}, execs
+        assert step.degraded == 0
