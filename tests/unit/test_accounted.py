@@ -163,6 +163,15 @@ def test_a_stream_connect_to_a_hard_coded_address_the_sinkhole_missed_stays_high
     assert _run(_https(host, _get(host)), host, extra_events=(mapped,))["PS002"] is Severity.MEDIUM
 
 
+def test_a_socket_type_quoted_from_the_caller_s_memory_is_not_the_socket_s() -> None:
+    """The eBPF decoder's race note quotes the address the caller's memory showed (an
+    AF_UNIX path of the caller's choosing): only the leading type counts (s27)."""
+    host = _name()
+    note = "the address changed in the caller's memory during the call (it showed unix:/tmp/SOCK_DGRAM; …)"
+    syn = ev(EventKind.CONNECT, "connect", seq=7, address=inet("203.0.113.9", 4444), flags=note)
+    assert _run(_https(host, _get(host)), host, extra_events=(syn,))["PS002"] is Severity.HIGH
+
+
 def test_a_datagram_connect_to_a_hard_coded_address_sends_nothing() -> None:
     """``connect`` on a UDP socket to 8.8.8.8 (a library finding its own address) puts
     nothing on the wire: still accounted."""

@@ -209,7 +209,7 @@ def hard_coded_stream(e: Event, known_ips: set[str]) -> bool:
     a = e.address
     if e.kind is not EventKind.CONNECT or a is None or a.family not in ("inet", "inet6") or a.is_loopback:
         return False
-    if "SOCK_DGRAM" in (e.flags or ""):
+    if (e.flags or "").split(";", 1)[0] == "SOCK_DGRAM":  # the type leads; later text may quote memory
         return False
     ip = _ip(a.host)
     if not ip:
