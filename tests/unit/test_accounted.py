@@ -394,3 +394,33 @@ def test_a_command_resolving_its_own_help_flag_is_accounted() -> None:
         fs = evaluate(obs(events), network=NetworkCapture(enabled=True, dns=(q,)), hostname="laptop-381")
         sev = {f.rule_id: f.severity for f in fs}
         assert (sev["PS011"] is Severity.LOW) is low, (name, sev)
+
+
+def test_a_phase_with_sinkhole_traffic_of_its_own_is_accounted_on_it_not_borrowed() -> None:
+    """Hostile read (s27): a phase's network came from the trace alone, so a POST the
+    sinkhole saw at install (its sender not in the trace as the candidate's: a lost
+    line, a harness process) took the import phase's account of a plain GET: LOW."""
+    host = _name()
+    post = HttpExchange(
+        method="POST", target="/u", version="HTTP/1.1", host="203.0.113.9", body_bytes=300, body="\\x8a"
+    )
+    install = NetConnection(
+        phase=Phase.INSTALL, time=1.0, destination="203.0.113.9:80", protocol="http", bytes=600, http=(post,)
+    )
+    capture = NetworkCapture(
+        enabled=True,
+        dns=(
+            DnsQuery(
+                phase=Phase.IMPORT, time=2.0, name=host, qtype="A", answer="198.51.100.7", resolver=RESOLVER
+            ),
+        ),
+        connections=(_https(host, _get(host)), install),
+    )
+    events = [
+        ev(EventKind.FILE_READ, "openat", phase=Phase.INSTALL, seq=1, path="/home/dev/.aws/credentials"),
+        ev(EventKind.CONNECT, "connect", seq=6, address=inet("198.51.100.7", 443)),
+    ]
+    fs = evaluate(obs(events), network=capture, hostname="laptop-381")
+    assert any(f.severity is Severity.HIGH and f.phase is Phase.INSTALL for f in fs), [
+        (f.rule_id, f.phase.value, f.severity.value) for f in fs
+    ]

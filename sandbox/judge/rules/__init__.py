@@ -12,7 +12,13 @@ from collections.abc import Callable
 
 from sandbox.judge.incomplete import incomplete_reasons  # re-exported: callers import it from here
 from sandbox.judge.profiles import Allowlist, Profile
-from sandbox.judge.rules.accounted import accounted_phases, calm_command_config, free_text, soften
+from sandbox.judge.rules.accounted import (
+    accounted_phases,
+    calm_command_config,
+    free_text,
+    sinkhole_phases,
+    soften,
+)
 from sandbox.judge.rules.catalogue import CATALOGUE, RuleInfo
 from sandbox.judge.rules.context import MAX_EVIDENCE, Context, is_outbound
 from sandbox.judge.rules.credentials import (
@@ -157,7 +163,9 @@ def evaluate(
         findings += evaluate_network(network, profile, hostname, traced)
         findings += apply_profile(rule_stage_ran(ctx, network), profile)
         accounted = accounted_phases(ctx.outbound(), network, hostname)
-        networked = {e.phase for e in ctx.outbound()}
+        # a phase the sinkhole saw traffic in is networked too (its own account, never
+        # another phase's): its sender may be one the trace does not show as such
+        networked = {e.phase for e in ctx.outbound()} | sinkhole_phases(network)
         carried = {p: free_text(network, p) for p in accounted}
         commanded: dict[Phase, int] = {
             p: free_text(network, p, trace_ids=False) for p in accounted if p is Phase.EXERCISE

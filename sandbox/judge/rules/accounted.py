@@ -243,6 +243,15 @@ def _our_flag(name: str, phase: Phase) -> bool:
     return phase in (Phase.EXERCISE, Phase.EXECUTE) and name.rstrip(".") in _OUR_FLAGS
 
 
+def sinkhole_phases(net: NetworkCapture | None) -> set[Phase]:
+    """Phases the sinkhole saw traffic in (whether or not the trace shows its sender).
+    Such a phase is networked: it never takes another phase's account, and without a
+    traced attempt of its own it has none (:func:`accounted_phases`)."""
+    if net is None:
+        return set()
+    return {q.phase for q in net.dns} | {c.phase for c in net.connections} | {d.phase for d in net.datagrams}
+
+
 def accounted_phases(
     outbound: list[Event], net: NetworkCapture | None, hostname: str = ""
 ) -> dict[Phase, str]:
