@@ -576,6 +576,9 @@ class NetworkCapture(Frozen):
     problems: tuple[str, ...] = ()
     # the path the bait second stage looks for: an event naming it ran an answer (PS013)
     stage: str = ""
+    # the sandbox's own name server (resolv.conf's): a question sent elsewhere went to an
+    # address the code chose (empty: unknown, an older capture)
+    resolvers: tuple[str, ...] = ()
 
     @property
     def quiet(self) -> bool:

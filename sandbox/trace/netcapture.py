@@ -299,6 +299,9 @@ def network_capture(
         truncated=truncated,
         problems=tuple(dict.fromkeys(problems))[:20],
         stage=str((info.get("net") or {}).get("stage", ""))[:128],
+        resolvers=tuple(
+            str(v)[:64] for v in [(info.get("net") or {}).get("gateway")] if isinstance(v, str) and v
+        ),
     )
 
 

@@ -424,3 +424,13 @@ def test_a_phase_with_sinkhole_traffic_of_its_own_is_accounted_on_it_not_borrowe
     assert any(f.severity is Severity.HIGH and f.phase is Phase.INSTALL for f in fs), [
         (f.rule_id, f.phase.value, f.severity.value) for f in fs
     ]
+
+
+def test_questions_to_a_name_server_the_code_chose_are_not_accounted() -> None:
+    """Hostile read (s27): the resolver a question went to was trusted as the sandbox's,
+    so DNS sent straight to a hard-coded address (and any connect to it) was accounted."""
+    host = _name()
+    ours = _run(_https(host, _get(host)), host, resolvers=("192.0.2.53",))
+    assert ours["PS002"] is Severity.MEDIUM  # resolv.conf's name server: as before
+    chosen = _run(_https(host, _get(host)), host, resolvers=("192.168.7.1",))
+    assert chosen["PS002"] is Severity.HIGH and chosen["PS011"] is Severity.HIGH

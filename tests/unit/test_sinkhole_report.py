@@ -433,3 +433,10 @@ def test_requests_the_report_cannot_keep_whole_make_the_connection_truncated(tmp
     write_capture(tmp_path, recs)
     net = network_capture(tmp_path, [], [], WINDOWS, None, HOME)
     assert [c.truncated for c in net.connections] == [True] * 5 + [False]
+
+
+def test_the_capture_names_the_sandbox_s_own_name_server(tmp_path: Path) -> None:
+    write_capture(tmp_path, [])
+    info = json.loads((tmp_path / "sinkhole.json").read_text())
+    (tmp_path / "sinkhole.json").write_text(json.dumps({**info, "net": {"gateway": "192.168.4.1"}}))
+    assert network_capture(tmp_path, [], [], WINDOWS, None, HOME).resolvers == ("192.168.4.1",)

@@ -243,6 +243,12 @@ def _our_flag(name: str, phase: Phase) -> bool:
     return phase in (Phase.EXERCISE, Phase.EXECUTE) and name.rstrip(".") in _OUR_FLAGS
 
 
+def _our_resolver(resolver: str, net: NetworkCapture) -> bool:
+    """Whether a DNS question went to the sandbox's name server (or a loopback one)."""
+    ip = _ip(resolver)
+    return ip in {_ip(r) for r in net.resolvers} or (bool(ip) and ipaddress.ip_address(ip).is_loopback)
+
+
 def sinkhole_phases(net: NetworkCapture | None) -> set[Phase]:
     """Phases the sinkhole saw traffic in (whether or not the trace shows its sender).
     Such a phase is networked: it never takes another phase's account, and without a
@@ -269,6 +275,8 @@ def accounted_phases(
         dns = [q for q in net.dns if q.phase is phase]
         if any(q.malformed or not (ordinary_name(q.name, hostname) or _our_flag(q.name, phase)) for q in dns):
             continue
+        if net.resolvers and any(q.resolver and not _our_resolver(q.resolver, net) for q in dns):
+            continue  # questions to a name server the code chose: its address is hard-coded
         resolvers = {q.resolver for q in dns if q.resolver}
         conns = [c for c in net.connections if c.phase is phase]
         if not all(
