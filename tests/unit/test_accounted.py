@@ -195,9 +195,14 @@ def test_refused_tls_hello_with_an_ordinary_name_is_accounted() -> None:
         host=host,
         protocol="tls",
         bytes=517,
-        tls=TlsHello(sni=host, handshake_error="TLSV1_ALERT_UNKNOWN_CA"),
+        tls=TlsHello(sni=host, alpn=("h2", "http/1.1"), handshake_error="TLSV1_ALERT_UNKNOWN_CA"),
     )
     assert _run(hello, host)["PS002"] is Severity.MEDIUM
+    # protocol ids no client offers carry whatever the hello's author put there (s27)
+    made_up = hello.model_copy(
+        update={"tls": hello.tls.model_copy(update={"alpn": ("h2", "aGVsbG8td29ybGQ")})}
+    )  # type: ignore[union-attr]
+    assert _run(made_up, host)["PS002"] is Severity.HIGH
 
 
 def test_name_and_token_shapes() -> None:

@@ -140,6 +140,29 @@ def _plain_target(target: str, hostname: str) -> bool:
     return not encoded_looking("/".join(segs))
 
 
+# IANA's TLS ALPN protocol ids (2025): what a real client offers
+ALPN_IDS = frozenset(
+    {
+        *("http/0.9", "http/1.0", "http/1.1", "spdy/1", "spdy/2", "spdy/3", "spdy/3.1", "h2", "h2c", "h3"),
+        *("stun.turn", "stun.nat-discovery", "webrtc", "c-webrtc", "ftp", "imap", "pop3", "managesieve"),
+        *("coap", "xmpp-client", "xmpp-server", "acme-tls/1", "mqtt", "dot", "ntske/1", "sunrpc", "smb"),
+        *(
+            "irc",
+            "nntp",
+            "nnsp",
+            "doq",
+            "sip/2",
+            "tds/8.0",
+            "dicom",
+            "postgresql",
+            "radius/1.0",
+            "radius/1.1",
+        ),
+        *("coap+tls", "coap+dtls"),
+    }
+)
+
+
 def plain_connection(c: NetConnection, hostname: str = "") -> bool:
     """Every byte of *c* is an ordinary request (or nothing at all)."""
     if c.truncated or c.protocol not in ("http", "https", "tls", "empty"):
@@ -150,6 +173,8 @@ def plain_connection(c: NetConnection, hostname: str = "") -> bool:
         # the client refused the run's CA: only its hello went out
         hello = c.tls
         if hello is None or not hello.sni or hello.intercepted or c.bytes > 2048:
+            return False
+        if not set(hello.alpn) <= ALPN_IDS:  # a made-up protocol id carries what it likes
             return False
         return ordinary_name(hello.sni, hostname)
     if not c.http or not c.host or not ordinary_name(c.host, hostname):
