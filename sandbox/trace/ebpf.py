@@ -582,7 +582,10 @@ class _Step:
         self.procs: dict[int, _Proc] = {}
         self.order: list[_Proc] = []
         self.host_to_ns: dict[int, int] = {}
-        self.spawned: dict[int, _Proc] = {}  # child ns pid -> parent, until the child shows
+        # child ns pid -> its parent, and the parent's fd table and cwd when the fork
+        # returned there, until the child shows (what the child inherited: the parent
+        # may change either before the child's first record)
+        self.spawned: dict[int, tuple[_Proc, dict[int, str | Address | _PidFd | _Socket | None], str]] = {}
         self.events: list[dict[str, Any]] = []
         # host tgid -> host tid -> its exec in progress: threads of one process may exec
         # at once (one succeeds, the kernel kills the others), so never one per process
@@ -635,11 +638,15 @@ class _Step:
         proc = self.procs.get(ns_tgid)
         if proc is not None:
             return proc
-        parent = self.spawned.pop(ns_tgid, None)
-        if parent is None:
+        forked = self.spawned.pop(ns_tgid, None)
+        if forked is None:
             ppid = self.host_to_ns.get(host_ppid)
             parent = self.procs.get(ppid) if ppid is not None else None
+        else:
+            parent = forked[0]
         proc = _Proc(ns_tgid, parent.pid if parent else None, t, self.window.cwd, parent)
+        if forked is not None:
+            proc.fds, proc.cwd = dict(forked[1]), forked[2]
         self.procs[ns_tgid] = proc
         self.host_to_ns[host_tgid] = ns_tgid
         self.order.append(proc)
@@ -910,7 +917,7 @@ class _Step:
             if ret > 0:
                 ev["target"] = ret
                 if not thread and child is None:
-                    self.spawned[ret] = proc
+                    self.spawned[ret] = (proc, dict(proc.fds), proc.cwd)
         elif kind == "M":
             ret, mflags = rest
             ev = self.event(n, t, proc, name, K.OTHER, ret)

@@ -602,3 +602,31 @@ def test_two_threads_exec_at_once_and_the_payload_s_exec_is_kept() -> None:
         execs = {(e.path, e.result, e.errno) for e in step.events if e.kind is EventKind.EXEC}
         assert execs == {("/tmp/w/payload", 0, None), ("/nonexistent", -2, "ENOENT")}, execs
         assert step.degraded == 0
+
+
+def test_a_child_inherits_the_fds_and_cwd_its_parent_had_when_the_fork_returned() -> None:
+    """Hostile read (s27): the child's fd table and cwd were copied from its parent at
+    the child's first record, so a parent that closed its TCP socket and made a UDP one
+    on the same fd (or changed directory) before the child first ran gave the child's
+    TCP connect the datagram type (and a relative exec the later cwd)."""
+    parent, child = "1007 1007 7 7 1000", "1008 1008 8 8 1007"
+    ip, port = 167903424, 47873  # 192.0.2.10:443 as the recorder prints them
+    text = "\x1eREADY\n" + "".join(
+        [
+            _rec("O", 41, 1000, parent, "3 2 1 0 41"),  # socket(AF_INET, SOCK_STREAM) = 3
+            _rec("F", 57, 2000, parent, "8 0 57"),  # fork() = 8
+            _rec("U", 3, 3000, parent, "0 3 0 0"),  # close(3)
+            _rec("O", 41, 4000, parent, "3 2 2 0 41"),  # socket(AF_INET, SOCK_DGRAM) = 3
+            _rec("P", 80, 4200, parent, "0 0 0 0", "/tmp"),  # chdir("/tmp")
+            _rec("F", 57, 4500, child, "0 0 0"),  # the child first runs
+            _rec("C", 42, 5000, child, f"-115 3 2 {port} {ip} 0 0 0 0 2 {port} {ip} 0 0 0 0"),
+            _rec("E", 59, 6000, child, "0 0", "./payload"),
+            _rec("e", 59, 6100, child, "-2"),
+        ]
+    )
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=0, cwd="/home/dev/project", main_pid=7)
+    events = parse_ebpf(text, [window]).steps["import.0"].events
+    (conn,) = [e for e in events if e.kind is EventKind.CONNECT]
+    assert conn.pid == 8 and conn.flags == "SOCK_STREAM", conn
+    (run,) = [e for e in events if e.kind is EventKind.EXEC and e.pid == 8]
+    assert run.path == "/home/dev/project/payload", run.path
