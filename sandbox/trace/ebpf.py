@@ -530,6 +530,17 @@ class _Exec:
         return _kernel_filename(self.given, self.dirfd, self.eflags, self.name)
 
 
+_O_CLOEXEC = 0o2000000
+
+
+def _mark_cloexec(proc: _Proc, fd: int, on: bool) -> None:
+    """Record whether *fd* (just made) closes at exec."""
+    if on:
+        proc.cloexec.add(fd)
+    else:
+        proc.cloexec.discard(fd)
+
+
 class _PidFd(int):
     """An fd table entry: a pidfd (``pidfd_open``) and the pid it names."""
 
@@ -546,6 +557,7 @@ class _Socket:
 class _Proc:
     __slots__ = (
         "argv",
+        "cloexec",
         "cwd",
         "end",
         "exe",
@@ -569,6 +581,9 @@ class _Proc:
         self.exe: str = parent.exe if parent else ""
         self.cwd: str = parent.cwd if parent else cwd
         self.fds: dict[int, str | Address | _PidFd | _Socket | None] = dict(parent.fds) if parent else {}
+        # fds the kernel closes at a successful exec (O_CLOEXEC and the like): the new
+        # image must not find their old names in the table (s27)
+        self.cloexec: set[int] = set(parent.cloexec) if parent else set()
         self.execs: list[tuple[str, ...]] = []
 
 
@@ -585,7 +600,9 @@ class _Step:
         # child ns pid -> its parent, and the parent's fd table and cwd when the fork
         # returned there, until the child shows (what the child inherited: the parent
         # may change either before the child's first record)
-        self.spawned: dict[int, tuple[_Proc, dict[int, str | Address | _PidFd | _Socket | None], str]] = {}
+        self.spawned: dict[
+            int, tuple[_Proc, dict[int, str | Address | _PidFd | _Socket | None], str, set[int]]
+        ] = {}
         self.events: list[dict[str, Any]] = []
         # host tgid -> host tid -> its exec in progress: threads of one process may exec
         # at once (one succeeds, the kernel kills the others), so never one per process
@@ -646,7 +663,7 @@ class _Step:
             parent = forked[0]
         proc = _Proc(ns_tgid, parent.pid if parent else None, t, self.window.cwd, parent)
         if forked is not None:
-            proc.fds, proc.cwd = dict(forked[1]), forked[2]
+            proc.fds, proc.cwd, proc.cloexec = dict(forked[1]), forked[2], set(forked[3])
         self.procs[ns_tgid] = proc
         self.host_to_ns[host_tgid] = ns_tgid
         self.order.append(proc)
@@ -796,6 +813,7 @@ class _Step:
             path = self.opened(ev, path, dev, ino)
             if name in ("open", "creat") and ret >= 0:
                 proc.fds[ret] = path
+                _mark_cloexec(proc, ret, name == "open" and bool(arg & _O_CLOEXEC))
             ev["path"] = path
             if name == "chdir" and ret == 0 and path:
                 proc.cwd = path
@@ -812,6 +830,7 @@ class _Step:
                 path = self.opened(ev, path, dev, ino)
                 if ret >= 0:
                     proc.fds[ret] = path
+                    _mark_cloexec(proc, ret, bool(arg & _O_CLOEXEC))
             else:
                 ev = self.event(n, t, proc, name, _KIND_OF.get(name, K.OTHER), ret)
                 if name == "unlinkat":
@@ -917,7 +936,7 @@ class _Step:
             if ret > 0:
                 ev["target"] = ret
                 if not thread and child is None:
-                    self.spawned[ret] = (proc, dict(proc.fds), proc.cwd)
+                    self.spawned[ret] = (proc, dict(proc.fds), proc.cwd, set(proc.cloexec))
         elif kind == "M":
             ret, mflags = rest
             ev = self.event(n, t, proc, name, K.OTHER, ret)
@@ -925,6 +944,7 @@ class _Step:
             ev["flags"] = hex(mflags)
             if ret >= 0:
                 proc.fds[ret] = ev["path"]
+                _mark_cloexec(proc, ret, bool(mflags & 1))  # MFD_CLOEXEC
         elif kind == "O":
             ret, fam, typ, proto, stashed = rest
             ev = self.event(n, t, proc, name, K.SOCKET, ret)
@@ -938,21 +958,31 @@ class _Step:
                 ev["flags"] = f"{_FAMILIES.get(fam, str(fam))}, {base}{extra}, {proto}"
             if ret >= 0:
                 proc.fds[ret] = _Socket(base) if stashed == sid else None
+                _mark_cloexec(proc, ret, stashed == sid and bool(typ & 0o2000000))
         elif kind == "U":
             ret, a0, a1, a2 = rest
             if name == "close":
                 if ret == 0:
                     proc.fds.pop(a0, None)
+                    proc.cloexec.discard(a0)
             elif name == "close_range":
+                last = a1 if a1 >= 0 else 1 << 31  # ~0U: every fd from the first
                 if ret == 0 and not a2 & _CLOSE_RANGE_CLOEXEC:
-                    last = a1 if a1 >= 0 else 1 << 31  # ~0U: every fd from the first
                     for fd in [f for f in proc.fds if a0 <= f <= last]:
                         del proc.fds[fd]
+                        proc.cloexec.discard(fd)
+                elif ret == 0:  # CLOSE_RANGE_CLOEXEC: closed at the next exec
+                    proc.cloexec.update(f for f in proc.fds if a0 <= f <= last)
             elif name == "pidfd_open":
                 if ret >= 0:
                     proc.fds[ret] = _PidFd(a0)
+                    proc.cloexec.add(ret)  # always O_CLOEXEC
             elif ret >= 0:  # dup, dup2, dup3; fcntl F_DUPFD* (the program prints no other)
                 proc.fds[ret] = proc.fds.get(a0)
+                if name == "dup3":
+                    _mark_cloexec(proc, ret, bool(a2 & _O_CLOEXEC))
+                else:  # dup and dup2 clear the flag; F_DUPFD_CLOEXEC (1030) sets it
+                    _mark_cloexec(proc, ret, name == "fcntl" and a1 == 1030)
         elif kind == "C":
             ret, fd, fam, port, *words = rest[:9]
             ev = self.event(n, t, proc, name, K.CONNECT if name == "connect" else K.BIND, ret)
@@ -1149,3 +1179,6 @@ class _Step:
             proc.argv = tuple(argv)
             proc.exe = path
             proc.execs.append(proc.argv)
+            for fd in proc.cloexec:  # the kernel closed them: their old names are gone
+                proc.fds.pop(fd, None)
+            proc.cloexec.clear()

@@ -630,3 +630,28 @@ def test_a_child_inherits_the_fds_and_cwd_its_parent_had_when_the_fork_returned(
     assert conn.pid == 8 and conn.flags == "SOCK_STREAM", conn
     (run,) = [e for e in events if e.kind is EventKind.EXEC and e.pid == 8]
     assert run.path == "/home/dev/project/payload", run.path
+
+
+def test_fds_closed_at_exec_lose_their_names() -> None:
+    """Hostile read (s27): a successful exec left O_CLOEXEC fds in the decoder's table;
+    the new image's fd of that number (one the recorder does not see made) was taken
+    for the old directory, so a path relative to it named the wrong file."""
+    me = "1007 1007 7 7 1000"
+    text = "\x1eREADY\n" + "".join(
+        [
+            _rec("A", 257, 1000, me, "5 -100 589824 0 0", "/tmp/benign"),  # O_DIRECTORY|O_CLOEXEC = 5
+            _rec("A", 257, 1100, me, "6 -100 65536 0 0", "/home/dev"),  # O_DIRECTORY = 6, inherited
+            _rec("O", 41, 1200, me, "7 2 524289 0 41"),  # socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC) = 7
+            _rec("U", 292, 1300, me, "8 6 8 524288"),  # dup3(6, 8, O_CLOEXEC) = 8
+            _rec("E", 59, 2000, me, "0 0", "/usr/bin/python3"),
+            "\x1ea 2001 1007 0\x1fpython3\n",
+            _rec("e", 59, 2600, me, "0"),
+            _rec("A", 257, 3000, me, "9 5 0 0 0", "x"),  # openat(5, "x")
+            _rec("A", 257, 3100, me, "10 6 0 0 0", "y"),  # openat(6, "y")
+            _rec("A", 257, 3200, me, "11 8 0 0 0", "z"),  # openat(8, "z")
+        ]
+    )
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=0, cwd="/home/dev/project", main_pid=7)
+    step = parse_ebpf(text, [window]).steps["import.0"]
+    after = {e.path for e in step.events if e.syscall == "openat" and e.result in (9, 10, 11)}
+    assert "/home/dev/y" in after and not {"/tmp/benign/x", "/home/dev/z"} & after, after
