@@ -447,7 +447,9 @@ def _tcp(
         http=http,
         tls=tls,
         smtp=_strs(rec.get("smtp")),
-        data=escape(payload, 256),
+        # a hello the client let fail is all it sent: kept whole (up to the 2048 bytes an
+        # accounted one may have), so PS031 compares all of it, not its first 256 bytes
+        data=escape(payload, 2048 if proto == "tls" and not plain else 256),
         decrypted=int(rec.get("decrypted", 0) or 0),
         plain=escape(plain, 256) if plain else "",
         labels=_labels(host, dest),

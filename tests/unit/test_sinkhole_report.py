@@ -440,3 +440,25 @@ def test_the_capture_names_the_sandbox_s_own_name_server(tmp_path: Path) -> None
     info = json.loads((tmp_path / "sinkhole.json").read_text())
     (tmp_path / "sinkhole.json").write_text(json.dumps({**info, "net": {"gateway": "192.168.4.1"}}))
     assert network_capture(tmp_path, [], [], WINDOWS, None, HOME).resolvers == ("192.168.4.1",)
+
+
+def test_a_refused_tls_hello_is_kept_whole_for_the_secrets_comparison(tmp_path: Path) -> None:
+    """Hostile read (s27): a refused hello kept its first 256 bytes, and PS031 compared
+    those: data placed after them (an extension of its own) was never compared."""
+    hello = b"\x16\x03\x01\x02\x50" + b"\x00" * 495 + b"MARKER-after-byte-500" + b"\x00" * 80
+    rec = {
+        "kind": "tcp",
+        "t": T0 + 3,
+        "phase": "import",
+        "dst": "198.51.100.7:443",
+        "bytes": len(hello),
+        "captured": len(hello),
+        "proto": "tls",
+        "tls": {"sni": "cdn.example", "alpn": ["h2"], "handshake_error": "TLSV1_ALERT_UNKNOWN_CA"},
+        "payload": "net-tcp-1.bin",
+        "pid": 42,
+        "argv": [],
+    }
+    write_capture(tmp_path, [rec, {**rec, "proto": "unknown", "tls": None}], {"net-tcp-1.bin": hello})
+    tls, raw = network_capture(tmp_path, [], [], WINDOWS, None, HOME).connections
+    assert "MARKER-after-byte-500" in tls.data and "MARKER" not in raw.data
