@@ -42,6 +42,12 @@ HOME_TREES = (
     ".pip",
     ".ipython",
     ".jupyter",
+    ".config/zsh",
+    ".config/plasma-workspace/env",
+    ".config/uv",
+    ".config/pypoetry",
+    ".local/share/applications",
+    "bin",
     "work/_temp/_runner_file_commands",  # the ci pass's GITHUB_ENV and co (judge/cienv.py)
 )
 SYSTEM = (
@@ -118,6 +124,11 @@ def watched(home: str, venv: str) -> Iterator[str]:
         yield from _files(os.path.join(home, rel))
     yield from _under_home(home)
     yield from glob.glob(os.path.join(venv, "bin", "activate*"))
+    yield from glob.glob(os.path.join(venv, "pip.conf"))
+    yield from glob.glob(os.path.join(venv, "etc", "jupyter", "jupyter_*config.py"))
+    yield from glob.glob(os.path.join(venv, "etc", "ipython", "ipython_*config.py"))
+    for top in ("*", ".*"):  # ~/.venv's, ~/env's (glob's * skips dot folders)
+        yield from glob.glob(os.path.join(home, top, "bin", "activate*"))
     for pattern in ("/usr/lib/python3*/*-packages", "/usr/local/lib/python3*/*-packages"):
         for d in glob.glob(pattern):
             yield from _site_dir(d)

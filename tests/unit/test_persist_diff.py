@@ -144,3 +144,22 @@ def test_observe_reads_every_pass_diff(tmp_path: Path) -> None:
         (Phase.IMPORT, "time", f"{HOME}/.profile"),
     ]
     assert len(notes) == 1 and "persistence diff unreadable" in notes[0]
+
+
+def test_the_snapshot_watches_the_start_up_files_added_in_s27(tmp_path: Path) -> None:
+    """A write the trace misses (mmap, a harness-labelled process) still shows in the
+    diff: a venv's pip.conf and Jupyter config, ~/.venv's activate, ~/bin, zsh's rc."""
+    home, venv = _home(tmp_path)
+    before = persist.snapshot(home, venv)
+    files = [
+        Path(venv) / "pip.conf",
+        Path(venv) / "etc" / "jupyter" / "jupyter_server_config.py",
+        Path(home) / ".venv" / "bin" / "activate",
+        Path(home) / "bin" / "git",
+        Path(home) / ".config" / "zsh" / ".zshrc",
+    ]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("x\n")
+    changes = persist.diff(before, persist.snapshot(home, venv), set())
+    assert {c["path"] for c in changes} == {str(f) for f in files}

@@ -223,6 +223,24 @@ def test_exec_of_file_written_by_harness_is_not_flagged() -> None:
         # the Windows pass's Startup folder (pywincompiler-shaped: a downloaded jar dropped there)
         "/home/dev/.wine/drive_c/users/dev/AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Startup/j",
         "/home/dev/.wine/drive_c/ProgramData/Microsoft/Windows/Start Menu/Programs/StartUp/u.vbs",
+        # s27 hostile read: run or trusted at a tool's next start, PS020 LOW (or nothing) before
+        f"{VENV}/pip.conf",
+        f"{VENV}/etc/jupyter/jupyter_server_config.py",
+        f"{VENV}/etc/ipython/ipython_config.py",
+        "/home/dev/.venv/bin/activate",
+        "/home/dev/project/conftest.py",
+        "/home/dev/project/.envrc",
+        "/home/dev/project/.vscode/tasks.json",
+        "/home/dev/bin/git",
+        "/home/dev/.config/zsh/.zshrc",
+        "/home/dev/.config/plasma-workspace/env/path.sh",
+        "/home/dev/.local/share/applications/update.desktop",
+        "/home/dev/.tmux.conf",
+        "/home/dev/.pam_environment",
+        "/home/dev/.ssh/config",
+        "/home/dev/.npmrc",
+        "/home/dev/.config/uv/uv.toml",
+        "/home/dev/.condarc",
     ],
 )
 def test_persistence_writes(path: str) -> None:
@@ -260,6 +278,14 @@ def test_a_pth_that_only_adds_a_path_is_low_one_that_runs_code_is_not() -> None:
     planted = ev(EventKind.FILE_WRITE, "openat", path=f"{plugins}/sitecustomize.py", seq=9)
     assert _ps005([*_pth_write(f"{site}/plugins.pth", f"{plugins}\n", 1), planted]) == [Severity.HIGH]
     assert _ps005([ev(EventKind.FILE_WRITE, "openat", path=f"{site}/zz.pth")]) == [Severity.HIGH]  # unread
+
+
+def test_a_package_s_own_conftest_or_jupyter_json_is_not_persistence() -> None:
+    for path in (
+        f"{VENV}/lib/python3.11/site-packages/pkg/conftest.py",
+        f"{VENV}/etc/jupyter/jupyter_server_config.d/pkg.json",
+    ):
+        assert "PS005" not in rules_of(obs([ev(EventKind.FILE_WRITE, "openat", path=path)])), path
 
 
 def test_a_sitecustomize_vendored_inside_a_package_is_not_persistence() -> None:

@@ -44,7 +44,28 @@ PERSISTENCE_PATHS = re.compile(
         [
             HOME_DIR
             + r"/\.(?:bashrc|bash_profile|bash_login|bash_logout|bash_aliases|profile|zshrc|zprofile|zshenv|"
-            r"zlogin|zlogout|cshrc|tcshrc|kshrc|xinitrc|xprofile|xsession|xsessionrc|vimrc|gdbinit)$",
+            r"zlogin|zlogout|cshrc|tcshrc|kshrc|xinitrc|xprofile|xsession|xsessionrc|vimrc|gdbinit|"
+            r"tmux\.conf|pam_environment|npmrc|condarc)$",
+            # s27 hostile read: what else runs or is trusted at a tool's next start -
+            # zsh's and KDE's start-up, a launcher entry, ~/bin (first on Ubuntu's PATH),
+            # ssh's config (ProxyCommand runs at every connection), other installers'
+            # index settings, and any venv's activate script (the honey .bashrc sources one)
+            HOME_DIR
+            + r"/\.config/(?:zsh/\.z\w+|plasma-workspace/env/[^/]+|uv/uv\.toml|pypoetry/config\.toml)$",
+            HOME_DIR + r"/\.local/share/applications/[^/]+\.desktop$",
+            HOME_DIR + r"/bin/[^/]+$",
+            HOME_DIR + r"/\.ssh/config$",
+            r"/bin/activate(?:\.(?:csh|fish|ps1|nu|bat))?$",
+            # pip's site config in any venv (every later install's index), Jupyter's
+            # and IPython's Python config under a prefix (run at every start)
+            r"/pip\.conf$",
+            r"/etc/jupyter/jupyter_\w*config\.py$",
+            r"/etc/ipython/ipython_\w*config\.py$",
+            # what a developer's next command in the project runs: pytest's conftest
+            # (not a package's own, installed in site-packages), direnv, VS Code's tasks
+            r"^(?!.*/(?:site|dist)-packages/).*/conftest\.py$",
+            r"/\.envrc$",
+            r"/\.vscode/tasks\.json$",
             # what a developer's tools run or trust at their next start: an editor's
             # init, IPython's startup scripts and config, Jupyter's config (Python),
             # pip's and distutils' configuration (the index every later install
