@@ -107,6 +107,8 @@ def _under_home(home: str) -> Iterator[str]:
             elif d == ".git":
                 yield from _files(os.path.join(full, "hooks"))
                 yield from _files(os.path.join(full, "config"))
+                yield from _files(os.path.join(full, "config.worktree"))
+                yield from glob.glob(os.path.join(full, "modules", "**", "config"), recursive=True)
             elif d not in SKIP_DIRS and depth < WALK_DEPTH and not os.path.islink(full):
                 keep.append(d)
         dirnames[:] = keep

@@ -25,12 +25,32 @@ CONFIGS = ["/home/dev/project/.git/config", "/home/dev/.gitconfig", "/home/dev/.
         '[filter "lfs"]\n\tsmudge = {cmd}\n',
         "[include]\n\tpath = /tmp/{word}\n",
         "[Core]\n\tFSMonitor = {cmd}\n",
+        # s27 hostile read: PS020 LOW before (a key on its header's line, keys not listed)
+        "[core] fsmonitor = {cmd}\n",
+        "[core]fsmonitor={cmd}\n",
+        "[diff]\n\texternal = {cmd}\n",
+        "[pager]\n\tlog = {cmd}\n",
+        '[difftool "x"]\n\tcmd = {cmd}\n',
+        '[mergetool "x"]\n\tcmd = {cmd}\n',
+        "[sendemail]\n\tsendmailCmd = {cmd}\n",
+        '[gpg "ssh"]\n\tdefaultKeyCommand = {cmd}\n',
+        '[protocol "ext"]\n\tallow = always\n',
+        '[remote "origin"]\n\turl = ext::sh -c {word}\n',
     ],
 )
 def test_a_planted_command_is_persistence(planted: str) -> None:
     rng = random.Random()
     text = planted.format(cmd=f"touch /tmp/{_word(rng)}", word=_word(rng))
     assert _ps005(_write(rng.choice(CONFIGS), text, 1)) == [Severity.HIGH]
+
+
+def test_a_worktree_or_submodule_config_is_a_git_config() -> None:
+    """git reads .git/config.worktree (extensions.worktreeConfig) and a submodule's
+    .git/modules/NAME/config: not git configurations to the rule before (s27)."""
+    rng = random.Random()
+    for path in ("/home/dev/project/.git/config.worktree", "/home/dev/project/.git/modules/lib/config"):
+        text = f"[core]\n\tfsmonitor = touch /tmp/{_word(rng)}\n"
+        assert _ps005(_write(path, text, 1)) == [Severity.HIGH], path
 
 
 def test_an_ordinary_setting_is_not_persistence() -> None:

@@ -13,17 +13,44 @@ import re
 from sandbox.judge.rules.context import HOME_DIR, Context, written_text
 from sandbox.models import Event, EventKind, FsChange
 
-GIT_CONFIG = re.compile(HOME_DIR + r"/(?:\.gitconfig|\.config/git/config)$|/\.git/config$")
-# Keys whose values git executes (git-config(1)), an include of another file (which
-# may hold them), and an alias starting with "!" (a shell command). Keys are
-# case-insensitive in git.
-_RUNS = re.compile(
-    r"(?im)^\s*(?:\[\s*include(?:if)?\b"
-    r"|(?:fsmonitor|sshcommand|hookspath|pager|editor|askpass|gitproxy|textconv|clean|smudge|process"
-    r"|helper|command|driver|program|browser|uploadpack|receivepack|packobjectshook"
-    r"|alternaterefscommand)\s*="
-    r"|[\w.-]+\s*=\s*\"?!)"
+GIT_CONFIG = re.compile(
+    HOME_DIR + r"/(?:\.gitconfig|\.config/git/config)$|/\.git/(?:config|config\.worktree|modules/.+/config)$"
 )
+# Keys whose values git executes (git-config(1)); every key of a [pager] section (a
+# command's pager); an include of another file (which may hold them); any value git
+# runs as a shell command ("!" of an alias) or through the ext:: transport.
+_RUN_KEYS = frozenset(
+    {
+        *("fsmonitor", "sshcommand", "hookspath", "pager", "editor", "askpass", "gitproxy", "textconv"),
+        *("clean", "smudge", "process", "helper", "command", "driver", "program", "browser", "uploadpack"),
+        *("receivepack", "packobjectshook", "alternaterefscommand", "external", "cmd", "sendmailcmd"),
+        *("defaultkeycommand", "allow"),
+    }
+)
+_SECTION = re.compile(r'\s*\[\s*([\w.-]+)(?:\s+"(?:[^"\\]|\\.)*")?\s*\]')
+
+
+def runs_command(text: str) -> bool:
+    """Whether git config *text* plants something git runs, read as git reads it: a
+    section header may share its line with a key (``[core] fsmonitor = …``), keys are
+    case-insensitive, a fragment without its header still names its key."""
+    section = ""
+    for line in text.splitlines():
+        while (m := _SECTION.match(line)) is not None:  # a header, maybe a key after it
+            section = m.group(1).lower()
+            if section in ("include", "includeif"):
+                return True
+            line = line[m.end() :]
+        key, eq, value = line.partition("=")
+        key = key.strip().lower()
+        if not eq or not key or key.startswith(("#", ";")):
+            continue
+        v = value.strip().strip('"').strip()
+        if key.rsplit(".", 1)[-1] in _RUN_KEYS or section == "pager" or v.startswith(("!", "ext::")):
+            return True
+    return False
+
+
 _WRITES = ("write", "pwrite")
 _OPENS = ("open", "openat", "openat2", "creat")
 
@@ -48,7 +75,7 @@ def git_config_plants(ctx: Context) -> tuple[list[Event], list[FsChange]]:
         # writer fills config.lock and renames it)
         source = e.path or "" if e.kind is EventKind.FILE_RENAME else target
         seen = texts.get(source, []) + texts.get(source + ".lock", [])
-        if e.kind is EventKind.FILE_LINK or not seen or any(t is None or _RUNS.search(t) for t in seen):
+        if e.kind is EventKind.FILE_LINK or not seen or any(t is None or runs_command(t) for t in seen):
             hits.append(e)
     # the diff keeps a file's head: a command in it, or a change the trace never saw
     # written past it, counts
@@ -57,6 +84,6 @@ def git_config_plants(ctx: Context) -> tuple[list[Event], list[FsChange]]:
         c
         for c in ctx.obs.fs_changes
         if GIT_CONFIG.search(c.path)
-        and (_RUNS.search(c.head) or (len(c.head.encode()) < c.size and c.path not in traced))
+        and (runs_command(c.head) or (len(c.head.encode()) < c.size and c.path not in traced))
     ]
     return hits, changes
