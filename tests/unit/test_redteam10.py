@@ -248,9 +248,36 @@ def test_rewriting_another_installed_package_or_a_venv_command_is_persistence(ta
     quiet = [
         ev(EventKind.FILE_WRITE, "openat", phase=phase, path=f"{SITE}/{own}/cache.py", seq=2),
         ev(EventKind.FILE_WRITE, "openat", phase=phase, path=f"{SITE}/requests/__pycache__/api.pyc", seq=3),
-        ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=target, seq=4),
     ]
+    if not target.startswith(f"{VENV}/bin/"):  # setup.py install writes its dependencies' code
+        quiet.append(ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=target, seq=4))
+    else:  # but never pip or the interpreter (s27: rewritten at install, no finding before)
+        at_install = ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=target, seq=4)
+        assert [f for f in evaluate(obs([at_install], inventory=inv)) if f.rule_id == "PS005"], target
+        tool = ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=f"{VENV}/bin/{own}-cli", seq=5)
+        quiet.append(tool)
     assert not [f for f in evaluate(obs(quiet, inventory=inv)) if f.rule_id == "PS005"]
+
+
+def test_a_line_added_to_an_installed_distribution_s_record_is_tampering() -> None:
+    """Hostile read (s27): setup.py wrote a .pth at install and added it to pip's
+    RECORD; the snapshot diff took it for a wheel's own file (PS009 info), and it
+    outlives the candidate's uninstall. Only pip writes a RECORD, in any phase."""
+    own = Randomised().name("pkg")
+    inv = Inventory(site_packages=SITE, modules=(own,))
+    record = f"{SITE}/pip-23.0.1.dist-info/RECORD"
+    for phase in (Phase.INSTALL, Phase.IMPORT):
+        w = ev(EventKind.FILE_WRITE, "openat", phase=phase, path=record, flags="O_WRONLY|O_APPEND", seq=1)
+        found = [f for f in evaluate(obs([w], inventory=inv)) if f.rule_id == "PS005"]
+        assert found and found[0].severity is Severity.HIGH, phase
+    # a wheel being built (bdist_wheel's own dist-info, in a build folder) is no RECORD of the venv
+    build = ev(
+        EventKind.FILE_WRITE,
+        "openat",
+        phase=Phase.INSTALL,
+        path=f"/tmp/pip-wheel-x/{own}-1.0.dist-info/RECORD",
+    )
+    assert not [f for f in evaluate(obs([build], inventory=inv)) if f.rule_id == "PS005"]
 
 
 # ---------------------------------------------------------------- clone(CLONE_UNTRACED)

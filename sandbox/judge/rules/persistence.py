@@ -309,6 +309,8 @@ def _diff_evidence(c: FsChange) -> Evidence:
     )
 
 
+_VENV_CORE = re.compile(r"/bin/(?:pip[\d.]*|python[\d.]*)$")
+_RECORD = re.compile(r"/(?:site|dist)-packages/[^/]+\.dist-info/RECORD$")
 # Code another distribution installed: a module (source, extension) or a venv command.
 _CODE = re.compile(r"\.(?:py|so)$|\.[\w-]+\.so$")
 
@@ -326,9 +328,21 @@ def tampering(ctx: Context) -> list[Event]:
     procs = {(p.pass_name, p.phase, p.pid): p for p in ctx.obs.processes}
     out = []
     for e in ctx.events:
-        if e.phase is Phase.INSTALL or e.errno or e.kind not in _MADE or _in_pip_step(e, procs, venv):
+        if e.errno or e.kind not in _MADE or _in_pip_step(e, procs, venv):
             continue
         target = _written(e)
+        if _RECORD.search(target):
+            # an installed distribution's file list, in any phase: a line added there
+            # makes a planted file look installed (the snapshot diff trusts RECORDs),
+            # and pip uninstalls what it lists. Only pip writes it (harness).
+            out.append(e)
+            continue
+        if e.phase is Phase.INSTALL:
+            # setup.py may put its dependencies' commands in bin (setup.py install),
+            # never pip or the interpreter itself (s27: rewritten at install, no finding)
+            if venv and _VENV_CORE.match(target[len(venv) :] if target.startswith(venv + "/") else ""):
+                out.append(e)
+            continue
         if venv and target.startswith(f"{venv}/bin/") and "/" not in target[len(venv) + 5 :]:
             out.append(e)
             continue
