@@ -506,3 +506,27 @@ def test_a_computed_environment_lookup_through_an_alias_calls_the_ci_pass(
     src = "n = bytes([71, 73, 84, 72, 85, 66, 95, 65, 67, 84, 73, 79, 78, 83]).decode()\n" + lookup
     whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
     assert ci_hint(whl).startswith(CI_COMPUTED_PREFIX), lookup
+
+
+def test_a_lossy_phase_s_record_and_bin_writes_are_no_proof_of_tampering() -> None:
+    """CI (s27): an eBPF run whose tiny test ring lost records at install lost a harness
+    pip's fork or exec, so pip read as the candidate and its own RECORD write was
+    PS005: malicious, and auto kept that answer instead of vetting again under strace.
+    In a phase whose trace is incomplete these writes prove nothing (the run is never
+    clean: incomplete)."""
+    own = Randomised().name("pkg")
+    inv = Inventory(site_packages=SITE, modules=(own,))
+    w = ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=f"{SITE}/{own}-1.0.dist-info/RECORD")
+    pip = ev(EventKind.FILE_WRITE, "openat", phase=Phase.INSTALL, path=f"{VENV}/bin/pip", seq=2)
+    lossy = obs([w, pip], inventory=inv).model_copy(
+        update={
+            "phases": (
+                PhaseResult(phase=Phase.INSTALL, status=PhaseStatus.OK, duration=1.0, trace_complete=False),
+            )
+        }
+    )
+    assert not [f for f in evaluate(lossy) if f.rule_id == "PS005"]
+    whole = lossy.model_copy(
+        update={"phases": (PhaseResult(phase=Phase.INSTALL, status=PhaseStatus.OK, duration=1.0),)}
+    )
+    assert [f for f in evaluate(whole) if f.rule_id == "PS005"]

@@ -326,11 +326,17 @@ def tampering(ctx: Context) -> list[Event]:
         return []
     own = {m.split(".", 1)[0] for m in inv.modules}
     procs = {(p.pass_name, p.phase, p.pid): p for p in ctx.obs.processes}
+    # a phase whose trace lost records may have lost a harness pip's fork or exec too:
+    # pip then reads as the candidate's, and its own RECORD and bin writes are no proof
+    # (such a run is incomplete, never clean; auto vets it again under strace)
+    lossy = {(p.pass_name, p.phase) for p in ctx.obs.phases if not p.trace_complete}
     out = []
     for e in ctx.events:
         if e.errno or e.kind not in _MADE or _in_pip_step(e, procs, venv):
             continue
         target = _written(e)
+        if (e.pass_name, e.phase) in lossy and (_RECORD.search(target) or e.phase is Phase.INSTALL):
+            continue
         if _RECORD.search(target):
             # an installed distribution's file list, in any phase: a line added there
             # makes a planted file look installed (the snapshot diff trusts RECORDs),
