@@ -131,18 +131,18 @@ def prove(timeout: float = 120.0) -> tuple[bool, str]:
     support = ebpf_support(mount=True)
     if not support.usable:
         return False, "eBPF recorder unsupported here (see doctor)"
-    ok, stats, why = _attach_once(timeout)
-    if not ok and support.compiled and support.bpftrace and "too many" not in why:
+    stats, why = _attach_once(timeout)
+    if stats is None and support.compiled and support.bpftrace and "too many" not in why:
         # the build does not load on this kernel (another verifier, another layout):
         # marked so (bpfbuild.mark_unloadable), bpftrace is tried and, when it attaches,
         # is the recorder here, rather than auto falling to strace
         mark_unloadable(why)
-        ok, stats, why2 = _attach_once(timeout)
-        if ok:
+        stats, why2 = _attach_once(timeout)
+        if stats is not None:
             why = f"the compiled recorder failed to attach ({why[:200]}): bpftrace's instead; "
         else:
             why = f"{why}; bpftrace: {why2}"
-    if not ok or stats is None:
+    if stats is None:
         return False, why
     _PROOF.parent.mkdir(parents=True, exist_ok=True)
     _PROOF.write_text(json.dumps(_fingerprint(support.bpftrace)))
@@ -152,17 +152,18 @@ def prove(timeout: float = 120.0) -> tuple[bool, str]:
     )
 
 
-def _attach_once(timeout: float) -> tuple[bool, RecorderStats | None, str]:
-    """Attach the recorder to this process's own namespace (uid nobody) and detach."""
+def _attach_once(timeout: float) -> tuple[RecorderStats | None, str]:
+    """Attach the recorder to this process's own namespace (uid nobody) and detach:
+    its stats, or None and why not."""
     out = Path(f"/tmp/pkgsandbox-ebpf-proof-{os.getpid()}")
     out.mkdir(exist_ok=True)
     recorder = EbpfRecorder(os.getpid(), out, uid=65534)
     try:
         recorder.start()
         recorder.wait_ready(timeout)
-        return True, recorder.stop(), ""
+        return recorder.stop(), ""
     except SandboxError as exc:
-        return False, None, str(exc)
+        return None, str(exc)
     finally:
         recorder.kill()  # reaped: stop() does not wait for a synced recorder's exit
         shutil.rmtree(out, ignore_errors=True)

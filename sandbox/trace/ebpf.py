@@ -554,6 +554,10 @@ class _Socket:
         self.type = type_
 
 
+# an fd table: a file's path, a connected socket's peer, a pidfd, an unconnected socket, unknown
+_FdTable = dict[int, "str | Address | _PidFd | _Socket | None"]
+
+
 class _Proc:
     __slots__ = (
         "argv",
@@ -580,7 +584,7 @@ class _Proc:
         self.argv: tuple[str, ...] = parent.argv if parent else ()
         self.exe: str = parent.exe if parent else ""
         self.cwd: str = parent.cwd if parent else cwd
-        self.fds: dict[int, str | Address | _PidFd | _Socket | None] = dict(parent.fds) if parent else {}
+        self.fds: _FdTable = dict(parent.fds) if parent else {}
         # fds the kernel closes at a successful exec (O_CLOEXEC and the like): the new
         # image must not find their old names in the table (s27)
         self.cloexec: set[int] = set(parent.cloexec) if parent else set()
@@ -600,9 +604,7 @@ class _Step:
         # child ns pid -> its parent, and the parent's fd table and cwd when the fork
         # returned there, until the child shows (what the child inherited: the parent
         # may change either before the child's first record)
-        self.spawned: dict[
-            int, tuple[_Proc, dict[int, str | Address | _PidFd | _Socket | None], str, set[int]]
-        ] = {}
+        self.spawned: dict[int, tuple[_Proc, _FdTable, str, set[int]]] = {}
         self.events: list[dict[str, Any]] = []
         # host tgid -> host tid -> its exec in progress: threads of one process may exec
         # at once (one succeeds, the kernel kills the others), so never one per process

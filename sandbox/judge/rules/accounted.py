@@ -142,24 +142,47 @@ def _plain_target(target: str, hostname: str) -> bool:
 
 # IANA's TLS ALPN protocol ids (2025): what a real client offers
 ALPN_IDS = frozenset(
-    {
-        *("http/0.9", "http/1.0", "http/1.1", "spdy/1", "spdy/2", "spdy/3", "spdy/3.1", "h2", "h2c", "h3"),
-        *("stun.turn", "stun.nat-discovery", "webrtc", "c-webrtc", "ftp", "imap", "pop3", "managesieve"),
-        *("coap", "xmpp-client", "xmpp-server", "acme-tls/1", "mqtt", "dot", "ntske/1", "sunrpc", "smb"),
-        *(
-            "irc",
-            "nntp",
-            "nnsp",
-            "doq",
-            "sip/2",
-            "tds/8.0",
-            "dicom",
-            "postgresql",
-            "radius/1.0",
-            "radius/1.1",
-        ),
-        *("coap+tls", "coap+dtls"),
-    }
+    [
+        "http/0.9",
+        "http/1.0",
+        "http/1.1",
+        "spdy/1",
+        "spdy/2",
+        "spdy/3",
+        "spdy/3.1",
+        "h2",
+        "h2c",
+        "h3",
+        "stun.turn",
+        "stun.nat-discovery",
+        "webrtc",
+        "c-webrtc",
+        "ftp",
+        "imap",
+        "pop3",
+        "managesieve",
+        "coap",
+        "coap+tls",
+        "coap+dtls",
+        "xmpp-client",
+        "xmpp-server",
+        "acme-tls/1",
+        "mqtt",
+        "dot",
+        "ntske/1",
+        "sunrpc",
+        "smb",
+        "irc",
+        "nntp",
+        "nnsp",
+        "doq",
+        "sip/2",
+        "tds/8.0",
+        "dicom",
+        "postgresql",
+        "radius/1.0",
+        "radius/1.1",
+    ]
 )
 
 
@@ -268,10 +291,10 @@ def _our_flag(name: str, phase: Phase) -> bool:
     return phase in (Phase.EXERCISE, Phase.EXECUTE) and name.rstrip(".") in _OUR_FLAGS
 
 
-def _our_resolver(resolver: str, net: NetworkCapture) -> bool:
-    """Whether a DNS question went to the sandbox's name server (or a loopback one)."""
+def _our_resolver(resolver: str, ours: set[str]) -> bool:
+    """Whether a DNS question went to the sandbox's name server (*ours*) or a loopback one."""
     ip = _ip(resolver)
-    return ip in {_ip(r) for r in net.resolvers} or (bool(ip) and ipaddress.ip_address(ip).is_loopback)
+    return ip in ours or (bool(ip) and ipaddress.ip_address(ip).is_loopback)
 
 
 def sinkhole_phases(net: NetworkCapture | None) -> set[Phase]:
@@ -292,6 +315,7 @@ def accounted_phases(
         return {}
     out: dict[Phase, str] = {}
     resolved = {_ip(q.answer) for q in net.dns if q.answer} - {""}
+    ours = {_ip(r) for r in net.resolvers}
     for phase in {e.phase for e in outbound}:
         if any(x.phase is phase for x in net.exfiltration) or any(d.phase is phase for d in net.datagrams):
             continue
@@ -300,7 +324,7 @@ def accounted_phases(
         dns = [q for q in net.dns if q.phase is phase]
         if any(q.malformed or not (ordinary_name(q.name, hostname) or _our_flag(q.name, phase)) for q in dns):
             continue
-        if net.resolvers and any(q.resolver and not _our_resolver(q.resolver, net) for q in dns):
+        if ours and any(q.resolver and not _our_resolver(q.resolver, ours) for q in dns):
             continue  # questions to a name server the code chose: its address is hard-coded
         resolvers = {q.resolver for q in dns if q.resolver}
         conns = [c for c in net.connections if c.phase is phase]

@@ -309,7 +309,7 @@ def _diff_evidence(c: FsChange) -> Evidence:
     )
 
 
-_VENV_CORE = re.compile(r"/bin/(?:pip[\d.]*|python[\d.]*)$")
+_VENV_CORE = re.compile(r"/bin/(?:pip[\d.]*|python[\d.]*)")
 _RECORD = re.compile(r"/(?:site|dist)-packages/[^/]+\.dist-info/RECORD$")
 # Code another distribution installed: a module (source, extension) or a venv command.
 _CODE = re.compile(r"\.(?:py|so)$|\.[\w-]+\.so$")
@@ -335,9 +335,10 @@ def tampering(ctx: Context) -> list[Event]:
         if e.errno or e.kind not in _MADE or _in_pip_step(e, procs, venv):
             continue
         target = _written(e)
-        if (e.pass_name, e.phase) in lossy and (_RECORD.search(target) or e.phase is Phase.INSTALL):
+        record = _RECORD.search(target) is not None
+        if (e.pass_name, e.phase) in lossy and (record or e.phase is Phase.INSTALL):
             continue
-        if _RECORD.search(target):
+        if record:
             # an installed distribution's file list, in any phase: a line added there
             # makes a planted file look installed (the snapshot diff trusts RECORDs),
             # and pip uninstalls what it lists. Only pip writes it (harness).
@@ -346,7 +347,7 @@ def tampering(ctx: Context) -> list[Event]:
         if e.phase is Phase.INSTALL:
             # setup.py may put its dependencies' commands in bin (setup.py install),
             # never pip or the interpreter itself (s27: rewritten at install, no finding)
-            if venv and _VENV_CORE.match(target[len(venv) :] if target.startswith(venv + "/") else ""):
+            if venv and target.startswith(venv + "/") and _VENV_CORE.fullmatch(target[len(venv) :]):
                 out.append(e)
             continue
         if venv and target.startswith(f"{venv}/bin/") and "/" not in target[len(venv) + 5 :]:
