@@ -146,9 +146,13 @@ FULL_WRITE_CALLS = ("pwrite64", "pwritev", "pwritev2", "fallocate")
 FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
 SHEBANG_CAP = 64  # bytes of a write that starts with "#!" (a script's interpreter line)
 # fd bookkeeping: the decoder's fd table must not keep a closed fd's path for a number
-# the kernel hands out again (fcntl only for F_DUPFD/F_DUPFD_CLOEXEC, filtered in BPF)
+# the kernel hands out again, nor forget at exec an fd whose close-on-exec flag was
+# cleared (filtered in BPF: fcntl only for F_DUPFD, F_SETFD and F_DUPFD_CLOEXEC, ioctl
+# only for FIONCLEX and FIOCLEX)
 # pidfd_open: the pid a pidfd names (the decoder's fd table), for pidfd_send_signal
-FD_TABLE_CALLS = ("dup", "dup2", "dup3", "fcntl", "close", "close_range", "pidfd_open")
+FD_TABLE_CALLS = ("dup", "dup2", "dup3", "fcntl", "ioctl", "close", "close_range", "pidfd_open")
+# (cmd as the kernel reads it, an int) kept per call
+FD_TABLE_CMDS = {"fcntl": (0, 2, 1030), "ioctl": (0x5450, 0x5451)}
 OTHER_CALLS = ("memfd_create", "socket", *FD_TABLE_CALLS)
 EXEC_CALLS = ("execve", "execveat")
 # A child holds its pid until its parent reaps it (PS022 counts zombies): the waits
@@ -379,6 +383,13 @@ def build_program(
         f"$ino = *(uint64*)($in + {o['inode.ino']}); "
         f"$dev = *(uint32*)({_ptr('$in', o['inode.sb'])} + {o['sb.dev']}); }} }} "
     )
+    # the kernel reads fcntl's and ioctl's cmd (an int) from the low 32 bits: so does the filter
+    fd_cmd_filter = "".join(
+        f"if ($id == {nrs[call]} && "
+        + " && ".join(f"({a[1]} & 0xffffffff) != {cmd}" for cmd in cmds)
+        + ") { return; } "
+        for call, cmds in FD_TABLE_CMDS.items()
+    )
     branches = {
         "P": f'{opened}printf("\\x1eP {_HDR_FMT} %d %llu %llu %u\\x1f%s\\n", {hdr}, $r, {a[1]}, $ino, $dev, '
         f"str(uptr({a[0]})));",
@@ -401,10 +412,8 @@ def build_program(
         "M": f'printf("\\x1eM {_HDR_FMT} %d %llu\\x1f%s\\n", {hdr}, $r, {a[1]}, str(uptr({a[0]})));',
         # O too: seccomp refuses socket(AF_VSOCK) before sys_enter (the stashed number)
         "O": f'printf("\\x1eO {_HDR_FMT} %d %llu %llu %llu %d\\n", {hdr}, $r, {a[0]}, {a[1]}, {a[2]}, $a5);',
-        # the kernel reads fcntl's cmd (an int) from the low 32 bits: so does the filter
-        "U": f"if ($id == {nrs['fcntl']} && ({a[1]} & 0xffffffff) != 0 "
-        f"&& ({a[1]} & 0xffffffff) != 1030) {{ return; }} "
-        f'printf("\\x1eU {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
+        "U": fd_cmd_filter
+        + f'printf("\\x1eU {_HDR_FMT} %d %d %d %d\\n", {hdr}, $r, (int32){a[0]}, (int32){a[1]}, '
         f"(int32){a[2]});",
         "C": f"{connected}"
         f'printf("\\x1eC {_HDR_FMT} %d %d {_SA_FMT} {_SA_FMT}\\n", {hdr}, $r, (int32){a[0]}, '

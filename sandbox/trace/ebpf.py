@@ -531,6 +531,10 @@ class _Exec:
 
 
 _O_CLOEXEC = 0o2000000
+# fcntl's F_SETFD and ioctl's FIOCLEX/FIONCLEX set or clear an fd's close-on-exec flag
+# (the only fcntl/ioctl commands besides F_DUPFD* that the recorders keep)
+_F_SETFD, _FD_CLOEXEC = 2, 1
+_FIONCLEX, _FIOCLEX = 0x5450, 0x5451
 
 
 def _mark_cloexec(proc: _Proc, fd: int, on: bool) -> None:
@@ -979,7 +983,11 @@ class _Step:
                 if ret >= 0:
                     proc.fds[ret] = _PidFd(a0)
                     proc.cloexec.add(ret)  # always O_CLOEXEC
-            elif ret >= 0:  # dup, dup2, dup3; fcntl F_DUPFD* (the program prints no other)
+            elif name == "ioctl" or (name == "fcntl" and a1 == _F_SETFD):
+                # a cleared flag keeps the fd (and its name) across exec
+                if ret == 0:
+                    _mark_cloexec(proc, a0, a1 == _FIOCLEX if name == "ioctl" else bool(a2 & _FD_CLOEXEC))
+            elif ret >= 0:  # dup, dup2, dup3; fcntl F_DUPFD*
                 proc.fds[ret] = proc.fds.get(a0)
                 if name == "dup3":
                     _mark_cloexec(proc, ret, bool(a2 & _O_CLOEXEC))

@@ -72,6 +72,9 @@ assert hi >= 0, ctypes.get_errno()
 # int arguments with the register's upper half set: the kernel reads the low 32 bits
 # (an F_DUPFD the filter took for another cmd went unrecorded)
 assert libc.syscall(ctypes.c_long(72), ctypes.c_long(hi), ctypes.c_long(1 << 32), ctypes.c_long(70)) == 70
+# close-on-exec cleared and set (fcntl F_SETFD, ioctl FIONCLEX/FIOCLEX), one with the upper half set
+fcntl.fcntl(hi, fcntl.F_SETFD, 0); os.set_inheritable(hi, False); os.set_inheritable(hi, True)
+assert libc.syscall(ctypes.c_long(16), ctypes.c_long(hi), ctypes.c_long((1 << 32) | 0x5451), 0) == 0
 # newfstatat(AT_FDCWD, buf + 36, buf, AT_EMPTY_PATH): the path sits where the kernel writes
 # the stat (padding: zero), so at exit it reads empty, like an fstat(fd)
 st = ctypes.create_string_buffer(256)
@@ -189,6 +192,13 @@ def test_the_compiled_recorder_prints_what_bpftrace_prints(tmp_path: Path) -> No
     fcntl_nr = syscall_numbers()["fcntl"]
     duped = [k for k in new if k[0] == "U" and k[1][0] == fcntl_nr and k[1][6] == 70]
     assert duped, "fcntl(F_DUPFD | 1 << 32) was not recorded"
+    ioctl_nr = syscall_numbers()["ioctl"]
+    flagged = sorted(
+        (k for k in new if k[0] == "U" and k[1][0] in (fcntl_nr, ioctl_nr) and k[1][8] in (2, 21584, 21585)),
+        key=lambda k: k[1][8],  # type: ignore[index]
+    )
+    # two FIOCLEX (one with the upper half set) are one key of the counter
+    assert new[flagged[-1]] == 2 and len(flagged) == 3, f"F_SETFD / FIONCLEX / FIOCLEX: {flagged}"
     # the compiled recorder leaves out fstat(fd), decided at entry: the one stat whose
     # path the kernel overwrote with the stat (empty at exit) is recorded by both
     assert old.pop(("fstat",), 0) > 1 and new.pop(("fstat",), 0) == 1

@@ -655,3 +655,35 @@ def test_fds_closed_at_exec_lose_their_names() -> None:
     step = parse_ebpf(text, [window]).steps["import.0"]
     after = {e.path for e in step.events if e.syscall == "openat" and e.result in (9, 10, 11)}
     assert "/home/dev/y" in after and not {"/tmp/benign/x", "/home/dev/z"} & after, after
+
+
+def test_close_on_exec_cleared_by_fcntl_or_ioctl_keeps_the_fd_named() -> None:
+    """Hostile read (s27 review): the decoder forgets O_CLOEXEC fds at exec, but
+    fcntl(F_SETFD, 0) and ioctl(FIONCLEX) clear the flag, so the fd survives; unrecorded,
+    a later execveat(fd, "payload") named an unknown directory. F_SETFD with FD_CLOEXEC
+    and ioctl(FIOCLEX) set it (the fd is closed at exec)."""
+    me = "1007 1007 7 7 1000"
+    text = "\x1eREADY\n" + "".join(
+        [
+            _rec("A", 257, 1000, me, "5 -100 589824 0 0", "/tmp/drop"),  # O_DIRECTORY|O_CLOEXEC = 5
+            _rec("A", 257, 1010, me, "6 -100 589824 0 0", "/home/dev/d6"),  # = 6, O_CLOEXEC
+            _rec("A", 257, 1020, me, "7 -100 65536 0 0", "/home/dev/d7"),  # = 7, inherited
+            _rec("A", 257, 1030, me, "8 -100 65536 0 0", "/home/dev/d8"),  # = 8, inherited
+            _rec("U", 72, 1100, me, "0 5 2 0"),  # fcntl(5, F_SETFD, 0): survives exec
+            _rec("U", 16, 1110, me, "0 6 21584 0"),  # ioctl(6, FIONCLEX): survives exec
+            _rec("U", 72, 1120, me, "0 7 2 1"),  # fcntl(7, F_SETFD, FD_CLOEXEC): closed at exec
+            _rec("U", 16, 1130, me, "0 8 21585 0"),  # ioctl(8, FIOCLEX): closed at exec
+            _rec("E", 59, 2000, me, "0 0", "/usr/bin/python3"),
+            "\x1ea 2001 1007 0\x1fpython3\n",
+            _rec("e", 59, 2600, me, "0"),
+            _rec("A", 257, 3000, me, "9 5 0 0 0", "x"),
+            _rec("A", 257, 3100, me, "10 6 0 0 0", "y"),
+            _rec("A", 257, 3200, me, "11 7 0 0 0", "z"),
+            _rec("A", 257, 3300, me, "12 8 0 0 0", "w"),
+        ]
+    )
+    window = StepWindow(key="import.0", phase=Phase.IMPORT, start_ns=0, cwd="/home/dev/project", main_pid=7)
+    step = parse_ebpf(text, [window]).steps["import.0"]
+    after = {e.path for e in step.events if e.syscall == "openat" and e.result in (9, 10, 11, 12)}
+    assert {"/tmp/drop/x", "/home/dev/d6/y"} <= after, after
+    assert not {"/home/dev/d7/z", "/home/dev/d8/w"} & after, after

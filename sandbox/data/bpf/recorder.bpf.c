@@ -437,7 +437,10 @@ static __always_inline void numbers_only(__u64 task, __s64 id, __u8 k, __s64 ret
 	}
 	/* int arguments: the kernel uses their low 32 bits, whatever the register's upper
 	 * half holds (fcntl(fd, F_DUPFD | 1 << 32, n) duplicates; connect(fd | 1 << 32) connects) */
-	if (k == K_U && id == __NR_fcntl && (__u32)a[1] != 0 && (__u32)a[1] != 1030)
+	if (k == K_U && id == __NR_fcntl && (__u32)a[1] != 0 /* F_DUPFD */ && (__u32)a[1] != 2 /* F_SETFD */
+	    && (__u32)a[1] != 1030 /* F_DUPFD_CLOEXEC */)
+		return;
+	if (k == K_U && id == __NR_ioctl && (__u32)a[1] != 0x5450 /* FIONCLEX */ && (__u32)a[1] != 0x5451 /* FIOCLEX */)
 		return;
 	__u64 sk = 0;
 	if (k == K_C && id == __NR_connect && (__u32)a[0] < 65536 && (ret == 0 || ret == -115 /* EINPROGRESS */)) {
