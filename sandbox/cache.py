@@ -143,6 +143,8 @@ JUDGING_MODULES = (
     "sandbox.judge.verdict",
     "sandbox.eventrows",
     "sandbox.models",
+    "sandbox.oci",
+    "sandbox.oci.wrapper",  # the container's view of itself can change what a candidate does
     "sandbox.runner",
     "sandbox.runner.docker_backend",
     "sandbox.runner.bpfbuild",

@@ -78,6 +78,9 @@ def provision(log: Callable[[str], None]) -> None:
         log("tracefs mounted (the eBPF recorder's tracepoints)")
     if os.geteuid() == 0:
         provision_runsc(log)
+        from sandbox.runner.runtime import register_wrapper
+
+        register_wrapper(connect(), log)
     import docker.errors
 
     from sandbox.runner.image import OFFLINE_BASE, build_offline_base

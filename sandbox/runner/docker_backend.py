@@ -62,6 +62,7 @@ from sandbox.runner.image import ensure_image
 from sandbox.runner.interface import AgentPhase, Observer, RawRun, RunOptions, Sandbox
 from sandbox.runner.interface import Session as SessionABC
 from sandbox.runner.plan import AGENT_ONLY
+from sandbox.runner.runtime import engine_runtime
 from sandbox.tempdirs import owner_label
 
 # NET_ADMIN: `agent setup` creates the sinkhole's interface and NAT rules in the
@@ -178,7 +179,7 @@ class DockerSandbox(Sandbox):
             ipc_mode="private",
             cgroupns="private",
             ulimits=[docker.types.Ulimit(name="core", soft=0, hard=0)],
-            runtime=options.runtime,
+            runtime=engine_runtime(self.client, options.runtime),
             user="root",
             working_dir="/",
             detach=True,

@@ -1,6 +1,8 @@
 """The container runtime a sandbox runs under: ``runc`` (Docker's default: namespaces
 and seccomp on the host kernel) or ``runsc`` (gVisor: a user-space kernel between the
-candidate and the host's), and registering ``runsc`` with a running engine.
+candidate and the host's), and registering ``runsc`` and runc's wrapper
+(:mod:`sandbox.oci.wrapper`, which runc sandboxes start under when the engine has it)
+with a running engine.
 
 Registration edits ``/etc/docker/daemon.json`` (merged, never clobbered) and reloads
 dockerd with SIGHUP: the engine re-reads its runtimes without stopping a container.
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.errors import EngineError
+from sandbox.oci import wrapper as oci_wrapper
 
 Runtime = Literal["runc", "runsc"]
 RUNTIMES: tuple[Runtime, ...] = ("runc", "runsc")
@@ -25,6 +28,10 @@ RUNSC_PATH = "/usr/bin/runsc"
 # ("cannot run with network enabled in root network namespace"); the sandbox has none anyway.
 RUNSC_ARGS = ("--network=none",)
 DAEMON_JSON = Path("/etc/docker/daemon.json")
+# runc behind sandbox.oci.wrapper (a workstation's view from inside), installed by
+# `doctor --provision`; the name is the engine's, never seen inside a sandbox
+WRAPPED = "pkgsandbox-runc"
+WRAPPER_PATH = Path("/usr/local/lib/pkgsandbox/runc-wrapper")
 DOCKER_PID = Path("/var/run/docker.pid")
 
 
@@ -46,9 +53,20 @@ def merge_runsc(config: dict[str, Any], path: str = RUNSC_PATH) -> dict[str, Any
     return out
 
 
-def write_daemon_json(path: Path = DAEMON_JSON) -> bool:
-    """Register ``runsc`` in *path*; returns whether the file changed. A file that is
-    not a JSON object is left alone (:class:`EngineError`): dockerd would not start."""
+def merge_wrapper(config: dict[str, Any], path: str) -> dict[str, Any]:
+    """*config* (a daemon.json document) with the wrapped runc (:mod:`sandbox.oci.wrapper`)
+    registered as ``pkgsandbox-runc`` at *path*; everything else kept."""
+    out = dict(config)
+    runtimes = dict(out.get("runtimes") or {})
+    runtimes[WRAPPED] = {**dict(runtimes.get(WRAPPED) or {}), "path": path}
+    out["runtimes"] = runtimes
+    return out
+
+
+def write_daemon_json(path: Path = DAEMON_JSON, *, wrapper: str | None = None) -> bool:
+    """Register ``runsc`` in *path* (and the wrapped runc at *wrapper*); returns whether
+    the file changed. A file that is not a JSON object is left alone
+    (:class:`EngineError`): dockerd would not start."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -59,7 +77,7 @@ def write_daemon_json(path: Path = DAEMON_JSON) -> bool:
         raise EngineError(f"{path} is not valid JSON ({exc}); not touching it") from exc
     if not isinstance(current, dict):
         raise EngineError(f"{path} is not a JSON object; not touching it")
-    merged = merge_runsc(current)
+    merged = merge_wrapper(current, wrapper) if wrapper else merge_runsc(current)
     if merged == current:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,28 +120,81 @@ def registered(client: Any, name: str) -> bool:
 def register_runsc(client: Any, log: Any, *, config: Path = DAEMON_JSON, wait: float = 15.0) -> None:
     """Register ``runsc`` with the running engine: merge daemon.json, SIGHUP dockerd (a
     reload; never a restart: other runs keep their containers), wait until it shows."""
-    if registered(client, RUNSC):
-        log("runsc already registered with the engine")
+    _register(client, log, RUNSC, None, config, wait)
+
+
+def register_wrapper(
+    client: Any, log: Any, *, dest: Path = WRAPPER_PATH, config: Path = DAEMON_JSON, wait: float = 15.0
+) -> None:
+    """Install the wrapped runc at *dest* (a copy of :mod:`sandbox.oci.wrapper`, run by
+    the host's python3) and register it with the running engine as ``pkgsandbox-runc``."""
+    if install_wrapper(dest):
+        log(f"installed the sandbox's runc wrapper at {dest}")
+    _register(client, log, WRAPPED, str(dest), config, wait)
+
+
+def _register(client: Any, log: Any, name: str, wrapper: str | None, config: Path, wait: float) -> None:
+    if registered(client, name):
+        log(f"{name} already registered with the engine")
         return
-    if write_daemon_json(config):
-        log(f"registered runsc in {config}")
+    if write_daemon_json(config, wrapper=wrapper):
+        log(f"registered {name} in {config}")
     pid = dockerd_pid()
     if pid is None:
         raise EngineError(
-            "runsc is in daemon.json but dockerd's pid is unknown",
+            f"{name} is in daemon.json but dockerd's pid is unknown",
             advice="send dockerd SIGHUP yourself (`kill -HUP <pid>`) to load it",
         )
     os.kill(pid, signal.SIGHUP)
     log(f"reloaded dockerd (SIGHUP to pid {pid})")
     end = time.monotonic() + wait
     while time.monotonic() < end:
-        if registered(client, RUNSC):
+        if registered(client, name):
             return
         time.sleep(0.3)
     raise EngineError(
-        "dockerd did not load the runsc runtime after SIGHUP",
+        f"dockerd did not load the {name} runtime after SIGHUP",
         advice=f"check {config} and dockerd's log",
     )
+
+
+def wrapper_source() -> bytes:
+    """The wrapper as shipped (the installed copy must equal it)."""
+    return Path(oci_wrapper.__file__).read_bytes()
+
+
+def install_wrapper(dest: Path = WRAPPER_PATH) -> bool:
+    """Write the wrapper to *dest* (mode 755, atomically) unless it is there already;
+    returns whether it changed."""
+    src = wrapper_source()
+    try:
+        if dest.read_bytes() == src:
+            return False
+    except OSError:
+        pass
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_bytes(src)
+    tmp.chmod(0o755)
+    tmp.replace(dest)
+    return True
+
+
+def engine_runtime(client: Any, runtime: str, dest: Path = WRAPPER_PATH) -> str:
+    """The engine runtime a sandbox of *runtime* starts under: runc's wrapper when the
+    engine has it (its installed copy refreshed when this version's differs), else as
+    asked. Without the wrapper a run works; the container only looks like one."""
+    if runtime != "runc" or not registered(client, WRAPPED):
+        return runtime
+    try:
+        install_wrapper(dest)
+    except OSError:  # not ours to write (another user's engine): use it only if current
+        try:
+            if dest.read_bytes() != wrapper_source():
+                return runtime
+        except OSError:
+            return runtime
+    return WRAPPED
 
 
 def require(client: Any, name: str) -> None:

@@ -14,8 +14,10 @@ import docker.errors
 import pytest
 
 from sandbox.agent.init import DECOYS, decoy_names
+from sandbox.oci.wrapper import STATE_DIR
 from sandbox.runner.docker_backend import DockerSandbox, realistic_hostname
 from sandbox.runner.interface import RunOptions
+from sandbox.runner.runtime import WRAPPED
 from tests.conftest import recorder
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
@@ -83,6 +85,44 @@ def test_pid1_is_a_disguised_init_that_reaps_and_stops_at_its_deadline(
         box._remove(container)
 
 
+def test_the_runc_wrapper_places_cgroups_and_drops_the_engine_s_files(
+    docker_client: Any, sandbox_image: Any, tmp_path: Path
+) -> None:
+    """Under runc, /proc/self/cgroup and /proc/1/cgroup read '/' (a cgroup namespace's
+    root) and mountinfo showed the engine's /etc/hosts, hostname and resolv.conf binds
+    (their sources under /var/lib/docker/containers). The wrapper (sandbox.oci.wrapper,
+    registered by `doctor --provision`) places PID 1 in init.scope and every exec in a
+    login session's scope, and writes those files into the root instead. Nothing of
+    its own outlives the container."""
+    tmp_path.chmod(0o755)
+    box = DockerSandbox(docker_client, sandbox_image)
+    host = realistic_hostname()
+    container = box._create("w" + str(int(time.time())), tmp_path, time.time() + 120, RunOptions(), host)
+    try:
+        container.start()
+        container.reload()
+        assert container.attrs["HostConfig"]["Runtime"] == WRAPPED
+        mine = _exec(container, "cat /proc/self/cgroup").splitlines()
+        assert mine and all(
+            re.fullmatch(r"\d+:[^:]*:/user\.slice/user-1000\.slice/session-\d\.scope", x) for x in mine
+        ), mine
+        init = _exec(container, "cat /proc/1/cgroup").splitlines()
+        assert init and all(x.endswith(":/init.scope") for x in init), init
+        mounts = _exec(container, "cat /proc/self/mountinfo")
+        assert not re.search(r" /etc/(hosts|hostname|resolv\.conf) ", mounts), mounts
+        assert "/var/lib/docker/containers" not in mounts, mounts
+        assert _exec(container, "cat /etc/hostname").strip() == host
+        assert re.search(rf"^127\.0\.1\.1\s+{re.escape(host)}$", _exec(container, "cat /etc/hosts"), re.M)
+        # the candidate's uid cannot write them (they were root-owned binds before)
+        code, _ = container.exec_run(["sh", "-c", "echo x >> /etc/hosts"], user="1000")
+        assert code != 0
+    finally:
+        box._remove(container)
+    assert not Path(STATE_DIR, container.id).exists()
+    left = [p for p in Path("/sys/fs/cgroup").glob(f"**/*{container.id}*") if p.is_dir()]
+    assert not left, left
+
+
 def test_doctor_tells_lists_what_remains() -> None:
     p = subprocess.run(
         [sys.executable, "-m", "sandbox", "doctor", "--tells"], capture_output=True, text=True, timeout=300
@@ -94,6 +134,8 @@ def test_doctor_tells_lists_what_remains() -> None:
         "ok container marker files",
         "ok hostname",
         "ok environment",
+        "ok /proc/self/cgroup",  # the runc wrapper's scopes
+        "ok /proc/1/cgroup",
     ):
         assert fixed in out, (fixed, out)
     # exactly what the README ("What gives the sandbox away", the table under "Runtimes")
@@ -102,10 +144,9 @@ def test_doctor_tells_lists_what_remains() -> None:
     remaining = {
         "/proc/self/mounts",
         "/proc/self/mountinfo",
-        "/proc/self/cgroup",
-        "/proc/1/cgroup",
         "processes",
     }
+    assert "/etc/hosts" not in out, out  # the engine's network files are no longer mounted
     if recorder() == "strace":
         remaining.add("TracerPid")  # the eBPF recorder runs on the host: TracerPid 0
         remaining.add("command lines")  # strace's own, in front of every step
