@@ -63,6 +63,7 @@ JUDGING_MODULES = (
     "sandbox.agent.__main__",
     "sandbox.agent.checkout",  # a failed install's import from the unpacked sdist
     "sandbox.agent.common",
+    "sandbox.agent.detach",  # how the agent's commands run (PID 1's children)
     "sandbox.agent.disguise",  # what the time pass's candidate sees can change what it does
     "sandbox.agent.exercise",
     "sandbox.agent.flat",  # bare-name sibling imports
@@ -212,6 +213,7 @@ NOT_JUDGING_MODULES = (
     "sandbox.report.sanitize",
     "sandbox.report.view_models",
     "sandbox.report.views",
+    "sandbox.runner.agent_stream",
     "sandbox.ui",
     "sandbox.ui.show",
     "sandbox.ui.terminal",

@@ -134,15 +134,20 @@ def spawn_decoys(count: int) -> list[int]:
 
 
 def reap() -> int:
-    """Collect every exited child (orphans re-parented to PID 1); returns how many."""
+    """Collect every exited child (orphans re-parented to PID 1); returns how many.
+    Each is noticed on stderr, which the host reads on the attach stream: a detached
+    agent command (its child since its parent exited) that dies without its ``exit``
+    message ends there (``sandbox.runner.agent_stream``)."""
     n = 0
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return n
         if pid == 0:
             return n
+        with contextlib.suppress(OSError):
+            os.write(2, b"\x1ereaped %d %d\n" % (pid, status))
         n += 1
 
 
@@ -151,7 +156,7 @@ def run(seconds: float) -> int:
     reaping orphans; stop early on SIGTERM/SIGINT/SIGHUP (``docker stop``)."""
     disguise()
     with contextlib.suppress(OSError):  # fork refused (a tiny pids limit): run without
-        spawn_decoys(random.randint(26, 32))
+        spawn_decoys(random.randint(30, len(DECOYS)))
     end = time.monotonic() + seconds
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     while True:

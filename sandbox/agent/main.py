@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import checkout, fsdiff, guard, init, passes, persist, reset, sinkhole, tells
+from . import checkout, detach, fsdiff, guard, init, passes, persist, reset, sinkhole, tells
 from .common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, OUT, candidate_env, emit, load_plan, site_packages
 from .exercise import entry_point_scripts
 from .home import (
@@ -323,9 +323,13 @@ def cmd_collect() -> int:
 
     The sinkhole daemon is stopped first so that it writes the flows still open."""
     sinkhole.stop(out=OUT)
-    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+    sys.stdout.flush()
+    sink: Any = detach.Chunked(sys.stdout.buffer) if detach.active else sys.stdout.buffer
+    with tarfile.open(fileobj=sink, mode="w|") as tar:
         for path in sorted(OUT.iterdir()):
             tar.add(path, arcname=path.name)
+    if detach.active:
+        sink.close()  # the end of the chunks (the stream itself goes on)
     sys.stdout.buffer.flush()
     return EXIT_OK
 
@@ -411,7 +415,21 @@ def cmd_tells(plan: dict[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``agent [--detach] CMD ...`` (see :mod:`detach`)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != ["--detach"]:
+        return _dispatch(args)
+    if not detach.detach():
+        return EXIT_OK  # the exec'd process: the command goes on as PID 1's child
+    code = EXIT_FAIL
+    try:
+        code = _dispatch(args[1:])
+    finally:
+        emit("exit", code=code)
+    return code
+
+
+def _dispatch(args: list[str]) -> int:
     if not args:
         emit("error", msg="usage: agent {init SECONDS,setup,phase NAME,run PHASES,collect,probe,tells}")
         return EXIT_USAGE

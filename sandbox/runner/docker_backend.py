@@ -48,6 +48,7 @@ from sandbox.agent.protocol import AGENT, HOME, OUT, STAGE, TRACE_MOUNT, Plan
 from sandbox.errors import EngineError, SandboxError
 from sandbox.models import DEFAULT_PASS, ImageInfo, Phase
 from sandbox.runner import seccomp
+from sandbox.runner.agent_stream import MAX_COLLECT_BYTES, AgentReader
 from sandbox.runner.ebpf_recorder import EbpfRecorder
 from sandbox.runner.engine import (
     LABEL,
@@ -87,7 +88,6 @@ SYSCTLS = {
     "net.ipv6.conf.default.disable_ipv6": "0",
     "net.ipv6.conf.lo.disable_ipv6": "0",
 }
-MAX_COLLECT_BYTES = 2 << 30
 _KEPT_FILE = re.compile(r"files/[0-9a-f]{64}")
 
 _HOST_WORDS = ["dev", "work", "build", "laptop", "desktop", "ws", "station"]
@@ -179,6 +179,9 @@ class DockerSandbox(Sandbox):
             ipc_mode="private",
             cgroupns="private",
             ulimits=[docker.types.Ulimit(name="core", soft=0, hard=0)],
+            # PID 1's stdout carries detached agent commands' output (the traces' tar
+            # too): read live on the attach stream, never written to a log
+            log_config=docker.types.LogConfig(type="none"),
             runtime=engine_runtime(self.client, options.runtime),
             user="root",
             working_dir="/",
@@ -241,64 +244,78 @@ class DockerSandbox(Sandbox):
         observer: Observer,
         on_message: Callable[[str, dict[str, Any]], None] | None = None,
         tail: io.BytesIO | None = None,
+        detach: bool = False,
     ) -> dict[str, Any]:
         """Run an agent command; returns its last message of each type (all go to *on_message*).
 
-        With *tail*, the stdout bytes after a ``collect`` message (the output directory's
-        tar, ``agent run --collect``) go there instead of being read as messages."""
+        With *tail*, the bytes of the output directory's tar after a ``collect`` message
+        (``agent run --collect``) go there instead of being read as messages. *detach*:
+        the command runs as a child of PID 1 (``agent --detach``: no process the
+        candidate sees has a parent outside the container), its output read from the
+        container's attach stream (:mod:`sandbox.runner.agent_stream`)."""
         api = self.client.api
-        exec_id = engine_call(
-            "exec agent", api.exec_create, container.id, [AGENT, *args], user="root", stdout=True, stderr=True
-        )["Id"]
-        out: dict[str, Any] = {}
-        buf = b""
-        errtail = b""
-        start = time.monotonic()
-        sock = engine_call("exec agent", api.exec_start, exec_id, socket=True)
-        stream = (demux_adaptor(*frame) for frame in frames_iter(sock, tty=False))  # type: ignore[no-untyped-call]
-        watch = _ExecWatch(api, container.id, sock, start + timeout)
-        raw = False  # after a "collect" message: the tar, not messages
-        for stdout, stderr in watch.run(stream):
-            if stderr:
-                errtail = (errtail + stderr)[-4000:]
-            if stdout and raw and tail is not None:
-                tail.write(stdout)
-                if tail.tell() > MAX_COLLECT_BYTES:
-                    raise SandboxError("trace output exceeds 2 GiB")
-            elif stdout:
-                buf += stdout
-                while not raw and b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    try:
-                        msg = json.loads(line)
-                    except ValueError:
-                        continue
-                    kind = msg.pop("type", "")
-                    out[kind] = msg
-                    if on_message is not None:
-                        on_message(kind, msg)
-                    if kind == "status":
-                        observer.status(f"{msg.get('phase', '')}: {msg.get('msg', '')}")
-                    if kind == "collect" and tail is not None:
-                        raw = True
-                        tail.write(buf)
-                        buf = b""
-            if time.monotonic() - start > timeout:
-                raise SandboxError(f"agent {' '.join(args)} did not finish within {timeout:.0f}s")
-        if watch.why == "timeout":
+
+        def message(kind: str, msg: dict[str, Any]) -> None:
+            if on_message is not None:
+                on_message(kind, msg)
+            if kind == "status":
+                observer.status(f"{msg.get('phase', '')}: {msg.get('msg', '')}")
+
+        deadline = time.monotonic() + timeout
+        attach = None
+        if detach:  # opened first: the stream carries only what is written after it opens
+            params = {"stdout": 1, "stderr": 1, "stream": 1}
+            attach = engine_call("attach to sandbox", api.attach_socket, container.id, params=params)
+        try:
+            argv = [AGENT, *(["--detach"] if detach else []), *args]
+            exec_id = engine_call(
+                "exec agent", api.exec_create, container.id, argv, user="root", stdout=True, stderr=True
+            )["Id"]
+            sock = engine_call("exec agent", api.exec_start, exec_id, socket=True)
+            reader = AgentReader(message, None if detach else tail)
+            why = self._pump(container, sock, reader, deadline)
+            code = engine_call("inspect exec", api.exec_inspect, exec_id).get("ExitCode") if not why else None
+            if attach is not None and not why and code in (0, None) and "error" not in reader.out:
+                pid = int(reader.out.get("detached", {}).get("pid") or 0)
+                if pid <= 0:
+                    raise SandboxError(f"agent {' '.join(args)} did not detach: {reader.detail}")
+                reader = AgentReader(message, tail, chunked=True, pid=pid)
+                why = self._pump(container, attach, reader, deadline)
+                code = reader.code if reader.finished() else -1
+        finally:
+            if attach is not None:
+                with contextlib.suppress(OSError):
+                    attach.close()
+        if why == "timeout":
             raise SandboxError(f"agent {' '.join(args)} did not finish within {timeout:.0f}s")
-        if watch.why == "stopped":
+        if why == "stopped":
             raise SandboxError(
                 f"sandbox container stopped during {' '.join(args)} (deadline, engine or runtime)"
             )
-        info = engine_call("inspect exec", api.exec_inspect, exec_id)
-        code = info.get("ExitCode")
+        out = reader.out
         if code not in (0, None) or "error" in out:
-            detail = out.get("error", {}).get("msg") or errtail.decode("utf-8", "replace").strip()[-300:]
+            detail = out.get("error", {}).get("msg") or reader.detail
             if not container_running(container):
                 raise SandboxError(f"sandbox container stopped during {' '.join(args)} (deadline or engine)")
             raise SandboxError(f"agent {' '.join(args)} failed (exit {code}): {detail}")
         return out
+
+    def _pump(self, container: Any, sock: Any, reader: AgentReader, deadline: float) -> str:
+        """Feed *reader* the frames of *sock* (an exec's or the attach stream) until it
+        ends, the detached command finishes, or the watch stops it; returns the
+        watch's reason ("timeout", "stopped") or ""."""
+        stream = (demux_adaptor(*frame) for frame in frames_iter(sock, tty=False))  # type: ignore[no-untyped-call]
+        watch = _ExecWatch(self.client.api, container.id, sock, deadline, ended=reader.finished)
+        for stdout, stderr in watch.run(stream):
+            if stderr:
+                reader.stderr(stderr)
+            if stdout:
+                reader.stdout(stdout)
+            if reader.exited:
+                break
+            if time.monotonic() > deadline:
+                return "timeout"
+        return watch.why
 
     def _collect(self, container: Any, dest: Path, streamed: io.BytesIO | None = None) -> None:
         """Stream the agent's output directory out of the container (tmpfs: no get_archive),
@@ -449,6 +466,7 @@ class DockerSession(SessionABC):
                 observer=observer,
                 on_message=on_message,
                 tail=tar,
+                detach=detached(options),
             )
             if "done" not in raw or not phases:
                 raise SandboxError(f"agent stopped before finishing the phases: {raw.get('error', {})}")
@@ -518,13 +536,24 @@ class _ExecWatch:
     checks the deadline and that the container still runs; if not, it shuts the socket,
     which ends the stream, and says why."""
 
-    def __init__(self, api: Any, container_id: str, sock: Any, deadline: float) -> None:
+    def __init__(
+        self, api: Any, container_id: str, sock: Any, deadline: float, ended: Callable[[], bool] | None = None
+    ) -> None:
         self.api, self.container_id, self.sock, self.deadline = api, container_id, sock, deadline
+        self.ended = ended  # a detached command finished (its stream itself never ends)
         self.why = ""
         self._done = threading.Event()
 
     def _watch(self) -> None:
-        while not self._done.wait(2.0):
+        polls = 0
+        while not self._done.wait(0.5):
+            polls += 1
+            if self.ended is not None and self.ended():
+                with contextlib.suppress(OSError):
+                    getattr(self.sock, "_sock", self.sock).shutdown(socket.SHUT_RDWR)
+                return
+            if polls % 4:
+                continue  # the deadline and the container every 2 s
             if time.monotonic() > self.deadline:
                 self.why = "timeout"
             else:
@@ -555,6 +584,13 @@ class _ExecWatch:
             self._done.set()
             with contextlib.suppress(OSError):
                 self.sock.close()
+
+
+def detached(options: RunOptions) -> bool:
+    """Whether the agent commands the candidate runs under are PID 1's children (see
+    :mod:`sandbox.agent.detach`): under runc. gVisor keeps ``docker exec``'s (its
+    parent pid 0 stays among its tells)."""
+    return options.runtime == "runc"
 
 
 def pass_budget(options: RunOptions) -> float:
@@ -634,7 +670,9 @@ def tells_container(
     backend = DockerSandbox(client, image)
     session = backend.open(staging, plan, options, Observer())
     try:
-        out = backend._exec_json(session.container, ["tells"], timeout=120, observer=Observer())
+        out = backend._exec_json(
+            session.container, ["tells"], timeout=120, observer=Observer(), detach=detached(options)
+        )
         seen: dict[str, Any] = out.get("tells", {})
         return seen
     finally:

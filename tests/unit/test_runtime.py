@@ -265,3 +265,27 @@ def test_exec_watch_ends_a_stream_the_engine_never_closes(running: bool, deadlin
         assert watch.why == why and time.monotonic() - t0 < 10
     finally:
         engine.close()
+
+
+def test_exec_watch_ends_an_attach_stream_once_the_detached_command_finished() -> None:
+    # the attach stream never ends by itself: the reader says when its command did
+    import time
+
+    from docker.utils.socket import demux_adaptor, frames_iter
+
+    from sandbox.runner.docker_backend import _ExecWatch
+
+    ours, engine = _silent_exec()
+    done = [False]
+    try:
+        stream = (demux_adaptor(*f) for f in frames_iter(ours, tty=False))
+        watch = _ExecWatch(_Inspect(True), "c", ours, time.monotonic() + 60, ended=lambda: done[0])
+        t0 = time.monotonic()
+        import threading
+
+        threading.Timer(0.7, lambda: done.__setitem__(0, True)).start()
+        assert list(watch.run(stream)) == []
+        took = time.monotonic() - t0
+        assert watch.why == "" and 0.6 < took < 3, took
+    finally:
+        engine.close()

@@ -1,0 +1,82 @@
+"""``agent --detach CMD``: run an agent command as a child of PID 1.
+
+A process entered with ``docker exec`` has a parent outside the container: its
+``/proc/PID/stat`` shows parent 0, which on a real machine only init and kthreadd
+have, and the candidate can read it. The exec'd process forks twice and exits; the
+kernel re-parents the grandchild to the init of the pid namespace (the exiting
+parent's ancestors are outside it, so no subreaper is found there). The grandchild
+runs the command with its stdout and stderr on PID 1's, which the host reads through
+the container's attach stream (``sandbox.runner.agent_stream``): the exec itself ends at
+once, after printing the grandchild's pid. Only root reaches ``/proc/1/fd``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from typing import BinaryIO
+
+from .common import emit
+
+INIT_STDOUT, INIT_STDERR = "/proc/1/fd/1", "/proc/1/fd/2"
+active = False  # this process is a detached command (binary output goes Chunked)
+
+
+def detach() -> bool:
+    """Fork the detached command. True in it (stdio now PID 1's); False in the exec'd
+    process, after it printed the command's pid (it should exit at once)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out = os.open(INIT_STDOUT, os.O_WRONLY | os.O_CLOEXEC)
+    err = os.open(INIT_STDERR, os.O_WRONLY | os.O_CLOEXEC)
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.close(r)
+        pid = os.fork()
+        if pid:
+            os.write(w, str(pid).encode())
+            os._exit(0)
+        os.close(w)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        for fd in (null, out, err):
+            os.close(fd)
+        global active
+        active = True
+        return True
+    os.close(w)
+    os.close(out)
+    os.close(err)
+    with io.open(r, "rb") as fh:  # noqa: UP020 - an fd, not a path
+        got = fh.read()
+    os.waitpid(middle, 0)
+    emit("detached", pid=int(got or 0))
+    return False
+
+
+class Chunked(io.RawIOBase):
+    """A detached command's binary output (the collect tar) on a stream that does not
+    end: each write as eight hex digits of length and the bytes; closing writes
+    ``00000000``."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self.raw = raw
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if data:
+            self.raw.write(b"%08x" % len(data) + bytes(data))
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw.write(b"00000000")
+            self.raw.flush()
+        super().close()
