@@ -478,16 +478,27 @@ def _feed_answers(fd: int) -> None:
 
 
 def _oom_kills() -> int:
-    """The container's OOM-kill counter (cgroup v1 memory controller, private cgroupns)."""
-    for path in ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"):
-        try:
-            with open(path) as fh:
-                for line in fh:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
-        except (OSError, ValueError):
-            continue
+    """The container's OOM kills (private cgroupns). cgroup v1 counts them per memory
+    cgroup, not its subtree, and the runc wrapper runs the container's processes in
+    cgroups below the namespace root: every one is summed. v2's ``memory.events`` at the
+    root counts its subtree."""
+    total, v1 = 0, False
+    for dirpath, _dirs, files in os.walk("/sys/fs/cgroup/memory"):
+        if "memory.oom_control" in files:
+            v1 = True
+            total += _oom_kill_line(os.path.join(dirpath, "memory.oom_control"))
+    return total if v1 else _oom_kill_line("/sys/fs/cgroup/memory.events")
+
+
+def _oom_kill_line(path: str) -> int:
+    try:
+        with open(path) as fh:
+            for line in fh:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
     return 0
 
 
