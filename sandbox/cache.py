@@ -145,6 +145,7 @@ JUDGING_MODULES = (
     "sandbox.eventrows",
     "sandbox.models",
     "sandbox.oci",
+    "sandbox.oci.roots",  # the root filesystem the candidate sees
     "sandbox.oci.wrapper",  # the container's view of itself can change what a candidate does
     "sandbox.runner",
     "sandbox.runner.docker_backend",

@@ -78,9 +78,7 @@ def provision(log: Callable[[str], None]) -> None:
         log("tracefs mounted (the eBPF recorder's tracepoints)")
     if os.geteuid() == 0:
         provision_runsc(log)
-        from sandbox.runner.runtime import register_wrapper
-
-        register_wrapper(connect(), log)
+        provision_wrapper(log)
     import docker.errors
 
     from sandbox.runner.image import OFFLINE_BASE, build_offline_base
@@ -109,6 +107,26 @@ def provision_compiled(log: Callable[[str], None]) -> None:
         log(f"compiled eBPF recorder built: {bpfbuild.build()}")
     except (PkgSandboxError, OSError) as exc:
         log(f"compiled eBPF recorder not built ({exc}): the eBPF recorder is bpftrace's")
+
+
+def provision_wrapper(log: Callable[[str], None]) -> None:
+    """Install and register the runc wrapper (sandbox.oci.wrapper) and make its btrfs
+    root volume (sandbox.oci.roots), installing Debian's btrfs-progs first if missing.
+    A volume that cannot be made is logged, not raised: roots stay the engine's."""
+    from sandbox.oci import roots
+    from sandbox.runner.engine import connect
+    from sandbox.runner.runtime import register_wrapper
+
+    if shutil.which("mkfs.btrfs") is None and shutil.which("apt-get"):
+        log("installing Debian's btrfs-progs (the sandbox's root volume)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", "btrfs-progs"], env=env, capture_output=True)
+    try:
+        roots.setup(log)
+        log(f"root volume ready at {roots.TOP}")
+    except (OSError, subprocess.SubprocessError) as exc:
+        log(f"no root volume ({exc}): sandboxes keep the engine's overlay root (a tell)")
+    register_wrapper(connect(), log)
 
 
 def provision_runsc(log: Callable[[str], None]) -> None:

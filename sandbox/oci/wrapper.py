@@ -16,7 +16,10 @@ project's venv. Every command but ``create``, ``exec`` and ``delete`` is runc's 
   rather than ``/`` (a namespace root, which only a container shows).
 - ``exec``: the process starts in that session scope (runc's ``--cgroup``), so the
   agent and the candidate below it read a login session's cgroup.
-- ``delete``: the state this wrapper kept is removed with the container.
+- The root: a btrfs snapshot of the image (:mod:`sandbox.oci.roots`) where the volume
+  is mounted, so that ``/proc/self/mounts`` shows a workstation's root, not Docker's
+  overlay with its ``/var/lib/docker`` layer paths.
+- ``delete``: the state this wrapper kept is removed with the container, its root too.
 
 A step that fails leaves the container as runc made it (a tell, never a broken run).
 """
@@ -27,6 +30,7 @@ import contextlib
 import json
 import os
 import sys
+from typing import Any
 
 RUNC_PATHS = ("/usr/sbin/runc", "/usr/bin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc")
 STATE_DIR = "/run/pkgsandbox-oci"
@@ -171,6 +175,40 @@ def _log(msg: str) -> None:
     sys.stderr.write(f"pkgsandbox-runc: {msg}\n")
 
 
+def _roots() -> Any:
+    """:mod:`sandbox.oci.roots`: the package's, or (the installed copy, run by the
+    host's python3 without the project) the file beside this one."""
+    if __package__:
+        from . import roots
+
+        return roots
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), "roots.py")
+    spec = importlib.util.spec_from_file_location("pkgsandbox_roots", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _new_root(container_id: str, rootfs: str, runc_root: str) -> str | None:
+    """A btrfs snapshot root for the container (:mod:`sandbox.oci.roots`), or None
+    where there is no volume or it fails (the engine's overlay root then stays)."""
+    try:
+        roots = _roots()
+        if not roots.ready():
+            return None
+        roots.gc()
+        return str(roots.new_root(container_id, rootfs, runc_root))
+    except Exception as exc:  # any failure: the run goes on with the engine's root
+        _log(f"overlay root kept: {exc!r}")
+        with contextlib.suppress(Exception):
+            _roots().remove(container_id)
+        return None
+
+
 def create(glob: list[str], args: list[str]) -> int:
     """Rewrite the bundle, run ``runc create``, then place its process."""
     import subprocess
@@ -182,8 +220,11 @@ def create(glob: list[str], args: list[str]) -> int:
         with open(path) as fh:
             config = json.load(fh)
         files = drop_network_binds(config)
-        root = config.get("root", {}).get("path", "rootfs")
-        write_root_files(os.path.join(bundle, root), files)
+        root = os.path.join(bundle, config.get("root", {}).get("path", "rootfs"))
+        snap = _new_root(container_id, root, option(glob, "--root") or "/run/runc") if container_id else None
+        if snap is not None:
+            config["root"]["path"] = root = snap
+        write_root_files(root, files)
         tmp = path + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(config, fh)
@@ -221,6 +262,10 @@ def main(argv: list[str]) -> int:
         code = subprocess.call([runc(), *argv])
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(STATE_DIR, args[-1]))
+        try:
+            _roots().remove(args[-1])
+        except Exception as exc:  # the next create's gc tries again
+            _log(f"root not removed yet: {exc!r}")
         return code
     os.execv(runc(), [runc(), *glob, command, *args] if command else [runc(), *argv])
     return 127

@@ -10,14 +10,17 @@ dockerd with SIGHUP: the engine re-reads its runtimes without stopping a contain
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.errors import EngineError
+from sandbox.oci import roots as oci_roots
 from sandbox.oci import wrapper as oci_wrapper
 
 Runtime = Literal["runc", "runsc"]
@@ -158,25 +161,33 @@ def _register(client: Any, log: Any, name: str, wrapper: str | None, config: Pat
     )
 
 
-def wrapper_source() -> bytes:
-    """The wrapper as shipped (the installed copy must equal it)."""
-    return Path(oci_wrapper.__file__).read_bytes()
+def _wrapper_files(dest: Path) -> dict[Path, bytes]:
+    """{installed path: content as shipped}: the wrapper and the module beside it."""
+    return {
+        dest: Path(oci_wrapper.__file__).read_bytes(),
+        dest.parent / "roots.py": Path(oci_roots.__file__).read_bytes(),
+    }
+
+
+def wrapper_current(dest: Path = WRAPPER_PATH) -> bool:
+    """Whether the installed copy is this version's."""
+    try:
+        return all(path.read_bytes() == data for path, data in _wrapper_files(dest).items())
+    except OSError:
+        return False
 
 
 def install_wrapper(dest: Path = WRAPPER_PATH) -> bool:
-    """Write the wrapper to *dest* (mode 755, atomically) unless it is there already;
-    returns whether it changed."""
-    src = wrapper_source()
-    try:
-        if dest.read_bytes() == src:
-            return False
-    except OSError:
-        pass
+    """Write the wrapper to *dest* (mode 755, atomically; the module beside it) unless
+    it is there already; returns whether it changed."""
+    if wrapper_current(dest):
+        return False
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_bytes(src)
-    tmp.chmod(0o755)
-    tmp.replace(dest)
+    for path, data in _wrapper_files(dest).items():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.chmod(0o755 if path == dest else 0o644)
+        tmp.replace(path)
     return True
 
 
@@ -189,11 +200,12 @@ def engine_runtime(client: Any, runtime: str, dest: Path = WRAPPER_PATH) -> str:
     try:
         install_wrapper(dest)
     except OSError:  # not ours to write (another user's engine): use it only if current
-        try:
-            if dest.read_bytes() != wrapper_source():
-                return runtime
-        except OSError:
+        if not wrapper_current(dest):
             return runtime
+    if os.geteuid() == 0 and os.path.exists(oci_roots.IMAGE):
+        # attached again after a reboot (the volume's loop device is gone then)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            oci_roots.setup()
     return WRAPPED
 
 

@@ -137,16 +137,14 @@ def test_doctor_tells_lists_what_remains() -> None:
         "ok /proc/self/cgroup",  # the runc wrapper's scopes
         "ok /proc/1/cgroup",
         "ok processes",  # the agent runs detached: PID 1's child, no parent 0 in sight
+        "ok /proc/self/mounts",  # a btrfs snapshot root (sandbox.oci.roots), no engine binds
+        "ok /proc/self/mountinfo",
     ):
         assert fixed in out, (fixed, out)
     # exactly what the README ("What gives the sandbox away", the table under "Runtimes")
     # says is still there under runc and this session's recorder: exit 1 lists them
     assert f"with the {recorder()} recorder" in out, out
-    remaining = {
-        "/proc/self/mounts",
-        "/proc/self/mountinfo",
-    }
-    assert "/etc/hosts" not in out, out  # the engine's network files are no longer mounted
+    remaining: set[str] = set()
     if recorder() == "strace":
         remaining.add("TracerPid")  # the eBPF recorder runs on the host: TracerPid 0
         remaining.add("command lines")  # strace's own, in front of every step
@@ -158,7 +156,7 @@ def test_doctor_tells_lists_what_remains() -> None:
     tells = set(re.findall(r"TELL ([^:]+):", out))
     # the host's own figures show through (a fresh CI machine's uptime, a small VM)
     assert remaining <= tells and tells - remaining <= {"uptime", "CPU count", "memory"}, out
-    assert p.returncode == 1, out
+    assert p.returncode == (1 if tells else 0), out
 
 
 def test_a_payload_quiet_while_dev_shm_holds_libfaketime_files_is_caught(tmp_path: Path) -> None:
