@@ -5,13 +5,15 @@ A process entered with ``docker exec`` has a parent outside the container: its
 have, and the candidate can read it. The exec'd process forks twice and exits; the
 kernel re-parents the grandchild to the init of the pid namespace (the exiting
 parent's ancestors are outside it, so no subreaper is found there). The grandchild
-runs the command with its stdout and stderr on PID 1's, which the host reads through
-the container's attach stream (``sandbox.runner.agent_stream``): the exec itself ends at
+runs the command with its ``sys.stdout`` and ``sys.stderr`` on PID 1's (close-on-exec
+fds; its fds 0-2 are ``/dev/null``, so no child inherits them), which the host reads
+through the container's attach stream (``sandbox.runner.agent_stream``): the exec itself ends at
 once, after printing the grandchild's pid. Only root reaches ``/proc/1/fd``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import sys
@@ -39,12 +41,18 @@ def detach() -> bool:
             os.write(w, str(pid).encode())
             os._exit(0)
         os.close(w)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
+        # PID 1's pipes on high close-on-exec fds, only this process's own streams:
+        # fds 0-2 are /dev/null, so no child (cp, pip, the candidate's drivers) inherits
+        # a way to write messages or init's notices to the host
+        chan_out = fcntl.fcntl(out, fcntl.F_DUPFD_CLOEXEC, 100)
+        chan_err = fcntl.fcntl(err, fcntl.F_DUPFD_CLOEXEC, 100)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
         for fd in (null, out, err):
             os.close(fd)
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(chan_out, "w")), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.BufferedWriter(io.FileIO(chan_err, "w")), line_buffering=True)
         global active
         active = True
         return True

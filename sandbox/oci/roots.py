@@ -219,8 +219,12 @@ def layer_chain(rootfs: str, mountinfo: str | None = None) -> list[str] | None:
     return None
 
 
+# how templates are made: a change rebuilds them (the key holds it)
+TEMPLATE_FORMAT = "2"
+
+
 def _key(chain: list[str]) -> str:
-    return hashlib.sha256("\n".join(chain).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join([TEMPLATE_FORMAT, *chain]).encode()).hexdigest()[:16]
 
 
 def _rm(path: str) -> None:
@@ -268,6 +272,14 @@ def apply_layer(diff: str, dst: str) -> None:
         os.removexattr(o, "trusted.overlay.opaque", follow_symlinks=False)
 
 
+def _as_installed(root: str) -> None:
+    """What Docker's per-container layer adds and an installed system has: the
+    ``/etc/mtab`` link (an image may lack it)."""
+    mtab = os.path.join(root, "etc/mtab")
+    if os.path.isdir(os.path.join(root, "etc")) and not os.path.lexists(mtab):
+        os.symlink("../proc/self/mounts", mtab)
+
+
 def ensure_template(rootfs: str) -> str:
     """The read-only template subvolume of the image under *rootfs* (built if missing)."""
     chain = layer_chain(rootfs)
@@ -288,6 +300,8 @@ def ensure_template(rootfs: str) -> str:
                 subvol_create(TEMPLATES, work)
             for k in range(have, len(chain)):
                 apply_layer(chain[k], f"{TEMPLATES}/{work}")
+                if k == len(chain) - 1:
+                    _as_installed(f"{TEMPLATES}/{work}")
                 snapshot(f"{TEMPLATES}/{work}", TEMPLATES, f"tmp-{keys[k]}")
                 make_readonly(f"{TEMPLATES}/tmp-{keys[k]}")
                 os.rename(f"{TEMPLATES}/tmp-{keys[k]}", f"{TEMPLATES}/{keys[k]}")
@@ -300,17 +314,18 @@ def ensure_template(rootfs: str) -> str:
 
 # ------------------------------------------------------------------ per container
 def _next_number() -> int:
-    with open(f"{SNAPSHOTS}/.counter", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        n = int(fh.read().strip() or "1") + 1
-        while os.path.exists(f"{SNAPSHOTS}/{n}"):
-            n += 1
-        os.mkdir(f"{SNAPSHOTS}/{n}")
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(n))
-    return n
+    """A free snapshot number, drawn at random (a counter would tell a candidate how
+    many sandboxes ran before it); the directory is made here, claiming it."""
+    import random
+
+    for _ in range(1000):
+        n = random.randint(2, 400 + len(os.listdir(SNAPSHOTS)))
+        try:
+            os.mkdir(f"{SNAPSHOTS}/{n}")
+            return n
+        except FileExistsError:
+            continue
+    raise OSError("no free snapshot number")
 
 
 def new_root(container_id: str, rootfs: str, runc_root: str) -> str:
@@ -367,7 +382,10 @@ def gc(now: float | None = None) -> None:
                     os.rmdir(d)
     if os.path.isdir(TEMPLATES):
         with open(f"{TEMPLATES}/.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:  # a build in progress: its half-built subvolumes are not leftovers
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
             for name in os.listdir(TEMPLATES):
                 path = f"{TEMPLATES}/{name}"
                 with contextlib.suppress(OSError):

@@ -73,6 +73,25 @@ def session_scope(container_id: str) -> str:
     return f"user.slice/user-1000.slice/session-{2 + int(digits, 16) % 7}.scope"
 
 
+# Where systemd puts a unit in each cgroup v1 hierarchy (a hybrid host's
+# /proc/PID/cgroup): the full path in its own hierarchy, the unified one and the
+# controllers it accounts by default; its slice in cpu, cpuacct, blkio and devices
+# (a service: its own path there too); the root in every other (cpuset, freezer,
+# net_cls, perf_event, hugetlb, rdma …). "" is the unified (v2) hierarchy.
+_FULL = frozenset({"name=systemd", "", "memory", "pids"})
+_SLICE = frozenset({"cpu", "cpuacct", "blkio", "devices"})
+
+
+def unit_path(controllers: frozenset[str], path: str, service: bool = False) -> str | None:
+    """The cgroup (below the namespace root) a unit at *path* shows in a hierarchy of
+    *controllers*; None: the root."""
+    if controllers & _FULL or (service and controllers & _SLICE):
+        return path
+    if controllers & _SLICE:
+        return path.split("/", 1)[0]
+    return None
+
+
 def drop_network_binds(config: dict[str, object]) -> dict[str, str]:
     """Remove the engine's network-file bind mounts from *config* (in place); returns
     {destination: host source} for the files to write into the root instead."""
@@ -90,9 +109,12 @@ def drop_network_binds(config: dict[str, object]) -> dict[str, str]:
     return files
 
 
-def cgroup_dirs(pid: int, cgroup_text: str, mountinfo: str) -> list[str]:
-    """The host directories of process *pid*'s cgroup in every hierarchy (v1 and v2),
-    from its ``/proc/PID/cgroup`` and the host's ``/proc/self/mountinfo``."""
+def cgroup_dirs(container_id: str, cgroup_text: str, mountinfo: str) -> list[tuple[frozenset[str], str]]:
+    """(controllers, host directory) of a container process's cgroup in every hierarchy
+    (v1 and v2), from its ``/proc/PID/cgroup`` and the host's ``/proc/self/mountinfo``.
+    Only hierarchies that place it in the container's own cgroup (its path names the
+    container): a line runc did not set (a hybrid host's unified one can name
+    containerd's service) is another's cgroup, never touched."""
     unified: str | None = None
     v1: list[tuple[set[str], str]] = []  # (super options, mount point) of each v1 hierarchy
     for line in mountinfo.splitlines():
@@ -107,14 +129,14 @@ def cgroup_dirs(pid: int, cgroup_text: str, mountinfo: str) -> list[str]:
     out = []
     for line in cgroup_text.splitlines():
         parts = line.split(":", 2)
-        if len(parts) != 3:
+        if len(parts) != 3 or not container_id or container_id not in parts[2]:
             continue
         # a v1 line names its controllers ("cpu,cpuacct", "name=systemd"): the mount
         # whose options hold them all; the v2 line ("0::/path") names none
-        want = set(parts[1].split(",")) if parts[1] else set()
-        base = next((m for opts, m in v1 if want <= opts), None) if want else unified
+        want = frozenset(parts[1].split(",")) if parts[1] else frozenset({""})
+        base = next((m for opts, m in v1 if want <= opts), None) if parts[1] else unified
         if base is not None:
-            out.append(os.path.join(base, parts[2].lstrip("/")).rstrip("/"))
+            out.append((want, os.path.join(base, parts[2].lstrip("/")).rstrip("/")))
     return out
 
 
@@ -143,30 +165,108 @@ def make_cgroup(base: str, sub: str) -> str:
     return path
 
 
-def place(pid: int, container_id: str) -> None:
-    """Move the container's first process to ``init.scope``; make the session scope."""
+def _dirs_of(pid: int, container_id: str) -> list[tuple[frozenset[str], str]]:
     with open(f"/proc/{pid}/cgroup") as fh:
         cg = fh.read()
     with open("/proc/self/mountinfo") as fh:
         mi = fh.read()
-    dirs = cgroup_dirs(pid, cg, mi)
+    return cgroup_dirs(container_id, cg, mi)
+
+
+def place(pid: int, container_id: str) -> tuple[list[str], str]:
+    """Move the container's first process to ``init.scope`` and make the session scope.
+    Returns runc's ``exec --cgroup`` arguments that start a process in the session,
+    and (cgroup v1 with a unified hierarchy beside it) the unified session's
+    ``cgroup.procs``, which the shell front writes the exec'd pid to: runc 1.1 takes
+    ``:path`` for every hierarchy not named, never for the unified one alone
+    (measured), and leaves it at the root."""
+    dirs = _dirs_of(pid, container_id)
     if not dirs:
-        raise OSError("no cgroup directories found")
-    for base in dirs:
-        make_cgroup(base, session_scope(container_id))
-        _write(os.path.join(make_cgroup(base, INIT_SCOPE), "cgroup.procs"), str(pid))
+        raise OSError("no cgroup directory of the container found")
+    v1 = any(controllers != {""} for controllers, _ in dirs)
+    args, unified = [], ""
+    for controllers, base in dirs:
+        session = unit_path(controllers, session_scope(container_id))
+        if session is not None:
+            target = make_cgroup(base, session)
+            if controllers == {""} and v1:
+                unified = os.path.join(target, "cgroup.procs")
+            else:
+                args += [f"{c}:{session}" for c in sorted(controllers)]
+        elif v1:
+            args += [f"{c}:." for c in sorted(controllers)]  # the container's own (its root)
+        init = unit_path(controllers, INIT_SCOPE)
+        if init is not None:
+            _write(os.path.join(make_cgroup(base, init), "cgroup.procs"), str(pid))
+    return args, unified
+
+
+def place_services(pid: int, container_id: str, wait: float = 2.0) -> int:
+    """Move the children PID 1 forks as it starts (the decoy daemons) from its
+    ``init.scope`` to a ``system.slice/<name>.service`` each, as systemd runs services;
+    waits up to *wait* seconds for them to appear. Returns how many moved."""
+    import time
+
+    # PID 1 is in init.scope by now: the container's own cgroup is its parent there
+    dirs = [
+        (c, d[: -len(INIT_SCOPE) - 1] if d.endswith("/" + INIT_SCOPE) else d)
+        for c, d in _dirs_of(pid, container_id)
+    ]
+    moved: set[int] = set()
+    end = time.monotonic() + wait
+    while True:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as fh:
+                children = [int(c) for c in fh.read().split()]
+        except OSError:
+            return len(moved)
+        for child in children:
+            if child in moved:
+                continue
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as fh:
+                    argv0 = fh.read().split(b"\0", 1)[0].split(b" ", 1)[0].decode("utf-8", "replace")
+                with open(f"/proc/{child}/cgroup") as fh:
+                    if INIT_SCOPE not in fh.read():
+                        continue  # not a service (an agent command the engine placed)
+            except OSError:
+                continue
+            name = os.path.basename(argv0).rstrip(":") or "unknown"
+            unit = f"system.slice/{name}.service"
+            for controllers, base in dirs:
+                sub = unit_path(controllers, unit, service=True)
+                if sub is not None:
+                    with contextlib.suppress(OSError):  # gone meanwhile
+                        _write(os.path.join(make_cgroup(base, sub), "cgroup.procs"), str(child))
+            moved.add(child)
+        if time.monotonic() > end:
+            return len(moved)
+        time.sleep(0.1)
 
 
 def write_root_files(rootfs: str, files: dict[str, str]) -> None:
-    """Each engine file's content at its destination in *rootfs* (never through a link)."""
+    """Each engine file's content at its destination in *rootfs*, never through a link
+    (in any component: the image's content decides what lies there)."""
     for dest, source in files.items():
         with open(source, "rb") as fh:
             data = fh.read()
-        target = os.path.join(rootfs, dest.lstrip("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        parts = [p for p in dest.split("/") if p]
+        fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.write(fd, data)
+            for part in parts[:-1]:  # each directory opened below the last, never followed
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            out = os.open(
+                parts[-1],
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=fd,
+            )
+            try:
+                os.write(out, data)
+            finally:
+                os.close(out)
         finally:
             os.close(fd)
 
@@ -200,7 +300,6 @@ def _new_root(container_id: str, rootfs: str, runc_root: str) -> str | None:
         roots = _roots()
         if not roots.ready():
             return None
-        roots.gc()
         return str(roots.new_root(container_id, rootfs, runc_root))
     except Exception as exc:  # any failure: the run goes on with the engine's root
         _log(f"overlay root kept: {exc!r}")
@@ -236,38 +335,56 @@ def create(glob: list[str], args: list[str]) -> int:
     if code == 0 and pid_file and container_id:
         try:
             with open(pid_file) as fh:
-                place(int(fh.read().strip()), container_id)
+                pid = int(fh.read().strip())
+            cgroups, unified = place(pid, container_id)
             os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
+            # read by the shell front (runc-wrapper.sh) at every exec: the pid, runc's
+            # --cgroup arguments (no spaces), the unified session's cgroup.procs or ""
             with open(os.path.join(STATE_DIR, container_id), "w") as fh:
-                fh.write(session_scope(container_id))
+                fh.write(f"{pid}\n{' '.join(cgroups)}\n{unified}\n")
         except (OSError, ValueError) as exc:
             _log(f"cgroups left as is: {exc}")
     return code
 
 
+def delete(glob: list[str], args: list[str]) -> int:
+    """``runc delete``, then this wrapper's state and the container's root; a delete
+    runc refused keeps them (the container still exists). Collects leftovers after."""
+    import subprocess
+
+    container_id = args[-1] if args else ""
+    code = subprocess.call([runc(), *glob, "delete", *args])
+    runc_root = option(glob, "--root") or "/run/runc"
+    if code != 0 and os.path.exists(os.path.join(runc_root, container_id, "state.json")):
+        return code
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(STATE_DIR, container_id))
+    try:
+        roots = _roots()
+        roots.remove(container_id)
+        roots.gc()  # here, off a run's critical path (delete overlaps judging)
+    except Exception as exc:  # the next delete's collection tries again
+        _log(f"root not removed yet: {exc!r}")
+    return code
+
+
 def main(argv: list[str]) -> int:
-    """Dispatch one runc invocation."""
+    """Dispatch one runc invocation (create, delete; ``--services ID`` from the shell
+    front after ``start``); anything else is runc's."""
+    if argv[:1] == ["--services"] and len(argv) == 2:
+        try:
+            with open(os.path.join(STATE_DIR, argv[1])) as fh:
+                pid = int(fh.readline())
+            place_services(pid, argv[1])
+        except (OSError, ValueError) as exc:
+            _log(f"services left in init.scope: {exc!r}")
+        return 0
     glob, command, args = split_argv(argv)
     if command == "create":
         return create(glob, args)
-    if command == "exec" and args:
-        try:
-            with open(os.path.join(STATE_DIR, args[-1])) as fh:
-                args = ["--cgroup", fh.read().strip(), *args]
-        except OSError:
-            pass
-    elif command == "delete" and args:
-        import subprocess
-
-        code = subprocess.call([runc(), *argv])
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(STATE_DIR, args[-1]))
-        try:
-            _roots().remove(args[-1])
-        except Exception as exc:  # the next create's gc tries again
-            _log(f"root not removed yet: {exc!r}")
-        return code
-    os.execv(runc(), [runc(), *glob, command, *args] if command else [runc(), *argv])
+    if command == "delete" and args:
+        return delete(glob, args)
+    os.execv(runc(), [runc(), *argv])
     return 127
 
 

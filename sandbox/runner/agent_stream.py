@@ -78,7 +78,10 @@ class AgentReader:
             elif self._raw:
                 if len(self._buf) < 8:
                     return
-                size = int(self._buf[:8], 16)
+                head = self._buf[:8]
+                if not all(c in b"0123456789abcdef" for c in head):
+                    raise SandboxError(f"a malformed chunk header from the agent: {head!r}")
+                size = int(head, 16)
                 if size == 0:
                     self._buf, self._raw = self._buf[8:], False
                     continue

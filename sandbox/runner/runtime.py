@@ -162,9 +162,12 @@ def _register(client: Any, log: Any, name: str, wrapper: str | None, config: Pat
 
 
 def _wrapper_files(dest: Path) -> dict[Path, bytes]:
-    """{installed path: content as shipped}: the wrapper and the module beside it."""
+    """{installed path: content as shipped}: the shell front dockerd runs and the two
+    modules beside it."""
+    here = Path(oci_wrapper.__file__).parent
     return {
-        dest: Path(oci_wrapper.__file__).read_bytes(),
+        dest: (here / "runc-wrapper.sh").read_bytes(),
+        dest.parent / "wrapper.py": Path(oci_wrapper.__file__).read_bytes(),
         dest.parent / "roots.py": Path(oci_roots.__file__).read_bytes(),
     }
 

@@ -99,7 +99,8 @@ CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 
 # CLONE_PARENT (0x00008000): a child whose parent is the caller's parent, not the
 # caller: the eBPF decoder would copy its cwd and fds from the wrong process (s27).
 CLONE_REFUSED = CLONE_NS_FLAGS | 0x00800000 | 0x00008000
-EPERM, ENOSYS = 1, 38
+EPERM, ENOSYS, ENOTTY = 1, 38, 25
+BTRFS_IOCTL_TYPE = 0x94  # btrfs's ioctls and the FICLONE family (cp --reflink falls back)
 
 # The native ABI only (Docker adds the 32-bit ones). A 64-bit process can still make
 # 32-bit calls (``int 0x80``), and there socket() is multiplexed through socketcall(),
@@ -119,7 +120,7 @@ def profile(machine: str | None = None, *, traced: bool = True) -> dict[str, Any
     denials answer EPERM themselves, as strace's injection and an unprivileged
     process on a workstation do, rather than the ENOSYS of a TRACE nobody takes (a
     tell, and a parity gap). The eBPF recorder sees them at ``sys_exit`` either way."""
-    special = set(TRACED_DENIED) | set(DENIED_EPERM) | set(DENIED_ENOSYS) | {"clone", "socket"}
+    special = set(TRACED_DENIED) | set(DENIED_EPERM) | set(DENIED_ENOSYS) | {"clone", "socket", "ioctl"}
     allowed = sorted(n for n in X86_64_SYSCALLS if n not in special)
     arch = _ARCHES.get(machine or platform.machine(), _ARCHES["x86_64"])
     return {
@@ -149,6 +150,33 @@ def profile(machine: str | None = None, *, traced: bool = True) -> dict[str, Any
                 }
                 for family in range(AF_VSOCK + 1, AF_MAX)
             ),
+            # ioctl of every type but btrfs's (0x94; the type is bits 8-15 of the cmd, an
+            # int): the root is a btrfs snapshot (sandbox.oci.roots) whose subvolume info
+            # gives its creation time (seconds ago) and its templates' ids. Unmatched
+            # commands answer ENOTTY, as on a filesystem without them: a rule per type, as
+            # for socket.
+            *(
+                {
+                    "names": ["ioctl"],
+                    "action": "SCMP_ACT_ALLOW",
+                    "args": [{"index": 1, "value": 0xFF00, "valueTwo": t << 8, "op": "SCMP_CMP_MASKED_EQ"}],
+                }
+                for t in range(256)
+                if t != BTRFS_IOCTL_TYPE
+            ),
+            {
+                "names": ["ioctl"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": ENOTTY,
+                "args": [
+                    {
+                        "index": 1,
+                        "value": 0xFF00,
+                        "valueTwo": BTRFS_IOCTL_TYPE << 8,
+                        "op": "SCMP_CMP_MASKED_EQ",
+                    }
+                ],
+            },
             {
                 "names": list(TRACED_DENIED),
                 "action": "SCMP_ACT_TRACE" if traced else "SCMP_ACT_ERRNO",

@@ -1,7 +1,8 @@
 """The sandbox's root filesystem (sandbox.oci.roots through the runc wrapper): a btrfs
 snapshot that reads like a workstation's root in /proc/self/mounts, never Docker's
-overlay with its /var/lib/docker layer paths; gone with its container, nested
-subvolumes and all; the collector removes what a killed engine left."""
+overlay with its /var/lib/docker layer paths, whose btrfs ioctls answer as a plain
+filesystem's; gone with its container; the collector removes what a killed engine
+left, nested subvolumes and all."""
 
 from __future__ import annotations
 
@@ -20,12 +21,18 @@ from sandbox.runner.interface import RunOptions
 
 pytestmark = pytest.mark.usefixtures("sandbox_image", "no_leaks")
 
-# a subvolume made by the container's root (no capability needed: write access only)
-_NESTED = (
-    "import fcntl, os, struct; os.makedirs('/srv/v', exist_ok=True); "
-    "fd = os.open('/srv/v', os.O_RDONLY); "
-    "fcntl.ioctl(fd, 0x5000940E, bytearray(struct.pack('=q4088s', 0, b'nested'))); "
-    "open('/srv/v/nested/f', 'w').write('x')"
+# btrfs's own ioctls, which a candidate could ask the root: its subvolume's info (the
+# snapshot's creation time, seconds ago) and making a subvolume (a tree the host must
+# take apart); seccomp answers ENOTTY, as on a filesystem without them
+_BTRFS_IOCTLS = (
+    "import errno, fcntl, os\n"
+    "fd = os.open('/', os.O_RDONLY)\n"
+    "for cmd in (0x81F8943C, 0x5000940E, (1 << 32) | 0x81F8943C):\n"
+    "    try:\n"
+    "        fcntl.ioctl(fd, cmd, bytearray(4096))\n"
+    "        print('answered', hex(cmd))\n"
+    "    except OSError as exc:\n"
+    "        print(errno.errorcode[exc.errno], hex(cmd))\n"
 )
 
 
@@ -58,7 +65,10 @@ def test_the_root_is_a_btrfs_snapshot_that_goes_with_its_container(
         ), info
         n = m.group(1)
         _exec(container, ["sh", "-c", "echo mine > /root/marker"])
-        _exec(container, ["python3", "-c", _NESTED])
+        for user in ("root", "1000"):
+            said = _exec(container, ["python3", "-c", _BTRFS_IOCTLS], user=user).split()
+            assert said[::2] == ["ENOTTY"] * 3, said
+        assert _exec(container, ["readlink", "/etc/mtab"]).strip() == "../proc/self/mounts"
         assert Path(roots.SNAPSHOTS, n, "snapshot/root/marker").read_text() == "mine\n"
     finally:
         box._remove(container)
@@ -78,6 +88,7 @@ def test_the_collector_removes_what_a_killed_engine_left() -> None:
         Path(roots.SNAPSHOTS, str(n)).mkdir()
         roots.subvol_create(f"{roots.SNAPSHOTS}/{n}", "snapshot")
         Path(roots.SNAPSHOTS, str(n), "snapshot", "f").write_text("x")
+        roots.subvol_create(f"{roots.SNAPSHOTS}/{n}/snapshot", "nested")  # taken apart first
         os.utime(Path(roots.SNAPSHOTS, str(n)), (old, old))
     gone = "f" * 64
     Path(roots.STATE).mkdir(exist_ok=True)

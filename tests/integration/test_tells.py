@@ -85,6 +85,14 @@ def test_pid1_is_a_disguised_init_that_reaps_and_stops_at_its_deadline(
         box._remove(container)
 
 
+def _full(controllers: str) -> bool:
+    return bool({"name=systemd", "", "memory", "pids"} & set(controllers.split(",")))
+
+
+def _slice(controllers: str) -> bool:
+    return bool({"cpu", "cpuacct", "blkio", "devices"} & set(controllers.split(",")))
+
+
 def test_the_runc_wrapper_places_cgroups_and_drops_the_engine_s_files(
     docker_client: Any, sandbox_image: Any, tmp_path: Path
 ) -> None:
@@ -102,12 +110,27 @@ def test_the_runc_wrapper_places_cgroups_and_drops_the_engine_s_files(
         container.start()
         container.reload()
         assert container.attrs["HostConfig"]["Runtime"] == WRAPPED
-        mine = _exec(container, "cat /proc/self/cgroup").splitlines()
-        assert mine and all(
-            re.fullmatch(r"\d+:[^:]*:/user\.slice/user-1000\.slice/session-\d\.scope", x) for x in mine
-        ), mine
-        init = _exec(container, "cat /proc/1/cgroup").splitlines()
-        assert init and all(x.endswith(":/init.scope") for x in init), init
+        # as systemd places a login session, init and a service in each hierarchy
+        session = r"/user\.slice/user-1000\.slice/session-\d\.scope"
+        for line in _exec(container, "cat /proc/self/cgroup").splitlines():
+            ctl, path = line.split(":", 2)[1:]
+            want = session if _full(ctl) else "/user.slice" if _slice(ctl) else "/"
+            assert re.fullmatch(want, path), line
+        for line in _exec(container, "cat /proc/1/cgroup").splitlines():
+            ctl, path = line.split(":", 2)[1:]
+            assert path == ("/init.scope" if _full(ctl) or _slice(ctl) else "/"), line
+        # PID 1's decoy daemons leave init.scope for a service each (moved after start)
+        count = (
+            "for p in /proc/[0-9]*; do grep -qs ':/system.slice/[^/]*[.]service$' $p/cgroup && echo $p; done"
+        )
+        services: list[str] = []
+        for _ in range(50):
+            services = _exec(container, count + "; true").split()
+            if len(services) >= 30:
+                break
+            time.sleep(0.1)
+        assert len(services) >= 30, services
+
         mounts = _exec(container, "cat /proc/self/mountinfo")
         assert not re.search(r" /etc/(hosts|hostname|resolv\.conf) ", mounts), mounts
         assert "/var/lib/docker/containers" not in mounts, mounts
