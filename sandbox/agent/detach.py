@@ -17,6 +17,7 @@ import fcntl
 import io
 import os
 import sys
+import time
 from typing import BinaryIO
 
 from .common import emit
@@ -88,3 +89,26 @@ class Chunked(io.RawIOBase):
             self.raw.write(b"00000000")
             self.raw.flush()
         super().close()
+
+
+def await_placement(timeout: float = 0.5, cgroup: str = "/proc/self/cgroup") -> bool:
+    """Wait (at most *timeout* s) until the runc wrapper has moved this exec'd process
+    into its login session's cgroup in the unified hierarchy: on a cgroup v1 host runc
+    starts it in the session everywhere else and the wrapper's shell front moves it
+    there a moment after it starts (sandbox.oci.runc-wrapper.sh). Anything forked before
+    would stay at ``0::/``. Returns whether it waited for a move that came."""
+    end = time.monotonic() + timeout
+    waited = False
+    while True:
+        try:
+            with open(cgroup) as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return waited
+        named = next((ln for ln in lines if ":name=systemd:" in ln), "")
+        if "/session-" not in named or "0::/" not in lines:
+            return waited  # no wrapper (plain runc, v2 only), or placed already
+        if time.monotonic() > end:
+            return False
+        waited = True
+        time.sleep(0.002)

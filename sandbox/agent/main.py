@@ -417,6 +417,8 @@ def cmd_tells(plan: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``agent [--detach] CMD ...`` (see :mod:`detach`)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != ["init"]:
+        detach.await_placement()  # before anything is forked
     if args[:1] != ["--detach"]:
         return _dispatch(args)
     if not detach.detach():

@@ -404,6 +404,14 @@ def setup(log: Callable[[str], None] = lambda m: None) -> None:
         return
     for d in (BASE, TOP, CHROOT + "/dev", os.path.dirname(IMAGE)):
         os.makedirs(d, mode=0o700, exist_ok=True)
+    # two vets after a reboot would attach the image twice and mount it twice
+    with open(f"{BASE}/.setup.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready():
+            _setup_locked(log)
+
+
+def _setup_locked(log: Callable[[str], None]) -> None:
     if not os.path.exists(IMAGE):
         free = shutil.disk_usage(os.path.dirname(IMAGE)).free
         size = min(MAX_SIZE, int(free * 0.5)) >> 30 << 30

@@ -112,7 +112,10 @@ def test_the_runc_wrapper_places_cgroups_and_drops_the_engine_s_files(
         assert container.attrs["HostConfig"]["Runtime"] == WRAPPED
         # as systemd places a login session, init and a service in each hierarchy
         session = r"/user\.slice/user-1000\.slice/session-\d\.scope"
-        for line in _exec(container, "cat /proc/self/cgroup").splitlines():
+        # read by a process the shell forks after the wrapper's move (on a v1 host the
+        # unified hierarchy's comes a moment after the exec'd process starts: the agent
+        # waits for it, sandbox.agent.detach.await_placement)
+        for line in _exec(container, "sleep 0.5; cat /proc/self/cgroup").splitlines():
             ctl, path = line.split(":", 2)[1:]
             want = session if _full(ctl) else "/user.slice" if _slice(ctl) else "/"
             assert re.fullmatch(want, path), line

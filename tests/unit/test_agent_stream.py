@@ -8,6 +8,7 @@ import io
 import json
 import tarfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +84,24 @@ def test_a_tar_nobody_asked_for_is_refused() -> None:
     assert "collect" in r.out
     with pytest.raises(SandboxError):
         AgentReader(lambda k, m: None, None)._keep(b"x")
+
+
+def test_an_exec_d_agent_waits_for_the_unified_move_only_under_the_wrapper(tmp_path: Path) -> None:
+    from sandbox.agent.detach import await_placement
+
+    cg = tmp_path / "cgroup"
+    session = "/user.slice/user-1000.slice/session-4.scope"
+    cg.write_text(f"9:name=systemd:{session}\n4:memory:{session}\n0::/\n")
+    t = time.monotonic()
+    assert not await_placement(0.2, str(cg)) and time.monotonic() - t >= 0.2  # never moved
+    cg.write_text(f"9:name=systemd:{session}\n0::{session}\n")
+    assert not await_placement(5, str(cg))  # placed already
+    cg.write_text("9:name=systemd:/\n0::/\n")
+    assert not await_placement(5, str(cg))  # plain runc: nothing to wait for
+    cg.write_text(f"0::{session}\n")
+    assert not await_placement(5, str(cg))  # cgroup v2 only: runc placed it
+    cg.write_text(f"9:name=systemd:{session}\n0::/\n")
+    import threading
+
+    threading.Timer(0.05, lambda: cg.write_text(f"9:name=systemd:{session}\n0::{session}\n")).start()
+    assert await_placement(2, str(cg))  # the shell front's move came
