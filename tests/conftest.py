@@ -109,3 +109,24 @@ def run_cli(tmp_path: Path, *args: str) -> tuple[int, Report | None]:
     code = main(["vet", *args, "--format", "json", "-o", str(out), "-q"])
     report = Report.model_validate(json.loads(out.read_text())) if out.exists() else None
     return code, report
+
+
+def import_caught(
+    tmp_path: Path, src: str, rule: str, *, fallback: bool = False, prefix: str = "rt"
+) -> Report:
+    """Vet a wheel whose package runs *src* (dedented) at import, under ``--recorder
+    auto``: it must be malicious with *rule*, and re-vetted under strace exactly when
+    *fallback* says (an eBPF run that could not name something falls back)."""
+    import textwrap
+
+    from sandbox.vet import FALLBACK_NOTE
+    from tests.fixtures.builders import Randomised, build_wheel
+
+    name = Randomised().name(prefix)
+    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": textwrap.dedent(src)})
+    code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
+    assert report is not None
+    rules = {f.rule_id for f in report.findings}
+    assert code == 1 and rule in rules, (code, report.verdict, rules, report.notes)
+    assert any(n.startswith(FALLBACK_NOTE) for n in report.notes) == fallback, report.notes
+    return report

@@ -175,7 +175,7 @@ def _mount_top() -> None:
         os.close(tfd)
 
 
-def _mountinfo(text: str | None = None) -> list[tuple[str, str, str, str, str]]:
+def mount_rows(text: str | None = None) -> list[tuple[str, str, str, str, str]]:
     """(root, mount point, fs type, source, super options) of each mount in *text*
     (``/proc/self/mountinfo``'s by default)."""
     if text is None:
@@ -197,7 +197,7 @@ def _mountinfo(text: str | None = None) -> list[tuple[str, str, str, str, str]]:
 def ready() -> bool:
     """The volume is mounted at :data:`TOP` (under its neutral name: scanned again if a
     scan by path renamed it)."""
-    mine = [m for m in _mountinfo() if m[1] == TOP and m[2] == "btrfs"]
+    mine = [m for m in mount_rows() if m[1] == TOP and m[2] == "btrfs"]
     if not mine:
         return False
     if mine[-1][3] != f"/dev/{DEVNAME}":
@@ -210,7 +210,7 @@ def layer_chain(rootfs: str, mountinfo: str | None = None) -> list[str] | None:
     """The image's layers (diff directories, bottom first) under Docker's overlay root
     *rootfs*, without the container's own ``-init`` layer (``/.dockerenv``, empty
     ``/etc/hosts``); None when *rootfs* is not an overlay mount."""
-    for _root, target, fstype, _src, opts in reversed(_mountinfo(mountinfo)):
+    for _root, target, fstype, _src, opts in reversed(mount_rows(mountinfo)):
         if target == rootfs and fstype == "overlay":
             found = dict(o.partition("=")[::2] for o in opts.split(","))
             lower = found.get("lowerdir", "").split(":")  # top first; maybe relative l/<short> links

@@ -117,15 +117,13 @@ def cgroup_dirs(container_id: str, cgroup_text: str, mountinfo: str) -> list[tup
     containerd's service) is another's cgroup, never touched."""
     unified: str | None = None
     v1: list[tuple[set[str], str]] = []  # (super options, mount point) of each v1 hierarchy
-    for line in mountinfo.splitlines():
-        pre, _, post = line.partition(" - ")
-        fields, tail = pre.split(), post.split()
-        if len(fields) < 5 or len(tail) < 3 or fields[3] != "/":
+    for root, target, fstype, _source, opts in _roots().mount_rows(mountinfo):
+        if root != "/":
             continue  # a hierarchy's root only (not a container's view of a part of it)
-        if tail[0] == "cgroup2" and unified is None:
-            unified = fields[4]
-        elif tail[0] == "cgroup":
-            v1.append((set(tail[2].split(",")), fields[4]))
+        if fstype == "cgroup2" and unified is None:
+            unified = target
+        elif fstype == "cgroup":
+            v1.append((set(opts.split(",")), target))
     out = []
     for line in cgroup_text.splitlines():
         parts = line.split(":", 2)

@@ -111,6 +111,14 @@ class DockerSandbox(Sandbox):
     def __init__(self, client: docker.DockerClient, image: ImageInfo) -> None:
         self.client = client
         self.image = image
+        self._runtimes: dict[str, str] = {}  # asked for -> the engine's (one lookup per backend)
+
+    def _engine_runtime(self, runtime: str) -> str:
+        """:func:`engine_runtime`, asked once per runtime: it costs an engine call and
+        reads the installed wrapper, and a gate or benchmark opens many sandboxes."""
+        if runtime not in self._runtimes:
+            self._runtimes[runtime] = engine_runtime(self.client, runtime)
+        return self._runtimes[runtime]
 
     @classmethod
     def connect(
@@ -182,7 +190,7 @@ class DockerSandbox(Sandbox):
             # PID 1's stdout carries detached agent commands' output (the traces' tar
             # too): read live on the attach stream, never written to a log
             log_config=docker.types.LogConfig(type="none"),
-            runtime=engine_runtime(self.client, options.runtime),
+            runtime=self._engine_runtime(options.runtime),
             user="root",
             working_dir="/",
             detach=True,

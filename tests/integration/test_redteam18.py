@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.vet import FALLBACK_NOTE
-from tests.conftest import run_cli
+from tests.conftest import import_caught, run_cli
 from tests.fixtures.builders import Randomised, build_wheel, setuptools_sdist
 
 pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
@@ -63,14 +63,7 @@ def test_a_forged_well_formed_record_does_not_hide_a_key_read(tmp_path: Path) ->
 
 
 def _key_read(tmp_path: Path, src: str, *, fallback: bool = False) -> None:
-    name = Randomised().name("rt")
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": textwrap.dedent(src)})
-    code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
-    assert report is not None
-    rules = {f.rule_id for f in report.findings}
-    fell = any(n.startswith(FALLBACK_NOTE) for n in report.notes)
-    assert code == 1 and "PS001" in rules, (code, report.verdict, rules, report.notes)
-    assert fell == fallback, report.notes
+    import_caught(tmp_path, src, "PS001", fallback=fallback)
 
 
 def test_dotdot_after_a_symlink_climbs_from_its_target(tmp_path: Path) -> None:
@@ -160,9 +153,7 @@ def test_a_symlink_made_at_install_is_followed_at_import(tmp_path: Path) -> None
 
 def test_an_exec_through_an_fd_is_named(tmp_path: Path) -> None:
     # fexecve of a shell through a reused fd slot: execveat(fd, "", AT_EMPTY_PATH)
-    name = Randomised().name("rtexec")
-    src = textwrap.dedent(
-        """\
+    src = """\
         import fcntl, os
         s = os.open("/bin/sh", os.O_RDONLY)
         t = os.open("/usr/bin/python3", os.O_RDONLY)
@@ -176,13 +167,7 @@ def test_an_exec_through_an_fd_is_named(tmp_path: Path) -> None:
                 os._exit(127)
         os.waitpid(pid, 0)
         """
-    )
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
-    assert report is not None
-    rules = {f.rule_id for f in report.findings}
-    assert code == 1 and "PS029" in rules, (code, report.verdict, rules, report.notes)
-    assert not any(n.startswith(FALLBACK_NOTE) for n in report.notes), report.notes
+    import_caught(tmp_path, src, "PS029", prefix="rtexec")
 
 
 def test_a_symlink_renamed_before_use_is_still_followed(tmp_path: Path) -> None:

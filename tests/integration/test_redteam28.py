@@ -6,14 +6,12 @@ of a dropped file (PS004) was missed. Defanged: the payload is ``exit 0``."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from sandbox.vet import FALLBACK_NOTE
-from tests.conftest import run_cli
-from tests.fixtures.builders import Randomised, build_wheel
+from tests.conftest import import_caught
+from tests.fixtures.builders import Randomised
 
 pytestmark = [pytest.mark.usefixtures("sandbox_image", "no_leaks"), pytest.mark.slow]
 
@@ -27,15 +25,13 @@ _CHILD = (
 
 @pytest.mark.parametrize("clear", ["ioctl", "fcntl"])
 def test_an_fd_made_inheritable_names_the_payload_exec_d_through_it(tmp_path: Path, clear: str) -> None:
-    r = Randomised()
-    name, folder = r.name("rtclx"), r.name("d")
+    folder = Randomised().name("d")
     unflag = (
         "os.set_inheritable(d, True)"  # CPython: ioctl(FIONCLEX)
         if clear == "ioctl"
         else "fcntl.fcntl(d, fcntl.F_SETFD, 0)"
     )
-    src = textwrap.dedent(
-        f"""\
+    src = f"""\
         import fcntl, os, subprocess, sys
         os.makedirs("/tmp/{folder}", exist_ok=True)
         fd = os.open("/tmp/{folder}/payload", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
@@ -51,10 +47,4 @@ def test_an_fd_made_inheritable_names_the_payload_exec_d_through_it(tmp_path: Pa
                 os._exit(127)
         os.waitpid(pid, 0)
         """
-    )
-    whl = build_wheel(tmp_path, name, "1.0", {f"{name}/__init__.py": src})
-    code, report = run_cli(tmp_path, str(whl), "--recorder", "auto", "--phases", "import")
-    assert report is not None
-    rules = {f.rule_id for f in report.findings}
-    assert code == 1 and "PS004" in rules, (code, report.verdict, rules, report.notes)
-    assert not any(n.startswith(FALLBACK_NOTE) for n in report.notes), report.notes
+    import_caught(tmp_path, src, "PS004", prefix="rtclx")
